@@ -1,0 +1,47 @@
+# modyard developer entry points. `make up` and `make test` work on a fresh machine:
+# scripts/bootstrap.sh installs what is missing, `modyard dev infra up` starts what is not running.
+SHELL := /bin/bash
+export PATH := $(HOME)/.local/bin:$(PATH)
+UV ?= uv
+RUN := $(UV) run --frozen
+
+.PHONY: help env infra migrate up down test test-unit lint fmt bench
+
+help:
+	@echo "make up     - install, start infrastructure, migrate, run all five services (Ctrl-C stops)"
+	@echo "make down   - stop the infrastructure that 'make up'/'make test' started"
+	@echo "make test   - the whole test suite against real PostgreSQL and RabbitMQ"
+	@echo "make lint   - ruff + mypy --strict"
+	@echo "make fmt    - format the code"
+	@echo "make bench  - benchmarks, one JSON line each"
+
+env:
+	@bash scripts/bootstrap.sh
+	@$(UV) sync --frozen --all-packages --quiet
+
+infra: env
+	@$(RUN) modyard dev infra up
+
+migrate: infra
+	@$(RUN) modyard dev migrate
+
+up: migrate
+	@$(RUN) modyard dev run
+
+down:
+	@$(RUN) modyard dev infra down
+
+test: infra
+	@$(RUN) pytest
+
+lint: env
+	@$(RUN) ruff check .
+	@$(RUN) ruff format --check .
+	@$(RUN) mypy libs/common/src libs/sdk/src services/*/src
+
+fmt: env
+	@$(RUN) ruff format .
+	@$(RUN) ruff check --fix .
+
+bench: infra
+	@$(RUN) python -m benchmarks

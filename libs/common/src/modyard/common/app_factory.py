@@ -1,0 +1,140 @@
+"""``build_service_app``: what every service's ``create_app()`` is made of.
+
+The lifespan owns the engine, the bus and the background work. Start-up never waits for the
+database or the broker: a supervisor task migrates (retrying until the database answers), then
+connects the bus (retrying until the broker answers) and starts the outbox relay, while the app
+already answers ``/healthz`` and reports what it waits for on ``/readyz``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from fastapi import APIRouter, FastAPI
+from tenacity import AsyncRetrying, wait_exponential_jitter
+
+from modyard.common import diagnostics
+from modyard.common.bus.connection import Bus
+from modyard.common.bus.consumer import EventSubscription, IdempotentConsumer
+from modyard.common.bus.outbox import OutboxRelay
+from modyard.common.db.database import Database
+from modyard.common.db.migrations import migrate, pending_revisions
+from modyard.common.errors import install_problem_handlers
+from modyard.common.logging import configure_logging
+from modyard.common.observability import health, metrics
+from modyard.common.observability.middleware import RequestContextMiddleware
+from modyard.common.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What makes one service different from the others."""
+
+    settings: ServiceSettings
+    title: str
+    description: str
+    migrations: Path
+    routers: Sequence[APIRouter] = ()
+    subscriptions: Sequence[EventSubscription] = ()
+
+
+@dataclass
+class Lifecycle:
+    """Progress of the start-up supervisor, read by ``/readyz``."""
+
+    migrated: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def build_service_app(spec: ServiceSpec) -> FastAPI:
+    settings = spec.settings
+    configure_logging(
+        service=settings.service_name, level=settings.log_level, json=settings.log_json
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(settings)
+        bus = Bus(settings)
+        consumer = IdempotentConsumer(
+            database,
+            settings.service_name,
+            [diagnostics.ping_subscription, *spec.subscriptions],
+        )
+        bus.add_consumer(consumer.queue_consumer(settings.consumer_delivery_limit))
+        relay = OutboxRelay(database, bus, settings)
+        lifecycle = Lifecycle()
+        app.state.database = database
+        app.state.bus = bus
+        app.state.relay = relay
+        app.state.lifecycle = lifecycle
+        lifecycle.tasks.append(
+            asyncio.create_task(
+                _supervise(spec, database, bus, relay, lifecycle), name="service-supervisor"
+            )
+        )
+        log.info("service_starting", port=settings.port)
+        try:
+            yield
+        finally:
+            for task in lifecycle.tasks:
+                task.cancel()
+            await asyncio.gather(*lifecycle.tasks, return_exceptions=True)
+            await bus.close()
+            await database.dispose()
+            log.info("service_stopped")
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version=VERSION,
+        lifespan=lifespan,
+        openapi_url="/v1/openapi.json",
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(diagnostics.router)
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+async def _supervise(
+    spec: ServiceSpec, database: Database, bus: Bus, relay: OutboxRelay, lifecycle: Lifecycle
+) -> None:
+    settings = spec.settings
+    async for attempt in AsyncRetrying(
+        wait=wait_exponential_jitter(initial=0.5, max=10),
+        before_sleep=lambda state: log.warning(
+            "database_not_ready",
+            attempt=state.attempt_number,
+            error=str(state.outcome and state.outcome.exception())[:300],
+        ),
+    ):
+        with attempt:
+            if settings.migrate_on_startup:
+                await migrate(database, spec.migrations)
+            else:
+                pending = await pending_revisions(database, spec.migrations)
+                if pending:
+                    raise RuntimeError(
+                        f"migrations {pending} are not applied: run `modyard-{settings.service_name} migrate`"
+                    )
+    lifecycle.migrated.set()
+    log.info("database_ready")
+    # Consumers write to the service's tables, so the bus starts only after migrations.
+    bus.start()
+    await bus.wait_ready()
+    await relay.run()

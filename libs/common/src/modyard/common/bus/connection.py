@@ -1,0 +1,246 @@
+"""The RabbitMQ connection of one service process.
+
+``connect_robust`` restores the connection, channels, topology and consumers after the broker comes
+back, but it gives up if the *first* attempt fails; :meth:`Bus.start` therefore keeps trying in the
+background, so a service started before its broker becomes ready on its own instead of crashing.
+
+Publishing uses a channel with publisher confirms and ``mandatory=True``: a message counts as sent
+only once the broker has confirmed it, and a message the broker cannot route comes back to
+:meth:`Bus._on_returned` (logged and counted) and makes :meth:`Bus.publish` raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import aiormq
+import structlog
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+
+from modyard.common.bus import topology
+from modyard.common.bus.envelope import CLOUDEVENTS_CONTENT_TYPE, CloudEvent
+from modyard.common.observability.metrics import EVENTS_PUBLISHED, EVENTS_RETURNED
+from modyard.common.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+MessageCallback = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+
+class BusUnavailable(ConnectionError):
+    """The broker is not connected right now; try again later."""
+
+
+class MessageReturned(RuntimeError):
+    """The broker could not route a mandatory message to any queue."""
+
+
+@dataclass(frozen=True)
+class QueueConsumer:
+    queue: str
+    bindings: Sequence[str]
+    callback: MessageCallback
+    arguments: dict[str, Any]
+    dead_letter_queue: str | None = None
+
+
+class Bus:
+    def __init__(self, settings: ServiceSettings) -> None:
+        self._url = settings.amqp_url
+        self._service = settings.service_name
+        self._prefetch = settings.consumer_prefetch
+        self._consumers: list[QueueConsumer] = []
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: AbstractRobustChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._ready = asyncio.Event()
+        self._connect_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def add_consumer(self, consumer: QueueConsumer) -> None:
+        if self._connect_task is not None:
+            raise RuntimeError("add consumers before Bus.start()")
+        self._consumers.append(consumer)
+
+    def start(self) -> None:
+        if self._connect_task is None:
+            self._connect_task = asyncio.create_task(self._connect_forever(), name="bus-connect")
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        async with asyncio.timeout(timeout):
+            await self._ready.wait()
+
+    @property
+    def is_connected(self) -> bool:
+        connection = self._connection
+        return (
+            self._ready.is_set()
+            and connection is not None
+            and not connection.is_closed
+            and connection.connected.is_set()
+        )
+
+    async def close(self) -> None:
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            await asyncio.gather(self._connect_task, return_exceptions=True)
+        if self._connection is not None:
+            await self._connection.close()
+        self._ready.clear()
+
+    async def _connect_forever(self) -> None:
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential_jitter(initial=0.5, max=10),
+            retry=retry_if_exception_type(
+                (OSError, ConnectionError, aio_pika.exceptions.AMQPError)
+            ),
+            before_sleep=lambda state: log.warning(
+                "broker_unreachable",
+                attempt=state.attempt_number,
+                error=str(state.outcome and state.outcome.exception()),
+            ),
+        ):
+            with attempt:
+                await self._connect()
+        log.info("broker_connected")
+
+    async def _connect(self) -> None:
+        connection = await aio_pika.connect_robust(
+            self._url,
+            client_properties={"connection_name": f"modyard-{self._service}"},
+        )
+        try:
+            await self._declare(connection)
+        except BaseException:
+            await connection.close()
+            raise
+        connection.close_callbacks.add(self._on_connection_lost)
+        connection.reconnect_callbacks.add(self._on_reconnected)
+        self._connection = connection
+        self._ready.set()
+
+    async def _declare(self, connection: AbstractRobustConnection) -> None:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=False)
+        assert isinstance(channel, aio_pika.RobustChannel)
+        channel.return_callbacks.add(self._on_returned)
+        events = await channel.declare_exchange(
+            topology.EVENTS_EXCHANGE,
+            aio_pika.ExchangeType.TOPIC,
+            durable=True,
+            arguments={"alternate-exchange": topology.UNROUTED_EXCHANGE},
+        )
+        unrouted = await channel.declare_exchange(
+            topology.UNROUTED_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        unrouted_queue = await channel.declare_queue(
+            topology.UNROUTED_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await unrouted_queue.bind(unrouted)
+        dead = await channel.declare_exchange(
+            topology.DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        self._publish_channel = channel
+        self._exchanges = {
+            topology.EVENTS_EXCHANGE: events,
+            topology.DEAD_LETTER_EXCHANGE: dead,
+            "": channel.default_exchange,
+        }
+
+        if self._consumers:
+            consume_channel = await connection.channel()
+            await consume_channel.set_qos(prefetch_count=self._prefetch)
+            for consumer in self._consumers:
+                if consumer.dead_letter_queue:
+                    dead_queue = await consume_channel.declare_queue(
+                        consumer.dead_letter_queue,
+                        durable=True,
+                        arguments={"x-queue-type": "quorum"},
+                    )
+                    await dead_queue.bind(dead, routing_key=consumer.dead_letter_queue)
+                queue = await consume_channel.declare_queue(
+                    consumer.queue, durable=True, arguments=consumer.arguments
+                )
+                for binding in consumer.bindings:
+                    await queue.bind(events, routing_key=binding)
+                await queue.consume(consumer.callback)
+
+    def _on_connection_lost(self, *_: Any) -> None:
+        log.warning("broker_connection_lost")
+
+    def _on_reconnected(self, *_: Any) -> None:
+        log.info("broker_reconnected")
+
+    def _on_returned(self, _channel: Any, message: AbstractIncomingMessage) -> None:
+        EVENTS_RETURNED.labels(
+            self._service, message.exchange or "", message.routing_key or ""
+        ).inc()
+        log.error(
+            "message_returned",
+            exchange=message.exchange,
+            routing_key=message.routing_key,
+            message_id=message.message_id,
+        )
+
+    # -- publishing ----------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        event: CloudEvent,
+        *,
+        exchange: str = topology.EVENTS_EXCHANGE,
+        routing_key: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        """Publish ``event`` and wait for the broker's confirm.
+
+        Raises :class:`BusUnavailable` when not connected, :class:`MessageReturned` when the broker
+        could not route it, and ``aio_pika.exceptions.DeliveryError`` when the broker refused it.
+        """
+        await self.publish_body(
+            event.to_json_bytes(),
+            exchange=exchange,
+            routing_key=routing_key or event.type,
+            message_id=event.id,
+            event_type=event.type,
+            correlation_id=event.correlationid,
+            timeout=timeout,
+        )
+
+    async def publish_body(
+        self,
+        body: bytes,
+        *,
+        exchange: str,
+        routing_key: str,
+        message_id: str,
+        event_type: str,
+        correlation_id: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        target = self._exchanges.get(exchange)
+        if not self.is_connected or target is None:
+            raise BusUnavailable("the message broker is not connected")
+        message = aio_pika.Message(
+            body,
+            content_type=CLOUDEVENTS_CONTENT_TYPE,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message_id,
+            type=event_type,
+            correlation_id=correlation_id,
+            app_id=f"modyard-{self._service}",
+        )
+        result = await target.publish(message, routing_key, mandatory=True, timeout=timeout)
+        if not isinstance(result, aiormq.spec.Basic.Ack):
+            raise MessageReturned(f"no queue is bound for {exchange!r} / {routing_key!r}")
+        EVENTS_PUBLISHED.labels(self._service, event_type).inc()

@@ -1,0 +1,168 @@
+"""The transactional outbox: events are written with the change that caused them, then relayed.
+
+:func:`record_event` inserts the event in the caller's transaction, so an event exists if and only
+if its change committed. :class:`OutboxRelay` publishes pending rows with publisher confirms and
+marks them published; a row whose publication fails is retried with backoff, so an event is
+delivered at least once (consumers are idempotent, which makes it exactly once in effect).
+Several replicas may relay at the same time: ``FOR UPDATE SKIP LOCKED`` gives each row to one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import event as orm_event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modyard.common.bus import topology
+from modyard.common.bus.connection import Bus
+from modyard.common.bus.envelope import CloudEvent
+from modyard.common.db.database import OUTBOX_WAKE_KEY, Database
+from modyard.common.db.messaging_tables import outbox
+from modyard.common.observability.metrics import OUTBOX_PENDING, OUTBOX_PUBLISH_FAILURES
+from modyard.common.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+MAX_RETRY_DELAY = timedelta(minutes=5)
+CLEANUP_EVERY = timedelta(minutes=10)
+
+
+async def record_event(
+    session: AsyncSession,
+    event: CloudEvent,
+    *,
+    exchange: str = topology.EVENTS_EXCHANGE,
+    routing_key: str | None = None,
+) -> None:
+    """Add ``event`` to the outbox inside the session's transaction."""
+    await session.execute(
+        insert(outbox).values(
+            event_id=event.id,
+            exchange=exchange,
+            routing_key=routing_key or event.type,
+            envelope=event.model_dump(mode="json", exclude_none=True),
+        )
+    )
+    wake = session.info.get(OUTBOX_WAKE_KEY)
+    if wake is not None and not session.info.get("modyard_outbox_hooked"):
+        session.info["modyard_outbox_hooked"] = True
+        orm_event.listen(session.sync_session, "after_commit", lambda _s: wake(), once=True)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    return min(timedelta(seconds=2 ** min(attempts, 16)), MAX_RETRY_DELAY)
+
+
+class OutboxRelay:
+    def __init__(self, database: Database, bus: Bus, settings: ServiceSettings) -> None:
+        self._database = database
+        self._bus = bus
+        self._service = settings.service_name
+        self._batch_size = settings.outbox_batch_size
+        self._poll_interval = settings.outbox_poll_interval_seconds
+        self._retention = timedelta(hours=settings.outbox_retention_hours)
+        self._wakeup = asyncio.Event()
+        self._last_cleanup = datetime.min.replace(tzinfo=UTC)
+        database.on_outbox_commit = self._wakeup.set
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Relay forever; failures are logged and retried, never fatal."""
+        failures = 0
+        while True:
+            self._wakeup.clear()
+            try:
+                relayed = await self.relay_once()
+                await self._cleanup_if_due()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                relayed = 0
+                log.warning("outbox_relay_failed", error=str(exc), failures=failures)
+            if relayed >= self._batch_size:
+                continue  # more may be waiting: don't sleep between full batches
+            delay = self._poll_interval * min(2**failures, 30)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+
+    async def relay_once(self) -> int:
+        """Publish one batch of due rows; returns how many were confirmed by the broker."""
+        if not self._bus.is_connected:
+            return 0
+        async with self._database.transaction() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        outbox.c.seq,
+                        outbox.c.exchange,
+                        outbox.c.routing_key,
+                        outbox.c.envelope,
+                        outbox.c.attempts,
+                    )
+                    .where(outbox.c.published_at.is_(None), outbox.c.next_attempt_at <= func.now())
+                    .order_by(outbox.c.seq)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                OUTBOX_PENDING.labels(self._service).set(0)
+                return 0
+            # Confirms are pipelined: publish the whole batch, then wait for every answer.
+            results = await asyncio.gather(
+                *(
+                    self._bus.publish(
+                        CloudEvent.model_validate(row.envelope),
+                        exchange=row.exchange,
+                        routing_key=row.routing_key,
+                    )
+                    for row in rows
+                ),
+                return_exceptions=True,
+            )
+            published = [
+                row.seq for row, result in zip(rows, results, strict=True) if result is None
+            ]
+            if published:
+                await session.execute(
+                    update(outbox)
+                    .where(outbox.c.seq.in_(published))
+                    .values(published_at=func.now())
+                )
+            for row, result in zip(rows, results, strict=True):
+                if isinstance(result, BaseException):
+                    OUTBOX_PUBLISH_FAILURES.labels(self._service).inc()
+                    log.warning("outbox_publish_failed", seq=row.seq, error=repr(result))
+                    await session.execute(
+                        update(outbox)
+                        .where(outbox.c.seq == row.seq)
+                        .values(
+                            attempts=row.attempts + 1,
+                            next_attempt_at=datetime.now(UTC) + retry_delay(row.attempts + 1),
+                            last_error=repr(result)[:2000],
+                        )
+                    )
+            pending = await session.scalar(
+                select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+            )
+            OUTBOX_PENDING.labels(self._service).set(pending or 0)
+        return len(published)
+
+    async def _cleanup_if_due(self) -> None:
+        now = datetime.now(UTC)
+        if now - self._last_cleanup < CLEANUP_EVERY:
+            return
+        self._last_cleanup = now
+        async with self._database.transaction() as session:
+            await session.execute(
+                delete(outbox).where(outbox.c.published_at < now - self._retention)
+            )

@@ -1,0 +1,77 @@
+"""ASGI middleware: request/correlation ids, the access log line and HTTP metrics.
+
+Written as plain ASGI rather than ``BaseHTTPMiddleware`` so that it adds no task per request and
+does not buffer streaming responses.
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modyard.common.observability.metrics import HTTP_DURATION, HTTP_REQUESTS
+from modyard.common.request_context import (
+    CORRELATION_ID_HEADER,
+    REQUEST_ID_HEADER,
+    bound_context,
+)
+
+log = structlog.get_logger("modyard.access")
+
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        started = time.perf_counter()
+        status = 500
+        with bound_context(
+            request_id=headers.get(REQUEST_ID_HEADER),
+            correlation_id=headers.get(CORRELATION_ID_HEADER),
+        ) as (request_id, correlation_id):
+
+            async def send_with_ids(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    response_headers = MutableHeaders(scope=message)
+                    response_headers[REQUEST_ID_HEADER] = request_id
+                    response_headers[CORRELATION_ID_HEADER] = correlation_id
+                await send(message)
+
+            try:
+                await self.app(scope, receive, send_with_ids)
+            finally:
+                self._record(scope, status, time.perf_counter() - started)
+
+    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
+        route = _route_template(scope)
+        method = scope["method"]
+        HTTP_REQUESTS.labels(self.service, method, route, str(status)).inc()
+        HTTP_DURATION.labels(self.service, method, route).observe(elapsed)
+        if scope["path"] not in _QUIET_PATHS or status >= 400:
+            log.info(
+                "http_request",
+                method=method,
+                path=scope["path"],
+                route=route,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template, so that metrics don't get one series per id."""
+    route = scope.get("route")
+    return str(getattr(route, "path", None) or "unmatched")

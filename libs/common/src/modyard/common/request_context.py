@@ -1,0 +1,60 @@
+"""Request and correlation ids, carried in context variables.
+
+The request id names one HTTP request or one consumed message; the correlation id follows a piece of
+work across services: it arrives in ``X-Correlation-ID`` (or as the ``correlationid`` extension of a
+CloudEvent), is put on every event published while handling it, and shows up in every log line.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import structlog
+
+REQUEST_ID_HEADER = "X-Request-ID"
+CORRELATION_ID_HEADER = "X-Correlation-ID"
+
+_request_id: ContextVar[str | None] = ContextVar("modyard_request_id", default=None)
+_correlation_id: ContextVar[str | None] = ContextVar("modyard_correlation_id", default=None)
+
+# Ids from outside are echoed into logs and headers: accept only short, plain tokens.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def sanitize_id(value: str | None) -> str | None:
+    if value and _SAFE_ID.match(value):
+        return value
+    return None
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+def current_correlation_id() -> str | None:
+    return _correlation_id.get()
+
+
+@contextmanager
+def bound_context(
+    *, request_id: str | None = None, correlation_id: str | None = None
+) -> Iterator[tuple[str, str]]:
+    """Bind ids for the duration of a request or a consumed message (and into every log line)."""
+    rid = sanitize_id(request_id) or new_id()
+    cid = sanitize_id(correlation_id) or rid
+    request_token = _request_id.set(rid)
+    correlation_token = _correlation_id.set(cid)
+    with structlog.contextvars.bound_contextvars(request_id=rid, correlation_id=cid):
+        try:
+            yield rid, cid
+        finally:
+            _request_id.reset(request_token)
+            _correlation_id.reset(correlation_token)

@@ -1,0 +1,132 @@
+"""Typed settings shared by every service.
+
+Values come from the environment. A setting can be given for one service with that service's
+sub-prefix (``MODYARD_REGISTRY_DATABASE_URL``) or for all services at once with the plain prefix
+(``MODYARD_DATABASE_URL``); the service-specific one wins. ``.env`` and ``.run/infra.env`` (written by
+``modyard dev infra up``) are read too, so a developer never has to export anything by hand.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "MODYARD_"
+ENV_FILES = (".env", ".run/infra.env")
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class CommonSettings(BaseSettings):
+    """Settings every service and the CLI understand, read with the plain ``MODYARD_`` prefix."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=ENV_FILES,
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    environment: Environment = Environment.development
+    database_url: str = "postgresql+asyncpg://modyard:modyard@127.0.0.1:5432/modyard"
+    amqp_url: str = "amqp://modyard:modyard@127.0.0.1:5672/modyard"
+    amqp_management_url: str = "http://127.0.0.1:15672"
+    docker_host: str = "unix:///var/run/docker.sock"
+    image_registry_url: str = "http://127.0.0.1:5000"
+    image_registry_username: str = "modyard"
+    image_registry_password: SecretStr = SecretStr("modyard")
+
+    jwt_secret: SecretStr = SecretStr("modyard-development-secret-change-me-in-production")
+    jwt_issuer: str = "modyard"
+    jwt_audience: str = "modyard"
+    jwt_algorithm: str = "HS256"
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    registry_url: str = "http://127.0.0.1:8001"
+    installer_url: str = "http://127.0.0.1:8002"
+    runtime_url: str = "http://127.0.0.1:8003"
+    gateway_url: str = "http://127.0.0.1:8004"
+    deployer_url: str = "http://127.0.0.1:8005"
+
+    def service_urls(self) -> dict[str, str]:
+        """Base URL of each service, keyed by service name."""
+        return {
+            "registry": self.registry_url,
+            "installer": self.installer_url,
+            "runtime": self.runtime_url,
+            "appcell-gateway": self.gateway_url,
+            "deployer": self.deployer_url,
+        }
+
+
+class ServiceSettings(CommonSettings):
+    """Base class of one service's settings.
+
+    Subclasses set ``service_name`` and ``model_config["env_prefix"]`` (``MODYARD_<SERVICE>_``).
+    """
+
+    service_name: ClassVar[str] = "service"
+    default_port: ClassVar[int] = 8000
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    db_schema: str = ""
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    migrate_on_startup: bool = True
+    outbox_batch_size: int = Field(default=100, ge=1, le=10_000)
+    outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    outbox_retention_hours: float = Field(default=24 * 7, gt=0)
+    consumer_prefetch: int = Field(default=32, ge=1)
+    consumer_delivery_limit: int = Field(default=10, ge=1)
+    readiness_timeout_seconds: float = Field(default=2.0, gt=0)
+
+    def model_post_init(self, __context: object) -> None:
+        if not self.port:
+            self.port = self.default_port
+        if not self.db_schema:
+            self.db_schema = self.service_name.replace("-", "_")
+
+    @property
+    def source(self) -> str:
+        """CloudEvents ``source`` of everything this service emits."""
+        return f"/modyard/{self.service_name}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The service's own prefix first, then the shared MODYARD_ prefix as a fallback.
+        shared_env = EnvSettingsSource(settings_cls, env_prefix=ENV_PREFIX)
+        shared_dotenv = DotEnvSettingsSource(
+            settings_cls, env_file=ENV_FILES, env_prefix=ENV_PREFIX
+        )
+        return (
+            init_settings,
+            env_settings,
+            shared_env,
+            dotenv_settings,
+            shared_dotenv,
+            file_secret_settings,
+        )

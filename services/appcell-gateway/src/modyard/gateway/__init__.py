@@ -1,0 +1,1 @@
+"""modyard appcell-gateway: the cell catalogue, the request log and cell credentials: the Billia -> AMQP -> Cell path"""

@@ -1,0 +1,1 @@
+"""modyard deployer: deployments of container modules on Docker: desired and observed state, logs"""

@@ -1,0 +1,1 @@
+"""modyard installer: workspaces, installations, resolved dependency locks, configs, secrets and ACL rules"""

@@ -1,0 +1,1 @@
+"""modyard registry: modules, immutable versions, archives, bundled schemas and format adapters"""

@@ -1,0 +1,1 @@
+"""modyard runtime: flows, triggers, executions, retries, the dead-letter store and system webhooks"""

@@ -1,0 +1,7 @@
+"""Events the runtime service consumes (besides the diagnostics ping every service handles)."""
+
+from __future__ import annotations
+
+from modyard.common.bus.consumer import EventSubscription
+
+subscriptions: list[EventSubscription] = []
