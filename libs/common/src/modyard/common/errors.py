@@ -203,17 +203,23 @@ async def _handle_http(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(problem, dict(exc.headers or {}))
 
 
-async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled_error", path=request.url.path, method=request.method)
+def internal_error(path: str) -> JSONResponse:
+    """The 500 answer: no trace, no internals, just what to report."""
     problem = ProblemDetail(
         type=problem_type("internal-error"),
         title="Internal error",
         status=500,
         detail="This is a bug in modyard, not in your request. Report it with the request_id.",
-        instance=request.url.path,
+        instance=path,
         request_id=current_request_id(),
     )
     return problem_response(problem)
+
+
+async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Reached only by apps without RequestContextMiddleware, which answers such errors itself.
+    log.error("unhandled_error", path=request.url.path, exc_info=exc)
+    return internal_error(request.url.path)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

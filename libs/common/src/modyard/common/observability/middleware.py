@@ -12,6 +12,7 @@ import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from modyard.common.errors import internal_error
 from modyard.common.observability.metrics import HTTP_DURATION, HTTP_REQUESTS
 from modyard.common.request_context import (
     CORRELATION_ID_HEADER,
@@ -36,14 +37,16 @@ class RequestContextMiddleware:
         headers = Headers(scope=scope)
         started = time.perf_counter()
         status = 500
+        started_response = False
         with bound_context(
             request_id=headers.get(REQUEST_ID_HEADER),
             correlation_id=headers.get(CORRELATION_ID_HEADER),
         ) as (request_id, correlation_id):
 
             async def send_with_ids(message: Message) -> None:
-                nonlocal status
+                nonlocal status, started_response
                 if message["type"] == "http.response.start":
+                    started_response = True
                     status = message["status"]
                     response_headers = MutableHeaders(scope=message)
                     response_headers[REQUEST_ID_HEADER] = request_id
@@ -52,6 +55,12 @@ class RequestContextMiddleware:
 
             try:
                 await self.app(scope, receive, send_with_ids)
+            except Exception:
+                # Answered here, inside the request's context, so the 500 carries its request id.
+                log.exception("unhandled_error", method=scope["method"], path=scope["path"])
+                if started_response:
+                    raise
+                await internal_error(scope["path"])(scope, receive, send_with_ids)
             finally:
                 self._record(scope, status, time.perf_counter() - started)
 

@@ -1,0 +1,2 @@
+# The fixtures every package's tests share (real PostgreSQL and RabbitMQ, isolated per session).
+pytest_plugins = ["modyard.common.testing.fixtures"]

@@ -1,0 +1,30 @@
+"""pytest fixtures on real infrastructure (started by ``make test`` through ``modyard dev infra up``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from modyard.common.settings import CommonSettings
+from modyard.common.testing.infra import IsolatedInfra, isolated_infra, missing_infrastructure
+
+
+@pytest.fixture(scope="session")
+def infra_settings() -> CommonSettings:
+    settings = CommonSettings()
+    missing = missing_infrastructure(settings)
+    if missing:
+        pytest.fail(
+            f"{' and '.join(missing)} not reachable. Start them with `make infra` "
+            "(or run the suite with `make test`, which does).",
+            pytrace=False,
+        )
+    return settings
+
+
+@pytest.fixture(scope="session")
+async def infra(infra_settings: CommonSettings) -> AsyncIterator[IsolatedInfra]:
+    """A database and a vhost of this test session's own."""
+    async with isolated_infra(infra_settings) as isolated:
+        yield isolated

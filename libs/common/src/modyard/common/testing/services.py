@@ -1,0 +1,145 @@
+"""Running services in tests: in-process (fast, for one service's behaviour) or as real
+processes (for what crosses process boundaries)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from modyard.common.auth import Role, mint_token
+from modyard.common.settings import CommonSettings
+
+SERVICE_PACKAGES = {
+    "registry": "registry",
+    "installer": "installer",
+    "runtime": "runtime",
+    "appcell-gateway": "gateway",
+    "deployer": "deployer",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def auth_headers(
+    settings: CommonSettings, *roles: Role, workspaces: tuple[str, ...] = ()
+) -> dict[str, str]:
+    token = mint_token(
+        settings, subject="test", roles=roles or (Role.operator,), workspaces=workspaces
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def wait_until_ready(client: httpx.AsyncClient, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = await client.get("/readyz")
+            if response.status_code == 200:
+                return
+            last = response.text
+        except httpx.TransportError as exc:
+            last = repr(exc)
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{client.base_url} not ready after {timeout}s: {last}")
+
+
+@asynccontextmanager
+async def in_process(app: FastAPI, *, ready: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan running, and a client that calls it without a socket."""
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            if ready:
+                await wait_until_ready(client)
+            yield client
+
+
+class ServiceProcess:
+    def __init__(
+        self, service: str, port: int, process: asyncio.subprocess.Process, log: Path
+    ) -> None:
+        self.service = service
+        self.port = port
+        self.process = process
+        self.log = log
+        self.url = f"http://127.0.0.1:{port}"
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+async def wait_processes_ready(processes: Iterable[ServiceProcess], timeout: float = 60) -> None:
+    async def one(handle: ServiceProcess) -> None:
+        async with httpx.AsyncClient(base_url=handle.url) as client:
+            try:
+                await wait_until_ready(client, timeout=timeout)
+            except TimeoutError as exc:
+                raise TimeoutError(
+                    f"{exc}\n--- {handle.service} log ---\n{handle.logs()[-5000:]}"
+                ) from exc
+
+    await asyncio.gather(*(one(handle) for handle in processes))
+
+
+def cluster_env(processes: Mapping[str, ServiceProcess]) -> dict[str, str]:
+    """``MODYARD_<SERVICE>_URL`` variables that point the CLI and clients at these processes."""
+    names = {"appcell-gateway": "GATEWAY"}
+    return {f"MODYARD_{names.get(s, s.upper())}_URL": p.url for s, p in processes.items()}
+
+
+@asynccontextmanager
+async def service_process(
+    service: str, env: Mapping[str, str], *, ready: bool = True
+) -> AsyncIterator[ServiceProcess]:
+    """``modyard-<service> serve`` as a real process on a free loopback port."""
+    package = SERVICE_PACKAGES[service]
+    port = free_port()
+    prefix = f"MODYARD_{package.upper()}_"
+    log_file = Path(tempfile.mkstemp(prefix=f"modyard-{service}-", suffix=".log")[1])
+    process_env = {**os.environ, **env, f"{prefix}PORT": str(port), f"{prefix}HOST": "127.0.0.1"}
+    with log_file.open("wb") as sink:  # noqa: ASYNC230 - test helper, tiny file
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            f"modyard.{package}",
+            "serve",
+            env=process_env,
+            stdout=sink,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    handle = ServiceProcess(service, port, process, log_file)
+    try:
+        async with httpx.AsyncClient(base_url=handle.url) as client:
+            if ready:
+                try:
+                    await wait_until_ready(client, timeout=60)
+                except TimeoutError as exc:
+                    raise TimeoutError(
+                        f"{exc}\n--- {service} log ---\n{handle.logs()[-5000:]}"
+                    ) from exc
+        yield handle
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        log_file.unlink(missing_ok=True)  # noqa: ASYNC240

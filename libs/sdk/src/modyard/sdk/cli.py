@@ -1,0 +1,177 @@
+"""The ``modyard`` command line: one command per operator task, ``--json`` for scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from modyard.common.auth import DEFAULT_TOKEN_TTL_SECONDS, Role, mint_token
+from modyard.common.settings import CommonSettings
+from modyard.sdk.client import SERVICES, ModyardAPIError, ModyardClient
+from modyard.sdk.dev.cli import app as dev_app
+from modyard.sdk.status import Check, healthy, infrastructure_checks, service_checks
+
+app = typer.Typer(
+    name="modyard",
+    help="Operate a modyard cluster: status, tokens, diagnostics and the local dev environment.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(
+    dev_app, name="dev", help="Local development: infrastructure, migrations, running the services."
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+STATE_STYLE = {"up": "green", "down": "red", "unavailable": "yellow"}
+
+
+def _operator_token(settings: CommonSettings) -> str:
+    return mint_token(settings, subject="modyard-cli", roles=[Role.operator], ttl_seconds=300)
+
+
+@app.command()
+def status(
+    as_json: JsonOption = False,
+    services_only: Annotated[
+        bool, typer.Option("--services-only", help="Skip the infrastructure checks.")
+    ] = False,
+) -> None:
+    """Health of every service and of the infrastructure; exits 1 if a required part is down."""
+    settings = CommonSettings()
+
+    async def gather() -> list[Check]:
+        async with ModyardClient.from_settings(settings) as client:
+            services = await service_checks(client)
+        infrastructure = [] if services_only else await infrastructure_checks(settings)
+        return services + infrastructure
+
+    checks = asyncio.run(gather())
+    ok = healthy(checks)
+    if as_json:
+        typer.echo(
+            json.dumps({"healthy": ok, "checks": [asdict(check) for check in checks]}, indent=2)
+        )
+    else:
+        table = Table(title="modyard status", show_lines=False)
+        for column in ("kind", "name", "url", "state", "detail"):
+            table.add_column(column)
+        for check in checks:
+            style = STATE_STYLE[check.state]
+            table.add_row(
+                check.kind, check.name, check.url, f"[{style}]{check.state}[/]", check.detail
+            )
+        console.print(table)
+        console.print("[green]all green[/]" if ok else "[red]something required is down[/]")
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def token(
+    subject: Annotated[
+        str, typer.Option("--subject", "-s", help="Who the token is for.")
+    ] = "developer",
+    role: Annotated[list[Role], typer.Option("--role", "-r", help="Role; repeat for several.")] = [
+        Role.operator
+    ],  # noqa: B006
+    workspace: Annotated[
+        list[str], typer.Option("--workspace", "-w", help="Workspace; repeat for several.")
+    ] = [],  # noqa: B006
+    ttl: Annotated[
+        int, typer.Option("--ttl", help="Lifetime in seconds.", min=1)
+    ] = DEFAULT_TOKEN_TTL_SECONDS,
+    as_json: JsonOption = False,
+) -> None:
+    """Mint a development token signed with the configured secret (MODYARD_JWT_SECRET)."""
+    settings = CommonSettings()
+    try:
+        minted = mint_token(
+            settings, subject=subject, roles=role, workspaces=workspace, ttl_seconds=ttl
+        )
+    except ValueError as exc:
+        err_console.print(f"[red]cannot mint a token:[/] {exc}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        payload = {
+            "token": minted,
+            "subject": subject,
+            "roles": [r.value for r in role],
+            "workspaces": workspace,
+            "expires_at": int(time.time()) + ttl,
+        }
+        typer.echo(json.dumps(payload))
+    else:
+        typer.echo(minted)
+
+
+@app.command()
+def ping(
+    sender: Annotated[
+        str, typer.Option("--from", help="Service that sends the ping.")
+    ] = "registry",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every service.")] = 15.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Send an event through one service's outbox and wait until every service has consumed it."""
+    settings = CommonSettings()
+
+    async def run() -> dict[str, int]:
+        async with ModyardClient.from_settings(settings, token=_operator_token(settings)) as client:
+            sent = await client.send_ping(sender)
+            received: dict[str, int] = {}
+            deadline = time.monotonic() + timeout
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TimeElapsedColumn(),
+                console=err_console,
+                transient=True,
+                disable=as_json,
+            ) as progress:
+                task = progress.add_task(
+                    f"ping {sent.ping_id[:8]} from {sender}", total=len(SERVICES)
+                )
+                while time.monotonic() < deadline and len(received) < len(SERVICES):
+                    for service in SERVICES:
+                        if service in received:
+                            continue
+                        receipts = await client.ping_receipts(service, sent.ping_id)
+                        if receipts.receipts:
+                            received[service] = len(receipts.receipts)
+                            progress.advance(task)
+                    await asyncio.sleep(0.1)
+            return received
+
+    try:
+        received = asyncio.run(run())
+    except ModyardAPIError as exc:
+        err_console.print(f"[red]{exc.status}[/] {exc.detail}")
+        raise typer.Exit(1) from exc
+    ok = len(received) == len(SERVICES) and all(count == 1 for count in received.values())
+    if as_json:
+        typer.echo(json.dumps({"ok": ok, "received": received}))
+    else:
+        for service in SERVICES:
+            count = received.get(service, 0)
+            style = "green" if count == 1 else "red"
+            console.print(f"[{style}]{service:16}[/] received {count} time(s)")
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

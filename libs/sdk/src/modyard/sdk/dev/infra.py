@@ -1,0 +1,116 @@
+"""``modyard dev infra up|down|status`` across all components, plus ``.run/infra.env``."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from modyard.common.settings import CommonSettings
+from modyard.sdk.dev import envfile
+from modyard.sdk.dev.component import Component, Report, State
+from modyard.sdk.dev.docker import Docker
+from modyard.sdk.dev.image_registry import ImageRegistry
+from modyard.sdk.dev.paths import RunLayout
+from modyard.sdk.dev.postgres import Postgres
+from modyard.sdk.dev.processes import run
+from modyard.sdk.dev.rabbitmq import RabbitMQ
+
+
+def load_settings(layout: RunLayout) -> CommonSettings:
+    """The user's configuration: environment and ``.env``, but not ``.run/infra.env``.
+
+    ``infra.env`` is our own output; reading it back would make an earlier run's choice (an
+    external server that has since gone away, say) stick forever.
+    """
+    return CommonSettings(_env_file=(layout.root / ".env",))
+
+
+def effective_settings(layout: RunLayout) -> CommonSettings:
+    """What the services will see: environment, ``.env`` and ``.run/infra.env``."""
+    return CommonSettings(_env_file=(layout.root / ".env", layout.infra_env))
+
+
+def components(layout: RunLayout, settings: CommonSettings) -> list[Component]:
+    return [
+        Postgres(layout, settings),
+        RabbitMQ(layout, settings),
+        Docker(layout, settings),
+        ImageRegistry(layout, settings),
+    ]
+
+
+def _each(items: list[Component], action: Callable[[Component], Report], verb: str) -> list[Report]:
+    """Run ``action`` on every component in parallel (RabbitMQ alone needs several seconds)."""
+
+    def guarded(component: Component) -> Report:
+        try:
+            return action(component)
+        except Exception as exc:
+            state = State.failed if component.required else State.unavailable
+            return component.report(state, f"{verb} crashed: {exc!r}; see {component.log_file}")
+
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        return list(pool.map(guarded, items))
+
+
+def up(layout: RunLayout, settings: CommonSettings, *, timeout: float) -> list[Report]:
+    layout.run_dir.mkdir(parents=True, exist_ok=True)
+    reports = _each(components(layout, settings), lambda c: c.up(timeout), "start")
+    write_infra_env(layout, reports)
+    return reports
+
+
+def status(layout: RunLayout, settings: CommonSettings) -> list[Report]:
+    return _each(components(layout, settings), lambda c: c.status(), "status")
+
+
+def down(
+    layout: RunLayout, settings: CommonSettings, *, timeout: float, purge: bool
+) -> list[Report]:
+    reports = _each(components(layout, settings), lambda c: c.down(timeout), "stop")
+    if purge and not any(report.state is State.failed for report in reports):
+        purge_run_dir(layout.run_dir)
+    return reports
+
+
+def write_infra_env(layout: RunLayout, reports: list[Report]) -> None:
+    values: dict[str, str] = {}
+    notes: dict[str, str] = {}
+    for report in reports:
+        if report.env:
+            values.update(report.env)
+        else:
+            # Its setting stays at the default (or whatever .env/the environment say).
+            notes[report.component] = f"{report.state}: {report.detail}"
+    envfile.write(layout.infra_env, values, notes)
+
+
+def mounts_under(directory: Path, mountinfo: str) -> list[Path]:
+    """Mount points below ``directory`` in ``/proc/self/mounts`` text, deepest first."""
+    prefix = str(directory).rstrip("/") + "/"
+    found: list[Path] = []
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) < 2:
+            continue
+        # The kernel escapes spaces, tabs, newlines and backslashes as octal.
+        point = fields[1].encode().decode("unicode_escape")
+        if point.startswith(prefix):
+            found.append(Path(point))
+    return sorted(found, key=lambda path: len(path.parts), reverse=True)
+
+
+def purge_run_dir(run_dir: Path) -> None:
+    """Delete ``.run/``; dockerd leaves mounts (network namespaces) that must go first."""
+    if not run_dir.exists():
+        return
+    try:
+        mounts = Path("/proc/self/mounts").read_text(encoding="utf-8")
+    except OSError:
+        mounts = ""
+    for point in mounts_under(run_dir.resolve(), mounts):
+        if run(["umount", str(point)]).returncode != 0:
+            run(["umount", "-l", str(point)])
+    shutil.rmtree(run_dir)

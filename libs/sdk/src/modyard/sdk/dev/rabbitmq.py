@@ -1,0 +1,280 @@
+"""A RabbitMQ node under ``.run/rabbitmq`` with the management plugin, loopback only.
+
+We call ``/usr/lib/rabbitmq/bin/rabbitmq-server`` directly: Debian's ``/usr/sbin`` wrappers ``su``
+to the ``rabbitmq`` user and use ``/var/lib/rabbitmq``. Every path (node data, logs, config, the
+Erlang cookie via ``HOME``) points into ``.run/rabbitmq``, and every listener (AMQP, management,
+Erlang distribution, epmd) is bound to 127.0.0.1.
+
+Users, vhosts and permissions come from a definitions file imported at boot, so no
+``rabbitmqctl`` call (with its own distribution listener) is needed to set them up.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from modyard.sdk.dev.component import Component, find_binary
+from modyard.sdk.dev.probes import endpoint, http_status, is_loopback, tcp_open
+from modyard.sdk.dev.processes import (
+    StartupError,
+    is_running,
+    read_pid,
+    remove_pid,
+    spawn_daemon,
+    terminate,
+    wait_until,
+    write_pid,
+)
+
+HOST = "127.0.0.1"
+AMQP_PORT = 5672
+MANAGEMENT_PORT = 15672
+DIST_PORT = 25672
+EPMD_PORT = 4369
+USER = "modyard"
+PASSWORD = "modyard"  # noqa: S105 - the documented development credential
+VHOST = "modyard"
+NODENAME = "modyard@localhost"
+LOCAL_AMQP_URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{AMQP_PORT}/{VHOST}"
+LOCAL_MANAGEMENT_URL = f"http://{HOST}:{MANAGEMENT_PORT}"
+RABBITMQ_LIB = "/usr/lib/rabbitmq/bin"
+ERLANG_LIB = "/usr/lib/erlang/bin"
+# Erlang term for the distribution listener's interface (used by the server and by rabbitmqctl).
+DIST_INTERFACE_ARGS = "-kernel inet_dist_use_interface {127,0,0,1}"
+
+
+def password_hash(password: str, salt: bytes) -> str:
+    """RabbitMQ's ``rabbit_password_hashing_sha256``: base64(salt + sha256(salt + password))."""
+    digest = hashlib.sha256(salt + password.encode("utf-8")).digest()
+    return base64.b64encode(salt + digest).decode("ascii")
+
+
+def render_definitions(*, user: str, password: str, vhost: str, salt: bytes) -> str:
+    """Definitions imported at every boot: the administrator user, its vhosts and permissions.
+
+    No ``guest`` user is created because definitions replace the default user and vhost.
+    """
+    everything = {"configure": ".*", "write": ".*", "read": ".*"}
+    definitions = {
+        "users": [
+            {
+                "name": user,
+                "password_hash": password_hash(password, salt),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                # Tests create vhosts through the management API, which needs administrator.
+                "tags": ["administrator"],
+            }
+        ],
+        "vhosts": [{"name": "/"}, {"name": vhost}],
+        "permissions": [
+            {"user": user, "vhost": vhost, **everything},
+            {"user": user, "vhost": "/", **everything},
+        ],
+    }
+    return json.dumps(definitions, indent=2) + "\n"
+
+
+def render_conf(*, definitions: Path) -> str:
+    return (
+        "# Written by `modyard dev infra up`; changes are overwritten.\n"
+        f"listeners.tcp.default = {HOST}:{AMQP_PORT}\n"
+        f"management.tcp.ip = {HOST}\n"
+        f"management.tcp.port = {MANAGEMENT_PORT}\n"
+        f"load_definitions = {definitions}\n"
+        "log.file.level = info\n"
+        "log.console = false\n"
+    )
+
+
+def render_ctl_wrapper(env: dict[str, str], rabbitmqctl: str) -> str:
+    """A ``rabbitmqctl`` that talks to our node, for troubleshooting by hand."""
+    exports = "".join(f"export {key}='{value}'\n" for key, value in sorted(env.items()))
+    return f'#!/bin/sh\n# Written by `modyard dev infra up`.\n{exports}exec {rabbitmqctl} "$@"\n'
+
+
+class RabbitMQ(Component):
+    title = "RabbitMQ"
+    key = "rabbitmq"
+    required = True
+    process_name = "rabbitmq-server"
+
+    @property
+    def log_file(self) -> Path:
+        # The node's own log (startup errors before logging is set up land in stdout.log).
+        return self.dir / "log" / f"{NODENAME}.log"
+
+    @property
+    def stdout_log(self) -> Path:
+        return self.dir / "stdout.log"
+
+    @property
+    def epmd_pid_file(self) -> Path:
+        return self.dir / "epmd.pid"
+
+    @property
+    def configured_url(self) -> str:
+        return self.settings.amqp_url
+
+    @property
+    def local_url(self) -> str:
+        return LOCAL_AMQP_URL
+
+    def configured_reachable(self) -> bool:
+        target = endpoint(self.configured_url, AMQP_PORT)
+        return tcp_open(target.host, target.port)
+
+    def local_ready(self) -> bool:
+        if not tcp_open(HOST, AMQP_PORT):
+            return False
+        # 200 here also proves the definitions (user, vhosts) were imported.
+        overview = f"{LOCAL_MANAGEMENT_URL}/api/overview"
+        return http_status(overview, auth=(USER, PASSWORD)) == 200
+
+    def manages_configured(self) -> bool:
+        target = endpoint(self.configured_url, AMQP_PORT)
+        return is_loopback(target.host) and target.port == AMQP_PORT
+
+    def cannot_start(self) -> str | None:
+        if not Path(RABBITMQ_LIB, "rabbitmq-server").exists():
+            return f"{RABBITMQ_LIB}/rabbitmq-server not found; run scripts/bootstrap.sh"
+        if find_binary("erl", ERLANG_LIB) is None:
+            return "Erlang (erl) not found; run scripts/bootstrap.sh"
+        return None
+
+    def port_conflict(self) -> str | None:
+        for port in (MANAGEMENT_PORT, DIST_PORT):
+            if tcp_open(HOST, port):
+                return f"{HOST}:{port} is taken by another program; RabbitMQ needs it"
+        return None
+
+    def env(self, url: str) -> dict[str, str]:
+        values = {"MODYARD_AMQP_URL": url}
+        if url == LOCAL_AMQP_URL:
+            values["MODYARD_AMQP_MANAGEMENT_URL"] = LOCAL_MANAGEMENT_URL
+        else:
+            values["MODYARD_AMQP_MANAGEMENT_URL"] = self.settings.amqp_management_url
+        return values
+
+    # -- environment -----------------------------------------------------------------------------
+
+    def node_env(self) -> dict[str, str]:
+        """Variables that put the node's files under .run and its listeners on loopback."""
+        return {
+            "HOME": str(self.dir / "home"),  # where the Erlang cookie lives
+            "RABBITMQ_NODENAME": NODENAME,
+            "RABBITMQ_NODE_IP_ADDRESS": HOST,
+            "RABBITMQ_NODE_PORT": str(AMQP_PORT),
+            "RABBITMQ_DIST_PORT": str(DIST_PORT),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": DIST_INTERFACE_ARGS,
+            "RABBITMQ_CTL_ERL_ARGS": DIST_INTERFACE_ARGS,
+            "ERL_EPMD_ADDRESS": HOST,
+            "ERL_EPMD_PORT": str(EPMD_PORT),
+            "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.dir / "log"),
+            "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.dir / "advanced.config"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
+            "RABBITMQ_PID_FILE": str(self.dir / "rabbitmq.pid"),
+            # An empty env file shields us from /etc/rabbitmq/rabbitmq-env.conf.
+            "RABBITMQ_CONF_ENV_FILE": str(self.dir / "rabbitmq-env.conf"),
+        }
+
+    def process_env(self) -> dict[str, str]:
+        # Drop the caller's own RABBITMQ_*/ERL_* settings: they would fight with ours.
+        base = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("RABBITMQ_", "ERL_"))
+        }
+        return {**base, **self.node_env()}
+
+    # -- start -----------------------------------------------------------------------------------
+
+    def start(self, timeout: float) -> int:
+        self._write_files()
+        self._ensure_epmd(timeout)
+        process = spawn_daemon(
+            [f"{RABBITMQ_LIB}/rabbitmq-server"],
+            log_path=self.stdout_log,
+            env=self.process_env(),
+            cwd=self.dir,
+        )
+        write_pid(self.pid_file, process.pid)
+        try:
+            wait_until(
+                self.local_ready,
+                timeout=timeout,
+                what="RabbitMQ",
+                log_path=self.log_file if self.log_file.exists() else self.stdout_log,
+                interval=0.5,
+                died=lambda: process.poll() is not None,
+            )
+        except StartupError:
+            terminate(process.pid, expect=None, timeout=30)
+            remove_pid(self.pid_file)
+            raise
+        return process.pid
+
+    def _write_files(self) -> None:
+        for sub in ("home", "mnesia", "log"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        definitions = self.dir / "definitions.json"
+        definitions.write_text(
+            render_definitions(
+                user=USER, password=PASSWORD, vhost=VHOST, salt=secrets.token_bytes(4)
+            ),
+            encoding="utf-8",
+        )
+        definitions.chmod(0o600)
+        (self.dir / "rabbitmq.conf").write_text(
+            render_conf(definitions=definitions), encoding="utf-8"
+        )
+        (self.dir / "enabled_plugins").write_text("[rabbitmq_management].\n", encoding="utf-8")
+        (self.dir / "rabbitmq-env.conf").write_text("", encoding="utf-8")
+        wrapper = self.dir / "rabbitmqctl"
+        wrapper.write_text(
+            render_ctl_wrapper(self.node_env(), f"{RABBITMQ_LIB}/rabbitmqctl"), encoding="utf-8"
+        )
+        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+
+    def _ensure_epmd(self, timeout: float) -> None:
+        """Run epmd ourselves (loopback only, PID recorded) unless one is already listening.
+
+        Left to Erlang, epmd would daemonize and we could not tell later which one to stop.
+        """
+        if tcp_open(HOST, EPMD_PORT):
+            return
+        epmd = find_binary("epmd", ERLANG_LIB)
+        if epmd is None:
+            raise StartupError("epmd not found; run scripts/bootstrap.sh")
+        log = self.dir / "epmd.log"
+        process = spawn_daemon(
+            [epmd, "-address", HOST, "-port", str(EPMD_PORT)], log_path=log, cwd=self.dir
+        )
+        write_pid(self.epmd_pid_file, process.pid)
+        wait_until(
+            lambda: tcp_open(HOST, EPMD_PORT),
+            timeout=min(timeout, 15),
+            what="epmd",
+            log_path=log,
+            died=lambda: process.poll() is not None,
+        )
+
+    # -- stop ------------------------------------------------------------------------------------
+
+    def stop(self, pid: int, timeout: float) -> None:
+        # The start script traps SIGTERM and stops the Erlang VM, which shuts RabbitMQ down
+        # cleanly; the whole process group (VM, port helpers) is killed only after the timeout.
+        terminate(pid, expect=self.process_name, timeout=max(timeout, 30))
+
+    def cleanup_after_stop(self) -> None:
+        epmd_pid = read_pid(self.epmd_pid_file)
+        if epmd_pid is not None and is_running(epmd_pid, "epmd"):
+            terminate(epmd_pid, expect="epmd", timeout=5)
+        remove_pid(self.epmd_pid_file)

@@ -1,0 +1,127 @@
+"""What ``modyard status`` checks: every service's readiness and the infrastructure under it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+from modyard.common.settings import CommonSettings
+from modyard.sdk.client import SERVICES, ModyardClient
+from modyard.sdk.dev.probes import docker_ping, http_status, redact
+
+State = Literal["up", "down", "unavailable"]
+
+
+@dataclass(frozen=True)
+class Check:
+    kind: Literal["service", "infrastructure"]
+    name: str
+    url: str
+    state: State
+    detail: str
+    #: Optional parts (dockerd, the image registry) being absent does not make the status fail.
+    required: bool = True
+
+
+async def service_checks(client: ModyardClient) -> list[Check]:
+    async def one(service: str) -> Check:
+        url = client.url(service)
+        try:
+            readiness = await client.readiness(service)
+        except (httpx.HTTPError, ValueError) as exc:
+            return Check("service", service, url, "down", f"no answer ({type(exc).__name__})")
+        checks = ", ".join(f"{name} {value}" for name, value in readiness.checks.items())
+        return Check("service", service, url, "up" if readiness.ready else "down", checks)
+
+    return list(await asyncio.gather(*(one(service) for service in SERVICES)))
+
+
+async def _postgres(settings: CommonSettings) -> Check:
+    url = make_url(settings.database_url)
+    shown = url.render_as_string(hide_password=True)
+    try:
+        connection = await asyncpg.connect(
+            url.set(drivername="postgresql").render_as_string(hide_password=False), timeout=3
+        )
+        try:
+            version = await connection.fetchval("SHOW server_version")
+        finally:
+            await connection.close()
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        return Check("infrastructure", "postgresql", shown, "down", str(exc)[:120])
+    return Check("infrastructure", "postgresql", shown, "up", f"PostgreSQL {version}")
+
+
+async def _rabbitmq(settings: CommonSettings) -> Check:
+    amqp = urlsplit(settings.amqp_url)
+    auth = (amqp.username or "guest", amqp.password or "guest")
+    url = settings.amqp_management_url.rstrip("/") + "/api/overview"
+    try:
+        async with httpx.AsyncClient(auth=auth, timeout=3) as http:
+            response = await http.get(url)
+    except httpx.HTTPError as exc:
+        return Check(
+            "infrastructure", "rabbitmq", redact(settings.amqp_url), "down", type(exc).__name__
+        )
+    if response.status_code != 200:
+        return Check(
+            "infrastructure",
+            "rabbitmq",
+            redact(settings.amqp_url),
+            "down",
+            f"management API answered {response.status_code}",
+        )
+    version = response.json().get("rabbitmq_version", "?")
+    return Check(
+        "infrastructure",
+        "rabbitmq",
+        redact(settings.amqp_url),
+        "up",
+        f"RabbitMQ {version}, management at {settings.amqp_management_url}",
+    )
+
+
+async def _docker(settings: CommonSettings) -> Check:
+    up = await asyncio.to_thread(docker_ping, settings.docker_host)
+    return Check(
+        "infrastructure",
+        "dockerd",
+        settings.docker_host,
+        "up" if up else "unavailable",
+        "answers /_ping" if up else "not reachable (needed by the deployer only)",
+        required=False,
+    )
+
+
+async def _image_registry(settings: CommonSettings) -> Check:
+    auth = (settings.image_registry_username, settings.image_registry_password.get_secret_value())
+    base = settings.image_registry_url.rstrip("/")
+    status = await asyncio.to_thread(http_status, base + "/v2/", auth=auth)
+    up = status == 200
+    detail = "authenticated /v2/ answers 200" if up else f"/v2/ answered {status or 'nothing'}"
+    return Check(
+        "infrastructure",
+        "image-registry",
+        base,
+        "up" if up else "unavailable",
+        detail,
+        required=False,
+    )
+
+
+async def infrastructure_checks(settings: CommonSettings) -> list[Check]:
+    return list(
+        await asyncio.gather(
+            _postgres(settings), _rabbitmq(settings), _docker(settings), _image_registry(settings)
+        )
+    )
+
+
+def healthy(checks: list[Check]) -> bool:
+    return all(check.state == "up" for check in checks if check.required)
