@@ -116,7 +116,7 @@ async def _supervise(
 ) -> None:
     settings = spec.settings
     async for attempt in AsyncRetrying(
-        wait=wait_exponential_jitter(initial=0.5, max=10),
+        wait=wait_exponential_jitter(multiplier=0.5, max=10, jitter=0.5),
         before_sleep=lambda state: log.warning(
             "database_not_ready",
             attempt=state.attempt_number,

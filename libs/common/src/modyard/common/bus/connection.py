@@ -101,7 +101,7 @@ class Bus:
 
     async def _connect_forever(self) -> None:
         async for attempt in AsyncRetrying(
-            wait=wait_exponential_jitter(initial=0.5, max=10),
+            wait=wait_exponential_jitter(multiplier=0.5, max=10, jitter=0.5),
             retry=retry_if_exception_type(
                 (OSError, ConnectionError, aio_pika.exceptions.AMQPError)
             ),

@@ -7,12 +7,24 @@ from collections.abc import AsyncIterator
 import pytest
 
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra, isolated_infra, missing_infrastructure
+from modyard.common.testing.infra import (
+    IsolatedInfra,
+    isolated_infra,
+    missing_infrastructure,
+    non_loopback_targets,
+)
 
 
 @pytest.fixture(scope="session")
 def infra_settings() -> CommonSettings:
     settings = CommonSettings()
+    elsewhere = non_loopback_targets(settings)
+    if elsewhere:
+        pytest.fail(
+            f"Tests only talk to loopback infrastructure, but {', '.join(elsewhere)} point elsewhere. "
+            "Unset them (and check .env and .run/infra.env).",
+            pytrace=False,
+        )
     missing = missing_infrastructure(settings)
     if missing:
         pytest.fail(

@@ -6,6 +6,7 @@ the end), so tests never see the data or the queues of a ``make up`` running bes
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -40,6 +41,26 @@ def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def non_loopback_targets(settings: CommonSettings) -> list[str]:
+    """Configured infrastructure that is not on this machine: tests refuse to send traffic there."""
+    hosts = {
+        "MODYARD_DATABASE_URL": make_url(settings.database_url).host or "",
+        "MODYARD_AMQP_URL": urlsplit(settings.amqp_url).hostname or "",
+        "MODYARD_AMQP_MANAGEMENT_URL": urlsplit(settings.amqp_management_url).hostname or "",
+        "MODYARD_IMAGE_REGISTRY_URL": urlsplit(settings.image_registry_url).hostname or "",
+    }
+    return [f"{name} ({host})" for name, host in hosts.items() if not is_loopback(host)]
 
 
 def missing_infrastructure(settings: CommonSettings) -> list[str]:

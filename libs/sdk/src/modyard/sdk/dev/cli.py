@@ -5,7 +5,9 @@ Mounted by the main CLI with ``app.add_typer(dev_app, name="dev")``.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 from typing import Annotated
 
@@ -19,8 +21,15 @@ from modyard.sdk.dev.paths import RepoNotFoundError, RunLayout, layout
 from modyard.sdk.dev.runner import RunOptions, Supervisor, default_on_ready
 from modyard.sdk.dev.services import ScriptNotFoundError, Service, script_path, select
 
-console = Console()
-err_console = Console(stderr=True)
+
+def _console(*, stderr: bool = False) -> Console:
+    # Rich falls back to 80 columns without a terminal (CI logs), folding every URL; be wider.
+    wide = None if sys.stderr.isatty() or "COLUMNS" in os.environ else 160
+    return Console(stderr=stderr, width=wide)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 app = typer.Typer(
     name="dev",
@@ -64,7 +73,7 @@ def _layout() -> RunLayout:
 def _table(title: str, reports: list[Report]) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("component", style="bold")
-    table.add_column("URL")
+    table.add_column("URL", overflow="fold")
     table.add_column("state")
     table.add_column("details", overflow="fold")
     for report in reports:
@@ -72,14 +81,17 @@ def _table(title: str, reports: list[Report]) -> Table:
         label = STATE_LABELS[report.state]
         if not report.required and report.state in {State.unavailable, State.stopped}:
             label += " (optional)"
-        table.add_row(report.component, report.url, f"[{style}]{label}[/]", report.detail)
+        detail, *more = report.detail.splitlines() or [""]
+        if more:
+            detail += " (log excerpt below)"
+        table.add_row(report.component, report.url, f"[{style}]{label}[/]", detail)
     return table
 
 
 def _show_errors(reports: list[Report]) -> None:
     # Multi-line details (log tails) are unreadable in a table cell; repeat them in full.
     for report in reports:
-        if report.is_error or (report.state is State.unavailable and "\n" in report.detail):
+        if "\n" in report.detail and report.state in {State.failed, State.unavailable}:
             colour = "red" if report.is_error else "yellow"
             err_console.print(f"[bold {colour}]{report.component}:[/] {report.detail}")
 

@@ -63,6 +63,8 @@ class Component(ABC):
     required: bool = True
     #: A fragment of the daemon's command line, checked before signalling a recorded PID.
     process_name: str
+    #: The environment variable that points modyard at an existing server.
+    setting: str
 
     def __init__(self, run: RunLayout, settings: CommonSettings) -> None:
         self.run = run
@@ -103,9 +105,15 @@ class Component(ABC):
     def local_ready(self) -> bool:
         """Whether our own instance is up and fully usable."""
 
-    def manages_configured(self) -> bool:
-        """Whether starting our local instance satisfies the configured URL."""
-        return True
+    def targets_local(self) -> bool:
+        """Whether the configured URL is where our local instance listens."""
+        return self.configured_url == self.local_url
+
+    #: Whether our local instance may stand in for an unreachable configured one. True for
+    #: dockerd, whose default (/var/run/docker.sock) is simply absent on many machines; our
+    #: socket path then goes into .run/infra.env. False where the configured URL carries
+    #: credentials and a database the user chose.
+    replaces_configured: bool = False
 
     def cannot_start(self) -> str | None:
         """Why this machine cannot run the component (missing binary, ...), or None."""
@@ -150,6 +158,12 @@ class Component(ABC):
         )
 
     def status(self) -> Report:
+        local = self.targets_local()
+        if not local:
+            if self.configured_reachable():
+                return self.report(State.external, "reachable, not started by modyard")
+            if not self.replaces_configured:
+                return self.report(State.stopped, "nothing answers at the configured URL")
         pid = self.own_pid()
         if pid is not None:
             if self.local_ready():
@@ -165,6 +179,16 @@ class Component(ABC):
         return self.report(State.stopped)
 
     def up(self, timeout: float) -> Report:
+        local = self.targets_local()
+        if not local:
+            if self.configured_reachable():
+                return self.report(State.external, "already running, left alone" + self._leftover())
+            if not self.replaces_configured:
+                return self._failure(
+                    f"nothing answers at the configured {_display(self.configured_url)}, and "
+                    f"modyard only starts a local instance at {_display(self.local_url)}; start "
+                    f"that server or unset {self.setting}"
+                )
         pid = self.own_pid()
         if pid is not None:
             # Ours from an earlier `up`; maybe still booting (a concurrent `up`), so give it time.
@@ -179,14 +203,9 @@ class Component(ABC):
             except StartupError as exc:
                 return self._failure(str(exc))
             return self.report(State.running, f"already running, pid {pid}")
-        if self.configured_reachable():
+        if local and self.configured_reachable():
+            # Not ours (no live recorded PID), but listening where we would: use it as is.
             return self.report(State.external, "already running, left alone")
-        if not self.manages_configured():
-            return self._failure(
-                f"nothing answers at the configured {_display(self.configured_url)}, and modyard "
-                f"only starts a local instance at {_display(self.local_url)}; start that server "
-                "or unset the MODYARD_* setting"
-            )
         reason = self.cannot_start() or self.port_conflict()
         if reason is not None:
             return self._failure(reason)
@@ -212,6 +231,12 @@ class Component(ABC):
         remove_pid(self.pid_file)
         self.cleanup_after_stop()
         return self.report(State.stopped, f"stopped pid {pid}", url=self.local_url)
+
+    def _leftover(self) -> str:
+        pid = self.own_pid()
+        if pid is None:
+            return ""
+        return f" (a local one started earlier still runs as pid {pid}; `infra down` stops it)"
 
     def _failure(self, reason: str) -> Report:
         state = State.failed if self.required else State.unavailable

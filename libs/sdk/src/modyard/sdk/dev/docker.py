@@ -71,6 +71,8 @@ class Docker(Component):
     key = "docker"
     required = False
     process_name = "dockerd"
+    setting = "MODYARD_DOCKER_HOST"
+    replaces_configured = True
 
     @property
     def socket(self) -> Path:

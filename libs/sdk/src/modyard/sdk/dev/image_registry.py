@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 
 from modyard.sdk.dev.component import Component, find_binary
-from modyard.sdk.dev.probes import endpoint, http_status, is_loopback
+from modyard.sdk.dev.probes import endpoint, http_status, is_local
 from modyard.sdk.dev.processes import (
     StartupError,
     remove_pid,
@@ -77,6 +77,7 @@ class ImageRegistry(Component):
     key = "image-registry"
     required = False
     process_name = "registry"  # matches both docker-registry and registry
+    setting = "MODYARD_IMAGE_REGISTRY_URL"
 
     @property
     def log_file(self) -> Path:
@@ -97,9 +98,8 @@ class ImageRegistry(Component):
     def local_ready(self) -> bool:
         return http_status(f"{LOCAL_URL}/v2/", auth=(USERNAME, PASSWORD)) == 200
 
-    def manages_configured(self) -> bool:
-        target = endpoint(self.configured_url, PORT)
-        return is_loopback(target.host) and target.port == PORT
+    def targets_local(self) -> bool:
+        return is_local(endpoint(self.configured_url, PORT), PORT)
 
     def cannot_start(self) -> str | None:
         if find_registry_binary() is None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from modyard.sdk.dev.component import Component
-from modyard.sdk.dev.probes import endpoint, is_loopback, tcp_open
+from modyard.sdk.dev.probes import endpoint, is_local, postgres_answers, tcp_open
 from modyard.sdk.dev.processes import StartupError, run, tail, terminate, write_pid
 
 HOST = "127.0.0.1"
@@ -109,6 +109,7 @@ class Postgres(Component):
     key = "postgres"
     required = True
     process_name = "postgres"
+    setting = "MODYARD_DATABASE_URL"
 
     @property
     def data_dir(self) -> Path:
@@ -136,7 +137,7 @@ class Postgres(Component):
 
     def configured_reachable(self) -> bool:
         target = endpoint(self.configured_url, PORT)
-        return tcp_open(target.host, target.port)
+        return postgres_answers(target.host, target.port)
 
     def local_ready(self) -> bool:
         bin_dir = find_bin_dir()
@@ -145,9 +146,8 @@ class Postgres(Component):
         probe = [str(bin_dir / "pg_isready"), "-q", "-t", "2", "-h", HOST, "-p", str(PORT)]
         return run([*probe, "-U", ROLE, "-d", DATABASE], timeout=10).returncode == 0
 
-    def manages_configured(self) -> bool:
-        target = endpoint(self.configured_url, PORT)
-        return is_loopback(target.host) and target.port == PORT
+    def targets_local(self) -> bool:
+        return is_local(endpoint(self.configured_url, PORT), PORT)
 
     def cannot_start(self) -> str | None:
         if find_bin_dir() is None:

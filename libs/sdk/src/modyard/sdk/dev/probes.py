@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
+import struct
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+# Our servers listen on 127.0.0.1 only, which is also what "localhost" resolves to first.
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,9 @@ def endpoint(url: str, default_port: int) -> Endpoint:
     return Endpoint(parts.hostname or "127.0.0.1", parts.port or default_port)
 
 
-def is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def is_local(target: Endpoint, port: int) -> bool:
+    """Whether ``target`` is where a server of ours on 127.0.0.1:``port`` listens."""
+    return target.host.lower() in LOCAL_HOSTS and target.port == port
 
 
 def redact(url: str) -> str:
@@ -51,6 +48,38 @@ def tcp_open(host: str, port: int, timeout: float = 1.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def _exchange(host: str, port: int, request: bytes, timeout: float) -> bytes:
+    """Send ``request`` and return the first bytes of the answer (b"" when none)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            conn.sendall(request)
+            return conn.recv(8)
+    except OSError:
+        return b""
+
+
+# An SSLRequest: PostgreSQL answers a single "S" or "N" and, when we hang up then, logs nothing.
+_PG_SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+# The AMQP 0-9-1 protocol header; a broker answers with a Connection.Start method frame (type 1),
+# or with its own protocol header when it speaks another version.
+_AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
+
+
+def postgres_answers(host: str, port: int, timeout: float = 2.0) -> bool:
+    """Whether a PostgreSQL server (not just any TCP listener) answers at host:port.
+
+    A bare connect is not enough: some sandboxes accept every outgoing connection.
+    """
+    return _exchange(host, port, _PG_SSL_REQUEST, timeout)[:1] in {b"S", b"N"}
+
+
+def amqp_answers(host: str, port: int, timeout: float = 2.0) -> bool:
+    """Whether an AMQP broker answers at host:port."""
+    answer = _exchange(host, port, _AMQP_HEADER, timeout)
+    return answer[:1] == b"\x01" or answer[:4] == b"AMQP"
 
 
 def http_status(

@@ -121,12 +121,14 @@ def wait_until(
     """Poll ``ready`` until it returns True; raise StartupError on timeout or when ``died``."""
     deadline = time.monotonic() + timeout
     while True:
-        if ready():
-            return
+        # Death first: a daemon that died at once (port in use, say) must not pass for ready
+        # because some other program answers on its port.
         if died is not None and died():
             raise StartupError(
                 f"{what} exited during startup; see {log_path}\n{tail(log_path)}".rstrip()
             )
+        if ready():
+            return
         if time.monotonic() >= deadline:
             raise StartupError(
                 f"{what} was not ready after {timeout:.0f}s; see {log_path}\n{tail(log_path)}"

@@ -20,7 +20,7 @@ import stat
 from pathlib import Path
 
 from modyard.sdk.dev.component import Component, find_binary
-from modyard.sdk.dev.probes import endpoint, http_status, is_loopback, tcp_open
+from modyard.sdk.dev.probes import amqp_answers, endpoint, http_status, is_local, tcp_open
 from modyard.sdk.dev.processes import (
     StartupError,
     is_running,
@@ -103,6 +103,7 @@ class RabbitMQ(Component):
     key = "rabbitmq"
     required = True
     process_name = "rabbitmq-server"
+    setting = "MODYARD_AMQP_URL"
 
     @property
     def log_file(self) -> Path:
@@ -127,7 +128,7 @@ class RabbitMQ(Component):
 
     def configured_reachable(self) -> bool:
         target = endpoint(self.configured_url, AMQP_PORT)
-        return tcp_open(target.host, target.port)
+        return amqp_answers(target.host, target.port)
 
     def local_ready(self) -> bool:
         if not tcp_open(HOST, AMQP_PORT):
@@ -136,9 +137,8 @@ class RabbitMQ(Component):
         overview = f"{LOCAL_MANAGEMENT_URL}/api/overview"
         return http_status(overview, auth=(USER, PASSWORD)) == 200
 
-    def manages_configured(self) -> bool:
-        target = endpoint(self.configured_url, AMQP_PORT)
-        return is_loopback(target.host) and target.port == AMQP_PORT
+    def targets_local(self) -> bool:
+        return is_local(endpoint(self.configured_url, AMQP_PORT), AMQP_PORT)
 
     def cannot_start(self) -> str | None:
         if not Path(RABBITMQ_LIB, "rabbitmq-server").exists():
