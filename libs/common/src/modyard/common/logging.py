@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 from structlog.typing import Processor
 
 
-def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -> None:
+def configure_logging(
+    *, service: str, level: str = "INFO", json: bool = True, stream: TextIO = sys.stdout
+) -> None:
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -43,7 +46,7 @@ def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

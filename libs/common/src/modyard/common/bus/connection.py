@@ -65,6 +65,7 @@ class Bus:
         self._exchanges: dict[str, AbstractExchange] = {}
         self._ready = asyncio.Event()
         self._connect_task: asyncio.Task[None] | None = None
+        self._closing = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -92,6 +93,7 @@ class Bus:
         )
 
     async def close(self) -> None:
+        self._closing = True
         if self._connect_task is not None:
             self._connect_task.cancel()
             await asyncio.gather(self._connect_task, return_exceptions=True)
@@ -176,7 +178,8 @@ class Bus:
                 await queue.consume(consumer.callback)
 
     def _on_connection_lost(self, *_: Any) -> None:
-        log.warning("broker_connection_lost")
+        if not self._closing:
+            log.warning("broker_connection_lost")
 
     def _on_reconnected(self, *_: Any) -> None:
         log.info("broker_reconnected")

@@ -211,14 +211,14 @@ class RabbitMQ(Component):
                 self.local_ready,
                 timeout=timeout,
                 what="RabbitMQ",
-                log_path=self.log_file if self.log_file.exists() else self.stdout_log,
+                log_path=self.stdout_log,
                 interval=0.5,
                 died=lambda: process.poll() is not None,
             )
-        except StartupError:
+        except StartupError as exc:
             terminate(process.pid, expect=None, timeout=30)
             remove_pid(self.pid_file)
-            raise
+            raise StartupError(f"{exc}\n    (the node's own log: {self.log_file})") from None
         return process.pid
 
     def _write_files(self) -> None:

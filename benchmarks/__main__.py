@@ -1,0 +1,38 @@
+"""Run every benchmark against the local infrastructure, on an isolated database and vhost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from benchmarks import event_bus, service_footprint
+from modyard.common.logging import configure_logging
+from modyard.common.settings import CommonSettings
+from modyard.common.testing.infra import (
+    isolated_infra,
+    missing_infrastructure,
+    non_loopback_targets,
+)
+
+
+async def main() -> int:
+    configure_logging(service="bench", level="WARNING", json=True, stream=sys.stderr)
+    settings = CommonSettings()
+    problems = non_loopback_targets(settings) + missing_infrastructure(settings)
+    if problems:
+        print(f"cannot benchmark: {', '.join(problems)}; run `make infra`", file=sys.stderr)
+        return 2
+    async with isolated_infra(settings) as infra:
+        for benchmark in (
+            event_bus.outbox_throughput,
+            event_bus.event_latency,
+            service_footprint.idle_service,
+        ):
+            result = await benchmark(infra)
+            print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
