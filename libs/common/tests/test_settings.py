@@ -51,3 +51,12 @@ def test_outbox_retry_delay_grows_and_is_capped() -> None:
     assert delays[:3] == [2, 4, 8]
     assert delays == sorted(delays)
     assert max(delays) == 300
+
+
+def test_production_refuses_the_development_jwt_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("MODYARD_ENVIRONMENT", "production")
+    with pytest.raises(ValueError, match="MODYARD_JWT_SECRET"):
+        DemoSettings()
+    monkeypatch.setenv("MODYARD_JWT_SECRET", "x" * 40)
+    assert DemoSettings().environment == "production"

@@ -37,7 +37,7 @@ def service_cli(
             port=settings.port,
             log_config=None,
             proxy_headers=True,
-            forwarded_allow_ips="127.0.0.1",
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             timeout_graceful_shutdown=10,
         )
 

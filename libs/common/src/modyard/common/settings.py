@@ -9,9 +9,9 @@ sub-prefix (``MODYARD_REGISTRY_DATABASE_URL``) or for all services at once with 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 ENV_PREFIX = "MODYARD_"
+DEVELOPMENT_JWT_SECRET = "modyard-development-secret-change-me-in-production"
 ENV_FILES = (".env", ".run/infra.env")
 
 
@@ -49,7 +50,7 @@ class CommonSettings(BaseSettings):
     image_registry_username: str = "modyard"
     image_registry_password: SecretStr = SecretStr("modyard")
 
-    jwt_secret: SecretStr = SecretStr("modyard-development-secret-change-me-in-production")
+    jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
     jwt_issuer: str = "modyard"
     jwt_audience: str = "modyard"
     jwt_algorithm: str = "HS256"
@@ -62,6 +63,17 @@ class CommonSettings(BaseSettings):
     runtime_url: str = "http://127.0.0.1:8003"
     gateway_url: str = "http://127.0.0.1:8004"
     deployer_url: str = "http://127.0.0.1:8005"
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Self:
+        if self.environment is Environment.production:
+            secret = self.jwt_secret.get_secret_value()
+            if secret == DEVELOPMENT_JWT_SECRET or len(secret) < 32:
+                raise ValueError(
+                    "MODYARD_JWT_SECRET must be set to a random value of at least 32 characters "
+                    "when MODYARD_ENVIRONMENT=production"
+                )
+        return self
 
     def service_urls(self) -> dict[str, str]:
         """Base URL of each service, keyed by service name."""
@@ -85,6 +97,8 @@ class ServiceSettings(CommonSettings):
 
     host: str = "127.0.0.1"
     port: int = 0
+    #: Proxies whose X-Forwarded-* headers are trusted (comma-separated IPs/CIDRs, or "*").
+    forwarded_allow_ips: str = "127.0.0.1"
     db_schema: str = ""
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)

@@ -1,0 +1,83 @@
+# syntax=docker/dockerfile:1.7
+# One image per modyard service, all from this file:
+#
+#   docker build --build-arg SERVICE=registry -t modyard/registry:dev .
+#
+# SERVICE is one of registry | installer | runtime | appcell-gateway | deployer. The image runs
+# `modyard-<x> serve` by default; `docker run IMAGE migrate` runs the migrations and exits.
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# --- builder: the service's distribution and its locked dependencies in /app/.venv -------------
+FROM ${PYTHON_IMAGE} AS builder
+ARG SERVICE=registry
+ARG UV_VERSION=0.13.8
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+
+RUN pip install "uv==${UV_VERSION}"
+
+# SERVICE -> workspace distribution (= its console script). Fails the build on an unknown name.
+RUN case "$SERVICE" in \
+      registry|installer|runtime|deployer) dist="modyard-$SERVICE" ;; \
+      appcell-gateway) dist="modyard-gateway" ;; \
+      *) echo "unknown SERVICE '$SERVICE' (registry|installer|runtime|appcell-gateway|deployer)" >&2; exit 1 ;; \
+    esac; \
+    echo "$dist" > /tmp/dist
+
+WORKDIR /src
+
+# Third-party dependencies first: this layer only changes with uv.lock / the pyproject files.
+COPY pyproject.toml uv.lock ./
+COPY libs/common/pyproject.toml libs/common/
+COPY libs/sdk/pyproject.toml libs/sdk/
+COPY services/registry/pyproject.toml services/registry/
+COPY services/installer/pyproject.toml services/installer/
+COPY services/runtime/pyproject.toml services/runtime/
+COPY services/appcell-gateway/pyproject.toml services/appcell-gateway/
+COPY services/deployer/pyproject.toml services/deployer/
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-install-workspace --package "$(cat /tmp/dist)"
+
+# Then the workspace packages themselves, installed as wheels (not editable) so that the runtime
+# stage needs nothing but /app/.venv.
+COPY libs libs
+COPY services services
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable --package "$(cat /tmp/dist)" \
+    && ln -s "$(cat /tmp/dist)" /app/.venv/bin/modyard-service \
+    && /app/.venv/bin/modyard-service --help > /dev/null
+
+# --- runtime ---------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+ARG SERVICE=registry
+
+RUN groupadd --system --gid 10001 modyard \
+    && useradd --system --uid 10001 --gid modyard --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin modyard
+
+COPY --from=builder /app/.venv /app/.venv
+
+# MODYARD_HOST is the shared fallback of every MODYARD_<X>_HOST: listen on all interfaces.
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    MODYARD_SERVICE=${SERVICE} \
+    MODYARD_HOST=0.0.0.0
+
+WORKDIR /app
+USER 10001:10001
+
+# Liveness only (/healthz never checks dependencies). The port is the service's default unless
+# MODYARD_<X>_PORT / MODYARD_PORT override it. Ports: registry 8001, installer 8002, runtime 8003,
+# appcell-gateway 8004, deployer 8005.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as u; s = os.environ['MODYARD_SERVICE']; k = {'appcell-gateway': 'GATEWAY'}.get(s, s.upper()); p = os.environ.get(f'MODYARD_{k}_PORT') or os.environ.get('MODYARD_PORT') or {'registry': 8001, 'installer': 8002, 'runtime': 8003, 'appcell-gateway': 8004, 'deployer': 8005}[s]; u.urlopen(f'http://127.0.0.1:{p}/healthz', timeout=4)"]
+
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["modyard-service"]
+CMD ["serve"]
