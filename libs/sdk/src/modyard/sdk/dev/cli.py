@@ -171,7 +171,9 @@ def migrate(services: ServicesArgument = None) -> None:
             err_console.print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(1) from exc
         console.print(f"[bold]→ {service.name}:[/] {' '.join(command)}")
-        result = subprocess.run(command, cwd=run.root, check=False)  # noqa: S603
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.setdefault("MODYARD_LOG_JSON", "false")  # readable in a terminal unless chosen
+        result = subprocess.run(command, cwd=run.root, env=env, check=False)  # noqa: S603
         if result.returncode != 0:
             err_console.print(
                 f"[bold red]error:[/] migrations of {service.name} failed "

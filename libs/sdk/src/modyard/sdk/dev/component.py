@@ -150,7 +150,7 @@ class Component(ABC):
         usable = state in _OURS or state is State.external
         return Report(
             component=self.title,
-            url=_display(shown),
+            url=redact(shown),
             state=state,
             detail=detail,
             required=self.required,
@@ -185,8 +185,8 @@ class Component(ABC):
                 return self.report(State.external, "already running, left alone" + self._leftover())
             if not self.replaces_configured:
                 return self._failure(
-                    f"nothing answers at the configured {_display(self.configured_url)}, and "
-                    f"modyard only starts a local instance at {_display(self.local_url)}; start "
+                    f"nothing answers at the configured {redact(self.configured_url)}, and "
+                    f"modyard only starts a local instance at {redact(self.local_url)}; start "
                     f"that server or unset {self.setting}"
                 )
         pid = self.own_pid()
@@ -250,10 +250,6 @@ class Component(ABC):
 
 
 _OURS = frozenset({State.started, State.running, State.starting})
-
-
-def _display(url: str) -> str:
-    return redact(url)
 
 
 def find_binary(name: str, *extra_dirs: str) -> str | None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from modyard.common.settings import CommonSettings
@@ -55,10 +57,22 @@ def _each(items: list[Component], action: Callable[[Component], Report], verb: s
         return list(pool.map(guarded, items))
 
 
-def up(layout: RunLayout, settings: CommonSettings, *, timeout: float) -> list[Report]:
+@contextmanager
+def exclusive(layout: RunLayout) -> Iterator[None]:
+    """Serialise `up` and `down` (two `make` targets at once would race for the same ports)."""
     layout.run_dir.mkdir(parents=True, exist_ok=True)
-    reports = _each(components(layout, settings), lambda c: c.up(timeout), "start")
-    write_infra_env(layout, reports)
+    with (layout.run_dir / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def up(layout: RunLayout, settings: CommonSettings, *, timeout: float) -> list[Report]:
+    with exclusive(layout):
+        reports = _each(components(layout, settings), lambda c: c.up(timeout), "start")
+        write_infra_env(layout, reports)
     return reports
 
 
@@ -69,9 +83,13 @@ def status(layout: RunLayout, settings: CommonSettings) -> list[Report]:
 def down(
     layout: RunLayout, settings: CommonSettings, *, timeout: float, purge: bool
 ) -> list[Report]:
-    reports = _each(components(layout, settings), lambda c: c.down(timeout), "stop")
-    if purge and not any(report.state is State.failed for report in reports):
-        purge_run_dir(layout.run_dir)
+    if not layout.run_dir.exists():
+        # Nothing was ever started here; still report external servers as such.
+        return _each(components(layout, settings), lambda c: c.down(timeout), "stop")
+    with exclusive(layout):
+        reports = _each(components(layout, settings), lambda c: c.down(timeout), "stop")
+        if purge and not any(report.state is State.failed for report in reports):
+            purge_run_dir(layout.run_dir)
     return reports
 
 

@@ -37,11 +37,7 @@ def render_conf(*, port: int, socket_dir: Path) -> str:
         ("unix_socket_directories", _q(str(socket_dir))),
         # Five services with a pool each, plus tests that open their own connections.
         ("max_connections", "300"),
-        # A development/test cluster: durability is traded for speed. `infra down --purge` resets
-        # it if a crash ever corrupts it.
-        ("fsync", "off"),
-        ("synchronous_commit", "off"),
-        ("full_page_writes", "off"),
+        # Durability stays on: what `make up` accepted must survive a crash of the machine too.
     ]
     body = "".join(f"{key} = {value}\n" for key, value in settings)
     return "# Written by `modyard dev infra up`; changes are overwritten.\n" + body

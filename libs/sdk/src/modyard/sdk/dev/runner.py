@@ -67,8 +67,11 @@ def default_on_ready(console: Console) -> None:
         command = [script_path("modyard"), "status"]
     except RuntimeError:
         command = [sys.executable, "-m", "modyard.sdk.cli", "status"]
+    # Same table width as ours (Rich assumes 80 columns when stdout is not a terminal).
+    env = {**os.environ}
+    env.setdefault("COLUMNS", str(console.width))
     try:
-        result = subprocess.run(command, check=False, timeout=60)  # noqa: S603
+        result = subprocess.run(command, env=env, check=False, timeout=60)  # noqa: S603
     except (OSError, subprocess.TimeoutExpired) as exc:
         console.print(f"[yellow]warning:[/] `modyard status` did not run: {exc}")
         return

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Install what modyard's local development and CI need and this machine lacks.
+#
+# Idempotent and quick when everything is present (only file checks, no network). It installs
+# packages but never starts a daemon: `modyard dev infra up` starts what it needs under .run/.
+#
+#   Debian packages: rabbitmq-server docker.io docker-registry apache2-utils busybox-static
+#                    (+ postgresql when no PostgreSQL server binaries are found)
+#   Python tool:     uv (via pip --user when it is not on PATH)
+set -euo pipefail
+
+log() { printf 'bootstrap: %s\n' "$*"; }
+die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
+
+has_pg_server() {
+    command -v initdb >/dev/null 2>&1 && return 0
+    local dir
+    for dir in /usr/lib/postgresql/*/bin; do
+        [[ -x "$dir/initdb" && -x "$dir/pg_ctl" ]] && return 0
+    done
+    return 1
+}
+
+has_static_busybox() {
+    # busybox-static is what container images are built from; a dynamic busybox would not run
+    # in an empty image.
+    if command -v dpkg-query >/dev/null 2>&1; then
+        [[ "$(dpkg-query -W -f='${db:Status-Status}' busybox-static 2>/dev/null)" == installed ]]
+    else
+        command -v busybox >/dev/null 2>&1
+    fi
+}
+
+missing_packages() {
+    local packages=()
+    [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || packages+=(rabbitmq-server)
+    command -v dockerd >/dev/null 2>&1 || [[ -x /usr/sbin/dockerd ]] || packages+=(docker.io)
+    command -v docker-registry >/dev/null 2>&1 || packages+=(docker-registry)
+    command -v htpasswd >/dev/null 2>&1 || packages+=(apache2-utils)
+    has_static_busybox || packages+=(busybox-static)
+    has_pg_server || packages+=(postgresql)
+    if [[ "${#packages[@]}" -gt 0 ]]; then printf '%s\n' "${packages[@]}"; fi
+}
+
+# PIDs of the daemons a package's maintainer scripts might start, one per line.
+daemon_pids() {
+    local dir comm
+    for dir in /proc/[0-9]*; do
+        comm=$(cat "$dir/comm" 2>/dev/null) || continue
+        case "$comm" in
+            epmd | beam.smp | rabbitmq-server | dockerd | containerd | docker-registry | postgres)
+                printf '%s\n' "${dir#/proc/}" ;;
+        esac
+    done
+}
+
+install_packages() {
+    local packages=("$@")
+    if [[ "$(id -u)" -ne 0 ]]; then
+        die "missing packages: ${packages[*]}
+    install them as root, e.g.:
+    sudo apt-get update && sudo apt-get install -y --no-install-recommends ${packages[*]}"
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "missing ${packages[*]} and no apt-get to install them"
+
+    # Debian's maintainer scripts start services through invoke-rc.d; policy-rc.d exit code 101
+    # forbids that. An existing policy (common in containers) is left untouched.
+    local policy=/usr/sbin/policy-rc.d created_policy=""
+    if [[ ! -e "$policy" ]]; then
+        printf '#!/bin/sh\n# Temporary, from modyard scripts/bootstrap.sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        created_policy=1
+    fi
+    local before
+    before=$(daemon_pids | sort)
+
+    log "installing ${packages[*]}"
+    local status=0
+    {
+        apt-get update -qq &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                "${packages[@]}"
+    } || status=$?
+
+    [[ -n "$created_policy" ]] && rm -f "$policy"
+
+    # Belt and braces: stop any daemon that appeared during the install (by PID, only those).
+    local pid
+    for pid in $(comm -13 <(printf '%s\n' "$before") <(daemon_pids | sort)); do
+        log "stopping $(cat "/proc/$pid/comm" 2>/dev/null || echo process) (pid $pid) started by the package install"
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+
+    [[ "$status" -eq 0 ]] || die "apt-get install ${packages[*]} failed (exit $status)"
+}
+
+ensure_uv() {
+    command -v uv >/dev/null 2>&1 && return 0
+    if [[ -x "$HOME/.local/bin/uv" ]]; then
+        log "uv is in ~/.local/bin; add it to PATH (the Makefile and .ci/run do)"
+        return 0
+    fi
+    log "installing uv with pip --user"
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1 ||
+            die "uv is missing and python3 has no pip; install uv (https://docs.astral.sh/uv/)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip
+    fi
+    # Debian's own python3 refuses user installs without --break-system-packages (PEP 668);
+    # uv is self-contained, so a user install of it cannot break the system's packages.
+    python3 -m pip install --user --quiet uv ||
+        python3 -m pip install --user --quiet --break-system-packages uv ||
+        die "pip could not install uv"
+    command -v uv >/dev/null 2>&1 || log "uv installed in ~/.local/bin; add it to PATH"
+}
+
+main() {
+    local missing
+    mapfile -t missing < <(missing_packages)
+    if [[ "${#missing[@]}" -gt 0 ]]; then
+        install_packages "${missing[@]}"
+    fi
+    ensure_uv
+    log "ok (rabbitmq-server, dockerd, docker-registry, htpasswd, busybox-static, PostgreSQL, uv)"
+}
+
+# Sourcing (for testing single functions) defines them without running anything.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    main "$@"
+fi
