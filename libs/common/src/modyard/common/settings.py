@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 
 ENV_PREFIX = "MODYARD_"
-DEVELOPMENT_JWT_SECRET = "modyard-development-secret-change-me-in-production"
+DEVELOPMENT_JWT_SECRET = "modyard-development-secret-change-me-in-production"  # noqa: S105
 ENV_FILES = (".env", ".run/infra.env")
 
 

@@ -81,12 +81,13 @@ def token(
     subject: Annotated[
         str, typer.Option("--subject", "-s", help="Who the token is for.")
     ] = "developer",
-    role: Annotated[list[Role], typer.Option("--role", "-r", help="Role; repeat for several.")] = [
-        Role.operator
-    ],  # noqa: B006
+    role: Annotated[
+        list[Role] | None,
+        typer.Option("--role", "-r", help="Role; repeat for several. [default: operator]"),
+    ] = None,
     workspace: Annotated[
-        list[str], typer.Option("--workspace", "-w", help="Workspace; repeat for several.")
-    ] = [],  # noqa: B006
+        list[str] | None, typer.Option("--workspace", "-w", help="Workspace; repeat for several.")
+    ] = None,
     ttl: Annotated[
         int, typer.Option("--ttl", help="Lifetime in seconds.", min=1)
     ] = DEFAULT_TOKEN_TTL_SECONDS,
@@ -94,6 +95,8 @@ def token(
 ) -> None:
     """Mint a development token signed with the configured secret (MODYARD_JWT_SECRET)."""
     settings = CommonSettings()
+    role = role or [Role.operator]
+    workspace = workspace or []
     try:
         minted = mint_token(
             settings, subject=subject, roles=role, workspaces=workspace, ttl_seconds=ttl
