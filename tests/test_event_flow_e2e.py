@@ -61,7 +61,9 @@ async def test_event_reaches_every_service_once_even_when_delivered_twice(
 ) -> None:
     registry, installer = cluster["registry"], cluster["installer"]
     async with httpx.AsyncClient(headers=auth_headers(infra_settings), timeout=10) as client:
-        sent = await client.post(f"{registry.url}/v1/diagnostics/pings")
+        sent = await client.post(
+            f"{registry.url}/v1/diagnostics/pings", headers={"X-Correlation-ID": "e2e-corr-1"}
+        )
         assert sent.status_code == 202
         ping_id, event_id = sent.json()["ping_id"], sent.json()["event_id"]
 
@@ -78,6 +80,8 @@ async def test_event_reaches_every_service_once_even_when_delivered_twice(
         finally:
             await connection.close()
         body = envelope.encode() if isinstance(envelope, str) else json.dumps(envelope).encode()
+        # The event carries the correlation id of the request that caused it.
+        assert json.loads(body)["correlationid"] == "e2e-corr-1"
         duplicates_before = await consumed(client, installer, "duplicate")
         amqp = await aio_pika.connect(infra.amqp_url)
         async with amqp:

@@ -106,3 +106,28 @@ async def test_unsafe_incoming_ids_are_replaced(client: httpx.AsyncClient) -> No
     response = await client.get("/nowhere", headers={"X-Request-ID": "bad id\twith spaces"})
     assert response.headers["x-request-id"] != "bad id\twith spaces"
     assert len(response.headers["x-request-id"]) == 32
+
+
+async def test_log_lines_are_json_with_request_and_correlation_ids() -> None:
+    import io
+    import json
+
+    from modyard.common.logging import configure_logging
+
+    stream = io.StringIO()
+    configure_logging(service="demo", level="INFO", json=True, stream=stream)
+    try:
+        transport = httpx.ASGITransport(app=make_app(), raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            await client.post(
+                "/things", json={"name": "a", "size": 1}, headers={"X-Correlation-ID": "corr-7"}
+            )
+    finally:
+        configure_logging(service="test", level="WARNING", json=False)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    access = next(line for line in lines if line["event"] == "http_request")
+    assert access["service"] == "demo"
+    assert access["correlation_id"] == "corr-7"
+    assert access["status"] == 200
+    assert access["route"] == "/things"
+    assert len(access["request_id"]) == 32

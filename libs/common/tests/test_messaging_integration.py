@@ -249,3 +249,38 @@ async def test_events_wait_in_the_outbox_while_the_broker_is_away(
     await producer.bus.wait_ready(timeout=15)
     assert await producer.relay.relay_once() == 1
     await eventually(lambda: len(consumer.handled) == 1)
+
+
+async def test_relay_housekeeping_deletes_only_old_published_rows_and_records(
+    make_node: Callable[..., Any],
+) -> None:
+    node = await make_node(start=False)
+    kind = unique_type()
+    old, fresh, pending = (new_event(source="/test", type=kind, data={}) for _ in range(3))
+    async with node.database.transaction() as session:
+        for event in (old, fresh, pending):
+            await record_event(session, event)
+        await session.execute(
+            outbox.update()
+            .where(outbox.c.event_id == old.id)
+            .values(published_at=text("now() - interval '30 days'"))
+        )
+        await session.execute(
+            outbox.update().where(outbox.c.event_id == fresh.id).values(published_at=text("now()"))
+        )
+        await session.execute(
+            processed_events.insert().values(
+                consumer="c", event_id="ancient", event_type=kind, processed_at=text("now() - interval '90 days'")
+            )
+        )
+        await session.execute(
+            processed_events.insert().values(consumer="c", event_id="recent", event_type=kind)
+        )
+
+    await node.relay._cleanup_if_due()
+
+    async with node.database.transaction() as session:
+        remaining = set(await session.scalars(select(outbox.c.event_id)))
+        remembered = set(await session.scalars(select(processed_events.c.event_id)))
+    assert remaining == {fresh.id, pending.id}
+    assert remembered == {"recent"}

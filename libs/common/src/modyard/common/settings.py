@@ -107,6 +107,7 @@ class ServiceSettings(CommonSettings):
     outbox_batch_size: int = Field(default=100, ge=1, le=10_000)
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
     outbox_retention_hours: float = Field(default=24 * 7, gt=0)
+    processed_events_retention_hours: float = Field(default=24 * 30, gt=0)
     consumer_prefetch: int = Field(default=32, ge=1)
     consumer_delivery_limit: int = Field(default=10, ge=1)
     readiness_timeout_seconds: float = Field(default=2.0, gt=0)

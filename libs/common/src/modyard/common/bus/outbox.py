@@ -22,7 +22,7 @@ from modyard.common.bus import topology
 from modyard.common.bus.connection import Bus
 from modyard.common.bus.envelope import CloudEvent
 from modyard.common.db.database import OUTBOX_WAKE_KEY, Database
-from modyard.common.db.messaging_tables import outbox
+from modyard.common.db.messaging_tables import outbox, processed_events
 from modyard.common.observability.metrics import OUTBOX_PENDING, OUTBOX_PUBLISH_FAILURES
 from modyard.common.settings import ServiceSettings
 
@@ -66,6 +66,7 @@ class OutboxRelay:
         self._batch_size = settings.outbox_batch_size
         self._poll_interval = settings.outbox_poll_interval_seconds
         self._retention = timedelta(hours=settings.outbox_retention_hours)
+        self._processed_retention = timedelta(hours=settings.processed_events_retention_hours)
         self._wakeup = asyncio.Event()
         self._last_cleanup = datetime.min.replace(tzinfo=UTC)
         database.on_outbox_commit = self._wakeup.set
@@ -165,4 +166,10 @@ class OutboxRelay:
         async with self._database.transaction() as session:
             await session.execute(
                 delete(outbox).where(outbox.c.published_at < now - self._retention)
+            )
+            # Idempotency records only need to outlive any redelivery of their event.
+            await session.execute(
+                delete(processed_events).where(
+                    processed_events.c.processed_at < now - self._processed_retention
+                )
             )
