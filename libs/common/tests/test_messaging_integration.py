@@ -270,7 +270,10 @@ async def test_relay_housekeeping_deletes_only_old_published_rows_and_records(
         )
         await session.execute(
             processed_events.insert().values(
-                consumer="c", event_id="ancient", event_type=kind, processed_at=text("now() - interval '90 days'")
+                consumer="c",
+                event_id="ancient",
+                event_type=kind,
+                processed_at=text("now() - interval '90 days'"),
             )
         )
         await session.execute(
