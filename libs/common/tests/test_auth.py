@@ -38,56 +38,41 @@ def test_token_signed_with_another_secret_is_refused(settings: CommonSettings) -
         decode_token(settings, mint_token(other, subject="x", roles=["operator"]))
 
 
+def forge(settings: CommonSettings, **claims: object) -> str:
+    """A token with the given claims over sensible valid ones, signed with our secret."""
+    now = int(time.time())
+    base = {"sub": "x", "iss": "modyard", "aud": "modyard", "iat": now, "exp": now + 60}
+    return jwt.encode({**base, **claims}, settings.jwt_secret.get_secret_value(), algorithm="HS256")
+
+
 def test_expired_token_is_refused(settings: CommonSettings) -> None:
     now = int(time.time())
-    token = jwt.encode(
-        {
-            "sub": "x",
-            "iss": "modyard",
-            "aud": "modyard",
-            "iat": now - 3600,
-            "exp": now - 600,
-            "roles": ["user"],
-        },
-        settings.jwt_secret.get_secret_value(),
-        algorithm="HS256",
-    )
+    token = forge(settings, iat=now - 3600, exp=now - 600, roles=["user"])
     with pytest.raises(TokenError, match="expired"):
         decode_token(settings, token)
 
 
 def test_unknown_role_is_refused(settings: CommonSettings) -> None:
-    now = int(time.time())
-    token = jwt.encode(
-        {
-            "sub": "x",
-            "iss": "modyard",
-            "aud": "modyard",
-            "iat": now,
-            "exp": now + 60,
-            "roles": ["root"],
-        },
-        settings.jwt_secret.get_secret_value(),
-        algorithm="HS256",
-    )
     with pytest.raises(TokenError, match="unknown role"):
-        decode_token(settings, token)
+        decode_token(settings, forge(settings, roles=["root"]))
+
+
+def test_token_without_roles_is_refused(settings: CommonSettings) -> None:
+    with pytest.raises(TokenError, match="role"):
+        decode_token(settings, forge(settings, roles=[]))
 
 
 def test_alg_none_is_refused(settings: CommonSettings) -> None:
     now = int(time.time())
-    token = jwt.encode(
-        {
-            "sub": "x",
-            "iss": "modyard",
-            "aud": "modyard",
-            "iat": now,
-            "exp": now + 60,
-            "roles": ["operator"],
-        },
-        key=None,
-        algorithm="none",
-    )
+    claims = {
+        "sub": "x",
+        "iss": "modyard",
+        "aud": "modyard",
+        "iat": now,
+        "exp": now + 60,
+        "roles": ["operator"],
+    }
+    token = jwt.encode(claims, key=None, algorithm="none")
     with pytest.raises(TokenError):
         decode_token(settings, token)
 
