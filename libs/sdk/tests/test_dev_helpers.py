@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from modyard.common.network import tcp_reachable
 from modyard.sdk.dev import processes
 from modyard.sdk.dev.infra import mounts_under
 from modyard.sdk.dev.paths import RepoNotFoundError, find_repo_root
@@ -21,7 +22,6 @@ from modyard.sdk.dev.probes import (
     is_local,
     postgres_answers,
     redact,
-    tcp_open,
 )
 from modyard.sdk.dev.runner import prefixes
 from modyard.sdk.dev.services import SERVICES, select
@@ -87,11 +87,11 @@ def listener() -> Iterator[socket.socket]:
     server.close()
 
 
-def test_tcp_open(listener: socket.socket) -> None:
+def test_tcp_reachable(listener: socket.socket) -> None:
     port = listener.getsockname()[1]
-    assert tcp_open("127.0.0.1", port)
+    assert tcp_reachable("127.0.0.1", port)
     listener.close()
-    assert not tcp_open("127.0.0.1", port)
+    assert not tcp_reachable("127.0.0.1", port)
 
 
 def test_postgres_probe_wants_the_ssl_answer(listener: socket.socket) -> None:

@@ -6,8 +6,6 @@ the end), so tests never see the data or the queues of a ``make up`` running bes
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +16,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
+from modyard.common.network import is_loopback, tcp_reachable
 from modyard.common.settings import CommonSettings
 
 
@@ -33,23 +32,6 @@ class IsolatedInfra:
     def env(self) -> dict[str, str]:
         """Environment for a service process that should use this isolated infrastructure."""
         return {"MODYARD_DATABASE_URL": self.database_url, "MODYARD_AMQP_URL": self.amqp_url}
-
-
-def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def non_loopback_targets(settings: CommonSettings) -> list[str]:
@@ -68,9 +50,9 @@ def missing_infrastructure(settings: CommonSettings) -> list[str]:
     database = make_url(settings.database_url)
     amqp = urlsplit(settings.amqp_url)
     missing = []
-    if not reachable(database.host or "127.0.0.1", database.port or 5432):
+    if not tcp_reachable(database.host or "127.0.0.1", database.port or 5432):
         missing.append(f"PostgreSQL at {database.host}:{database.port}")
-    if not reachable(amqp.hostname or "127.0.0.1", amqp.port or 5672):
+    if not tcp_reachable(amqp.hostname or "127.0.0.1", amqp.port or 5672):
         missing.append(f"RabbitMQ at {amqp.hostname}:{amqp.port}")
     return missing
 

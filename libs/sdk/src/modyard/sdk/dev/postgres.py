@@ -14,8 +14,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from modyard.common.network import tcp_reachable
 from modyard.sdk.dev.component import Component
-from modyard.sdk.dev.probes import endpoint, is_local, postgres_answers, tcp_open
+from modyard.sdk.dev.probes import endpoint, is_local, postgres_answers
 from modyard.sdk.dev.processes import StartupError, run, tail, terminate, write_pid
 
 HOST = "127.0.0.1"
@@ -138,7 +139,7 @@ class Postgres(Component):
     def local_ready(self) -> bool:
         bin_dir = find_bin_dir()
         if bin_dir is None or not (bin_dir / "pg_isready").exists():
-            return tcp_open(HOST, PORT)
+            return tcp_reachable(HOST, PORT)
         probe = [str(bin_dir / "pg_isready"), "-q", "-t", "2", "-h", HOST, "-p", str(PORT)]
         return run([*probe, "-U", ROLE, "-d", DATABASE], timeout=10).returncode == 0
 

@@ -42,14 +42,6 @@ def redact(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def tcp_open(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _exchange(host: str, port: int, request: bytes, timeout: float) -> bytes:
     """Send ``request`` and return the first bytes of the answer (b"" when none)."""
     try:

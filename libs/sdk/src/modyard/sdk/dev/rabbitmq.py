@@ -19,8 +19,9 @@ import secrets
 import stat
 from pathlib import Path
 
+from modyard.common.network import tcp_reachable
 from modyard.sdk.dev.component import Component, find_binary
-from modyard.sdk.dev.probes import amqp_answers, endpoint, http_status, is_local, tcp_open
+from modyard.sdk.dev.probes import amqp_answers, endpoint, http_status, is_local
 from modyard.sdk.dev.processes import (
     StartupError,
     is_running,
@@ -131,7 +132,7 @@ class RabbitMQ(Component):
         return amqp_answers(target.host, target.port)
 
     def local_ready(self) -> bool:
-        if not tcp_open(HOST, AMQP_PORT):
+        if not tcp_reachable(HOST, AMQP_PORT):
             return False
         # 200 here also proves the definitions (user, vhosts) were imported.
         overview = f"{LOCAL_MANAGEMENT_URL}/api/overview"
@@ -149,7 +150,7 @@ class RabbitMQ(Component):
 
     def port_conflict(self) -> str | None:
         for port in (MANAGEMENT_PORT, DIST_PORT):
-            if tcp_open(HOST, port):
+            if tcp_reachable(HOST, port):
                 return f"{HOST}:{port} is taken by another program; RabbitMQ needs it"
         return None
 
@@ -248,7 +249,7 @@ class RabbitMQ(Component):
 
         Left to Erlang, epmd would daemonize and we could not tell later which one to stop.
         """
-        if tcp_open(HOST, EPMD_PORT):
+        if tcp_reachable(HOST, EPMD_PORT):
             return
         epmd = find_binary("epmd", ERLANG_LIB)
         if epmd is None:
@@ -259,7 +260,7 @@ class RabbitMQ(Component):
         )
         write_pid(self.epmd_pid_file, process.pid)
         wait_until(
-            lambda: tcp_open(HOST, EPMD_PORT),
+            lambda: tcp_reachable(HOST, EPMD_PORT),
             timeout=min(timeout, 15),
             what="epmd",
             log_path=log,
