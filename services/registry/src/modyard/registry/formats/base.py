@@ -1,0 +1,119 @@
+"""What every format adapter gets and gives.
+
+An adapter receives the archive's files as :class:`ModuleFiles` (already checked by
+``modyard.registry.archive``: safe names, capped sizes) and returns a canonical
+:class:`~modyard.registry.manifest.Manifest`, or raises :class:`ManifestError` listing every problem
+it found, each located by file and JSON pointer, so the publisher can fix them all at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import yaml
+
+from modyard.registry.manifest import Manifest, ModuleFormat
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One thing wrong with an upload."""
+
+    file: str
+    pointer: str
+    detail: str
+
+
+class ManifestError(Exception):
+    """The files are recognised but do not make a valid module (→ 422 ``invalid-manifest``)."""
+
+    def __init__(self, issues: Iterable[Issue]) -> None:
+        self.issues = list(issues)
+        summary = "; ".join(f"{i.file}{i.pointer}: {i.detail}" for i in self.issues[:5])
+        super().__init__(summary or "invalid module")
+
+
+class UnresolvedReference(ManifestError):
+    """A ``$payload``/``$result``/``implements`` reference names no bundled file, or a schema does
+    not compile (→ 422 ``unresolvable-schema``)."""
+
+
+class ModuleFiles(Mapping[str, bytes]):
+    """The archive's regular files by path (``/``-separated, no leading ``./``).
+
+    Lookups with :meth:`find` ignore case, because AppCell matches its file names that way.
+    """
+
+    def __init__(self, files: Mapping[str, bytes]) -> None:
+        self._files = dict(files)
+        self._folded = {path.casefold(): path for path in self._files}
+
+    def __getitem__(self, path: str) -> bytes:
+        return self._files[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def find(self, path: str) -> str | None:
+        """The stored path matching ``path`` case-insensitively, or None."""
+        return self._folded.get(path.casefold())
+
+    def root(self) -> ModuleFiles:
+        """The same files with a single top-level folder stripped (zips made of a directory)."""
+        tops = {path.split("/", 1)[0] for path in self._files}
+        if len(tops) == 1 and all("/" in path for path in self._files):
+            prefix = next(iter(tops)) + "/"
+            return ModuleFiles({path[len(prefix) :]: data for path, data in self._files.items()})
+        return self
+
+    def text(self, path: str) -> str:
+        try:
+            return self._files[path].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ManifestError([Issue(path, "", f"is not UTF-8 text ({exc.reason})")]) from exc
+
+    def json(self, path: str) -> Any:
+        try:
+            return json.loads(self.text(path))
+        except json.JSONDecodeError as exc:
+            raise ManifestError(
+                [Issue(path, "", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
+            ) from exc
+
+    def yaml(self, path: str) -> Any:
+        try:
+            return yaml.safe_load(self.text(path))
+        except yaml.YAMLError as exc:
+            raise ManifestError([Issue(path, "", f"is not valid YAML: {exc}")]) from exc
+
+
+@dataclass
+class IssueCollector:
+    """Collects issues while an adapter walks a document, so that all are reported at once."""
+
+    issues: list[Issue] = field(default_factory=list)
+
+    def add(self, file: str, pointer: str, detail: str) -> None:
+        self.issues.append(Issue(file, pointer, detail))
+
+    def raise_if_any(self) -> None:
+        if self.issues:
+            raise ManifestError(self.issues)
+
+
+class FormatAdapter(Protocol):
+    format: ClassVar[ModuleFormat]
+
+    def detect(self, files: ModuleFiles) -> bool:
+        """Whether these files are in this adapter's format (cheap: names and key presence)."""
+        ...
+
+    def parse(self, files: ModuleFiles) -> Manifest:
+        """The canonical manifest, or :class:`ManifestError` listing every problem."""
+        ...
