@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 from modyard.common.settings import ServiceSettings
 from modyard.deployer.settings import DeployerSettings
