@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Any, ClassVar
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
@@ -28,10 +28,13 @@ log = structlog.get_logger(__name__)
 
 
 class InvalidParam(BaseModel):
-    """One failing input field, located by a JSON pointer into the request."""
+    """One failing input field, located by a JSON pointer into the request (or into a file)."""
 
     pointer: str = Field(description="JSON pointer (RFC 6901) to the field, e.g. /body/name")
     detail: str = Field(description="What is wrong with the field and what to send instead")
+    file: str | None = Field(
+        default=None, description="For uploads: the file inside the archive the pointer is into"
+    )
 
 
 class ProblemDetail(BaseModel):
@@ -55,9 +58,10 @@ def problem_type(slug: str) -> str:
 class Problem(Exception):
     """An error a caller can act on. Subclasses fix ``status``, ``slug`` and ``title``."""
 
-    status: ClassVar[int] = 400
-    slug: ClassVar[str] = "bad-request"
-    title: ClassVar[str] = "Bad request"
+    # Class defaults; an instance may narrow them (``slug=``) to say exactly which rule failed.
+    status: int = 400
+    slug: str = "bad-request"
+    title: str = "Bad request"
 
     def __init__(
         self,
@@ -65,9 +69,12 @@ class Problem(Exception):
         *,
         errors: Sequence[InvalidParam] = (),
         headers: dict[str, str] | None = None,
+        slug: str | None = None,
         **extensions: Any,
     ) -> None:
         super().__init__(detail)
+        if slug is not None:
+            self.slug = slug
         self.detail = detail
         self.errors = list(errors)
         self.headers = headers or {}

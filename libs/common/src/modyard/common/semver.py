@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import semantic_version
-
-Version = semantic_version.Version
-Range = semantic_version.NpmSpec
+from semantic_version import NpmSpec as Range
+from semantic_version import Version
 
 
 class InvalidVersion(ValueError):
@@ -66,3 +64,14 @@ def _strip_v(token: str) -> str:
             rest = token[len(prefix) :]
             return prefix + (rest[1:] if rest[:1] in ("v", "V") and rest[1:2].isdigit() else rest)
     return token[1:] if token[:1] in ("v", "V") and token[1:2].isdigit() else token
+
+
+def version_parts(text: str) -> tuple[int, int, int, bool]:
+    """(major, minor, patch, is_prerelease), typed for storage and sorting."""
+    version = parse_version(text)
+    return (
+        int(version.major),
+        int(version.minor),
+        int(version.patch),
+        bool(version.prerelease),
+    )

@@ -4,4 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-routers: list[APIRouter] = []
+from modyard.registry.api.modules import router as modules_router
+from modyard.registry.api.schemas import router as schemas_router
+
+routers: list[APIRouter] = [modules_router, schemas_router]

@@ -83,7 +83,13 @@ class ModuleFiles(Mapping[str, bytes]):
             return json.loads(self.text(path))
         except json.JSONDecodeError as exc:
             raise ManifestError(
-                [Issue(path, "", f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
+                [
+                    Issue(
+                        path,
+                        "",
+                        f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                    )
+                ]
             ) from exc
 
     def yaml(self, path: str) -> Any:

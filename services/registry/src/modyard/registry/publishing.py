@@ -1,0 +1,176 @@
+"""Publishing a module version: read the upload, normalise it, store it immutably.
+
+Everything that can refuse the upload (archive rules, format detection, the adapter's checks,
+schema references) runs before the transaction writes anything, so a refused upload leaves
+nothing behind. Versions are immutable: the same name and version again is accepted only as an
+idempotent retry of the very same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modyard.common.bus.outbox import record_event
+from modyard.common.errors import Conflict, InvalidParam, PayloadTooLarge, ValidationFailed
+from modyard.common.semver import parse_version, version_parts
+from modyard.registry.archive import ArchiveRejected, ArchiveTooLarge, read_archive
+from modyard.registry.events import MODULE_PUBLISHED, module_event
+from modyard.registry.formats.base import ManifestError, UnresolvedReference
+from modyard.registry.formats.container import parse_container_document
+from modyard.registry.formats.detection import AmbiguousFormat, UnknownFormat, parse_module
+from modyard.registry.manifest import Manifest
+from modyard.registry.models import Archive, Module, ModuleVersion
+from modyard.registry.settings import RegistrySettings
+
+ZIP_MEDIA_TYPE = "application/zip"
+JSON_MEDIA_TYPE = "application/json"
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def manifest_from_archive(data: bytes, settings: RegistrySettings) -> Manifest:
+    """The canonical manifest of a zip upload, or a 4xx problem saying what to fix."""
+    try:
+        files = read_archive(data, settings.archive_limits())
+    except ArchiveTooLarge as exc:
+        raise PayloadTooLarge(exc.detail, slug=exc.slug) from exc
+    except ArchiveRejected as exc:
+        raise ValidationFailed(exc.detail, slug=exc.slug, entry=exc.entry) from exc
+    try:
+        return parse_module(files)
+    except (UnknownFormat, AmbiguousFormat) as exc:
+        slug = "unknown-format" if isinstance(exc, UnknownFormat) else "ambiguous-format"
+        raise ValidationFailed(str(exc), slug=slug) from exc
+    except ManifestError as exc:
+        raise _manifest_problem(exc) from exc
+
+
+def manifest_from_json(data: bytes, settings: RegistrySettings) -> Manifest:
+    """The canonical manifest of a container module sent as a JSON body."""
+    if len(data) > settings.max_container_manifest_bytes:
+        raise PayloadTooLarge(
+            f"A container manifest may be {settings.max_container_manifest_bytes} bytes at most.",
+            slug="manifest-too-large",
+        )
+    try:
+        document = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"The body is not valid JSON ({exc}).", slug="invalid-json") from exc
+    if not isinstance(document, dict):
+        raise ValidationFailed("The body must be a JSON object.", slug="invalid-json")
+    if document.get("kind", "container") != "container":
+        raise ValidationFailed(
+            "Only container modules are published as JSON; upload other modules as a zip archive "
+            "(multipart field 'archive').",
+            slug="unsupported-manifest",
+        )
+    try:
+        return parse_container_document(document, file="(body)")
+    except ManifestError as exc:
+        raise _manifest_problem(exc) from exc
+
+
+def _manifest_problem(exc: ManifestError) -> ValidationFailed:
+    errors = [
+        InvalidParam(pointer=i.pointer or "/", detail=i.detail, file=i.file) for i in exc.issues
+    ]
+    slug = "unresolvable-schema" if isinstance(exc, UnresolvedReference) else "invalid-manifest"
+    listed = "; ".join(f"{i.file}{i.pointer}: {i.detail}" for i in exc.issues[:3])
+    more = f" (and {len(exc.issues) - 3} more)" if len(exc.issues) > 3 else ""
+    problem = ValidationFailed(f"The module is not valid: {listed}{more}.", slug=slug)
+    problem.errors = errors
+    return problem
+
+
+async def publish(
+    session: AsyncSession,
+    settings: RegistrySettings,
+    *,
+    data: bytes,
+    media_type: str,
+    manifest: Manifest,
+    published_by: str,
+) -> tuple[Module, ModuleVersion, bool]:
+    """Store ``manifest`` with its archive; returns the module, the version and whether it is new."""
+    digest = digest_of(data)
+    # One publisher per module at a time: the version check and the insert must not interleave.
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"module:{manifest.name}"}
+    )
+    module = await session.scalar(select(Module).where(Module.name == manifest.name))
+    if module is not None:
+        existing = await session.scalar(
+            select(ModuleVersion).where(
+                ModuleVersion.module_id == module.id, ModuleVersion.version == manifest.version
+            )
+        )
+        if existing is not None:
+            if existing.archive_digest == digest:
+                return module, existing, False
+            raise Conflict(
+                f"{manifest.name} {manifest.version} is already published with another archive "
+                f"({existing.archive_digest}); versions are immutable, so publish a new version.",
+                slug="version-exists",
+                digest=existing.archive_digest,
+            )
+        if module.format != manifest.format.value or module.kind != manifest.kind.value:
+            raise Conflict(
+                f"{manifest.name} is a {module.format} {module.kind} module; a version cannot change "
+                f"it to {manifest.format.value} {manifest.kind.value}. Publish it under another name.",
+                slug="module-format-changed",
+            )
+    else:
+        module = Module(name=manifest.name, format=manifest.format.value, kind=manifest.kind.value)
+        session.add(module)
+        await session.flush()
+
+    await session.execute(
+        pg_insert(Archive)
+        .values(digest=digest, size=len(data), media_type=media_type, content=data)
+        .on_conflict_do_nothing(index_elements=[Archive.digest])
+    )
+    major, minor, patch, prerelease = version_parts(manifest.version)
+    version = ModuleVersion(
+        module_id=module.id,
+        version=manifest.version,
+        major=major,
+        minor=minor,
+        patch=patch,
+        prerelease=prerelease,
+        manifest=manifest.model_dump(mode="json", by_alias=True),
+        archive_digest=digest,
+        size=len(data),
+        published_by=published_by,
+        yanked=False,
+    )
+    session.add(version)
+    await session.flush()
+    await refresh_latest(session, module)
+    await record_event(
+        session, module_event(MODULE_PUBLISHED, settings.source, module.name, version)
+    )
+    return module, version, True
+
+
+async def refresh_latest(session: AsyncSession, module: Module) -> None:
+    """Point the module's listing at its newest usable version (stable before pre-release)."""
+    versions = (
+        await session.scalars(
+            select(ModuleVersion).where(
+                ModuleVersion.module_id == module.id, ModuleVersion.yanked.is_(False)
+            )
+        )
+    ).all()
+    newest = max(versions, key=lambda v: (not v.prerelease, parse_version(v.version)), default=None)
+    module.latest_version = newest.version if newest else None
+    if newest is not None:
+        module.label = newest.manifest.get("label")
+        module.description = newest.manifest.get("description")
+    module.updated_at = func.now()

@@ -1,0 +1,92 @@
+"""Reading an upload from the request with the size cap enforced while it streams in.
+
+The cap applies to the bytes on the wire, before anything is parsed or spooled to disk, so an
+oversized upload costs us at most the cap in memory and never reaches the zip reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+
+from fastapi import Request
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from modyard.common.errors import BadRequest, PayloadTooLarge, ValidationFailed
+
+# Room for the multipart boundaries and part headers around the archive itself.
+MULTIPART_OVERHEAD = 64 * 1024
+ARCHIVE_FIELD = "archive"
+
+
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    #: ``zip`` for archives, ``json`` for container manifests.
+    kind: str
+    filename: str | None = None
+
+
+async def read_capped_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    received = bytearray()
+    async for chunk in request.stream():
+        received.extend(chunk)
+        if len(received) > limit:
+            raise _too_large(limit)
+    return bytes(received)
+
+
+async def read_upload(request: Request, *, archive_limit: int, json_limit: int) -> Upload:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        return Upload(await read_capped_body(request, json_limit), "json")
+    if content_type in (
+        "application/zip",
+        "application/x-zip-compressed",
+        "application/octet-stream",
+    ):
+        return Upload(await read_capped_body(request, archive_limit), "zip")
+    if content_type == "multipart/form-data":
+        body = await read_capped_body(request, archive_limit + MULTIPART_OVERHEAD)
+        return await _archive_from_multipart(request, body, archive_limit)
+    raise ValidationFailed(
+        "Send the module as multipart/form-data with the zip in the field 'archive', as an "
+        "application/zip body, or (container modules) as an application/json manifest.",
+        slug="unsupported-media-type",
+    )
+
+
+async def _archive_from_multipart(request: Request, body: bytes, limit: int) -> Upload:
+    async def replay() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    parser = MultiPartParser(request.headers, replay(), max_files=1, max_fields=10)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise BadRequest(
+            f"The multipart body cannot be read: {exc.message}.", slug="invalid-multipart"
+        ) from exc
+    part = form.get(ARCHIVE_FIELD)
+    if not isinstance(part, UploadFile):
+        raise ValidationFailed(
+            f"Put the zip archive in the multipart file field {ARCHIVE_FIELD!r}.",
+            slug="missing-archive",
+        )
+    data = await part.read()
+    await form.close()
+    if len(data) > limit:
+        raise _too_large(limit)
+    return Upload(data, "zip", part.filename)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The upload is larger than {limit} bytes. Leave out what the module does not need "
+        "(node_modules, tests, build output).",
+        slug="archive-too-large",
+    )

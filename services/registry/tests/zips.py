@@ -1,0 +1,58 @@
+"""Building zip archives (good and hostile) for the registry's tests."""
+
+from __future__ import annotations
+
+import io
+import stat
+import warnings
+import zipfile
+from collections.abc import Mapping
+
+
+def make_zip(files: Mapping[str, bytes | str], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def zip_with_entry(
+    info: zipfile.ZipInfo, content: bytes = b"x", extra: Mapping[str, bytes] | None = None
+) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
+        archive.writestr(info, content)
+    return buffer.getvalue()
+
+
+def symlink_entry(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info
+
+
+def encrypted_zip() -> bytes:
+    """An entry flagged as encrypted (zipfile cannot write real ZipCrypto; the flag is the point)."""
+    data = bytearray(make_zip({"secret.txt": b"x"}))
+    central = data.find(b"PK\x01\x02")
+    data[central + 8] |= 0x1
+    return bytes(data)
+
+
+def duplicate_names_zip() -> bytes:
+    info = zipfile.ZipInfo("modyard.yaml")
+    return zip_with_entry(info, b"name: b", extra={"modyard.yaml": b"name: a"})
+
+
+def overlapping_zip() -> bytes:
+    """Two central-directory entries that point at the same stored bytes."""
+    data = bytearray(
+        make_zip({"a.txt": b"A" * 100, "b.txt": b"B" * 100}, compression=zipfile.ZIP_STORED)
+    )
+    second = data.find(b"PK\x01\x02", data.find(b"PK\x01\x02") + 4)
+    data[second + 42 : second + 46] = (0).to_bytes(4, "little")
+    return bytes(data)
