@@ -6,6 +6,7 @@ RFC 9457 problem the service answered with.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -16,6 +17,7 @@ from modyard.common.diagnostics import PingReceipts, PingSent
 from modyard.common.observability.health import Health
 from modyard.common.settings import CommonSettings
 
+UPLOAD_CHUNK = 64 * 1024
 SERVICES = ("registry", "installer", "runtime", "appcell-gateway", "deployer")
 
 
@@ -50,6 +52,7 @@ class ModyardClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._urls = dict(urls)
         self._http = httpx.AsyncClient(headers=headers, timeout=timeout, transport=transport)
+        self.registry = RegistryClient(self)
 
     @classmethod
     def from_settings(
@@ -117,3 +120,77 @@ class ModyardClient:
     async def ping_receipts(self, service: str, ping_id: str) -> PingReceipts:
         response = await self._request("GET", service, f"/v1/diagnostics/pings/{ping_id}")
         return PingReceipts.model_validate(response.json())
+
+
+class RegistryClient:
+    """The registry's API (``ModyardClient.registry``)."""
+
+    def __init__(self, client: ModyardClient) -> None:
+        self._client = client
+
+    async def publish_archive(
+        self, data: bytes, *, on_progress: Callable[[int], None] | None = None
+    ) -> dict[str, Any]:
+        """Upload a zip; ``on_progress`` is called with the bytes sent so far."""
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for offset in range(0, len(data), UPLOAD_CHUNK):
+                yield data[offset : offset + UPLOAD_CHUNK]
+                if on_progress is not None:
+                    on_progress(min(offset + UPLOAD_CHUNK, len(data)))
+
+        response = await self._client._request(
+            "POST",
+            "registry",
+            "/v1/modules",
+            content=chunks(),
+            headers={"content-type": "application/zip", "content-length": str(len(data))},
+        )
+        return dict(response.json())
+
+    async def publish_container(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        response = await self._client._request("POST", "registry", "/v1/modules", json=manifest)
+        return dict(response.json())
+
+    async def search(
+        self,
+        q: str | None = None,
+        *,
+        format: str | None = None,
+        kind: str | None = None,
+        limit: int = 50,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every matching module, following the cursor across pages."""
+        params: dict[str, Any] = {"limit": limit}
+        for key, value in (("q", q), ("format", format), ("kind", kind)):
+            if value:
+                params[key] = value
+        while True:
+            page = (
+                await self._client._request("GET", "registry", "/v1/modules", params=params)
+            ).json()
+            for item in page["items"]:
+                yield item
+            if not page["next_cursor"]:
+                return
+            params["cursor"] = page["next_cursor"]
+
+    async def module(self, name: str) -> dict[str, Any]:
+        return dict((await self._client._request("GET", "registry", f"/v1/modules/{name}")).json())
+
+    async def version(self, name: str, version: str) -> dict[str, Any]:
+        path = f"/v1/modules/{name}/versions/{version}"
+        return dict((await self._client._request("GET", "registry", path)).json())
+
+    async def download(self, name: str, version: str) -> tuple[bytes, str]:
+        """The archive's bytes and its file name."""
+        path = f"/v1/modules/{name}/versions/{version}/archive"
+        response = await self._client._request("GET", "registry", path)
+        disposition = response.headers.get("content-disposition", "")
+        filename = disposition.split('filename="')[-1].rstrip('"') or f"{name}-{version}.zip"
+        return response.content, filename
+
+    async def yank(self, name: str, version: str, reason: str | None = None) -> dict[str, Any]:
+        params = {"reason": reason} if reason else {}
+        path = f"/v1/modules/{name}/versions/{version}"
+        return dict((await self._client._request("DELETE", "registry", path, params=params)).json())
