@@ -101,7 +101,7 @@ async def _fill_versions(infra: IsolatedInfra) -> int:
 
 async def registry_load(infra: IsolatedInfra) -> dict[str, Any]:
     headers = auth_headers(CommonSettings(), Role.operator)
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311 - reproducible load, not secrets
     async with (
         service_process("registry", infra.env()) as registry,
         httpx.AsyncClient(base_url=registry.url, headers=headers, timeout=30) as client,
