@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from modyard.registry.formats.appmixer import AppmixerAdapter
 from modyard.registry.formats.base import FormatAdapter, ModuleFiles
 from modyard.registry.formats.container import ContainerAdapter
 from modyard.registry.formats.native import NativeAdapter
+from modyard.registry.formats.slingr import SlingrAdapter
 from modyard.registry.manifest import Manifest
 
 # A native manifest wins over the files of another format that it may ship alongside.
 ADAPTERS: tuple[FormatAdapter, ...] = (
     NativeAdapter(),
+    AppmixerAdapter(),
+    SlingrAdapter(),
     ContainerAdapter(),
 )
 

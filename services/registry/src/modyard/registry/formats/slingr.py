@@ -1,0 +1,873 @@
+"""Slingr packages (seed 001): a ``package.json`` descriptor plus scripts, listeners, flow steps and
+UI services.
+
+Detection: a top-level ``package.json`` whose ``configuration``, ``metadata``, ``events`` or
+``dependencies`` is a *list* (npm's ``dependencies`` is an object: never claimed), and which is not
+an Appmixer module. A descriptor that is not valid JSON is still claimed when it textually opens one
+of those lists, or when the archive has ``flowSteps/*/step.json`` or ``uiServices/*/uiService.json``,
+so that the publisher is told what is wrong with it instead of "unknown format".
+
+Mapping rules (format ``slingr``, kind ``package``):
+
+- ``name`` → ``module_name(name)``; ``label``, ``description``; ``version`` ``vX.Y.Z`` → ``X.Y.Z``.
+- ``dependencies``: ``type`` ``service`` → ``service``, ``package`` → ``module`` (its name goes
+  through ``module_name`` like any module's); ``version`` ``vX.Y.Z`` (fixed), ``^vX.Y.Z``
+  (compatible), ``~vX.Y.Z`` (bug fixes) → the normalised npm range ``X.Y.Z``/``^X.Y.Z``/``~X.Y.Z``.
+- ``events`` → ``EventSpec`` (no schema: Slingr does not declare the payload).
+- ``configuration`` → ``ConfigSpec.fields`` and a JSON Schema (``ConfigSpec.json_schema``):
+  ``label``; ``multiplicity`` ``many`` (or ``true``) → ``multiple`` and an array schema;
+  ``required``/``visibility`` booleans (also ``"true"``/``"false"``) or ``@config.x`` references /
+  expressions kept as strings; ``defaultValue`` → ``default`` (checked against the field's schema);
+  ``typeOptions`` per type: ``fieldsGroup`` ``fields`` → nested ``fields`` and a nested object
+  (the group's values live under its name); ``dropDown``/``buttonsGroup`` ``possibleValues`` →
+  ``options`` and an ``enum``, ``allowCustom`` → ``allow_custom`` and a ``${PLACEHOLDER}`` alternative;
+  ``text`` ``validation`` (email/url/number; placeholders allowed) → ``format``/``pattern``, with
+  ``representation``/``numberOfRows`` kept in ``extra``; ``password`` → ``secret`` and
+  ``"writeOnly": true``; ``toggle`` → boolean; ``info`` ``value`` (HTML) → ``description``,
+  ``alertType`` in ``extra``; ``label`` and ``button`` (``color``, ``action`` in ``extra``) store
+  nothing, so they are not in the schema. A field is in the schema's ``required`` only when both
+  ``required`` and ``visibility`` are literally true: an expression is evaluated by the console.
+  ``showLabel``, ``value`` and unknown keys stay in ``extra``. ``userConfiguration`` (same
+  structure) goes to ``extra["userConfiguration"]`` as fields plus schema.
+- ``metadata`` → ``Manifest.files`` (role = the entry's type, archive path, name). A ``script`` or
+  ``listener`` path may be a ``.js`` file or a folder of them (one file entry each; a listener
+  file lists the ``listeners.<name>`` it defines in ``extra``). A ``flowStep`` or ``uiService``
+  path is the step's/service's folder (or a file in it). A path naming nothing is an issue.
+- Flow steps (``flowStep`` entries: ``step.json``, ``step.js``, ``icon.png``) → components of role
+  ``action``, ``Executor(type="js", entrypoint=".../step.js")``, ``icon`` = the ``icon.png`` path
+  (checked to be an 18x18 PNG), ``step.js`` checked to define ``step.<name>``; ``category`` and
+  other keys go to ``extra``. Step ``inputs`` become the
+  ``in`` port and ``outputs`` the ``out`` port, not properties: a step's inputs can be bound to the
+  flow's context at run time (``allowContextSelector``), i.e. they are per-message data. The raw
+  input/output definitions stay in ``Port.extra["fields"]``.
+- UI services (``uiService.json`` + ``uiService.js``) → files of role ``uiService`` whose ``extra``
+  holds the descriptor's path and its configuration (places, dependencies, functions, events);
+  a dependency's ``file`` must be a URL or a file of the service's folder, ``placement`` head or
+  bottom. Flow step and UI service folders that ``metadata`` does not list are not part of the
+  package (Slingr takes only what the descriptor names).
+- Storage: Slingr declares none in the descriptor; packages use the app's key-value storage from
+  code. When a listed script, listener or flow step calls ``sys.storage.``, ``requires.storage``
+  gets ``kv`` and ``requires.extra["storage"]`` says whether values are stored encrypted.
+- Other top-level keys (e.g. a configuration builder) are kept in ``Manifest.extra``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from jsonschema import Draft202012Validator
+from pydantic import ValidationError
+
+from modyard.common.semver import InvalidVersion, normalize_range, normalize_version
+from modyard.registry.formats.appmixer import AppmixerAdapter
+from modyard.registry.formats.base import IssueCollector, ManifestError, ModuleFiles
+from modyard.registry.manifest import (
+    MODULE_NAME_PATTERN,
+    Component,
+    ComponentRole,
+    ConfigField,
+    ConfigOption,
+    ConfigSpec,
+    Dependency,
+    EventSpec,
+    Executor,
+    ExecutorType,
+    Manifest,
+    ModuleFile,
+    ModuleFormat,
+    ModuleKind,
+    Port,
+    Requirements,
+    module_name,
+)
+
+DESCRIPTOR = "package.json"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+#: A value a developer sets per environment of the app (``${API_KEY}``), allowed where documented.
+PLACEHOLDER_PATTERN = r"^\$\{[^}]+\}$"
+#: Name of the storage Slingr packages get: the app's key-value store (``sys.storage``).
+STORAGE_KIND = "kv"
+
+_SLINGR_LISTS = ("configuration", "metadata", "events", "dependencies", "userConfiguration")
+_BROKEN_DESCRIPTOR_HINT = re.compile(r'"(configuration|metadata|dependencies)"\s*:\s*\[')
+_DEPENDENCY_TYPES: dict[str, Literal["module", "service"]] = {
+    "service": "service",
+    "package": "module",
+}
+_METADATA_TYPES = ("script", "listener", "flowStep", "uiService")
+_TOP_LEVEL_KEYS = frozenset(
+    {"name", "label", "description", "version", "dependencies", "events", "configuration"}
+    | {"metadata", "userConfiguration"}
+)
+
+# Configuration fields: the keys mapped onto ConfigField, and each type's documented options.
+_FIELD_KEYS = frozenset(
+    {"label", "name", "type", "multiplicity", "required", "visibility", "defaultValue"}
+    | {"typeOptions"}
+)
+_NOT_STORED = frozenset({"label", "info", "button"})
+_ALLOWED_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "text": {"validation": ("email", "number", "url"), "representation": ("inputText", "textArea")},
+    "info": {"alertType": ("info", "success", "warning", "danger")},
+    "button": {"color": ("info", "default", "primary", "success", "warning", "danger")},
+}
+_TEXT_FORMATS = {"email": "email", "url": "uri"}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_STEP_ICON_SIZE = (18, 18)
+# Flow step input/output types and the JSON Schema type their values have.
+_STEP_TYPES = {
+    "text": {"type": "string"},
+    "number": {"type": "number"},
+    "boolean": {"type": "boolean"},
+    "toggle": {"type": "boolean"},
+    "object": {"type": "object"},
+    "date": {"type": "string"},
+}
+_EXTERNAL_SOURCE = re.compile(r"^(https?:)?//", re.IGNORECASE)
+_UI_PLACEMENTS = ("head", "bottom")
+_LISTENER_NAME = re.compile(r"^\s*listeners\.([A-Za-z_$][\w$]*)\s*=", re.MULTILINE)
+_STORAGE_USE = re.compile(r"\bsys\.storage\.")
+_ENCRYPTED_STORAGE = re.compile(r"\b(encrypt|decrypt)\s*:\s*true\b")
+
+
+class SlingrAdapter:
+    format: ClassVar[ModuleFormat] = ModuleFormat.slingr
+
+    def detect(self, files: ModuleFiles) -> bool:
+        if DESCRIPTOR not in files or AppmixerAdapter().detect(files):
+            return False
+        try:
+            document = files.json(DESCRIPTOR)
+        except ManifestError:
+            return _has_slingr_folders(files) or _looks_like_broken_descriptor(files)
+        return _is_slingr_descriptor(document)
+
+    def parse(self, files: ModuleFiles) -> Manifest:
+        issues = IssueCollector()
+        document = files.json(DESCRIPTOR)  # unreadable: nothing else can be checked
+        if not isinstance(document, dict):
+            issues.add(DESCRIPTOR, "", "must be a JSON object (the package descriptor)")
+            issues.raise_if_any()
+        assert isinstance(document, dict)
+
+        name = _package_name(document, issues)
+        version = _version(document, issues)
+        dependencies = _dependencies(document.get("dependencies"), issues)
+        events = _events(document.get("events"), issues)
+        config = _configuration(document.get("configuration"), "/configuration", issues)
+        extra = {k: v for k, v in document.items() if k not in _TOP_LEVEL_KEYS}
+        if "userConfiguration" in document:
+            user = _configuration(document["userConfiguration"], "/userConfiguration", issues)
+            extra["userConfiguration"] = user.model_dump(by_alias=True, mode="json")
+        contents = _metadata(files, document.get("metadata"), issues)
+        issues.raise_if_any()
+        assert name is not None
+        assert version is not None
+
+        try:
+            return Manifest(
+                name=name,
+                version=version,
+                format=ModuleFormat.slingr,
+                kind=ModuleKind.package,
+                label=_optional_str(document, "label"),
+                description=_optional_str(document, "description"),
+                dependencies=dependencies,
+                requires=_requirements(files, contents),
+                config=config,
+                components=contents.components,
+                events=events,
+                files=contents.files,
+                extra=extra,
+            )
+        except ValidationError as exc:
+            for error in exc.errors():
+                location = "/".join(str(part) for part in error["loc"])
+                issues.add(DESCRIPTOR, "", f"{location}: {error['msg']}")
+            issues.raise_if_any()
+            raise
+
+
+# --- detection ------------------------------------------------------------------------------------
+
+
+def _is_slingr_descriptor(document: Any) -> bool:
+    if not isinstance(document, dict) or isinstance(document.get("dependencies"), dict):
+        return False
+    return any(isinstance(document.get(key), list) for key in _SLINGR_LISTS)
+
+
+def _has_slingr_folders(files: ModuleFiles) -> bool:
+    for path in files:
+        parts = path.split("/")
+        if len(parts) == 3 and (parts[0], parts[2]) in (
+            ("flowSteps", "step.json"),
+            ("uiServices", "uiService.json"),
+        ):
+            return True
+    return False
+
+
+def _looks_like_broken_descriptor(files: ModuleFiles) -> bool:
+    try:
+        return bool(_BROKEN_DESCRIPTOR_HINT.search(files.text(DESCRIPTOR)))
+    except ManifestError:
+        return False
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def json_pointer(*parts: str | int) -> str:
+    """An RFC 6901 pointer, with ``~`` and ``/`` inside keys escaped."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
+
+
+def _optional_str(document: dict[str, Any], key: str) -> str | None:
+    value = document.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _json_object(files: ModuleFiles, path: str, issues: IssueCollector) -> dict[str, Any] | None:
+    try:
+        document = files.json(path)
+    except ManifestError as exc:
+        issues.issues.extend(exc.issues)
+        return None
+    if not isinstance(document, dict):
+        issues.add(path, "", f"must be a JSON object, not {type(document).__name__}")
+        return None
+    return document
+
+
+def _text(files: ModuleFiles, path: str, issues: IssueCollector) -> str:
+    try:
+        return files.text(path)
+    except ManifestError as exc:
+        issues.issues.extend(exc.issues)
+        return ""
+
+
+def _list(value: Any, pointer: str, what: str, issues: IssueCollector) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    issues.add(DESCRIPTOR, pointer, f"must be a list of {what}")
+    return []
+
+
+def _condition(value: Any, pointer: str, issues: IssueCollector) -> bool | str | None:
+    """``required``/``visibility``: a boolean, or a reference/expression the console evaluates."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip():
+        text = value.strip()
+        # Slingr's own files write booleans as strings too ("required": "true").
+        return {"true": True, "false": False}.get(text, text)
+    issues.add(
+        DESCRIPTOR,
+        pointer,
+        f"is {value!r}; write true, false, a reference like @config.otherField or an expression "
+        "like config.otherField && utils.isPlaceHolder(config.anotherValue)",
+    )
+    return None
+
+
+# --- descriptor basics ----------------------------------------------------------------------------
+
+
+def _package_name(document: dict[str, Any], issues: IssueCollector) -> str | None:
+    raw = document.get("name")
+    if not isinstance(raw, str) or not raw.strip():
+        issues.add(DESCRIPTOR, "/name", "is missing; add the package's internal name, e.g. my-pkg")
+        return None
+    name = module_name(raw)
+    if not re.match(MODULE_NAME_PATTERN, name):
+        issues.add(
+            DESCRIPTOR,
+            "/name",
+            f"is {raw!r}; use lower case letters, digits and dashes, e.g. my-package",
+        )
+        return None
+    return name
+
+
+def _version(document: dict[str, Any], issues: IssueCollector) -> str | None:
+    raw = document.get("version")
+    if not isinstance(raw, str):
+        issues.add(DESCRIPTOR, "/version", f"is {raw!r}; write the version as vX.Y.Z, e.g. v1.0.0")
+        return None
+    try:
+        return normalize_version(raw)
+    except InvalidVersion as exc:
+        issues.add(DESCRIPTOR, "/version", f"{exc}; Slingr writes vX.Y.Z, e.g. v1.0.0")
+        return None
+
+
+def _dependencies(raw: Any, issues: IssueCollector) -> list[Dependency]:
+    dependencies: list[Dependency] = []
+    seen: set[tuple[str, str]] = set()
+    for index, item in enumerate(_list(raw, "/dependencies", "dependencies", issues)):
+        pointer = f"/dependencies/{index}"
+        if not isinstance(item, dict):
+            issues.add(DESCRIPTOR, pointer, "must be an object with type, name and version")
+            continue
+        kind = _DEPENDENCY_TYPES.get(str(item.get("type")))
+        if kind is None:
+            issues.add(
+                DESCRIPTOR,
+                f"{pointer}/type",
+                f"is {item.get('type')!r}; a dependency is of type service or package",
+            )
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            issues.add(DESCRIPTOR, f"{pointer}/name", "is missing; name the service or package")
+            name = None
+        version_range = _dependency_range(item.get("version"), f"{pointer}/version", issues)
+        if kind is None or name is None or version_range is None:
+            continue
+        if kind == "module":
+            name = module_name(name)
+        if (kind, name) in seen:
+            issues.add(DESCRIPTOR, f"{pointer}/name", f"{name!r} is listed twice")
+            continue
+        seen.add((kind, name))
+        dependencies.append(Dependency(name=name, range=version_range, type=kind))
+    return dependencies
+
+
+def _dependency_range(raw: Any, pointer: str, issues: IssueCollector) -> str | None:
+    if not isinstance(raw, str) or not raw.strip():
+        issues.add(DESCRIPTOR, pointer, "is missing; write vX.Y.Z (fixed), ^vX.Y.Z or ~vX.Y.Z")
+        return None
+    try:
+        return normalize_range(raw)
+    except InvalidVersion as exc:
+        issues.add(
+            DESCRIPTOR,
+            pointer,
+            f"{exc}; Slingr writes vX.Y.Z (fixed), ^vX.Y.Z (compatible) or ~vX.Y.Z (bug fixes)",
+        )
+        return None
+
+
+def _events(raw: Any, issues: IssueCollector) -> list[EventSpec]:
+    events: list[EventSpec] = []
+    for index, item in enumerate(_list(raw, "/events", "events", issues)):
+        pointer = f"/events/{index}"
+        if not isinstance(item, dict):
+            issues.add(DESCRIPTOR, pointer, "must be an object with label, name and description")
+            continue
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            issues.add(DESCRIPTOR, f"{pointer}/name", "is missing; code triggers events by name")
+            continue
+        if any(event.name == name for event in events):
+            issues.add(DESCRIPTOR, f"{pointer}/name", f"event {name!r} is declared twice")
+            continue
+        events.append(
+            EventSpec(
+                name=name,
+                label=_optional_str(item, "label"),
+                description=_optional_str(item, "description"),
+                extra={k: v for k, v in item.items() if k not in ("name", "label", "description")},
+            )
+        )
+    return events
+
+
+# --- configuration --------------------------------------------------------------------------------
+
+
+def _configuration(raw: Any, pointer: str, issues: IssueCollector) -> ConfigSpec:
+    fields = _config_fields(raw, pointer, issues)
+    schema = {"$schema": JSON_SCHEMA_DIALECT, **_object_schema(fields)}
+    return ConfigSpec(json_schema=schema, fields=fields)
+
+
+def _config_fields(raw: Any, pointer: str, issues: IssueCollector) -> list[ConfigField]:
+    fields: list[ConfigField] = []
+    for index, item in enumerate(_list(raw, pointer, "configuration fields", issues)):
+        here = f"{pointer}/{index}"
+        config_field = _config_field(item, here, issues)
+        if config_field is None:
+            continue
+        if any(existing.name == config_field.name for existing in fields):
+            issues.add(DESCRIPTOR, f"{here}/name", f"field {config_field.name!r} is declared twice")
+            continue
+        fields.append(config_field)
+    return fields
+
+
+def _config_field(item: Any, pointer: str, issues: IssueCollector) -> ConfigField | None:
+    if not isinstance(item, dict):
+        issues.add(DESCRIPTOR, pointer, "must be a field object with label, name and type")
+        return None
+    name, kind = item.get("name"), item.get("type")
+    if not isinstance(name, str) or not name:
+        issues.add(
+            DESCRIPTOR, f"{pointer}/name", "is missing; it is the key the value is kept under"
+        )
+    if not isinstance(kind, str) or not kind:
+        issues.add(DESCRIPTOR, f"{pointer}/type", "is missing; e.g. text, password, dropDown")
+    options = item.get("typeOptions", {})
+    if not isinstance(options, dict):
+        issues.add(DESCRIPTOR, f"{pointer}/typeOptions", "must be an object")
+        options = {}
+    if not isinstance(name, str) or not name or not isinstance(kind, str) or not kind:
+        return None
+    if item.get("showLabel", True) is not False and not _optional_str(item, "label"):
+        issues.add(
+            DESCRIPTOR, f"{pointer}/label", "is required unless showLabel is false; add a label"
+        )
+
+    multiple = _multiplicity(item.get("multiplicity"), f"{pointer}/multiplicity", issues)
+    if kind == "button" and multiple:
+        issues.add(DESCRIPTOR, f"{pointer}/multiplicity", "a button does not allow many; remove it")
+    _check_type_options(kind, options, f"{pointer}/typeOptions", issues)
+
+    remaining = dict(options)
+    extra = {k: v for k, v in item.items() if k not in _FIELD_KEYS}
+    description = None
+    nested: list[ConfigField] = []
+    choices: list[ConfigOption] = []
+    allow_custom = False
+    if kind == "fieldsGroup":
+        nested = _config_fields(
+            remaining.pop("fields", []), f"{pointer}/typeOptions/fields", issues
+        )
+    if kind in ("dropDown", "buttonsGroup"):
+        choices = _possible_values(
+            remaining.pop("possibleValues", []), f"{pointer}/typeOptions/possibleValues", issues
+        )
+        allow_custom = remaining.pop("allowCustom", False) is True
+    if kind == "info" and isinstance(item.get("value"), str):
+        description = extra.pop("value")
+    extra.update(remaining)
+
+    config_field = ConfigField(
+        name=name,
+        type=kind,
+        label=_optional_str(item, "label"),
+        description=description,
+        required=_condition(item.get("required", False), f"{pointer}/required", issues) or False,
+        visibility=_visibility(item, pointer, issues),
+        default=item.get("defaultValue"),
+        secret=kind == "password",
+        multiple=multiple,
+        options=choices,
+        allow_custom=allow_custom,
+        fields=nested,
+        extra=extra,
+    )
+    _check_default(config_field, f"{pointer}/defaultValue", issues)
+    return config_field
+
+
+def _visibility(item: dict[str, Any], pointer: str, issues: IssueCollector) -> bool | str:
+    value = _condition(item.get("visibility", True), f"{pointer}/visibility", issues)
+    return True if value is None else value
+
+
+def _multiplicity(raw: Any, pointer: str, issues: IssueCollector) -> bool:
+    # The document writes "many" everywhere but also says "multiplicity is set to true" once.
+    if raw in (None, "one", False):
+        return False
+    if raw in ("many", True):
+        return True
+    issues.add(DESCRIPTOR, pointer, f"is {raw!r}; write one (the default) or many")
+    return False
+
+
+def _check_type_options(
+    kind: str, options: dict[str, Any], pointer: str, issues: IssueCollector
+) -> None:
+    for key, allowed in _ALLOWED_OPTIONS.get(kind, {}).items():
+        if key in options and options[key] not in allowed:
+            issues.add(
+                DESCRIPTOR,
+                f"{pointer}/{key}",
+                f"is {options[key]!r}; a {kind} field's {key} is one of {', '.join(allowed)}",
+            )
+    rows = options.get("numberOfRows")
+    if kind == "text" and rows is not None and not (isinstance(rows, int) and rows > 0):
+        issues.add(DESCRIPTOR, f"{pointer}/numberOfRows", f"is {rows!r}; write a positive number")
+
+
+def _possible_values(raw: Any, pointer: str, issues: IssueCollector) -> list[ConfigOption]:
+    if not isinstance(raw, list):
+        issues.add(DESCRIPTOR, pointer, 'must be a list of {"label", "name"} objects')
+        return []
+    choices: list[ConfigOption] = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            issues.add(
+                DESCRIPTOR, f"{pointer}/{index}", "needs a name (the stored value) and a label"
+            )
+            continue
+        choices.append(ConfigOption(value=item["name"], label=_optional_str(item, "label")))
+    return choices
+
+
+def _check_default(config_field: ConfigField, pointer: str, issues: IssueCollector) -> None:
+    schema = _field_schema(config_field)
+    if config_field.default is None or schema is None:
+        return
+    error = next(iter(Draft202012Validator(schema).iter_errors(config_field.default)), None)
+    if error is not None:
+        issues.add(
+            DESCRIPTOR,
+            pointer,
+            f"{config_field.default!r} is not a value this {config_field.type} field accepts "
+            f"({error.message}); use one of its values or a ${{PLACEHOLDER}} where allowed",
+        )
+
+
+def _object_schema(fields: list[ConfigField]) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for config_field in fields:
+        schema = _field_schema(config_field)
+        if schema is None:
+            continue
+        properties[config_field.name] = schema
+        # Only unconditional requirements fit JSON Schema; expressions are evaluated by the UI.
+        required_here = config_field.required is True or (
+            config_field.type == "fieldsGroup" and bool(schema.get("required"))
+        )
+        if required_here and config_field.visibility is True:
+            required.append(config_field.name)
+    schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _field_schema(config_field: ConfigField) -> dict[str, Any] | None:
+    """The JSON Schema of the value a field stores, or None when it stores nothing."""
+    if config_field.type in _NOT_STORED:
+        return None
+    schema = _value_schema(config_field)
+    if config_field.type == "fieldsGroup" and not schema["properties"]:
+        return None  # a group of labels and buttons stores nothing either
+    if config_field.multiple:
+        schema = {"type": "array", "items": schema}
+    if config_field.label:
+        schema["title"] = config_field.label
+    if config_field.description:
+        schema["description"] = config_field.description
+    if config_field.default is not None:
+        schema["default"] = config_field.default
+    if config_field.secret:
+        schema["writeOnly"] = True
+    return schema
+
+
+def _value_schema(config_field: ConfigField) -> dict[str, Any]:
+    placeholder = {"type": "string", "pattern": PLACEHOLDER_PATTERN}
+    kind = config_field.type
+    if kind == "text":
+        validation = config_field.extra.get("validation")
+        if validation in _TEXT_FORMATS:
+            return {"anyOf": [{"type": "string", "format": _TEXT_FORMATS[validation]}, placeholder]}
+        if validation == "number":
+            # The value is still stored as a string: a number or a placeholder.
+            return {"type": "string", "pattern": r"^(-?[0-9]+(\.[0-9]+)?|\$\{[^}]+\})$"}
+        return {"type": "string"}
+    if kind == "password":
+        return {"type": "string"}
+    if kind == "toggle":
+        return {"type": "boolean"}
+    if kind in ("dropDown", "buttonsGroup"):
+        choices = (
+            {"enum": [option.value for option in config_field.options]}
+            if config_field.options
+            else {"type": "string"}
+        )
+        return {"anyOf": [choices, placeholder]} if config_field.allow_custom else choices
+    if kind == "fieldsGroup":
+        return _object_schema(config_field.fields)
+    return {}  # a type the document does not describe: accept any value, the console decides
+
+
+# --- metadata: scripts, listeners, flow steps, UI services ----------------------------------------
+
+
+@dataclass
+class _Contents:
+    files: list[ModuleFile] = field(default_factory=list)
+    components: list[Component] = field(default_factory=list)
+    #: JavaScript files that run on the server (scripts, listeners, flow steps).
+    code: list[str] = field(default_factory=list)
+
+
+def _metadata(files: ModuleFiles, raw: Any, issues: IssueCollector) -> _Contents:
+    contents = _Contents()
+    seen: set[tuple[str, str]] = set()
+    for index, item in enumerate(_list(raw, "/metadata", "metadata entries", issues)):
+        pointer = f"/metadata/{index}"
+        if not isinstance(item, dict):
+            issues.add(DESCRIPTOR, pointer, "must be an object with type and path")
+            continue
+        kind, path = item.get("type"), item.get("path")
+        if kind not in _METADATA_TYPES:
+            issues.add(
+                DESCRIPTOR,
+                f"{pointer}/type",
+                f"is {kind!r}; metadata is of type {', '.join(_METADATA_TYPES)}",
+            )
+            continue
+        if not isinstance(path, str) or not path.strip("/ "):
+            issues.add(DESCRIPTOR, f"{pointer}/path", "is missing; e.g. /scripts/functions.js")
+            continue
+        target = _resolve(files, path, f"{pointer}/path", issues)
+        if target is None:
+            continue
+        if (kind, target) in seen:
+            issues.add(DESCRIPTOR, f"{pointer}/path", f"{path!r} is listed twice")
+            continue
+        seen.add((kind, target))
+        if kind in ("script", "listener"):
+            _code_files(files, kind, target, f"{pointer}/path", contents, issues)
+        elif kind == "flowStep":
+            _flow_step(files, _folder_of(files, target), f"{pointer}/path", contents, issues)
+        else:
+            _ui_service(files, _folder_of(files, target), f"{pointer}/path", contents, issues)
+    return contents
+
+
+def _resolve(files: ModuleFiles, path: str, pointer: str, issues: IssueCollector) -> str | None:
+    """The archive file or folder a metadata path names (paths are relative to the package)."""
+    relative = posixpath.normpath(path.strip().lstrip("/"))
+    if relative.startswith("..") or relative == ".":
+        issues.add(DESCRIPTOR, pointer, f"{path!r} points outside the package")
+        return None
+    if relative in files or any(p.startswith(relative + "/") for p in files):
+        return relative
+    hint = files.find(relative)
+    issues.add(
+        DESCRIPTOR,
+        pointer,
+        f"{path!r} names no file or folder in the archive; add it or fix the path"
+        + (f" (did you mean /{hint}? paths are case-sensitive)" if hint else ""),
+    )
+    return None
+
+
+def _folder_of(files: ModuleFiles, target: str) -> str:
+    return posixpath.dirname(target) if target in files else target
+
+
+def _code_files(
+    files: ModuleFiles,
+    kind: str,
+    target: str,
+    pointer: str,
+    contents: _Contents,
+    issues: IssueCollector,
+) -> None:
+    if target in files:
+        paths = [target]
+        if not target.endswith(".js"):
+            issues.add(DESCRIPTOR, pointer, f"{target} must be a JavaScript (.js) file")
+            return
+    else:
+        paths = sorted(p for p in files if p.startswith(target + "/") and p.endswith(".js"))
+        if not paths:
+            issues.add(DESCRIPTOR, pointer, f"folder {target} holds no .js file; add the {kind}s")
+            return
+    for path in paths:
+        extra: dict[str, Any] = {}
+        if kind == "listener":
+            extra["listeners"] = _LISTENER_NAME.findall(_text(files, path, issues))
+        name = posixpath.splitext(posixpath.basename(path))[0]
+        contents.files.append(ModuleFile(role=kind, path=path, name=name, extra=extra))
+        contents.code.append(path)
+
+
+def _flow_step(
+    files: ModuleFiles, folder: str, pointer: str, contents: _Contents, issues: IssueCollector
+) -> None:
+    descriptor, code, icon = (f"{folder}/{n}" for n in ("step.json", "step.js", "icon.png"))
+    missing = [p for p in (descriptor, code, icon) if p not in files]
+    if missing:
+        issues.add(
+            DESCRIPTOR,
+            pointer,
+            f"flow step {folder} lacks {', '.join(missing)}; a flow step needs step.json, "
+            "step.js and an 18x18 icon.png",
+        )
+    if descriptor in missing:
+        return
+    step = _json_object(files, descriptor, issues)
+    if step is None:
+        return
+    name = step.get("name")
+    if not isinstance(name, str) or not name:
+        issues.add(descriptor, "/name", "is missing; name the step as step.js defines it")
+        return
+    if code not in missing and not re.search(
+        rf"""\bstep(\.{re.escape(name)}\b|\[\s*['"]{re.escape(name)}['"]\s*\])\s*=""",
+        _text(files, code, issues),
+    ):
+        issues.add(
+            code, "", f"does not define step.{name}; add step.{name} = function (inputs) {{ … }}"
+        )
+    if icon not in missing:
+        _check_icon(files, icon, issues)
+    if any(component.name == name for component in contents.components):
+        issues.add(descriptor, "/name", f"another flow step is also named {name!r}")
+        return
+
+    in_port = _step_port("in", step.get("inputs"), descriptor, "/inputs", issues)
+    out_port = _step_port("out", step.get("outputs"), descriptor, "/outputs", issues)
+    mapped = ("name", "label", "description", "inputs", "outputs")
+    contents.components.append(
+        Component(
+            name=name,
+            role=ComponentRole.action,
+            label=_optional_str(step, "label"),
+            description=_optional_str(step, "description"),
+            icon=icon if icon not in missing else None,
+            in_ports=[in_port],
+            out_ports=[out_port],
+            executor=Executor(type=ExecutorType.js, entrypoint=code),
+            extra={k: v for k, v in step.items() if k not in mapped},
+        )
+    )
+    contents.files.append(
+        ModuleFile(role="flowStep", path=code, name=name, extra={"descriptor": descriptor})
+    )
+    contents.code.append(code)
+
+
+def _check_icon(files: ModuleFiles, icon: str, issues: IssueCollector) -> None:
+    data = files[icon]
+    if not data.startswith(_PNG_SIGNATURE) or len(data) < 24:
+        issues.add(icon, "", "is not a PNG image; the flow editor needs an 18x18 PNG")
+        return
+    # The IHDR chunk always comes first: width and height are its first two big-endian ints.
+    size = (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"))
+    if size != _STEP_ICON_SIZE:
+        issues.add(icon, "", f"is {size[0]}x{size[1]} pixels; the flow editor needs 18x18")
+
+
+def _step_port(name: str, raw: Any, path: str, pointer: str, issues: IssueCollector) -> Port:
+    definitions = raw if isinstance(raw, list) else []
+    if raw is not None and not isinstance(raw, list):
+        issues.add(path, pointer, "must be a list of {label, name, type} objects")
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    choices: list[dict[str, Any]] = []
+    for index, item in enumerate(definitions):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            issues.add(path, f"{pointer}/{index}", "needs a name (and a label and type)")
+            continue
+        properties[item["name"]] = _step_value_schema(item)
+        choices.append({"label": item.get("label", item["name"]), "value": item["name"]})
+        if item.get("required") in (True, "true"):
+            required.append(item["name"])
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return Port(
+        name=name,
+        json_schema=schema,
+        # Out-port options list what later steps can pick from the step's result.
+        options=choices if name == "out" else [],
+        extra={"fields": definitions},
+    )
+
+
+def _step_value_schema(item: dict[str, Any]) -> dict[str, Any]:
+    kind = item.get("type")
+    options = item.get("options")
+    values = options.get("possibleValues") if isinstance(options, dict) else None
+    if kind == "choice" and isinstance(values, list):
+        schema: dict[str, Any] = {
+            "enum": [v["name"] for v in values if isinstance(v, dict) and "name" in v]
+        }
+    else:
+        schema = dict(_STEP_TYPES.get(kind, {})) if isinstance(kind, str) else {}
+    for source, target in (("label", "title"), ("description", "description")):
+        if isinstance(item.get(source), str):
+            schema[target] = item[source]
+    if "defaultValue" in item:
+        schema["default"] = item["defaultValue"]
+    return schema
+
+
+def _ui_service(
+    files: ModuleFiles, folder: str, pointer: str, contents: _Contents, issues: IssueCollector
+) -> None:
+    descriptor, code = f"{folder}/uiService.json", f"{folder}/uiService.js"
+    missing = [p for p in (descriptor, code) if p not in files]
+    if missing:
+        issues.add(
+            DESCRIPTOR,
+            pointer,
+            f"UI service {folder} lacks {', '.join(missing)}; a UI service needs uiService.json "
+            "and uiService.js",
+        )
+        return
+    config = _json_object(files, descriptor, issues)
+    if config is None:
+        return
+    _check_ui_dependencies(files, folder, descriptor, config.get("dependencies"), issues)
+    name = config.get("name")
+    contents.files.append(
+        ModuleFile(
+            role="uiService",
+            path=code,
+            name=name if isinstance(name, str) and name else posixpath.basename(folder),
+            extra={"descriptor": descriptor, "config": config},
+        )
+    )
+
+
+def _check_ui_dependencies(
+    files: ModuleFiles, folder: str, descriptor: str, raw: Any, issues: IssueCollector
+) -> None:
+    """A UI service's dependencies: an external URL or a file of its folder, placed in head/bottom."""
+    if raw is None:
+        return
+    if not isinstance(raw, list):
+        issues.add(descriptor, "/dependencies", "must be a list of {file, placement, places}")
+        return
+    for index, item in enumerate(raw):
+        pointer = f"/dependencies/{index}"
+        if not isinstance(item, dict) or not isinstance(item.get("file"), str):
+            issues.add(descriptor, pointer, "needs a file: an external URL or a file of the folder")
+            continue
+        source = item["file"]
+        local = posixpath.normpath(f"{folder}/{source.lstrip('/')}")
+        if not _EXTERNAL_SOURCE.match(source) and local not in files:
+            issues.add(
+                descriptor,
+                f"{pointer}/file",
+                f"{source!r} is neither a URL nor a file in the archive ({local}); add the file",
+            )
+        if item.get("placement", "head") not in _UI_PLACEMENTS:
+            issues.add(
+                descriptor,
+                f"{pointer}/placement",
+                f"is {item.get('placement')!r}; write {' or '.join(_UI_PLACEMENTS)}",
+            )
+
+
+def _requirements(files: ModuleFiles, contents: _Contents) -> Requirements:
+    users = [p for p in contents.code if _STORAGE_USE.search(files[p].decode("utf-8", "replace"))]
+    if not users:
+        return Requirements()
+    encrypted = any(_ENCRYPTED_STORAGE.search(files[p].decode("utf-8", "replace")) for p in users)
+    return Requirements(
+        storage=[STORAGE_KIND],
+        extra={"storage": {"encrypted": encrypted, "used_by": users}},
+    )
+
+
+__all__ = ["PLACEHOLDER_PATTERN", "SlingrAdapter"]
