@@ -55,6 +55,9 @@ class CommonSettings(BaseSettings):
     jwt_audience: str = "modyard"
     jwt_algorithm: str = "HS256"
 
+    #: Bearer token the CLI and SDK send; without it the CLI mints one from ``jwt_secret``.
+    token: SecretStr | None = None
+
     log_level: str = "INFO"
     log_json: bool = True
 

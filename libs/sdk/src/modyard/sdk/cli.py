@@ -18,6 +18,7 @@ from modyard.common.settings import CommonSettings
 from modyard.sdk.client import SERVICES, ModyardAPIError, ModyardClient
 from modyard.sdk.dev.cli import app as dev_app
 from modyard.sdk.status import Check, healthy, infrastructure_checks, service_checks
+from modyard.sdk.tokens import operator_token
 
 app = typer.Typer(
     name="modyard",
@@ -34,10 +35,6 @@ err_console = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 STATE_STYLE = {"up": "green", "down": "red", "unavailable": "yellow"}
-
-
-def _operator_token(settings: CommonSettings) -> str:
-    return mint_token(settings, subject="modyard-cli", roles=[Role.operator], ttl_seconds=300)
 
 
 @app.command()
@@ -129,7 +126,7 @@ def ping(
     settings = CommonSettings()
 
     async def run() -> dict[str, int]:
-        async with ModyardClient.from_settings(settings, token=_operator_token(settings)) as client:
+        async with ModyardClient.from_settings(settings, token=operator_token(settings)) as client:
             sent = await client.send_ping(sender)
             received: dict[str, int] = {}
             deadline = time.monotonic() + timeout
