@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -299,3 +300,43 @@ async def test_unknown_module_and_version_are_404_problems(registry: Registry) -
     missing = await registry.client.get("/v1/modules/known/versions/3.0.0", headers=registry.user)
     assert missing.status_code == 404
     assert "GET /v1/modules/known" in missing.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "format", "kind"),
+    [
+        ("native-weather", "native", "connector"),
+        ("appmixer-acme", "appmixer", "connector"),
+        ("slingr-sample-complex", "slingr", "package"),
+        ("prismeai-nlu", "prismeai", "app"),
+        ("prismeai-toolbox", "prismeai", "app"),
+        ("appcell-newresellerclub", "appcell", "cell"),
+    ],
+)
+async def test_every_format_publishes_through_the_api(
+    registry: Registry, fixture: str, format: str, kind: str
+) -> None:
+    response = await registry.publish_zip(zip_fixture(fixture))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["manifest"]["format"], body["manifest"]["kind"]) == (format, kind)
+    stored = await registry.client.get(
+        f"/v1/modules/{body['name']}/versions/{body['version']}", headers=registry.user
+    )
+    assert stored.json()["manifest"] == body["manifest"]
+
+
+async def test_a_pinned_cell_schema_is_served_from_the_archive(registry: Registry) -> None:
+    response = await registry.publish_zip(zip_fixture("appcell-newresellerclub"))
+    manifest = response.json()["manifest"]
+    pinned = next(
+        action["payload"]["pinned"]
+        for action in manifest["cell"]["actions"]
+        if action.get("payload") and action["payload"].get("pinned")
+    )
+    served = await registry.client.get(
+        f"/v1/modules/{manifest['name']}/versions/{manifest['version']}/files/{pinned['path']}",
+        headers=registry.user,
+    )
+    assert served.status_code == 200
+    assert pinned["digest"] == "sha256:" + hashlib.sha256(served.content).hexdigest()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from modyard.registry.formats.appcell import AppCellAdapter
 from modyard.registry.formats.appmixer import AppmixerAdapter
 from modyard.registry.formats.base import FormatAdapter, ModuleFiles
 from modyard.registry.formats.container import ContainerAdapter
 from modyard.registry.formats.native import NativeAdapter
+from modyard.registry.formats.prismeai import PrismeAiAdapter
 from modyard.registry.formats.slingr import SlingrAdapter
 from modyard.registry.manifest import Manifest
 
@@ -14,6 +16,8 @@ ADAPTERS: tuple[FormatAdapter, ...] = (
     NativeAdapter(),
     AppmixerAdapter(),
     SlingrAdapter(),
+    PrismeAiAdapter(),
+    AppCellAdapter(),
     ContainerAdapter(),
 )
 

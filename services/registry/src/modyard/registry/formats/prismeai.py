@@ -1,0 +1,707 @@
+"""Prisme.ai apps (format ``prismeai``, kind ``app``): a workspace published as an app.
+
+Layouts, both read the same way:
+
+* **split**, as Prisme.ai exports and versions a workspace: ``index.yml`` (name, slug, config …),
+  ``automations/<slug>.yml`` (one automation each), ``imports/<slug>.yml`` (one app instance each),
+  ``pages/*.yml`` and ``security.yml`` (carried as files);
+* **single file**, as the studio's "Edit source code" shows it: one YAML document whose
+  ``automations`` and ``imports`` map slugs to definitions (``index.yml``, or the only top-level
+  ``*.yml``/``*.yaml`` that is a workspace).
+
+Recognised by a top-level YAML mapping with a string ``name`` and ``automations``, ``imports`` or a
+``config`` with ``schema``/``value`` — or an ``index.yml`` with a ``name`` next to
+``automations/*.yml``. A plain YAML file, or ``modyard.yaml``, is not a workspace.
+
+Mapping:
+
+* ``slug`` (else ``name``) → ``Manifest.name`` via :func:`module_name`; ``name`` → ``label``;
+  ``description`` (a string, or Prisme.ai's ``{en: …, fr: …}``: English, else the first) →
+  ``description``; ``photo`` → ``icon``.
+* ``version`` is **required**: Prisme.ai numbers versions itself at publish time, but registry
+  versions are immutable and must come with the upload. SemVer, or Prisme.ai's publish number
+  ``N`` read as ``N.0.0`` (the same rule reads ``appVersion`` of imports).
+* ``config.schema`` (a map of field name → JSON Schema, the notation of automation arguments) and
+  ``config.value`` (the app's own config, which an AppInstance falls back to for fields it leaves
+  undefined) → ``ConfigSpec``: an object schema whose properties carry ``config.value`` as
+  defaults, and one field per property (``secret: true`` → a secret ``password`` field). A secret
+  field's default is **not** copied anywhere in the manifest, which anyone who can read the module
+  can read. Each field's environment override, ``APP_CONFIG_<appSlug>_<field>`` (taking precedence
+  over ``config.value``, below the AppInstance's own configuration), is in its ``extra.env``.
+* ``automations`` → ``Automation`` (slug, name, description, ``private``, ``arguments`` checked as
+  JSON Schemas, ``when`` with ``events``/``endpoint``/``schedules`` checked, ``do`` **required**
+  (``do: []`` is fine), ``output``); other keys, the instructions called that are not native
+  (automations, ``<instance>.<automation>`` of imports) and the events emitted → ``extra``.
+* ``imports`` → ``AppImport`` (slug = the instance's key, ``app`` = module name of ``appSlug``,
+  ``version`` = ``appVersion`` as an exact version or npm range, none when ``latest``/absent
+  since instances then follow new versions) and a ``module`` dependency on the app.
+* ``emit`` instructions anywhere in ``do`` (inside ``conditions``, ``repeat``, ``all`` too) →
+  ``EventSpec`` per literal event name (``extra.emitted_by``); names computed from variables
+  (``'warmed.{{lang}}'``) cannot be listed and go to ``extra.prismeai.dynamic_events``.
+* Event and endpoint prefixing by the AppInstance slug and the isolation of instances are runtime
+  concerns: the manifest keeps the names as the app declares them.
+* Other workspace keys go to ``extra.prismeai.workspace``, except ``repositories`` (git
+  credentials, which must never be published).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import yaml
+from pydantic import ValidationError
+
+from modyard.common.semver import InvalidVersion, normalize_range, normalize_version
+from modyard.registry.formats.base import Issue, IssueCollector, ManifestError, ModuleFiles
+from modyard.registry.formats.bundled_schemas import json_pointer, schema_problem
+from modyard.registry.manifest import (
+    MODULE_NAME_PATTERN,
+    AppImport,
+    Automation,
+    ConfigField,
+    ConfigOption,
+    ConfigSpec,
+    Dependency,
+    EventSpec,
+    Manifest,
+    ModuleFile,
+    ModuleFormat,
+    ModuleKind,
+    module_name,
+)
+
+INDEX_FILES = ("index.yml", "index.yaml")
+YAML_SUFFIXES = (".yml", ".yaml")
+NATIVE_MANIFESTS = frozenset({"modyard.yml", "modyard.yaml"})
+NATIVE_INSTRUCTIONS = frozenset(
+    {
+        "emit",
+        "fetch",
+        "set",
+        "delete",
+        "conditions",
+        "repeat",
+        "break",
+        "wait",
+        "all",
+        "createUserTopic",
+        "joinUserTopic",
+        "comment",
+        "rateLimit",
+    }
+)
+AUTOMATION_KEYS = frozenset(
+    {"slug", "name", "description", "private", "arguments", "when", "do", "output"}
+)
+WORKSPACE_KEYS = frozenset(
+    {"name", "slug", "version", "description", "photo", "config", "automations", "imports"}
+)
+# Never copied: a workspace's git repositories carry credentials.
+SECRET_WORKSPACE_KEYS = frozenset({"repositories"})
+_MODULE_NAME = re.compile(MODULE_NAME_PATTERN)
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*?/,#LW-]+$")
+
+
+class PrismeAiAdapter:
+    format: ClassVar[ModuleFormat] = ModuleFormat.prismeai
+
+    def detect(self, files: ModuleFiles) -> bool:
+        return bool(_workspace_files(files)) or _split_index(files) is not None
+
+    def parse(self, files: ModuleFiles) -> Manifest:
+        return _WorkspaceReader(files).manifest()
+
+
+# -- YAML ------------------------------------------------------------------------------------
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 booleans, as Prisme.ai (js-yaml) reads its files.
+
+    YAML 1.1 would read ``repeat: {on: ...}`` as ``{True: ...}`` and ``value: no`` as ``False``.
+    """
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def load_yaml(files: ModuleFiles, path: str) -> Any:
+    """A YAML file of the archive, read with YAML 1.2 booleans."""
+    text = files.text(path)
+    try:
+        return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ManifestError([Issue(path, "", f"is not valid YAML: {exc}")]) from exc
+
+
+# -- detection -------------------------------------------------------------------------------
+
+
+def _top_level_yaml(files: ModuleFiles) -> list[str]:
+    return sorted(
+        path
+        for path in files
+        if "/" not in path
+        and path.lower().endswith(YAML_SUFFIXES)
+        and path.lower() not in NATIVE_MANIFESTS
+    )
+
+
+def _load_quietly(files: ModuleFiles, path: str) -> Any:
+    try:
+        return load_yaml(files, path)
+    except ManifestError:
+        return None
+
+
+def _is_workspace(document: Any) -> bool:
+    if not isinstance(document, dict) or not isinstance(document.get("name"), str):
+        return False
+    config = document.get("config")
+    return (
+        isinstance(document.get("automations"), dict)
+        or isinstance(document.get("imports"), dict)
+        or (isinstance(config, dict) and ("schema" in config or "value" in config))
+    )
+
+
+def _workspace_files(files: ModuleFiles) -> list[str]:
+    """Top-level YAML files that are workspace documents on their own."""
+    return [path for path in _top_level_yaml(files) if _is_workspace(_load_quietly(files, path))]
+
+
+def _split_index(files: ModuleFiles) -> str | None:
+    """``index.yml`` of an exported workspace whose automations are separate files."""
+    index = next((found for name in INDEX_FILES if (found := files.find(name))), None)
+    if index is None or not any(_in_folder(path, "automations") for path in files):
+        return None
+    document = _load_quietly(files, index)
+    return index if isinstance(document, dict) and isinstance(document.get("name"), str) else None
+
+
+def _in_folder(path: str, folder: str) -> bool:
+    head, _, name = path.partition("/")
+    return head == folder and "/" not in name and name.lower().endswith(YAML_SUFFIXES)
+
+
+# -- the reader ------------------------------------------------------------------------------
+
+
+class _WorkspaceReader:
+    def __init__(self, files: ModuleFiles) -> None:
+        self.files = files
+        self.issues = IssueCollector()
+        self.events: dict[str, EventSpec] = {}
+        self.dynamic_events: list[dict[str, Any]] = []
+
+    def manifest(self) -> Manifest:
+        path, workspace = self._workspace()
+        fields: dict[str, Any] = {}
+        name = self._name(path, workspace)
+        app_slug = workspace.get("slug") if isinstance(workspace.get("slug"), str) else name
+        fields["version"] = self._version(path, workspace.get("version"))
+        label = workspace.get("name")
+        description, localized = self._description(path, workspace.get("description"))
+        photo = workspace.get("photo")
+        config, config_value = self._config(path, workspace.get("config"), app_slug or "")
+        automations = self._automations(path, workspace)
+        imports = self._imports(path, workspace)
+        dependencies = _dependencies(imports)
+
+        prismeai: dict[str, Any] = {"slug": app_slug}
+        if config_value:
+            prismeai["config_value"] = config_value
+        if app_slug:
+            prismeai["config_env_prefix"] = f"APP_CONFIG_{app_slug}_"
+        if localized:
+            prismeai["description"] = localized
+        if self.dynamic_events:
+            prismeai["dynamic_events"] = self.dynamic_events
+        rest = {
+            k: v
+            for k, v in workspace.items()
+            if k not in WORKSPACE_KEYS and k not in SECRET_WORKSPACE_KEYS
+        }
+        if rest:
+            prismeai["workspace"] = rest
+
+        self.issues.raise_if_any()
+        try:
+            return Manifest(
+                name=name or "",
+                label=label,
+                description=description,
+                icon=photo if isinstance(photo, str) else None,
+                format=ModuleFormat.prismeai,
+                kind=ModuleKind.app,
+                dependencies=dependencies,
+                config=config,
+                automations=automations,
+                imports=imports,
+                events=list(self.events.values()),
+                files=self._carried_files(),
+                extra={"prismeai": prismeai},
+                **fields,
+            )
+        except ValidationError as exc:
+            for error in exc.errors():
+                self.issues.add(path, json_pointer(*error["loc"]), error["msg"])
+            self.issues.raise_if_any()
+            raise  # unreachable: pydantic reports at least one error
+
+    def _workspace(self) -> tuple[str, dict[str, Any]]:
+        index = next((found for name in INDEX_FILES if (found := self.files.find(name))), None)
+        candidates = [index] if index else _workspace_files(self.files)
+        if len(candidates) != 1:
+            found = ", ".join(candidates) or "none"
+            self.issues.add(
+                "index.yml",
+                "",
+                f"one workspace YAML is needed (found: {found}); ship index.yml, or a single "
+                "top-level workspace YAML",
+            )
+            self.issues.raise_if_any()
+        path = candidates[0]
+        document = load_yaml(self.files, path)
+        if not isinstance(document, dict):
+            self.issues.add(path, "", "must be a mapping of workspace fields (name, config …)")
+            self.issues.raise_if_any()
+        return path, document
+
+    def _name(self, path: str, workspace: dict[str, Any]) -> str | None:
+        for key in ("slug", "name"):
+            value = workspace.get(key)
+            if isinstance(value, str) and value.strip():
+                name = module_name(value)
+                if _MODULE_NAME.match(name):
+                    return name
+                self.issues.add(path, f"/{key}", f"{value!r} gives no usable module name")
+                return None
+        self.issues.add(path, "/name", "is required: the app's name")
+        return None
+
+    def _version(self, path: str, value: Any) -> str:
+        try:
+            version = _prismeai_version(value)
+        except InvalidVersion as exc:
+            self.issues.add(path, "/version", str(exc))
+            return "0.0.0"
+        if version is None:
+            self.issues.add(
+                path,
+                "/version",
+                "is required: add 'version: 1.0.0' (SemVer, or Prisme.ai's publish number); "
+                "published versions are immutable, so every upload must say which one it is",
+            )
+            return "0.0.0"
+        return version
+
+    def _description(
+        self, path: str, value: Any, pointer: str = "/description"
+    ) -> tuple[str | None, dict[str, str] | None]:
+        if value is None or isinstance(value, str):
+            return value or None, None
+        if isinstance(value, dict) and value and all(isinstance(v, str) for v in value.values()):
+            return str(value.get("en") or next(iter(value.values()))), dict(value)
+        self.issues.add(path, pointer, "must be a string or a map of language → text")
+        return None, None
+
+    # -- config ---------------------------------------------------------------------------------
+
+    def _config(self, path: str, config: Any, app_slug: str) -> tuple[ConfigSpec, dict[str, Any]]:
+        if config is None:
+            return ConfigSpec(), {}
+        if not isinstance(config, dict):
+            self.issues.add(path, "/config", "must be a mapping with schema and value")
+            return ConfigSpec(), {}
+        schema = config.get("schema") or {}
+        value = config.get("value") or {}
+        if not isinstance(schema, dict):
+            self.issues.add(path, "/config/schema", "must map each config field to its schema")
+            schema = {}
+        if not isinstance(value, dict):
+            self.issues.add(path, "/config/value", "must be a mapping of config values")
+            value = {}
+        properties: dict[str, Any] = {}
+        fields: list[ConfigField] = []
+        for name, field_schema in schema.items():
+            at = json_pointer("config", "schema", name)
+            if not self._argument_schema(path, at, field_schema):
+                continue
+            secret = field_schema.get("secret") is True
+            prop = _plain_schema(field_schema)
+            if secret:
+                prop["writeOnly"] = True
+            if name in value and not secret:
+                prop["default"] = value[name]
+            properties[name] = prop
+            field = _config_field(name, field_schema, None if secret else value.get(name))
+            field.extra["env"] = f"APP_CONFIG_{app_slug}_{name}"
+            fields.append(field)
+        secrets = {name for name, s in schema.items() if isinstance(s, dict) and s.get("secret")}
+        defaults = {k: v for k, v in value.items() if k not in secrets}
+        return ConfigSpec(
+            json_schema={"type": "object", "properties": properties}, fields=fields
+        ), (defaults)
+
+    def _argument_schema(self, path: str, at: str, schema: Any) -> bool:
+        problem = schema_problem(_plain_schema(schema) if isinstance(schema, dict) else schema)
+        if problem is not None:
+            self.issues.add(path, at, f"is not a valid JSON Schema: {problem}")
+            return False
+        return True
+
+    # -- automations ----------------------------------------------------------------------------
+
+    def _automations(self, path: str, workspace: dict[str, Any]) -> list[Automation]:
+        found: dict[str, tuple[str, str, Any]] = {}
+        inline = workspace.get("automations")
+        if inline is not None and not isinstance(inline, dict):
+            self.issues.add(path, "/automations", "must map automation slugs to automations")
+        elif inline:
+            for slug, document in inline.items():
+                found[str(slug)] = (path, json_pointer("automations", slug), document)
+        for file in sorted(p for p in self.files if _in_folder(p, "automations")):
+            document = self._yaml(file)
+            slug = document.get("slug") if isinstance(document, dict) else None
+            slug = str(slug) if slug else _stem(file)
+            if slug in found:
+                self.issues.add(
+                    file, "", f"defines automation {slug!r} again (also in {found[slug][0]})"
+                )
+                continue
+            found[slug] = (file, "", document)
+        mapped = [self._automation(slug, *where) for slug, where in found.items()]
+        return [automation for automation in mapped if automation is not None]
+
+    def _automation(self, slug: str, file: str, at: str, document: Any) -> Automation | None:
+        if not isinstance(document, dict):
+            self.issues.add(file, at, "must be a mapping (name, when, do, output …)")
+            return None
+        ok = True
+        name = document.get("name")
+        if name is not None and not isinstance(name, str):
+            self.issues.add(file, f"{at}/name", "must be a string")
+            ok = False
+        private = document.get("private", False)
+        if not isinstance(private, bool):
+            self.issues.add(file, f"{at}/private", "must be true or false")
+            ok = False
+        arguments = document.get("arguments") or {}
+        if not isinstance(arguments, dict):
+            self.issues.add(file, f"{at}/arguments", "must map argument names to JSON Schemas")
+            ok = False
+        else:
+            for argument, schema in arguments.items():
+                where = f"{at}/arguments{json_pointer(argument)}"
+                ok = self._argument_schema(file, where, schema) and ok
+        when = document.get("when") or {}
+        ok = self._when(file, f"{at}/when", when) and ok
+        if "do" not in document:
+            self.issues.add(
+                file,
+                f"{at}/do",
+                "is required: the automation's instructions (write 'do: []' for none)",
+            )
+            return None
+        do = document["do"]
+        emitted: list[str] = []
+        calls: list[str] = []
+        ok = self._instructions(file, f"{at}/do", do, slug, emitted, calls) and ok
+        if not ok:
+            return None
+        extra = {k: v for k, v in document.items() if k not in AUTOMATION_KEYS}
+        if calls:
+            extra["calls"] = sorted(set(calls))
+        if emitted:
+            extra["emits"] = list(dict.fromkeys(emitted))
+        description, _ = self._description(file, document.get("description"), f"{at}/description")
+        return Automation(
+            slug=slug,
+            name=name,
+            description=description,
+            private=private,
+            arguments=arguments,
+            when=dict(when) if isinstance(when, dict) else {},
+            do=do,
+            output=document.get("output"),
+            extra=extra,
+        )
+
+    def _when(self, file: str, at: str, when: Any) -> bool:
+        if not isinstance(when, dict):
+            self.issues.add(file, at, "must be a mapping of events, endpoint and schedules")
+            return False
+        ok = True
+        events = when.get("events", [])
+        if not isinstance(events, list) or not all(isinstance(e, str) and e for e in events):
+            self.issues.add(file, f"{at}/events", "must be a list of event names")
+            ok = False
+        endpoint = when.get("endpoint", False)
+        if not isinstance(endpoint, bool) and not (isinstance(endpoint, str) and endpoint):
+            self.issues.add(file, f"{at}/endpoint", "must be true/false or an endpoint path")
+            ok = False
+        schedules = when.get("schedules", [])
+        if not isinstance(schedules, list):
+            self.issues.add(file, f"{at}/schedules", "must be a list of cron expressions")
+            return False
+        for index, schedule in enumerate(schedules):
+            if not _is_cron(schedule):
+                self.issues.add(
+                    file,
+                    f"{at}/schedules/{index}",
+                    f"{schedule!r} is not a cron expression of 5 fields, e.g. '0 5 * * *' (UTC)",
+                )
+                ok = False
+        return ok
+
+    def _instructions(
+        self,
+        file: str,
+        at: str,
+        instructions: Any,
+        slug: str,
+        emitted: list[str],
+        calls: list[str],
+    ) -> bool:
+        if not isinstance(instructions, list):
+            self.issues.add(file, at, "must be a list of instructions")
+            return False
+        ok = True
+        for index, instruction in enumerate(instructions):
+            where = f"{at}/{index}"
+            if not isinstance(instruction, dict) or len(instruction) != 1:
+                self.issues.add(file, where, "must be one instruction: a mapping with a single key")
+                ok = False
+                continue
+            ((name, arguments),) = instruction.items()
+            inner = where + json_pointer(name)
+            for nested_at, nested in _nested_instructions(name, arguments, inner):
+                ok = self._instructions(file, nested_at, nested, slug, emitted, calls) and ok
+            if name == "emit":
+                ok = self._emit(file, inner, arguments, slug, emitted) and ok
+            elif name not in NATIVE_INSTRUCTIONS:
+                calls.append(str(name))
+        return ok
+
+    def _emit(self, file: str, at: str, arguments: Any, slug: str, emitted: list[str]) -> bool:
+        event = arguments.get("event") if isinstance(arguments, dict) else None
+        if not isinstance(event, str) or not event:
+            self.issues.add(file, f"{at}/event", "is required: the name of the emitted event")
+            return False
+        emitted.append(event)
+        if "{{" in event:
+            # Computed at run time: only the template and its autocomplete hints are known.
+            dynamic: dict[str, Any] = {"automation": slug, "event": event}
+            if isinstance(arguments.get("autocomplete"), dict):
+                dynamic["autocomplete"] = arguments["autocomplete"]
+            self.dynamic_events.append(dynamic)
+            return True
+        spec = self.events.setdefault(event, EventSpec(name=event, extra={"emitted_by": []}))
+        if slug not in spec.extra["emitted_by"]:
+            spec.extra["emitted_by"].append(slug)
+        if arguments.get("private") is True:
+            spec.extra["private"] = True
+        return True
+
+    # -- imports --------------------------------------------------------------------------------
+
+    def _imports(self, path: str, workspace: dict[str, Any]) -> list[AppImport]:
+        found: dict[str, tuple[str, str, Any]] = {}
+        inline = workspace.get("imports")
+        if inline is not None and not isinstance(inline, dict):
+            self.issues.add(path, "/imports", "must map app instance slugs to imports")
+        elif inline:
+            for slug, document in inline.items():
+                found[str(slug)] = (path, json_pointer("imports", slug), document)
+        for file in sorted(p for p in self.files if _in_folder(p, "imports")):
+            document = self._yaml(file)
+            slug = document.get("slug") if isinstance(document, dict) else None
+            slug = str(slug) if slug else _stem(file)
+            if slug in found:
+                self.issues.add(file, "", f"imports {slug!r} again (also in {found[slug][0]})")
+                continue
+            found[slug] = (file, "", document)
+        mapped = [self._import(slug, *where) for slug, where in found.items()]
+        return [item for item in mapped if item is not None]
+
+    def _import(self, slug: str, file: str, at: str, document: Any) -> AppImport | None:
+        if not isinstance(document, dict):
+            self.issues.add(file, at, "must be a mapping with appSlug, appVersion and config")
+            return None
+        app = document.get("appSlug")
+        if not isinstance(app, str) or not _MODULE_NAME.match(module_name(app)):
+            self.issues.add(file, f"{at}/appSlug", "is required: the slug of the imported app")
+            return None
+        try:
+            version = _import_range(document.get("appVersion"))
+        except InvalidVersion as exc:
+            self.issues.add(file, f"{at}/appVersion", str(exc))
+            return None
+        config = document.get("config") or {}
+        if not isinstance(config, dict):
+            self.issues.add(file, f"{at}/config", "must be a mapping of the instance's config")
+            return None
+        return AppImport(slug=slug, app=module_name(app), version=version, config=config)
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def _yaml(self, path: str) -> Any:
+        try:
+            return load_yaml(self.files, path)
+        except ManifestError as exc:
+            self.issues.issues.extend(exc.issues)
+            return None
+
+    def _carried_files(self) -> list[ModuleFile]:
+        carried = [
+            ModuleFile(role="page", path=path, name=_stem(path))
+            for path in sorted(self.files)
+            if _in_folder(path, "pages")
+        ]
+        security = next(
+            (
+                found
+                for name in ("security.yml", "security.yaml")
+                if (found := self.files.find(name))
+            ),
+            None,
+        )
+        if security:
+            carried.append(ModuleFile(role="security", path=security))
+        return carried
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _nested_instructions(name: str, arguments: Any, at: str) -> Iterator[tuple[str, Any]]:
+    """The instruction lists inside ``conditions``, ``repeat`` and ``all``."""
+    if name == "conditions" and isinstance(arguments, dict):
+        for condition, branch in arguments.items():
+            yield at + json_pointer(condition), branch
+    elif name == "repeat" and isinstance(arguments, dict) and "do" in arguments:
+        yield at + "/do", arguments["do"]
+    elif name == "all":
+        yield at, arguments
+
+
+def _prismeai_version(value: Any) -> str | None:
+    """SemVer, or Prisme.ai's publish number ``N`` as ``N.0.0``; None when absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise InvalidVersion(f"{value!r} is not a version; use SemVer such as 1.0.0")
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        return f"{int(value)}.0.0"
+    return normalize_version(str(value))
+
+
+def _import_range(value: Any) -> str | None:
+    """``appVersion``: a publish number or SemVer pins that version; an npm range is kept."""
+    if value is None or value == "" or value == "latest":
+        return None
+    if isinstance(value, bool):
+        raise InvalidVersion(f"{value!r} is not a version; use a version such as '5' or '1.2.0'")
+    text = str(value).strip()
+    if isinstance(value, int) or text.isdigit():
+        return f"{int(text)}.0.0"
+    return normalize_range(text)
+
+
+def _dependencies(imports: list[AppImport]) -> list[Dependency]:
+    unique = dict.fromkeys((item.app, item.version or "*") for item in imports)
+    return [Dependency(name=app, range=version, type="module") for app, version in unique]
+
+
+def _is_cron(schedule: Any) -> bool:
+    if not isinstance(schedule, str):
+        return False
+    parts = schedule.split()
+    return len(parts) == 5 and all(_CRON_FIELD.match(part) for part in parts)
+
+
+def _plain_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A field schema with Prisme.ai's localized titles/descriptions read in English."""
+    plain: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("title", "description") and isinstance(value, dict):
+            plain[key] = str(value.get("en") or next(iter(value.values()), ""))
+        elif key in ("properties", "patternProperties") and isinstance(value, dict):
+            plain[key] = {
+                k: _plain_schema(v) if isinstance(v, dict) else v for k, v in value.items()
+            }
+        elif key == "items" and isinstance(value, dict):
+            plain[key] = _plain_schema(value)
+        else:
+            plain[key] = value
+    return plain
+
+
+def _config_field(name: str, schema: dict[str, Any], default: Any) -> ConfigField:
+    plain = _plain_schema(schema)
+    secret = schema.get("secret") is True
+    nested = plain.get("properties") if isinstance(plain.get("properties"), dict) else None
+    options = [ConfigOption(value=value) for value in plain.get("enum", [])]
+    return ConfigField(
+        name=name,
+        type=_field_type(plain, secret=secret, nested=nested is not None, options=bool(options)),
+        label=plain.get("title") or name,
+        description=plain.get("description"),
+        default=default,
+        secret=secret,
+        multiple=plain.get("type") == "array",
+        options=options,
+        fields=[
+            _config_field(child, child_schema, None)
+            for child, child_schema in (nested or {}).items()
+            if isinstance(child_schema, dict)
+        ],
+        extra={k: v for k, v in schema.items() if k.startswith("ui:")},
+    )
+
+
+def _field_type(schema: dict[str, Any], *, secret: bool, nested: bool, options: bool) -> str:
+    widget = schema.get("ui:widget")
+    if isinstance(widget, str):
+        return widget
+    if secret:
+        return "password"
+    if options:
+        return "dropDown"
+    kind = schema.get("type")
+    if kind == "object":
+        return "fieldsGroup" if nested else "json"
+    if kind == "array":
+        # A list of scalars is a multiple field of the item's type; anything else is raw JSON.
+        items = schema.get("items")
+        kind = items.get("type") if isinstance(items, dict) else None
+        if kind not in _SCALAR_FIELD_TYPES:
+            return "json"
+    return _SCALAR_FIELD_TYPES.get(str(kind), "text")
+
+
+_SCALAR_FIELD_TYPES = {
+    "string": "text",
+    "boolean": "toggle",
+    "number": "number",
+    "integer": "number",
+}
+
+
+def _stem(path: str) -> str:
+    return posixpath.splitext(posixpath.basename(path))[0]
+
+
+__all__ = ["PrismeAiAdapter", "load_yaml"]
