@@ -34,6 +34,7 @@ WORKDIR /src
 # Third-party dependencies first: this layer only changes with uv.lock / the pyproject files.
 COPY pyproject.toml uv.lock ./
 COPY libs/common/pyproject.toml libs/common/
+COPY libs/modules/pyproject.toml libs/modules/
 COPY libs/sdk/pyproject.toml libs/sdk/
 COPY services/registry/pyproject.toml services/registry/
 COPY services/installer/pyproject.toml services/installer/

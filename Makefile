@@ -37,7 +37,7 @@ test: infra
 lint: env
 	@$(RUN) ruff check .
 	@$(RUN) ruff format --check .
-	@$(RUN) mypy libs/common/src libs/sdk/src services/*/src benchmarks
+	@$(RUN) mypy libs/common/src libs/modules/src libs/sdk/src services/*/src benchmarks
 
 fmt: env
 	@$(RUN) ruff format .

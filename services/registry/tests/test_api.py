@@ -14,12 +14,11 @@ from sqlalchemy import func, select, text
 from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import auth_headers, in_process
+from modyard.modules.examples import example_dir, example_files
+from modyard.modules.testing import make_zip, zip_with_entry
 from modyard.registry.app import create_app
 from modyard.registry.models import Module
 from modyard.registry.settings import RegistrySettings
-
-from .conftest import FIXTURES
-from .zips import make_zip, zip_with_entry
 
 pytestmark = pytest.mark.infra
 
@@ -64,18 +63,13 @@ async def registry(infra: IsolatedInfra) -> AsyncIterator[Registry]:
 
 
 def zip_fixture(name: str, **overrides: bytes) -> bytes:
-    root = FIXTURES / name
-    files: dict[str, bytes | str] = {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+    files: dict[str, bytes | str] = dict(example_files(name))
     files.update(overrides)
     return make_zip(files)
 
 
 def native(version: str, name: str = "acme-weather", label: str = "ACME Weather") -> bytes:
-    document = (FIXTURES / "native-weather" / "modyard.yaml").read_text()
+    document = (example_dir("native-weather") / "modyard.yaml").read_text()
     document = document.replace("version: 1.4.0", f"version: {version}", 1)
     document = document.replace("name: acme-weather", f"name: {name}", 1).replace(
         "label: ACME Weather", f"label: {label}", 1
@@ -128,7 +122,7 @@ async def test_publish_then_read_every_view(registry: Registry) -> None:
         "/v1/modules/views/versions/1.4.0/files/lib/forecast.js", headers=registry.user
     )
     assert code.status_code == 200
-    assert code.content == (FIXTURES / "native-weather" / "lib" / "forecast.js").read_bytes()
+    assert code.content == (example_dir("native-weather") / "lib" / "forecast.js").read_bytes()
     missing = await registry.client.get(
         "/v1/modules/views/versions/1.4.0/files/nope.txt", headers=registry.user
     )

@@ -17,18 +17,22 @@ from modyard.common.auth import DEFAULT_TOKEN_TTL_SECONDS, Role, mint_token
 from modyard.common.settings import CommonSettings
 from modyard.sdk.client import SERVICES, ModyardAPIError, ModyardClient
 from modyard.sdk.dev.cli import app as dev_app
+from modyard.sdk.modules_cli import modules_app, pack, publish
 from modyard.sdk.status import Check, healthy, infrastructure_checks, service_checks
 from modyard.sdk.tokens import operator_token
 
 app = typer.Typer(
     name="modyard",
-    help="Operate a modyard cluster: status, tokens, diagnostics and the local dev environment.",
+    help="Operate a modyard cluster: status, tokens, modules, diagnostics and the local dev environment.",
     no_args_is_help=True,
     add_completion=False,
 )
 app.add_typer(
     dev_app, name="dev", help="Local development: infrastructure, migrations, running the services."
 )
+app.add_typer(modules_app, name="modules")
+app.command()(pack)
+app.command()(publish)
 
 console = Console()
 err_console = Console(stderr=True)

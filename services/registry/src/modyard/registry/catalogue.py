@@ -16,8 +16,8 @@ from sqlalchemy.orm import undefer
 from modyard.common.bus.outbox import record_event
 from modyard.common.errors import BadRequest, NotFound
 from modyard.common.semver import InvalidVersion, normalize_version, parse_version
+from modyard.modules.manifest import Manifest, ModuleFormat, ModuleKind
 from modyard.registry.events import MODULE_YANKED, module_event
-from modyard.registry.manifest import Manifest, ModuleFormat, ModuleKind
 from modyard.registry.models import Archive, Module, ModuleVersion
 from modyard.registry.publishing import refresh_latest
 from modyard.registry.schemas import (

@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modyard.common.bus.outbox import record_event
 from modyard.common.errors import Conflict, InvalidParam, PayloadTooLarge, ValidationFailed
 from modyard.common.semver import parse_version, version_parts
-from modyard.registry.archive import ArchiveRejected, ArchiveTooLarge, read_archive
+from modyard.modules.archive import ArchiveRejected, ArchiveTooLarge, read_archive
+from modyard.modules.formats.base import ManifestError, UnresolvedReference
+from modyard.modules.formats.container import parse_container_document
+from modyard.modules.formats.detection import AmbiguousFormat, UnknownFormat, parse_module
+from modyard.modules.manifest import Manifest
 from modyard.registry.events import MODULE_PUBLISHED, module_event
-from modyard.registry.formats.base import ManifestError, UnresolvedReference
-from modyard.registry.formats.container import parse_container_document
-from modyard.registry.formats.detection import AmbiguousFormat, UnknownFormat, parse_module
-from modyard.registry.manifest import Manifest
 from modyard.registry.models import Archive, Module, ModuleVersion
 from modyard.registry.settings import RegistrySettings
 

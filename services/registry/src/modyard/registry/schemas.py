@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from modyard.registry.manifest import Dependency, Manifest, ModuleFormat, ModuleKind
+from modyard.modules.manifest import Dependency, Manifest, ModuleFormat, ModuleKind
 
 
 class VersionSummary(BaseModel):

@@ -6,7 +6,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from modyard.common.settings import ENV_FILES, ServiceSettings
-from modyard.registry.archive import ArchiveLimits
+from modyard.modules.archive import ArchiveLimits
 
 
 class RegistrySettings(ServiceSettings):

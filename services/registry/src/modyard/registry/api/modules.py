@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from modyard.common.auth import CurrentPrincipal, Principal, Role, require_roles
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES
+from modyard.modules.manifest import MODULE_NAME_PATTERN, ModuleFormat, ModuleKind
 from modyard.registry import catalogue
-from modyard.registry.manifest import MODULE_NAME_PATTERN, ModuleFormat, ModuleKind
 from modyard.registry.publishing import (
     JSON_MEDIA_TYPE,
     ZIP_MEDIA_TYPE,

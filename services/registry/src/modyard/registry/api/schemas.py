@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from modyard.common.auth import CurrentPrincipal
 from modyard.common.errors import PROBLEM_RESPONSES
-from modyard.registry.manifest import manifest_json_schema
+from modyard.modules.manifest import manifest_json_schema
 
 router = APIRouter(prefix="/v1/schemas", tags=["schemas"], responses=PROBLEM_RESPONSES)
 

@@ -4,14 +4,14 @@ from collections.abc import Callable
 
 import pytest
 
-from modyard.registry.formats.base import ManifestError, ModuleFiles
-from modyard.registry.formats.container import (
+from modyard.modules.formats.base import ManifestError, ModuleFiles
+from modyard.modules.formats.container import (
     ContainerAdapter,
     parse_container_document,
     split_image,
 )
-from modyard.registry.formats.native import NativeAdapter
-from modyard.registry.manifest import ComponentRole, ExecutorType, ModuleFormat, ModuleKind
+from modyard.modules.formats.native import NativeAdapter
+from modyard.modules.manifest import ComponentRole, ExecutorType, ModuleFormat, ModuleKind
 
 Fixture = Callable[[str], ModuleFiles]
 

@@ -62,9 +62,9 @@ from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
 from modyard.common.semver import InvalidVersion, normalize_range, normalize_version
-from modyard.registry.formats.appmixer import AppmixerAdapter
-from modyard.registry.formats.base import IssueCollector, ManifestError, ModuleFiles
-from modyard.registry.manifest import (
+from modyard.modules.formats.appmixer import AppmixerAdapter
+from modyard.modules.formats.base import IssueCollector, ManifestError, ModuleFiles
+from modyard.modules.manifest import (
     MODULE_NAME_PATTERN,
     Component,
     ComponentRole,

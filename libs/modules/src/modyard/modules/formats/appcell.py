@@ -50,7 +50,7 @@ AppCell matches file names case-insensitively, and so does this adapter (``AppCe
 
 Every bundled file pinned, including schemas reached through ``$ref``, is listed in
 ``Manifest.files`` with its digest and role ``schema`` (or ``postpayload``); see
-:mod:`modyard.registry.formats.bundled_schemas`.
+:mod:`modyard.modules.formats.bundled_schemas`.
 
 All problems are collected. When every one is about schema references, the error is
 :class:`UnresolvedReference` (→ ``unresolvable-schema``); otherwise :class:`ManifestError`.
@@ -65,14 +65,14 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from modyard.common.semver import InvalidVersion, normalize_range, normalize_version
-from modyard.registry.formats.base import (
+from modyard.modules.formats.base import (
     IssueCollector,
     ManifestError,
     ModuleFiles,
     UnresolvedReference,
 )
-from modyard.registry.formats.bundled_schemas import SchemaBundle, digest_bytes, json_pointer
-from modyard.registry.manifest import (
+from modyard.modules.formats.bundled_schemas import SchemaBundle, digest_bytes, json_pointer
+from modyard.modules.manifest import (
     MODULE_NAME_PATTERN,
     CellAction,
     CellResource,

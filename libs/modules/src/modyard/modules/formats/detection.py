@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from modyard.registry.formats.appcell import AppCellAdapter
-from modyard.registry.formats.appmixer import AppmixerAdapter
-from modyard.registry.formats.base import FormatAdapter, ModuleFiles
-from modyard.registry.formats.container import ContainerAdapter
-from modyard.registry.formats.native import NativeAdapter
-from modyard.registry.formats.prismeai import PrismeAiAdapter
-from modyard.registry.formats.slingr import SlingrAdapter
-from modyard.registry.manifest import Manifest
+from modyard.modules.formats.appcell import AppCellAdapter
+from modyard.modules.formats.appmixer import AppmixerAdapter
+from modyard.modules.formats.base import FormatAdapter, ModuleFiles
+from modyard.modules.formats.container import ContainerAdapter
+from modyard.modules.formats.native import NativeAdapter
+from modyard.modules.formats.prismeai import PrismeAiAdapter
+from modyard.modules.formats.slingr import SlingrAdapter
+from modyard.modules.manifest import Manifest
 
 # A native manifest wins over the files of another format that it may ship alongside.
 ADAPTERS: tuple[FormatAdapter, ...] = (

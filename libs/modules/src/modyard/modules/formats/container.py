@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from modyard.registry.formats.base import IssueCollector, ModuleFiles
-from modyard.registry.manifest import ContainerSpec, Manifest, ModuleFormat, ModuleKind
+from modyard.modules.formats.base import IssueCollector, ModuleFiles
+from modyard.modules.manifest import ContainerSpec, Manifest, ModuleFormat, ModuleKind
 
 # The reference grammar of the distribution project, without digests: [host[:port]/]path[:tag].
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"

@@ -1,4 +1,4 @@
-"""Building zip archives (good and hostile) for the registry's tests."""
+"""Building zip archives, good and hostile, for tests of archive handling and publishing."""
 
 from __future__ import annotations
 

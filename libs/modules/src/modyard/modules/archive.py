@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from modyard.registry.formats.base import ModuleFiles
+from modyard.modules.formats.base import ModuleFiles
 
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 _LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"

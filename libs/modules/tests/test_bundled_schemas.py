@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from modyard.registry.formats.base import IssueCollector, ModuleFiles, UnresolvedReference
-from modyard.registry.formats.bundled_schemas import (
+from modyard.modules.formats.base import IssueCollector, ModuleFiles, UnresolvedReference
+from modyard.modules.formats.bundled_schemas import (
     SchemaBundle,
     candidate_paths,
     load_pinned,
     pin_schema,
     validator_for_pinned,
 )
-from modyard.registry.manifest import PinnedSchema
+from modyard.modules.manifest import PinnedSchema
 
 CELL = "newResellerClubCell"
 URL = "https://repository.appcell.io/newresellerclubcell/schema"

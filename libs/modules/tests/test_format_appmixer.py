@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from modyard.registry.formats.appmixer import DEFAULT_POLLING_INTERVAL_SECONDS, AppmixerAdapter
-from modyard.registry.formats.base import Issue, ManifestError, ModuleFiles
-from modyard.registry.manifest import (
+from modyard.modules.formats.appmixer import DEFAULT_POLLING_INTERVAL_SECONDS, AppmixerAdapter
+from modyard.modules.formats.base import Issue, ManifestError, ModuleFiles
+from modyard.modules.manifest import (
     ChangelogEntry,
     Component,
     ComponentRole,

@@ -1,6 +1,6 @@
 """The canonical manifest: what every published module is normalised into, whatever its format.
 
-Format adapters (``modyard.registry.formats``) map their documents into this model; the rest of the
+Format adapters (``modyard.modules.formats``) map their documents into this model; the rest of the
 platform (installer, runtime, gateway, deployer) reads only this. It is published as JSON Schema at
 ``GET /v1/schemas/manifest``. Fields a format has and this model does not name are kept under
 ``extra`` of the nearest object, so nothing a document says is lost.

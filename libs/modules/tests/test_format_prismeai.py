@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import yaml
 
-from modyard.registry.formats.base import ManifestError, ModuleFiles
-from modyard.registry.formats.prismeai import PrismeAiAdapter
-from modyard.registry.manifest import AppImport, Automation, Manifest, ModuleFormat, ModuleKind
+from modyard.modules.formats.base import ManifestError, ModuleFiles
+from modyard.modules.formats.prismeai import PrismeAiAdapter
+from modyard.modules.manifest import AppImport, Automation, Manifest, ModuleFormat, ModuleKind
 
 Fixture = Callable[[str], ModuleFiles]
 

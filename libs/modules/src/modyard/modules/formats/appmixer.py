@@ -12,7 +12,7 @@ Mapping rules (format ``appmixer``, kind ``connector``):
 
 - **Module name**: the ``vendor.service`` pair, taken from the first of ``bundle.json`` ``name``,
   ``service.json`` ``name``, the first two segments of a ``module.json`` ``name``, or of the
-  components' names; lower-cased through :func:`~modyard.registry.manifest.module_name`
+  components' names; lower-cased through :func:`~modyard.modules.manifest.module_name`
   (``appmixer.trello`` stays ``appmixer.trello``). Descriptors that name it must agree, and every
   component must belong to that pair.
 - **Version**: ``bundle.json`` ``version`` (else ``service.json``'s, else a ``module.json``'s), SemVer.
@@ -58,8 +58,8 @@ from jsonschema.validators import validator_for
 from pydantic import ValidationError
 
 from modyard.common.semver import InvalidVersion, normalize_range, parse_version
-from modyard.registry.formats.base import IssueCollector, ManifestError, ModuleFiles
-from modyard.registry.manifest import (
+from modyard.modules.formats.base import IssueCollector, ManifestError, ModuleFiles
+from modyard.modules.manifest import (
     ChangelogEntry,
     Component,
     ComponentRole,

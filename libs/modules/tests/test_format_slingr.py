@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from modyard.registry.formats.base import Issue, ManifestError, ModuleFiles
-from modyard.registry.formats.slingr import PLACEHOLDER_PATTERN, SlingrAdapter
-from modyard.registry.manifest import (
+from modyard.modules.formats.base import Issue, ManifestError, ModuleFiles
+from modyard.modules.formats.slingr import PLACEHOLDER_PATTERN, SlingrAdapter
+from modyard.modules.manifest import (
     Component,
     ComponentRole,
     ConfigField,

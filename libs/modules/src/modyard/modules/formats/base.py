@@ -1,8 +1,8 @@
 """What every format adapter gets and gives.
 
 An adapter receives the archive's files as :class:`ModuleFiles` (already checked by
-``modyard.registry.archive``: safe names, capped sizes) and returns a canonical
-:class:`~modyard.registry.manifest.Manifest`, or raises :class:`ManifestError` listing every problem
+``modyard.modules.archive``: safe names, capped sizes) and returns a canonical
+:class:`~modyard.modules.manifest.Manifest`, or raises :class:`ManifestError` listing every problem
 it found, each located by file and JSON pointer, so the publisher can fix them all at once.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 import yaml
 
-from modyard.registry.manifest import Manifest, ModuleFormat
+from modyard.modules.manifest import Manifest, ModuleFormat
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from typing import ClassVar
 
 from pydantic import ValidationError
 
-from modyard.registry.formats.base import IssueCollector, ManifestError, ModuleFiles
-from modyard.registry.formats.container import parse_container_document
-from modyard.registry.manifest import Manifest, ModuleFormat, ModuleKind
+from modyard.modules.formats.base import IssueCollector, ManifestError, ModuleFiles
+from modyard.modules.formats.container import parse_container_document
+from modyard.modules.manifest import Manifest, ModuleFormat, ModuleKind
 
 NATIVE_FILES = ("modyard.yaml", "modyard.yml", "modyard.json")
 

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 
 from modyard.common.semver import InvalidVersion
-from modyard.registry.formats.appcell import (
+from modyard.modules.formats.appcell import (
     AppCellAdapter,
     appcell_range,
     check_security,
     normalize_license,
 )
-from modyard.registry.formats.base import ManifestError, ModuleFiles, UnresolvedReference
-from modyard.registry.manifest import (
+from modyard.modules.formats.base import ManifestError, ModuleFiles, UnresolvedReference
+from modyard.modules.manifest import (
     CellAction,
     CellSchemaRef,
     Manifest,

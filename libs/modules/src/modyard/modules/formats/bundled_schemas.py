@@ -65,13 +65,13 @@ from referencing.exceptions import (
 )
 from referencing.jsonschema import DRAFT202012, UnknownDialect, specification_with
 
-from modyard.registry.formats.base import (
+from modyard.modules.formats.base import (
     Issue,
     IssueCollector,
     ModuleFiles,
     UnresolvedReference,
 )
-from modyard.registry.manifest import PinnedSchema
+from modyard.modules.manifest import PinnedSchema
 
 if TYPE_CHECKING:
     # Only for annotations: referencing exports the class it returns from Registry.resolver()

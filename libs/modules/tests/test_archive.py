@@ -4,7 +4,7 @@ import zipfile
 
 import pytest
 
-from modyard.registry.archive import (
+from modyard.modules.archive import (
     ALL_REJECTIONS,
     AbsolutePath,
     ArchiveLimits,
@@ -22,8 +22,7 @@ from modyard.registry.archive import (
     TooManyEntries,
     read_archive,
 )
-
-from .zips import (
+from modyard.modules.testing import (
     duplicate_names_zip,
     encrypted_zip,
     make_zip,
