@@ -8,7 +8,6 @@ idempotent retry of the very same bytes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from sqlalchemy import func, select, text
@@ -20,6 +19,7 @@ from modyard.common.errors import Conflict, InvalidParam, PayloadTooLarge, Valid
 from modyard.common.semver import parse_version, version_parts
 from modyard.modules.archive import ArchiveRejected, ArchiveTooLarge, read_archive
 from modyard.modules.formats.base import ManifestError, UnresolvedReference
+from modyard.modules.formats.bundled_schemas import digest_bytes
 from modyard.modules.formats.container import parse_container_document
 from modyard.modules.formats.detection import AmbiguousFormat, UnknownFormat, parse_module
 from modyard.modules.manifest import Manifest
@@ -29,10 +29,6 @@ from modyard.registry.settings import RegistrySettings
 
 ZIP_MEDIA_TYPE = "application/zip"
 JSON_MEDIA_TYPE = "application/json"
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def manifest_from_archive(data: bytes, settings: RegistrySettings) -> Manifest:
@@ -99,7 +95,7 @@ async def publish(
     published_by: str,
 ) -> tuple[Module, ModuleVersion, bool]:
     """Store ``manifest`` with its archive; returns the module, the version and whether it is new."""
-    digest = digest_of(data)
+    digest = digest_bytes(data)
     # One publisher per module at a time: the version check and the insert must not interleave.
     await session.execute(
         text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"module:{manifest.name}"}

@@ -70,8 +70,9 @@ from modyard.modules.formats.base import (
     ManifestError,
     ModuleFiles,
     UnresolvedReference,
+    json_pointer,
 )
-from modyard.modules.formats.bundled_schemas import SchemaBundle, digest_bytes, json_pointer
+from modyard.modules.formats.bundled_schemas import SchemaBundle, digest_bytes
 from modyard.modules.manifest import (
     MODULE_NAME_PATTERN,
     CellAction,

@@ -58,7 +58,13 @@ from jsonschema.validators import validator_for
 from pydantic import ValidationError
 
 from modyard.common.semver import InvalidVersion, normalize_range, parse_version
-from modyard.modules.formats.base import IssueCollector, ManifestError, ModuleFiles
+from modyard.modules.formats.base import (
+    IssueCollector,
+    ManifestError,
+    ModuleFiles,
+    json_object,
+    json_pointer,
+)
 from modyard.modules.manifest import (
     ChangelogEntry,
     Component,
@@ -128,13 +134,13 @@ class AppmixerAdapter:
         paths = _module_paths(files)
         bundle_path = _shallowest(paths, BUNDLE_FILE)
         service_path = _shallowest(paths, SERVICE_FILE)
-        bundle = _json_object(files, bundle_path, issues) if bundle_path else None
-        service = _json_object(files, service_path, issues) if service_path else None
+        bundle = json_object(files, bundle_path, issues) if bundle_path else None
+        service = json_object(files, service_path, issues) if service_path else None
         modules = {
             path: document
             for path in paths
             if _basename(path) == MODULE_FILE
-            and (document := _json_object(files, path, issues)) is not None
+            and (document := json_object(files, path, issues)) is not None
         }
         component_paths = [p for p in paths if _basename(p) == COMPONENT_FILE and "/" in p]
 
@@ -202,24 +208,6 @@ def _basename(path: str) -> str:
 def _shallowest(paths: Iterable[str], name: str) -> str | None:
     found = [path for path in paths if _basename(path) == name]
     return min(found, key=lambda path: (path.count("/"), path)) if found else None
-
-
-def json_pointer(*parts: str | int) -> str:
-    """An RFC 6901 pointer; ``~`` and ``/`` inside keys (e.g. changelog versions) are escaped."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
-
-
-def _json_object(files: ModuleFiles, path: str, issues: IssueCollector) -> dict[str, Any] | None:
-    """The file's JSON object, or None after recording why it is not one (so parsing goes on)."""
-    try:
-        document = files.json(path)
-    except ManifestError as exc:
-        issues.issues.extend(exc.issues)
-        return None
-    if not isinstance(document, dict):
-        issues.add(path, "", f"must be a JSON object, not {type(document).__name__}")
-        return None
-    return document
 
 
 def _optional_str(document: dict[str, Any] | None, key: str) -> str | None:
@@ -459,7 +447,7 @@ def _components(
 def _component(
     files: ModuleFiles, path: str, service_id: str | None, issues: IssueCollector
 ) -> Component | None:
-    document = _json_object(files, path, issues)
+    document = json_object(files, path, issues)
     if document is None:
         return None
     folder = posixpath.dirname(path)

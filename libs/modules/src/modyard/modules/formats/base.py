@@ -113,6 +113,24 @@ class IssueCollector:
             raise ManifestError(self.issues)
 
 
+def json_pointer(*parts: str | int) -> str:
+    """An RFC 6901 pointer; ``~`` and ``/`` inside keys (e.g. changelog versions) are escaped."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
+
+
+def json_object(files: ModuleFiles, path: str, issues: IssueCollector) -> dict[str, Any] | None:
+    """The file's JSON object, or None after recording why it is not one (so parsing goes on)."""
+    try:
+        document = files.json(path)
+    except ManifestError as exc:
+        issues.issues.extend(exc.issues)
+        return None
+    if not isinstance(document, dict):
+        issues.add(path, "", f"must be a JSON object, not {type(document).__name__}")
+        return None
+    return document
+
+
 class FormatAdapter(Protocol):
     format: ClassVar[ModuleFormat]
 

@@ -70,6 +70,7 @@ from modyard.modules.formats.base import (
     IssueCollector,
     ModuleFiles,
     UnresolvedReference,
+    json_pointer,
 )
 from modyard.modules.manifest import PinnedSchema
 
@@ -97,11 +98,6 @@ _SCHEMA_MAPS = frozenset(
 
 def digest_bytes(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def json_pointer(*parts: str | int) -> str:
-    """RFC 6901 pointer from path parts."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
 
 
 def candidate_paths(reference: str, *, cell_name: str | None = None) -> list[str]:

@@ -55,8 +55,14 @@ import yaml
 from pydantic import ValidationError
 
 from modyard.common.semver import InvalidVersion, normalize_range, normalize_version
-from modyard.modules.formats.base import Issue, IssueCollector, ManifestError, ModuleFiles
-from modyard.modules.formats.bundled_schemas import json_pointer, schema_problem
+from modyard.modules.formats.base import (
+    Issue,
+    IssueCollector,
+    ManifestError,
+    ModuleFiles,
+    json_pointer,
+)
+from modyard.modules.formats.bundled_schemas import schema_problem
 from modyard.modules.manifest import (
     MODULE_NAME_PATTERN,
     AppImport,

@@ -63,7 +63,12 @@ from pydantic import ValidationError
 
 from modyard.common.semver import InvalidVersion, normalize_range, normalize_version
 from modyard.modules.formats.appmixer import AppmixerAdapter
-from modyard.modules.formats.base import IssueCollector, ManifestError, ModuleFiles
+from modyard.modules.formats.base import (
+    IssueCollector,
+    ManifestError,
+    ModuleFiles,
+    json_object,
+)
 from modyard.modules.manifest import (
     MODULE_NAME_PATTERN,
     Component,
@@ -221,26 +226,9 @@ def _looks_like_broken_descriptor(files: ModuleFiles) -> bool:
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def json_pointer(*parts: str | int) -> str:
-    """An RFC 6901 pointer, with ``~`` and ``/`` inside keys escaped."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
-
-
 def _optional_str(document: dict[str, Any], key: str) -> str | None:
     value = document.get(key)
     return value if isinstance(value, str) and value else None
-
-
-def _json_object(files: ModuleFiles, path: str, issues: IssueCollector) -> dict[str, Any] | None:
-    try:
-        document = files.json(path)
-    except ManifestError as exc:
-        issues.issues.extend(exc.issues)
-        return None
-    if not isinstance(document, dict):
-        issues.add(path, "", f"must be a JSON object, not {type(document).__name__}")
-        return None
-    return document
 
 
 def _text(files: ModuleFiles, path: str, issues: IssueCollector) -> str:
@@ -703,7 +691,7 @@ def _flow_step(
         )
     if descriptor in missing:
         return
-    step = _json_object(files, descriptor, issues)
+    step = json_object(files, descriptor, issues)
     if step is None:
         return
     name = step.get("name")
@@ -814,7 +802,7 @@ def _ui_service(
             "and uiService.js",
         )
         return
-    config = _json_object(files, descriptor, issues)
+    config = json_object(files, descriptor, issues)
     if config is None:
         return
     _check_ui_dependencies(files, folder, descriptor, config.get("dependencies"), issues)
