@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 
-from benchmarks import event_bus, service_footprint
+from benchmarks import event_bus, registry, service_footprint
 from modyard.common.logging import configure_logging
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import (
@@ -28,6 +28,7 @@ async def main() -> int:
             event_bus.outbox_throughput,
             event_bus.event_latency,
             service_footprint.idle_service,
+            registry.registry_load,
         ):
             result = await benchmark(infra)
             print(json.dumps(result), flush=True)
