@@ -334,3 +334,21 @@ async def test_a_pinned_cell_schema_is_served_from_the_archive(registry: Registr
     )
     assert served.status_code == 200
     assert pinned["digest"] == "sha256:" + hashlib.sha256(served.content).hexdigest()
+
+
+async def test_unresolvable_schema_reference_is_a_422_naming_file_and_reference(
+    registry: Registry,
+) -> None:
+    files = dict(example_files("appcell-newresellerclub"))
+    schema = next(
+        path for path in files if path.lower().startswith("schema/") and "register" in path
+    )
+    del files[schema]
+    before = await registry.count_modules()
+    response = await registry.publish_zip(make_zip(files))
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["type"].endswith("/unresolvable-schema")
+    assert any(schema.rsplit("/", 1)[-1] in error["detail"] for error in body["errors"])
+    assert all(error["file"] for error in body["errors"])
+    assert await registry.count_modules() == before
