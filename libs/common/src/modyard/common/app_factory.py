@@ -9,8 +9,8 @@ already answers ``/healthz`` and reports what it waits for on ``/readyz``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +45,8 @@ class ServiceSpec:
     migrations: Path
     routers: Sequence[APIRouter] = ()
     subscriptions: Sequence[EventSubscription] = ()
+    #: The service's own resources (HTTP clients, caches), opened and closed with the app.
+    resources: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
 
 
 @dataclass
@@ -83,8 +85,10 @@ def build_service_app(spec: ServiceSpec) -> FastAPI:
             )
         )
         log.info("service_starting", port=settings.port)
+        own_resources = spec.resources(app) if spec.resources else nullcontext()
         try:
-            yield
+            async with own_resources:
+                yield
         finally:
             for task in lifecycle.tasks:
                 task.cancel()

@@ -17,6 +17,7 @@ from modyard.common.auth import DEFAULT_TOKEN_TTL_SECONDS, Role, mint_token
 from modyard.common.settings import CommonSettings
 from modyard.sdk.client import SERVICES, ModyardAPIError, ModyardClient
 from modyard.sdk.dev.cli import app as dev_app
+from modyard.sdk.installer_cli import acl_app, install, installations_app
 from modyard.sdk.modules_cli import modules_app, pack, publish
 from modyard.sdk.status import Check, healthy, infrastructure_checks, service_checks
 from modyard.sdk.tokens import operator_token
@@ -33,6 +34,9 @@ app.add_typer(
 app.add_typer(modules_app, name="modules")
 app.command()(pack)
 app.command()(publish)
+app.command()(install)
+app.add_typer(installations_app, name="installations")
+app.add_typer(acl_app, name="acl")
 
 console = Console()
 err_console = Console(stderr=True)

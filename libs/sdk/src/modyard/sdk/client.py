@@ -53,6 +53,7 @@ class ModyardClient:
         self._urls = dict(urls)
         self._http = httpx.AsyncClient(headers=headers, timeout=timeout, transport=transport)
         self.registry = RegistryClient(self)
+        self.installer = InstallerClient(self)
 
     @classmethod
     def from_settings(
@@ -194,3 +195,70 @@ class RegistryClient:
         params = {"reason": reason} if reason else {}
         path = f"/v1/modules/{name}/versions/{version}"
         return dict((await self._client._request("DELETE", "registry", path, params=params)).json())
+
+
+class InstallerClient:
+    """The installer's API (``ModyardClient.installer``)."""
+
+    def __init__(self, client: ModyardClient) -> None:
+        self._client = client
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._client._request(method, "installer", path, **kwargs)
+        return response.json() if response.content else None
+
+    async def install(
+        self,
+        workspace: str,
+        module: str,
+        *,
+        version: str | None = None,
+        slug: str | None = None,
+        config: dict[str, Any] | None = None,
+        pinned: bool = False,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"module": module, "config": config or {}, "pinned": pinned}
+        if version:
+            body["version"] = version
+        if slug:
+            body["slug"] = slug
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return dict(
+            await self._json(
+                "POST", f"/v1/workspaces/{workspace}/installations", json=body, headers=headers
+            )
+        )
+
+    async def installations(self, workspace: str) -> list[dict[str, Any]]:
+        return list((await self._json("GET", f"/v1/workspaces/{workspace}/installations"))["items"])
+
+    async def installation(self, workspace: str, slug: str) -> dict[str, Any]:
+        return dict(await self._json("GET", f"/v1/workspaces/{workspace}/installations/{slug}"))
+
+    async def configure(self, workspace: str, slug: str, config: dict[str, Any]) -> dict[str, Any]:
+        path = f"/v1/workspaces/{workspace}/installations/{slug}/config"
+        return dict(await self._json("PATCH", path, json={"config": config}))
+
+    async def upgrade(
+        self, workspace: str, slug: str, version: str | None, *, accept_breaking: bool = False
+    ) -> dict[str, Any]:
+        path = f"/v1/workspaces/{workspace}/installations/{slug}/upgrade"
+        return dict(
+            await self._json(
+                "POST", path, json={"version": version, "accept_breaking": accept_breaking}
+            )
+        )
+
+    async def remove(self, workspace: str, slug: str, *, force: bool = False) -> None:
+        path = f"/v1/workspaces/{workspace}/installations/{slug}"
+        await self._json("DELETE", path, params={"force": "true"} if force else {})
+
+    async def acl_rules(self, acl_type: str) -> list[dict[str, Any]]:
+        return list(await self._json("GET", f"/v1/acl/{acl_type}"))
+
+    async def add_acl_rule(self, acl_type: str, rule: dict[str, Any]) -> dict[str, Any]:
+        return dict(await self._json("POST", f"/v1/acl/{acl_type}", json=rule))
+
+    async def remove_acl_rule(self, acl_type: str, rule_id: str) -> None:
+        await self._json("DELETE", f"/v1/acl/{acl_type}/{rule_id}")

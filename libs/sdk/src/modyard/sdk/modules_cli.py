@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import zipfile
@@ -10,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
@@ -20,16 +18,11 @@ from modyard.modules.archive import ArchiveLimits, ArchiveRejected, read_archive
 from modyard.modules.formats.base import ManifestError
 from modyard.modules.formats.detection import AmbiguousFormat, UnknownFormat, parse_module
 from modyard.modules.manifest import Manifest
-from modyard.sdk.client import ModyardAPIError, ModyardClient
-from modyard.sdk.tokens import operator_token
+from modyard.sdk.cli_support import JsonOption, api_client, console, err_console, fail, run_api
 
 modules_app = typer.Typer(
     help="Search, inspect, download and yank published modules.", no_args_is_help=True
 )
-console = Console()
-err_console = Console(stderr=True)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 # What a module folder carries that an archive must not: VCS data, caches, installed packages.
 SKIPPED_NAMES = frozenset(
     {".git", ".hg", ".svn", "__pycache__", "node_modules", ".DS_Store", ".venv"}
@@ -57,34 +50,15 @@ def validate_archive(data: bytes) -> Manifest:
     try:
         return parse_module(read_archive(data, ArchiveLimits()))
     except ArchiveRejected as exc:
-        raise _fail(f"the archive is refused ({exc.slug}): {exc.detail}") from exc
+        raise fail(f"the archive is refused ({exc.slug}): {exc.detail}") from exc
     except (UnknownFormat, AmbiguousFormat) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     except ManifestError as exc:
         for issue in exc.issues:
             err_console.print(
                 f"[red]✗[/] {escape(issue.file + issue.pointer)}: {escape(issue.detail)}"
             )
-        raise _fail(f"{len(exc.issues)} problem(s) in the module") from exc
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/] {escape(message)}")
-    return typer.Exit(1)
-
-
-def _client(settings: CommonSettings) -> ModyardClient:
-    return ModyardClient.from_settings(settings, token=operator_token(settings))
-
-
-def _run(coroutine: Any) -> Any:
-    try:
-        return asyncio.run(coroutine)
-    except ModyardAPIError as exc:
-        for error in exc.problem.get("errors") or []:
-            location = (error.get("file") or "") + error.get("pointer", "")
-            err_console.print(f"[red]✗[/] {escape(location)}: {escape(str(error.get('detail')))}")
-        raise _fail(f"{exc.status} {exc.detail}") from exc
+        raise fail(f"{len(exc.issues)} problem(s) in the module") from exc
 
 
 def pack(
@@ -129,7 +103,7 @@ def publish(
     settings = CommonSettings()
 
     async def upload() -> dict[str, Any]:
-        async with _client(settings) as client:
+        async with api_client(settings) as client:
             if source.is_file() and source.suffix.lower() == ".json":
                 return await client.registry.publish_container(json.loads(source.read_text()))
             data = zip_directory(source) if source.is_dir() else source.read_bytes()
@@ -148,7 +122,7 @@ def publish(
                     data, on_progress=lambda sent: progress.update(task, completed=sent)
                 )
 
-    result = _run(upload())
+    result = run_api(upload())
     if as_json:
         typer.echo(json.dumps(result))
         return
@@ -171,10 +145,10 @@ def search(
     settings = CommonSettings()
 
     async def collect() -> list[dict[str, Any]]:
-        async with _client(settings) as client:
+        async with api_client(settings) as client:
             return [item async for item in client.registry.search(q, format=format, kind=kind)]
 
-    items = _run(collect())
+    items = run_api(collect())
     if as_json:
         typer.echo(json.dumps(items))
         return
@@ -202,12 +176,12 @@ def show(
     settings = CommonSettings()
 
     async def fetch() -> dict[str, Any]:
-        async with _client(settings) as client:
+        async with api_client(settings) as client:
             return await (
                 client.registry.version(name, version) if version else client.registry.module(name)
             )
 
-    result = _run(fetch())
+    result = run_api(fetch())
     if as_json or version:
         typer.echo(json.dumps(result, indent=None if as_json else 2))
         return
@@ -235,10 +209,10 @@ def download(
     settings = CommonSettings()
 
     async def fetch() -> tuple[bytes, str]:
-        async with _client(settings) as client:
+        async with api_client(settings) as client:
             return await client.registry.download(name, version)
 
-    data, filename = _run(fetch())
+    data, filename = run_api(fetch())
     target = output or Path(filename)
     target.write_bytes(data)
     console.print(f"[green]✓[/] {target} ({len(data)} bytes)")
@@ -255,10 +229,10 @@ def yank(
     settings = CommonSettings()
 
     async def run() -> dict[str, Any]:
-        async with _client(settings) as client:
+        async with api_client(settings) as client:
             return await client.registry.yank(name, version, reason)
 
-    result = _run(run())
+    result = run_api(run())
     if as_json:
         typer.echo(json.dumps(result))
     else:

@@ -1,0 +1,248 @@
+"""``modyard install``, ``modyard installations …`` and ``modyard acl …``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.table import Table
+
+from modyard.common.settings import CommonSettings
+from modyard.sdk.cli_support import JsonOption, api_client, console, run_api
+
+installations_app = typer.Typer(
+    help="Installed modules (app instances) of a workspace.", no_args_is_help=True
+)
+acl_app = typer.Typer(help="Who may use which components and routes.", no_args_is_help=True)
+
+WorkspaceOption = Annotated[str, typer.Option("--workspace", "-w", help="The workspace.")]
+
+
+def _read_config(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    document = yaml.safe_load(path.read_text())  # YAML is a superset of JSON: both work
+    if not isinstance(document, dict):
+        raise typer.BadParameter(f"{path} must hold an object of configuration values")
+    return document
+
+
+def _print(result: Any, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result))
+    elif isinstance(result, dict):
+        console.print(
+            f"[green]✓[/] {result['workspace']}/{result['slug']}: {result['module']} {result['version']}"
+            + (" (pinned)" if result.get("pinned") else "")
+        )
+
+
+def install(
+    module: Annotated[str, typer.Argument(help="MODULE or MODULE@RANGE, e.g. acme-weather@^1.2")],
+    workspace: WorkspaceOption,
+    slug: Annotated[
+        str | None, typer.Option(help="Instance name; the module name by default.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="JSON or YAML file.")
+    ] = None,
+    pin: Annotated[
+        bool, typer.Option("--pin", help="Never follow new versions automatically.")
+    ] = False,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Makes a retried install safe.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Install a module and its dependencies in a workspace."""
+    name, _, version = module.partition("@")
+    settings = CommonSettings()
+
+    async def run() -> dict[str, Any]:
+        async with api_client(settings) as client:
+            return await client.installer.install(
+                workspace,
+                name,
+                version=version or None,
+                slug=slug,
+                config=_read_config(config),
+                pinned=pin,
+                idempotency_key=idempotency_key,
+            )
+
+    result = run_api(run())
+    _print(result, as_json)
+    if not as_json and result.get("also_installed"):
+        console.print(f"  also installed: {', '.join(result['also_installed'])}")
+
+
+@installations_app.command("list")
+def list_installations(workspace: WorkspaceOption, as_json: JsonOption = False) -> None:
+    settings = CommonSettings()
+
+    async def run() -> list[dict[str, Any]]:
+        async with api_client(settings) as client:
+            return await client.installer.installations(workspace)
+
+    items = run_api(run())
+    if as_json:
+        typer.echo(json.dumps(items))
+        return
+    table = Table("slug", "module", "version", "pinned", "parent", "dependencies")
+    for item in items:
+        table.add_row(
+            item["slug"],
+            item["module"],
+            item["version"],
+            "yes" if item["pinned"] else "",
+            item["parent"] or "",
+            ", ".join(item["dependencies"]),
+        )
+    console.print(table)
+
+
+@installations_app.command("show")
+def show(slug: str, workspace: WorkspaceOption) -> None:
+    """One installation (secrets masked), as JSON."""
+    settings = CommonSettings()
+
+    async def run() -> dict[str, Any]:
+        async with api_client(settings) as client:
+            return await client.installer.installation(workspace, slug)
+
+    typer.echo(json.dumps(run_api(run()), indent=2))
+
+
+@installations_app.command("configure")
+def configure(
+    slug: str,
+    workspace: WorkspaceOption,
+    config: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="JSON or YAML merge patch.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Change an installation's configuration (merged into the current one, then validated)."""
+    settings = CommonSettings()
+
+    async def run() -> dict[str, Any]:
+        async with api_client(settings) as client:
+            return await client.installer.configure(workspace, slug, _read_config(config))
+
+    _print(run_api(run()), as_json)
+
+
+@installations_app.command("upgrade")
+def upgrade(
+    slug: str,
+    workspace: WorkspaceOption,
+    version: Annotated[
+        str | None, typer.Option(help="Exact version or range; newest by default.")
+    ] = None,
+    accept_breaking: Annotated[
+        bool, typer.Option("--accept-breaking", help="Allow a new major version.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    settings = CommonSettings()
+
+    async def run() -> dict[str, Any]:
+        async with api_client(settings) as client:
+            return await client.installer.upgrade(
+                workspace, slug, version, accept_breaking=accept_breaking
+            )
+
+    _print(run_api(run()), as_json)
+
+
+@installations_app.command("remove")
+def remove(
+    slug: str,
+    workspace: WorkspaceOption,
+    force: Annotated[
+        bool, typer.Option("--force", help="Even if other installations need it.")
+    ] = False,
+) -> None:
+    settings = CommonSettings()
+
+    async def run() -> None:
+        async with api_client(settings) as client:
+            await client.installer.remove(workspace, slug, force=force)
+
+    run_api(run())
+    console.print(f"[yellow]removed[/] {workspace}/{slug}")
+
+
+@acl_app.command("list")
+def acl_list(
+    acl_type: Annotated[str, typer.Argument(help="components or routes")] = "components",
+    as_json: JsonOption = False,
+) -> None:
+    settings = CommonSettings()
+
+    async def run() -> list[dict[str, Any]]:
+        async with api_client(settings) as client:
+            return await client.installer.acl_rules(acl_type)
+
+    rules = run_api(run())
+    if as_json:
+        typer.echo(json.dumps(rules))
+        return
+    table = Table("id", "who", "resource", "action", "attributes")
+    for rule in rules:
+        who = (
+            (rule.get("role") and f"role:{rule['role']}")
+            or rule.get("user")
+            or f"@{rule.get('domain')}"
+        )
+        table.add_row(
+            rule["id"],
+            who,
+            rule["resource"],
+            rule["action"],
+            json.dumps(rule["attributes"]) if rule["attributes"] else "",
+        )
+    console.print(table)
+
+
+@acl_app.command("add")
+def acl_add(
+    resource: Annotated[str, typer.Argument(help="e.g. appmixer.acme.* ")],
+    acl_type: Annotated[str, typer.Option("--type", help="components or routes")] = "components",
+    role: Annotated[str | None, typer.Option(help="A role, e.g. user")] = None,
+    user: Annotated[str | None, typer.Option(help="An email")] = None,
+    domain: Annotated[str | None, typer.Option(help="An email domain")] = None,
+    action: Annotated[str, typer.Option(help="e.g. use, or * for all")] = "*",
+    as_json: JsonOption = False,
+) -> None:
+    """Allow a role, a user or an email domain to act on resources."""
+    settings = CommonSettings()
+    rule = {
+        key: value for key, value in {"role": role, "user": user, "domain": domain}.items() if value
+    }
+    rule |= {"resource": resource, "action": action}
+
+    async def run() -> dict[str, Any]:
+        async with api_client(settings) as client:
+            return await client.installer.add_acl_rule(acl_type, rule)
+
+    added = run_api(run())
+    typer.echo(json.dumps(added) if as_json else f"added rule {added['id']}")
+
+
+@acl_app.command("remove")
+def acl_remove(
+    rule_id: str,
+    acl_type: Annotated[str, typer.Option("--type", help="components or routes")] = "components",
+) -> None:
+    settings = CommonSettings()
+
+    async def run() -> None:
+        async with api_client(settings) as client:
+            await client.installer.remove_acl_rule(acl_type, rule_id)
+
+    run_api(run())
+    typer.echo(f"removed rule {rule_id}")
