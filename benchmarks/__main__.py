@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 
-from benchmarks import event_bus, registry, service_footprint
+from benchmarks import event_bus, installer, installer_resolution, registry, service_footprint
 from modyard.common.logging import configure_logging
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import (
@@ -29,6 +29,8 @@ async def main() -> int:
             event_bus.event_latency,
             service_footprint.idle_service,
             registry.registry_load,
+            installer_resolution.resolution_speed,
+            installer.installs_per_second,
         ):
             result = await benchmark(infra)
             print(json.dumps(result), flush=True)

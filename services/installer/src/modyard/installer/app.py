@@ -1,23 +1,38 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from modyard.common.app_factory import ServiceSpec, build_service_app
 from modyard.installer.api import routers
-from modyard.installer.consumers import subscriptions
+from modyard.installer.consumers import subscriptions_for
+from modyard.installer.context import InstallerContext
 from modyard.installer.settings import InstallerSettings
 
 
 def service_spec(settings: InstallerSettings | None = None) -> ServiceSpec:
+    settings = settings or InstallerSettings()
+    context = InstallerContext.from_settings(settings)
+
+    @asynccontextmanager
+    async def resources(app: FastAPI) -> AsyncIterator[None]:
+        app.state.installer = context
+        try:
+            yield
+        finally:
+            await context.registry.close()
+
     return ServiceSpec(
-        settings=settings or InstallerSettings(),
+        settings=settings,
         title="modyard installer",
         description="workspaces, installations, resolved dependency locks, configs, secrets and ACL rules",
         migrations=Path(__file__).parent / "migrations",
         routers=routers,
-        subscriptions=subscriptions,
+        subscriptions=subscriptions_for(context),
+        resources=resources,
     )
 
 

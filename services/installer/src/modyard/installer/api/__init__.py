@@ -4,4 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-routers: list[APIRouter] = []
+from modyard.installer.api.acl import router as acl_router
+from modyard.installer.api.installations import router as installations_router
+from modyard.installer.api.storage import router as storage_router
+from modyard.installer.api.workspaces import router as workspaces_router
+
+routers: list[APIRouter] = [workspaces_router, installations_router, acl_router, storage_router]

@@ -1,0 +1,40 @@
+"""What the installer's logic needs besides a database session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from modyard.installer.registry_client import RegistryClient
+from modyard.installer.secrets import SecretBox
+from modyard.installer.settings import InstallerSettings
+
+
+@dataclass
+class InstallerContext:
+    settings: InstallerSettings
+    registry: RegistryClient
+    secrets: SecretBox
+    #: Where ``APP_CONFIG_*``/``APP_SECRET_*`` overrides come from (the process environment).
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+
+    @classmethod
+    def from_settings(cls, settings: InstallerSettings) -> InstallerContext:
+        return cls(
+            settings=settings,
+            registry=RegistryClient(settings),
+            secrets=SecretBox.from_setting(settings.secret_keys.get_secret_value()),
+        )
+
+
+def get_context(request: Request) -> InstallerContext:
+    context = request.app.state.installer
+    assert isinstance(context, InstallerContext)
+    return context
+
+
+Context = Annotated[InstallerContext, Depends(get_context)]

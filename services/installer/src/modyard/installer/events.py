@@ -1,0 +1,51 @@
+"""Events the installer emits (``modyard.installer.installation.*``), with what the runtime,
+gateway and deployer need to act without calling back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modyard.common.bus.envelope import CloudEvent, event_type, new_event
+from modyard.installer.models import Installation
+
+INSTALLATION_CREATED = event_type("installer", "installation", "created")
+INSTALLATION_CONFIGURED = event_type("installer", "installation", "configured")
+INSTALLATION_UPGRADED = event_type("installer", "installation", "upgraded")
+INSTALLATION_REMOVED = event_type("installer", "installation", "removed")
+
+#: Why the runtime stops flows after a breaking upgrade.
+MAJOR_UPGRADE_REASON = "module_major_upgrade"
+
+
+def components_of(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": component["name"],
+            "role": component["role"],
+            "executor": component.get("executor", {}).get("type"),
+        }
+        for component in manifest.get("components", [])
+    ]
+
+
+def installation_event(
+    kind: str, source: str, workspace: str, installation: Installation, **extra: Any
+) -> CloudEvent:
+    return new_event(
+        source=source,
+        type=kind,
+        subject=f"{workspace}/{installation.slug}",
+        data={
+            "workspace": workspace,
+            "slug": installation.slug,
+            "installation_id": str(installation.id),
+            "module": installation.module,
+            "version": installation.version,
+            "format": installation.format,
+            "kind": installation.kind,
+            "pinned": installation.pinned,
+            "parent_id": str(installation.parent_id) if installation.parent_id else None,
+            "components": components_of(installation.manifest),
+            **extra,
+        },
+    )
