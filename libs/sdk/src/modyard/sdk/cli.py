@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import time
 from dataclasses import asdict
 from typing import Annotated
@@ -175,6 +177,12 @@ def ping(
             style = "green" if count == 1 else "red"
             console.print(f"[{style}]{service:16}[/] received {count} time(s)")
     raise typer.Exit(0 if ok else 1)
+
+
+@app.command("secret-key")
+def secret_key() -> None:
+    """Print a new Fernet key for MODYARD_INSTALLER_SECRET_KEYS (put it first to rotate)."""
+    typer.echo(base64.urlsafe_b64encode(os.urandom(32)).decode())
 
 
 def main() -> None:
