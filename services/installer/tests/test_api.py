@@ -532,3 +532,26 @@ async def test_a_second_instance_may_use_another_version_and_bad_ranges_are_422(
     taken = await env.install("versions", module="lib-b", slug="b-new")
     assert taken.status_code == 409
     assert taken.json()["type"].endswith("/slug-taken")
+
+
+async def test_an_imported_app_is_a_nested_instance_removed_with_its_parent(env: Env) -> None:
+    nlu = example_files("prismeai-nlu")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path, data in nlu.items():
+            archive.writestr(path, data)
+    await env.publish(native_module("frenchembeddings", "3.0.0"))
+    await env.publish(buffer.getvalue())
+    await env.workspace("apps")
+    response = await env.install("apps", module="nlu", config={"API_KEY": "k-123"})
+    assert response.status_code == 201, response.text
+    assert response.json()["also_installed"] == ["nlu.french"]
+    nested = (await env.call("GET", "/v1/workspaces/apps/installations/nlu.french")).json()
+    assert (nested["module"], nested["version"], nested["parent"]) == (
+        "frenchembeddings",
+        "3.0.0",
+        "nlu",
+    )
+    assert nested["config"]["dimensions"] == 768
+    assert (await env.call("DELETE", "/v1/workspaces/apps/installations/nlu")).status_code == 204
+    assert (await env.call("GET", "/v1/workspaces/apps/installations")).json() == {"items": []}
