@@ -377,6 +377,16 @@ async def test_unpinned_follow_compatible_versions_and_pinned_stay(env: Env) -> 
     ]
     assert upgraded[-1]["reason"] == "module_major_upgrade"
     assert [c["name"] for c in upgraded[-1]["affected_components"]] == ["Do0", "Do1", "Do2"]
+    assert upgraded[-1]["components"][0] == {
+        "name": "Do0",
+        "role": "action",
+        "executor": "http",
+        "private": False,
+        "polling_interval_seconds": None,
+        "properties_schema": None,
+        "in_ports": [],
+        "out_ports": [],
+    }
 
 
 async def test_removal_respects_dependents_unless_forced(env: Env) -> None:

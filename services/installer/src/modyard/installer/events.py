@@ -18,11 +18,17 @@ MAJOR_UPGRADE_REASON = "module_major_upgrade"
 
 
 def components_of(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the runtime needs to validate and run a flow's nodes without calling back."""
     return [
         {
             "name": component["name"],
             "role": component["role"],
             "executor": component.get("executor", {}).get("type"),
+            "private": component.get("private", False),
+            "polling_interval_seconds": component.get("polling_interval_seconds"),
+            "properties_schema": component.get("properties_schema"),
+            "in_ports": [port["name"] for port in component.get("in_ports", [])],
+            "out_ports": [port["name"] for port in component.get("out_ports", [])],
         }
         for component in manifest.get("components", [])
     ]

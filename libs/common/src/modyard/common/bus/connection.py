@@ -35,6 +35,11 @@ from modyard.common.settings import ServiceSettings
 log = structlog.get_logger(__name__)
 
 MessageCallback = Callable[[AbstractIncomingMessage], Awaitable[None]]
+#: Declares a service's own exchanges, queues and consumers on (publish channel, connection);
+#: returns the exchanges it wants to publish to, by name. Runs on every (re)connect.
+TopologyHook = Callable[
+    [AbstractRobustChannel, AbstractRobustConnection], Awaitable[dict[str, AbstractExchange]]
+]
 
 
 class BusUnavailable(ConnectionError):
@@ -60,6 +65,7 @@ class Bus:
         self._service = settings.service_name
         self._prefetch = settings.consumer_prefetch
         self._consumers: list[QueueConsumer] = []
+        self._topology_hooks: list[TopologyHook] = []
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
@@ -73,6 +79,12 @@ class Bus:
         if self._connect_task is not None:
             raise RuntimeError("add consumers before Bus.start()")
         self._consumers.append(consumer)
+
+    def add_topology(self, hook: TopologyHook) -> None:
+        """A service's own exchanges and queues (e.g. the runtime's work and delay queues)."""
+        if self._connect_task is not None:
+            raise RuntimeError("add topology before Bus.start()")
+        self._topology_hooks.append(hook)
 
     def start(self) -> None:
         if self._connect_task is None:
@@ -158,6 +170,8 @@ class Bus:
             topology.DEAD_LETTER_EXCHANGE: dead,
             "": channel.default_exchange,
         }
+        for hook in self._topology_hooks:
+            self._exchanges.update(await hook(channel, connection))
 
         if self._consumers:
             consume_channel = await connection.channel()
@@ -231,19 +245,49 @@ class Bus:
         correlation_id: str | None = None,
         timeout: float = 10.0,
     ) -> None:
+        await self.publish_message(
+            body,
+            exchange=exchange,
+            routing_key=routing_key,
+            message_id=message_id,
+            message_type=event_type,
+            correlation_id=correlation_id,
+            content_type=CLOUDEVENTS_CONTENT_TYPE,
+            timeout=timeout,
+        )
+        EVENTS_PUBLISHED.labels(self._service, event_type).inc()
+
+    async def publish_message(
+        self,
+        body: bytes,
+        *,
+        exchange: str,
+        routing_key: str,
+        message_id: str,
+        message_type: str | None = None,
+        correlation_id: str | None = None,
+        reply_to: str | None = None,
+        headers: dict[str, Any] | None = None,
+        expiration: float | None = None,
+        content_type: str = "application/json",
+        timeout: float = 10.0,
+    ) -> None:
+        """Publish any JSON message persistently, mandatory, and wait for the broker's confirm."""
         target = self._exchanges.get(exchange)
         if not self.is_connected or target is None:
             raise BusUnavailable("the message broker is not connected")
         message = aio_pika.Message(
             body,
-            content_type=CLOUDEVENTS_CONTENT_TYPE,
+            content_type=content_type,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message_id,
-            type=event_type,
+            type=message_type,
             correlation_id=correlation_id,
+            reply_to=reply_to,
+            headers=headers,
+            expiration=expiration,
             app_id=f"modyard-{self._service}",
         )
         result = await target.publish(message, routing_key, mandatory=True, timeout=timeout)
         if not isinstance(result, aiormq.spec.Basic.Ack):
             raise MessageReturned(f"no queue is bound for {exchange!r} / {routing_key!r}")
-        EVENTS_PUBLISHED.labels(self._service, event_type).inc()
