@@ -79,16 +79,21 @@ def build_service_app(spec: ServiceSpec) -> FastAPI:
         app.state.bus = bus
         app.state.relay = relay
         app.state.lifecycle = lifecycle
-        lifecycle.tasks.append(
-            asyncio.create_task(
-                _supervise(spec, database, bus, relay, lifecycle), name="service-supervisor"
-            )
-        )
         log.info("service_starting", port=settings.port)
+        # The service's own resources come first: they may add bus topology and background work
+        # (waiting on ``lifecycle.migrated``) before the supervisor connects the bus.
         own_resources = spec.resources(app) if spec.resources else nullcontext()
         try:
             async with own_resources:
+                lifecycle.tasks.append(
+                    asyncio.create_task(
+                        _supervise(spec, database, bus, relay, lifecycle), name="service-supervisor"
+                    )
+                )
                 yield
+                for task in lifecycle.tasks:
+                    task.cancel()
+                await asyncio.gather(*lifecycle.tasks, return_exceptions=True)
         finally:
             for task in lifecycle.tasks:
                 task.cancel()

@@ -1,23 +1,87 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from modyard.common.app_factory import ServiceSpec, build_service_app
+from modyard.common.app_factory import Lifecycle, ServiceSpec, build_service_app
+from modyard.common.bus.connection import Bus
+from modyard.common.db.database import Database
 from modyard.runtime.api import routers
+from modyard.runtime.components.core import aclose_core_components
 from modyard.runtime.consumers import subscriptions
+from modyard.runtime.context import RuntimeContext
+from modyard.runtime.engine.flow_cache import FlowCache
+from modyard.runtime.engine.topology import RuntimeTopology
+from modyard.runtime.engine.worker import NodeWorker
+from modyard.runtime.executors import AmqpExecutor
+from modyard.runtime.failures import RetryPolicy
+from modyard.runtime.installer_client import InstallerClient
 from modyard.runtime.settings import RuntimeSettings
+from modyard.runtime.webhooks.delivery import WebhookDeliverer
+
+
+def retry_policy(settings: RuntimeSettings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.retry_max_attempts,
+        base_delay_seconds=settings.retry_base_delay_seconds,
+        max_delay_seconds=settings.retry_max_delay_seconds,
+        multiplier=settings.retry_multiplier,
+    )
 
 
 def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
+    settings = settings or RuntimeSettings()
+
+    @asynccontextmanager
+    async def resources(app: FastAPI) -> AsyncIterator[None]:
+        database: Database = app.state.database
+        bus: Bus = app.state.bus
+        lifecycle: Lifecycle = app.state.lifecycle
+        installer = InstallerClient(settings)
+        flows = FlowCache(database, retry_policy(settings), ttl=settings.flow_cache_seconds)
+        amqp = AmqpExecutor(bus, timeout_seconds=settings.component_timeout_seconds)
+        worker = NodeWorker(database, bus, flows, installer, amqp, source=settings.source)
+        topology = RuntimeTopology(
+            on_work=worker.on_message, on_reply=amqp.on_reply, prefetch=settings.work_prefetch
+        )
+        amqp.reply_queue = topology.reply_queue
+        bus.add_topology(topology.declare)
+        deliverer = WebhookDeliverer(
+            database,
+            poll_interval=settings.webhook_poll_interval_seconds,
+            max_attempts=settings.webhook_max_attempts,
+            timeout=settings.webhook_timeout_seconds,
+        )
+        app.state.runtime = RuntimeContext(
+            settings=settings, installer=installer, bus=bus, flows=flows
+        )
+        app.state.webhooks = deliverer
+
+        async def deliver_after_migrations() -> None:
+            await lifecycle.migrated.wait()
+            await deliverer.run()
+
+        lifecycle.tasks.append(
+            asyncio.create_task(deliver_after_migrations(), name="webhook-deliverer")
+        )
+        try:
+            yield
+        finally:
+            await installer.close()
+            await aclose_core_components()
+
     return ServiceSpec(
-        settings=settings or RuntimeSettings(),
+        settings=settings,
         title="modyard runtime",
         description="flows, triggers, executions, retries, the dead-letter store and system webhooks",
         migrations=Path(__file__).parent / "migrations",
         routers=routers,
         subscriptions=subscriptions,
+        resources=resources,
     )
 
 

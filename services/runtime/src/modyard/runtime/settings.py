@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from modyard.common.settings import ENV_FILES, ServiceSettings
@@ -16,3 +17,19 @@ class RuntimeSettings(ServiceSettings):
 
     service_name: ClassVar[str] = "runtime"
     default_port: ClassVar[int] = 8003
+
+    #: Messages a worker handles at once (the work queue's prefetch).
+    work_prefetch: int = Field(default=64, ge=1, le=10_000)
+    #: Global retry policy; flows may override it (``definition.retry_policy``).
+    retry_max_attempts: int = Field(default=30, ge=1, le=1000)
+    retry_base_delay_seconds: float = Field(default=1.0, gt=0)
+    retry_max_delay_seconds: float = Field(default=3600.0, gt=0, le=3600)
+    retry_multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
+    #: How long a module worker may take to answer a component request.
+    component_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: Seconds a worker trusts its cached copy of a flow (a stop reaches it within this).
+    flow_cache_seconds: float = Field(default=1.0, ge=0)
+    webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    webhook_max_attempts: int = Field(default=10, ge=1)
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    default_page_size: int = Field(default=50, ge=1, le=500)

@@ -4,4 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-routers: list[APIRouter] = []
+from modyard.runtime.api.flows import router as flows_router
+from modyard.runtime.api.hooks import router as hooks_router
+from modyard.runtime.api.unprocessed import router as unprocessed_router
+from modyard.runtime.webhooks.api import router as webhooks_router
+
+routers: list[APIRouter] = [flows_router, hooks_router, unprocessed_router, webhooks_router]

@@ -1,23 +1,29 @@
-"""The condition evaluator: grammar, JavaScript semantics, refusal of anything else, no eval."""
+"""The expression evaluator: grammar, JavaScript semantics, refusal of anything else, no eval;
+conditions over ``config`` (the installer) and values over other names (the runtime)."""
 
 from __future__ import annotations
 
 import ast
 import builtins
 import inspect
+import math
 import random
 from typing import Any
 
 import pytest
 
-from modyard.installer import expressions
-from modyard.installer.expressions import (
+from modyard.common import expressions
+from modyard.common.expressions import (
     MAX_EXPRESSION_LENGTH,
+    PLACEHOLDER_PATTERN,
     UNDEFINED,
     ExpressionError,
     check_expression,
     evaluate,
     evaluate_condition,
+    evaluate_value,
+    is_placeholder,
+    to_json_value,
 )
 
 CONFIG: dict[str, Any] = {
@@ -388,3 +394,110 @@ def test_the_evaluator_source_never_calls_python_eval() -> None:
     assert builtins_called.isdisjoint({"eval", "exec", "compile", "__import__"})
     assert "literal_eval" not in methods_called
     assert "ast" not in imported
+
+
+# --- names other than config, and values rather than conditions (the runtime's templates) ---------
+
+SCOPE: dict[str, Any] = {
+    "payload": {"total": 150, "items": [{"sku": "a"}, {"sku": "b"}], "name": "acme", "n": 3},
+    "flow": {"id": "f1"},
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("payload.total", 150),
+        ("payload.items", [{"sku": "a"}, {"sku": "b"}]),
+        ("payload.items[1].sku", "b"),
+        ("payload['name']", "acme"),
+        ("payload.items.length", 2),
+        ("payload.total > 100", True),
+        ("payload.total > 100 && flow.id === 'f1'", True),
+        ("payload.nickname || payload.name", "acme"),
+        ("-payload.n", -3),
+        ("@payload.name", "acme"),
+        ("'text'", "text"),
+        ("null", None),
+    ],
+)
+def test_evaluate_value_gives_values_of_any_type_over_the_scope_names(
+    text: str, expected: Any
+) -> None:
+    value = evaluate_value(text, SCOPE)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_evaluate_value_returns_the_scope_object_itself() -> None:
+    assert evaluate_value("payload.items", SCOPE) is SCOPE["payload"]["items"]
+
+
+@pytest.mark.parametrize(
+    "text", ["payload.missing", "payload.items[5].sku", "flow.id.deeper", "-payload.name"]
+)
+def test_evaluate_value_turns_undefined_and_nan_into_none(text: str) -> None:
+    assert evaluate_value(text, SCOPE) is None
+
+
+def test_negating_an_integer_keeps_an_integer() -> None:
+    assert type(evaluate_value("-payload.n", SCOPE)) is int
+    assert evaluate_value("-payload.total", {"payload": {"total": 2.5}}) == -2.5
+
+
+def test_names_outside_the_scope_are_refused_with_their_position() -> None:
+    with pytest.raises(ExpressionError) as caught:
+        evaluate_value("payload.total > config.limit", SCOPE)
+    assert caught.value.position == 16
+    assert "unknown name 'config'" in str(caught.value)
+
+
+def test_the_installer_default_names_only_allow_config() -> None:
+    with pytest.raises(ExpressionError) as caught:
+        check_expression("payload.total > 1")
+    assert caught.value.position == 0
+    check_expression("payload.total > 1", names=["payload"])
+
+
+def test_at_accepts_any_allowed_name() -> None:
+    check_expression("@payload.x", names=["payload"])
+    with pytest.raises(ExpressionError) as caught:
+        check_expression("@config.x", names=["payload"])
+    assert caught.value.position == 1
+
+
+@pytest.mark.parametrize("name", ["utils", "true", "undefined", "null", "not a name", "1x", ""])
+def test_reserved_or_malformed_scope_names_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="cannot be a name"):
+        evaluate_value("1", {name: 1})
+
+
+def test_an_empty_scope_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one name"):
+        evaluate_value("1", {})
+
+
+def test_the_parse_cache_does_not_depend_on_the_order_of_scope_keys() -> None:
+    expressions._parse.cache_clear()
+    evaluate_value("a.x", {"a": {}, "b": {}})
+    evaluate_value("a.x", {"b": {}, "a": {}})
+    assert expressions._parse.cache_info().misses == 1
+
+
+def test_digit_like_unicode_keys_do_not_crash_the_evaluation() -> None:
+    # "²".isdigit() is true but int("²") raises: evaluating must still never raise.
+    assert value_of("config.items['²']") is UNDEFINED
+
+
+def test_to_json_value_maps_what_json_cannot_carry_to_none() -> None:
+    assert to_json_value(UNDEFINED) is None
+    assert to_json_value(math.nan) is None
+    assert to_json_value(-math.inf) is None
+    assert to_json_value(0.5) == 0.5
+    assert to_json_value([UNDEFINED]) == [UNDEFINED]  # only the top value: nothing else makes one
+
+
+def test_the_placeholder_pattern_matches_what_slingr_modules_use() -> None:
+    assert is_placeholder("${API_URL}")
+    assert not is_placeholder("${}")
+    assert PLACEHOLDER_PATTERN == r"^\$\{[^}]+\}$"

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, status
+
+from modyard.common.db.session import DbSession
+from modyard.common.errors import (
+    PROBLEM_RESPONSES,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    ValidationFailed,
+)
+from modyard.common.request_context import current_correlation_id
+from modyard.runtime.context import Context
+from modyard.runtime.engine.dispatch import send
+from modyard.runtime.engine.messages import WorkMessage
+from modyard.runtime.flows.definition import FlowDefinition
+from modyard.runtime.flows.triggers import DEFAULT_WEBHOOK_BODY_BYTES
+from modyard.runtime.models import Flow
+from modyard.runtime.schemas import HookAccepted
+
+router = APIRouter(prefix="/v1/hooks", tags=["hooks"], responses=PROBLEM_RESPONSES)
+
+
+@router.post(
+    "/{ws}/{flow_id}/{node_id}", status_code=status.HTTP_202_ACCEPTED, response_model=HookAccepted
+)
+async def receive(
+    request: Request,
+    ws: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")],
+    flow_id: uuid.UUID,
+    node_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")],
+    session: DbSession,
+    context: Context,
+) -> HookAccepted:
+    """A webhook trigger: the JSON body becomes a message of the flow (202 once it is queued).
+
+    The flow id is the secret here, as with Appmixer's webhook URLs: no bearer token is needed.
+    """
+    flow = await session.get(Flow, flow_id)
+    node = (
+        FlowDefinition.model_validate(flow.definition).nodes.get(node_id)
+        if flow and flow.workspace == ws
+        else None
+    )
+    if flow is None or node is None or node.component != "core.webhook":
+        raise NotFound("There is no webhook trigger at this address.")
+    if flow.status != "running":
+        raise Conflict(
+            f"Flow {flow.name!r} is stopped; start it to receive webhooks.", slug="flow-not-running"
+        )
+    limit = int(node.properties.get("max_body_bytes", DEFAULT_WEBHOOK_BODY_BYTES))
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise PayloadTooLarge(
+                f"This webhook takes at most {limit} bytes.", slug="webhook-body-too-large"
+            )
+    try:
+        payload = json.loads(body) if body else None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(f"The body is not JSON ({exc}).", slug="invalid-json") from exc
+    message = WorkMessage(
+        workspace=ws,
+        flow_id=str(flow.id),
+        node_id=node_id,
+        port="out",
+        payload=payload,
+        correlation_id=current_correlation_id(),
+    )
+    # The trigger's output goes straight to the nodes it connects to (the trigger itself ran here).
+    definition = FlowDefinition.model_validate(flow.definition)
+    for index, connection in definition.outgoing(node_id, "out"):
+        await send(
+            context.bus,
+            WorkMessage(
+                message_id=message.child_id(index, 0),
+                workspace=ws,
+                flow_id=str(flow.id),
+                node_id=connection.target,
+                port=connection.target_port,
+                payload=payload,
+                correlation_id=message.correlation_id,
+            ),
+        )
+    return HookAccepted(message_id=message.message_id)

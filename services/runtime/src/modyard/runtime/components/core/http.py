@@ -1,0 +1,328 @@
+"""``core.http``: sends an HTTP request and passes the answer on.
+
+Properties:
+
+- ``method``: ``GET`` (the default), ``POST``, ``PUT``, ``PATCH``, ``DELETE``, ``HEAD``,
+  ``OPTIONS``.
+- ``url``: a template rendered as text; after rendering it must be an ``http``/``https`` URL with
+  a host (anything else — ``ftp:``, ``file:``, a relative path — fails and is not retried).
+- ``headers``, ``query``: ``{name: template}``, rendered as text; query values are URL-encoded
+  and added to the URL's own query.
+- ``body``: a template. Absent or rendering to ``null``: no body; a string: sent as text
+  (``text/plain; charset=utf-8`` unless a ``Content-Type`` header says otherwise); anything else
+  is sent as JSON.
+- ``timeout_seconds``: the whole exchange, 10 by default, at most 300.
+- ``expect_json``: the answer's body must be JSON (a 2xx answer that is not fails, not retried).
+- ``follow_redirects``: true by default (at most :data:`MAX_REDIRECTS`).
+
+A 2xx answer goes out on ``out`` as ``{status, headers, body}``: header names in lower case,
+repeated headers joined with ``", "``; the body is JSON when ``expect_json`` is set or the
+``Content-Type`` says JSON (text when such a body does not parse and ``expect_json`` is not set),
+otherwise text in the answer's charset (UTF-8 by default), ``None`` when empty. Bodies larger
+than :data:`MAX_RESPONSE_BYTES` fail (not retried).
+
+Any other answer raises a ``ComponentError`` classified by :mod:`modyard.runtime.failures`
+(5xx, 408, 425 and 429 are retried; a ``Retry-After`` header is passed on as
+``details["retry_after_seconds"]``). Timeouts, refused or reset connections and DNS failures are
+retried. Error messages name the URL without its query and user info, which may hold
+credentials.
+
+One ``httpx.AsyncClient`` is shared by every request of a component instance (connection reuse;
+building a client per request would also rebuild its TLS context). It comes from the module's
+:data:`client_factory`, which tests replace (an ``httpx.MockTransport``), and is closed by
+:meth:`HttpComponent.aclose` when the runtime stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Final
+
+import httpx
+
+from modyard.runtime.components.base import ComponentError, ExecutionContext, Outputs
+from modyard.runtime.components.core._shared import (
+    JSON_SCHEMA_DIALECT,
+    CoreComponent,
+    pointer_token,
+    scope_for,
+)
+from modyard.runtime.failures import (
+    KIND_INVALID_REQUEST,
+    KIND_VALIDATION,
+    classify_exception,
+    retry_after_seconds,
+    status_error,
+)
+from modyard.runtime.templating import TemplateError, is_template
+
+METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+DEFAULT_TIMEOUT_SECONDS: Final = 10.0
+MAX_TIMEOUT_SECONDS: Final = 300
+MAX_REDIRECTS: Final = 5
+#: A larger 2xx body fails: messages travel through the broker and the database.
+MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024
+#: How much of a failing answer's body is read and kept in the error's details.
+ERROR_BODY_BYTES: Final = 4096
+USER_AGENT: Final = "modyard-runtime"
+# RFC 9110 token characters: a header name outside them would be refused by httpx at send time.
+_HEADER_NAME: Final = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+_URL_START: Final = r"^([hH][tT][tT][pP][sS]?://|\{\{)"
+
+ClientFactory = Callable[[], httpx.AsyncClient]
+
+
+def default_client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        headers={"user-agent": USER_AGENT},
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        max_redirects=MAX_REDIRECTS,
+    )
+
+
+#: Makes the client of :class:`HttpComponent` instances built without a factory of their own.
+#: Read whenever a request starts: replacing it replaces the client (the old one is closed).
+client_factory: ClientFactory = default_client
+
+
+def _invalid_request(message: str) -> ComponentError:
+    return ComponentError(message, retryable=False, details={"kind": KIND_INVALID_REQUEST})
+
+
+def _shown(url: httpx.URL) -> str:
+    return str(url.copy_with(query=None, fragment=None, userinfo=b""))
+
+
+def _checked_url(text: str) -> httpx.URL:
+    """``text`` as an http(s) URL with a host; ``ValueError`` otherwise."""
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"the URL is not valid: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(
+            f"only http and https URLs with a host can be requested, not {text[:100]!r}"
+        )
+    return url
+
+
+def _is_json_type(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON (and the broker's messages) cannot carry.
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("the JSON nests too deep") from None
+
+
+async def _read(response: httpx.Response, limit: int, *, truncate: bool) -> bytes:
+    """Up to ``limit`` bytes of the body: more is cut (``truncate``) or an error."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            if truncate:
+                return b"".join(chunks)[:limit]
+            raise ComponentError(
+                f"the answer's body is larger than {limit} bytes",
+                retryable=False,
+                status=response.status_code,
+                details={"kind": KIND_VALIDATION},
+            )
+    return b"".join(chunks)
+
+
+class HttpComponent(CoreComponent):
+    name: ClassVar[str] = "core.http"
+    properties_schema: ClassVar[dict[str, Any]] = {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "type": "object",
+        "properties": {
+            "method": {"enum": list(METHODS), "default": "GET"},
+            "url": {"type": "string", "minLength": 1, "maxLength": 8192, "pattern": _URL_START},
+            "headers": {
+                "type": "object",
+                "propertyNames": {"pattern": _HEADER_NAME, "maxLength": 256},
+                "additionalProperties": {"type": "string", "maxLength": 8192},
+            },
+            "query": {
+                "type": "object",
+                "propertyNames": {"minLength": 1, "maxLength": 256},
+                "additionalProperties": {"type": "string", "maxLength": 8192},
+            },
+            "body": {"description": "a template: text is sent as text, anything else as JSON"},
+            "timeout_seconds": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": MAX_TIMEOUT_SECONDS,
+                "default": DEFAULT_TIMEOUT_SECONDS,
+            },
+            "expect_json": {"type": "boolean", "default": False},
+            "follow_redirects": {"type": "boolean", "default": True},
+        },
+        "required": ["url"],
+        "additionalProperties": False,
+    }
+    out_ports: ClassVar[tuple[str, ...]] = ("out",)
+    template_properties: ClassVar[tuple[str, ...]] = ("url", "headers", "query", "body")
+
+    def __init__(self, factory: ClientFactory | None = None) -> None:
+        self._factory = factory
+        self._client: httpx.AsyncClient | None = None
+        self._client_made_by: ClientFactory | None = None
+
+    def check(self, properties: Mapping[str, Any]) -> None:
+        super().check(properties)
+        url = properties.get("url")
+        if isinstance(url, str) and not is_template(url):
+            # A fixed URL can be refused when the flow starts rather than on every message.
+            try:
+                _checked_url(url)
+            except ValueError as exc:
+                raise TemplateError(str(exc), pointer="/url") from None
+
+    async def client(self) -> httpx.AsyncClient:
+        """The shared client, made (again) when there is none or the factory changed."""
+        factory = self._factory or client_factory
+        current = self._client
+        if current is None or current.is_closed or self._client_made_by is not factory:
+            # Assigned before any await, so concurrent requests end up sharing one client.
+            self._client, self._client_made_by = factory(), factory
+            if current is not None and not current.is_closed:
+                await current.aclose()
+        assert self._client is not None
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def _request(
+        self, context: ExecutionContext, payload: Any
+    ) -> tuple[str, httpx.URL, dict[str, Any]]:
+        properties = self.properties(context)
+        scope = scope_for(context, payload)
+        method: str = properties.get("method", "GET")
+        try:
+            url = _checked_url(self.render_text(properties["url"], scope, "/url"))
+        except ValueError as exc:
+            raise _invalid_request(str(exc)) from None
+        query = {
+            name: self.render_text(value, scope, f"/query/{pointer_token(name)}")
+            for name, value in properties.get("query", {}).items()
+        }
+        if query:
+            url = url.copy_merge_params(query)
+        headers = {
+            name: self.render_text(value, scope, f"/headers/{pointer_token(name)}")
+            for name, value in properties.get("headers", {}).items()
+        }
+        for name, value in headers.items():
+            # A rendered value with a line break would smuggle in headers of the payload's choice.
+            if any(char in value for char in "\r\n\0"):
+                raise _invalid_request(f"the {name} header has a line break or a NUL character")
+        options: dict[str, Any] = {"headers": headers}
+        body = self.render(properties.get("body"), scope, "/body")
+        if isinstance(body, str):
+            options["content"] = body.encode()
+            if not any(name.lower() == "content-type" for name in headers):
+                headers["content-type"] = "text/plain; charset=utf-8"
+        elif body is not None:
+            options["json"] = body
+        return method, url, options
+
+    async def run(self, context: ExecutionContext, port: str, payload: Any) -> Outputs:
+        method, url, options = self._request(context, payload)
+        properties = context.properties
+        timeout = float(properties.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
+        expect_json = bool(properties.get("expect_json", False))
+        client = await self.client()
+        try:
+            # httpx's timeout bounds each phase (connect, each read…); asyncio's the whole
+            # exchange, so that a server dripping a byte at a time cannot hold the node forever.
+            async with asyncio.timeout(timeout):
+                async with client.stream(
+                    method,
+                    url,
+                    timeout=httpx.Timeout(timeout),
+                    follow_redirects=bool(properties.get("follow_redirects", True)),
+                    **options,
+                ) as response:
+                    if response.is_success:
+                        content = await _read(response, MAX_RESPONSE_BYTES, truncate=False)
+                    else:
+                        content = await _read(response, ERROR_BODY_BYTES, truncate=True)
+        except ComponentError:
+            raise
+        except (httpx.HTTPError, TimeoutError, OSError) as exc:
+            error = classify_exception(exc)
+            error.message = f"{method} {_shown(url)} failed: {error.message}"
+            error.args = (error.message,)
+            raise error from exc
+        text = content.decode(response.encoding or "utf-8", errors="replace")
+        if not response.is_success:
+            raise self._status_error(method, url, response, text)
+        return {
+            "out": [
+                {
+                    "status": response.status_code,
+                    "headers": dict(response.headers.items()),
+                    "body": self._body(response, text, expect_json),
+                }
+            ]
+        }
+
+    @staticmethod
+    def _status_error(
+        method: str, url: httpx.URL, response: httpx.Response, text: str
+    ) -> ComponentError:
+        status = response.status_code
+        details: dict[str, Any] = {"url": _shown(url), "body": text}
+        retry_after = retry_after_seconds(response.headers.get("retry-after"))
+        if retry_after is not None:
+            details["retry_after_seconds"] = retry_after
+        reason = f" {response.reason_phrase}" if response.reason_phrase else ""
+        return status_error(
+            status, f"{method} {_shown(url)} answered {status}{reason}", details=details
+        )
+
+    @staticmethod
+    def _body(response: httpx.Response, text: str, expect_json: bool) -> Any:
+        if not text:
+            return None
+        if expect_json or _is_json_type(response.headers.get("content-type", "")):
+            try:
+                return _parse_json(text)
+            except ValueError as exc:
+                if expect_json:
+                    raise ComponentError(
+                        f"the answer is not JSON: {exc}",
+                        retryable=False,
+                        status=response.status_code,
+                        details={"kind": KIND_VALIDATION},
+                    ) from None
+        return text
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT_SECONDS",
+    "MAX_RESPONSE_BYTES",
+    "METHODS",
+    "ClientFactory",
+    "HttpComponent",
+    "client_factory",
+    "default_client",
+]

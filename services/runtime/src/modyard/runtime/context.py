@@ -1,0 +1,30 @@
+"""What the runtime's logic needs besides a database session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from modyard.common.bus.connection import Bus
+from modyard.runtime.engine.flow_cache import FlowCache
+from modyard.runtime.installer_client import InstallerClient
+from modyard.runtime.settings import RuntimeSettings
+
+
+@dataclass
+class RuntimeContext:
+    settings: RuntimeSettings
+    installer: InstallerClient
+    bus: Bus
+    flows: FlowCache
+
+
+def get_context(request: Request) -> RuntimeContext:
+    context = request.app.state.runtime
+    assert isinstance(context, RuntimeContext)
+    return context
+
+
+Context = Annotated[RuntimeContext, Depends(get_context)]

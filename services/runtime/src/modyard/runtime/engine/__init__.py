@@ -1,0 +1,1 @@
+"""Running flows: the work queue, delay tiers for retries, and the node worker."""

@@ -1,0 +1,57 @@
+"""Flows as the worker needs them, cached briefly: one database read per flow per second, not
+per message. A stop reaches every worker within ``ttl`` seconds."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from modyard.common.db.database import Database
+from modyard.runtime.failures import RetryPolicy
+from modyard.runtime.flows.definition import FlowDefinition
+from modyard.runtime.models import Flow
+
+
+@dataclass(frozen=True)
+class RunnableFlow:
+    id: uuid.UUID
+    workspace: str
+    name: str
+    owner: str
+    status: str
+    definition: FlowDefinition
+    policy: RetryPolicy
+
+
+class FlowCache:
+    def __init__(self, database: Database, policy: RetryPolicy, ttl: float = 1.0) -> None:
+        self._database = database
+        self._policy = policy
+        self._ttl = ttl
+        self._entries: dict[uuid.UUID, tuple[float, RunnableFlow | None]] = {}
+
+    def forget(self, flow_id: uuid.UUID) -> None:
+        self._entries.pop(flow_id, None)
+
+    async def get(self, flow_id: uuid.UUID) -> RunnableFlow | None:
+        cached = self._entries.get(flow_id)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        async with self._database.transaction() as session:
+            flow = await session.get(Flow, flow_id)
+            runnable = None if flow is None else self._runnable(flow)
+        self._entries[flow_id] = (time.monotonic() + self._ttl, runnable)
+        return runnable
+
+    def _runnable(self, flow: Flow) -> RunnableFlow:
+        definition = FlowDefinition.model_validate(flow.definition)
+        return RunnableFlow(
+            id=flow.id,
+            workspace=flow.workspace,
+            name=flow.name,
+            owner=flow.owner,
+            status=flow.status,
+            definition=definition,
+            policy=self._policy.merge(definition.retry_policy),
+        )

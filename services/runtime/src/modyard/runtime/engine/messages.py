@@ -1,0 +1,35 @@
+"""The message that travels between nodes on the work queue (JSON on the wire)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class FailedAttempt(BaseModel):
+    attempt: int
+    at: str
+    message: str
+    retryable: bool
+    status: int | None = None
+
+
+class WorkMessage(BaseModel):
+    #: Stable across redeliveries and retries: the key that keeps a node from running twice.
+    message_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    workspace: str
+    flow_id: str
+    node_id: str
+    port: str = "in"
+    payload: Any = None
+    attempt: int = 1
+    errors: list[FailedAttempt] = Field(default_factory=list)
+    correlation_id: str | None = None
+
+    def child_id(self, connection_index: int, output_index: int) -> str:
+        """Deterministic, so that re-publishing a node's outputs re-creates the same messages."""
+        digest = hashlib.sha256(f"{self.message_id}:{connection_index}:{output_index}".encode())
+        return digest.hexdigest()[:32]

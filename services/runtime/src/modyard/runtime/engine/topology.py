@@ -1,0 +1,73 @@
+"""The runtime's own queues.
+
+runtime.work (direct) ──▶ queue runtime.work (quorum)         every message between nodes
+runtime.delay.<N>s (classic, TTL N s, dead-letters to runtime.work)
+    a retried or delayed message waits here: the broker, not a sleeping consumer, holds it
+modyard.modules (direct, routing key = module) ──▶ the module's worker queue (declared by workers)
+runtime.replies.<process> (exclusive)                            answers of module workers
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import aio_pika
+from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
+
+from modyard.common.bus.connection import MessageCallback
+from modyard.runtime.failures import DELAY_TIERS
+
+WORK_EXCHANGE = "runtime.work"
+WORK_QUEUE = "runtime.work"
+WORK_ROUTING_KEY = "work"
+MODULES_EXCHANGE = "modyard.modules"
+#: Redeliveries of one message (crashes mid-handling) before the broker gives up on it.
+WORK_DELIVERY_LIMIT = 50
+
+
+def delay_queue(seconds: int) -> str:
+    return f"runtime.delay.{seconds}s"
+
+
+class RuntimeTopology:
+    """Declares the runtime's queues on every (re)connect and starts its consumers."""
+
+    def __init__(
+        self, *, on_work: MessageCallback, on_reply: MessageCallback, prefetch: int
+    ) -> None:
+        self._on_work = on_work
+        self._on_reply = on_reply
+        self._prefetch = prefetch
+        self.reply_queue = f"runtime.replies.{uuid.uuid4().hex[:12]}"
+
+    async def declare(
+        self, channel: AbstractRobustChannel, connection: AbstractRobustConnection
+    ) -> dict[str, AbstractExchange]:
+        work = await channel.declare_exchange(
+            WORK_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        modules = await channel.declare_exchange(
+            MODULES_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        consume = await connection.channel()
+        await consume.set_qos(prefetch_count=self._prefetch)
+        queue = await consume.declare_queue(
+            WORK_QUEUE,
+            durable=True,
+            arguments={"x-queue-type": "quorum", "x-delivery-limit": WORK_DELIVERY_LIMIT},
+        )
+        await queue.bind(work, routing_key=WORK_ROUTING_KEY)
+        for seconds in DELAY_TIERS:
+            await channel.declare_queue(
+                delay_queue(seconds),
+                durable=True,
+                arguments={
+                    "x-message-ttl": seconds * 1000,
+                    "x-dead-letter-exchange": WORK_EXCHANGE,
+                    "x-dead-letter-routing-key": WORK_ROUTING_KEY,
+                },
+            )
+        replies = await consume.declare_queue(self.reply_queue, exclusive=True, auto_delete=True)
+        await replies.consume(self._on_reply, no_ack=True)
+        await queue.consume(self._on_work)
+        return {WORK_EXCHANGE: work, MODULES_EXCHANGE: modules}

@@ -1,0 +1,310 @@
+"""The node worker: takes a message off the work queue, runs its node, sends the outputs on.
+
+At-least-once, without running a node twice for one message: a message is acknowledged only after
+its outputs are published with confirms, and a node's success is recorded (with its outputs) under
+the message id before they are published. A redelivered message whose node already succeeded is
+answered from that record; its children get the same ids as the first time (they are derived from
+the parent's), so they are deduplicated the same way downstream.
+
+A failure is retried through the delay tiers while the policy allows it (never a sleep here), then
+the message becomes an unprocessed message and the system webhooks are told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import ValidationError
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from modyard.common.bus.connection import Bus, BusUnavailable
+from modyard.common.bus.envelope import new_event
+from modyard.common.bus.outbox import record_event
+from modyard.common.db.database import Database
+from modyard.common.request_context import bound_context
+from modyard.runtime import catalog
+from modyard.runtime.catalog import ComponentRef
+from modyard.runtime.components.base import ComponentError, Delay, ExecutionContext, Outputs
+from modyard.runtime.components.core import core_component
+from modyard.runtime.engine.dispatch import send
+from modyard.runtime.engine.flow_cache import FlowCache, RunnableFlow
+from modyard.runtime.engine.messages import FailedAttempt, WorkMessage
+from modyard.runtime.executors import AmqpExecutor
+from modyard.runtime.failures import classify_exception
+from modyard.runtime.installer_client import InstallerClient
+from modyard.runtime.models import NodeExecution, NodeLog, UnprocessedMessage
+from modyard.runtime.webhooks import payloads
+from modyard.runtime.webhooks.service import notify
+
+log = structlog.get_logger(__name__)
+
+FLOW_EMITTED = "modyard.runtime.flow.emitted"
+
+
+class NodeWorker:
+    def __init__(
+        self,
+        database: Database,
+        bus: Bus,
+        flows: FlowCache,
+        installer: InstallerClient,
+        amqp: AmqpExecutor,
+        *,
+        source: str,
+    ) -> None:
+        self._database = database
+        self._bus = bus
+        self._flows = flows
+        self._installer = installer
+        self._amqp = amqp
+        self._source = source
+
+    async def on_message(self, incoming: AbstractIncomingMessage) -> None:
+        try:
+            message = WorkMessage.model_validate_json(incoming.body)
+        except ValidationError as exc:
+            log.error("work_message_rejected", error=str(exc)[:300])
+            await incoming.reject(requeue=False)
+            return
+        with bound_context(request_id=message.message_id, correlation_id=message.correlation_id):
+            try:
+                await self.handle(message)
+            except (
+                BusUnavailable,
+                OperationalError,
+                InterfaceError,
+                OSError,
+                ConnectionError,
+                DBAPIError,
+            ) as exc:
+                # Not the message's fault: give it back after a pause instead of spinning.
+                log.warning("work_message_requeued", error=str(exc)[:300])
+                await asyncio.sleep(1.0)
+                await incoming.nack(requeue=True)
+                return
+            await incoming.ack()
+
+    async def handle(self, message: WorkMessage) -> None:
+        flow = await self._flows.get(uuid.UUID(message.flow_id))
+        if flow is None:
+            log.info("work_message_dropped_flow_deleted", flow_id=message.flow_id)
+            return
+        node = flow.definition.nodes.get(message.node_id)
+        if flow.status != "running" or node is None:
+            reason = "flow_stopped" if node is not None else "node_missing"
+            await self._store_unprocessed(flow, message, node.component if node else "?", reason)
+            return
+        async with self._database.transaction() as session:
+            done = await session.get(NodeExecution, message.message_id)
+        if done is not None:
+            await self._forward(flow, message, done.outputs, 0.0)
+            return
+        try:
+            result = await self._run(flow, node.component, node.properties, message)
+        except ComponentError as error:
+            await self._failed(flow, message, node.component, error)
+            return
+        except Exception as exc:  # a component's bug is that component's failure, not the worker's
+            await self._failed(flow, message, node.component, classify_exception(exc))
+            return
+        delay = result.seconds if isinstance(result, Delay) else 0.0
+        outputs = result.outputs if isinstance(result, Delay) else result
+        async with self._database.transaction() as session:
+            recorded = await session.scalar(
+                pg_insert(NodeExecution)
+                .values(
+                    message_id=message.message_id,
+                    flow_id=flow.id,
+                    node_id=message.node_id,
+                    outputs=outputs,
+                )
+                .on_conflict_do_nothing()
+                .returning(NodeExecution.message_id)
+            )
+            if recorded is None:  # another delivery of this message won the race: use its outputs
+                outputs = (
+                    await session.scalar(
+                        select(NodeExecution.outputs).where(
+                            NodeExecution.message_id == message.message_id
+                        )
+                    )
+                ) or {}
+        await self._forward(flow, message, outputs, delay)
+
+    async def _run(
+        self, flow: RunnableFlow, component: str, properties: dict[str, Any], message: WorkMessage
+    ) -> Outputs | Delay:
+        ref = ComponentRef.parse(component)
+        context = ExecutionContext(
+            workspace=flow.workspace,
+            flow_id=str(flow.id),
+            node_id=message.node_id,
+            message_id=message.message_id,
+            properties=properties,
+            correlation_id=message.correlation_id,
+            log=lambda entry: self._log(flow, message, entry),
+            emit=lambda kind, data: self._emit(flow, message, kind, data),
+        )
+        if ref.is_core:
+            core = core_component(component)
+            if core is None:
+                raise ComponentError(f"there is no core component {component!r}", retryable=False)
+            return await core.run(context, message.port, message.payload)
+        async with self._database.transaction() as session:
+            installed = await catalog.find(session, flow.workspace, ref)
+        if installed is None or not installed.present:
+            raise ComponentError(
+                f"{component!r} is not installed in {flow.workspace!r} (was its module removed?)",
+                retryable=True,
+            )
+        if installed.executor != "amqp":
+            raise ComponentError(
+                f"{component!r} runs with the {installed.executor!r} executor, which has no endpoint yet",
+                retryable=True,
+            )
+        config = await self._installer.effective_config(flow.workspace, ref.slug)
+        return await self._amqp.call(
+            installed.module,
+            {
+                "message_id": message.message_id,
+                "workspace": flow.workspace,
+                "flow_id": str(flow.id),
+                "node_id": message.node_id,
+                "installation": ref.slug,
+                "module": installed.module,
+                "version": installed.version,
+                "component": installed.component,
+                "port": message.port,
+                "payload": message.payload,
+                "properties": properties,
+                "config": config,
+            },
+        )
+
+    async def _forward(
+        self, flow: RunnableFlow, message: WorkMessage, outputs: dict[str, Any], delay: float
+    ) -> None:
+        children = [
+            WorkMessage(
+                message_id=message.child_id(index, position),
+                workspace=flow.workspace,
+                flow_id=str(flow.id),
+                node_id=connection.target,
+                port=connection.target_port,
+                payload=payload,
+                correlation_id=message.correlation_id,
+            )
+            for port, values in outputs.items()
+            for index, connection in flow.definition.outgoing(message.node_id, port)
+            for position, payload in enumerate(values)
+        ]
+        await asyncio.gather(*(send(self._bus, child, delay_seconds=delay) for child in children))
+
+    async def _failed(
+        self, flow: RunnableFlow, message: WorkMessage, component: str, error: ComponentError
+    ) -> None:
+        history = [
+            *message.errors,
+            FailedAttempt(
+                attempt=message.attempt,
+                at=datetime.now(UTC).isoformat(),
+                message=error.message,
+                retryable=error.retryable,
+                status=error.status,
+            ),
+        ]
+        async with self._database.transaction() as session:
+            await notify(
+                session,
+                payloads.COMPONENT_ERROR,
+                {
+                    "workspace": flow.workspace,
+                    "flow": {"id": str(flow.id), "name": flow.name},
+                    "node": message.node_id,
+                    "component": component,
+                    "error": error.to_json(),
+                    "attempt": message.attempt,
+                    "message_id": message.message_id,
+                },
+            )
+        if flow.policy.should_retry(error, message.attempt):
+            retry = message.model_copy(update={"attempt": message.attempt + 1, "errors": history})
+            await send(self._bus, retry, delay_seconds=flow.policy.delay_for(message.attempt))
+            return
+        reason = "retries_exhausted" if error.retryable else "not_retryable"
+        await self._store_unprocessed(
+            flow, message.model_copy(update={"errors": history}), component, reason
+        )
+
+    async def _store_unprocessed(
+        self, flow: RunnableFlow, message: WorkMessage, component: str, reason: str
+    ) -> None:
+        async with self._database.transaction() as session:
+            stored = await session.scalar(
+                insert(UnprocessedMessage)
+                .values(
+                    id=uuid.uuid4(),
+                    workspace=flow.workspace,
+                    flow_id=flow.id,
+                    node_id=message.node_id,
+                    component=component,
+                    message_id=message.message_id,
+                    port=message.port,
+                    payload=message.payload,
+                    attempts=message.attempt,
+                    errors=[error.model_dump() for error in message.errors],
+                    reason=reason,
+                )
+                .returning(UnprocessedMessage.id)
+            )
+            await notify(
+                session,
+                payloads.MESSAGE_UNPROCESSED,
+                {
+                    "workspace": flow.workspace,
+                    "flow": {"id": str(flow.id), "name": flow.name},
+                    "node": message.node_id,
+                    "component": component,
+                    "unprocessed_message_id": str(stored),
+                    "attempts": message.attempt,
+                    "reason": reason,
+                    "error": message.errors[-1].model_dump() if message.errors else None,
+                },
+            )
+        log.warning(
+            "message_unprocessed", flow_id=str(flow.id), node=message.node_id, reason=reason
+        )
+
+    async def _log(self, flow: RunnableFlow, message: WorkMessage, entry: Any) -> None:
+        async with self._database.transaction() as session:
+            session.add(
+                NodeLog(
+                    flow_id=flow.id,
+                    node_id=message.node_id,
+                    message_id=message.message_id,
+                    entry=entry,
+                )
+            )
+
+    async def _emit(self, flow: RunnableFlow, message: WorkMessage, kind: str, data: Any) -> None:
+        event = new_event(
+            source=self._source,
+            type=FLOW_EMITTED,
+            subject=kind,
+            data={
+                "type": kind,
+                "data": data,
+                "workspace": flow.workspace,
+                "flow_id": str(flow.id),
+                "node": message.node_id,
+            },
+        )
+        async with self._database.transaction() as session:
+            await record_event(session, event)

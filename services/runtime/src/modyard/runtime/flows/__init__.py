@@ -1,0 +1,1 @@
+"""Flows: graphs of nodes, their validation, and starting and stopping them."""

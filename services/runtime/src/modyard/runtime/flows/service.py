@@ -1,0 +1,260 @@
+"""Creating, changing, validating, starting and stopping flows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modyard.common.errors import (
+    Conflict,
+    InvalidParam,
+    NotFound,
+    ServiceUnavailable,
+    ValidationFailed,
+)
+from modyard.runtime import catalog
+from modyard.runtime.catalog import ComponentRef
+from modyard.runtime.components.core import core_component
+from modyard.runtime.failures import RetryPolicy
+from modyard.runtime.flows.definition import FlowDefinition, FlowIn
+from modyard.runtime.flows.triggers import TRIGGERS
+from modyard.runtime.installer_client import InstallerClient, InstallerUnavailable
+from modyard.runtime.models import Flow, InstalledComponent
+from modyard.runtime.webhooks import payloads
+from modyard.runtime.webhooks.service import notify
+
+RUNNING, STOPPED = "running", "stopped"
+BY_USER = "by_user"
+
+
+async def get_flow(session: AsyncSession, workspace: str, flow_id: uuid.UUID) -> Flow:
+    flow = await session.get(Flow, flow_id)
+    if flow is None or flow.workspace != workspace:
+        raise NotFound(f"Workspace {workspace!r} has no flow {flow_id}.")
+    return flow
+
+
+async def list_flows(session: AsyncSession, workspace: str, status: str | None) -> list[Flow]:
+    query = select(Flow).where(Flow.workspace == workspace).order_by(Flow.created_at)
+    if status:
+        query = query.where(Flow.status == status)
+    return list((await session.scalars(query)).all())
+
+
+async def create_flow(session: AsyncSession, workspace: str, body: FlowIn, owner: str) -> Flow:
+    flow = Flow(
+        workspace=workspace,
+        name=body.name,
+        description=body.description,
+        owner=body.owner or owner,
+        definition=body.definition.model_dump(mode="json", by_alias=True),
+        status=STOPPED,
+    )
+    session.add(flow)
+    await session.flush()
+    return flow
+
+
+async def replace_flow(session: AsyncSession, flow: Flow, body: FlowIn) -> Flow:
+    if flow.status == RUNNING:
+        raise Conflict(
+            "Stop the flow before changing it; running flows keep their definition.",
+            slug="flow-running",
+        )
+    flow.name = body.name
+    flow.description = body.description
+    if body.owner:
+        flow.owner = body.owner
+    flow.definition = body.definition.model_dump(mode="json", by_alias=True)
+    flow.revision += 1
+    await session.flush()
+    return flow
+
+
+async def delete_flow(session: AsyncSession, flow: Flow) -> None:
+    if flow.status == RUNNING:
+        raise Conflict("Stop the flow before deleting it.", slug="flow-running")
+    await session.delete(flow)
+    await session.flush()
+
+
+def component_resource(module: str, component: str) -> str:
+    # The installer's ACL names components this way (see modyard.installer.acl).
+    return component if component.startswith(module + ".") else f"{module}.{component}"
+
+
+async def validate(
+    session: AsyncSession, installer: InstallerClient, flow: Flow
+) -> list[InvalidParam]:
+    """Every problem that keeps the flow from starting, each located by a JSON pointer."""
+    errors: list[InvalidParam] = []
+    definition = FlowDefinition.model_validate(flow.definition)
+    if not definition.nodes:
+        errors.append(
+            InvalidParam(pointer="/definition/nodes", detail="A flow needs at least one node.")
+        )
+    ports: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    wanted_resources: dict[str, str] = {}
+    for node_id, node in definition.nodes.items():
+        pointer = f"/definition/nodes/{node_id}"
+        try:
+            ref = ComponentRef.parse(node.component)
+        except ValueError as exc:
+            errors.append(InvalidParam(pointer=pointer + "/component", detail=str(exc)))
+            continue
+        schema: dict[str, Any] | None
+        if ref.is_core:
+            trigger = TRIGGERS.get(node.component)
+            core = core_component(node.component)
+            if trigger is None and core is None:
+                errors.append(
+                    InvalidParam(
+                        pointer=pointer + "/component",
+                        detail=f"There is no core component {node.component!r}.",
+                    )
+                )
+                continue
+            if trigger is not None:
+                schema, ports[node_id] = trigger.properties_schema, ((), ("out",))
+            else:
+                assert core is not None
+                schema, ports[node_id] = core.properties_schema, (("in",), tuple(core.out_ports))
+        else:
+            installed = await catalog.find(session, flow.workspace, ref)
+            if installed is None or not installed.present:
+                errors.append(
+                    InvalidParam(
+                        pointer=pointer + "/component",
+                        detail=f"Workspace {flow.workspace!r} has no installed component {node.component!r}; install the module first.",
+                    )
+                )
+                continue
+            schema = installed.spec.get("properties_schema")
+            ports[node_id] = _module_ports(installed)
+            wanted_resources[node_id] = component_resource(installed.module, installed.component)
+        if schema:
+            for error in Draft202012Validator(schema).iter_errors(node.properties):
+                location = "".join(f"/{part}" for part in error.absolute_path)
+                errors.append(
+                    InvalidParam(pointer=f"{pointer}/properties{location}", detail=error.message)
+                )
+    for index, connection in enumerate(definition.connections):
+        pointer = f"/definition/connections/{index}"
+        for end, node_id, port, side in (
+            ("from", connection.source, connection.source_port, 1),
+            ("to", connection.target, connection.target_port, 0),
+        ):
+            if node_id not in definition.nodes:
+                errors.append(
+                    InvalidParam(
+                        pointer=f"{pointer}/{end}", detail=f"There is no node {node_id!r}."
+                    )
+                )
+            elif node_id in ports and port not in ports[node_id][side]:
+                known = ", ".join(ports[node_id][side]) or "none"
+                errors.append(
+                    InvalidParam(
+                        pointer=f"{pointer}/{end}_port",
+                        detail=f"Node {node_id!r} has no {'output' if side else 'input'} port {port!r} (it has: {known}).",
+                    )
+                )
+    try:
+        RetryPolicy().merge(definition.retry_policy)
+    except ValueError as exc:
+        errors.append(InvalidParam(pointer="/definition/retry_policy", detail=str(exc)))
+    if wanted_resources:
+        try:
+            allowed = await installer.usable_components(flow.workspace, flow.owner)
+        except InstallerUnavailable as exc:
+            raise ServiceUnavailable(f"Cannot check the flow owner's permissions: {exc}.") from exc
+        for node_id, resource in wanted_resources.items():
+            if resource not in allowed:
+                errors.append(
+                    InvalidParam(
+                        pointer=f"/definition/nodes/{node_id}/component",
+                        detail=f"The flow's owner {flow.owner!r} may not use {resource!r}; an operator can grant it with an ACL rule.",
+                    )
+                )
+    return errors
+
+
+def _module_ports(installed: InstalledComponent) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    spec = installed.spec
+    in_ports = tuple(spec.get("in_ports") or ())
+    out_ports = tuple(spec.get("out_ports") or ())
+    if installed.role == "trigger":
+        return (), out_ports or ("out",)
+    return in_ports or ("in",), out_ports or ("out",)
+
+
+async def start_flow(session: AsyncSession, installer: InstallerClient, flow: Flow) -> Flow:
+    errors = await validate(session, installer, flow)
+    if errors:
+        problem = ValidationFailed(
+            f"The flow cannot start: {len(errors)} problem(s), listed in 'errors'.",
+            slug="invalid-flow",
+        )
+        problem.errors = errors
+        raise problem
+    if flow.status != RUNNING:
+        flow.status = RUNNING
+        flow.stop_reason = None
+        flow.started_at = datetime.now(UTC)
+        flow.revision += 1
+        await session.flush()
+    return flow
+
+
+async def stop_flow(
+    session: AsyncSession,
+    flow: Flow,
+    *,
+    reason: str = BY_USER,
+    affected: Iterable[dict[str, Any]] = (),
+) -> Flow:
+    """Stop a flow; a stop by the system (any reason but ``by_user``) tells the owner's webhooks."""
+    if flow.status == STOPPED and flow.stop_reason == reason:
+        return flow
+    flow.status = STOPPED
+    flow.stop_reason = reason
+    flow.stopped_at = datetime.now(UTC)
+    flow.revision += 1
+    await session.flush()
+    if reason != BY_USER:
+        await notify(
+            session,
+            payloads.FLOW_STOPPED,
+            {
+                "workspace": flow.workspace,
+                "flow": {"id": str(flow.id), "name": flow.name},
+                "owner": flow.owner,
+                "reason": reason,
+                "affected_components": list(affected),
+                "stopped_at": flow.stopped_at.isoformat(),
+            },
+        )
+    return flow
+
+
+async def stop_flows_using(
+    session: AsyncSession, workspace: str, slug: str, module: str, reason: str
+) -> list[uuid.UUID]:
+    """Stop the running flows of ``workspace`` that use installation ``slug`` (major upgrades)."""
+    stopped = []
+    for flow in await list_flows(session, workspace, RUNNING):
+        definition = FlowDefinition.model_validate(flow.definition)
+        affected = [
+            {"node": node_id, "component": node.component, "module": module}
+            for node_id, node in definition.nodes.items()
+            if node.component.startswith(slug + ".")
+        ]
+        if affected:
+            await stop_flow(session, flow, reason=reason, affected=affected)
+            stopped.append(flow.id)
+    return stopped

@@ -1,0 +1,269 @@
+"""Templates in flow properties: JSON whose strings may hold ``{{ expression }}`` placeholders.
+
+Rules:
+
+- :func:`render` walks dicts, lists and strings; dict keys and every other value (numbers,
+  booleans, ``null``) are kept as they are. Keys are never templated, so a mapping's shape is
+  what the flow author wrote.
+- A string that is exactly one placeholder (``"{{ payload.items }}"``, nothing around the braces)
+  becomes the expression's value with its type: a list stays a list, a number a number, and a
+  missing key gives ``None``.
+- Any other string with placeholders is text: each placeholder is replaced by its value, strings
+  as they are, ``None`` (a missing key, ``null``) as nothing, anything else JSON-encoded
+  (``3``, ``true``, ``{"a":1}``).
+- Expressions are those of :mod:`modyard.common.expressions` (safe, no ``eval``) over the names
+  of the scope. The runtime's scope (:data:`SCOPE_NAMES`) is ``payload`` (the input message),
+  ``properties`` (the node's), ``config`` (the installation's, empty for core components),
+  ``flow`` (``{id, workspace}``) and ``message`` (``{id}``).
+- There is no escape for a literal ``{{``: write ``{{ '{{' }}``. An expression ends at the first
+  ``}}`` outside its quoted strings; a ``}}`` outside a placeholder is plain text.
+- Junk (an unknown name, an unclosed ``{{``, an empty placeholder) raises :class:`TemplateError`
+  with the JSON pointer of the string inside the template and the character position inside that
+  string. :func:`check_template` does so without a scope, when a flow is started, so that a
+  message never meets a template that cannot be read.
+- A template nests at most :data:`MAX_DEPTH` levels, and one rendering produces at most
+  :data:`MAX_RENDERED_CHARS` characters of interpolated text: a template repeating
+  ``{{ payload }}`` inside a string must not turn one large message into gigabytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Final
+
+from modyard.common.expressions import ExpressionError, check_expression, evaluate_value
+
+#: The names a runtime template may use.
+SCOPE_NAMES: Final = ("payload", "properties", "config", "flow", "message")
+#: Deeper templates are refused (they also keep the recursive walk far from the stack limit).
+MAX_DEPTH: Final = 64
+#: Interpolated text one :func:`render` call may produce.
+MAX_RENDERED_CHARS: Final = 8 * 1024 * 1024
+
+_OPEN: Final = "{{"
+_CLOSE: Final = "}}"
+
+
+class TemplateError(ValueError):
+    """A template that cannot be read or rendered.
+
+    ``pointer`` is the JSON pointer of the offending string inside the template (``""`` for the
+    template itself), ``position`` the 0-based character offset inside that string.
+    """
+
+    def __init__(self, reason: str, *, pointer: str = "", position: int = 0) -> None:
+        where = f"at {pointer or '/'}, position {position}"
+        super().__init__(f"{reason} ({where})")
+        self.reason = reason
+        self.pointer = pointer
+        self.position = position
+
+
+@dataclass(frozen=True, slots=True)
+class _Placeholder:
+    #: The text between the braces, as written (with its spaces).
+    expression: str
+    #: Where that text starts in the template string.
+    offset: int
+
+
+#: A parsed string: literal text and placeholders, in order.
+_Segments = tuple[str | _Placeholder, ...]
+
+
+def pointer_token(key: str | int) -> str:
+    """``key`` escaped for a JSON pointer (RFC 6901)."""
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
+@lru_cache(maxsize=4096)
+def _segments(text: str) -> _Segments:
+    """Split ``text`` into literal parts and placeholders; raise ``TemplateError`` (no pointer)."""
+    parts: list[str | _Placeholder] = []
+    index = 0
+    while True:
+        start = text.find(_OPEN, index)
+        if start < 0:
+            if index < len(text):
+                parts.append(text[index:])
+            return tuple(parts)
+        if start > index:
+            parts.append(text[index:start])
+        inner = start + len(_OPEN)
+        end = _find_close(text, inner)
+        if end < 0:
+            raise TemplateError("'{{' is not closed by '}}'", position=start)
+        parts.append(_Placeholder(text[inner:end], inner))
+        index = end + len(_CLOSE)
+
+
+def _find_close(text: str, index: int) -> int:
+    # Skips quoted strings, so that "{{ '}}' }}" is one placeholder; the expression grammar has no
+    # braces, so the first "}}" outside quotes is the end. An unclosed quote runs to the end of
+    # the text and the placeholder is reported unclosed.
+    quote: str | None = None
+    while index < len(text):
+        char = text[index]
+        if quote is not None:
+            if char == "\\":
+                index += 2
+                continue
+            if char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif text.startswith(_CLOSE, index):
+            return index
+        index += 1
+    return -1
+
+
+def _parsed(text: str, pointer: str) -> _Segments:
+    try:
+        return _segments(text)
+    except TemplateError as exc:
+        raise TemplateError(exc.reason, pointer=pointer, position=exc.position) from None
+
+
+def _expression_error(
+    exc: ExpressionError, placeholder: _Placeholder, pointer: str
+) -> TemplateError:
+    reason = f"{exc.reason} in {{{{{placeholder.expression}}}}}"
+    return TemplateError(reason, pointer=pointer, position=placeholder.offset + exc.position)
+
+
+def _check_string(text: str, pointer: str, names: tuple[str, ...]) -> None:
+    for part in _parsed(text, pointer):
+        if isinstance(part, _Placeholder):
+            try:
+                if not part.expression.strip():
+                    raise ExpressionError(
+                        "the expression is empty", text=part.expression, position=0
+                    )
+                check_expression(part.expression, names=names)
+            except ExpressionError as exc:
+                raise _expression_error(exc, part, pointer) from None
+
+
+def check_template(template: Any, *, names: Iterable[str] = SCOPE_NAMES, pointer: str = "") -> None:
+    """Raise :class:`TemplateError` unless every string of ``template`` can be rendered over a
+    scope with ``names``. ``pointer`` is where ``template`` sits (prefixed to error pointers)."""
+    _walk_check(template, pointer, tuple(names), 0)
+
+
+def _walk_check(template: Any, pointer: str, names: tuple[str, ...], depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise TemplateError(f"the template nests deeper than {MAX_DEPTH} levels", pointer=pointer)
+    if isinstance(template, str):
+        _check_string(template, pointer, names)
+    elif isinstance(template, Mapping):
+        for key, value in template.items():
+            _walk_check(value, f"{pointer}/{pointer_token(key)}", names, depth + 1)
+    elif isinstance(template, list | tuple):
+        for index, value in enumerate(template):
+            _walk_check(value, f"{pointer}/{index}", names, depth + 1)
+
+
+def is_template(text: str) -> bool:
+    """Whether ``text`` holds a placeholder (``False`` for junk too: check it first)."""
+    try:
+        return any(isinstance(part, _Placeholder) for part in _segments(text))
+    except TemplateError:
+        return False
+
+
+class _Renderer:
+    def __init__(self, scope: Mapping[str, Any]) -> None:
+        self.scope = scope
+        self.budget = MAX_RENDERED_CHARS
+
+    def value(self, template: Any, pointer: str, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise TemplateError(
+                f"the template nests deeper than {MAX_DEPTH} levels", pointer=pointer
+            )
+        if isinstance(template, str):
+            return self.string(template, pointer)
+        if isinstance(template, Mapping):
+            return {
+                key: self.value(value, f"{pointer}/{pointer_token(key)}", depth + 1)
+                for key, value in template.items()
+            }
+        if isinstance(template, list | tuple):
+            return [
+                self.value(value, f"{pointer}/{index}", depth + 1)
+                for index, value in enumerate(template)
+            ]
+        return template
+
+    def evaluate(self, placeholder: _Placeholder, pointer: str) -> Any:
+        try:
+            if not placeholder.expression.strip():
+                raise ExpressionError(
+                    "the expression is empty", text=placeholder.expression, position=0
+                )
+            return evaluate_value(placeholder.expression, self.scope)
+        except ExpressionError as exc:
+            raise _expression_error(exc, placeholder, pointer) from None
+
+    def string(self, text: str, pointer: str) -> Any:
+        parts = _parsed(text, pointer)
+        if len(parts) == 1 and isinstance(parts[0], _Placeholder):
+            return self.evaluate(parts[0], pointer)
+        return self.interpolate(parts, pointer)
+
+    def interpolate(self, parts: _Segments, pointer: str) -> str:
+        if not any(isinstance(part, _Placeholder) for part in parts):
+            return "".join(part for part in parts if isinstance(part, str))
+        rendered = "".join(
+            _as_text(self.evaluate(part, pointer)) if isinstance(part, _Placeholder) else part
+            for part in parts
+        )
+        self.budget -= len(rendered)
+        if self.budget < 0:
+            raise TemplateError(
+                f"the rendered text is longer than {MAX_RENDERED_CHARS} characters",
+                pointer=pointer,
+            )
+        return rendered
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    # Compact and unescaped, as JSON.stringify writes it; default=str so that a value JSON cannot
+    # carry (it should not reach a payload, but a Python caller may pass one) still renders.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def render(template: Any, scope: Mapping[str, Any], *, pointer: str = "") -> Any:
+    """``template`` with its placeholders replaced, evaluated over ``scope`` (see the module doc).
+
+    The input is not modified; containers are new, values picked from ``scope`` are not copied.
+    ``pointer`` is where ``template`` sits, for the errors.
+    """
+    return _Renderer(scope).value(template, pointer, 0)
+
+
+def render_text(template: str, scope: Mapping[str, Any], *, pointer: str = "") -> str:
+    """``template`` rendered as text even when it is a single placeholder (URLs, headers)."""
+    renderer = _Renderer(scope)
+    return renderer.interpolate(_parsed(template, pointer), pointer)
+
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_RENDERED_CHARS",
+    "SCOPE_NAMES",
+    "TemplateError",
+    "check_template",
+    "is_template",
+    "pointer_token",
+    "render",
+    "render_text",
+]

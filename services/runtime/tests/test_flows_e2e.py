@@ -1,0 +1,484 @@
+"""Flows running for real: registry and installer processes, the runtime in process, a module
+worker on the real broker, and a webhook receiver on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aio_pika
+import httpx
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+from modyard.common.auth import Role
+from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.services import auth_headers, in_process, service_process
+from modyard.runtime.app import create_app
+from modyard.runtime.engine.topology import MODULES_EXCHANGE
+from modyard.runtime.models import NodeLog
+from modyard.runtime.settings import RuntimeSettings
+from modyard.runtime.webhooks.signing import verify_signature
+
+pytestmark = pytest.mark.infra
+
+WS = "flows"
+
+
+def module_zip(name: str, version: str) -> bytes:
+    document = {
+        "name": name,
+        "version": version,
+        "kind": "connector",
+        "components": [
+            {
+                "name": "Echo",
+                "role": "action",
+                "executor": {"type": "amqp"},
+                "out_ports": [{"name": "out"}],
+            }
+        ],
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("modyard.yaml", yaml.safe_dump(document))
+    return buffer.getvalue()
+
+
+class ModuleWorker:
+    """A module worker on the real broker: answers Echo requests, failing when told to."""
+
+    def __init__(self, url: str, module: str) -> None:
+        self.url = url
+        self.module = module
+        self.failures: list[dict[str, Any]] = []
+        self.calls = 0
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+
+    async def start(self) -> None:
+        self._connection = await aio_pika.connect_robust(self.url)
+        channel = await self._connection.channel()
+        exchange = await channel.declare_exchange(
+            MODULES_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        queue = await channel.declare_queue(f"test.{self.module}.requests", auto_delete=True)
+        await queue.bind(exchange, routing_key=self.module)
+
+        async def on_request(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            async with message.process():
+                self.calls += 1
+                request = json.loads(message.body)
+                if self.failures:
+                    reply: dict[str, Any] = {"error": self.failures.pop(0)}
+                else:
+                    reply = {"outputs": {"out": [{"echo": request["payload"]}]}}
+                await channel.default_exchange.publish(
+                    aio_pika.Message(
+                        json.dumps(reply).encode(), correlation_id=message.correlation_id
+                    ),
+                    routing_key=message.reply_to or "",
+                )
+
+        await queue.consume(on_request)
+
+    async def stop(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+
+class Receiver:
+    """A system-webhook receiver on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self._server: asyncio.Server | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode().split("\r\n")
+            headers = {
+                k.strip().lower(): v.strip()
+                for k, _, v in (line.partition(":") for line in lines[1:] if line)
+            }
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            self.requests.append((headers, body))
+            writer.write(
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            await writer.drain()
+            writer.close()
+
+        self._server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/hook"
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+class Env:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        app: Any,
+        registry: str,
+        installer: str,
+        settings: RuntimeSettings,
+    ) -> None:
+        self.client = client
+        self.app = app
+        self.registry = registry
+        self.installer = installer
+        self.settings = settings
+        self.operator = auth_headers(settings, Role.operator)
+
+    async def external(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        async with httpx.AsyncClient(headers=self.operator, timeout=30) as client:
+            return await client.request(method, url, **kwargs)
+
+    async def flow(
+        self, nodes: dict[str, Any], connections: list[dict[str, str]], **extra: Any
+    ) -> str:
+        body = {
+            "name": f"flow-{uuid.uuid4().hex[:6]}",
+            "definition": {"nodes": nodes, "connections": connections, **extra},
+        }
+        response = await self.client.post(
+            f"/v1/workspaces/{WS}/flows", json=body, headers=self.operator
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    async def start(self, flow_id: str) -> httpx.Response:
+        return await self.client.post(
+            f"/v1/workspaces/{WS}/flows/{flow_id}/start", headers=self.operator
+        )
+
+    async def hook(self, flow_id: str, payload: Any, node: str = "hook") -> None:
+        response = await self.client.post(f"/v1/hooks/{WS}/{flow_id}/{node}", json=payload)
+        assert response.status_code == 202, response.text
+
+    async def logs(self, flow_id: str) -> list[Any]:
+        async with self.app.state.database.transaction() as session:
+            rows = await session.scalars(
+                select(NodeLog.entry)
+                .where(NodeLog.flow_id == uuid.UUID(flow_id))
+                .order_by(NodeLog.id)
+            )
+            return list(rows)
+
+    async def unprocessed(self, flow_id: str) -> list[dict[str, Any]]:
+        response = await self.client.get(
+            "/v1/unprocessed-messages", params={"flow": flow_id}, headers=self.operator
+        )
+        return list(response.json()["items"])
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+async def env(infra: IsolatedInfra) -> AsyncIterator[Env]:
+    registry_env = {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "registry_for_runtime"}
+    async with service_process("registry", registry_env) as registry:
+        installer_env = {
+            **infra.env(),
+            "MODYARD_INSTALLER_DB_SCHEMA": "installer_for_runtime",
+            "MODYARD_REGISTRY_URL": registry.url,
+        }
+        async with service_process("installer", installer_env) as installer:
+            settings = RuntimeSettings(
+                database_url=infra.database_url,
+                amqp_url=infra.amqp_url,
+                installer_url=installer.url,
+                component_timeout_seconds=5,
+                webhook_poll_interval_seconds=0.2,
+            )
+            app = create_app(settings)
+            async with in_process(app) as client:
+                environment = Env(client, app, registry.url, installer.url, settings)
+                assert (
+                    await environment.external(
+                        "POST", f"{installer.url}/v1/workspaces", json={"slug": WS, "name": "Flows"}
+                    )
+                ).status_code == 201
+                yield environment
+
+
+def three_nodes(log_message: str = "{{ payload }}") -> tuple[dict[str, Any], list[dict[str, str]]]:
+    nodes = {
+        "hook": {"component": "core.webhook"},
+        "shape": {
+            "component": "core.transform",
+            "properties": {
+                "mapping": {"order": "{{ payload.id }}", "total": "{{ payload.amount }}"}
+            },
+        },
+        "sink": {"component": "core.log", "properties": {"message": log_message}},
+    }
+    connections = [{"from": "hook", "to": "shape"}, {"from": "shape", "to": "sink"}]
+    return nodes, connections
+
+
+async def test_a_three_node_flow_runs_end_to_end(env: Env) -> None:
+    nodes, connections = three_nodes()
+    flow_id = await env.flow(nodes, connections)
+    started = await env.start(flow_id)
+    assert started.status_code == 200, started.text
+    assert started.json()["status"] == "running"
+    await env.hook(flow_id, {"id": 7, "amount": 12.5})
+
+    async def logged() -> bool:
+        return await env.logs(flow_id) == [{"order": 7, "total": 12.5}]
+
+    await eventually(logged)
+
+
+async def test_starting_an_invalid_flow_reports_every_error(env: Env) -> None:
+    flow_id = await env.flow(
+        {
+            "hook": {"component": "core.webhook", "properties": {"unknown": 1}},
+            "ghost": {"component": "nothere.Thing"},
+            "bad": {"component": "core.nothing"},
+        },
+        [{"from": "hook", "to": "missing"}, {"from": "hook", "from_port": "nope", "to": "ghost"}],
+    )
+    response = await env.start(flow_id)
+    assert response.status_code == 422
+    pointers = {error["pointer"] for error in response.json()["errors"]}
+    assert {
+        "/definition/nodes/hook/properties",
+        "/definition/nodes/ghost/component",
+        "/definition/nodes/bad/component",
+        "/definition/connections/0/to",
+        "/definition/connections/1/from_port",
+    } <= pointers
+    assert (
+        await env.client.get(f"/v1/workspaces/{WS}/flows/{flow_id}", headers=env.operator)
+    ).json()["status"] == "stopped"
+
+
+@pytest.fixture(scope="module")
+async def echo(env: Env, infra: IsolatedInfra) -> AsyncIterator[ModuleWorker]:
+    """The echo module published, installed as ``echo``, opened to users, with a worker running."""
+    assert (
+        await env.external(
+            "POST",
+            f"{env.registry}/v1/modules",
+            content=module_zip("echo-mod", "1.0.0"),
+            headers={**env.operator, "content-type": "application/zip"},
+        )
+    ).status_code == 201
+    installed = await env.external(
+        "POST",
+        f"{env.installer}/v1/workspaces/{WS}/installations",
+        json={"module": "echo-mod", "slug": "echo"},
+    )
+    assert installed.status_code == 201, installed.text
+    granted = await env.external(
+        "POST", f"{env.installer}/v1/workspaces/{WS}/installations/echo/acl/grant-users"
+    )
+    assert granted.status_code == 201, granted.text
+    worker = ModuleWorker(infra.amqp_url, "echo-mod")
+    await worker.start()
+
+    async def known() -> bool:
+        flow_id = await env.flow({"e": {"component": "echo.Echo"}}, [])
+        response = await env.client.get(
+            f"/v1/workspaces/{WS}/flows/{flow_id}/validation", headers=env.operator
+        )
+        return bool(response.json()["valid"])
+
+    await eventually(known)
+    yield worker
+    await worker.stop()
+
+
+def echo_flow() -> tuple[dict[str, Any], list[dict[str, str]], dict[str, Any]]:
+    nodes = {
+        "hook": {"component": "core.webhook"},
+        "echo": {"component": "echo.Echo"},
+        "sink": {"component": "core.log"},
+    }
+    connections = [{"from": "hook", "to": "echo"}, {"from": "echo", "to": "sink"}]
+    return (
+        nodes,
+        connections,
+        {"retry_policy": {"base_delay_seconds": 1, "multiplier": 1, "max_attempts": 5}},
+    )
+
+
+async def test_a_component_failing_twice_then_succeeding_delivers_once(
+    env: Env, echo: ModuleWorker
+) -> None:
+    nodes, connections, extra = echo_flow()
+    flow_id = await env.flow(nodes, connections, **extra)
+    assert (await env.start(flow_id)).status_code == 200
+    echo.failures = [{"message": "busy", "retryable": True, "status": 503}] * 2
+    calls_before = echo.calls
+    await env.hook(flow_id, {"n": 1})
+
+    async def delivered() -> bool:
+        return await env.logs(flow_id) == [{"echo": {"n": 1}}]
+
+    await eventually(delivered)
+    assert echo.calls - calls_before == 3
+    assert await env.unprocessed(flow_id) == []
+
+
+async def test_a_non_retryable_error_goes_straight_to_unprocessed_and_can_be_retried(
+    env: Env, echo: ModuleWorker
+) -> None:
+    nodes, connections, extra = echo_flow()
+    flow_id = await env.flow(nodes, connections, **extra)
+    assert (await env.start(flow_id)).status_code == 200
+    echo.failures = [{"message": "bad input", "retryable": False, "status": 422}]
+    await env.hook(flow_id, {"n": 2})
+
+    async def stored() -> bool:
+        return len(await env.unprocessed(flow_id)) == 1
+
+    await eventually(stored)
+    item = (await env.unprocessed(flow_id))[0]
+    assert (item["node_id"], item["attempts"], item["reason"]) == ("echo", 1, "not_retryable")
+    assert item["errors"][0]["status"] == 422
+    assert item["payload"] == {"n": 2}
+
+    retried = await env.client.post(
+        f"/v1/unprocessed-messages/{item['id']}", json={"payload": {"n": 3}}, headers=env.operator
+    )
+    assert retried.status_code == 202
+
+    async def delivered() -> bool:
+        return await env.logs(flow_id) == [{"echo": {"n": 3}}]
+
+    await eventually(delivered)
+    assert await env.unprocessed(flow_id) == []
+
+
+async def test_removal_and_reinstall_during_retries_lets_the_message_through(
+    env: Env, echo: ModuleWorker
+) -> None:
+    nodes, connections, _ = echo_flow()
+    flow_id = await env.flow(
+        nodes,
+        connections,
+        retry_policy={"base_delay_seconds": 2, "multiplier": 1, "max_attempts": 30},
+    )
+    assert (await env.start(flow_id)).status_code == 200
+    removed = await env.external("DELETE", f"{env.installer}/v1/workspaces/{WS}/installations/echo")
+    assert removed.status_code == 204
+    await asyncio.sleep(1.0)  # the runtime learns of the removal from the installer's event
+    await env.hook(flow_id, {"n": 4})
+    await asyncio.sleep(3.0)
+    assert await env.logs(flow_id) == []
+    reinstalled = await env.external(
+        "POST",
+        f"{env.installer}/v1/workspaces/{WS}/installations",
+        json={"module": "echo-mod", "slug": "echo"},
+    )
+    assert reinstalled.status_code == 201
+
+    async def delivered() -> bool:
+        return await env.logs(flow_id) == [{"echo": {"n": 4}}]
+
+    await eventually(delivered, timeout=45)
+    assert await env.unprocessed(flow_id) == []
+
+
+async def test_a_major_upgrade_stops_the_flow_and_a_signed_webhook_arrives(
+    env: Env, echo: ModuleWorker
+) -> None:
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        secret = "a-webhook-secret-of-some-length"
+        hook = await env.client.post(
+            "/v1/system-webhooks",
+            json={"url": receiver.url, "events": ["flow.stopped"], "secret": secret},
+            headers=env.operator,
+        )
+        assert hook.status_code == 201, hook.text
+        nodes, connections, extra = echo_flow()
+        flow_id = await env.flow(nodes, connections, **extra)
+        assert (await env.start(flow_id)).status_code == 200
+        published = await env.external(
+            "POST",
+            f"{env.registry}/v1/modules",
+            content=module_zip("echo-mod", "2.0.0"),
+            headers={**env.operator, "content-type": "application/zip"},
+        )
+        assert published.status_code == 201
+        upgraded = await env.external(
+            "POST",
+            f"{env.installer}/v1/workspaces/{WS}/installations/echo/upgrade",
+            json={"version": "2.0.0", "accept_breaking": True},
+        )
+        assert upgraded.status_code == 200, upgraded.text
+
+        async def stopped() -> bool:
+            flow = (
+                await env.client.get(f"/v1/workspaces/{WS}/flows/{flow_id}", headers=env.operator)
+            ).json()
+            return bool(
+                flow["status"] == "stopped" and flow["stop_reason"] == "module_major_upgrade"
+            )
+
+        await eventually(stopped)
+
+        async def received() -> bool:
+            return any(
+                json.loads(body)["data"]["flow"]["id"] == flow_id for _, body in receiver.requests
+            )
+
+        await eventually(received)
+        headers, body = next(
+            (h, b) for h, b in receiver.requests if json.loads(b)["data"]["flow"]["id"] == flow_id
+        )
+        assert verify_signature(
+            secret, headers["x-modyard-timestamp"], body, headers["x-modyard-signature"]
+        )
+        payload = json.loads(body)
+        assert payload["event"] == "flow.stopped"
+        assert payload["data"]["reason"] == "module_major_upgrade"
+        affected = payload["data"]["affected_components"]
+        assert [(a["node"], a["component"], a["module"]) for a in affected] == [
+            ("echo", "echo.Echo", "echo-mod")
+        ]
+    finally:
+        await receiver.stop()
+
+
+async def test_node_runs_are_recorded_once_per_message(env: Env) -> None:
+    nodes, connections = three_nodes()
+    flow_id = await env.flow(nodes, connections)
+    assert (await env.start(flow_id)).status_code == 200
+    for index in range(20):
+        await env.hook(flow_id, {"id": index, "amount": index})
+
+    async def all_logged() -> bool:
+        return len(await env.logs(flow_id)) == 20
+
+    await eventually(all_logged)
+    async with env.app.state.database.transaction() as session:
+        from modyard.runtime.models import NodeExecution
+
+        count = await session.scalar(
+            select(func.count())
+            .select_from(NodeExecution)
+            .where(NodeExecution.flow_id == uuid.UUID(flow_id))
+        )
+    assert count == 40  # transform and log, once each per message
