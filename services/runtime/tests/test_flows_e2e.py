@@ -482,3 +482,164 @@ async def test_node_runs_are_recorded_once_per_message(env: Env) -> None:
             .where(NodeExecution.flow_id == uuid.UUID(flow_id))
         )
     assert count == 40  # transform and log, once each per message
+
+
+def poller_zip(version: str = "1.0.0") -> bytes:
+    document = {
+        "name": "poll-mod",
+        "version": version,
+        "kind": "connector",
+        "components": [
+            {
+                "name": "Poll",
+                "role": "trigger",
+                "polling_interval_seconds": 1,
+                "executor": {"type": "amqp"},
+                "out_ports": [{"name": "out"}],
+            }
+        ],
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("modyard.yaml", yaml.safe_dump(document))
+    return buffer.getvalue()
+
+
+async def test_a_polling_trigger_fails_while_its_module_is_gone_and_recovers(
+    env: Env, infra: IsolatedInfra
+) -> None:
+    receiver = Receiver()
+    await receiver.start()
+    worker = ModuleWorker(infra.amqp_url, "poll-mod")
+    await worker.start()
+    try:
+        secret = "another-webhook-secret-0123"
+        hook = await env.client.post(
+            "/v1/system-webhooks",
+            json={
+                "url": receiver.url,
+                "events": ["trigger.failing", "trigger.recovered"],
+                "secret": secret,
+            },
+            headers=env.operator,
+        )
+        assert hook.status_code == 201, hook.text
+        published = await env.external(
+            "POST",
+            f"{env.registry}/v1/modules",
+            content=poller_zip(),
+            headers={**env.operator, "content-type": "application/zip"},
+        )
+        assert published.status_code == 201
+        installed = await env.external(
+            "POST",
+            f"{env.installer}/v1/workspaces/{WS}/installations",
+            json={"module": "poll-mod", "slug": "poller"},
+        )
+        assert installed.status_code == 201, installed.text
+        await env.external(
+            "POST", f"{env.installer}/v1/workspaces/{WS}/installations/poller/acl/grant-users"
+        )
+
+        nodes = {"poll": {"component": "poller.Poll"}, "sink": {"component": "core.log"}}
+        flow_id = ""
+
+        async def startable() -> bool:
+            nonlocal flow_id
+            flow_id = flow_id or await env.flow(nodes, [{"from": "poll", "to": "sink"}])
+            return (await env.start(flow_id)).status_code == 200
+
+        await eventually(startable)
+
+        async def polled() -> bool:
+            return len(await env.logs(flow_id)) >= 1
+
+        await eventually(polled)
+        assert (
+            await env.external("DELETE", f"{env.installer}/v1/workspaces/{WS}/installations/poller")
+        ).status_code == 204
+
+        def events() -> list[str]:
+            return [json.loads(body)["event"] for _, body in receiver.requests]
+
+        async def failing() -> bool:
+            return "trigger.failing" in events()
+
+        await eventually(failing)
+        logged = len(await env.logs(flow_id))
+        await asyncio.sleep(2.5)
+        assert events().count("trigger.failing") == 1  # told once, not on every poll
+        assert (
+            await env.external(
+                "POST",
+                f"{env.installer}/v1/workspaces/{WS}/installations",
+                json={"module": "poll-mod", "slug": "poller"},
+            )
+        ).status_code == 201
+
+        async def recovered() -> bool:
+            return "trigger.recovered" in events() and len(await env.logs(flow_id)) > logged
+
+        await eventually(recovered)
+        headers, body = receiver.requests[0]
+        assert verify_signature(
+            secret, headers["x-modyard-timestamp"], body, headers["x-modyard-signature"]
+        )
+        await env.client.post(f"/v1/workspaces/{WS}/flows/{flow_id}/stop", headers=env.operator)
+    finally:
+        await worker.stop()
+        await receiver.stop()
+
+
+async def test_schedule_and_event_triggers_start_messages(env: Env) -> None:
+    bad = await env.flow(
+        {"tick": {"component": "core.schedule", "properties": {"cron": "every minute!"}}}, []
+    )
+    refused = await env.start(bad)
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["pointer"] == "/definition/nodes/tick/properties/cron"
+
+    scheduled = await env.flow(
+        {
+            "tick": {
+                "component": "core.schedule",
+                "properties": {"cron": "* * * * * *", "payload": {"beat": True}},
+            },
+            "sink": {"component": "core.log"},
+        },
+        [{"from": "tick", "to": "sink"}],
+    )
+    assert (await env.start(scheduled)).status_code == 200
+
+    async def beating() -> bool:
+        return len(await env.logs(scheduled)) >= 2
+
+    await eventually(beating)
+    await env.client.post(f"/v1/workspaces/{WS}/flows/{scheduled}/stop", headers=env.operator)
+    assert all(entry == {"beat": True} for entry in await env.logs(scheduled))
+
+    listener = await env.flow(
+        {
+            "on": {"component": "core.event", "properties": {"type": "acme.order.created"}},
+            "sink": {"component": "core.log", "properties": {"message": "{{ payload.data }}"}},
+        },
+        [{"from": "on", "to": "sink"}],
+    )
+    assert (await env.start(listener)).status_code == 200
+    emitter = await env.flow(
+        {
+            "hook": {"component": "core.webhook"},
+            "emit": {
+                "component": "core.emit",
+                "properties": {"type": "acme.order.created", "data": "{{ payload }}"},
+            },
+        },
+        [{"from": "hook", "to": "emit"}],
+    )
+    assert (await env.start(emitter)).status_code == 200
+    await env.hook(emitter, {"order": 42})
+
+    async def heard() -> bool:
+        return await env.logs(listener) == [{"order": 42}]
+
+    await eventually(heard)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -12,9 +12,10 @@ from modyard.common.bus.connection import Bus
 from modyard.common.db.database import Database
 from modyard.runtime.api import routers
 from modyard.runtime.components.core import aclose_core_components
-from modyard.runtime.consumers import subscriptions
+from modyard.runtime.consumers import subscriptions_for
 from modyard.runtime.context import RuntimeContext
 from modyard.runtime.engine.flow_cache import FlowCache
+from modyard.runtime.engine.scheduler import TriggerScheduler
 from modyard.runtime.engine.topology import RuntimeTopology
 from modyard.runtime.engine.worker import NodeWorker
 from modyard.runtime.executors import AmqpExecutor
@@ -35,11 +36,13 @@ def retry_policy(settings: RuntimeSettings) -> RetryPolicy:
 
 def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
     settings = settings or RuntimeSettings()
+    buses: list[Bus] = []
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
         database: Database = app.state.database
         bus: Bus = app.state.bus
+        buses[:] = [bus]
         lifecycle: Lifecycle = app.state.lifecycle
         installer = InstallerClient(settings)
         flows = FlowCache(database, retry_policy(settings), ttl=settings.flow_cache_seconds)
@@ -61,13 +64,17 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         )
         app.state.webhooks = deliverer
 
-        async def deliver_after_migrations() -> None:
-            await lifecycle.migrated.wait()
-            await deliverer.run()
+        scheduler = TriggerScheduler(database, bus, flows, installer, amqp)
 
-        lifecycle.tasks.append(
-            asyncio.create_task(deliver_after_migrations(), name="webhook-deliverer")
-        )
+        async def after_migrations(work: Callable[[], Awaitable[None]]) -> None:
+            # Background work touches the runtime's tables: not before they exist.
+            await lifecycle.migrated.wait()
+            await work()
+
+        lifecycle.tasks += [
+            asyncio.create_task(after_migrations(deliverer.run), name="webhook-deliverer"),
+            asyncio.create_task(after_migrations(scheduler.run), name="trigger-scheduler"),
+        ]
         try:
             yield
         finally:
@@ -80,7 +87,7 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         description="flows, triggers, executions, retries, the dead-letter store and system webhooks",
         migrations=Path(__file__).parent / "migrations",
         routers=routers,
-        subscriptions=subscriptions,
+        subscriptions=subscriptions_for(lambda: buses[0]),
         resources=resources,
     )
 

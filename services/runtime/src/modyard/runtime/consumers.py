@@ -3,12 +3,17 @@ a module moves to a new major version."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modyard.common.bus.connection import Bus
 from modyard.common.bus.consumer import EventSubscription
 from modyard.common.bus.envelope import CloudEvent
 from modyard.runtime import catalog
-from modyard.runtime.flows.service import stop_flows_using
+from modyard.runtime.engine.dispatch import send
+from modyard.runtime.engine.worker import FLOW_EMITTED
+from modyard.runtime.flows.service import event_trigger_messages, stop_flows_using
 
 INSTALLATION_EVENTS = "modyard.installer.installation.*"
 REMOVED = "modyard.installer.installation.removed"
@@ -30,4 +35,19 @@ async def on_installation(session: AsyncSession, event: CloudEvent) -> None:
         )
 
 
-subscriptions = [EventSubscription("installations", [INSTALLATION_EVENTS], on_installation)]
+def subscriptions_for(bus: Callable[[], Bus]) -> list[EventSubscription]:
+    """``bus`` gives the service's bus once it exists (subscriptions are declared before it)."""
+
+    async def on_any_event(session: AsyncSession, event: CloudEvent) -> None:
+        """``core.event`` triggers: an event of the type a running flow waits for starts a
+        message. Events a flow emits (``core.emit``) match by the type the flow gave them."""
+        kind, data = event.type, event.data
+        if event.type == FLOW_EMITTED and isinstance(event.data, dict):
+            kind, data = str(event.data.get("type")), event.data.get("data")
+        for message in await event_trigger_messages(session, kind, data, event):
+            await send(bus(), message)
+
+    return [
+        EventSubscription("installations", [INSTALLATION_EVENTS], on_installation),
+        EventSubscription("event-triggers", ["#"], on_any_event),
+    ]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from croniter import croniter
 from jsonschema import Draft202012Validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modyard.common.bus.envelope import CloudEvent
 from modyard.common.errors import (
     Conflict,
     InvalidParam,
@@ -21,6 +24,8 @@ from modyard.common.errors import (
 from modyard.runtime import catalog
 from modyard.runtime.catalog import ComponentRef
 from modyard.runtime.components.core import core_component
+from modyard.runtime.engine.messages import WorkMessage
+from modyard.runtime.engine.scheduler import drop_flow_triggers, schedule_flow_triggers
 from modyard.runtime.failures import RetryPolicy
 from modyard.runtime.flows.definition import FlowDefinition, FlowIn
 from modyard.runtime.flows.triggers import TRIGGERS
@@ -122,6 +127,19 @@ async def validate(
                 continue
             if trigger is not None:
                 schema, ports[node_id] = trigger.properties_schema, ((), ("out",))
+                cron = node.properties.get("cron")
+                if (
+                    node.component == "core.schedule"
+                    and isinstance(cron, str)
+                    and not croniter.is_valid(cron)
+                ):
+                    errors.append(
+                        InvalidParam(
+                            pointer=pointer + "/properties/cron",
+                            detail="Not a cron expression: five fields (minute hour day month weekday), "
+                            "or six with seconds last, e.g. '*/5 * * * *'.",
+                        )
+                    )
             else:
                 assert core is not None
                 schema, ports[node_id] = core.properties_schema, (("in",), tuple(core.out_ports))
@@ -208,6 +226,7 @@ async def start_flow(session: AsyncSession, installer: InstallerClient, flow: Fl
         flow.started_at = datetime.now(UTC)
         flow.revision += 1
         await session.flush()
+        await schedule_flow_triggers(session, flow)
     return flow
 
 
@@ -226,6 +245,7 @@ async def stop_flow(
     flow.stopped_at = datetime.now(UTC)
     flow.revision += 1
     await session.flush()
+    await drop_flow_triggers(session, flow.id)
     if reason != BY_USER:
         await notify(
             session,
@@ -258,3 +278,32 @@ async def stop_flows_using(
             await stop_flow(session, flow, reason=reason, affected=affected)
             stopped.append(flow.id)
     return stopped
+
+
+async def event_trigger_messages(
+    session: AsyncSession, kind: str, data: Any, event: CloudEvent
+) -> list[WorkMessage]:
+    """The messages that ``event`` starts: one per connection of each running ``core.event`` node
+    waiting for ``kind``. Their ids derive from the event's, so a redelivered event starts the
+    same messages, which the worker then deduplicates."""
+    messages: list[WorkMessage] = []
+    for flow in (await session.scalars(select(Flow).where(Flow.status == RUNNING))).all():
+        definition = FlowDefinition.model_validate(flow.definition)
+        for node_id, node in definition.nodes.items():
+            if node.component != "core.event" or node.properties.get("type") != kind:
+                continue
+            payload = {"type": kind, "id": event.id, "source": event.source, "data": data}
+            for index, connection in definition.outgoing(node_id, "out"):
+                key = f"{event.id}:{flow.id}:{node_id}:{index}".encode()
+                messages.append(
+                    WorkMessage(
+                        message_id=hashlib.sha256(key).hexdigest()[:32],
+                        workspace=flow.workspace,
+                        flow_id=str(flow.id),
+                        node_id=connection.target,
+                        port=connection.target_port,
+                        payload=payload,
+                        correlation_id=event.correlationid,
+                    )
+                )
+    return messages

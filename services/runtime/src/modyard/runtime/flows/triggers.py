@@ -33,7 +33,10 @@ TRIGGERS: dict[str, Trigger] = {
         {
             "type": "object",
             "required": ["cron"],
-            "properties": {"cron": {"type": "string", "minLength": 9}, "payload": {}},
+            "properties": {
+                "cron": {"type": "string", "minLength": 9, "maxLength": 200},
+                "payload": {},
+            },
             "additionalProperties": False,
         },
     ),
