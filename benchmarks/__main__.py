@@ -6,7 +6,14 @@ import asyncio
 import json
 import sys
 
-from benchmarks import event_bus, installer, installer_resolution, registry, service_footprint
+from benchmarks import (
+    event_bus,
+    installer,
+    installer_resolution,
+    registry,
+    runtime,
+    service_footprint,
+)
 from modyard.common.logging import configure_logging
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import (
@@ -31,6 +38,7 @@ async def main() -> int:
             registry.registry_load,
             installer_resolution.resolution_speed,
             installer.installs_per_second,
+            runtime.runtime_load,
         ):
             result = await benchmark(infra)
             print(json.dumps(result), flush=True)

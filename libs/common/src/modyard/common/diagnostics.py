@@ -8,14 +8,13 @@ recorded by every service that receives it.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, status
-from pydantic import BaseModel
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modyard.common.api_schemas import PingReceipt, PingReceipts, PingSent
 from modyard.common.auth import Principal, Role, require_roles
 from modyard.common.bus.consumer import EventSubscription
 from modyard.common.bus.envelope import CloudEvent, event_type, new_event
@@ -28,24 +27,6 @@ from modyard.common.settings import ServiceSettings
 PING_ENTITY = "diagnostic_ping"
 PING_VERB = "sent"
 PING_PATTERN = f"modyard.*.{PING_ENTITY}.{PING_VERB}"
-
-
-class PingSent(BaseModel):
-    ping_id: str
-    event_id: str
-    event_type: str
-
-
-class PingReceipt(BaseModel):
-    event_id: str
-    sent_by: str
-    received_at: datetime
-
-
-class PingReceipts(BaseModel):
-    ping_id: str
-    service: str
-    receipts: list[PingReceipt]
 
 
 async def send_ping(session: AsyncSession, settings: ServiceSettings) -> PingSent:

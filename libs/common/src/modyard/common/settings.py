@@ -106,6 +106,9 @@ class ServiceSettings(CommonSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    #: Test each pooled connection before use (one round trip per checkout); services whose hot
+    #: path retries on connection errors anyway can turn it off.
+    db_pool_pre_ping: bool = True
     migrate_on_startup: bool = True
     outbox_batch_size: int = Field(default=100, ge=1, le=10_000)
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)

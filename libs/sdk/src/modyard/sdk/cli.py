@@ -21,6 +21,7 @@ from modyard.sdk.client import SERVICES, ModyardAPIError, ModyardClient
 from modyard.sdk.dev.cli import app as dev_app
 from modyard.sdk.installer_cli import acl_app, install, installations_app
 from modyard.sdk.modules_cli import modules_app, pack, publish
+from modyard.sdk.runtime_cli import dlq_app, flows_app, webhooks_app
 from modyard.sdk.status import Check, healthy, infrastructure_checks, service_checks
 from modyard.sdk.tokens import operator_token
 
@@ -39,6 +40,9 @@ app.command()(publish)
 app.command()(install)
 app.add_typer(installations_app, name="installations")
 app.add_typer(acl_app, name="acl")
+app.add_typer(flows_app, name="flows")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(webhooks_app, name="webhooks")
 
 console = Console()
 err_console = Console(stderr=True)

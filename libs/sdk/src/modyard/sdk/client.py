@@ -7,14 +7,14 @@ RFC 9457 problem the service answered with.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, Self
 
 import httpx
 from pydantic import BaseModel
 
-from modyard.common.diagnostics import PingReceipts, PingSent
-from modyard.common.observability.health import Health
+from modyard.common.api_schemas import Health, PingReceipts, PingSent
 from modyard.common.settings import CommonSettings
 
 UPLOAD_CHUNK = 64 * 1024
@@ -54,6 +54,7 @@ class ModyardClient:
         self._http = httpx.AsyncClient(headers=headers, timeout=timeout, transport=transport)
         self.registry = RegistryClient(self)
         self.installer = InstallerClient(self)
+        self.runtime = RuntimeClient(self)
 
     @classmethod
     def from_settings(
@@ -262,3 +263,173 @@ class InstallerClient:
 
     async def remove_acl_rule(self, acl_type: str, rule_id: str) -> None:
         await self._json("DELETE", f"/v1/acl/{acl_type}/{rule_id}")
+
+
+#: Passed as ``payload`` to :meth:`RuntimeClient.retry_unprocessed`: retry with the stored payload.
+KEEP_PAYLOAD: Any = object()
+
+
+def _filters(**values: Any) -> dict[str, Any]:
+    """Query parameters of the set filters; datetimes in ISO 8601."""
+    return {
+        key: value.isoformat() if isinstance(value, datetime) else str(value)
+        for key, value in values.items()
+        if value is not None
+    }
+
+
+class RuntimeClient:
+    """The runtime's API (``ModyardClient.runtime``): flows, unprocessed messages, system webhooks."""
+
+    def __init__(self, client: ModyardClient) -> None:
+        self._client = client
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._client._request(method, "runtime", path, **kwargs)
+        return response.json() if response.content else None
+
+    # -- flows ----------------------------------------------------------------------------------
+
+    async def flows(self, workspace: str, *, status: str | None = None) -> list[dict[str, Any]]:
+        params = _filters(status=status)
+        return list(
+            (await self._json("GET", f"/v1/workspaces/{workspace}/flows", params=params))["items"]
+        )
+
+    async def flow(self, workspace: str, flow_id: str) -> dict[str, Any]:
+        return dict(await self._json("GET", f"/v1/workspaces/{workspace}/flows/{flow_id}"))
+
+    async def create_flow(self, workspace: str, flow: dict[str, Any]) -> dict[str, Any]:
+        """``flow`` holds ``name``, optionally ``description`` and ``owner``, and ``definition``."""
+        return dict(await self._json("POST", f"/v1/workspaces/{workspace}/flows", json=flow))
+
+    async def replace_flow(
+        self, workspace: str, flow_id: str, flow: dict[str, Any]
+    ) -> dict[str, Any]:
+        path = f"/v1/workspaces/{workspace}/flows/{flow_id}"
+        return dict(await self._json("PUT", path, json=flow))
+
+    async def delete_flow(self, workspace: str, flow_id: str) -> None:
+        await self._json("DELETE", f"/v1/workspaces/{workspace}/flows/{flow_id}")
+
+    async def validate_flow(self, workspace: str, flow_id: str) -> dict[str, Any]:
+        """``{"valid": bool, "errors": [{"pointer", "detail"}, …]}``."""
+        path = f"/v1/workspaces/{workspace}/flows/{flow_id}/validation"
+        return dict(await self._json("GET", path))
+
+    async def start_flow(self, workspace: str, flow_id: str) -> dict[str, Any]:
+        path = f"/v1/workspaces/{workspace}/flows/{flow_id}/start"
+        return dict(await self._json("POST", path))
+
+    async def stop_flow(self, workspace: str, flow_id: str) -> dict[str, Any]:
+        path = f"/v1/workspaces/{workspace}/flows/{flow_id}/stop"
+        return dict(await self._json("POST", path))
+
+    # -- unprocessed messages -------------------------------------------------------------------
+
+    async def unprocessed(
+        self,
+        *,
+        workspace: str | None = None,
+        flow: str | None = None,
+        node: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every matching unprocessed message, oldest first, following the cursor across pages."""
+        params = _filters(
+            workspace=workspace, flow=flow, node=node, since=since, until=until, limit=page_size
+        )
+        while True:
+            page = await self._json("GET", "/v1/unprocessed-messages", params=params)
+            for item in page["items"]:
+                yield item
+            if not page["next_cursor"]:
+                return
+            params["cursor"] = page["next_cursor"]
+
+    async def unprocessed_message(self, message_id: str) -> dict[str, Any]:
+        return dict(await self._json("GET", f"/v1/unprocessed-messages/{message_id}"))
+
+    async def retry_unprocessed(
+        self, message_id: str, payload: Any = KEEP_PAYLOAD
+    ) -> dict[str, Any]:
+        """Put the message back into its flow, with ``payload`` instead of its own when given
+        (``None`` included: it is a payload too)."""
+        kwargs = {} if payload is KEEP_PAYLOAD else {"json": {"payload": payload}}
+        return dict(await self._json("POST", f"/v1/unprocessed-messages/{message_id}", **kwargs))
+
+    async def retry_unprocessed_matching(
+        self,
+        *,
+        workspace: str | None = None,
+        flow: str | None = None,
+        node: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
+        """Retry every matching message (at most ``limit``; the runtime's default is 1000)."""
+        params = _filters(
+            workspace=workspace, flow=flow, node=node, since=since, until=until, limit=limit
+        )
+        return dict(await self._json("POST", "/v1/unprocessed-messages/retry", params=params))
+
+    async def delete_unprocessed(self, message_id: str) -> None:
+        await self._json("DELETE", f"/v1/unprocessed-messages/{message_id}")
+
+    async def delete_unprocessed_matching(
+        self,
+        *,
+        workspace: str | None = None,
+        flow: str | None = None,
+        node: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> dict[str, Any]:
+        """Delete every matching message; with no filter at all, every message (operators only)."""
+        params = _filters(workspace=workspace, flow=flow, node=node, since=since, until=until)
+        return dict(await self._json("DELETE", "/v1/unprocessed-messages", params=params))
+
+    # -- system webhooks ------------------------------------------------------------------------
+
+    async def webhooks(self) -> list[dict[str, Any]]:
+        return list((await self._json("GET", "/v1/system-webhooks"))["items"])
+
+    async def webhook(self, webhook_id: str) -> dict[str, Any]:
+        return dict(await self._json("GET", f"/v1/system-webhooks/{webhook_id}"))
+
+    async def add_webhook(
+        self,
+        url: str,
+        *,
+        events: list[str],
+        secret: str,
+        description: str | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"url": url, "events": events, "secret": secret}
+        if description is not None:
+            body["description"] = description
+        return dict(await self._json("POST", "/v1/system-webhooks", json=body))
+
+    async def remove_webhook(self, webhook_id: str) -> None:
+        await self._json("DELETE", f"/v1/system-webhooks/{webhook_id}")
+
+    async def deliveries(
+        self, webhook_id: str, *, status: str | None = None, page_size: int = 50
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The webhook's deliveries, newest first, following the cursor across pages."""
+        params = _filters(status=status, limit=page_size)
+        path = f"/v1/system-webhooks/{webhook_id}/deliveries"
+        while True:
+            page = await self._json("GET", path, params=params)
+            for item in page["items"]:
+                yield item
+            if not page["next_cursor"]:
+                return
+            params["cursor"] = page["next_cursor"]
+
+    async def test_webhook(self, webhook_id: str) -> dict[str, Any]:
+        """Enqueue a ``webhook.test`` delivery; it shows up in the webhook's deliveries."""
+        return dict(await self._json("POST", f"/v1/system-webhooks/{webhook_id}/test"))

@@ -18,6 +18,12 @@ class RuntimeSettings(ServiceSettings):
     service_name: ClassVar[str] = "runtime"
     default_port: ClassVar[int] = 8003
 
+    # Every message in flight needs a connection at times: more than the other services.
+    db_pool_size: int = Field(default=30, ge=1)
+    db_max_overflow: int = Field(default=20, ge=0)
+    # The worker requeues a message on a connection error, so a dead pooled connection costs one
+    # retry; pinging before every checkout would cost a round trip on every message.
+    db_pool_pre_ping: bool = False
     #: Messages a worker handles at once (the work queue's prefetch).
     work_prefetch: int = Field(default=64, ge=1, le=10_000)
     #: Global retry policy; flows may override it (``definition.retry_policy``).

@@ -34,7 +34,7 @@ class Database:
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             # A connection that died with the server is noticed before it is handed out.
-            pool_pre_ping=True,
+            pool_pre_ping=settings.db_pool_pre_ping,
             connect_args={
                 "timeout": settings.db_connect_timeout_seconds,
                 "server_settings": {

@@ -14,16 +14,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from modyard.common.api_schemas import Health
 from modyard.common.errors import ProblemDetail, problem_response, problem_type
 from modyard.common.observability.metrics import DEPENDENCY_UP
 
 CheckState = Literal["up", "down", "pending"]
-
-
-class Health(BaseModel):
-    status: Literal["ok"] = "ok"
-    service: str
-    version: str
 
 
 class Readiness(BaseModel):

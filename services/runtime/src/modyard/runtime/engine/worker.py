@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.connection import Bus, BusUnavailable
 from modyard.common.bus.envelope import new_event
@@ -102,12 +105,13 @@ class NodeWorker:
             await self._store_unprocessed(flow, message, node.component if node else "?", reason)
             return
         async with self._database.transaction() as session:
-            done = await session.get(NodeExecution, message.message_id)
+            done = await session.scalar(_EXECUTED, {"message_id": message.message_id})
         if done is not None:
-            await self._forward(flow, message, done.outputs, 0.0)
+            await self._forward(flow, message, done, 0.0)
             return
+        effects = SideEffects()
         try:
-            result = await self._run(flow, node.component, node.properties, message)
+            result = await self._run(flow, node.component, node.properties, message, effects)
         except ComponentError as error:
             await self._failed(flow, message, node.component, error)
             return
@@ -118,28 +122,30 @@ class NodeWorker:
         outputs = result.outputs if isinstance(result, Delay) else result
         async with self._database.transaction() as session:
             recorded = await session.scalar(
-                pg_insert(NodeExecution)
-                .values(
-                    message_id=message.message_id,
-                    flow_id=flow.id,
-                    node_id=message.node_id,
-                    outputs=outputs,
-                )
-                .on_conflict_do_nothing()
-                .returning(NodeExecution.message_id)
+                _RECORD,
+                {
+                    "message_id": message.message_id,
+                    "flow_id": flow.id,
+                    "node_id": message.node_id,
+                    "outputs": outputs,
+                },
             )
             if recorded is None:  # another delivery of this message won the race: use its outputs
                 outputs = (
-                    await session.scalar(
-                        select(NodeExecution.outputs).where(
-                            NodeExecution.message_id == message.message_id
-                        )
-                    )
+                    await session.scalar(_EXECUTED, {"message_id": message.message_id})
                 ) or {}
+            else:
+                # The node's effects commit with its success: a redelivery cannot log or emit twice.
+                await effects.write(session, flow, message, self._source)
         await self._forward(flow, message, outputs, delay)
 
     async def _run(
-        self, flow: RunnableFlow, component: str, properties: dict[str, Any], message: WorkMessage
+        self,
+        flow: RunnableFlow,
+        component: str,
+        properties: dict[str, Any],
+        message: WorkMessage,
+        effects: SideEffects,
     ) -> Outputs | Delay:
         ref = ComponentRef.parse(component)
         context = ExecutionContext(
@@ -149,8 +155,8 @@ class NodeWorker:
             message_id=message.message_id,
             properties=properties,
             correlation_id=message.correlation_id,
-            log=lambda entry: self._log(flow, message, entry),
-            emit=lambda kind, data: self._emit(flow, message, kind, data),
+            log=effects.log,
+            emit=effects.emit,
         )
         if ref.is_core:
             core = core_component(component)
@@ -282,29 +288,66 @@ class NodeWorker:
             "message_unprocessed", flow_id=str(flow.id), node=message.node_id, reason=reason
         )
 
-    async def _log(self, flow: RunnableFlow, message: WorkMessage, entry: Any) -> None:
-        async with self._database.transaction() as session:
-            session.add(
-                NodeLog(
-                    flow_id=flow.id,
-                    node_id=message.node_id,
-                    message_id=message.message_id,
-                    entry=entry,
-                )
-            )
 
-    async def _emit(self, flow: RunnableFlow, message: WorkMessage, kind: str, data: Any) -> None:
-        event = new_event(
-            source=self._source,
-            type=FLOW_EMITTED,
-            subject=kind,
-            data={
-                "type": kind,
-                "data": data,
-                "workspace": flow.workspace,
-                "flow_id": str(flow.id),
-                "node": message.node_id,
-            },
-        )
-        async with self._database.transaction() as session:
+_NODE_EXECUTIONS = cast(Table, NodeExecution.__table__)
+# Built once: Core statements with bound parameters compile once and are cached by SQLAlchemy.
+_EXECUTED = select(_NODE_EXECUTIONS.c.outputs).where(
+    _NODE_EXECUTIONS.c.message_id == bindparam("message_id")
+)
+_RECORD = (
+    pg_insert(_NODE_EXECUTIONS)
+    .values(
+        message_id=bindparam("message_id"),
+        flow_id=bindparam("flow_id"),
+        node_id=bindparam("node_id"),
+        outputs=bindparam("outputs", type_=JSONB),
+    )
+    .on_conflict_do_nothing()
+    .returning(_NODE_EXECUTIONS.c.message_id)
+)
+
+
+@dataclass
+class SideEffects:
+    """What a node asked for besides its outputs (log lines, events), kept until its success is
+    recorded and then written in that same transaction."""
+
+    logs: list[Any] = field(default_factory=list)
+    events: list[tuple[str, Any]] = field(default_factory=list)
+
+    async def log(self, entry: Any) -> None:
+        self.logs.append(entry)
+
+    async def emit(self, kind: str, data: Any) -> None:
+        self.events.append((kind, data))
+
+    async def write(
+        self, session: AsyncSession, flow: RunnableFlow, message: WorkMessage, source: str
+    ) -> None:
+        if self.logs:
+            await session.execute(
+                insert(NodeLog),
+                [
+                    {
+                        "flow_id": flow.id,
+                        "node_id": message.node_id,
+                        "message_id": message.message_id,
+                        "entry": entry,
+                    }
+                    for entry in self.logs
+                ],
+            )
+        for kind, data in self.events:
+            event = new_event(
+                source=source,
+                type=FLOW_EMITTED,
+                subject=kind,
+                data={
+                    "type": kind,
+                    "data": data,
+                    "workspace": flow.workspace,
+                    "flow_id": str(flow.id),
+                    "node": message.node_id,
+                },
+            )
             await record_event(session, event)

@@ -1,0 +1,220 @@
+"""The runtime under load: a three-node flow of core components (transform → http → log) fed
+20,000 messages straight onto the work queue, once with no failures and once with 10% of the HTTP
+calls failing once (503, retried through the 1 s delay tier). Targets: ≥ 1,500 node executions/s,
+≥ 70% of that with failures, and every message logged exactly once (counted, and said so)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from typing import Any
+
+import aio_pika
+import asyncpg
+import httpx
+
+from modyard.common.auth import Role
+from modyard.common.settings import CommonSettings
+from modyard.common.testing.infra import IsolatedInfra, asyncpg_dsn
+from modyard.common.testing.services import auth_headers, service_process
+from modyard.runtime.engine.messages import WorkMessage
+from modyard.runtime.engine.topology import WORK_EXCHANGE, WORK_ROUTING_KEY
+
+MESSAGES = 20_000
+NODES = 3
+SCHEMA = "runtime_bench"
+
+
+class FlakyServer:
+    """Answers 200, except the first call for every tenth id, which gets a 503."""
+
+    def __init__(self, fail_every: int | None) -> None:
+        self.fail_every = fail_every
+        self.failed: set[int] = set()
+        self.calls = 0
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = 0
+                    path = head.split(b" ", 2)[1].decode()
+                    for line in head.split(b"\r\n"):
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":")[1])
+                    body = await reader.readexactly(length) if length else b"{}"
+                    self.calls += 1
+                    number = int(path.rsplit("/", 1)[-1])
+                    fail = (
+                        self.fail_every is not None
+                        and number % self.fail_every == 0
+                        and number not in self.failed
+                    )
+                    if fail:
+                        self.failed.add(number)
+                    status = b"503 Service Unavailable" if fail else b"200 OK"
+                    # The request body comes back, so the message's number travels on.
+                    writer.write(
+                        b"HTTP/1.1 "
+                        + status
+                        + b"\r\nContent-Type: application/json\r\nContent-Length: "
+                        + str(len(body)).encode()
+                        + b"\r\n\r\n"
+                        + body
+                    )
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+
+        self._server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+async def _run(
+    infra: IsolatedInfra, client: httpx.AsyncClient, runtime_url: str, fail_every: int | None
+) -> dict[str, Any]:
+    server = FlakyServer(fail_every)
+    await server.start()
+    definition = {
+        "nodes": {
+            "shape": {
+                "component": "core.transform",
+                "properties": {"mapping": {"n": "{{ payload.n }}", "sent": "{{ payload.sent }}"}},
+            },
+            "call": {
+                "component": "core.http",
+                "properties": {
+                    "method": "POST",
+                    "url": f"http://127.0.0.1:{server.port}/n/{{{{ payload.n }}}}",
+                    "body": "{{ payload }}",
+                },
+            },
+            "sink": {
+                "component": "core.log",
+                "properties": {"message": {"n": "{{ payload.body.n }}"}},
+            },
+        },
+        "connections": [{"from": "shape", "to": "call"}, {"from": "call", "to": "sink"}],
+        "retry_policy": {"base_delay_seconds": 1, "multiplier": 1, "max_attempts": 5},
+    }
+    created = await client.post(
+        f"{runtime_url}/v1/workspaces/bench/flows", json={"name": "bench", "definition": definition}
+    )
+    created.raise_for_status()
+    flow_id = created.json()["id"]
+    (
+        await client.post(f"{runtime_url}/v1/workspaces/bench/flows/{flow_id}/start")
+    ).raise_for_status()
+
+    connection = await aio_pika.connect(infra.amqp_url)
+    started = time.perf_counter()
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(WORK_EXCHANGE)
+        for offset in range(0, MESSAGES, 500):
+            await asyncio.gather(
+                *(
+                    exchange.publish(
+                        aio_pika.Message(
+                            WorkMessage(
+                                workspace="bench",
+                                flow_id=flow_id,
+                                node_id="shape",
+                                payload={"n": n, "sent": time.time()},
+                            )
+                            .model_dump_json()
+                            .encode(),
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        ),
+                        routing_key=WORK_ROUTING_KEY,
+                    )
+                    for n in range(offset, min(offset + 500, MESSAGES))
+                )
+            )
+    database = await asyncpg.connect(
+        asyncpg_dsn(infra.database_url), server_settings={"search_path": SCHEMA}
+    )
+    try:
+        deadline = time.perf_counter() + 600
+        logged = 0
+        while logged < MESSAGES and time.perf_counter() < deadline:
+            await asyncio.sleep(0.5)
+            logged = await database.fetchval(
+                "SELECT count(*) FROM node_logs WHERE flow_id = $1", uuid.UUID(flow_id)
+            )
+        elapsed = time.perf_counter() - started
+        distinct = await database.fetchval(
+            "SELECT count(DISTINCT entry->>'n') FROM node_logs WHERE flow_id = $1",
+            uuid.UUID(flow_id),
+        )
+        latencies = [
+            row[0]
+            for row in await database.fetch(
+                """SELECT extract(epoch FROM l.logged_at) - (e.outputs->'out'->0->>'sent')::float
+                    FROM node_logs l JOIN node_executions e
+                      ON e.flow_id = l.flow_id AND e.node_id = 'shape'
+                     AND (e.outputs->'out'->0->>'n') = (l.entry->>'n')
+                    WHERE l.flow_id = $1""",
+                uuid.UUID(flow_id),
+            )
+        ]
+        unprocessed = await database.fetchval(
+            "SELECT count(*) FROM unprocessed_messages WHERE flow_id = $1",
+            uuid.UUID(flow_id),
+        )
+    finally:
+        await database.close()
+        await server.stop()
+    await client.post(f"{runtime_url}/v1/workspaces/bench/flows/{flow_id}/stop")
+    latencies.sort()
+    executions = logged * NODES + len(server.failed)
+    return {
+        "messages": MESSAGES,
+        "logged": logged,
+        "logged_exactly_once": distinct == MESSAGES and logged == MESSAGES,
+        "lost": MESSAGES - distinct,
+        "duplicates": logged - distinct,
+        "unprocessed": unprocessed,
+        "failed_once": len(server.failed),
+        "seconds": round(elapsed, 2),
+        "node_executions_per_second": round(executions / elapsed),
+        "end_to_end_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+        "end_to_end_p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000, 1)
+        if latencies
+        else None,
+    }
+
+
+async def runtime_load(infra: IsolatedInfra) -> dict[str, Any]:
+    headers = auth_headers(CommonSettings(), Role.operator)
+    env = {
+        **infra.env(),
+        "MODYARD_RUNTIME_DB_SCHEMA": SCHEMA,
+        "MODYARD_RUNTIME_LOG_LEVEL": "WARNING",
+    }
+    async with (
+        service_process("runtime", env) as runtime,
+        httpx.AsyncClient(headers=headers, timeout=60) as client,
+    ):
+        clean = await _run(infra, client, runtime.url, None)
+        flaky = await _run(infra, client, runtime.url, 10)
+    return {
+        "benchmark": "runtime",
+        "flow": "transform → http → log",
+        "clean": clean,
+        "ten_percent_failing_once": flaky,
+        "target_executions_per_second": 1500,
+        "targets_met": clean["node_executions_per_second"] >= 1500
+        and flaky["node_executions_per_second"] >= 0.7 * clean["node_executions_per_second"]
+        and clean["logged_exactly_once"]
+        and flaky["logged_exactly_once"],
+    }
