@@ -15,6 +15,7 @@ from modyard.runtime.components.core import aclose_core_components
 from modyard.runtime.consumers import subscriptions_for
 from modyard.runtime.context import RuntimeContext
 from modyard.runtime.engine.flow_cache import FlowCache
+from modyard.runtime.engine.ledger import ExecutionLedger
 from modyard.runtime.engine.scheduler import TriggerScheduler
 from modyard.runtime.engine.topology import RuntimeTopology
 from modyard.runtime.engine.worker import NodeWorker
@@ -47,7 +48,8 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         installer = InstallerClient(settings)
         flows = FlowCache(database, retry_policy(settings), ttl=settings.flow_cache_seconds)
         amqp = AmqpExecutor(bus, timeout_seconds=settings.component_timeout_seconds)
-        worker = NodeWorker(database, bus, flows, installer, amqp, source=settings.source)
+        ledger = ExecutionLedger(settings, max_size=settings.db_pool_size)
+        worker = NodeWorker(database, bus, flows, installer, amqp, ledger, source=settings.source)
         topology = RuntimeTopology(
             on_work=worker.on_message, on_reply=amqp.on_reply, prefetch=settings.work_prefetch
         )
@@ -79,6 +81,7 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
             yield
         finally:
             await installer.close()
+            await ledger.close()
             await aclose_core_components()
 
     return ServiceSpec(

@@ -38,6 +38,8 @@ from modyard.runtime.components.base import ComponentError, Delay, ExecutionCont
 from modyard.runtime.components.core import core_component
 from modyard.runtime.engine.dispatch import send
 from modyard.runtime.engine.flow_cache import FlowCache, RunnableFlow
+from modyard.runtime.engine.ledger import CONNECTION_ERRORS as LEDGER_CONNECTION_ERRORS
+from modyard.runtime.engine.ledger import ExecutionLedger
 from modyard.runtime.engine.messages import FailedAttempt, WorkMessage
 from modyard.runtime.executors import AmqpExecutor
 from modyard.runtime.failures import classify_exception
@@ -59,9 +61,11 @@ class NodeWorker:
         flows: FlowCache,
         installer: InstallerClient,
         amqp: AmqpExecutor,
+        ledger: ExecutionLedger,
         *,
         source: str,
     ) -> None:
+        self._ledger = ledger
         self._database = database
         self._bus = bus
         self._flows = flows
@@ -86,6 +90,7 @@ class NodeWorker:
                 OSError,
                 ConnectionError,
                 DBAPIError,
+                *LEDGER_CONNECTION_ERRORS,
             ) as exc:
                 # Not the message's fault: give it back after a pause instead of spinning.
                 log.warning("work_message_requeued", error=str(exc)[:300])
@@ -104,8 +109,7 @@ class NodeWorker:
             reason = "flow_stopped" if node is not None else "node_missing"
             await self._store_unprocessed(flow, message, node.component if node else "?", reason)
             return
-        async with self._database.transaction() as session:
-            done = await session.scalar(_EXECUTED, {"message_id": message.message_id})
+        done = await self._ledger.outputs(message.message_id)
         if done is not None:
             await self._forward(flow, message, done, 0.0)
             return
@@ -120,6 +124,27 @@ class NodeWorker:
             return
         delay = result.seconds if isinstance(result, Delay) else 0.0
         outputs = result.outputs if isinstance(result, Delay) else result
+        if effects.events:
+            outputs = await self._record_with_events(flow, message, outputs, effects)
+        else:
+            # The log lines commit with the node's success: a redelivery cannot log twice.
+            outputs = await self._ledger.record(
+                message_id=message.message_id,
+                flow_id=flow.id,
+                node_id=message.node_id,
+                outputs=outputs,
+                logs=effects.logs,
+            )
+        await self._forward(flow, message, outputs, delay)
+
+    async def _record_with_events(
+        self,
+        flow: RunnableFlow,
+        message: WorkMessage,
+        outputs: dict[str, Any],
+        effects: SideEffects,
+    ) -> dict[str, Any]:
+        """The same record, through the ORM session, because events go through the outbox."""
         async with self._database.transaction() as session:
             recorded = await session.scalar(
                 _RECORD,
@@ -131,13 +156,12 @@ class NodeWorker:
                 },
             )
             if recorded is None:  # another delivery of this message won the race: use its outputs
-                outputs = (
+                stored: dict[str, Any] = (
                     await session.scalar(_EXECUTED, {"message_id": message.message_id})
                 ) or {}
-            else:
-                # The node's effects commit with its success: a redelivery cannot log or emit twice.
-                await effects.write(session, flow, message, self._source)
-        await self._forward(flow, message, outputs, delay)
+                return stored
+            await effects.write(session, flow, message, self._source)
+        return outputs
 
     async def _run(
         self,
