@@ -2,54 +2,26 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
 
-from modyard.common.auth import Role, mint_token
 from modyard.common.errors import ServiceUnavailable
+from modyard.common.service_client import ServiceClient
 from modyard.installer.settings import InstallerSettings
 
-TOKEN_TTL_SECONDS = 300
 
-
-class RegistryClient:
+class RegistryClient(ServiceClient):
     def __init__(
         self, settings: InstallerSettings, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
-        self._settings = settings
-        self._transport = transport
-        # Opened on first use, inside the event loop that will use it.
-        self._client: httpx.AsyncClient | None = None
-        self._token = ""
-        self._token_expires = 0.0
-
-    @property
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self._settings.registry_url,
-                timeout=self._settings.registry_timeout_seconds,
-                transport=self._transport,
-            )
-        return self._client
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _headers(self) -> dict[str, str]:
-        if time.monotonic() > self._token_expires:
-            self._token = mint_token(
-                self._settings,
-                subject="installer",
-                roles=[Role.service],
-                ttl_seconds=TOKEN_TTL_SECONDS,
-            )
-            self._token_expires = time.monotonic() + TOKEN_TTL_SECONDS / 2
-        return {"Authorization": f"Bearer {self._token}"}
+        super().__init__(
+            settings,
+            base_url=settings.registry_url,
+            subject="installer",
+            timeout=settings.registry_timeout_seconds,
+            transport=transport,
+        )
 
     async def _get(self, path: str) -> httpx.Response | None:
         try:

@@ -7,11 +7,10 @@ from typing import Any
 
 import httpx
 
-from modyard.common.auth import Role, mint_token
+from modyard.common.service_client import ServiceClient
 from modyard.common.settings import CommonSettings
 from modyard.runtime.components.base import ComponentError
 
-TOKEN_TTL_SECONDS = 300
 CONFIG_CACHE_SECONDS = 5.0
 
 
@@ -19,38 +18,12 @@ class InstallerUnavailable(ConnectionError):
     pass
 
 
-class InstallerClient:
+class InstallerClient(ServiceClient):
     def __init__(self, settings: CommonSettings, *, timeout: float = 10.0) -> None:
-        self._settings = settings
-        self._timeout = timeout
-        self._client: httpx.AsyncClient | None = None
-        self._token = ""
-        self._token_expires = 0.0
+        super().__init__(
+            settings, base_url=settings.installer_url, subject="runtime", timeout=timeout
+        )
         self._configs: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
-
-    @property
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                base_url=self._settings.installer_url, timeout=self._timeout
-            )
-        return self._client
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _headers(self) -> dict[str, str]:
-        if time.monotonic() > self._token_expires:
-            self._token = mint_token(
-                self._settings,
-                subject="runtime",
-                roles=[Role.service],
-                ttl_seconds=TOKEN_TTL_SECONDS,
-            )
-            self._token_expires = time.monotonic() + TOKEN_TTL_SECONDS / 2
-        return {"Authorization": f"Bearer {self._token}"}
 
     async def _get(self, path: str, **params: str) -> httpx.Response:
         try:

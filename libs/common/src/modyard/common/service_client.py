@@ -1,0 +1,61 @@
+"""The base of every client one service keeps for another's HTTP API.
+
+It calls as a ``service`` principal with short-lived tokens minted from the shared JWT secret
+(renewed halfway through their life), and opens its HTTP client on first use, inside the event
+loop that will use it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from modyard.common.auth import Role, mint_token
+from modyard.common.settings import CommonSettings
+
+TOKEN_TTL_SECONDS = 300
+
+
+class ServiceClient:
+    def __init__(
+        self,
+        settings: CommonSettings,
+        *,
+        base_url: str,
+        subject: str,
+        timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._settings = settings
+        self._base_url = base_url
+        self._subject = subject
+        self._timeout = timeout
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._token = ""
+        self._token_expires = 0.0
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self._base_url, timeout=self._timeout, transport=self._transport
+            )
+        return self._client
+
+    def _headers(self) -> dict[str, str]:
+        if time.monotonic() > self._token_expires:
+            self._token = mint_token(
+                self._settings,
+                subject=self._subject,
+                roles=[Role.service],
+                ttl_seconds=TOKEN_TTL_SECONDS,
+            )
+            self._token_expires = time.monotonic() + TOKEN_TTL_SECONDS / 2
+        return {"Authorization": f"Bearer {self._token}"}
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
