@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Response, status
 
 from modyard.common.auth import CurrentPrincipal, Principal
 from modyard.common.db.session import DbSession
@@ -22,27 +22,31 @@ router = APIRouter(
 )
 
 
-def _filter(
-    principal: Principal,
-    workspace: str | None,
-    flow_id: uuid.UUID | None,
-    node_id: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> unprocessed.Filter:
-    privileged = principal.is_operator or "service" in principal.roles
-    if not privileged and (workspace is None or not principal.can_access_workspace(workspace)):
-        raise Forbidden("Name one of your workspaces with ?workspace=.")
-    return unprocessed.Filter(
-        workspace=workspace, flow_id=flow_id, node_id=node_id, since=since, until=until
-    )
-
-
 Workspace = Annotated[str | None, Query(max_length=64)]
 FlowFilter = Annotated[uuid.UUID | None, Query(alias="flow")]
 NodeFilter = Annotated[str | None, Query(alias="node", max_length=128)]
 Since = Annotated[datetime | None, Query(description="Stored at or after (ISO 8601)")]
 Until = Annotated[datetime | None, Query(description="Stored before (ISO 8601)")]
+
+
+async def filters(
+    principal: CurrentPrincipal,
+    workspace: Workspace = None,
+    flow: FlowFilter = None,
+    node: NodeFilter = None,
+    since: Since = None,
+    until: Until = None,
+) -> unprocessed.Filter:
+    """The list/bulk filters; people must name one of their workspaces."""
+    privileged = principal.is_operator or "service" in principal.roles
+    if not privileged and (workspace is None or not principal.can_access_workspace(workspace)):
+        raise Forbidden("Name one of your workspaces with ?workspace=.")
+    return unprocessed.Filter(
+        workspace=workspace, flow_id=flow, node_id=node, since=since, until=until
+    )
+
+
+Filters = Annotated[unprocessed.Filter, Depends(filters)]
 
 
 def _out(item: UnprocessedMessage) -> UnprocessedOut:
@@ -82,18 +86,12 @@ async def _visible(
 @router.get("", response_model=UnprocessedPage)
 async def list_unprocessed(
     session: DbSession,
-    principal: CurrentPrincipal,
     context: Context,
-    workspace: Workspace = None,
-    flow: FlowFilter = None,
-    node: NodeFilter = None,
-    since: Since = None,
-    until: Until = None,
+    where: Filters,
     limit: Annotated[int | None, Query(ge=1, le=500)] = None,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> UnprocessedPage:
     """Messages that failed for good, oldest first, filtered by workspace, flow, node and time."""
-    where = _filter(principal, workspace, flow, node, since, until)
     size = limit or context.settings.default_page_size
     items = await unprocessed.list_page(session, where, limit=size, after=_after(cursor))
     page = items[:size]
@@ -106,17 +104,11 @@ async def list_unprocessed(
 @router.post("/retry", status_code=status.HTTP_202_ACCEPTED, response_model=BulkResult)
 async def retry_matching(
     session: DbSession,
-    principal: CurrentPrincipal,
     context: Context,
-    workspace: Workspace = None,
-    flow: FlowFilter = None,
-    node: NodeFilter = None,
-    since: Since = None,
-    until: Until = None,
+    where: Filters,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> BulkResult:
     """Retry every unprocessed message matching the filters (at most ``limit``)."""
-    where = _filter(principal, workspace, flow, node, since, until)
     ids = await unprocessed.retry_matching(session, context.bus, where, limit)
     return BulkResult(count=len(ids), ids=list(ids))
 
@@ -157,14 +149,9 @@ async def retry_unprocessed(
 async def delete_matching(
     session: DbSession,
     principal: CurrentPrincipal,
-    workspace: Workspace = None,
-    flow: FlowFilter = None,
-    node: NodeFilter = None,
-    since: Since = None,
-    until: Until = None,
+    where: Filters,
 ) -> BulkResult:
     """Delete every unprocessed message matching the filters."""
-    where = _filter(principal, workspace, flow, node, since, until)
     if where == unprocessed.Filter() and not principal.is_operator:
         raise Forbidden("Only operators may delete without a filter.")
     return BulkResult(count=await unprocessed.delete_matching(session, where))
