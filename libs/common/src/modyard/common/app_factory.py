@@ -90,14 +90,14 @@ def build_service_app(spec: ServiceSpec) -> FastAPI:
                         _supervise(spec, database, bus, relay, lifecycle), name="service-supervisor"
                     )
                 )
-                yield
-                for task in lifecycle.tasks:
-                    task.cancel()
-                await asyncio.gather(*lifecycle.tasks, return_exceptions=True)
+                try:
+                    yield
+                finally:
+                    # Background work stops before the resources it uses are closed.
+                    for task in lifecycle.tasks:
+                        task.cancel()
+                    await asyncio.gather(*lifecycle.tasks, return_exceptions=True)
         finally:
-            for task in lifecycle.tasks:
-                task.cancel()
-            await asyncio.gather(*lifecycle.tasks, return_exceptions=True)
             await bus.close()
             await database.dispose()
             log.info("service_stopped")

@@ -54,9 +54,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
-#: A Slingr environment placeholder, ``${NAME}``. The same text as
-#: ``modyard.modules.formats.slingr.PLACEHOLDER_PATTERN``: libs/common cannot import libs/modules
-#: (modules depends on common), so the pattern is repeated here rather than imported.
+#: A Slingr environment placeholder, ``${NAME}``: a value set per environment of the app,
+#: allowed where the field says so. The one definition (the Slingr adapter imports it).
 PLACEHOLDER_PATTERN: Final = r"^\$\{[^}]+\}$"
 #: The names the installer's conditions may use (the default of :func:`check_expression`).
 CONFIG_NAMES: Final = ("config",)

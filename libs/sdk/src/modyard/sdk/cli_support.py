@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -29,6 +29,16 @@ def fail(message: str) -> typer.Exit:
 
 def api_client(settings: CommonSettings) -> ModyardClient:
     return ModyardClient.from_settings(settings, token=operator_token(settings))
+
+
+def call_api(operation: Callable[[ModyardClient], Awaitable[T]]) -> T:
+    """Run one API operation with a fresh client (see :func:`run_api` for errors)."""
+
+    async def run() -> T:
+        async with api_client(CommonSettings()) as client:
+            return await operation(client)
+
+    return run_api(run())
 
 
 def run_api(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -124,11 +124,26 @@ class ModyardClient:
         return PingReceipts.model_validate(response.json())
 
 
-class RegistryClient:
-    """The registry's API (``ModyardClient.registry``)."""
+class _ServiceAPI:
+    """One service's part of :class:`ModyardClient`: requests go to ``service``'s URL."""
+
+    service: str
 
     def __init__(self, client: ModyardClient) -> None:
         self._client = client
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await self._client._request(method, self.service, path, **kwargs)
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._call(method, path, **kwargs)
+        return response.json() if response.content else None
+
+
+class RegistryClient(_ServiceAPI):
+    """The registry's API (``ModyardClient.registry``)."""
+
+    service = "registry"
 
     async def publish_archive(
         self, data: bytes, *, on_progress: Callable[[int], None] | None = None
@@ -141,9 +156,8 @@ class RegistryClient:
                 if on_progress is not None:
                     on_progress(min(offset + UPLOAD_CHUNK, len(data)))
 
-        response = await self._client._request(
+        response = await self._call(
             "POST",
-            "registry",
             "/v1/modules",
             content=chunks(),
             headers={"content-type": "application/zip", "content-length": str(len(data))},
@@ -151,7 +165,7 @@ class RegistryClient:
         return dict(response.json())
 
     async def publish_container(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        response = await self._client._request("POST", "registry", "/v1/modules", json=manifest)
+        response = await self._call("POST", "/v1/modules", json=manifest)
         return dict(response.json())
 
     async def search(
@@ -168,9 +182,7 @@ class RegistryClient:
             if value:
                 params[key] = value
         while True:
-            page = (
-                await self._client._request("GET", "registry", "/v1/modules", params=params)
-            ).json()
+            page = (await self._call("GET", "/v1/modules", params=params)).json()
             for item in page["items"]:
                 yield item
             if not page["next_cursor"]:
@@ -178,16 +190,16 @@ class RegistryClient:
             params["cursor"] = page["next_cursor"]
 
     async def module(self, name: str) -> dict[str, Any]:
-        return dict((await self._client._request("GET", "registry", f"/v1/modules/{name}")).json())
+        return dict((await self._call("GET", f"/v1/modules/{name}")).json())
 
     async def version(self, name: str, version: str) -> dict[str, Any]:
         path = f"/v1/modules/{name}/versions/{version}"
-        return dict((await self._client._request("GET", "registry", path)).json())
+        return dict((await self._call("GET", path)).json())
 
     async def download(self, name: str, version: str) -> tuple[bytes, str]:
         """The archive's bytes and its file name."""
         path = f"/v1/modules/{name}/versions/{version}/archive"
-        response = await self._client._request("GET", "registry", path)
+        response = await self._call("GET", path)
         disposition = response.headers.get("content-disposition", "")
         filename = disposition.split('filename="')[-1].rstrip('"') or f"{name}-{version}.zip"
         return response.content, filename
@@ -195,18 +207,13 @@ class RegistryClient:
     async def yank(self, name: str, version: str, reason: str | None = None) -> dict[str, Any]:
         params = {"reason": reason} if reason else {}
         path = f"/v1/modules/{name}/versions/{version}"
-        return dict((await self._client._request("DELETE", "registry", path, params=params)).json())
+        return dict((await self._call("DELETE", path, params=params)).json())
 
 
-class InstallerClient:
+class InstallerClient(_ServiceAPI):
     """The installer's API (``ModyardClient.installer``)."""
 
-    def __init__(self, client: ModyardClient) -> None:
-        self._client = client
-
-    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self._client._request(method, "installer", path, **kwargs)
-        return response.json() if response.content else None
+    service = "installer"
 
     async def install(
         self,
@@ -278,15 +285,10 @@ def _filters(**values: Any) -> dict[str, Any]:
     }
 
 
-class RuntimeClient:
+class RuntimeClient(_ServiceAPI):
     """The runtime's API (``ModyardClient.runtime``): flows, unprocessed messages, system webhooks."""
 
-    def __init__(self, client: ModyardClient) -> None:
-        self._client = client
-
-    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self._client._request(method, "runtime", path, **kwargs)
-        return response.json() if response.content else None
+    service = "runtime"
 
     # -- flows ----------------------------------------------------------------------------------
 

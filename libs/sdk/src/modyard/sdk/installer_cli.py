@@ -10,8 +10,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from modyard.common.settings import CommonSettings
-from modyard.sdk.cli_support import JsonOption, api_client, console, run_api
+from modyard.sdk.cli_support import JsonOption, call_api, console
 
 installations_app = typer.Typer(
     help="Installed modules (app instances) of a workspace.", no_args_is_help=True
@@ -59,21 +58,18 @@ def install(
 ) -> None:
     """Install a module and its dependencies in a workspace."""
     name, _, version = module.partition("@")
-    settings = CommonSettings()
 
-    async def run() -> dict[str, Any]:
-        async with api_client(settings) as client:
-            return await client.installer.install(
-                workspace,
-                name,
-                version=version or None,
-                slug=slug,
-                config=_read_config(config),
-                pinned=pin,
-                idempotency_key=idempotency_key,
-            )
-
-    result = run_api(run())
+    result = call_api(
+        lambda client: client.installer.install(
+            workspace,
+            name,
+            version=version or None,
+            slug=slug,
+            config=_read_config(config),
+            pinned=pin,
+            idempotency_key=idempotency_key,
+        )
+    )
     _print(result, as_json)
     if not as_json and result.get("also_installed"):
         console.print(f"  also installed: {', '.join(result['also_installed'])}")
@@ -81,13 +77,7 @@ def install(
 
 @installations_app.command("list")
 def list_installations(workspace: WorkspaceOption, as_json: JsonOption = False) -> None:
-    settings = CommonSettings()
-
-    async def run() -> list[dict[str, Any]]:
-        async with api_client(settings) as client:
-            return await client.installer.installations(workspace)
-
-    items = run_api(run())
+    items = call_api(lambda client: client.installer.installations(workspace))
     if as_json:
         typer.echo(json.dumps(items))
         return
@@ -107,13 +97,12 @@ def list_installations(workspace: WorkspaceOption, as_json: JsonOption = False) 
 @installations_app.command("show")
 def show(slug: str, workspace: WorkspaceOption) -> None:
     """One installation (secrets masked), as JSON."""
-    settings = CommonSettings()
 
-    async def run() -> dict[str, Any]:
-        async with api_client(settings) as client:
-            return await client.installer.installation(workspace, slug)
-
-    typer.echo(json.dumps(run_api(run()), indent=2))
+    typer.echo(
+        json.dumps(
+            call_api(lambda client: client.installer.installation(workspace, slug)), indent=2
+        )
+    )
 
 
 @installations_app.command("configure")
@@ -126,13 +115,11 @@ def configure(
     as_json: JsonOption = False,
 ) -> None:
     """Change an installation's configuration (merged into the current one, then validated)."""
-    settings = CommonSettings()
 
-    async def run() -> dict[str, Any]:
-        async with api_client(settings) as client:
-            return await client.installer.configure(workspace, slug, _read_config(config))
-
-    _print(run_api(run()), as_json)
+    _print(
+        call_api(lambda client: client.installer.configure(workspace, slug, _read_config(config))),
+        as_json,
+    )
 
 
 @installations_app.command("upgrade")
@@ -147,15 +134,15 @@ def upgrade(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    settings = CommonSettings()
 
-    async def run() -> dict[str, Any]:
-        async with api_client(settings) as client:
-            return await client.installer.upgrade(
+    _print(
+        call_api(
+            lambda client: client.installer.upgrade(
                 workspace, slug, version, accept_breaking=accept_breaking
             )
-
-    _print(run_api(run()), as_json)
+        ),
+        as_json,
+    )
 
 
 @installations_app.command("remove")
@@ -166,13 +153,7 @@ def remove(
         bool, typer.Option("--force", help="Even if other installations need it.")
     ] = False,
 ) -> None:
-    settings = CommonSettings()
-
-    async def run() -> None:
-        async with api_client(settings) as client:
-            await client.installer.remove(workspace, slug, force=force)
-
-    run_api(run())
+    call_api(lambda client: client.installer.remove(workspace, slug, force=force))
     console.print(f"[yellow]removed[/] {workspace}/{slug}")
 
 
@@ -181,13 +162,7 @@ def acl_list(
     acl_type: Annotated[str, typer.Argument(help="components or routes")] = "components",
     as_json: JsonOption = False,
 ) -> None:
-    settings = CommonSettings()
-
-    async def run() -> list[dict[str, Any]]:
-        async with api_client(settings) as client:
-            return await client.installer.acl_rules(acl_type)
-
-    rules = run_api(run())
+    rules = call_api(lambda client: client.installer.acl_rules(acl_type))
     if as_json:
         typer.echo(json.dumps(rules))
         return
@@ -219,17 +194,12 @@ def acl_add(
     as_json: JsonOption = False,
 ) -> None:
     """Allow a role, a user or an email domain to act on resources."""
-    settings = CommonSettings()
     rule = {
         key: value for key, value in {"role": role, "user": user, "domain": domain}.items() if value
     }
     rule |= {"resource": resource, "action": action}
 
-    async def run() -> dict[str, Any]:
-        async with api_client(settings) as client:
-            return await client.installer.add_acl_rule(acl_type, rule)
-
-    added = run_api(run())
+    added = call_api(lambda client: client.installer.add_acl_rule(acl_type, rule))
     typer.echo(json.dumps(added) if as_json else f"added rule {added['id']}")
 
 
@@ -238,11 +208,5 @@ def acl_remove(
     rule_id: str,
     acl_type: Annotated[str, typer.Option("--type", help="components or routes")] = "components",
 ) -> None:
-    settings = CommonSettings()
-
-    async def run() -> None:
-        async with api_client(settings) as client:
-            await client.installer.remove_acl_rule(acl_type, rule_id)
-
-    run_api(run())
+    call_api(lambda client: client.installer.remove_acl_rule(acl_type, rule_id))
     typer.echo(f"removed rule {rule_id}")

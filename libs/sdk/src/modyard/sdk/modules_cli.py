@@ -18,7 +18,15 @@ from modyard.modules.archive import ArchiveLimits, ArchiveRejected, read_archive
 from modyard.modules.formats.base import ManifestError
 from modyard.modules.formats.detection import AmbiguousFormat, UnknownFormat, parse_module
 from modyard.modules.manifest import Manifest
-from modyard.sdk.cli_support import JsonOption, api_client, console, err_console, fail, run_api
+from modyard.sdk.cli_support import (
+    JsonOption,
+    api_client,
+    call_api,
+    console,
+    err_console,
+    fail,
+    run_api,
+)
 
 modules_app = typer.Typer(
     help="Search, inspect, download and yank published modules.", no_args_is_help=True
@@ -226,13 +234,7 @@ def yank(
     as_json: JsonOption = False,
 ) -> None:
     """Withdraw a version from new installs (it stays downloadable for existing ones)."""
-    settings = CommonSettings()
-
-    async def run() -> dict[str, Any]:
-        async with api_client(settings) as client:
-            return await client.registry.yank(name, version, reason)
-
-    result = run_api(run())
+    result = call_api(lambda client: client.registry.yank(name, version, reason))
     if as_json:
         typer.echo(json.dumps(result))
     else:

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from modyard.common.settings import CommonSettings
-from modyard.sdk.cli_support import JsonOption, api_client, console, err_console, run_api
+from modyard.sdk.cli_support import JsonOption, api_client, call_api, console, err_console, run_api
 from modyard.sdk.client import KEEP_PAYLOAD
 
 T = TypeVar("T")
@@ -128,13 +128,7 @@ def flows_list(
     """The workspace's flows."""
     if status is not None and status not in ("running", "stopped"):
         raise typer.BadParameter("must be running or stopped", param_hint="--status")
-    settings = CommonSettings()
-
-    async def run() -> list[dict[str, Any]]:
-        async with api_client(settings) as client:
-            return await client.runtime.flows(workspace, status=status)
-
-    flows = run_api(run())
+    flows = call_api(lambda client: client.runtime.flows(workspace, status=status))
     if as_json:
         _echo_json(flows)
         return
@@ -156,13 +150,7 @@ def flows_list(
 @flows_app.command("show")
 def flows_show(flow_id: str, workspace: WorkspaceOption, as_json: JsonOption = False) -> None:
     """One flow: its state and its graph."""
-    settings = CommonSettings()
-
-    async def run() -> dict[str, Any]:
-        async with api_client(settings) as client:
-            return await client.runtime.flow(workspace, flow_id)
-
-    flow = run_api(run())
+    flow = call_api(lambda client: client.runtime.flow(workspace, flow_id))
     if as_json:
         _echo_json(flow)
         return
@@ -201,14 +189,9 @@ def flows_show(flow_id: str, workspace: WorkspaceOption, as_json: JsonOption = F
 @flows_app.command("create")
 def flows_create(workspace: WorkspaceOption, file: FlowFile, as_json: JsonOption = False) -> None:
     """Create a flow (stopped) from a file; start it with ``flows start``."""
-    settings = CommonSettings()
     body = _read_flow(file)
 
-    async def run() -> dict[str, Any]:
-        async with api_client(settings) as client:
-            return await client.runtime.create_flow(workspace, body)
-
-    flow = run_api(run())
+    flow = call_api(lambda client: client.runtime.create_flow(workspace, body))
     if as_json:
         _echo_json(flow)
     else:
@@ -220,14 +203,9 @@ def flows_update(
     flow_id: str, workspace: WorkspaceOption, file: FlowFile, as_json: JsonOption = False
 ) -> None:
     """Replace a stopped flow's name, description, owner and definition with a file's."""
-    settings = CommonSettings()
     body = _read_flow(file)
 
-    async def run() -> dict[str, Any]:
-        async with api_client(settings) as client:
-            return await client.runtime.replace_flow(workspace, flow_id, body)
-
-    flow = run_api(run())
+    flow = call_api(lambda client: client.runtime.replace_flow(workspace, flow_id, body))
     if as_json:
         _echo_json(flow)
     else:
@@ -237,13 +215,7 @@ def flows_update(
 @flows_app.command("validate")
 def flows_validate(flow_id: str, workspace: WorkspaceOption, as_json: JsonOption = False) -> None:
     """What would keep the flow from starting (exits 1 if anything would)."""
-    settings = CommonSettings()
-
-    async def run() -> dict[str, Any]:
-        async with api_client(settings) as client:
-            return await client.runtime.validate_flow(workspace, flow_id)
-
-    result = run_api(run())
+    result = call_api(lambda client: client.runtime.validate_flow(workspace, flow_id))
     if as_json:
         _echo_json(result)
     elif result["valid"]:
@@ -260,13 +232,7 @@ def flows_validate(flow_id: str, workspace: WorkspaceOption, as_json: JsonOption
 @flows_app.command("start")
 def flows_start(flow_id: str, workspace: WorkspaceOption, as_json: JsonOption = False) -> None:
     """Validate and start a flow; if it cannot start, every problem is shown."""
-    settings = CommonSettings()
-
-    async def run() -> dict[str, Any]:
-        async with api_client(settings) as client:
-            return await client.runtime.start_flow(workspace, flow_id)
-
-    flow = run_api(run())
+    flow = call_api(lambda client: client.runtime.start_flow(workspace, flow_id))
     if as_json:
         _echo_json(flow)
     else:
@@ -275,13 +241,7 @@ def flows_start(flow_id: str, workspace: WorkspaceOption, as_json: JsonOption = 
 
 @flows_app.command("stop")
 def flows_stop(flow_id: str, workspace: WorkspaceOption, as_json: JsonOption = False) -> None:
-    settings = CommonSettings()
-
-    async def run() -> dict[str, Any]:
-        async with api_client(settings) as client:
-            return await client.runtime.stop_flow(workspace, flow_id)
-
-    flow = run_api(run())
+    flow = call_api(lambda client: client.runtime.stop_flow(workspace, flow_id))
     if as_json:
         _echo_json(flow)
     else:
@@ -291,13 +251,7 @@ def flows_stop(flow_id: str, workspace: WorkspaceOption, as_json: JsonOption = F
 @flows_app.command("delete")
 def flows_delete(flow_id: str, workspace: WorkspaceOption) -> None:
     """Delete a stopped flow."""
-    settings = CommonSettings()
-
-    async def run() -> None:
-        async with api_client(settings) as client:
-            await client.runtime.delete_flow(workspace, flow_id)
-
-    run_api(run())
+    call_api(lambda client: client.runtime.delete_flow(workspace, flow_id))
     console.print(f"[yellow]deleted[/] flow {flow_id}")
 
 
@@ -394,13 +348,7 @@ def dlq_list(
 @dlq_app.command("show")
 def dlq_show(message_id: str, as_json: JsonOption = False) -> None:
     """One unprocessed message: where it failed, every attempt's error, its payload."""
-    settings = CommonSettings()
-
-    async def run() -> dict[str, Any]:
-        async with api_client(settings) as client:
-            return await client.runtime.unprocessed_message(message_id)
-
-    item = run_api(run())
+    item = call_api(lambda client: client.runtime.unprocessed_message(message_id))
     if as_json:
         _echo_json(item)
         return
@@ -510,13 +458,7 @@ def dlq_delete(
 @webhooks_app.command("list")
 def webhooks_list(as_json: JsonOption = False) -> None:
     """Every system webhook (secrets are never shown)."""
-    settings = CommonSettings()
-
-    async def run() -> list[dict[str, Any]]:
-        async with api_client(settings) as client:
-            return await client.runtime.webhooks()
-
-    hooks = run_api(run())
+    hooks = call_api(lambda client: client.runtime.webhooks())
     if as_json:
         _echo_json(hooks)
         return
@@ -555,15 +497,12 @@ def webhooks_add(
     as_json: JsonOption = False,
 ) -> None:
     """Subscribe a URL to system events."""
-    settings = CommonSettings()
 
-    async def run() -> dict[str, Any]:
-        async with api_client(settings) as client:
-            return await client.runtime.add_webhook(
-                url, events=event or ["*"], secret=secret, description=description
-            )
-
-    hook = run_api(run())
+    hook = call_api(
+        lambda client: client.runtime.add_webhook(
+            url, events=event or ["*"], secret=secret, description=description
+        )
+    )
     if as_json:
         _echo_json(hook)
     else:
@@ -576,13 +515,7 @@ def webhooks_add(
 @webhooks_app.command("remove")
 def webhooks_remove(webhook_id: str) -> None:
     """Unsubscribe; the webhook's deliveries, pending ones included, go with it."""
-    settings = CommonSettings()
-
-    async def run() -> None:
-        async with api_client(settings) as client:
-            await client.runtime.remove_webhook(webhook_id)
-
-    run_api(run())
+    call_api(lambda client: client.runtime.remove_webhook(webhook_id))
     console.print(f"[yellow]removed[/] webhook {webhook_id}")
 
 
@@ -636,13 +569,7 @@ def webhooks_deliveries(
 @webhooks_app.command("test")
 def webhooks_test(webhook_id: str, as_json: JsonOption = False) -> None:
     """Send the webhook a ``webhook.test`` delivery; follow it with ``webhooks deliveries``."""
-    settings = CommonSettings()
-
-    async def run() -> dict[str, Any]:
-        async with api_client(settings) as client:
-            return await client.runtime.test_webhook(webhook_id)
-
-    delivery = run_api(run())
+    delivery = call_api(lambda client: client.runtime.test_webhook(webhook_id))
     if as_json:
         _echo_json(delivery)
     else:

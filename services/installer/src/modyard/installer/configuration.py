@@ -41,7 +41,7 @@ come back in an error. It checks
   plain JSON Schema on purpose: a mistyped key would otherwise be stored silently — and a
   mistyped ``apiKy`` unencrypted and unmasked, since only declared settings are known secrets;
 - each field's ``visibility`` and ``required`` (booleans or conditions, see
-  :mod:`modyard.installer.expressions`) evaluated against that configuration. Inside a group,
+  :mod:`modyard.common.expressions`) evaluated against that configuration. Inside a group,
   ``config.x`` finds ``x`` among the group's own values first (innermost group first), then at the
   root, so a member can name a sibling (``config.apiUrl``) or any setting by its full path
   (``config.advanced.apiUrl``). A hidden field (its ``visibility`` false, or inside a hidden
@@ -83,14 +83,14 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 
 from modyard.common.errors import InvalidParam, ValidationFailed
-from modyard.installer.expressions import (
+from modyard.common.expressions import (
+    PLACEHOLDER_PATTERN,
     ExpressionError,
     check_expression,
     evaluate_condition,
     is_placeholder,
 )
 from modyard.installer.secrets import SecretValue
-from modyard.modules.formats.slingr import PLACEHOLDER_PATTERN
 from modyard.modules.manifest import ConfigField, ConfigSpec
 
 log = structlog.get_logger(__name__)

@@ -61,6 +61,7 @@ from typing import Any, ClassVar, Literal
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
+from modyard.common.expressions import PLACEHOLDER_PATTERN
 from modyard.common.semver import InvalidVersion, normalize_range, normalize_version
 from modyard.modules.formats.appmixer import AppmixerAdapter
 from modyard.modules.formats.base import (
@@ -91,8 +92,6 @@ from modyard.modules.manifest import (
 
 DESCRIPTOR = "package.json"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-#: A value a developer sets per environment of the app (``${API_KEY}``), allowed where documented.
-PLACEHOLDER_PATTERN = r"^\$\{[^}]+\}$"
 #: Name of the storage Slingr packages get: the app's key-value store (``sys.storage``).
 STORAGE_KIND = "kv"
 
