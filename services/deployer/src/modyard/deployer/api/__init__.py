@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-routers: list[APIRouter] = []
+from modyard.deployer.api.deployments import router as deployments_router
+
+routers: list[APIRouter] = [deployments_router]

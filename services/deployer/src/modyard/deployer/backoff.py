@@ -1,0 +1,31 @@
+"""CrashLoopBackOff, as Kubernetes does it: the n-th consecutive crash waits base·2ⁿ⁻¹, capped;
+a container that stays up long enough starts the count again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class BackoffPolicy:
+    base_seconds: float = 10.0
+    cap_seconds: float = 300.0
+    reset_after_seconds: float = 600.0
+
+    def delay(self, step: int) -> timedelta:
+        """The wait before restart number ``step`` (1 for the first crash) of a crash streak."""
+        exponent = max(step, 1) - 1
+        # min() before the power would still overflow for huge steps; 2**32 is plenty.
+        seconds = self.base_seconds * 2 ** min(exponent, 32)
+        return timedelta(seconds=min(seconds, self.cap_seconds))
+
+    def next_step(self, step: int, started_at: datetime | None, exited_at: datetime | None) -> int:
+        """The streak after a crash: reset when the container had stayed up long enough."""
+        if (
+            started_at is not None
+            and exited_at is not None
+            and (exited_at - started_at).total_seconds() >= self.reset_after_seconds
+        ):
+            return 1
+        return step + 1

@@ -1,0 +1,335 @@
+"""The Docker implementation of :class:`~modyard.deployer.backend.ContainerBackend` (aiodocker).
+
+Containers use the host network (the daemon runs with ``--bridge=none``), carry labels naming the
+deployment and generation, have resource limits, mount the deployment's data volume, and have no
+restart policy: restarts belong to the reconciler, which applies CrashLoopBackOff and restarts
+unhealthy containers (Docker does neither).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import aiodocker
+import structlog
+from aiodocker.events import DockerEvents
+
+from modyard.deployer.backend import (
+    LABEL_DEPLOYMENT_ID,
+    LABEL_DEPLOYMENT_NAME,
+    LABEL_GENERATION,
+    LABEL_NAMESPACE,
+    BackendError,
+    BackendUnavailable,
+    ContainerSpec,
+    ContainerState,
+    ImageNotFound,
+    ProgressCallback,
+    RegistryAuthFailed,
+    RegistryCredentials,
+    RegistryUnreachable,
+)
+from modyard.deployer.settings import DeployerSettings
+
+log = structlog.get_logger(__name__)
+
+#: Container events that can change what the reconciler must do.
+WATCHED_ACTIONS = ("die", "destroy", "start", "oom", "health_status")
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if not value or value.startswith("0001-01-01"):
+        return None
+    # Docker gives nanoseconds; fromisoformat takes at most microseconds.
+    head, dot, rest = value.rstrip("Z").partition(".")
+    fraction = rest[:6] if dot else ""
+    return datetime.fromisoformat(f"{head}.{fraction or '0'}+00:00")
+
+
+def _pull_failure(image: str, host: str, message: str, status: int) -> BackendError:
+    lowered = message.lower()
+    if "unauthorized" in lowered or "authentication required" in lowered or "denied" in lowered:
+        return RegistryAuthFailed(
+            f"The registry {host} refused the token: check token_id and token (the token needs "
+            "permission to read the registry), then deploy again."
+        )
+    if status == 404 or "not found" in lowered or "manifest unknown" in lowered:
+        return ImageNotFound(
+            f"The image {image} does not exist in the registry: check the image path and tag "
+            "(host/user/repo:version), then deploy again."
+        )
+    if "dial tcp" in lowered or "no such host" in lowered or "connection refused" in lowered:
+        return RegistryUnreachable(
+            f"The registry {host} does not answer ({message[:200]}): check registry_host and "
+            "the image's host, then deploy again."
+        )
+    return BackendError(f"Pulling {image} failed: {message[:300]}")
+
+
+class DockerBackend:
+    def __init__(self, settings: DeployerSettings) -> None:
+        self._settings = settings
+        self._docker = aiodocker.Docker(url=settings.docker_host)
+        self._namespace = settings.namespace
+
+    async def close(self) -> None:
+        await self._docker.close()
+
+    # -- names ---------------------------------------------------------------------------------
+
+    def container_name(self, spec: ContainerSpec) -> str:
+        return f"{self._namespace}-{spec.deployment_name}-g{spec.generation}"
+
+    def volume_name(self, deployment_id: uuid.UUID, deployment_name: str) -> str:
+        return f"{self._namespace}-{deployment_name}-{deployment_id.hex[:8]}-data"
+
+    def _labels(self, deployment_id: uuid.UUID, name: str) -> dict[str, str]:
+        return {
+            LABEL_NAMESPACE: self._namespace,
+            LABEL_DEPLOYMENT_ID: str(deployment_id),
+            LABEL_DEPLOYMENT_NAME: name,
+        }
+
+    # -- images --------------------------------------------------------------------------------
+
+    async def pull(
+        self,
+        image: str,
+        credentials: RegistryCredentials,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        auth = {"username": credentials.username, "password": credentials.password}
+        layers: dict[str, tuple[int, int]] = {}
+        try:
+            async for item in self._docker.images.pull(image, auth=auth, stream=True):
+                if progress is None:
+                    continue
+                detail = item.get("progressDetail") or {}
+                if item.get("id") and detail.get("total"):
+                    layers[item["id"]] = (int(detail.get("current", 0)), int(detail["total"]))
+                done = sum(current for current, _ in layers.values())
+                total = sum(total for _, total in layers.values())
+                text = str(item.get("status", ""))
+                if total:
+                    text += f" ({done / 1e6:.1f}/{total / 1e6:.1f} MB, {len(layers)} layers)"
+                await progress(text)
+        except aiodocker.DockerError as exc:
+            raise _pull_failure(image, credentials.host, exc.message, exc.status) from None
+        except (OSError, aiodocker.exceptions.DockerContextError) as exc:
+            raise BackendUnavailable(f"Docker does not answer: {exc}") from None
+
+    async def image_present(self, image: str) -> bool:
+        try:
+            await self._docker.images.inspect(image)
+        except aiodocker.DockerError as exc:
+            if exc.status == 404:
+                return False
+            raise BackendUnavailable(f"Docker refused to inspect {image}: {exc.message}") from None
+        return True
+
+    # -- containers ----------------------------------------------------------------------------
+
+    def _state(self, info: dict[str, Any]) -> ContainerState | None:
+        labels = (info.get("Config") or {}).get("Labels") or {}
+        if labels.get(LABEL_NAMESPACE) != self._namespace or LABEL_DEPLOYMENT_ID not in labels:
+            return None
+        state = info.get("State") or {}
+        health = state.get("Health") or {}
+        return ContainerState(
+            id=info["Id"],
+            name=str(info.get("Name", "")).lstrip("/"),
+            deployment_id=uuid.UUID(labels[LABEL_DEPLOYMENT_ID]),
+            deployment_name=str(labels.get(LABEL_DEPLOYMENT_NAME, "")),
+            generation=int(labels.get(LABEL_GENERATION, "0")),
+            running=bool(state.get("Running")) and not bool(state.get("Restarting")),
+            exit_code=state.get("ExitCode"),
+            health=health.get("Status") or None,
+            started_at=_timestamp(state.get("StartedAt")),
+            finished_at=_timestamp(state.get("FinishedAt")),
+            oom_killed=bool(state.get("OOMKilled")),
+            error=str(state.get("Error") or ""),
+        )
+
+    async def inspect(self, container_id: str) -> ContainerState | None:
+        try:
+            container = await self._docker.containers.get(container_id)
+        except aiodocker.DockerError as exc:
+            if exc.status == 404:
+                return None
+            raise BackendUnavailable(
+                f"Docker refused to inspect a container: {exc.message}"
+            ) from None
+        return self._state(container._container)
+
+    async def containers(self, deployment_id: uuid.UUID | None = None) -> list[ContainerState]:
+        labels = [f"{LABEL_NAMESPACE}={self._namespace}"]
+        if deployment_id is not None:
+            labels.append(f"{LABEL_DEPLOYMENT_ID}={deployment_id}")
+        try:
+            listed = await self._docker.containers.list(
+                all=True, filters=json.dumps({"label": labels})
+            )
+        except (aiodocker.DockerError, OSError) as exc:
+            raise BackendUnavailable(f"Docker does not answer: {exc}") from None
+        states = []
+        for summary in listed:
+            # The list omits health and timestamps; an inspect per container gives them.
+            state = await self.inspect(summary.id)
+            if state is not None:
+                states.append(state)
+        return states
+
+    async def _ensure_volume(self, deployment_id: uuid.UUID, deployment_name: str) -> str:
+        name = self.volume_name(deployment_id, deployment_name)
+        # Creating an existing volume is a no-op that returns it.
+        await self._docker.volumes.create(  # type: ignore[no-untyped-call]
+            {"Name": name, "Labels": self._labels(deployment_id, deployment_name)}
+        )
+        return name
+
+    async def create(self, spec: ContainerSpec) -> ContainerState:
+        settings = self._settings
+        name = self.container_name(spec)
+        existing = await self.inspect(name)
+        if existing is not None:
+            if (
+                existing.deployment_id == spec.deployment_id
+                and existing.generation == spec.generation
+            ):
+                return existing
+            await self.remove(existing.id)
+        env = dict(spec.env)
+        if spec.port is not None:
+            env.setdefault("PORT", str(spec.port))
+        volume = await self._ensure_volume(spec.deployment_id, spec.deployment_name)
+        config: dict[str, Any] = {
+            "Image": spec.image,
+            "Env": [f"{key}={value}" for key, value in env.items()],
+            "Labels": {
+                **self._labels(spec.deployment_id, spec.deployment_name),
+                LABEL_GENERATION: str(spec.generation),
+            },
+            "HostConfig": {
+                "NetworkMode": "host",
+                "Memory": settings.memory_limit_mb * 1024 * 1024,
+                "NanoCpus": int(settings.cpu_limit * 1e9),
+                "PidsLimit": settings.pids_limit,
+                "RestartPolicy": {"Name": "no"},
+                "Mounts": [{"Type": "volume", "Source": volume, "Target": settings.data_path}],
+                "LogConfig": {
+                    "Type": "json-file",
+                    "Config": {"max-size": settings.log_max_size, "max-file": "3"},
+                },
+            },
+        }
+        try:
+            container = await self._docker.containers.create(config, name=name)
+        except aiodocker.DockerError as exc:
+            raise BackendError(f"Docker could not create the container: {exc.message}") from None
+        state = await self.inspect(container.id)
+        if state is None:
+            raise BackendError("The container disappeared right after it was created.")
+        return state
+
+    async def start(self, container_id: str) -> None:
+        try:
+            await self._docker.containers.container(container_id).start()
+        except aiodocker.DockerError as exc:
+            if exc.status == 304:  # already started
+                return
+            raise BackendError(f"Docker could not start the container: {exc.message}") from None
+
+    async def stop(self, container_id: str) -> None:
+        try:
+            await self._docker.containers.container(container_id).stop(
+                t=self._settings.stop_timeout_seconds
+            )
+        except aiodocker.DockerError as exc:
+            if exc.status in (304, 404):  # already stopped, or gone
+                return
+            raise BackendError(f"Docker could not stop the container: {exc.message}") from None
+
+    async def remove(self, container_id: str) -> None:
+        try:
+            await self._docker.containers.container(container_id).delete(force=True, v=True)
+        except aiodocker.DockerError as exc:
+            if exc.status == 404:
+                return
+            if exc.status == 409 and "already in progress" in exc.message:
+                return
+            raise BackendError(f"Docker could not remove the container: {exc.message}") from None
+
+    async def remove_data(self, deployment_id: uuid.UUID, deployment_name: str) -> None:
+        name = self.volume_name(deployment_id, deployment_name)
+        try:
+            await self._docker.volumes.get(name)  # type: ignore[no-untyped-call]
+        except aiodocker.DockerError as exc:
+            if exc.status == 404:
+                return
+            raise
+        try:
+            volume = aiodocker.volumes.DockerVolume(self._docker, name)  # type: ignore[no-untyped-call]
+            await volume.delete()  # type: ignore[no-untyped-call]
+        except aiodocker.DockerError as exc:
+            if exc.status != 404:
+                raise BackendError(
+                    f"Docker could not remove the volume {name}: {exc.message}"
+                ) from None
+
+    # -- logs and events -----------------------------------------------------------------------
+
+    async def logs(
+        self,
+        container_id: str,
+        *,
+        tail: int | None,
+        since: datetime | None,
+        follow: bool,
+        timestamps: bool,
+    ) -> AsyncIterator[bytes]:
+        container = self._docker.containers.container(container_id)
+        params: dict[str, Any] = {"timestamps": timestamps, "tail": "all" if tail is None else tail}
+        if since is not None:
+            params["since"] = int(since.timestamp())
+        try:
+            if follow:
+                async for chunk in container.log(stdout=True, stderr=True, follow=True, **params):
+                    yield chunk.encode("utf-8", errors="replace")
+            else:
+                for chunk in await container.log(stdout=True, stderr=True, **params):
+                    yield chunk.encode("utf-8", errors="replace")
+        except aiodocker.DockerError as exc:
+            if exc.status == 404:
+                return
+            raise BackendError(f"Docker could not read the logs: {exc.message}") from None
+
+    async def changes(self) -> AsyncIterator[uuid.UUID]:
+        """Deployment ids from Docker's event stream, resubscribing when the stream ends."""
+        filters = json.dumps(
+            {
+                "type": ["container"],
+                "label": [f"{LABEL_NAMESPACE}={self._namespace}"],
+                "event": list(WATCHED_ACTIONS),
+            }
+        )
+        while True:
+            events = DockerEvents(self._docker)  # type: ignore[no-untyped-call]
+            subscriber = events.subscribe(filters=filters)  # type: ignore[no-untyped-call]
+            try:
+                while True:
+                    event = await subscriber.get()
+                    if event is None:
+                        break
+                    attributes = (event.get("Actor") or {}).get("Attributes") or {}
+                    identifier = attributes.get(LABEL_DEPLOYMENT_ID)
+                    if identifier:
+                        yield uuid.UUID(identifier)
+            finally:
+                await events.stop()  # type: ignore[no-untyped-call]
+            log.warning("docker_event_stream_ended")
+            await asyncio.sleep(1.0)

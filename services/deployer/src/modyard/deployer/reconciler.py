@@ -1,0 +1,529 @@
+"""Making Docker match the desired state in Postgres.
+
+One worker task per deployment runs :meth:`Reconciler.reconcile` whenever something may have
+changed: the API committed a change, Docker reported an event for one of its containers, a timer
+fired (a backoff delay, a stability check), or the periodic resync came round. Work on one
+deployment is therefore serial, and deployments do not wait for each other (a slow pull delays
+only its own deployment).
+
+Containers are found by their labels, never remembered: after a restart the deployer adopts
+what runs instead of starting duplicates, and a container removed behind its back is noticed
+and recreated. Docker's own restart policy is off; crashes and failed health checks are restarted
+here with CrashLoopBackOff delays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+
+from modyard.common.bus.outbox import record_event
+from modyard.common.db.database import Database
+from modyard.deployer.backend import (
+    BackendError,
+    BackendUnavailable,
+    ContainerBackend,
+    ContainerSpec,
+    ContainerState,
+    RegistryCredentials,
+)
+from modyard.deployer.backoff import BackoffPolicy
+from modyard.deployer.deployments import set_status
+from modyard.deployer.events import image_of, status_changed
+from modyard.deployer.models import Deployment, Desired, Status
+from modyard.deployer.secrets import SecretBox
+from modyard.deployer.settings import DeployerSettings
+
+log = structlog.get_logger(__name__)
+
+#: How soon a reconcile that failed on an unreachable Docker is tried again.
+BACKEND_RETRY_SECONDS = 5.0
+#: Pull progress is written to the database at most this often.
+PROGRESS_INTERVAL_SECONDS = 0.5
+STABILITY_POLL_SECONDS = 0.2
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a freshly started container fared: ``up``, or why not."""
+
+    up: bool
+    why: str = ""
+
+
+def _exit_words(state: ContainerState) -> str:
+    if state.oom_killed:
+        return "was killed for using more memory than its limit"
+    if state.error:
+        return f"could not start ({state.error})"
+    return f"terminated (exit code {state.exit_code})"
+
+
+class Reconciler:
+    def __init__(
+        self,
+        database: Database,
+        backend: ContainerBackend,
+        settings: DeployerSettings,
+        secrets: SecretBox,
+    ) -> None:
+        self._database = database
+        self._backend = backend
+        self._settings = settings
+        self._secrets = secrets
+        self._source = settings.source
+        self.policy = BackoffPolicy(
+            base_seconds=settings.backoff_base_seconds,
+            cap_seconds=settings.backoff_cap_seconds,
+            reset_after_seconds=settings.backoff_reset_seconds,
+        )
+        self._wakes: dict[uuid.UUID, asyncio.Event] = {}
+        self._due: dict[uuid.UUID, float] = {}
+        self._workers: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._running = False
+
+    # -- scheduling ----------------------------------------------------------------------------
+
+    def wake(self, deployment_id: uuid.UUID) -> None:
+        """Reconcile this deployment soon (called after commits and on Docker events)."""
+        event = self._wakes.get(deployment_id)
+        if event is None:
+            event = self._wakes[deployment_id] = asyncio.Event()
+        event.set()
+        if self._running and deployment_id not in self._workers:
+            self._workers[deployment_id] = asyncio.create_task(
+                self._worker(deployment_id), name=f"reconcile-{deployment_id}"
+            )
+
+    def _wake_in(self, deployment_id: uuid.UUID, seconds: float) -> None:
+        due = time.monotonic() + max(seconds, 0.0)
+        current = self._due.get(deployment_id)
+        if current is None or due < current:
+            self._due[deployment_id] = due
+
+    async def _worker(self, deployment_id: uuid.UUID) -> None:
+        event = self._wakes[deployment_id]
+        while True:
+            due = self._due.get(deployment_id)
+            timeout = None if due is None else max(due - time.monotonic(), 0.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
+            event.clear()
+            self._due.pop(deployment_id, None)
+            try:
+                finished = await self.reconcile(deployment_id)
+            except BackendUnavailable as exc:
+                log.warning("docker_unavailable", deployment=str(deployment_id), error=str(exc))
+                self._wake_in(deployment_id, BACKEND_RETRY_SECONDS)
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconcile_failed", deployment=str(deployment_id))
+                self._wake_in(deployment_id, self._settings.resync_interval_seconds)
+                continue
+            if finished and not event.is_set():
+                # No await between here and the removal: a wake() now starts a new worker.
+                self._workers.pop(deployment_id, None)
+                self._wakes.pop(deployment_id, None)
+                self._due.pop(deployment_id, None)
+                return
+
+    async def run(self, migrated: asyncio.Event) -> None:
+        """Adopt what runs, then follow Docker's events and resync periodically."""
+        await migrated.wait()
+        self._running = True
+        for deployment_id in list(self._wakes):
+            self.wake(deployment_id)
+        watcher = asyncio.create_task(self._watch(), name="deployer-docker-events")
+        try:
+            while True:
+                try:
+                    await self.resync()
+                except Exception:
+                    log.exception("resync_failed")
+                await asyncio.sleep(self._settings.resync_interval_seconds)
+        finally:
+            watcher.cancel()
+            workers = [watcher, *self._workers.values()]
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            self._running = False
+
+    async def resync(self) -> None:
+        """Wake every deployment in the database and every deployment Docker has a container of."""
+        async with self._database.transaction() as session:
+            known = set((await session.scalars(select(Deployment.id))).all())
+        try:
+            seen = {state.deployment_id for state in await self._backend.containers()}
+        except BackendUnavailable as exc:
+            log.warning("docker_unavailable", error=str(exc))
+            seen = set()
+        for deployment_id in known | seen:
+            self.wake(deployment_id)
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                async for deployment_id in self._backend.changes():
+                    self.wake(deployment_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("docker_events_failed", error=str(exc))
+            await asyncio.sleep(1.0)
+
+    # -- database ------------------------------------------------------------------------------
+
+    async def _load(self, deployment_id: uuid.UUID) -> Deployment | None:
+        async with self._database.transaction() as session:
+            return await session.get(Deployment, deployment_id)
+
+    async def _apply(
+        self,
+        seen: Deployment,
+        *,
+        status: Status | None = None,
+        reason: str | None = None,
+        **values: Any,
+    ) -> bool:
+        """Write what was observed (``reason`` goes with ``status``), unless the operator changed
+        the deployment meanwhile: then the next pass, already woken, acts on the new state."""
+        async with self._database.transaction() as session:
+            deployment = await session.get(Deployment, seen.id, with_for_update=True)
+            if (
+                deployment is None
+                or deployment.generation != seen.generation
+                or deployment.desired != seen.desired
+            ):
+                return False
+            for key, value in values.items():
+                setattr(deployment, key, value)
+            if status is not None:
+                await set_status(session, self._source, deployment, status, reason)
+            return True
+
+    async def _progress(self, seen: Deployment, text: str) -> None:
+        await self._apply(seen, progress=text[:500])
+
+    # -- reconciling ---------------------------------------------------------------------------
+
+    async def reconcile(self, deployment_id: uuid.UUID) -> bool:
+        """One pass; True when the deployment no longer exists (its worker may stop)."""
+        deployment = await self._load(deployment_id)
+        containers = await self._backend.containers(deployment_id)
+        if deployment is None:
+            await self._remove_all(deployment_id, containers)
+            return True
+        desired = Desired(deployment.desired)
+        if desired is Desired.deleted:
+            await self._remove_all(deployment_id, containers, deployment.name)
+            async with self._database.transaction() as session:
+                row = await session.get(Deployment, deployment_id, with_for_update=True)
+                if row is not None:
+                    previous, row.status, row.reason = row.status, "deleted", None
+                    await record_event(session, status_changed(self._source, row, previous))
+                    await session.delete(row)
+            log.info("deployment_deleted", deployment=deployment.name)
+            return True
+        if desired is Desired.not_deployed:
+            return False
+        if desired is Desired.suspended:
+            for state in containers:
+                if state.running:
+                    await self._backend.stop(state.id)
+            await self._apply(deployment, status=Status.suspended, reason=None, progress=None)
+            return False
+        await self._keep_running(deployment, containers)
+        return False
+
+    async def _remove_all(
+        self,
+        deployment_id: uuid.UUID,
+        containers: Sequence[ContainerState],
+        name: str | None = None,
+    ) -> None:
+        for state in containers:
+            await self._backend.remove(state.id)
+        name = name or next((state.deployment_name for state in containers), None)
+        if name:
+            await self._backend.remove_data(deployment_id, name)
+
+    async def _keep_running(
+        self, deployment: Deployment, containers: Sequence[ContainerState]
+    ) -> None:
+        generation = deployment.generation
+        current = sorted(
+            (state for state in containers if state.generation == generation),
+            key=lambda state: not state.running,
+        )
+        for duplicate in current[1:]:
+            await self._backend.remove(duplicate.id)
+        if deployment.failed_generation == generation:
+            await self._keep_previous_serving(deployment, containers)
+            return
+        if not current:
+            await self._roll_out(deployment, containers)
+            return
+        state = current[0]
+        if state.running and state.health != "unhealthy":
+            await self._check_stable(deployment, state, containers)
+            return
+        if (
+            not state.running
+            and deployment.status == Status.deploying.value
+            and (state.started_at is None or state.started_at < deployment.status_since)
+        ):
+            # Not started since the deploy or resume asked for it (a suspended container).
+            await self._backend.start(state.id)
+            await self._progress(deployment, "waiting for the container to stay up")
+            self._wake_in(deployment.id, self._settings.stable_seconds)
+            return
+        await self._crashed(deployment, state)
+
+    async def _check_stable(
+        self, deployment: Deployment, state: ContainerState, containers: Sequence[ContainerState]
+    ) -> None:
+        settings = self._settings
+        started = state.started_at or _now()
+        up_for = (_now() - started).total_seconds()
+        if up_for < settings.stable_seconds or state.health == "starting":
+            self._wake_in(deployment.id, max(settings.stable_seconds - up_for, 0.2))
+            return
+        if (
+            deployment.status != Status.running.value
+            or deployment.serving_generation != deployment.generation
+            or deployment.next_restart_at is not None
+        ):
+            await self._apply(
+                deployment,
+                status=Status.running,
+                reason=None,
+                progress=None,
+                serving_generation=deployment.generation,
+                next_restart_at=None,
+            )
+            log.info("deployment_running", deployment=deployment.name, generation=state.generation)
+        for other in containers:
+            if other.generation != deployment.generation:
+                await self._backend.remove(other.id)
+
+    async def _crashed(self, deployment: Deployment, state: ContainerState) -> None:
+        """CrashLoopBackOff: count the crash once, wait, restart, and show ``warn`` meanwhile."""
+        now = _now()
+        if state.running:  # unhealthy: Docker does not restart it, so the deployer does
+            await self._backend.stop(state.id)
+            what, exited_at = "failed its health check and was stopped", now
+        else:
+            what, exited_at = _exit_words(state), state.finished_at or now
+        if deployment.next_restart_at is None:
+            step = self.policy.next_step(deployment.backoff_step, state.started_at, exited_at)
+            delay = self.policy.delay(step)
+            restart_at = now + delay
+            reason = (
+                f"The process {what}; restarting in {delay.total_seconds():g} s "
+                f"(restart {deployment.restart_count + 1}). The process must keep running while "
+                f"the module is active: read the logs (modyard deploy logs {deployment.name}), "
+                "fix the image or its env, and update."
+            )
+            await self._apply(
+                deployment,
+                status=Status.warn,
+                reason=reason,
+                progress=None,
+                backoff_step=step,
+                next_restart_at=restart_at,
+            )
+            log.warning(
+                "deployment_crashed",
+                deployment=deployment.name,
+                exit_code=state.exit_code,
+                restart_in_seconds=delay.total_seconds(),
+            )
+            self._wake_in(deployment.id, delay.total_seconds())
+            return
+        wait = (deployment.next_restart_at - now).total_seconds()
+        if wait > 0:
+            self._wake_in(deployment.id, wait)
+            return
+        await self._backend.start(state.id)
+        await self._apply(
+            deployment,
+            restart_count=deployment.restart_count + 1,
+            next_restart_at=None,
+        )
+        log.info(
+            "deployment_restarted",
+            deployment=deployment.name,
+            restarts=deployment.restart_count + 1,
+        )
+        self._wake_in(deployment.id, self._settings.stable_seconds)
+
+    async def _keep_previous_serving(
+        self, deployment: Deployment, containers: Sequence[ContainerState]
+    ) -> None:
+        for state in containers:
+            if state.generation == deployment.serving_generation and not state.running:
+                await self._backend.start(state.id)
+
+    # -- rollout -------------------------------------------------------------------------------
+
+    def _image(self, deployment: Deployment) -> str:
+        return image_of(deployment)
+
+    async def _roll_out(self, deployment: Deployment, containers: Sequence[ContainerState]) -> None:
+        """Pull, create and start generation ``deployment.generation``; keep the old one serving
+        until the new one is up (host networking: with a port, the old one is stopped just before
+        the new one starts, and started again if the new one fails)."""
+        image = self._image(deployment)
+        recreating = deployment.serving_generation == deployment.generation
+        previous = [
+            state
+            for state in containers
+            if state.generation == deployment.serving_generation
+            and state.generation != deployment.generation
+        ]
+        try:
+            if recreating and await self._backend.image_present(image):
+                await self._apply(
+                    deployment,
+                    status=Status.deploying,
+                    reason="The container was removed outside modyard; it is being recreated.",
+                    progress="recreating the container",
+                )
+            else:
+                await self._pull(deployment, image)
+            await self._progress(deployment, "creating the container")
+            env = self._secrets.decrypt_json(deployment.env_encrypted)
+            state = await self._backend.create(
+                ContainerSpec(
+                    deployment_id=deployment.id,
+                    deployment_name=deployment.name,
+                    generation=deployment.generation,
+                    image=image,
+                    env=env,
+                    port=deployment.port,
+                )
+            )
+        except BackendUnavailable:
+            raise
+        except BackendError as exc:
+            await self._failed(deployment, str(exc), previous)
+            return
+        handed_over = []
+        if deployment.port is not None:
+            # One port on the host network: the old process must let go of it first.
+            for old in previous:
+                if old.running:
+                    await self._backend.stop(old.id)
+                    handed_over.append(old)
+        await self._progress(deployment, "starting the container")
+        try:
+            await self._backend.start(state.id)
+        except BackendError as exc:
+            await self._failed(deployment, str(exc), previous, new=state)
+            return
+        await self._progress(deployment, "waiting for the container to stay up")
+        outcome = await self._wait_until_up(state.id)
+        if outcome.up:
+            await self._apply(
+                deployment,
+                status=Status.running,
+                reason=None,
+                progress=None,
+                serving_generation=deployment.generation,
+                failed_generation=None,
+                next_restart_at=None,
+            )
+            for old in containers:
+                if old.generation != deployment.generation:
+                    await self._backend.remove(old.id)
+            log.info("deployment_rolled_out", deployment=deployment.name, image=image)
+            return
+        if previous:
+            await self._failed(deployment, f"The new container {outcome.why}.", previous, new=state)
+            return
+        # Nothing older to fall back on: this is a crash, handled with backoff.
+        fresh = await self._load(deployment.id)
+        current = await self._backend.inspect(state.id)
+        if fresh is not None and current is not None:
+            await self._crashed(fresh, current)
+
+    async def _pull(self, deployment: Deployment, image: str) -> None:
+        await self._progress(deployment, f"pulling {image}")
+        credentials = RegistryCredentials(
+            host=deployment.registry_host,
+            username=deployment.token_id,
+            password=str(self._secrets.decrypt_json(deployment.token_encrypted)),
+        )
+        last = 0.0
+
+        async def report(text: str) -> None:
+            nonlocal last
+            if time.monotonic() - last >= PROGRESS_INTERVAL_SECONDS:
+                last = time.monotonic()
+                await self._progress(deployment, f"pulling {image}: {text}")
+
+        await self._backend.pull(image, credentials, report)
+
+    async def _wait_until_up(self, container_id: str) -> Outcome:
+        settings = self._settings
+        deadline = time.monotonic() + settings.stable_seconds + settings.health_timeout_seconds
+        while True:
+            state = await self._backend.inspect(container_id)
+            if state is None:
+                return Outcome(False, "was removed while starting")
+            if not state.running:
+                return Outcome(False, _exit_words(state))
+            if state.health == "unhealthy":
+                return Outcome(False, "failed its health check")
+            started = state.started_at or _now()
+            if (_now() - started).total_seconds() >= settings.stable_seconds and state.health in (
+                None,
+                "healthy",
+            ):
+                return Outcome(True)
+            if time.monotonic() > deadline:
+                return Outcome(
+                    False, f"did not report healthy within {settings.health_timeout_seconds:g} s"
+                )
+            await asyncio.sleep(STABILITY_POLL_SECONDS)
+
+    async def _failed(
+        self,
+        deployment: Deployment,
+        why: str,
+        previous: Sequence[ContainerState],
+        new: ContainerState | None = None,
+    ) -> None:
+        """A rollout failed: ``warn`` with the reason; the previous generation keeps serving."""
+        if new is not None:
+            # Kept, stopped, so that its logs tell what went wrong.
+            await self._backend.stop(new.id)
+        for old in previous:
+            await self._backend.start(old.id)
+        reason = why
+        if previous:
+            reason += " The previous version keeps serving; fix it, then update or deploy again."
+        await self._apply(
+            deployment,
+            status=Status.warn,
+            reason=reason,
+            progress=None,
+            failed_generation=deployment.generation,
+        )
+        log.warning("deployment_failed", deployment=deployment.name, reason=why)

@@ -1,0 +1,144 @@
+"""Test images without Docker Hub: built ``FROM scratch`` around Debian's static busybox and pushed
+to the local token-protected registry.
+
+Used by the deployer's tests, its benchmark and any later test that needs a container module.
+The build context is made in memory: ``/bin/busybox`` plus one symlink per applet, so a command
+such as ``httpd -f -p 127.0.0.1:8080`` or ``sh -c '...'`` works without a ``RUN`` step (the
+daemon runs without a bridge network, so nothing is executed at build time).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiodocker
+
+BUSYBOX = Path("/bin/busybox")
+
+
+@dataclass(frozen=True)
+class RegistryLogin:
+    """Where test images go: ``host`` as in the image reference, and its htpasswd credentials."""
+
+    host: str
+    username: str
+    password: str
+
+    @classmethod
+    def from_url(cls, url: str, username: str, password: str) -> RegistryLogin:
+        return cls(host=urlsplit(url).netloc, username=username, password=password)
+
+
+def busybox_applets() -> list[str]:
+    listed = subprocess.run(  # noqa: S603 - fixed binary, no shell
+        [str(BUSYBOX), "--list"], check=True, capture_output=True, text=True
+    )
+    return [name for name in listed.stdout.split() if name and name != "busybox"]
+
+
+def _dockerfile(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    healthcheck: Sequence[str] | None,
+    health_interval: str,
+) -> str:
+    lines = ["FROM scratch", "COPY rootfs/ /", "ENV PATH=/bin"]
+    lines += [f"ENV {key}={json.dumps(value)}" for key, value in env.items()]
+    if healthcheck is not None:
+        lines.append(
+            f"HEALTHCHECK --interval={health_interval} --timeout=2s --retries=2 "
+            f"CMD {json.dumps(list(healthcheck))}"
+        )
+    lines.append(f"CMD {json.dumps(list(command))}")
+    return "\n".join(lines) + "\n"
+
+
+def build_context(
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    healthcheck: Sequence[str] | None = None,
+    health_interval: str = "1s",
+) -> bytes:
+    """A tar build context: a Dockerfile and ``rootfs/`` (busybox, its applets, /tmp, /www)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        dockerfile = _dockerfile(command, env or {}, healthcheck, health_interval).encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+        for directory in ("rootfs", "rootfs/bin", "rootfs/tmp", "rootfs/www"):
+            entry = tarfile.TarInfo(directory)
+            entry.type, entry.mode = tarfile.DIRTYPE, 0o1777 if "tmp" in directory else 0o755
+            tar.addfile(entry)
+        tar.add(str(BUSYBOX), arcname="rootfs/bin/busybox")
+        for applet in busybox_applets():
+            link = tarfile.TarInfo(f"rootfs/bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+    return buffer.getvalue()
+
+
+async def build_image(
+    docker: aiodocker.Docker,
+    reference: str,
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    healthcheck: Sequence[str] | None = None,
+) -> None:
+    """Build ``reference`` (``host/path:tag``) locally."""
+    context = build_context(command, env=env, healthcheck=healthcheck)
+    await docker.images.build(
+        fileobj=io.BytesIO(context), encoding="identity", tag=reference, rm=True
+    )
+
+
+async def push_image(docker: aiodocker.Docker, reference: str, login: RegistryLogin) -> None:
+    repository, _, tag = reference.rpartition(":")
+    await docker.images.push(
+        repository,
+        tag=tag,
+        auth={"username": login.username, "password": login.password},
+    )
+
+
+async def publish_test_image(
+    docker_host: str,
+    login: RegistryLogin,
+    path: str,
+    tag: str,
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    healthcheck: Sequence[str] | None = None,
+    keep_local: bool = False,
+) -> str:
+    """Build a busybox image, push it to the registry and return its reference.
+
+    The local copy is removed unless ``keep_local``, so that a deployment really pulls it.
+    """
+    reference = f"{login.host}/{path}:{tag}"
+    async with aiodocker.Docker(url=docker_host) as docker:
+        await build_image(docker, reference, command, env=env, healthcheck=healthcheck)
+        await push_image(docker, reference, login)
+        if not keep_local:
+            await docker.images.delete(reference, force=True)
+    return reference
+
+
+def httpd_command(port: int, body_from_env: str = "GREETING") -> list[str]:
+    """Serve ``$<body_from_env>`` as ``/index.html`` on 127.0.0.1:<port> (host networking)."""
+    return [
+        "sh",
+        "-c",
+        f'echo "${body_from_env}" > /www/index.html && echo "serving on {port}" '
+        f"&& exec httpd -f -v -p 127.0.0.1:{port} -h /www",
+    ]
