@@ -3,6 +3,11 @@
 A token names its subject (``sub``), its roles and the workspaces it may act in. ``operator`` may do
 everything, ``service`` is for service-to-service calls, ``user`` is confined to its workspaces
 (and, in later issues, to ACL rules).
+
+Two optional claims serve AppCell action security (the gateway): ``products``, the customer products
+the subject owns (``public`` actions), and ``permissions``, the RBAC permissions the billing system
+granted it (``rbac::<permission>`` actions). Tokens without them are read as owning and granting
+nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ class Principal:
     roles: frozenset[Role]
     workspaces: frozenset[str] = field(default_factory=frozenset)
     token_id: str | None = None
+    #: Customer products the subject owns (AppCell ``public`` security).
+    products: frozenset[str] = field(default_factory=frozenset)
+    #: RBAC permissions granted to the subject (AppCell ``rbac::<permission>`` security).
+    permissions: frozenset[str] = field(default_factory=frozenset)
 
     def has_role(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))
@@ -62,6 +71,8 @@ def mint_token(
     roles: Sequence[Role | str],
     workspaces: Sequence[str] = (),
     ttl_seconds: int = DEFAULT_TOKEN_TTL_SECONDS,
+    products: Sequence[str] = (),
+    permissions: Sequence[str] = (),
 ) -> str:
     if not subject:
         raise ValueError("a token needs a subject")
@@ -82,6 +93,11 @@ def mint_token(
         "roles": [role.value for role in parsed_roles],
         "workspaces": sorted(set(workspaces)),
     }
+    # Only when given, so that ordinary tokens stay as small as they were.
+    if products:
+        claims["products"] = sorted({str(product) for product in products})
+    if permissions:
+        claims["permissions"] = sorted({str(permission) for permission in permissions})
     return jwt.encode(
         claims, settings.jwt_secret.get_secret_value(), algorithm=settings.jwt_algorithm
     )
@@ -112,11 +128,17 @@ def decode_token(settings: CommonSettings, token: str) -> Principal:
         raise TokenError(f"the token names an unknown role; known: {list(Role)}") from exc
     if not roles:
         raise TokenError("the token carries no role")
+    products_claim = claims.get("products", [])
+    permissions_claim = claims.get("permissions", [])
+    if not isinstance(products_claim, list) or not isinstance(permissions_claim, list):
+        raise TokenError("the token's 'products' and 'permissions' claims must be lists")
     return Principal(
         subject=str(claims["sub"]),
         roles=roles,
         workspaces=frozenset(str(workspace) for workspace in workspaces_claim),
         token_id=claims.get("jti"),
+        products=frozenset(str(product) for product in products_claim),
+        permissions=frozenset(str(permission) for permission in permissions_claim),
     )
 
 

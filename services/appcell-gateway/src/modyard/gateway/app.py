@@ -1,23 +1,105 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+from aio_pika.abc import AbstractExchange
 from fastapi import FastAPI
 
-from modyard.common.app_factory import ServiceSpec, build_service_app
+from modyard.common.app_factory import Lifecycle, ServiceSpec, build_service_app
+from modyard.common.bus.connection import Bus
+from modyard.common.db.database import Database
 from modyard.gateway.api import routers
-from modyard.gateway.consumers import subscriptions
+from modyard.gateway.broker_admin import BrokerAdmin
+from modyard.gateway.cells import CellCache
+from modyard.gateway.consumers import subscriptions_for
+from modyard.gateway.context import GatewayContext
+from modyard.gateway.dispatch import Dispatcher
+from modyard.gateway.ingress import Ingress
+from modyard.gateway.pipeline import Pipeline
+from modyard.gateway.request_log import RequestLog
+from modyard.gateway.secrets import SecretBox
 from modyard.gateway.settings import GatewaySettings
+from modyard.gateway.upstream import InstallerClient, RegistryClient
 
 
 def service_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
+    settings = settings or GatewaySettings()
+    contexts: list[GatewayContext] = []
+
+    @asynccontextmanager
+    async def resources(app: FastAPI) -> AsyncIterator[None]:
+        database: Database = app.state.database
+        bus: Bus = app.state.bus
+        lifecycle: Lifecycle = app.state.lifecycle
+        registry = RegistryClient(settings)
+        installer = InstallerClient(settings)
+        broker = BrokerAdmin(settings)
+        cells = CellCache(database, refresh_seconds=settings.catalogue_refresh_seconds)
+        requests = RequestLog(
+            database,
+            batch_size=settings.request_log_batch_size,
+            flush_seconds=settings.request_log_flush_seconds,
+            retention_hours=settings.request_log_retention_hours,
+        )
+        pipelines: list[Pipeline] = []
+        dispatchers: list[Dispatcher] = []
+
+        def default_exchange() -> AbstractExchange:
+            exchange = dispatchers[0].default_exchange
+            assert exchange is not None, "the topology is declared before messages arrive"
+            return exchange
+
+        ingress = Ingress(settings, lambda: pipelines[0], default_exchange)
+        dispatcher = Dispatcher(
+            bus, on_ingress=ingress.on_message, ingress_prefetch=settings.ingress_prefetch
+        )
+        dispatchers.append(dispatcher)
+        pipeline = Pipeline(
+            cells, installer, dispatcher, requests, timeout_seconds=settings.request_timeout_seconds
+        )
+        pipelines.append(pipeline)
+        bus.add_topology(dispatcher.declare)
+        context = GatewayContext(
+            settings=settings,
+            database=database,
+            registry=registry,
+            installer=installer,
+            broker=broker,
+            secrets=SecretBox(settings.secret_keys),
+            cells=cells,
+            dispatcher=dispatcher,
+            requests=requests,
+            pipeline=pipeline,
+        )
+        contexts[:] = [context]
+        app.state.gateway = context
+
+        async def after_migrations(work: Callable[[], Awaitable[None]]) -> None:
+            # The request log writes to the gateway's tables: not before they exist.
+            await lifecycle.migrated.wait()
+            await work()
+
+        lifecycle.tasks.append(
+            asyncio.create_task(after_migrations(requests.run), name="request-log")
+        )
+        try:
+            yield
+        finally:
+            await registry.close()
+            await installer.close()
+            await broker.close()
+
     return ServiceSpec(
-        settings=settings or GatewaySettings(),
+        settings=settings,
         title="modyard appcell-gateway",
         description="the cell catalogue, the request log and cell credentials: the Billia -> AMQP -> Cell path",
         migrations=Path(__file__).parent / "migrations",
         routers=routers,
-        subscriptions=subscriptions,
+        subscriptions=subscriptions_for(lambda: contexts[0]),
+        resources=resources,
     )
 
 

@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-routers: list[APIRouter] = []
+from modyard.gateway.api import cells, requests, ui
+
+routers: list[APIRouter] = [cells.router, requests.router, ui.router]

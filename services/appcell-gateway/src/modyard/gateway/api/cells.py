@@ -1,0 +1,86 @@
+"""``/v1/cells``: the catalogue, credentials, and calling actions over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from modyard.common.auth import CurrentPrincipal
+from modyard.common.db.session import DbSession
+from modyard.common.request_context import current_correlation_id, current_request_id
+from modyard.gateway import views
+from modyard.gateway.api.deps import Context, Operator
+from modyard.gateway.pipeline import CellRequest
+from modyard.gateway.schemas import (
+    ActionAnswer,
+    ActionCall,
+    CellCredentials,
+    CellDetail,
+    CellSummary,
+)
+
+router = APIRouter(prefix="/v1/cells", tags=["cells"])
+
+CellKey = Annotated[
+    str, Path(max_length=255, description="Installation id, or '<workspace>:<slug>'")
+]
+Name = Annotated[str, Path(min_length=1, max_length=255)]
+
+
+@router.get("", response_model=list[CellSummary])
+async def list_cells(
+    session: DbSession,
+    principal: CurrentPrincipal,
+    workspace: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[str | None, Query(pattern="^(ready|invalid|removed)$")] = None,
+) -> list[CellSummary]:
+    """Installed cells (removed ones only with ``?status=removed``)."""
+    return await views.list_cells(session, principal, workspace=workspace, status=status)
+
+
+@router.get("/{installation}", response_model=CellDetail)
+async def get_cell(
+    installation: CellKey, session: DbSession, principal: CurrentPrincipal
+) -> CellDetail:
+    """A cell with its plugins, actions (security, schemas, postpayloads), resources, settings
+    and UI modules."""
+    return views.detail(await views.visible_cell(session, principal, installation))
+
+
+@router.get("/{installation}/credentials", response_model=CellCredentials)
+async def get_credentials(
+    installation: CellKey, session: DbSession, context: Context, principal: Operator
+) -> CellCredentials:
+    """The broker URL, vhost and queue the cell's worker connects with (operators only)."""
+    cell = await views.visible_cell(session, principal, installation)
+    return views.credentials(cell, context.broker, context.secrets)
+
+
+@router.post(
+    "/{installation}/plugins/{plugin}/actions/{action}",
+    response_model=ActionAnswer,
+    response_model_exclude_none=False,
+)
+async def call_action(
+    installation: CellKey,
+    plugin: Name,
+    action: Name,
+    body: ActionCall,
+    context: Context,
+    principal: CurrentPrincipal,
+) -> dict[str, object]:
+    """Run one plugin action through the pipeline (security, payload and result validation,
+    postpayload)."""
+    return await context.pipeline.handle(
+        CellRequest(
+            cell=installation,
+            plugin=plugin,
+            action=action,
+            payload=body.payload,
+            customer_product_id=body.customer_product_id,
+            principal=principal,
+            ingress="http",
+            correlation_id=current_correlation_id() or current_request_id() or "",
+        )
+    )

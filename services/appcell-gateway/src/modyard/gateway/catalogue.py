@@ -1,0 +1,208 @@
+"""The catalogue of one cell: what its manifest and bundled files say, in the shape the pipeline
+needs, built once when the installation is created or upgraded.
+
+Each plugin action key (``create``, ``fetchAll.Contact`` …) maps to its executions. An execution's
+schemas are its own (``$payload``/``payload``), else those of the resource's RPC action of the same
+name, else the resource's own when the action is one of its REST verbs (resources.json). The
+plugin's ``implements`` schemas are checked against its actions here, so that a plugin missing an
+action its implemented schemas require is refused at install time, not at the first request.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from modyard.gateway.validation import ARCHIVE_BASE, SchemaCompileError, SchemaFiles
+from modyard.modules.archive import ArchiveLimits, read_archive
+from modyard.modules.formats.base import ModuleFiles
+from modyard.modules.formats.bundled_schemas import digest_bytes
+from modyard.modules.manifest import CellAction, CellResource, CellSchemaRef, Manifest
+
+PLUGIN_FILES = ("plugin.json", "plugins.json")
+SCHEMA_ROLES = frozenset({"schema", "postpayload"})
+
+
+class CellInvalid(ValueError):
+    """The module cannot be served as a cell; the message says what to fix in it."""
+
+
+def schema_spec(ref: CellSchemaRef | dict[str, Any] | None) -> dict[str, Any] | None:
+    """``{"inline": schema}`` or ``{"path", "reference"}`` (bundled), or None."""
+    if ref is None:
+        return None
+    if isinstance(ref, dict):
+        ref = CellSchemaRef.model_validate(ref)
+    if ref.inline is not None:
+        return {"inline": ref.inline}
+    if ref.pinned is not None:
+        return {"path": ref.pinned.path, "reference": ref.pinned.reference}
+    return None
+
+
+def bundled_documents(manifest: Manifest, archive: bytes) -> tuple[dict[str, Any], ModuleFiles]:
+    """Every schema file the manifest pins, checked against its digest."""
+    files = read_archive(archive, ArchiveLimits())
+    documents: dict[str, Any] = {}
+    for item in manifest.files:
+        if item.role not in SCHEMA_ROLES:
+            continue
+        found = files.find(item.path)
+        if found is None:
+            raise CellInvalid(f"the archive lacks {item.path}, which the manifest pins")
+        data = files[found]
+        if item.extra.get("digest") and digest_bytes(data) != item.extra["digest"]:
+            raise CellInvalid(f"{item.path} does not match the digest the registry pinned")
+        documents[item.path] = json.loads(data.decode("utf-8"))
+    return documents, files
+
+
+def build_catalogue(manifest: Manifest, archive: bytes) -> dict[str, Any]:
+    """The catalogue stored for the installation; raises :class:`CellInvalid`."""
+    cell = manifest.cell
+    if cell is None:
+        raise CellInvalid(f"{manifest.name} is not a cell (kind {manifest.kind.value})")
+    documents, files = bundled_documents(manifest, archive)
+    schema_files = SchemaFiles(documents, cell_name=manifest.label)
+    resources = {_resource_name(resource): _resource(resource) for resource in cell.resources}
+    plugins: dict[str, dict[str, Any]] = {}
+    for action in cell.actions:
+        plugin = str(action.extra.get("plugin") or manifest.name)
+        key = str(action.extra.get("key") or action.action)
+        entry = plugins.setdefault(plugin, {"implements": [], "actions": {}})
+        entry["actions"].setdefault(key, []).append(
+            _execution(action, resources.get(action.resource), schema_files)
+        )
+    implemented = _implements_by_plugin(files, [pin.reference for pin in cell.implements])
+    for name, entry in plugins.items():
+        references = implemented.get(name, [pin.reference for pin in cell.implements])
+        entry["implements"] = [
+            {"reference": pin.reference, "path": pin.path}
+            for pin in cell.implements
+            if pin.reference in references
+        ]
+    catalogue = {
+        "name": manifest.name,
+        "label": manifest.label,
+        "plugins": plugins,
+        "resources": resources,
+        "settings": cell.settings,
+        "ui": cell.ui,
+        "files": documents,
+    }
+    check_catalogue(catalogue)
+    return catalogue
+
+
+def check_catalogue(catalogue: dict[str, Any]) -> None:
+    """Every schema compiles and every plugin provides what its ``implements`` require."""
+    files = SchemaFiles(catalogue["files"], cell_name=catalogue.get("label"))
+    problems: list[str] = []
+    for plugin, entry in catalogue["plugins"].items():
+        for key, executions in entry["actions"].items():
+            for execution in executions:
+                for part in ("payload", "result"):
+                    spec = execution.get(part)
+                    if spec is None:
+                        continue
+                    try:
+                        files.compile(spec)
+                    except SchemaCompileError as exc:
+                        problems.append(
+                            f"plugin {plugin!r} action {key!r}: the {part} schema {exc}"
+                        )
+        offered = {key: executions for key, executions in entry["actions"].items()}
+        for implemented in entry["implements"]:
+            try:
+                schema = files.compile({"path": implemented["path"], "reference": ""})
+            except SchemaCompileError as exc:
+                problems.append(f"plugin {plugin!r}: {implemented['reference']} {exc}")
+                continue
+            violations = schema.violations(offered)
+            if violations:
+                what = "; ".join(
+                    (f"{v.pointer}: " if v.pointer else "") + v.message for v in violations
+                ).replace(" is a required property", "")
+                problems.append(
+                    f"plugin {plugin!r} implements {implemented['reference']} but lacks what it "
+                    f"requires: {what}; add the action(s) to plugin.json or drop the schema from "
+                    "'implements'"
+                )
+    if problems:
+        raise CellInvalid(". ".join(problems))
+
+
+def _implements_by_plugin(files: ModuleFiles, known: list[str]) -> dict[str, list[str]]:
+    """Which plugin implements what: the manifest keeps one de-duplicated list for the cell."""
+    for name in PLUGIN_FILES:
+        path = files.find(name)
+        if path is None:
+            continue
+        try:
+            document = json.loads(files[path].decode("utf-8"))
+        except ValueError:
+            return {}
+        plugins = document.get("plugin") if isinstance(document, dict) else None
+        if not isinstance(plugins, dict):
+            return {}
+        return {
+            str(plugin): [ref for ref in (body.get("implements") or []) if ref in known]
+            for plugin, body in plugins.items()
+            if isinstance(body, dict)
+        }
+    return {}
+
+
+def _resource_name(resource: CellResource) -> str:
+    return str(resource.extra.get("name") or resource.identifier)
+
+
+def _resource(resource: CellResource) -> dict[str, Any]:
+    rpc_schemas = resource.extra.get("actions") or {}
+    return {
+        "identifier": resource.identifier,
+        "payload": schema_spec(resource.payload),
+        "result": schema_spec(resource.result),
+        "rest": list(resource.rest),
+        "rpc": list(resource.rpc),
+        "actions": {
+            name: {
+                "payload": schema_spec(schemas.get("payload")),
+                "result": schema_spec(schemas.get("result")),
+            }
+            for name, schemas in rpc_schemas.items()
+            if isinstance(schemas, dict)
+        },
+    }
+
+
+def _execution(
+    action: CellAction, resource: dict[str, Any] | None, files: SchemaFiles
+) -> dict[str, Any]:
+    def effective(part: str) -> dict[str, Any] | None:
+        own = schema_spec(getattr(action, part))
+        if own is not None or resource is None:
+            return own
+        rpc: dict[str, Any] | None = resource["actions"].get(action.action)
+        if rpc is not None:
+            found: dict[str, Any] | None = rpc.get(part)
+            return found
+        if action.action in resource["rest"]:
+            inherited: dict[str, Any] | None = resource.get(part)
+            return inherited
+        return None
+
+    postpayload: Any = None
+    if action.postpayload is not None:
+        if action.postpayload.inline is not None:
+            postpayload = action.postpayload.inline
+        elif action.postpayload.pinned is not None:
+            postpayload = files.document(ARCHIVE_BASE + action.postpayload.pinned.path)
+    return {
+        "resource": action.resource,
+        "action": action.action,
+        "security": action.security,
+        "payload": effective("payload"),
+        "result": effective("result"),
+        "postpayload": postpayload,
+    }

@@ -1,0 +1,276 @@
+"""Installed cells: kept in step with the installer's events, compiled once per process.
+
+The handler of an ``installation.created|upgraded`` event for a cell reads the module's manifest
+and archive from the registry, builds its catalogue (:mod:`catalogue`), gives it a broker user and a
+request queue (:mod:`broker_admin`) and stores it with a new ``revision``. Every gateway process
+compiles a cell's schemas the first time it serves it and again only when the stored revision moves
+(checked at most every ``catalogue_refresh_seconds``), so requests never compile anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modyard.common.bus.envelope import new_event
+from modyard.common.bus.outbox import record_event
+from modyard.common.db.database import Database
+from modyard.gateway.broker_admin import BrokerAdmin, cell_queue, cell_user, new_password
+from modyard.gateway.catalogue import CellInvalid, build_catalogue
+from modyard.gateway.models import Cell
+from modyard.gateway.problems import CellNotFound, CellNotReady
+from modyard.gateway.secrets import SecretBox
+from modyard.gateway.upstream import RegistryClient, UpstreamMissing
+from modyard.gateway.validation import CompiledSchema, SchemaFiles
+from modyard.modules.manifest import Manifest
+
+log = structlog.get_logger(__name__)
+
+READY, INVALID, REMOVED = "ready", "invalid", "removed"
+CELL_READY = "modyard.appcell-gateway.cell.ready"
+CELL_REJECTED = "modyard.appcell-gateway.cell.rejected"
+CELL_REMOVED = "modyard.appcell-gateway.cell.removed"
+
+
+# -- following the installer ----------------------------------------------------------------------
+
+
+@dataclass
+class CellDeps:
+    registry: RegistryClient
+    broker: BrokerAdmin
+    secrets: SecretBox
+    source: str
+
+
+async def install(session: AsyncSession, deps: CellDeps, data: Mapping[str, Any]) -> Cell:
+    """Create or refresh the cell of an installation (idempotent: events may be redelivered)."""
+    installation_id = uuid.UUID(str(data["installation_id"]))
+    cell = await session.get(Cell, installation_id, with_for_update=True)
+    if cell is None:
+        cell = Cell(installation_id=installation_id, revision=0, catalogue={})
+        session.add(cell)
+    cell.workspace, cell.slug = str(data["workspace"]), str(data["slug"])
+    cell.module, cell.version = str(data["module"]), str(data["version"])
+    cell.queue = cell_queue(installation_id)
+    cell.revision += 1
+    try:
+        manifest = Manifest.model_validate(await deps.registry.manifest(cell.module, cell.version))
+        archive = await deps.registry.archive(cell.module, cell.version)
+        cell.catalogue = build_catalogue(manifest, archive)
+    except (CellInvalid, UpstreamMissing) as exc:
+        cell.status, cell.error = INVALID, str(exc)
+        await session.flush()
+        log.warning("cell_rejected", installation_id=str(installation_id), error=cell.error)
+        await _emit(session, deps, CELL_REJECTED, cell, error=cell.error)
+        return cell
+    password = deps.secrets.decrypt(cell.amqp_password) if cell.amqp_password else new_password()
+    await deps.broker.ensure_cell(installation_id, password)
+    cell.amqp_username = cell_user(installation_id)
+    cell.amqp_password = deps.secrets.encrypt(password)
+    cell.status, cell.error = READY, None
+    await session.flush()
+    log.info("cell_ready", installation_id=str(installation_id), module=cell.module)
+    await _emit(session, deps, CELL_READY, cell)
+    return cell
+
+
+async def remove(session: AsyncSession, deps: CellDeps, data: Mapping[str, Any]) -> None:
+    installation_id = uuid.UUID(str(data["installation_id"]))
+    await deps.broker.remove_cell(installation_id)
+    cell = await session.get(Cell, installation_id, with_for_update=True)
+    if cell is None:
+        return
+    cell.status, cell.error = REMOVED, None
+    cell.amqp_username = cell.amqp_password = None
+    cell.revision += 1
+    await session.flush()
+    await _emit(session, deps, CELL_REMOVED, cell)
+
+
+async def _emit(session: AsyncSession, deps: CellDeps, kind: str, cell: Cell, **extra: Any) -> None:
+    await record_event(
+        session,
+        new_event(
+            source=deps.source,
+            type=kind,
+            subject=f"{cell.workspace}/{cell.slug}",
+            data={
+                "installation_id": str(cell.installation_id),
+                "workspace": cell.workspace,
+                "slug": cell.slug,
+                "module": cell.module,
+                "version": cell.version,
+                "status": cell.status,
+                **extra,
+            },
+        ),
+    )
+
+
+# -- finding cells --------------------------------------------------------------------------------
+
+
+def parse_key(key: str) -> uuid.UUID | tuple[str, str]:
+    """A cell is named by its installation id or by ``<workspace>:<slug>``."""
+    try:
+        return uuid.UUID(key)
+    except ValueError:
+        workspace, separator, slug = key.partition(":")
+        if not separator or not workspace or not slug:
+            raise CellNotFound(
+                f"{key!r} names no cell; use the installation id or '<workspace>:<slug>'."
+            ) from None
+        return workspace, slug
+
+
+async def find_row(session: AsyncSession, key: str) -> Cell:
+    parsed = parse_key(key)
+    if isinstance(parsed, uuid.UUID):
+        cell = await session.get(Cell, parsed)
+    else:
+        cell = await session.scalar(
+            select(Cell)
+            .where(Cell.workspace == parsed[0], Cell.slug == parsed[1], Cell.status != REMOVED)
+            .order_by(Cell.updated_at.desc())
+            .limit(1)
+        )
+    if cell is None or cell.status == REMOVED:
+        raise CellNotFound(f"There is no installed cell {key!r}; see GET /v1/cells.")
+    return cell
+
+
+# -- compiled cells -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Execution:
+    resource: str
+    action: str
+    security: str
+    payload: CompiledSchema | None
+    result: CompiledSchema | None
+    postpayload: Any
+
+
+@dataclass
+class LiveCell:
+    installation_id: uuid.UUID
+    workspace: str
+    slug: str
+    module: str
+    version: str
+    revision: int
+    queue: str
+    user: str | None
+    #: plugin → action key → executions
+    plugins: dict[str, dict[str, list[Execution]]]
+    checked_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def name(self) -> str:
+        return f"{self.workspace}:{self.slug}"
+
+
+def compile_cell(row: Cell) -> LiveCell:
+    catalogue = row.catalogue
+    files = SchemaFiles(catalogue.get("files") or {}, cell_name=catalogue.get("label"))
+
+    def compiled(spec: dict[str, Any] | None) -> CompiledSchema | None:
+        return files.compile(spec) if spec else None
+
+    plugins = {
+        plugin: {
+            key: [
+                Execution(
+                    resource=str(execution["resource"]),
+                    action=str(execution["action"]),
+                    security=str(execution.get("security") or "protected"),
+                    payload=compiled(execution.get("payload")),
+                    result=compiled(execution.get("result")),
+                    postpayload=execution.get("postpayload"),
+                )
+                for execution in executions
+            ]
+            for key, executions in entry["actions"].items()
+        }
+        for plugin, entry in (catalogue.get("plugins") or {}).items()
+    }
+    return LiveCell(
+        installation_id=row.installation_id,
+        workspace=row.workspace,
+        slug=row.slug,
+        module=row.module,
+        version=row.version,
+        revision=row.revision,
+        queue=row.queue,
+        user=row.amqp_username,
+        plugins=plugins,
+    )
+
+
+class CellCache:
+    """Compiled cells of this process, re-checked against the stored revision now and then."""
+
+    def __init__(self, database: Database, *, refresh_seconds: float) -> None:
+        self._database = database
+        self._refresh = refresh_seconds
+        self._cells: dict[uuid.UUID, LiveCell] = {}
+        self._aliases: dict[tuple[str, str], tuple[float, uuid.UUID]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def invalidate(self, installation_id: uuid.UUID) -> None:
+        self._cells.pop(installation_id, None)
+        for alias, (_, target) in list(self._aliases.items()):
+            if target == installation_id:
+                self._aliases.pop(alias, None)
+
+    async def get(self, key: str) -> LiveCell:
+        parsed = parse_key(key)
+        now = time.monotonic()
+        installation_id: uuid.UUID | None
+        if isinstance(parsed, uuid.UUID):
+            installation_id = parsed
+        else:
+            alias = self._aliases.get(parsed)
+            installation_id = alias[1] if alias and alias[0] > now else None
+        live = self._cells.get(installation_id) if installation_id else None
+        if live is not None and now - live.checked_at < self._refresh:
+            return live
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            try:
+                return await self._load(key, live)
+            except (CellNotFound, CellNotReady):
+                if live is not None:  # removed or broken since it was compiled here
+                    self.invalidate(live.installation_id)
+                raise
+
+    async def _load(self, key: str, live: LiveCell | None) -> LiveCell:
+        now = time.monotonic()
+        if live is not None and now - live.checked_at < self._refresh:
+            return live  # another request refreshed it while this one waited
+        async with self._database.transaction() as session:
+            row = await find_row(session, key)
+            if row.status != READY:
+                raise CellNotReady(
+                    f"Cell {key!r} cannot take requests: {row.error or row.status}.",
+                    cell_status=row.status,
+                )
+            current = self._cells.get(row.installation_id)
+            if current is not None and current.revision == row.revision:
+                current.checked_at = now
+                fresh = current
+            else:
+                fresh = compile_cell(row)
+        self._cells[fresh.installation_id] = fresh
+        self._aliases[(fresh.workspace, fresh.slug)] = (now + self._refresh, fresh.installation_id)
+        return fresh

@@ -1,0 +1,38 @@
+"""What the gateway's endpoints and consumers share, built by the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modyard.common.db.database import Database
+from modyard.gateway.broker_admin import BrokerAdmin
+from modyard.gateway.cells import CellCache, CellDeps
+from modyard.gateway.dispatch import Dispatcher
+from modyard.gateway.pipeline import Pipeline
+from modyard.gateway.request_log import RequestLog
+from modyard.gateway.secrets import SecretBox
+from modyard.gateway.settings import GatewaySettings
+from modyard.gateway.upstream import InstallerClient, RegistryClient
+
+
+@dataclass
+class GatewayContext:
+    settings: GatewaySettings
+    database: Database
+    registry: RegistryClient
+    installer: InstallerClient
+    broker: BrokerAdmin
+    secrets: SecretBox
+    cells: CellCache
+    dispatcher: Dispatcher
+    requests: RequestLog
+    pipeline: Pipeline
+
+    @property
+    def cell_deps(self) -> CellDeps:
+        return CellDeps(
+            registry=self.registry,
+            broker=self.broker,
+            secrets=self.secrets,
+            source=self.settings.source,
+        )

@@ -1,0 +1,149 @@
+"""Requests to cells and their replies, over the broker.
+
+    (default exchange) ──routing key appcell.cell.<id>──▶ the cell's queue (classic, durable)
+    appcell.replies (direct) ──routing key = queue──▶ appcell-gateway.replies.<process> (exclusive)
+    appcell.requests (topic) ──#──▶ appcell-gateway.requests (quorum): AMQP ingress
+
+A request carries ``correlation_id``, ``reply_to`` (this process's reply queue), the header
+``reply-exchange`` and an ``expiration`` equal to the timeout, so a cell that was down does not
+work through requests nobody waits for any more. The reply is matched by correlation id to the
+one waiting caller; a reply for a request that already timed out finds nobody and is dropped,
+so it can never reach another caller. A reply must come from the broker user of the cell that
+was asked (RabbitMQ vouches for ``user_id``); anything else is dropped as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+
+from modyard.common.bus.connection import Bus, BusUnavailable, MessageCallback, MessageReturned
+from modyard.gateway.broker_admin import REPLIES_EXCHANGE
+from modyard.gateway.problems import CellTimeout, CellUnavailable
+
+log = structlog.get_logger(__name__)
+
+INGRESS_EXCHANGE = "appcell.requests"
+INGRESS_QUEUE = "appcell-gateway.requests"
+INGRESS_DELIVERY_LIMIT = 5
+REQUEST_TYPE = "appcell.request"
+REPLY_EXCHANGE_HEADER = "reply-exchange"
+
+
+@dataclass
+class _Pending:
+    future: asyncio.Future[Any]
+    user: str | None
+
+
+class Dispatcher:
+    """Sends requests to cells and hands each reply to the one caller waiting for it."""
+
+    def __init__(self, bus: Bus, *, on_ingress: MessageCallback, ingress_prefetch: int) -> None:
+        self._bus = bus
+        self._on_ingress = on_ingress
+        self._ingress_prefetch = ingress_prefetch
+        self._pending: dict[str, _Pending] = {}
+        self.reply_queue = f"appcell-gateway.replies.{uuid.uuid4().hex[:12]}"
+        self.late_replies = 0
+        self.default_exchange: AbstractExchange | None = None
+
+    async def declare(
+        self, channel: AbstractRobustChannel, connection: AbstractRobustConnection
+    ) -> dict[str, AbstractExchange]:
+        replies = await channel.declare_exchange(
+            REPLIES_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        self.default_exchange = channel.default_exchange
+        ingress = await channel.declare_exchange(
+            INGRESS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        reply_channel = await connection.channel()
+        reply_queue = await reply_channel.declare_queue(
+            self.reply_queue, exclusive=True, auto_delete=True
+        )
+        await reply_queue.bind(replies, routing_key=self.reply_queue)
+        await reply_queue.consume(self.on_reply, no_ack=True)
+        ingress_channel = await connection.channel()
+        await ingress_channel.set_qos(prefetch_count=self._ingress_prefetch)
+        ingress_queue = await ingress_channel.declare_queue(
+            INGRESS_QUEUE,
+            durable=True,
+            arguments={"x-queue-type": "quorum", "x-delivery-limit": INGRESS_DELIVERY_LIMIT},
+        )
+        await ingress_queue.bind(ingress, routing_key="#")
+        await ingress_queue.consume(self._on_ingress)
+        return {REPLIES_EXCHANGE: replies, INGRESS_EXCHANGE: ingress}
+
+    async def on_reply(self, message: AbstractIncomingMessage) -> None:
+        correlation_id = message.correlation_id or ""
+        pending = self._pending.get(correlation_id)
+        if pending is None or pending.future.done():
+            self.late_replies += 1
+            log.info("late_reply_discarded", correlation_id=correlation_id)
+            return
+        if pending.user is not None and message.user_id != pending.user:
+            log.warning(
+                "reply_from_wrong_user_discarded",
+                correlation_id=correlation_id,
+                user=message.user_id,
+            )
+            return
+        del self._pending[correlation_id]
+        try:
+            pending.future.set_result(json.loads(message.body))
+        except ValueError:
+            pending.future.set_result({"error": {"message": "the cell answered invalid JSON"}})
+
+    async def call(
+        self,
+        queue: str,
+        body: dict[str, Any],
+        *,
+        correlation_id: str,
+        user: str | None,
+        timeout: float,
+    ) -> Any:
+        """Send ``body`` to ``queue`` and wait for the reply; raises 503/504 problems."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = _Pending(future, user)
+        try:
+            async with asyncio.timeout(timeout):
+                await self._bus.publish_message(
+                    json.dumps(body, separators=(",", ":")).encode(),
+                    exchange="",
+                    routing_key=queue,
+                    message_id=str(body.get("request_id") or correlation_id),
+                    message_type=REQUEST_TYPE,
+                    correlation_id=correlation_id,
+                    reply_to=self.reply_queue,
+                    headers={REPLY_EXCHANGE_HEADER: REPLIES_EXCHANGE},
+                    expiration=timeout,
+                    timeout=timeout,
+                )
+                return await future
+        except TimeoutError:
+            raise CellTimeout(
+                f"The cell did not answer within {timeout:g} s; its answer, if it comes, is "
+                "discarded. Retry later or check that the cell is running.",
+                timeout_seconds=timeout,
+            ) from None
+        except (MessageReturned, BusUnavailable) as exc:
+            raise CellUnavailable(
+                f"The request could not be handed to the cell ({exc}); retry shortly.",
+                retry_after_seconds=2,
+            ) from exc
+        finally:
+            self._pending.pop(correlation_id, None)

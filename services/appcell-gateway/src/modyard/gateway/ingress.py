@@ -1,0 +1,126 @@
+"""AMQP ingress: requests a billing system publishes to the ``appcell.requests`` exchange.
+
+A request is a JSON message ``{"installation", "plugin", "action", "payload",
+"customer_product_id"?}`` with ``reply_to``, ``correlation_id`` and the caller's token in the
+``authorization`` header (``Bearer <jwt>``), the same token the HTTP API takes. The answer goes to
+``reply_to`` through the default exchange with the same ``correlation_id``: the body the HTTP API
+would return (``{status, result, postpayload}``, or the problem), its HTTP status in the header
+``status`` and its content type (``application/json`` or ``application/problem+json``).
+
+The request is acknowledged once answered; a gateway that dies in between leaves it to be
+redelivered to another replica (the quorum queue's ``delivery-limit`` stops a poison message).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modyard.common.auth import TokenError, decode_token
+from modyard.common.errors import (
+    PROBLEM_CONTENT_TYPE,
+    InvalidParam,
+    Problem,
+    Unauthorized,
+    ValidationFailed,
+)
+from modyard.common.request_context import bound_context
+from modyard.common.settings import CommonSettings
+from modyard.gateway.pipeline import CellRequest, Pipeline
+
+log = structlog.get_logger(__name__)
+
+
+class IngressRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    installation: str = Field(min_length=1, max_length=255)
+    plugin: str = Field(min_length=1, max_length=255)
+    action: str = Field(min_length=1, max_length=255)
+    payload: Any = None
+    customer_product_id: str | None = Field(default=None, max_length=255)
+
+
+class Ingress:
+    def __init__(
+        self,
+        settings: CommonSettings,
+        pipeline: Callable[[], Pipeline],
+        default_exchange: Callable[[], AbstractExchange],
+    ) -> None:
+        self._settings = settings
+        self._pipeline = pipeline
+        self._default_exchange = default_exchange
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        correlation_id = message.correlation_id or uuid.uuid4().hex
+        with bound_context(request_id=correlation_id, correlation_id=correlation_id):
+            try:
+                status, body = 200, await self._answer(message, correlation_id)
+            except Problem as problem:
+                status = problem.status
+                body = problem.to_detail(f"amqp:{message.routing_key}").model_dump(
+                    mode="json", exclude_none=True
+                )
+            if message.reply_to:
+                await self._default_exchange().publish(
+                    aio_pika.Message(
+                        json.dumps(body, separators=(",", ":")).encode(),
+                        content_type="application/json" if status == 200 else PROBLEM_CONTENT_TYPE,
+                        correlation_id=correlation_id,
+                        headers={"status": status},
+                    ),
+                    routing_key=message.reply_to,
+                )
+            else:
+                log.warning("ingress_request_without_reply_to", status=status)
+            await message.ack()
+
+    async def _answer(
+        self, message: AbstractIncomingMessage, correlation_id: str
+    ) -> dict[str, Any]:
+        header = (message.headers or {}).get("authorization")
+        if isinstance(header, bytes):
+            header = header.decode("utf-8", errors="replace")
+        scheme, _, token = str(header or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("Put 'Bearer <token>' in the message's 'authorization' header.")
+        try:
+            principal = decode_token(self._settings, token.strip())
+        except TokenError as exc:
+            raise Unauthorized(f"Send a valid bearer token: {exc}.") from exc
+        try:
+            request = IngressRequest.model_validate_json(message.body)
+        except ValidationError as exc:
+            errors = [
+                InvalidParam(
+                    pointer="/" + "/".join(str(part) for part in error["loc"]),
+                    detail=str(error["msg"]),
+                )
+                for error in exc.errors()
+            ]
+            raise ValidationFailed(
+                "The message must be JSON {installation, plugin, action, payload, "
+                "customer_product_id?}; fix the fields named in 'errors'.",
+                errors=errors,
+            ) from None
+        return await self._pipeline().handle(
+            CellRequest(
+                cell=request.installation,
+                plugin=request.plugin,
+                action=request.action,
+                payload=request.payload,
+                customer_product_id=request.customer_product_id,
+                principal=principal,
+                ingress="amqp",
+                correlation_id=correlation_id,
+                payload_pointer="/payload",
+            )
+        )

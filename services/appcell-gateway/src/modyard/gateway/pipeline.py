@@ -1,0 +1,229 @@
+"""The request pipeline, the same for HTTP and AMQP ingress:
+
+find the cell and the plugin action → enforce its security → validate the payload (422, every
+error as a JSON pointer) → read the installation's settings → send ``{action, resource, payload,
+settings}`` to the cell and wait (504 on timeout) → validate the result (502 naming the
+violation) → render the postpayload → ``{status, result, postpayload}``.
+
+Every step is logged (DEBUG) with the request's correlation id and every request ends with one
+INFO line and one row in the request log, whatever its outcome.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from modyard.common.auth import Principal
+from modyard.common.errors import InvalidParam, Problem
+from modyard.gateway import postpayload, security
+from modyard.gateway.cells import CellCache, Execution, LiveCell
+from modyard.gateway.dispatch import Dispatcher
+from modyard.gateway.problems import (
+    ActionNotFound,
+    CellFailed,
+    CellNotFound,
+    InvalidCellResult,
+    InvalidPayload,
+)
+from modyard.gateway.request_log import RequestLog
+from modyard.gateway.upstream import InstallerClient, UpstreamMissing
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class CellRequest:
+    cell: str
+    plugin: str
+    action: str
+    payload: Any
+    customer_product_id: str | None
+    principal: Principal
+    ingress: str
+    correlation_id: str
+    #: Where the payload sits in the caller's message, for error pointers.
+    payload_pointer: str = "/body/payload"
+
+
+class Pipeline:
+    def __init__(
+        self,
+        cells: CellCache,
+        installer: InstallerClient,
+        dispatcher: Dispatcher,
+        requests: RequestLog,
+        *,
+        timeout_seconds: float,
+    ) -> None:
+        self._cells = cells
+        self._installer = installer
+        self._dispatcher = dispatcher
+        self._requests = requests
+        self._timeout = timeout_seconds
+
+    async def handle(self, request: CellRequest) -> dict[str, Any]:
+        started = time.perf_counter()
+        bound = log.bind(correlation_id=request.correlation_id, ingress=request.ingress)
+        live: LiveCell | None = None
+        execution: Execution | None = None
+        try:
+            live = await self._cells.get(request.cell)
+            executions = self._executions(live, request)
+            answer: dict[str, Any] = {}
+            for execution in executions:
+                bound.debug("action_found", cell=live.name, action=request.action)
+                security.enforce(execution.security, request.principal, request.customer_product_id)
+                bound.debug("security_passed", security=execution.security)
+            for execution in executions:
+                answer = await self._execute(live, execution, request, bound)
+        except Problem as problem:
+            self._finish(
+                request, live, execution, started, problem.slug, problem.status, problem.detail
+            )
+            raise
+        self._finish(request, live, execution, started, "success", 200, None)
+        return answer
+
+    def _executions(self, live: LiveCell, request: CellRequest) -> list[Execution]:
+        actions = live.plugins.get(request.plugin)
+        if actions is None:
+            raise ActionNotFound(
+                f"Cell {live.name!r} has no plugin {request.plugin!r}; it has "
+                f"{', '.join(sorted(live.plugins)) or 'none'}.",
+            )
+        executions = actions.get(request.action)
+        if not executions:
+            raise ActionNotFound(
+                f"Plugin {request.plugin!r} has no action {request.action!r}; it has "
+                f"{', '.join(sorted(actions))}.",
+            )
+        return executions
+
+    async def _execute(
+        self,
+        live: LiveCell,
+        execution: Execution,
+        request: CellRequest,
+        bound: structlog.typing.FilteringBoundLogger,
+    ) -> dict[str, Any]:
+        if execution.payload is not None:
+            violations = execution.payload.violations(request.payload)
+            if violations:
+                errors = [
+                    InvalidParam(pointer=request.payload_pointer + v.pointer, detail=v.message)
+                    for v in violations
+                ]
+                raise InvalidPayload(
+                    f"Fix the payload fields named in 'errors' for {execution.resource}."
+                    f"{execution.action}: " + "; ".join(e.pointer for e in errors) + ".",
+                    errors=errors,
+                )
+        bound.debug("payload_valid")
+        try:
+            settings = await self._installer.effective_config(
+                live.installation_id, live.workspace, live.slug
+            )
+        except UpstreamMissing as exc:
+            raise CellNotFound(f"{exc}; the cell is being removed.") from exc
+        bound.debug("settings_read")
+        reply = await self._dispatcher.call(
+            live.queue,
+            {
+                "request_id": request.correlation_id,
+                "installation": str(live.installation_id),
+                "plugin": request.plugin,
+                "action": execution.action,
+                "resource": execution.resource,
+                "payload": request.payload,
+                "settings": settings,
+                "customer_product_id": request.customer_product_id,
+            },
+            correlation_id=f"{request.correlation_id}.{uuid.uuid4().hex[:8]}",
+            user=live.user,
+            timeout=self._timeout,
+        )
+        bound.debug("cell_answered")
+        result = self._result(reply, execution)
+        bound.debug("result_valid")
+        rendered = (
+            postpayload.render(execution.postpayload, result)
+            if execution.postpayload is not None
+            else None
+        )
+        return {"status": "success", "result": result, "postpayload": rendered}
+
+    def _result(self, reply: Any, execution: Execution) -> Any:
+        if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
+            raise InvalidCellResult(
+                "The cell answered neither {'result': …} nor {'error': …}.",
+                errors=[InvalidParam(pointer="", detail="expected an object with 'result'")],
+            )
+        if "error" in reply:
+            error = reply["error"] if isinstance(reply["error"], dict) else {}
+            status = error.get("status")
+            problem = CellFailed(
+                f"The cell reported: {error.get('message') or 'an unspecified error'}.",
+                retryable=bool(error.get("retryable", False)),
+                cell_status=status,
+            )
+            if isinstance(status, int) and 400 <= status < 500:
+                problem.status = status
+            raise problem
+        result = reply["result"]
+        if execution.result is not None:
+            violations = execution.result.violations(result)
+            if violations:
+                raise InvalidCellResult(
+                    f"The cell's result for {execution.resource}.{execution.action} does not "
+                    "match its $result schema: "
+                    + "; ".join(f"{v.pointer or '/'}: {v.message}" for v in violations)
+                    + ".",
+                    errors=[
+                        InvalidParam(pointer="/result" + v.pointer, detail=v.message)
+                        for v in violations
+                    ],
+                )
+        return result
+
+    def _finish(
+        self,
+        request: CellRequest,
+        live: LiveCell | None,
+        execution: Execution | None,
+        started: float,
+        outcome: str,
+        status: int,
+        detail: str | None,
+    ) -> None:
+        latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        log.info(
+            "cell_request",
+            correlation_id=request.correlation_id,
+            ingress=request.ingress,
+            cell=live.name if live else request.cell,
+            plugin=request.plugin,
+            action=request.action,
+            outcome=outcome,
+            status=status,
+            latency_ms=latency_ms,
+        )
+        self._requests.record(
+            correlation_id=request.correlation_id,
+            installation_id=live.installation_id if live else None,
+            cell=live.name if live else request.cell[:255],
+            plugin=request.plugin[:255],
+            action=request.action[:255],
+            resource=execution.resource if execution else None,
+            ingress=request.ingress,
+            caller=request.principal.subject[:255],
+            customer_product_id=request.customer_product_id,
+            outcome=outcome,
+            status_code=status,
+            latency_ms=latency_ms,
+            detail=detail,
+        )

@@ -1,0 +1,113 @@
+"""The request log: one row per request, written in batches off the request path.
+
+Answering a caller never waits for the log: entries are queued in memory and a background task
+inserts them every ``request_log_flush_seconds`` (or sooner when ``request_log_batch_size`` are
+waiting). Reading the log first flushes what this process still holds. Rows older than
+``request_log_retention_hours`` are deleted now and then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, insert, select
+
+from modyard.common.db.database import Database
+from modyard.gateway.models import RequestRecord
+
+log = structlog.get_logger(__name__)
+
+CLEANUP_EVERY_SECONDS = 600.0
+
+
+class RequestLog:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        batch_size: int,
+        flush_seconds: float,
+        retention_hours: float,
+    ) -> None:
+        self._database = database
+        self._batch_size = batch_size
+        self._flush_seconds = flush_seconds
+        self._retention = timedelta(hours=retention_hours)
+        self._entries: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    def record(self, **entry: Any) -> None:
+        entry.setdefault("id", uuid.uuid4())
+        entry.setdefault("created_at", datetime.now(UTC))
+        self._entries.append(entry)
+        if len(self._entries) >= self._batch_size:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            while self._entries:
+                batch, self._entries = (
+                    self._entries[: self._batch_size],
+                    self._entries[self._batch_size :],
+                )
+                try:
+                    async with self._database.transaction() as session:
+                        await session.execute(insert(RequestRecord), batch)
+                except Exception:
+                    # The log is diagnostics: losing a batch must not stop the gateway.
+                    log.exception("request_log_write_failed", rows=len(batch))
+
+    async def run(self) -> None:
+        last_cleanup = 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self._flush_seconds):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+                await self.flush()
+                if loop.time() - last_cleanup > CLEANUP_EVERY_SECONDS:
+                    last_cleanup = loop.time()
+                    await self._cleanup()
+        finally:
+            await asyncio.shield(self.flush())
+
+    async def _cleanup(self) -> None:
+        cutoff = datetime.now(UTC) - self._retention
+        try:
+            async with self._database.transaction() as session:
+                await session.execute(
+                    delete(RequestRecord).where(RequestRecord.created_at < cutoff)
+                )
+        except Exception:
+            log.exception("request_log_cleanup_failed")
+
+    async def recent(
+        self,
+        *,
+        installation_id: uuid.UUID | None,
+        cell: str | None,
+        status: str | None,
+        limit: int,
+    ) -> Sequence[RequestRecord]:
+        await self.flush()
+        query = select(RequestRecord).order_by(RequestRecord.created_at.desc()).limit(limit)
+        if installation_id is not None:
+            query = query.where(RequestRecord.installation_id == installation_id)
+        elif cell is not None:
+            query = query.where(RequestRecord.cell == cell)
+        if status == "error":
+            query = query.where(RequestRecord.outcome != "success")
+        elif status is not None:
+            query = query.where(RequestRecord.outcome == status)
+        async with self._database.transaction() as session:
+            return list(await session.scalars(query))
