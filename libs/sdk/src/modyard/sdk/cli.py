@@ -19,6 +19,7 @@ from modyard.common.auth import DEFAULT_TOKEN_TTL_SECONDS, Role, mint_token
 from modyard.common.settings import CommonSettings
 from modyard.sdk.client import SERVICES, ModyardAPIError, ModyardClient
 from modyard.sdk.dev.cli import app as dev_app
+from modyard.sdk.gateway_cli import cell_app, cells_app
 from modyard.sdk.installer_cli import acl_app, install, installations_app
 from modyard.sdk.modules_cli import modules_app, pack, publish
 from modyard.sdk.runtime_cli import dlq_app, flows_app, webhooks_app
@@ -43,6 +44,8 @@ app.add_typer(acl_app, name="acl")
 app.add_typer(flows_app, name="flows")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(cells_app, name="cells")
+app.add_typer(cell_app, name="cell")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -55,6 +55,7 @@ class ModyardClient:
         self.registry = RegistryClient(self)
         self.installer = InstallerClient(self)
         self.runtime = RuntimeClient(self)
+        self.gateway = GatewayClient(self)
 
     @classmethod
     def from_settings(
@@ -435,3 +436,51 @@ class RuntimeClient(_ServiceAPI):
     async def test_webhook(self, webhook_id: str) -> dict[str, Any]:
         """Enqueue a ``webhook.test`` delivery; it shows up in the webhook's deliveries."""
         return dict(await self._json("POST", f"/v1/system-webhooks/{webhook_id}/test"))
+
+
+class GatewayClient(_ServiceAPI):
+    """The appcell-gateway's API (``ModyardClient.gateway``): cells, their actions, the request log.
+
+    A cell is named by its installation id or ``<workspace>:<slug>``.
+    """
+
+    service = "appcell-gateway"
+
+    async def cells(
+        self, *, workspace: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        params = _filters(workspace=workspace, status=status)
+        return list(await self._json("GET", "/v1/cells", params=params))
+
+    async def cell(self, cell: str) -> dict[str, Any]:
+        return dict(await self._json("GET", f"/v1/cells/{cell}"))
+
+    async def credentials(self, cell: str) -> dict[str, Any]:
+        """``{amqp_url, vhost, username, queue, reply_exchange}`` (operators only)."""
+        return dict(await self._json("GET", f"/v1/cells/{cell}/credentials"))
+
+    async def call(
+        self,
+        cell: str,
+        plugin: str,
+        action: str,
+        payload: Any,
+        *,
+        customer_product_id: str | None = None,
+    ) -> dict[str, Any]:
+        """``{status, result, postpayload}``; a refused or failed call raises ModyardAPIError."""
+        body = {"payload": payload, "customer_product_id": customer_product_id}
+        path = f"/v1/cells/{cell}/plugins/{plugin}/actions/{action}"
+        return dict(await self._json("POST", path, json=body))
+
+    async def requests(
+        self, *, cell: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        params = _filters(cell=cell, status=status, limit=limit)
+        return list((await self._json("GET", "/v1/requests", params=params))["items"])
+
+    async def slot(
+        self, slot: str, *, product: str | None = None, workspace: str | None = None
+    ) -> dict[str, Any]:
+        params = _filters(product=product, workspace=workspace)
+        return dict(await self._json("GET", f"/v1/ui/slots/{slot}", params=params))

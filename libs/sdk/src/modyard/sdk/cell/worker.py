@@ -1,0 +1,276 @@
+"""The worker core shared by cells (the gateway's requests) and module workers (the runtime's
+``amqp`` executor): one consumer loop, two adapters (:mod:`.cell`, :mod:`.module`).
+
+Both protocols are request/reply over RabbitMQ: the request is a JSON message with
+``correlation_id`` and ``reply_to``; the reply is JSON sent back with the same ``correlation_id``,
+to the exchange named by the request's ``reply-exchange`` header (the gateway's
+``appcell.replies``) or, without it, through the default exchange (the runtime's convention).
+
+What the core does for every adapter:
+
+- **Concurrency**: ``prefetch`` requests are delivered at once; at most ``concurrency`` run their
+  handler at the same time (synchronous handlers run in threads, so a blocking vendor SDK does
+  not stall the others).
+- **Acknowledgement** after the reply is published; a worker that dies mid-request leaves the
+  request to be redelivered.
+- **Redelivery policy**: answers are remembered by request id (``message_id``) for
+  ``replay_seconds`` (up to ``replay_size`` of them). A request seen again in that window (a
+  redelivery after a lost ack, a duplicate publish) gets the remembered answer again without
+  running the handler twice; a duplicate that arrives while the first is still running waits for
+  it. A redelivered request the worker has not answered (it crashed, or another replica had it) is
+  handled again: handlers must therefore be idempotent per request id, which they receive
+  (``Request.request_id``) to pass on to the vendor as an idempotency key where it has one.
+- **Graceful shutdown** (:meth:`Worker.stop`, SIGTERM/SIGINT under :func:`run`): stop consuming,
+  finish and answer every request in flight (up to ``shutdown_timeout`` seconds), then close.
+- **Structured logs**: one JSON line per request (``request_id``, what was asked, outcome,
+  ``duration_ms``) through structlog, as in the services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+import aio_pika
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+log = structlog.get_logger("modyard.sdk.cell")
+
+REPLY_EXCHANGE_HEADER = "reply-exchange"
+
+
+class Adapter(Protocol):
+    """What one protocol (cell, module worker) adds to the core."""
+
+    #: For logs and the connection name.
+    name: str
+
+    async def declare(self, channel: AbstractChannel, queue: str | None) -> AbstractQueue:
+        """The queue to consume (declared or checked)."""
+        ...
+
+    async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The reply body for a decoded request (errors already turned into error replies)."""
+        ...
+
+    def describe(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Fields that say what was asked, for the log line."""
+        ...
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    amqp_url: str
+    #: The queue to consume; the adapter's default when None (module workers).
+    queue: str | None = None
+    prefetch: int = 32
+    concurrency: int = 32
+    shutdown_timeout: float = 30.0
+    replay_seconds: float = 600.0
+    replay_size: int = 10_000
+
+
+@dataclass
+class _Replay:
+    """Answers by request id, oldest first, for the redelivery policy."""
+
+    ttl: float
+    size: int
+    answers: OrderedDict[str, tuple[float, bytes]] = field(default_factory=OrderedDict)
+
+    def get(self, key: str) -> bytes | None:
+        found = self.answers.get(key)
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+    def put(self, key: str, body: bytes) -> None:
+        self.answers[key] = (time.monotonic() + self.ttl, body)
+        self.answers.move_to_end(key)
+        while len(self.answers) > self.size:
+            self.answers.popitem(last=False)
+
+
+class Worker:
+    def __init__(self, adapter: Adapter, options: WorkerOptions) -> None:
+        self.adapter = adapter
+        self.options = options
+        self._user = unquote(urlsplit(options.amqp_url).username or "") or None
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._semaphore = asyncio.Semaphore(options.concurrency)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._running: dict[str, asyncio.Future[bytes]] = {}
+        self._replay = _Replay(options.replay_seconds, options.replay_size)
+        self._stopped = asyncio.Event()
+        self.handled = 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def start(self) -> None:
+        self._connection = await aio_pika.connect_robust(
+            self.options.amqp_url,
+            client_properties={"connection_name": f"modyard-worker-{self.adapter.name}"},
+        )
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=self.options.prefetch)
+        self._channel = channel
+        self._queue = await self.adapter.declare(channel, self.options.queue)
+        self._consumer_tag = await self._queue.consume(self._on_message)
+        log.info(
+            "worker_started",
+            worker=self.adapter.name,
+            queue=self._queue.name,
+            prefetch=self.options.prefetch,
+            concurrency=self.options.concurrency,
+        )
+
+    async def stop(self) -> None:
+        """Stop taking requests, answer those in flight, close."""
+        if self._queue is not None and self._consumer_tag is not None:
+            try:
+                await self._queue.cancel(self._consumer_tag)
+            except Exception as exc:  # the channel may already be gone
+                log.warning("worker_cancel_failed", error=str(exc))
+            self._consumer_tag = None
+        if self._in_flight:
+            log.info("worker_draining", in_flight=len(self._in_flight))
+            _, pending = await asyncio.wait(
+                set(self._in_flight), timeout=self.options.shutdown_timeout
+            )
+            if pending:
+                log.warning("worker_abandoned_requests", count=len(pending))
+                for task in pending:
+                    task.cancel()
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+        self._stopped.set()
+        log.info("worker_stopped", worker=self.adapter.name, handled=self.handled)
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight.add(task)
+        try:
+            await self._process(message)
+        finally:
+            self._in_flight.discard(task)
+
+    async def _process(self, message: AbstractIncomingMessage) -> None:
+        key = message.message_id or message.correlation_id or ""
+        started = time.perf_counter()
+        bound = log.bind(
+            worker=self.adapter.name,
+            request_id=key,
+            correlation_id=message.correlation_id,
+            redelivered=message.redelivered,
+        )
+        remembered = self._replay.get(key) if key else None
+        outcome = "replayed"
+        if remembered is not None:
+            body = remembered
+        elif key in self._running:
+            body = await asyncio.shield(self._running[key])
+            outcome = "duplicate"
+        else:
+            future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+            if key:
+                self._running[key] = future
+            try:
+                body, outcome, described = await self._run(message)
+                bound = bound.bind(**described)
+                future.set_result(body)
+                if key:
+                    self._replay.put(key, body)
+            except BaseException as exc:
+                future.set_exception(exc)
+                future.exception()  # retrieved: duplicates re-raise it themselves
+                raise
+            finally:
+                self._running.pop(key, None)
+        await self._reply(message, body)
+        await message.ack()
+        self.handled += 1
+        bound.info(
+            "request_handled",
+            outcome=outcome,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+
+    async def _run(self, message: AbstractIncomingMessage) -> tuple[bytes, str, dict[str, Any]]:
+        try:
+            request = json.loads(message.body)
+            if not isinstance(request, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            reply: dict[str, Any] = {
+                "error": {
+                    "message": f"the request is not a JSON object: {exc}",
+                    "status": 400,
+                    "retryable": False,
+                }
+            }
+            return _encode(reply), "error", {}
+        request.setdefault("request_id", message.message_id)
+        async with self._semaphore:
+            reply = await self.adapter.handle(request)
+        return _encode(reply), "error" if "error" in reply else "ok", self.adapter.describe(request)
+
+    async def _reply(self, message: AbstractIncomingMessage, body: bytes) -> None:
+        if not message.reply_to or self._channel is None:
+            return
+        exchange_name = (message.headers or {}).get(REPLY_EXCHANGE_HEADER)
+        if isinstance(exchange_name, bytes):
+            exchange_name = exchange_name.decode()
+        exchange = (
+            await self._channel.get_exchange(str(exchange_name), ensure=False)
+            if exchange_name
+            else self._channel.default_exchange
+        )
+        await exchange.publish(
+            aio_pika.Message(
+                body,
+                content_type="application/json",
+                correlation_id=message.correlation_id,
+                # RabbitMQ checks user_id against the connection's user: the gateway trusts it.
+                user_id=self._user,
+            ),
+            routing_key=message.reply_to,
+        )
+
+
+def _encode(reply: dict[str, Any]) -> bytes:
+    return json.dumps(reply, separators=(",", ":"), default=str).encode()
+
+
+Handler = Callable[..., Any]
+
+
+async def call_handler(handler: Handler, *args: Any) -> Any:
+    """Await an async handler; run a synchronous one in a thread."""
+    if asyncio.iscoroutinefunction(handler):
+        return await handler(*args)
+    result = await asyncio.to_thread(handler, *args)
+    if isinstance(result, Awaitable):
+        return await result
+    return result
