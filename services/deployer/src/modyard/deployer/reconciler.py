@@ -391,6 +391,10 @@ class Reconciler:
         the new one starts, and started again if the new one fails)."""
         image = self._image(deployment)
         recreating = deployment.serving_generation == deployment.generation
+        for abandoned in containers:
+            # Attempts superseded before they came up: they would hold the port, and never serve.
+            if abandoned.generation not in (deployment.generation, deployment.serving_generation):
+                await self._backend.remove(abandoned.id)
         previous = [
             state
             for state in containers

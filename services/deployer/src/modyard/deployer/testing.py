@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiodocker
+import httpx
 
 BUSYBOX = Path("/bin/busybox")
 
@@ -134,11 +135,46 @@ async def publish_test_image(
     return reference
 
 
-def httpd_command(port: int, body_from_env: str = "GREETING") -> list[str]:
-    """Serve ``$<body_from_env>`` as ``/index.html`` on 127.0.0.1:<port> (host networking)."""
+def httpd_command(port: int | str = "$PORT", body: str = "$GREETING") -> list[str]:
+    """Serve ``body`` (a shell word, e.g. ``$GREETING``) as ``/index.html`` on 127.0.0.1:<port>.
+
+    The deployer gives a deployment's port to its container as ``$PORT`` (host networking).
+    """
     return [
         "sh",
         "-c",
-        f'echo "${body_from_env}" > /www/index.html && echo "serving on {port}" '
+        f'echo "{body}" > /www/index.html && echo "serving {body} on {port}" '
         f"&& exec httpd -f -v -p 127.0.0.1:{port} -h /www",
     ]
+
+
+async def delete_from_registry(
+    registry_url: str, login: RegistryLogin, path: str, tag: str
+) -> None:
+    """Remove a test image's manifest from the registry (its blobs go at the next GC)."""
+    accept = ", ".join(
+        (
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.oci.image.manifest.v1+json",
+        )
+    )
+    async with httpx.AsyncClient(
+        base_url=registry_url, auth=(login.username, login.password), timeout=10
+    ) as client:
+        head = await client.head(f"/v2/{path}/manifests/{tag}", headers={"Accept": accept})
+        digest = head.headers.get("Docker-Content-Digest")
+        if head.status_code == 200 and digest:
+            await client.delete(f"/v2/{path}/manifests/{digest}")
+
+
+async def remove_namespace(docker_host: str, namespace: str) -> None:
+    """Remove every container and volume labelled with ``namespace`` (test clean-up)."""
+    label = json.dumps({"label": [f"modyard.namespace={namespace}"]})
+    async with aiodocker.Docker(url=docker_host) as docker:
+        for container in await docker.containers.list(all=True, filters=label):
+            await container.delete(force=True, v=True)
+        listed = await docker.volumes.list(  # type: ignore[no-untyped-call]
+            filters={"label": [f"modyard.namespace={namespace}"]}
+        )
+        for volume in listed.get("Volumes") or []:
+            await aiodocker.volumes.DockerVolume(docker, volume["Name"]).delete()  # type: ignore[no-untyped-call]

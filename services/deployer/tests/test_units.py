@@ -1,0 +1,69 @@
+"""Pure logic: image references and CrashLoopBackOff delays."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from modyard.deployer.backoff import BackoffPolicy
+from modyard.deployer.image_ref import InvalidImageReference, parse_image_reference
+
+
+def test_image_references_are_parsed_into_host_path_tag_and_digest() -> None:
+    ref = parse_image_reference("registry.gitlab.com/oneentry-skd-js/test-module:prod-v1.0.10")
+    assert (ref.host, ref.path, ref.tag, ref.digest) == (
+        "registry.gitlab.com",
+        "oneentry-skd-js/test-module",
+        "prod-v1.0.10",
+        None,
+    )
+    with_port = parse_image_reference("127.0.0.1:5000/team/mod:1")
+    assert (with_port.host, with_port.path, with_port.tag) == ("127.0.0.1:5000", "team/mod", "1")
+    digest = "sha256:" + "a" * 64
+    pinned = parse_image_reference(f"localhost:5000/a/b@{digest}")
+    assert (pinned.tag, pinned.digest) == (None, digest)
+    assert str(pinned) == f"localhost:5000/a/b@{digest}"
+    assert str(with_port.with_tag("2")) == "127.0.0.1:5000/team/mod:2"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("user/repo:1", "no registry host"),
+        ("repo", "no registry host"),
+        ("registry.example.com/", "no repository path"),
+        ("registry.example.com/Upper/repo:1", "path component"),
+        ("registry.example.com/a//b:1", "path component"),
+        ("registry.example.com/a/b:-bad", "tag"),
+        ("registry.example.com/a/b@sha256:xyz", "digest"),
+        ("registry.example.com/a b:1", "white space"),
+        ("-bad-.example.com/a/b:1", "host"),
+        ("", "empty"),
+    ],
+)
+def test_bad_image_references_say_what_to_fix(text: str, words: str) -> None:
+    with pytest.raises(InvalidImageReference, match=words):
+        parse_image_reference(text)
+
+
+def test_backoff_doubles_from_the_base_up_to_the_cap() -> None:
+    policy = BackoffPolicy(base_seconds=10, cap_seconds=300, reset_after_seconds=600)
+    assert [policy.delay(step).total_seconds() for step in range(1, 8)] == [
+        10,
+        20,
+        40,
+        80,
+        160,
+        300,
+        300,
+    ]
+    assert policy.delay(10_000).total_seconds() == 300
+
+
+def test_backoff_streak_resets_after_a_long_enough_run() -> None:
+    policy = BackoffPolicy(base_seconds=10, cap_seconds=300, reset_after_seconds=600)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    assert policy.next_step(4, start, start + timedelta(seconds=30)) == 5
+    assert policy.next_step(4, start, start + timedelta(minutes=10)) == 1
+    assert policy.next_step(0, None, None) == 1
