@@ -56,6 +56,7 @@ class ModyardClient:
         self.installer = InstallerClient(self)
         self.runtime = RuntimeClient(self)
         self.gateway = GatewayClient(self)
+        self.deployer = DeployerClient(self)
 
     @classmethod
     def from_settings(
@@ -484,3 +485,129 @@ class GatewayClient(_ServiceAPI):
     ) -> dict[str, Any]:
         params = _filters(product=product, workspace=workspace)
         return dict(await self._json("GET", f"/v1/ui/slots/{slot}", params=params))
+
+
+class DeployerClient(_ServiceAPI):
+    """The deployer's API (``ModyardClient.deployer``): container modules on Docker.
+
+    ``ref`` is a deployment's id or name. Changes answer at once (202) with the deployment; the
+    deployer then makes it so, which :meth:`deployment` shows (``status``, ``progress``).
+    """
+
+    service = "deployer"
+
+    async def create(
+        self,
+        *,
+        name: str,
+        image: str,
+        registry_host: str,
+        token_id: str,
+        token: str,
+        tag: str | None = None,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": name,
+            "image": image,
+            "registry_host": registry_host,
+            "token_id": token_id,
+            "token": token,
+            "env": env or {},
+        }
+        if tag is not None:
+            body["tag"] = tag
+        if port is not None:
+            body["port"] = port
+        return dict(await self._json("POST", "/v1/deployments", json=body))
+
+    async def deployments(
+        self,
+        *,
+        name: str | None = None,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
+        """One page: ``{items, next_cursor}``."""
+        params = _filters(name=name, status=status, cursor=cursor, limit=limit)
+        return dict(await self._json("GET", "/v1/deployments", params=params))
+
+    async def all_deployments(self, *, status: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        cursor: str | None = None
+        while True:
+            page = await self.deployments(status=status, cursor=cursor)
+            for item in page["items"]:
+                yield item
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    async def deployment(self, ref: str) -> dict[str, Any]:
+        return dict(await self._json("GET", f"/v1/deployments/{ref}"))
+
+    async def deploy(self, ref: str) -> dict[str, Any]:
+        return dict(await self._json("POST", f"/v1/deployments/{ref}/deploy"))
+
+    async def suspend(self, ref: str) -> dict[str, Any]:
+        return dict(await self._json("POST", f"/v1/deployments/{ref}/suspend"))
+
+    async def resume(self, ref: str) -> dict[str, Any]:
+        return dict(await self._json("POST", f"/v1/deployments/{ref}/resume"))
+
+    async def update(
+        self,
+        ref: str,
+        *,
+        tag: str | None = None,
+        env: dict[str, str] | None = None,
+        token_id: str | None = None,
+        token: str | None = None,
+        port: int | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            key: value
+            for key, value in {
+                "tag": tag,
+                "env": env,
+                "token_id": token_id,
+                "token": token,
+                "port": port,
+            }.items()
+            if value is not None
+        }
+        return dict(await self._json("PATCH", f"/v1/deployments/{ref}", json=body))
+
+    async def delete(self, ref: str) -> dict[str, Any]:
+        return dict(await self._json("DELETE", f"/v1/deployments/{ref}"))
+
+    async def logs(
+        self,
+        ref: str,
+        *,
+        tail: int | None = None,
+        since: datetime | None = None,
+        follow: bool = False,
+        timestamps: bool = False,
+    ) -> AsyncIterator[str]:
+        """The container's output as it comes (with ``follow``, until the caller stops)."""
+        params = _filters(tail=tail, since=since)
+        params.update(follow=str(follow).lower(), timestamps=str(timestamps).lower())
+        url = self._client.url(self.service) + f"/v1/deployments/{ref}/logs"
+        # No read timeout while following: output may be quiet for a long time.
+        timeout = httpx.Timeout(10.0, read=None) if follow else httpx.Timeout(30.0)
+        async with self._client._http.stream(
+            "GET", url, params=params, timeout=timeout
+        ) as response:
+            if response.is_error:
+                await response.aread()
+                try:
+                    problem = response.json()
+                except ValueError:
+                    problem = {"detail": response.text[:500]}
+                raise ModyardAPIError(
+                    response.status_code, problem if isinstance(problem, dict) else {}
+                )
+            async for text in response.aiter_text():
+                yield text
