@@ -8,9 +8,12 @@ everything is removed at the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiodocker
@@ -18,10 +21,10 @@ import httpx
 import pytest
 
 from modyard.common.auth import Role
+from modyard.common.network import tcp_reachable
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import ServiceProcess, auth_headers, service_process
-from modyard.common.network import tcp_reachable
 from modyard.deployer.testing import (
     RegistryLogin,
     delete_from_registry,
@@ -49,10 +52,8 @@ class Images:
 
 @pytest.fixture(scope="session")
 def docker_host(infra_settings: CommonSettings) -> str:
-    socket_path = infra_settings.docker_host.removeprefix("unix://")
-    import os
-
-    if not os.path.exists(socket_path):
+    socket_path = Path(infra_settings.docker_host.removeprefix("unix://"))
+    if not socket_path.exists():
         pytest.fail(
             f"No Docker daemon at {infra_settings.docker_host}; start it with `make infra`.",
             pytrace=False,
@@ -79,9 +80,11 @@ async def images(infra_settings: CommonSettings, docker_host: str) -> AsyncItera
         "crash": {"command": ["sh", "-c", "echo 'cannot start: no config'; exit 3"]},
         "unhealthy": {
             "command": ["sh", "-c", "echo up; exec sleep 3600"],
-            "healthcheck": ["test", "-f", "/tmp/healthy"],
+            "healthcheck": ["test", "-f", "/www/healthy"],  # never created
         },
-        "ticker": {"command": ["sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"]},
+        "ticker": {
+            "command": ["sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"]
+        },
     }
     await asyncio.gather(
         *(
@@ -95,14 +98,10 @@ async def images(infra_settings: CommonSettings, docker_host: str) -> AsyncItera
     finally:
         async with aiodocker.Docker(url=docker_host) as docker:
             for tag in found.pushed:
-                try:
+                with contextlib.suppress(aiodocker.DockerError):
                     await docker.images.delete(found.ref(tag), force=True)
-                except aiodocker.DockerError:
-                    pass
         for tag in found.pushed:
-            await delete_from_registry(
-                infra_settings.image_registry_url, login, found.path, tag
-            )
+            await delete_from_registry(infra_settings.image_registry_url, login, found.path, tag)
 
 
 class Deployer:
@@ -170,14 +169,11 @@ class Deployer:
     async def containers(self, name: str) -> list[dict[str, Any]]:
         """This session's containers of deployment ``name``, inspected."""
         labels = [f"modyard.namespace={self.namespace}", f"modyard.deployment.name={name}"]
-        import json
-
         async with aiodocker.Docker(url=self.docker_host) as docker:
             listed = await docker.containers.list(all=True, filters=json.dumps({"label": labels}))
             return [(await docker.containers.get(c.id))._container for c in listed]
 
     async def volumes(self, name: str) -> list[str]:
-        import json
 
         labels = [f"modyard.namespace={self.namespace}", f"modyard.deployment.name={name}"]
         async with aiodocker.Docker(url=self.docker_host) as docker:

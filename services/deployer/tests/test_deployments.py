@@ -119,7 +119,8 @@ async def test_deploy_suspend_resume_delete(
     assert created["status"] == "not_deployed"
     assert created["endpoint"] is None
     assert created["env_names"] == ["GREETING"]
-    assert "token" not in created and "env" not in created
+    assert "token" not in created
+    assert "env" not in created
     duplicate = await deployer.call("POST", "/v1/deployments", json=body(images, "lifecycle"))
     assert duplicate.status_code == 409
 
@@ -148,7 +149,8 @@ async def test_deploy_suspend_resume_delete(
     assert suspended["endpoint"] is None
     assert await fetch(f"http://127.0.0.1:{port}") is None
     (stopped,) = await deployer.containers("lifecycle")
-    assert stopped["Id"] == container["Id"] and not stopped["State"]["Running"]
+    assert stopped["Id"] == container["Id"]
+    assert not stopped["State"]["Running"]
     assert await deployer.volumes("lifecycle"), "suspending keeps the data"
 
     response = await deployer.call("POST", "/v1/deployments/lifecycle/resume")
@@ -190,17 +192,22 @@ async def test_secrets_are_encrypted_at_rest(
     try:
         async with engine.connect() as connection:
             row = (
-                await connection.execute(
-                    text("SELECT * FROM deployer.deployments WHERE name = 'secretive'")
+                (
+                    await connection.execute(
+                        text("SELECT * FROM deployer.deployments WHERE name = 'secretive'")
+                    )
                 )
-            ).mappings().one()
+                .mappings()
+                .one()
+            )
     finally:
         await engine.dispose()
     stored = " ".join(str(value) for value in row.values())
     assert "sk-very-secret-42" not in stored
     assert row["token_encrypted"].startswith("gAAAA")  # a Fernet token
     shown = await deployer.get("secretive")
-    assert "sk-very-secret-42" not in str(shown) and shown["env_names"] == ["API_KEY"]
+    assert "sk-very-secret-42" not in str(shown)
+    assert shown["env_names"] == ["API_KEY"]
     assert (await deployer.call("DELETE", "/v1/deployments/secretive")).status_code == 202
 
 
@@ -222,7 +229,8 @@ async def test_update_tag_and_env_then_a_failing_update_keeps_the_old_one_servin
     updated = await deployer.wait_for(
         "updated", lambda d: d["status"] == "running" and d["serving_generation"] == 2
     )
-    assert updated["image"] == images.ref("v2") and updated["tag"] == "v2"
+    assert updated["image"] == images.ref("v2")
+    assert updated["tag"] == "v2"
     await serves(f"http://127.0.0.1:{port}", "two v2")
     (second,) = await deployer.containers("updated")
     assert second["Id"] != first["Id"], "the old container is removed once the new one is up"
@@ -237,8 +245,7 @@ async def test_update_tag_and_env_then_a_failing_update_keeps_the_old_one_servin
     # The failed container is kept, stopped, so that its logs say why.
     logs = await deployer.call("GET", "/v1/deployments/updated/logs")
     assert "cannot start: no config" in logs.text
-    await asyncio.sleep(0)  # the old one keeps serving without being restarted by backoff
-    assert (await deployer.get("updated"))["restarts"] == 0
+    assert (await deployer.get("updated"))["restarts"] == 0, "a failed update is not crash-looped"
     assert (await deployer.call("DELETE", "/v1/deployments/updated")).status_code == 202
 
 
@@ -258,9 +265,7 @@ async def test_update_without_a_port_overlaps_old_and_new(
     assert (await deployer.call("DELETE", "/v1/deployments/worker")).status_code == 202
 
 
-async def test_wrong_token_is_a_warning_about_the_token(
-    deployer: Deployer, images: Images
-) -> None:
+async def test_wrong_token_is_a_warning_about_the_token(deployer: Deployer, images: Images) -> None:
     await create(deployer, body(images, "badtoken", token="not-the-token", port=free_port()))
     await deploy(deployer, "badtoken")
     warned = await deployer.wait_status("badtoken", "warn")
@@ -291,14 +296,18 @@ async def test_a_process_that_exits_is_restarted_with_growing_delays(
     await create(deployer, body(images, "crasher", tag="crash"))
     await deploy(deployer, "crasher")
     warned = await deployer.wait_status("crasher", "warn")
-    assert "exit code 3" in warned["reason"] and "restarting in" in warned["reason"]
+    assert "exit code 3" in warned["reason"]
+    assert "restarting in" in warned["reason"]
     assert warned["next_restart_at"] is not None
     looping = await deployer.wait_for("crasher", lambda d: d["restarts"] >= 3, timeout=60)
     assert looping["status"] == "warn"
     # 1 s, 2 s, 4 s (capped at 4 s by the test settings): the announced delay grows.
-    assert "restarting in 4 s" in (
-        await deployer.wait_for("crasher", lambda d: "restarting in 4 s" in (d["reason"] or ""))
-    )["reason"]
+    assert (
+        "restarting in 4 s"
+        in (
+            await deployer.wait_for("crasher", lambda d: "restarting in 4 s" in (d["reason"] or ""))
+        )["reason"]
+    )
     (container,) = await deployer.containers("crasher")  # restarted, never duplicated
     assert container["HostConfig"]["RestartPolicy"]["Name"] == "no"
     assert (await deployer.call("DELETE", "/v1/deployments/crasher")).status_code == 202
@@ -329,7 +338,8 @@ async def test_a_restarted_deployer_adopts_its_containers(
     await serves(f"http://127.0.0.1:{port}", "hello v1")
     running = await deployer.wait_status("adopted", "running")
     assert running["restarts"] == 0
-    # Give the new process's start-up reconciliation (and one resync) time to act wrongly.
+    # An observation window (not a speed check): the new process's start-up reconciliation
+    # has run by now; it must have adopted the container, not started a second one.
     await asyncio.sleep(2)
     (after,) = await deployer.containers("adopted")
     assert after["Id"] == before["Id"]
@@ -363,7 +373,8 @@ async def test_a_container_removed_behind_its_back_is_recreated(
 async def test_logs_tail_since_and_follow(deployer: Deployer, images: Images) -> None:
     await create(deployer, body(images, "chatty", tag="ticker"))
     early = await deployer.call("GET", "/v1/deployments/chatty/logs")
-    assert early.status_code == 409 and early.json()["type"].endswith("/no-container")
+    assert early.status_code == 409
+    assert early.json()["type"].endswith("/no-container")
     await deploy(deployer, "chatty")
     await deployer.wait_status("chatty", "running")
 
@@ -373,7 +384,8 @@ async def test_logs_tail_since_and_follow(deployer: Deployer, images: Images) ->
 
     await eventually(ticks, 20)
     tail = await deployer.call("GET", "/v1/deployments/chatty/logs", params={"tail": 2})
-    assert tail.status_code == 200 and tail.headers["content-type"].startswith("text/plain")
+    assert tail.status_code == 200
+    assert tail.headers["content-type"].startswith("text/plain")
     assert len(tail.text.strip().splitlines()) == 2
     future = await deployer.call(
         "GET", "/v1/deployments/chatty/logs", params={"since": "2999-01-01T00:00:00Z"}

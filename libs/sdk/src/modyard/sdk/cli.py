@@ -18,6 +18,7 @@ from rich.table import Table
 from modyard.common.auth import DEFAULT_TOKEN_TTL_SECONDS, Role, mint_token
 from modyard.common.settings import CommonSettings
 from modyard.sdk.client import SERVICES, ModyardAPIError, ModyardClient
+from modyard.sdk.deployer_cli import deploy_app
 from modyard.sdk.dev.cli import app as dev_app
 from modyard.sdk.gateway_cli import cell_app, cells_app
 from modyard.sdk.installer_cli import acl_app, install, installations_app
@@ -46,6 +47,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(cells_app, name="cells")
 app.add_typer(cell_app, name="cell")
+app.add_typer(deploy_app, name="deploy")
 
 console = Console()
 err_console = Console(stderr=True)
