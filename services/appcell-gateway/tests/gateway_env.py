@@ -79,18 +79,19 @@ class Env:
         )
         assert response.status_code in (200, 201), response.text
 
-    async def install(self, slug: str, module: str = MODULE) -> str:
+    async def install(self, slug: str, version: str = "^1.0.0") -> str:
         response = await self.external(
             "POST",
             f"{self.installer}/v1/workspaces/{WS}/installations",
-            json={"module": module, "slug": slug, "config": CONFIG},
+            json={"module": MODULE, "version": version, "slug": slug, "config": CONFIG},
         )
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
 
-    async def cell_status(self, key: str) -> str | None:
+    async def cell_status(self, key: str) -> str:
+        """The cell's status, or ``gone`` once it is removed (404)."""
         response = await self.client.get(f"/v1/cells/{key}", headers=self.operator)
-        return str(response.json()["status"]) if response.status_code == 200 else None
+        return str(response.json()["status"]) if response.status_code == 200 else "gone"
 
     async def wait_status(self, key: str, status: str) -> None:
         async def reached() -> bool:

@@ -145,9 +145,11 @@ class Worker:
         """Stop taking requests, answer those in flight, close."""
         if self._queue is not None and self._consumer_tag is not None:
             try:
-                await self._queue.cancel(self._consumer_tag)
+                # Bounded: a connection the broker closed (a revoked user) never answers.
+                async with asyncio.timeout(5):
+                    await self._queue.cancel(self._consumer_tag)
             except Exception as exc:  # the channel may already be gone
-                log.warning("worker_cancel_failed", error=str(exc))
+                log.warning("worker_cancel_failed", error=str(exc) or type(exc).__name__)
             self._consumer_tag = None
         if self._in_flight:
             log.info("worker_draining", in_flight=len(self._in_flight))
@@ -159,7 +161,11 @@ class Worker:
                 for task in pending:
                     task.cancel()
         if self._connection is not None:
-            await self._connection.close()
+            try:
+                async with asyncio.timeout(5):
+                    await self._connection.close()
+            except Exception as exc:
+                log.warning("worker_close_failed", error=str(exc) or type(exc).__name__)
             self._connection = None
         self._stopped.set()
         log.info("worker_stopped", worker=self.adapter.name, handled=self.handled)
