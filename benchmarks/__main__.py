@@ -7,6 +7,7 @@ import json
 import sys
 
 from benchmarks import (
+    deployer,
     event_bus,
     installer,
     installer_resolution,
@@ -39,6 +40,7 @@ async def main() -> int:
             installer_resolution.resolution_speed,
             installer.installs_per_second,
             runtime.runtime_load,
+            deployer.deployer_load,
         ):
             result = await benchmark(infra)
             print(json.dumps(result), flush=True)

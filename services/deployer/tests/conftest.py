@@ -171,7 +171,11 @@ class Deployer:
         labels = [f"modyard.namespace={self.namespace}", f"modyard.deployment.name={name}"]
         async with aiodocker.Docker(url=self.docker_host) as docker:
             listed = await docker.containers.list(all=True, filters=json.dumps({"label": labels}))
-            return [(await docker.containers.get(c.id))._container for c in listed]
+            found = []
+            for summary in listed:
+                with contextlib.suppress(aiodocker.DockerError):  # removed since listed
+                    found.append((await docker.containers.get(summary.id))._container)
+            return found
 
     async def volumes(self, name: str) -> list[str]:
 

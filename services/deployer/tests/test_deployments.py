@@ -232,8 +232,12 @@ async def test_update_tag_and_env_then_a_failing_update_keeps_the_old_one_servin
     assert updated["image"] == images.ref("v2")
     assert updated["tag"] == "v2"
     await serves(f"http://127.0.0.1:{port}", "two v2")
-    (second,) = await deployer.containers("updated")
-    assert second["Id"] != first["Id"], "the old container is removed once the new one is up"
+
+    async def only_the_new_one() -> bool:
+        found = await deployer.containers("updated")
+        return len(found) == 1 and found[0]["Id"] != first["Id"]
+
+    await eventually(only_the_new_one, 20)  # the old container goes once the new one is up
 
     response = await deployer.call("PATCH", "/v1/deployments/updated", json={"tag": "crash"})
     assert response.status_code == 202
@@ -260,8 +264,12 @@ async def test_update_without_a_port_overlaps_old_and_new(
     await deployer.wait_for(
         "worker", lambda d: d["status"] == "running" and d["serving_generation"] == 2
     )
-    (only,) = await deployer.containers("worker")
-    assert "A=b" in only["Config"]["Env"]
+
+    async def only_the_new_one() -> bool:
+        found = await deployer.containers("worker")
+        return len(found) == 1 and "A=b" in found[0]["Config"]["Env"]
+
+    await eventually(only_the_new_one, 20)
     assert (await deployer.call("DELETE", "/v1/deployments/worker")).status_code == 202
 
 

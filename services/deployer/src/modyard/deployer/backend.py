@@ -69,6 +69,7 @@ class ContainerState:
     deployment_name: str
     generation: int
     running: bool
+    image_id: str = ""
     exit_code: int | None = None
     #: ``starting``, ``healthy``, ``unhealthy``, or None without a health check.
     health: str | None = None
@@ -90,7 +91,8 @@ class ContainerBackend(Protocol):
     ) -> None:
         """Fetch ``image`` with the credentials (raises a :class:`BackendError` subclass)."""
 
-    async def image_present(self, image: str) -> bool: ...
+    async def image_id(self, image: str) -> str | None:
+        """The local image's id, or None when the host does not have it."""
 
     async def containers(self, deployment_id: uuid.UUID | None = None) -> list[ContainerState]:
         """This deployer's containers (of one deployment, or all), whatever their state."""

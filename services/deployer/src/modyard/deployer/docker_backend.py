@@ -107,30 +107,30 @@ class DockerBackend:
         layers: dict[str, tuple[int, int]] = {}
         try:
             async for item in self._docker.images.pull(image, auth=auth, stream=True):
-                if progress is None:
-                    continue
                 detail = item.get("progressDetail") or {}
-                if item.get("id") and detail.get("total"):
-                    layers[item["id"]] = (int(detail.get("current", 0)), int(detail["total"]))
+                if progress is None or not (item.get("id") and detail.get("total")):
+                    # Only byte counts are worth telling: a cached image has none, and its
+                    # deploy should not wait for progress writes.
+                    continue
+                layers[item["id"]] = (int(detail.get("current", 0)), int(detail["total"]))
                 done = sum(current for current, _ in layers.values())
                 total = sum(total for _, total in layers.values())
-                text = str(item.get("status", ""))
-                if total:
-                    text += f" ({done / 1e6:.1f}/{total / 1e6:.1f} MB, {len(layers)} layers)"
+                text = f"{item.get('status', '')} ({done / 1e6:.1f}/{total / 1e6:.1f} MB, "
+                text += f"{len(layers)} layers)"
                 await progress(text)
         except aiodocker.DockerError as exc:
             raise _pull_failure(image, credentials.host, exc.message, exc.status) from None
         except (OSError, aiodocker.exceptions.DockerContextError) as exc:
             raise BackendUnavailable(f"Docker does not answer: {exc}") from None
 
-    async def image_present(self, image: str) -> bool:
+    async def image_id(self, image: str) -> str | None:
         try:
-            await self._docker.images.inspect(image)
+            info = await self._docker.images.inspect(image)
         except aiodocker.DockerError as exc:
             if exc.status == 404:
-                return False
+                return None
             raise BackendUnavailable(f"Docker refused to inspect {image}: {exc.message}") from None
-        return True
+        return str(info["Id"])
 
     # -- containers ----------------------------------------------------------------------------
 
@@ -147,6 +147,7 @@ class DockerBackend:
             deployment_name=str(labels.get(LABEL_DEPLOYMENT_NAME, "")),
             generation=int(labels.get(LABEL_GENERATION, "0")),
             running=bool(state.get("Running")) and not bool(state.get("Restarting")),
+            image_id=str(info.get("Image", "")),
             exit_code=state.get("ExitCode"),
             health=health.get("Status") or None,
             started_at=_timestamp(state.get("StartedAt")),
@@ -195,14 +196,6 @@ class DockerBackend:
     async def create(self, spec: ContainerSpec) -> ContainerState:
         settings = self._settings
         name = self.container_name(spec)
-        existing = await self.inspect(name)
-        if existing is not None:
-            if (
-                existing.deployment_id == spec.deployment_id
-                and existing.generation == spec.generation
-            ):
-                return existing
-            await self.remove(existing.id)
         env = dict(spec.env)
         if spec.port is not None:
             env.setdefault("PORT", str(spec.port))
@@ -230,7 +223,24 @@ class DockerBackend:
         try:
             container = await self._docker.containers.create(config, name=name)
         except aiodocker.DockerError as exc:
-            raise BackendError(f"Docker could not create the container: {exc.message}") from None
+            if exc.status != 409:
+                raise BackendError(
+                    f"Docker could not create the container: {exc.message}"
+                ) from None
+            # The name is taken: by this very generation (made before a crash), reused; by
+            # anything else of ours (a deleted deployment's leftover), replaced.
+            existing = await self.inspect(name)
+            if existing is None:
+                raise BackendError(
+                    f"Docker could not create the container: {exc.message}"
+                ) from None
+            if (
+                existing.deployment_id == spec.deployment_id
+                and existing.generation == spec.generation
+            ):
+                return existing
+            await self.remove(existing.id)
+            container = await self._docker.containers.create(config, name=name)
         state = await self.inspect(container.id)
         if state is None:
             raise BackendError("The container disappeared right after it was created.")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 import uuid
 from collections.abc import Sequence
@@ -49,6 +50,8 @@ log = structlog.get_logger(__name__)
 BACKEND_RETRY_SECONDS = 5.0
 #: Pull progress is written to the database at most this often.
 PROGRESS_INTERVAL_SECONDS = 0.5
+#: A pull still running after this long is shown as progress.
+PULL_NOTICE_SECONDS = 0.25
 STABILITY_POLL_SECONDS = 0.2
 
 
@@ -104,8 +107,11 @@ class Reconciler:
             event = self._wakes[deployment_id] = asyncio.Event()
         event.set()
         if self._running and deployment_id not in self._workers:
+            # A context of its own: a worker started from a request must not log as that request.
             self._workers[deployment_id] = asyncio.create_task(
-                self._worker(deployment_id), name=f"reconcile-{deployment_id}"
+                self._worker(deployment_id),
+                name=f"reconcile-{deployment_id}",
+                context=contextvars.Context(),
             )
 
     def _wake_in(self, deployment_id: uuid.UUID, seconds: float) -> None:
@@ -391,6 +397,15 @@ class Reconciler:
         the new one starts, and started again if the new one fails)."""
         image = self._image(deployment)
         recreating = deployment.serving_generation == deployment.generation
+        clock = time.perf_counter()
+        timings: dict[str, float] = {}
+
+        def lap(step: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[f"{step}_ms"] = round((now - clock) * 1000, 1)
+            clock = now
+
         for abandoned in containers:
             # Attempts superseded before they came up: they would hold the port, and never serve.
             if abandoned.generation not in (deployment.generation, deployment.serving_generation):
@@ -401,33 +416,22 @@ class Reconciler:
             if state.generation == deployment.serving_generation
             and state.generation != deployment.generation
         ]
+        spec = ContainerSpec(
+            deployment_id=deployment.id,
+            deployment_name=deployment.name,
+            generation=deployment.generation,
+            image=image,
+            env=self._secrets.decrypt_json(deployment.env_encrypted),
+            port=deployment.port,
+        )
         try:
-            if recreating and await self._backend.image_present(image):
-                await self._apply(
-                    deployment,
-                    status=Status.deploying,
-                    reason="The container was removed outside modyard; it is being recreated.",
-                    progress="recreating the container",
-                )
-            else:
-                await self._pull(deployment, image)
-            await self._progress(deployment, "creating the container")
-            env = self._secrets.decrypt_json(deployment.env_encrypted)
-            state = await self._backend.create(
-                ContainerSpec(
-                    deployment_id=deployment.id,
-                    deployment_name=deployment.name,
-                    generation=deployment.generation,
-                    image=image,
-                    env=env,
-                    port=deployment.port,
-                )
-            )
+            state = await self._pull_and_create(deployment, spec, recreating)
         except BackendUnavailable:
             raise
         except BackendError as exc:
             await self._failed(deployment, str(exc), previous)
             return
+        lap("pull_and_create")
         handed_over = []
         if deployment.port is not None:
             # One port on the host network: the old process must let go of it first.
@@ -435,14 +439,14 @@ class Reconciler:
                 if old.running:
                     await self._backend.stop(old.id)
                     handed_over.append(old)
-        await self._progress(deployment, "starting the container")
         try:
             await self._backend.start(state.id)
         except BackendError as exc:
             await self._failed(deployment, str(exc), previous, new=state)
             return
-        await self._progress(deployment, "waiting for the container to stay up")
-        outcome = await self._wait_until_up(state.id)
+        lap("start")
+        outcome = await self._wait_until_up(state.id, deployment)
+        lap("up")
         if outcome.up:
             await self._apply(
                 deployment,
@@ -453,10 +457,11 @@ class Reconciler:
                 failed_generation=None,
                 next_restart_at=None,
             )
+            lap("record")
             for old in containers:
                 if old.generation != deployment.generation:
                     await self._backend.remove(old.id)
-            log.info("deployment_rolled_out", deployment=deployment.name, image=image)
+            log.info("deployment_rolled_out", deployment=deployment.name, image=image, **timings)
             return
         if previous:
             await self._failed(deployment, f"The new container {outcome.why}.", previous, new=state)
@@ -467,8 +472,45 @@ class Reconciler:
         if fresh is not None and current is not None:
             await self._crashed(fresh, current)
 
+    async def _pull_and_create(
+        self, deployment: Deployment, spec: ContainerSpec, recreating: bool
+    ) -> ContainerState:
+        """The container of ``spec``, its image pulled with the deployment's token first.
+
+        With the image already on the host, the registry check (the token, a moved tag) runs
+        while the container is created: nothing is started before the check has passed, and a
+        container made from an image the pull replaced is made again.
+        """
+        image_id = await self._backend.image_id(spec.image)
+        if image_id is None:
+            await self._pull(deployment, spec.image)
+            return await self._backend.create(spec)
+        if recreating:
+            # The token was checked when this generation was deployed.
+            await self._apply(
+                deployment,
+                status=Status.deploying,
+                reason="The container was removed outside modyard; it is being recreated.",
+                progress="recreating the container",
+            )
+            return await self._backend.create(spec)
+        pulled, created = await asyncio.gather(
+            self._pull(deployment, spec.image),
+            self._backend.create(spec),
+            return_exceptions=True,
+        )
+        if isinstance(pulled, BaseException):
+            if isinstance(created, ContainerState):
+                await self._backend.remove(created.id)
+            raise pulled
+        if isinstance(created, BaseException):
+            raise created
+        if await self._backend.image_id(spec.image) != created.image_id:
+            await self._backend.remove(created.id)
+            return await self._backend.create(spec)
+        return created
+
     async def _pull(self, deployment: Deployment, image: str) -> None:
-        await self._progress(deployment, f"pulling {image}")
         credentials = RegistryCredentials(
             host=deployment.registry_host,
             username=deployment.token_id,
@@ -482,11 +524,18 @@ class Reconciler:
                 last = time.monotonic()
                 await self._progress(deployment, f"pulling {image}: {text}")
 
-        await self._backend.pull(image, credentials, report)
+        pulling = asyncio.create_task(self._backend.pull(image, credentials, report))
+        # Say "pulling" only when it takes a while: a cached image's check takes milliseconds,
+        # and every progress write is a commit the deploy would wait for.
+        done, _ = await asyncio.wait({pulling}, timeout=PULL_NOTICE_SECONDS)
+        if not done:
+            await self._progress(deployment, f"pulling {image}")
+        await pulling
 
-    async def _wait_until_up(self, container_id: str) -> Outcome:
+    async def _wait_until_up(self, container_id: str, deployment: Deployment) -> Outcome:
         settings = self._settings
         deadline = time.monotonic() + settings.stable_seconds + settings.health_timeout_seconds
+        told = False
         while True:
             state = await self._backend.inspect(container_id)
             if state is None:
@@ -501,6 +550,10 @@ class Reconciler:
                 "healthy",
             ):
                 return Outcome(True)
+            if not told:
+                # Only once it is clear that this takes a while (each write is a commit).
+                await self._progress(deployment, "waiting for the container to stay up")
+                told = True
             if time.monotonic() > deadline:
                 return Outcome(
                     False, f"did not report healthy within {settings.health_timeout_seconds:g} s"
