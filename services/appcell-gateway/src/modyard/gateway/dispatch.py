@@ -6,7 +6,11 @@
 
 A request carries ``correlation_id``, ``reply_to`` (this process's reply queue), the header
 ``reply-exchange`` and an ``expiration`` equal to the timeout, so a cell that was down does not
-work through requests nobody waits for any more. The reply is matched by correlation id to the
+work through requests nobody waits for any more. Requests are published ``mandatory`` but
+transient and without publisher confirms, on a channel of their own: the caller waits for the
+cell's reply anyway, which is a stronger acknowledgement than the broker's confirm, and a request
+is worthless after its timeout, so writing it to disk would only add latency. A request the broker
+cannot route (the cell's queue is gone) comes back at once and fails its caller with a 503. The reply is matched by correlation id to the
 one waiting caller; a reply for a request that already timed out finds nobody and is dropped,
 so it can never reach another caller. A reply must come from the broker user of the cell that
 was asked (RabbitMQ vouches for ``user_id``); anything else is dropped as well.
@@ -59,6 +63,7 @@ class Dispatcher:
         self.reply_queue = f"appcell-gateway.replies.{uuid.uuid4().hex[:12]}"
         self.late_replies = 0
         self.default_exchange: AbstractExchange | None = None
+        self._requests: AbstractExchange | None = None
 
     async def declare(
         self, channel: AbstractRobustChannel, connection: AbstractRobustConnection
@@ -70,6 +75,10 @@ class Dispatcher:
         ingress = await channel.declare_exchange(
             INGRESS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
         )
+        request_channel = await connection.channel(publisher_confirms=False, on_return_raises=False)
+        assert isinstance(request_channel, aio_pika.RobustChannel)
+        request_channel.return_callbacks.add(self._on_returned)
+        self._requests = request_channel.default_exchange
         reply_channel = await connection.channel()
         reply_queue = await reply_channel.declare_queue(
             self.reply_queue, exclusive=True, auto_delete=True
@@ -107,6 +116,17 @@ class Dispatcher:
         except ValueError:
             pending.future.set_result({"error": {"message": "the cell answered invalid JSON"}})
 
+    def _on_returned(self, _channel: Any, message: AbstractIncomingMessage) -> None:
+        pending = self._pending.pop(message.correlation_id or "", None)
+        if pending is not None and not pending.future.done():
+            pending.future.set_exception(
+                CellUnavailable(
+                    f"The cell's queue {message.routing_key!r} does not exist any more; the cell "
+                    "is being removed or reinstalled.",
+                    retry_after_seconds=2,
+                )
+            )
+
     async def call(
         self,
         queue: str,
@@ -120,18 +140,24 @@ class Dispatcher:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = _Pending(future, user)
         try:
+            if self._requests is None or not self._bus.is_connected:
+                raise BusUnavailable("the message broker is not connected")
             async with asyncio.timeout(timeout):
-                await self._bus.publish_message(
-                    json.dumps(body, separators=(",", ":")).encode(),
-                    exchange="",
+                await self._requests.publish(
+                    aio_pika.Message(
+                        json.dumps(body, separators=(",", ":")).encode(),
+                        content_type="application/json",
+                        delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
+                        message_id=correlation_id,
+                        type=REQUEST_TYPE,
+                        correlation_id=correlation_id,
+                        reply_to=self.reply_queue,
+                        headers={REPLY_EXCHANGE_HEADER: REPLIES_EXCHANGE},
+                        expiration=timeout,
+                        app_id="modyard-appcell-gateway",
+                    ),
                     routing_key=queue,
-                    message_id=str(body.get("request_id") or correlation_id),
-                    message_type=REQUEST_TYPE,
-                    correlation_id=correlation_id,
-                    reply_to=self.reply_queue,
-                    headers={REPLY_EXCHANGE_HEADER: REPLIES_EXCHANGE},
-                    expiration=timeout,
-                    timeout=timeout,
+                    mandatory=True,
                 )
                 return await future
         except TimeoutError:
@@ -140,7 +166,7 @@ class Dispatcher:
                 "discarded. Retry later or check that the cell is running.",
                 timeout_seconds=timeout,
             ) from None
-        except (MessageReturned, BusUnavailable) as exc:
+        except (MessageReturned, BusUnavailable, aio_pika.exceptions.AMQPError) as exc:
             raise CellUnavailable(
                 f"The request could not be handed to the cell ({exc}); retry shortly.",
                 retry_after_seconds=2,

@@ -131,10 +131,13 @@ class Pipeline:
         except UpstreamMissing as exc:
             raise CellNotFound(f"{exc}; the cell is being removed.") from exc
         bound.debug("settings_read")
+        # Unique per execution: the cell's redelivery policy and vendor idempotency keys use it.
+        request_id = uuid.uuid4().hex
         reply = await self._dispatcher.call(
             live.queue,
             {
-                "request_id": request.correlation_id,
+                "request_id": request_id,
+                "correlation_id": request.correlation_id,
                 "installation": str(live.installation_id),
                 "plugin": request.plugin,
                 "action": execution.action,
@@ -143,7 +146,7 @@ class Pipeline:
                 "settings": settings,
                 "customer_product_id": request.customer_product_id,
             },
-            correlation_id=f"{request.correlation_id}.{uuid.uuid4().hex[:8]}",
+            correlation_id=request_id,
             user=live.user,
             timeout=self._timeout,
         )
