@@ -67,3 +67,13 @@ def test_backoff_streak_resets_after_a_long_enough_run() -> None:
     assert policy.next_step(4, start, start + timedelta(seconds=30)) == 5
     assert policy.next_step(4, start, start + timedelta(minutes=10)) == 1
     assert policy.next_step(0, None, None) == 1
+
+
+def test_registry_checks_use_plain_http_only_on_loopback() -> None:
+    from modyard.deployer.registry_check import registry_base_url
+
+    assert registry_base_url("127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert registry_base_url("localhost:5000") == "http://localhost:5000"
+    assert registry_base_url("[::1]:5000") == "http://[::1]:5000"
+    assert registry_base_url("registry.gitlab.com") == "https://registry.gitlab.com"
+    assert registry_base_url("10.0.0.8:5000") == "https://10.0.0.8:5000"

@@ -88,8 +88,11 @@ class ContainerBackend(Protocol):
         image: str,
         credentials: RegistryCredentials,
         progress: ProgressCallback | None = None,
-    ) -> None:
-        """Fetch ``image`` with the credentials (raises a :class:`BackendError` subclass)."""
+    ) -> bool:
+        """Fetch ``image`` with the credentials (raises a :class:`BackendError` subclass).
+
+        False when the registry confirmed the local copy, so that nothing changed on the host.
+        """
 
     async def image_id(self, image: str) -> str | None:
         """The local image's id, or None when the host does not have it."""

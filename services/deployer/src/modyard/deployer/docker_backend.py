@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import aiodocker
+import httpx
 import structlog
 from aiodocker.events import DockerEvents
 
@@ -34,6 +35,8 @@ from modyard.deployer.backend import (
     RegistryCredentials,
     RegistryUnreachable,
 )
+from modyard.deployer.image_ref import parse_image_reference
+from modyard.deployer.registry_check import local_image_is_current
 from modyard.deployer.settings import DeployerSettings
 
 log = structlog.get_logger(__name__)
@@ -76,8 +79,11 @@ class DockerBackend:
         self._settings = settings
         self._docker = aiodocker.Docker(url=settings.docker_host)
         self._namespace = settings.namespace
+        # Registry checks of cached images (see registry_check); keep-alive makes them cheap.
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False)
 
     async def close(self) -> None:
+        await self._http.aclose()
         await self._docker.close()
 
     # -- names ---------------------------------------------------------------------------------
@@ -102,7 +108,9 @@ class DockerBackend:
         image: str,
         credentials: RegistryCredentials,
         progress: ProgressCallback | None = None,
-    ) -> None:
+    ) -> bool:
+        if await self._local_copy_is_current(image, credentials):
+            return False
         auth = {"username": credentials.username, "password": credentials.password}
         layers: dict[str, tuple[int, int]] = {}
         try:
@@ -122,6 +130,17 @@ class DockerBackend:
             raise _pull_failure(image, credentials.host, exc.message, exc.status) from None
         except (OSError, aiodocker.exceptions.DockerContextError) as exc:
             raise BackendUnavailable(f"Docker does not answer: {exc}") from None
+        return True
+
+    async def _local_copy_is_current(self, image: str, credentials: RegistryCredentials) -> bool:
+        try:
+            info = await self._docker.images.inspect(image)
+        except aiodocker.DockerError:
+            return False  # not here (or Docker trouble): the daemon's pull tells
+        current = await local_image_is_current(
+            self._http, parse_image_reference(image), credentials, info.get("RepoDigests") or []
+        )
+        return bool(current)
 
     async def image_id(self, image: str) -> str | None:
         try:

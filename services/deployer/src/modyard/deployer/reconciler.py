@@ -230,8 +230,9 @@ class Reconciler:
 
     async def reconcile(self, deployment_id: uuid.UUID) -> bool:
         """One pass; True when the deployment no longer exists (its worker may stop)."""
-        deployment = await self._load(deployment_id)
-        containers = await self._backend.containers(deployment_id)
+        deployment, containers = await asyncio.gather(
+            self._load(deployment_id), self._backend.containers(deployment_id)
+        )
         if deployment is None:
             await self._remove_all(deployment_id, containers)
             return True
@@ -505,12 +506,12 @@ class Reconciler:
             raise pulled
         if isinstance(created, BaseException):
             raise created
-        if await self._backend.image_id(spec.image) != created.image_id:
+        if pulled and await self._backend.image_id(spec.image) != created.image_id:
             await self._backend.remove(created.id)
             return await self._backend.create(spec)
         return created
 
-    async def _pull(self, deployment: Deployment, image: str) -> None:
+    async def _pull(self, deployment: Deployment, image: str) -> bool:
         credentials = RegistryCredentials(
             host=deployment.registry_host,
             username=deployment.token_id,
@@ -530,7 +531,7 @@ class Reconciler:
         done, _ = await asyncio.wait({pulling}, timeout=PULL_NOTICE_SECONDS)
         if not done:
             await self._progress(deployment, f"pulling {image}")
-        await pulling
+        return await pulling
 
     async def _wait_until_up(self, container_id: str, deployment: Deployment) -> Outcome:
         settings = self._settings
