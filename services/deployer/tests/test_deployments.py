@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiodocker
 import httpx
 import pytest
 from sqlalchemy import text
@@ -250,6 +251,14 @@ async def test_update_tag_and_env_then_a_failing_update_keeps_the_old_one_servin
     logs = await deployer.call("GET", "/v1/deployments/updated/logs")
     assert "cannot start: no config" in logs.text
     assert (await deployer.get("updated"))["restarts"] == 0, "a failed update is not crash-looped"
+
+    # The version that keeps serving is itself kept running: killed, it is restarted.
+    serving = [c for c in await deployer.containers("updated") if c["State"]["Running"]]
+    assert len(serving) == 1
+    async with aiodocker.Docker(url=deployer.docker_host) as docker:
+        await docker.containers.container(serving[0]["Id"]).kill()
+    await deployer.wait_for("updated", lambda d: d["restarts"] >= 1)
+    await serves(f"http://127.0.0.1:{port}", "two v2")
     assert (await deployer.call("DELETE", "/v1/deployments/updated")).status_code == 202
 
 
@@ -358,8 +367,6 @@ async def test_a_restarted_deployer_adopts_its_containers(
 async def test_a_container_removed_behind_its_back_is_recreated(
     deployer: Deployer, images: Images, docker_host: str
 ) -> None:
-    import aiodocker
-
     port = free_port()
     await create(deployer, body(images, "recreated", port=port))
     await deploy(deployer, "recreated")
@@ -440,3 +447,25 @@ async def test_pagination_and_filters(deployer: Deployer, images: Images) -> Non
     assert bad.status_code == 400
     for name in ("page-a", "page-b", "page-c"):
         assert (await deployer.call("DELETE", f"/v1/deployments/{name}")).status_code == 202
+
+
+async def test_an_update_while_suspended_runs_on_resume(deployer: Deployer, images: Images) -> None:
+    port = free_port()
+    await create(deployer, body(images, "dormant", port=port, env={"GREETING": "old"}))
+    await deploy(deployer, "dormant")
+    await deployer.wait_status("dormant", "running")
+    assert (await deployer.call("POST", "/v1/deployments/dormant/suspend")).status_code == 202
+    await deployer.wait_status("dormant", "suspended")
+    response = await deployer.call(
+        "PATCH", "/v1/deployments/dormant", json={"env": {"GREETING": "new"}, "tag": "v2"}
+    )
+    assert response.status_code == 202
+    stays = await deployer.get("dormant")
+    assert stays["status"] == "suspended"
+    assert await fetch(f"http://127.0.0.1:{port}") is None, "a suspended module stays stopped"
+    assert (await deployer.call("POST", "/v1/deployments/dormant/resume")).status_code == 202
+    await deployer.wait_for(
+        "dormant", lambda d: d["status"] == "running" and d["serving_generation"] == 2
+    )
+    await serves(f"http://127.0.0.1:{port}", "new v2")
+    assert (await deployer.call("DELETE", "/v1/deployments/dormant")).status_code == 202

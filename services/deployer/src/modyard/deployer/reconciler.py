@@ -383,9 +383,16 @@ class Reconciler:
     async def _keep_previous_serving(
         self, deployment: Deployment, containers: Sequence[ContainerState]
     ) -> None:
+        """After a failed update the previous generation serves; it crash-loops with backoff
+        like any other (the failed generation is not retried until the operator acts)."""
         for state in containers:
-            if state.generation == deployment.serving_generation and not state.running:
-                await self._backend.start(state.id)
+            if state.generation != deployment.serving_generation:
+                continue
+            if not state.running or state.health == "unhealthy":
+                await self._crashed(deployment, state)
+            elif deployment.next_restart_at is not None:
+                await self._apply(deployment, next_restart_at=None)
+            return
 
     # -- rollout -------------------------------------------------------------------------------
 
