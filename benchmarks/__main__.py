@@ -9,6 +9,7 @@ import sys
 from benchmarks import (
     deployer,
     event_bus,
+    gateway,
     installer,
     installer_resolution,
     registry,
@@ -41,6 +42,7 @@ async def main() -> int:
             installer.installs_per_second,
             runtime.runtime_load,
             deployer.deployer_load,
+            gateway.gateway_load,
         ):
             result = await benchmark(infra)
             print(json.dumps(result), flush=True)

@@ -11,6 +11,7 @@ INFO line and one row in the request log, whatever its outcome.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from modyard.gateway.request_log import RequestLog
 from modyard.gateway.upstream import InstallerClient, UpstreamMissing
 
 log = structlog.get_logger(__name__)
+# structlog runs its processors before the level is checked: on the hot path, ask first.
+_level = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class Pipeline:
 
     async def handle(self, request: CellRequest) -> dict[str, Any]:
         started = time.perf_counter()
-        bound = log.bind(correlation_id=request.correlation_id, ingress=request.ingress)
+        steps = _Steps(request) if _level.isEnabledFor(logging.DEBUG) else None
         live: LiveCell | None = None
         execution: Execution | None = None
         try:
@@ -76,11 +79,13 @@ class Pipeline:
             executions = self._executions(live, request)
             answer: dict[str, Any] = {}
             for execution in executions:
-                bound.debug("action_found", cell=live.name, action=request.action)
+                if steps:
+                    steps("action_found", cell=live.name, resource=execution.resource)
                 security.enforce(execution.security, request.principal, request.customer_product_id)
-                bound.debug("security_passed", security=execution.security)
+                if steps:
+                    steps("security_passed", security=execution.security)
             for execution in executions:
-                answer = await self._execute(live, execution, request, bound)
+                answer = await self._execute(live, execution, request, steps)
         except Problem as problem:
             self._finish(
                 request, live, execution, started, problem.slug, problem.status, problem.detail
@@ -109,7 +114,7 @@ class Pipeline:
         live: LiveCell,
         execution: Execution,
         request: CellRequest,
-        bound: structlog.typing.FilteringBoundLogger,
+        steps: _Steps | None,
     ) -> dict[str, Any]:
         if execution.payload is not None:
             violations = execution.payload.violations(request.payload)
@@ -123,14 +128,16 @@ class Pipeline:
                     f"{execution.action}: " + "; ".join(e.pointer for e in errors) + ".",
                     errors=errors,
                 )
-        bound.debug("payload_valid")
+        if steps:
+            steps("payload_valid")
         try:
             settings = await self._installer.effective_config(
                 live.installation_id, live.workspace, live.slug
             )
         except UpstreamMissing as exc:
             raise CellNotFound(f"{exc}; the cell is being removed.") from exc
-        bound.debug("settings_read")
+        if steps:
+            steps("settings_read")
         # Unique per execution: the cell's redelivery policy and vendor idempotency keys use it.
         request_id = uuid.uuid4().hex
         reply = await self._dispatcher.call(
@@ -150,9 +157,11 @@ class Pipeline:
             user=live.user,
             timeout=self._timeout,
         )
-        bound.debug("cell_answered")
+        if steps:
+            steps("cell_answered")
         result = self._result(reply, execution)
-        bound.debug("result_valid")
+        if steps:
+            steps("result_valid")
         rendered = (
             postpayload.render(execution.postpayload, result)
             if execution.postpayload is not None
@@ -204,17 +213,8 @@ class Pipeline:
         detail: str | None,
     ) -> None:
         latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        log.info(
-            "cell_request",
-            correlation_id=request.correlation_id,
-            ingress=request.ingress,
-            cell=live.name if live else request.cell,
-            plugin=request.plugin,
-            action=request.action,
-            outcome=outcome,
-            status=status,
-            latency_ms=latency_ms,
-        )
+        if _level.isEnabledFor(logging.INFO):
+            self._log_outcome(request, live, outcome, status, latency_ms)
         self._requests.record(
             correlation_id=request.correlation_id,
             installation_id=live.installation_id if live else None,
@@ -230,3 +230,29 @@ class Pipeline:
             latency_ms=latency_ms,
             detail=detail,
         )
+
+    @staticmethod
+    def _log_outcome(
+        request: CellRequest, live: LiveCell | None, outcome: str, status: int, latency_ms: float
+    ) -> None:
+        log.info(
+            "cell_request",
+            correlation_id=request.correlation_id,
+            ingress=request.ingress,
+            cell=live.name if live else request.cell,
+            plugin=request.plugin,
+            action=request.action,
+            outcome=outcome,
+            status=status,
+            latency_ms=latency_ms,
+        )
+
+
+class _Steps:
+    """DEBUG lines for each step of one request, with its correlation id."""
+
+    def __init__(self, request: CellRequest) -> None:
+        self._log = log.bind(correlation_id=request.correlation_id, ingress=request.ingress)
+
+    def __call__(self, step: str, **fields: Any) -> None:
+        self._log.debug(step, **fields)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -47,6 +48,8 @@ from aio_pika.abc import (
 )
 
 log = structlog.get_logger("modyard.sdk.cell")
+# structlog runs its processors before the level is checked: on the hot path, ask first.
+_level = logging.getLogger("modyard.sdk.cell")
 
 REPLY_EXCHANGE_HEADER = "reply-exchange"
 
@@ -117,6 +120,7 @@ class Worker:
         self._running: dict[str, asyncio.Future[bytes]] = {}
         self._replay = _Replay(options.replay_seconds, options.replay_size)
         self._stopped = asyncio.Event()
+        self._exchanges: dict[str, Any] = {}
         self.handled = 0
 
     @property
@@ -185,12 +189,7 @@ class Worker:
     async def _process(self, message: AbstractIncomingMessage) -> None:
         key = message.message_id or message.correlation_id or ""
         started = time.perf_counter()
-        bound = log.bind(
-            worker=self.adapter.name,
-            request_id=key,
-            correlation_id=message.correlation_id,
-            redelivered=message.redelivered,
-        )
+        described: dict[str, Any] = {}
         remembered = self._replay.get(key) if key else None
         outcome = "replayed"
         if remembered is not None:
@@ -204,7 +203,6 @@ class Worker:
                 self._running[key] = future
             try:
                 body, outcome, described = await self._run(message)
-                bound = bound.bind(**described)
                 future.set_result(body)
                 if key:
                     self._replay.put(key, body)
@@ -217,11 +215,17 @@ class Worker:
         await self._reply(message, body)
         await message.ack()
         self.handled += 1
-        bound.info(
-            "request_handled",
-            outcome=outcome,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-        )
+        if _level.isEnabledFor(logging.INFO):
+            log.info(
+                "request_handled",
+                worker=self.adapter.name,
+                request_id=key,
+                correlation_id=message.correlation_id,
+                redelivered=message.redelivered,
+                outcome=outcome,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                **described,
+            )
 
     async def _run(self, message: AbstractIncomingMessage) -> tuple[bytes, str, dict[str, Any]]:
         try:
@@ -242,6 +246,12 @@ class Worker:
             reply = await self.adapter.handle(request)
         return _encode(reply), "error" if "error" in reply else "ok", self.adapter.describe(request)
 
+    async def _reply_exchange(self, name: str) -> Any:
+        found = self._exchanges.get(name)
+        if found is None and self._channel is not None:
+            found = self._exchanges[name] = await self._channel.get_exchange(name, ensure=False)
+        return found
+
     async def _reply(self, message: AbstractIncomingMessage, body: bytes) -> None:
         if not message.reply_to or self._channel is None:
             return
@@ -249,7 +259,7 @@ class Worker:
         if isinstance(exchange_name, bytes):
             exchange_name = exchange_name.decode()
         exchange = (
-            await self._channel.get_exchange(str(exchange_name), ensure=False)
+            await self._reply_exchange(str(exchange_name))
             if exchange_name
             else self._channel.default_exchange
         )

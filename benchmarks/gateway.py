@@ -1,0 +1,281 @@
+"""The AppCell gateway under load, against the floor cost of one AMQP round trip on this machine.
+
+(a) a raw aio-pika request/reply echo loop: 32 concurrent callers, an echo responder in its own
+    process, replies correlated by id on an exclusive reply queue;
+(b) HTTP → gateway → cell → gateway → HTTP: 32 concurrent HTTP clients calling the example cell's
+    ``fetch`` action (payload and result both validated, the result through a ``$ref``), the
+    registry, installer and gateway as real processes and the cell run by ``modyard cell run``.
+
+20,000 requests each; req/s, p50, p99 for both and the ratio b/a. Every reply is checked against
+its request (lost or mismatched replies are counted). Targets: b/a ≥ 0.5, p99 of (b) < 30 ms,
+nothing lost or mismatched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import httpx
+
+from benchmarks.process_stats import cpu_seconds
+from examples.resellerclub_cell.module_archive import module_zip
+from modyard.common.auth import Role, mint_token
+from modyard.common.settings import CommonSettings
+from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.services import auth_headers, service_process
+
+REQUESTS = 20_000
+CLIENTS = 32
+WS = "bench"
+ROOT = Path(__file__).resolve().parents[1]
+
+ECHO_RESPONDER = """
+import asyncio, sys, aio_pika
+async def main():
+    connection = await aio_pika.connect(sys.argv[1])
+    channel = await connection.channel()
+    await channel.set_qos(prefetch_count=64)
+    queue = await channel.declare_queue(sys.argv[2], auto_delete=True)
+    async def on_message(message):
+        await channel.default_exchange.publish(
+            aio_pika.Message(message.body, correlation_id=message.correlation_id),
+            routing_key=message.reply_to)
+        await message.ack()
+    await queue.consume(on_message)
+    print("ready", flush=True)
+    await asyncio.Future()
+asyncio.run(main())
+"""
+
+
+def _figures(latencies: list[float], elapsed: float, lost: int, mismatched: int) -> dict[str, Any]:
+    latencies.sort()
+    count = len(latencies)
+    return {
+        "requests": REQUESTS,
+        "answered": count,
+        "lost": lost,
+        "mismatched": mismatched,
+        "seconds": round(elapsed, 2),
+        "requests_per_second": round(count / elapsed),
+        "p50_ms": round(latencies[count // 2] * 1000, 2) if count else None,
+        "p99_ms": round(latencies[max(0, int(count * 0.99) - 1)] * 1000, 2) if count else None,
+    }
+
+
+async def _raw_echo(infra: IsolatedInfra) -> dict[str, Any]:
+    queue = f"bench.echo.{uuid.uuid4().hex[:8]}"
+    responder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", ECHO_RESPONDER, infra.amqp_url, queue, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert responder.stdout is not None
+        await asyncio.wait_for(responder.stdout.readline(), 30)
+        connection = await aio_pika.connect(infra.amqp_url)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=False)
+            replies = await channel.declare_queue(exclusive=True)
+            pending: dict[str, asyncio.Future[bytes]] = {}
+
+            async def on_reply(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+                future = pending.pop(message.correlation_id or "", None)
+                if future is not None and not future.done():
+                    future.set_result(message.body)
+
+            await replies.consume(on_reply, no_ack=True)
+            latencies: list[float] = []
+            mismatched = lost = 0
+            counter = iter(range(REQUESTS))
+
+            async def client() -> None:
+                nonlocal mismatched, lost
+                for n in counter:
+                    correlation_id = uuid.uuid4().hex
+                    future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+                    pending[correlation_id] = future
+                    body = json.dumps({"n": n}).encode()
+                    started = time.perf_counter()
+                    await channel.default_exchange.publish(
+                        aio_pika.Message(
+                            body, correlation_id=correlation_id, reply_to=replies.name
+                        ),
+                        routing_key=queue,
+                    )
+                    try:
+                        answer = await asyncio.wait_for(future, 10)
+                    except TimeoutError:
+                        lost += 1
+                        continue
+                    latencies.append(time.perf_counter() - started)
+                    if answer != body:
+                        mismatched += 1
+
+            started = time.perf_counter()
+            await asyncio.gather(*(client() for _ in range(CLIENTS)))
+            return _figures(latencies, time.perf_counter() - started, lost, mismatched)
+    finally:
+        responder.terminate()
+        await responder.wait()
+
+
+async def _through_gateway(gateway_url: str, token: str, domains: list[str]) -> dict[str, Any]:
+    latencies: list[float] = []
+    mismatched = lost = 0
+    counter = iter(range(REQUESTS))
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    async with httpx.AsyncClient(
+        base_url=gateway_url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+        limits=limits,
+    ) as client:
+
+        async def caller(domain: str) -> None:
+            nonlocal mismatched, lost
+            path = f"/v1/cells/{WS}:rc/plugins/NewResellerClub/actions/fetch"
+            for _ in counter:
+                started = time.perf_counter()
+                response = await client.post(path, json={"payload": {"domain": domain}})
+                if response.status_code != 200:
+                    lost += 1
+                    continue
+                latencies.append(time.perf_counter() - started)
+                if response.json()["result"]["domain"] != domain:
+                    mismatched += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(caller(domain) for domain in domains))
+        return _figures(latencies, time.perf_counter() - started, lost, mismatched)
+
+
+async def gateway_load(infra: IsolatedInfra) -> dict[str, Any]:
+    settings = CommonSettings()
+    operator = auth_headers(settings, Role.operator)
+    quiet = {"MODYARD_LOG_LEVEL": "WARNING"}
+    floor = await _raw_echo(infra)
+    async with AsyncExitStack() as stack:
+        registry = await stack.enter_async_context(
+            service_process(
+                "registry", {**infra.env(), **quiet, "MODYARD_REGISTRY_DB_SCHEMA": "registry_gw"}
+            )
+        )
+        installer = await stack.enter_async_context(
+            service_process(
+                "installer",
+                {
+                    **infra.env(),
+                    **quiet,
+                    "MODYARD_INSTALLER_DB_SCHEMA": "installer_gw",
+                    "MODYARD_REGISTRY_URL": registry.url,
+                },
+            )
+        )
+        gateway = await stack.enter_async_context(
+            service_process(
+                "appcell-gateway",
+                {
+                    **infra.env(),
+                    **quiet,
+                    "MODYARD_GATEWAY_DB_SCHEMA": "gateway_bench",
+                    "MODYARD_REGISTRY_URL": registry.url,
+                    "MODYARD_INSTALLER_URL": installer.url,
+                },
+            )
+        )
+        client = await stack.enter_async_context(httpx.AsyncClient(headers=operator, timeout=60))
+        (
+            await client.post(f"{installer.url}/v1/workspaces", json={"slug": WS, "name": "Bench"})
+        ).raise_for_status()
+        published = await client.post(
+            f"{registry.url}/v1/modules",
+            content=module_zip(),
+            headers={"content-type": "application/zip"},
+        )
+        published.raise_for_status()
+        (
+            await client.post(
+                f"{installer.url}/v1/workspaces/{WS}/installations",
+                json={
+                    "module": "newresellerclubcell",
+                    "slug": "rc",
+                    "config": {"userid": "reseller", "password": "secret"},
+                },
+            )
+        ).raise_for_status()
+        deadline = time.monotonic() + 60
+        while True:
+            found = await client.get(f"{gateway.url}/v1/cells/{WS}:rc")
+            if found.status_code == 200 and found.json()["status"] == "ready":
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the cell did not become ready: {found.text}")
+            await asyncio.sleep(0.2)
+        credentials = (await client.get(f"{gateway.url}/v1/cells/{WS}:rc/credentials")).json()
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+            json.dump(credentials, handle)
+        cell = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "modyard"),
+            "cell",
+            "run",
+            "examples.resellerclub_cell.cell:cell",
+            "--credentials",
+            handle.name,
+            "--prefetch",
+            "64",
+            "--concurrency",
+            "64",
+            "--log-level",
+            "WARNING",
+            cwd=ROOT,
+            env={**os.environ, **quiet},
+        )
+        try:
+            user = mint_token(settings, subject="billia", roles=[Role.user], ttl_seconds=3600)
+            domains = [f"bench-{n}.com" for n in range(CLIENTS)]
+            path = f"{gateway.url}/v1/cells/{WS}:rc/plugins/NewResellerClub/actions/create"
+            for domain in domains:
+                deadline = time.monotonic() + 30
+                while True:  # the first calls wait for the cell process to connect
+                    created = await client.post(
+                        path, json={"payload": {"domain": domain, "years": 1}}
+                    )
+                    if created.status_code == 200:
+                        break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"the cell does not answer: {created.text}")
+            cpu_before = cpu_seconds(gateway.process.pid) + cpu_seconds(cell.pid)
+            through = await _through_gateway(gateway.url, user, domains)
+            cpu_used = cpu_seconds(gateway.process.pid) + cpu_seconds(cell.pid) - cpu_before
+        finally:
+            cell.terminate()
+            await cell.wait()
+            Path(handle.name).unlink(missing_ok=True)  # noqa: ASYNC240 - a tiny temp file
+    ratio = through["requests_per_second"] / floor["requests_per_second"]
+    return {
+        "benchmark": "gateway",
+        "clients": CLIENTS,
+        "raw_amqp_echo": floor,
+        "http_gateway_cell": through,
+        "ratio_b_over_a": round(ratio, 3),
+        # What one request costs the gateway and the cell, whatever else shares the cores.
+        "gateway_and_cell_cpu_ms_per_request": round(
+            cpu_used * 1000 / max(1, through["answered"]), 3
+        ),
+        "targets": {"ratio_b_over_a": 0.5, "p99_ms": 30},
+        "targets_met": ratio >= 0.5
+        and (through["p99_ms"] or 1e9) < 30
+        and through["lost"] == 0
+        and through["mismatched"] == 0
+        and floor["lost"] == 0
+        and floor["mismatched"] == 0,
+    }
