@@ -16,10 +16,11 @@ import aio_pika
 import asyncpg
 import httpx
 
+from benchmarks.process_stats import cpu_seconds
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra, asyncpg_dsn
-from modyard.common.testing.services import auth_headers, service_process
+from modyard.common.testing.services import ServiceProcess, auth_headers, service_process
 from modyard.runtime.engine.messages import WorkMessage
 from modyard.runtime.engine.topology import WORK_EXCHANGE, WORK_ROUTING_KEY
 
@@ -84,8 +85,12 @@ class FlakyServer:
 
 
 async def _run(
-    infra: IsolatedInfra, client: httpx.AsyncClient, runtime_url: str, fail_every: int | None
+    infra: IsolatedInfra,
+    client: httpx.AsyncClient,
+    runtimes: list[ServiceProcess],
+    fail_every: int | None,
 ) -> dict[str, Any]:
+    runtime_url = runtimes[0].url
     server = FlakyServer(fail_every)
     await server.start()
     definition = {
@@ -120,6 +125,7 @@ async def _run(
     ).raise_for_status()
 
     connection = await aio_pika.connect(infra.amqp_url)
+    cpu_before = sum(cpu_seconds(runtime.process.pid) for runtime in runtimes)
     started = time.perf_counter()
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
@@ -156,6 +162,7 @@ async def _run(
                 "SELECT count(*) FROM node_logs WHERE flow_id = $1", uuid.UUID(flow_id)
             )
         elapsed = time.perf_counter() - started
+        cpu_used = sum(cpu_seconds(runtime.process.pid) for runtime in runtimes) - cpu_before
         distinct = await database.fetchval(
             "SELECT count(DISTINCT entry->>'n') FROM node_logs WHERE flow_id = $1",
             uuid.UUID(flow_id),
@@ -191,6 +198,10 @@ async def _run(
         "failed_once": len(server.failed),
         "seconds": round(elapsed, 2),
         "node_executions_per_second": round(executions / elapsed),
+        # What one execution costs the runtime, whatever else runs on the machine.
+        "runtime_cpu_ms_per_execution": round(cpu_used * 1000 / executions, 3)
+        if executions
+        else None,
         "end_to_end_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
         "end_to_end_p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000, 1)
         if latencies
@@ -212,8 +223,8 @@ async def runtime_load(infra: IsolatedInfra, processes: int = PROCESSES) -> dict
             for _ in range(processes)
         ]
         client = await stack.enter_async_context(httpx.AsyncClient(headers=headers, timeout=60))
-        clean = await _run(infra, client, runtimes[0].url, None)
-        flaky = await _run(infra, client, runtimes[0].url, 10)
+        clean = await _run(infra, client, runtimes, None)
+        flaky = await _run(infra, client, runtimes, 10)
     return {
         "benchmark": "runtime",
         "flow": "transform → http → log",

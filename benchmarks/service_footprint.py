@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from benchmarks.process_stats import rss_mib
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import service_process
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 async def idle_service(infra: IsolatedInfra, requests: int = 2000) -> dict[str, Any]:
     started = time.perf_counter()
     async with service_process("registry", infra.env()) as registry:
         ready_after = time.perf_counter() - started
-        idle_rss = _rss_mib(registry.process.pid)
+        idle_rss = rss_mib(registry.process.pid)
         async with httpx.AsyncClient(base_url=registry.url) as client:
             burst_started = time.perf_counter()
             for offset in range(0, requests, 50):
@@ -39,5 +32,5 @@ async def idle_service(infra: IsolatedInfra, requests: int = 2000) -> dict[str, 
             "idle_rss_mib": idle_rss,
             "healthz_requests": requests,
             "healthz_requests_per_second": round(requests / burst),
-            "rss_after_burst_mib": _rss_mib(registry.process.pid),
+            "rss_after_burst_mib": rss_mib(registry.process.pid),
         }

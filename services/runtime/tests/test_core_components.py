@@ -7,10 +7,14 @@ import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
+import aiohttp.abc
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from jsonschema import Draft202012Validator
 
 from modyard.runtime.components.base import ComponentError, Delay, ExecutionContext
@@ -260,14 +264,58 @@ async def test_a_context_without_its_callback_is_a_retryable_runtime_fault(
     assert caught.value.retryable is True
 
 
-# --- http ----------------------------------------------------------------------------------------
+# --- http (every exchange with a real server on the loopback interface) --------------------------
 
 
-def mocked(handler: Callable[[httpx.Request], Any]) -> HttpComponent:
-    return HttpComponent(lambda: httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
 
 
-async def call(component: HttpComponent, properties: dict[str, Any], payload: Any = PAYLOAD) -> Any:
+Answer = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@asynccontextmanager
+async def serving(answer: Answer) -> AsyncIterator[tuple[str, list[Seen]]]:
+    """An aiohttp server on 127.0.0.1 answering every path with ``answer``; yields its base URL
+    and the requests it has seen."""
+    seen: list[Seen] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        seen.append(
+            Seen(
+                request.method,
+                request.path,
+                dict(request.query),
+                {name.lower(): value for name, value in request.headers.items()},
+                await request.read(),
+            )
+        )
+        return await answer(request)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield str(server.make_url("")).rstrip("/"), seen
+
+
+def answering(response: Callable[[], web.StreamResponse]) -> Answer:
+    async def answer(_request: web.Request) -> web.StreamResponse:
+        return response()
+
+    return answer
+
+
+async def call(
+    properties: dict[str, Any],
+    payload: Any = PAYLOAD,
+    component: HttpComponent | None = None,
+) -> Any:
+    component = component or HttpComponent()
     try:
         return await component.run(context(properties), "in", payload)
     finally:
@@ -275,124 +323,129 @@ async def call(component: HttpComponent, properties: dict[str, Any], payload: An
 
 
 async def test_http_sends_the_rendered_request_and_passes_the_answer_on() -> None:
-    seen: list[httpx.Request] = []
+    def answer() -> web.Response:
+        response = web.json_response({"id": 7}, status=201, headers={"X-Request-Id": "r1"})
+        response.headers.add("X-Multi", "a")
+        response.headers.add("X-Multi", "b")
+        return response
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(
-            201,
-            json={"id": 7},
-            headers=[("X-Request-Id", "r1"), ("X-Multi", "a"), ("X-Multi", "b")],
+    async with serving(answering(answer)) as (base, seen):
+        outputs = await call(
+            {
+                "method": "POST",
+                "url": base + "/customers/{{ payload.customer.name }}?fixed=1",
+                "query": {"total": "{{ payload.total }}", "q": "a b&c"},
+                "headers": {"Authorization": "Bearer {{ flow.id }}"},
+                "body": {"total": "{{ payload.total }}", "items": "{{ payload.items }}"},
+            }
         )
-
-    properties = {
-        "method": "POST",
-        "url": "https://api.example.test/customers/{{ payload.customer.name }}?fixed=1",
-        "query": {"total": "{{ payload.total }}", "q": "a b&c"},
-        "headers": {"Authorization": "Bearer {{ flow.id }}"},
-        "body": {"total": "{{ payload.total }}", "items": "{{ payload.items }}"},
-    }
-    outputs = await call(mocked(handler), properties)
     assert outputs["out"][0]["status"] == 201
     assert outputs["out"][0]["body"] == {"id": 7}
     assert outputs["out"][0]["headers"]["x-request-id"] == "r1"
     assert outputs["out"][0]["headers"]["x-multi"] == "a, b"
     (request,) = seen
     assert request.method == "POST"
-    assert request.url.path == "/customers/Ada"
-    assert dict(request.url.params) == {"fixed": "1", "total": "150", "q": "a b&c"}
+    assert request.path == "/customers/Ada"
+    assert request.query == {"fixed": "1", "total": "150", "q": "a b&c"}
     assert request.headers["authorization"] == "Bearer flow-1"
     assert request.headers["content-type"] == "application/json"
-    assert json.loads(request.content) == {"total": 150, "items": [1, 2]}
+    assert request.headers["user-agent"] == core_http.USER_AGENT
+    assert json.loads(request.body) == {"total": 150, "items": [1, 2]}
 
 
 async def test_http_sends_text_bodies_as_text_and_no_body_when_absent() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, text="plain answer")
-
-    text = await call(
-        mocked(handler), {"method": "PUT", "url": "https://x.test", "body": "n={{ payload.total }}"}
-    )
+    async with serving(answering(lambda: web.Response(text="plain answer"))) as (base, seen):
+        text = await call({"method": "PUT", "url": base, "body": "n={{ payload.total }}"})
+        await call(
+            {"method": "PUT", "url": base, "body": "x", "headers": {"Content-Type": "text/csv"}}
+        )
+        await call({"url": base})
     assert text["out"][0]["body"] == "plain answer"
-    assert seen[0].content == b"n=150"
+    assert seen[0].body == b"n=150"
     assert seen[0].headers["content-type"] == "text/plain; charset=utf-8"
-    await call(
-        mocked(handler),
-        {
-            "method": "PUT",
-            "url": "https://x.test",
-            "body": "x",
-            "headers": {"Content-Type": "text/csv"},
-        },
-    )
     assert seen[1].headers["content-type"] == "text/csv"
-    await call(mocked(handler), {"url": "https://x.test"})
     assert seen[2].method == "GET"
-    assert seen[2].content == b""
+    assert seen[2].body == b""
+
+
+async def test_http_keeps_no_cookies_between_requests() -> None:
+    def set_cookie() -> web.Response:
+        response = web.Response(text="ok")
+        response.set_cookie("session", "flow-a-secret")
+        return response
+
+    component = HttpComponent()
+    try:
+        async with serving(answering(set_cookie)) as (base, seen):
+            await component.run(context({"url": base}), "in", {})
+            await component.run(context({"url": base}), "in", {})
+    finally:
+        await component.aclose()
+    # One flow's cookies must never travel with another flow's requests.
+    assert "cookie" not in seen[1].headers
 
 
 @pytest.mark.parametrize(
     ("answer", "expect_json", "body"),
     [
-        (httpx.Response(200, json=[1, "a"]), False, [1, "a"]),
+        (lambda: web.json_response([1, "a"]), False, [1, "a"]),
         (
-            httpx.Response(
-                200, content=b'{"a":1}', headers={"content-type": "application/vnd.x+json"}
-            ),
+            lambda: web.Response(body=b'{"a":1}', content_type="application/vnd.x+json"),
             False,
             {"a": 1},
         ),
+        (lambda: web.Response(body=b'{"a":1}', content_type="text/plain"), True, {"a": 1}),
         (
-            httpx.Response(200, content=b'{"a":1}', headers={"content-type": "text/plain"}),
-            True,
-            {"a": 1},
-        ),
-        (
-            httpx.Response(200, content=b"not json", headers={"content-type": "application/json"}),
+            lambda: web.Response(body=b"not json", content_type="application/json"),
             False,
             "not json",
         ),
-        (httpx.Response(204), True, None),
+        (lambda: web.Response(status=204), True, None),
         (
-            httpx.Response(
-                200,
-                content="héllo".encode("latin-1"),
-                headers={"content-type": "text/plain; charset=latin-1"},
+            lambda: web.Response(
+                body="héllo".encode("latin-1"), content_type="text/plain", charset="latin-1"
             ),
             False,
             "héllo",
         ),
+        (
+            lambda: web.Response(
+                body=b"caf\xc3\xa9", headers={"content-type": "text/plain; charset=no-such"}
+            ),
+            False,
+            "café",
+        ),
     ],
 )
 async def test_http_reads_the_answer_body(
-    answer: httpx.Response, expect_json: bool, body: Any
+    answer: Callable[[], web.StreamResponse], expect_json: bool, body: Any
 ) -> None:
-    outputs = await call(
-        mocked(lambda _request: answer), {"url": "https://x.test", "expect_json": expect_json}
-    )
+    async with serving(answering(answer)) as (base, _seen):
+        outputs = await call({"url": base, "expect_json": expect_json})
     assert outputs["out"][0]["body"] == body
 
 
 @pytest.mark.parametrize("content", [b"<html>oops</html>", b'{"a": NaN}', b"[" * 100000])
 async def test_http_expecting_json_fails_without_retry_on_anything_else(content: bytes) -> None:
-    component = mocked(lambda _request: httpx.Response(200, content=content))
-    with pytest.raises(ComponentError) as caught:
-        await call(component, {"url": "https://x.test", "expect_json": True})
+    async with serving(answering(lambda: web.Response(body=content))) as (base, _seen):
+        with pytest.raises(ComponentError) as caught:
+            await call({"url": base, "expect_json": True})
     assert caught.value.retryable is False
     assert "not JSON" in caught.value.message
 
 
 async def test_http_refuses_bodies_over_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(core_http, "MAX_RESPONSE_BYTES", 10)
-    component = mocked(lambda _request: httpx.Response(200, content=b"x" * 11))
-    with pytest.raises(ComponentError, match="larger than 10 bytes") as caught:
-        await call(component, {"url": "https://x.test"})
+
+    async def sized(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * int(request.query["size"]))
+
+    async with serving(sized) as (base, _seen):
+        with pytest.raises(ComponentError, match="larger than 10 bytes") as caught:
+            await call({"url": f"{base}/?size=11"})
+        ok = await call({"url": f"{base}/?size=10"})
     assert caught.value.retryable is False
-    ok = mocked(lambda _request: httpx.Response(200, content=b"x" * 10))
-    assert (await call(ok, {"url": "https://x.test"}))["out"][0]["body"] == "x" * 10
+    assert ok["out"][0]["body"] == "x" * 10
 
 
 @pytest.mark.parametrize(
@@ -401,13 +454,19 @@ async def test_http_refuses_bodies_over_the_limit(monkeypatch: pytest.MonkeyPatc
      (429, True), (408, True), (500, True), (502, True), (503, True), (504, True), (301, False)],
 )  # fmt: skip
 async def test_http_failing_statuses_are_classified(status: int, retryable: bool) -> None:
-    component = mocked(lambda _request: httpx.Response(status, text="details of the failure"))
-    properties = {
-        "url": "https://user:secret@api.example.test/v1/x?token=secret",
-        "follow_redirects": False,
-    }
-    with pytest.raises(ComponentError) as caught:
-        await call(component, properties)
+    answer = answering(
+        lambda: web.Response(
+            status=status, text="details of the failure", headers={"location": "/elsewhere"}
+        )
+    )
+    async with serving(answer) as (base, _seen):
+        with pytest.raises(ComponentError) as caught:
+            await call(
+                {
+                    "url": base.replace("http://", "http://user:secret@") + "/v1/x?token=secret",
+                    "follow_redirects": False,
+                }
+            )
     error = caught.value
     assert (error.retryable, error.status) == (retryable, status)
     assert error.details["kind"] == "http_status"
@@ -418,79 +477,72 @@ async def test_http_failing_statuses_are_classified(status: int, retryable: bool
 
 
 async def test_http_passes_retry_after_on() -> None:
-    component = mocked(lambda _request: httpx.Response(429, headers={"Retry-After": "42"}))
-    with pytest.raises(ComponentError) as caught:
-        await call(component, {"url": "https://x.test"})
+    answer = answering(lambda: web.Response(status=429, headers={"Retry-After": "42"}))
+    async with serving(answer) as (base, _seen):
+        with pytest.raises(ComponentError) as caught:
+            await call({"url": base})
     assert caught.value.details["retry_after_seconds"] == 42.0
 
 
 async def test_http_keeps_only_the_start_of_a_failing_answer() -> None:
-    component = mocked(lambda _request: httpx.Response(500, content=b"e" * 100000))
-    with pytest.raises(ComponentError) as caught:
-        await call(component, {"url": "https://x.test"})
+    async with serving(answering(lambda: web.Response(status=500, body=b"e" * 100000))) as (
+        base,
+        _seen,
+    ):
+        with pytest.raises(ComponentError) as caught:
+            await call({"url": base})
     assert caught.value.details["body"] == "e" * core_http.ERROR_BODY_BYTES
 
 
-async def test_http_follows_redirects_by_default() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/old":
-            return httpx.Response(302, headers={"location": "/new"})
-        return httpx.Response(200, text=request.url.path)
+async def test_http_follows_redirects_by_default_up_to_a_limit() -> None:
+    async def answer(request: web.Request) -> web.Response:
+        if request.path == "/old":
+            raise web.HTTPFound("/new")
+        if request.path == "/loop":
+            raise web.HTTPFound("/loop")
+        return web.Response(text=request.path)
 
-    outputs = await call(mocked(handler), {"url": "https://x.test/old"})
+    async with serving(answer) as (base, _seen):
+        outputs = await call({"url": f"{base}/old"})
+        with pytest.raises(ComponentError) as caught:
+            await call({"url": f"{base}/loop"})
     assert outputs["out"][0]["body"] == "/new"
+    assert (caught.value.retryable, caught.value.details["kind"]) == (False, "protocol")
 
 
-def raising(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
-    def handler(_request: httpx.Request) -> httpx.Response:
-        raise exc
+class FailingResolver(aiohttp.abc.AbstractResolver):
+    """A DNS lookup that fails as a name that does not exist does, without asking any server."""
 
-    return handler
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-
-@pytest.mark.parametrize(
-    ("exc", "kind"),
-    [
-        (httpx.ReadTimeout("timed out"), "timeout"),
-        (httpx.ConnectTimeout("timed out"), "timeout"),
-        (httpx.ConnectError("[Errno 111] Connection refused"), "connection"),
-        (httpx.ReadError("[Errno 104] Connection reset by peer"), "connection"),
-        (
-            httpx.RemoteProtocolError("Server disconnected without sending a response."),
-            "connection",
-        ),
-    ],
-)
-async def test_http_transport_failures_are_retried(exc: Exception, kind: str) -> None:
-    with pytest.raises(ComponentError) as caught:
-        await call(mocked(raising(exc)), {"url": "https://api.example.test/x?key=secret"})
-    assert caught.value.retryable is True
-    assert caught.value.details["kind"] == kind
-    assert caught.value.message.startswith("GET https://api.example.test/x failed: ")
+    async def close(self) -> None:
+        return None
 
 
 async def test_http_dns_failures_are_retried() -> None:
-    def handler(_request: httpx.Request) -> httpx.Response:
-        try:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        except socket.gaierror as exc:
-            raise httpx.ConnectError("[Errno -2] Name or service not known") from exc
+    def session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=FailingResolver()))
 
     with pytest.raises(ComponentError) as caught:
-        await call(mocked(handler), {"url": "https://no-such-host.test/"})
+        await call({"url": "https://no-such-host.test/"}, component=HttpComponent(session))
     assert (caught.value.retryable, caught.value.details["kind"]) == (True, "dns")
 
 
 async def test_http_a_slow_server_times_out_as_a_whole_and_is_retried() -> None:
-    async def handler(_request: httpx.Request) -> httpx.Response:
+    async def slow(_request: web.Request) -> web.Response:
         await asyncio.sleep(5)
-        return httpx.Response(200)
+        return web.Response()
 
-    started = asyncio.get_running_loop().time()
-    with pytest.raises(ComponentError) as caught:
-        await call(mocked(handler), {"url": "https://x.test", "timeout_seconds": 0.05})
+    async with serving(slow) as (base, _seen):
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ComponentError) as caught:
+            await call({"url": base + "/x?key=secret", "timeout_seconds": 0.05})
     assert asyncio.get_running_loop().time() - started < 2
     assert (caught.value.retryable, caught.value.details["kind"]) == (True, "timeout")
+    assert caught.value.message.startswith(f"GET {base}/x failed: ")
 
 
 @pytest.mark.parametrize(
@@ -504,64 +556,52 @@ async def test_http_a_slow_server_times_out_as_a_whole_and_is_retried() -> None:
     ],
 )
 async def test_http_refuses_urls_that_are_not_http_without_retry(url: str) -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200)
-
-    component = mocked(handler)
     with pytest.raises(ComponentError) as caught:
-        await call(component, {"url": url}, {"target": "gopher://x.test/"})
+        await call({"url": url}, {"target": "gopher://x.test/"})
     assert caught.value.retryable is False
-    assert seen == []
 
 
 async def test_http_headers_that_break_the_protocol_fail_without_retry() -> None:
-    component = mocked(lambda _request: httpx.Response(200))
-    with pytest.raises(ComponentError) as caught:
-        await call(
-            component,
-            {"url": "https://x.test", "headers": {"X-A": "{{ payload.v }}"}},
-            {"v": "a\r\nInjected: 1"},
-        )
+    async with serving(answering(web.Response)) as (base, seen):
+        with pytest.raises(ComponentError) as caught:
+            await call(
+                {"url": base, "headers": {"X-A": "{{ payload.v }}"}},
+                {"v": "a\r\nInjected: 1"},
+            )
     assert caught.value.retryable is False
+    assert seen == []
 
 
 async def test_http_shares_one_client_and_follows_the_module_factory(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    made: list[httpx.AsyncClient] = []
+    made: list[aiohttp.ClientSession] = []
 
-    def factory() -> httpx.AsyncClient:
-        client = httpx.AsyncClient(
-            transport=httpx.MockTransport(lambda _r: httpx.Response(200, text=str(len(made))))
-        )
-        made.append(client)
-        return client
+    def factory() -> aiohttp.ClientSession:
+        made.append(aiohttp.ClientSession(headers={"x-client": str(len(made))}))
+        return made[-1]
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(text=request.headers.get("x-client", "other"))
 
     monkeypatch.setattr(core_http, "client_factory", factory)
     component = core_component("core.http")
     assert isinstance(component, HttpComponent)
     try:
-        for _ in range(3):
-            await component.run(context({"url": "https://x.test"}), "in", {})
-        assert len(made) == 1
-
-        def other() -> httpx.AsyncClient:
-            return httpx.AsyncClient(
-                transport=httpx.MockTransport(lambda _r: httpx.Response(200, text="other"))
-            )
-
-        monkeypatch.setattr(core_http, "client_factory", other)
-        outputs = await component.run(context({"url": "https://x.test"}), "in", {})
+        async with serving(echo) as (base, _seen):
+            for _ in range(3):
+                outputs = await component.run(context({"url": base}), "in", {})
+                assert outputs["out"][0]["body"] == "0"
+            assert len(made) == 1
+            monkeypatch.setattr(core_http, "client_factory", lambda: aiohttp.ClientSession())
+            outputs = await component.run(context({"url": base}), "in", {})
         assert outputs["out"][0]["body"] == "other"
-        assert made[0].is_closed
+        assert made[0].closed
     finally:
         await component.aclose()
 
 
-# --- http against real sockets on the loopback interface ------------------------------------------
+# --- http against raw sockets: failures a well-behaved server does not produce --------------------
 
 
 @contextmanager
@@ -585,18 +625,13 @@ async def loopback_server(
         await server.wait_closed()
 
 
-def real_client() -> httpx.AsyncClient:
-    # trust_env off: a proxy from the environment must not stand between the test and loopback.
-    return httpx.AsyncClient(trust_env=False)
-
-
 async def test_http_a_refused_connection_on_a_closed_port_is_retried() -> None:
     with closed_port() as port:
         with pytest.raises(ComponentError) as caught:
-            await call(HttpComponent(real_client), {"url": f"http://127.0.0.1:{port}/x"})
+            await call({"url": f"http://127.0.0.1:{port}/x"})
     assert caught.value.retryable is True
     assert caught.value.details["kind"] == "connection"
-    assert caught.value.details["exception"] == "ConnectError"
+    assert caught.value.details["exception"] == "ClientConnectorError"
 
 
 async def test_http_talks_to_a_real_server() -> None:
@@ -614,10 +649,7 @@ async def test_http_talks_to_a_real_server() -> None:
         writer.close()
 
     async with loopback_server(answer) as port:
-        outputs = await call(
-            HttpComponent(real_client),
-            {"url": f"http://127.0.0.1:{port}/hello?n={{{{ payload.total }}}}"},
-        )
+        outputs = await call({"url": f"http://127.0.0.1:{port}/hello?n={{{{ payload.total }}}}"})
     assert outputs["out"][0]["status"] == 200
     assert outputs["out"][0]["body"] == {"echo": "/hello?n=150"}
 
@@ -629,6 +661,19 @@ async def test_http_a_server_hanging_up_without_answering_is_retried() -> None:
 
     async with loopback_server(hang_up) as port:
         with pytest.raises(ComponentError) as caught:
-            await call(HttpComponent(real_client), {"url": f"http://127.0.0.1:{port}/"})
+            await call({"url": f"http://127.0.0.1:{port}/"})
     assert caught.value.retryable is True
     assert caught.value.details["kind"] == "connection"
+
+
+async def test_http_an_answer_cut_off_midway_is_retried() -> None:
+    async def cut_off(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\nonly the start")
+        await writer.drain()
+        writer.close()
+
+    async with loopback_server(cut_off) as port:
+        with pytest.raises(ComponentError) as caught:
+            await call({"url": f"http://127.0.0.1:{port}/"})
+    assert (caught.value.retryable, caught.value.details["kind"]) == (True, "connection")

@@ -8,10 +8,13 @@ import socket
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import aiohttp
 import jsonschema
 import pydantic
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from modyard.runtime.components.base import ComponentError
 from modyard.runtime.failures import (
@@ -57,7 +60,7 @@ def test_other_client_errors_and_unexpected_statuses_are_not_retried(status: int
 
 
 def _wrapped(outer: Exception, cause: BaseException) -> Exception:
-    """``outer`` raised from ``cause``, as httpx raises its errors from httpcore's and the OS's."""
+    """``outer`` raised from ``cause``, as aiohttp raises its errors from the OS's."""
     try:
         try:
             raise cause
@@ -67,28 +70,34 @@ def _wrapped(outer: Exception, cause: BaseException) -> Exception:
         return caught
 
 
-REQUEST = httpx.Request("GET", "https://api.example.test/x")
+KEY = ConnectionKey("api.example.test", 443, True, True, None, None, None)
+REQUEST = aiohttp.RequestInfo(
+    URL("https://api.example.test/x"),
+    "GET",
+    CIMultiDictProxy(CIMultiDict()),
+    URL("https://api.example.test/x"),
+)
 
 
 @pytest.mark.parametrize(
     ("exc", "kind"),
     [
-        (httpx.ConnectTimeout("connect timed out", request=REQUEST), "timeout"),
-        (httpx.ReadTimeout("read timed out", request=REQUEST), "timeout"),
-        (httpx.PoolTimeout("no connection", request=REQUEST), "timeout"),
+        (aiohttp.ConnectionTimeoutError("connect timed out"), "timeout"),
+        (aiohttp.SocketTimeoutError("read timed out"), "timeout"),
         (TimeoutError(), "timeout"),
         (
             _wrapped(
-                httpx.ConnectError("refused", request=REQUEST), ConnectionRefusedError(111, "x")
+                aiohttp.ClientConnectorError(KEY, ConnectionRefusedError(111, "refused")),
+                ConnectionRefusedError(111, "refused"),
             ),
             "connection",
         ),
-        (httpx.ReadError("connection reset by peer", request=REQUEST), "connection"),
-        (httpx.WriteError("broken pipe", request=REQUEST), "connection"),
-        (httpx.RemoteProtocolError("Server disconnected", request=REQUEST), "connection"),
+        (aiohttp.ClientOSError(104, "connection reset by peer"), "connection"),
+        (aiohttp.ServerDisconnectedError(), "connection"),
+        (aiohttp.ClientPayloadError("Response payload is not completed"), "connection"),
         (
             _wrapped(
-                httpx.ConnectError("[Errno -2] Name or service not known", request=REQUEST),
+                aiohttp.ClientConnectorDNSError(KEY, OSError(-2, "Name or service not known")),
                 socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
             ),
             "dns",
@@ -142,10 +151,9 @@ def _json_error() -> json.JSONDecodeError:
         (_pydantic_error(), "validation"),
         (_json_error(), "validation"),
         (ValueError("bad input"), "validation"),
-        (httpx.UnsupportedProtocol("ftp is not supported", request=REQUEST), "invalid_request"),
-        (httpx.InvalidURL("bad"), "invalid_request"),
-        (httpx.LocalProtocolError("header with a newline", request=REQUEST), "invalid_request"),
-        (httpx.TooManyRedirects("loop", request=REQUEST), "protocol"),
+        (aiohttp.NonHttpUrlClientError("ftp://files.example.test/x"), "invalid_request"),
+        (aiohttp.InvalidURL("bad"), "invalid_request"),
+        (aiohttp.TooManyRedirects(REQUEST, (), status=302), "protocol"),
         (PermissionError(errno.EACCES, "Permission denied"), "configuration"),
         (FileNotFoundError(errno.ENOENT, "No such file"), "configuration"),
     ],
@@ -163,8 +171,7 @@ def test_component_errors_keep_their_own_decision() -> None:
 
 def test_http_status_errors_are_classified_by_status() -> None:
     for status, retryable in ((404, False), (503, True), (429, True)):
-        response = httpx.Response(status, request=REQUEST)
-        exc = httpx.HTTPStatusError("failed", request=REQUEST, response=response)
+        exc = aiohttp.ClientResponseError(REQUEST, (), status=status, message="failed")
         error = classify_exception(exc)
         assert (error.retryable, error.status) == (retryable, status)
 

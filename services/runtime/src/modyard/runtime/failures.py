@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
-import httpx
+import aiohttp
 import jsonschema
 import pydantic
 
@@ -91,7 +91,7 @@ def status_error(
 
 
 def _causes(exc: BaseException) -> Iterable[BaseException]:
-    # httpx wraps httpcore's exception, which wraps the OSError/gaierror: walk the whole chain
+    # aiohttp raises its errors from the OSError/gaierror underneath: walk the whole chain
     # (bounded, in case of a cycle) to find what really happened.
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -118,24 +118,27 @@ def classify_exception(exc: Exception) -> ComponentError:
     """
     if isinstance(exc, ComponentError):
         return exc
-    if isinstance(exc, httpx.HTTPStatusError):
-        status = exc.response.status_code
-        return status_error(status, f"HTTP {status}", details={"exception": type(exc).__name__})
+    if isinstance(exc, aiohttp.ClientResponseError) and not isinstance(
+        exc, aiohttp.TooManyRedirects
+    ):
+        return status_error(
+            exc.status, f"HTTP {exc.status}", details={"exception": type(exc).__name__}
+        )
     chain = list(_causes(exc))
-    # DNS first: httpx reports a failed lookup as a ConnectError, but the cause says more.
+    # DNS first: aiohttp reports a failed lookup as a connector error; its cause says more.
     if any(isinstance(cause, socket.gaierror) for cause in chain):
         return _failure(exc, KIND_DNS, retryable=True)
-    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+    if isinstance(exc, TimeoutError):  # aiohttp's connect/read timeouts are TimeoutErrors too
         return _failure(exc, KIND_TIMEOUT, retryable=True)
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.LocalProtocolError):
-        # Our request is wrong (a scheme httpx cannot speak, a header with a newline): the same
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        # Our request is wrong (a URL aiohttp cannot request, a redirect to ftp:): the same
         # request fails the same way next time.
         return _failure(exc, KIND_INVALID_REQUEST, retryable=False)
-    if isinstance(exc, httpx.TooManyRedirects | httpx.DecodingError):
+    if isinstance(exc, aiohttp.TooManyRedirects):
         return _failure(exc, KIND_PROTOCOL, retryable=False)
-    if isinstance(exc, httpx.TransportError):
-        # ConnectError (refused, unreachable), ReadError/WriteError (reset), RemoteProtocolError
-        # (the server hung up before answering), ProxyError: the network or the peer, transient.
+    if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
+        # Refused, unreachable, reset, the server hanging up before or while answering, TLS
+        # failures: the network or the peer, transient.
         return _failure(exc, KIND_CONNECTION, retryable=True)
     if isinstance(exc, jsonschema.ValidationError | pydantic.ValidationError | ValueError):
         # pydantic's ValidationError, json.JSONDecodeError, TemplateError, ExpressionError are all

@@ -24,11 +24,22 @@ CONNECTION_ERRORS = (
 )
 
 _OUTPUTS = "SELECT outputs FROM node_executions WHERE message_id = $1"
-_RECORD = (
-    "INSERT INTO node_executions (message_id, flow_id, node_id, outputs) VALUES ($1, $2, $3, $4) "
-    "ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
+# One statement, so atomic without an explicit transaction (BEGIN/COMMIT would be two more round
+# trips): the node's log lines are written only when this delivery recorded the success.
+_RECORD = """
+WITH recorded AS (
+    INSERT INTO node_executions (message_id, flow_id, node_id, outputs)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (message_id) DO NOTHING
+    RETURNING message_id
+), logged AS (
+    INSERT INTO node_logs (flow_id, node_id, message_id, entry)
+    SELECT $2, $3, recorded.message_id, line.entry
+    FROM recorded, unnest($5::jsonb[]) WITH ORDINALITY AS line(entry, position)
+    ORDER BY line.position
 )
-_LOG = "INSERT INTO node_logs (flow_id, node_id, message_id, entry) VALUES ($1, $2, $3, $4)"
+SELECT count(*) FROM recorded
+"""
 
 
 async def _json_codec(connection: asyncpg.Connection) -> None:
@@ -36,6 +47,12 @@ async def _json_codec(connection: asyncpg.Connection) -> None:
         await connection.set_type_codec(
             kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
         )
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Nothing to reset on release: these statements leave no session state behind (no SET,
+    LISTEN, cursors or advisory locks), and asyncpg still rolls back an unfinished transaction.
+    The default reset query would be one more round trip per node execution."""
 
 
 class ExecutionLedger:
@@ -56,6 +73,7 @@ class ExecutionLedger:
                         min_size=1,
                         max_size=self._max_size,
                         init=_json_codec,
+                        reset=_keep_session,
                         server_settings={
                             "search_path": self._schema,
                             "application_name": "modyard-runtime-worker",
@@ -81,15 +99,10 @@ class ExecutionLedger:
         """Record the success with its log lines; returns the outputs to send on (the first
         recorded ones if another delivery of the same message won the race)."""
         pool = await self._connections()
-        async with pool.acquire() as connection, connection.transaction():
-            if await connection.fetchval(_RECORD, message_id, flow_id, node_id, outputs) is None:
-                stored: dict[str, Any] = await connection.fetchval(_OUTPUTS, message_id) or {}
-                return stored
-            if logs:
-                await connection.executemany(
-                    _LOG, [(flow_id, node_id, message_id, entry) for entry in logs]
-                )
-        return outputs
+        if await pool.fetchval(_RECORD, message_id, flow_id, node_id, outputs, logs):
+            return outputs
+        stored: dict[str, Any] = await pool.fetchval(_OUTPUTS, message_id) or {}
+        return stored
 
     async def close(self) -> None:
         if self._pool is not None:
