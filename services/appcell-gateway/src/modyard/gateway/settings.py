@@ -35,8 +35,8 @@ class GatewaySettings(ServiceSettings):
     #: Requests handled at once from the AMQP ingress queue (its prefetch).
     ingress_prefetch: int = Field(default=64, ge=1, le=10_000)
     #: Request log: rows written per batch, how often, and for how long they are kept.
-    request_log_batch_size: int = Field(default=500, ge=1, le=10_000)
-    request_log_flush_seconds: float = Field(default=0.2, gt=0)
+    request_log_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    request_log_flush_seconds: float = Field(default=1.0, gt=0)
     request_log_retention_hours: float = Field(default=24 * 7, gt=0)
     registry_timeout_seconds: float = Field(default=10.0, gt=0)
     installer_timeout_seconds: float = Field(default=5.0, gt=0)

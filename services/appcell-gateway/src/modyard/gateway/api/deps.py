@@ -10,7 +10,7 @@ from modyard.common.auth import Principal, Role, require_roles
 from modyard.gateway.context import GatewayContext
 
 
-def get_context(request: Request) -> GatewayContext:
+async def get_context(request: Request) -> GatewayContext:
     context: GatewayContext = request.app.state.gateway
     return context
 
