@@ -246,6 +246,8 @@ async def test_update_tag_and_env_then_a_failing_update_keeps_the_old_one_servin
     assert "exit code 3" in failed["reason"]
     assert "previous version keeps serving" in failed["reason"]
     assert failed["endpoint"] == f"http://127.0.0.1:{port}"
+    assert failed["image"] == images.ref("crash")
+    assert failed["serving_image"] == images.ref("v2")
     await serves(f"http://127.0.0.1:{port}", "two v2")
     # The failed container is kept, stopped, so that its logs say why.
     logs = await deployer.call("GET", "/v1/deployments/updated/logs")

@@ -86,6 +86,9 @@ def _line(deployment: dict[str, Any]) -> str:
     text = f"{escape(deployment['name'])}: {_styled(deployment['status'])}"
     if deployment.get("endpoint"):
         text += f" at {escape(deployment['endpoint'])}"
+    serving = deployment.get("serving_image")
+    if deployment["status"] == "warn" and serving and serving != deployment["image"]:
+        text += f" (still serving {escape(serving)})"
     if deployment.get("restarts"):
         text += f" ({deployment['restarts']} restarts)"
     return text

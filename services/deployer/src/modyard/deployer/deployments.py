@@ -248,6 +248,7 @@ def describe(deployment: Deployment) -> DeploymentOut:
         next_restart_at=deployment.next_restart_at,
         generation=deployment.generation,
         serving_generation=deployment.serving_generation,
+        serving_image=deployment.serving_image,
         created_at=deployment.created_at,
         updated_at=deployment.updated_at,
     )

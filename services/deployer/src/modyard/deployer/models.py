@@ -71,6 +71,8 @@ class Deployment(Base):
     generation: Mapped[int] = mapped_column(Integer, default=0)
     #: The generation whose container last came up (the one that keeps serving during updates).
     serving_generation: Mapped[int | None] = mapped_column(Integer)
+    #: The image reference of that generation (what serves while a newer one failed).
+    serving_image: Mapped[str | None] = mapped_column(String(512))
     #: A generation whose rollout failed while an older one kept serving: not retried by itself.
     failed_generation: Mapped[int | None] = mapped_column(Integer)
 

@@ -322,6 +322,7 @@ class Reconciler:
                 reason=None,
                 progress=None,
                 serving_generation=deployment.generation,
+                serving_image=image_of(deployment),
                 next_restart_at=None,
             )
             log.info("deployment_running", deployment=deployment.name, generation=state.generation)
@@ -462,6 +463,7 @@ class Reconciler:
                 reason=None,
                 progress=None,
                 serving_generation=deployment.generation,
+                serving_image=image_of(deployment),
                 failed_generation=None,
                 next_restart_at=None,
             )

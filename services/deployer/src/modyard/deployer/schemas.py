@@ -82,6 +82,9 @@ class DeploymentOut(BaseModel):
     next_restart_at: datetime | None
     generation: int
     serving_generation: int | None
+    serving_image: str | None = Field(
+        description="The image of the generation that serves (differs from image after a failed update)"
+    )
     created_at: datetime
     updated_at: datetime
 

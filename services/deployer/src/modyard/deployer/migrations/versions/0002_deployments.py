@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("desired", sa.String(length=16), nullable=False),
         sa.Column("generation", sa.Integer(), nullable=False),
         sa.Column("serving_generation", sa.Integer(), nullable=True),
+        sa.Column("serving_image", sa.String(length=512), nullable=True),
         sa.Column("failed_generation", sa.Integer(), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
