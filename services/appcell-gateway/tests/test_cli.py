@@ -1,0 +1,131 @@
+"""``modyard cells …`` against the gateway over a real socket, and ``modyard cell run`` as a real
+process that finishes its request in flight when told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from gateway_env import WS, Env
+from typer.testing import CliRunner
+
+from modyard.common.testing.services import free_port
+from modyard.sdk.cli import app as cli
+
+pytestmark = pytest.mark.infra
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+async def gateway_url(env: Env) -> AsyncIterator[str]:
+    """The in-process gateway also on a loopback socket, for the CLI."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(env.app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
+        await asyncio.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+async def _cli(gateway_url: str, *args: str) -> tuple[int, str]:
+    runner = CliRunner()
+    result = await asyncio.to_thread(
+        runner.invoke, cli, list(args), env={"MODYARD_GATEWAY_URL": gateway_url, "COLUMNS": "250"}
+    )
+    return result.exit_code, result.output
+
+
+async def test_cells_list_show_credentials_call_and_requests(
+    env: Env, gateway_url: str, tmp_path: Path
+) -> None:
+    code, output = await _cli(gateway_url, "cells", "list", "--json")
+    assert code == 0, output
+    assert any(cell["slug"] == "rc" for cell in json.loads(output))
+    code, output = await _cli(gateway_url, "cells", "show", f"{WS}:rc")
+    assert code == 0, output
+    assert "checkAvailability" in output
+    assert "rbac::domains.transfer" in output
+    code, output = await _cli(gateway_url, "cells", "credentials", f"{WS}:rc", "--json")
+    assert code == 0, output
+    assert json.loads(output)["queue"].startswith("appcell.cell.")
+    payload = tmp_path / "create.json"
+    payload.write_text(json.dumps({"domain": "from-the-cli.com", "years": 1}))
+    code, output = await _cli(
+        gateway_url,
+        "cells",
+        "call",
+        f"{WS}:rc",
+        "NewResellerClub",
+        "create",
+        "--payload",
+        str(payload),
+    )
+    assert code == 0, output
+    assert json.loads(output)["result"]["domain"] == "from-the-cli.com"
+    payload.write_text(json.dumps({"domain": "NOPE"}))
+    code, output = await _cli(
+        gateway_url,
+        "cells",
+        "call",
+        f"{WS}:rc",
+        "NewResellerClub",
+        "create",
+        "--payload",
+        str(payload),
+    )
+    assert code == 1
+    assert "/body/payload/domain" in output
+    code, output = await _cli(gateway_url, "cells", "requests", "--cell", f"{WS}:rc", "--json")
+    assert code == 0, output
+    assert json.loads(output)
+
+
+async def test_cell_run_serves_until_sigterm_and_finishes_what_it_started(
+    env: Env, tmp_path: Path
+) -> None:
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps(await env.credentials(f"{WS}:rc")))
+    await env.stop_cell(f"{WS}:rc")  # the process below is the only consumer
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "modyard"),
+        "cell",
+        "run",
+        "examples.resellerclub_cell.cell:cell",
+        "--credentials",
+        str(credentials),
+        cwd=ROOT,
+        env={**os.environ, "MODYARD_LOG_LEVEL": "INFO"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        assert process.stdout is not None
+        started = await asyncio.wait_for(process.stdout.readline(), 30)
+        assert b"worker_started" in started
+        created = await env.call("create", {"domain": "cell-process.com", "years": 1})
+        assert created.status_code == 200, created.text
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+        lines = (await process.stdout.read()).decode().splitlines()
+        events = [json.loads(line)["event"] for line in lines if line.startswith("{")]
+        assert "request_handled" in events
+        assert events[-1] == "worker_stopped"
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        from examples.resellerclub_cell.cell import cell
+
+        await env.run_cell(f"{WS}:rc", cell)
