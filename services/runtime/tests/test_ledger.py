@@ -1,0 +1,161 @@
+"""The execution ledger's group commit: concurrent lookups and records as single statements, the
+same answers as one by one. The batcher's logic alone, then the ledger on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from modyard.common.db.database import Database
+from modyard.common.db.migrations import migrate
+from modyard.common.testing.infra import IsolatedInfra
+from modyard.runtime.engine.batching import MicroBatcher
+from modyard.runtime.engine.ledger import ExecutionLedger
+from modyard.runtime.settings import RuntimeSettings
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "modyard" / "runtime" / "migrations"
+
+
+async def test_concurrent_submissions_share_statements_and_get_their_own_results() -> None:
+    batches: list[list[int]] = []
+
+    async def double(items: Sequence[int]) -> list[int]:
+        batches.append(list(items))
+        await asyncio.sleep(0.01)  # a round trip, during which the next ones queue up
+        return [item * 2 for item in items]
+
+    batcher = MicroBatcher(double, in_flight=1)
+    alone = asyncio.ensure_future(batcher.submit(0))
+    while not batches:  # the first goes at once: an idle worker waits for nobody
+        await asyncio.sleep(0)
+    results = await asyncio.gather(alone, *(batcher.submit(n) for n in range(1, 100)))
+    assert results == [n * 2 for n in range(100)]
+    # The other 99 queued while the first was in flight and went together.
+    assert batches == [[0], list(range(1, 100))]
+
+
+async def test_a_failing_batch_fails_its_callers_only() -> None:
+    calls = 0
+
+    async def flaky(items: Sequence[int]) -> list[int]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0)
+        if calls == 1:
+            raise ConnectionError("database gone")
+        return list(items)
+
+    batcher = MicroBatcher(flaky, in_flight=1)
+    first = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.sleep(0)
+    with pytest.raises(ConnectionError):
+        await first
+    assert await batcher.submit(2) == 2
+
+
+async def test_a_cancelled_caller_does_not_disturb_the_others() -> None:
+    release = asyncio.Event()
+
+    async def slow(items: Sequence[int]) -> list[int]:
+        await release.wait()
+        return list(items)
+
+    batcher = MicroBatcher(slow, in_flight=1)
+    gone = asyncio.ensure_future(batcher.submit(1))
+    stays = asyncio.ensure_future(batcher.submit(2))
+    await asyncio.sleep(0)
+    gone.cancel()
+    release.set()
+    assert await stays == 2
+    assert gone.cancelled()
+    await batcher.close()
+
+
+# --- the ledger on PostgreSQL ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def ledger(infra: IsolatedInfra) -> AsyncIterator[tuple[ExecutionLedger, Database]]:
+    settings = RuntimeSettings(
+        database_url=infra.database_url, amqp_url=infra.amqp_url, db_schema="ledger_test"
+    )
+    database = Database(settings)
+    await migrate(database, MIGRATIONS)
+    ledger = ExecutionLedger(settings, max_size=4)
+    yield ledger, database
+    await ledger.close()
+    await database.dispose()
+
+
+@pytest.mark.infra
+async def test_records_and_lookups_in_one_batch_answer_as_one_by_one(
+    ledger: tuple[ExecutionLedger, Database],
+) -> None:
+    executions, database = ledger
+    flow_id = uuid.uuid4()
+    ids = [uuid.uuid4().hex for _ in range(50)]
+    outputs = await asyncio.gather(
+        *(
+            executions.record(
+                message_id=message_id,
+                flow_id=flow_id,
+                node_id="sink",
+                outputs={"out": [{"n": n}]},
+                logs=[{"line": 1, "n": n}, {"line": 2, "n": n}],
+            )
+            for n, message_id in enumerate(ids)
+        )
+    )
+    assert outputs == [{"out": [{"n": n}]} for n in range(50)]
+    found = await asyncio.gather(*(executions.outputs(message_id) for message_id in ids))
+    assert found == outputs
+    assert await executions.outputs(uuid.uuid4().hex) is None
+    async with database.transaction() as session:
+        lines = (
+            await session.execute(
+                text("SELECT message_id, entry FROM node_logs WHERE flow_id = :f ORDER BY id"),
+                {"f": flow_id},
+            )
+        ).all()
+    assert len(lines) == 100
+    # Each message's lines in the order the node logged them.
+    for message_id in ids:
+        mine = [entry["line"] for recorded_id, entry in lines if recorded_id == message_id]
+        assert mine == [1, 2]
+
+
+@pytest.mark.infra
+async def test_a_second_delivery_gets_the_first_outputs_and_logs_nothing(
+    ledger: tuple[ExecutionLedger, Database],
+) -> None:
+    executions, database = ledger
+    flow_id = uuid.uuid4()
+    message_id = uuid.uuid4().hex
+
+    async def deliver(attempt: int) -> dict[str, Any]:
+        return await executions.record(
+            message_id=message_id,
+            flow_id=flow_id,
+            node_id="sink",
+            outputs={"out": [{"attempt": attempt}]},
+            logs=[{"attempt": attempt}],
+        )
+
+    # Two deliveries in the same batch, then a third in a later statement.
+    same_batch = await asyncio.gather(deliver(1), deliver(2))
+    later = await deliver(3)
+    assert list(same_batch) == [{"out": [{"attempt": 1}]}] * 2
+    assert later == {"out": [{"attempt": 1}]}
+    async with database.transaction() as session:
+        entries = (
+            await session.scalars(
+                text("SELECT entry FROM node_logs WHERE flow_id = :f"), {"f": flow_id}
+            )
+        ).all()
+    assert entries == [{"attempt": 1}]
