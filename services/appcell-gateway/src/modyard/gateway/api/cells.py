@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from modyard.common.auth import CurrentPrincipal
 from modyard.common.db.session import DbSession
 from modyard.common.request_context import current_correlation_id, current_request_id
 from modyard.gateway import views
-from modyard.gateway.api.deps import Context, Operator
+from modyard.gateway.api.deps import Context, Operator, json_response
 from modyard.gateway.pipeline import CellRequest
 from modyard.gateway.schemas import (
     ActionAnswer,
@@ -69,10 +69,10 @@ async def call_action(
     body: ActionCall,
     context: Context,
     principal: CurrentPrincipal,
-) -> dict[str, object]:
+) -> Response:
     """Run one plugin action through the pipeline (security, payload and result validation,
     postpayload)."""
-    return await context.pipeline.handle(
+    answer = await context.pipeline.handle(
         CellRequest(
             cell=installation,
             plugin=plugin,
@@ -84,3 +84,4 @@ async def call_action(
             correlation_id=current_correlation_id() or current_request_id() or "",
         )
     )
+    return json_response(answer)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 
 from modyard.common.auth import Principal, Role, require_roles
 from modyard.gateway.context import GatewayContext
@@ -18,3 +19,9 @@ async def get_context(request: Request) -> GatewayContext:
 Context = Annotated[GatewayContext, Depends(get_context)]
 Operator = Annotated[Principal, Depends(require_roles(Role.operator))]
 ServiceOrOperator = Annotated[Principal, Depends(require_roles(Role.service))]
+
+
+def json_response(answer: dict[str, Any]) -> Response:
+    """The pipeline's answer as it is: it was validated against the cell's schemas already, so
+    the endpoint's ``response_model`` documents it without validating it a second time."""
+    return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json")

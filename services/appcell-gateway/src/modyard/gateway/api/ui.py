@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Response
 
 from modyard.common.auth import CurrentPrincipal
 from modyard.common.db.session import DbSession
 from modyard.common.request_context import current_correlation_id, current_request_id
 from modyard.gateway import views
-from modyard.gateway.api.deps import Context
+from modyard.gateway.api.deps import Context, json_response
 from modyard.gateway.pipeline import CellRequest
 from modyard.gateway.schemas import ActionAnswer, SlotBundles
 
@@ -40,9 +40,9 @@ async def _controller(
     session: DbSession,
     context: Context,
     principal: CurrentPrincipal,
-) -> dict[str, Any]:
+) -> Response:
     cell, plugin = await views.controller_target(session, principal, url_base, action, installation)
-    return await context.pipeline.handle(
+    answer = await context.pipeline.handle(
         CellRequest(
             cell=cell,
             plugin=plugin,
@@ -54,6 +54,7 @@ async def _controller(
             correlation_id=current_correlation_id() or current_request_id() or "",
         )
     )
+    return json_response(answer)
 
 
 CustomerProduct = Annotated[
@@ -75,7 +76,7 @@ async def controller_get(
     principal: CurrentPrincipal,
     customer_product_id: CustomerProduct = None,
     installation: Installation = None,
-) -> dict[str, Any]:
+) -> Response:
     """The Controller: runs the cell's ``action`` for ``customerProductId`` (payload
     ``{"customer_product_id": …}``)."""
     payload = {"customer_product_id": customer_product_id} if customer_product_id else {}
@@ -94,7 +95,7 @@ async def controller_post(
     payload: Annotated[Any, Body(description="The action's payload")] = None,
     customer_product_id: CustomerProduct = None,
     installation: Installation = None,
-) -> dict[str, Any]:
+) -> Response:
     """The Controller with a payload: runs the cell's ``action`` for ``customerProductId``."""
     return await _controller(
         url_base, action, customer_product_id, installation, payload, session, context, principal
