@@ -259,9 +259,10 @@ async def gateway_load(infra: IsolatedInfra) -> dict[str, Any]:
                         break
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"the cell does not answer: {created.text}")
-            cpu_before = cpu_seconds(gateway.process.pid) + cpu_seconds(cell.pid)
+            gateway_cpu, cell_cpu = cpu_seconds(gateway.process.pid), cpu_seconds(cell.pid)
             through = await _through_gateway(gateway.url, user, domains)
-            cpu_used = cpu_seconds(gateway.process.pid) + cpu_seconds(cell.pid) - cpu_before
+            gateway_cpu = cpu_seconds(gateway.process.pid) - gateway_cpu
+            cell_cpu = cpu_seconds(cell.pid) - cell_cpu
         finally:
             cell.terminate()
             await cell.wait()

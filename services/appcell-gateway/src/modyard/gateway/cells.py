@@ -224,40 +224,43 @@ class CellCache:
         self._database = database
         self._refresh = refresh_seconds
         self._cells: dict[uuid.UUID, LiveCell] = {}
-        self._aliases: dict[tuple[str, str], tuple[float, uuid.UUID]] = {}
+        #: ``(workspace, slug)`` → installation id; a reinstalled slug is found again when the
+        #: old cell's copy goes stale and is reloaded by its key.
+        self._aliases: dict[tuple[str, str], uuid.UUID] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     def invalidate(self, installation_id: uuid.UUID) -> None:
         self._cells.pop(installation_id, None)
-        for alias, (_, target) in list(self._aliases.items()):
+        for alias, target in list(self._aliases.items()):
             if target == installation_id:
                 self._aliases.pop(alias, None)
 
+    def _fresh(self, parsed: uuid.UUID | tuple[str, str]) -> LiveCell | None:
+        installation_id = parsed if isinstance(parsed, uuid.UUID) else self._aliases.get(parsed)
+        live = self._cells.get(installation_id) if installation_id else None
+        if live is not None and time.monotonic() - live.checked_at < self._refresh:
+            return live
+        return None
+
     async def get(self, key: str) -> LiveCell:
         parsed = parse_key(key)
-        now = time.monotonic()
-        installation_id: uuid.UUID | None
-        if isinstance(parsed, uuid.UUID):
-            installation_id = parsed
-        else:
-            alias = self._aliases.get(parsed)
-            installation_id = alias[1] if alias and alias[0] > now else None
-        live = self._cells.get(installation_id) if installation_id else None
-        if live is not None and now - live.checked_at < self._refresh:
+        live = self._fresh(parsed)
+        if live is not None:
             return live
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        # One reload per cell at a time; the requests queued behind it use its result.
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            live = self._fresh(parsed)
+            if live is not None:
+                return live
             try:
-                return await self._load(key, live)
+                return await self._load(key)
             except (CellNotFound, CellNotReady):
-                if live is not None:  # removed or broken since it was compiled here
-                    self.invalidate(live.installation_id)
+                stale = parsed if isinstance(parsed, uuid.UUID) else self._aliases.get(parsed)
+                if stale is not None:  # removed or broken since it was compiled here
+                    self.invalidate(stale)
                 raise
 
-    async def _load(self, key: str, live: LiveCell | None) -> LiveCell:
-        now = time.monotonic()
-        if live is not None and now - live.checked_at < self._refresh:
-            return live  # another request refreshed it while this one waited
+    async def _load(self, key: str) -> LiveCell:
         async with self._database.transaction() as session:
             row = await find_row(session, key)
             if row.status != READY:
@@ -267,10 +270,10 @@ class CellCache:
                 )
             current = self._cells.get(row.installation_id)
             if current is not None and current.revision == row.revision:
-                current.checked_at = now
+                current.checked_at = time.monotonic()
                 fresh = current
             else:
                 fresh = compile_cell(row)
         self._cells[fresh.installation_id] = fresh
-        self._aliases[(fresh.workspace, fresh.slug)] = (now + self._refresh, fresh.installation_id)
+        self._aliases[(fresh.workspace, fresh.slug)] = fresh.installation_id
         return fresh
