@@ -22,6 +22,7 @@ from modyard.gateway.pipeline import Pipeline
 from modyard.gateway.request_log import RequestLog
 from modyard.gateway.secrets import SecretBox
 from modyard.gateway.settings import GatewaySettings
+from modyard.gateway.tokens import VerifiedTokens
 from modyard.gateway.upstream import InstallerClient, RegistryClient
 
 
@@ -52,7 +53,8 @@ def service_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
             assert exchange is not None, "the topology is declared before messages arrive"
             return exchange
 
-        ingress = Ingress(settings, lambda: pipelines[0], default_exchange)
+        tokens = VerifiedTokens(settings)
+        ingress = Ingress(tokens, lambda: pipelines[0], default_exchange)
         dispatcher = Dispatcher(
             bus, on_ingress=ingress.on_message, ingress_prefetch=settings.ingress_prefetch
         )
@@ -73,6 +75,7 @@ def service_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
             dispatcher=dispatcher,
             requests=requests,
             pipeline=pipeline,
+            tokens=tokens,
         )
         contexts[:] = [context]
         app.state.gateway = context

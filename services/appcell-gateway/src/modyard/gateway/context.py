@@ -12,6 +12,7 @@ from modyard.gateway.pipeline import Pipeline
 from modyard.gateway.request_log import RequestLog
 from modyard.gateway.secrets import SecretBox
 from modyard.gateway.settings import GatewaySettings
+from modyard.gateway.tokens import VerifiedTokens
 from modyard.gateway.upstream import InstallerClient, RegistryClient
 
 
@@ -27,6 +28,7 @@ class GatewayContext:
     dispatcher: Dispatcher
     requests: RequestLog
     pipeline: Pipeline
+    tokens: VerifiedTokens
 
     @property
     def cell_deps(self) -> CellDeps:

@@ -23,7 +23,6 @@ import structlog
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modyard.common.auth import TokenError, decode_token
 from modyard.common.errors import (
     PROBLEM_CONTENT_TYPE,
     InvalidParam,
@@ -32,8 +31,8 @@ from modyard.common.errors import (
     ValidationFailed,
 )
 from modyard.common.request_context import bound_context
-from modyard.common.settings import CommonSettings
 from modyard.gateway.pipeline import CellRequest, Pipeline
+from modyard.gateway.tokens import TokenError, VerifiedTokens
 
 log = structlog.get_logger(__name__)
 
@@ -51,11 +50,11 @@ class IngressRequest(BaseModel):
 class Ingress:
     def __init__(
         self,
-        settings: CommonSettings,
+        tokens: VerifiedTokens,
         pipeline: Callable[[], Pipeline],
         default_exchange: Callable[[], AbstractExchange],
     ) -> None:
-        self._settings = settings
+        self._tokens = tokens
         self._pipeline = pipeline
         self._default_exchange = default_exchange
 
@@ -93,7 +92,7 @@ class Ingress:
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("Put 'Bearer <token>' in the message's 'authorization' header.")
         try:
-            principal = decode_token(self._settings, token.strip())
+            principal = self._tokens.principal(token.strip())
         except TokenError as exc:
             raise Unauthorized(f"Send a valid bearer token: {exc}.") from exc
         try:

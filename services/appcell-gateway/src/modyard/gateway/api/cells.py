@@ -10,7 +10,7 @@ from modyard.common.auth import CurrentPrincipal
 from modyard.common.db.session import DbSession
 from modyard.common.request_context import current_correlation_id, current_request_id
 from modyard.gateway import views
-from modyard.gateway.api.deps import Context, Operator, json_response
+from modyard.gateway.api.deps import Caller, Context, Operator, json_response
 from modyard.gateway.pipeline import CellRequest
 from modyard.gateway.schemas import (
     ActionAnswer,
@@ -68,7 +68,7 @@ async def call_action(
     action: Name,
     body: ActionCall,
     context: Context,
-    principal: CurrentPrincipal,
+    principal: Caller,
 ) -> Response:
     """Run one plugin action through the pipeline (security, payload and result validation,
     postpayload)."""

@@ -6,11 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Response
 
-from modyard.common.auth import CurrentPrincipal
 from modyard.common.db.session import DbSession
 from modyard.common.request_context import current_correlation_id, current_request_id
 from modyard.gateway import views
-from modyard.gateway.api.deps import Context, json_response
+from modyard.gateway.api.deps import Caller, Context, json_response
 from modyard.gateway.pipeline import CellRequest
 from modyard.gateway.schemas import ActionAnswer, SlotBundles
 
@@ -23,7 +22,7 @@ Name = Annotated[str, Path(min_length=1, max_length=255)]
 async def slot(
     slot: Name,
     session: DbSession,
-    principal: CurrentPrincipal,
+    principal: Caller,
     product: Annotated[str | None, Query(max_length=255)] = None,
     workspace: Annotated[str | None, Query(max_length=64)] = None,
 ) -> SlotBundles:
@@ -39,7 +38,7 @@ async def _controller(
     payload: Any,
     session: DbSession,
     context: Context,
-    principal: CurrentPrincipal,
+    principal: Caller,
 ) -> Response:
     cell, plugin = await views.controller_target(session, principal, url_base, action, installation)
     answer = await context.pipeline.handle(
@@ -73,7 +72,7 @@ async def controller_get(
     action: Name,
     session: DbSession,
     context: Context,
-    principal: CurrentPrincipal,
+    principal: Caller,
     customer_product_id: CustomerProduct = None,
     installation: Installation = None,
 ) -> Response:
@@ -91,7 +90,7 @@ async def controller_post(
     action: Name,
     session: DbSession,
     context: Context,
-    principal: CurrentPrincipal,
+    principal: Caller,
     payload: Annotated[Any, Body(description="The action's payload")] = None,
     customer_product_id: CustomerProduct = None,
     installation: Installation = None,
