@@ -11,6 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from modyard.common.errors import InvalidParam, ValidationFailed
+from modyard.common.secrets import SecretValue
 from modyard.installer.configuration import (
     MASK,
     ConfigError,
@@ -32,7 +33,6 @@ from modyard.installer.configuration import (
     split_secrets,
     validate_config,
 )
-from modyard.installer.secrets import SecretValue
 from modyard.modules.examples import example_files
 from modyard.modules.formats.appcell import AppCellAdapter
 from modyard.modules.formats.native import NativeAdapter

@@ -24,16 +24,17 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "modyard" / "runtime"
 
 async def test_concurrent_submissions_share_statements_and_get_their_own_results() -> None:
     batches: list[list[int]] = []
+    first_sent = asyncio.Event()
 
     async def double(items: Sequence[int]) -> list[int]:
         batches.append(list(items))
+        first_sent.set()
         await asyncio.sleep(0.01)  # a round trip, during which the next ones queue up
         return [item * 2 for item in items]
 
     batcher = MicroBatcher(double, in_flight=1)
     alone = asyncio.ensure_future(batcher.submit(0))
-    while not batches:  # the first goes at once: an idle worker waits for nobody
-        await asyncio.sleep(0)
+    await first_sent.wait()  # the first goes at once: an idle worker waits for nobody
     results = await asyncio.gather(alone, *(batcher.submit(n) for n in range(1, 100)))
     assert results == [n * 2 for n in range(100)]
     # The other 99 queued while the first was in flight and went together.

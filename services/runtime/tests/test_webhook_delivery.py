@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import select, text
 
 from modyard.common.db.database import Database
+from modyard.common.secrets import SecretBox
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import free_port
 from modyard.runtime.settings import RuntimeSettings
@@ -37,6 +38,7 @@ from modyard.runtime.webhooks.testing import WebhookReceiver, create_webhook_tab
 pytestmark = pytest.mark.infra
 
 SECRET = "whsec-delivery-test-0123456789"
+BOX = SecretBox([SecretBox.generate_key()])
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +64,9 @@ async def empty_tables(database: Database) -> None:
 async def deliverers(database: Database) -> AsyncIterator[Callable[..., WebhookDeliverer]]:
     made: list[WebhookDeliverer] = []
 
-    def make(**options: Any) -> WebhookDeliverer:
+    def make(secrets: SecretBox = BOX, **options: Any) -> WebhookDeliverer:
         options = {"poll_interval": 0.05, "backoff_base": 0.05, "timeout": 2.0, **options}
-        deliverer = WebhookDeliverer(database, **options)
+        deliverer = WebhookDeliverer(database, secrets, **options)
         made.append(deliverer)
         return deliverer
 
@@ -78,7 +80,10 @@ async def subscribe(
 ) -> SystemWebhook:
     async with database.transaction() as session:
         return await create_webhook(
-            session, WebhookCreate(url=url, events=events, secret=secret), created_by="test"
+            session,
+            WebhookCreate(url=url, events=events, secret=secret),
+            BOX,
+            created_by="test",
         )
 
 
@@ -127,6 +132,23 @@ def test_signature_verification_refuses_tampering_other_secrets_and_old_timestam
     stale = compute_signature(SECRET, old, body)
     assert not verify_signature(SECRET, old, body, stale)
     assert verify_signature(SECRET, old, body, stale, tolerance_seconds=None)
+
+
+async def test_secrets_are_stored_encrypted_and_one_no_key_opens_is_never_sent_unsigned(
+    database: Database, deliverers: Callable[..., WebhookDeliverer]
+) -> None:
+    async with WebhookReceiver() as receiver:
+        webhook = await subscribe(database, receiver.url, [FLOW_STOPPED])
+        assert webhook.secret != SECRET
+        assert BOX.decrypt(webhook.secret).decode() == SECRET
+        await send(database, FLOW_STOPPED)
+        # The runtime's keys were replaced without keeping the old one.
+        rotated_away = deliverers(SecretBox([SecretBox.generate_key()]))
+        assert await rotated_away.deliver_once() == 1
+    assert receiver.requests == []
+    (delivery,) = await deliveries(database)
+    assert delivery.last_status_code is None
+    assert "MODYARD_RUNTIME_SECRET_KEYS" in (delivery.last_error or "")
 
 
 async def test_a_delivery_is_posted_signed_and_recorded_as_delivered(

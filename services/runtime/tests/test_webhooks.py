@@ -84,6 +84,7 @@ async def api(infra: IsolatedInfra) -> AsyncIterator[Api]:
     app = FastAPI()
     app.state.settings = settings
     app.state.database = database
+    app.state.secrets = settings.secret_box()
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, service="runtime")
     app.include_router(router)
@@ -312,7 +313,9 @@ async def test_deliveries_show_each_outcome_and_a_failed_one_can_be_redelivered(
             await notify(session, FLOW_STOPPED, flow_stopped())
         async with api.database.transaction() as session:
             await notify(session, FLOW_STOPPED, flow_stopped())
-        deliverer = WebhookDeliverer(api.database, max_attempts=1, backoff_base=0.01)
+        deliverer = WebhookDeliverer(
+            api.database, api.settings.secret_box(), max_attempts=1, backoff_base=0.01
+        )
         try:
             assert await deliverer.deliver_once() == 4
 
@@ -365,7 +368,7 @@ async def test_test_endpoint_sends_a_webhook_test_event_to_that_webhook_only(api
         assert response.status_code == 202, response.text
         assert response.json()["event"] == WEBHOOK_TEST
         assert (await api.deliveries(other["id"]))["items"] == []
-        deliverer = WebhookDeliverer(api.database)
+        deliverer = WebhookDeliverer(api.database, api.settings.secret_box())
         try:
             assert await deliverer.deliver_once() == 1
         finally:

@@ -9,7 +9,7 @@ sub-prefix (``MODYARD_REGISTRY_DATABASE_URL``) or for all services at once with 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -19,6 +19,9 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+if TYPE_CHECKING:
+    from modyard.common.secrets import SecretBox
 
 ENV_PREFIX = "MODYARD_"
 DEVELOPMENT_JWT_SECRET = "modyard-development-secret-change-me-in-production"  # noqa: S105
@@ -151,3 +154,37 @@ class ServiceSettings(CommonSettings):
             shared_dotenv,
             file_secret_settings,
         )
+
+
+#: Fernet key used when none is configured; refused in production.
+DEVELOPMENT_SECRET_KEY = "bW9keWFyZC1kZXZlbG9wbWVudC1rZXktMzItYnl0ZXM="  # noqa: S105
+
+
+class SecretKeysSettings(ServiceSettings):
+    """Settings of a service that stores secrets encrypted (``modyard.common.secrets``)."""
+
+    #: Fernet keys, comma-separated; the first encrypts, all decrypt (rotate by prepending).
+    secret_keys: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
+
+    @property
+    def secret_keys_setting(self) -> str:
+        """The environment variable that holds the keys, for messages that say what to set."""
+        return f"{self.model_config.get('env_prefix') or ENV_PREFIX}SECRET_KEYS"
+
+    def secret_box(self) -> SecretBox:
+        """The box that encrypts and decrypts this service's secrets under these keys."""
+        from modyard.common.secrets import SecretBox  # cryptography only where it is used
+
+        return SecretBox.from_setting(self.secret_keys, setting=self.secret_keys_setting)
+
+    @model_validator(mode="after")
+    def _production_needs_real_keys(self) -> Self:
+        if (
+            self.environment is Environment.production
+            and DEVELOPMENT_SECRET_KEY in self.secret_keys.get_secret_value()
+        ):
+            raise ValueError(
+                f"{self.secret_keys_setting} must hold your own Fernet keys in production "
+                "(generate one with `modyard secret-key`)"
+            )
+        return self

@@ -190,7 +190,8 @@ def ping(
 
 @app.command("secret-key")
 def secret_key() -> None:
-    """Print a new Fernet key for MODYARD_INSTALLER_SECRET_KEYS (put it first to rotate)."""
+    """Print a new Fernet key for a service's MODYARD_<SERVICE>_SECRET_KEYS (put it first to
+    rotate)."""
     typer.echo(base64.urlsafe_b64encode(os.urandom(32)).decode())
 
 

@@ -90,7 +90,7 @@ from modyard.common.expressions import (
     evaluate_condition,
     is_placeholder,
 )
-from modyard.installer.secrets import SecretValue
+from modyard.common.secrets import SecretValue
 from modyard.modules.manifest import ConfigField, ConfigSpec
 
 log = structlog.get_logger(__name__)

@@ -9,8 +9,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from modyard.common.secrets import SecretBox
 from modyard.installer.registry_client import RegistryClient
-from modyard.installer.secrets import SecretBox
 from modyard.installer.settings import InstallerSettings
 
 
@@ -27,7 +27,7 @@ class InstallerContext:
         return cls(
             settings=settings,
             registry=RegistryClient(settings),
-            secrets=SecretBox.from_setting(settings.secret_keys.get_secret_value()),
+            secrets=settings.secret_box(),
         )
 
 

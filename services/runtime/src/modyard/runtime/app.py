@@ -55,8 +55,11 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         )
         amqp.reply_queue = topology.reply_queue
         bus.add_topology(topology.declare)
+        secrets = settings.secret_box()
+        app.state.secrets = secrets
         deliverer = WebhookDeliverer(
             database,
+            secrets,
             poll_interval=settings.webhook_poll_interval_seconds,
             max_attempts=settings.webhook_max_attempts,
             timeout=settings.webhook_timeout_seconds,

@@ -5,10 +5,10 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from modyard.common.settings import ENV_FILES, ServiceSettings
+from modyard.common.settings import ENV_FILES, SecretKeysSettings
 
 
-class RuntimeSettings(ServiceSettings):
+class RuntimeSettings(SecretKeysSettings):
     """Settings of the runtime service: ``MODYARD_RUNTIME_*``, falling back to ``MODYARD_*``."""
 
     model_config = SettingsConfigDict(

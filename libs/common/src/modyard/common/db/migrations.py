@@ -27,7 +27,7 @@ def alembic_config(script_location: Path, schema: str) -> Config:
     return config
 
 
-def _upgrade_on(connection: Connection, config: Config) -> None:
+def _upgrade_on(connection: Connection, config: Config, revision: str) -> None:
     schema = config.attributes["schema"]
     connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     connection.execute(
@@ -35,14 +35,14 @@ def _upgrade_on(connection: Connection, config: Config) -> None:
         {"key": f"modyard-migrate-{schema}"},
     )
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
-async def migrate(database: Database, script_location: Path) -> None:
-    """Bring the service's schema to the newest revision (idempotent)."""
+async def migrate(database: Database, script_location: Path, revision: str = "head") -> None:
+    """Bring the service's schema to the newest revision, or to ``revision`` (idempotent)."""
     config = alembic_config(script_location, database.schema)
     async with database.engine.begin() as connection:
-        await connection.run_sync(_upgrade_on, config)
+        await connection.run_sync(_upgrade_on, config, revision)
 
 
 async def pending_revisions(database: Database, script_location: Path) -> list[str]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from modyard.common.auth import Principal, Role, require_roles
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES
+from modyard.common.secrets import SecretBox
 from modyard.runtime.webhooks import service
 from modyard.runtime.webhooks.models import DeliveryStatus
 from modyard.runtime.webhooks.schemas import (
@@ -26,12 +27,25 @@ router = APIRouter(
 Operator = Annotated[Principal, Depends(require_roles(Role.operator))]
 
 
+def _secret_box(request: Request) -> SecretBox:
+    box: SecretBox = request.app.state.secrets
+    return box
+
+
+Secrets = Annotated[SecretBox, Depends(_secret_box)]
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=WebhookOut)
 async def create_webhook(
-    body: WebhookCreate, session: DbSession, principal: Operator, response: Response
+    body: WebhookCreate,
+    session: DbSession,
+    principal: Operator,
+    secrets: Secrets,
+    response: Response,
 ) -> WebhookOut:
-    """Subscribe a URL to system events; deliveries are signed with ``secret``."""
-    webhook = await service.create_webhook(session, body, created_by=principal.subject)
+    """Subscribe a URL to system events; deliveries are signed with ``secret`` (stored
+    encrypted, never shown again)."""
+    webhook = await service.create_webhook(session, body, secrets, created_by=principal.subject)
     response.headers["Location"] = f"{router.prefix}/{webhook.id}"
     return service.describe_webhook(webhook)
 

@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.expression import cast
 
 from modyard.common.db.database import Database
+from modyard.common.secrets import SecretBox, SecretUnreadable
 from modyard.runtime.webhooks.models import DeliveryStatus, SystemWebhook, WebhookDelivery
 from modyard.runtime.webhooks.service import register_waker
 from modyard.runtime.webhooks.signing import compute_signature, verify_signature
@@ -42,6 +43,10 @@ CLEANUP_EVERY = timedelta(minutes=10)
 #: Answers from a receiver that are kept on the delivery, to show what it said.
 MAX_RESPONSE_EXCERPT = 500
 MAX_ERROR_LENGTH = 2000
+UNREADABLE_SECRET = (
+    "not sent: no key in MODYARD_RUNTIME_SECRET_KEYS decrypts this webhook's secret "  # noqa: S105
+    "(was its key removed?); put the key back or subscribe the webhook again"
+)
 
 WEBHOOK_ATTEMPTS = Counter(
     "modyard_webhook_delivery_attempts_total",
@@ -77,7 +82,8 @@ class _Claimed:
     payload: dict[str, Any]
     attempts: int
     url: str
-    secret: str
+    #: ``None`` when no configured key decrypts it (the delivery then fails, saying why).
+    secret: str | None
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ class WebhookDeliverer:
     def __init__(
         self,
         database: Database,
+        secrets: SecretBox,
         *,
         poll_interval: float = 1.0,
         max_attempts: int = 10,
@@ -111,6 +118,7 @@ class WebhookDeliverer:
                 "max_attempts and batch_size must be >= 1, poll_interval and timeout > 0"
             )
         self._database = database
+        self._secrets = secrets
         self._poll_interval = poll_interval
         self.max_attempts = max_attempts
         self._timeout = timeout
@@ -227,11 +235,22 @@ class WebhookDeliverer:
                     .execution_options(synchronize_session=False)
                 )
         return [
-            _Claimed(row.id, row.event, row.payload, row.attempts, row.url, row.secret)
+            _Claimed(
+                row.id, row.event, row.payload, row.attempts, row.url, self._reveal(row.secret)
+            )
             for row in rows
         ]
 
+    def _reveal(self, token: str) -> str | None:
+        try:
+            return self._secrets.decrypt(token).decode()
+        except SecretUnreadable:
+            return None
+
     async def _post(self, item: _Claimed) -> _Outcome:
+        if item.secret is None:
+            # Unsigned would be worse than late: the receiver could not tell it from a forgery.
+            return _Outcome(None, UNREADABLE_SECRET, 0)
         body = json.dumps(item.payload, separators=(",", ":"), ensure_ascii=False).encode()
         timestamp = int(time.time())
         headers = {

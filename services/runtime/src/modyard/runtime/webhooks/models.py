@@ -42,7 +42,8 @@ class SystemWebhook(Base):
     url: Mapped[str] = mapped_column(String(2048))
     #: Event names, or ``*`` for every event.
     events: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
-    #: The HMAC key. Kept as given because signing needs it in clear; never returned by the API.
+    #: The HMAC key, encrypted with the runtime's secret keys (a Fernet token): signing needs it
+    #: in clear, a database dump must not. Never returned by the API.
     secret: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from modyard.common.errors import BadRequest, Conflict, NotFound
+from modyard.common.secrets import SecretBox
 from modyard.runtime.webhooks.models import DeliveryStatus, SystemWebhook, WebhookDelivery
 from modyard.runtime.webhooks.payloads import (
     ALL_EVENTS,
@@ -149,12 +150,13 @@ def describe_webhook(webhook: SystemWebhook) -> WebhookOut:
 
 
 async def create_webhook(
-    session: AsyncSession, body: WebhookCreate, *, created_by: str
+    session: AsyncSession, body: WebhookCreate, secrets: SecretBox, *, created_by: str
 ) -> SystemWebhook:
     webhook = SystemWebhook(
         url=body.url,
         events=list(body.events),
-        secret=body.secret,
+        # Encrypted at rest: a database dump must not let anyone forge signed deliveries.
+        secret=secrets.encrypt(body.secret.encode()),
         description=body.description,
         active=True,
         created_by=created_by,

@@ -6,14 +6,15 @@ import copy
 import logging
 import pickle
 import traceback
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from cryptography.fernet import Fernet
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsConfigDict
 
-from modyard.installer.secrets import InvalidSecretKey, SecretBox, SecretUnreadable, SecretValue
-from modyard.installer.settings import DEVELOPMENT_SECRET_KEY
+from modyard.common.secrets import InvalidSecretKey, SecretBox, SecretUnreadable, SecretValue
+from modyard.common.settings import DEVELOPMENT_SECRET_KEY, Environment, SecretKeysSettings
 
 PLAINTEXT = "hunter2-very-secret"
 
@@ -222,3 +223,27 @@ def test_secret_value_copies_and_compares() -> None:
     assert secret != SecretValue("other")
     assert secret != PLAINTEXT  # a wrapper is not its plaintext
     assert len({secret, SecretValue(PLAINTEXT)}) == 1
+
+
+# --- SecretKeysSettings --------------------------------------------------------------------------
+
+
+class _VaultSettings(SecretKeysSettings):
+    model_config = SettingsConfigDict(env_prefix="MODYARD_VAULT_", extra="ignore")
+    service_name: ClassVar[str] = "vault"
+
+
+def test_production_refuses_the_development_key_and_names_the_services_setting() -> None:
+    with pytest.raises(ValidationError, match="MODYARD_VAULT_SECRET_KEYS must hold your own"):
+        _VaultSettings(environment=Environment.production, jwt_secret="j" * 40)
+    own = SecretBox.generate_key()
+    settings = _VaultSettings(
+        environment=Environment.production, jwt_secret="j" * 40, secret_keys=own
+    )
+    assert settings.secret_box().decrypt_json(SecretBox([own]).encrypt_json("x")) == "x"
+
+
+def test_a_box_from_settings_names_their_setting_when_a_key_is_wrong() -> None:
+    settings = _VaultSettings(secret_keys="not-a-fernet-key")
+    with pytest.raises(InvalidSecretKey, match="MODYARD_VAULT_SECRET_KEYS"):
+        settings.secret_box()

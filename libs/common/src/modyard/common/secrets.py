@@ -2,8 +2,8 @@
 
 :class:`SecretBox` encrypts JSON values with Fernet (AES-128-CBC + HMAC-SHA256, with a timestamp)
 under a list of keys, through ``MultiFernet``: the **first** key encrypts, **every** key decrypts.
-Keys come from the installer's ``MODYARD_INSTALLER_SECRET_KEYS`` setting, comma-separated. To
-rotate: put a new key first and keep the old ones after it; tokens written under the old keys
+Keys come from the owning service's ``MODYARD_<SERVICE>_SECRET_KEYS`` setting
+(:class:`~modyard.common.settings.SecretKeysSettings`), comma-separated. To rotate: put a new key first and keep the old ones after it; tokens written under the old keys
 stay readable, :meth:`SecretBox.rotate` re-encrypts one under the new key (a migration job can
 walk the stored secrets, using :meth:`SecretBox.needs_rotation` to skip current ones), and once
 none is left the old key can be removed.
@@ -29,8 +29,8 @@ from pydantic import SecretStr
 
 T = TypeVar("T")
 
-#: The setting (environment variable) that holds the keys, for messages.
-KEYS_SETTING = "MODYARD_INSTALLER_SECRET_KEYS"
+#: The setting (environment variable) named in messages when a box is not told its own.
+KEYS_SETTING = "MODYARD_<SERVICE>_SECRET_KEYS"
 
 
 class InvalidSecretKey(ValueError):
@@ -103,14 +103,18 @@ def _json_default(value: Any) -> Any:
 class SecretBox:
     """Encrypts JSON values under the first of its keys; decrypts under any of them."""
 
-    __slots__ = ("_current", "_fernet", "_key_count")
+    __slots__ = ("_current", "_fernet", "_key_count", "_setting")
 
-    def __init__(self, keys: Sequence[str | bytes | SecretStr]) -> None:
+    def __init__(
+        self, keys: Sequence[str | bytes | SecretStr], *, setting: str = KEYS_SETTING
+    ) -> None:
+        """``setting`` names where the keys come from, so that errors say what to change."""
+        self._setting = setting
         if isinstance(keys, str | bytes):
             raise TypeError("SecretBox takes a list of keys; use SecretBox.from_setting for text")
         if not keys:
             raise InvalidSecretKey(
-                f"no secret key is configured; set {KEYS_SETTING} to one or more Fernet keys "
+                f"no secret key is configured; set {setting} to one or more Fernet keys "
                 "(generate one with SecretBox.generate_key() or `modyard secret-key`)"
             )
         fernets: list[Fernet] = []
@@ -119,7 +123,7 @@ class SecretBox:
                 fernets.append(Fernet(_plain_key(key)))
             except (ValueError, TypeError):
                 raise InvalidSecretKey(
-                    f"key {position} of {len(keys)} in {KEYS_SETTING} is not a Fernet key "
+                    f"key {position} of {len(keys)} in {setting} is not a Fernet key "
                     "(32 url-safe base64-encoded bytes); generate one with "
                     "SecretBox.generate_key() or `modyard secret-key`"
                 ) from None
@@ -128,10 +132,10 @@ class SecretBox:
         self._key_count = len(fernets)
 
     @classmethod
-    def from_setting(cls, value: str | SecretStr) -> SecretBox:
+    def from_setting(cls, value: str | SecretStr, *, setting: str = KEYS_SETTING) -> SecretBox:
         """From the setting's text: keys separated by commas (blanks around them ignored)."""
         text = value.get_secret_value() if isinstance(value, SecretStr) else value
-        return cls([key.strip() for key in text.split(",") if key.strip()])
+        return cls([key.strip() for key in text.split(",") if key.strip()], setting=setting)
 
     @staticmethod
     def generate_key() -> str:
@@ -154,7 +158,7 @@ class SecretBox:
         except (InvalidToken, TypeError, ValueError):
             raise SecretUnreadable(
                 f"a stored secret cannot be decrypted with the {self._key_count} configured key(s): "
-                f"it is damaged or was encrypted under a key since removed from {KEYS_SETTING}"
+                f"it is damaged or was encrypted under a key since removed from {self._setting}"
             ) from None
 
     def encrypt_json(self, value: Any) -> str:
@@ -178,7 +182,7 @@ class SecretBox:
         except (InvalidToken, TypeError, ValueError):
             raise SecretUnreadable(
                 f"a stored secret cannot be rotated: none of the {self._key_count} configured key(s) "
-                f"decrypts it (was its key removed from {KEYS_SETTING}?)"
+                f"decrypts it (was its key removed from {self._setting}?)"
             ) from None
 
     def needs_rotation(self, token: str | bytes) -> bool:
