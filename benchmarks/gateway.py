@@ -266,6 +266,11 @@ async def gateway_load(infra: IsolatedInfra) -> dict[str, Any]:
         finally:
             cell.terminate()
             await cell.wait()
+            # Broker users outlive the benchmark's vhost: remove the cell's.
+            async with httpx.AsyncClient(
+                base_url=infra.management_url, auth=(infra.amqp_user, infra.amqp_password)
+            ) as management:
+                await management.delete(f"/api/users/{credentials['username']}")
             Path(handle.name).unlink(missing_ok=True)  # noqa: ASYNC240 - a tiny temp file
     ratio = through["requests_per_second"] / floor["requests_per_second"]
     return {

@@ -14,12 +14,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 from gateway_env import TIMEOUT, WS, Env
+from sqlalchemy import select
 
 from examples.resellerclub_cell.cell import cell as example_cell
 from examples.resellerclub_cell.module_archive import module_zip
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import in_process, service_process
 from modyard.gateway.app import create_app
+from modyard.gateway.models import Cell
 from modyard.gateway.settings import GatewaySettings
 
 
@@ -59,3 +61,12 @@ async def env(infra: IsolatedInfra) -> AsyncIterator[Env]:
                 finally:
                     for key in list(environment.workers):
                         await environment.stop_cell(key)
+                    # Broker users are not per vhost: remove the ones this session created.
+                    async with environment.gateway.database.transaction() as session:
+                        owned = list(
+                            await session.scalars(
+                                select(Cell.installation_id).where(Cell.amqp_username.is_not(None))
+                            )
+                        )
+                    for installation_id in owned:
+                        await environment.gateway.broker.remove_cell(installation_id)

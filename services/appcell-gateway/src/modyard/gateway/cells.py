@@ -228,6 +228,7 @@ class CellCache:
         #: old cell's copy goes stale and is reloaded by its key.
         self._aliases: dict[tuple[str, str], uuid.UUID] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
 
     def invalidate(self, installation_id: uuid.UUID) -> None:
         self._cells.pop(installation_id, None)
@@ -235,30 +236,43 @@ class CellCache:
             if target == installation_id:
                 self._aliases.pop(alias, None)
 
-    def _fresh(self, parsed: uuid.UUID | tuple[str, str]) -> LiveCell | None:
+    def _known(self, parsed: uuid.UUID | tuple[str, str]) -> LiveCell | None:
         installation_id = parsed if isinstance(parsed, uuid.UUID) else self._aliases.get(parsed)
-        live = self._cells.get(installation_id) if installation_id else None
-        if live is not None and time.monotonic() - live.checked_at < self._refresh:
-            return live
-        return None
+        return self._cells.get(installation_id) if installation_id else None
 
     async def get(self, key: str) -> LiveCell:
         parsed = parse_key(key)
-        live = self._fresh(parsed)
+        live = self._known(parsed)
         if live is not None:
+            if time.monotonic() - live.checked_at >= self._refresh:
+                # Stale: answer with it and check the stored revision in the background, so no
+                # request waits for the database (a removal shows within one refresh).
+                self._refresh_soon(key, live)
             return live
-        # One reload per cell at a time; the requests queued behind it use its result.
+        # Not compiled here yet: one load per cell at a time; the requests queued behind it
+        # use its result.
         async with self._locks.setdefault(key, asyncio.Lock()):
-            live = self._fresh(parsed)
+            live = self._known(parsed)
             if live is not None:
                 return live
+            return await self._load(key)
+
+    def _refresh_soon(self, key: str, live: LiveCell) -> None:
+        if key in self._refreshing:
+            return
+        live.checked_at = time.monotonic()  # one check per period, whatever the traffic
+
+        async def refresh() -> None:
             try:
-                return await self._load(key)
+                await self._load(key)
             except (CellNotFound, CellNotReady):
-                stale = parsed if isinstance(parsed, uuid.UUID) else self._aliases.get(parsed)
-                if stale is not None:  # removed or broken since it was compiled here
-                    self.invalidate(stale)
-                raise
+                self.invalidate(live.installation_id)  # removed or broken since compiled here
+            except Exception as exc:  # the database may be down: keep serving what we have
+                log.warning("cell_refresh_failed", cell=key, error=str(exc)[:300])
+            finally:
+                self._refreshing.pop(key, None)
+
+        self._refreshing[key] = asyncio.create_task(refresh(), name=f"cell-refresh-{key}")
 
     async def _load(self, key: str) -> LiveCell:
         async with self._database.transaction() as session:

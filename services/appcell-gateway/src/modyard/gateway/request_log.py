@@ -1,8 +1,10 @@
 """The request log: one row per request, written in batches off the request path.
 
 Answering a caller never waits for the log: entries are queued in memory and a background task
-inserts them every ``request_log_flush_seconds`` (or sooner when ``request_log_batch_size`` are
-waiting). Reading the log first flushes what this process still holds. Rows older than
+writes them every ``request_log_flush_seconds`` (or sooner when ``request_log_batch_size`` are
+waiting) with PostgreSQL's ``COPY`` (asyncpg's binary copy), which costs the event loop a few
+microseconds per row where an ``INSERT`` built by SQLAlchemy costs tens, and would show as latency
+spikes of the requests served meanwhile. Reading the log first flushes what this process still holds. Rows older than
 ``request_log_retention_hours`` are deleted now and then.
 """
 
@@ -15,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 
 from modyard.common.db.database import Database
 from modyard.gateway.models import RequestRecord
@@ -23,6 +25,23 @@ from modyard.gateway.models import RequestRecord
 log = structlog.get_logger(__name__)
 
 CLEANUP_EVERY_SECONDS = 600.0
+COLUMNS = (
+    "id",
+    "correlation_id",
+    "installation_id",
+    "cell",
+    "plugin",
+    "action",
+    "resource",
+    "ingress",
+    "caller",
+    "customer_product_id",
+    "outcome",
+    "status_code",
+    "latency_ms",
+    "detail",
+    "created_at",
+)
 
 
 class RequestLog:
@@ -57,11 +76,21 @@ class RequestLog:
                     self._entries[self._batch_size :],
                 )
                 try:
-                    async with self._database.transaction() as session:
-                        await session.execute(insert(RequestRecord), batch)
+                    await self._copy(batch)
                 except Exception:
                     # The log is diagnostics: losing a batch must not stop the gateway.
                     log.exception("request_log_write_failed", rows=len(batch))
+
+    async def _copy(self, batch: list[dict[str, Any]]) -> None:
+        records = [tuple(entry.get(column) for column in COLUMNS) for entry in batch]
+        async with self._database.engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+                RequestRecord.__tablename__,
+                records=records,
+                columns=COLUMNS,
+                schema_name=self._database.schema,
+            )
 
     async def run(self) -> None:
         last_cleanup = 0.0

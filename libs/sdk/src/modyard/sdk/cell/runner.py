@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import signal
 import sys
@@ -36,6 +37,9 @@ async def serve(runnable: Runnable, options: WorkerOptions) -> Worker:
     """Start the worker and stop it gracefully on SIGTERM or SIGINT; returns once stopped."""
     worker = runnable.worker(options)
     await worker.start()
+    # What is loaded now lives as long as the process: out of the collector's full passes.
+    gc.collect()
+    gc.freeze()
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
 
