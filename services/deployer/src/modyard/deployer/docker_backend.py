@@ -247,7 +247,7 @@ class DockerBackend:
                     f"Docker could not create the container: {exc.message}"
                 ) from None
             # The name is taken: by this very generation (made before a crash), reused; by
-            # anything else of ours (a deleted deployment's leftover), replaced.
+            # anything else, refused (never removed: it may be another deployer's).
             existing = await self.inspect(name)
             if existing is None:
                 raise BackendError(
@@ -258,8 +258,11 @@ class DockerBackend:
                 and existing.generation == spec.generation
             ):
                 return existing
-            await self.remove(existing.id)
-            container = await self._docker.containers.create(config, name=name)
+            raise BackendError(
+                f"A container named {name} exists and is not this deployment's: another deployer "
+                "shares this host and namespace (set MODYARD_DEPLOYER_NAMESPACE to tell them "
+                f"apart), or remove that container (docker rm -f {name})."
+            ) from None
         state = await self.inspect(container.id)
         if state is None:
             raise BackendError("The container disappeared right after it was created.")

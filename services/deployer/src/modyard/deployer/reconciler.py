@@ -234,7 +234,15 @@ class Reconciler:
             self._load(deployment_id), self._backend.containers(deployment_id)
         )
         if deployment is None:
-            await self._remove_all(deployment_id, containers)
+            if containers:
+                # Never removed: another deployer (another database) may share the namespace.
+                # A deployment's own containers go only with its DELETE.
+                log.warning(
+                    "containers_without_deployment",
+                    deployment=str(deployment_id),
+                    containers=[state.name for state in containers],
+                    hint="another deployer shares MODYARD_DEPLOYER_NAMESPACE, or rows were lost",
+                )
             return True
         desired = Desired(deployment.desired)
         if desired is Desired.deleted:
@@ -259,16 +267,11 @@ class Reconciler:
         return False
 
     async def _remove_all(
-        self,
-        deployment_id: uuid.UUID,
-        containers: Sequence[ContainerState],
-        name: str | None = None,
+        self, deployment_id: uuid.UUID, containers: Sequence[ContainerState], name: str
     ) -> None:
         for state in containers:
             await self._backend.remove(state.id)
-        name = name or next((state.deployment_name for state in containers), None)
-        if name:
-            await self._backend.remove_data(deployment_id, name)
+        await self._backend.remove_data(deployment_id, name)
 
     async def _keep_running(
         self, deployment: Deployment, containers: Sequence[ContainerState]
