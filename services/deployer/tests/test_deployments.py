@@ -11,8 +11,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from modyard.common.auth import Role
+from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import free_port
+from modyard.common.testing.services import auth_headers, free_port, service_process
 
 from .conftest import Deployer, Images, eventually
 
@@ -110,6 +112,13 @@ async def test_invalid_requests_are_4xx_problems_and_change_nothing(
     assert missing.status_code == 404
     unauthenticated = await deployer.call("GET", "/v1/deployments", headers={})
     assert unauthenticated.status_code == 401
+    # Services (the runtime's http executor) read deployments; only operators change them.
+    service = auth_headers(CommonSettings(), Role.service)
+    assert (await deployer.call("GET", "/v1/deployments", headers=service)).status_code == 200
+    refused = await deployer.call(
+        "POST", "/v1/deployments", json=body(images, "by-service"), headers=service
+    )
+    assert refused.status_code == 403
 
 
 async def test_deploy_suspend_resume_delete(
@@ -471,3 +480,26 @@ async def test_an_update_while_suspended_runs_on_resume(deployer: Deployer, imag
     )
     await serves(f"http://127.0.0.1:{port}", "new v2")
     assert (await deployer.call("DELETE", "/v1/deployments/dormant")).status_code == 202
+
+
+async def test_a_second_deployer_sharing_the_namespace_destroys_nothing(
+    deployer: Deployer, images: Images
+) -> None:
+    port = free_port()
+    await create(deployer, body(images, "shared", port=port))
+    await deploy(deployer, "shared")
+    await deployer.wait_status("shared", "running")
+    (before,) = await deployer.containers("shared")
+    # Same Docker host and namespace, another database (schema): it has no such deployment.
+    other_env = {**deployer.env, "MODYARD_DEPLOYER_DB_SCHEMA": "deployer_other"}
+    async with service_process("deployer", other_env) as other:
+
+        async def noticed() -> bool:
+            return "containers_without_deployment" in other.logs()
+
+        await eventually(noticed, 30)
+    (after,) = await deployer.containers("shared")
+    assert after["Id"] == before["Id"]
+    assert after["State"]["Running"]
+    await serves(f"http://127.0.0.1:{port}", "hello v1")
+    assert (await deployer.call("DELETE", "/v1/deployments/shared")).status_code == 202
