@@ -41,7 +41,7 @@ from modyard.deployer.backoff import BackoffPolicy
 from modyard.deployer.deployments import set_status
 from modyard.deployer.events import image_of, status_changed
 from modyard.deployer.models import Deployment, Desired, Status
-from modyard.deployer.secrets import SecretBox
+from modyard.deployer.secrets import SecretBox, SecretUnreadable
 from modyard.deployer.settings import DeployerSettings
 
 log = structlog.get_logger(__name__)
@@ -400,14 +400,11 @@ class Reconciler:
 
     # -- rollout -------------------------------------------------------------------------------
 
-    def _image(self, deployment: Deployment) -> str:
-        return image_of(deployment)
-
     async def _roll_out(self, deployment: Deployment, containers: Sequence[ContainerState]) -> None:
         """Pull, create and start generation ``deployment.generation``; keep the old one serving
         until the new one is up (host networking: with a port, the old one is stopped just before
         the new one starts, and started again if the new one fails)."""
-        image = self._image(deployment)
+        image = image_of(deployment)
         recreating = deployment.serving_generation == deployment.generation
         clock = time.perf_counter()
         timings: dict[str, float] = {}
@@ -428,29 +425,35 @@ class Reconciler:
             if state.generation == deployment.serving_generation
             and state.generation != deployment.generation
         ]
-        spec = ContainerSpec(
-            deployment_id=deployment.id,
-            deployment_name=deployment.name,
-            generation=deployment.generation,
-            image=image,
-            env=self._secrets.decrypt_json(deployment.env_encrypted),
-            port=deployment.port,
-        )
         try:
+            spec = ContainerSpec(
+                deployment_id=deployment.id,
+                deployment_name=deployment.name,
+                generation=deployment.generation,
+                image=image,
+                env=self._secrets.decrypt_json(deployment.env_encrypted),
+                port=deployment.port,
+            )
             state = await self._pull_and_create(deployment, spec, recreating)
         except BackendUnavailable:
             raise
         except BackendError as exc:
             await self._failed(deployment, str(exc), previous)
             return
+        except SecretUnreadable:
+            await self._failed(
+                deployment,
+                "The stored token or env cannot be decrypted with the configured keys (was a key "
+                "removed from MODYARD_DEPLOYER_SECRET_KEYS?): send token and env again (update).",
+                previous,
+            )
+            return
         lap("pull_and_create")
-        handed_over = []
         if deployment.port is not None:
             # One port on the host network: the old process must let go of it first.
             for old in previous:
                 if old.running:
                     await self._backend.stop(old.id)
-                    handed_over.append(old)
         try:
             await self._backend.start(state.id)
         except BackendError as exc:
