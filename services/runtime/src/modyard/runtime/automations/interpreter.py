@@ -1,0 +1,545 @@
+"""Runs automations: a tree-walking interpreter over checked definitions, no user code evaluated.
+
+Instructions (see docs/automations.md): ``set``, ``delete``, ``emit``, ``fetch``,
+``conditions``, ``repeat``, ``break``, ``wait``, ``all``, ``comment``, and any other name is a
+call to an automation reachable from the running program (:meth:`Program.find`) with the
+instruction's arguments. Values are templates of :mod:`modyard.runtime.templating` over the
+scopes ``payload``, ``body``, ``config``, ``run``, ``user`` and the automation's variables.
+
+Bounds keep one run from taking the runtime down: :data:`MAX_REPEAT` iterations per loop,
+:data:`MAX_CALL_DEPTH` nested calls, :data:`MAX_STEPS` instructions per run and
+:data:`MAX_WAIT_SECONDS` per wait. Whatever leaves a run (events, errors, logs) has the
+program's secret config values masked.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+from modyard.common.expressions import ExpressionError, evaluate_value, truthy
+from modyard.runtime.automations.definitions import SCOPES, Automation, condition_expression
+from modyard.runtime.automations.fetch import Fetcher, FetchFailed, checked_url
+from modyard.runtime.automations.program import (
+    AutomationNotFound,
+    PrivateAutomation,
+    Program,
+)
+from modyard.runtime.automations.redaction import Redactor
+from modyard.runtime.templating import TemplateError, pointer_token, render, render_text
+
+MAX_REPEAT: Final = 1000
+MAX_CALL_DEPTH: Final = 16
+MAX_STEPS: Final = 100_000
+DEFAULT_WAIT_SECONDS: Final = 30.0
+MAX_WAIT_SECONDS: Final = 300.0
+DEFAULT_FETCH_SECONDS: Final = 10.0
+FETCH_METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+_PATH_PART = re.compile(r"[^.\[\]]+|\[\d+\]")
+
+
+class AutomationError(Exception):
+    """A run failed; ``pointer`` says where in the automation, ``status`` how HTTP answers it."""
+
+    def __init__(
+        self, message: str, *, pointer: str = "", automation: str = "", status: int = 422
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.pointer = pointer
+        self.automation = automation
+        self.status = status
+
+    def to_json(self) -> dict[str, Any]:
+        return {"message": self.message, "automation": self.automation, "pointer": self.pointer}
+
+
+class ArgumentsInvalid(AutomationError):
+    """Arguments that do not fit the automation's ``arguments`` schema."""
+
+    def __init__(self, automation: str, problems: list[tuple[str, str]]) -> None:
+        text = "; ".join(f"{pointer or '/'} {reason}" for pointer, reason in problems)
+        super().__init__(
+            f"the arguments of {automation!r} do not fit its schema: {text}", automation=automation
+        )
+        self.problems = problems
+
+
+class Host(Protocol):
+    """What a run does outside itself."""
+
+    async def emit(
+        self, program: Program, event: str, payload: Any, run: Mapping[str, Any]
+    ) -> None:
+        """Publish ``event`` (already prefixed: the workspace's full name)."""
+
+    async def wait(
+        self, program: Program, events: list[str], filters: list[dict[str, Any]], timeout: float
+    ) -> dict[str, Any] | None:
+        """The first of ``events`` (full names) whose payload matches its filters, or ``None``."""
+
+
+class _Break(Exception):
+    """``break``: ``scope`` is ``loop`` (the innermost repeat), ``automation`` or ``all``."""
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+
+
+@dataclass
+class _Frame:
+    program: Program
+    automation: Automation
+    variables: dict[str, Any]
+    payload: Any
+    body: Any
+    run: dict[str, Any]
+    depth: int
+    loops: int = 0
+
+    def scope(self) -> dict[str, Any]:
+        scope: dict[str, Any] = dict.fromkeys(self.automation.variables)
+        scope.update(self.variables)
+        scope["payload"] = self.payload
+        scope["body"] = self.body
+        scope["config"] = self.program.config
+        scope["run"] = self.run
+        scope["user"] = self.run.get("user")
+        return scope
+
+
+@dataclass
+class RunResult:
+    output: Any
+    emitted: list[dict[str, Any]] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+
+@dataclass
+class _Run:
+    host: Host
+    fetcher: Fetcher
+    redactor: Redactor
+    correlation_id: str
+    trigger: dict[str, Any]
+    user: Any
+    steps: int = 0
+    emitted: list[dict[str, Any]] = field(default_factory=list)
+
+
+def validate_arguments(automation: Automation, arguments: Mapping[str, Any]) -> None:
+    if automation.validator is None:
+        return
+    errors = sorted(automation.validator.iter_errors(dict(arguments)), key=lambda e: e.path)
+    if errors:
+        problems = [
+            ("/" + "/".join(pointer_token(part) for part in error.path), error.message)
+            for error in errors
+        ]
+        raise ArgumentsInvalid(automation.slug, problems)
+
+
+def _secrets_of(program: Program) -> set[str]:
+    return {secret for each in program.programs() for secret in each.secrets}
+
+
+class Interpreter:
+    def __init__(self, host: Host, fetcher: Fetcher | None = None) -> None:
+        self.host = host
+        self.fetcher = fetcher or Fetcher()
+
+    async def run(
+        self,
+        program: Program,
+        automation: Automation,
+        *,
+        arguments: Mapping[str, Any] | None = None,
+        payload: Any = None,
+        body: Any = None,
+        user: Any = None,
+        trigger: Mapping[str, Any] | None = None,
+        correlation_id: str | None = None,
+        secrets_from: Program | None = None,
+    ) -> RunResult:
+        """Run ``automation`` of ``program`` (already resolved, its caller allowed to).
+
+        ``arguments`` are checked against its schema and become variables; ``secrets_from`` is
+        the workspace's program, whose secrets (its instances' too) are masked.
+        """
+        started = time.perf_counter()
+        arguments = dict(arguments or {})
+        validate_arguments(automation, arguments)
+        state = _Run(
+            host=self.host,
+            fetcher=self.fetcher,
+            redactor=Redactor(_secrets_of(secrets_from or program)),
+            correlation_id=correlation_id or uuid.uuid4().hex,
+            trigger=dict(trigger or {"type": "direct"}),
+            user=user,
+        )
+        try:
+            output = await self._automation(state, program, automation, arguments, payload, body, 0)
+        except _Break:
+            output = None
+        except AutomationError as exc:
+            exc.message = state.redactor.text(exc.message)
+            exc.args = (exc.message,)
+            raise
+        return RunResult(
+            output=state.redactor(output),
+            emitted=state.emitted,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def _automation(
+        self,
+        state: _Run,
+        program: Program,
+        automation: Automation,
+        arguments: dict[str, Any],
+        payload: Any,
+        body: Any,
+        depth: int,
+    ) -> Any:
+        run = {
+            **program.run_context(),
+            "automation": automation.slug,
+            "correlationId": state.correlation_id,
+            "date": datetime.now(UTC).isoformat(),
+            "depth": depth,
+            "trigger": state.trigger,
+            "user": state.user,
+        }
+        frame = _Frame(program, automation, arguments, payload, body, run, depth)
+        try:
+            await self._block(state, frame, automation.do, "/do")
+        except _Break as stop:
+            if stop.scope == "all":
+                raise
+        if automation.output is None:
+            return None
+        return self._render(frame, automation.output, "/output")
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _fail(
+        self, frame: _Frame, message: str, pointer: str, status: int = 422
+    ) -> AutomationError:
+        return AutomationError(
+            message, pointer=pointer, automation=frame.automation.slug, status=status
+        )
+
+    def _render(self, frame: _Frame, template: Any, pointer: str) -> Any:
+        try:
+            return render(template, frame.scope(), pointer=pointer)
+        except TemplateError as exc:
+            raise self._fail(frame, exc.reason, exc.pointer) from None
+
+    def _text(self, frame: _Frame, template: Any, pointer: str) -> str:
+        if not isinstance(template, str):
+            return "" if template is None else str(template)
+        try:
+            return render_text(template, frame.scope(), pointer=pointer)
+        except TemplateError as exc:
+            raise self._fail(frame, exc.reason, exc.pointer) from None
+
+    async def _block(
+        self, state: _Run, frame: _Frame, instructions: list[Any], pointer: str
+    ) -> None:
+        for index, instruction in enumerate(instructions):
+            state.steps += 1
+            if state.steps > MAX_STEPS:
+                raise self._fail(frame, f"the run went past {MAX_STEPS} instructions", pointer)
+            ((name, args),) = instruction.items()
+            await self._instruction(
+                state, frame, str(name), args, f"{pointer}/{index}/{pointer_token(name)}"
+            )
+
+    async def _instruction(self, state: _Run, frame: _Frame, name: str, args: Any, at: str) -> None:
+        if name == "set":
+            self._set(frame, args, at)
+        elif name == "delete":
+            self._delete(frame, args, at)
+        elif name == "emit":
+            await self._emit(state, frame, args, at)
+        elif name == "fetch":
+            await self._fetch(state, frame, args, at)
+        elif name == "conditions":
+            await self._conditions(state, frame, args, at)
+        elif name == "repeat":
+            await self._repeat(state, frame, args, at)
+        elif name == "break":
+            scope = args.get("scope") if isinstance(args, Mapping) else None
+            if scope in ("automation", "all"):
+                raise _Break(scope)
+            raise _Break("loop" if frame.loops else "automation")
+        elif name == "wait":
+            await self._wait(state, frame, args, at)
+        elif name == "all":
+            # Prisme.ai runs these concurrently; here in order, which is one valid interleaving
+            # and keeps variable writes deterministic.
+            await self._block(state, frame, list(args or []), at)
+        elif name == "comment":
+            return
+        else:
+            await self._call(state, frame, name, args or {}, at)
+
+    # -- variables -----------------------------------------------------------------------------
+
+    def _path(self, frame: _Frame, args: Mapping[str, Any], at: str) -> list[str | int]:
+        text = self._text(frame, args.get("name"), f"{at}/name")
+        parts: list[str | int] = [
+            int(part[1:-1]) if part.startswith("[") else part for part in _PATH_PART.findall(text)
+        ]
+        if not parts or not isinstance(parts[0], str) or parts[0] in SCOPES:
+            raise self._fail(frame, f"{text!r} is not a variable this automation can set", at)
+        return parts
+
+    def _set(self, frame: _Frame, args: Mapping[str, Any], at: str) -> None:
+        parts = self._path(frame, args, at)
+        value = self._render(frame, args.get("value"), f"{at}/value")
+        container: Any = frame.variables
+        for part, following in itertools.pairwise(parts):
+            child = _get(container, part)
+            if not isinstance(child, dict | list):
+                child = [] if isinstance(following, int) else {}
+                _put(container, part, child)
+            container = child
+        last = parts[-1]
+        mode = args.get("type")
+        current = _get(container, last)
+        if mode == "push":
+            value = [*(current if isinstance(current, list) else []), value]
+        elif mode == "merge":
+            if isinstance(current, dict) and isinstance(value, dict):
+                value = {**current, **value}
+            elif isinstance(current, list):
+                value = [*current, *(value if isinstance(value, list) else [value])]
+        if not _put(container, last, value):
+            raise self._fail(frame, f"cannot set {args.get('name')!r}: no such list index", at)
+
+    def _delete(self, frame: _Frame, args: Mapping[str, Any], at: str) -> None:
+        parts = self._path(frame, args, at)
+        container: Any = frame.variables
+        for part in parts[:-1]:
+            container = _get(container, part)
+        last = parts[-1]
+        if isinstance(container, dict):
+            container.pop(last, None)
+        elif isinstance(container, list) and isinstance(last, int) and last < len(container):
+            del container[last]
+
+    # -- events ----------------------------------------------------------------------------------
+
+    async def _emit(self, state: _Run, frame: _Frame, args: Mapping[str, Any], at: str) -> None:
+        event = self._text(frame, args.get("event"), f"{at}/event")
+        if not event or len(event) > 200:
+            raise self._fail(frame, "an event name is 1 to 200 characters", f"{at}/event")
+        payload = state.redactor(self._render(frame, args.get("payload"), f"{at}/payload"))
+        full = frame.program.full_name(event)
+        state.emitted.append({"type": full, "payload": payload})
+        await state.host.emit(frame.program, full, payload, frame.run)
+
+    async def _wait(self, state: _Run, frame: _Frame, args: Mapping[str, Any], at: str) -> None:
+        rendered = self._render(frame, {"oneOf": args.get("oneOf")}, at)["oneOf"]
+        events: list[str] = []
+        filters: list[dict[str, Any]] = []
+        for index, item in enumerate(rendered or []):
+            if not isinstance(item, Mapping) or not isinstance(item.get("event"), str):
+                raise self._fail(
+                    frame, "each oneOf item is {event, filters}", f"{at}/oneOf/{index}"
+                )
+            events.append(frame.program.full_name(item["event"]))
+            item_filters = item.get("filters")
+            filters.append(dict(item_filters) if isinstance(item_filters, Mapping) else {})
+        timeout = self._render(frame, args.get("timeout", DEFAULT_WAIT_SECONDS), f"{at}/timeout")
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+            raise self._fail(frame, "timeout is a number of seconds", f"{at}/timeout")
+        event = await state.host.wait(
+            frame.program, events, filters, min(float(timeout), MAX_WAIT_SECONDS)
+        )
+        if event is not None and frame.program.path:
+            # The instance sees its own naming, as when it emitted the event.
+            prefix = ".".join(frame.program.path) + "."
+            event = {**event, "type": str(event.get("type", "")).removeprefix(prefix)}
+        output = args.get("output")
+        if isinstance(output, str) and output:
+            frame.variables[output] = event
+
+    # -- fetch -----------------------------------------------------------------------------------
+
+    async def _fetch(self, state: _Run, frame: _Frame, args: Mapping[str, Any], at: str) -> None:
+        method = self._text(frame, args.get("method", "GET"), f"{at}/method").upper()
+        if method not in FETCH_METHODS:
+            raise self._fail(frame, f"method is one of {', '.join(FETCH_METHODS)}", f"{at}/method")
+        try:
+            url = checked_url(self._text(frame, args.get("url"), f"{at}/url"))
+        except FetchFailed as exc:
+            raise self._fail(frame, str(exc), f"{at}/url") from None
+        query = args.get("query")
+        if isinstance(query, Mapping):
+            rendered = self._render(frame, dict(query), f"{at}/query")
+            url = url.extend_query(
+                {
+                    k: v if isinstance(v, str) else str(v)
+                    for k, v in rendered.items()
+                    if v is not None
+                }
+            )
+        headers: dict[str, str] = {}
+        if isinstance(args.get("headers"), Mapping):
+            for name, value in args["headers"].items():
+                text = self._text(frame, value, f"{at}/headers/{pointer_token(name)}")
+                if any(char in text or char in str(name) for char in "\r\n\0"):
+                    raise self._fail(frame, f"header {name!r} has a line break", f"{at}/headers")
+                headers[str(name)] = text
+        body = self._render(frame, args.get("body"), f"{at}/body")
+        timeout = args.get("timeout", DEFAULT_FETCH_SECONDS)
+        if not isinstance(timeout, int | float) or not 0 < timeout <= 300:
+            raise self._fail(frame, "timeout is 0 to 300 seconds", f"{at}/timeout")
+        try:
+            answer = await state.fetcher(
+                method, url, headers=headers, body=body, timeout=float(timeout)
+            )
+        except FetchFailed as exc:
+            raise self._fail(frame, str(exc), at, status=502) from None
+        output = args.get("output")
+        if isinstance(output, str) and output:
+            if args.get("outputMode") == "detailed_response":
+                frame.variables[output] = {
+                    "status": answer.status,
+                    "headers": answer.headers,
+                    "body": answer.body,
+                }
+            else:
+                frame.variables[output] = answer.body
+
+    # -- control flow ----------------------------------------------------------------------------
+
+    async def _conditions(
+        self, state: _Run, frame: _Frame, args: Mapping[str, Any], at: str
+    ) -> None:
+        for condition, branch in args.items():
+            if condition == "default":
+                continue
+            where = f"{at}/{pointer_token(condition)}"
+            try:
+                value = evaluate_value(condition_expression(str(condition)), frame.scope())
+            except ExpressionError as exc:
+                raise self._fail(frame, str(exc), where) from None
+            if truthy(value):
+                await self._block(state, frame, list(branch or []), where)
+                return
+        if "default" in args:
+            await self._block(state, frame, list(args["default"] or []), f"{at}/default")
+
+    async def _repeat(self, state: _Run, frame: _Frame, args: Mapping[str, Any], at: str) -> None:
+        if "on" in args:
+            items = self._render(frame, args["on"], f"{at}/on")
+            if items is None:
+                items = []
+            if isinstance(items, dict):
+                items = list(items.values())
+            if not isinstance(items, list):
+                raise self._fail(frame, "repeat.on must give a list", f"{at}/on")
+        else:
+            count = self._render(frame, args.get("until"), f"{at}/until")
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise self._fail(frame, "repeat.until must give a whole number", f"{at}/until")
+            items = list(range(count))
+        if len(items) > MAX_REPEAT:
+            raise self._fail(
+                frame, f"repeat over {len(items)} items: at most {MAX_REPEAT} are allowed", at
+            )
+        frame.loops += 1
+        try:
+            for index, item in enumerate(items):
+                frame.variables["item"] = item
+                frame.variables["$index"] = index
+                try:
+                    await self._block(state, frame, list(args.get("do") or []), f"{at}/do")
+                except _Break as stop:
+                    if stop.scope != "loop":
+                        raise
+                    break
+        finally:
+            frame.loops -= 1
+
+    # -- calls -----------------------------------------------------------------------------------
+
+    async def _call(
+        self, state: _Run, frame: _Frame, name: str, args: Mapping[str, Any], at: str
+    ) -> None:
+        if not isinstance(args, Mapping):
+            raise self._fail(frame, f"the arguments of {name!r} must be a mapping", at)
+        try:
+            program, automation = frame.program.find(name)
+        except PrivateAutomation as exc:
+            raise self._fail(frame, str(exc), at, status=403) from None
+        except AutomationNotFound:
+            raise self._fail(
+                frame,
+                f"{name!r} is neither an instruction nor an automation reachable from here "
+                "(call instances' automations as <instance>.<automation>)",
+                at,
+                status=404,
+            ) from None
+        if frame.depth + 1 > MAX_CALL_DEPTH:
+            raise self._fail(frame, f"calls nest deeper than {MAX_CALL_DEPTH}", at)
+        arguments = self._render(frame, {k: v for k, v in args.items() if k != "output"}, at)
+        # Prisme.ai lets a call set the callee's body and payload (``parse: {body: {...}}``);
+        # otherwise the callee sees the caller's.
+        body = arguments.pop("body", frame.body)
+        payload = arguments.pop("payload", frame.payload)
+        try:
+            validate_arguments(automation, arguments)
+        except ArgumentsInvalid as exc:
+            exc.pointer = at
+            raise
+        output = await self._automation(
+            state, program, automation, arguments, payload, body, frame.depth + 1
+        )
+        target = args.get("output")
+        if isinstance(target, str) and target:
+            frame.variables[target] = output
+
+
+def _get(container: Any, key: str | int) -> Any:
+    if isinstance(container, dict):
+        return container.get(key) if isinstance(key, str) else container.get(str(key))
+    if isinstance(container, list) and isinstance(key, int) and 0 <= key < len(container):
+        return container[key]
+    return None
+
+
+def _put(container: Any, key: str | int, value: Any) -> bool:
+    if isinstance(container, dict):
+        container[str(key) if isinstance(key, int) else key] = value
+        return True
+    if isinstance(container, list) and isinstance(key, int):
+        if key == len(container):
+            container.append(value)
+            return True
+        if 0 <= key < len(container):
+            container[key] = value
+            return True
+    return False
+
+
+__all__ = [
+    "MAX_CALL_DEPTH",
+    "MAX_REPEAT",
+    "MAX_STEPS",
+    "ArgumentsInvalid",
+    "AutomationError",
+    "Host",
+    "Interpreter",
+    "RunResult",
+    "validate_arguments",
+]

@@ -1,0 +1,385 @@
+"""The automation language, instruction by instruction (no infrastructure: a fake host, and a
+local aiohttp server for fetch)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from modyard.runtime.automations.definitions import DefinitionError, compile_automation
+from modyard.runtime.automations.interpreter import (
+    MAX_REPEAT,
+    ArgumentsInvalid,
+    AutomationError,
+    Interpreter,
+)
+from modyard.runtime.automations.program import Program
+
+
+class FakeHost:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.waiting: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def emit(
+        self, program: Program, event: str, payload: Any, run: Mapping[str, Any]
+    ) -> None:
+        self.events.append((event, payload))
+
+    async def wait(
+        self, program: Program, events: list[str], filters: list[dict[str, Any]], timeout: float
+    ) -> dict[str, Any] | None:
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    event = await self.waiting.get()
+                    if event["type"] in events:
+                        return event
+        except TimeoutError:
+            return None
+
+
+def program_with(automations: dict[str, Any], **kwargs: Any) -> Program:
+    return Program(
+        workspace="ws",
+        automations={slug: compile_automation(slug, doc) for slug, doc in automations.items()},
+        **kwargs,
+    )
+
+
+async def run(
+    automations: dict[str, Any], name: str = "main", host: FakeHost | None = None, **kwargs: Any
+) -> Any:
+    program = program_with(automations, config=kwargs.pop("config", {}))
+    interpreter = Interpreter(host or FakeHost())
+    return (await interpreter.run(program, program.automations[name], **kwargs)).output
+
+
+async def test_set_writes_variables_nested_paths_push_and_merge() -> None:
+    output = await run(
+        {
+            "main": {
+                "output": "{{result}}",
+                "do": [
+                    {"set": {"name": "result.user.name", "value": "{{body.name}}"}},
+                    {"set": {"name": "result.tags", "value": "a", "type": "push"}},
+                    {"set": {"name": "result.tags", "value": "b", "type": "push"}},
+                    {"set": {"name": "result.user", "value": {"age": 3}, "type": "merge"}},
+                    {"set": {"name": "result.count", "value": "{{body.count}}"}},
+                ],
+            }
+        },
+        body={"name": "Ada", "count": 2},
+    )
+    assert output == {"user": {"name": "Ada", "age": 3}, "tags": ["a", "b"], "count": 2}
+
+
+async def test_set_refuses_read_only_scopes_when_saved() -> None:
+    with pytest.raises(DefinitionError) as caught:
+        compile_automation("x", {"do": [{"set": {"name": "config.key", "value": 1}}]})
+    assert caught.value.problems[0][0] == "/do/0/set/name"
+
+
+async def test_delete_removes_a_variable_or_key() -> None:
+    output = await run(
+        {
+            "main": {
+                "output": "{{a}}",
+                "do": [
+                    {"set": {"name": "a", "value": {"keep": 1, "drop": 2}}},
+                    {"delete": {"name": "a.drop"}},
+                ],
+            }
+        }
+    )
+    assert output == {"keep": 1}
+
+
+async def test_unset_declared_variable_reads_null_and_unknown_name_is_refused() -> None:
+    assert await run({"main": {"output": "{{later}}", "do": [
+        {"conditions": {"false": [{"set": {"name": "later", "value": 1}}]}}
+    ]}}) is None  # fmt: skip
+    with pytest.raises(DefinitionError) as caught:
+        compile_automation("x", {"output": "{{nowhere}}", "do": []})
+    assert caught.value.problems[0][0] == "/output"
+    assert "nowhere" in caught.value.problems[0][1]
+
+
+async def test_emit_renders_payload_and_masks_secrets() -> None:
+    host = FakeHost()
+    program = Program(
+        workspace="ws",
+        automations={
+            "main": compile_automation(
+                "main",
+                {
+                    "do": [
+                        {
+                            "emit": {
+                                "event": "sent.{{body.kind}}",
+                                "payload": {
+                                    "auth": "Bearer {{config.TOKEN}}",
+                                    "url": "{{config.URL}}",
+                                },
+                            }
+                        }
+                    ]
+                },
+            )
+        },
+        config={"TOKEN": "s3cr3t-token", "URL": "https://x.test"},
+        secrets=frozenset({"s3cr3t-token"}),
+    )
+    await Interpreter(host).run(program, program.automations["main"], body={"kind": "mail"})
+    assert host.events == [("sent.mail", {"auth": "Bearer [redacted]", "url": "https://x.test"})]
+
+
+async def test_errors_mask_secrets_too() -> None:
+    program = Program(
+        workspace="ws",
+        automations={
+            "main": compile_automation(
+                "main", {"do": [{"fetch": {"url": "ftp://{{config.TOKEN}}"}}]}
+            )
+        },
+        config={"TOKEN": "s3cr3t-token"},
+        secrets=frozenset({"s3cr3t-token"}),
+    )
+    with pytest.raises(AutomationError) as caught:
+        await Interpreter(FakeHost()).run(program, program.automations["main"])
+    assert "s3cr3t-token" not in str(caught.value)
+    assert caught.value.pointer == "/do/0/fetch/url"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[str]:
+    async def echo(request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else None
+        return web.json_response(
+            {
+                "method": request.method,
+                "query": dict(request.query),
+                "auth": request.headers.get("Authorization"),
+                "body": body,
+            },
+            status=201 if request.method == "POST" else 200,
+        )
+
+    async def missing(request: web.Request) -> web.Response:
+        return web.json_response({"error": "nope"}, status=404)
+
+    app = web.Application()
+    app.router.add_route("*", "/echo", echo)
+    app.router.add_get("/missing", missing)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_fetch_sends_rendered_request_and_stores_answer(server: str) -> None:
+    interpreter = Interpreter(FakeHost())
+    program = program_with(
+        {
+            "main": {
+                "output": {"plain": "{{answer}}", "detailed": "{{detailed.status}}"},
+                "do": [
+                    {
+                        "fetch": {
+                            "url": "{{config.API}}/echo",
+                            "method": "post",
+                            "query": {"q": "{{body.q}}"},
+                            "headers": {"Authorization": "Bearer {{config.KEY}}"},
+                            "body": {"n": "{{body.n}}"},
+                            "output": "answer",
+                        }
+                    },
+                    {
+                        "fetch": {
+                            "url": "{{config.API}}/missing",
+                            "outputMode": "detailed_response",
+                            "output": "detailed",
+                        }
+                    },
+                ],
+            }
+        },
+        config={"API": server, "KEY": "k"},
+    )
+    try:
+        result = await interpreter.run(
+            program, program.automations["main"], body={"q": "x", "n": 4}
+        )
+    finally:
+        await interpreter.fetcher.aclose()
+    assert result.output == {
+        "plain": {"method": "POST", "query": {"q": "x"}, "auth": "Bearer k", "body": {"n": 4}},
+        "detailed": 404,
+    }
+
+
+async def test_fetch_refuses_non_http_urls() -> None:
+    with pytest.raises(AutomationError) as caught:
+        await run({"main": {"do": [{"fetch": {"url": "file:///etc/passwd"}}]}})
+    assert "http" in caught.value.message
+
+
+async def test_conditions_take_first_true_branch_else_default() -> None:
+    automation = {
+        "output": "{{branch}}",
+        "do": [
+            {
+                "conditions": {
+                    "{{body.score}} < {{config.threshold}}": [
+                        {"set": {"name": "branch", "value": "low"}}
+                    ],
+                    "body.score >= 10": [{"set": {"name": "branch", "value": "high"}}],
+                    "default": [{"set": {"name": "branch", "value": "middle"}}],
+                }
+            }
+        ],
+    }
+    config = {"threshold": 5}
+    assert await run({"main": automation}, body={"score": 1}, config=config) == "low"
+    assert await run({"main": automation}, body={"score": 12}, config=config) == "high"
+    assert await run({"main": automation}, body={"score": 7}, config=config) == "middle"
+
+
+async def test_repeat_on_a_list_and_until_a_count_with_break() -> None:
+    output = await run(
+        {
+            "main": {
+                "output": "{{seen}}",
+                "do": [
+                    {
+                        "repeat": {
+                            "on": "{{body.items}}",
+                            "do": [
+                                {"conditions": {"item == 'stop'": [{"break": {}}]}},
+                                {"set": {"name": "seen", "value": "{{item}}", "type": "push"}},
+                            ],
+                        }
+                    },
+                    {
+                        "repeat": {
+                            "until": 2,
+                            "do": [
+                                {"set": {"name": "seen", "value": "{{$index}}", "type": "push"}}
+                            ],
+                        }
+                    },
+                ],
+            }
+        },
+        body={"items": ["a", "b", "stop", "c"]},
+    )
+    assert output == ["a", "b", 0, 1]
+
+
+async def test_repeat_is_capped() -> None:
+    with pytest.raises(AutomationError) as caught:
+        await run(
+            {"main": {"do": [{"repeat": {"until": MAX_REPEAT + 1, "do": []}}]}},
+        )
+    assert str(MAX_REPEAT) in caught.value.message
+
+
+async def test_break_outside_a_loop_ends_the_automation() -> None:
+    output = await run(
+        {
+            "main": {
+                "output": "{{x}}",
+                "do": [
+                    {"set": {"name": "x", "value": 1}},
+                    {"break": {}},
+                    {"set": {"name": "x", "value": 2}},
+                ],
+            }
+        }
+    )
+    assert output == 1
+
+
+async def test_wait_returns_the_event_or_null_after_timeout() -> None:
+    host = FakeHost()
+    automation = {
+        "output": "{{got}}",
+        "do": [{"wait": {"oneOf": [{"event": "done"}], "timeout": 0.2, "output": "got"}}],
+    }
+    task = asyncio.create_task(run({"main": automation}, host=host))
+    await host.waiting.put({"type": "other", "payload": {}})
+    await host.waiting.put({"type": "done", "payload": {"ok": True}})
+    assert await asyncio.wait_for(task, 5) == {"type": "done", "payload": {"ok": True}}
+    assert await run({"main": automation}, host=host) is None
+
+
+async def test_calls_pass_arguments_and_return_output() -> None:
+    output = await run(
+        {
+            "main": {
+                "output": "{{greeting}}",
+                "do": [{"greet": {"name": "{{body.who}}", "output": "greeting"}}],
+            },
+            "greet": {
+                "arguments": {"name": {"type": "string"}},
+                "output": "Hello {{name}}",
+                "do": [],
+            },
+        },
+        body={"who": "Ada"},
+    )
+    assert output == "Hello Ada"
+
+
+async def test_call_arguments_are_validated_against_the_schema() -> None:
+    with pytest.raises(ArgumentsInvalid) as caught:
+        await run(
+            {
+                "main": {"do": [{"greet": {"name": 42}}]},
+                "greet": {"arguments": {"name": {"type": "string"}}, "do": []},
+            }
+        )
+    assert caught.value.problems == [("/name", "42 is not of type 'string'")]
+    assert caught.value.pointer == "/do/0/greet"
+
+
+async def test_run_arguments_are_validated_too() -> None:
+    with pytest.raises(ArgumentsInvalid):
+        await run(
+            {"main": {"arguments": {"n": {"type": "number"}}, "do": []}}, arguments={"n": "x"}
+        )
+
+
+async def test_unknown_instruction_is_refused_at_run_time() -> None:
+    with pytest.raises(AutomationError) as caught:
+        await run({"main": {"do": [{"nowhere": {}}]}})
+    assert caught.value.status == 404
+
+
+async def test_recursion_is_bounded() -> None:
+    with pytest.raises(AutomationError) as caught:
+        await run({"main": {"do": [{"main": {}}]}})
+    assert "nest deeper" in caught.value.message
+
+
+async def test_output_is_rendered_with_types() -> None:
+    assert await run(
+        {"main": {"output": {"n": "{{body.n}}", "text": "n={{body.n}}"}, "do": []}},
+        body={"n": 3},
+    ) == {"n": 3, "text": "n=3"}
+
+
+async def test_run_context_in_a_workspace() -> None:
+    output = await run({"main": {"output": "{{run}}", "do": []}})
+    assert output["appInstance"] is None
+    assert output["workspace"] == "ws"
+    assert output["automation"] == "main"
