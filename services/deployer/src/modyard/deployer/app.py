@@ -13,14 +13,13 @@ from modyard.deployer.consumers import subscriptions
 from modyard.deployer.context import DeployerContext
 from modyard.deployer.docker_backend import DockerBackend
 from modyard.deployer.reconciler import Reconciler
-from modyard.deployer.secrets import SecretBox
 from modyard.deployer.settings import DeployerSettings
 
 
 def service_spec(settings: DeployerSettings | None = None) -> ServiceSpec:
     settings = settings or DeployerSettings()
     # Read the keys now, so that a bad key stops the service at start-up, not at the first deploy.
-    secrets = SecretBox.from_setting(settings.secret_keys)
+    secrets = settings.secret_box()
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from modyard.common.secrets import SecretBox
 from modyard.deployer.backend import ContainerBackend
 from modyard.deployer.reconciler import Reconciler
-from modyard.deployer.secrets import SecretBox
 from modyard.deployer.settings import DeployerSettings
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.outbox import record_event
 from modyard.common.errors import BadRequest, Conflict, InvalidParam, NotFound, ValidationFailed
+from modyard.common.secrets import SecretBox
 from modyard.deployer.events import image_of, status_changed
 from modyard.deployer.image_ref import (
     TAG_RE,
@@ -33,7 +34,6 @@ from modyard.deployer.schemas import (
     DeploymentPage,
     DeploymentPatch,
 )
-from modyard.deployer.secrets import SecretBox
 
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
 

@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from modyard.common.bus.outbox import record_event
 from modyard.common.db.database import Database
+from modyard.common.secrets import SecretBox, SecretUnreadable
 from modyard.deployer.backend import (
     BackendError,
     BackendUnavailable,
@@ -41,7 +42,6 @@ from modyard.deployer.backoff import BackoffPolicy
 from modyard.deployer.deployments import set_status
 from modyard.deployer.events import image_of, status_changed
 from modyard.deployer.models import Deployment, Desired, Status
-from modyard.deployer.secrets import SecretBox, SecretUnreadable
 from modyard.deployer.settings import DeployerSettings
 
 log = structlog.get_logger(__name__)

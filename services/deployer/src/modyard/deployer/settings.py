@@ -1,17 +1,14 @@
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from typing import ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from modyard.common.settings import ENV_FILES, Environment, ServiceSettings
-
-#: Fernet key used when none is configured; refused in production.
-DEVELOPMENT_SECRET_KEY = "bW9keWFyZC1kZXBsb3llci1kZXYta2V5LTMyLWJ5dGU="  # noqa: S105
+from modyard.common.settings import ENV_FILES, SecretKeysSettings
 
 
-class DeployerSettings(ServiceSettings):
+class DeployerSettings(SecretKeysSettings):
     """Settings of the deployer service: ``MODYARD_DEPLOYER_*``, falling back to ``MODYARD_*``."""
 
     model_config = SettingsConfigDict(
@@ -21,8 +18,7 @@ class DeployerSettings(ServiceSettings):
     service_name: ClassVar[str] = "deployer"
     default_port: ClassVar[int] = 8005
 
-    #: Fernet keys, comma-separated; the first encrypts, all decrypt (rotate by prepending).
-    secret_keys: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
+    # ``secret_keys`` (MODYARD_DEPLOYER_SECRET_KEYS) encrypt the registry token and the env.
     default_page_size: int = Field(default=50, ge=1, le=500)
     #: Prefix of container and volume names and the value of the ``modyard.namespace`` label:
     #: two deployers (or two test sessions) on one Docker host never touch each other's containers.
@@ -50,15 +46,3 @@ class DeployerSettings(ServiceSettings):
     log_max_size: str = "10m"
     #: Where the deployment's data volume is mounted in its container.
     data_path: str = "/data"
-
-    @model_validator(mode="after")
-    def _production_needs_real_keys(self) -> Self:
-        if (
-            self.environment is Environment.production
-            and DEVELOPMENT_SECRET_KEY in self.secret_keys.get_secret_value()
-        ):
-            raise ValueError(
-                "MODYARD_DEPLOYER_SECRET_KEYS must hold your own Fernet keys in production "
-                "(generate one with `modyard secret-key`)"
-            )
-        return self
