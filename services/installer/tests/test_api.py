@@ -381,6 +381,7 @@ async def test_unpinned_follow_compatible_versions_and_pinned_stay(env: Env) -> 
         "name": "Do0",
         "role": "action",
         "executor": "http",
+        "executor_options": {},
         "private": False,
         "polling_interval_seconds": None,
         "properties_schema": None,

@@ -24,6 +24,8 @@ def components_of(manifest: dict[str, Any]) -> list[dict[str, Any]]:
             "name": component["name"],
             "role": component["role"],
             "executor": component.get("executor", {}).get("type"),
+            # How to reach it, e.g. the ``http`` executor's deployment and path.
+            "executor_options": component.get("executor", {}).get("extra", {}),
             "private": component.get("private", False),
             "polling_interval_seconds": component.get("polling_interval_seconds"),
             "properties_schema": component.get("properties_schema"),

@@ -14,12 +14,13 @@ from modyard.runtime.api import routers
 from modyard.runtime.components.core import aclose_core_components
 from modyard.runtime.consumers import subscriptions_for
 from modyard.runtime.context import RuntimeContext
+from modyard.runtime.deployer_client import DeployerClient
 from modyard.runtime.engine.flow_cache import FlowCache
 from modyard.runtime.engine.ledger import ExecutionLedger
 from modyard.runtime.engine.scheduler import TriggerScheduler
 from modyard.runtime.engine.topology import RuntimeTopology
 from modyard.runtime.engine.worker import NodeWorker
-from modyard.runtime.executors import AmqpExecutor
+from modyard.runtime.executors import AmqpExecutor, HttpExecutor, ModuleExecutors
 from modyard.runtime.failures import RetryPolicy
 from modyard.runtime.installer_client import InstallerClient
 from modyard.runtime.settings import RuntimeSettings
@@ -48,8 +49,14 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         installer = InstallerClient(settings)
         flows = FlowCache(database, retry_policy(settings), ttl=settings.flow_cache_seconds)
         amqp = AmqpExecutor(bus, timeout_seconds=settings.component_timeout_seconds)
+        deployer = DeployerClient(settings)
+        executors = ModuleExecutors(
+            amqp, HttpExecutor(deployer, timeout_seconds=settings.component_timeout_seconds)
+        )
         ledger = ExecutionLedger(settings, max_size=settings.db_pool_size)
-        worker = NodeWorker(database, bus, flows, installer, amqp, ledger, source=settings.source)
+        worker = NodeWorker(
+            database, bus, flows, installer, executors, ledger, source=settings.source
+        )
         topology = RuntimeTopology(
             on_work=worker.on_message, on_reply=amqp.on_reply, prefetch=settings.work_prefetch
         )
@@ -69,7 +76,7 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         )
         app.state.webhooks = deliverer
 
-        scheduler = TriggerScheduler(database, bus, flows, installer, amqp)
+        scheduler = TriggerScheduler(database, bus, flows, installer, executors)
 
         async def after_migrations(work: Callable[[], Awaitable[None]]) -> None:
             # Background work touches the runtime's tables: not before they exist.
@@ -84,6 +91,8 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
             yield
         finally:
             await installer.close()
+            await deployer.close()
+            await executors.http.close()
             await ledger.close()
             await aclose_core_components()
 

@@ -1,6 +1,14 @@
-"""Running module components: ``amqp`` sends a request to the module's worker queue and waits for
-the reply on this process's reply queue (correlated by id); the worker answers with outputs per
-port or with an error saying whether it is worth retrying."""
+"""Running module components with the executor their manifest names.
+
+- ``amqp`` sends a request to the module's worker queue and waits for the reply on this process's
+  reply queue (correlated by id).
+- ``http`` POSTs the same request to a deployed container module: the deployer says where it
+  listens (the deployment named in the component's ``executor.extra.deployment``, by default the
+  module's name), at ``executor.extra.path`` (by default ``/components/<component>``).
+
+Either way the module answers ``{"outputs": {port: [message, …]}}`` or ``{"error": {"message",
+"retryable", "status"}}`` (docs/runtime.md, "Module workers").
+"""
 
 from __future__ import annotations
 
@@ -9,12 +17,17 @@ import json
 import uuid
 from typing import Any
 
+import aiohttp
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from modyard.common.bus.connection import Bus, BusUnavailable, MessageReturned
 from modyard.runtime.components.base import ComponentError, Outputs
+from modyard.runtime.components.core.http import MAX_RESPONSE_BYTES, read_body
+from modyard.runtime.deployer_client import DeployerClient
 from modyard.runtime.engine.topology import MODULES_EXCHANGE
+from modyard.runtime.failures import classify_exception, status_error
+from modyard.runtime.models import InstalledComponent
 
 log = structlog.get_logger(__name__)
 
@@ -65,16 +78,107 @@ class AmqpExecutor:
             ) from exc
         finally:
             self._pending.pop(correlation_id, None)
-        if "error" in reply:
-            error = reply["error"] or {}
-            raise ComponentError(
-                str(error.get("message") or "the component failed"),
-                retryable=bool(error.get("retryable", True)),
-                status=error.get("status"),
+        return outputs_of(module, reply)
+
+
+def outputs_of(module: str, reply: Any) -> Outputs:
+    """The outputs of a module's answer, or the error it reported, as a :class:`ComponentError`."""
+    if not isinstance(reply, dict):
+        raise ComponentError(
+            f"module {module!r} answered something that is not an object", retryable=False
+        )
+    if "error" in reply:
+        error = reply["error"] if isinstance(reply["error"], dict) else {}
+        raise ComponentError(
+            str(error.get("message") or "the component failed"),
+            retryable=bool(error.get("retryable", True)),
+            status=error.get("status"),
+        )
+    outputs = reply.get("outputs") or {}
+    if not isinstance(outputs, dict) or not all(isinstance(v, list) for v in outputs.values()):
+        raise ComponentError(
+            f"module {module!r} answered outputs that are not lists per port", retryable=False
+        )
+    return {str(port): list(values) for port, values in outputs.items()}
+
+
+class HttpExecutor:
+    def __init__(self, deployments: DeployerClient, *, timeout_seconds: float) -> None:
+        self._deployments = deployments
+        self._timeout = timeout_seconds
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            # No cookies: one flow's must never reach another's requests.
+            self._session = aiohttp.ClientSession(
+                cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
             )
-        outputs = reply.get("outputs") or {}
-        if not isinstance(outputs, dict):
+        return self._session
+
+    async def call(self, installed: InstalledComponent, request: dict[str, Any]) -> Outputs:
+        options = installed.spec.get("executor_options") or {}
+        deployment = str(options.get("deployment") or installed.module)
+        path = str(options.get("path") or f"/components/{installed.component}")
+        if not path.startswith("/"):
+            path = f"/{path}"
+        url = (await self._deployments.endpoint(deployment)).rstrip("/") + path
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._client().post(
+                    url,
+                    data=json.dumps(request, default=str).encode(),
+                    headers={
+                        "content-type": "application/json",
+                        "x-modyard-message-id": str(request.get("message_id") or ""),
+                    },
+                    allow_redirects=False,
+                ) as response:
+                    body = await read_body(response, MAX_RESPONSE_BYTES, truncate=False)
+                    status = response.status
+        except ComponentError:
+            raise
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self._deployments.forget(deployment)
+            error = classify_exception(exc)
+            error.message = f"deployment {deployment!r} at {url} failed: {error.message}"
+            error.args = (error.message,)
+            raise error from exc
+        try:
+            reply = json.loads(body) if body else None
+        except ValueError:
+            reply = None
+        if not 200 <= status < 300:
+            if isinstance(reply, dict) and isinstance(reply.get("error"), dict):
+                reply["error"].setdefault("status", status)
+                return outputs_of(installed.module, reply)  # raises the module's own error
+            raise status_error(status, f"deployment {deployment!r} answered {status} at {path}")
+        if reply is None:
             raise ComponentError(
-                "the module's worker answered outputs that are not per port", retryable=False
+                f"deployment {deployment!r} answered at {path} with a body that is not JSON",
+                retryable=False,
             )
-        return {str(port): list(values) for port, values in outputs.items()}
+        return outputs_of(installed.module, reply)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class ModuleExecutors:
+    """Picks the executor an installed component's manifest names."""
+
+    def __init__(self, amqp: AmqpExecutor, http: HttpExecutor) -> None:
+        self.amqp = amqp
+        self.http = http
+
+    async def call(self, installed: InstalledComponent, request: dict[str, Any]) -> Outputs:
+        if installed.executor == "amqp":
+            return await self.amqp.call(installed.module, request)
+        if installed.executor == "http":
+            return await self.http.call(installed, request)
+        raise ComponentError(
+            f"{installed.slug}.{installed.component} runs with the {installed.executor!r} "
+            "executor, which the runtime cannot run; module components run with amqp or http",
+            retryable=False,
+        )

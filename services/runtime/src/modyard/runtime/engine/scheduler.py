@@ -28,7 +28,7 @@ from modyard.runtime.components.base import ComponentError
 from modyard.runtime.engine.dispatch import send
 from modyard.runtime.engine.flow_cache import FlowCache, RunnableFlow
 from modyard.runtime.engine.messages import WorkMessage
-from modyard.runtime.executors import AmqpExecutor
+from modyard.runtime.executors import ModuleExecutors
 from modyard.runtime.flows.definition import FlowDefinition
 from modyard.runtime.installer_client import InstallerClient
 from modyard.runtime.models import Flow, TriggerState
@@ -80,7 +80,7 @@ class TriggerScheduler:
         bus: Bus,
         flows: FlowCache,
         installer: InstallerClient,
-        amqp: AmqpExecutor,
+        executors: ModuleExecutors,
         *,
         tick_seconds: float = 0.5,
     ) -> None:
@@ -88,7 +88,7 @@ class TriggerScheduler:
         self._bus = bus
         self._flows = flows
         self._installer = installer
-        self._amqp = amqp
+        self._executors = executors
         self._tick = tick_seconds
 
     async def run(self) -> None:
@@ -148,8 +148,8 @@ class TriggerScheduler:
                     f"{node.component!r} is not installed (was its module removed?)", retryable=True
                 )
             config = await self._installer.effective_config(flow.workspace, ref.slug)
-            outputs = await self._amqp.call(
-                installed.module,
+            outputs = await self._executors.call(
+                installed,
                 {
                     "message_id": uuid.uuid4().hex,
                     "workspace": flow.workspace,

@@ -41,7 +41,7 @@ from modyard.runtime.engine.flow_cache import FlowCache, RunnableFlow
 from modyard.runtime.engine.ledger import CONNECTION_ERRORS as LEDGER_CONNECTION_ERRORS
 from modyard.runtime.engine.ledger import ExecutionLedger
 from modyard.runtime.engine.messages import FailedAttempt, WorkMessage
-from modyard.runtime.executors import AmqpExecutor
+from modyard.runtime.executors import ModuleExecutors
 from modyard.runtime.failures import classify_exception
 from modyard.runtime.installer_client import InstallerClient
 from modyard.runtime.models import NodeExecution, NodeLog, UnprocessedMessage
@@ -60,7 +60,7 @@ class NodeWorker:
         bus: Bus,
         flows: FlowCache,
         installer: InstallerClient,
-        amqp: AmqpExecutor,
+        executors: ModuleExecutors,
         ledger: ExecutionLedger,
         *,
         source: str,
@@ -70,7 +70,7 @@ class NodeWorker:
         self._bus = bus
         self._flows = flows
         self._installer = installer
-        self._amqp = amqp
+        self._executors = executors
         self._source = source
 
     async def on_message(self, incoming: AbstractIncomingMessage) -> None:
@@ -194,14 +194,9 @@ class NodeWorker:
                 f"{component!r} is not installed in {flow.workspace!r} (was its module removed?)",
                 retryable=True,
             )
-        if installed.executor != "amqp":
-            raise ComponentError(
-                f"{component!r} runs with the {installed.executor!r} executor, which has no endpoint yet",
-                retryable=True,
-            )
         config = await self._installer.effective_config(flow.workspace, ref.slug)
-        return await self._amqp.call(
-            installed.module,
+        return await self._executors.call(
+            installed,
             {
                 "message_id": message.message_id,
                 "workspace": flow.workspace,

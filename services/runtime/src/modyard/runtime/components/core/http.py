@@ -152,7 +152,7 @@ def _headers(response: aiohttp.ClientResponse) -> dict[str, str]:
     return headers
 
 
-async def _read(response: aiohttp.ClientResponse, limit: int, *, truncate: bool) -> bytes:
+async def read_body(response: aiohttp.ClientResponse, limit: int, *, truncate: bool) -> bytes:
     """Up to ``limit`` bytes of the body: more is cut (``truncate``) or an error."""
     chunks: list[bytes] = []
     size = 0
@@ -288,7 +288,7 @@ class HttpComponent(CoreComponent):
                 ) as response:
                     success = 200 <= response.status < 300
                     limit = MAX_RESPONSE_BYTES if success else ERROR_BODY_BYTES
-                    content = await _read(response, limit, truncate=not success)
+                    content = await read_body(response, limit, truncate=not success)
         except ComponentError:
             raise
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -354,4 +354,5 @@ __all__ = [
     "HttpComponent",
     "client_factory",
     "default_client",
+    "read_body",
 ]
