@@ -11,6 +11,7 @@ from modyard.common.app_factory import Lifecycle, ServiceSpec, build_service_app
 from modyard.common.bus.connection import Bus
 from modyard.common.db.database import Database
 from modyard.runtime.api import routers
+from modyard.runtime.automations.wiring import AutomationsRuntime
 from modyard.runtime.components.core import aclose_core_components
 from modyard.runtime.consumers import subscriptions_for
 from modyard.runtime.context import RuntimeContext
@@ -39,6 +40,7 @@ def retry_policy(settings: RuntimeSettings) -> RetryPolicy:
 def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
     settings = settings or RuntimeSettings()
     buses: list[Bus] = []
+    automations = AutomationsRuntime(settings)
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
@@ -87,9 +89,11 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
             asyncio.create_task(after_migrations(deliverer.run), name="webhook-deliverer"),
             asyncio.create_task(after_migrations(scheduler.run), name="trigger-scheduler"),
         ]
+        await automations.start(app)
         try:
             yield
         finally:
+            await automations.aclose()
             await installer.close()
             await deployer.close()
             await executors.http.close()
@@ -102,7 +106,7 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         description="flows, triggers, executions, retries, the dead-letter store and system webhooks",
         migrations=Path(__file__).parent / "migrations",
         routers=routers,
-        subscriptions=subscriptions_for(lambda: buses[0]),
+        subscriptions=subscriptions_for(lambda: buses[0]) + automations.subscriptions,
         resources=resources,
     )
 

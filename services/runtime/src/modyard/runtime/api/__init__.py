@@ -7,6 +7,15 @@ from fastapi import APIRouter
 from modyard.runtime.api.flows import router as flows_router
 from modyard.runtime.api.hooks import router as hooks_router
 from modyard.runtime.api.unprocessed import router as unprocessed_router
+from modyard.runtime.apps.api import router as apps_router
+from modyard.runtime.automations.api import router as automations_router
 from modyard.runtime.webhooks.api import router as webhooks_router
 
-routers: list[APIRouter] = [flows_router, hooks_router, unprocessed_router, webhooks_router]
+routers: list[APIRouter] = [
+    flows_router,
+    hooks_router,
+    unprocessed_router,
+    webhooks_router,
+    automations_router,
+    apps_router,
+]

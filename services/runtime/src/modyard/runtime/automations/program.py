@@ -47,6 +47,8 @@ class Program:
     #: The app this instance runs (module name) and its version; ``None`` for the workspace.
     app: str | None = None
     app_version: str | None = None
+    #: Whether the instance stays on its version (``imports`` with ``appVersion``).
+    pinned: bool = False
 
     @property
     def is_instance(self) -> bool:
@@ -94,8 +96,9 @@ class Program:
             yield from instance.programs()
 
     def listeners(self, event: str) -> Iterator[tuple[Program, Automation]]:
-        """Automations triggered by ``event`` emitted in this program (its own naming)."""
-        full = self.full_name(event) if self.path else event
+        """Automations of this program and its instances triggered by the workspace's event
+        ``event`` (a full name, as the workspace sees it)."""
+        full = event
         for program in self.programs():
             for automation in program.automations.values():
                 if any(program.full_name(name) == full for name in automation.events):

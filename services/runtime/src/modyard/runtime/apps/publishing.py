@@ -1,0 +1,186 @@
+"""Publishing a workspace as an app: a new immutable ``prismeai`` version in the registry.
+
+The first publish fixes the app's name for ever and a workspace publishes to one app only
+(``automation_workspaces.app_name``, unique). Each publish uploads the workspace as Prisme.ai's
+single-file source (``index.yml``; JSON is YAML) numbered like Prisme.ai's publishes: ``N.0.0``
+after the highest version the registry has. Label, description and photo are carried over; the
+config schema and the non-secret config values (the instances' defaults) too — secret values
+never leave the workspace. Top-level app instances become ``imports`` (pinned ones with their
+``appVersion``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modyard.common.bus.envelope import event_type, new_event
+from modyard.common.bus.outbox import record_event
+from modyard.common.errors import Conflict, ValidationFailed
+from modyard.common.semver import InvalidVersion, parse_version
+from modyard.runtime.apps import natives
+from modyard.runtime.apps.registry_client import RegistryClient
+from modyard.runtime.automations import store
+from modyard.runtime.automations.models import AppInstance, AutomationWorkspace
+from modyard.runtime.automations.programs import secret_fields
+
+APP_PUBLISHED = event_type("runtime", "app", "published")
+_MODULE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+
+
+def app_module_name(app_name: str) -> str:
+    """The registry's module name for an app name (as the prismeai format derives it)."""
+    return re.sub(r"[^a-z0-9._-]+", "-", app_name.strip().lower()).strip("-.")
+
+
+@dataclass
+class Published:
+    workspace: str
+    app: str
+    version: str
+    created: bool
+    notified_instances: int
+
+
+def _next_version(versions: list[str]) -> str:
+    majors = []
+    for version in versions:
+        try:
+            majors.append(parse_version(version).major)
+        except InvalidVersion:
+            continue
+    return f"{max(majors, default=0) + 1}.0.0"
+
+
+def workspace_document(
+    row: AutomationWorkspace,
+    app: str,
+    version: str,
+    automations: dict[str, Any],
+    imports: dict[str, Any],
+) -> dict[str, Any]:
+    secrets = secret_fields(row.config_schema)
+    document: dict[str, Any] = {
+        "name": row.label or app,
+        "slug": app,
+        "version": version,
+        "automations": automations,
+    }
+    if row.description:
+        document["description"] = row.description
+    if row.photo:
+        document["photo"] = row.photo
+    if row.config_schema or row.config_value:
+        document["config"] = {
+            "schema": row.config_schema,
+            "value": {k: v for k, v in row.config_value.items() if k not in secrets},
+        }
+    if imports:
+        document["imports"] = imports
+    return document
+
+
+def archive(document: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("index.yml", json.dumps(document, indent=2, ensure_ascii=False))
+    return buffer.getvalue()
+
+
+async def publish(
+    session: AsyncSession,
+    registry: RegistryClient,
+    workspace: str,
+    app_name: str,
+    *,
+    source: str,
+) -> Published:
+    name = app_module_name(app_name)
+    if not _MODULE_NAME.match(name):
+        raise ValidationFailed(
+            f"{app_name!r} gives no usable app name; use letters, digits, '-', '_' or '.'.",
+            slug="app-name-invalid",
+        )
+    row = await store.workspace_settings(session, workspace)
+    if row.app_name is not None and row.app_name != name:
+        raise Conflict(
+            f"Workspace {workspace!r} is published as app {row.app_name!r}; an app's name is "
+            f"fixed by its first publish. Publish again as {row.app_name!r}.",
+            slug="app-name-fixed",
+            app=row.app_name,
+        )
+    owner = await session.scalar(
+        select(AutomationWorkspace.workspace).where(
+            AutomationWorkspace.app_name == name, AutomationWorkspace.workspace != workspace
+        )
+    )
+    versions = await registry.versions(name)
+    if owner is not None or (row.app_name is None and versions):
+        raise Conflict(
+            f"App name {name!r} is taken by another workspace or module; choose another name.",
+            slug="app-name-taken",
+        )
+    version = _next_version(versions)
+    automations = {
+        item.slug: item.definition for item in await store.list_automations(session, workspace)
+    }
+    instances = await session.scalars(
+        select(AppInstance).where(AppInstance.workspace == workspace).order_by(AppInstance.slug)
+    )
+    imports = {
+        item.slug: {"appSlug": item.module, **({"appVersion": item.version} if item.pinned else {})}
+        for item in instances
+        if "." not in item.slug
+    }
+    document = workspace_document(row, name, version, automations, imports)
+    result = await registry.publish(archive(document))
+    row.app_name = name
+    row.published_version = str(result.get("version", version))
+    await session.flush()
+    await record_event(
+        session,
+        new_event(
+            source=source,
+            type=APP_PUBLISHED,
+            subject=name,
+            data={"workspace": workspace, "app": name, "version": row.published_version},
+        ),
+    )
+    # "apps.published: current OR parent workspace is published": instances of this app
+    # anywhere, and the instances inside the published workspace.
+    notified = 0
+    targets = await session.scalars(select(AppInstance).where(AppInstance.module == name))
+    inside = await session.scalars(select(AppInstance).where(AppInstance.workspace == workspace))
+    seen: set[tuple[str, str]] = set()
+    for item in [*targets, *inside]:
+        if (item.workspace, item.slug) in seen:
+            continue
+        seen.add((item.workspace, item.slug))
+        await natives.notify_instance(
+            session,
+            source,
+            item.workspace,
+            item.slug,
+            natives.PUBLISHED,
+            {"app": name, "appVersion": row.published_version},
+        )
+        notified += 1
+    return Published(
+        workspace, name, row.published_version, bool(result.get("created", True)), notified
+    )
+
+
+async def published_apps(session: AsyncSession) -> list[AutomationWorkspace]:
+    rows = await session.scalars(
+        select(AutomationWorkspace)
+        .where(AutomationWorkspace.app_name.is_not(None))
+        .order_by(AutomationWorkspace.app_name)
+    )
+    return list(rows)

@@ -1,0 +1,222 @@
+"""HTTP API of automations (thin: the service layer does the work)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from modyard.common.auth import CurrentPrincipal, Principal
+from modyard.common.db.session import DbSession
+from modyard.common.errors import PROBLEM_RESPONSES, BadRequest, Forbidden
+from modyard.runtime.automations import store
+from modyard.runtime.automations.models import AutomationWorkspace, StoredAutomation
+from modyard.runtime.automations.programs import secret_fields
+from modyard.runtime.automations.schemas import (
+    AutomationIn,
+    AutomationOut,
+    AutomationPage,
+    RunIn,
+    RunOut,
+    SettingsIn,
+    SettingsOut,
+)
+from modyard.runtime.automations.service import AutomationService, Target
+
+router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["automations"], responses=PROBLEM_RESPONSES)
+Workspace = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+Slug = Annotated[str, Path(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_ -]{0,127}$")]
+# Endpoint and run names may be an instance's: "nlu.french.embed".
+Name = Annotated[str, Path(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_ .-]{0,254}$")]
+MASK = "********"
+
+
+def check_workspace(principal: Principal, workspace: str) -> None:
+    if not principal.can_access_workspace(workspace):
+        raise Forbidden(f"Your token does not name workspace {workspace!r}.")
+
+
+def automations_of(request: Request) -> AutomationService:
+    service = request.app.state.automations
+    assert isinstance(service, AutomationService)
+    return service
+
+
+def _out(row: StoredAutomation) -> AutomationOut:
+    definition = row.definition
+    return AutomationOut(
+        slug=row.slug,
+        name=definition.get("name") or row.slug,
+        description=definition.get("description"),
+        private=bool(definition.get("private")),
+        arguments=definition.get("arguments") or {},
+        when=definition.get("when") or {},
+        do=definition.get("do") or [],
+        output=definition.get("output"),
+    )
+
+
+def _settings_out(row: AutomationWorkspace) -> SettingsOut:
+    secrets = secret_fields(row.config_schema)
+    value = {k: MASK if k in secrets else v for k, v in row.config_value.items()}
+    return SettingsOut(
+        workspace=row.workspace,
+        label=row.label,
+        description=row.description,
+        photo=row.photo,
+        config={"schema": row.config_schema, "value": value},
+        app_name=row.app_name,
+        published_version=row.published_version,
+    )
+
+
+def _run_out(target: Target, result: Any) -> RunOut:
+    return RunOut(
+        automation=target.automation.slug,
+        app_instance=".".join(target.program.path) or None,
+        output=result.output,
+        emitted=result.emitted,
+        duration_ms=round(result.duration_ms, 3),
+    )
+
+
+@router.get("/automations", response_model=AutomationPage)
+async def list_automations(
+    ws: Workspace, session: DbSession, principal: CurrentPrincipal
+) -> AutomationPage:
+    """The workspace's own automations (an app instance's come with its app)."""
+    check_workspace(principal, ws)
+    return AutomationPage(items=[_out(row) for row in await store.list_automations(session, ws)])
+
+
+@router.put("/automations/{slug}", response_model=AutomationOut)
+async def save_automation(
+    ws: Workspace,
+    slug: Slug,
+    body: AutomationIn,
+    request: Request,
+    response: Response,
+    session: DbSession,
+    principal: CurrentPrincipal,
+) -> AutomationOut:
+    """Create or replace an automation; every expression is checked (422 with pointers)."""
+    check_workspace(principal, ws)
+    _, created = await store.save_automation(session, ws, slug, body.model_dump(exclude_none=True))
+    automations_of(request).programs.forget(ws)
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+    return _out(await store.get_automation(session, ws, slug))
+
+
+@router.get("/automations/{slug}", response_model=AutomationOut)
+async def get_automation(
+    ws: Workspace, slug: Slug, session: DbSession, principal: CurrentPrincipal
+) -> AutomationOut:
+    check_workspace(principal, ws)
+    return _out(await store.get_automation(session, ws, slug))
+
+
+@router.delete(
+    "/automations/{slug}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response
+)
+async def delete_automation(
+    ws: Workspace, slug: Slug, request: Request, session: DbSession, principal: CurrentPrincipal
+) -> Response:
+    check_workspace(principal, ws)
+    await store.delete_automation(session, ws, slug)
+    automations_of(request).programs.forget(ws)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/automations/{name}/run", response_model=RunOut)
+async def run_automation(
+    ws: Workspace,
+    name: Name,
+    body: RunIn,
+    request: Request,
+    session: DbSession,
+    principal: CurrentPrincipal,
+) -> RunOut:
+    """Run an automation now (``toolbox.execute`` for an instance's); ``payload`` is checked
+    against its ``arguments`` and given as variables. Private ones answer 403 from here."""
+    check_workspace(principal, ws)
+    service = automations_of(request)
+    target = await service.target(ws, name)
+    result = await service.run(
+        session,
+        ws,
+        target,
+        arguments=body.payload,
+        payload=body.payload,
+        body=body.body,
+        user={"id": principal.subject},
+        trigger={"type": "direct"},
+    )
+    return _run_out(target, result)
+
+
+@router.api_route(
+    "/endpoints/{name}",
+    methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+    responses={200: {"description": "The automation's output, as JSON"}},
+)
+async def call_endpoint(
+    ws: Workspace, name: Name, request: Request, session: DbSession, principal: CurrentPrincipal
+) -> Response:
+    """Run the automation serving endpoint ``name`` (``functions.execute`` for an instance's):
+    the JSON body is ``body`` (its fields also the arguments), the query ``payload.query``."""
+    check_workspace(principal, ws)
+    service = automations_of(request)
+    target = await service.endpoint(ws, name)
+    raw = await request.body()
+    body: Any = None
+    if raw:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise BadRequest(
+                "The request body is not JSON; send JSON (or nothing).", slug="body-not-json"
+            ) from None
+    result = await service.run(
+        session,
+        ws,
+        target,
+        arguments=body if isinstance(body, dict) else None,
+        payload={"method": request.method, "query": dict(request.query_params), "body": body},
+        body=body,
+        user={"id": principal.subject},
+        trigger={"type": "endpoint", "endpoint": name},
+    )
+    return JSONResponse(result.output)
+
+
+@router.get("/app-settings", response_model=SettingsOut)
+async def get_settings(
+    ws: Workspace, session: DbSession, principal: CurrentPrincipal
+) -> SettingsOut:
+    check_workspace(principal, ws)
+    return _settings_out(await store.workspace_settings(session, ws))
+
+
+@router.put("/app-settings", response_model=SettingsOut)
+async def save_settings(
+    ws: Workspace,
+    body: SettingsIn,
+    request: Request,
+    session: DbSession,
+    principal: CurrentPrincipal,
+) -> SettingsOut:
+    """Label, description, photo and config (``schema`` and ``value``) carried by a publish."""
+    check_workspace(principal, ws)
+    row = await store.save_settings(
+        session,
+        ws,
+        label=body.label,
+        description=body.description,
+        photo=body.photo,
+        config_schema=body.config.schema_,
+        config_value=body.config.value,
+    )
+    automations_of(request).programs.forget(ws)
+    return _settings_out(row)

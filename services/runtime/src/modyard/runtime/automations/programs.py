@@ -1,0 +1,176 @@
+"""A workspace's :class:`Program` tree, built from the database and cached for a short while.
+
+Reading the tables on every endpoint call would cost more than running the automation; a
+workspace's tree is kept :data:`CACHE_SECONDS` and rebuilt after that, so that a saved
+automation or a new app instance takes effect within that time in every runtime process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modyard.common.db.database import Database
+from modyard.common.secrets import SecretBox
+from modyard.runtime.automations.definitions import (
+    Automation,
+    DefinitionError,
+    compile_automation,
+)
+from modyard.runtime.automations.models import (
+    AppInstance,
+    AutomationWorkspace,
+    StoredAutomation,
+)
+from modyard.runtime.automations.program import Program, instance_config
+from modyard.runtime.templating import TemplateError, is_template, render
+
+log = structlog.get_logger(__name__)
+
+CACHE_SECONDS: Final = 1.0
+
+
+def secret_fields(schema: Mapping[str, Any]) -> set[str]:
+    """Names of Prisme.ai config fields marked ``secret: true``."""
+    return {
+        name for name, field in schema.items() if isinstance(field, Mapping) and field.get("secret")
+    }
+
+
+def _compiled(owner: str, definitions: Iterable[tuple[str, Any]]) -> dict[str, Automation]:
+    automations: dict[str, Automation] = {}
+    for slug, definition in definitions:
+        try:
+            automations[slug] = compile_automation(slug, definition)
+        except DefinitionError as exc:
+            # An app version published before a check existed: its other automations still run.
+            log.warning("automation.unusable", owner=owner, automation=slug, problems=str(exc))
+    return automations
+
+
+def app_definitions(manifest: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """An app version's automations (the registry's canonical manifest) as definitions."""
+    return [
+        (
+            str(item["slug"]),
+            {
+                key: item[key]
+                for key in ("name", "description", "private", "arguments", "when", "do", "output")
+                if item.get(key) is not None
+            },
+        )
+        for item in manifest.get("automations") or []
+    ]
+
+
+def app_config_value(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    prismeai = (manifest.get("extra") or {}).get("prismeai") or {}
+    return dict(prismeai.get("config_value") or {})
+
+
+def app_slug(manifest: Mapping[str, Any]) -> str:
+    prismeai = (manifest.get("extra") or {}).get("prismeai") or {}
+    return str(prismeai.get("slug") or manifest.get("name") or "")
+
+
+def app_secret_fields(manifest: Mapping[str, Any]) -> set[str]:
+    fields = (manifest.get("config") or {}).get("fields") or []
+    return {str(field["name"]) for field in fields if field.get("secret")}
+
+
+def _render_config(config: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Config values written as templates (``'{{config.API_KEY}}'`` in an import) read ``over``."""
+    out = dict(config)
+    for key, value in config.items():
+        if isinstance(value, str) and is_template(value):
+            try:
+                out[key] = render(value, {"config": over})
+            except TemplateError:
+                log.warning("automation.config_template_unusable", field=key)
+    return out
+
+
+def build_program(
+    workspace: str,
+    settings: AutomationWorkspace | None,
+    automations: Iterable[StoredAutomation],
+    instances: Iterable[AppInstance],
+    box: SecretBox | None,
+    env: Mapping[str, str] | None = None,
+) -> Program:
+    config = dict(settings.config_value) if settings else {}
+    root = Program(
+        workspace=workspace,
+        automations=_compiled(workspace, ((row.slug, row.definition) for row in automations)),
+        config=config,
+        secrets=frozenset(
+            str(config[name])
+            for name in secret_fields(settings.config_schema if settings else {})
+            if config.get(name)
+        ),
+    )
+    # Parents before children: "nlu" is built before "nlu.french".
+    for row in sorted(instances, key=lambda item: item.slug.count(".")):
+        path = tuple(row.slug.split("."))
+        try:
+            parent = root.instance(path[:-1])
+        except KeyError:
+            log.warning("automation.orphan_instance", workspace=workspace, instance=row.slug)
+            continue
+        own = dict(row.config)
+        if row.secrets and box is not None:
+            own.update(box.decrypt_json(row.secrets))
+        own = _render_config(own, parent.config)
+        merged = instance_config(
+            app_slug(row.manifest), app_config_value(row.manifest), own, env or {}
+        )
+        merged = _render_config(merged, merged)
+        secrets = app_secret_fields(row.manifest)
+        parent.instances[path[-1]] = Program(
+            workspace=workspace,
+            automations=_compiled(row.slug, app_definitions(row.manifest)),
+            config=merged,
+            secrets=frozenset(str(merged[name]) for name in secrets if merged.get(name)),
+            path=path,
+            app=row.module,
+            app_version=row.version,
+            pinned=row.pinned,
+        )
+    return root
+
+
+async def load_program(session: AsyncSession, workspace: str, box: SecretBox | None) -> Program:
+    settings = await session.get(AutomationWorkspace, workspace)
+    automations = await session.scalars(
+        select(StoredAutomation).where(StoredAutomation.workspace == workspace)
+    )
+    instances = await session.scalars(select(AppInstance).where(AppInstance.workspace == workspace))
+    return build_program(workspace, settings, list(automations), list(instances), box)
+
+
+class ProgramCache:
+    def __init__(self, database: Database, box: SecretBox | None, ttl: float = CACHE_SECONDS):
+        self.database = database
+        self.box = box
+        self.ttl = ttl
+        self._programs: dict[str, tuple[float, Program]] = {}
+
+    async def get(self, workspace: str, session: AsyncSession | None = None) -> Program:
+        cached = self._programs.get(workspace)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        if session is not None:
+            program = await load_program(session, workspace, self.box)
+        else:
+            async with self.database.transaction() as own:
+                program = await load_program(own, workspace, self.box)
+        self._programs[workspace] = (time.monotonic() + self.ttl, program)
+        return program
+
+    def forget(self, workspace: str) -> None:
+        self._programs.pop(workspace, None)

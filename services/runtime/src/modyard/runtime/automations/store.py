@@ -1,0 +1,122 @@
+"""Saving and reading a workspace's automations and app settings (the service layer's DB side)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modyard.common.errors import InvalidParam, NotFound, ValidationFailed
+from modyard.runtime.automations.definitions import (
+    Automation,
+    DefinitionError,
+    compile_automation,
+)
+from modyard.runtime.automations.models import AutomationWorkspace, StoredAutomation
+
+
+def checked(slug: str, definition: Mapping[str, Any], *, pointer: str = "/body") -> Automation:
+    """``definition`` compiled, or a 422 whose pointers say what to change."""
+    try:
+        return compile_automation(slug, definition)
+    except DefinitionError as exc:
+        raise ValidationFailed(
+            f"Automation {slug!r} cannot run as written: fix the fields listed in errors.",
+            errors=[
+                InvalidParam(pointer=f"{pointer}{where}", detail=reason)
+                for where, reason in exc.problems
+            ],
+        ) from None
+
+
+async def workspace_settings(session: AsyncSession, workspace: str) -> AutomationWorkspace:
+    """The workspace's row, created empty on first use (locked for the transaction)."""
+    await session.execute(
+        pg_insert(AutomationWorkspace)
+        .values(workspace=workspace, config_schema={}, config_value={}, revision=1)
+        .on_conflict_do_nothing(index_elements=["workspace"])
+    )
+    row = await session.scalar(
+        select(AutomationWorkspace)
+        .where(AutomationWorkspace.workspace == workspace)
+        .with_for_update()
+    )
+    assert row is not None
+    return row
+
+
+async def touch(session: AsyncSession, workspace: str) -> None:
+    """Tell caches the workspace changed."""
+    await workspace_settings(session, workspace)
+    await session.execute(
+        update(AutomationWorkspace)
+        .where(AutomationWorkspace.workspace == workspace)
+        .values(revision=AutomationWorkspace.revision + 1)
+    )
+
+
+async def save_automation(
+    session: AsyncSession, workspace: str, slug: str, definition: Mapping[str, Any]
+) -> tuple[Automation, bool]:
+    """Create or replace; returns the compiled automation and whether it is new."""
+    automation = checked(slug, definition)
+    existing = await session.get(StoredAutomation, (workspace, slug))
+    if existing is None:
+        session.add(
+            StoredAutomation(workspace=workspace, slug=slug, definition=automation.source())
+        )
+    else:
+        existing.definition = automation.source()
+    await touch(session, workspace)
+    await session.flush()
+    return automation, existing is None
+
+
+async def list_automations(session: AsyncSession, workspace: str) -> list[StoredAutomation]:
+    rows = await session.scalars(
+        select(StoredAutomation)
+        .where(StoredAutomation.workspace == workspace)
+        .order_by(StoredAutomation.slug)
+    )
+    return list(rows)
+
+
+async def get_automation(session: AsyncSession, workspace: str, slug: str) -> StoredAutomation:
+    found = await session.get(StoredAutomation, (workspace, slug))
+    if found is None:
+        raise NotFound(
+            f"Workspace {workspace!r} has no automation {slug!r}; list them with "
+            f"GET /v1/workspaces/{workspace}/automations."
+        )
+    return found
+
+
+async def delete_automation(session: AsyncSession, workspace: str, slug: str) -> None:
+    await get_automation(session, workspace, slug)
+    await session.execute(
+        delete(StoredAutomation).where(
+            StoredAutomation.workspace == workspace, StoredAutomation.slug == slug
+        )
+    )
+    await touch(session, workspace)
+
+
+async def save_settings(
+    session: AsyncSession,
+    workspace: str,
+    *,
+    label: str | None,
+    description: str | None,
+    photo: str | None,
+    config_schema: dict[str, Any],
+    config_value: dict[str, Any],
+) -> AutomationWorkspace:
+    row = await workspace_settings(session, workspace)
+    row.label, row.description, row.photo = label, description, photo
+    row.config_schema, row.config_value = config_schema, config_value
+    row.revision += 1
+    await session.flush()
+    return row

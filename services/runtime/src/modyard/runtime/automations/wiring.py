@@ -1,0 +1,84 @@
+"""What the runtime's app needs to run automations and apps: started by ``app.py`` in one line.
+
+Holds the subscriptions (declared before the service starts, so their handlers look the running
+parts up when events arrive), and starts the automation service, the app-instance tracker and
+the schedule loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modyard.common.bus.consumer import EventSubscription
+from modyard.common.bus.envelope import CloudEvent
+from modyard.runtime.apps.instances import InstanceTracker
+from modyard.runtime.apps.registry_client import RegistryClient
+from modyard.runtime.automations.events import EMITTED, EventHub
+from modyard.runtime.automations.programs import ProgramCache
+from modyard.runtime.automations.schedules import run_schedules
+from modyard.runtime.automations.service import AutomationService
+from modyard.runtime.installer_client import InstallerClient
+from modyard.runtime.settings import RuntimeSettings
+
+INSTALLATION_EVENTS = "modyard.installer.installation.*"
+
+
+class AutomationsRuntime:
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self.settings = settings
+        self.service: AutomationService | None = None
+        self.tracker: InstanceTracker | None = None
+        self.registry: RegistryClient | None = None
+        self.installer: InstallerClient | None = None
+
+    @property
+    def subscriptions(self) -> list[EventSubscription]:
+        return [
+            EventSubscription("automation-events", [EMITTED], self._on_event),
+            EventSubscription("app-instances", [INSTALLATION_EVENTS], self._on_installation),
+        ]
+
+    async def _on_event(self, session: AsyncSession, event: CloudEvent) -> None:
+        if self.service is None:
+            raise RuntimeError("automations are not started yet")  # redelivered later
+        await self.service.on_event(session, event)
+
+    async def _on_installation(self, session: AsyncSession, event: CloudEvent) -> None:
+        if self.tracker is None:
+            raise RuntimeError("automations are not started yet")
+        await self.tracker.on_installation(session, event)
+
+    async def start(self, app: FastAPI) -> None:
+        box = self.settings.secret_box()
+        programs = ProgramCache(app.state.database, box)
+        self.service = AutomationService(
+            app.state.database, programs, source=self.settings.source, hub=EventHub()
+        )
+        self.registry = RegistryClient(self.settings)
+        self.installer = InstallerClient(self.settings)
+        self.tracker = InstanceTracker(self.service, self.registry, self.installer, box)
+        app.state.automations = self.service
+        app.state.registry_client = self.registry
+        lifecycle = app.state.lifecycle
+
+        async def after_migrations(work: Callable[[], Awaitable[None]]) -> None:
+            await lifecycle.migrated.wait()
+            await work()
+
+        service = self.service
+        lifecycle.tasks.append(
+            asyncio.create_task(
+                after_migrations(lambda: run_schedules(service)), name="automation-schedules"
+            )
+        )
+
+    async def aclose(self) -> None:
+        if self.service is not None:
+            await self.service.aclose()
+        for client in (self.registry, self.installer):
+            if client is not None:
+                await client.close()

@@ -1,0 +1,274 @@
+"""Automations in a workspace over the runtime's API, with the real PostgreSQL and RabbitMQ:
+saving (checked), direct runs, endpoints, event triggers through the broker, waits, schedules."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from modyard.common.auth import Role
+from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.services import auth_headers, in_process
+from modyard.runtime.app import create_app
+from modyard.runtime.automations.schedules import run_due
+from modyard.runtime.automations.service import AutomationService
+from modyard.runtime.settings import RuntimeSettings
+
+pytestmark = pytest.mark.infra
+
+WS = "autos"
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+class Receiver:
+    """An HTTP receiver on 127.0.0.1 that automations ``fetch`` to show what they saw."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        async def record(request: web.Request) -> web.Response:
+            body = await request.json() if request.can_read_body else None
+            self.calls.append((request.match_info["name"], body))
+            return web.json_response({"ok": True})
+
+        app = web.Application()
+        app.router.add_post("/{name}", record)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def seen(self, name: str) -> list[Any]:
+        return [body for called, body in self.calls if called == name]
+
+
+class Env:
+    def __init__(self, client: httpx.AsyncClient, app: Any, settings: RuntimeSettings) -> None:
+        self.client = client
+        self.app = app
+        self.headers = auth_headers(settings, Role.operator)
+
+    @property
+    def service(self) -> AutomationService:
+        service = self.app.state.automations
+        assert isinstance(service, AutomationService)
+        return service
+
+    async def save(self, slug: str, definition: dict[str, Any], ws: str = WS) -> httpx.Response:
+        response = await self.client.put(
+            f"/v1/workspaces/{ws}/automations/{slug}", json=definition, headers=self.headers
+        )
+        self.service.programs.forget(ws)
+        return response
+
+    async def run(self, name: str, payload: dict[str, Any] | None = None, ws: str = WS) -> Any:
+        return await self.client.post(
+            f"/v1/workspaces/{ws}/automations/{name}/run",
+            json={"payload": payload or {}},
+            headers=self.headers,
+        )
+
+
+@pytest.fixture(scope="module")
+async def receiver() -> AsyncIterator[Receiver]:
+    server = Receiver()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="module")
+async def env(infra: IsolatedInfra) -> AsyncIterator[Env]:
+    settings = RuntimeSettings(
+        database_url=infra.database_url, amqp_url=infra.amqp_url, db_schema="runtime_autos"
+    )
+    app = create_app(settings)
+    async with in_process(app) as client:
+        yield Env(client, app, settings)
+
+
+async def test_saved_automation_runs_with_validated_arguments(env: Env) -> None:
+    saved = await env.save(
+        "greet",
+        {
+            "arguments": {"name": {"type": "string"}},
+            "output": {"greeting": "Hello {{name}}", "by": "{{run.user.id}}"},
+            "do": [],
+        },
+    )
+    assert saved.status_code == 201, saved.text
+    assert (await env.save("greet", {**saved.json(), "description": "again"})).status_code == 200
+    response = await env.run("greet", {"name": "Ada"})
+    assert response.status_code == 200, response.text
+    assert response.json()["output"] == {"greeting": "Hello Ada", "by": "test"}
+    assert response.json()["app_instance"] is None
+
+    refused = await env.run("greet", {"name": 3})
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["pointer"] == "/arguments/name"
+
+
+async def test_an_automation_that_cannot_run_is_refused_with_pointers(env: Env) -> None:
+    response = await env.save(
+        "broken",
+        {"do": [{"set": {"name": "x", "value": "{{ nowhere.field }}"}}, {"emit": {}}]},
+    )
+    assert response.status_code == 422
+    pointers = [error["pointer"] for error in response.json()["errors"]]
+    assert pointers == ["/body/do/0/set/value", "/body/do/1/emit/event"]
+    assert (
+        await env.client.get(f"/v1/workspaces/{WS}/automations/broken", headers=env.headers)
+    ).status_code == 404
+
+
+async def test_endpoint_serves_an_automation_with_body_and_query(env: Env) -> None:
+    await env.save(
+        "square",
+        {
+            "when": {"endpoint": True},
+            "arguments": {"n": {"type": "number"}},
+            "output": {"n": "{{body.n}}", "q": "{{payload.query.tag}}", "m": "{{payload.method}}"},
+            "do": [],
+        },
+    )
+    response = await env.client.post(
+        f"/v1/workspaces/{WS}/endpoints/square?tag=x", json={"n": 4}, headers=env.headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"n": 4, "q": "x", "m": "POST"}
+    missing = await env.client.post(f"/v1/workspaces/{WS}/endpoints/nope", headers=env.headers)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+
+
+async def test_emitted_events_trigger_listeners_through_the_broker(
+    env: Env, receiver: Receiver
+) -> None:
+    await env.save(
+        "listener",
+        {
+            "when": {"events": ["order.created"]},
+            "do": [
+                {
+                    "fetch": {
+                        "url": f"{receiver.url}/listener",
+                        "method": "post",
+                        "body": {"payload": "{{payload}}", "trigger": "{{run.trigger.event}}"},
+                    }
+                }
+            ],
+        },
+    )
+    await env.save(
+        "creator",
+        {"do": [{"emit": {"event": "order.created", "payload": {"id": "{{payload.id}}"}}}]},
+    )
+    response = await env.run("creator", {"id": 7})
+    assert response.json()["emitted"] == [{"type": "order.created", "payload": {"id": 7}}]
+
+    async def heard() -> bool:
+        return bool(receiver.seen("listener"))
+
+    await eventually(heard)
+    assert receiver.seen("listener") == [{"payload": {"id": 7}, "trigger": "order.created"}]
+
+
+async def test_wait_returns_the_event_another_run_emits(env: Env) -> None:
+    await env.save(
+        "waiter",
+        {
+            "output": "{{got}}",
+            "do": [
+                {
+                    "wait": {
+                        "oneOf": [{"event": "job.done", "filters": {"payload.job": 2}}],
+                        "timeout": 20,
+                        "output": "got",
+                    }
+                }
+            ],
+        },
+    )
+    await env.save("finisher", {"do": [{"emit": {"event": "job.done", "payload": "{{payload}}"}}]})
+    waiting = asyncio.create_task(env.run("waiter"))
+
+    async def registered() -> bool:
+        return bool(env.service.hub._waiters.get(WS))
+
+    await eventually(registered)
+    await env.run("finisher", {"job": 1})  # filtered out
+    await env.run("finisher", {"job": 2})
+    response = await asyncio.wait_for(waiting, 30)
+    assert response.json()["output"] == {"type": "job.done", "payload": {"job": 2}}
+
+
+async def test_schedules_run_once_per_minute_whatever_the_number_of_runtimes(
+    env: Env, receiver: Receiver
+) -> None:
+    await env.save(
+        "nightly",
+        {
+            "when": {"schedules": ["0 3 * * *"]},
+            "do": [
+                {
+                    "fetch": {
+                        "url": f"{receiver.url}/nightly",
+                        "method": "post",
+                        "body": {"trigger": "{{run.trigger.type}}"},
+                    }
+                }
+            ],
+        },
+        ws="sched",
+    )
+    three = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
+    # Two runtimes at the same minute: one claims it.
+    counts = await asyncio.gather(run_due(env.service, three), run_due(env.service, three))
+    assert sorted(counts) == [0, 1]
+    assert await run_due(env.service, three.replace(minute=1)) == 0  # not due
+    assert receiver.seen("nightly") == [{"trigger": "schedule"}]
+
+
+async def test_settings_mask_secret_values(env: Env) -> None:
+    response = await env.client.put(
+        f"/v1/workspaces/{WS}/app-settings",
+        json={
+            "label": "Autos",
+            "description": "d",
+            "config": {
+                "schema": {"KEY": {"type": "string", "secret": True}, "URL": {"type": "string"}},
+                "value": {"KEY": "hunter2-secret", "URL": "https://x.test"},
+            },
+        },
+        headers=env.headers,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["config"]["value"] == {"KEY": "********", "URL": "https://x.test"}
+    await env.save(
+        "leaky",
+        {"output": "{{config.KEY}}", "do": [{"emit": {"event": "x", "payload": "{{config}}"}}]},
+    )
+    ran = (await env.run("leaky")).json()
+    assert ran["output"] == "[redacted]"
+    assert ran["emitted"][0]["payload"]["KEY"] == "[redacted]"
