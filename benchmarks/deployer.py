@@ -6,12 +6,14 @@ long a container must stay up before it counts as running), not overhead, and ``
 has none. Its timing still includes everything else: the API call and commit, the reconciler's
 wake-up, listing the deployment's containers, the pull with the token (a cached image still asks
 the registry for the manifest, so a revoked token is noticed), the volume, create, start, and the
-observation that the container runs; the client polls every 10 ms.
+observation that the container runs, and the status event's way through the outbox and the bus
+(the benchmark listens for ``status_changed`` like another service, rather than polling).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import statistics
 import time
@@ -19,10 +21,13 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
+import aio_pika
+import aio_pika.abc
 import aiodocker
 import httpx
 
 from modyard.common.auth import Role
+from modyard.common.bus.topology import EVENTS_EXCHANGE
 from modyard.common.network import tcp_reachable
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
@@ -35,7 +40,7 @@ from modyard.deployer.testing import (
 )
 
 ROUNDS = 20
-POLL_SECONDS = 0.01
+STATUS_CHANGED = "modyard.deployer.deployment.status_changed"
 TARGET_RATIO = 1.3
 
 
@@ -76,19 +81,54 @@ async def _docker_run(docker_host: str, image: str, name: str, namespace: str) -
     return elapsed
 
 
-async def _deploy(client: httpx.AsyncClient, body: dict[str, Any]) -> float:
+class StatusEvents:
+    """``modyard.deployer.deployment.status_changed`` from the bus, as another service sees them.
+
+    Waiting on events instead of polling the API keeps the measurement from loading the deployer
+    it measures (a poll every few ms costs the deployer's event loop more than the work itself).
+    """
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+
+    async def start(self, amqp_url: str) -> None:
+        self._connection = await aio_pika.connect_robust(amqp_url)
+        channel = await self._connection.channel()
+        exchange = await channel.declare_exchange(
+            EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True, passive=True
+        )
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key=STATUS_CHANGED)
+        await queue.consume(self._on_message, no_ack=True)
+
+    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        data = json.loads(message.body)["data"]
+        waiter = self._waiters.get(data["name"])
+        if waiter is not None and not waiter.done() and data["status"] in ("running", "warn"):
+            waiter.set_result(data)
+
+    def settled(self, name: str) -> asyncio.Future[dict[str, Any]]:
+        """Resolves with the deployment's first ``running`` or ``warn`` event from now on."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters[name] = future
+        return future
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+
+async def _deploy(client: httpx.AsyncClient, events: StatusEvents, body: dict[str, Any]) -> float:
     created = await client.post("/v1/deployments", json=body)
     created.raise_for_status()
     name = body["name"]
+    settled = events.settled(name)
     started = time.perf_counter()
     (await client.post(f"/v1/deployments/{name}/deploy")).raise_for_status()
-    while True:
-        deployment = (await client.get(f"/v1/deployments/{name}")).json()
-        if deployment["status"] == "running":
-            break
-        if deployment["status"] == "warn":
-            raise RuntimeError(f"benchmark deployment failed: {deployment['reason']}")
-        await asyncio.sleep(POLL_SECONDS)
+    outcome = await asyncio.wait_for(settled, timeout=60)
+    if outcome["status"] != "running":
+        raise RuntimeError(f"benchmark deployment failed: {outcome['reason']}")
     elapsed = time.perf_counter() - started
     (await client.delete(f"/v1/deployments/{name}")).raise_for_status()
     for _ in range(1200):  # outside the timing: the next round starts from a clean host
@@ -148,6 +188,7 @@ async def deployer_load(infra: IsolatedInfra) -> dict[str, Any]:
     }
     docker_runs: list[float] = []
     deploys: list[float] = []
+    events = StatusEvents()
     try:
         async with (
             service_process("deployer", env) as deployer,
@@ -157,17 +198,19 @@ async def deployer_load(infra: IsolatedInfra) -> dict[str, Any]:
                 timeout=60,
             ) as client,
         ):
+            await events.start(infra.amqp_url)
             # One of each first: connection pools, the daemon's caches, the reconciler's tasks.
             await _docker_run(settings.docker_host, image, f"{namespace}-warm", namespace)
-            await _deploy(client, {**body, "name": "warm-up"})
+            await _deploy(client, events, {**body, "name": "warm-up"})
             for round_ in range(ROUNDS):
                 docker_runs.append(
                     await _docker_run(
                         settings.docker_host, image, f"{namespace}-run-{round_}", namespace
                     )
                 )
-                deploys.append(await _deploy(client, {**body, "name": f"bench-{round_}"}))
+                deploys.append(await _deploy(client, events, {**body, "name": f"bench-{round_}"}))
     finally:
+        await events.close()
         await remove_namespace(settings.docker_host, namespace)
         try:
             await _docker(settings.docker_host, "rmi", "-f", image)

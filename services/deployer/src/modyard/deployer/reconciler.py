@@ -407,7 +407,9 @@ class Reconciler:
         image = image_of(deployment)
         recreating = deployment.serving_generation == deployment.generation
         clock = time.perf_counter()
-        timings: dict[str, float] = {}
+        timings: dict[str, float] = {
+            "since_request_ms": round((_now() - deployment.status_since).total_seconds() * 1000, 1)
+        }
 
         def lap(step: str) -> None:
             nonlocal clock
