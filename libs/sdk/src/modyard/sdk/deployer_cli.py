@@ -242,8 +242,8 @@ def update(
     timeout: Timeout = 300,
     as_json: JsonOption = False,
 ) -> None:
-    """A new tag and/or env (--env replaces the whole env); a running module restarts with it,
-    and if the new version fails the old one keeps serving."""
+    """A new tag and/or env (--env replaces the env); a running module restarts with it, the
+    old version serving on if the new one fails."""
     _change(
         ref,
         "update",
