@@ -2,8 +2,8 @@
 
 The first publish fixes the app's name for ever and a workspace publishes to one app only
 (``automation_workspaces.app_name``, unique). Each publish uploads the workspace as Prisme.ai's
-single-file source (``index.yml``; JSON is YAML) numbered like Prisme.ai's publishes: ``N.0.0``
-after the highest version the registry has. Label, description and photo are carried over; the
+single-file source (``index.yml``; JSON is YAML) numbered ``1.0.0``, ``1.1.0``, … (the next minor after the
+newest the registry has), so that instances that are not pinned follow every publish. Label, description and photo are carried over; the
 config schema and the non-secret config values (the instances' defaults) too — secret values
 never leave the workspace. Top-level app instances become ``imports`` (pinned ones with their
 ``appVersion``).
@@ -50,13 +50,18 @@ class Published:
 
 
 def _next_version(versions: list[str]) -> str:
-    majors = []
+    """The minor after the newest: every publish stays compatible (``^1.0.0``), so that
+    installations that are not pinned follow it, as Prisme.ai's instances do by default."""
+    parsed = []
     for version in versions:
         try:
-            majors.append(parse_version(version).major)
+            parsed.append(parse_version(version))
         except InvalidVersion:
             continue
-    return f"{max(majors, default=0) + 1}.0.0"
+    if not parsed:
+        return "1.0.0"
+    newest = max(parsed)
+    return f"{newest.major}.{newest.minor + 1}.0"
 
 
 def workspace_document(

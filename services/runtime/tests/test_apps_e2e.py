@@ -1,0 +1,447 @@
+"""Apps end to end: registry and installer processes, the runtime in process, the real broker.
+
+A workspace is published as an app (new immutable ``prismeai`` versions in the registry),
+installed through the installer as app instances, and run under the isolation rules of seed 002;
+the nested Chatbot → nlu → french scenario runs over the broker too."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from modyard.common.auth import Role
+from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.services import auth_headers, in_process, service_process
+from modyard.runtime.app import create_app
+from modyard.runtime.automations.service import AutomationService
+from modyard.runtime.settings import RuntimeSettings
+
+pytestmark = pytest.mark.infra
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+class Receiver:
+    """Automations ``fetch`` here to show what they heard."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        async def record(request: web.Request) -> web.Response:
+            text = await request.text()
+            try:
+                body = json.loads(text) if text else None
+            except ValueError:
+                body = text  # a string body is sent as text
+            self.calls.append((request.match_info["name"], body))
+            return web.json_response({"ok": True})
+
+        app = web.Application()
+        app.router.add_post("/{name}", record)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def seen(self, name: str) -> list[Any]:
+        return [body for called, body in self.calls if called == name]
+
+    async def wait_for(self, name: str, count: int = 1) -> list[Any]:
+        async def enough() -> bool:
+            return len(self.seen(name)) >= count
+
+        await eventually(enough)
+        return self.seen(name)
+
+
+def report(receiver: Receiver, name: str, body: Any = "{{payload}}") -> dict[str, Any]:
+    return {"fetch": {"url": f"{receiver.url}/{name}", "method": "post", "body": body}}
+
+
+class Env:
+    def __init__(
+        self, client: httpx.AsyncClient, app: Any, registry: str, installer: str, headers: Any
+    ) -> None:
+        self.client = client
+        self.app = app
+        self.registry = registry
+        self.installer = installer
+        self.headers = headers
+
+    @property
+    def service(self) -> AutomationService:
+        service = self.app.state.automations
+        assert isinstance(service, AutomationService)
+        return service
+
+    async def external(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        async with httpx.AsyncClient(headers=self.headers, timeout=30) as client:
+            return await client.request(method, url, **kwargs)
+
+    async def workspace(self, slug: str) -> None:
+        response = await self.external(
+            "POST", f"{self.installer}/v1/workspaces", json={"slug": slug, "name": slug}
+        )
+        assert response.status_code == 201, response.text
+
+    async def save(self, ws: str, automations: dict[str, Any]) -> None:
+        for slug, definition in automations.items():
+            response = await self.client.put(
+                f"/v1/workspaces/{ws}/automations/{slug}", json=definition, headers=self.headers
+            )
+            assert response.status_code in (200, 201), response.text
+        self.service.programs.forget(ws)
+
+    async def publish(self, ws: str, app: str) -> httpx.Response:
+        return await self.client.post(
+            f"/v1/workspaces/{ws}/publish", json={"app_name": app}, headers=self.headers
+        )
+
+    async def install(self, ws: str, module: str, **body: Any) -> httpx.Response:
+        return await self.external(
+            "POST",
+            f"{self.installer}/v1/workspaces/{ws}/installations",
+            json={"module": module, **body},
+        )
+
+    async def instances(self, ws: str) -> dict[str, Any]:
+        self.service.programs.forget(ws)
+        response = await self.client.get(f"/v1/workspaces/{ws}/apps", headers=self.headers)
+        assert response.status_code == 200, response.text
+        return {item["slug"]: item for item in response.json()["items"]}
+
+    async def wait_instance(
+        self, ws: str, slug: str, check: Callable[[dict[str, Any]], bool] = lambda _: True
+    ) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+
+        async def present() -> bool:
+            item = (await self.instances(ws)).get(slug)
+            if item is not None and check(item):
+                found.update(item)
+                return True
+            return False
+
+        await eventually(present)
+        return found
+
+    async def run(self, ws: str, name: str, payload: Any = None) -> httpx.Response:
+        self.service.programs.forget(ws)
+        return await self.client.post(
+            f"/v1/workspaces/{ws}/automations/{name}/run",
+            json={"payload": payload or {}},
+            headers=self.headers,
+        )
+
+
+@pytest.fixture(scope="module")
+async def receiver() -> AsyncIterator[Receiver]:
+    server = Receiver()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="module")
+async def env(infra: IsolatedInfra) -> AsyncIterator[Env]:
+    registry_env = {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "registry_for_apps"}
+    async with service_process("registry", registry_env) as registry:
+        installer_env = {
+            **infra.env(),
+            "MODYARD_INSTALLER_DB_SCHEMA": "installer_for_apps",
+            "MODYARD_REGISTRY_URL": registry.url,
+            # Prisme.ai's environment overrides, for the app's slug.
+            "APP_CONFIG_toolbox_REGION": "eu-west",
+            "APP_CONFIG_toolbox_API_URL": "https://from-env.test",
+        }
+        async with service_process("installer", installer_env) as installer:
+            settings = RuntimeSettings(
+                database_url=infra.database_url,
+                amqp_url=infra.amqp_url,
+                db_schema="runtime_apps",
+                installer_url=installer.url,
+                registry_url=registry.url,
+            )
+            app = create_app(settings)
+            async with in_process(app) as client:
+                yield Env(
+                    client, app, registry.url, installer.url, auth_headers(settings, Role.operator)
+                )
+
+
+def toolbox_automations(receiver: Receiver) -> dict[str, Any]:
+    return {
+        "execute": {
+            "when": {"endpoint": True},
+            "arguments": {"name": {"type": "string"}},
+            "output": {"config": "{{config}}", "hello": "Hello {{body.name}}"},
+            "do": [{"emit": {"event": "executed", "payload": {"name": "{{body.name}}"}}}],
+        },
+        "helper": {"private": True, "output": "helped", "do": []},
+        "usesHelper": {"output": "{{h}}", "do": [{"helper": {"output": "h"}}]},
+        "callsParent": {"do": [{"parentOnly": {}}]},
+        "context": {"output": "{{run.appInstance}}", "do": []},
+        "onPing": {
+            "when": {"events": ["ping"]},
+            "do": [report(receiver, "instance-ping", "{{payload}}")],
+        },
+        "onInstalled": {
+            "when": {"events": ["workspaces.apps.installed"]},
+            "do": [report(receiver, "installed", "{{run.appInstance.fullSlug}}")],
+        },
+        "onConfigured": {
+            "when": {"events": ["workspaces.apps.configured"]},
+            "do": [report(receiver, "configured", "{{config.API_URL}}")],
+        },
+        "onUninstalled": {
+            "when": {"events": ["workspaces.apps.uninstalled"]},
+            "do": [report(receiver, "uninstalled", "{{run.appInstance.fullSlug}}")],
+        },
+        "onPublished": {
+            "when": {"events": ["apps.published"]},
+            "do": [report(receiver, "published", "{{payload.appVersion}}")],
+        },
+    }
+
+
+async def test_publishing_a_workspace_as_an_app(env: Env, receiver: Receiver) -> None:
+    await env.workspace("tools-src")
+    response = await env.client.put(
+        "/v1/workspaces/tools-src/app-settings",
+        json={
+            "label": "Toolbox",
+            "description": "Small utilities",
+            "photo": "https://cdn.test/toolbox.png",
+            "config": {
+                "schema": {
+                    "API_URL": {"type": "string"},
+                    "REGION": {"type": "string"},
+                    "FALLBACK": {"type": "string"},
+                    "TOKEN": {"type": "string", "secret": True},
+                },
+                "value": {
+                    "API_URL": "https://app.default",
+                    "REGION": "app-region",
+                    "FALLBACK": "from-app",
+                    "TOKEN": "never-published",
+                },
+            },
+        },
+        headers=env.headers,
+    )
+    assert response.status_code == 200, response.text
+    await env.save("tools-src", toolbox_automations(receiver))
+
+    first = await env.publish("tools-src", "toolbox")
+    assert first.status_code == 201, first.text
+    assert first.json()["version"] == "1.0.0"
+    version = (
+        await env.external("GET", f"{env.registry}/v1/modules/toolbox/versions/1.0.0")
+    ).json()
+    manifest = version["manifest"]
+    assert manifest["format"] == "prismeai"
+    assert manifest["description"] == "Small utilities"
+    assert manifest["icon"] == "https://cdn.test/toolbox.png"
+    assert {a["slug"] for a in manifest["automations"]} >= {"execute", "helper"}
+    assert "never-published" not in str(manifest)
+
+    # The name is fixed by the first publish; each publish is a new immutable version.
+    renamed = await env.publish("tools-src", "other-name")
+    assert renamed.status_code == 409
+    assert renamed.json()["app"] == "toolbox"
+    await env.workspace("thief")
+    taken = await env.publish("thief", "toolbox")
+    assert taken.status_code == 409
+    listed = await env.client.get("/v1/apps", headers=env.headers)
+    assert [item["app"] for item in listed.json()["items"]] == ["toolbox"]
+
+
+async def test_instances_run_isolated_from_their_parent(env: Env, receiver: Receiver) -> None:
+    await env.workspace("parent")
+    await env.client.put(
+        "/v1/workspaces/parent/app-settings",
+        json={"config": {"value": {"PARENT_ONLY": "p"}}},
+        headers=env.headers,
+    )
+    await env.save(
+        "parent",
+        {
+            "parentOnly": {"output": "parent", "do": []},
+            "onExecuted": {
+                "when": {"events": ["toolbox.executed"]},
+                "do": [report(receiver, "parent-heard")],
+            },
+            "pingInstance": {"do": [{"emit": {"event": "toolbox.ping", "payload": {"n": 2}}}]},
+            "pingOwn": {"do": [{"emit": {"event": "ping", "payload": {"n": 1}}}]},
+        },
+    )
+    installed = await env.install("parent", "toolbox", config={"API_URL": "https://instance.test"})
+    assert installed.status_code == 201, installed.text
+    instance = await env.wait_instance("parent", "toolbox")
+    assert instance["app"] == "toolbox"
+    assert {a["slug"]: a["endpoint"] for a in instance["automations"]}["execute"] == (
+        "toolbox.execute"
+    )
+    # Native event: the instance hears it was installed.
+    assert await receiver.wait_for("installed") == ["toolbox"]
+
+    # Endpoints are namespaced; config is the instance's own, falling back to the app's, with
+    # the environment in between (the instance's own value wins over it).
+    served = await env.client.post(
+        "/v1/workspaces/parent/endpoints/toolbox.execute",
+        json={"name": "Ada"},
+        headers=env.headers,
+    )
+    assert served.status_code == 200, served.text
+    config = served.json()["config"]
+    assert config["API_URL"] == "https://instance.test"
+    assert config["REGION"] == "eu-west"
+    assert config["FALLBACK"] == "from-app"
+    assert "PARENT_ONLY" not in config
+    assert served.json()["hello"] == "Hello Ada"
+    unprefixed = await env.client.post(
+        "/v1/workspaces/parent/endpoints/execute", json={}, headers=env.headers
+    )
+    assert unprefixed.status_code == 404
+
+    # Its emit is prefixed: the parent listens to the full name.
+    assert await receiver.wait_for("parent-heard") == [{"name": "Ada"}]
+
+    # No way up: the parent's automations are not reachable; private ones only from inside.
+    assert (await env.run("parent", "toolbox.callsParent")).status_code == 404
+    assert (await env.run("parent", "toolbox.helper")).status_code == 403
+    assert (await env.run("parent", "toolbox.usesHelper")).json()["output"] == "helped"
+
+    # The parent triggers the instance with the full name; the instance never hears "ping"
+    # emitted by the parent itself (sent first: the broker delivers in order).
+    assert (await env.run("parent", "pingOwn")).status_code == 200
+    assert (await env.run("parent", "pingInstance")).status_code == 200
+    assert await receiver.wait_for("instance-ping") == [{"n": 2}]
+
+    # The run context tells the automation it runs in an instance, and which.
+    context = (await env.run("parent", "toolbox.context")).json()["output"]
+    assert context["fullSlug"] == "toolbox"
+    assert context["app"] == "toolbox"
+
+
+async def test_instances_follow_new_versions_and_hear_native_events(
+    env: Env, receiver: Receiver
+) -> None:
+    await env.wait_instance("parent", "toolbox")
+    pinned = await env.install("parent", "toolbox", slug="stable", version="1.0.0", pinned=True)
+    assert pinned.status_code == 201, pinned.text
+    await env.wait_instance("parent", "stable")
+
+    configured = await env.external(
+        "PATCH",
+        f"{env.installer}/v1/workspaces/parent/installations/toolbox/config",
+        json={"config": {"API_URL": "https://reconfigured.test"}},
+    )
+    assert configured.status_code == 200, configured.text
+    assert "https://reconfigured.test" in await receiver.wait_for("configured")
+
+    republished = await env.publish("tools-src", "toolbox")
+    assert republished.json()["version"] == "1.1.0"
+    assert "1.1.0" in await receiver.wait_for("published")
+    await env.wait_instance("parent", "toolbox", lambda item: item["version"] == "1.1.0")
+    assert (await env.instances("parent"))["stable"]["version"] == "1.0.0"
+
+    removed = await env.external(
+        "DELETE", f"{env.installer}/v1/workspaces/parent/installations/stable"
+    )
+    assert removed.status_code == 204, removed.text
+    assert "stable" in await receiver.wait_for("uninstalled")
+
+    async def gone() -> bool:
+        return "stable" not in await env.instances("parent")
+
+    await eventually(gone)
+
+
+async def test_nested_apps_chatbot_nlu_french(env: Env, receiver: Receiver) -> None:
+    await env.workspace("french-src")
+    await env.save(
+        "french-src",
+        {
+            "embed": {
+                "arguments": {"text": {"type": "string"}},
+                "output": [0.1, 0.2],
+                "do": [{"emit": {"event": "processed", "payload": {"text": "{{text}}"}}}],
+            },
+            "reachUp": {"do": [{"parse": {}}]},
+        },
+    )
+    assert (await env.publish("french-src", "french")).status_code == 201
+
+    await env.workspace("nlu-src")
+    assert (await env.install("nlu-src", "french")).status_code == 201
+    await env.wait_instance("nlu-src", "french")
+    await env.save(
+        "nlu-src",
+        {
+            "parse": {
+                "arguments": {"text": {"type": "string"}},
+                "output": {"embedding": "{{e}}"},
+                "do": [{"french.embed": {"text": "{{text}}", "output": "e"}}],
+            },
+            "onFrench": {
+                "when": {"events": ["french.processed"]},
+                "do": [report(receiver, "nlu-heard")],
+            },
+        },
+    )
+    published = await env.publish("nlu-src", "nlu")
+    assert published.status_code == 201, published.text
+
+    await env.workspace("chatbot")
+    await env.save(
+        "chatbot",
+        {
+            "onNested": {
+                "when": {"events": ["nlu.french.processed"]},
+                "do": [report(receiver, "chatbot-heard")],
+            }
+        },
+    )
+    assert (await env.install("chatbot", "nlu")).status_code == 201
+    await env.wait_instance("chatbot", "nlu")
+    nested = await env.wait_instance("chatbot", "nlu.french")
+    assert nested["parent"] == "nlu"
+
+    # Chatbot calls nlu, which calls french; and calls french directly.
+    parsed = await env.run("chatbot", "nlu.parse", {"text": "bonjour"})
+    assert parsed.status_code == 200, parsed.text
+    assert parsed.json()["output"] == {"embedding": [0.1, 0.2]}
+    assert parsed.json()["emitted"] == [
+        {"type": "nlu.french.processed", "payload": {"text": "bonjour"}}
+    ]
+    direct = await env.run("chatbot", "nlu.french.embed", {"text": "salut"})
+    assert direct.json()["app_instance"] == "nlu.french"
+
+    # Chatbot hears nlu.french.processed, nlu hears french.processed, over the broker.
+    heard = await receiver.wait_for("chatbot-heard", 2)
+    assert {item["text"] for item in heard} == {"bonjour", "salut"}
+    nlu_heard = await receiver.wait_for("nlu-heard", 2)
+    assert {item["text"] for item in nlu_heard} >= {"bonjour", "salut"}
+
+    # french reaches nothing above it.
+    assert (await env.run("chatbot", "nlu.french.reachUp")).status_code == 404
