@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 from aiohttp import web
+from sqlalchemy import select
 
 from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import auth_headers, in_process, service_process
 from modyard.runtime.app import create_app
 from modyard.runtime.automations.service import AutomationService
+from modyard.runtime.models import NodeLog
 from modyard.runtime.settings import RuntimeSettings
 
 pytestmark = pytest.mark.infra
@@ -341,6 +344,49 @@ async def test_instances_run_isolated_from_their_parent(env: Env, receiver: Rece
     context = (await env.run("parent", "toolbox.context")).json()["output"]
     assert context["fullSlug"] == "toolbox"
     assert context["app"] == "toolbox"
+
+
+async def test_a_flow_node_calls_an_app_instances_automation(env: Env) -> None:
+    """The node's properties are the arguments (checked), the message its body and payload."""
+    await env.wait_instance("parent", "toolbox")
+    granted = await env.external(
+        "POST", f"{env.installer}/v1/workspaces/parent/installations/toolbox/acl/grant-users"
+    )
+    assert granted.status_code == 201, granted.text
+    body = {
+        "name": "automation-node",
+        "definition": {
+            "nodes": {
+                "hook": {"component": "core.webhook"},
+                "tool": {
+                    "component": "toolbox.execute",
+                    "properties": {"name": "{{ payload.name }}"},
+                },
+                "sink": {"component": "core.log", "properties": {"message": "{{ payload.hello }}"}},
+            },
+            "connections": [{"from": "hook", "to": "tool"}, {"from": "tool", "to": "sink"}],
+        },
+    }
+    created = await env.client.post("/v1/workspaces/parent/flows", json=body, headers=env.headers)
+    assert created.status_code == 201, created.text
+    flow_id = created.json()["id"]
+    started = await env.client.post(
+        f"/v1/workspaces/parent/flows/{flow_id}/start", headers=env.headers
+    )
+    assert started.status_code == 200, started.text
+    hooked = await env.client.post(f"/v1/hooks/parent/{flow_id}/hook", json={"name": "Flo"})
+    assert hooked.status_code == 202, hooked.text
+
+    async def logged() -> bool:
+        async with env.app.state.database.transaction() as session:
+            entries = list(
+                await session.scalars(
+                    select(NodeLog.entry).where(NodeLog.flow_id == uuid.UUID(flow_id))
+                )
+            )
+        return entries == ["Hello Flo"]
+
+    await eventually(logged)
 
 
 async def test_instances_follow_new_versions_and_hear_native_events(

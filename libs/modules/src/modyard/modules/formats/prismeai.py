@@ -32,6 +32,9 @@ Mapping:
   JSON Schemas, ``when`` with ``events``/``endpoint``/``schedules`` checked, ``do`` **required**
   (``do: []`` is fine), ``output``); other keys, the instructions called that are not native
   (automations, ``<instance>.<automation>`` of imports) and the events emitted → ``extra``.
+* every automation that is not ``private`` → also an ``action`` ``Component`` of the same name
+  with executor ``automation`` (``extra.automation`` = its slug), ports ``in``/``out`` and its
+  ``arguments`` as the properties schema: a flow node can call an app instance's automation.
 * ``imports`` → ``AppImport`` (slug = the instance's key, ``app`` = module name of ``appSlug``,
   ``version`` = ``appVersion`` as an exact version or npm range, none when ``latest``/absent
   since instances then follow new versions) and a ``module`` dependency on the app.
@@ -67,15 +70,20 @@ from modyard.modules.manifest import (
     MODULE_NAME_PATTERN,
     AppImport,
     Automation,
+    Component,
+    ComponentRole,
     ConfigField,
     ConfigOption,
     ConfigSpec,
     Dependency,
     EventSpec,
+    Executor,
+    ExecutorType,
     Manifest,
     ModuleFile,
     ModuleFormat,
     ModuleKind,
+    Port,
     module_name,
 )
 
@@ -254,6 +262,7 @@ class _WorkspaceReader:
                 dependencies=dependencies,
                 config=config,
                 automations=automations,
+                components=_automation_components(automations),
                 imports=imports,
                 events=list(self.events.values()),
                 files=self._carried_files(),
@@ -601,6 +610,26 @@ def _nested_instructions(name: str, arguments: Any, at: str) -> Iterator[tuple[s
         yield at + "/do", arguments["do"]
     elif name == "all":
         yield at, arguments
+
+
+def _automation_components(automations: list[Automation]) -> list[Component]:
+    """Public automations as flow components, run by the runtime's ``automation`` executor."""
+    return [
+        Component(
+            name=automation.slug,
+            role=ComponentRole.action,
+            label=automation.name,
+            description=automation.description,
+            in_ports=[Port(name="in")],
+            out_ports=[Port(name="out")],
+            properties_schema={"type": "object", "properties": dict(automation.arguments)}
+            if automation.arguments
+            else None,
+            executor=Executor(type=ExecutorType.automation, extra={"automation": automation.slug}),
+        )
+        for automation in automations
+        if not automation.private
+    ]
 
 
 def _prismeai_version(value: Any) -> str | None:

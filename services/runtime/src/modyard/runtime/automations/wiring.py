@@ -17,6 +17,7 @@ from modyard.common.bus.consumer import EventSubscription
 from modyard.common.bus.envelope import CloudEvent
 from modyard.runtime.apps.instances import InstanceTracker
 from modyard.runtime.apps.registry_client import RegistryClient
+from modyard.runtime.automations import components
 from modyard.runtime.automations.events import EMITTED, EventHub
 from modyard.runtime.automations.programs import ProgramCache
 from modyard.runtime.automations.schedules import run_schedules
@@ -62,6 +63,7 @@ class AutomationsRuntime:
         self.installer = InstallerClient(self.settings)
         self.tracker = InstanceTracker(self.service, self.registry, self.installer, box)
         app.state.automations = self.service
+        components.service = self.service
         app.state.registry_client = self.registry
         lifecycle = app.state.lifecycle
 
@@ -77,6 +79,7 @@ class AutomationsRuntime:
         )
 
     async def aclose(self) -> None:
+        components.service = None
         if self.service is not None:
             await self.service.aclose()
         for client in (self.registry, self.installer):

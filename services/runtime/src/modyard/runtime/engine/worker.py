@@ -33,6 +33,7 @@ from modyard.common.bus.outbox import record_event
 from modyard.common.db.database import Database
 from modyard.common.request_context import bound_context
 from modyard.runtime import catalog
+from modyard.runtime.automations.components import run_automation_node
 from modyard.runtime.catalog import ComponentRef
 from modyard.runtime.components.base import ComponentError, Delay, ExecutionContext, Outputs
 from modyard.runtime.components.core import core_component
@@ -193,6 +194,10 @@ class NodeWorker:
             raise ComponentError(
                 f"{component!r} is not installed in {flow.workspace!r} (was its module removed?)",
                 retryable=True,
+            )
+        if installed.executor == "automation":  # an app instance's automation
+            return await run_automation_node(
+                context, ref.slug, installed.component, message.payload
             )
         config = await self._installer.effective_config(flow.workspace, ref.slug)
         return await self._executors.call(
