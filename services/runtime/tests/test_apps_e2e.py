@@ -8,18 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from aiohttp import web
 from sqlalchemy import select
 
 from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import auth_headers, in_process, service_process
+from modyard.common.testing.services import (
+    auth_headers,
+    free_port,
+    in_process,
+    service_process,
+)
 from modyard.runtime.app import create_app
 from modyard.runtime.automations.service import AutomationService
 from modyard.runtime.models import NodeLog
@@ -491,3 +500,63 @@ async def test_nested_apps_chatbot_nlu_french(env: Env, receiver: Receiver) -> N
 
     # french reaches nothing above it.
     assert (await env.run("chatbot", "nlu.french.reachUp")).status_code == 404
+
+
+async def cli(env_vars: dict[str, str], *args: str) -> Any:
+    """``modyard <args> --json``; its exit code must be 0."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "modyard.sdk.cli",
+        *args,
+        "--json",
+        env={**os.environ, **env_vars},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, stderr.decode() + stdout.decode()
+    return json.loads(stdout)
+
+
+async def test_cli_publishes_lists_and_runs(env: Env, tmp_path: Path) -> None:
+    # The in-process runtime, also served on a loopback port for the CLI's processes.
+    server = uvicorn.Server(
+        uvicorn.Config(
+            env.app, host="127.0.0.1", port=free_port(), lifespan="off", log_level="warning"
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+
+        async def started() -> bool:
+            return bool(server.started)
+
+        await eventually(started, timeout=10)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        urls = {"MODYARD_RUNTIME_URL": f"http://127.0.0.1:{port}"}
+        payload = tmp_path / "payload.yaml"
+        payload.write_text("name: Cli\n")
+        published, apps, instances, ran = await asyncio.gather(
+            cli(urls, "apps", "publish", "--workspace", "tools-src", "toolbox"),
+            cli(urls, "apps", "list"),
+            cli(urls, "apps", "list", "--workspace", "chatbot"),
+            cli(
+                urls,
+                "automations",
+                "run",
+                "toolbox.execute",
+                "--workspace",
+                "parent",
+                "--payload",
+                str(payload),
+            ),
+        )
+    finally:
+        server.should_exit = True
+        await serving
+    assert published["app"] == "toolbox"
+    assert {item["app"] for item in apps} >= {"toolbox", "nlu", "french"}
+    assert {item["slug"] for item in instances} == {"nlu", "nlu.french"}
+    assert ran["app_instance"] == "toolbox"
+    assert ran["emitted"] == [{"type": "toolbox.executed", "payload": {"name": None}}]

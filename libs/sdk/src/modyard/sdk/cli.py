@@ -17,6 +17,7 @@ from rich.table import Table
 
 from modyard.common.auth import DEFAULT_TOKEN_TTL_SECONDS, Role, mint_token
 from modyard.common.settings import CommonSettings
+from modyard.sdk.apps_cli import apps_app, automations_app
 from modyard.sdk.client import SERVICES, ModyardAPIError, ModyardClient
 from modyard.sdk.deployer_cli import deploy_app
 from modyard.sdk.dev.cli import app as dev_app
@@ -48,6 +49,8 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(cells_app, name="cells")
 app.add_typer(cell_app, name="cell")
 app.add_typer(deploy_app, name="deploy")
+app.add_typer(apps_app, name="apps")
+app.add_typer(automations_app, name="automations")
 
 console = Console()
 err_console = Console(stderr=True)

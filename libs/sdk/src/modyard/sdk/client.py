@@ -55,6 +55,7 @@ class ModyardClient:
         self.registry = RegistryClient(self)
         self.installer = InstallerClient(self)
         self.runtime = RuntimeClient(self)
+        self.automations = AutomationsClient(self)
         self.gateway = GatewayClient(self)
         self.deployer = DeployerClient(self)
 
@@ -437,6 +438,36 @@ class RuntimeClient(_ServiceAPI):
     async def test_webhook(self, webhook_id: str) -> dict[str, Any]:
         """Enqueue a ``webhook.test`` delivery; it shows up in the webhook's deliveries."""
         return dict(await self._json("POST", f"/v1/system-webhooks/{webhook_id}/test"))
+
+
+class AutomationsClient(_ServiceAPI):
+    """The runtime's automations and apps (``ModyardClient.automations``)."""
+
+    service = "runtime"
+
+    async def automations(self, workspace: str) -> list[dict[str, Any]]:
+        return list((await self._json("GET", f"/v1/workspaces/{workspace}/automations"))["items"])
+
+    async def save(self, workspace: str, slug: str, definition: dict[str, Any]) -> dict[str, Any]:
+        path = f"/v1/workspaces/{workspace}/automations/{slug}"
+        return dict(await self._json("PUT", path, json=definition))
+
+    async def run(self, workspace: str, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+        path = f"/v1/workspaces/{workspace}/automations/{name}/run"
+        return dict(await self._json("POST", path, json={"payload": payload}))
+
+    async def call_endpoint(self, workspace: str, name: str, body: Any = None) -> Any:
+        return await self._json("POST", f"/v1/workspaces/{workspace}/endpoints/{name}", json=body)
+
+    async def publish(self, workspace: str, app_name: str) -> dict[str, Any]:
+        path = f"/v1/workspaces/{workspace}/publish"
+        return dict(await self._json("POST", path, json={"app_name": app_name}))
+
+    async def apps(self) -> list[dict[str, Any]]:
+        return list((await self._json("GET", "/v1/apps"))["items"])
+
+    async def instances(self, workspace: str) -> list[dict[str, Any]]:
+        return list((await self._json("GET", f"/v1/workspaces/{workspace}/apps"))["items"])
 
 
 class GatewayClient(_ServiceAPI):
