@@ -51,12 +51,16 @@ class Images:
 
 @pytest.fixture(scope="session")
 async def docker_host(infra_settings: CommonSettings) -> str:
-    """The Docker daemon, which `make infra` starts where the machine allows (it is optional)."""
+    """The Docker daemon `make infra` starts: like the database and the broker, a missing one is a
+    failure, never a silently skipped suite."""
     try:
         async with aiodocker.Docker(url=infra_settings.docker_host) as docker:
             await docker.version()
     except (aiodocker.DockerError, OSError, ValueError) as exc:
-        pytest.skip(f"no Docker daemon at {infra_settings.docker_host} ({exc}); `make infra`")
+        pytest.fail(
+            f"no Docker daemon at {infra_settings.docker_host} ({exc}); start it with `make infra`",
+            pytrace=False,
+        )
     return infra_settings.docker_host
 
 
@@ -69,7 +73,7 @@ async def images(infra_settings: CommonSettings, docker_host: str) -> AsyncItera
     )
     host, _, port = login.host.partition(":")
     if not tcp_reachable(host, int(port or 80)):
-        pytest.skip(f"no image registry at {login.host}; `make infra` starts one")
+        pytest.fail(f"no image registry at {login.host}; `make infra` starts one", pytrace=False)
     found = Images(login=login, path=f"modyard-test-{uuid.uuid4().hex[:8]}/module")
     # $PORT is set by the deployer from the deployment's port.
     serve = httpd_command("$PORT", body="$GREETING $VERSION")
