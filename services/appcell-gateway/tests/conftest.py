@@ -25,7 +25,10 @@ from modyard.gateway.models import Cell
 from modyard.gateway.settings import GatewaySettings
 
 
-@pytest.fixture(scope="package")
+# Module scope, not package or session: the registry and installer processes consume the shared
+# ``registry.events`` / ``installer.events`` queues of the session's vhost, so they must be gone
+# before other packages' tests start their own.
+@pytest.fixture(scope="module")
 async def env(infra: IsolatedInfra) -> AsyncIterator[Env]:
     suffix = uuid.uuid4().hex[:6]
     registry_env = {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": f"registry_for_gateway_{suffix}"}
@@ -41,6 +44,7 @@ async def env(infra: IsolatedInfra) -> AsyncIterator[Env]:
                 amqp_url=infra.amqp_url,
                 registry_url=registry.url,
                 installer_url=installer.url,
+                db_schema=f"gateway_{suffix}",
                 request_timeout_seconds=TIMEOUT,
                 catalogue_refresh_seconds=0.2,
                 settings_cache_seconds=0.2,

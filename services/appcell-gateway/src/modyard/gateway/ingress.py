@@ -29,6 +29,7 @@ from modyard.common.errors import (
     Problem,
     Unauthorized,
     ValidationFailed,
+    problem_type,
 )
 from modyard.common.request_context import bound_context
 from modyard.gateway.pipeline import CellRequest, Pipeline
@@ -68,6 +69,17 @@ class Ingress:
                 body = problem.to_detail(f"amqp:{message.routing_key}").model_dump(
                     mode="json", exclude_none=True
                 )
+            except Exception:
+                # A bug: the caller still gets an answer (like HTTP's 500), never a silence.
+                log.exception("ingress_request_failed")
+                status = 500
+                body = {
+                    "type": problem_type("internal-error"),
+                    "title": "Internal error",
+                    "status": 500,
+                    "detail": "The gateway failed on this request; its request_id finds the log.",
+                    "request_id": correlation_id,
+                }
             if message.reply_to:
                 await self._default_exchange().publish(
                     aio_pika.Message(
