@@ -7,6 +7,7 @@ import json
 import sys
 
 from benchmarks import (
+    automations,
     deployer,
     event_bus,
     gateway,
@@ -43,6 +44,7 @@ async def main() -> int:
             runtime.runtime_load,
             deployer.deployer_load,
             gateway.gateway_load,
+            automations.automations_load,
         ):
             result = await benchmark(infra)
             print(json.dumps(result), flush=True)

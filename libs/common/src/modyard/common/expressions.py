@@ -629,6 +629,13 @@ def _literal_condition(value: bool | str | None) -> bool | None:
 
 
 def _checked_names(names: Iterable[str]) -> tuple[str, ...]:
+    # Scopes are built the same way again and again (the runtime evaluates many expressions
+    # over scopes with the same keys): the check is remembered by the keys as given.
+    return _checked_name_tuple(tuple(names))
+
+
+@lru_cache(maxsize=4096)
+def _checked_name_tuple(names: tuple[str, ...]) -> tuple[str, ...]:
     # Sorted, so that the parse cache does not depend on the order of a scope's keys.
     checked = tuple(sorted(set(names)))
     if not checked:

@@ -11,11 +11,12 @@ from modyard.runtime.apps.api import router as apps_router
 from modyard.runtime.automations.api import router as automations_router
 from modyard.runtime.webhooks.api import router as webhooks_router
 
+# Automations first: their endpoints are the hot path, and routes are matched in order.
 routers: list[APIRouter] = [
+    automations_router,
+    apps_router,
     flows_router,
     hooks_router,
     unprocessed_router,
     webhooks_router,
-    automations_router,
-    apps_router,
 ]

@@ -23,6 +23,7 @@ from modyard.runtime.automations.schemas import (
     SettingsOut,
 )
 from modyard.runtime.automations.service import AutomationService, Target
+from modyard.runtime.automations.tokens import EndpointPrincipal
 
 router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["automations"], responses=PROBLEM_RESPONSES)
 Workspace = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
@@ -162,7 +163,7 @@ async def run_automation(
     responses={200: {"description": "The automation's output, as JSON"}},
 )
 async def call_endpoint(
-    ws: Workspace, name: Name, request: Request, session: DbSession, principal: CurrentPrincipal
+    ws: Workspace, name: Name, request: Request, session: DbSession, principal: EndpointPrincipal
 ) -> Response:
     """Run the automation serving endpoint ``name`` (``functions.execute`` for an instance's):
     the JSON body is ``body`` (its fields also the arguments), the query ``payload.query``."""

@@ -102,16 +102,28 @@ class _Frame:
     run: dict[str, Any]
     depth: int
     loops: int = 0
+    _scope: dict[str, Any] | None = None
 
     def scope(self) -> dict[str, Any]:
-        scope: dict[str, Any] = dict.fromkeys(self.automation.variables)
-        scope.update(self.variables)
-        scope["payload"] = self.payload
-        scope["body"] = self.body
-        scope["config"] = self.program.config
-        scope["run"] = self.run
-        scope["user"] = self.run.get("user")
-        return scope
+        # Built once and kept until a variable is (re)bound: values are shared, so writes inside
+        # a variable's value are seen without rebuilding.
+        if self._scope is None:
+            scope: dict[str, Any] = dict.fromkeys(self.automation.variables)
+            scope.update(self.variables)
+            scope["payload"] = self.payload
+            scope["body"] = self.body
+            scope["config"] = self.program.config
+            scope["run"] = self.run
+            scope["user"] = self.run.get("user")
+            self._scope = scope
+        return self._scope
+
+    def bind(self, name: str, value: Any) -> None:
+        self.variables[name] = value
+        self._scope = None
+
+    def changed(self) -> None:
+        self._scope = None
 
 
 @dataclass
@@ -236,6 +248,10 @@ class Interpreter:
         )
 
     def _render(self, frame: _Frame, template: Any, pointer: str) -> Any:
+        if template is None or isinstance(template, bool | int | float):
+            return template
+        if isinstance(template, str) and "{{" not in template:
+            return template
         try:
             return render(template, frame.scope(), pointer=pointer)
         except TemplateError as exc:
@@ -244,6 +260,8 @@ class Interpreter:
     def _text(self, frame: _Frame, template: Any, pointer: str) -> str:
         if not isinstance(template, str):
             return "" if template is None else str(template)
+        if "{{" not in template:
+            return template
         try:
             return render_text(template, frame.scope(), pointer=pointer)
         except TemplateError as exc:
@@ -304,6 +322,8 @@ class Interpreter:
     def _set(self, frame: _Frame, args: Mapping[str, Any], at: str) -> None:
         parts = self._path(frame, args, at)
         value = self._render(frame, args.get("value"), f"{at}/value")
+        # A new or replaced top-level variable needs a new scope; a write inside one does not.
+        rebinds = len(parts) == 1 or not isinstance(frame.variables.get(str(parts[0])), dict | list)
         container: Any = frame.variables
         for part, following in itertools.pairwise(parts):
             child = _get(container, part)
@@ -323,6 +343,8 @@ class Interpreter:
                 value = [*current, *(value if isinstance(value, list) else [value])]
         if not _put(container, last, value):
             raise self._fail(frame, f"cannot set {args.get('name')!r}: no such list index", at)
+        if rebinds:
+            frame.changed()
 
     def _delete(self, frame: _Frame, args: Mapping[str, Any], at: str) -> None:
         parts = self._path(frame, args, at)
@@ -330,6 +352,7 @@ class Interpreter:
         for part in parts[:-1]:
             container = _get(container, part)
         last = parts[-1]
+        frame.changed()
         if isinstance(container, dict):
             container.pop(last, None)
         elif isinstance(container, list) and isinstance(last, int) and last < len(container):
@@ -370,7 +393,7 @@ class Interpreter:
             event = {**event, "type": str(event.get("type", "")).removeprefix(prefix)}
         output = args.get("output")
         if isinstance(output, str) and output:
-            frame.variables[output] = event
+            frame.bind(output, event)
 
     # -- fetch -----------------------------------------------------------------------------------
 
@@ -412,13 +435,12 @@ class Interpreter:
         output = args.get("output")
         if isinstance(output, str) and output:
             if args.get("outputMode") == "detailed_response":
-                frame.variables[output] = {
-                    "status": answer.status,
-                    "headers": answer.headers,
-                    "body": answer.body,
-                }
+                frame.bind(
+                    output,
+                    {"status": answer.status, "headers": answer.headers, "body": answer.body},
+                )
             else:
-                frame.variables[output] = answer.body
+                frame.bind(output, answer.body)
 
     # -- control flow ----------------------------------------------------------------------------
 
@@ -461,7 +483,7 @@ class Interpreter:
         try:
             for index, item in enumerate(items):
                 frame.variables["item"] = item
-                frame.variables["$index"] = index
+                frame.bind("$index", index)
                 try:
                     await self._block(state, frame, list(args.get("do") or []), f"{at}/do")
                 except _Break as stop:
@@ -507,7 +529,7 @@ class Interpreter:
         )
         target = args.get("output")
         if isinstance(target, str) and target:
-            frame.variables[target] = output
+            frame.bind(target, output)
 
 
 def _get(container: Any, key: str | int) -> Any:

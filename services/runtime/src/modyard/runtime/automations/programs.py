@@ -7,6 +7,7 @@ automation or a new app instance takes effect within that time in every runtime 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
@@ -154,23 +155,50 @@ async def load_program(session: AsyncSession, workspace: str, box: SecretBox | N
 
 
 class ProgramCache:
+    """Programs by workspace. An expired program is served while one task rebuilds it: under
+    load, every request of that second would otherwise wait for the same reload."""
+
     def __init__(self, database: Database, box: SecretBox | None, ttl: float = CACHE_SECONDS):
         self.database = database
         self.box = box
         self.ttl = ttl
         self._programs: dict[str, tuple[float, Program]] = {}
+        self._loading: dict[str, asyncio.Task[Program]] = {}
+        #: Bumped by :meth:`forget`: a load begun before a change must not be kept after it.
+        self._generation: dict[str, int] = {}
+
+    async def _load(self, workspace: str) -> Program:
+        generation = self._generation.get(workspace, 0)
+        try:
+            async with self.database.transaction() as session:
+                program = await load_program(session, workspace, self.box)
+            if self._generation.get(workspace, 0) == generation:
+                self._programs[workspace] = (time.monotonic() + self.ttl, program)
+            return program
+        finally:
+            self._loading.pop(workspace, None)
+
+    def _reload(self, workspace: str) -> asyncio.Task[Program]:
+        task = self._loading.get(workspace)
+        if task is None:
+            task = asyncio.create_task(self._load(workspace), name=f"program-{workspace}")
+            self._loading[workspace] = task
+        return task
 
     async def get(self, workspace: str, session: AsyncSession | None = None) -> Program:
-        cached = self._programs.get(workspace)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        """The workspace's program; with ``session``, always read within it (fresh)."""
         if session is not None:
             program = await load_program(session, workspace, self.box)
-        else:
-            async with self.database.transaction() as own:
-                program = await load_program(own, workspace, self.box)
-        self._programs[workspace] = (time.monotonic() + self.ttl, program)
-        return program
+            self._programs[workspace] = (time.monotonic() + self.ttl, program)
+            return program
+        cached = self._programs.get(workspace)
+        if cached is None:
+            return await asyncio.shield(self._reload(workspace))
+        if cached[0] <= time.monotonic():
+            self._reload(workspace)  # stale for the moment it takes to rebuild
+        return cached[1]
 
     def forget(self, workspace: str) -> None:
         self._programs.pop(workspace, None)
+        self._generation[workspace] = self._generation.get(workspace, 0) + 1
+        self._loading.pop(workspace, None)
