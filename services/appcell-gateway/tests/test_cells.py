@@ -9,6 +9,7 @@ from typing import Any
 
 import aio_pika
 import aiormq
+import httpx
 import pytest
 from gateway_env import WS, Env, eventually
 
@@ -130,9 +131,17 @@ async def test_a_cell_cannot_touch_another_cells_queue_and_removal_revokes_it(en
     await env.wait_status(f"{WS}:rc2", "gone")
 
     async def disconnected() -> bool:
-        return worker._connection is None or not worker._connection.connected.is_set()
+        """The broker closed the removed cell's connections (its worker is still running)."""
+        async with httpx.AsyncClient(
+            base_url=env.infra.management_url, auth=(env.infra.amqp_user, env.infra.amqp_password)
+        ) as management:
+            connections = (
+                await management.get(f"/api/vhosts/{env.infra.vhost}/connections")
+            ).json()
+        return not any(c.get("user") == theirs["username"] for c in connections)
 
     await eventually(disconnected, timeout=20)
+    assert worker.handled == 1
     await env.stop_cell(f"{WS}:rc2")
     with pytest.raises(aio_pika.exceptions.ProbableAuthenticationError):
         await aio_pika.connect(theirs["amqp_url"])
@@ -213,3 +222,21 @@ async def test_slots_list_bundles_with_their_dependencies_first(env: Env) -> Non
     assert other.json()["bundles"] == []
     empty = await env.client.get("/v1/ui/slots/dashboard", headers=env.token())
     assert empty.json()["bundles"] == []
+
+
+async def test_a_request_the_broker_cannot_route_is_a_503(env: Env) -> None:
+    given = await env.credentials(RC)
+    await env.stop_cell(RC)
+    queue = f"/api/queues/{env.infra.vhost}/{given['queue']}"
+    async with httpx.AsyncClient(
+        base_url=env.infra.management_url, auth=(env.infra.amqp_user, env.infra.amqp_password)
+    ) as management:
+        assert (await management.delete(queue)).status_code == 204
+        try:
+            response = await env.call("fetch", {"domain": "nowhere.com"})
+            assert response.status_code == 503
+            assert response.json()["type"].endswith("/cell-unavailable")
+            assert response.headers["retry-after"] == "2"
+        finally:
+            await management.put(queue, json={"durable": True, "arguments": {}})
+    await env.run_cell(RC, example_cell)

@@ -6,11 +6,12 @@
 
 A request carries ``correlation_id``, ``reply_to`` (this process's reply queue), the header
 ``reply-exchange`` and an ``expiration`` equal to the timeout, so a cell that was down does not
-work through requests nobody waits for any more. Requests are published ``mandatory`` but
-transient and without publisher confirms, on a channel of their own: the caller waits for the
-cell's reply anyway, which is a stronger acknowledgement than the broker's confirm, and a request
-is worthless after its timeout, so writing it to disk would only add latency. A request the broker
-cannot route (the cell's queue is gone) comes back at once and fails its caller with a 503. The reply is matched by correlation id to the
+work through requests nobody waits for any more. Requests are published ``mandatory`` and
+**transient** on a channel of their own with publisher confirms: the caller waits for the cell's
+reply anyway, and a request is worthless after its timeout, so writing it to disk would only add
+latency; the confirm of a transient message costs no disk write, and it is how the broker reports a
+request it cannot route (the cell's queue is gone), which then fails at once with a 503.
+The reply is matched by correlation id to the
 one waiting caller; a reply for a request that already timed out finds nobody and is dropped,
 so it can never reach another caller. A reply must come from the broker user of the cell that
 was asked (RabbitMQ vouches for ``user_id``); anything else is dropped as well.
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
+import aiormq
 import structlog
 from aio_pika.abc import (
     AbstractExchange,
@@ -75,9 +77,7 @@ class Dispatcher:
         ingress = await channel.declare_exchange(
             INGRESS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
         )
-        request_channel = await connection.channel(publisher_confirms=False, on_return_raises=False)
-        assert isinstance(request_channel, aio_pika.RobustChannel)
-        request_channel.return_callbacks.add(self._on_returned)
+        request_channel = await connection.channel(publisher_confirms=True, on_return_raises=False)
         self._requests = request_channel.default_exchange
         reply_channel = await connection.channel()
         reply_queue = await reply_channel.declare_queue(
@@ -116,17 +116,6 @@ class Dispatcher:
         except ValueError:
             pending.future.set_result({"error": {"message": "the cell answered invalid JSON"}})
 
-    def _on_returned(self, _channel: Any, message: AbstractIncomingMessage) -> None:
-        pending = self._pending.pop(message.correlation_id or "", None)
-        if pending is not None and not pending.future.done():
-            pending.future.set_exception(
-                CellUnavailable(
-                    f"The cell's queue {message.routing_key!r} does not exist any more; the cell "
-                    "is being removed or reinstalled.",
-                    retry_after_seconds=2,
-                )
-            )
-
     async def call(
         self,
         queue: str,
@@ -143,7 +132,7 @@ class Dispatcher:
             if self._requests is None or not self._bus.is_connected:
                 raise BusUnavailable("the message broker is not connected")
             async with asyncio.timeout(timeout):
-                await self._requests.publish(
+                confirmed = await self._requests.publish(
                     aio_pika.Message(
                         json.dumps(body, separators=(",", ":")).encode(),
                         content_type="application/json",
@@ -159,6 +148,8 @@ class Dispatcher:
                     routing_key=queue,
                     mandatory=True,
                 )
+                if not isinstance(confirmed, aiormq.spec.Basic.Ack):
+                    raise MessageReturned(f"the cell's queue {queue!r} does not exist any more")
                 return await future
         except TimeoutError:
             raise CellTimeout(
