@@ -16,6 +16,7 @@ from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
+from modyard.runtime.automations.models import AutomationWorkspace
 from modyard.runtime.automations.schedules import run_due
 from modyard.runtime.automations.service import AutomationService
 from modyard.runtime.settings import RuntimeSettings
@@ -272,3 +273,26 @@ async def test_settings_mask_secret_values(env: Env) -> None:
     ran = (await env.run("leaky")).json()
     assert ran["output"] == "[redacted]"
     assert ran["emitted"][0]["payload"]["KEY"] == "[redacted]"
+
+    # Encrypted at rest; the mask sent back leaves the value as it was.
+    async def stored() -> dict[str, Any]:
+        async with env.app.state.database.transaction() as session:
+            row = await session.get(AutomationWorkspace, WS)
+            assert row is not None
+            return dict(row.config_value)
+
+    assert "hunter2-secret" not in str(await stored())
+    again = await env.client.put(
+        f"/v1/workspaces/{WS}/app-settings",
+        json={
+            "config": {
+                "schema": {"KEY": {"type": "string", "secret": True}},
+                "value": {"KEY": "********"},
+            }
+        },
+        headers=env.headers,
+    )
+    assert again.status_code == 200, again.text
+    env.service.programs.forget(WS)
+    kept = await env.service.programs.get(WS)
+    assert kept.config["KEY"] == "hunter2-secret"

@@ -20,8 +20,9 @@ from modyard.runtime.apps.schemas import (
     PublishIn,
     PublishOut,
 )
-from modyard.runtime.automations.api import MASK, automations_of, check_workspace
+from modyard.runtime.automations.api import automations_of, check_workspace
 from modyard.runtime.automations.program import Program
+from modyard.runtime.automations.secret_config import MASK
 
 router = APIRouter(tags=["apps"], responses=PROBLEM_RESPONSES)
 Workspace = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]

@@ -29,7 +29,7 @@ from modyard.runtime.apps import natives
 from modyard.runtime.apps.registry_client import RegistryClient
 from modyard.runtime.automations import store
 from modyard.runtime.automations.models import AppInstance, AutomationWorkspace
-from modyard.runtime.automations.programs import secret_fields
+from modyard.runtime.automations.secret_config import secret_fields
 
 APP_PUBLISHED = event_type("runtime", "app", "published")
 _MODULE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")

@@ -12,7 +12,6 @@ from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, BadRequest, Forbidden
 from modyard.runtime.automations import store
 from modyard.runtime.automations.models import AutomationWorkspace, StoredAutomation
-from modyard.runtime.automations.programs import secret_fields
 from modyard.runtime.automations.schemas import (
     AutomationIn,
     AutomationOut,
@@ -22,6 +21,7 @@ from modyard.runtime.automations.schemas import (
     SettingsIn,
     SettingsOut,
 )
+from modyard.runtime.automations.secret_config import MASK, secret_fields
 from modyard.runtime.automations.service import AutomationService, Target
 from modyard.runtime.automations.tokens import EndpointPrincipal
 
@@ -30,7 +30,6 @@ Workspace = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 Slug = Annotated[str, Path(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_ -]{0,127}$")]
 # Endpoint and run names may be an instance's: "nlu.french.embed".
 Name = Annotated[str, Path(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_ .-]{0,254}$")]
-MASK = "********"
 
 
 def check_workspace(principal: Principal, workspace: str) -> None:
@@ -213,6 +212,7 @@ async def save_settings(
     row = await store.save_settings(
         session,
         ws,
+        request.app.state.secrets,
         label=body.label,
         description=body.description,
         photo=body.photo,

@@ -29,18 +29,12 @@ from modyard.runtime.automations.models import (
     StoredAutomation,
 )
 from modyard.runtime.automations.program import Program, instance_config
+from modyard.runtime.automations.secret_config import secret_fields, unseal
 from modyard.runtime.templating import TemplateError, is_template, render
 
 log = structlog.get_logger(__name__)
 
 CACHE_SECONDS: Final = 1.0
-
-
-def secret_fields(schema: Mapping[str, Any]) -> set[str]:
-    """Names of Prisme.ai config fields marked ``secret: true``."""
-    return {
-        name for name, field in schema.items() if isinstance(field, Mapping) and field.get("secret")
-    }
 
 
 def _compiled(owner: str, definitions: Iterable[tuple[str, Any]]) -> dict[str, Automation]:
@@ -104,7 +98,10 @@ def build_program(
     box: SecretBox | None,
     env: Mapping[str, str] | None = None,
 ) -> Program:
-    config = dict(settings.config_value) if settings else {}
+    config = {
+        name: unseal(value, box)
+        for name, value in (settings.config_value if settings else {}).items()
+    }
     root = Program(
         workspace=workspace,
         automations=_compiled(workspace, ((row.slug, row.definition) for row in automations)),

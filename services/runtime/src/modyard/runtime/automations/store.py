@@ -10,12 +10,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.errors import InvalidParam, NotFound, ValidationFailed
+from modyard.common.secrets import SecretBox
 from modyard.runtime.automations.definitions import (
     Automation,
     DefinitionError,
     compile_automation,
 )
 from modyard.runtime.automations.models import AutomationWorkspace, StoredAutomation
+from modyard.runtime.automations.secret_config import MASK, seal, secret_fields
 
 
 def checked(slug: str, definition: Mapping[str, Any], *, pointer: str = "/body") -> Automation:
@@ -107,6 +109,7 @@ async def delete_automation(session: AsyncSession, workspace: str, slug: str) ->
 async def save_settings(
     session: AsyncSession,
     workspace: str,
+    box: SecretBox,
     *,
     label: str | None,
     description: str | None,
@@ -116,7 +119,17 @@ async def save_settings(
 ) -> AutomationWorkspace:
     row = await workspace_settings(session, workspace)
     row.label, row.description, row.photo = label, description, photo
-    row.config_schema, row.config_value = config_schema, config_value
+    secrets = secret_fields(config_schema)
+    previous = row.config_value or {}
+    sealed: dict[str, Any] = {}
+    for name, value in config_value.items():
+        if name in secrets and value == MASK and name in previous:
+            sealed[name] = previous[name]  # the masked value sent back: unchanged
+        elif name in secrets:
+            sealed[name] = seal(value, box)
+        else:
+            sealed[name] = value
+    row.config_schema, row.config_value = config_schema, sealed
     row.revision += 1
     await session.flush()
     return row
