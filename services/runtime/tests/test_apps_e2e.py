@@ -232,6 +232,10 @@ def toolbox_automations(receiver: Receiver) -> dict[str, Any]:
             "when": {"events": ["apps.published"]},
             "do": [report(receiver, "published", "{{payload.appVersion}}")],
         },
+        "onDeleted": {
+            "when": {"events": ["apps.deleted"]},
+            "do": [report(receiver, "deleted", "{{run.appInstance.fullSlug}}")],
+        },
     }
 
 
@@ -560,3 +564,17 @@ async def test_cli_publishes_lists_and_runs(env: Env, tmp_path: Path) -> None:
     assert {item["slug"] for item in instances} == {"nlu", "nlu.french"}
     assert ran["app_instance"] == "toolbox"
     assert ran["emitted"] == [{"type": "toolbox.executed", "payload": {"name": None}}]
+
+
+async def test_unpublishing_tells_instances_apps_deleted(env: Env, receiver: Receiver) -> None:
+    await env.wait_instance("parent", "toolbox")
+    response = await env.client.delete("/v1/workspaces/tools-src/publish", headers=env.headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["notified_instances"] >= 1
+    assert "toolbox" in await receiver.wait_for("deleted")
+    listed = await env.client.get("/v1/apps", headers=env.headers)
+    assert "toolbox" not in {item["app"] for item in listed.json()["items"]}
+    again = await env.client.delete("/v1/workspaces/tools-src/publish", headers=env.headers)
+    assert again.status_code == 409
+    # The name stays the workspace's: publishing again brings the app back under it.
+    assert (await env.publish("tools-src", "toolbox")).status_code == 201

@@ -19,6 +19,7 @@ from modyard.runtime.apps.schemas import (
     PublishedAppPage,
     PublishIn,
     PublishOut,
+    UnpublishOut,
 )
 from modyard.runtime.automations.api import automations_of, check_workspace
 from modyard.runtime.automations.program import Program
@@ -51,6 +52,17 @@ async def publish(
         session, registry_of(request), ws, body.app_name, source=service.source
     )
     return PublishOut(**result.__dict__)
+
+
+@router.delete("/v1/workspaces/{ws}/publish", response_model=UnpublishOut)
+async def unpublish(
+    ws: Workspace, request: Request, session: DbSession, principal: CurrentPrincipal
+) -> UnpublishOut:
+    """Withdraw the workspace's app: its instances hear ``apps.deleted``; the name stays."""
+    check_workspace(principal, ws)
+    service = automations_of(request)
+    notified = await publishing.unpublish(session, ws, source=service.source)
+    return UnpublishOut(workspace=ws, notified_instances=notified)
 
 
 @router.get("/v1/apps", response_model=PublishedAppPage)

@@ -32,6 +32,7 @@ from modyard.runtime.automations.models import AppInstance, AutomationWorkspace
 from modyard.runtime.automations.secret_config import secret_fields
 
 APP_PUBLISHED = event_type("runtime", "app", "published")
+APP_DELETED = event_type("runtime", "app", "deleted")
 _MODULE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 
 
@@ -158,10 +159,25 @@ async def publish(
             data={"workspace": workspace, "app": name, "version": row.published_version},
         ),
     )
-    # "apps.published: current OR parent workspace is published": instances of this app
-    # anywhere, and the instances inside the published workspace.
-    notified = 0
-    targets = await session.scalars(select(AppInstance).where(AppInstance.module == name))
+    notified = await _notify_instances(
+        session, source, workspace, name, natives.PUBLISHED, {"appVersion": row.published_version}
+    )
+    return Published(
+        workspace, name, row.published_version, bool(result.get("created", True)), notified
+    )
+
+
+async def _notify_instances(
+    session: AsyncSession,
+    source: str,
+    workspace: str,
+    app: str,
+    native: str,
+    payload: dict[str, Any],
+) -> int:
+    """Seed 002: "current OR parent workspace is published/unpublished": the instances of the
+    app in every workspace, and the instances inside the workspace itself."""
+    targets = await session.scalars(select(AppInstance).where(AppInstance.module == app))
     inside = await session.scalars(select(AppInstance).where(AppInstance.workspace == workspace))
     seen: set[tuple[str, str]] = set()
     for item in [*targets, *inside]:
@@ -169,23 +185,40 @@ async def publish(
             continue
         seen.add((item.workspace, item.slug))
         await natives.notify_instance(
-            session,
-            source,
-            item.workspace,
-            item.slug,
-            natives.PUBLISHED,
-            {"app": name, "appVersion": row.published_version},
+            session, source, item.workspace, item.slug, native, {"app": app, **payload}
         )
-        notified += 1
-    return Published(
-        workspace, name, row.published_version, bool(result.get("created", True)), notified
+    return len(seen)
+
+
+async def unpublish(session: AsyncSession, workspace: str, *, source: str) -> int:
+    """Withdraw the workspace's app: instances hear ``apps.deleted``; how many were told.
+
+    The registry keeps the versions (immutable; an operator may yank them); the app's name stays
+    the workspace's, and publishing again brings the app back under it.
+    """
+    row = await store.workspace_settings(session, workspace)
+    if row.app_name is None or row.published_version is None:
+        raise Conflict(
+            f"Workspace {workspace!r} is not published; there is nothing to unpublish.",
+            slug="app-not-published",
+        )
+    row.published_version = None
+    await record_event(
+        session,
+        new_event(
+            source=source,
+            type=APP_DELETED,
+            subject=row.app_name,
+            data={"workspace": workspace, "app": row.app_name},
+        ),
     )
+    return await _notify_instances(session, source, workspace, row.app_name, natives.DELETED, {})
 
 
 async def published_apps(session: AsyncSession) -> list[AutomationWorkspace]:
     rows = await session.scalars(
         select(AutomationWorkspace)
-        .where(AutomationWorkspace.app_name.is_not(None))
+        .where(AutomationWorkspace.published_version.is_not(None))
         .order_by(AutomationWorkspace.app_name)
     )
     return list(rows)

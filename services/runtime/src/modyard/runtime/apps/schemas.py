@@ -23,6 +23,11 @@ class PublishOut(BaseModel):
     notified_instances: int = Field(description="Instances sent apps.published")
 
 
+class UnpublishOut(BaseModel):
+    workspace: str
+    notified_instances: int = Field(description="Instances sent apps.deleted")
+
+
 class PublishedApp(BaseModel):
     app: str
     workspace: str
