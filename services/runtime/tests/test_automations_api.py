@@ -224,6 +224,31 @@ async def test_wait_returns_the_event_another_run_emits(env: Env) -> None:
     assert response.json()["output"] == {"type": "job.done", "payload": {"job": 2}}
 
 
+async def test_a_wait_hears_events_whichever_replica_consumes_them(
+    env: Env, infra: IsolatedInfra
+) -> None:
+    """Each runtime process has its own queue of emitted events for its waits."""
+    settings = RuntimeSettings(
+        database_url=infra.database_url, amqp_url=infra.amqp_url, db_schema="runtime_autos"
+    )
+    other = create_app(settings)
+    async with in_process(other) as replica:
+        waiting = asyncio.create_task(env.run("waiter"))
+
+        async def registered() -> bool:
+            return bool(env.service.hub._waiters.get(WS))
+
+        await eventually(registered)
+        finished = await replica.post(
+            f"/v1/workspaces/{WS}/automations/finisher/run",
+            json={"payload": {"job": 2}},
+            headers=env.headers,
+        )
+        assert finished.status_code == 200, finished.text
+        response = await asyncio.wait_for(waiting, 30)
+    assert response.json()["output"] == {"type": "job.done", "payload": {"job": 2}}
+
+
 async def test_schedules_run_once_per_minute_whatever_the_number_of_runtimes(
     env: Env, receiver: Receiver
 ) -> None:

@@ -189,13 +189,13 @@ class AutomationService:
         return result
 
     async def on_event(self, session: AsyncSession, event: CloudEvent) -> None:
-        """An emitted event: wake waiters, run the automations listening to it."""
+        """An emitted event: run the automations listening to it (one replica does; every
+        replica's waits hear it through its own queue, see ``wiring``)."""
         data = event.data if isinstance(event.data, dict) else {}
         workspace, name = data.get("workspace"), data.get("type")
         if not isinstance(workspace, str) or not isinstance(name, str):
             return
         payload = data.get("payload")
-        self.hub.publish(workspace, name, payload)
         depth = int(data.get("depth") or 0)
         if depth > MAX_EVENT_DEPTH:
             log.warning("automation.event_chain_too_deep", workspace=workspace, event=name)

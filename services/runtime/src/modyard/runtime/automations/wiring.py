@@ -8,13 +8,21 @@ the schedule loop.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.consumer import EventSubscription
 from modyard.common.bus.envelope import CloudEvent
+from modyard.common.bus.topology import EVENTS_EXCHANGE
 from modyard.runtime.apps.instances import InstanceTracker
 from modyard.runtime.apps.registry_client import RegistryClient
 from modyard.runtime.automations import components
@@ -53,7 +61,33 @@ class AutomationsRuntime:
             raise RuntimeError("automations are not started yet")
         await self.tracker.on_installation(session, event)
 
+    async def _declare_waits(
+        self, channel: AbstractRobustChannel, connection: AbstractRobustConnection
+    ) -> dict[str, AbstractExchange]:
+        """This process's own queue of emitted events, for its ``wait`` instructions: the shared
+        ``runtime.events`` queue gives each event to one replica, a wait may be in any."""
+        consume = await connection.channel()
+        queue = await consume.declare_queue(
+            f"runtime.waits.{uuid.uuid4().hex[:12]}", exclusive=True, auto_delete=True
+        )
+        await queue.bind(EVENTS_EXCHANGE, routing_key=EMITTED)
+        await queue.consume(self._on_wait_event, no_ack=True)
+        return {}
+
+    async def _on_wait_event(self, message: AbstractIncomingMessage) -> None:
+        if self.service is None:
+            return
+        try:
+            event = CloudEvent.model_validate_json(message.body)
+        except ValueError:
+            return
+        data = event.data if isinstance(event.data, dict) else {}
+        workspace, name = data.get("workspace"), data.get("type")
+        if isinstance(workspace, str) and isinstance(name, str):
+            self.service.hub.publish(workspace, name, data.get("payload"))
+
     async def start(self, app: FastAPI) -> None:
+        app.state.bus.add_topology(self._declare_waits)
         box = self.settings.secret_box()
         programs = ProgramCache(app.state.database, box)
         self.service = AutomationService(
