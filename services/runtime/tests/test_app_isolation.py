@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
+from modyard.common.secrets import SecretBox
 from modyard.runtime.automations.definitions import compile_automation
 from modyard.runtime.automations.interpreter import AutomationError, Interpreter
+from modyard.runtime.automations.models import AppInstance, AutomationWorkspace
 from modyard.runtime.automations.program import Program, instance_config
+from modyard.runtime.automations.programs import build_program
 
 
 def program(
@@ -229,3 +232,64 @@ async def test_nested_apps_chatbot_nlu_french() -> None:
         await run(root, "nlu.french.reachUp", bus)
     french = root.instance(("nlu", "french"))
     assert french.run_context()["appInstance"]["fullSlug"] == "nlu.french"
+
+
+def test_instances_are_built_from_the_installers_rows_with_config_layers() -> None:
+    """The runtime's tree from stored rows: nested by slug, the import's templated config read
+    from the parent's config, the app's own config under the instance's, secrets known."""
+    box = SecretBox([SecretBox.generate_key()])
+    settings = AutomationWorkspace(
+        workspace="chatbot",
+        config_schema={"API_KEY": {"type": "string", "secret": True}},
+        config_value={"API_KEY": {"$sealed": box.encrypt_json("parent-key-1234")}},
+    )
+
+    def manifest(slug: str, value: dict[str, Any], secret: list[str]) -> dict[str, Any]:
+        return {
+            "name": slug,
+            "automations": [{"slug": "run", "do": [], "output": "{{config}}"}],
+            "config": {"fields": [{"name": name, "secret": True} for name in secret]},
+            "extra": {"prismeai": {"slug": slug, "config_value": value}},
+        }
+
+    nlu = AppInstance(
+        workspace="chatbot",
+        slug="nlu",
+        module="nlu",
+        version="1.2.0",
+        pinned=False,
+        manifest=manifest("nlu", {"API_KEY": "", "language": "fr"}, ["API_KEY"]),
+        config={"language": "en"},
+        secrets=box.encrypt_json({"API_KEY": "nlu-key-5678"}),
+    )
+    french = AppInstance(
+        workspace="chatbot",
+        slug="nlu.french",
+        module="french",
+        version="3.0.0",
+        pinned=True,
+        manifest=manifest("french", {"dimensions": 512, "model": "base"}, []),
+        config={"dimensions": 768, "API_KEY": "{{config.API_KEY}}"},
+        secrets=None,
+    )
+    orphan = AppInstance(
+        workspace="chatbot",
+        slug="gone.child",
+        module="x",
+        version="1.0.0",
+        pinned=False,
+        manifest=manifest("x", {}, []),
+        config={},
+        secrets=None,
+    )
+    root = build_program("chatbot", settings, [], [french, orphan, nlu], box)
+    assert root.config == {"API_KEY": "parent-key-1234"}
+    assert set(root.instances) == {"nlu"}  # the orphan has no parent to sit in
+    nlu_program = root.instances["nlu"]
+    assert nlu_program.config == {"API_KEY": "nlu-key-5678", "language": "en"}
+    assert "nlu-key-5678" in nlu_program.secrets
+    french_program = nlu_program.instances["french"]
+    assert french_program.path == ("nlu", "french")
+    assert french_program.pinned
+    # Its own values, the app's defaults for the rest, the import's template read over nlu's.
+    assert french_program.config == {"dimensions": 768, "model": "base", "API_KEY": "nlu-key-5678"}
