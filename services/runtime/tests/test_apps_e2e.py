@@ -578,3 +578,45 @@ async def test_unpublishing_tells_instances_apps_deleted(env: Env, receiver: Rec
     assert again.status_code == 409
     # The name stays the workspace's: publishing again brings the app back under it.
     assert (await env.publish("tools-src", "toolbox")).status_code == 201
+
+
+async def test_imports_with_app_version_pin_the_nested_instance(env: Env) -> None:
+    """A published app whose import is pinned (``appVersion``) keeps that version of the nested
+    instance when the imported app publishes again; an unpinned import follows."""
+    await env.wait_instance("nlu-src", "french")
+    versions = (await env.external("GET", f"{env.registry}/v1/modules/french/index")).json()
+    current = max(
+        (item["version"] for item in versions["versions"]),
+        key=lambda v: tuple(int(p) for p in v.split(".")),
+    )
+    await env.workspace("pin-src")
+    pinned = await env.install("pin-src", "french", version=current, pinned=True)
+    assert pinned.status_code == 201, pinned.text
+    await env.wait_instance("pin-src", "french")
+    await env.save("pin-src", {"hello": {"output": "pinned", "do": []}})
+    published = await env.publish("pin-src", "pinner")
+    assert published.status_code == 201, published.text
+    manifest = (
+        await env.external("GET", f"{env.registry}/v1/modules/pinner/versions/1.0.0")
+    ).json()["manifest"]
+    assert manifest["imports"] == [
+        {"slug": "french", "app": "french", "version": current, "config": {}}
+    ]
+
+    await env.workspace("pin-use")
+    assert (await env.install("pin-use", "pinner")).status_code == 201
+    nested = await env.wait_instance("pin-use", "pinner.french")
+    assert nested["version"] == current
+
+    newer = await env.publish("french-src", "french")
+    assert newer.status_code == 201, newer.text
+    # The unpinned instance in nlu-src follows; the pinned import stays.
+    await env.wait_instance(
+        "nlu-src", "french", lambda item: item["version"] == newer.json()["version"]
+    )
+    assert (await env.instances("pin-use"))["pinner.french"]["version"] == current
+    # The installer moved every follower in one transaction: its view is final already.
+    kept = await env.external(
+        "GET", f"{env.installer}/v1/workspaces/pin-use/installations/pinner.french"
+    )
+    assert kept.json()["version"] == current
