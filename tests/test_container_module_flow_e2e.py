@@ -209,7 +209,7 @@ async def _scenario(
             },
         },
         "connections": [{"from": "hook", "to": "echo"}, {"from": "echo", "to": "sink"}],
-        "retry_policy": {"base_delay_seconds": 1, "multiplier": 1, "max_attempts": 60},
+        "retry_policy": {"base_delay_seconds": 1, "multiplier": 1, "max_attempts": 300},
     }
     flow = await runtime.post(
         f"/v1/workspaces/{WS}/flows",
@@ -253,7 +253,14 @@ async def _scenario(
     await asyncio.sleep(3)
     assert await logs() == [{"order": 1}]
     assert (await client.post(f"{deployer}/v1/deployments/{module}/resume")).status_code == 202
-    await eventually(lambda: logged([{"order": 1}, {"order": 2}]))
+    try:
+        await eventually(lambda: logged([{"order": 1}, {"order": 2}]), timeout=180)
+    except AssertionError:
+        deployment = (await client.get(f"{deployer}/v1/deployments/{module}")).json()
+        failed = await runtime.get(
+            "/v1/unprocessed-messages", params={"flow": flow_id}, headers=operator
+        )
+        raise AssertionError(f"not delivered; deployment {deployment}, unprocessed {failed.text}")
     unprocessed = await runtime.get(
         "/v1/unprocessed-messages", params={"flow": flow_id}, headers=operator
     )
