@@ -13,7 +13,7 @@ help:
 	@echo "make test   - the whole test suite against real PostgreSQL and RabbitMQ"
 	@echo "make lint   - ruff + mypy --strict"
 	@echo "make fmt    - format the code"
-	@echo "make bench  - benchmarks, one JSON line each"
+	@echo "make bench  - benchmarks, one JSON line each (ONLY=\"runtime gateway\" for some)"
 
 env:
 	@bash scripts/bootstrap.sh
@@ -44,4 +44,4 @@ fmt: env
 	@$(RUN) ruff check --fix .
 
 bench: infra
-	@$(RUN) python -m benchmarks
+	@$(RUN) python -m benchmarks $(ONLY)
