@@ -21,7 +21,6 @@ from modyard.gateway.dispatch import Dispatcher
 from modyard.gateway.ingress import Ingress
 from modyard.gateway.pipeline import Pipeline
 from modyard.gateway.request_log import RequestLog
-from modyard.gateway.secrets import SecretBox
 from modyard.gateway.settings import GatewaySettings
 from modyard.gateway.tokens import VerifiedTokens
 from modyard.gateway.upstream import InstallerClient, RegistryClient
@@ -71,7 +70,7 @@ def service_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
             registry=registry,
             installer=installer,
             broker=broker,
-            secrets=SecretBox(settings.secret_keys),
+            secrets=settings.secret_box(),
             cells=cells,
             dispatcher=dispatcher,
             requests=requests,

@@ -23,11 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modyard.common.bus.envelope import new_event
 from modyard.common.bus.outbox import record_event
 from modyard.common.db.database import Database
+from modyard.common.secrets import SecretBox
 from modyard.gateway.broker_admin import BrokerAdmin, cell_queue, cell_user, new_password
 from modyard.gateway.catalogue import CellInvalid, build_catalogue
 from modyard.gateway.models import Cell
 from modyard.gateway.problems import CellNotFound, CellNotReady
-from modyard.gateway.secrets import SecretBox
 from modyard.gateway.upstream import RegistryClient, UpstreamMissing
 from modyard.gateway.validation import CompiledSchema, SchemaFiles
 from modyard.modules.manifest import Manifest
@@ -72,10 +72,12 @@ async def install(session: AsyncSession, deps: CellDeps, data: Mapping[str, Any]
         log.warning("cell_rejected", installation_id=str(installation_id), error=cell.error)
         await _emit(session, deps, CELL_REJECTED, cell, error=cell.error)
         return cell
-    password = deps.secrets.decrypt(cell.amqp_password) if cell.amqp_password else new_password()
+    password = (
+        deps.secrets.decrypt(cell.amqp_password).decode() if cell.amqp_password else new_password()
+    )
     await deps.broker.ensure_cell(installation_id, password)
     cell.amqp_username = cell_user(installation_id)
-    cell.amqp_password = deps.secrets.encrypt(password)
+    cell.amqp_password = deps.secrets.encrypt(password.encode())
     cell.status, cell.error = READY, None
     await session.flush()
     log.info("cell_ready", installation_id=str(installation_id), module=cell.module)

@@ -1,18 +1,19 @@
 from __future__ import annotations
 
-from typing import ClassVar, Self
+from typing import ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from modyard.common.settings import ENV_FILES, Environment, ServiceSettings
-
-#: A fixed Fernet key for development only; production refuses to start with it.
-DEVELOPMENT_SECRET_KEY = "bW9keWFyZC1nYXRld2F5LWRldmVsb3BtZW50LWtleSE="  # noqa: S105
+from modyard.common.settings import ENV_FILES, SecretKeysSettings
 
 
-class GatewaySettings(ServiceSettings):
-    """Settings of the appcell-gateway service: ``MODYARD_GATEWAY_*``, falling back to ``MODYARD_*``."""
+class GatewaySettings(SecretKeysSettings):
+    """Settings of the appcell-gateway service: ``MODYARD_GATEWAY_*``, falling back to ``MODYARD_*``.
+
+    ``MODYARD_GATEWAY_SECRET_KEYS`` (from :class:`SecretKeysSettings`) encrypts the cells' broker
+    passwords at rest.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="MODYARD_GATEWAY_", env_file=ENV_FILES, extra="ignore"
@@ -21,9 +22,6 @@ class GatewaySettings(ServiceSettings):
     service_name: ClassVar[str] = "appcell-gateway"
     default_port: ClassVar[int] = 8004
 
-    #: Fernet keys for the cells' broker passwords, comma-separated; the first encrypts, all
-    #: decrypt (rotate by prepending a new key).
-    secret_keys: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
     #: How long a cell may take to answer one request (HTTP 504 / AMQP 504 after that).
     request_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     #: Seconds a process trusts its compiled copy of a cell before checking the stored revision
@@ -42,15 +40,3 @@ class GatewaySettings(ServiceSettings):
     installer_timeout_seconds: float = Field(default=5.0, gt=0)
     management_timeout_seconds: float = Field(default=10.0, gt=0)
     default_page_size: int = Field(default=50, ge=1, le=500)
-
-    @model_validator(mode="after")
-    def _production_needs_real_keys(self) -> Self:
-        if (
-            self.environment is Environment.production
-            and DEVELOPMENT_SECRET_KEY in self.secret_keys.get_secret_value()
-        ):
-            raise ValueError(
-                "MODYARD_GATEWAY_SECRET_KEYS must hold your own Fernet keys in production "
-                "(generate one with `modyard secret-key`)"
-            )
-        return self

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.auth import Principal
 from modyard.common.errors import Conflict
+from modyard.common.secrets import SecretBox
 from modyard.gateway.broker_admin import REPLIES_EXCHANGE, BrokerAdmin
 from modyard.gateway.cells import READY, REMOVED, find_row
 from modyard.gateway.models import Cell
@@ -20,7 +21,6 @@ from modyard.gateway.schemas import (
     SlotBundle,
     SlotBundles,
 )
-from modyard.gateway.secrets import SecretBox
 from modyard.gateway.validation import ARCHIVE_BASE, SchemaFiles
 
 
@@ -119,7 +119,7 @@ def credentials(cell: Cell, broker: BrokerAdmin, secrets: SecretBox) -> CellCred
             f"{cell.error or cell.status}.",
             cell_status=cell.status,
         )
-    password = secrets.decrypt(cell.amqp_password)
+    password = secrets.decrypt(cell.amqp_password).decode()
     return CellCredentials(
         installation_id=cell.installation_id,
         amqp_url=broker.amqp_url_for(cell.amqp_username, password),
