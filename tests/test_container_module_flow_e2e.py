@@ -255,12 +255,14 @@ async def _scenario(
     assert (await client.post(f"{deployer}/v1/deployments/{module}/resume")).status_code == 202
     try:
         await eventually(lambda: logged([{"order": 1}, {"order": 2}]), timeout=180)
-    except AssertionError:
+    except AssertionError as late:
         deployment = (await client.get(f"{deployer}/v1/deployments/{module}")).json()
         failed = await runtime.get(
             "/v1/unprocessed-messages", params={"flow": flow_id}, headers=operator
         )
-        raise AssertionError(f"not delivered; deployment {deployment}, unprocessed {failed.text}")
+        raise AssertionError(
+            f"not delivered; deployment {deployment}, unprocessed {failed.text}"
+        ) from late
     unprocessed = await runtime.get(
         "/v1/unprocessed-messages", params={"flow": flow_id}, headers=operator
     )
