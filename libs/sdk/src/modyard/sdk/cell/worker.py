@@ -39,6 +39,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
+import aiormq
 import structlog
 from aio_pika.abc import (
     AbstractChannel,
@@ -120,7 +121,6 @@ class Worker:
         self._running: dict[str, asyncio.Future[bytes]] = {}
         self._replay = _Replay(options.replay_seconds, options.replay_size)
         self._stopped = asyncio.Event()
-        self._exchanges: dict[str, Any] = {}
         self.handled = 0
 
     @property
@@ -246,32 +246,25 @@ class Worker:
             reply = await self.adapter.handle(request)
         return _encode(reply), "error" if "error" in reply else "ok", self.adapter.describe(request)
 
-    async def _reply_exchange(self, name: str) -> Any:
-        found = self._exchanges.get(name)
-        if found is None and self._channel is not None:
-            found = self._exchanges[name] = await self._channel.get_exchange(name, ensure=False)
-        return found
-
     async def _reply(self, message: AbstractIncomingMessage, body: bytes) -> None:
         if not message.reply_to or self._channel is None:
             return
-        exchange_name = (message.headers or {}).get(REPLY_EXCHANGE_HEADER)
-        if isinstance(exchange_name, bytes):
-            exchange_name = exchange_name.decode()
-        exchange = (
-            await self._reply_exchange(str(exchange_name))
-            if exchange_name
-            else self._channel.default_exchange
-        )
-        await exchange.publish(
-            aio_pika.Message(
-                body,
+        exchange = (message.headers or {}).get(REPLY_EXCHANGE_HEADER) or ""
+        if isinstance(exchange, bytes):
+            exchange = exchange.decode()
+        # The frame's properties built directly and sent on the underlying aiormq channel:
+        # aio_pika's Message costs more than the rest of a publish.
+        channel = await self._channel.get_underlay_channel()
+        await channel.basic_publish(
+            body,
+            exchange=str(exchange),
+            routing_key=message.reply_to,
+            properties=aiormq.spec.Basic.Properties(
                 content_type="application/json",
                 correlation_id=message.correlation_id,
                 # RabbitMQ checks user_id against the connection's user: the gateway trusts it.
                 user_id=self._user,
             ),
-            routing_key=message.reply_to,
         )
 
 
