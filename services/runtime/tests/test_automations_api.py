@@ -161,6 +161,12 @@ async def test_endpoint_serves_an_automation_with_body_and_query(env: Env) -> No
     missing = await env.client.post(f"/v1/workspaces/{WS}/endpoints/nope", headers=env.headers)
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
+    # One automation per endpoint name.
+    taken = await env.save("squared", {"when": {"endpoint": "square"}, "do": []})
+    assert taken.status_code == 409
+    assert taken.json()["type"].endswith("/endpoint-taken")
+    metrics = (await env.client.get("/metrics")).text
+    assert 'modyard_automation_runs_total{outcome="ok",trigger="endpoint"}' in metrics
 
 
 async def test_emitted_events_trigger_listeners_through_the_broker(

@@ -31,6 +31,7 @@ from modyard.runtime.automations.interpreter import (
     Interpreter,
     RunResult,
 )
+from modyard.runtime.automations.metrics import AUTOMATION_DURATION, AUTOMATION_RUNS
 from modyard.runtime.automations.program import (
     AutomationNotFound,
     PrivateAutomation,
@@ -170,6 +171,7 @@ class AutomationService:
     ) -> RunResult:
         """Run and record its events in ``session``; failures are raised as 4xx problems."""
         host = _Host(self, workspace, depth)
+        kind = str(trigger.get("type", "direct"))
         try:
             result = await Interpreter(host, self.fetcher).run(
                 target.program,
@@ -183,8 +185,11 @@ class AutomationService:
                 secrets_from=target.root,
             )
         except AutomationError as exc:
+            AUTOMATION_RUNS.labels(kind, "failed").inc()
             await host.record(session)  # what it emitted before failing did happen
             raise problem(exc) from None
+        AUTOMATION_RUNS.labels(kind, "ok").inc()
+        AUTOMATION_DURATION.labels(kind).observe(result.duration_ms / 1000)
         await host.record(session)
         return result
 

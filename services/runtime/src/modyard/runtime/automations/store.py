@@ -9,7 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modyard.common.errors import InvalidParam, NotFound, ValidationFailed
+from modyard.common.errors import Conflict, InvalidParam, NotFound, ValidationFailed
 from modyard.common.secrets import SecretBox
 from modyard.runtime.automations.definitions import (
     Automation,
@@ -65,6 +65,15 @@ async def save_automation(
 ) -> tuple[Automation, bool]:
     """Create or replace; returns the compiled automation and whether it is new."""
     automation = checked(slug, definition)
+    endpoint = automation.endpoint
+    if endpoint is not None:
+        for other in await list_automations(session, workspace):
+            if other.slug != slug and _endpoint_of(other) == endpoint:
+                raise Conflict(
+                    f"Automation {other.slug!r} already serves endpoint {endpoint!r}; give this "
+                    "one another name with 'when: {endpoint: <name>}'.",
+                    slug="endpoint-taken",
+                )
     existing = await session.get(StoredAutomation, (workspace, slug))
     if existing is None:
         session.add(
@@ -75,6 +84,13 @@ async def save_automation(
     await touch(session, workspace)
     await session.flush()
     return automation, existing is None
+
+
+def _endpoint_of(row: StoredAutomation) -> str | None:
+    endpoint = (row.definition.get("when") or {}).get("endpoint")
+    if endpoint is True:
+        return row.slug
+    return endpoint if isinstance(endpoint, str) and endpoint else None
 
 
 async def list_automations(session: AsyncSession, workspace: str) -> list[StoredAutomation]:
