@@ -541,7 +541,9 @@ async def test_cli_publishes_lists_and_runs(env: Env, tmp_path: Path) -> None:
         urls = {"MODYARD_RUNTIME_URL": f"http://127.0.0.1:{port}"}
         payload = tmp_path / "payload.yaml"
         payload.write_text("name: Cli\n")
-        published, apps, instances, ran = await asyncio.gather(
+        source = tmp_path / "source.yaml"
+        source.write_text("name: Cli\nautomations:\n  hi:\n    output: hi\n    do: []\n")
+        published, apps, instances, ran, imported = await asyncio.gather(
             cli(urls, "apps", "publish", "--workspace", "tools-src", "toolbox"),
             cli(urls, "apps", "list"),
             cli(urls, "apps", "list", "--workspace", "chatbot"),
@@ -555,6 +557,7 @@ async def test_cli_publishes_lists_and_runs(env: Env, tmp_path: Path) -> None:
                 "--payload",
                 str(payload),
             ),
+            cli(urls, "automations", "import", "--workspace", "cli-src", str(source)),
         )
     finally:
         server.should_exit = True
@@ -563,6 +566,7 @@ async def test_cli_publishes_lists_and_runs(env: Env, tmp_path: Path) -> None:
     assert {item["app"] for item in apps} >= {"toolbox", "nlu", "french"}
     assert {item["slug"] for item in instances} == {"nlu", "nlu.french"}
     assert ran["app_instance"] == "toolbox"
+    assert imported == {"workspace": "cli-src", "automations": ["hi"]}
     assert ran["emitted"] == [{"type": "toolbox.executed", "payload": {"name": None}}]
 
 

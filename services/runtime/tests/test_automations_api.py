@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from aiohttp import web
 
+import modyard.modules.examples
 from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import auth_headers, in_process
@@ -327,3 +330,28 @@ async def test_settings_mask_secret_values(env: Env) -> None:
     env.service.programs.forget(WS)
     kept = await env.service.programs.get(WS)
     assert kept.config["KEY"] == "hunter2-secret"
+
+
+async def test_a_prismeai_workspace_source_is_imported_whole(env: Env) -> None:
+    examples = Path(modyard.modules.examples.__file__).parent
+    source = yaml.safe_load((examples / "prismeai-toolbox" / "toolbox.yml").read_text())
+    response = await env.client.put(
+        "/v1/workspaces/toolbox-src/source", json=source, headers=env.headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["automations"] == ["execute", "privateAutomation"]
+    env.service.programs.forget("toolbox-src")
+    ran = await env.run("privateAutomation", ws="toolbox-src")
+    assert ran.json()["output"] == "https://api.mycompany.com"
+    settings = await env.client.get("/v1/workspaces/toolbox-src/app-settings", headers=env.headers)
+    assert settings.json()["label"] == "Toolbox"
+
+    broken = {"automations": {"a": {"do": [{"set": {"name": "x", "value": "{{ nope }}"}}]}}}
+    refused = await env.client.put(
+        "/v1/workspaces/toolbox-src/source", json=broken, headers=env.headers
+    )
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["pointer"] == "/body/automations/a/do/0/set/value"
+    # Nothing changed.
+    listed = await env.client.get("/v1/workspaces/toolbox-src/automations", headers=env.headers)
+    assert [item["slug"] for item in listed.json()["items"]] == ["execute", "privateAutomation"]

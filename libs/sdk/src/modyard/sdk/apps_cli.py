@@ -134,6 +134,29 @@ def automations_save(
     console.print(f"[green]✓[/] saved automation {escape(result['slug'])}")
 
 
+@automations_app.command("import")
+def automations_import(
+    workspace: WorkspaceOption,
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="A Prisme.ai workspace YAML."),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Replace the workspace's automations and app settings with a workspace source file."""
+    source = _read(file)
+    if not isinstance(source, dict):
+        raise typer.BadParameter("must hold a workspace: {name, config?, automations}")
+    result = call_api(lambda client: client.automations.import_source(workspace, source))
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    console.print(
+        f"[green]✓[/] imported {len(result['automations'])} automation(s) into "
+        f"{escape(workspace)}: {escape(', '.join(result['automations']))}"
+    )
+
+
 @automations_app.command("list")
 def automations_list(workspace: WorkspaceOption, as_json: JsonOption = False) -> None:
     """The workspace's own automations."""

@@ -452,6 +452,10 @@ class AutomationsClient(_ServiceAPI):
         path = f"/v1/workspaces/{workspace}/automations/{slug}"
         return dict(await self._json("PUT", path, json=definition))
 
+    async def import_source(self, workspace: str, source: dict[str, Any]) -> dict[str, Any]:
+        """Replace the workspace's automations and settings with a Prisme.ai workspace YAML."""
+        return dict(await self._json("PUT", f"/v1/workspaces/{workspace}/source", json=source))
+
     async def run(self, workspace: str, name: str, payload: dict[str, Any]) -> dict[str, Any]:
         path = f"/v1/workspaces/{workspace}/automations/{name}/run"
         return dict(await self._json("POST", path, json={"payload": payload}))

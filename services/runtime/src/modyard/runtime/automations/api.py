@@ -20,6 +20,8 @@ from modyard.runtime.automations.schemas import (
     RunOut,
     SettingsIn,
     SettingsOut,
+    SourceIn,
+    SourceOut,
 )
 from modyard.runtime.automations.secret_config import MASK, secret_fields
 from modyard.runtime.automations.service import AutomationService, Target
@@ -189,6 +191,22 @@ async def call_endpoint(
         trigger={"type": "endpoint", "endpoint": name},
     )
     return JSONResponse(result.output)
+
+
+@router.put("/source", response_model=SourceOut)
+async def import_source(
+    ws: Workspace,
+    body: SourceIn,
+    request: Request,
+    session: DbSession,
+    principal: CurrentPrincipal,
+) -> SourceOut:
+    """Replace the workspace's automations and app settings with a Prisme.ai workspace
+    document (single-file source: name, description, photo, config, automations)."""
+    check_workspace(principal, ws)
+    names = await store.import_source(session, ws, body.model_dump(), request.app.state.secrets)
+    automations_of(request).programs.forget(ws)
+    return SourceOut(workspace=ws, automations=names)
 
 
 @router.get("/app-settings", response_model=SettingsOut)

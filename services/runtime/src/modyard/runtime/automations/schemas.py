@@ -78,3 +78,20 @@ class SettingsOut(BaseModel):
     config: dict[str, Any] = Field(description="schema, and value with secrets masked")
     app_name: str | None
     published_version: str | None
+
+
+class SourceIn(BaseModel):
+    """A Prisme.ai workspace document ("Edit source code"): other keys are ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str | None = None
+    description: Any = None
+    photo: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    automations: dict[str, Any] = Field(default_factory=dict)
+
+
+class SourceOut(BaseModel):
+    workspace: str
+    automations: list[str]

@@ -18,6 +18,7 @@ from modyard.runtime.automations.definitions import (
 )
 from modyard.runtime.automations.models import AutomationWorkspace, StoredAutomation
 from modyard.runtime.automations.secret_config import MASK, seal, secret_fields
+from modyard.runtime.templating import pointer_token
 
 
 def checked(slug: str, definition: Mapping[str, Any], *, pointer: str = "/body") -> Automation:
@@ -149,3 +150,79 @@ async def save_settings(
     row.revision += 1
     await session.flush()
     return row
+
+
+async def import_source(
+    session: AsyncSession, workspace: str, document: Mapping[str, Any], box: SecretBox
+) -> list[str]:
+    """Replace the workspace's settings and automations with a Prisme.ai workspace document
+    (``name``, ``description``, ``photo``, ``config: {schema, value}``, ``automations``);
+    automations it does not name are deleted. Every problem is reported at once (422)."""
+    automations = document.get("automations") or {}
+    problems: list[InvalidParam] = []
+    if not isinstance(automations, Mapping):
+        raise ValidationFailed(
+            "automations must map slugs to automations.",
+            errors=[InvalidParam(pointer="/body/automations", detail="must be a mapping")],
+        )
+    compiled: dict[str, Automation] = {}
+    for slug, definition in automations.items():
+        at = f"/body/automations/{pointer_token(str(slug))}"
+        try:
+            compiled[str(slug)] = compile_automation(str(slug), definition)
+        except DefinitionError as exc:
+            problems += [InvalidParam(pointer=f"{at}{w}", detail=r) for w, r in exc.problems]
+    endpoints: dict[str, str] = {}
+    for slug, automation in compiled.items():
+        endpoint = automation.endpoint
+        if endpoint is not None and endpoint in endpoints:
+            problems.append(
+                InvalidParam(
+                    pointer=f"/body/automations/{pointer_token(slug)}/when/endpoint",
+                    detail=f"endpoint {endpoint!r} is served by {endpoints[endpoint]!r} already",
+                )
+            )
+        elif endpoint is not None:
+            endpoints[endpoint] = slug
+    config = document.get("config") or {}
+    schema = config.get("schema") if isinstance(config, Mapping) else None
+    value = config.get("value") if isinstance(config, Mapping) else None
+    if not isinstance(schema or {}, Mapping) or not isinstance(value or {}, Mapping):
+        problems.append(
+            InvalidParam(pointer="/body/config", detail="must be {schema: {...}, value: {...}}")
+        )
+    if problems:
+        raise ValidationFailed(
+            f"The workspace source of {workspace!r} cannot be used as it is: fix the fields "
+            "listed in errors.",
+            errors=problems,
+        )
+    description = document.get("description")
+    if isinstance(description, Mapping):  # Prisme.ai's {en: …, fr: …}
+        description = description.get("en") or next(iter(description.values()), None)
+    await save_settings(
+        session,
+        workspace,
+        box,
+        label=str(document["name"]) if document.get("name") else None,
+        description=str(description) if description else None,
+        photo=str(document["photo"]) if document.get("photo") else None,
+        config_schema=dict(schema or {}),
+        config_value=dict(value or {}),
+    )
+    await session.execute(
+        delete(StoredAutomation).where(
+            StoredAutomation.workspace == workspace, StoredAutomation.slug.not_in(list(compiled))
+        )
+    )
+    for slug, automation in compiled.items():
+        existing = await session.get(StoredAutomation, (workspace, slug))
+        if existing is None:
+            session.add(
+                StoredAutomation(workspace=workspace, slug=slug, definition=automation.source())
+            )
+        else:
+            existing.definition = automation.source()
+    await touch(session, workspace)
+    await session.flush()
+    return sorted(compiled)
