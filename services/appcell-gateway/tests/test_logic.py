@@ -1,0 +1,154 @@
+"""Pure logic of the gateway, without infrastructure: postpayload rendering, action security,
+cell keys, schema compilation and the install-time ``implements`` check."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from examples.resellerclub_cell.module_archive import module_zip
+from modyard.common.auth import Principal, Role
+from modyard.gateway.catalogue import CellInvalid, build_catalogue
+from modyard.gateway.cells import parse_key
+from modyard.gateway.postpayload import render
+from modyard.gateway.problems import CellNotFound, SecurityRefused
+from modyard.gateway.security import enforce
+from modyard.gateway.validation import SchemaCompileError, SchemaFiles
+from modyard.modules.archive import ArchiveLimits, read_archive
+from modyard.modules.formats.appcell import AppCellAdapter
+
+
+def test_a_lone_placeholder_keeps_the_value_and_text_gets_it_as_text() -> None:
+    result = {"auth_info": "EPP-1", "ns": ["a", "b"], "n": 3, "nested": {"x": None}}
+    template = {
+        "type": "overwrite",
+        "data": {
+            "whole": "{{result}}",
+            "code": "{{ result.auth_info }}",
+            "first": "{{result.ns[0]}}",
+            "dotted": "{{result.ns.1}}",
+            "text": "code {{result.auth_info}} / {{result.n}} / {{result.ns}}",
+            "missing": "{{result.nope.deeper}}",
+            "missing_in_text": "[{{result.nope}}]",
+            "null": "{{result.nested.x}}",
+            "literal": 7,
+        },
+    }
+    assert render(template, result) == {
+        "type": "overwrite",
+        "data": {
+            "whole": result,
+            "code": "EPP-1",
+            "first": "a",
+            "dotted": "b",
+            "text": 'code EPP-1 / 3 / ["a","b"]',
+            "missing": None,
+            "missing_in_text": "[]",
+            "null": None,
+            "literal": 7,
+        },
+    }
+
+
+def _principal(
+    *roles: Role, products: set[str] = frozenset(), permissions: set[str] = frozenset()
+) -> Principal:  # type: ignore[assignment]
+    return Principal(
+        subject="s",
+        roles=frozenset(roles),
+        products=frozenset(products),
+        permissions=frozenset(permissions),
+    )
+
+
+@pytest.mark.parametrize(
+    ("security", "principal", "product", "allowed"),
+    [
+        ("protected", _principal(Role.user), None, True),
+        ("public", _principal(Role.user, products=frozenset({"p1"})), "p1", True),
+        ("public", _principal(Role.user, products=frozenset({"p1"})), "p2", False),
+        ("public", _principal(Role.user, products=frozenset({"p1"})), None, False),
+        ("public", _principal(Role.service), "p1", False),
+        ("public", _principal(Role.operator), "p9", True),
+        (
+            "rbac::domains.transfer",
+            _principal(Role.user, permissions=frozenset({"domains.transfer"})),
+            None,
+            True,
+        ),
+        (
+            "rbac::domains.transfer",
+            _principal(Role.user, permissions=frozenset({"domains"})),
+            None,
+            False,
+        ),
+        ("rbac::domains.transfer", _principal(Role.operator), None, True),
+        ("something-else", _principal(Role.user), None, False),
+    ],
+)
+def test_action_security(
+    security: str, principal: Principal, product: str | None, allowed: bool
+) -> None:
+    if allowed:
+        enforce(security, principal, product)
+    else:
+        with pytest.raises(SecurityRefused):
+            enforce(security, principal, product)
+
+
+def test_a_cell_is_named_by_installation_id_or_workspace_and_slug() -> None:
+    installation = uuid.uuid4()
+    assert parse_key(str(installation)) == installation
+    assert parse_key("shop:rc") == ("shop", "rc")
+    assert parse_key("shop:app.nested") == ("shop", "app.nested")
+    for bad in ("rc", ":rc", "shop:"):
+        with pytest.raises(CellNotFound):
+            parse_key(bad)
+
+
+def test_schemas_compile_from_bundled_files_only() -> None:
+    files = SchemaFiles(
+        {"schema/a.json": {"$ref": "b.json"}, "schema/b.json": {"type": "integer"}},
+        cell_name="someCell",
+    )
+    compiled = files.compile({"path": "schema/a.json", "reference": "schema/a.json"})
+    assert compiled.violations(3) == []
+    assert [v.message for v in compiled.violations("x")] == ['"x" is not of type "integer"']
+    with pytest.raises(SchemaCompileError, match="names no file bundled"):
+        files.compile({"inline": {"$ref": "https://example.com/elsewhere.json"}})
+
+
+def _catalogue(edit: Any = None) -> dict[str, Any]:
+    archive = module_zip(edit=edit)
+    manifest = AppCellAdapter().parse(read_archive(archive, ArchiveLimits()))
+    return build_catalogue(manifest, archive)
+
+
+def test_the_example_cells_catalogue_inherits_schemas_from_its_resources() -> None:
+    catalogue = _catalogue()
+    actions = catalogue["plugins"]["NewResellerClub"]["actions"]
+    assert actions["getEppCode"][0]["result"]["path"] == "schema/domain/eppcode.result.schema.json"
+    assert actions["renew"][0]["result"]["path"] == "schema/domain/domain.result.json"
+    assert actions["checkAvailability"][0]["security"] == "public"
+    assert actions["synchronize"][0]["postpayload"]["data"]["status"] == "{{result.status}}"
+    assert {"resource": "Contact", "action": "fetchAll"}.items() <= actions["fetchAll.Contact"][
+        0
+    ].items()
+
+
+def test_a_plugin_lacking_what_it_implements_is_refused_with_what_to_add() -> None:
+    def without(documents: dict[str, dict[str, Any]]) -> None:
+        actions = documents["plugin.json"]["plugin"]["NewResellerClub"]["actions"]
+        del actions["checkAvailability"]
+        del actions["renew"]
+
+    with pytest.raises(CellInvalid) as refused:
+        _catalogue(without)
+    message = str(refused.value)
+    assert "availability.schema" in message
+    assert '"checkAvailability"' in message
+    assert "renewable.schema" in message
+    assert '"renew"' in message
+    assert "add the action(s) to plugin.json" in message
