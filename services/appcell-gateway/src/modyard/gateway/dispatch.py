@@ -11,9 +11,9 @@ work through requests nobody waits for any more. Requests are published ``mandat
 reply anyway, and a request is worthless after its timeout, so writing it to disk would only add
 latency; the confirm of a transient message costs no disk write, and it is how the broker reports a
 request it cannot route (the cell's queue is gone), which then fails at once with a 503.
-The reply is matched by correlation id to the
-one waiting caller; a reply for a request that already timed out finds nobody and is dropped,
-so it can never reach another caller. A reply must come from the broker user of the cell that
+
+The reply is matched by correlation id to the one waiting caller; a reply for a request that
+already timed out finds nobody and is dropped, so it can never reach another caller. A reply must come from the broker user of the cell that
 was asked (RabbitMQ vouches for ``user_id``); anything else is dropped as well.
 """
 
