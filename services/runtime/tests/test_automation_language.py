@@ -383,3 +383,50 @@ async def test_run_context_in_a_workspace() -> None:
     assert output["appInstance"] is None
     assert output["workspace"] == "ws"
     assert output["automation"] == "main"
+
+
+class OverlapHost(FakeHost):
+    """Counts how many waits are in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.most = 0
+
+    async def wait(
+        self, program: Program, events: list[str], filters: list[dict[str, Any]], timeout: float
+    ) -> dict[str, Any] | None:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        await asyncio.sleep(0)  # let the other branch start
+        await asyncio.sleep(0)
+        self.in_flight -= 1
+        return {"type": events[0], "payload": None}
+
+
+async def test_all_runs_its_instructions_concurrently() -> None:
+    host = OverlapHost()
+    output = await run(
+        {
+            "main": {
+                "output": ["{{a.type}}", "{{b.type}}"],
+                "do": [
+                    {
+                        "all": [
+                            {"wait": {"oneOf": [{"event": "a"}], "output": "a"}},
+                            {"wait": {"oneOf": [{"event": "b"}], "output": "b"}},
+                        ]
+                    }
+                ],
+            }
+        },
+        host=host,
+    )
+    assert output == ["a", "b"]
+    assert host.most == 2
+
+
+async def test_a_failure_inside_all_is_reported_with_its_pointer() -> None:
+    with pytest.raises(AutomationError) as caught:
+        await run({"main": {"do": [{"all": [{"comment": {}}, {"fetch": {"url": "ftp://x"}}]}]}})
+    assert caught.value.pointer == "/do/0/all/1/fetch/url"

@@ -14,6 +14,7 @@ program's secret config values masked.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 import time
@@ -268,9 +269,9 @@ class Interpreter:
             raise self._fail(frame, exc.reason, exc.pointer) from None
 
     async def _block(
-        self, state: _Run, frame: _Frame, instructions: list[Any], pointer: str
+        self, state: _Run, frame: _Frame, instructions: list[Any], pointer: str, start: int = 0
     ) -> None:
-        for index, instruction in enumerate(instructions):
+        for index, instruction in enumerate(instructions, start):
             state.steps += 1
             if state.steps > MAX_STEPS:
                 raise self._fail(frame, f"the run went past {MAX_STEPS} instructions", pointer)
@@ -300,9 +301,17 @@ class Interpreter:
         elif name == "wait":
             await self._wait(state, frame, args, at)
         elif name == "all":
-            # Prisme.ai runs these concurrently; here in order, which is one valid interleaving
-            # and keeps variable writes deterministic.
-            await self._block(state, frame, list(args or []), at)
+            # Concurrently, as Prisme.ai does (waits and fetches overlap); a failure or a break
+            # in one cancels the others and goes on as if it happened alone.
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for index, instruction in enumerate(args or []):
+                        group.create_task(self._block(state, frame, [instruction], at, start=index))
+            except ExceptionGroup as failures:
+                first = failures.exceptions[0]
+                while isinstance(first, ExceptionGroup):
+                    first = first.exceptions[0]
+                raise first from None
         elif name == "comment":
             return
         else:
