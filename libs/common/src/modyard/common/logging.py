@@ -31,6 +31,8 @@ def configure_logging(
     )
     structlog.configure(
         processors=[
+            # First: a line below the logger's level costs nothing more (hot paths log at INFO).
+            structlog.stdlib.filter_by_level,
             *shared,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
