@@ -11,8 +11,8 @@ import time
 
 import httpx
 
-from modyard.common.auth import Role, mint_token
 from modyard.common.settings import CommonSettings
+from modyard.common.tokens import Role, mint_token
 
 TOKEN_TTL_SECONDS = 300
 

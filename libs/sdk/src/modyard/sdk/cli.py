@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from modyard.common.auth import DEFAULT_TOKEN_TTL_SECONDS, Role, mint_token
 from modyard.common.settings import CommonSettings
+from modyard.common.tokens import DEFAULT_TOKEN_TTL_SECONDS, Role, mint_token
 from modyard.sdk.apps_cli import apps_app, automations_app
 from modyard.sdk.client import SERVICES, ModyardAPIError, ModyardClient
 from modyard.sdk.deployer_cli import deploy_app

@@ -14,8 +14,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from modyard.common.logging import configure_logging
-from modyard.sdk.cell.runner import load_target, serve
-from modyard.sdk.cell.worker import WorkerOptions
 from modyard.sdk.cli_support import JsonOption, call_api, console, fail
 
 cells_app = typer.Typer(
@@ -196,6 +194,10 @@ def cell_run(
     log_level: Annotated[str, typer.Option(envvar="MODYARD_LOG_LEVEL")] = "INFO",
 ) -> None:
     """Run a cell until SIGTERM/SIGINT; requests in flight are finished before it exits."""
+    # Imported here: the worker pulls in aio-pika, which no other command needs at start-up.
+    from modyard.sdk.cell.runner import load_target, serve
+    from modyard.sdk.cell.worker import WorkerOptions
+
     try:
         runnable = load_target(target)
     except (ValueError, ImportError) as exc:

@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
 
 from modyard.common.settings import CommonSettings
 from modyard.sdk.client import SERVICES, ModyardClient
@@ -43,17 +42,16 @@ async def service_checks(client: ModyardClient) -> list[Check]:
 
 
 async def _postgres(settings: CommonSettings) -> Check:
-    url = make_url(settings.database_url)
-    shown = url.render_as_string(hide_password=True)
+    shown = redact(settings.database_url)
     try:
-        connection = await asyncpg.connect(
-            url.set(drivername="postgresql").render_as_string(hide_password=False), timeout=3
-        )
+        # asyncpg speaks the plain scheme; the settings name SQLAlchemy's driver too.
+        _, _, location = settings.database_url.partition("://")
+        connection = await asyncpg.connect(f"postgresql://{location}", timeout=3)
         try:
             version = await connection.fetchval("SHOW server_version")
         finally:
             await connection.close()
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+    except (OSError, ValueError, asyncpg.PostgresError, TimeoutError) as exc:
         return Check("infrastructure", "postgresql", shown, "down", str(exc)[:120])
     return Check("infrastructure", "postgresql", shown, "up", f"PostgreSQL {version}")
 

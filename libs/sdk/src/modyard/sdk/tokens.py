@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from modyard.common.auth import Role, mint_token
 from modyard.common.settings import CommonSettings
+from modyard.common.tokens import Role, mint_token
 
 
 def operator_token(settings: CommonSettings) -> str:
