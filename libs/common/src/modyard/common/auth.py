@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from modyard.common.errors import Forbidden, Unauthorized
@@ -20,6 +20,7 @@ from modyard.common.tokens import (
     Principal,
     Role,
     TokenError,
+    VerifiedTokens,
     decode_token,
     mint_token,
 )
@@ -31,11 +32,23 @@ __all__ = [
     "Principal",
     "Role",
     "TokenError",
+    "VerifiedTokens",
     "authenticate",
     "decode_token",
     "mint_token",
     "require_roles",
+    "verified_tokens",
 ]
+
+
+def verified_tokens(app: FastAPI) -> VerifiedTokens:
+    """The app's remembered tokens, made on first use from its settings."""
+    tokens: VerifiedTokens | None = getattr(app.state, "verified_tokens", None)
+    if tokens is None:
+        settings: CommonSettings = app.state.settings
+        tokens = app.state.verified_tokens = VerifiedTokens(settings)
+    return tokens
+
 
 _bearer = HTTPBearer(auto_error=False, description="A modyard JWT (`modyard token` mints one)")
 
@@ -49,9 +62,8 @@ async def authenticate(
         raise Unauthorized(
             "Send 'Authorization: Bearer <token>'; `modyard token` mints a development token."
         )
-    settings: CommonSettings = request.app.state.settings
     try:
-        return decode_token(settings, credentials.credentials)
+        return verified_tokens(request.app).principal(credentials.credentials)
     except TokenError as exc:
         raise Unauthorized(f"Send a valid bearer token: {exc}.") from exc
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -139,3 +140,34 @@ def decode_token(settings: CommonSettings, token: str) -> Principal:
         products=frozenset(str(product) for product in products_claim),
         permissions=frozenset(str(permission) for permission in permissions_claim),
     )
+
+
+class VerifiedTokens:
+    """Verified tokens, remembered briefly: a caller sends the same token with many requests, and
+    verifying a JWT costs more than a short request's own work.
+
+    A token is remembered at most ``remember_seconds`` after it was verified. That stays within
+    the 30 s of leeway :func:`decode_token` grants on expiry, so no token is accepted longer than
+    ``decode_token`` would accept it anyway; tokens are stateless (no revocation to miss).
+    """
+
+    def __init__(
+        self, settings: CommonSettings, *, remember_seconds: float = 30.0, most: int = 10_000
+    ) -> None:
+        self._settings = settings
+        self._remember = remember_seconds
+        self._most = most
+        self._known: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+
+    def principal(self, token: str) -> Principal:
+        """The token's principal; raises :class:`TokenError` like :func:`decode_token`."""
+        now = time.monotonic()
+        known = self._known.get(token)
+        if known is not None and known[0] > now:
+            return known[1]
+        principal = decode_token(self._settings, token)
+        self._known[token] = (now + self._remember, principal)
+        self._known.move_to_end(token)
+        while len(self._known) > self._most:
+            self._known.popitem(last=False)
+        return principal

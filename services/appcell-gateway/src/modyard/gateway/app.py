@@ -10,6 +10,7 @@ from aio_pika.abc import AbstractExchange
 from fastapi import FastAPI
 
 from modyard.common.app_factory import Lifecycle, ServiceSpec, build_service_app
+from modyard.common.auth import verified_tokens
 from modyard.common.bus.connection import Bus
 from modyard.common.db.database import Database
 from modyard.gateway.api import routers
@@ -22,7 +23,6 @@ from modyard.gateway.ingress import Ingress
 from modyard.gateway.pipeline import Pipeline
 from modyard.gateway.request_log import RequestLog
 from modyard.gateway.settings import GatewaySettings
-from modyard.gateway.tokens import VerifiedTokens
 from modyard.gateway.upstream import InstallerClient, RegistryClient
 
 
@@ -53,7 +53,8 @@ def service_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
             assert exchange is not None, "the topology is declared before messages arrive"
             return exchange
 
-        tokens = VerifiedTokens(settings)
+        # One memory of verified tokens for the HTTP routes (common auth) and the AMQP ingress.
+        tokens = verified_tokens(app)
         ingress = Ingress(tokens, lambda: pipelines[0], default_exchange)
         dispatcher = Dispatcher(
             bus, on_ingress=ingress.on_message, ingress_prefetch=settings.ingress_prefetch

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from modyard.common.db.database import Database
 from modyard.common.secrets import SecretBox
+from modyard.common.tokens import VerifiedTokens
 from modyard.gateway.broker_admin import BrokerAdmin
 from modyard.gateway.cells import CellCache, CellDeps
 from modyard.gateway.dispatch import Dispatcher
 from modyard.gateway.pipeline import Pipeline
 from modyard.gateway.request_log import RequestLog
 from modyard.gateway.settings import GatewaySettings
-from modyard.gateway.tokens import VerifiedTokens
 from modyard.gateway.upstream import InstallerClient, RegistryClient
 
 

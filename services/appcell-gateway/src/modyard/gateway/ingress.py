@@ -32,8 +32,8 @@ from modyard.common.errors import (
     problem_type,
 )
 from modyard.common.request_context import bound_context
+from modyard.common.tokens import TokenError, VerifiedTokens
 from modyard.gateway.pipeline import CellRequest, Pipeline
-from modyard.gateway.tokens import TokenError, VerifiedTokens
 
 log = structlog.get_logger(__name__)
 

@@ -6,12 +6,9 @@ import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from modyard.common.auth import Principal, Role, require_roles
-from modyard.common.errors import Unauthorized
+from modyard.common.auth import CurrentPrincipal, Principal, Role, require_roles
 from modyard.gateway.context import GatewayContext
-from modyard.gateway.tokens import TokenError
 
 
 async def get_context(request: Request) -> GatewayContext:
@@ -21,26 +18,8 @@ async def get_context(request: Request) -> GatewayContext:
 
 Context = Annotated[GatewayContext, Depends(get_context)]
 
-_bearer = HTTPBearer(auto_error=False, description="A modyard JWT (`modyard token` mints one)")
-
-
-async def caller(
-    context: Context,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """Like ``modyard.common.auth.authenticate``, with verified tokens remembered briefly
-    (see :mod:`modyard.gateway.tokens`): the dependency of the request paths."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized(
-            "Send 'Authorization: Bearer <token>'; `modyard token` mints a development token."
-        )
-    try:
-        return context.tokens.principal(credentials.credentials)
-    except TokenError as exc:
-        raise Unauthorized(f"Send a valid bearer token: {exc}.") from exc
-
-
-Caller = Annotated[Principal, Depends(caller)]
+#: The request paths' caller: common auth, whose verified tokens are remembered briefly.
+Caller = CurrentPrincipal
 Operator = Annotated[Principal, Depends(require_roles(Role.operator))]
 ServiceOrOperator = Annotated[Principal, Depends(require_roles(Role.service))]
 

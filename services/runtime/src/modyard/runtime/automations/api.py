@@ -25,7 +25,6 @@ from modyard.runtime.automations.schemas import (
 )
 from modyard.runtime.automations.secret_config import MASK, secret_fields
 from modyard.runtime.automations.service import AutomationService, Target
-from modyard.runtime.automations.tokens import EndpointPrincipal
 
 router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["automations"], responses=PROBLEM_RESPONSES)
 Workspace = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
@@ -164,7 +163,7 @@ async def run_automation(
     responses={200: {"description": "The automation's output, as JSON"}},
 )
 async def call_endpoint(
-    ws: Workspace, name: Name, request: Request, session: DbSession, principal: EndpointPrincipal
+    ws: Workspace, name: Name, request: Request, session: DbSession, principal: CurrentPrincipal
 ) -> Response:
     """Run the automation serving endpoint ``name`` (``functions.execute`` for an instance's):
     the JSON body is ``body`` (its fields also the arguments), the query ``payload.query``."""
