@@ -12,7 +12,6 @@ import asyncio
 import io
 import uuid
 import zipfile
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -23,6 +22,7 @@ from sqlalchemy import select
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.polling import eventually
 from modyard.common.testing.services import (
     auth_headers,
     free_port,
@@ -75,14 +75,6 @@ def module_zip(name: str) -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("modyard.yaml", yaml.safe_dump(document))
     return buffer.getvalue()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.2)
 
 
 async def test_a_deployed_container_module_runs_a_flow_node_and_a_suspended_one_is_retried(
@@ -197,7 +189,7 @@ async def _scenario(
         found = (await client.get(f"{deployer}/v1/deployments/{module}")).json()
         return bool(found["status"] == wanted)
 
-    await eventually(lambda: status_is("running"))
+    await eventually(lambda: status_is("running"), timeout=60)
 
     definition = {
         "nodes": {
@@ -225,7 +217,7 @@ async def _scenario(
         )
         return response.status_code == 200
 
-    await eventually(started)  # once the runtime has heard of the installation
+    await eventually(started, timeout=60)  # once the runtime has heard of the installation
 
     async def logs() -> list[Any]:
         async with app.state.database.transaction() as session:
@@ -242,11 +234,11 @@ async def _scenario(
     async def logged(expected: list[Any]) -> bool:
         return await logs() == expected
 
-    await eventually(lambda: logged([{"order": 1}]))
+    await eventually(lambda: logged([{"order": 1}]), timeout=60)
 
     # Suspended: the node fails (retryable) and waits in the delay tiers; resumed, it goes through.
     assert (await client.post(f"{deployer}/v1/deployments/{module}/suspend")).status_code == 202
-    await eventually(lambda: status_is("suspended"))
+    await eventually(lambda: status_is("suspended"), timeout=60)
     await asyncio.sleep(6)  # past the runtime's endpoint cache
     hooked = await runtime.post(f"/v1/hooks/{WS}/{flow_id}/hook", json={"order": 2})
     assert hooked.status_code == 202

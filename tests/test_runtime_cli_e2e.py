@@ -11,7 +11,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import pytest
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.polling import eventually
 from modyard.common.testing.services import auth_headers, free_port, service_process
 
 pytestmark = pytest.mark.infra
@@ -113,14 +114,6 @@ async def modyard(env: dict[str, str], *args: str, expect: int = 0) -> tuple[Any
     return (json.loads(text) if text.startswith(("{", "[")) else text), stderr.decode()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
-
-
 async def test_flows_from_a_file_to_running_and_back(
     cluster: Cluster, receiver: Receiver, tmp_path: Path
 ) -> None:
@@ -184,7 +177,7 @@ definition:
             f"/v1/hooks/{WS}/{flow_id}/hook", json={"id": 7, "amount": 12.5}
         )
         assert hook.status_code == 202, hook.text
-        await eventually(notified)
+        await eventually(notified, timeout=20)
 
     (running, _), _ = await asyncio.gather(
         modyard(cluster.env, "flows", "list", "-w", WS, "--status", "running", "--json"),
@@ -229,7 +222,7 @@ async def test_unprocessed_messages_are_listed_shown_retried_and_deleted(
         page = await cluster.api.get("/v1/unprocessed-messages", params={"flow": flow_id})
         return len(page.json()["items"]) == count
 
-    await eventually(lambda: stored(3))
+    await eventually(lambda: stored(3), timeout=20)
 
     # two pages of one, stopped at --limit 2
     listed, _ = await modyard(
@@ -270,8 +263,8 @@ async def test_unprocessed_messages_are_listed_shown_retried_and_deleted(
     async def delivered() -> bool:
         return receiver.requests == [("/retried", None)]
 
-    await eventually(delivered)
-    await eventually(lambda: stored(2))
+    await eventually(delivered, timeout=20)
+    await eventually(lambda: stored(2), timeout=20)
 
     bulk, _ = await modyard(cluster.env, "dlq", "retry", "--all", "--flow", flow_id, "--json")
     assert bulk["count"] == 2
@@ -282,7 +275,7 @@ async def test_unprocessed_messages_are_listed_shown_retried_and_deleted(
         ids = [item["id"] for item in page.json()["items"]]
         return len(ids) == 2 and not set(ids) & set(bulk["ids"])
 
-    await eventually(failed_again)
+    await eventually(failed_again, timeout=20)
 
     deleted, _ = await modyard(cluster.env, "dlq", "delete", "--all", "--flow", flow_id, "--json")
     assert deleted["count"] == 2

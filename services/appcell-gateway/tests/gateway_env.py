@@ -3,8 +3,6 @@ the example cell (examples/resellerclub_cell) published, installed and running o
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +10,7 @@ import httpx
 
 from modyard.common.auth import Role, mint_token
 from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.polling import eventually
 from modyard.common.testing.services import auth_headers
 from modyard.gateway.context import GatewayContext
 from modyard.gateway.settings import GatewaySettings
@@ -21,14 +20,6 @@ WS = "cells"
 MODULE = "newresellerclubcell"
 CONFIG = {"userid": "reseller", "password": "secret", "TestMode": "1"}
 TIMEOUT = 1.5
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 @dataclass

@@ -11,10 +11,11 @@ import aio_pika
 import aiormq
 import httpx
 import pytest
-from gateway_env import WS, Env, eventually
+from gateway_env import WS, Env
 
 from examples.resellerclub_cell.cell import cell as example_cell
 from examples.resellerclub_cell.module_archive import module_zip
+from modyard.common.testing.polling import eventually
 from modyard.gateway.dispatch import INGRESS_EXCHANGE
 
 pytestmark = pytest.mark.infra

@@ -6,8 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
-from gateway_env import WS, Env, eventually
+from gateway_env import WS, Env
 
+from modyard.common.testing.polling import eventually
 from modyard.sdk.cell import Cell
 
 pytestmark = pytest.mark.infra

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from modyard.common.auth import Role
 from modyard.common.network import tcp_reachable
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.polling import eventually
 from modyard.common.testing.services import ServiceProcess, auth_headers, service_process
 from modyard.deployer.testing import (
     RegistryLogin,
@@ -186,14 +187,6 @@ class Deployer:
         async with aiodocker.Docker(url=self.docker_host) as docker:
             listed = await docker.volumes.list(filters={"label": labels})
             return [volume["Name"] for volume in listed.get("Volumes") or []]
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.2)
 
 
 @pytest.fixture(scope="session")

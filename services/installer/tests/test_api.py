@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import zipfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.polling import eventually
 from modyard.common.testing.services import (
     ServiceProcess,
     auth_headers,
@@ -158,14 +159,6 @@ async def env(infra: IsolatedInfra) -> AsyncIterator[Env]:
             ):
                 await environment.publish(data)
             yield environment
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 15) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 async def test_install_resolves_the_graph_and_records_the_lock(env: Env) -> None:
@@ -344,7 +337,7 @@ async def test_unpinned_follow_compatible_versions_and_pinned_stay(env: Env) -> 
         body = (await env.call("GET", "/v1/workspaces/follow/installations/up-free")).json()
         return bool(body["version"] == "1.1.0")
 
-    await eventually(free_moved)
+    await eventually(free_moved, timeout=15)
     pinned = (await env.call("GET", "/v1/workspaces/follow/installations/up-pinned")).json()
     assert pinned["version"] == "1.0.0"
 

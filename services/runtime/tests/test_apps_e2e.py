@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.polling import eventually
 from modyard.common.testing.services import (
     auth_headers,
     free_port,
@@ -35,14 +36,6 @@ from modyard.runtime.models import NodeLog
 from modyard.runtime.settings import RuntimeSettings
 
 pytestmark = pytest.mark.infra
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 class Receiver:

@@ -4,7 +4,7 @@ saving (checked), direct runs, endpoints, event triggers through the broker, wai
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from aiohttp import web
 import modyard.modules.examples
 from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.polling import eventually
 from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
 from modyard.runtime.automations.models import AutomationWorkspace
@@ -27,14 +28,6 @@ from modyard.runtime.settings import RuntimeSettings
 pytestmark = pytest.mark.infra
 
 WS = "autos"
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 class Receiver:
@@ -200,7 +193,7 @@ async def test_emitted_events_trigger_listeners_through_the_broker(
     async def heard() -> bool:
         return bool(receiver.seen("listener"))
 
-    await eventually(heard)
+    await eventually(heard, timeout=20)
     assert receiver.seen("listener") == [{"payload": {"id": 7}, "trigger": "order.created"}]
 
 
@@ -226,7 +219,7 @@ async def test_wait_returns_the_event_another_run_emits(env: Env) -> None:
     async def registered() -> bool:
         return bool(env.service.hub._waiters.get(WS))
 
-    await eventually(registered)
+    await eventually(registered, timeout=20)
     await env.run("finisher", {"job": 1})  # filtered out
     await env.run("finisher", {"job": 2})
     response = await asyncio.wait_for(waiting, 30)
@@ -247,7 +240,7 @@ async def test_a_wait_hears_events_whichever_replica_consumes_them(
         async def registered() -> bool:
             return bool(env.service.hub._waiters.get(WS))
 
-        await eventually(registered)
+        await eventually(registered, timeout=20)
         finished = await replica.post(
             f"/v1/workspaces/{WS}/automations/finisher/run",
             json={"payload": {"job": 2}},

@@ -8,7 +8,7 @@ import io
 import json
 import uuid
 import zipfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.polling import eventually
 from modyard.common.testing.services import auth_headers, in_process, service_process
 from modyard.runtime.app import create_app
 from modyard.runtime.engine.topology import MODULES_EXCHANGE
@@ -180,14 +181,6 @@ class Env:
             "/v1/unprocessed-messages", params={"flow": flow_id}, headers=self.operator
         )
         return list(response.json()["items"])
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
