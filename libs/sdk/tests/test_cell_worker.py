@@ -220,6 +220,17 @@ async def echo(payload: Any, call: ComponentCall) -> Any:
     return {"echo": payload, "prefix": call.properties.get("prefix"), "key": call.config.get("key")}
 
 
+attempts: dict[str, int] = {}
+
+
+@module.component("Flaky")
+async def flaky(payload: Any, call: ComponentCall) -> Any:
+    attempts[call.message_id] = attempts.get(call.message_id, 0) + 1
+    if attempts[call.message_id] == 1:
+        raise VendorUnavailable("try later")
+    return {"attempt": attempts[call.message_id]}
+
+
 @module.component("Split")
 def split(payload: list[Any], call: ComponentCall) -> dict[str, list[Any]]:
     return {"even": [n for n in payload if n % 2 == 0], "odd": [n for n in payload if n % 2]}
@@ -266,6 +277,37 @@ async def test_a_module_worker_speaks_the_runtimes_amqp_executor_protocol(
     assert caller.replies[failed] == [
         {"error": {"message": "try later", "status": 503, "retryable": True}}
     ]
+
+
+async def test_a_retry_with_the_same_message_id_runs_the_component_again(
+    infra: IsolatedInfra, caller: Caller
+) -> None:
+    """The runtime retries a failed node under the same message id: a failure must not be
+    replayed, or no retry could ever succeed."""
+    worker = module.worker(WorkerOptions(amqp_url=infra.amqp_url))
+    await worker.start()
+    message_id = uuid.uuid4().hex
+    request = {"message_id": message_id, "component": "Flaky", "port": "in", "payload": 1}
+    try:
+        first = await caller.send(
+            module.name, request, exchange="modyard.modules", message_id=message_id
+        )
+        await caller.wait(1)
+        retry = await caller.send(
+            module.name, request, exchange="modyard.modules", message_id=message_id
+        )
+        await caller.wait(2)
+        again = await caller.send(
+            module.name, request, exchange="modyard.modules", message_id=message_id
+        )
+        await caller.wait(3)
+    finally:
+        await worker.stop()
+    assert caller.replies[first][0]["error"]["retryable"] is True
+    assert caller.replies[retry] == [{"outputs": {"out": [{"attempt": 2}]}}]
+    # A success is remembered: a duplicate of the retry does not run the component a third time.
+    assert caller.replies[again] == caller.replies[retry]
+    assert attempts[message_id] == 2
 
 
 def test_load_target_names_a_cell_or_a_module_worker() -> None:

@@ -13,10 +13,11 @@ What the core does for every adapter:
   not stall the others).
 - **Acknowledgement** after the reply is published; a worker that dies mid-request leaves the
   request to be redelivered.
-- **Redelivery policy**: answers are remembered by request id (``message_id``) for
+- **Redelivery policy**: successful answers are remembered by request id (``message_id``) for
   ``replay_seconds`` (up to ``replay_size`` of them). A request seen again in that window (a
   redelivery after a lost ack, a duplicate publish) gets the remembered answer again without
-  running the handler twice; a duplicate that arrives while the first is still running waits for
+  running the handler twice. Failures are not remembered: the runtime retries a failed node with
+  the same message id, and a retry must run the handler again; a duplicate that arrives while the first is still running waits for
   it. A redelivered request the worker has not answered (it crashed, or another replica had it) is
   handled again: handlers must therefore be idempotent per request id, which they receive
   (``Request.request_id``) to pass on to the vendor as an idempotency key where it has one.
@@ -204,7 +205,7 @@ class Worker:
             try:
                 body, outcome, described = await self._run(message)
                 future.set_result(body)
-                if key:
+                if key and outcome == "ok":
                     self._replay.put(key, body)
             except BaseException as exc:
                 future.set_exception(exc)
