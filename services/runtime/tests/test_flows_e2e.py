@@ -11,7 +11,6 @@ import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 import yaml
@@ -22,10 +21,11 @@ from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
 from modyard.common.testing.services import auth_headers, in_process, service_process
 from modyard.runtime.app import create_app
-from modyard.runtime.engine.topology import MODULES_EXCHANGE
 from modyard.runtime.models import NodeLog
 from modyard.runtime.settings import RuntimeSettings
 from modyard.runtime.webhooks.signing import verify_signature
+from modyard.sdk.cell import CellError, ComponentCall, Worker, WorkerOptions
+from modyard.sdk.cell import ModuleWorker as SdkModuleWorker
 
 pytestmark = pytest.mark.infra
 
@@ -53,44 +53,35 @@ def module_zip(name: str, version: str) -> bytes:
 
 
 class ModuleWorker:
-    """A module worker on the real broker: answers Echo requests, failing when told to."""
+    """A module's worker written with the SDK (``modyard.sdk.cell.ModuleWorker``), as a module
+    author would, on the real broker: answers its components with the payload echoed, failing
+    with the errors queued in ``failures`` first."""
 
     def __init__(self, url: str, module: str) -> None:
         self.url = url
-        self.module = module
         self.failures: list[dict[str, Any]] = []
         self.calls = 0
-        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self.sdk = SdkModuleWorker(module)
+        for component in ("Echo", "Poll"):
+            self.sdk.component(component)(self._answer)
+        self._worker: Worker | None = None
+
+    async def _answer(self, payload: Any, call: ComponentCall) -> Any:
+        self.calls += 1
+        if self.failures:
+            failure = self.failures.pop(0)
+            raise CellError(
+                failure["message"], status=failure["status"], retryable=failure["retryable"]
+            )
+        return {"echo": payload}
 
     async def start(self) -> None:
-        self._connection = await aio_pika.connect_robust(self.url)
-        channel = await self._connection.channel()
-        exchange = await channel.declare_exchange(
-            MODULES_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
-        )
-        queue = await channel.declare_queue(f"test.{self.module}.requests", auto_delete=True)
-        await queue.bind(exchange, routing_key=self.module)
-
-        async def on_request(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            async with message.process():
-                self.calls += 1
-                request = json.loads(message.body)
-                if self.failures:
-                    reply: dict[str, Any] = {"error": self.failures.pop(0)}
-                else:
-                    reply = {"outputs": {"out": [{"echo": request["payload"]}]}}
-                await channel.default_exchange.publish(
-                    aio_pika.Message(
-                        json.dumps(reply).encode(), correlation_id=message.correlation_id
-                    ),
-                    routing_key=message.reply_to or "",
-                )
-
-        await queue.consume(on_request)
+        self._worker = self.sdk.worker(WorkerOptions(amqp_url=self.url))
+        await self._worker.start()
 
     async def stop(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
+        if self._worker is not None:
+            await self._worker.stop()
 
 
 class Receiver:
