@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from modyard.common.auth import CurrentPrincipal
 from modyard.common.db.session import DbSession
+from modyard.common.errors import PROBLEM_RESPONSES
 from modyard.common.request_context import current_correlation_id, current_request_id
 from modyard.gateway import views
 from modyard.gateway.api.deps import Caller, Context, Operator, json_response
@@ -20,7 +21,7 @@ from modyard.gateway.schemas import (
     CellSummary,
 )
 
-router = APIRouter(prefix="/v1/cells", tags=["cells"])
+router = APIRouter(prefix="/v1/cells", tags=["cells"], responses=PROBLEM_RESPONSES)
 
 CellKey = Annotated[
     str, Path(max_length=255, description="Installation id, or '<workspace>:<slug>'")

@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from modyard.common.errors import PROBLEM_RESPONSES
 from modyard.gateway.api.deps import Context, ServiceOrOperator
 from modyard.gateway.schemas import RequestEntry, RequestPage
 
-router = APIRouter(prefix="/v1/requests", tags=["requests"])
+router = APIRouter(prefix="/v1/requests", tags=["requests"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("", response_model=RequestPage)

@@ -7,13 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Response
 
 from modyard.common.db.session import DbSession
+from modyard.common.errors import PROBLEM_RESPONSES
 from modyard.common.request_context import current_correlation_id, current_request_id
 from modyard.gateway import views
 from modyard.gateway.api.deps import Caller, Context, json_response
 from modyard.gateway.pipeline import CellRequest
 from modyard.gateway.schemas import ActionAnswer, SlotBundles
 
-router = APIRouter(prefix="/v1/ui", tags=["ui"])
+router = APIRouter(prefix="/v1/ui", tags=["ui"], responses=PROBLEM_RESPONSES)
 
 Name = Annotated[str, Path(min_length=1, max_length=255)]
 
