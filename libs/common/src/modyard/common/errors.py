@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modyard.common.request_context import current_request_id
@@ -229,8 +230,27 @@ async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return internal_error(request.url.path)
 
 
+#: PostgreSQL's SQLSTATEs for text it cannot store: a NUL character (22P05) or a character
+#: outside the database encoding (22021). Both come from what the caller sent.
+UNSTORABLE_TEXT_SQLSTATES = frozenset({"22P05", "22021"})
+
+
+async def _handle_database(request: Request, exc: Exception) -> JSONResponse:
+    # PostgreSQL text and jsonb cannot hold U+0000, which JSON and URLs can carry: rather than
+    # screen every field of every model, the database's refusal becomes the caller's 422.
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if sqlstate not in UNSTORABLE_TEXT_SQLSTATES:
+        raise exc
+    problem = ValidationFailed(
+        "The request contains text PostgreSQL cannot store (most likely a NUL character, "
+        "\\u0000); remove it and send the request again."
+    )
+    return await _handle_problem(request, problem)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _handle_problem)
+    app.add_exception_handler(DBAPIError, _handle_database)
     app.add_exception_handler(RequestValidationError, _handle_validation)
     app.add_exception_handler(StarletteHTTPException, _handle_http)
     app.add_exception_handler(Exception, _handle_unexpected)

@@ -1,0 +1,37 @@
+"""Requests schemathesis found the runtime answering with a 500 (tests/test_api_fuzzing.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.services import auth_headers, in_process
+from modyard.runtime.app import create_app
+from modyard.runtime.settings import RuntimeSettings
+
+pytestmark = pytest.mark.infra
+
+
+@pytest.fixture(scope="module")
+async def runtime(infra: IsolatedInfra) -> AsyncIterator[tuple[RuntimeSettings, httpx.AsyncClient]]:
+    settings = RuntimeSettings(database_url=infra.database_url, amqp_url=infra.amqp_url)
+    async with in_process(create_app(settings)) as client:
+        yield settings, client
+
+
+async def test_a_nul_character_in_a_flow_is_a_422_problem_not_a_500(
+    runtime: tuple[RuntimeSettings, httpx.AsyncClient],
+) -> None:
+    # PostgreSQL cannot store U+0000 in text or jsonb; JSON carries it without complaint.
+    settings, client = runtime
+    response = await client.post(
+        "/v1/workspaces/nul/flows",
+        json={"name": "flow\u0000name"},
+        headers=auth_headers(settings),
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "\\u0000" in response.json()["detail"]
