@@ -7,6 +7,7 @@
 #   Debian packages: rabbitmq-server docker.io docker-registry apache2-utils busybox-static
 #                    (+ postgresql when no PostgreSQL server binaries are found)
 #   Python tool:     uv (via pip --user when it is not on PATH)
+#   uv tool:         checkov (its own environment: its pins would downgrade the workspace's)
 set -euo pipefail
 
 log() { printf 'bootstrap: %s\n' "$*"; }
@@ -114,6 +115,24 @@ ensure_uv() {
     command -v uv >/dev/null 2>&1 || log "uv installed in ~/.local/bin; add it to PATH"
 }
 
+# checkov, for tests/test_deploy_tools.py: a uv tool (its own virtual environment, in uv's tool
+# bin directory, ~/.local/bin by default) rather than a dev dependency, because it pins packaging
+# and others lower than the workspace uses. Pinned; reinstalled only when the version differs.
+CHECKOV_VERSION=3.3.30
+
+ensure_checkov() {
+    local uv_bin
+    uv_bin=$(command -v uv || echo "$HOME/.local/bin/uv")
+    [[ -x "$uv_bin" ]] || die "uv is missing: cannot install checkov"
+    if "$uv_bin" tool list 2>/dev/null | grep -qx "checkov v$CHECKOV_VERSION" &&
+        [[ -x "$("$uv_bin" tool dir --bin)/checkov" ]]; then
+        return 0
+    fi
+    log "installing checkov $CHECKOV_VERSION with uv tool"
+    "$uv_bin" tool install --quiet --force "checkov==$CHECKOV_VERSION" ||
+        die "uv tool install checkov==$CHECKOV_VERSION failed"
+}
+
 main() {
     local missing
     mapfile -t missing < <(missing_packages)
@@ -121,7 +140,8 @@ main() {
         install_packages "${missing[@]}"
     fi
     ensure_uv
-    log "ok (rabbitmq-server, dockerd, docker-registry, htpasswd, busybox-static, PostgreSQL, uv)"
+    ensure_checkov
+    log "ok (rabbitmq-server, dockerd, docker-registry, htpasswd, busybox-static, PostgreSQL, uv, checkov)"
 }
 
 # Sourcing (for testing single functions) defines them without running anything.
