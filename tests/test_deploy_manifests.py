@@ -739,7 +739,9 @@ def test_overlays_give_the_deployer_a_docker_in_docker_sidecar(overlay: str) -> 
     assert sidecar["name"] == "dockerd"
     assert sidecar["restartPolicy"] == "Always", "a native sidecar: up before, down after"
     assert f"--host=unix://{docker_host.path}" in sidecar["args"]
+    assert sidecar["args"][0] == "dockerd", "dockerd-entrypoint.sh adds a TCP listener otherwise"
     assert "--group=10001" in sidecar["args"], "the deployer's group owns the socket"
+    assert "--bridge=none" in sidecar["args"], "containers use the host (pod) network"
     assert not any(arg.startswith("--host=tcp") for arg in sidecar["args"])
     socket_dir = str(Path(docker_host.path).parent)
     shared = {m["name"] for m in container["volumeMounts"] if m["mountPath"] == socket_dir}
