@@ -105,11 +105,12 @@ def cluster_env(processes: Mapping[str, ServiceProcess]) -> dict[str, str]:
 
 @asynccontextmanager
 async def service_process(
-    service: str, env: Mapping[str, str], *, ready: bool = True
+    service: str, env: Mapping[str, str], *, ready: bool = True, port: int | None = None
 ) -> AsyncIterator[ServiceProcess]:
-    """``modyard-<service> serve`` as a real process on a free loopback port."""
+    """``modyard-<service> serve`` as a real process on ``port`` (a free loopback port if None;
+    choose ports beforehand to tell services where the others are before any starts)."""
     package = SERVICE_PACKAGES[service]
-    port = free_port()
+    port = port or free_port()
     prefix = f"MODYARD_{package.upper()}_"
     log_file = Path(tempfile.mkstemp(prefix=f"modyard-{service}-", suffix=".log")[1])
     process_env = {**os.environ, **env, f"{prefix}PORT": str(port), f"{prefix}HOST": "127.0.0.1"}
