@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import aiodocker
@@ -316,6 +317,14 @@ async def test_unknown_image_is_a_warning_about_the_image(
     warned = await deployer.wait_status("noimage", "warn")
     assert "does not exist in the registry" in warned["reason"]
     assert await deployer.containers("noimage") == []
+
+    async def warn_counted() -> bool:
+        # Operators alert on this gauge: a deployment in warn needs them.
+        metrics = (await deployer.call("GET", "/metrics")).text
+        found = re.search(r'modyard_deployer_deployments\{[^}]*status="warn"[^}]*\} (\S+)', metrics)
+        return found is not None and float(found.group(1)) >= 1
+
+    await eventually(warn_counted, timeout=10)
     assert (await deployer.call("DELETE", "/v1/deployments/noimage")).status_code == 202
 
 

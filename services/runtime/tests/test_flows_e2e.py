@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
@@ -190,6 +191,7 @@ async def env(infra: IsolatedInfra) -> AsyncIterator[Env]:
                 installer_url=installer.url,
                 component_timeout_seconds=5,
                 webhook_poll_interval_seconds=0.2,
+                state_gauges_interval_seconds=0.2,
             )
             app = create_app(settings)
             async with in_process(app) as client:
@@ -341,6 +343,17 @@ async def test_a_non_retryable_error_goes_straight_to_unprocessed_and_can_be_ret
     assert item["errors"][0]["status"] == 422
     assert item["payload"] == {"n": 2}
 
+    async def gauge(value: float) -> bool:
+        # What operators alert on: dead letters waiting, by reason.
+        metrics = (await env.client.get("/metrics")).text
+        found = re.search(
+            r'modyard_runtime_unprocessed_messages\{reason="not_retryable",service="runtime"\} (\S+)',
+            metrics,
+        )
+        return found is not None and float(found.group(1)) == value
+
+    await eventually(lambda: gauge(1))
+
     retried = await env.client.post(
         f"/v1/unprocessed-messages/{item['id']}", json={"payload": {"n": 3}}, headers=env.operator
     )
@@ -351,6 +364,7 @@ async def test_a_non_retryable_error_goes_straight_to_unprocessed_and_can_be_ret
 
     await eventually(delivered)
     assert await env.unprocessed(flow_id) == []
+    await eventually(lambda: gauge(0))
 
 
 async def test_removal_and_reinstall_during_retries_lets_the_message_through(

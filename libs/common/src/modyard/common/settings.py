@@ -120,6 +120,8 @@ class ServiceSettings(CommonSettings):
     consumer_prefetch: int = Field(default=32, ge=1)
     consumer_delivery_limit: int = Field(default=10, ge=1)
     readiness_timeout_seconds: float = Field(default=2.0, gt=0)
+    #: How often gauges of table contents (dead letters, deployments by status) are recounted.
+    state_gauges_interval_seconds: float = Field(default=15.0, gt=0)
 
     def model_post_init(self, __context: object) -> None:
         if not self.port:

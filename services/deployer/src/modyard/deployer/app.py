@@ -8,9 +8,11 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from modyard.common.app_factory import ServiceSpec, build_service_app
+from modyard.common.observability.state_gauges import refresh_state_gauges
 from modyard.deployer.api import routers
 from modyard.deployer.consumers import subscriptions
 from modyard.deployer.context import DeployerContext
+from modyard.deployer.deployments import status_gauge_refresher
 from modyard.deployer.docker_backend import DockerBackend
 from modyard.deployer.reconciler import Reconciler
 from modyard.deployer.settings import DeployerSettings
@@ -26,14 +28,26 @@ def service_spec(settings: DeployerSettings | None = None) -> ServiceSpec:
         backend = DockerBackend(settings)
         reconciler = Reconciler(app.state.database, backend, settings, secrets)
         app.state.deployer = DeployerContext(settings, secrets, backend, reconciler)
-        task = asyncio.create_task(
-            reconciler.run(app.state.lifecycle.migrated), name="deployer-reconciler"
-        )
+        tasks = [
+            asyncio.create_task(
+                reconciler.run(app.state.lifecycle.migrated), name="deployer-reconciler"
+            ),
+            asyncio.create_task(
+                refresh_state_gauges(
+                    app.state.database,
+                    app.state.lifecycle.migrated,
+                    status_gauge_refresher(settings.service_name),
+                    interval=settings.state_gauges_interval_seconds,
+                ),
+                name="deployer-state-gauges",
+            ),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await backend.close()
 
     return ServiceSpec(

@@ -7,15 +7,16 @@ import base64
 import binascii
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy import event as orm_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.outbox import record_event
 from modyard.common.errors import BadRequest, Conflict, InvalidParam, NotFound, ValidationFailed
+from modyard.common.observability.metrics import DEPLOYMENTS
 from modyard.common.secrets import SecretBox
 from modyard.deployer.events import image_of, status_changed
 from modyard.deployer.image_ref import (
@@ -346,3 +347,22 @@ async def delete(session: AsyncSession, source: str, deployment: Deployment) -> 
     deployment.next_restart_at = None
     deployment.progress = "removing the container and its data"
     await set_status(session, source, deployment, Status.deleting)
+
+
+def status_gauge_refresher(service: str) -> Callable[[AsyncSession], Awaitable[None]]:
+    """Sets ``modyard_deployer_deployments{status}`` (for ``refresh_state_gauges``)."""
+
+    async def refresh(session: AsyncSession) -> None:
+        counts = dict(
+            (
+                await session.execute(
+                    select(Deployment.status, func.count()).group_by(Deployment.status)
+                )
+            )
+            .tuples()
+            .all()
+        )
+        for status in Status:
+            DEPLOYMENTS.labels(service, status.value).set(counts.get(status.value, 0))
+
+    return refresh

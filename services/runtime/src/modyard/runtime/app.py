@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from modyard.common.app_factory import Lifecycle, ServiceSpec, build_service_app
 from modyard.common.bus.connection import Bus
 from modyard.common.db.database import Database
+from modyard.common.observability.state_gauges import refresh_state_gauges
+from modyard.runtime import unprocessed
 from modyard.runtime.api import routers
 from modyard.runtime.automations.wiring import AutomationsRuntime
 from modyard.runtime.components.core import aclose_core_components
@@ -88,6 +90,15 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         lifecycle.tasks += [
             asyncio.create_task(after_migrations(deliverer.run), name="webhook-deliverer"),
             asyncio.create_task(after_migrations(scheduler.run), name="trigger-scheduler"),
+            asyncio.create_task(
+                refresh_state_gauges(
+                    database,
+                    lifecycle.migrated,
+                    unprocessed.gauge_refresher(settings.service_name),
+                    interval=settings.state_gauges_interval_seconds,
+                ),
+                name="unprocessed-gauge",
+            ),
         ]
         await automations.start(app)
         try:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.connection import Bus
 from modyard.common.errors import Conflict, NotFound
+from modyard.common.observability.metrics import UNPROCESSED_MESSAGES
 from modyard.runtime.engine.dispatch import send
 from modyard.runtime.engine.messages import WorkMessage
 from modyard.runtime.models import Flow, UnprocessedMessage
@@ -116,3 +117,28 @@ async def retry_matching(
         await retry(session, bus, item)
         retried.append(item.id)
     return retried
+
+
+#: Why a message ends in the store (``UnprocessedMessage.reason``).
+REASONS = ("not_retryable", "retries_exhausted", "flow_stopped", "node_missing")
+
+
+def gauge_refresher(service: str) -> Callable[[AsyncSession], Awaitable[None]]:
+    """Sets ``modyard_runtime_unprocessed_messages`` from the store (for ``refresh_state_gauges``)."""
+
+    async def refresh(session: AsyncSession) -> None:
+        counts = dict(
+            (
+                await session.execute(
+                    select(UnprocessedMessage.reason, func.count()).group_by(
+                        UnprocessedMessage.reason
+                    )
+                )
+            )
+            .tuples()
+            .all()
+        )
+        for reason in {*REASONS, *counts}:
+            UNPROCESSED_MESSAGES.labels(service, reason).set(counts.get(reason, 0))
+
+    return refresh

@@ -50,6 +50,17 @@ DEPENDENCY_UP = Gauge(
     ["service", "dependency"],
 )
 
+UNPROCESSED_MESSAGES = Gauge(
+    "modyard_runtime_unprocessed_messages",
+    "Flow messages waiting in the runtime's dead-letter store, by why they ended there",
+    ["service", "reason"],
+)
+DEPLOYMENTS = Gauge(
+    "modyard_deployer_deployments",
+    "Deployments by status (warn: a pull, health check or crash loop needs the operator)",
+    ["service", "status"],
+)
+
 router = APIRouter(tags=["observability"])
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query, Response, status
+from pydantic import BeforeValidator
 
 from modyard.common.auth import CurrentPrincipal, Principal
 from modyard.common.db.session import DbSession
@@ -25,8 +26,19 @@ router = APIRouter(
 Workspace = Annotated[str | None, Query(max_length=64)]
 FlowFilter = Annotated[uuid.UUID | None, Query(alias="flow")]
 NodeFilter = Annotated[str | None, Query(alias="node", max_length=128)]
-Since = Annotated[datetime | None, Query(description="Stored at or after (ISO 8601)")]
-Until = Annotated[datetime | None, Query(description="Stored before (ISO 8601)")]
+
+
+def _iso_8601_only(value: object) -> object:
+    # pydantic reads a bare number as seconds since the epoch; the document promises (and a
+    # caller means) an ISO 8601 date-time, so `until=0.5` is a mistake to report, not 1970.
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("send an ISO 8601 date-time such as 2026-11-21T05:00:00Z, not a number")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_8601_only)]
+Since = Annotated[IsoDateTime | None, Query(description="Stored at or after (ISO 8601)")]
+Until = Annotated[IsoDateTime | None, Query(description="Stored before (ISO 8601)")]
 
 
 async def filters(
