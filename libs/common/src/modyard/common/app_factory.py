@@ -24,6 +24,7 @@ from modyard.common.bus.consumer import EventSubscription, IdempotentConsumer
 from modyard.common.bus.outbox import OutboxRelay
 from modyard.common.db.database import Database
 from modyard.common.db.migrations import migrate, pending_revisions
+from modyard.common.db.secret_rotation import EncryptedColumn
 from modyard.common.errors import install_problem_handlers
 from modyard.common.logging import configure_logging
 from modyard.common.observability import health, metrics
@@ -47,6 +48,8 @@ class ServiceSpec:
     subscriptions: Sequence[EventSubscription] = ()
     #: The service's own resources (HTTP clients, caches), opened and closed with the app.
     resources: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
+    #: Columns holding secrets encrypted with the service's keys (``rotate-secrets`` walks them).
+    encrypted_columns: Sequence[EncryptedColumn] = ()
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The command line of every service: ``modyard-<service> [serve|migrate]``."""
+"""The command line of every service: ``modyard-<service> [serve|migrate|rotate-secrets]``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from fastapi import FastAPI
 from modyard.common.app_factory import ServiceSpec
 from modyard.common.db.database import Database
 from modyard.common.db.migrations import migrate
+from modyard.common.db.secret_rotation import RotationReport, rotate_secrets
 from modyard.common.logging import configure_logging
+from modyard.common.settings import SecretKeysSettings
 
 
 def service_cli(
@@ -56,5 +58,37 @@ def service_cli(
 
         asyncio.run(run())
         typer.echo(f"{name}: schema '{settings.db_schema}' is up to date")
+
+    @cli.command("rotate-secrets")
+    def rotate_secrets_command() -> None:
+        """Re-encrypt every stored secret under the first of this service's keys, so that the
+        keys after it can then be removed from MODYARD_<SERVICE>_SECRET_KEYS."""
+        settings = spec.settings
+        if not spec.encrypted_columns or not isinstance(settings, SecretKeysSettings):
+            typer.echo(f"{name} stores no encrypted secrets")
+            return
+        configure_logging(service=name, level=settings.log_level, json=settings.log_json)
+        box = settings.secret_box()
+
+        async def run() -> list[RotationReport]:
+            database = Database(settings)
+            try:
+                return await rotate_secrets(database, box, spec.encrypted_columns)
+            finally:
+                await database.dispose()
+
+        reports = asyncio.run(run())
+        for report in reports:
+            typer.echo(
+                f"{report.column}: {report.rotated} rotated, {report.current} already current, "
+                f"{report.unreadable} unreadable"
+            )
+        if any(report.unreadable for report in reports):
+            typer.echo(
+                f"some secrets open under none of the keys in {settings.secret_keys_setting}: "
+                "put their key back (after the first) and run this again",
+                err=True,
+            )
+            raise typer.Exit(1)
 
     return cli

@@ -13,6 +13,7 @@ from modyard.common.app_factory import Lifecycle, ServiceSpec, build_service_app
 from modyard.common.auth import verified_tokens
 from modyard.common.bus.connection import Bus
 from modyard.common.db.database import Database
+from modyard.common.db.secret_rotation import EncryptedColumn
 from modyard.gateway.api import routers
 from modyard.gateway.broker_admin import BrokerAdmin
 from modyard.gateway.cells import CellCache
@@ -108,6 +109,7 @@ def service_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
         routers=routers,
         subscriptions=subscriptions_for(lambda: contexts[0]),
         resources=resources,
+        encrypted_columns=(EncryptedColumn("cells", "amqp_password"),),
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from modyard.common.app_factory import ServiceSpec, build_service_app
+from modyard.common.db.secret_rotation import EncryptedColumn
 from modyard.common.observability.state_gauges import refresh_state_gauges
 from modyard.deployer.api import routers
 from modyard.deployer.consumers import subscriptions
@@ -58,6 +59,10 @@ def service_spec(settings: DeployerSettings | None = None) -> ServiceSpec:
         routers=routers,
         subscriptions=subscriptions,
         resources=resources,
+        encrypted_columns=(
+            EncryptedColumn("deployments", "token_encrypted"),
+            EncryptedColumn("deployments", "env_encrypted"),
+        ),
     )
 
 

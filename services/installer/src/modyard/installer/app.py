@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from modyard.common.app_factory import ServiceSpec, build_service_app
+from modyard.common.db.secret_rotation import EncryptedColumn
 from modyard.installer.api import routers
 from modyard.installer.consumers import subscriptions_for
 from modyard.installer.context import InstallerContext
@@ -33,6 +34,11 @@ def service_spec(settings: InstallerSettings | None = None) -> ServiceSpec:
         routers=routers,
         subscriptions=subscriptions_for(context),
         resources=resources,
+        encrypted_columns=(
+            EncryptedColumn("installations", "secrets"),
+            EncryptedColumn("installations", "storage_token"),
+            EncryptedColumn("storage_items", "encrypted_value"),
+        ),
     )
 
 

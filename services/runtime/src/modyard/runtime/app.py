@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from modyard.common.app_factory import Lifecycle, ServiceSpec, build_service_app
 from modyard.common.bus.connection import Bus
 from modyard.common.db.database import Database
+from modyard.common.db.secret_rotation import EncryptedColumn
 from modyard.common.observability.state_gauges import refresh_state_gauges
 from modyard.runtime import unprocessed
 from modyard.runtime.api import routers
@@ -119,6 +120,10 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         routers=routers,
         subscriptions=subscriptions_for(lambda: buses[0]) + automations.subscriptions,
         resources=resources,
+        encrypted_columns=(
+            EncryptedColumn("system_webhooks", "secret"),
+            EncryptedColumn("app_instances", "secrets"),
+        ),
     )
 
 
