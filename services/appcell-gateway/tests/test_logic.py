@@ -10,11 +10,13 @@ import pytest
 
 from examples.resellerclub_cell.module_archive import module_zip
 from modyard.common.auth import Principal, Role
+from modyard.gateway.broker_admin import BrokerAdmin
 from modyard.gateway.catalogue import CellInvalid, build_catalogue
 from modyard.gateway.cells import parse_key
 from modyard.gateway.postpayload import render
 from modyard.gateway.problems import CellNotFound, SecurityRefused
 from modyard.gateway.security import enforce
+from modyard.gateway.settings import GatewaySettings
 from modyard.gateway.validation import SchemaCompileError, SchemaFiles
 from modyard.modules.archive import ArchiveLimits, read_archive
 from modyard.modules.formats.appcell import AppCellAdapter
@@ -152,3 +154,21 @@ def test_a_plugin_lacking_what_it_implements_is_refused_with_what_to_add() -> No
     assert "renewable.schema" in message
     assert '"renew"' in message
     assert "add the action(s) to plugin.json" in message
+
+
+async def test_cell_credentials_name_the_broker_as_cells_reach_it() -> None:
+    settings = GatewaySettings(amqp_url="amqp://admin:secret@rabbitmq:5672/modyard")
+    own = BrokerAdmin(settings)
+    elsewhere = BrokerAdmin(
+        GatewaySettings(
+            amqp_url="amqp://admin:secret@rabbitmq:5672/modyard",
+            cell_broker_address="127.0.0.1:5672",
+        )
+    )
+    try:
+        assert own.amqp_url_for("cell-1", "p/w") == "amqp://cell-1:p%2Fw@rabbitmq:5672/modyard"
+        # Cells deployed on the host network (compose) reach the broker by its published port.
+        assert elsewhere.amqp_url_for("cell-1", "pw") == "amqp://cell-1:pw@127.0.0.1:5672/modyard"
+    finally:
+        await own.close()
+        await elsewhere.close()

@@ -60,6 +60,7 @@ class BrokerAdmin:
         amqp = urlsplit(settings.amqp_url)
         self.vhost = unquote(amqp.path.lstrip("/")) or "/"
         self._amqp = amqp
+        self._cell_address = settings.cell_broker_address
         self._http = httpx.AsyncClient(
             base_url=settings.amqp_management_url,
             auth=(unquote(amqp.username or "guest"), unquote(amqp.password or "guest")),
@@ -70,11 +71,13 @@ class BrokerAdmin:
         await self._http.aclose()
 
     def amqp_url_for(self, username: str, password: str) -> str:
-        """The deployment's broker URL with the cell's own credentials."""
-        host = self._amqp.hostname or "127.0.0.1"
-        netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}"
-        if self._amqp.port:
-            netloc += f":{self._amqp.port}"
+        """The broker's URL as cells reach it, with the cell's own credentials."""
+        address = self._cell_address
+        if not address:
+            address = self._amqp.hostname or "127.0.0.1"
+            if self._amqp.port:
+                address += f":{self._amqp.port}"
+        netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{address}"
         return urlunsplit((self._amqp.scheme, netloc, self._amqp.path, self._amqp.query, ""))
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

@@ -39,4 +39,8 @@ class GatewaySettings(SecretKeysSettings):
     registry_timeout_seconds: float = Field(default=10.0, gt=0)
     installer_timeout_seconds: float = Field(default=5.0, gt=0)
     management_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: The broker as cells reach it, ``host[:port]``, when that differs from the gateway's own
+    #: ``amqp_url`` (compose service names, in-cluster DNS, a TLS ingress): cell credentials name
+    #: it instead. Empty: the host and port of ``amqp_url``.
+    cell_broker_address: str = ""
     default_page_size: int = Field(default=50, ge=1, le=500)
