@@ -35,3 +35,30 @@ async def test_a_nul_character_in_a_flow_is_a_422_problem_not_a_500(
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert "\\u0000" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+@pytest.mark.parametrize("parameter", ["since", "until"])
+async def test_unprocessed_message_filters_refuse_a_number_for_a_date_time(
+    runtime: tuple[RuntimeSettings, httpx.AsyncClient], method: str, parameter: str
+) -> None:
+    # Regression: `until=0.5` was read as 0.5 s after the epoch and the filter matched nothing
+    # (or, for DELETE and retry, everything before 1970) instead of telling the caller.
+    settings, client = runtime
+    response = await client.request(
+        method,
+        "/v1/unprocessed-messages",
+        params={parameter: "0.5"},
+        headers=auth_headers(settings),
+    )
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["pointer"] == f"/query/{parameter}"
+    assert "ISO 8601" in error["detail"]
+    good = await client.request(
+        method,
+        "/v1/unprocessed-messages",
+        params={parameter: "2026-11-21T05:00:00Z"},
+        headers=auth_headers(settings),
+    )
+    assert good.status_code == 200, good.text
