@@ -1,6 +1,8 @@
 """The runtime's own queues.
 
 runtime.work (direct) ──▶ queue runtime.work (quorum)         every message between nodes
+  └─ malformed messages: filed by the worker on modyard.dead ──▶ queue runtime.work.dead (quorum),
+     each with its reason in the ``x-modyard-rejected-reason`` header
 runtime.delay.<N>s (classic, TTL N s, dead-letters to runtime.work)
     a retried or delayed message waits here: the broker, not a sleeping consumer, holds it
 modyard.modules (direct, routing key = module) ──▶ the module's worker queue (declared by workers)
@@ -15,11 +17,14 @@ import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
 
 from modyard.common.bus.connection import MessageCallback
+from modyard.common.bus.topology import DEAD_LETTER_EXCHANGE
 from modyard.runtime.failures import DELAY_TIERS
 
 WORK_EXCHANGE = "runtime.work"
 WORK_QUEUE = "runtime.work"
 WORK_ROUTING_KEY = "work"
+#: Work messages that can never be handled (not JSON, wrong shape), with their reason.
+WORK_DEAD_LETTER_QUEUE = "runtime.work.dead"
 MODULES_EXCHANGE = "modyard.modules"
 #: Redeliveries of one message (crashes mid-handling) before the broker gives up on it.
 WORK_DELIVERY_LIMIT = 50
@@ -57,6 +62,13 @@ class RuntimeTopology:
             arguments={"x-queue-type": "quorum", "x-delivery-limit": WORK_DELIVERY_LIMIT},
         )
         await queue.bind(work, routing_key=WORK_ROUTING_KEY)
+        dead_exchange = await channel.declare_exchange(
+            DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        dead = await channel.declare_queue(
+            WORK_DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await dead.bind(dead_exchange, routing_key=WORK_DEAD_LETTER_QUEUE)
         for seconds in DELAY_TIERS:
             await channel.declare_queue(
                 delay_queue(seconds),

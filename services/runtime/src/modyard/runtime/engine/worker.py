@@ -20,7 +20,6 @@ from typing import Any, cast
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
-from pydantic import ValidationError
 from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -30,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modyard.common.bus.connection import Bus, BusUnavailable
 from modyard.common.bus.envelope import new_event
 from modyard.common.bus.outbox import record_event
+from modyard.common.bus.topology import DEAD_LETTER_EXCHANGE
 from modyard.common.db.database import Database
 from modyard.common.request_context import bound_context
 from modyard.runtime import catalog
@@ -42,6 +42,7 @@ from modyard.runtime.engine.flow_cache import FlowCache, RunnableFlow
 from modyard.runtime.engine.ledger import CONNECTION_ERRORS as LEDGER_CONNECTION_ERRORS
 from modyard.runtime.engine.ledger import ExecutionLedger
 from modyard.runtime.engine.messages import FailedAttempt, WorkMessage
+from modyard.runtime.engine.topology import WORK_DEAD_LETTER_QUEUE
 from modyard.runtime.executors import ModuleExecutors
 from modyard.runtime.failures import classify_exception
 from modyard.runtime.installer_client import InstallerClient
@@ -77,9 +78,9 @@ class NodeWorker:
     async def on_message(self, incoming: AbstractIncomingMessage) -> None:
         try:
             message = WorkMessage.model_validate_json(incoming.body)
-        except ValidationError as exc:
-            log.error("work_message_rejected", error=str(exc)[:300])
-            await incoming.reject(requeue=False)
+            uuid.UUID(message.flow_id)
+        except ValueError as exc:  # pydantic's ValidationError is one too
+            await self._dead_letter(incoming, f"not a work message: {exc}"[:500])
             return
         with bound_context(request_id=message.message_id, correlation_id=message.correlation_id):
             try:
@@ -99,6 +100,31 @@ class NodeWorker:
                 await incoming.nack(requeue=True)
                 return
             await incoming.ack()
+
+    async def _dead_letter(self, incoming: AbstractIncomingMessage, reason: str) -> None:
+        """Keep a message that can never be handled, with why, on ``runtime.work.dead``.
+
+        runtime.work has no dead-letter exchange (adding one would change the arguments of every
+        existing queue, which the broker refuses), so the worker files the message itself before
+        it acknowledges it; should the broker be away, the message goes back and waits."""
+        log.error("work_message_rejected", message_id=incoming.message_id, reason=reason)
+        try:
+            await self._bus.publish_message(
+                incoming.body,
+                exchange=DEAD_LETTER_EXCHANGE,
+                routing_key=WORK_DEAD_LETTER_QUEUE,
+                message_id=incoming.message_id or uuid.uuid4().hex,
+                message_type=incoming.type,
+                correlation_id=incoming.correlation_id,
+                headers={"x-modyard-rejected-reason": reason},
+                content_type=incoming.content_type or "application/octet-stream",
+            )
+        except (BusUnavailable, OSError, ConnectionError, TimeoutError) as exc:
+            log.warning("work_message_requeued", error=str(exc)[:300])
+            await asyncio.sleep(1.0)
+            await incoming.nack(requeue=True)
+            return
+        await incoming.ack()
 
     async def handle(self, message: WorkMessage) -> None:
         flow = await self._flows.get(uuid.UUID(message.flow_id))

@@ -1,0 +1,132 @@
+"""Malformed AMQP messages on the queues the services consume: each is dead-lettered with a logged
+reason and the consumer goes on consuming (a good message sent afterwards is handled).
+
+Real processes (the ``cluster`` fixture) on the session's own vhost; the messages are published
+straight onto the queues, as a buggy or hostile publisher would.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import aio_pika
+import httpx
+import pytest
+from aio_pika.abc import AbstractChannel
+
+from modyard.common.bus import topology
+from modyard.common.settings import CommonSettings
+from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.polling import eventually
+from modyard.common.testing.services import SERVICE_PACKAGES, ServiceProcess, auth_headers
+from modyard.runtime.engine.topology import WORK_DEAD_LETTER_QUEUE, WORK_EXCHANGE, WORK_ROUTING_KEY
+
+pytestmark = pytest.mark.infra
+
+#: 4 MiB: far above any real message, below RabbitMQ's default max_message_size (16 MiB).
+HUGE = b'{"specversion": "1.0", "data": "' + b"x" * (4 * 1024 * 1024) + b'"}'
+
+MALFORMED: dict[str, bytes] = {
+    "not-json": b"this is not JSON {",
+    "not-utf8": b"\xff\xfe\x00garbage",
+    "wrong-shape": json.dumps({"hello": "world", "id": 42}).encode(),
+    "json-array": b"[1, 2, 3]",
+    "huge": HUGE,
+}
+
+
+@pytest.fixture
+async def channel(infra: IsolatedInfra) -> AsyncIterator[AbstractChannel]:
+    connection = await aio_pika.connect(infra.amqp_url)
+    async with connection:
+        yield await connection.channel(publisher_confirms=True)
+
+
+async def drain(channel: AbstractChannel, queue_name: str) -> dict[str, aio_pika.IncomingMessage]:
+    """Every message on ``queue_name`` (acknowledged, so the queue is left empty), by id."""
+    queue = await channel.declare_queue(queue_name, passive=True)
+    found: dict[str, aio_pika.IncomingMessage] = {}
+    while (message := await queue.get(fail=False, timeout=5)) is not None:
+        await message.ack()
+        found[message.message_id or ""] = message  # type: ignore[assignment]
+    return found
+
+
+async def test_event_queues_dead_letter_malformed_messages_and_keep_consuming(
+    cluster: dict[str, ServiceProcess],
+    channel: AbstractChannel,
+    infra_settings: CommonSettings,
+) -> None:
+    sent: dict[str, list[str]] = {}
+    for service in SERVICE_PACKAGES:
+        sent[service] = []
+        for kind, body in MALFORMED.items():
+            message_id = f"malformed-{kind}-{uuid.uuid4().hex[:8]}"
+            sent[service].append(message_id)
+            await channel.default_exchange.publish(
+                aio_pika.Message(body, message_id=message_id, content_type="application/json"),
+                routing_key=topology.events_queue(service),
+            )
+
+    # A good event afterwards: every service's consumer must still be there to record it.
+    headers = auth_headers(infra_settings)
+    async with httpx.AsyncClient(base_url=cluster["registry"].url, headers=headers) as registry:
+        ping = (await registry.post("/v1/diagnostics/pings")).json()["ping_id"]
+
+    async def received(service: str) -> bool:
+        async with httpx.AsyncClient(base_url=cluster[service].url, headers=headers) as client:
+            receipts = (await client.get(f"/v1/diagnostics/pings/{ping}")).json()["receipts"]
+            return len(receipts) == 1
+
+    for service in SERVICE_PACKAGES:
+        await eventually(lambda service=service: received(service), timeout=30)
+
+    for service in SERVICE_PACKAGES:
+        dead = await drain(channel, topology.dead_letter_queue(service))
+        assert set(sent[service]) <= set(dead), (service, sorted(dead))
+        for message_id in sent[service]:
+            assert dead[message_id].headers["x-death"][0]["reason"] == "rejected"  # type: ignore[index]
+        logs = cluster[service].logs()
+        assert "event_rejected" in logs, service
+        for message_id in sent[service]:
+            assert f'"message_id": "{message_id}"' in logs, service
+
+
+async def test_runtime_work_queue_files_malformed_messages_with_a_reason(
+    cluster: dict[str, ServiceProcess], channel: AbstractChannel
+) -> None:
+    malformed = {
+        **MALFORMED,
+        "flow-id-not-a-uuid": json.dumps(
+            {"workspace": "w", "flow_id": "not-a-uuid", "node_id": "n"}
+        ).encode(),
+    }
+    exchange = await channel.get_exchange(WORK_EXCHANGE)
+    sent: list[str] = []
+    for kind, body in malformed.items():
+        message_id = f"malformed-{kind}-{uuid.uuid4().hex[:8]}"
+        sent.append(message_id)
+        await exchange.publish(
+            aio_pika.Message(body, message_id=message_id), routing_key=WORK_ROUTING_KEY
+        )
+    # A well-formed message afterwards, for a flow that does not exist: the worker drops it
+    # (and says so), which it can only do if it is still consuming.
+    flow_id = str(uuid.uuid4())
+    good = {"workspace": "w", "flow_id": flow_id, "node_id": "n", "message_id": uuid.uuid4().hex}
+    await exchange.publish(
+        aio_pika.Message(json.dumps(good).encode(), message_id=good["message_id"]),
+        routing_key=WORK_ROUTING_KEY,
+    )
+    runtime = cluster["runtime"]
+
+    await eventually(lambda: flow_id in runtime.logs(), timeout=30)
+
+    dead = await drain(channel, WORK_DEAD_LETTER_QUEUE)
+    assert set(sent) <= set(dead), sorted(dead)
+    for message_id in sent:
+        reason = dead[message_id].headers["x-modyard-rejected-reason"]
+        assert str(reason).startswith("not a work message"), reason
+        assert f'"message_id": "{message_id}"' in runtime.logs()
+    assert dead[sent[0]].body == malformed["not-json"]
