@@ -1,5 +1,6 @@
 """Malformed AMQP messages on the queues the services consume: each is dead-lettered with a logged
-reason and the consumer goes on consuming (a good message sent afterwards is handled).
+reason (or, on the gateway's ingress, answered with its problem when it says where to) and the
+consumer goes on consuming (a good message sent afterwards is handled).
 
 Real processes (the ``cluster`` fixture) on the session's own vhost; the messages are published
 straight onto the queues, as a buggy or hostile publisher would.
@@ -21,6 +22,7 @@ from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
 from modyard.common.testing.services import SERVICE_PACKAGES, ServiceProcess, auth_headers
+from modyard.gateway.dispatch import INGRESS_DEAD_LETTER_QUEUE, INGRESS_EXCHANGE
 from modyard.runtime.engine.topology import WORK_DEAD_LETTER_QUEUE, WORK_EXCHANGE, WORK_ROUTING_KEY
 
 pytestmark = pytest.mark.infra
@@ -130,3 +132,41 @@ async def test_runtime_work_queue_files_malformed_messages_with_a_reason(
         assert str(reason).startswith("not a work message"), reason
         assert f'"message_id": "{message_id}"' in runtime.logs()
     assert dead[sent[0]].body == malformed["not-json"]
+
+
+async def test_gateway_ingress_answers_malformed_requests_and_dead_letters_unanswerable_ones(
+    cluster: dict[str, ServiceProcess], channel: AbstractChannel
+) -> None:
+    exchange = await channel.get_exchange(INGRESS_EXCHANGE)
+    replies = await channel.declare_queue(exclusive=True)
+    # With somewhere to answer, a malformed request gets its problem back (the caller is told).
+    answered: dict[str, str] = {}
+    for kind, body in MALFORMED.items():
+        correlation_id = f"{kind}-{uuid.uuid4().hex[:8]}"
+        answered[correlation_id] = kind
+        await exchange.publish(
+            aio_pika.Message(body, correlation_id=correlation_id, reply_to=replies.name),
+            routing_key="fuzz",
+        )
+    # Without reply_to, nobody could be told: the request is dead-lettered, not run.
+    unanswerable = f"no-reply-to-{uuid.uuid4().hex[:8]}"
+    await exchange.publish(
+        aio_pika.Message(
+            b'{"installation": "x", "plugin": "p", "action": "a"}', message_id=unanswerable
+        ),
+        routing_key="fuzz",
+    )
+    statuses: dict[str, int] = {}
+    async with replies.iterator(timeout=30) as messages:
+        async for message in messages:
+            await message.ack()
+            statuses[message.correlation_id or ""] = (message.headers or {})["status"]  # type: ignore[assignment]
+            if len(statuses) == len(answered):
+                break
+    assert set(statuses) == set(answered)
+    assert all(400 <= status < 500 for status in statuses.values()), statuses
+
+    dead = await drain(channel, INGRESS_DEAD_LETTER_QUEUE)
+    assert unanswerable in dead, sorted(dead)
+    assert "reply_to" in str(dead[unanswerable].headers["x-modyard-rejected-reason"])
+    assert f'"message_id": "{unanswerable}"' in cluster["appcell-gateway"].logs()

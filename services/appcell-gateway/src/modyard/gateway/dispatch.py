@@ -3,6 +3,7 @@
     (default exchange) ──routing key appcell.cell.<id>──▶ the cell's queue (classic, durable)
     appcell.replies (direct) ──routing key = queue──▶ appcell-gateway.replies.<process> (exclusive)
     appcell.requests (topic) ──#──▶ appcell-gateway.requests (quorum): AMQP ingress
+        requests without reply_to ──▶ appcell-gateway.requests.dead (quorum), with their reason
 
 A request carries ``correlation_id``, ``reply_to`` (this process's reply queue), the header
 ``reply-exchange`` and an ``expiration`` equal to the timeout, so a cell that was down does not
@@ -43,6 +44,8 @@ log = structlog.get_logger(__name__)
 
 INGRESS_EXCHANGE = "appcell.requests"
 INGRESS_QUEUE = "appcell-gateway.requests"
+#: Ingress requests that cannot be answered (no reply_to), each with its reason in a header.
+INGRESS_DEAD_LETTER_QUEUE = "appcell-gateway.requests.dead"
 INGRESS_DELIVERY_LIMIT = 5
 REQUEST_TYPE = "appcell.request"
 TRANSIENT = 1
@@ -95,6 +98,9 @@ class Dispatcher:
             arguments={"x-queue-type": "quorum", "x-delivery-limit": INGRESS_DELIVERY_LIMIT},
         )
         await ingress_queue.bind(ingress, routing_key="#")
+        await ingress_channel.declare_queue(
+            INGRESS_DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
+        )
         await ingress_queue.consume(self._on_ingress)
         return {REPLIES_EXCHANGE: replies, INGRESS_EXCHANGE: ingress}
 

@@ -7,6 +7,10 @@ A request is a JSON message ``{"installation", "plugin", "action", "payload",
 would return (``{status, result, postpayload}``, or the problem), its HTTP status in the header
 ``status`` and its content type (``application/json`` or ``application/problem+json``).
 
+A request without ``reply_to`` is not run: it goes, with the reason in the header
+``x-modyard-rejected-reason``, to the queue ``appcell-gateway.requests.dead``. Any other malformed
+request (not JSON, wrong shape, no token) is answered with its problem.
+
 The request is acknowledged once answered; a gateway that dies in between leaves it to be
 redelivered to another replica (the quorum queue's ``delivery-limit`` stops a poison message).
 """
@@ -33,6 +37,7 @@ from modyard.common.errors import (
 )
 from modyard.common.request_context import bound_context
 from modyard.common.tokens import TokenError, VerifiedTokens
+from modyard.gateway.dispatch import INGRESS_DEAD_LETTER_QUEUE
 from modyard.gateway.pipeline import CellRequest, Pipeline
 
 log = structlog.get_logger(__name__)
@@ -61,6 +66,11 @@ class Ingress:
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         correlation_id = message.correlation_id or uuid.uuid4().hex
+        if not message.reply_to:
+            # Nobody could learn the outcome, so the action is not run: the request is kept,
+            # with why, for whoever sent it to find.
+            await self._dead_letter(message, "no reply_to: the answer would have nowhere to go")
+            return
         with bound_context(request_id=correlation_id, correlation_id=correlation_id):
             try:
                 status, body = 200, await self._answer(message, correlation_id)
@@ -80,19 +90,31 @@ class Ingress:
                     "detail": "The gateway failed on this request; its request_id finds the log.",
                     "request_id": correlation_id,
                 }
-            if message.reply_to:
-                await self._default_exchange().publish(
-                    aio_pika.Message(
-                        json.dumps(body, separators=(",", ":")).encode(),
-                        content_type="application/json" if status == 200 else PROBLEM_CONTENT_TYPE,
-                        correlation_id=correlation_id,
-                        headers={"status": status},
-                    ),
-                    routing_key=message.reply_to,
-                )
-            else:
-                log.warning("ingress_request_without_reply_to", status=status)
+            await self._default_exchange().publish(
+                aio_pika.Message(
+                    json.dumps(body, separators=(",", ":")).encode(),
+                    content_type="application/json" if status == 200 else PROBLEM_CONTENT_TYPE,
+                    correlation_id=correlation_id,
+                    headers={"status": status},
+                ),
+                routing_key=message.reply_to,
+            )
             await message.ack()
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+        log.error("ingress_request_rejected", message_id=message.message_id, reason=reason)
+        await self._default_exchange().publish(
+            aio_pika.Message(
+                message.body,
+                content_type=message.content_type,
+                message_id=message.message_id,
+                correlation_id=message.correlation_id,
+                headers={"x-modyard-rejected-reason": reason},
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=INGRESS_DEAD_LETTER_QUEUE,
+        )
+        await message.ack()
 
     async def _answer(
         self, message: AbstractIncomingMessage, correlation_id: str
