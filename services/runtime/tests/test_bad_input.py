@@ -62,3 +62,14 @@ async def test_unprocessed_message_filters_refuse_a_number_for_a_date_time(
         headers=auth_headers(settings),
     )
     assert good.status_code == 200, good.text
+
+
+def test_every_operation_has_its_own_operation_id() -> None:
+    # Regression: the automations' endpoint route served five methods under one operationId.
+    document = create_app(RuntimeSettings()).openapi()
+    ids = [
+        operation["operationId"]
+        for operations in document["paths"].values()
+        for operation in operations.values()
+    ]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
