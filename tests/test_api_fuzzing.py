@@ -57,9 +57,6 @@ EXCLUDED: dict[str, dict[str, str]] = {
         "deploy_v1_deployments__ref__deploy_post": "pulls and runs a generated image",
     },
     "runtime": {
-        # The webhook deliverer POSTs every event to each subscription's URL: a generated one
-        # may name any host.
-        "create_webhook_v1_system_webhooks_post": "its deliverer POSTs to the generated URL",
         # Stored automations run on schedules, events and endpoints and may `fetch` any URL.
         "save_automation_v1_workspaces__ws__automations__slug__put": "automations may fetch URLs",
         "import_source_v1_workspaces__ws__source_put": "imports automations (may fetch URLs)",
@@ -103,6 +100,9 @@ async def services(
     env = {
         **infra.env(),
         **urls,
+        # Webhook subscriptions are fuzzed with generated URLs (any host): their deliveries are
+        # recorded but never sent.
+        "MODYARD_RUNTIME_WEBHOOK_DELIVERY_ENABLED": "false",
         # Whatever the deployer touches in Docker is this session's own.
         "MODYARD_DEPLOYER_NAMESPACE": f"fuzz-{uuid.uuid4().hex[:8]}",
     }

@@ -88,8 +88,11 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
             await lifecycle.migrated.wait()
             await work()
 
+        if settings.webhook_delivery_enabled:
+            lifecycle.tasks.append(
+                asyncio.create_task(after_migrations(deliverer.run), name="webhook-deliverer")
+            )
         lifecycle.tasks += [
-            asyncio.create_task(after_migrations(deliverer.run), name="webhook-deliverer"),
             asyncio.create_task(after_migrations(scheduler.run), name="trigger-scheduler"),
             asyncio.create_task(
                 refresh_state_gauges(

@@ -35,6 +35,9 @@ class RuntimeSettings(SecretKeysSettings):
     component_timeout_seconds: float = Field(default=30.0, gt=0)
     #: Seconds a worker trusts its cached copy of a flow (a stop reaches it within this).
     flow_cache_seconds: float = Field(default=1.0, ge=0)
+    #: Off only where nothing may leave the machine (the API fuzzing test subscribes generated
+    #: URLs): deliveries are still recorded, and stay pending.
+    webhook_delivery_enabled: bool = True
     webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
     webhook_max_attempts: int = Field(default=10, ge=1)
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
