@@ -18,6 +18,7 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from modyard.common.bus import topology
+from modyard.common.bus.envelope import new_event
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
@@ -170,3 +171,64 @@ async def test_gateway_ingress_answers_malformed_requests_and_dead_letters_unans
     assert unanswerable in dead, sorted(dead)
     assert "reply_to" in str(dead[unanswerable].headers["x-modyard-rejected-reason"])
     assert f'"message_id": "{unanswerable}"' in cluster["appcell-gateway"].logs()
+
+
+def concrete_type(pattern: str) -> str:
+    """An event type the AMQP topic ``pattern`` matches (``*`` one word, ``#`` any words)."""
+    words = [
+        ("modyard" if index == 0 else "fuzz") if word in ("*", "#") else word
+        for index, word in enumerate(pattern.split("."))
+    ]
+    while len(words) < 4 and "#" in pattern:
+        words.append("fuzz")
+    return ".".join(words)
+
+
+async def test_events_of_subscribed_types_with_wrong_data_never_stop_a_consumer(
+    cluster: dict[str, ServiceProcess],
+    channel: AbstractChannel,
+    infra: IsolatedInfra,
+    infra_settings: CommonSettings,
+) -> None:
+    """Valid envelopes whose ``data`` no handler expects, for every type a service subscribes
+    to: each is handled, ignored or (after the delivery limit) dead-lettered, and the queues
+    drain; a ping afterwards still reaches every service."""
+    events = await channel.get_exchange(topology.EVENTS_EXCHANGE)
+    async with httpx.AsyncClient(
+        base_url=infra.management_url, auth=(infra.amqp_user, infra.amqp_password)
+    ) as api:
+        patterns = {
+            binding["routing_key"]
+            for service in SERVICE_PACKAGES
+            for binding in (
+                await api.get(
+                    f"/api/queues/{infra.vhost}/{topology.events_queue(service)}/bindings"
+                )
+            ).json()
+            if binding["source"] == topology.EVENTS_EXCHANGE
+        }
+    assert patterns
+    for pattern in sorted(patterns):
+        for data in ("a string", [1, 2], {"unexpected": {"nested": None}}, None):
+            event = new_event(source="fuzz", type=concrete_type(pattern), data=data)
+            await events.publish(
+                aio_pika.Message(event.to_json_bytes(), message_id=event.id),
+                routing_key=event.type,
+            )
+
+    headers = auth_headers(infra_settings)
+    async with httpx.AsyncClient(base_url=cluster["registry"].url, headers=headers) as registry:
+        ping = (await registry.post("/v1/diagnostics/pings")).json()["ping_id"]
+
+    async def settled() -> bool:
+        for service in SERVICE_PACKAGES:
+            queue = await channel.declare_queue(topology.events_queue(service), passive=True)
+            async with httpx.AsyncClient(base_url=cluster[service].url, headers=headers) as client:
+                receipts = (await client.get(f"/v1/diagnostics/pings/{ping}")).json()["receipts"]
+            if queue.declaration_result.message_count or len(receipts) != 1:
+                return False
+        return True
+
+    await eventually(settled, timeout=60, interval=0.5)
+    for service in SERVICE_PACKAGES:
+        await drain(channel, topology.dead_letter_queue(service))
