@@ -97,10 +97,14 @@ async def wait_processes_ready(processes: Iterable[ServiceProcess], timeout: flo
     await asyncio.gather(*(one(handle) for handle in processes))
 
 
+def url_variable(service: str) -> str:
+    """The setting that tells the CLI and the other services where ``service`` listens."""
+    return f"MODYARD_{'GATEWAY' if service == 'appcell-gateway' else service.upper()}_URL"
+
+
 def cluster_env(processes: Mapping[str, ServiceProcess]) -> dict[str, str]:
     """``MODYARD_<SERVICE>_URL`` variables that point the CLI and clients at these processes."""
-    names = {"appcell-gateway": "GATEWAY"}
-    return {f"MODYARD_{names.get(s, s.upper())}_URL": p.url for s, p in processes.items()}
+    return {url_variable(service): process.url for service, process in processes.items()}
 
 
 @asynccontextmanager
