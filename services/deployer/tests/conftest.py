@@ -189,7 +189,9 @@ class Deployer:
             return [volume["Name"] for volume in listed.get("Volumes") or []]
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: a deployer left running would keep consuming the shared vhost's
+# ``deployer.events`` queue and take messages meant for later tests' processes.
+@pytest.fixture(scope="module")
 async def deployer(
     infra: IsolatedInfra, images: Images, docker_host: str
 ) -> AsyncIterator[Deployer]:
