@@ -46,25 +46,22 @@ def service_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
             flush_seconds=settings.request_log_flush_seconds,
             retention_hours=settings.request_log_retention_hours,
         )
-        pipelines: list[Pipeline] = []
-        dispatchers: list[Dispatcher] = []
 
         def default_exchange() -> AbstractExchange:
-            exchange = dispatchers[0].default_exchange
+            exchange = dispatcher.default_exchange
             assert exchange is not None, "the topology is declared before messages arrive"
             return exchange
 
         # One memory of verified tokens for the HTTP routes (common auth) and the AMQP ingress.
         tokens = verified_tokens(app)
-        ingress = Ingress(tokens, lambda: pipelines[0], default_exchange)
+        # The ingress and the dispatcher need each other: the closures read them once both exist.
+        ingress = Ingress(tokens, lambda: pipeline, default_exchange)
         dispatcher = Dispatcher(
             bus, on_ingress=ingress.on_message, ingress_prefetch=settings.ingress_prefetch
         )
-        dispatchers.append(dispatcher)
         pipeline = Pipeline(
             cells, installer, dispatcher, requests, timeout_seconds=settings.request_timeout_seconds
         )
-        pipelines.append(pipeline)
         bus.add_topology(dispatcher.declare)
         context = GatewayContext(
             settings=settings,

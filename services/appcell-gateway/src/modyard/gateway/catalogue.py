@@ -111,14 +111,13 @@ def check_catalogue(catalogue: dict[str, Any]) -> None:
                         problems.append(
                             f"plugin {plugin!r} action {key!r}: the {part} schema {exc}"
                         )
-        offered = {key: executions for key, executions in entry["actions"].items()}
         for implemented in entry["implements"]:
             try:
                 schema = files.compile({"path": implemented["path"], "reference": ""})
             except SchemaCompileError as exc:
                 problems.append(f"plugin {plugin!r}: {implemented['reference']} {exc}")
                 continue
-            violations = schema.violations(offered)
+            violations = schema.violations(entry["actions"])
             if violations:
                 what = "; ".join(
                     (f"{v.pointer}: " if v.pointer else "") + v.message for v in violations
