@@ -142,6 +142,17 @@ class _ServiceAPI:
         response = await self._call(method, path, **kwargs)
         return response.json() if response.content else None
 
+    async def _pages(self, path: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Every item of a cursor-paged ``{items, next_cursor}`` listing, page after page."""
+        params = dict(params)
+        while True:
+            page = await self._json("GET", path, params=params)
+            for item in page["items"]:
+                yield item
+            if not page.get("next_cursor"):
+                return
+            params["cursor"] = page["next_cursor"]
+
 
 class RegistryClient(_ServiceAPI):
     """The registry's API (``ModyardClient.registry``)."""
@@ -184,13 +195,8 @@ class RegistryClient(_ServiceAPI):
         for key, value in (("q", q), ("format", format), ("kind", kind)):
             if value:
                 params[key] = value
-        while True:
-            page = (await self._call("GET", "/v1/modules", params=params)).json()
-            for item in page["items"]:
-                yield item
-            if not page["next_cursor"]:
-                return
-            params["cursor"] = page["next_cursor"]
+        async for item in self._pages("/v1/modules", params):
+            yield item
 
     async def module(self, name: str) -> dict[str, Any]:
         return dict((await self._call("GET", f"/v1/modules/{name}")).json())
@@ -346,13 +352,8 @@ class RuntimeClient(_ServiceAPI):
         params = _filters(
             workspace=workspace, flow=flow, node=node, since=since, until=until, limit=page_size
         )
-        while True:
-            page = await self._json("GET", "/v1/unprocessed-messages", params=params)
-            for item in page["items"]:
-                yield item
-            if not page["next_cursor"]:
-                return
-            params["cursor"] = page["next_cursor"]
+        async for item in self._pages("/v1/unprocessed-messages", params):
+            yield item
 
     async def unprocessed_message(self, message_id: str) -> dict[str, Any]:
         return dict(await self._json("GET", f"/v1/unprocessed-messages/{message_id}"))
@@ -426,14 +427,8 @@ class RuntimeClient(_ServiceAPI):
     ) -> AsyncIterator[dict[str, Any]]:
         """The webhook's deliveries, newest first, following the cursor across pages."""
         params = _filters(status=status, limit=page_size)
-        path = f"/v1/system-webhooks/{webhook_id}/deliveries"
-        while True:
-            page = await self._json("GET", path, params=params)
-            for item in page["items"]:
-                yield item
-            if not page["next_cursor"]:
-                return
-            params["cursor"] = page["next_cursor"]
+        async for item in self._pages(f"/v1/system-webhooks/{webhook_id}/deliveries", params):
+            yield item
 
     async def test_webhook(self, webhook_id: str) -> dict[str, Any]:
         """Enqueue a ``webhook.test`` delivery; it shows up in the webhook's deliveries."""
@@ -570,14 +565,8 @@ class DeployerClient(_ServiceAPI):
         return dict(await self._json("GET", "/v1/deployments", params=params))
 
     async def all_deployments(self, *, status: str | None = None) -> AsyncIterator[dict[str, Any]]:
-        cursor: str | None = None
-        while True:
-            page = await self.deployments(status=status, cursor=cursor)
-            for item in page["items"]:
-                yield item
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
+        async for item in self._pages("/v1/deployments", _filters(status=status)):
+            yield item
 
     async def deployment(self, ref: str) -> dict[str, Any]:
         return dict(await self._json("GET", f"/v1/deployments/{ref}"))

@@ -223,6 +223,26 @@ class Reconciler:
                 await set_status(session, self._source, deployment, status, reason)
             return True
 
+    async def _record_running(self, seen: Deployment, **values: Any) -> None:
+        """Record that the deployment's generation serves now."""
+        await self._apply(
+            seen,
+            status=Status.running,
+            reason=None,
+            progress=None,
+            serving_generation=seen.generation,
+            serving_image=image_of(seen),
+            next_restart_at=None,
+            **values,
+        )
+
+    async def _remove_other_generations(
+        self, deployment: Deployment, containers: Sequence[ContainerState]
+    ) -> None:
+        for other in containers:
+            if other.generation != deployment.generation:
+                await self._backend.remove(other.id)
+
     async def _progress(self, seen: Deployment, text: str) -> None:
         await self._apply(seen, progress=text[:500])
 
@@ -319,19 +339,9 @@ class Reconciler:
             or deployment.serving_generation != deployment.generation
             or deployment.next_restart_at is not None
         ):
-            await self._apply(
-                deployment,
-                status=Status.running,
-                reason=None,
-                progress=None,
-                serving_generation=deployment.generation,
-                serving_image=image_of(deployment),
-                next_restart_at=None,
-            )
+            await self._record_running(deployment)
             log.info("deployment_running", deployment=deployment.name, generation=state.generation)
-        for other in containers:
-            if other.generation != deployment.generation:
-                await self._backend.remove(other.id)
+        await self._remove_other_generations(deployment, containers)
 
     async def _crashed(self, deployment: Deployment, state: ContainerState) -> None:
         """CrashLoopBackOff: count the crash once, wait, restart, and show ``warn`` meanwhile."""
@@ -465,20 +475,9 @@ class Reconciler:
         outcome = await self._wait_until_up(state.id, deployment)
         lap("up")
         if outcome.up:
-            await self._apply(
-                deployment,
-                status=Status.running,
-                reason=None,
-                progress=None,
-                serving_generation=deployment.generation,
-                serving_image=image_of(deployment),
-                failed_generation=None,
-                next_restart_at=None,
-            )
+            await self._record_running(deployment, failed_generation=None)
             lap("record")
-            for old in containers:
-                if old.generation != deployment.generation:
-                    await self._backend.remove(old.id)
+            await self._remove_other_generations(deployment, containers)
             log.info("deployment_rolled_out", deployment=deployment.name, image=image, **timings)
             return
         if previous:
