@@ -25,6 +25,7 @@ from modyard.runtime.app import create_app
 from modyard.runtime.models import NodeLog
 from modyard.runtime.settings import RuntimeSettings
 from modyard.runtime.webhooks.signing import verify_signature
+from modyard.runtime.webhooks.testing import WebhookReceiver
 from modyard.sdk.cell import CellError, ComponentCall, Worker, WorkerOptions
 from modyard.sdk.cell import ModuleWorker as SdkModuleWorker
 
@@ -83,38 +84,6 @@ class ModuleWorker:
     async def stop(self) -> None:
         if self._worker is not None:
             await self._worker.stop()
-
-
-class Receiver:
-    """A system-webhook receiver on 127.0.0.1."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self._server: asyncio.Server | None = None
-        self.url = ""
-
-    async def start(self) -> None:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode().split("\r\n")
-            headers = {
-                k.strip().lower(): v.strip()
-                for k, _, v in (line.partition(":") for line in lines[1:] if line)
-            }
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            self.requests.append((headers, body))
-            writer.write(
-                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            )
-            await writer.drain()
-            writer.close()
-
-        self._server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/hook"
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
 
 
 class Env:
@@ -400,7 +369,7 @@ async def test_removal_and_reinstall_during_retries_lets_the_message_through(
 async def test_a_major_upgrade_stops_the_flow_and_a_signed_webhook_arrives(
     env: Env, echo: ModuleWorker
 ) -> None:
-    receiver = Receiver()
+    receiver = WebhookReceiver()
     await receiver.start()
     try:
         secret = "a-webhook-secret-of-some-length"
@@ -439,12 +408,14 @@ async def test_a_major_upgrade_stops_the_flow_and_a_signed_webhook_arrives(
 
         async def received() -> bool:
             return any(
-                json.loads(body)["data"]["flow"]["id"] == flow_id for _, body in receiver.requests
+                request.json()["data"]["flow"]["id"] == flow_id for request in receiver.requests
             )
 
         await eventually(received)
         headers, body = next(
-            (h, b) for h, b in receiver.requests if json.loads(b)["data"]["flow"]["id"] == flow_id
+            (r.headers, r.body)
+            for r in receiver.requests
+            if r.json()["data"]["flow"]["id"] == flow_id
         )
         assert verify_signature(
             secret, headers["x-modyard-timestamp"], body, headers["x-modyard-signature"]
@@ -457,7 +428,7 @@ async def test_a_major_upgrade_stops_the_flow_and_a_signed_webhook_arrives(
             ("echo", "echo.Echo", "echo-mod")
         ]
     finally:
-        await receiver.stop()
+        await receiver.close()
 
 
 async def test_node_runs_are_recorded_once_per_message(env: Env) -> None:
@@ -506,7 +477,7 @@ def poller_zip(version: str = "1.0.0") -> bytes:
 async def test_a_polling_trigger_fails_while_its_module_is_gone_and_recovers(
     env: Env, infra: IsolatedInfra
 ) -> None:
-    receiver = Receiver()
+    receiver = WebhookReceiver()
     await receiver.start()
     worker = ModuleWorker(infra.amqp_url, "poll-mod")
     await worker.start()
@@ -558,7 +529,7 @@ async def test_a_polling_trigger_fails_while_its_module_is_gone_and_recovers(
         ).status_code == 204
 
         def events() -> list[str]:
-            return [json.loads(body)["event"] for _, body in receiver.requests]
+            return [request.json()["event"] for request in receiver.requests]
 
         async def failing() -> bool:
             return "trigger.failing" in events()
@@ -579,14 +550,14 @@ async def test_a_polling_trigger_fails_while_its_module_is_gone_and_recovers(
             return "trigger.recovered" in events() and len(await env.logs(flow_id)) > logged
 
         await eventually(recovered)
-        headers, body = receiver.requests[0]
+        headers, body = receiver.requests[0].headers, receiver.requests[0].body
         assert verify_signature(
             secret, headers["x-modyard-timestamp"], body, headers["x-modyard-signature"]
         )
         await env.client.post(f"/v1/workspaces/{WS}/flows/{flow_id}/stop", headers=env.operator)
     finally:
         await worker.stop()
-        await receiver.stop()
+        await receiver.close()
 
 
 async def test_schedule_and_event_triggers_start_messages(env: Env) -> None:

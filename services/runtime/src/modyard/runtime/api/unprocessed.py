@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -15,6 +12,7 @@ from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, BadRequest, Forbidden, NotFound
 from modyard.runtime import unprocessed
 from modyard.runtime.context import Context
+from modyard.runtime.cursors import decode_cursor, encode_cursor
 from modyard.runtime.models import UnprocessedMessage
 from modyard.runtime.schemas import BulkResult, RetryBody, UnprocessedOut, UnprocessedPage
 
@@ -65,20 +63,12 @@ def _out(item: UnprocessedMessage) -> UnprocessedOut:
     return UnprocessedOut.model_validate(item, from_attributes=True)
 
 
-def _cursor(item: UnprocessedMessage) -> str:
-    raw = json.dumps([item.created_at.isoformat(), str(item.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 def _after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     if not cursor:
         return None
     try:
-        created, identifier = json.loads(
-            base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
-        )
-        return datetime.fromisoformat(created), uuid.UUID(identifier)
-    except (binascii.Error, ValueError, TypeError) as exc:
+        return decode_cursor(cursor)
+    except ValueError as exc:
         raise BadRequest("The cursor is not one this API gave out.", slug="invalid-cursor") from exc
 
 
@@ -109,7 +99,7 @@ async def list_unprocessed(
     page = items[:size]
     return UnprocessedPage(
         items=[_out(item) for item in page],
-        next_cursor=_cursor(page[-1]) if len(items) > size else None,
+        next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if len(items) > size else None,
     )
 
 

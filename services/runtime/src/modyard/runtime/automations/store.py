@@ -75,6 +75,16 @@ async def save_automation(
                     "one another name with 'when: {endpoint: <name>}'.",
                     slug="endpoint-taken",
                 )
+    created = await _put_automation(session, workspace, slug, automation)
+    await touch(session, workspace)
+    await session.flush()
+    return automation, created
+
+
+async def _put_automation(
+    session: AsyncSession, workspace: str, slug: str, automation: Automation
+) -> bool:
+    """Store ``automation`` under ``slug``, replacing any; returns whether it is new."""
     existing = await session.get(StoredAutomation, (workspace, slug))
     if existing is None:
         session.add(
@@ -82,9 +92,7 @@ async def save_automation(
         )
     else:
         existing.definition = automation.source()
-    await touch(session, workspace)
-    await session.flush()
-    return automation, existing is None
+    return existing is None
 
 
 def _endpoint_of(row: StoredAutomation) -> str | None:
@@ -216,13 +224,7 @@ async def import_source(
         )
     )
     for slug, automation in compiled.items():
-        existing = await session.get(StoredAutomation, (workspace, slug))
-        if existing is None:
-            session.add(
-                StoredAutomation(workspace=workspace, slug=slug, definition=automation.source())
-            )
-        else:
-            existing.definition = automation.source()
+        await _put_automation(session, workspace, slug, automation)
     await touch(session, workspace)
     await session.flush()
     return sorted(compiled)

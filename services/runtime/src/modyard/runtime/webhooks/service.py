@@ -7,8 +7,6 @@ the change that raised it commits, and no flow ever waits on a receiver. The
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 import weakref
 from collections.abc import Callable, Mapping
@@ -26,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from modyard.common.errors import BadRequest, Conflict, NotFound
 from modyard.common.secrets import SecretBox
+from modyard.runtime.cursors import decode_cursor, encode_cursor
 from modyard.runtime.webhooks.models import DeliveryStatus, SystemWebhook, WebhookDelivery
 from modyard.runtime.webhooks.payloads import (
     ALL_EVENTS,
@@ -232,19 +231,10 @@ def describe_delivery(delivery: WebhookDelivery) -> DeliveryOut:
     )
 
 
-def encode_cursor(delivery: WebhookDelivery) -> str:
-    raw = f"{delivery.created_at.isoformat()}|{delivery.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def _after(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, delivery_id = (
-            base64.b64decode(padded, altchars=b"-_", validate=True).decode().split("|")
-        )
-        return datetime.fromisoformat(created_at), uuid.UUID(delivery_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        return decode_cursor(cursor)
+    except ValueError as exc:
         raise BadRequest(
             "The cursor is not one this API gave out; start again without ?cursor=.",
             slug="invalid-cursor",
@@ -269,7 +259,7 @@ async def list_deliveries(
     if status is not None:
         query = query.where(WebhookDelivery.status == status.value)
     if cursor:
-        created_at, delivery_id = decode_cursor(cursor)
+        created_at, delivery_id = _after(cursor)
         query = query.where(
             tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < (created_at, delivery_id)
         )
@@ -277,7 +267,7 @@ async def list_deliveries(
     page, more = found[:limit], len(found) > limit
     return DeliveryPage(
         items=[describe_delivery(delivery) for delivery in page],
-        next_cursor=encode_cursor(page[-1]) if more and page else None,
+        next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more and page else None,
     )
 
 
