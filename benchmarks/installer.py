@@ -4,7 +4,6 @@ dependency chain 6 deep over HTTP and creating the 6 installations in one transa
 from __future__ import annotations
 
 import asyncio
-import io
 import statistics
 import time
 import zipfile
@@ -17,6 +16,7 @@ from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import auth_headers, service_process
+from modyard.modules.testing import make_zip
 
 DEPTH = 6
 CHAINS = 5
@@ -32,10 +32,7 @@ def _module(name: str, dependency: str | None) -> bytes:
         "dependencies": [{"name": dependency, "range": "^1.0.0"}] if dependency else [],
         "components": [{"name": "Act", "role": "action", "executor": {"type": "http"}}],
     }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("modyard.yaml", yaml.safe_dump(document))
-    return buffer.getvalue()
+    return make_zip({"modyard.yaml": yaml.safe_dump(document)}, compression=zipfile.ZIP_STORED)
 
 
 async def installs_per_second(infra: IsolatedInfra) -> dict[str, Any]:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +14,7 @@ from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import auth_headers, service_process
+from modyard.common.testing.services import run_modyard as modyard
 from modyard.modules.examples import example_dir
 
 pytestmark = pytest.mark.infra
@@ -34,22 +31,6 @@ async def services(infra: IsolatedInfra) -> AsyncIterator[dict[str, str]]:
         }
         async with service_process("installer", installer_env) as installer:
             yield {"MODYARD_REGISTRY_URL": registry.url, "MODYARD_INSTALLER_URL": installer.url}
-
-
-async def modyard(env: dict[str, str], *args: str, expect: int = 0) -> tuple[Any, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "modyard.sdk.cli",
-        *args,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode == expect, stderr.decode() + stdout.decode()
-    text = stdout.decode().strip()
-    return (json.loads(text) if text.startswith(("{", "[")) else text), stderr.decode()
 
 
 async def test_install_configure_upgrade_and_remove_from_the_command_line(

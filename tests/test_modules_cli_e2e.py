@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +9,7 @@ from typing import Any
 import pytest
 
 from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import ServiceProcess, service_process
+from modyard.common.testing.services import ServiceProcess, run_modyard, service_process
 from modyard.modules.examples import example_dir
 
 pytestmark = pytest.mark.infra
@@ -28,19 +24,7 @@ async def registry(infra: IsolatedInfra) -> AsyncIterator[ServiceProcess]:
 
 
 async def modyard(registry: ServiceProcess, *args: str, expect: int = 0) -> tuple[Any, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "modyard.sdk.cli",
-        *args,
-        env={**os.environ, "MODYARD_REGISTRY_URL": registry.url},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode == expect, stderr.decode() + stdout.decode()
-    text = stdout.decode()
-    return (json.loads(text) if text.strip().startswith(("{", "[")) else text), stderr.decode()
+    return await run_modyard({"MODYARD_REGISTRY_URL": registry.url}, *args, expect=expect)
 
 
 async def test_pack_publish_search_show_download_and_yank(

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,12 @@ from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, free_port, service_process
+from modyard.common.testing.services import (
+    auth_headers,
+    free_port,
+    run_modyard,
+    service_process,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -99,19 +102,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 async def modyard(env: dict[str, str], *args: str, expect: int = 0) -> tuple[Any, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "modyard.sdk.cli",
-        *args,
-        env={**os.environ, **env, "COLUMNS": "200"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode == expect, stderr.decode() + stdout.decode()
-    text = stdout.decode().strip()
-    return (json.loads(text) if text.startswith(("{", "[")) else text), stderr.decode()
+    return await run_modyard({**env, "COLUMNS": "200"}, *args, expect=expect)
 
 
 async def test_flows_from_a_file_to_running_and_back(

@@ -20,6 +20,7 @@ from modyard.modules.manifest import (
     ModuleFormat,
     ModuleKind,
 )
+from modyard.modules.testing import changed
 
 Load = Callable[[str], ModuleFiles]
 ADAPTER = AppmixerAdapter()
@@ -37,17 +38,6 @@ def manifest(acme: ModuleFiles) -> Manifest:
 
 def component(manifest: Manifest, name: str) -> Component:
     return next(c for c in manifest.components if c.name == f"appmixer.acme.tickets.{name}")
-
-
-def changed(files: ModuleFiles, replacements: dict[str, bytes | None]) -> ModuleFiles:
-    """The files with some replaced (bytes) or removed (None)."""
-    result = dict(files)
-    for path, data in replacements.items():
-        if data is None:
-            del result[path]
-        else:
-            result[path] = data
-    return ModuleFiles(result)
 
 
 def edited_json(

@@ -26,6 +26,7 @@ from modyard.modules.manifest import (
     ModuleFormat,
     ModuleKind,
 )
+from modyard.modules.testing import changed
 
 Load = Callable[[str], ModuleFiles]
 ADAPTER = SlingrAdapter()
@@ -55,17 +56,6 @@ def config_field(manifest: Manifest, *names: str) -> ConfigField:
 
 def flow_step(manifest: Manifest, name: str) -> Component:
     return next(c for c in manifest.components if c.name == name)
-
-
-def changed(files: ModuleFiles, replacements: dict[str, bytes | None]) -> ModuleFiles:
-    """The files with some replaced (bytes) or removed (None)."""
-    result = dict(files)
-    for path, data in replacements.items():
-        if data is None:
-            del result[path]
-        else:
-            result[path] = data
-    return ModuleFiles(result)
 
 
 def edited(

@@ -1,4 +1,5 @@
-"""Building zip archives, good and hostile, for tests of archive handling and publishing."""
+"""Building zip archives, good and hostile, for tests of archive handling and publishing, and
+edited module files for tests of the format adapters."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import stat
 import warnings
 import zipfile
 from collections.abc import Mapping
+
+from modyard.modules.formats.base import ModuleFiles
 
 
 def make_zip(files: Mapping[str, bytes | str], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
@@ -56,3 +59,14 @@ def overlapping_zip() -> bytes:
     second = data.find(b"PK\x01\x02", data.find(b"PK\x01\x02") + 4)
     data[second + 42 : second + 46] = (0).to_bytes(4, "little")
     return bytes(data)
+
+
+def changed(files: ModuleFiles, replacements: Mapping[str, bytes | None]) -> ModuleFiles:
+    """The files with some replaced (bytes) or removed (None)."""
+    result = dict(files)
+    for path, data in replacements.items():
+        if data is None:
+            del result[path]
+        else:
+            result[path] = data
+    return ModuleFiles(result)

@@ -4,6 +4,7 @@ processes (for what crosses process boundaries)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import sys
@@ -12,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -148,3 +150,21 @@ async def service_process(
                 process.kill()
                 await process.wait()
         log_file.unlink(missing_ok=True)  # noqa: ASYNC240
+
+
+async def run_modyard(env: Mapping[str, str], *args: str, expect: int = 0) -> tuple[Any, str]:
+    """``modyard <args>`` as a process, with ``env`` added to the environment; its exit code must
+    be ``expect``. Returns its output (parsed when it is JSON, else stripped text) and its stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "modyard.sdk.cli",
+        *args,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == expect, stderr.decode() + stdout.decode()
+    text = stdout.decode().strip()
+    return (json.loads(text) if text.startswith(("{", "[")) else text), stderr.decode()
