@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
@@ -20,6 +21,11 @@ console = Console()
 err_console = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def echo_json(value: Any) -> None:
+    """``value`` as one line of JSON on stdout (what ``--json`` prints)."""
+    typer.echo(json.dumps(value))
 
 
 def fail(message: str) -> typer.Exit:

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from modyard.common.logging import configure_logging
-from modyard.sdk.cli_support import JsonOption, call_api, console, fail
+from modyard.sdk.cli_support import JsonOption, call_api, console, echo_json, fail
 
 cells_app = typer.Typer(
     help="Installed AppCell cells: catalogue, credentials, calling actions, the request log.",
@@ -31,10 +31,6 @@ def _styled(value: str) -> str:
     return f"[{style}]{escape(value)}[/]"
 
 
-def _echo_json(value: Any) -> None:
-    typer.echo(json.dumps(value))
-
-
 @cells_app.command("list")
 def cells_list(
     workspace: Annotated[str | None, typer.Option("--workspace", "-w")] = None,
@@ -44,7 +40,7 @@ def cells_list(
     """The installed cells."""
     cells = call_api(lambda client: client.gateway.cells(workspace=workspace, status=status))
     if as_json:
-        _echo_json(cells)
+        echo_json(cells)
         return
     table = Table("installation", "cell", "module", "version", "status", "plugins")
     for cell in cells:
@@ -64,7 +60,7 @@ def cells_show(cell: CellArgument, as_json: JsonOption = False) -> None:
     """One cell: its plugins and actions with their security and schemas."""
     found = call_api(lambda client: client.gateway.cell(cell))
     if as_json:
-        _echo_json(found)
+        echo_json(found)
         return
     console.print(
         f"[bold]{escape(found['label'] or found['module'])}[/] {found['version']} "
@@ -101,7 +97,7 @@ def cells_credentials(cell: CellArgument, as_json: JsonOption = False) -> None:
     """The broker URL, vhost and queue the cell's worker uses (operators only)."""
     found = call_api(lambda client: client.gateway.credentials(cell))
     if as_json:
-        _echo_json(found)
+        echo_json(found)
         return
     for key in ("amqp_url", "vhost", "username", "queue", "reply_exchange"):
         console.print(f"{key}: {escape(str(found[key]))}")
@@ -132,7 +128,7 @@ def cells_call(
             cell, plugin, action, body, customer_product_id=customer_product_id
         )
     )
-    _echo_json(answer)
+    echo_json(answer)
 
 
 @cells_app.command("requests")
@@ -149,7 +145,7 @@ def cells_requests(
     """Recent requests through the gateway, with latency and outcome."""
     rows = call_api(lambda client: client.gateway.requests(cell=cell, status=status, limit=limit))
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     table = Table("time", "cell", "plugin", "action", "ingress", "outcome", "status", "ms")
     for row in rows:

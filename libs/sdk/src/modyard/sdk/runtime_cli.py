@@ -14,7 +14,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from modyard.common.settings import CommonSettings
-from modyard.sdk.cli_support import JsonOption, api_client, call_api, console, err_console, run_api
+from modyard.sdk.cli_support import (
+    JsonOption,
+    api_client,
+    call_api,
+    console,
+    echo_json,
+    err_console,
+    run_api,
+)
 from modyard.sdk.client import KEEP_PAYLOAD
 
 T = TypeVar("T")
@@ -65,10 +73,6 @@ def _table(*columns: str) -> Table:
     return table
 
 
-def _echo_json(result: Any) -> None:
-    typer.echo(json.dumps(result))
-
-
 def _read_document(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text())  # YAML is a superset of JSON: both work
@@ -110,6 +114,13 @@ async def _take(items: AsyncIterator[T], limit: int) -> tuple[list[T], bool]:
 # -- flows ----------------------------------------------------------------------------------------
 
 
+def _show_flow(flow: dict[str, Any], verb: str, as_json: bool) -> None:
+    if as_json:
+        echo_json(flow)
+    else:
+        console.print(_flow_line(flow, verb))
+
+
 def _flow_line(flow: dict[str, Any], verb: str) -> str:
     return (
         f"[green]✓[/] {verb} flow {escape(flow['name'])} ({flow['id']}): {_styled(flow['status'])}"
@@ -130,7 +141,7 @@ def flows_list(
         raise typer.BadParameter("must be running or stopped", param_hint="--status")
     flows = call_api(lambda client: client.runtime.flows(workspace, status=status))
     if as_json:
-        _echo_json(flows)
+        echo_json(flows)
         return
     table = _table("id", "name", "status", "stop reason", "owner", "nodes", "rev", "updated")
     for flow in flows:
@@ -152,7 +163,7 @@ def flows_show(flow_id: str, workspace: WorkspaceOption, as_json: JsonOption = F
     """One flow: its state and its graph."""
     flow = call_api(lambda client: client.runtime.flow(workspace, flow_id))
     if as_json:
-        _echo_json(flow)
+        echo_json(flow)
         return
     console.print(f"[bold]{escape(flow['name'])}[/] {flow['id']} in {escape(flow['workspace'])}")
     if flow["description"]:
@@ -192,10 +203,7 @@ def flows_create(workspace: WorkspaceOption, file: FlowFile, as_json: JsonOption
     body = _read_flow(file)
 
     flow = call_api(lambda client: client.runtime.create_flow(workspace, body))
-    if as_json:
-        _echo_json(flow)
-    else:
-        console.print(_flow_line(flow, "created"))
+    _show_flow(flow, "created", as_json)
 
 
 @flows_app.command("update")
@@ -206,10 +214,7 @@ def flows_update(
     body = _read_flow(file)
 
     flow = call_api(lambda client: client.runtime.replace_flow(workspace, flow_id, body))
-    if as_json:
-        _echo_json(flow)
-    else:
-        console.print(_flow_line(flow, "updated"))
+    _show_flow(flow, "updated", as_json)
 
 
 @flows_app.command("validate")
@@ -217,7 +222,7 @@ def flows_validate(flow_id: str, workspace: WorkspaceOption, as_json: JsonOption
     """What would keep the flow from starting (exits 1 if anything would)."""
     result = call_api(lambda client: client.runtime.validate_flow(workspace, flow_id))
     if as_json:
-        _echo_json(result)
+        echo_json(result)
     elif result["valid"]:
         console.print(f"[green]✓[/] flow {flow_id} can start")
     else:
@@ -233,19 +238,13 @@ def flows_validate(flow_id: str, workspace: WorkspaceOption, as_json: JsonOption
 def flows_start(flow_id: str, workspace: WorkspaceOption, as_json: JsonOption = False) -> None:
     """Validate and start a flow; if it cannot start, every problem is shown."""
     flow = call_api(lambda client: client.runtime.start_flow(workspace, flow_id))
-    if as_json:
-        _echo_json(flow)
-    else:
-        console.print(_flow_line(flow, "started"))
+    _show_flow(flow, "started", as_json)
 
 
 @flows_app.command("stop")
 def flows_stop(flow_id: str, workspace: WorkspaceOption, as_json: JsonOption = False) -> None:
     flow = call_api(lambda client: client.runtime.stop_flow(workspace, flow_id))
-    if as_json:
-        _echo_json(flow)
-    else:
-        console.print(_flow_line(flow, "stopped"))
+    _show_flow(flow, "stopped", as_json)
 
 
 @flows_app.command("delete")
@@ -323,7 +322,7 @@ def dlq_list(
 
     items, more = run_api(run())
     if as_json:
-        _echo_json(items)
+        echo_json(items)
         return
     table = _table(
         "id", "stored", "workspace", "flow", "node", "component", "reason", "tries", "last error"
@@ -350,7 +349,7 @@ def dlq_show(message_id: str, as_json: JsonOption = False) -> None:
     """One unprocessed message: where it failed, every attempt's error, its payload."""
     item = call_api(lambda client: client.runtime.unprocessed_message(message_id))
     if as_json:
-        _echo_json(item)
+        echo_json(item)
         return
     console.print(f"[bold]{item['id']}[/] stored {item['created_at']}")
     console.print(
@@ -410,7 +409,7 @@ def dlq_retry(
 
     result = run_api(run())
     if as_json:
-        _echo_json(result)
+        echo_json(result)
     else:
         console.print(f"[green]✓[/] retrying {result['count']} message(s)")
 
@@ -447,7 +446,7 @@ def dlq_delete(
 
     result = run_api(run())
     if as_json:
-        _echo_json(result)
+        echo_json(result)
     else:
         console.print(f"[yellow]deleted[/] {result['count']} message(s)")
 
@@ -460,7 +459,7 @@ def webhooks_list(as_json: JsonOption = False) -> None:
     """Every system webhook (secrets are never shown)."""
     hooks = call_api(lambda client: client.runtime.webhooks())
     if as_json:
-        _echo_json(hooks)
+        echo_json(hooks)
         return
     table = _table("id", "url", "events", "active", "description", "created by", "created")
     for hook in hooks:
@@ -504,7 +503,7 @@ def webhooks_add(
         )
     )
     if as_json:
-        _echo_json(hook)
+        echo_json(hook)
     else:
         console.print(
             f"[green]✓[/] webhook {hook['id']}: {escape(hook['url'])} "
@@ -543,7 +542,7 @@ def webhooks_deliveries(
 
     deliveries, more = run_api(run())
     if as_json:
-        _echo_json(deliveries)
+        echo_json(deliveries)
         return
     table = _table("id", "event", "status", "tries", "last answer", "created", "delivered")
     for delivery in deliveries:
@@ -571,6 +570,6 @@ def webhooks_test(webhook_id: str, as_json: JsonOption = False) -> None:
     """Send the webhook a ``webhook.test`` delivery; follow it with ``webhooks deliveries``."""
     delivery = call_api(lambda client: client.runtime.test_webhook(webhook_id))
     if as_json:
-        _echo_json(delivery)
+        echo_json(delivery)
     else:
         console.print(f"[green]✓[/] queued test delivery {delivery['id']}")
