@@ -11,7 +11,7 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-from modyard.sdk.cli_support import JsonOption, call_api, console
+from modyard.sdk.cli_support import JsonOption, call_api, console, echo_json
 
 apps_app = typer.Typer(
     help="Apps: publish a workspace as an app, list apps and a workspace's instances.",
@@ -40,7 +40,7 @@ def apps_publish(
     """Publish the workspace as a new immutable version of its app."""
     result = call_api(lambda client: client.automations.publish(workspace, name))
     if as_json:
-        typer.echo(json.dumps(result))
+        echo_json(result)
         return
     console.print(
         f"[green]✓[/] published {escape(workspace)} as {escape(result['app'])} "
@@ -60,7 +60,7 @@ def apps_list(
     if workspace is None:
         apps = call_api(lambda client: client.automations.apps())
         if as_json:
-            typer.echo(json.dumps(apps))
+            echo_json(apps)
             return
         table = Table("app", "version", "workspace", "label", "description")
         for item in apps:
@@ -75,7 +75,7 @@ def apps_list(
         return
     instances = call_api(lambda client: client.automations.instances(workspace))
     if as_json:
-        typer.echo(json.dumps(instances))
+        echo_json(instances)
         return
     table = Table("instance", "app", "version", "pinned", "endpoints", "automations")
     for item in instances:
@@ -106,7 +106,7 @@ def automations_run(
         raise typer.BadParameter("must hold an object of arguments", param_hint="--payload")
     result = call_api(lambda client: client.automations.run(workspace, name, arguments))
     if as_json:
-        typer.echo(json.dumps(result))
+        echo_json(result)
         return
     console.print_json(json.dumps(result["output"]))
     for event in result["emitted"]:
@@ -129,7 +129,7 @@ def automations_save(
         raise typer.BadParameter("must hold an automation: {do, when?, output?, …}")
     result = call_api(lambda client: client.automations.save(workspace, slug, definition))
     if as_json:
-        typer.echo(json.dumps(result))
+        echo_json(result)
         return
     console.print(f"[green]✓[/] saved automation {escape(result['slug'])}")
 
@@ -149,7 +149,7 @@ def automations_import(
         raise typer.BadParameter("must hold a workspace: {name, config?, automations}")
     result = call_api(lambda client: client.automations.import_source(workspace, source))
     if as_json:
-        typer.echo(json.dumps(result))
+        echo_json(result)
         return
     console.print(
         f"[green]✓[/] imported {len(result['automations'])} automation(s) into "
@@ -162,7 +162,7 @@ def automations_list(workspace: WorkspaceOption, as_json: JsonOption = False) ->
     """The workspace's own automations."""
     items = call_api(lambda client: client.automations.automations(workspace))
     if as_json:
-        typer.echo(json.dumps(items))
+        echo_json(items)
         return
     table = Table("slug", "name", "private", "endpoint", "events", "schedules")
     for item in items:

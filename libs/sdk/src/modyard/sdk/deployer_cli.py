@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import sys
 import time
@@ -15,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from modyard.sdk.cli_support import JsonOption, call_api, console, err_console
+from modyard.sdk.cli_support import JsonOption, call_api, console, echo_json, err_console
 from modyard.sdk.client import ModyardAPIError, ModyardClient
 
 deploy_app = typer.Typer(
@@ -134,7 +133,7 @@ def _report(deployment: dict[str, Any] | None, as_json: bool, verb: str) -> None
         console.print(f"[green]✓[/] {verb}")
         return
     if as_json:
-        typer.echo(json.dumps(deployment))
+        echo_json(deployment)
     else:
         mark = "[red]✗[/]" if deployment["status"] == "warn" else "[green]✓[/]"
         console.print(f"{mark} {_line(deployment)}")
@@ -278,7 +277,7 @@ def list_deployments(
 
     deployments = call_api(run)
     if as_json:
-        typer.echo(json.dumps(deployments))
+        echo_json(deployments)
         return
     table = Table("name", "image", "tag", "status", "since", "restarts", "endpoint")
     for item in deployments:

@@ -10,7 +10,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from modyard.sdk.cli_support import JsonOption, call_api, console
+from modyard.sdk.cli_support import JsonOption, call_api, console, echo_json
 
 installations_app = typer.Typer(
     help="Installed modules (app instances) of a workspace.", no_args_is_help=True
@@ -31,7 +31,7 @@ def _read_config(path: Path | None) -> dict[str, Any]:
 
 def _print(result: Any, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(result))
+        echo_json(result)
     elif isinstance(result, dict):
         console.print(
             f"[green]✓[/] {result['workspace']}/{result['slug']}: {result['module']} {result['version']}"
@@ -79,7 +79,7 @@ def install(
 def list_installations(workspace: WorkspaceOption, as_json: JsonOption = False) -> None:
     items = call_api(lambda client: client.installer.installations(workspace))
     if as_json:
-        typer.echo(json.dumps(items))
+        echo_json(items)
         return
     table = Table("slug", "module", "version", "pinned", "parent", "dependencies")
     for item in items:
@@ -164,7 +164,7 @@ def acl_list(
 ) -> None:
     rules = call_api(lambda client: client.installer.acl_rules(acl_type))
     if as_json:
-        typer.echo(json.dumps(rules))
+        echo_json(rules)
         return
     table = Table("id", "who", "resource", "action", "attributes")
     for rule in rules:

@@ -23,6 +23,7 @@ from modyard.sdk.cli_support import (
     api_client,
     call_api,
     console,
+    echo_json,
     err_console,
     fail,
     run_api,
@@ -93,7 +94,7 @@ def pack(
         "bytes": len(data),
     }
     if as_json:
-        typer.echo(json.dumps(summary))
+        echo_json(summary)
     else:
         console.print(
             f"[green]✓[/] {manifest.name} {manifest.version} ({manifest.format.value} {manifest.kind.value}, "
@@ -132,7 +133,7 @@ def publish(
 
     result = run_api(upload())
     if as_json:
-        typer.echo(json.dumps(result))
+        echo_json(result)
         return
     verb = "published" if result["created"] else "already published (same archive)"
     console.print(f"[green]✓[/] {result['name']} {result['version']} {verb}: {result['digest']}")
@@ -158,7 +159,7 @@ def search(
 
     items = run_api(collect())
     if as_json:
-        typer.echo(json.dumps(items))
+        echo_json(items)
         return
     table = Table("name", "latest", "format", "kind", "label")
     for item in items:
@@ -236,6 +237,6 @@ def yank(
     """Withdraw a version from new installs (it stays downloadable for existing ones)."""
     result = call_api(lambda client: client.registry.yank(name, version, reason))
     if as_json:
-        typer.echo(json.dumps(result))
+        echo_json(result)
     else:
         console.print(f"[yellow]yanked[/] {result['name']} {result['version']}")
