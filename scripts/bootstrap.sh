@@ -5,6 +5,7 @@
 # packages but never starts a daemon: `modyard dev infra up` starts what it needs under .run/.
 #
 #   Debian packages: rabbitmq-server docker.io docker-registry apache2-utils busybox-static
+#                    chromium (the backoffice's browser tests and `make screenshots`)
 #                    (+ postgresql when no PostgreSQL server binaries are found)
 #   Python tool:     uv (via pip --user when it is not on PATH)
 #   uv tool:         checkov (its own environment: its pins would downgrade the workspace's)
@@ -39,6 +40,8 @@ missing_packages() {
     command -v docker-registry >/dev/null 2>&1 || packages+=(docker-registry)
     command -v htpasswd >/dev/null 2>&1 || packages+=(apache2-utils)
     has_static_busybox || packages+=(busybox-static)
+    # Playwright drives Debian's Chromium; it never downloads a browser of its own.
+    [[ -x /usr/bin/chromium ]] || packages+=(chromium)
     has_pg_server || packages+=(postgresql)
     if [[ "${#packages[@]}" -gt 0 ]]; then printf '%s\n' "${packages[@]}"; fi
 }
@@ -141,7 +144,7 @@ main() {
     fi
     ensure_uv
     ensure_checkov
-    log "ok (rabbitmq-server, dockerd, docker-registry, htpasswd, busybox-static, PostgreSQL, uv, checkov)"
+    log "ok (rabbitmq-server, dockerd, docker-registry, htpasswd, busybox-static, chromium, PostgreSQL, uv, checkov)"
 }
 
 # Sourcing (for testing single functions) defines them without running anything.
