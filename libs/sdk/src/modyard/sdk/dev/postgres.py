@@ -3,6 +3,9 @@
 PostgreSQL refuses to run as root, so as root the cluster belongs to an unprivileged OS user (the
 ``postgres`` system user when it exists, else a ``modyard`` system user we create). The login role
 ``modyard`` is the cluster's bootstrap superuser, so tests can create and drop databases freely.
+
+The port is a parameter: fault tests run a private cluster on another port under a temporary
+directory (``modyard.sdk.dev.throwaway``) and restart it without touching the shared one.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from modyard.common.network import tcp_reachable
+from modyard.common.settings import CommonSettings
 from modyard.sdk.dev.component import Component
+from modyard.sdk.dev.paths import RunLayout
 from modyard.sdk.dev.probes import endpoint, is_local, postgres_answers
 from modyard.sdk.dev.processes import StartupError, run, tail, terminate, write_pid
 
@@ -108,6 +113,10 @@ class Postgres(Component):
     process_name = "postgres"
     setting = "MODYARD_DATABASE_URL"
 
+    def __init__(self, run: RunLayout, settings: CommonSettings, port: int = PORT) -> None:
+        super().__init__(run, settings)
+        self.port = port
+
     @property
     def data_dir(self) -> Path:
         return self.dir / "data"
@@ -130,7 +139,7 @@ class Postgres(Component):
 
     @property
     def local_url(self) -> str:
-        return LOCAL_URL
+        return f"postgresql+asyncpg://{ROLE}:{PASSWORD}@{HOST}:{self.port}/{DATABASE}"
 
     def configured_reachable(self) -> bool:
         target = endpoint(self.configured_url, PORT)
@@ -139,8 +148,8 @@ class Postgres(Component):
     def local_ready(self) -> bool:
         bin_dir = find_bin_dir()
         if bin_dir is None or not (bin_dir / "pg_isready").exists():
-            return tcp_reachable(HOST, PORT)
-        probe = [str(bin_dir / "pg_isready"), "-q", "-t", "2", "-h", HOST, "-p", str(PORT)]
+            return tcp_reachable(HOST, self.port)
+        probe = [str(bin_dir / "pg_isready"), "-q", "-t", "2", "-h", HOST, "-p", str(self.port)]
         return run([*probe, "-U", ROLE, "-d", DATABASE], timeout=10).returncode == 0
 
     def targets_local(self) -> bool:
@@ -248,7 +257,7 @@ class Postgres(Component):
 
     def _write_conf(self, user: str | None) -> None:
         conf = self.data_dir / CONF_NAME
-        conf.write_text(render_conf(port=PORT, socket_dir=self.socket_dir), encoding="utf-8")
+        conf.write_text(render_conf(port=self.port, socket_dir=self.socket_dir), encoding="utf-8")
         main_conf = self.data_dir / "postgresql.conf"
         include = f"include '{CONF_NAME}'"
         if include not in main_conf.read_text(encoding="utf-8"):
@@ -264,7 +273,7 @@ class Postgres(Component):
         return int(lines[0])
 
     def _ensure_database(self, bin_dir: Path, user: str | None) -> None:
-        connect = ["-h", str(self.socket_dir), "-p", str(PORT), "-U", ROLE]
+        connect = ["-h", str(self.socket_dir), "-p", str(self.port), "-U", ROLE]
         query = f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"  # noqa: S608 - a constant
         found = run(
             as_user(user, [str(bin_dir / "psql"), *connect, "-d", "postgres", "-tAc", query]),
@@ -280,6 +289,40 @@ class Postgres(Component):
         )
         if created.returncode != 0:
             raise StartupError(f"createdb {DATABASE} failed: {created.stderr.strip()}")
+
+    def restart(self, timeout: float) -> int:
+        """``pg_ctl restart -m fast``: open transactions are rolled back and every client is
+        disconnected, as in a failover; returns the new postmaster's PID."""
+        bin_dir = find_bin_dir()
+        assert bin_dir is not None
+        result = run(
+            as_user(
+                os_user(),
+                [
+                    str(bin_dir / "pg_ctl"),
+                    "restart",
+                    "-D",
+                    str(self.data_dir),
+                    "-m",
+                    "fast",
+                    "-l",
+                    str(self.log_file),
+                    "-w",
+                    "-t",
+                    str(max(int(timeout), 1)),
+                ],
+            ),
+            cwd=self.dir,
+            timeout=timeout + 30,
+        )
+        if result.returncode != 0:
+            raise StartupError(
+                f"pg_ctl restart failed ({result.stdout.strip() or result.stderr.strip()}); "
+                f"see {self.log_file}\n{tail(self.log_file)}"
+            )
+        pid = self._postmaster_pid()
+        write_pid(self.pid_file, pid)
+        return pid
 
     # -- stop ------------------------------------------------------------------------------------
 

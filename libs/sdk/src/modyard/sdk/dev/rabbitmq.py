@@ -7,6 +7,10 @@ Erlang distribution, epmd) is bound to 127.0.0.1.
 
 Users, vhosts and permissions come from a definitions file imported at boot, so no
 ``rabbitmqctl`` call (with its own distribution listener) is needed to set them up.
+
+:class:`NodeAddress` names the node and its ports. The defaults are the development node's; fault
+tests start a second, private node with other ports under a temporary directory
+(``modyard.sdk.dev.throwaway``), so that stopping it never touches the shared broker.
 """
 
 from __future__ import annotations
@@ -17,16 +21,21 @@ import json
 import os
 import secrets
 import stat
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from modyard.common.network import tcp_reachable
+from modyard.common.settings import CommonSettings
 from modyard.sdk.dev.component import Component, find_binary
+from modyard.sdk.dev.paths import RunLayout
 from modyard.sdk.dev.probes import amqp_answers, endpoint, http_status, is_local
 from modyard.sdk.dev.processes import (
     StartupError,
     is_running,
     read_pid,
     remove_pid,
+    run,
     spawn_daemon,
     terminate,
     wait_until,
@@ -48,6 +57,28 @@ RABBITMQ_LIB = "/usr/lib/rabbitmq/bin"
 ERLANG_LIB = "/usr/lib/erlang/bin"
 # Erlang term for the distribution listener's interface (used by the server and by rabbitmqctl).
 DIST_INTERFACE_ARGS = "-kernel inet_dist_use_interface {127,0,0,1}"
+
+
+@dataclass(frozen=True)
+class NodeAddress:
+    """A node's name and ports, all on 127.0.0.1 (the defaults: the development node)."""
+
+    nodename: str = NODENAME
+    amqp_port: int = AMQP_PORT
+    management_port: int = MANAGEMENT_PORT
+    dist_port: int = DIST_PORT
+    epmd_port: int = EPMD_PORT
+    #: The distribution port of ``rabbitmqctl`` itself. None: RabbitMQ's default range
+    #: (``dist_port`` + 10000 …), which is out of range for a dist port above 55535.
+    ctl_dist_port: int | None = None
+
+    @property
+    def amqp_url(self) -> str:
+        return f"amqp://{USER}:{PASSWORD}@{HOST}:{self.amqp_port}/{VHOST}"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://{HOST}:{self.management_port}"
 
 
 def password_hash(password: str, salt: bytes) -> str:
@@ -81,12 +112,12 @@ def render_definitions(*, user: str, password: str, vhost: str, salt: bytes) -> 
     return json.dumps(definitions, indent=2) + "\n"
 
 
-def render_conf(*, definitions: Path) -> str:
+def render_conf(*, definitions: Path, address: NodeAddress = NodeAddress()) -> str:
     return (
         "# Written by `modyard dev infra up`; changes are overwritten.\n"
-        f"listeners.tcp.default = {HOST}:{AMQP_PORT}\n"
+        f"listeners.tcp.default = {HOST}:{address.amqp_port}\n"
         f"management.tcp.ip = {HOST}\n"
-        f"management.tcp.port = {MANAGEMENT_PORT}\n"
+        f"management.tcp.port = {address.management_port}\n"
         f"load_definitions = {definitions}\n"
         "log.file.level = info\n"
         "log.console = false\n"
@@ -106,10 +137,16 @@ class RabbitMQ(Component):
     process_name = "rabbitmq-server"
     setting = "MODYARD_AMQP_URL"
 
+    def __init__(
+        self, run: RunLayout, settings: CommonSettings, address: NodeAddress = NodeAddress()
+    ) -> None:
+        super().__init__(run, settings)
+        self.address = address
+
     @property
     def log_file(self) -> Path:
         # The node's own log (startup errors before logging is set up land in stdout.log).
-        return self.dir / "log" / f"{NODENAME}.log"
+        return self.dir / "log" / f"{self.address.nodename}.log"
 
     @property
     def stdout_log(self) -> Path:
@@ -125,17 +162,17 @@ class RabbitMQ(Component):
 
     @property
     def local_url(self) -> str:
-        return LOCAL_AMQP_URL
+        return self.address.amqp_url
 
     def configured_reachable(self) -> bool:
         target = endpoint(self.configured_url, AMQP_PORT)
         return amqp_answers(target.host, target.port)
 
     def local_ready(self) -> bool:
-        if not tcp_reachable(HOST, AMQP_PORT):
+        if not tcp_reachable(HOST, self.address.amqp_port):
             return False
         # 200 here also proves the definitions (user, vhosts) were imported.
-        overview = f"{LOCAL_MANAGEMENT_URL}/api/overview"
+        overview = f"{self.address.management_url}/api/overview"
         return http_status(overview, auth=(USER, PASSWORD)) == 200
 
     def targets_local(self) -> bool:
@@ -149,15 +186,15 @@ class RabbitMQ(Component):
         return None
 
     def port_conflict(self) -> str | None:
-        for port in (MANAGEMENT_PORT, DIST_PORT):
+        for port in (self.address.management_port, self.address.dist_port):
             if tcp_reachable(HOST, port):
                 return f"{HOST}:{port} is taken by another program; RabbitMQ needs it"
         return None
 
     def env(self, url: str) -> dict[str, str]:
         values = {"MODYARD_AMQP_URL": url}
-        if url == LOCAL_AMQP_URL:
-            values["MODYARD_AMQP_MANAGEMENT_URL"] = LOCAL_MANAGEMENT_URL
+        if url == self.address.amqp_url:
+            values["MODYARD_AMQP_MANAGEMENT_URL"] = self.address.management_url
         else:
             values["MODYARD_AMQP_MANAGEMENT_URL"] = self.settings.amqp_management_url
         return values
@@ -166,16 +203,26 @@ class RabbitMQ(Component):
 
     def node_env(self) -> dict[str, str]:
         """Variables that put the node's files under .run and its listeners on loopback."""
+        address = self.address
+        ctl_ports = (
+            {
+                "RABBITMQ_CTL_DIST_PORT_MIN": str(address.ctl_dist_port),
+                "RABBITMQ_CTL_DIST_PORT_MAX": str(address.ctl_dist_port),
+            }
+            if address.ctl_dist_port is not None
+            else {}
+        )
         return {
             "HOME": str(self.dir / "home"),  # where the Erlang cookie lives
-            "RABBITMQ_NODENAME": NODENAME,
+            "RABBITMQ_NODENAME": address.nodename,
             "RABBITMQ_NODE_IP_ADDRESS": HOST,
-            "RABBITMQ_NODE_PORT": str(AMQP_PORT),
-            "RABBITMQ_DIST_PORT": str(DIST_PORT),
+            "RABBITMQ_NODE_PORT": str(address.amqp_port),
+            "RABBITMQ_DIST_PORT": str(address.dist_port),
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": DIST_INTERFACE_ARGS,
             "RABBITMQ_CTL_ERL_ARGS": DIST_INTERFACE_ARGS,
+            **ctl_ports,
             "ERL_EPMD_ADDRESS": HOST,
-            "ERL_EPMD_PORT": str(EPMD_PORT),
+            "ERL_EPMD_PORT": str(address.epmd_port),
             "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.dir / "log"),
             "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq.conf"),
@@ -194,6 +241,15 @@ class RabbitMQ(Component):
             if not key.startswith(("RABBITMQ_", "ERL_"))
         }
         return {**base, **self.node_env()}
+
+    def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """``rabbitmqctl <args>`` against this node (same cookie, HOME and epmd), never raising."""
+        return run(
+            [f"{RABBITMQ_LIB}/rabbitmqctl", *args],
+            env=self.process_env(),
+            cwd=self.dir,
+            timeout=timeout,
+        )
 
     # -- start -----------------------------------------------------------------------------------
 
@@ -234,7 +290,7 @@ class RabbitMQ(Component):
         )
         definitions.chmod(0o600)
         (self.dir / "rabbitmq.conf").write_text(
-            render_conf(definitions=definitions), encoding="utf-8"
+            render_conf(definitions=definitions, address=self.address), encoding="utf-8"
         )
         (self.dir / "enabled_plugins").write_text("[rabbitmq_management].\n", encoding="utf-8")
         (self.dir / "rabbitmq-env.conf").write_text("", encoding="utf-8")
@@ -249,18 +305,19 @@ class RabbitMQ(Component):
 
         Left to Erlang, epmd would daemonize and we could not tell later which one to stop.
         """
-        if tcp_reachable(HOST, EPMD_PORT):
+        epmd_port = self.address.epmd_port
+        if tcp_reachable(HOST, epmd_port):
             return
         epmd = find_binary("epmd", ERLANG_LIB)
         if epmd is None:
             raise StartupError("epmd not found; run scripts/bootstrap.sh")
         log = self.dir / "epmd.log"
         process = spawn_daemon(
-            [epmd, "-address", HOST, "-port", str(EPMD_PORT)], log_path=log, cwd=self.dir
+            [epmd, "-address", HOST, "-port", str(epmd_port)], log_path=log, cwd=self.dir
         )
         write_pid(self.epmd_pid_file, process.pid)
         wait_until(
-            lambda: tcp_reachable(HOST, EPMD_PORT),
+            lambda: tcp_reachable(HOST, epmd_port),
             timeout=min(timeout, 15),
             what="epmd",
             log_path=log,
