@@ -280,6 +280,15 @@ class InstallerClient(_ServiceAPI):
     async def remove_acl_rule(self, acl_type: str, rule_id: str) -> None:
         await self._json("DELETE", f"/v1/acl/{acl_type}/{rule_id}")
 
+    async def grant_users(self, workspace: str, slug: str) -> dict[str, Any]:
+        """Open the installation's components to every user (``{role: user, resource:
+        "<module>.*", action: use}``); the rule that was added, or the one that already was."""
+        path = f"/v1/workspaces/{workspace}/installations/{slug}/acl/grant-users"
+        return dict(await self._json("POST", path))
+
+    async def workspaces(self) -> list[dict[str, Any]]:
+        return list((await self._json("GET", "/v1/workspaces"))["items"])
+
 
 #: Passed as ``payload`` to :meth:`RuntimeClient.retry_unprocessed`: retry with the stored payload.
 KEEP_PAYLOAD: Any = object()

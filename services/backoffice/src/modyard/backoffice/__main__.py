@@ -1,0 +1,46 @@
+"""``modyard-backoffice [serve]``: the console keeps no data, so it has nothing to migrate."""
+
+from __future__ import annotations
+
+import typer
+import uvicorn
+
+from modyard.backoffice.app import create_app
+from modyard.backoffice.settings import BackofficeSettings
+
+cli = typer.Typer(help="modyard backoffice service", add_completion=False)
+
+
+@cli.callback(invoke_without_command=True)
+def default(context: typer.Context) -> None:
+    if context.invoked_subcommand is None:
+        serve()
+
+
+@cli.command()
+def serve() -> None:
+    """Run the web console."""
+    settings = BackofficeSettings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@cli.command("migrate")
+def migrate() -> None:
+    """Nothing to do: the backoffice has no tables (kept so `modyard dev migrate` may call it)."""
+    typer.echo("backoffice: no schema")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The backoffice: the operators' web console.
+
+Unlike the other services it owns no tables and no queue (so no ``build_service_app``, which is
+built around them): every screen is rendered from the other services' HTTP APIs, called with the
+signed-in operator's token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import structlog
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from modyard.backoffice.rendering import install_page_handlers
+from modyard.backoffice.routes import (
+    deployments,
+    flows,
+    health,
+    modules,
+    session,
+    unprocessed,
+    upload,
+    webhooks,
+)
+from modyard.backoffice.settings import BackofficeSettings
+from modyard.common.app_factory import VERSION
+from modyard.common.errors import install_problem_handlers
+from modyard.common.logging import configure_logging
+from modyard.common.observability import metrics
+from modyard.common.observability.middleware import RequestContextMiddleware
+from modyard.common.tokens import VerifiedTokens
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: BackofficeSettings | None = None) -> FastAPI:
+    settings = settings or BackofficeSettings()
+    configure_logging(
+        service=settings.service_name, level=settings.log_level, json=settings.log_json
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One connection pool for every operator's calls (see console.SharedTransport).
+        transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=100))
+        app.state.transport = transport
+        log.info("service_starting", port=settings.port)
+        try:
+            yield
+        finally:
+            await transport.aclose()
+            log.info("service_stopped")
+
+    app = FastAPI(
+        title="modyard backoffice",
+        description="the operators' web console",
+        version=VERSION,
+        lifespan=lifespan,
+        openapi_url="/v1/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.tokens = VerifiedTokens(settings)
+    install_problem_handlers(app)
+    install_page_handlers(app)
+    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    for router in (session, modules, upload, unprocessed, deployments, flows, webhooks):
+        app.include_router(router.router, include_in_schema=False)
+    return app

@@ -1,0 +1,110 @@
+"""Sign-in (an operator pastes a token), sign-out, and the workspace the console shows."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from modyard.backoffice.console import TOKEN_COOKIE, WORKSPACE_COOKIE, ConsoleDep
+from modyard.backoffice.rendering import render
+from modyard.backoffice.settings import BackofficeSettings
+from modyard.common.tokens import TokenError, VerifiedTokens
+
+router = APIRouter(tags=["session"])
+
+NextPath = Annotated[str, Query(max_length=2000)]
+
+
+def _local(path: str) -> str:
+    """Only paths of this site: ``next`` must not send the operator elsewhere."""
+    return path if path.startswith("/") and not path.startswith(("//", "/\\")) else "/modules"
+
+
+@router.get("/")
+async def home() -> Response:
+    return RedirectResponse("/modules", status_code=303)
+
+
+@router.get("/sign-in")
+async def sign_in_form(
+    request: Request,
+    next: NextPath = "/modules",
+    reason: Annotated[str | None, Query(max_length=500)] = None,
+) -> Response:
+    return render(request, "sign_in.html", {"next": _local(next), "reason": reason})
+
+
+@router.post("/sign-in")
+async def sign_in(
+    request: Request,
+    token: Annotated[str, Form(max_length=8192)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/modules",
+) -> Response:
+    settings: BackofficeSettings = request.app.state.settings
+    tokens: VerifiedTokens = request.app.state.tokens
+    token = token.strip().removeprefix("Bearer ").strip()
+    error = None
+    if not token:
+        error = "Paste a token: `modyard token --role operator` prints one."
+    else:
+        try:
+            principal = tokens.principal(token)
+        except TokenError as exc:
+            error = f"This token was refused: {exc}."
+        else:
+            if not principal.is_operator:
+                error = "This token has no operator role; the console is for operators."
+    if error:
+        return render(
+            request,
+            "sign_in.html",
+            {"next": _local(next), "error": error},
+            status_code=401 if token else 422,
+        )
+    response = RedirectResponse(_local(next), status_code=303)
+    response.set_cookie(
+        TOKEN_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=settings.cookie_secure,
+        path="/",
+    )
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out() -> Response:
+    response = RedirectResponse("/sign-in", status_code=303)
+    response.delete_cookie(TOKEN_COOKIE, path="/")
+    return response
+
+
+@router.post("/workspace")
+async def choose_workspace(
+    request: Request,
+    console: ConsoleDep,
+    workspace: Annotated[str, Form(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*$")],
+    back: Annotated[str, Form(max_length=2000)] = "/modules",
+) -> Response:
+    settings: BackofficeSettings = request.app.state.settings
+    response = RedirectResponse(_local(back), status_code=303)
+    response.set_cookie(
+        WORKSPACE_COOKIE,
+        workspace,
+        httponly=True,
+        samesite="strict",
+        secure=settings.cookie_secure,
+        path="/",
+    )
+    return response
+
+
+@router.get("/workspaces")
+async def workspaces(request: Request, console: ConsoleDep) -> Response:
+    """The header's workspace picker (loaded by htmx, so that a page never waits for it)."""
+    found = await console.client.installer.workspaces()
+    names = sorted({item["slug"] for item in found} | {console.workspace})
+    return render(request, "workspace_options.html", {"names": names, "console": console})

@@ -1,0 +1,131 @@
+"""The backoffice with the services it calls, as real processes on the given infrastructure:
+what the browser tests and ``make screenshots`` run against.
+
+Each upstream gets a database schema and the deployer a namespace of its own, so this cluster
+never meets another one started in the same database, vhost or Docker daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from modyard.common.auth import Role, mint_token
+from modyard.common.settings import CommonSettings
+from modyard.common.testing.services import (
+    ServiceProcess,
+    free_port,
+    service_process,
+    url_variable,
+    wait_processes_ready,
+    wait_until_ready,
+)
+
+#: The services the console calls (the gateway has no screen yet).
+UPSTREAMS = ("registry", "installer", "runtime", "deployer")
+
+
+@dataclass(frozen=True)
+class Console:
+    url: str
+    upstreams: Upstreams
+
+    def operator_token(self, subject: str = "operator@example.com") -> str:
+        return mint_token(CommonSettings(), subject=subject, roles=[Role.operator])
+
+
+@asynccontextmanager
+async def backoffice_process(env: Mapping[str, str], port: int) -> AsyncIterator[str]:
+    """``modyard-backoffice serve`` as a process; yields its URL once it answers."""
+    log_file = Path(tempfile.mkstemp(prefix="modyard-backoffice-", suffix=".log")[1])
+    process_env = {
+        **os.environ,
+        **env,
+        "MODYARD_BACKOFFICE_PORT": str(port),
+        "MODYARD_BACKOFFICE_HOST": "127.0.0.1",
+    }
+    with log_file.open("wb") as sink:  # noqa: ASYNC230 - test helper, tiny file
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "modyard.backoffice",
+            "serve",
+            env=process_env,
+            stdout=sink,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url) as client:
+            try:
+                await wait_until_ready(client, timeout=30)
+            except TimeoutError as exc:
+                log = log_file.read_text(errors="replace")[-5000:]  # noqa: ASYNC240
+                raise TimeoutError(f"{exc}\n--- backoffice log ---\n{log}") from exc
+        yield url
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout=15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        log_file.unlink(missing_ok=True)  # noqa: ASYNC240
+
+
+@dataclass(frozen=True)
+class Upstreams:
+    processes: dict[str, ServiceProcess]
+    #: The environment that points a process at them (and at the same infrastructure).
+    env: dict[str, str]
+    namespace: str
+
+
+@asynccontextmanager
+async def upstream_cluster(infra_env: Mapping[str, str]) -> AsyncIterator[Upstreams]:
+    """The four services the console calls, each told where the others listen."""
+    suffix = uuid.uuid4().hex[:8]
+    namespace = f"bo{suffix}"
+    ports = {service: free_port() for service in UPSTREAMS}
+    urls = {url_variable(service): f"http://127.0.0.1:{ports[service]}" for service in UPSTREAMS}
+    env = {
+        **infra_env,
+        **urls,
+        "MODYARD_REGISTRY_DB_SCHEMA": f"bo_registry_{suffix}",
+        "MODYARD_INSTALLER_DB_SCHEMA": f"bo_installer_{suffix}",
+        "MODYARD_RUNTIME_DB_SCHEMA": f"bo_runtime_{suffix}",
+        "MODYARD_DEPLOYER_DB_SCHEMA": f"bo_deployer_{suffix}",
+        "MODYARD_DEPLOYER_NAMESPACE": namespace,
+        "MODYARD_DEPLOYER_STABLE_SECONDS": "1",
+        # Webhook deliveries are recorded, never sent: the console only lists them.
+        "MODYARD_RUNTIME_WEBHOOK_DELIVERY_ENABLED": "false",
+    }
+    async with AsyncExitStack() as stack:
+        processes = {
+            service: await stack.enter_async_context(
+                service_process(service, env, ready=False, port=ports[service])
+            )
+            for service in UPSTREAMS
+        }
+        await wait_processes_ready(processes.values())
+        yield Upstreams(processes=processes, env=env, namespace=namespace)
+
+
+@asynccontextmanager
+async def console_cluster(infra_env: Mapping[str, str]) -> AsyncIterator[Console]:
+    """The upstream services and the backoffice as a process in front of them."""
+    async with (
+        upstream_cluster(infra_env) as upstreams,
+        backoffice_process(upstreams.env, free_port()) as url,
+    ):
+        yield Console(url=url, upstreams=upstreams)

@@ -1,0 +1,122 @@
+"""The backoffice in process (httpx's ASGI client) in front of the real services it calls."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from fastapi import FastAPI
+
+from modyard.backoffice.app import create_app
+from modyard.backoffice.console import TOKEN_COOKIE, WORKSPACE_COOKIE
+from modyard.backoffice.settings import BackofficeSettings
+from modyard.backoffice.testing import Upstreams, upstream_cluster
+from modyard.common.auth import Role, mint_token
+from modyard.common.settings import CommonSettings
+from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.services import in_process
+
+WS = "console"
+
+CONFIG = {
+    "schema": {
+        "type": "object",
+        "required": ["apiKey"],
+        "properties": {
+            "apiKey": {"type": "string", "writeOnly": True, "description": "From the vendor"},
+            "region": {"type": "string", "enum": ["eu", "us"], "default": "eu"},
+            "retries": {"type": "integer", "minimum": 0, "default": 3},
+            "verbose": {"type": "boolean"},
+        },
+        "additionalProperties": False,
+    },
+    "fields": [{"name": "apiKey", "type": "password", "secret": True, "required": True}],
+}
+
+
+def module_zip(name: str, version: str = "1.0.0", *, config: dict[str, Any] | None = None) -> bytes:
+    """A native module with one component, and the given configuration."""
+    document: dict[str, Any] = {
+        "name": name,
+        "version": version,
+        "kind": "connector",
+        "label": name.title(),
+        "description": f"The {name} connector, for tests.",
+        "extra": {"docs_url": f"https://docs.example.com/{name}"},
+        "components": [
+            {
+                "name": "Send",
+                "role": "action",
+                "description": "Sends one message.",
+                "executor": {"type": "http", "extra": {"path": "/send"}},
+            }
+        ],
+    }
+    if config is not None:
+        document["config"] = config
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("modyard.yaml", yaml.safe_dump(document))
+    return buffer.getvalue()
+
+
+@dataclass
+class Backoffice:
+    app: FastAPI
+    #: Signed in as an operator, showing workspace ``WS``.
+    client: httpx.AsyncClient
+    #: The upstream services' APIs, called directly with an operator token (for setup).
+    api: httpx.AsyncClient
+    upstreams: Upstreams
+
+    def anonymous(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="http://service"
+        )
+
+    def url(self, service: str) -> str:
+        return self.upstreams.processes[service].url
+
+
+def token(*roles: Role) -> str:
+    return mint_token(CommonSettings(), subject="ops@example.com", roles=roles or [Role.operator])
+
+
+@pytest.fixture(scope="module")
+async def upstreams(infra: IsolatedInfra) -> AsyncIterator[Upstreams]:
+    async with upstream_cluster(infra.env()) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+async def bo(upstreams: Upstreams) -> AsyncIterator[Backoffice]:
+    urls = upstreams.processes
+    settings = BackofficeSettings(
+        registry_url=urls["registry"].url,
+        installer_url=urls["installer"].url,
+        runtime_url=urls["runtime"].url,
+        deployer_url=urls["deployer"].url,
+        # Nothing listens there: the pages that need the gateway say so (none does yet).
+        gateway_url="http://127.0.0.1:9",
+        default_workspace=WS,
+        poll_seconds=1,
+    )
+    app = create_app(settings)
+    headers = {"Authorization": f"Bearer {token()}"}
+    async with (
+        in_process(app) as client,
+        httpx.AsyncClient(headers=headers, timeout=60) as api,
+    ):
+        client.cookies.set(TOKEN_COOKIE, token())
+        client.cookies.set(WORKSPACE_COOKIE, WS)
+        created = await api.post(
+            f"{urls['installer'].url}/v1/workspaces", json={"slug": WS, "name": "Console"}
+        )
+        assert created.status_code == 201, created.text
+        yield Backoffice(app=app, client=client, api=api, upstreams=upstreams)
