@@ -1,0 +1,231 @@
+"""The five services as real processes that a test may kill (SIGKILL) and start again on the same
+port, and cells run by ``modyard cell run`` as processes of their own: what the fault tests of
+test_process_kills.py and test_cell_faults.py inject their faults into.
+
+Every service gets database schemas of its own (a suffix per cluster), so that what earlier test
+modules left in the session's database (a published module, a workspace) is not in the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modyard.common.auth import Role
+from modyard.common.settings import CommonSettings
+from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.polling import eventually
+from modyard.common.testing.services import (
+    SERVICE_PACKAGES,
+    ServiceProcess,
+    auth_headers,
+    free_port,
+    service_process,
+    url_variable,
+    wait_processes_ready,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))  # the example cell lives in examples/
+
+from examples.resellerclub_cell.module_archive import module_zip  # noqa: E402
+
+CELL_CONFIG = {"userid": "reseller", "password": "secret", "TestMode": "1"}
+
+
+class Cluster:
+    """Registry, installer, runtime, gateway and deployer, each a process on a fixed port."""
+
+    def __init__(self, infra: IsolatedInfra, env: Mapping[str, Mapping[str, str]]) -> None:
+        suffix = uuid.uuid4().hex[:6]
+        self.infra = infra
+        self.ports = {service: free_port() for service in SERVICE_PACKAGES}
+        urls = {
+            url_variable(service): f"http://127.0.0.1:{port}"
+            for service, port in self.ports.items()
+        }
+        self.env = {
+            service: {
+                **infra.env(),
+                **urls,
+                f"MODYARD_{package.upper()}_DB_SCHEMA": f"{package}_faults_{suffix}",
+                **env.get(service, {}),
+            }
+            for service, package in SERVICE_PACKAGES.items()
+        }
+        self.processes: dict[str, ServiceProcess] = {}
+        self._stacks: dict[str, AsyncExitStack] = {}
+        self.operator = auth_headers(CommonSettings(), Role.operator)
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    async def start(self, service: str, *, ready: bool = True) -> ServiceProcess:
+        stack = AsyncExitStack()
+        handle = await stack.enter_async_context(
+            service_process(service, self.env[service], ready=ready, port=self.ports[service])
+        )
+        self._stacks[service], self.processes[service] = stack, handle
+        return handle
+
+    async def kill(self, service: str) -> None:
+        """``kill -9``: no shutdown of any kind, connections dropped by the kernel."""
+        process = self.processes[service].process
+        os.kill(process.pid, signal.SIGKILL)
+        await process.wait()
+        await self._stacks.pop(service).aclose()
+
+    async def restart(self, service: str) -> ServiceProcess:
+        """The service again, on the same port and with the same settings, once ready."""
+        return await self.start(service)
+
+    async def close(self) -> None:
+        for stack in self._stacks.values():
+            await stack.aclose()
+
+    async def api(self, method: str, service: str, path: str, **kwargs: Any) -> httpx.Response:
+        async with httpx.AsyncClient(headers=self.operator, timeout=30) as client:
+            return await client.request(method, self.url(service) + path, **kwargs)
+
+
+@asynccontextmanager
+async def running_cluster(
+    infra: IsolatedInfra, env: Mapping[str, Mapping[str, str]] | None = None
+) -> AsyncIterator[Cluster]:
+    cluster = Cluster(infra, env or {})
+    try:
+        for service in SERVICE_PACKAGES:
+            await cluster.start(service, ready=False)
+        await wait_processes_ready(cluster.processes.values())
+        yield cluster
+    finally:
+        await cluster.close()
+
+
+@dataclass
+class InstalledCell:
+    """The example cell's module installed in a workspace: the gateway serves it as ``key``."""
+
+    key: str
+    installation_id: str
+    credentials: dict[str, Any]
+
+
+async def install_example_cell(cluster: Cluster, workspace: str, slug: str) -> InstalledCell:
+    """Publish the example cell's module, install it, and wait until the gateway serves it."""
+    published = await cluster.api(
+        "POST",
+        "registry",
+        "/v1/modules",
+        content=module_zip(),
+        headers={"content-type": "application/zip"},
+    )
+    assert published.status_code in (200, 201, 409), published.text
+    created = await cluster.api(
+        "POST", "installer", "/v1/workspaces", json={"slug": workspace, "name": workspace}
+    )
+    assert created.status_code == 201, created.text
+    installed = await cluster.api(
+        "POST",
+        "installer",
+        f"/v1/workspaces/{workspace}/installations",
+        json={
+            "module": "newresellerclubcell",
+            "version": "^1.0.0",
+            "slug": slug,
+            "config": CELL_CONFIG,
+        },
+    )
+    assert installed.status_code == 201, installed.text
+    key = f"{workspace}:{slug}"
+
+    async def ready() -> bool:
+        response = await cluster.api("GET", "appcell-gateway", f"/v1/cells/{key}")
+        return response.status_code == 200 and response.json()["status"] == "ready"
+
+    await eventually(ready, timeout=60)
+    credentials = await cluster.api("GET", "appcell-gateway", f"/v1/cells/{key}/credentials")
+    assert credentials.status_code == 200, credentials.text
+    return InstalledCell(key, str(installed.json()["id"]), dict(credentials.json()))
+
+
+async def remove_cell(cluster: Cluster, workspace: str, slug: str) -> None:
+    """Uninstall: the gateway deletes the cell's broker user (users are not per vhost)."""
+    removed = await cluster.api(
+        "DELETE", "installer", f"/v1/workspaces/{workspace}/installations/{slug}"
+    )
+    assert removed.status_code in (200, 202, 204), removed.text
+
+    async def gone() -> bool:
+        response = await cluster.api("GET", "appcell-gateway", f"/v1/cells/{workspace}:{slug}")
+        return response.status_code == 404
+
+    await eventually(gone, timeout=30)
+
+
+class CellProcess:
+    """``modyard cell run fault_cells:<attribute>`` as a process of its own (SIGKILL-able)."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lines: list[dict[str, Any]] = []
+        self.output: list[str] = []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        async for raw in self.process.stdout:
+            self.output.append(raw.decode(errors="replace"))
+            if raw.startswith(b"{"):
+                self.lines.append(json.loads(raw))
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line.get("event") == name]
+
+    async def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+        await self.process.wait()
+        await self._reader
+
+
+@asynccontextmanager
+async def cell_process(
+    credentials_file: Path, attribute: str, env: Mapping[str, str] | None = None
+) -> AsyncIterator[CellProcess]:
+    """A cell of tests/fault_cells.py consuming the queue in ``credentials_file``; yields once
+    it consumes."""
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "modyard"),
+        "cell",
+        "run",
+        f"fault_cells:{attribute}",
+        "--credentials",
+        str(credentials_file),
+        cwd=TESTS,
+        env={**os.environ, "MODYARD_LOG_LEVEL": "INFO", **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    cell = CellProcess(process)
+    try:
+        await eventually(
+            lambda: bool(cell.events("worker_started")) or process.returncode is not None,
+            timeout=60,
+        )
+        assert cell.events("worker_started"), "".join(cell.output)
+        yield cell
+    finally:
+        await cell.kill()
