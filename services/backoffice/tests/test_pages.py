@@ -18,7 +18,7 @@ from modyard.common.auth import Role
 from modyard.common.testing.polling import eventually
 from modyard.common.testing.services import in_process
 
-from .conftest import CONFIG, WS, Backoffice, module_zip, token
+from .conftest import CONFIG, WS, Backoffice, fail_messages, module_zip, token
 
 pytestmark = pytest.mark.infra
 
@@ -320,54 +320,20 @@ async def test_flows_are_listed_with_stop_reasons_and_started_and_stopped(bo: Ba
     assert "listed-flow" not in (await bo.client.get("/flows", params={"status": "running"})).text
 
 
-async def fail_messages(bo: Backoffice, count: int) -> tuple[str, list[str]]:
-    """A flow whose node fails for good, and ``count`` messages it gave up on."""
-    runtime = bo.url("runtime")
-    created = await bo.api.post(
-        f"{runtime}/v1/workspaces/{WS}/flows",
-        json={
-            "name": unique("fragile"),
-            "definition": {
-                "nodes": {
-                    "hook": {"component": "core.webhook"},
-                    "call": {
-                        "component": "core.http",
-                        "properties": {"method": "POST", "url": "{{ payload.url }}"},
-                    },
-                },
-                "connections": [{"from": "hook", "to": "call"}],
-                "retry_policy": {"max_attempts": 1},
-            },
-        },
-    )
-    assert created.status_code == 201, created.text
-    flow_id = created.json()["id"]
-    assert (await bo.api.post(f"{runtime}/v1/workspaces/{WS}/flows/{flow_id}/start")).is_success
-    for index in range(count):  # not an http URL: fails, not retryable
-        sent = await bo.api.post(
-            f"{runtime}/v1/hooks/{WS}/{flow_id}/hook", json={"url": f"ftp://nowhere/{index}"}
-        )
-        assert sent.status_code == 202, sent.text
-    ids: list[str] = []
-
-    async def stored() -> bool:
-        page = await bo.api.get(f"{runtime}/v1/unprocessed-messages", params={"flow": flow_id})
-        ids[:] = [item["id"] for item in page.json()["items"]]
-        return len(ids) == count
-
-    await eventually(stored, timeout=30)
-    return flow_id, ids
-
-
 async def test_unprocessed_messages_filters_detail_retry_delete_and_bulk(bo: Backoffice) -> None:
-    flow_id, ids = await fail_messages(bo, 3)
+    flow_id, ids = await fail_messages(bo.api, bo.url("runtime"), 3)
     page = (await bo.client.get("/unprocessed", params={"flow": flow_id})).text
     assert all(message_id in page for message_id in ids)
     assert "not_retryable" in page
     other = (await bo.client.get("/unprocessed", params={"flow": str(uuid.uuid4())})).text
     assert ids[0] not in other
     assert "matches these filters" in other
-    assert (await bo.client.get("/unprocessed", params={"since": "yesterday"})).status_code == 422
+    bad_date = await bo.client.get("/unprocessed", params={"since": "yesterday"})
+    assert bad_date.status_code == 422
+    assert "&#39;yesterday&#39; is no date" in bad_date.text  # a page, in words
+    assert bad_date.headers["content-type"].startswith("text/html")
+    # Empty date inputs are no filter.
+    assert (await bo.client.get("/unprocessed", params={"since": "", "flow": ""})).is_success
 
     detail = (await bo.client.get(f"/unprocessed/{ids[0]}")).text
     assert "Error history" in detail

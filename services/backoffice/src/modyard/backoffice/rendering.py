@@ -7,7 +7,8 @@ answer is a 502 / 503 page naming it, so the operator knows where to look.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,18 @@ from typing import Any
 import httpx
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modyard.backoffice.console import SignInRequired, sign_in_path
+from modyard.common.errors import Problem
 from modyard.sdk.client import ModyardAPIError
 
 log = structlog.get_logger(__name__)
+
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -129,7 +135,37 @@ async def _on_sign_in_required(request: Request, exc: Exception) -> Response:
     return _to_sign_in(request, exc)
 
 
+def _as_page(json_handler: ExceptionHandler) -> ExceptionHandler:
+    """The common JSON problem handler, its problem rendered as a page (same status, same
+    headers), so that a refused form shows the operator what to change rather than JSON."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        answer = await json_handler(request, exc)
+        try:
+            body = json.loads(bytes(answer.body))
+        except ValueError:
+            return answer
+        words = {
+            "status": answer.status_code,
+            "title": str(body.get("title") or "The request was refused"),
+            "detail": str(body.get("detail") or ""),
+            "errors": [item for item in body.get("errors") or [] if isinstance(item, dict)],
+            "extra": [],
+        }
+        page = problem_page(request, words, answer.status_code)
+        for name in ("allow", "retry-after", "www-authenticate"):
+            if name in answer.headers:
+                page.headers[name] = answer.headers[name]
+        return page
+
+    return handler
+
+
 def install_page_handlers(app: FastAPI) -> None:
+    """Call after ``install_problem_handlers``: its problems become pages."""
+    for exc_type in (RequestValidationError, Problem, StarletteHTTPException):
+        json_handler = app.exception_handlers[exc_type]
+        app.add_exception_handler(exc_type, _as_page(json_handler))  # type: ignore[arg-type]
     app.add_exception_handler(ModyardAPIError, _on_api_error)
     app.add_exception_handler(httpx.TransportError, _on_unreachable)
     app.add_exception_handler(SignInRequired, _on_sign_in_required)

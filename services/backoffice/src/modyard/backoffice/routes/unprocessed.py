@@ -12,12 +12,26 @@ from fastapi.responses import RedirectResponse, Response
 
 from modyard.backoffice.console import ConsoleDep
 from modyard.backoffice.rendering import render
+from modyard.common.errors import InvalidParam, ValidationFailed
 
 router = APIRouter(prefix="/unprocessed", tags=["unprocessed messages"])
 
 PAGE = 100
 Text = Annotated[str | None, Query(max_length=200)]
-When = Annotated[datetime | None, Query()]
+#: ``datetime-local`` inputs send "" when empty, which is no filter rather than a bad date.
+When = Annotated[str | None, Query(max_length=64)]
+
+
+def moment(value: str | None, field: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(
+            f"{field} must be a date and time, e.g. 2026-11-21T08:30.",
+            errors=[InvalidParam(pointer=f"/query/{field}", detail=f"{value!r} is no date")],
+        ) from None
 
 
 def _filters(
@@ -42,7 +56,8 @@ async def list_messages(
     since: When = None,
     until: When = None,
 ) -> Response:
-    filters = _filters(workspace, flow, node, since, until)
+    since_at, until_at = moment(since, "since"), moment(until, "until")
+    filters = _filters(workspace, flow, node, since_at, until_at)
     messages: list[dict[str, Any]] = []
     async for item in console.client.runtime.unprocessed(**filters, page_size=PAGE):
         messages.append(item)
@@ -60,8 +75,8 @@ async def list_messages(
                 "workspace": workspace or "",
                 "flow": flow or "",
                 "node": node or "",
-                "since": since.strftime("%Y-%m-%dT%H:%M") if since else "",
-                "until": until.strftime("%Y-%m-%dT%H:%M") if until else "",
+                "since": since_at.strftime("%Y-%m-%dT%H:%M") if since_at else "",
+                "until": until_at.strftime("%Y-%m-%dT%H:%M") if until_at else "",
             },
         },
     )
@@ -93,11 +108,11 @@ async def bulk(
     workspace: Annotated[str | None, Form(max_length=200)] = None,
     flow: Annotated[str | None, Form(max_length=200)] = None,
     node: Annotated[str | None, Form(max_length=200)] = None,
-    since: Annotated[datetime | None, Form()] = None,
-    until: Annotated[datetime | None, Form()] = None,
+    since: Annotated[str | None, Form(max_length=64)] = None,
+    until: Annotated[str | None, Form(max_length=64)] = None,
 ) -> Response:
     runtime = console.client.runtime
-    filters = _filters(workspace, flow, node, since, until)
+    filters = _filters(workspace, flow, node, moment(since, "since"), moment(until, "until"))
     verb, scope = action.split("-")
     if scope == "selected":
         if not ids:
