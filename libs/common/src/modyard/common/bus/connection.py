@@ -7,6 +7,17 @@ background, so a service started before its broker becomes ready on its own inst
 Publishing uses a channel with publisher confirms and ``mandatory=True``: a message counts as sent
 only once the broker has confirmed it, and a message the broker cannot route comes back to
 :meth:`Bus._on_returned` (logged and counted) and makes :meth:`Bus.publish` raise.
+
+Two gaps of ``connect_robust`` are closed here (both seen in tests/test_broker_outage.py):
+
+- its ``connected`` event is set as soon as the socket is back, *before* the channels are
+  reopened one by one, so a consumer restored first receives messages while the publishing channel
+  is still closed. The bus counts as connected only once the reconnect callbacks ran, which
+  aio-pika calls after every channel (and its consumers) has been restored;
+- a publish on a channel that is closed, or whose connection drops before the confirm, raises
+  aiormq's ``ChannelInvalidStateError`` (a ``RuntimeError``) or ``ConnectionClosed``. Those become
+  :class:`BusUnavailable`, the one error callers handle (a 503, a message requeued), instead of
+  an unexpected error that left a consumed message unacknowledged until the next reconnect.
 """
 
 from __future__ import annotations
@@ -73,6 +84,8 @@ class Bus:
         self._publish_channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._ready = asyncio.Event()
+        #: False from a lost connection until aio-pika has restored every channel and consumer.
+        self._channels_restored = False
         self._connect_task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -102,6 +115,7 @@ class Bus:
         connection = self._connection
         return (
             self._ready.is_set()
+            and self._channels_restored
             and connection is not None
             and not connection.is_closed
             and connection.connected.is_set()
@@ -145,6 +159,7 @@ class Bus:
         connection.close_callbacks.add(self._on_connection_lost)
         connection.reconnect_callbacks.add(self._on_reconnected)
         self._connection = connection
+        self._channels_restored = True
         self._ready.set()
 
     async def _declare(self, connection: AbstractRobustConnection) -> None:
@@ -195,10 +210,13 @@ class Bus:
                 await queue.consume(consumer.callback)
 
     def _on_connection_lost(self, *_: Any) -> None:
+        self._channels_restored = False
         if not self._closing:
             log.warning("broker_connection_lost")
 
     def _on_reconnected(self, *_: Any) -> None:
+        # aio-pika calls this after it has reopened every channel and restored its consumers.
+        self._channels_restored = True
         log.info("broker_reconnected")
 
     def _on_returned(self, _channel: Any, message: AbstractIncomingMessage) -> None:
@@ -294,14 +312,22 @@ class Bus:
             expiration=str(int(expiration * 1000)) if expiration is not None else None,
             app_id=self._app_id,
         )
-        channel = await publish_channel.get_underlay_channel()
-        result = await channel.basic_publish(
-            body,
-            exchange=target.name,
-            routing_key=routing_key,
-            properties=properties,
-            mandatory=True,
-            timeout=timeout,
-        )
+        try:
+            channel = await publish_channel.get_underlay_channel()
+            result = await channel.basic_publish(
+                body,
+                exchange=target.name,
+                routing_key=routing_key,
+                properties=properties,
+                mandatory=True,
+                timeout=timeout,
+            )
+        except (
+            aiormq.exceptions.ChannelInvalidStateError,
+            aiormq.exceptions.AMQPConnectionError,
+        ) as exc:
+            # The channel or the connection went away under this publish (aio-pika restores them
+            # in the background). Unconfirmed means not sent: the caller retries or refuses.
+            raise BusUnavailable(f"the message broker connection was lost ({exc})") from exc
         if not isinstance(result, aiormq.spec.Basic.Ack):
             raise MessageReturned(f"no queue is bound for {exchange!r} / {routing_key!r}")

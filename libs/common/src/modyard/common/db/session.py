@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modyard.common.bus.connection import BusUnavailable
 from modyard.common.db.database import Database
 from modyard.common.errors import ServiceUnavailable
 
@@ -23,6 +24,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     try:
         async with database.transaction() as session:
             yield session
+    except BusUnavailable as exc:
+        # An endpoint that publishes directly (a flow webhook) while the broker is away: its
+        # transaction is rolled back, and the caller hears that nothing was accepted.
+        raise ServiceUnavailable("The message broker is unreachable; retry shortly.") from exc
     except (OperationalError, OSError, ConnectionError) as exc:
         raise ServiceUnavailable("The database is unreachable; retry shortly.") from exc
     except DBAPIError as exc:
