@@ -169,7 +169,14 @@ class Dispatcher:
                 "discarded. Retry later or check that the cell is running.",
                 timeout_seconds=timeout,
             ) from None
-        except (MessageReturned, BusUnavailable, aio_pika.exceptions.AMQPError) as exc:
+        except (
+            MessageReturned,
+            BusUnavailable,
+            aio_pika.exceptions.AMQPError,
+            # The requests channel closed under the call (the broker went away): aiormq raises a
+            # RuntimeError subclass, not an AMQPError, and it was a 500 (tests/test_broker_outage.py).
+            aiormq.exceptions.ChannelInvalidStateError,
+        ) as exc:
             raise CellUnavailable(
                 f"The request could not be handed to the cell ({exc}); retry shortly.",
                 retry_after_seconds=2,
