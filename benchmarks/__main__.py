@@ -18,6 +18,7 @@ from benchmarks import (
     installer,
     installer_resolution,
     registry,
+    resilience,
     runtime,
     service_footprint,
 )
@@ -40,6 +41,7 @@ BENCHMARKS = (
     deployer.deployer_load,
     gateway.gateway_load,
     automations.automations_load,
+    resilience.resilience,
 )
 
 

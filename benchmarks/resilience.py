@@ -1,0 +1,63 @@
+"""Faults under load, counted: RabbitMQ stopped for 10 s (``rabbitmqctl stop_app``/``start_app``)
+under flow-webhook and gateway load, the same scenario as tests/test_broker_outage.py, on a private
+broker node (the shared one is never stopped) and the session's isolated database.
+
+Figures: requests/messages sent, completed, failed-and-reported (refused with a problem body),
+unprocessed, lost and duplicated completions (both must be 0), and how long after ``start_app``
+the services were ready, the first flow completed, the first gateway reply came and the backlog
+accepted before the restart was drained.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from examples.resellerclub_cell.module_archive import module_zip
+from modyard.common.testing.broker_outage import run_broker_outage
+from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.resilience import Tally
+from modyard.sdk.dev.throwaway import throwaway_rabbitmq
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cell_command(credentials: Path) -> list[str]:
+    return [
+        str(Path(sys.executable).parent / "modyard"),
+        "cell",
+        "run",
+        "examples.resellerclub_cell.cell:cell",
+        "--credentials",
+        str(credentials),
+        "--log-level",
+        "WARNING",
+    ]
+
+
+def _total(*tallies: Tally) -> dict[str, int]:
+    keys = tallies[0].as_dict().keys()
+    return {key: sum(tally.as_dict()[key] for tally in tallies) for key in keys}
+
+
+async def resilience(infra: IsolatedInfra) -> dict[str, Any]:
+    async with throwaway_rabbitmq() as broker:
+        report = await run_broker_outage(
+            broker,
+            infra.database_url,
+            cell_archive=module_zip(),
+            cell_command=_cell_command,
+            cell_cwd=ROOT,
+        )
+    figures = report.figures()
+    total = _total(report.flows, report.gateway)
+    return {
+        "benchmark": "resilience",
+        "broker_outage": {**figures, "total": total},
+        "targets": {"lost": 0, "duplicated": 0, "unexplained": 0},
+        "targets_met": total["lost"] == 0
+        and total["duplicated"] == 0
+        and total["unexplained"] == 0
+        and figures["outbox_pings"]["received_by_every_service"] == report.pings_sent,
+    }
