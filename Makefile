@@ -5,7 +5,7 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 UV ?= uv
 RUN := $(UV) run --frozen
 
-.PHONY: help env infra migrate up down test test-unit lint fmt bench
+.PHONY: help env infra migrate up down test test-unit lint fmt bench screenshots
 
 help:
 	@echo "make up     - install, start infrastructure, migrate, run all five services (Ctrl-C stops)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint   - ruff + mypy --strict"
 	@echo "make fmt    - format the code"
 	@echo "make bench  - benchmarks, one JSON line each (ONLY=\"runtime gateway\" for some)"
+	@echo "make screenshots - a PNG of each backoffice screen under docs/screenshots/ (Chromium)"
 
 env:
 	@bash scripts/bootstrap.sh
@@ -45,3 +46,6 @@ fmt: env
 
 bench: infra
 	@$(RUN) python -m benchmarks $(ONLY)
+
+screenshots: infra
+	@$(RUN) python services/backoffice/screenshots.py

@@ -42,14 +42,20 @@ CONFIG = {
 }
 
 
-def module_zip(name: str, version: str = "1.0.0", *, config: dict[str, Any] | None = None) -> bytes:
+def module_zip(
+    name: str,
+    version: str = "1.0.0",
+    *,
+    config: dict[str, Any] | None = None,
+    description: str | None = None,
+) -> bytes:
     """A native module with one component, and the given configuration."""
     document: dict[str, Any] = {
         "name": name,
         "version": version,
         "kind": "connector",
         "label": name.title(),
-        "description": f"The {name} connector, for tests.",
+        "description": description or f"The {name} connector, for tests.",
         "extra": {"docs_url": f"https://docs.example.com/{name}"},
         "components": [
             {

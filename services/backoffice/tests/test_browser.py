@@ -187,6 +187,8 @@ async def test_a_container_module_is_created_deployed_and_reaches_running(
         await expect(page.locator("#logs")).to_contain_text("hello from the console", timeout=SLOW)
         await page.get_by_role("button", name=f"Delete {name}").click()
         await expect(page.locator("p.notice")).to_contain_text(f"Deleting {name}")
+        # The table follows by itself until the deployer has removed it.
+        await expect(page.locator(f'tr[data-deployment="{name}"]')).to_have_count(0, timeout=SLOW)
     finally:
         await remove_namespace(settings.docker_host, console.upstreams.namespace)
         await delete_from_registry(settings.image_registry_url, login, path, "1.0.0")
