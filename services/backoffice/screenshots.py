@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Page, async_playwright
 
-from modyard.backoffice.testing import Console, console_cluster
+from modyard.backoffice.testing import CONFIG, Console, console_cluster, module_zip
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import isolated_infra
 from modyard.common.testing.polling import eventually
@@ -31,9 +31,6 @@ OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 WS = "demo"
 CHROMIUM = "/usr/bin/chromium"
 IMAGE_PATH = "modyard-screenshots/hello"
-
-sys.path.insert(0, str(Path(__file__).parent / "tests"))
-from conftest import CONFIG, module_zip  # noqa: E402 - the tests' module builder
 
 
 async def seed(console: Console, api: httpx.AsyncClient, image: str | None) -> dict[str, Any]:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import uuid
-import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
-import yaml
 from fastapi import FastAPI
 
 from modyard.backoffice.app import create_app
@@ -25,53 +21,6 @@ from modyard.common.testing.polling import eventually
 from modyard.common.testing.services import in_process
 
 WS = "console"
-
-CONFIG = {
-    "schema": {
-        "type": "object",
-        "required": ["apiKey"],
-        "properties": {
-            "apiKey": {"type": "string", "writeOnly": True, "description": "From the vendor"},
-            "region": {"type": "string", "enum": ["eu", "us"], "default": "eu"},
-            "retries": {"type": "integer", "minimum": 0, "default": 3},
-            "verbose": {"type": "boolean"},
-        },
-        "additionalProperties": False,
-    },
-    "fields": [{"name": "apiKey", "type": "password", "secret": True, "required": True}],
-}
-
-
-def module_zip(
-    name: str,
-    version: str = "1.0.0",
-    *,
-    config: dict[str, Any] | None = None,
-    description: str | None = None,
-) -> bytes:
-    """A native module with one component, and the given configuration."""
-    document: dict[str, Any] = {
-        "name": name,
-        "version": version,
-        "kind": "connector",
-        "label": name.title(),
-        "description": description or f"The {name} connector, for tests.",
-        "extra": {"docs_url": f"https://docs.example.com/{name}"},
-        "components": [
-            {
-                "name": "Send",
-                "role": "action",
-                "description": "Sends one message.",
-                "executor": {"type": "http", "extra": {"path": "/send"}},
-            }
-        ],
-    }
-    if config is not None:
-        document["config"] = config
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("modyard.yaml", yaml.safe_dump(document))
-    return buffer.getvalue()
 
 
 @dataclass

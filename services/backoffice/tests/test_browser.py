@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from modyard.backoffice.testing import Console, console_cluster
+from modyard.backoffice.testing import CONFIG, Console, console_cluster, module_zip
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.deployer.testing import (
@@ -26,7 +26,7 @@ from modyard.deployer.testing import (
     remove_namespace,
 )
 
-from .conftest import CONFIG, WS, fail_messages, module_zip
+from .conftest import WS, fail_messages
 
 pytestmark = pytest.mark.infra
 

@@ -8,16 +8,20 @@ never meets another one started in the same database, vhost or Docker daemon.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import sys
 import tempfile
 import uuid
+import zipfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import yaml
 
 from modyard.common.auth import Role, mint_token
 from modyard.common.settings import CommonSettings
@@ -29,6 +33,55 @@ from modyard.common.testing.services import (
     wait_processes_ready,
     wait_until_ready,
 )
+
+#: A configuration with a secret, a choice, a number and a flag: the install form shows each.
+CONFIG: dict[str, Any] = {
+    "schema": {
+        "type": "object",
+        "required": ["apiKey"],
+        "properties": {
+            "apiKey": {"type": "string", "writeOnly": True, "description": "From the vendor"},
+            "region": {"type": "string", "enum": ["eu", "us"], "default": "eu"},
+            "retries": {"type": "integer", "minimum": 0, "default": 3},
+            "verbose": {"type": "boolean"},
+        },
+        "additionalProperties": False,
+    },
+    "fields": [{"name": "apiKey", "type": "password", "secret": True, "required": True}],
+}
+
+
+def module_zip(
+    name: str,
+    version: str = "1.0.0",
+    *,
+    config: dict[str, Any] | None = None,
+    description: str | None = None,
+) -> bytes:
+    """A native module with one component, and the given configuration."""
+    document: dict[str, Any] = {
+        "name": name,
+        "version": version,
+        "kind": "connector",
+        "label": name.title(),
+        "description": description or f"The {name} connector, for tests.",
+        "extra": {"docs_url": f"https://docs.example.com/{name}"},
+        "components": [
+            {
+                "name": "Send",
+                "role": "action",
+                "description": "Sends one message.",
+                "executor": {"type": "http", "extra": {"path": "/send"}},
+            }
+        ],
+    }
+    if config is not None:
+        document["config"] = config
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("modyard.yaml", yaml.safe_dump(document))
+    return buffer.getvalue()
+
 
 #: The services the console calls (the gateway has no screen yet).
 UPSTREAMS = ("registry", "installer", "runtime", "deployer")
