@@ -1,4 +1,4 @@
-"""``modyard dev``: local infrastructure, migrations and running the five services.
+"""``modyard dev``: local infrastructure, migrations and running the services.
 
 Mounted by the main CLI with ``app.add_typer(dev_app, name="dev")``.
 """
@@ -19,7 +19,13 @@ from modyard.sdk.dev import infra
 from modyard.sdk.dev.component import Report, State
 from modyard.sdk.dev.paths import RepoNotFoundError, RunLayout, layout
 from modyard.sdk.dev.runner import RunOptions, Supervisor, default_on_ready
-from modyard.sdk.dev.services import ScriptNotFoundError, Service, script_path, select
+from modyard.sdk.dev.services import (
+    BACKOFFICE_URL,
+    ScriptNotFoundError,
+    Service,
+    script_path,
+    select,
+)
 
 
 def _console(*, stderr: bool = False) -> Console:
@@ -208,7 +214,10 @@ def run_services(
     chosen = _services(services)
     supervisor = Supervisor(
         services=chosen,
-        urls=infra.effective_settings(run).service_urls(),
+        urls={
+            **infra.effective_settings(run).service_urls(),
+            "backoffice": os.environ.get("MODYARD_BACKOFFICE_URL", BACKOFFICE_URL),
+        },
         console=console,
         options=RunOptions(
             ready_timeout=ready_timeout,

@@ -1,4 +1,4 @@
-"""The five services as seen from the outside: console scripts and base URLs.
+"""The services as seen from the outside: console scripts and base URLs.
 
 The sdk must not import the service packages, so everything goes through their console scripts
 (``modyard-<svc> migrate`` / ``modyard-<svc> serve``), found next to the running interpreter.
@@ -26,7 +26,13 @@ SERVICES: tuple[Service, ...] = (
     Service("runtime", "modyard-runtime"),
     Service("appcell-gateway", "modyard-gateway"),
     Service("deployer", "modyard-deployer"),
+    # The operators' web console; it has no schema (its `migrate` only says so).
+    Service("backoffice", "modyard-backoffice"),
 )
+
+#: Where the backoffice listens unless MODYARD_BACKOFFICE_URL says otherwise (it calls the others
+#: and nothing calls it, so ``CommonSettings.service_urls()`` does not list it).
+BACKOFFICE_URL = "http://127.0.0.1:8006"
 
 
 class ScriptNotFoundError(RuntimeError):
