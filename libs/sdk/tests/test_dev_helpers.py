@@ -199,6 +199,7 @@ def test_console_scripts_and_names() -> None:
         "modyard-runtime",
         "modyard-gateway",
         "modyard-deployer",
+        "modyard-backoffice",
     }
     assert {s.name for s in SERVICES} == {
         "registry",
@@ -206,6 +207,7 @@ def test_console_scripts_and_names() -> None:
         "runtime",
         "appcell-gateway",
         "deployer",
+        "backoffice",
     }
 
 
