@@ -189,7 +189,7 @@ async def photograph(console: Console, seeded: dict[str, Any], deployed: bool) -
         await page.get_by_role("button", name="Show").click()
         await shoot(page, "modules")
         await page.goto("/modules/crm-sync")
-        await page.get_by_role("button", name="Install this module").click()
+        await page.get_by_role("link", name="Install this module").click()
         await page.locator("#install-form").wait_for()
         await shoot(page, "module-detail")
         await page.goto("/upload")

@@ -101,7 +101,7 @@ async def test_upload_install_with_config_add_acl_rule_and_remove(
     await expect(page.locator("p.notice")).to_contain_text(f"Uploaded {name}.zip: {name} 1.0.0")
     await expect(page.get_by_text("Sends one message.")).to_be_visible()
 
-    await page.get_by_role("button", name="Install this module").click()
+    await page.get_by_role("link", name="Install this module").click()
     secret = page.get_by_label("apiKey")
     await expect(secret).to_have_attribute("type", "password")
     await secret.fill("browser-secret")

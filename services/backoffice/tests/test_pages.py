@@ -156,7 +156,16 @@ async def test_module_detail_install_with_config_acl_rule_and_remove(bo: Backoff
     assert "Install this module" in page
     assert "No rule: only operators see" in page
 
-    form = (await bo.client.get(f"/modules/{name}/install", params={"version": "1.0.0"})).text
+    # Without htmx the form is a page of its own; with it, the fragment the module page shows.
+    page_form = (await bo.client.get(f"/modules/{name}/install", params={"version": "1.0.0"})).text
+    assert page_form.startswith("<!doctype html>")
+    form = (
+        await bo.client.get(
+            f"/modules/{name}/install", params={"version": "1.0.0"}, headers={"HX-Request": "true"}
+        )
+    ).text
+    assert not form.lstrip().startswith("<!doctype html>")
+    assert 'id="config-apiKey"' in page_form
     assert re.search(r'<input type="password" id="config-apiKey" name="config.apiKey"', form)
     assert '<select id="config-region" name="config.region"' in form
     assert 'type="number"' in form

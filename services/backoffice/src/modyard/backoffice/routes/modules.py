@@ -18,7 +18,7 @@ from modyard.backoffice.modules import (
     module_rows,
     rules_applying,
 )
-from modyard.backoffice.rendering import problem_words, render
+from modyard.backoffice.rendering import is_htmx, problem_words, render
 from modyard.sdk.client import ModyardAPIError
 
 router = APIRouter(tags=["modules"])
@@ -31,6 +31,11 @@ Version = Annotated[str | None, Query(max_length=128)]
 
 def _back(name: str, notice: str) -> RedirectResponse:
     return RedirectResponse(f"/modules/{quote(name)}?notice={quote(notice)}", status_code=303)
+
+
+def _install_template(request: Request) -> str:
+    """The form alone for htmx (it goes into the module page), else a page around it."""
+    return "modules/install_form.html" if is_htmx(request) else "modules/install_page.html"
 
 
 @router.get("/modules")
@@ -105,7 +110,7 @@ async def install_form(
     context = await _detail_context(console, name, version)
     return render(
         request,
-        "modules/install_form.html",
+        _install_template(request),
         {**context, "values": {}, "idempotency_key": uuid.uuid4().hex},
     )
 
@@ -149,13 +154,13 @@ async def install(
             target = f"/modules/{quote(name)}?notice=" + quote(
                 f"Installed {name} {installed['version']} as {installed['slug']}."
             )
-            if request.headers.get("HX-Request") == "true":
+            if is_htmx(request):
                 return Response(status_code=204, headers={"HX-Redirect": target})
             return RedirectResponse(target, status_code=303)
     values = {key.removeprefix("config."): value for key, value in form.items()}
     return render(
         request,
-        "modules/install_form.html",
+        _install_template(request),
         {
             **context,
             "values": values,
