@@ -264,3 +264,41 @@ async def test_the_request_log_shows_latency_and_outcome(env: Env) -> None:
     assert all(item["outcome"] != "success" for item in errors.json()["items"])
     users = await env.client.get("/v1/requests", headers=env.token())
     assert users.status_code == 403
+
+
+async def test_the_action_route_validates_path_and_body_like_the_documented_operation(
+    env: Env,
+) -> None:
+    # Served by ActionCallLane, not FastAPI: the answers must be the ones /docs promises.
+    path = f"/v1/cells/{'x' * 256}/plugins/NewResellerClub/actions/fetch"
+    bad = await env.client.post(path, json={"payload": {}, "extra": 1}, headers=env.token())
+    assert bad.status_code == 422
+    assert bad.headers["content-type"].startswith("application/problem+json")
+    assert {error["pointer"] for error in bad.json()["errors"]} == {
+        "/path/installation",
+        "/body/extra",
+    }
+    not_json = await env.client.post(
+        f"/v1/cells/{RC}/plugins/NewResellerClub/actions/fetch",
+        content=b"{not json",
+        headers={**env.token(), "content-type": "application/json"},
+    )
+    assert not_json.status_code == 422
+    assert "not valid JSON" in not_json.json()["errors"][0]["detail"]
+    wrong_scheme = await env.client.post(path, json={}, headers={"Authorization": "Basic abc"})
+    assert wrong_scheme.status_code == 401  # authentication comes before validation
+    assert wrong_scheme.json()["status"] == 401
+
+
+async def test_the_action_route_is_measured_under_its_template(env: Env) -> None:
+    created = await env.call("create", {"domain": "measured.com", "years": 1})
+    assert created.status_code == 200, created.text
+    metrics = (await env.client.get("/metrics")).text
+    template = "/v1/cells/{installation}/plugins/{plugin}/actions/{action}"
+    assert f'route="{template}"' in metrics
+    # Other methods on the path still reach FastAPI's router: a 405 problem, not the lane.
+    other = await env.client.get(
+        f"/v1/cells/{RC}/plugins/NewResellerClub/actions/fetch", headers=env.operator
+    )
+    assert other.status_code == 405
+    assert other.headers["content-type"].startswith("application/problem+json")

@@ -13,9 +13,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 from tenacity import AsyncRetrying, wait_exponential_jitter
 
 from modyard.common import diagnostics
@@ -50,6 +52,15 @@ class ServiceSpec:
     resources: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
     #: Columns holding secrets encrypted with the service's keys (``rotate-secrets`` walks them).
     encrypted_columns: Sequence[EncryptedColumn] = ()
+    #: ASGI middleware classes run inside the request context (ids, access log, metrics), before
+    #: routing: for the rare hot path served without FastAPI's per-request machinery.
+    middleware: Sequence[type[ASGIMiddleware]] = ()
+
+
+class ASGIMiddleware(Protocol):
+    def __init__(self, app: ASGIApp) -> None: ...
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
 
 
 @dataclass
@@ -114,6 +125,9 @@ def build_service_app(spec: ServiceSpec) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app)
+    # Starlette runs the middleware added last first: the service's own run inside the context.
+    for middleware in spec.middleware:
+        app.add_middleware(middleware)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -34,6 +34,7 @@ __all__ = [
     "TokenError",
     "VerifiedTokens",
     "authenticate",
+    "bearer_principal",
     "decode_token",
     "mint_token",
     "require_roles",
@@ -58,12 +59,19 @@ async def authenticate(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """FastAPI dependency: the verified caller, or a 401 problem."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    scheme, token = (credentials.scheme, credentials.credentials) if credentials else (None, None)
+    return bearer_principal(verified_tokens(request.app), scheme, token)
+
+
+def bearer_principal(tokens: VerifiedTokens, scheme: str | None, token: str | None) -> Principal:
+    """The caller of an ``Authorization: <scheme> <token>`` header, or a 401 problem (routes
+    served without FastAPI's dependencies call it directly)."""
+    if not token or scheme is None or scheme.lower() != "bearer":
         raise Unauthorized(
             "Send 'Authorization: Bearer <token>'; `modyard token` mints a development token."
         )
     try:
-        return verified_tokens(request.app).principal(credentials.credentials)
+        return tokens.principal(token)
     except TokenError as exc:
         raise Unauthorized(f"Send a valid bearer token: {exc}.") from exc
 

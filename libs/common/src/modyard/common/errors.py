@@ -179,16 +179,20 @@ async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.to_detail(request.url.path), exc.headers)
 
 
+def validation_problem(errors: Sequence[Any]) -> ValidationFailed:
+    """The 422 for pydantic/FastAPI validation errors (``loc`` like ``("body", "name")``)."""
+    params = [
+        InvalidParam(pointer=_pointer(error["loc"]), detail=_describe(error)) for error in errors
+    ]
+    fields = ", ".join(param.pointer for param in params)
+    problem = ValidationFailed(f"Fix the fields named in 'errors' and retry: {fields}.")
+    problem.errors = params
+    return problem
+
+
 async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        InvalidParam(pointer=_pointer(error["loc"]), detail=_describe(error))
-        for error in exc.errors()
-    ]
-    fields = ", ".join(error.pointer for error in errors)
-    problem = ValidationFailed(f"Fix the fields named in 'errors' and retry: {fields}.")
-    problem.errors = errors
-    return problem_response(problem.to_detail(request.url.path))
+    return problem_response(validation_problem(exc.errors()).to_detail(request.url.path))
 
 
 async def _handle_http(request: Request, exc: Exception) -> JSONResponse:

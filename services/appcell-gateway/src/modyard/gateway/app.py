@@ -15,6 +15,7 @@ from modyard.common.bus.connection import Bus
 from modyard.common.db.database import Database
 from modyard.common.db.secret_rotation import EncryptedColumn
 from modyard.gateway.api import routers
+from modyard.gateway.api.action_lane import ActionCallLane
 from modyard.gateway.broker_admin import BrokerAdmin
 from modyard.gateway.cells import CellCache
 from modyard.gateway.consumers import subscriptions_for
@@ -107,6 +108,7 @@ def service_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
         subscriptions=subscriptions_for(lambda: contexts[0]),
         resources=resources,
         encrypted_columns=(EncryptedColumn("cells", "amqp_password"),),
+        middleware=(ActionCallLane,),
     )
 
 

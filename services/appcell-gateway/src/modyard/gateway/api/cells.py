@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, Field
 
-from modyard.common.auth import CurrentPrincipal
+from modyard.common.auth import CurrentPrincipal, Principal
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES
 from modyard.common.request_context import current_correlation_id, current_request_id
 from modyard.gateway import views
 from modyard.gateway.api.deps import Caller, Context, Operator, json_response
+from modyard.gateway.context import GatewayContext
 from modyard.gateway.pipeline import CellRequest
 from modyard.gateway.schemas import (
     ActionAnswer,
@@ -58,6 +60,32 @@ async def get_credentials(
     return views.credentials(cell, context.broker, context.secrets)
 
 
+class ActionPath(BaseModel):
+    """The action route's path parameters, with the limits of ``CellKey`` and ``Name``."""
+
+    installation: Annotated[str, Field(max_length=255)]
+    plugin: Annotated[str, Field(min_length=1, max_length=255)]
+    action: Annotated[str, Field(min_length=1, max_length=255)]
+
+
+async def run_action_call(
+    context: GatewayContext, principal: Principal, path: ActionPath, call: ActionCall
+) -> dict[str, Any]:
+    """One action call through the pipeline: what the lane and the documented route both run."""
+    return await context.pipeline.handle(
+        CellRequest(
+            cell=path.installation,
+            plugin=path.plugin,
+            action=path.action,
+            payload=call.payload,
+            customer_product_id=call.customer_product_id,
+            principal=principal,
+            ingress="http",
+            correlation_id=current_correlation_id() or current_request_id() or "",
+        )
+    )
+
+
 @router.post(
     "/{installation}/plugins/{plugin}/actions/{action}",
     response_model=ActionAnswer,
@@ -72,17 +100,9 @@ async def call_action(
     principal: Caller,
 ) -> Response:
     """Run one plugin action through the pipeline (security, payload and result validation,
-    postpayload)."""
-    answer = await context.pipeline.handle(
-        CellRequest(
-            cell=installation,
-            plugin=plugin,
-            action=action,
-            payload=body.payload,
-            customer_product_id=body.customer_product_id,
-            principal=principal,
-            ingress="http",
-            correlation_id=current_correlation_id() or current_request_id() or "",
-        )
-    )
-    return json_response(answer)
+    postpayload).
+
+    The app serves this operation with ``ActionCallLane`` (``action_lane.py``) before routing;
+    this declaration documents it and answers whenever the lane is not installed."""
+    path = ActionPath(installation=installation, plugin=plugin, action=action)
+    return json_response(await run_action_call(context, principal, path, body))
