@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 .PHONY: help env infra migrate up down test test-unit lint fmt bench screenshots
 
 help:
-	@echo "make up     - install, start infrastructure, migrate, run all five services (Ctrl-C stops)"
+	@echo "make up     - install, start infrastructure, migrate, run the services and the backoffice (Ctrl-C stops)"
 	@echo "make down   - stop the infrastructure that 'make up'/'make test' started"
 	@echo "make test   - the whole test suite against real PostgreSQL and RabbitMQ"
 	@echo "make lint   - ruff + mypy --strict"
