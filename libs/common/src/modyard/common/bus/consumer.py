@@ -24,12 +24,12 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus import topology
 from modyard.common.bus.connection import QueueConsumer
 from modyard.common.bus.envelope import CloudEvent, routing_key_matches
+from modyard.common.db.availability import is_database_unavailable
 from modyard.common.db.database import Database
 from modyard.common.db.messaging_tables import processed_events
 from modyard.common.observability.metrics import EVENTS_CONSUMED
@@ -52,12 +52,6 @@ class EventSubscription:
 
     def matches(self, event_type: str) -> bool:
         return any(routing_key_matches(pattern, event_type) for pattern in self.patterns)
-
-
-def _is_infrastructure_error(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | InterfaceError | OSError | ConnectionError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class IdempotentConsumer:
@@ -98,7 +92,7 @@ class IdempotentConsumer:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    if _is_infrastructure_error(exc):
+                    if is_database_unavailable(exc):
                         log.warning("event_held_database_unavailable", error=str(exc)[:300])
                         await asyncio.sleep(backoff)
                         backoff = min(backoff * 2, MAX_INFRASTRUCTURE_BACKOFF_SECONDS)

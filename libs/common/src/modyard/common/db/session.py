@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.connection import BusUnavailable
+from modyard.common.db.availability import is_database_unavailable
 from modyard.common.db.database import Database
 from modyard.common.errors import ServiceUnavailable
 
@@ -28,11 +28,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         # An endpoint that publishes directly (a flow webhook) while the broker is away: its
         # transaction is rolled back, and the caller hears that nothing was accepted.
         raise ServiceUnavailable("The message broker is unreachable; retry shortly.") from exc
-    except (OperationalError, OSError, ConnectionError) as exc:
-        raise ServiceUnavailable("The database is unreachable; retry shortly.") from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise ServiceUnavailable("The database connection was lost; retry shortly.") from exc
+    except Exception as exc:
+        if is_database_unavailable(exc):
+            raise ServiceUnavailable("The database is unreachable; retry shortly.") from exc
         raise
 
 

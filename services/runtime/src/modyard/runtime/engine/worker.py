@@ -23,13 +23,14 @@ from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.connection import Bus, BusUnavailable
 from modyard.common.bus.envelope import new_event
 from modyard.common.bus.outbox import record_event
 from modyard.common.bus.topology import DEAD_LETTER_EXCHANGE
+from modyard.common.db.availability import is_database_unavailable
 from modyard.common.db.database import Database
 from modyard.common.request_context import bound_context
 from modyard.runtime import catalog
@@ -51,6 +52,16 @@ from modyard.runtime.webhooks import payloads
 from modyard.runtime.webhooks.service import notify
 
 log = structlog.get_logger(__name__)
+
+
+def _not_the_message(exc: BaseException) -> bool:
+    """The broker or the database is away (any database error counts: a statement cut by a
+    restart is not always flagged as a lost connection). Such a message goes back to the queue;
+    raising instead would leave it unacknowledged, stuck until the channel closes."""
+    return isinstance(
+        exc, (BusUnavailable, DBAPIError, *LEDGER_CONNECTION_ERRORS)
+    ) or is_database_unavailable(exc)
+
 
 FLOW_EMITTED = "modyard.runtime.flow.emitted"
 
@@ -85,15 +96,9 @@ class NodeWorker:
         with bound_context(request_id=message.message_id, correlation_id=message.correlation_id):
             try:
                 await self.handle(message)
-            except (
-                BusUnavailable,
-                OperationalError,
-                InterfaceError,
-                OSError,
-                ConnectionError,
-                DBAPIError,
-                *LEDGER_CONNECTION_ERRORS,
-            ) as exc:
+            except Exception as exc:
+                if not _not_the_message(exc):
+                    raise
                 # Not the message's fault: give it back after a pause instead of spinning.
                 log.warning("work_message_requeued", error=str(exc)[:300])
                 await asyncio.sleep(1.0)
