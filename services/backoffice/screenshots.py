@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -193,12 +194,10 @@ async def photograph(console: Console, seeded: dict[str, Any], deployed: bool) -
         await page.locator("#install-form").wait_for()
         await shoot(page, "module-detail")
         await page.goto("/upload")
-        zip_file = OUT.parent / "screenshots-upload.zip"
-        zip_file.write_bytes(module_zip("invoice-parser"))
-        try:
+        with tempfile.TemporaryDirectory() as directory:
+            zip_file = Path(directory) / "invoice-parser-1.0.0.zip"
+            zip_file.write_bytes(module_zip("invoice-parser"))
             await page.get_by_label("Drop a zip file here, or browse").set_input_files(zip_file)
-        finally:
-            zip_file.unlink()
         await shoot(page, "upload")
         await page.goto("/unprocessed")
         await shoot(page, "unprocessed")
