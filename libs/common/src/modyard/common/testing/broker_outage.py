@@ -28,6 +28,7 @@ from modyard.common.testing.resilience import (
     Calls,
     FlowLedger,
     Tally,
+    create_webhook_flow,
     error_lines,
     readiness,
     schema_of,
@@ -35,6 +36,7 @@ from modyard.common.testing.resilience import (
     tally_flow,
     tally_requests,
     unpublished_outbox_rows,
+    until,
     wait_for,
 )
 from modyard.common.testing.services import SERVICE_PACKAGES, ServiceProcess, auth_headers
@@ -143,27 +145,6 @@ async def _setup_cell(
     return credentials
 
 
-async def _create_flow(client: httpx.AsyncClient, runtime: str) -> str:
-    definition = {
-        "nodes": {
-            "hook": {"component": "core.webhook"},
-            "shape": {
-                "component": "core.transform",
-                "properties": {"mapping": {"n": "{{ payload.n }}"}},
-            },
-            "sink": {"component": "core.log"},
-        },
-        "connections": [{"from": "hook", "to": "shape"}, {"from": "shape", "to": "sink"}],
-    }
-    created = await client.post(
-        f"{runtime}/v1/workspaces/{WS}/flows", json={"name": "outage", "definition": definition}
-    )
-    created.raise_for_status()
-    flow_id = str(created.json()["id"])
-    (await client.post(f"{runtime}/v1/workspaces/{WS}/flows/{flow_id}/start")).raise_for_status()
-    return flow_id
-
-
 def _domain(key: int) -> str:
     return f"outage-{key % CONCURRENCY}.com"
 
@@ -218,7 +199,7 @@ async def run_broker_outage(
                 await asyncio.sleep(0.1)
             if not created:
                 raise AssertionError(f"the cell does not answer: {answer.text}")
-        flow_id = await _create_flow(client, runtime)
+        flow_id = await create_webhook_flow(client, runtime, WS)
         ledger = await stack.enter_async_context(
             FlowLedger(database_url, schema_of("runtime", SCHEMA_SUFFIX), flow_id)
         )
@@ -250,8 +231,8 @@ async def run_broker_outage(
         flows.start()
         requests.start()
         try:
-            await _until(lambda: len(flows.calls.accepted()) >= 50, 60)
-            await _until(lambda: len(requests.calls.accepted()) >= 50, 60)
+            await until(lambda: len(flows.calls.accepted()) >= 30, 60)
+            await until(lambda: len(requests.calls.accepted()) >= 30, 60)
 
             stopping = time.monotonic()
             await broker.stop_app()
@@ -284,8 +265,8 @@ async def run_broker_outage(
                 wait_for(drained, 90),
             )
             # Consumers and publishers are back for good: work goes through again, both ways.
-            await _until(lambda: flows.calls.successes_after(restarted) >= 50, 60)
-            await _until(lambda: requests.calls.successes_after(restarted) >= 50, 60)
+            await until(lambda: flows.calls.successes_after(restarted) >= 30, 60)
+            await until(lambda: requests.calls.successes_after(restarted) >= 30, 60)
         finally:
             await flows.stop()
             await requests.stop()
@@ -339,14 +320,6 @@ async def run_broker_outage(
             flow_calls=flows.calls,
             gateway_calls=requests.calls,
         )
-
-
-async def _until(check: Callable[[], bool], timeout: float) -> None:
-    async def holds() -> bool:
-        return check()
-
-    if await wait_for(holds, timeout) is None:
-        raise AssertionError(f"the load made no progress in {timeout:g} s")
 
 
 async def _all_not_ready(cluster: Mapping[str, ServiceProcess]) -> dict[str, int | None]:

@@ -217,11 +217,15 @@ def tally_requests(calls: Calls) -> Tally:
 
 
 async def start_cluster(
-    stack: AsyncExitStack, env: Mapping[str, str], *, schema_suffix: str
+    stack: AsyncExitStack,
+    env: Mapping[str, str],
+    *,
+    schema_suffix: str,
+    services: Iterable[str] = tuple(SERVICE_PACKAGES),
 ) -> dict[str, ServiceProcess]:
-    """The five services as processes, each in its own schema ``<default>_<suffix>`` (so a
-    test session's other clusters on the same database are never mixed in), told where the
-    others listen."""
+    """The services (all five by default) as processes, each in its own schema
+    ``<default>_<suffix>`` (so a test session's other clusters on the same database are never
+    mixed in), told where the others listen."""
     ports = {service: free_port() for service in SERVICE_PACKAGES}
     urls = {url_variable(service): f"http://127.0.0.1:{port}" for service, port in ports.items()}
     schemas = {
@@ -232,7 +236,7 @@ async def start_cluster(
         service: await stack.enter_async_context(
             service_process(service, {**env, **urls, **schemas}, ready=False, port=ports[service])
         )
-        for service in SERVICE_PACKAGES
+        for service in services
     }
     await wait_processes_ready(processes.values(), timeout=90)
     return processes
@@ -344,3 +348,37 @@ async def wait_for(
             return time.monotonic() - started
         await asyncio.sleep(interval)
     return None
+
+
+async def until(check: Callable[[], bool], timeout: float) -> None:
+    """Wait for the load to get somewhere; fail saying so if it does not."""
+
+    async def holds() -> bool:
+        return check()
+
+    if await wait_for(holds, timeout) is None:
+        raise AssertionError(f"the load made no progress in {timeout:g} s")
+
+
+async def create_webhook_flow(client: httpx.AsyncClient, runtime: str, workspace: str) -> str:
+    """A running flow webhook → transform → log whose log entries carry the body's ``n``."""
+    definition = {
+        "nodes": {
+            "hook": {"component": "core.webhook"},
+            "shape": {
+                "component": "core.transform",
+                "properties": {"mapping": {"n": "{{ payload.n }}"}},
+            },
+            "sink": {"component": "core.log"},
+        },
+        "connections": [{"from": "hook", "to": "shape"}, {"from": "shape", "to": "sink"}],
+    }
+    created = await client.post(
+        f"{runtime}/v1/workspaces/{workspace}/flows",
+        json={"name": "load", "definition": definition},
+    )
+    created.raise_for_status()
+    flow_id = str(created.json()["id"])
+    started = await client.post(f"{runtime}/v1/workspaces/{workspace}/flows/{flow_id}/start")
+    started.raise_for_status()
+    return flow_id

@@ -1,0 +1,70 @@
+"""PostgreSQL restarted (``pg_ctl restart -m fast``) twice during installs and flow load: callers
+see every failure (a 503 problem, never another 5xx), nothing is half-applied in the installer
+(installation, dependency edge, lock and created event together or not at all), and every flow
+message finishes exactly once.
+
+The database is a private cluster started for this test: the shared one must never be restarted.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from typing import Any
+
+import pytest
+import yaml
+
+from modyard.common.testing.database_restart import run_database_restart
+from modyard.common.testing.infra import IsolatedInfra
+from modyard.modules.testing import make_zip
+from modyard.sdk.dev.throwaway import throwaway_postgres
+
+pytestmark = pytest.mark.infra
+
+LIBRARY, APP = "restart-lib", "restart-app"
+
+
+def module_archive(name: str, dependency: str | None = None) -> bytes:
+    document: dict[str, Any] = {
+        "name": name,
+        "version": "1.0.0",
+        "kind": "connector",
+        "dependencies": [{"name": dependency, "range": "^1.0.0"}] if dependency else [],
+        "components": [{"name": "Act", "role": "action", "executor": {"type": "http"}}],
+    }
+    return make_zip({"modyard.yaml": yaml.safe_dump(document)}, compression=zipfile.ZIP_STORED)
+
+
+@pytest.mark.timeout(180)
+async def test_database_restarts_are_refused_visibly_and_leave_nothing_half_applied(
+    infra: IsolatedInfra,
+) -> None:
+    async with throwaway_postgres() as database:
+        report = await run_database_restart(
+            database,
+            infra.amqp_url,
+            library_archive=module_archive(LIBRARY),
+            app_archive=module_archive(APP, LIBRARY),
+            app_module=APP,
+            library_module=LIBRARY,
+        )
+    figures = report.figures()
+    unexplained = report.flow_calls.unexplained() + report.install_calls.unexplained()
+
+    # Failures were 503 problems the callers saw: no other 5xx, no hang.
+    assert report.flows.unexplained == 0, (unexplained[:5], report.error_logs)
+    assert report.installs.unexplained == 0, (unexplained[:5], report.error_logs)
+    assert set(report.readiness_after.values()) == {200}, report.readiness_after
+
+    # The installer: every 201 is there, and whatever is there is whole.
+    assert report.consistency.missing == [], figures
+    assert report.consistency.incomplete == [], figures
+    assert report.consistency.orphan_events == [], figures
+    assert sum(report.unpublished_outbox.values()) == 0, report.unpublished_outbox
+
+    # Flows: every accepted message finished (or was stored), none twice.
+    assert report.flows.lost == 0, (figures, report.lost_flow_keys[:20], report.error_logs)
+    assert report.flows.duplicated == 0, figures
+    for tally in (report.flows, report.installs):
+        assert tally.completed + tally.refused + tally.unprocessed == tally.sent, figures
+    assert all(seconds is not None for seconds in report.recovery_seconds), figures
