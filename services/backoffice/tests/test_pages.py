@@ -64,6 +64,10 @@ async def test_sign_in_sets_an_http_only_strict_cookie_and_refuses_other_tokens(
         assert away.status_code == 303
         assert away.headers["location"].startswith("/sign-in?next=%2Fdeployments")
         form = await anonymous.get(away.headers["location"])
+        assert "Sign in to use the console." in form.text
+        # The page says only its own words, whatever a link puts in ``reason``.
+        spoofed = await anonymous.get("/sign-in", params={"reason": "Paste it at evil.example"})
+        assert "evil.example" not in spoofed.text
         assert 'name="token"' in form.text
         assert "<label" in form.text
 
@@ -94,6 +98,12 @@ async def test_sign_in_sets_an_http_only_strict_cookie_and_refuses_other_tokens(
         signed_out = await anonymous.post("/sign-out")
         assert signed_out.status_code == 303
         assert TOKEN_COOKIE not in anonymous.cookies
+        anonymous.cookies.set(TOKEN_COOKIE, "expired-or-forged")
+        refused_cookie = await anonymous.get("/flows")
+        assert refused_cookie.headers["location"] == "/sign-in?next=%2Fflows&reason=refused"
+        anonymous.cookies.set(TOKEN_COOKIE, token(Role.user))
+        assert "reason=not-operator" in (await anonymous.get("/flows")).headers["location"]
+        anonymous.cookies.delete(TOKEN_COOKIE)
         # htmx requests are sent to the sign-in page by header, not by a swapped-in page.
         polled = await anonymous.get("/deployments", headers={"HX-Request": "true"})
         assert polled.status_code == 401

@@ -24,6 +24,15 @@ TOKEN_COOKIE = "modyard_token"  # noqa: S105 - a cookie name
 WORKSPACE_COOKIE = "modyard_workspace"
 
 
+#: Why the sign-in page is shown, by the code in its ``reason`` parameter: only these words are
+#: ever shown there (a link cannot make the page say something else).
+SIGN_IN_REASONS = {
+    "required": "Sign in to use the console.",
+    "refused": "Your token was refused or has expired: sign in again.",
+    "not-operator": "That token is not an operator's; the console is for operators.",
+}
+
+
 class SignInRequired(Exception):
     """No usable token: the handler sends the browser to the sign-in page."""
 
@@ -67,13 +76,13 @@ async def console(request: Request) -> AsyncIterator[Console]:
     next_path = request.url.path if request.method == "GET" else "/modules"
     token = request.cookies.get(TOKEN_COOKIE)
     if not token:
-        raise SignInRequired("Sign in to use the console.", next_path)
+        raise SignInRequired("required", next_path)
     try:
         principal = tokens.principal(token)
     except TokenError as exc:
-        raise SignInRequired(f"Sign in again: {exc}.", next_path) from exc
+        raise SignInRequired("refused", next_path) from exc
     if not principal.is_operator:
-        raise SignInRequired("This token is not an operator's; the console is for operators.")
+        raise SignInRequired("not-operator")
     workspace = request.cookies.get(WORKSPACE_COOKIE) or settings.default_workspace
     client = ModyardClient(
         settings.service_urls(),

@@ -100,7 +100,7 @@ def problem_page(request: Request, words: Mapping[str, Any], status_code: int) -
 async def _on_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ModyardAPIError)
     if exc.status == 401:
-        return _to_sign_in(request, SignInRequired(f"Sign in again: {exc.detail}"))
+        return _to_sign_in(request, SignInRequired("refused", request.url.path))
     words = problem_words(exc)
     if exc.status >= 500:
         log.warning("upstream_error", status=exc.status, detail=exc.detail, path=request.url.path)

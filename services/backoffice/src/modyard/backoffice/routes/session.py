@@ -7,7 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from modyard.backoffice.console import TOKEN_COOKIE, WORKSPACE_COOKIE, ConsoleDep
+from modyard.backoffice.console import (
+    SIGN_IN_REASONS,
+    TOKEN_COOKIE,
+    WORKSPACE_COOKIE,
+    ConsoleDep,
+)
 from modyard.backoffice.rendering import render
 from modyard.backoffice.settings import BackofficeSettings
 from modyard.common.tokens import TokenError, VerifiedTokens
@@ -31,9 +36,10 @@ async def home() -> Response:
 async def sign_in_form(
     request: Request,
     next: NextPath = "/modules",
-    reason: Annotated[str | None, Query(max_length=500)] = None,
+    reason: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
-    return render(request, "sign_in.html", {"next": _local(next), "reason": reason})
+    words = SIGN_IN_REASONS.get(reason or "")
+    return render(request, "sign_in.html", {"next": _local(next), "reason": words})
 
 
 @router.post("/sign-in")
