@@ -313,6 +313,13 @@ class Reconciler:
         if state.running and state.health != "unhealthy":
             await self._check_stable(deployment, state, containers)
             return
+        if not state.running and state.started_at is None and not state.error:
+            # Created but never started: a rollout interrupted between the two (the deployer was
+            # killed). Roll it out again, which reuses this container: merely starting it would
+            # skip the rollout's hand-over, and the previous generation, still holding the
+            # port, would make it crash.
+            await self._roll_out(deployment, containers)
+            return
         if (
             not state.running
             and deployment.status == Status.deploying.value

@@ -172,7 +172,12 @@ async def remove_namespace(docker_host: str, namespace: str) -> None:
     label = json.dumps({"label": [f"modyard.namespace={namespace}"]})
     async with aiodocker.Docker(url=docker_host) as docker:
         for container in await docker.containers.list(all=True, filters=label):
-            await container.delete(force=True, v=True)
+            try:
+                await container.delete(force=True, v=True)
+            except aiodocker.DockerError as exc:
+                # Gone, or being removed already (by a deployer's DELETE still in progress).
+                if exc.status not in (404, 409):
+                    raise
         listed = await docker.volumes.list(  # type: ignore[no-untyped-call]
             filters={"label": [f"modyard.namespace={namespace}"]}
         )
