@@ -3,6 +3,7 @@ page shows, what each form does to the services behind it, and refused input sho
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 import zipfile
@@ -434,6 +435,23 @@ async def test_deployments_table_add_form_actions_and_refusals(bo: Backoffice) -
     logs = await bo.client.get("/deployments/console-dep/logs")
     assert logs.status_code == 200
     assert 'id="logs"' in logs.text
+
+    # Nothing was pushed under that name: the pull fails and the row says Warn, with the reason.
+    deployed = await bo.client.post("/deployments/console-dep/deploy", data={"back": "detail"})
+    assert deployed.status_code == 303
+    assert deployed.headers["location"].startswith("/deployments/console-dep?notice=Deploying")
+
+    async def warned() -> bool:
+        rows = await bo.client.get("/deployments", headers={"HX-Request": "true"})
+        return 'class="status-warn">Warn</span><span class="reason">: ' in rows.text
+
+    await eventually(warned, timeout=60)
+    rows = (await bo.client.get("/deployments", headers={"HX-Request": "true"})).text
+    reason = re.search(r'<span class="reason">: ([^<]+)</span>', rows)
+    assert reason is not None
+    shown = (await bo.api.get(f"{bo.url('deployer')}/v1/deployments/console-dep")).json()
+    assert shown["status"] == "warn"
+    assert html.unescape(reason.group(1)) == shown["reason"]
 
     updated = await bo.client.post(
         "/deployments/console-dep/update", data={"tag": "1.0.1", "env": "GREETING=hi"}
