@@ -13,6 +13,7 @@ from modyard.common.app_factory import ServiceSpec
 from modyard.common.db.database import Database
 from modyard.common.db.migrations import migrate
 from modyard.common.db.secret_rotation import RotationReport, rotate_secrets
+from modyard.common.http_server import CoalescingHttpToolsProtocol
 from modyard.common.logging import configure_logging
 from modyard.common.settings import SecretKeysSettings
 
@@ -38,6 +39,7 @@ def service_cli(
             host=settings.host,
             port=settings.port,
             log_config=None,
+            http=CoalescingHttpToolsProtocol,
             proxy_headers=True,
             forwarded_allow_ips=settings.forwarded_allow_ips,
             timeout_graceful_shutdown=10,
