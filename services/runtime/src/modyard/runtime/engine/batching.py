@@ -40,10 +40,20 @@ class MicroBatcher(Generic[Item, Result]):
         if len(self._drainers) < self._in_flight:
             drainer = asyncio.create_task(self._drain())
             self._drainers.add(drainer)
-            drainer.add_done_callback(self._drainers.discard)
         return await future
 
     async def _drain(self) -> None:
+        try:
+            await self._drain_pending()
+        finally:
+            # Leave the set in the same step that found nothing pending. A done callback would
+            # run a loop turn later: a submit() in between saw the set full, started no drainer,
+            # and its item waited for ever (the last messages of a burst, never acknowledged).
+            task = asyncio.current_task()
+            if task is not None:
+                self._drainers.discard(task)
+
+    async def _drain_pending(self) -> None:
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
