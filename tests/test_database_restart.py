@@ -8,31 +8,13 @@ The database is a private cluster started for this test: the shared one must nev
 
 from __future__ import annotations
 
-import zipfile
-from typing import Any
-
 import pytest
-import yaml
 
 from modyard.common.testing.database_restart import run_database_restart
 from modyard.common.testing.infra import IsolatedInfra
-from modyard.modules.testing import make_zip
 from modyard.sdk.dev.throwaway import throwaway_postgres
 
 pytestmark = pytest.mark.infra
-
-LIBRARY, APP = "restart-lib", "restart-app"
-
-
-def module_archive(name: str, dependency: str | None = None) -> bytes:
-    document: dict[str, Any] = {
-        "name": name,
-        "version": "1.0.0",
-        "kind": "connector",
-        "dependencies": [{"name": dependency, "range": "^1.0.0"}] if dependency else [],
-        "components": [{"name": "Act", "role": "action", "executor": {"type": "http"}}],
-    }
-    return make_zip({"modyard.yaml": yaml.safe_dump(document)}, compression=zipfile.ZIP_STORED)
 
 
 @pytest.mark.timeout(180)
@@ -40,14 +22,7 @@ async def test_database_restarts_are_refused_visibly_and_leave_nothing_half_appl
     infra: IsolatedInfra,
 ) -> None:
     async with throwaway_postgres() as database:
-        report = await run_database_restart(
-            database,
-            infra.amqp_url,
-            library_archive=module_archive(LIBRARY),
-            app_archive=module_archive(APP, LIBRARY),
-            app_module=APP,
-            library_module=LIBRARY,
-        )
+        report = await run_database_restart(database, infra.amqp_url)
     figures = report.figures()
     unexplained = report.flow_calls.unexplained() + report.install_calls.unexplained()
 

@@ -4,13 +4,15 @@ installs and flow-webhook load, ``pg_ctl restart -m fast`` mid-load, and then th
 the consistency checks (nothing half-applied, flows finished exactly once).
 
 The cluster comes in as a :class:`RestartableDatabase` (``modyard.sdk.dev.throwaway`` provides
-one) and the modules to install as archives, so this library needs neither the SDK nor the module
-model.
+one), so this library does not need the SDK.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import time
+import zipfile
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -43,6 +45,22 @@ WS = "restart"
 SCHEMA_SUFFIX = "restart"
 SERVICES = ("registry", "installer", "runtime")
 CREATED = "modyard.installer.installation.created"
+LIBRARY, APP = "restart-lib", "restart-app"
+
+
+def connector_archive(name: str, dependency: str | None = None) -> bytes:
+    """A native module (``modyard.json``) with one action, depending on ``dependency``."""
+    manifest = {
+        "name": name,
+        "version": "1.0.0",
+        "kind": "connector",
+        "dependencies": [{"name": dependency, "range": "^1.0.0"}] if dependency else [],
+        "components": [{"name": "Act", "role": "action", "executor": {"type": "http"}}],
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("modyard.json", json.dumps(manifest))
+    return buffer.getvalue()
 
 
 class RestartableDatabase(Protocol):
@@ -145,10 +163,6 @@ async def run_database_restart(
     database: RestartableDatabase,
     amqp_url: str,
     *,
-    library_archive: bytes,
-    app_archive: bytes,
-    app_module: str,
-    library_module: str,
     restarts: int = 2,
     extra_env: Mapping[str, str] | None = None,
 ) -> RestartReport:
@@ -166,7 +180,7 @@ async def run_database_restart(
         (
             await client.post(f"{installer}/v1/workspaces", json={"slug": WS, "name": WS})
         ).raise_for_status()
-        for archive in (library_archive, app_archive):
+        for archive in (connector_archive(LIBRARY), connector_archive(APP, LIBRARY)):
             (
                 await client.post(
                     f"{registry}/v1/modules",
@@ -178,7 +192,7 @@ async def run_database_restart(
         (
             await client.post(
                 f"{installer}/v1/workspaces/{WS}/installations",
-                json={"module": library_module, "slug": "lib"},
+                json={"module": LIBRARY, "slug": "lib"},
             )
         ).raise_for_status()
         flow_id = await create_webhook_flow(client, runtime, WS)
@@ -192,7 +206,7 @@ async def run_database_restart(
         async def install(http: httpx.AsyncClient, key: int) -> httpx.Response:
             return await http.post(
                 f"{installer}/v1/workspaces/{WS}/installations",
-                json={"module": app_module, "slug": f"app-{key}"},
+                json={"module": APP, "slug": f"app-{key}"},
             )
 
         flows = Caller("hooks", hook, lambda _, r: r.status_code == 202, concurrency=4)
