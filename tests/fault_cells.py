@@ -18,7 +18,7 @@ from typing import Any
 
 from modyard.sdk.cell import Cell, Request
 
-SLOW_SECONDS = 4.0
+SLOW_SECONDS = 6.0
 
 echo = Cell("fault-echo")
 
