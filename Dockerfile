@@ -3,8 +3,9 @@
 #
 #   docker build --build-arg SERVICE=registry -t modyard/registry:dev .
 #
-# SERVICE is one of registry | installer | runtime | appcell-gateway | deployer. The image runs
-# `modyard-<x> serve` by default; `docker run IMAGE migrate` runs the migrations and exits.
+# SERVICE is one of registry | installer | runtime | appcell-gateway | deployer | backoffice. The
+# image runs `modyard-<x> serve` by default; `docker run IMAGE migrate` runs the migrations and
+# exits (the backoffice has none: it keeps no data).
 # Any Debian-based image with CPython 3.11 at /usr/local/bin/python (a mirror of the official one, or
 # the official one pinned by digest: python:3.11-slim@sha256:...). Both stages use it.
 ARG BASE_IMAGE=python:3.11-slim
@@ -25,9 +26,9 @@ RUN pip install "uv==${UV_VERSION}"
 
 # SERVICE -> workspace distribution (= its console script). Fails the build on an unknown name.
 RUN case "$SERVICE" in \
-      registry|installer|runtime|deployer) dist="modyard-$SERVICE" ;; \
+      registry|installer|runtime|deployer|backoffice) dist="modyard-$SERVICE" ;; \
       appcell-gateway) dist="modyard-gateway" ;; \
-      *) echo "unknown SERVICE '$SERVICE' (registry|installer|runtime|appcell-gateway|deployer)" >&2; exit 1 ;; \
+      *) echo "unknown SERVICE '$SERVICE' (registry|installer|runtime|appcell-gateway|deployer|backoffice)" >&2; exit 1 ;; \
     esac; \
     echo "$dist" > /tmp/dist
 
@@ -43,6 +44,7 @@ COPY services/installer/pyproject.toml services/installer/
 COPY services/runtime/pyproject.toml services/runtime/
 COPY services/appcell-gateway/pyproject.toml services/appcell-gateway/
 COPY services/deployer/pyproject.toml services/deployer/
+COPY services/backoffice/pyproject.toml services/backoffice/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package "$(cat /tmp/dist)"
 
@@ -77,9 +79,9 @@ USER 10001:10001
 
 # Liveness only (/healthz never checks dependencies). The port is the service's default unless
 # MODYARD_<X>_PORT / MODYARD_PORT override it. Ports: registry 8001, installer 8002, runtime 8003,
-# appcell-gateway 8004, deployer 8005.
+# appcell-gateway 8004, deployer 8005, backoffice 8006.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request as u; s = os.environ['MODYARD_SERVICE']; k = {'appcell-gateway': 'GATEWAY'}.get(s, s.upper()); p = os.environ.get(f'MODYARD_{k}_PORT') or os.environ.get('MODYARD_PORT') or {'registry': 8001, 'installer': 8002, 'runtime': 8003, 'appcell-gateway': 8004, 'deployer': 8005}[s]; u.urlopen(f'http://127.0.0.1:{p}/healthz', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request as u; s = os.environ['MODYARD_SERVICE']; k = {'appcell-gateway': 'GATEWAY'}.get(s, s.upper()); p = os.environ.get(f'MODYARD_{k}_PORT') or os.environ.get('MODYARD_PORT') or {'registry': 8001, 'installer': 8002, 'runtime': 8003, 'appcell-gateway': 8004, 'deployer': 8005, 'backoffice': 8006}[s]; u.urlopen(f'http://127.0.0.1:{p}/healthz', timeout=4)"]
 
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["modyard-service"]

@@ -29,6 +29,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
+from modyard.backoffice.settings import BackofficeSettings
 from modyard.common.settings import DEVELOPMENT_SECRET_KEY, SecretKeysSettings, ServiceSettings
 from modyard.deployer.settings import DeployerSettings
 from modyard.gateway.settings import GatewaySettings
@@ -53,6 +54,7 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "runtime": RuntimeSettings,
     "appcell-gateway": GatewaySettings,
     "deployer": DeployerSettings,
+    "backoffice": BackofficeSettings,
 }
 EXPECTED_PORTS = {
     "registry": 8001,
@@ -60,9 +62,14 @@ EXPECTED_PORTS = {
     "runtime": 8003,
     "appcell-gateway": 8004,
     "deployer": 8005,
+    "backoffice": 8006,
 }
 #: Keys of the Secret modyard-secrets every server and migration pod reads.
 COMMON_SECRET_KEYS = {"database-url", "amqp-url", "jwt-secret"}
+#: What a service without data of its own (the backoffice) reads: only the tokens' key.
+STATELESS_SECRET_KEYS = {"jwt-secret"}
+#: Settings that only mean something to a service with a database and a queue.
+DATA_SETTINGS = {"database_url", "amqp_url", "amqp_management_url", "migrate_on_startup"}
 #: Read only by the dev overlay's PostgreSQL and RabbitMQ StatefulSets.
 DEV_INFRA_SECRET_KEYS = {"postgres-password", "rabbitmq-password"}
 CLUSTER_SCOPED = {"Namespace"}
@@ -75,6 +82,8 @@ CALLS = {
     "runtime": {"installer", "deployer"},
     "appcell-gateway": {"registry", "installer"},
     "deployer": set(),
+    # The operators' console: every screen is one of these services' HTTP APIs (not the gateway).
+    "backoffice": {"registry", "installer", "runtime", "deployer"},
 }
 #: Containers that are not modyard images, by overlay: the dev infrastructure and dockerd.
 THIRD_PARTY_IMAGES = {
@@ -91,6 +100,8 @@ class Service:
     script: str  # its console script
     env_key: str  # MODYARD_<env_key>_*
     settings: type[ServiceSettings]
+    #: It keeps data: a database schema (so a migration Job / compose job) and a broker.
+    has_database: bool
 
     @property
     def k8s_name(self) -> str:
@@ -107,6 +118,8 @@ class Service:
     @property
     def secret_keys(self) -> set[str]:
         """The keys of modyard-secrets its pods read."""
+        if not self.has_database:
+            return STATELESS_SECRET_KEYS
         own = {f"{self.env_key.lower()}-secret-keys"} if self.stores_secrets else set()
         return COMMON_SECRET_KEYS | own
 
@@ -117,12 +130,38 @@ def _service(name: str) -> Service:
     (script,) = project["scripts"]
     prefix = str(settings.model_config.get("env_prefix"))
     env_key = prefix.removeprefix("MODYARD_").removesuffix("_")
-    return Service(name, settings.default_port, project["name"], script, env_key, settings)
+    # From the code: a service keeps data if its package ships Alembic migrations.
+    package = Path(str(sys.modules[settings.__module__].__file__)).parent
+    has_database = (package / "migrations").is_dir()
+    return Service(
+        name, settings.default_port, project["name"], script, env_key, settings, has_database
+    )
 
 
 SERVICES = [_service(name) for name in SETTINGS]
 BY_NAME = {service.name: service for service in SERVICES}
+#: The services with a schema, a migration Job and a broker connection.
+STATEFUL = [service for service in SERVICES if service.has_database]
 service_param = pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+stateful_param = pytest.mark.parametrize("service", STATEFUL, ids=lambda s: s.name)
+
+
+def test_only_the_backoffice_keeps_no_data() -> None:
+    assert [service.name for service in SERVICES if not service.has_database] == ["backoffice"]
+    assert len(STATEFUL) == 5
+
+
+def _workloads(resources: list[Manifest], service: Service) -> list[Manifest]:
+    """Its Deployment, then its migration Job if it has a database."""
+    workloads = [find(resources, "Deployment", service.k8s_name)]
+    if service.has_database:
+        workloads.append(find(resources, "Job", f"{service.k8s_name}-migrate"))
+    return workloads
+
+
+def _compose_names(service: Service) -> list[str]:
+    """Its docker compose service, then its migration job if it has a database."""
+    return [service.name, *([f"{service.name}-migrate"] if service.has_database else [])]
 
 
 # --- kustomize ---------------------------------------------------------------------------------
@@ -274,7 +313,12 @@ def test_base_has_its_objects_per_service(service: Service) -> None:
     resources = build(BASE)
     for kind in ("Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "NetworkPolicy"):
         find(resources, kind, service.k8s_name)
-    find(resources, "Job", f"{service.k8s_name}-migrate")
+    jobs = [
+        r["metadata"]["name"]
+        for r in resources
+        if r["kind"] == "Job" and r["metadata"]["name"].startswith(service.k8s_name + "-")
+    ]
+    assert jobs == ([f"{service.k8s_name}-migrate"] if service.has_database else [])
     hpas = [
         r
         for r in resources
@@ -289,9 +333,14 @@ def test_service_pdb_and_hpa_target_the_server_pods_and_not_the_migration_pods(
 ) -> None:
     resources = build(BASE)
     deployment = find(resources, "Deployment", service.k8s_name)
-    job = find(resources, "Job", f"{service.k8s_name}-migrate")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    job_labels = job["spec"]["template"]["metadata"]["labels"]
+    # Without a database there is no Job: a migration pod of its name must still not be selected.
+    job = find(resources, "Job", f"{service.k8s_name}-migrate") if service.has_database else None
+    job_labels = (
+        job["spec"]["template"]["metadata"]["labels"]
+        if job
+        else {**pod_labels, "app.kubernetes.io/component": "migration"}
+    )
     deployment_selector = deployment["spec"]["selector"]["matchLabels"]
     assert selects(deployment_selector, pod_labels)
     assert not selects(deployment_selector, job_labels)
@@ -348,7 +397,7 @@ def test_ports_match_the_service_settings(service: Service) -> None:
     assert port["targetPort"] in ("http", service.port)
 
 
-@service_param
+@stateful_param
 def test_deployment_serves_without_migrating_and_job_runs_the_migrations(service: Service) -> None:
     resources = build(BASE)
     deployment = find(resources, "Deployment", service.k8s_name)
@@ -371,15 +420,38 @@ def test_deployment_serves_without_migrating_and_job_runs_the_migrations(service
         assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
 
 
+def test_backoffice_serves_without_database_broker_or_migration() -> None:
+    service = BY_NAME["backoffice"]
+    resources = build(BASE)
+    deployment = find(resources, "Deployment", service.k8s_name)
+    (server,) = pod_spec(deployment)["containers"]
+    assert [*server["command"], *server["args"]] == [service.script, "serve"]
+    assert image_name(server["image"]) == service.image
+    env = env_of(server)
+    assert env["MODYARD_BACKOFFICE_HOST"] == "0.0.0.0"
+    # Served behind the ingress controller's TLS: the token cookie is Secure.
+    assert env["MODYARD_BACKOFFICE_COOKIE_SECURE"] == "true"
+    own = {v for v in env if v.startswith("MODYARD_")}
+    assert not {f"MODYARD_{name.upper()}" for name in DATA_SETTINGS} & own
+    assert not any("MIGRATE" in variable for variable in own)
+    assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+    # Where it calls: the ConfigMap names each service it reaches by that service's Service.
+    config = find(resources, "ConfigMap", "modyard-config")["data"]
+    for callee in map(BY_NAME.__getitem__, CALLS["backoffice"]):
+        url = urlsplit(config[f"MODYARD_{callee.env_key}_URL"])
+        assert (url.hostname, url.port) == (callee.k8s_name, callee.port)
+        (port,) = find(resources, "Service", callee.k8s_name)["spec"]["ports"]
+        assert port["port"] == callee.port
+    url = urlsplit(config["MODYARD_BACKOFFICE_URL"])
+    assert (url.hostname, url.port) == (service.k8s_name, service.port)
+
+
 @service_param
 def test_pods_run_under_their_own_service_account_without_a_token(service: Service) -> None:
     resources = build(BASE)
     account = find(resources, "ServiceAccount", service.k8s_name)
     assert account["automountServiceAccountToken"] is False
-    for workload in (
-        find(resources, "Deployment", service.k8s_name),
-        find(resources, "Job", f"{service.k8s_name}-migrate"),
-    ):
+    for workload in _workloads(resources, service):
         assert pod_spec(workload)["serviceAccountName"] == service.k8s_name
         assert pod_spec(workload)["automountServiceAccountToken"] is False
 
@@ -422,11 +494,14 @@ def test_pods_read_their_secrets_from_modyard_secrets_never_inline(build_dir: Pa
         refs = _secret_refs(container)
         assert {ref["name"] for ref in refs.values()} == {"modyard-secrets"}
         # Production validates the settings whole, the migration included: JWT secret and keys.
-        # A migration needs no broker.
+        # A migration needs no broker, and the backoffice neither a database nor a broker.
         expected = service.secret_keys - ({"amqp-url"} if resource["kind"] == "Job" else set())
         assert {ref["key"] for ref in refs.values()} == expected
-        assert refs["MODYARD_DATABASE_URL"]["key"] == "database-url"
-        if resource["kind"] == "Deployment":
+        if service.has_database:
+            assert refs["MODYARD_DATABASE_URL"]["key"] == "database-url"
+        else:
+            assert expected == {"jwt-secret"}
+        if resource["kind"] == "Deployment" and service.has_database:
             assert refs["MODYARD_AMQP_URL"]["key"] == "amqp-url"
         assert refs["MODYARD_JWT_SECRET"]["key"] == "jwt-secret"
         if service.stores_secrets:
@@ -482,7 +557,8 @@ DIND_SIDECAR = ("modyard-deployer", "dockerd")
 @build_param
 def test_every_container_has_requests_and_limits_and_runs_locked_down(build_dir: Path) -> None:
     workloads = [r for r in build(build_dir) if r["kind"] in ("Deployment", "Job", "StatefulSet")]
-    assert len([w for w in workloads if w["kind"] != "StatefulSet"]) == 2 * len(SERVICES)
+    servers_and_jobs = len(SERVICES) + len(STATEFUL)
+    assert len([w for w in workloads if w["kind"] != "StatefulSet"]) == servers_and_jobs
     for workload in workloads:
         name = workload["metadata"]["name"]
         spec = pod_spec(workload)
@@ -605,11 +681,17 @@ def test_network_policies_let_every_modyard_pod_reach_postgres_rabbitmq_and_dns(
         rules = [
             rule for policy in _policies_for(resources, labels) for rule in policy["spec"]["egress"]
         ]
-        for port in (5432, 5672, 53):
+        service = BY_NAME[labels["app.kubernetes.io/name"].removeprefix("modyard-")]
+        # The backoffice keeps no data: DNS only, never the database or the broker.
+        for port in (5432, 5672, 53) if service.has_database else (53,):
             assert any(port in (_ports(rule) or {port}) for rule in rules), (
                 workload["metadata"]["name"],
                 port,
             )
+        if not service.has_database:
+            assert not any(
+                port in (_ports(rule) or {port}) for rule in rules for port in (5432, 5672, 15672)
+            ), workload["metadata"]["name"]
 
 
 def test_dev_infrastructure_accepts_only_modyard_pods() -> None:
@@ -626,6 +708,8 @@ def test_dev_infrastructure_accepts_only_modyard_pods() -> None:
             assert any(
                 port in (_ports(r) or {port}) and _peer_matches(r["from"], source) for r in rules
             )
+            # Both ends decide: the backoffice's own policy keeps it away from the data.
+            assert _allows(resources, source, target, port) is service.has_database, service.name
         assert not any(_peer_matches(r.get("from"), outsider) for r in rules)
 
 
@@ -822,6 +906,9 @@ def required_settings(service: Service) -> set[str]:
             required.add(name)
     if service.name == "deployer":
         required.add("docker_host")
+    if not service.has_database:
+        # No schema to migrate, no database or broker to reach.
+        required -= DATA_SETTINGS
     return required
 
 
@@ -874,10 +961,7 @@ def test_kubernetes_sets_every_setting_a_service_needs_and_nothing_it_ignores(
     overlay: str, service: Service
 ) -> None:
     resources = build(OVERLAYS[overlay])
-    for workload in (
-        find(resources, "Deployment", service.k8s_name),
-        find(resources, "Job", f"{service.k8s_name}-migrate"),
-    ):
+    for workload in _workloads(resources, service):
         variables = {v for v in _k8s_environment(resources, workload) if v.startswith("MODYARD_")}
         unknown = {v for v in variables if _setting_of(service, v) is None}
         assert unknown == set(), f"{workload['metadata']['name']} sets unknown {unknown}"
@@ -891,7 +975,7 @@ def test_compose_sets_every_setting_a_service_needs_and_nothing_it_ignores(
     service: Service,
 ) -> None:
     services = compose_resolved()["services"]
-    for name in (service.name, f"{service.name}-migrate"):
+    for name in _compose_names(service):
         variables = {v for v in services[name]["environment"] if v.startswith("MODYARD_")}
         unknown = {v for v in variables if _setting_of(service, v) is None}
         assert unknown == set(), f"{name} sets unknown {unknown}"
@@ -971,13 +1055,15 @@ def _compose() -> Manifest:
     return document
 
 
-def test_compose_defines_the_five_services_their_migrations_and_infrastructure() -> None:
+def test_compose_defines_the_six_services_the_migrations_and_infrastructure() -> None:
     assert set(_compose()["services"]) == {
         *SETTINGS,
-        *(f"{name}-migrate" for name in SETTINGS),
+        *(f"{service.name}-migrate" for service in STATEFUL),
         "postgres",
         "rabbitmq",
     }
+    assert "backoffice" in _compose()["services"]
+    assert "backoffice-migrate" not in _compose()["services"]
 
 
 def test_compose_publishes_ports_on_localhost_only() -> None:
@@ -989,21 +1075,24 @@ def test_compose_publishes_ports_on_localhost_only() -> None:
     for service in SERVICES:
         published = services[service.name]["ports"]
         assert published == [f"127.0.0.1:{service.port}:{service.port}"]
-        assert "ports" not in services[f"{service.name}-migrate"]
+        if service.has_database:
+            assert "ports" not in services[f"{service.name}-migrate"]
 
 
 @service_param
 def test_compose_builds_every_service_from_the_one_dockerfile(service: Service) -> None:
     services = compose_resolved()["services"]
-    for name in (service.name, f"{service.name}-migrate"):
+    for name in _compose_names(service):
         build_spec = services[name]["build"]
         context = (COMPOSE.parent / build_spec["context"]).resolve()
         assert (context / build_spec.get("dockerfile", "Dockerfile")).resolve() == DOCKERFILE
         assert build_spec["args"]["SERVICE"] == service.name
-    assert services[service.name]["image"] == services[f"{service.name}-migrate"]["image"]
+        assert image_name(services[name]["image"]) == service.image
+    if service.has_database:
+        assert services[service.name]["image"] == services[f"{service.name}-migrate"]["image"]
 
 
-@service_param
+@stateful_param
 def test_compose_migrates_then_serves_after_healthy_infrastructure(service: Service) -> None:
     services = compose_resolved()["services"]
     healthy = {"condition": "service_healthy", "required": True}
@@ -1035,6 +1124,27 @@ def test_compose_migrates_then_serves_after_healthy_infrastructure(service: Serv
         assert not any("SECRET_KEYS" in variable for variable in env)
     # SIGTERM, then uvicorn's 10 s drain, before compose sends SIGKILL.
     assert definition["stop_grace_period"] in ("15s", "20s", "30s")
+
+
+def test_compose_backoffice_starts_after_the_services_it_calls_without_data_of_its_own() -> None:
+    services = compose_resolved()["services"]
+    backoffice = services["backoffice"]
+    # Started, not healthy: it answers anyway and shows a 503 page for a service that is down.
+    assert backoffice["depends_on"] == {
+        callee: {"condition": "service_started", "required": True} for callee in CALLS["backoffice"]
+    }
+    env = backoffice["environment"]
+    assert env["MODYARD_BACKOFFICE_HOST"] == "0.0.0.0"
+    assert env["MODYARD_BACKOFFICE_PORT"] == str(BY_NAME["backoffice"].port)
+    # The tokens it accepts are the ones the services it calls accept.
+    assert env["MODYARD_JWT_SECRET"] == services["registry"]["environment"]["MODYARD_JWT_SECRET"]
+    for other in SERVICES:
+        url = urlsplit(env[f"MODYARD_{other.env_key}_URL"])
+        assert (url.hostname, url.port) == (other.name, other.port)
+    assert not {f"MODYARD_{name.upper()}" for name in DATA_SETTINGS} & set(env)
+    assert not any("SECRET_KEYS" in variable or "MIGRATE" in variable for variable in env)
+    assert backoffice["restart"] == "unless-stopped"
+    assert backoffice["stop_grace_period"] in ("15s", "20s", "30s")
 
 
 def test_compose_deployer_mounts_the_docker_socket() -> None:

@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import defaultdict
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,10 @@ from tests.test_deploy_manifests import (
     K8S,
     OVERLAYS,
     ROOT,
+    SERVICES,
     compose_binary,
     kustomize,
+    load_kustomization,
 )
 
 #: The Kubernetes version the manifests are validated against (kubernetes-validate's schemas).
@@ -241,6 +244,22 @@ def test_checkov_skips_only_the_documented_exceptions() -> None:
     results = checkov_results()["results"]
     skipped = {(c["resource"], c["check_id"]) for c in results["skipped_checks"]}
     assert skipped == CHECKOV_SKIPS
+
+
+def test_checkov_scans_every_service_and_holds_the_backoffice_to_the_servers_bar() -> None:
+    passed: dict[str, set[str]] = defaultdict(set)
+    for check in checkov_results()["results"]["passed_checks"]:
+        passed[check["resource"]].add(check["check_id"])
+    for overlay in OVERLAYS.values():
+        namespace = load_kustomization(overlay)["namespace"]
+        for service in SERVICES:
+            assert passed[f"Deployment.{namespace}.{service.k8s_name}"], service.name
+            # A migration Job exactly for the services with a database.
+            job = f"Job.{namespace}.{service.k8s_name}-migrate"
+            assert (job in passed) is service.has_database, job
+        # The console has no data and no exception: every check a data service's server passes.
+        registry = passed[f"Deployment.{namespace}.modyard-registry"]
+        assert passed[f"Deployment.{namespace}.modyard-backoffice"] == registry
 
 
 # --- docker compose ----------------------------------------------------------------------------
