@@ -69,6 +69,9 @@ class CommonSettings(BaseSettings):
     runtime_url: str = "http://127.0.0.1:8003"
     gateway_url: str = "http://127.0.0.1:8004"
     deployer_url: str = "http://127.0.0.1:8005"
+    #: The operators' web console: it calls the others and nothing calls it, but `modyard status`
+    #: and `modyard dev run` look for it here.
+    backoffice_url: str = "http://127.0.0.1:8006"
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Self:
@@ -89,6 +92,7 @@ class CommonSettings(BaseSettings):
             "runtime": self.runtime_url,
             "appcell-gateway": self.gateway_url,
             "deployer": self.deployer_url,
+            "backoffice": self.backoffice_url,
         }
 
 
