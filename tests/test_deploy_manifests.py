@@ -912,6 +912,12 @@ def required_settings(service: Service) -> set[str]:
     return required
 
 
+def ignored_settings(service: Service) -> set[str]:
+    """Fields it inherits from ServiceSettings but never reads: a service without data has no
+    database, broker or migrations."""
+    return set() if service.has_database else DATA_SETTINGS
+
+
 def _k8s_environment(resources: list[Manifest], workload: Manifest) -> set[str]:
     config_maps = {r["metadata"]["name"]: r for r in resources if r["kind"] == "ConfigMap"}
     (container,) = pod_spec(workload)["containers"]
@@ -965,6 +971,11 @@ def test_kubernetes_sets_every_setting_a_service_needs_and_nothing_it_ignores(
         variables = {v for v in _k8s_environment(resources, workload) if v.startswith("MODYARD_")}
         unknown = {v for v in variables if _setting_of(service, v) is None}
         assert unknown == set(), f"{workload['metadata']['name']} sets unknown {unknown}"
+        # Its own variables (the shared ConfigMap goes to every pod) never give a service without
+        # data a database, a broker or a migration switch it would ignore.
+        (container,) = pod_spec(workload)["containers"]
+        own = {_setting_of(service, v) for v in env_of(container) if v.startswith("MODYARD_")}
+        assert own & ignored_settings(service) == set(), workload["metadata"]["name"]
         if workload["kind"] == "Deployment":
             covered = {_setting_of(service, v) for v in variables}
             assert required_settings(service) - covered == set(), workload["metadata"]["name"]
@@ -979,6 +990,8 @@ def test_compose_sets_every_setting_a_service_needs_and_nothing_it_ignores(
         variables = {v for v in services[name]["environment"] if v.startswith("MODYARD_")}
         unknown = {v for v in variables if _setting_of(service, v) is None}
         assert unknown == set(), f"{name} sets unknown {unknown}"
+        ignored = {v for v in variables if _setting_of(service, v) in ignored_settings(service)}
+        assert ignored == set(), f"{name} sets {ignored}, which it ignores"
         covered = {_setting_of(service, v) for v in variables}
         needed = required_settings(service) - (
             {"host", "port", "migrate_on_startup", "docker_host"}
