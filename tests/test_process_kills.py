@@ -149,6 +149,9 @@ async def test_a_killed_runtime_finishes_every_flow_message_once(
             return (await logged())[1] == FLOW_MESSAGES
 
         await eventually(all_logged, timeout=120)
+        # The restarted process took work only once it could publish outputs: nothing was
+        # handed back to the queue (each time spends one of the message's deliveries).
+        assert "work_message_requeued" not in cluster.processes["runtime"].logs()
         await asyncio.sleep(1)  # an observation window for a late duplicate, not a speed check
         total, distinct = await logged()
         assert (total, distinct) == (FLOW_MESSAGES, FLOW_MESSAGES)  # none lost, none twice

@@ -63,7 +63,10 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
             database, bus, flows, installer, executors, ledger, source=settings.source
         )
         topology = RuntimeTopology(
-            on_work=worker.on_message, on_reply=amqp.on_reply, prefetch=settings.work_prefetch
+            on_work=worker.on_message,
+            on_reply=amqp.on_reply,
+            prefetch=settings.work_prefetch,
+            bus_ready=bus.wait_ready,
         )
         amqp.reply_queue = topology.reply_queue
         bus.add_topology(topology.declare)
