@@ -181,8 +181,14 @@ async def run_broker_outage(
         await asyncio.to_thread(
             Path(credentials_file).write_text, json.dumps(credentials), encoding="utf-8"
         )
+        # The cell's log goes to a file: a benchmark's stdout carries one JSON line only.
+        cell_log = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - the stack closes it
         cell = await asyncio.create_subprocess_exec(
-            *cell_command(Path(credentials_file)), cwd=cell_cwd, env={**os.environ, **env}
+            *cell_command(Path(credentials_file)),
+            cwd=cell_cwd,
+            env={**os.environ, **env},
+            stdout=cell_log,
+            stderr=asyncio.subprocess.STDOUT,
         )
         stack.push_async_callback(_stop, cell)
 

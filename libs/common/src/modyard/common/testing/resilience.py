@@ -157,7 +157,8 @@ class Caller:
                 error = "" if ok else response.text[:300]
                 answer = Answer(key, response.status_code, problem, started, elapsed, ok, error)
                 if not ok:
-                    await asyncio.sleep(0.02)
+                    # A refused caller waits a little before it retries, as a client should.
+                    await asyncio.sleep(0.1)
             self.calls.answers.append(answer)
 
 
