@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -28,7 +29,15 @@ class Check:
     required: bool = True
 
 
-async def service_checks(client: ModyardClient) -> list[Check]:
+#: What ``modyard status`` probes, each at its ``CommonSettings.service_urls()`` entry: the five
+#: services and the operators' console (``MODYARD_BACKOFFICE_URL``), which has no queue and so is
+#: not among the ``SERVICES`` a diagnostic ping goes through.
+STATUS_SERVICES: tuple[str, ...] = (*SERVICES, "backoffice")
+
+
+async def service_checks(
+    client: ModyardClient, services: Sequence[str] = STATUS_SERVICES
+) -> list[Check]:
     async def one(service: str) -> Check:
         url = client.url(service)
         try:
@@ -36,9 +45,11 @@ async def service_checks(client: ModyardClient) -> list[Check]:
         except (httpx.HTTPError, ValueError) as exc:
             return Check("service", service, url, "down", f"no answer ({type(exc).__name__})")
         checks = ", ".join(f"{name} {value}" for name, value in readiness.checks.items())
-        return Check("service", service, url, "up" if readiness.ready else "down", checks)
+        # The backoffice depends on nothing of its own: its /readyz lists no checks.
+        detail = checks or ("ready" if readiness.ready else readiness.detail or "not ready")
+        return Check("service", service, url, "up" if readiness.ready else "down", detail)
 
-    return list(await asyncio.gather(*(one(service) for service in SERVICES)))
+    return list(await asyncio.gather(*(one(service) for service in services)))
 
 
 async def _postgres(settings: CommonSettings) -> Check:
