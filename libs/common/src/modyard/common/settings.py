@@ -69,8 +69,7 @@ class CommonSettings(BaseSettings):
     runtime_url: str = "http://127.0.0.1:8003"
     gateway_url: str = "http://127.0.0.1:8004"
     deployer_url: str = "http://127.0.0.1:8005"
-    #: The operators' web console: it calls the others and nothing calls it, but `modyard status`
-    #: and `modyard dev run` look for it here.
+    #: The operators' web console: no service calls it, but `modyard status` checks it here.
     backoffice_url: str = "http://127.0.0.1:8006"
 
     @model_validator(mode="after")
