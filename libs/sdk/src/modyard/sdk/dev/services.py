@@ -30,8 +30,8 @@ SERVICES: tuple[Service, ...] = (
     Service("backoffice", "modyard-backoffice"),
 )
 
-#: Where the backoffice listens unless MODYARD_BACKOFFICE_URL says otherwise (it calls the others
-#: and nothing calls it, so ``CommonSettings.service_urls()`` does not list it).
+#: Where the backoffice listens unless MODYARD_BACKOFFICE_URL says otherwise (the default of
+#: ``CommonSettings.backoffice_url`` too).
 BACKOFFICE_URL = "http://127.0.0.1:8006"
 
 
