@@ -256,7 +256,7 @@ async def test_callers_of_a_killed_gateway_get_their_own_answer_or_an_error(
                         ),
                         routing_key="billia",
                     )
-                    await asyncio.sleep(0.005)
+                    await asyncio.sleep(0.02)
 
             callers = [asyncio.create_task(caller(number)) for number in range(HTTP_CALLERS)]
             publishing = asyncio.create_task(billing_system())
