@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from modyard.common.settings import CommonSettings
 from modyard.common.testing.services import free_port
 from modyard.sdk.dev.paths import RunLayout
 from modyard.sdk.dev.postgres import Postgres
-from modyard.sdk.dev.processes import StartupError
+from modyard.sdk.dev.processes import StartupError, signal_process, wait_gone
 from modyard.sdk.dev.rabbitmq import NodeAddress, RabbitMQ
 
 START_TIMEOUT = 90.0
@@ -102,7 +103,10 @@ async def throwaway_rabbitmq() -> AsyncIterator[ThrowawayRabbitMQ]:
         yield ThrowawayRabbitMQ(node, pid)
     finally:
         if pid is not None:
-            await asyncio.to_thread(node.stop, pid, 30)
+            # Its data is deleted next, so no clean shutdown (which takes seconds): the whole
+            # process group (the Erlang VM and its port helpers) is killed at once.
+            signal_process(pid, signal.SIGKILL, group=True)
+            await asyncio.to_thread(wait_gone, pid, 10)
         await asyncio.to_thread(node.cleanup_after_stop)
         shutil.rmtree(root, ignore_errors=True)
 
