@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from modyard.backoffice.testing import backoffice_process
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.services import free_port, url_variable
+from modyard.common.testing.services import free_port, service_process, url_variable
 from modyard.sdk.client import SERVICES, ModyardClient
 from modyard.sdk.status import STATUS_SERVICES, healthy, service_checks
 
@@ -47,7 +46,8 @@ async def test_service_checks_report_a_backoffice_that_does_not_answer_as_down()
 async def test_modyard_status_lists_the_backoffice_at_its_url(tmp_path: Path) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     others = {url_variable(service): closed for service in SERVICES}
-    async with backoffice_process(others, free_port()) as backoffice_url:
+    async with service_process("backoffice", others) as backoffice:
+        backoffice_url = backoffice.url
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("MODYARD_")},
             **others,

@@ -15,7 +15,7 @@ from modyard.common.db.migrations import migrate
 from modyard.common.db.secret_rotation import RotationReport, rotate_secrets
 from modyard.common.http_server import CoalescingHttpToolsProtocol
 from modyard.common.logging import configure_logging
-from modyard.common.settings import SecretKeysSettings
+from modyard.common.settings import SecretKeysSettings, ServiceSettings
 
 
 def service_cli(
@@ -33,17 +33,7 @@ def service_cli(
     @cli.command()
     def serve() -> None:
         """Run the HTTP service (migrates on start-up unless MODYARD_<SERVICE>_MIGRATE_ON_STARTUP=false)."""
-        settings = spec.settings
-        uvicorn.run(
-            app_factory(),
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            http=CoalescingHttpToolsProtocol,
-            proxy_headers=True,
-            forwarded_allow_ips=settings.forwarded_allow_ips,
-            timeout_graceful_shutdown=10,
-        )
+        run_server(app_factory(), spec.settings)
 
     @cli.command("migrate")
     def migrate_command() -> None:
@@ -94,3 +84,17 @@ def service_cli(
             raise typer.Exit(1)
 
     return cli
+
+
+def run_server(app: FastAPI, settings: ServiceSettings) -> None:
+    """uvicorn, as every modyard service runs it (the backoffice too)."""
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        http=CoalescingHttpToolsProtocol,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        timeout_graceful_shutdown=10,
+    )

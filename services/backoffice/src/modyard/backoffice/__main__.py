@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import typer
-import uvicorn
 
 from modyard.backoffice.app import create_app
 from modyard.backoffice.settings import BackofficeSettings
+from modyard.common.service_cli import run_server
 
 cli = typer.Typer(help="modyard backoffice service", add_completion=False)
 
@@ -20,16 +20,7 @@ def default(context: typer.Context) -> None:
 @cli.command()
 def serve() -> None:
     """Run the web console."""
-    settings = BackofficeSettings()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        timeout_graceful_shutdown=10,
-    )
+    run_server(create_app(), BackofficeSettings())
 
 
 @cli.command("migrate")

@@ -7,20 +7,14 @@ never meets another one started in the same database, vhost or Docker daemon.
 
 from __future__ import annotations
 
-import asyncio
 import io
-import os
-import sys
-import tempfile
 import uuid
 import zipfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from modyard.common.auth import Role, mint_token
@@ -31,7 +25,6 @@ from modyard.common.testing.services import (
     service_process,
     url_variable,
     wait_processes_ready,
-    wait_until_ready,
 )
 
 #: A configuration with a secret, a choice, a number and a flag: the install form shows each.
@@ -96,46 +89,6 @@ class Console:
         return mint_token(CommonSettings(), subject=subject, roles=[Role.operator])
 
 
-@asynccontextmanager
-async def backoffice_process(env: Mapping[str, str], port: int) -> AsyncIterator[str]:
-    """``modyard-backoffice serve`` as a process; yields its URL once it answers."""
-    log_file = Path(tempfile.mkstemp(prefix="modyard-backoffice-", suffix=".log")[1])
-    process_env = {
-        **os.environ,
-        **env,
-        "MODYARD_BACKOFFICE_PORT": str(port),
-        "MODYARD_BACKOFFICE_HOST": "127.0.0.1",
-    }
-    with log_file.open("wb") as sink:  # noqa: ASYNC230 - test helper, tiny file
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "modyard.backoffice",
-            "serve",
-            env=process_env,
-            stdout=sink,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=url) as client:
-            try:
-                await wait_until_ready(client, timeout=30)
-            except TimeoutError as exc:
-                log = log_file.read_text(errors="replace")[-5000:]  # noqa: ASYNC240
-                raise TimeoutError(f"{exc}\n--- backoffice log ---\n{log}") from exc
-        yield url
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), timeout=15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        log_file.unlink(missing_ok=True)  # noqa: ASYNC240
-
-
 @dataclass(frozen=True)
 class Upstreams:
     processes: dict[str, ServiceProcess]
@@ -179,6 +132,6 @@ async def console_cluster(infra_env: Mapping[str, str]) -> AsyncIterator[Console
     """The upstream services and the backoffice as a process in front of them."""
     async with (
         upstream_cluster(infra_env) as upstreams,
-        backoffice_process(upstreams.env, free_port()) as url,
+        service_process("backoffice", upstreams.env) as backoffice,
     ):
-        yield Console(url=url, upstreams=upstreams)
+        yield Console(url=backoffice.url, upstreams=upstreams)

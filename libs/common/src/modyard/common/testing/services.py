@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from modyard.common.auth import Role, mint_token
 from modyard.common.settings import CommonSettings
 
+#: The five services with a database and a queue, and their import packages.
 SERVICE_PACKAGES = {
     "registry": "registry",
     "installer": "installer",
@@ -29,6 +30,8 @@ SERVICE_PACKAGES = {
     "appcell-gateway": "gateway",
     "deployer": "deployer",
 }
+#: Every process ``service_process`` can start: the five and the backoffice (no data of its own).
+PROCESS_PACKAGES = {**SERVICE_PACKAGES, "backoffice": "backoffice"}
 
 
 def free_port() -> int:
@@ -115,7 +118,7 @@ async def service_process(
 ) -> AsyncIterator[ServiceProcess]:
     """``modyard-<service> serve`` as a real process on ``port`` (a free loopback port if None;
     choose ports beforehand to tell services where the others are before any starts)."""
-    package = SERVICE_PACKAGES[service]
+    package = PROCESS_PACKAGES[service]
     port = port or free_port()
     prefix = f"MODYARD_{package.upper()}_"
     log_file = Path(tempfile.mkstemp(prefix=f"modyard-{service}-", suffix=".log")[1])
