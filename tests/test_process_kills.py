@@ -456,6 +456,9 @@ async def test_a_killed_deployer_adopts_its_containers(cluster: Cluster) -> None
             await eventually(deleted, timeout=30)
         await remove_namespace(settings.docker_host, NAMESPACE)
         await delete_from_registry(settings.image_registry_url, login, path, "1.0.0")
+        async with aiodocker.Docker(url=settings.docker_host) as docker:
+            with contextlib.suppress(aiodocker.DockerError):  # the deployments pulled it
+                await docker.images.delete(image, force=True)
 
 
 async def _statuses_from_db(cluster: Cluster, names: list[str]) -> list[str]:
