@@ -219,7 +219,7 @@ async def test_callers_of_a_killed_gateway_get_their_own_answer_or_an_error(
                     else:
                         wrong.append((domain, got))
 
-            # AMQP ingress: requests published at once, answers collected by correlation id.
+            # AMQP ingress: a billing system publishing all along, answers kept by correlation id.
             channel = await billing.channel()
             replies = await channel.declare_queue(exclusive=True)
             answers: dict[str, list[dict[str, Any]]] = defaultdict(list)
