@@ -26,6 +26,7 @@ from modyard.common.testing.services import (
     run_modyard,
     service_process,
 )
+from modyard.runtime.testing import unprocessed_messages
 
 pytestmark = pytest.mark.infra
 
@@ -183,37 +184,11 @@ definition:
 async def test_unprocessed_messages_are_listed_shown_retried_and_deleted(
     cluster: Cluster, receiver: Receiver, tmp_path: Path
 ) -> None:
-    created = await cluster.api.post(
-        f"/v1/workspaces/{WS}/flows",
-        json={
-            "name": "fragile",
-            "definition": {
-                "nodes": {
-                    "hook": {"component": "core.webhook"},
-                    "call": {
-                        "component": "core.http",
-                        "properties": {"method": "POST", "url": "{{ payload.url }}"},
-                    },
-                },
-                "connections": [{"from": "hook", "to": "call"}],
-                "retry_policy": {"max_attempts": 1},
-            },
-        },
-    )
-    assert created.status_code == 201, created.text
-    flow_id = created.json()["id"]
-    assert (await cluster.api.post(f"/v1/workspaces/{WS}/flows/{flow_id}/start")).is_success
-    for index in range(3):  # not an http URL: fails, not retryable
-        sent = await cluster.api.post(
-            f"/v1/hooks/{WS}/{flow_id}/hook", json={"url": f"ftp://nowhere/{index}"}
-        )
-        assert sent.status_code == 202, sent.text
+    flow_id, _ = await unprocessed_messages(cluster.api, "", WS, 3)
 
     async def stored(count: int) -> bool:
         page = await cluster.api.get("/v1/unprocessed-messages", params={"flow": flow_id})
         return len(page.json()["items"]) == count
-
-    await eventually(lambda: stored(3), timeout=20)
 
     # two pages of one, stopped at --limit 2
     listed, _ = await modyard(

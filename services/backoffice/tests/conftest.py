@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -17,8 +16,8 @@ from modyard.backoffice.testing import Upstreams, upstream_cluster
 from modyard.common.auth import Role, mint_token
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
 from modyard.common.testing.services import in_process
+from modyard.runtime.testing import unprocessed_messages
 
 WS = "console"
 
@@ -81,37 +80,4 @@ async def bo(upstreams: Upstreams) -> AsyncIterator[Backoffice]:
 
 async def fail_messages(api: httpx.AsyncClient, runtime: str, count: int) -> tuple[str, list[str]]:
     """A flow whose node fails for good, and ``count`` messages it gave up on."""
-    created = await api.post(
-        f"{runtime}/v1/workspaces/{WS}/flows",
-        json={
-            "name": f"fragile-{uuid.uuid4().hex[:6]}",
-            "definition": {
-                "nodes": {
-                    "hook": {"component": "core.webhook"},
-                    "call": {
-                        "component": "core.http",
-                        "properties": {"method": "POST", "url": "{{ payload.url }}"},
-                    },
-                },
-                "connections": [{"from": "hook", "to": "call"}],
-                "retry_policy": {"max_attempts": 1},
-            },
-        },
-    )
-    assert created.status_code == 201, created.text
-    flow_id = created.json()["id"]
-    assert (await api.post(f"{runtime}/v1/workspaces/{WS}/flows/{flow_id}/start")).is_success
-    for index in range(count):  # not an http URL: fails, not retryable
-        sent = await api.post(
-            f"{runtime}/v1/hooks/{WS}/{flow_id}/hook", json={"url": f"ftp://nowhere/{index}"}
-        )
-        assert sent.status_code == 202, sent.text
-    ids: list[str] = []
-
-    async def stored() -> bool:
-        page = await api.get(f"{runtime}/v1/unprocessed-messages", params={"flow": flow_id})
-        ids[:] = [item["id"] for item in page.json()["items"]]
-        return len(ids) == count
-
-    await eventually(stored, timeout=30)
-    return flow_id, ids
+    return await unprocessed_messages(api, runtime, WS, count)
