@@ -47,10 +47,11 @@ class Env:
         roles: tuple[str, ...] = ("user",),
         products: tuple[str, ...] = (),
         permissions: tuple[str, ...] = (),
+        subject: str = "billia-customer",
     ) -> dict[str, str]:
         token = mint_token(
             self.settings,
-            subject="billia-customer",
+            subject=subject,
             roles=roles,
             products=products,
             permissions=permissions,

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.infra
 RC = f"{WS}:rc"
 
 
-async def _ingress(env: Env, body: dict[str, Any], headers: dict[str, Any]) -> tuple[Any, Any]:
+async def _ingress(
+    env: Env, body: dict[str, Any], headers: dict[str, Any], message_id: str | None = None
+) -> tuple[Any, Any]:
     """Publish like a billing system and wait for the answer on an exclusive reply queue."""
     connection = await aio_pika.connect(env.infra.amqp_url)
     try:
@@ -35,6 +37,7 @@ async def _ingress(env: Env, body: dict[str, Any], headers: dict[str, Any]) -> t
             aio_pika.Message(
                 json.dumps(body).encode(),
                 correlation_id=correlation_id,
+                message_id=message_id,
                 reply_to=replies.name,
                 headers=headers,
                 content_type="application/json",
@@ -87,6 +90,24 @@ async def test_amqp_ingress_runs_the_same_pipeline(env: Env) -> None:
         "/v1/requests", params={"cell": RC, "status": "success"}, headers=env.operator
     )
     assert any(item["ingress"] == "amqp" for item in logged.json()["items"])
+
+
+async def test_an_ingress_request_sent_again_with_its_message_id_runs_once(env: Env) -> None:
+    token = env.token()["Authorization"]
+    request = {
+        "installation": RC,
+        "plugin": "NewResellerClub",
+        "action": "create",
+        "payload": {"domain": "sent-twice.com", "years": 1},
+    }
+    message_id = uuid.uuid4().hex
+    first, status = await _ingress(env, request, {"authorization": token}, message_id)
+    assert status == 200, first
+    again, status = await _ingress(env, request, {"authorization": token}, message_id)
+    assert status == 200, again  # not 'already registered': the cell answered from its memory
+    assert again == first
+    fresh, status = await _ingress(env, request, {"authorization": token}, uuid.uuid4().hex)
+    assert status == 409, fresh  # another message is another request
 
 
 async def _ignore(message: aio_pika.abc.AbstractIncomingMessage) -> None:

@@ -302,3 +302,23 @@ async def test_the_action_route_is_measured_under_its_template(env: Env) -> None
     )
     assert other.status_code == 405
     assert other.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_an_idempotency_key_makes_a_retried_call_run_once_per_caller(env: Env) -> None:
+    path = f"/v1/cells/{RC}/plugins/NewResellerClub/actions/create"
+    call = {"payload": {"domain": "retried.com", "years": 1}}
+    keyed = {**env.token(), "Idempotency-Key": "order-1"}
+    first = await env.client.post(path, json=call, headers=keyed)
+    assert first.status_code == 200, first.text
+    retried = await env.client.post(path, json=call, headers=keyed)
+    assert retried.status_code == 200, retried.text
+    assert retried.json() == first.json()
+    # The same key from another caller is another request: the domain is taken by now.
+    other = {**env.token(subject="another-billing"), "Idempotency-Key": "order-1"}
+    refused = await env.client.post(path, json=call, headers=other)
+    assert refused.status_code == 409, refused.text
+    too_long = await env.client.post(
+        path, json=call, headers={**keyed, "Idempotency-Key": "k" * 256}
+    )
+    assert too_long.status_code == 422
+    assert [error["pointer"] for error in too_long.json()["errors"]] == ["/header/idempotency-key"]

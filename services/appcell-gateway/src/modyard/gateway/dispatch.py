@@ -142,11 +142,16 @@ class Dispatcher:
         queue: str,
         body: dict[str, Any],
         *,
-        correlation_id: str,
+        request_id: str,
         user: str | None,
         timeout: float,
     ) -> Any:
-        """Send ``body`` to ``queue`` and wait for the reply; raises 503/504 problems."""
+        """Send ``body`` to ``queue`` and wait for the reply; raises 503/504 problems.
+
+        ``request_id`` is the message's id, what the cell remembers answers by; the reply is
+        matched by a correlation id of its own, unique even when a caller sends one request
+        twice at once."""
+        correlation_id = uuid.uuid4().hex
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = _Pending(future, user)
         try:
@@ -163,7 +168,7 @@ class Dispatcher:
                     properties=aiormq.spec.Basic.Properties(
                         content_type="application/json",
                         delivery_mode=TRANSIENT,
-                        message_id=correlation_id,
+                        message_id=request_id,
                         message_type=REQUEST_TYPE,
                         correlation_id=correlation_id,
                         reply_to=self.reply_queue,

@@ -155,5 +155,9 @@ class Ingress:
                 ingress="amqp",
                 correlation_id=correlation_id,
                 payload_pointer="/payload",
+                # A redelivered request (its gateway died before acknowledging it) or one the
+                # billing system published again keeps its message id: the cell answers it from
+                # its replay memory rather than running the action twice.
+                idempotency_key=message.message_id,
             )
         )

@@ -11,6 +11,7 @@ INFO line and one row in the request log, whatever its outcome.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -51,6 +52,18 @@ class CellRequest:
     correlation_id: str
     #: Where the payload sits in the caller's message, for error pointers.
     payload_pointer: str = "/body/payload"
+    #: The caller's own id for this request (an AMQP message's ``message_id``, an HTTP
+    #: ``Idempotency-Key``): the same request sent again reaches the cell with the same request
+    #: ids, and the cell answers it from its replay memory instead of running the action twice.
+    idempotency_key: str | None = None
+
+    def request_id(self, execution: int) -> str:
+        """The id the cell sees for one execution: unique, or stable for an idempotency key
+        (scoped by the caller, so that two callers' keys never meet)."""
+        if self.idempotency_key is None:
+            return uuid.uuid4().hex
+        scoped = f"{self.principal.subject}\n{self.cell}\n{self.idempotency_key}\n{execution}"
+        return hashlib.sha256(scoped.encode()).hexdigest()[:32]
 
 
 class Pipeline:
@@ -84,8 +97,8 @@ class Pipeline:
                 security.enforce(execution.security, request.principal, request.customer_product_id)
                 if steps:
                     steps("security_passed", security=execution.security)
-            for execution in executions:
-                answer = await self._execute(live, execution, request, steps)
+            for index, execution in enumerate(executions):
+                answer = await self._execute(live, execution, request, index, steps)
         except Problem as problem:
             self._finish(
                 request, live, execution, started, problem.slug, problem.status, problem.detail
@@ -114,6 +127,7 @@ class Pipeline:
         live: LiveCell,
         execution: Execution,
         request: CellRequest,
+        index: int,
         steps: _Steps | None,
     ) -> dict[str, Any]:
         if execution.payload is not None:
@@ -138,8 +152,8 @@ class Pipeline:
             raise CellNotFound(f"{exc}; the cell is being removed.") from exc
         if steps:
             steps("settings_read")
-        # Unique per execution: the cell's redelivery policy and vendor idempotency keys use it.
-        request_id = uuid.uuid4().hex
+        # The cell's redelivery policy and vendor idempotency keys use it.
+        request_id = request.request_id(index)
         reply = await self._dispatcher.call(
             live.queue,
             {
@@ -153,7 +167,7 @@ class Pipeline:
                 "settings": settings,
                 "customer_product_id": request.customer_product_id,
             },
-            correlation_id=request_id,
+            request_id=request_id,
             user=live.user,
             timeout=self._timeout,
         )

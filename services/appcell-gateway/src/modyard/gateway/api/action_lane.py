@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -34,6 +34,7 @@ _ACTION_PATH = re.compile(
     r"/v1/cells/(?P<installation>[^/]+)/plugins/(?P<plugin>[^/]+)/actions/(?P<action>[^/]+)"
 )
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+_IDEMPOTENCY_KEY = TypeAdapter(cells.IdempotencyKey)
 
 
 class ActionCallLane:
@@ -81,7 +82,8 @@ class ActionCallLane:
         self, context: GatewayContext, scope: Scope, receive: Receive, match: re.Match[str]
     ) -> dict[str, Any]:
         # FastAPI's order: authentication first, then every path and body error in one 422.
-        scheme, _, token = (Headers(scope=scope).get("authorization") or "").partition(" ")
+        headers = Headers(scope=scope)
+        scheme, _, token = (headers.get("authorization") or "").partition(" ")
         principal = bearer_principal(context.tokens, scheme, token.strip())
         body = await _read_body(receive)
         errors: list[Any] = []
@@ -90,13 +92,20 @@ class ActionCallLane:
             path = cells.ActionPath.model_validate(match.groupdict())
         except ValidationError as exc:
             errors += [{**error, "loc": ("path", *error["loc"])} for error in exc.errors()]
+        idempotency_key = headers.get("idempotency-key")
+        if idempotency_key is not None:
+            try:
+                _IDEMPOTENCY_KEY.validate_python(idempotency_key)
+            except ValidationError as exc:
+                at = ("header", "idempotency-key")
+                errors += [{**error, "loc": (*at, *error["loc"])} for error in exc.errors()]
         try:
             call = ActionCall.model_validate_json(body)
         except ValidationError as exc:
             errors += [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
-        if path is None or call is None:
+        if errors or path is None or call is None:
             raise validation_problem(errors)
-        return await cells.run_action_call(context, principal, path, call)
+        return await cells.run_action_call(context, principal, path, call, idempotency_key)
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from modyard.common.auth import CurrentPrincipal, Principal
@@ -68,8 +68,18 @@ class ActionPath(BaseModel):
     action: Annotated[str, Field(min_length=1, max_length=255)]
 
 
+#: The caller's id for the request: sent again with the same key (a retry after a timeout), the
+#: request reaches the cell with the same request ids and is answered from the cell's replay
+#: memory instead of running the action twice.
+IdempotencyKey = Annotated[str, Field(max_length=255)]
+
+
 async def run_action_call(
-    context: GatewayContext, principal: Principal, path: ActionPath, call: ActionCall
+    context: GatewayContext,
+    principal: Principal,
+    path: ActionPath,
+    call: ActionCall,
+    idempotency_key: str | None,
 ) -> dict[str, Any]:
     """One action call through the pipeline: what the lane and the documented route both run."""
     return await context.pipeline.handle(
@@ -82,6 +92,7 @@ async def run_action_call(
             principal=principal,
             ingress="http",
             correlation_id=current_correlation_id() or current_request_id() or "",
+            idempotency_key=idempotency_key,
         )
     )
 
@@ -98,6 +109,14 @@ async def call_action(
     body: ActionCall,
     context: Context,
     principal: Caller,
+    idempotency_key: Annotated[
+        IdempotencyKey | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Your id for this request: a retry with the same key does not run "
+            "the action twice (within the cell's replay window)",
+        ),
+    ] = None,
 ) -> Response:
     """Run one plugin action through the pipeline (security, payload and result validation,
     postpayload).
@@ -105,4 +124,5 @@ async def call_action(
     The app serves this operation with ``ActionCallLane`` (``action_lane.py``) before routing;
     this declaration documents it and answers whenever the lane is not installed."""
     path = ActionPath(installation=installation, plugin=plugin, action=action)
-    return json_response(await run_action_call(context, principal, path, body))
+    answer = await run_action_call(context, principal, path, body, idempotency_key)
+    return json_response(answer)
