@@ -62,18 +62,14 @@ async def test_cells_list_show_credentials_call_and_requests(
     assert json.loads(output)["queue"].startswith("appcell.cell.")
     payload = tmp_path / "create.json"
     payload.write_text(json.dumps({"domain": "from-the-cli.com", "years": 1}))
-    code, output = await _cli(
-        gateway_url,
-        "cells",
-        "call",
-        f"{WS}:rc",
-        "NewResellerClub",
-        "create",
-        "--payload",
-        str(payload),
-    )
+    call = ("cells", "call", f"{WS}:rc", "NewResellerClub", "create", "--payload", str(payload))
+    code, output = await _cli(gateway_url, *call, "--idempotency-key", "cli-1")
     assert code == 0, output
     assert json.loads(output)["result"]["domain"] == "from-the-cli.com"
+    # Repeated with its key, the call is answered again rather than refused as taken.
+    code, again = await _cli(gateway_url, *call, "--idempotency-key", "cli-1")
+    assert code == 0, again
+    assert json.loads(again) == json.loads(output)
     payload.write_text(json.dumps({"domain": "NOPE"}))
     code, output = await _cli(
         gateway_url,

@@ -507,11 +507,14 @@ class GatewayClient(_ServiceAPI):
         payload: Any,
         *,
         customer_product_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """``{status, result, postpayload}``; a refused or failed call raises ModyardAPIError."""
+        """``{status, result, postpayload}``; a refused or failed call raises ModyardAPIError.
+        A call retried with the same ``idempotency_key`` does not run the action twice."""
         body = {"payload": payload, "customer_product_id": customer_product_id}
         path = f"/v1/cells/{cell}/plugins/{plugin}/actions/{action}"
-        return dict(await self._json("POST", path, json=body))
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return dict(await self._json("POST", path, json=body, headers=headers))
 
     async def requests(
         self, *, cell: str | None = None, status: str | None = None, limit: int = 50

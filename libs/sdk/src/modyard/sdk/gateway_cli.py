@@ -115,6 +115,10 @@ def cells_call(
         ),
     ] = None,
     customer_product_id: Annotated[str | None, typer.Option("--customer-product")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(help="Your id for this call: repeated with the same key, it runs once."),
+    ] = None,
 ) -> None:
     """Run one action through the gateway and print {status, result, postpayload}."""
     body: Any = {}
@@ -125,7 +129,12 @@ def cells_call(
             raise typer.BadParameter(f"{payload} is not JSON or YAML: {exc}") from exc
     answer = call_api(
         lambda client: client.gateway.call(
-            cell, plugin, action, body, customer_product_id=customer_product_id
+            cell,
+            plugin,
+            action,
+            body,
+            customer_product_id=customer_product_id,
+            idempotency_key=idempotency_key,
         )
     )
     echo_json(answer)
