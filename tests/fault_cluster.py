@@ -1,6 +1,7 @@
 """The five services as real processes that a test may kill (SIGKILL) and start again on the same
-port, and cells run by ``modyard cell run`` as processes of their own: what the fault tests of
-test_process_kills.py and test_cell_faults.py inject their faults into.
+port (``modyard.common.testing.cluster``), and cells run by ``modyard cell run`` as processes of
+their own: what the fault tests of test_process_kills.py and test_cell_faults.py inject their
+faults into.
 
 Every service gets database schemas of its own (a suffix per cluster), so that what earlier test
 modules left in the session's database (a published module, a workspace) is not in the way.
@@ -11,30 +12,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from modyard.common.auth import Role
-from modyard.common.settings import CommonSettings
+from modyard.common.testing.cluster import Cluster, running_cluster
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import (
-    SERVICE_PACKAGES,
-    ServiceProcess,
-    auth_headers,
-    free_port,
-    service_process,
-    url_variable,
-    wait_processes_ready,
-)
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -45,73 +33,14 @@ from examples.resellerclub_cell.module_archive import module_zip  # noqa: E402
 CELL_CONFIG = {"userid": "reseller", "password": "secret", "TestMode": "1"}
 
 
-class Cluster:
-    """Registry, installer, runtime, gateway and deployer, each a process on a fixed port."""
-
-    def __init__(self, infra: IsolatedInfra, env: Mapping[str, Mapping[str, str]]) -> None:
-        suffix = uuid.uuid4().hex[:6]
-        self.infra = infra
-        self.ports = {service: free_port() for service in SERVICE_PACKAGES}
-        urls = {
-            url_variable(service): f"http://127.0.0.1:{port}"
-            for service, port in self.ports.items()
-        }
-        self.env = {
-            service: {
-                **infra.env(),
-                **urls,
-                f"MODYARD_{package.upper()}_DB_SCHEMA": f"{package}_faults_{suffix}",
-                **env.get(service, {}),
-            }
-            for service, package in SERVICE_PACKAGES.items()
-        }
-        self.processes: dict[str, ServiceProcess] = {}
-        self._stacks: dict[str, AsyncExitStack] = {}
-        self.operator = auth_headers(CommonSettings(), Role.operator)
-
-    def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.ports[service]}"
-
-    async def start(self, service: str, *, ready: bool = True) -> ServiceProcess:
-        stack = AsyncExitStack()
-        handle = await stack.enter_async_context(
-            service_process(service, self.env[service], ready=ready, port=self.ports[service])
-        )
-        self._stacks[service], self.processes[service] = stack, handle
-        return handle
-
-    async def kill(self, service: str) -> None:
-        """``kill -9``: no shutdown of any kind, connections dropped by the kernel."""
-        process = self.processes[service].process
-        os.kill(process.pid, signal.SIGKILL)
-        await process.wait()
-        await self._stacks.pop(service).aclose()
-
-    async def restart(self, service: str) -> ServiceProcess:
-        """The service again, on the same port and with the same settings, once ready."""
-        return await self.start(service)
-
-    async def close(self) -> None:
-        for stack in self._stacks.values():
-            await stack.aclose()
-
-    async def api(self, method: str, service: str, path: str, **kwargs: Any) -> httpx.Response:
-        async with httpx.AsyncClient(headers=self.operator, timeout=30) as client:
-            return await client.request(method, self.url(service) + path, **kwargs)
-
-
 @asynccontextmanager
-async def running_cluster(
-    infra: IsolatedInfra, env: Mapping[str, Mapping[str, str]] | None = None
+async def fault_cluster(
+    infra: IsolatedInfra, overrides: Mapping[str, Mapping[str, str]] | None = None
 ) -> AsyncIterator[Cluster]:
-    cluster = Cluster(infra, env or {})
-    try:
-        for service in SERVICE_PACKAGES:
-            await cluster.start(service, ready=False)
-        await wait_processes_ready(cluster.processes.values())
+    """The five services, in schemas of their own, ready for faults."""
+    suffix = f"faults_{uuid.uuid4().hex[:6]}"
+    async with running_cluster(infra.env(), schema_suffix=suffix, overrides=overrides) as cluster:
         yield cluster
-    finally:
-        await cluster.close()
 
 
 @dataclass

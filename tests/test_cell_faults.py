@@ -26,9 +26,9 @@ from fault_cluster import (
     Cluster,
     InstalledCell,
     cell_process,
+    fault_cluster,
     install_example_cell,
     remove_cell,
-    running_cluster,
 )
 
 from modyard.common.testing.infra import IsolatedInfra
@@ -67,7 +67,7 @@ async def faults(
     infra: IsolatedInfra, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Faults]:
     env = {"appcell-gateway": {"MODYARD_GATEWAY_REQUEST_TIMEOUT_SECONDS": str(TIMEOUT)}}
-    async with running_cluster(infra, env) as cluster:
+    async with fault_cluster(infra, env) as cluster:
         cell = await install_example_cell(cluster, WS, "rc")
         credentials_file = tmp_path_factory.mktemp("cell") / "credentials.json"
         credentials_file.write_text(json.dumps(cell.credentials))

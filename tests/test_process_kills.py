@@ -32,7 +32,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fault_cluster import Cluster, cell_process, install_example_cell, remove_cell, running_cluster
+from fault_cluster import Cluster, cell_process, fault_cluster, install_example_cell, remove_cell
 
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra, asyncpg_dsn
@@ -62,7 +62,7 @@ async def cluster(infra: IsolatedInfra) -> AsyncIterator[Cluster]:
             "MODYARD_DEPLOYER_STABLE_SECONDS": "2",
         },
     }
-    async with running_cluster(infra, env) as started:
+    async with fault_cluster(infra, env) as started:
         yield started
 
 
@@ -464,7 +464,7 @@ async def test_a_killed_deployer_adopts_its_containers(cluster: Cluster) -> None
 async def _statuses_from_db(cluster: Cluster, names: list[str]) -> list[str]:
     """The statuses the killed deployer left (its API is down: read its table)."""
     connection = await asyncpg.connect(
-        asyncpg_dsn(cluster.infra.database_url),
+        asyncpg_dsn(cluster.env["deployer"]["MODYARD_DATABASE_URL"]),
         server_settings={"search_path": cluster.env["deployer"]["MODYARD_DEPLOYER_DB_SCHEMA"]},
     )
     try:

@@ -11,7 +11,7 @@ import io
 import uuid
 import zipfile
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +19,8 @@ import yaml
 
 from modyard.common.auth import Role, mint_token
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.services import (
-    ServiceProcess,
-    free_port,
-    service_process,
-    url_variable,
-    wait_processes_ready,
-)
+from modyard.common.testing.cluster import running_cluster
+from modyard.common.testing.services import ServiceProcess, service_process
 
 #: A configuration with a secret, a choice, a number and a flag: the install form shows each.
 CONFIG: dict[str, Any] = {
@@ -102,29 +97,17 @@ async def upstream_cluster(infra_env: Mapping[str, str]) -> AsyncIterator[Upstre
     """The four services the console calls, each told where the others listen."""
     suffix = uuid.uuid4().hex[:8]
     namespace = f"bo{suffix}"
-    ports = {service: free_port() for service in UPSTREAMS}
-    urls = {url_variable(service): f"http://127.0.0.1:{ports[service]}" for service in UPSTREAMS}
     env = {
         **infra_env,
-        **urls,
-        "MODYARD_REGISTRY_DB_SCHEMA": f"bo_registry_{suffix}",
-        "MODYARD_INSTALLER_DB_SCHEMA": f"bo_installer_{suffix}",
-        "MODYARD_RUNTIME_DB_SCHEMA": f"bo_runtime_{suffix}",
-        "MODYARD_DEPLOYER_DB_SCHEMA": f"bo_deployer_{suffix}",
         "MODYARD_DEPLOYER_NAMESPACE": namespace,
         "MODYARD_DEPLOYER_STABLE_SECONDS": "1",
         # Webhook deliveries are recorded, never sent: the console only lists them.
         "MODYARD_RUNTIME_WEBHOOK_DELIVERY_ENABLED": "false",
     }
-    async with AsyncExitStack() as stack:
-        processes = {
-            service: await stack.enter_async_context(
-                service_process(service, env, ready=False, port=ports[service])
-            )
-            for service in UPSTREAMS
-        }
-        await wait_processes_ready(processes.values())
-        yield Upstreams(processes=processes, env=env, namespace=namespace)
+    async with running_cluster(env, services=UPSTREAMS, schema_suffix=f"bo_{suffix}") as cluster:
+        yield Upstreams(
+            processes=cluster.processes, env=cluster.env[UPSTREAMS[0]], namespace=namespace
+        )
 
 
 @asynccontextmanager
