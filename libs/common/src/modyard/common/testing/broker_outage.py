@@ -23,6 +23,7 @@ import httpx
 
 from modyard.common.auth import Role, mint_token
 from modyard.common.settings import CommonSettings
+from modyard.common.testing.cluster import running_cluster
 from modyard.common.testing.resilience import (
     Caller,
     Calls,
@@ -32,7 +33,6 @@ from modyard.common.testing.resilience import (
     error_lines,
     readiness,
     schema_of,
-    start_cluster,
     tally_flow,
     tally_requests,
     unpublished_outbox_rows,
@@ -171,7 +171,9 @@ async def run_broker_outage(
         **(extra_env or {}),
     }
     async with AsyncExitStack() as stack:
-        cluster = await start_cluster(stack, env, schema_suffix=SCHEMA_SUFFIX)
+        cluster = (
+            await stack.enter_async_context(running_cluster(env, schema_suffix=SCHEMA_SUFFIX))
+        ).processes
         runtime, gateway = cluster["runtime"].url, cluster["appcell-gateway"].url
         client = await stack.enter_async_context(httpx.AsyncClient(headers=operator, timeout=30))
         credentials = await _setup_cell(client, cluster, cell_archive)

@@ -23,6 +23,7 @@ import httpx
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
+from modyard.common.testing.cluster import running_cluster
 from modyard.common.testing.infra import asyncpg_dsn
 from modyard.common.testing.resilience import (
     Caller,
@@ -33,7 +34,6 @@ from modyard.common.testing.resilience import (
     error_lines,
     readiness,
     schema_of,
-    start_cluster,
     tally_flow,
     unpublished_outbox_rows,
     until,
@@ -174,7 +174,11 @@ async def run_database_restart(
         **(extra_env or {}),
     }
     async with AsyncExitStack() as stack:
-        cluster = await start_cluster(stack, env, schema_suffix=SCHEMA_SUFFIX, services=SERVICES)
+        cluster = (
+            await stack.enter_async_context(
+                running_cluster(env, services=SERVICES, schema_suffix=SCHEMA_SUFFIX)
+            )
+        ).processes
         registry, installer, runtime = (cluster[name].url for name in SERVICES)
         client = await stack.enter_async_context(httpx.AsyncClient(headers=operator, timeout=30))
         (

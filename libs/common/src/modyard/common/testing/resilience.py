@@ -16,7 +16,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,10 +26,6 @@ from modyard.common.testing.infra import asyncpg_dsn
 from modyard.common.testing.services import (
     SERVICE_PACKAGES,
     ServiceProcess,
-    free_port,
-    service_process,
-    url_variable,
-    wait_processes_ready,
 )
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -215,32 +210,6 @@ def tally_requests(calls: Calls) -> Tally:
 
 
 # -- the cluster ---------------------------------------------------------------------------------
-
-
-async def start_cluster(
-    stack: AsyncExitStack,
-    env: Mapping[str, str],
-    *,
-    schema_suffix: str,
-    services: Iterable[str] = tuple(SERVICE_PACKAGES),
-) -> dict[str, ServiceProcess]:
-    """The services (all five by default) as processes, each in its own schema
-    ``<default>_<suffix>`` (so a test session's other clusters on the same database are never
-    mixed in), told where the others listen."""
-    ports = {service: free_port() for service in SERVICE_PACKAGES}
-    urls = {url_variable(service): f"http://127.0.0.1:{port}" for service, port in ports.items()}
-    schemas = {
-        f"MODYARD_{package.upper()}_DB_SCHEMA": f"{package}_{schema_suffix}"
-        for package in SERVICE_PACKAGES.values()
-    }
-    processes = {
-        service: await stack.enter_async_context(
-            service_process(service, {**env, **urls, **schemas}, ready=False, port=ports[service])
-        )
-        for service in services
-    }
-    await wait_processes_ready(processes.values(), timeout=90)
-    return processes
 
 
 def schema_of(service: str, schema_suffix: str) -> str:
