@@ -33,6 +33,7 @@ from modyard.common.testing.resilience import (
     error_lines,
     readiness,
     schema_of,
+    settle,
     tally_flow,
     tally_requests,
     unpublished_outbox_rows,
@@ -281,18 +282,8 @@ async def run_broker_outage(
 
         accepted = flows.calls.accepted()
 
-        async def settled() -> bool:
-            done = set(await ledger.completions()) | set(await ledger.unprocessed())
-            return accepted <= done
-
-        await wait_for(settled, 60)
         schemas = [schema_of(service, SCHEMA_SUFFIX) for service in SERVICE_PACKAGES]
-
-        async def outbox_empty() -> bool:
-            rows = await unpublished_outbox_rows(database_url, schemas)
-            return sum(rows.values()) == 0
-
-        await wait_for(outbox_empty, 30)
+        await settle(ledger, accepted, database_url, schemas)
         receipts = [await _receipts(client, cluster, ping_id) for ping_id in ping_ids]
         first_reply = requests.calls.first_success_after(restarted)
         completions = await ledger.completions()

@@ -34,10 +34,10 @@ from modyard.common.testing.resilience import (
     error_lines,
     readiness,
     schema_of,
+    settle,
     tally_flow,
     unpublished_outbox_rows,
     until,
-    wait_for,
 )
 from modyard.common.testing.services import auth_headers
 
@@ -237,17 +237,8 @@ async def run_database_restart(
 
         accepted = flows.calls.accepted()
 
-        async def flows_settled() -> bool:
-            done = set(await ledger.completions()) | set(await ledger.unprocessed())
-            return accepted <= done
-
-        await wait_for(flows_settled, 60)
         schemas = [schema_of(service, SCHEMA_SUFFIX) for service in SERVICES]
-
-        async def outbox_empty() -> bool:
-            return sum((await unpublished_outbox_rows(database.url, schemas)).values()) == 0
-
-        await wait_for(outbox_empty, 30)
+        await settle(ledger, accepted, database.url, schemas)
         accepted_slugs = {f"app-{key}" for key in installs.calls.accepted()}
         consistency, present = await _check_installs(
             database.url, accepted_slugs, schema_of("installer", SCHEMA_SUFFIX)

@@ -308,6 +308,24 @@ class FlowLedger:
         return [int(row["n"]) for row in rows if row["n"] is not None]
 
 
+async def settle(
+    ledger: FlowLedger, accepted: set[int], database_url: str, schemas: Iterable[str]
+) -> None:
+    """Wait (a bounded while) until every accepted flow message completed or was stored as
+    unprocessed and every outbox is relayed; what is still missing then is what the test counts
+    as lost."""
+
+    async def flows_settled() -> bool:
+        done = set(await ledger.completions()) | set(await ledger.unprocessed())
+        return accepted <= done
+
+    async def outbox_empty() -> bool:
+        return sum((await unpublished_outbox_rows(database_url, schemas)).values()) == 0
+
+    await wait_for(flows_settled, 60)
+    await wait_for(outbox_empty, 30)
+
+
 async def wait_for(
     check: Callable[[], Awaitable[bool]], timeout: float, interval: float = 0.1
 ) -> float | None:

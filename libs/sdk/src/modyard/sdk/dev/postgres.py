@@ -173,32 +173,22 @@ class Postgres(Component):
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(bin_dir, user)
         self._write_conf(user)
-        result = run(
-            as_user(
-                user,
-                [
-                    str(bin_dir / "pg_ctl"),
-                    "start",
-                    "-D",
-                    str(self.data_dir),
-                    "-l",
-                    str(self.log_file),
-                    "-w",
-                    "-t",
-                    str(max(int(timeout), 1)),
-                ],
-            ),
-            cwd=self.dir,
-            timeout=timeout + 30,
-        )
+        pid = self._pg_ctl(bin_dir, user, "start", timeout=timeout)
+        self._ensure_database(bin_dir, user)
+        return pid
+
+    def _pg_ctl(self, bin_dir: Path, user: str | None, *action: str, timeout: float) -> int:
+        """``pg_ctl <action>`` waiting for the server; returns (and records) the postmaster PID."""
+        command = [str(bin_dir / "pg_ctl"), *action, "-D", str(self.data_dir)]
+        command += ["-l", str(self.log_file), "-w", "-t", str(max(int(timeout), 1))]
+        result = run(as_user(user, command), cwd=self.dir, timeout=timeout + 30)
         if result.returncode != 0:
             raise StartupError(
-                f"pg_ctl start failed ({result.stdout.strip() or result.stderr.strip()}); "
+                f"pg_ctl {action[0]} failed ({result.stdout.strip() or result.stderr.strip()}); "
                 f"see {self.log_file}\n{tail(self.log_file)}"
             )
         pid = self._postmaster_pid()
         write_pid(self.pid_file, pid)
-        self._ensure_database(bin_dir, user)
         return pid
 
     def _prepare_dirs(self, user: str | None) -> None:
@@ -295,34 +285,7 @@ class Postgres(Component):
         disconnected, as in a failover; returns the new postmaster's PID."""
         bin_dir = find_bin_dir()
         assert bin_dir is not None
-        result = run(
-            as_user(
-                os_user(),
-                [
-                    str(bin_dir / "pg_ctl"),
-                    "restart",
-                    "-D",
-                    str(self.data_dir),
-                    "-m",
-                    "fast",
-                    "-l",
-                    str(self.log_file),
-                    "-w",
-                    "-t",
-                    str(max(int(timeout), 1)),
-                ],
-            ),
-            cwd=self.dir,
-            timeout=timeout + 30,
-        )
-        if result.returncode != 0:
-            raise StartupError(
-                f"pg_ctl restart failed ({result.stdout.strip() or result.stderr.strip()}); "
-                f"see {self.log_file}\n{tail(self.log_file)}"
-            )
-        pid = self._postmaster_pid()
-        write_pid(self.pid_file, pid)
-        return pid
+        return self._pg_ctl(bin_dir, os_user(), "restart", "-m", "fast", timeout=timeout)
 
     # -- stop ------------------------------------------------------------------------------------
 
