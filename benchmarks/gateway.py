@@ -35,6 +35,7 @@ from modyard.common.auth import Role, mint_token
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import auth_headers, service_process
+from modyard.sdk.cell.runner import run_command
 
 REQUESTS = 20_000
 CLIENTS = 32
@@ -234,18 +235,11 @@ async def gateway_load(infra: IsolatedInfra) -> dict[str, Any]:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
             json.dump(credentials, handle)
         cell = await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).parent / "modyard"),
-            "cell",
-            "run",
-            "examples.resellerclub_cell.cell:cell",
-            "--credentials",
-            handle.name,
-            "--prefetch",
-            "64",
-            "--concurrency",
-            "64",
-            "--log-level",
-            "WARNING",
+            *run_command(
+                "examples.resellerclub_cell.cell:cell",
+                Path(handle.name),
+                *("--prefetch", "64", "--concurrency", "64", "--log-level", "WARNING"),
+            ),
             cwd=ROOT,
             env={**os.environ, **quiet},
         )

@@ -14,7 +14,6 @@ accepted before the restart was drained (after a database restart: until the fir
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +22,15 @@ from modyard.common.testing.broker_outage import run_broker_outage
 from modyard.common.testing.database_restart import run_database_restart
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.resilience import Tally
+from modyard.sdk.cell.runner import run_command
 from modyard.sdk.dev.throwaway import throwaway_postgres, throwaway_rabbitmq
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_CELL = "examples.resellerclub_cell.cell:cell"
 
 
 def _cell_command(credentials: Path) -> list[str]:
-    return [
-        str(Path(sys.executable).parent / "modyard"),
-        "cell",
-        "run",
-        "examples.resellerclub_cell.cell:cell",
-        "--credentials",
-        str(credentials),
-        "--log-level",
-        "WARNING",
-    ]
+    return run_command(EXAMPLE_CELL, credentials, "--log-level", "WARNING")
 
 
 def _total(*tallies: Tally) -> dict[str, int]:

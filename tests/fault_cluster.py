@@ -23,6 +23,7 @@ from typing import Any
 from modyard.common.testing.cluster import Cluster, running_cluster
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
+from modyard.sdk.cell.runner import run_command
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -137,12 +138,7 @@ async def cell_process(
     """A cell of tests/fault_cells.py consuming the queue in ``credentials_file``; yields once
     it consumes."""
     process = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "modyard"),
-        "cell",
-        "run",
-        f"fault_cells:{attribute}",
-        "--credentials",
-        str(credentials_file),
+        *run_command(f"fault_cells:{attribute}", credentials_file),
         cwd=TESTS,
         env={**os.environ, "MODYARD_LOG_LEVEL": "INFO", **(env or {})},
         stdout=asyncio.subprocess.PIPE,

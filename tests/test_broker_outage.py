@@ -15,9 +15,11 @@ import pytest
 
 from modyard.common.testing.broker_outage import run_broker_outage
 from modyard.common.testing.infra import IsolatedInfra
+from modyard.sdk.cell.runner import run_command
 from modyard.sdk.dev.throwaway import throwaway_rabbitmq
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_CELL = "examples.resellerclub_cell.cell:cell"
 sys.path.insert(0, str(ROOT))  # the example cell lives in examples/
 
 from examples.resellerclub_cell.module_archive import module_zip  # noqa: E402
@@ -26,16 +28,7 @@ pytestmark = pytest.mark.infra
 
 
 def cell_command(credentials: Path) -> list[str]:
-    return [
-        str(Path(sys.executable).parent / "modyard"),
-        "cell",
-        "run",
-        "examples.resellerclub_cell.cell:cell",
-        "--credentials",
-        str(credentials),
-        "--log-level",
-        "WARNING",
-    ]
+    return run_command(EXAMPLE_CELL, credentials, "--log-level", "WARNING")
 
 
 @pytest.mark.timeout(240)

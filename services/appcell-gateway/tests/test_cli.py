@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from gateway_env import WS, Env
 from typer.testing import CliRunner
 
 from modyard.common.testing.services import free_port
+from modyard.sdk.cell.runner import run_command
 from modyard.sdk.cli import app as cli
 
 pytestmark = pytest.mark.infra
@@ -95,12 +95,7 @@ async def test_cell_run_serves_until_sigterm_and_finishes_what_it_started(
     credentials.write_text(json.dumps(await env.credentials(f"{WS}:rc")))
     await env.stop_cell(f"{WS}:rc")  # the process below is the only consumer
     process = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "modyard"),
-        "cell",
-        "run",
-        "examples.resellerclub_cell.cell:cell",
-        "--credentials",
-        str(credentials),
+        *run_command("examples.resellerclub_cell.cell:cell", credentials),
         cwd=ROOT,
         env={**os.environ, "MODYARD_LOG_LEVEL": "INFO"},
         stdout=asyncio.subprocess.PIPE,

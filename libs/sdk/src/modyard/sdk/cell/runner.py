@@ -16,6 +16,13 @@ from modyard.sdk.cell.worker import Worker, WorkerOptions
 Runnable = Cell | ModuleWorker
 
 
+def run_command(target: str, credentials: Path, *options: str) -> list[str]:
+    """The command line of ``modyard cell run <target> --credentials <file>`` in this Python
+    environment (tests and benchmarks start cells as processes of their own with it)."""
+    executable = Path(sys.executable).parent / "modyard"
+    return [str(executable), "cell", "run", target, "--credentials", str(credentials), *options]
+
+
 def load_target(target: str) -> Runnable:
     """``package.module:attribute`` → the :class:`Cell` or :class:`ModuleWorker` it names.
 
