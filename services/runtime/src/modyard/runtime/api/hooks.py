@@ -53,6 +53,10 @@ async def receive(
         raise Conflict(
             f"Flow {flow.name!r} is stopped; start it to receive webhooks.", slug="flow-not-running"
         )
+    # The read is over: end its transaction before anything is queued. Ended after, a database
+    # going away in between turned a queued message into a 503, and the caller's retry ran the
+    # flow twice (tests/test_database_restart.py).
+    await session.commit()
     limit = int(node.properties.get("max_body_bytes", DEFAULT_WEBHOOK_BODY_BYTES))
     body = bytearray()
     async for chunk in request.stream():
