@@ -49,6 +49,8 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from modyard.common.bus.connection import RECONNECT_SECONDS
+
 log = structlog.get_logger("modyard.sdk.cell")
 # structlog runs its processors before the level is checked: on the hot path, ask first.
 _level = logging.getLogger("modyard.sdk.cell")
@@ -131,6 +133,7 @@ class Worker:
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(
             self.options.amqp_url,
+            reconnect_interval=RECONNECT_SECONDS,
             client_properties={"connection_name": f"modyard-worker-{self.adapter.name}"},
         )
         # No publisher confirms: a reply and the request's ack go out on this one channel, and
