@@ -6,12 +6,13 @@ import pytest
 
 from modyard.common.testing.cluster import running_cluster
 from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import ServiceProcess
+from modyard.common.testing.services import PROCESS_PACKAGES, ServiceProcess
 
 
 @pytest.fixture(scope="module")
 async def cluster(infra: IsolatedInfra) -> AsyncIterator[dict[str, ServiceProcess]]:
-    """All five services as real processes on the session's isolated infrastructure, each told
-    where the others are (never the default ports, where a developer's `make up` may listen)."""
-    async with running_cluster(infra.env()) as started:
+    """All six services (the backoffice too) as real processes on the session's isolated
+    infrastructure, each told where the others are (never the default ports, where a developer's
+    `make up` may listen)."""
+    async with running_cluster(infra.env(), services=PROCESS_PACKAGES) as started:
         yield started.processes
