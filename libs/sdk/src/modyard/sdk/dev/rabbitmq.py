@@ -57,10 +57,6 @@ RABBITMQ_LIB = "/usr/lib/rabbitmq/bin"
 ERLANG_LIB = "/usr/lib/erlang/bin"
 # Erlang term for the distribution listener's interface (used by the server and by rabbitmqctl).
 DIST_INTERFACE_ARGS = "-kernel inet_dist_use_interface {127,0,0,1}"
-# Schedulers that run out of work sleep at once instead of spinning for it: on a developer's
-# machine or CI runner the broker shares a few cores with every service, and the spinning took
-# CPU time from them (RabbitMQ's runtime tuning guide recommends it for shared hosts).
-SCHEDULER_ARGS = "+sbwt none +sbwtdcpu none +sbwtdio none"
 
 
 @dataclass(frozen=True)
@@ -222,7 +218,7 @@ class RabbitMQ(Component):
             "RABBITMQ_NODE_IP_ADDRESS": HOST,
             "RABBITMQ_NODE_PORT": str(address.amqp_port),
             "RABBITMQ_DIST_PORT": str(address.dist_port),
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": f"{DIST_INTERFACE_ARGS} {SCHEDULER_ARGS}",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": DIST_INTERFACE_ARGS,
             "RABBITMQ_CTL_ERL_ARGS": DIST_INTERFACE_ARGS,
             **ctl_ports,
             "ERL_EPMD_ADDRESS": HOST,
