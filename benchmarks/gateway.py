@@ -74,6 +74,9 @@ def _figures(latencies: list[float], elapsed: float, lost: int, mismatched: int)
         "requests_per_second": round(count / elapsed),
         "p50_ms": round(latencies[count // 2] * 1000, 2) if count else None,
         "p99_ms": round(latencies[max(0, int(count * 0.99) - 1)] * 1000, 2) if count else None,
+        # The shape of the tail: steady queueing (p90 near p99) or rare stalls (a far max).
+        "p90_ms": round(latencies[max(0, int(count * 0.9) - 1)] * 1000, 2) if count else None,
+        "max_ms": round(latencies[-1] * 1000, 2) if count else None,
     }
 
 
