@@ -70,14 +70,7 @@ async def sign_in(
             status_code=401 if token else 422,
         )
     response = RedirectResponse(_local(next), status_code=303)
-    response.set_cookie(
-        TOKEN_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=settings.cookie_secure,
-        path="/",
-    )
+    _set_cookie(response, TOKEN_COOKIE, token, settings)
     return response
 
 
@@ -97,15 +90,15 @@ async def choose_workspace(
 ) -> Response:
     settings: BackofficeSettings = request.app.state.settings
     response = RedirectResponse(_local(back), status_code=303)
-    response.set_cookie(
-        WORKSPACE_COOKIE,
-        workspace,
-        httponly=True,
-        samesite="strict",
-        secure=settings.cookie_secure,
-        path="/",
-    )
+    _set_cookie(response, WORKSPACE_COOKIE, workspace, settings)
     return response
+
+
+def _set_cookie(response: Response, name: str, value: str, settings: BackofficeSettings) -> None:
+    """The console's cookies: out of page scripts' reach, never sent by another site's page."""
+    response.set_cookie(
+        name, value, httponly=True, samesite="strict", secure=settings.cookie_secure, path="/"
+    )
 
 
 @router.get("/workspaces")
