@@ -11,6 +11,7 @@ import time
 
 import httpx
 
+from modyard.common.errors import ServiceUnavailable
 from modyard.common.settings import CommonSettings
 from modyard.common.tokens import Role, mint_token
 
@@ -18,6 +19,9 @@ TOKEN_TTL_SECONDS = 300
 
 
 class ServiceClient:
+    #: The other service, as problems name it ("The registry at … cannot be reached").
+    PEER = "service"
+
     def __init__(
         self,
         settings: CommonSettings,
@@ -54,6 +58,26 @@ class ServiceClient:
             )
             self._token_expires = time.monotonic() + TOKEN_TTL_SECONDS / 2
         return {"Authorization": f"Bearer {self._token}"}
+
+    def _unreachable(self) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            f"The {self.PEER} at {self._base_url} cannot be reached; retry shortly."
+        )
+
+    async def _get_or_none(self, path: str) -> httpx.Response | None:
+        """``GET path`` as this service: None for a 404; a 503 problem when the other service
+        cannot be reached or answers with an error."""
+        try:
+            response = await self._http.get(path, headers=self._headers())
+        except httpx.HTTPError as exc:
+            raise self._unreachable() from exc
+        if response.status_code == 404:
+            return None
+        if response.is_error:
+            raise ServiceUnavailable(
+                f"The {self.PEER} answered {response.status_code} to {path}; retry shortly."
+            )
+        return response
 
     async def close(self) -> None:
         if self._client is not None:

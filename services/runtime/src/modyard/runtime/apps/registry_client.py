@@ -12,6 +12,8 @@ from modyard.common.settings import CommonSettings
 
 
 class RegistryClient(ServiceClient):
+    PEER = "registry"
+
     def __init__(
         self,
         settings: CommonSettings,
@@ -27,31 +29,13 @@ class RegistryClient(ServiceClient):
             transport=transport,
         )
 
-    def _unreachable(self) -> ServiceUnavailable:
-        return ServiceUnavailable(
-            f"The registry at {self._settings.registry_url} cannot be reached; retry shortly."
-        )
-
-    async def _get(self, path: str) -> httpx.Response | None:
-        try:
-            response = await self._http.get(path, headers=self._headers())
-        except httpx.HTTPError as exc:
-            raise self._unreachable() from exc
-        if response.status_code == 404:
-            return None
-        if response.is_error:
-            raise ServiceUnavailable(
-                f"The registry answered {response.status_code} to {path}; retry shortly."
-            )
-        return response
-
     async def versions(self, name: str) -> list[str]:
         """Every version of ``name`` (yanked too: a version number is never reused)."""
-        response = await self._get(f"/v1/modules/{name}/index")
+        response = await self._get_or_none(f"/v1/modules/{name}/index")
         return [] if response is None else [v["version"] for v in response.json()["versions"]]
 
     async def manifest(self, name: str, version: str) -> dict[str, Any] | None:
-        response = await self._get(f"/v1/modules/{name}/versions/{version}")
+        response = await self._get_or_none(f"/v1/modules/{name}/versions/{version}")
         return None if response is None else dict(response.json()["manifest"])
 
     async def publish(self, archive: bytes) -> dict[str, Any]:
