@@ -73,13 +73,7 @@ class Fetcher:
         body: Any,
         timeout: float,
     ) -> FetchAnswer:
-        options: dict[str, Any] = {"headers": headers}
-        if isinstance(body, str):
-            options["data"] = body.encode()
-            if not any(name.lower() == "content-type" for name in headers):
-                headers["content-type"] = "text/plain; charset=utf-8"
-        elif body is not None:
-            options["json"] = body
+        options = core_http.request_options(headers, body)
         client = await self.client()
         try:
             async with asyncio.timeout(timeout):

@@ -152,6 +152,19 @@ def _headers(response: aiohttp.ClientResponse) -> dict[str, str]:
     return headers
 
 
+def request_options(headers: dict[str, str], body: Any) -> dict[str, Any]:
+    """aiohttp's request options for ``body``: text as UTF-8 (``text/plain`` unless the headers
+    say otherwise), anything else but None as JSON."""
+    options: dict[str, Any] = {"headers": headers}
+    if isinstance(body, str):
+        options["data"] = body.encode()
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["content-type"] = "text/plain; charset=utf-8"
+    elif body is not None:
+        options["json"] = body
+    return options
+
+
 async def read_body(response: aiohttp.ClientResponse, limit: int, *, truncate: bool) -> bytes:
     """Up to ``limit`` bytes of the body: more is cut (``truncate``) or an error."""
     chunks: list[bytes] = []
@@ -259,15 +272,8 @@ class HttpComponent(CoreComponent):
             # A rendered value with a line break would smuggle in headers of the payload's choice.
             if any(char in value for char in "\r\n\0"):
                 raise _invalid_request(f"the {name} header has a line break or a NUL character")
-        options: dict[str, Any] = {"headers": headers}
         body = self.render(properties.get("body"), scope, "/body")
-        if isinstance(body, str):
-            options["data"] = body.encode()
-            if not any(name.lower() == "content-type" for name in headers):
-                headers["content-type"] = "text/plain; charset=utf-8"
-        elif body is not None:
-            options["json"] = body
-        return method, url, options
+        return method, url, request_options(headers, body)
 
     async def run(self, context: ExecutionContext, port: str, payload: Any) -> Outputs:
         method, url, options = self._request(context, payload)
