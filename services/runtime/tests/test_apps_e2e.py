@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from aiohttp import web
 from sqlalchemy import select
 
 from modyard.common.auth import Role
@@ -34,51 +33,12 @@ from modyard.runtime.app import create_app
 from modyard.runtime.automations.service import AutomationService
 from modyard.runtime.models import NodeLog
 from modyard.runtime.settings import RuntimeSettings
+from modyard.runtime.testing import FetchReceiver
 
 pytestmark = pytest.mark.infra
 
 
-class Receiver:
-    """Automations ``fetch`` here to show what they heard."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def start(self) -> None:
-        async def record(request: web.Request) -> web.Response:
-            text = await request.text()
-            try:
-                body = json.loads(text) if text else None
-            except ValueError:
-                body = text  # a string body is sent as text
-            self.calls.append((request.match_info["name"], body))
-            return web.json_response({"ok": True})
-
-        app = web.Application()
-        app.router.add_post("/{name}", record)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    def seen(self, name: str) -> list[Any]:
-        return [body for called, body in self.calls if called == name]
-
-    async def wait_for(self, name: str, count: int = 1) -> list[Any]:
-        async def enough() -> bool:
-            return len(self.seen(name)) >= count
-
-        await eventually(enough)
-        return self.seen(name)
-
-
-def report(receiver: Receiver, name: str, body: Any = "{{payload}}") -> dict[str, Any]:
+def report(receiver: FetchReceiver, name: str, body: Any = "{{payload}}") -> dict[str, Any]:
     return {"fetch": {"url": f"{receiver.url}/{name}", "method": "post", "body": body}}
 
 
@@ -159,14 +119,6 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-async def receiver() -> AsyncIterator[Receiver]:
-    server = Receiver()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture(scope="module")
 async def env(infra: IsolatedInfra) -> AsyncIterator[Env]:
     registry_env = {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "registry_for_apps"}
     async with service_process("registry", registry_env) as registry:
@@ -193,7 +145,7 @@ async def env(infra: IsolatedInfra) -> AsyncIterator[Env]:
                 )
 
 
-def toolbox_automations(receiver: Receiver) -> dict[str, Any]:
+def toolbox_automations(receiver: FetchReceiver) -> dict[str, Any]:
     return {
         "execute": {
             "when": {"endpoint": True},
@@ -232,7 +184,7 @@ def toolbox_automations(receiver: Receiver) -> dict[str, Any]:
     }
 
 
-async def test_publishing_a_workspace_as_an_app(env: Env, receiver: Receiver) -> None:
+async def test_publishing_a_workspace_as_an_app(env: Env, receiver: FetchReceiver) -> None:
     await env.workspace("tools-src")
     response = await env.client.put(
         "/v1/workspaces/tools-src/app-settings",
@@ -284,7 +236,7 @@ async def test_publishing_a_workspace_as_an_app(env: Env, receiver: Receiver) ->
     assert [item["app"] for item in listed.json()["items"]] == ["toolbox"]
 
 
-async def test_instances_run_isolated_from_their_parent(env: Env, receiver: Receiver) -> None:
+async def test_instances_run_isolated_from_their_parent(env: Env, receiver: FetchReceiver) -> None:
     await env.workspace("parent")
     await env.client.put(
         "/v1/workspaces/parent/app-settings",
@@ -396,7 +348,7 @@ async def test_a_flow_node_calls_an_app_instances_automation(env: Env) -> None:
 
 
 async def test_instances_follow_new_versions_and_hear_native_events(
-    env: Env, receiver: Receiver
+    env: Env, receiver: FetchReceiver
 ) -> None:
     await env.wait_instance("parent", "toolbox")
     pinned = await env.install("parent", "toolbox", slug="stable", version="1.0.0", pinned=True)
@@ -429,7 +381,7 @@ async def test_instances_follow_new_versions_and_hear_native_events(
     await eventually(gone)
 
 
-async def test_nested_apps_chatbot_nlu_french(env: Env, receiver: Receiver) -> None:
+async def test_nested_apps_chatbot_nlu_french(env: Env, receiver: FetchReceiver) -> None:
     await env.workspace("french-src")
     await env.save(
         "french-src",
@@ -563,7 +515,7 @@ async def test_cli_publishes_lists_and_runs(env: Env, tmp_path: Path) -> None:
     assert ran["emitted"] == [{"type": "toolbox.executed", "payload": {"name": None}}]
 
 
-async def test_unpublishing_tells_instances_apps_deleted(env: Env, receiver: Receiver) -> None:
+async def test_unpublishing_tells_instances_apps_deleted(env: Env, receiver: FetchReceiver) -> None:
     await env.wait_instance("parent", "toolbox")
     response = await env.client.delete("/v1/workspaces/tools-src/publish", headers=env.headers)
     assert response.status_code == 200, response.text

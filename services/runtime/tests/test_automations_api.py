@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from aiohttp import web
 
 import modyard.modules.examples
 from modyard.common.auth import Role
@@ -24,40 +23,11 @@ from modyard.runtime.automations.models import AutomationWorkspace
 from modyard.runtime.automations.schedules import run_due
 from modyard.runtime.automations.service import AutomationService
 from modyard.runtime.settings import RuntimeSettings
+from modyard.runtime.testing import FetchReceiver
 
 pytestmark = pytest.mark.infra
 
 WS = "autos"
-
-
-class Receiver:
-    """An HTTP receiver on 127.0.0.1 that automations ``fetch`` to show what they saw."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def start(self) -> None:
-        async def record(request: web.Request) -> web.Response:
-            body = await request.json() if request.can_read_body else None
-            self.calls.append((request.match_info["name"], body))
-            return web.json_response({"ok": True})
-
-        app = web.Application()
-        app.router.add_post("/{name}", record)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    def seen(self, name: str) -> list[Any]:
-        return [body for called, body in self.calls if called == name]
 
 
 class Env:
@@ -85,14 +55,6 @@ class Env:
             json={"payload": payload or {}},
             headers=self.headers,
         )
-
-
-@pytest.fixture(scope="module")
-async def receiver() -> AsyncIterator[Receiver]:
-    server = Receiver()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +128,7 @@ async def test_endpoint_serves_an_automation_with_body_and_query(env: Env) -> No
 
 
 async def test_emitted_events_trigger_listeners_through_the_broker(
-    env: Env, receiver: Receiver
+    env: Env, receiver: FetchReceiver
 ) -> None:
     await env.save(
         "listener",
@@ -252,7 +214,7 @@ async def test_a_wait_hears_events_whichever_replica_consumes_them(
 
 
 async def test_schedules_run_once_per_minute_whatever_the_number_of_runtimes(
-    env: Env, receiver: Receiver
+    env: Env, receiver: FetchReceiver
 ) -> None:
     await env.save(
         "nightly",
