@@ -130,23 +130,22 @@ def test_kustomization_validates_strictly_against_the_pinned_kubernetes(
     checked = [d for d in documents if d not in custom]
     manifest = tmp_path / "manifest.yaml"
     manifest.write_text(yaml.safe_dump_all(checked))
-    result = subprocess.run(
-        [
-            _tool("kubernetes-validate"),
-            "--strict",
-            "--quiet",
-            "--kubernetes-version",
-            KUBERNETES_VERSION,
-            str(manifest),
-        ],
+    result = _kubernetes_validate(manifest)
+    # --quiet prints only problems, an unknown kind ("Couldn't find schema") included.
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "", result.stdout
+
+
+def _kubernetes_validate(manifest: Path) -> subprocess.CompletedProcess[str]:
+    """``kubernetes-validate --strict`` against the Kubernetes version the manifests target."""
+    command = [_tool("kubernetes-validate"), "--strict", "--quiet", "--kubernetes-version"]
+    return subprocess.run(
+        [*command, KUBERNETES_VERSION, str(manifest)],
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
     )
-    # --quiet prints only problems, an unknown kind ("Couldn't find schema") included.
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == "", result.stdout
 
 
 def test_kubernetes_validate_rejects_an_unknown_field(tmp_path: Path) -> None:
@@ -155,20 +154,7 @@ def test_kubernetes_validate_rejects_an_unknown_field(tmp_path: Path) -> None:
     deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"
     manifest = tmp_path / "typo.yaml"
     manifest.write_text(yaml.safe_dump(deployment))
-    result = subprocess.run(
-        [
-            _tool("kubernetes-validate"),
-            "--strict",
-            "--quiet",
-            "-k",
-            KUBERNETES_VERSION,
-            str(manifest),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    result = _kubernetes_validate(manifest)
     assert result.returncode != 0
     assert "imagePullPolcy" in result.stdout + result.stderr
 
