@@ -11,7 +11,7 @@ import yaml
 from rich.markup import escape
 from rich.table import Table
 
-from modyard.sdk.cli_support import JsonOption, call_api, console, echo_json
+from modyard.sdk.cli_support import JsonOption, WorkspaceOption, call_api, console, echo_json
 
 apps_app = typer.Typer(
     help="Apps: publish a workspace as an app, list apps and a workspace's instances.",
@@ -20,8 +20,6 @@ apps_app = typer.Typer(
 automations_app = typer.Typer(
     help="Automations of a workspace: save, list, run.", no_args_is_help=True
 )
-
-WorkspaceOption = Annotated[str, typer.Option("--workspace", "-w", help="The workspace.")]
 
 
 def _read(path: Path) -> Any:

@@ -11,13 +11,13 @@ from dataclasses import asdict
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from modyard.common.settings import CommonSettings
 from modyard.common.tokens import DEFAULT_TOKEN_TTL_SECONDS, Role, mint_token
 from modyard.sdk.apps_cli import apps_app, automations_app
+from modyard.sdk.cli_support import JsonOption, console, err_console
 from modyard.sdk.client import SERVICES, ModyardAPIError, ModyardClient
 from modyard.sdk.deployer_cli import deploy_app
 from modyard.sdk.dev.cli import app as dev_app
@@ -52,10 +52,6 @@ app.add_typer(deploy_app, name="deploy")
 app.add_typer(apps_app, name="apps")
 app.add_typer(automations_app, name="automations")
 
-console = Console()
-err_console = Console(stderr=True)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 STATE_STYLE = {"up": "green", "down": "red", "unavailable": "yellow"}
 
 

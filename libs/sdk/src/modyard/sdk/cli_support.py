@@ -21,6 +21,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+WorkspaceOption = Annotated[str, typer.Option("--workspace", "-w", help="The workspace.")]
 
 
 def echo_json(value: Any) -> None:

@@ -10,14 +10,12 @@ import typer
 import yaml
 from rich.table import Table
 
-from modyard.sdk.cli_support import JsonOption, call_api, console, echo_json
+from modyard.sdk.cli_support import JsonOption, WorkspaceOption, call_api, console, echo_json
 
 installations_app = typer.Typer(
     help="Installed modules (app instances) of a workspace.", no_args_is_help=True
 )
 acl_app = typer.Typer(help="Who may use which components and routes.", no_args_is_help=True)
-
-WorkspaceOption = Annotated[str, typer.Option("--workspace", "-w", help="The workspace.")]
 
 
 def _read_config(path: Path | None) -> dict[str, Any]:

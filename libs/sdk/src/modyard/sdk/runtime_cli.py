@@ -16,6 +16,7 @@ from rich.table import Table
 from modyard.common.settings import CommonSettings
 from modyard.sdk.cli_support import (
     JsonOption,
+    WorkspaceOption,
     api_client,
     call_api,
     console,
@@ -36,7 +37,6 @@ webhooks_app = typer.Typer(
     help="System webhooks: URLs the runtime tells about system events.", no_args_is_help=True
 )
 
-WorkspaceOption = Annotated[str, typer.Option("--workspace", "-w", help="The workspace.")]
 FlowFile = Annotated[
     Path,
     typer.Option(
