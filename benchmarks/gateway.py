@@ -33,6 +33,7 @@ from benchmarks.process_stats import cpu_seconds
 from examples.resellerclub_cell.module_archive import module_zip
 from modyard.common.auth import Role, mint_token
 from modyard.common.settings import CommonSettings
+from modyard.common.testing.cells import install_cell
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import auth_headers, service_process
 from modyard.sdk.cell.runner import run_command
@@ -207,34 +208,17 @@ async def gateway_load(infra: IsolatedInfra) -> dict[str, Any]:
             )
         )
         client = await stack.enter_async_context(httpx.AsyncClient(headers=operator, timeout=60))
-        (
-            await client.post(f"{installer.url}/v1/workspaces", json={"slug": WS, "name": "Bench"})
-        ).raise_for_status()
-        published = await client.post(
-            f"{registry.url}/v1/modules",
-            content=module_zip(),
-            headers={"content-type": "application/zip"},
+        installed = await install_cell(
+            client,
+            registry=registry.url,
+            installer=installer.url,
+            gateway=gateway.url,
+            archive=module_zip(),
+            workspace=WS,
+            slug="rc",
+            config={"userid": "reseller", "password": "secret"},
         )
-        published.raise_for_status()
-        (
-            await client.post(
-                f"{installer.url}/v1/workspaces/{WS}/installations",
-                json={
-                    "module": "newresellerclubcell",
-                    "slug": "rc",
-                    "config": {"userid": "reseller", "password": "secret"},
-                },
-            )
-        ).raise_for_status()
-        deadline = time.monotonic() + 60
-        while True:
-            found = await client.get(f"{gateway.url}/v1/cells/{WS}:rc")
-            if found.status_code == 200 and found.json()["status"] == "ready":
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the cell did not become ready: {found.text}")
-            await asyncio.sleep(0.2)
-        credentials = (await client.get(f"{gateway.url}/v1/cells/{WS}:rc/credentials")).json()
+        credentials = installed.credentials
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
             json.dump(credentials, handle)
         cell = await asyncio.create_subprocess_exec(

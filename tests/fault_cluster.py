@@ -16,10 +16,12 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from modyard.common.testing.cells import InstalledCell, install_cell
 from modyard.common.testing.cluster import Cluster, running_cluster
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
@@ -44,51 +46,19 @@ async def fault_cluster(
         yield cluster
 
 
-@dataclass
-class InstalledCell:
-    """The example cell's module installed in a workspace: the gateway serves it as ``key``."""
-
-    key: str
-    installation_id: str
-    credentials: dict[str, Any]
-
-
 async def install_example_cell(cluster: Cluster, workspace: str, slug: str) -> InstalledCell:
     """Publish the example cell's module, install it, and wait until the gateway serves it."""
-    published = await cluster.api(
-        "POST",
-        "registry",
-        "/v1/modules",
-        content=module_zip(),
-        headers={"content-type": "application/zip"},
-    )
-    assert published.status_code in (200, 201, 409), published.text
-    created = await cluster.api(
-        "POST", "installer", "/v1/workspaces", json={"slug": workspace, "name": workspace}
-    )
-    assert created.status_code == 201, created.text
-    installed = await cluster.api(
-        "POST",
-        "installer",
-        f"/v1/workspaces/{workspace}/installations",
-        json={
-            "module": "newresellerclubcell",
-            "version": "^1.0.0",
-            "slug": slug,
-            "config": CELL_CONFIG,
-        },
-    )
-    assert installed.status_code == 201, installed.text
-    key = f"{workspace}:{slug}"
-
-    async def ready() -> bool:
-        response = await cluster.api("GET", "appcell-gateway", f"/v1/cells/{key}")
-        return response.status_code == 200 and response.json()["status"] == "ready"
-
-    await eventually(ready, timeout=60)
-    credentials = await cluster.api("GET", "appcell-gateway", f"/v1/cells/{key}/credentials")
-    assert credentials.status_code == 200, credentials.text
-    return InstalledCell(key, str(installed.json()["id"]), dict(credentials.json()))
+    async with httpx.AsyncClient(headers=cluster.operator, timeout=30) as client:
+        return await install_cell(
+            client,
+            registry=cluster.url("registry"),
+            installer=cluster.url("installer"),
+            gateway=cluster.url("appcell-gateway"),
+            archive=module_zip(),
+            workspace=workspace,
+            slug=slug,
+            config=CELL_CONFIG,
+        )
 
 
 async def remove_cell(cluster: Cluster, workspace: str, slug: str) -> None:

@@ -23,6 +23,7 @@ import httpx
 
 from modyard.common.auth import Role, mint_token
 from modyard.common.settings import CommonSettings
+from modyard.common.testing.cells import install_cell
 from modyard.common.testing.cluster import running_cluster
 from modyard.common.testing.resilience import (
     Caller,
@@ -111,41 +112,6 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-async def _setup_cell(
-    client: httpx.AsyncClient, cluster: Mapping[str, ServiceProcess], archive: bytes
-) -> dict[str, Any]:
-    registry, installer = cluster["registry"].url, cluster["installer"].url
-    gateway = cluster["appcell-gateway"].url
-    (
-        await client.post(f"{installer}/v1/workspaces", json={"slug": WS, "name": WS})
-    ).raise_for_status()
-    published = await client.post(
-        f"{registry}/v1/modules", content=archive, headers={"content-type": "application/zip"}
-    )
-    published.raise_for_status()
-    (
-        await client.post(
-            f"{installer}/v1/workspaces/{WS}/installations",
-            json={
-                "module": published.json()["name"],
-                "slug": CELL_SLUG,
-                "config": {"userid": "reseller", "password": "secret"},
-            },
-        )
-    ).raise_for_status()
-
-    async def cell_ready() -> bool:
-        found = await client.get(f"{gateway}/v1/cells/{WS}:{CELL_SLUG}")
-        return found.status_code == 200 and found.json()["status"] == "ready"
-
-    if await wait_for(cell_ready, 60, interval=0.2) is None:
-        raise AssertionError("the cell never became ready in the gateway")
-    credentials: dict[str, Any] = (
-        await client.get(f"{gateway}/v1/cells/{WS}:{CELL_SLUG}/credentials")
-    ).json()
-    return credentials
-
-
 def _domain(key: int) -> str:
     return f"outage-{key % CONCURRENCY}.com"
 
@@ -177,7 +143,17 @@ async def run_broker_outage(
         ).processes
         runtime, gateway = cluster["runtime"].url, cluster["appcell-gateway"].url
         client = await stack.enter_async_context(httpx.AsyncClient(headers=operator, timeout=30))
-        credentials = await _setup_cell(client, cluster, cell_archive)
+        installed = await install_cell(
+            client,
+            registry=cluster["registry"].url,
+            installer=cluster["installer"].url,
+            gateway=gateway,
+            archive=cell_archive,
+            workspace=WS,
+            slug=CELL_SLUG,
+            config={"userid": "reseller", "password": "secret"},
+        )
+        credentials = installed.credentials
         handle, credentials_file = tempfile.mkstemp(suffix=".json")
         os.close(handle)
         stack.callback(Path(credentials_file).unlink, missing_ok=True)
