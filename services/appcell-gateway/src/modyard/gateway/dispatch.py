@@ -32,7 +32,6 @@ import structlog
 from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
-    AbstractQueue,
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
@@ -71,7 +70,6 @@ class Dispatcher:
         self.late_replies = 0
         self.default_exchange: AbstractExchange | None = None
         self._requests: AbstractRobustChannel | None = None
-        self._ingress_start: asyncio.Task[None] | None = None
 
     async def declare(
         self, channel: AbstractRobustChannel, connection: AbstractRobustConnection
@@ -103,19 +101,10 @@ class Dispatcher:
         await ingress_channel.declare_queue(
             INGRESS_DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
         )
-        # Taken only once the bus is ready: this hook runs before, and a request taken now (after
-        # a restart the queued and redelivered ones arrive at once) would be answered 503
-        # "broker not connected" by call() although nothing is wrong.
-        if self._ingress_start is not None:
-            self._ingress_start.cancel()  # an earlier connection attempt's
-        self._ingress_start = asyncio.create_task(
-            self._consume_ingress_when_ready(ingress_queue), name="gateway-ingress-start"
-        )
+        # Taken only once the bus is ready: after a restart the queued and redelivered requests
+        # arrive at once, and would be answered 503 "broker not connected" by call().
+        self._bus.consume_when_ready(ingress_queue, self._on_ingress)
         return {REPLIES_EXCHANGE: replies, INGRESS_EXCHANGE: ingress}
-
-    async def _consume_ingress_when_ready(self, queue: AbstractQueue) -> None:
-        await self._bus.wait_ready()
-        await queue.consume(self._on_ingress)
 
     async def on_reply(self, message: AbstractIncomingMessage) -> None:
         correlation_id = message.correlation_id or ""

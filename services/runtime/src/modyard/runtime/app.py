@@ -66,7 +66,7 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
             on_work=worker.on_message,
             on_reply=amqp.on_reply,
             prefetch=settings.work_prefetch,
-            bus_ready=bus.wait_ready,
+            consume_when_ready=bus.consume_when_ready,
         )
         amqp.reply_queue = topology.reply_queue
         bus.add_topology(topology.declare)

@@ -33,6 +33,7 @@ import structlog
 from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
+    AbstractQueue,
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
@@ -90,6 +91,7 @@ class Bus:
         #: False from a lost connection until aio-pika has restored every channel and consumer.
         self._channels_restored = False
         self._connect_task: asyncio.Task[None] | None = None
+        self._consumer_starts: dict[str, asyncio.Task[None]] = {}
         self._closing = False
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -124,11 +126,31 @@ class Bus:
             and connection.connected.is_set()
         )
 
+    def consume_when_ready(self, queue: AbstractQueue, callback: MessageCallback) -> None:
+        """Consume ``queue`` once the bus is ready. Topology hooks run before it is, and a message
+        taken then could not publish what it produces or its answer: it would be given back
+        after a pause (one of its deliveries spent for nothing) or answered 503 although nothing
+        is wrong. A hook run again (an earlier connection attempt failed) replaces the earlier
+        wait; aio-pika restores the consumer itself after a reconnect."""
+        earlier = self._consumer_starts.pop(queue.name, None)
+        if earlier is not None:
+            earlier.cancel()
+
+        async def consume() -> None:
+            await self.wait_ready()
+            await queue.consume(callback)
+
+        self._consumer_starts[queue.name] = asyncio.create_task(
+            consume(), name=f"consume-{queue.name}"
+        )
+
     async def close(self) -> None:
         self._closing = True
-        if self._connect_task is not None:
-            self._connect_task.cancel()
-            await asyncio.gather(self._connect_task, return_exceptions=True)
+        starts = [self._connect_task, *self._consumer_starts.values()]
+        for task in starts:
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(task for task in starts if task is not None), return_exceptions=True)
         if self._connection is not None:
             await self._connection.close()
         self._ready.clear()

@@ -11,9 +11,8 @@ runtime.replies.<process> (exclusive)                            answers of modu
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import aio_pika
 from aio_pika.abc import (
@@ -50,13 +49,12 @@ class RuntimeTopology:
         on_work: MessageCallback,
         on_reply: MessageCallback,
         prefetch: int,
-        bus_ready: Callable[[], Awaitable[None]],
+        consume_when_ready: Callable[[AbstractQueue, MessageCallback], None],
     ) -> None:
         self._on_work = on_work
         self._on_reply = on_reply
         self._prefetch = prefetch
-        self._bus_ready = bus_ready
-        self._work_start: asyncio.Task[None] | None = None
+        self._consume_when_ready = consume_when_ready
         self.reply_queue = f"runtime.replies.{uuid.uuid4().hex[:12]}"
 
     async def declare(
@@ -95,17 +93,7 @@ class RuntimeTopology:
             )
         replies = await consume.declare_queue(self.reply_queue, exclusive=True, auto_delete=True)
         await replies.consume(self._on_reply, no_ack=True)
-        # Work is taken only once the bus is ready: this hook runs before, and a message taken
-        # now (after a restart, the killed process's arrive at once) could not publish its
-        # outputs yet; it would go back to the queue after a pause, one delivery of
-        # WORK_DELIVERY_LIMIT spent for nothing.
-        if self._work_start is not None:
-            self._work_start.cancel()  # an earlier connection attempt's
-        self._work_start = asyncio.create_task(
-            self._consume_work_when_ready(queue), name="runtime-work-start"
-        )
+        # Work is taken only once the bus is ready: taken before, a message could not publish
+        # its outputs yet (after a restart, the killed process's arrive at once).
+        self._consume_when_ready(queue, self._on_work)
         return {WORK_EXCHANGE: work, MODULES_EXCHANGE: modules}
-
-    async def _consume_work_when_ready(self, queue: AbstractQueue) -> None:
-        await self._bus_ready()
-        await queue.consume(self._on_work)
