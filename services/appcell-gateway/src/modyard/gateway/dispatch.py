@@ -36,7 +36,13 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from modyard.common.bus.connection import Bus, BusUnavailable, MessageCallback, MessageReturned
+from modyard.common.bus.connection import (
+    CHANNEL_LOST,
+    Bus,
+    BusUnavailable,
+    MessageCallback,
+    MessageReturned,
+)
 from modyard.gateway.broker_admin import REPLIES_EXCHANGE
 from modyard.gateway.problems import CellTimeout, CellUnavailable
 
@@ -180,9 +186,7 @@ class Dispatcher:
             MessageReturned,
             BusUnavailable,
             aio_pika.exceptions.AMQPError,
-            # The requests channel closed under the call (the broker went away): aiormq raises a
-            # RuntimeError subclass, not an AMQPError, and it was a 500 (tests/test_broker_outage.py).
-            aiormq.exceptions.ChannelInvalidStateError,
+            *CHANNEL_LOST,
         ) as exc:
             raise CellUnavailable(
                 f"The request could not be handed to the cell ({exc}); retry shortly.",

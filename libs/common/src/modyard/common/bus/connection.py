@@ -50,6 +50,9 @@ log = structlog.get_logger(__name__)
 
 #: How often a lost broker connection is retried (services and the cell SDK).
 RECONNECT_SECONDS = 1.0
+#: What aiormq raises when a publish's channel or connection went away under it: the channel
+#: closed (a ``RuntimeError``, not an ``AMQPError``) or the connection dropped.
+CHANNEL_LOST = (aiormq.exceptions.ChannelInvalidStateError, aiormq.exceptions.AMQPConnectionError)
 
 MessageCallback = Callable[[AbstractIncomingMessage], Awaitable[None]]
 #: Declares a service's own exchanges, queues and consumers on (publish channel, connection);
@@ -350,10 +353,7 @@ class Bus:
                 mandatory=True,
                 timeout=timeout,
             )
-        except (
-            aiormq.exceptions.ChannelInvalidStateError,
-            aiormq.exceptions.AMQPConnectionError,
-        ) as exc:
+        except CHANNEL_LOST as exc:
             # The channel or the connection went away under this publish (aio-pika restores them
             # in the background). Unconfirmed means not sent: the caller retries or refuses.
             raise BusUnavailable(f"the message broker connection was lost ({exc})") from exc
