@@ -58,7 +58,10 @@ def service_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
         # The ingress and the dispatcher need each other: the closures read them once both exist.
         ingress = Ingress(tokens, lambda: pipeline, default_exchange)
         dispatcher = Dispatcher(
-            bus, on_ingress=ingress.on_message, ingress_prefetch=settings.ingress_prefetch
+            bus,
+            amqp_url=settings.amqp_url,
+            on_ingress=ingress.on_message,
+            ingress_prefetch=settings.ingress_prefetch,
         )
         pipeline = Pipeline(
             cells, installer, dispatcher, requests, timeout_seconds=settings.request_timeout_seconds
@@ -92,9 +95,11 @@ def service_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
         # full passes, which otherwise show as latency spikes on the request path.
         gc.collect()
         gc.freeze()
+        dispatcher.start()
         try:
             yield
         finally:
+            await dispatcher.stop()
             await registry.close()
             await installer.close()
             await broker.close()

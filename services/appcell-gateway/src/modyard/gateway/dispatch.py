@@ -5,44 +5,41 @@
     appcell.requests (topic) ──#──▶ appcell-gateway.requests (quorum): AMQP ingress
         requests without reply_to ──▶ appcell-gateway.requests.dead (quorum), with their reason
 
+Requests and replies travel on a connection of their own, a lean
+:class:`~modyard.common.bus.wire.Wire` (the action call's hot path; aio-pika cost about three
+times the CPU per round trip), with publisher confirms. The ingress queue and the exchanges are
+declared on the service's :class:`Bus` like any other topology.
+
 A request carries ``correlation_id``, ``reply_to`` (this process's reply queue), the header
 ``reply-exchange`` and an ``expiration`` equal to the timeout, so a cell that was down does not
 work through requests nobody waits for any more. Requests are published ``mandatory`` and
-**transient** on a channel of their own with publisher confirms: the caller waits for the cell's
-reply anyway, and a request is worthless after its timeout, so writing it to disk would only add
-latency; the confirm of a transient message costs no disk write, and it is how the broker reports a
-request it cannot route (the cell's queue is gone), which then fails at once with a 503.
+**transient** with publisher confirms: the caller waits for the cell's reply anyway, and a request
+is worthless after its timeout, so writing it to disk would only add latency; the confirm of a
+transient message costs no disk write, and it is how the broker reports a request it cannot route
+(the cell's queue is gone), which then fails at once with a 503.
 
-The reply is matched by correlation id to the one waiting caller; a reply for a request that
-already timed out finds nobody and is dropped, so it can never reach another caller. A reply must come from the broker user of the cell that
+The reply queue keeps its name across reconnections, so a reply sent while the connection was
+being restored still reaches the caller waiting for it. The reply is matched by correlation id to
+the one waiting caller; a reply for a request that already timed out finds nobody and is dropped,
+so it can never reach another caller. A reply must come from the broker user of the cell that
 was asked (RabbitMQ vouches for ``user_id``); anything else is dropped as well.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
-import aiormq
 import structlog
-from aio_pika.abc import (
-    AbstractExchange,
-    AbstractIncomingMessage,
-    AbstractRobustChannel,
-    AbstractRobustConnection,
-)
+from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
 
-from modyard.common.bus.connection import (
-    CHANNEL_LOST,
-    Bus,
-    BusUnavailable,
-    MessageCallback,
-    MessageReturned,
-)
+from modyard.common.bus.connection import Bus, BusUnavailable, MessageCallback, MessageReturned
+from modyard.common.bus.wire import Delivery, Properties, Wire, WireConnection
 from modyard.gateway.broker_admin import REPLIES_EXCHANGE
 from modyard.gateway.problems import CellTimeout, CellUnavailable
 
@@ -58,7 +55,7 @@ TRANSIENT = 1
 REPLY_EXCHANGE_HEADER = "reply-exchange"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     future: asyncio.Future[Any]
     user: str | None
@@ -67,19 +64,39 @@ class _Pending:
 class Dispatcher:
     """Sends requests to cells and hands each reply to the one caller waiting for it."""
 
-    def __init__(self, bus: Bus, *, on_ingress: MessageCallback, ingress_prefetch: int) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        amqp_url: str,
+        on_ingress: MessageCallback,
+        ingress_prefetch: int,
+    ) -> None:
         self._bus = bus
         self._on_ingress = on_ingress
         self._ingress_prefetch = ingress_prefetch
         self._pending: dict[str, _Pending] = {}
-        self.reply_queue = f"appcell-gateway.replies.{uuid.uuid4().hex[:12]}"
+        process = uuid.uuid4().hex[:12]
+        self.reply_queue = f"appcell-gateway.replies.{process}"
+        # Correlation ids only meet this process's reply queue: a counter keeps them unique.
+        self._correlation_ids = (f"{process}.{n:x}" for n in itertools.count())
         self.late_replies = 0
         self.default_exchange: AbstractExchange | None = None
-        self._requests: AbstractRobustChannel | None = None
+        self._wire = Wire(
+            amqp_url, name="modyard-appcell-gateway-requests", setup=self._setup, confirms=True
+        )
+        bus.require(lambda: self._wire.is_connected)
+
+    def start(self) -> None:
+        self._wire.start()
+
+    async def stop(self) -> None:
+        await self._wire.stop()
 
     async def declare(
         self, channel: AbstractRobustChannel, connection: AbstractRobustConnection
     ) -> dict[str, AbstractExchange]:
+        """The bus's part: the exchanges and the AMQP ingress."""
         replies = await channel.declare_exchange(
             REPLIES_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
         )
@@ -87,15 +104,6 @@ class Dispatcher:
         ingress = await channel.declare_exchange(
             INGRESS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
         )
-        request_channel = await connection.channel(publisher_confirms=True, on_return_raises=False)
-        assert isinstance(request_channel, aio_pika.RobustChannel)
-        self._requests = request_channel
-        reply_channel = await connection.channel()
-        reply_queue = await reply_channel.declare_queue(
-            self.reply_queue, exclusive=True, auto_delete=True
-        )
-        await reply_queue.bind(replies, routing_key=self.reply_queue)
-        await reply_queue.consume(self.on_reply, no_ack=True)
         ingress_channel = await connection.channel()
         await ingress_channel.set_qos(prefetch_count=self._ingress_prefetch)
         ingress_queue = await ingress_channel.declare_queue(
@@ -109,21 +117,32 @@ class Dispatcher:
         )
         # Taken only once the bus is ready: after a restart the queued and redelivered requests
         # arrive at once, and would be answered 503 "broker not connected" by call().
-        self._bus.consume_when_ready(ingress_queue, self._on_ingress)
+        self._bus.consume_when_ready(
+            ingress_queue, self._on_ingress, after=self._wire.wait_connected
+        )
         return {REPLIES_EXCHANGE: replies, INGRESS_EXCHANGE: ingress}
 
-    async def on_reply(self, message: AbstractIncomingMessage) -> None:
-        correlation_id = message.correlation_id or ""
+    async def _setup(self, connection: WireConnection) -> None:
+        """The wire's part, on every (re)connect: this process's reply queue (exclusive to the
+        connection, so the broker deletes it with a dead process) and its consumer."""
+        await connection.declare_exchange(REPLIES_EXCHANGE, "direct", durable=True)
+        await connection.declare_queue(self.reply_queue, exclusive=True, auto_delete=True)
+        await connection.bind_queue(self.reply_queue, REPLIES_EXCHANGE, self.reply_queue)
+        await connection.consume(self.reply_queue, self.on_reply, no_ack=True)
+
+    def on_reply(self, message: Delivery) -> None:
+        properties = message.properties
+        correlation_id = properties.correlation_id or ""
         pending = self._pending.get(correlation_id)
         if pending is None or pending.future.done():
             self.late_replies += 1
             log.info("late_reply_discarded", correlation_id=correlation_id)
             return
-        if pending.user is not None and message.user_id != pending.user:
+        if pending.user is not None and properties.user_id != pending.user:
             log.warning(
                 "reply_from_wrong_user_discarded",
                 correlation_id=correlation_id,
-                user=message.user_id,
+                user=properties.user_id,
             )
             return
         del self._pending[correlation_id]
@@ -146,21 +165,19 @@ class Dispatcher:
         ``request_id`` is the message's id, what the cell remembers answers by; the reply is
         matched by a correlation id of its own, unique even when a caller sends one request
         twice at once."""
-        correlation_id = uuid.uuid4().hex
+        correlation_id = next(self._correlation_ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = _Pending(future, user)
         try:
-            if self._requests is None or not self._bus.is_connected:
+            connection = self._wire.connection
+            if connection is None:
                 raise BusUnavailable("the message broker is not connected")
             async with asyncio.timeout(timeout):
-                # The frame's properties built directly and sent on the underlying aiormq
-                # channel, as the bus does: aio_pika's Message costs more than the publish.
-                channel = await self._requests.get_underlay_channel()
-                confirmed = await channel.basic_publish(
+                confirmed = connection.publish(
+                    "",
+                    queue,
                     json.dumps(body, separators=(",", ":")).encode(),
-                    exchange="",
-                    routing_key=queue,
-                    properties=aiormq.spec.Basic.Properties(
+                    Properties(
                         content_type="application/json",
                         delivery_mode=TRANSIENT,
                         message_id=request_id,
@@ -173,8 +190,13 @@ class Dispatcher:
                     ),
                     mandatory=True,
                 )
-                if not isinstance(confirmed, aiormq.spec.Basic.Ack):
-                    raise MessageReturned(f"the cell's queue {queue!r} does not exist any more")
+                assert confirmed is not None, "the requests' connection confirms"
+                try:
+                    await confirmed
+                except MessageReturned:
+                    raise MessageReturned(
+                        f"the cell's queue {queue!r} does not exist any more"
+                    ) from None
                 return await future
         except TimeoutError:
             raise CellTimeout(
@@ -182,12 +204,7 @@ class Dispatcher:
                 "discarded. Retry later or check that the cell is running.",
                 timeout_seconds=timeout,
             ) from None
-        except (
-            MessageReturned,
-            BusUnavailable,
-            aio_pika.exceptions.AMQPError,
-            *CHANNEL_LOST,
-        ) as exc:
+        except (MessageReturned, BusUnavailable) as exc:
             raise CellUnavailable(
                 f"The request could not be handed to the cell ({exc}); retry shortly.",
                 retry_after_seconds=2,

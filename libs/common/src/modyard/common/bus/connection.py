@@ -96,6 +96,7 @@ class Bus:
         self._connect_task: asyncio.Task[None] | None = None
         self._consumer_starts: dict[str, asyncio.Task[None]] = {}
         self._closing = False
+        self._requirements: list[Callable[[], bool]] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -129,18 +130,37 @@ class Bus:
             and connection.connected.is_set()
         )
 
-    def consume_when_ready(self, queue: AbstractQueue, callback: MessageCallback) -> None:
+    def require(self, check: Callable[[], bool]) -> None:
+        """Another broker connection of the service (a :class:`~modyard.common.bus.wire.Wire`)
+        that ``/readyz`` reports as part of the broker."""
+        self._requirements.append(check)
+
+    @property
+    def is_ready(self) -> bool:
+        """Connected, and every connection added with :meth:`require` is too."""
+        return self.is_connected and all(check() for check in self._requirements)
+
+    def consume_when_ready(
+        self,
+        queue: AbstractQueue,
+        callback: MessageCallback,
+        *,
+        after: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         """Consume ``queue`` once the bus is ready. Topology hooks run before it is, and a message
         taken then could not publish what it produces or its answer: it would be given back
         after a pause (one of its deliveries spent for nothing) or answered 503 although nothing
         is wrong. A hook run again (an earlier connection attempt failed) replaces the earlier
-        wait; aio-pika restores the consumer itself after a reconnect."""
+        wait; aio-pika restores the consumer itself after a reconnect. ``after`` is awaited too:
+        what else the callback needs (another connection)."""
         earlier = self._consumer_starts.pop(queue.name, None)
         if earlier is not None:
             earlier.cancel()
 
         async def consume() -> None:
             await self.wait_ready()
+            if after is not None:
+                await after()
             await queue.consume(callback)
 
         self._consumer_starts[queue.name] = asyncio.create_task(

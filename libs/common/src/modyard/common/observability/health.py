@@ -47,10 +47,10 @@ async def readyz(request: Request) -> Any:
     checks: dict[str, CheckState] = {
         "database": "up" if database_up else "down",
         "migrations": "up" if state.lifecycle.migrated.is_set() else "pending",
-        "broker": "up" if state.bus.is_connected else "down",
+        "broker": "up" if state.bus.is_ready else "down",
     }
     DEPENDENCY_UP.labels(service, "database").set(1 if database_up else 0)
-    DEPENDENCY_UP.labels(service, "broker").set(1 if state.bus.is_connected else 0)
+    DEPENDENCY_UP.labels(service, "broker").set(1 if checks["broker"] == "up" else 0)
     if all(value == "up" for value in checks.values()):
         return JSONResponse(Readiness(service=service, checks=checks).model_dump())
     failing = ", ".join(f"{name} is {value}" for name, value in checks.items() if value != "up")
