@@ -589,8 +589,17 @@ class Wire:
         return self.connection is not None
 
     def start(self) -> None:
+        """Connect in the background (a broker that is not there yet is waited for)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"wire-{self._name}")
+            self._task = asyncio.create_task(self._run(None), name=f"wire-{self._name}")
+
+    async def connect(self) -> WireConnection:
+        """Connect now, raising if that fails; then keep the connection as :meth:`start` does."""
+        if self._task is not None:
+            return await self.wait_connected()
+        connection = await self._open()
+        self._task = asyncio.create_task(self._run(connection), name=f"wire-{self._name}")
+        return connection
 
     async def wait_connected(self) -> WireConnection:
         while True:
@@ -610,34 +619,41 @@ class Wire:
         if connection is not None:
             await connection.close()
 
-    async def _run(self) -> None:
+    async def _open(self) -> WireConnection:
+        connection = await WireConnection.open(
+            self._url, name=self._name, confirms=self._confirms, prefetch=self._prefetch
+        )
+        try:
+            await self._setup(connection)
+        except BaseException:
+            connection.abort()
+            raise
+        return connection
+
+    async def _run(self, connection: WireConnection | None) -> None:
         failures = 0
         while True:
-            try:
-                connection = await WireConnection.open(
-                    self._url, name=self._name, confirms=self._confirms, prefetch=self._prefetch
-                )
+            if connection is None:
                 try:
-                    await self._setup(connection)
-                except BaseException:
-                    connection.abort()
-                    raise
-            except (OSError, TimeoutError) as exc:
-                failures += 1
-                # Every second while the broker is away: one line, then one per minute.
-                if failures == 1 or failures % 60 == 0:
-                    log.warning(
-                        "amqp_connect_failed", wire=self._name, error=str(exc) or type(exc).__name__
-                    )
-                await asyncio.sleep(self._reconnect_seconds)
-                continue
-            if failures:
-                log.info("amqp_reconnected", wire=self._name, after_attempts=failures)
-            failures = 0
+                    connection = await self._open()
+                except (OSError, TimeoutError) as exc:
+                    failures += 1
+                    # Every second while the broker is away: one line, then one per minute.
+                    if failures == 1 or failures % 60 == 0:
+                        log.warning(
+                            "amqp_connect_failed",
+                            wire=self._name,
+                            error=str(exc) or type(exc).__name__,
+                        )
+                    await asyncio.sleep(self._reconnect_seconds)
+                    continue
+                if failures:
+                    log.info("amqp_reconnected", wire=self._name, after_attempts=failures)
+                failures = 0
             self._connection = connection
             self._ready.set()
             reason = await connection.closed
             self._ready.clear()
-            self._connection = None
+            self._connection = connection = None
             log.warning("amqp_connection_lost", wire=self._name, reason=str(reason))
             await asyncio.sleep(self._reconnect_seconds)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractQueue
 
+from modyard.common.bus.wire import WireConnection
 from modyard.sdk.cell.errors import CellError
 from modyard.sdk.cell.worker import Handler, Worker, WorkerOptions, call_handler
 
@@ -67,14 +67,14 @@ class Cell:
 
     # -- the adapter the worker core runs -----------------------------------------------------------
 
-    async def declare(self, channel: AbstractChannel, queue: str | None) -> AbstractQueue:
+    async def declare(self, connection: WireConnection, queue: str | None) -> str:
         if not queue:
             raise ValueError(
                 "a cell consumes the queue the gateway gave its installation: pass the queue "
                 "(`modyard cells credentials`)"
             )
         # Passive: the gateway owns the queue; the cell's user may only read it.
-        return await channel.declare_queue(queue, passive=True)
+        return await connection.declare_queue(queue, passive=True)
 
     def describe(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"resource": request.get("resource"), "action": request.get("action")}

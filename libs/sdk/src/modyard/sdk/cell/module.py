@@ -20,10 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import aio_pika
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractQueue
 
+from modyard.common.bus.wire import WireConnection
 from modyard.sdk.cell.errors import CellError
 from modyard.sdk.cell.worker import Handler, Worker, WorkerOptions, call_handler
 
@@ -64,12 +63,10 @@ class ModuleWorker:
 
         return register
 
-    async def declare(self, channel: AbstractChannel, queue: str | None) -> AbstractQueue:
-        exchange = await channel.declare_exchange(
-            MODULES_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
-        )
-        declared = await channel.declare_queue(queue or module_queue(self.name), durable=True)
-        await declared.bind(exchange, routing_key=self.name)
+    async def declare(self, connection: WireConnection, queue: str | None) -> str:
+        await connection.declare_exchange(MODULES_EXCHANGE, "direct", durable=True)
+        declared = await connection.declare_queue(queue or module_queue(self.name), durable=True)
+        await connection.bind_queue(declared, MODULES_EXCHANGE, self.name)
         return declared
 
     def describe(self, request: dict[str, Any]) -> dict[str, Any]:
