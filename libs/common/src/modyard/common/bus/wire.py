@@ -97,6 +97,7 @@ class WireConnection(asyncio.Protocol):
         self._rpc_lock = asyncio.Lock()
         self._rpc_reply: asyncio.Future[Frame] | None = None
         self._consumers: dict[str, DeliveryCallback] = {}
+        self._consumer_count = 0
         self._incoming: _Incoming | None = None
         self._delivery_tag = 0
         #: Unconfirmed publishes by delivery tag (in order), with the key a return is matched by.
@@ -241,13 +242,20 @@ class WireConnection(asyncio.Protocol):
     async def consume(self, queue: str, callback: DeliveryCallback, *, no_ack: bool) -> str:
         """Deliver ``queue``'s messages to ``callback``, called in the event loop as each one is
         complete; it must not block (start a task for real work). Returns the consumer tag."""
-        reply = await self._rpc(
-            spec.Basic.Consume(queue=queue, no_ack=no_ack), spec.Basic.ConsumeOk
-        )
-        assert isinstance(reply, spec.Basic.ConsumeOk)
-        assert reply.consumer_tag
-        self._consumers[reply.consumer_tag] = callback
-        return reply.consumer_tag
+        # The tag is ours and the callback in place before the broker hears of the consumer: it
+        # sends the queue's waiting messages right behind ConsumeOk, often in the same read.
+        self._consumer_count += 1
+        tag = f"modyard.{self._consumer_count}"
+        self._consumers[tag] = callback
+        try:
+            await self._rpc(
+                spec.Basic.Consume(queue=queue, consumer_tag=tag, no_ack=no_ack),
+                spec.Basic.ConsumeOk,
+            )
+        except BaseException:
+            self._consumers.pop(tag, None)
+            raise
+        return tag
 
     async def cancel(self, consumer_tag: str) -> None:
         """Stop a consumer; messages already delivered stay to be acknowledged."""
@@ -267,7 +275,11 @@ class WireConnection(asyncio.Protocol):
     ) -> asyncio.Future[None] | None:
         """Send a message. With publisher confirms, the future resolves once the broker took it,
         and raises :class:`MessageReturned` (a ``mandatory`` message no queue took; matched by its
-        ``correlation_id`` or ``message_id``) or :class:`WireClosed`. Without confirms: None."""
+        ``correlation_id`` or ``message_id``, which must then be unique among the messages in
+        flight) or :class:`WireClosed`. Without confirms: None."""
+        returnable = (properties.correlation_id or properties.message_id) if mandatory else None
+        if mandatory and self._confirms and not returnable:
+            raise ValueError("a mandatory publish needs a correlation_id or message_id")
         transport = self._open_transport()
         key = (exchange, routing_key, mandatory)
         method = self._publish_frames.get(key)
@@ -290,7 +302,6 @@ class WireConnection(asyncio.Protocol):
             return None
         self._delivery_tag += 1
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        returnable = (properties.correlation_id or properties.message_id) if mandatory else None
         if returnable:
             self._returnable[returnable] = self._delivery_tag
         self._unconfirmed[self._delivery_tag] = (confirmed, returnable)
@@ -314,7 +325,7 @@ class WireConnection(asyncio.Protocol):
             return
         self._close_reply = asyncio.get_running_loop().create_future()
         with contextlib.suppress(WireClosed):
-            self._send(spec.Connection.Close(reply_code=200, reply_text="bye"), channel=0)
+            self._send(_connection_close("bye"), channel=0)
         with contextlib.suppress(TimeoutError, WireClosed):
             async with asyncio.timeout(_CLOSE_TIMEOUT_SECONDS):
                 await self._close_reply
@@ -477,9 +488,7 @@ class WireConnection(asyncio.Protocol):
             else:
                 # One channel is all this connection has: without it, the connection is done.
                 self._send(spec.Channel.CloseOk())
-                self._send(
-                    spec.Connection.Close(reply_code=200, reply_text="channel closed"), channel=0
-                )
+                self._send(_connection_close("channel closed"), channel=0)
         self._lost(error)
         self.abort()
 
@@ -548,6 +557,11 @@ class WireConnection(asyncio.Protocol):
             self._heartbeat = loop.call_later(interval, beat)
 
         self._heartbeat = loop.call_later(interval, beat)
+
+
+def _connection_close(reason: str) -> spec.Connection.Close:
+    # class_id and method_id name the method that failed; 0 for a close that is not an error.
+    return spec.Connection.Close(reply_code=200, reply_text=reason, class_id=0, method_id=0)
 
 
 Setup = Callable[[WireConnection], Awaitable[None]]
@@ -652,7 +666,8 @@ class Wire:
                 failures = 0
             self._connection = connection
             self._ready.set()
-            reason = await connection.closed
+            # Shielded: stop() cancels this task, and must still find the connection to close.
+            reason = await asyncio.shield(connection.closed)
             self._ready.clear()
             self._connection = connection = None
             log.warning("amqp_connection_lost", wire=self._name, reason=str(reason))
