@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,6 +137,10 @@ def test_is_running_checks_the_command_line() -> None:
 
 def test_terminate_stops_a_child_and_zombies_count_as_gone() -> None:
     child = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    # On a loaded machine the child's /proc entry may show its new command line a moment late.
+    deadline = time.monotonic() + 5
+    while not processes.is_running(child.pid, "sleep") and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert processes.is_running(child.pid, "sleep")
     assert processes.terminate(child.pid, expect="sleep", timeout=5)
     child.wait(timeout=5)
