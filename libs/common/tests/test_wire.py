@@ -531,3 +531,21 @@ async def test_close_is_polite(connect: Opener) -> None:
     async with asyncio.timeout(WAIT):
         await connection.close()  # a second close does nothing
     assert connection.closed.result() is None
+
+
+async def test_a_failing_consumer_callback_leaves_the_connection_working(connect: Opener) -> None:
+    connection = await connect(confirms=True)
+    queue = await connection.declare_queue(unique("failing"), auto_delete=True)
+    inbox = Inbox()
+
+    def callback(delivery: Delivery) -> None:
+        if delivery.body == b"boom":
+            raise RuntimeError("a bug in the owner's callback")
+        inbox(delivery)
+
+    await connection.consume(queue, callback, no_ack=True)
+    await confirmed(connection.publish("", queue, b"boom", Properties()))
+    await confirmed(connection.publish("", queue, b"after", Properties()))
+
+    assert (await inbox.next()).body == b"after"
+    assert connection.is_open

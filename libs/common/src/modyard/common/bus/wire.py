@@ -441,16 +441,18 @@ class WireConnection(asyncio.Protocol):
         callback = self._consumers.get(method.consumer_tag or "")
         if callback is None:
             return  # cancelled meanwhile: unacknowledged, the broker redelivers it
-        callback(
-            Delivery(
-                method.delivery_tag or 0,
-                bool(method.redelivered),
-                method.exchange or "",
-                method.routing_key or "",
-                incoming.properties,
-                body,
-            )
+        delivery = Delivery(
+            method.delivery_tag or 0,
+            bool(method.redelivered),
+            method.exchange or "",
+            method.routing_key or "",
+            incoming.properties,
+            body,
         )
+        try:
+            callback(delivery)
+        except Exception:  # the owner's bug must not take the connection and its frames down
+            log.exception("amqp_consumer_callback_failed", consumer_tag=method.consumer_tag)
 
     def _on_confirm(self, delivery_tag: int, multiple: bool, error: Exception | None) -> None:
         unconfirmed = self._unconfirmed
