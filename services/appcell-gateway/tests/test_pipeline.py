@@ -322,3 +322,27 @@ async def test_an_idempotency_key_makes_a_retried_call_run_once_per_caller(env: 
     )
     assert too_long.status_code == 422
     assert [error["pointer"] for error in too_long.json()["errors"]] == ["/header/idempotency-key"]
+
+
+async def test_a_lost_requests_connection_is_a_503_until_it_is_restored(env: Env) -> None:
+    # The requests to cells have a broker connection of their own (modyard.common.bus.wire).
+    connection = env.gateway.dispatcher.connection
+    assert connection is not None
+    connection.abort()
+
+    refused = await env.call("create", {"domain": "lost-link.com", "years": 1})
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["type"].endswith("/cell-unavailable")
+    assert refused.headers["retry-after"] == "2"
+    ready = await env.client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["broker"] == "down"
+
+    async def restored() -> bool:
+        return (await env.client.get("/readyz")).status_code == 200
+
+    await eventually(restored, timeout=10)
+    assert env.gateway.dispatcher.connection not in (None, connection)
+    answered = await env.call("create", {"domain": "lost-link.com", "years": 1})
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["result"]["domain"] == "lost-link.com"

@@ -90,6 +90,11 @@ class Dispatcher:
     def start(self) -> None:
         self._wire.start()
 
+    @property
+    def connection(self) -> WireConnection | None:
+        """The requests' connection to the broker, while it is open."""
+        return self._wire.connection
+
     async def stop(self) -> None:
         await self._wire.stop()
 
