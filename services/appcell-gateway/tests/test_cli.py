@@ -9,6 +9,7 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import uvicorn
@@ -120,3 +121,24 @@ async def test_cell_run_serves_until_sigterm_and_finishes_what_it_started(
         from examples.resellerclub_cell.cell import cell
 
         await env.run_cell(f"{WS}:rc", cell)
+
+
+async def test_cell_run_with_refused_credentials_says_why(env: Env, tmp_path: Path) -> None:
+    given = await env.credentials(f"{WS}:rc")
+    url = urlsplit(given["amqp_url"])
+    netloc = f"{url.username}:wrong-password@{url.hostname}:{url.port}"
+    wrong = {**given, "amqp_url": urlunsplit(url._replace(netloc=netloc))}
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps(wrong))
+    process = await asyncio.create_subprocess_exec(
+        *run_command("examples.resellerclub_cell.cell:cell", credentials),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 1
+    said = " ".join(stderr.decode().split())
+    assert "cannot start newResellerClubCell" in said
+    assert "ACCESS_REFUSED" in said
+    assert "Traceback" not in said

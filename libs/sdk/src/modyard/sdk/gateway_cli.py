@@ -199,7 +199,7 @@ def cell_run(
     log_level: Annotated[str, typer.Option(envvar="MODYARD_LOG_LEVEL")] = "INFO",
 ) -> None:
     """Run a cell until SIGTERM/SIGINT; requests in flight are finished before it exits."""
-    # Imported here: the worker pulls in aio-pika, which no other command needs at start-up.
+    # Imported here: the worker pulls in the AMQP client, which no other command needs.
     from modyard.sdk.cell.runner import load_target, serve
     from modyard.sdk.cell.worker import WorkerOptions
 
@@ -225,7 +225,14 @@ def cell_run(
         shutdown_timeout=shutdown_timeout,
     )
     _fast_event_loop()
-    asyncio.run(serve(runnable, options))
+    try:
+        asyncio.run(serve(runnable, options))
+    except (OSError, TimeoutError) as exc:  # BusUnavailable is one: refused, unreachable
+        reason = (str(exc) or type(exc).__name__).rstrip(".")
+        raise fail(
+            f"cannot start {runnable.name}: {reason}. Check --amqp-url (or the credentials, "
+            "`modyard cells credentials`) and that the broker is reachable."
+        ) from exc
 
 
 def _fast_event_loop() -> None:
