@@ -11,7 +11,8 @@ about a third of the CPU.
 
 It does only what those paths need, on one channel: PLAIN login, heartbeats, declaring and binding
 queues and exchanges, consuming and cancelling, publishing with or without publisher confirms
-(``mandatory`` returns included), acknowledging. Everything else (services' topology, events,
+(``mandatory`` returns included), acknowledging. URLs: ``amqp://`` and ``amqps://`` (TLS against
+the system's trust store), the vhost as the path, ``?heartbeat=`` (seconds) as the one option. Everything else (services' topology, events,
 the outbox) stays on aio-pika through :class:`~modyard.common.bus.connection.Bus`.
 
 :class:`Wire` keeps one such connection open: it reconnects every ``RECONNECT_SECONDS`` and runs
