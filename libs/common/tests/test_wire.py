@@ -228,14 +228,22 @@ async def test_a_body_larger_than_a_frame_arrives_whole(connect: Opener) -> None
     assert (third.properties.message_id, third.body) == ("empty", b"")
 
 
-async def test_prefetch_holds_the_next_message_until_the_ack(connect: Opener) -> None:
+async def one_and_two_waiting(
+    connect: Opener, prefix: str, *, auto_delete: bool
+) -> tuple[WireConnection, str, Inbox]:
+    """A consumer with prefetch 1 on a new queue, and "one" then "two" published to it."""
     consumer = await connect(prefetch=1)
-    queue = await consumer.declare_queue(unique("acked"), auto_delete=True)
+    queue = await consumer.declare_queue(unique(prefix), auto_delete=auto_delete)
     inbox = Inbox()
     await consumer.consume(queue, inbox, no_ack=False)
     publisher = await connect(confirms=True)
     await confirmed(publisher.publish("", queue, b"one", Properties()))
     await confirmed(publisher.publish("", queue, b"two", Properties()))
+    return consumer, queue, inbox
+
+
+async def test_prefetch_holds_the_next_message_until_the_ack(connect: Opener) -> None:
+    consumer, _, inbox = await one_and_two_waiting(connect, "acked", auto_delete=True)
 
     first = await inbox.next()
     assert (first.body, first.redelivered) == (b"one", False)
@@ -252,13 +260,7 @@ async def test_prefetch_holds_the_next_message_until_the_ack(connect: Opener) ->
 async def test_an_unacknowledged_message_is_redelivered_once_its_connection_ends(
     connect: Opener, ending: str
 ) -> None:
-    consumer = await connect(prefetch=1)
-    queue = await consumer.declare_queue(unique("unacked"))
-    inbox = Inbox()
-    await consumer.consume(queue, inbox, no_ack=False)
-    publisher = await connect(confirms=True)
-    await confirmed(publisher.publish("", queue, b"one", Properties()))
-    await confirmed(publisher.publish("", queue, b"two", Properties()))
+    consumer, queue, inbox = await one_and_two_waiting(connect, "unacked", auto_delete=False)
     first = await inbox.next()
     consumer.ack(first.delivery_tag)
     held = await inbox.next()
