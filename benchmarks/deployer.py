@@ -158,11 +158,7 @@ async def deployer_load(infra: IsolatedInfra) -> dict[str, Any]:
     reason = await _unavailable(settings)
     if reason is not None:
         return {"benchmark": "deployer", "skipped": reason}
-    login = RegistryLogin.from_url(
-        settings.image_registry_url,
-        settings.image_registry_username,
-        settings.image_registry_password.get_secret_value(),
-    )
+    login = RegistryLogin.from_settings(settings)
     namespace = f"bench{uuid.uuid4().hex[:8]}"
     path, tag = f"modyard-bench-{namespace}/idle", "v1"
     image = await publish_test_image(

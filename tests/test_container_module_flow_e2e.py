@@ -82,11 +82,7 @@ async def test_a_deployed_container_module_runs_a_flow_node_and_a_suspended_one_
 ) -> None:
     settings = CommonSettings()
     operator = auth_headers(settings, Role.operator)
-    login = RegistryLogin.from_url(
-        settings.image_registry_url,
-        settings.image_registry_username,
-        settings.image_registry_password.get_secret_value(),
-    )
+    login = RegistryLogin.from_settings(settings)
     module = f"cgi-{uuid.uuid4().hex[:8]}"
     path = f"modyard-test-{module}/echo"
     namespace = f"t{uuid.uuid4().hex[:10]}"

@@ -322,11 +322,7 @@ DEPLOYMENTS = 4
 
 async def test_a_killed_deployer_adopts_its_containers(cluster: Cluster) -> None:
     settings = CommonSettings()
-    login = RegistryLogin.from_url(
-        settings.image_registry_url,
-        settings.image_registry_username,
-        settings.image_registry_password.get_secret_value(),
-    )
+    login = RegistryLogin.from_settings(settings)
     path = f"modyard-test-{NAMESPACE}/kill"
     image = await publish_test_image(
         settings.docker_host, login, path, "1.0.0", httpd_command("$PORT", body="$GREETING")

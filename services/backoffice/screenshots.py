@@ -130,11 +130,7 @@ async def seed(console: Console, api: httpx.AsyncClient, image: str | None) -> d
 
     deployer = urls["deployer"]
     settings = CommonSettings()
-    login = RegistryLogin.from_url(
-        settings.image_registry_url,
-        settings.image_registry_username,
-        settings.image_registry_password.get_secret_value(),
-    )
+    login = RegistryLogin.from_settings(settings)
     base = {
         "registry_host": login.host,
         "token_id": login.username,
@@ -221,11 +217,7 @@ async def photograph(console: Console, seeded: dict[str, Any], deployed: bool) -
 async def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     settings = CommonSettings()
-    login = RegistryLogin.from_url(
-        settings.image_registry_url,
-        settings.image_registry_username,
-        settings.image_registry_password.get_secret_value(),
-    )
+    login = RegistryLogin.from_settings(settings)
     command = ["sh", "-c", 'echo "$GREETING"; echo "ready on port 8080"; exec sleep 3600']
     try:
         image: str | None = await publish_test_image(

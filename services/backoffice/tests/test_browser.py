@@ -164,11 +164,7 @@ async def test_a_container_module_is_created_deployed_and_reaches_running(
     page: Page, console: Console
 ) -> None:
     settings = CommonSettings()
-    login = RegistryLogin.from_url(
-        settings.image_registry_url,
-        settings.image_registry_username,
-        settings.image_registry_password.get_secret_value(),
-    )
+    login = RegistryLogin.from_settings(settings)
     name = f"web-{uuid.uuid4().hex[:6]}"
     path = f"modyard-test-{name}/app"
     command = ["sh", "-c", 'echo "hello from $GREETING"; exec sleep 3600']

@@ -67,11 +67,7 @@ async def docker_host(infra_settings: CommonSettings) -> str:
 
 @pytest.fixture(scope="session")
 async def images(infra_settings: CommonSettings, docker_host: str) -> AsyncIterator[Images]:
-    login = RegistryLogin.from_url(
-        infra_settings.image_registry_url,
-        infra_settings.image_registry_username,
-        infra_settings.image_registry_password.get_secret_value(),
-    )
+    login = RegistryLogin.from_settings(infra_settings)
     host, _, port = login.host.partition(":")
     if not tcp_reachable(host, int(port or 80)):
         pytest.fail(f"no image registry at {login.host}; `make infra` starts one", pytrace=False)

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import aiodocker
 import httpx
 
+from modyard.common.settings import CommonSettings
+
 BUSYBOX = Path("/bin/busybox")
 
 
@@ -33,8 +35,13 @@ class RegistryLogin:
     password: str
 
     @classmethod
-    def from_url(cls, url: str, username: str, password: str) -> RegistryLogin:
-        return cls(host=urlsplit(url).netloc, username=username, password=password)
+    def from_settings(cls, settings: CommonSettings) -> RegistryLogin:
+        """The registry ``make infra`` runs (``MODYARD_IMAGE_REGISTRY_*``)."""
+        return cls(
+            host=urlsplit(settings.image_registry_url).netloc,
+            username=settings.image_registry_username,
+            password=settings.image_registry_password.get_secret_value(),
+        )
 
 
 def busybox_applets() -> list[str]:
