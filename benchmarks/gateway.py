@@ -34,17 +34,16 @@ import httpx
 from benchmarks import http_load
 from benchmarks.process_stats import cpu_seconds
 from examples.resellerclub_cell.module_archive import module_zip
+from examples.resellerclub_cell.process import CWD, cell_command
 from modyard.common.auth import Role, mint_token
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.cells import install_cell
+from modyard.common.testing.cells import first_answer, install_cell
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import auth_headers, service_process
-from modyard.sdk.cell.runner import run_command
 
 REQUESTS = 20_000
 CLIENTS = 32
 WS = "bench"
-ROOT = Path(__file__).resolve().parents[1]
 
 ECHO_RESPONDER = """
 import asyncio, sys, aio_pika, uvloop
@@ -203,12 +202,8 @@ async def gateway_load(infra: IsolatedInfra) -> dict[str, Any]:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
             json.dump(credentials, handle)
         cell = await asyncio.create_subprocess_exec(
-            *run_command(
-                "examples.resellerclub_cell.cell:cell",
-                Path(handle.name),
-                *("--prefetch", "64", "--concurrency", "64", "--log-level", "WARNING"),
-            ),
-            cwd=ROOT,
+            *cell_command(Path(handle.name), "--prefetch", "64", "--concurrency", "64"),
+            cwd=CWD,
             env={**os.environ, **quiet},
         )
         try:
@@ -216,15 +211,7 @@ async def gateway_load(infra: IsolatedInfra) -> dict[str, Any]:
             domains = [f"bench-{n}.com" for n in range(CLIENTS)]
             path = f"{gateway.url}/v1/cells/{WS}:rc/plugins/NewResellerClub/actions/create"
             for domain in domains:
-                deadline = time.monotonic() + 30
-                while True:  # the first calls wait for the cell process to connect
-                    created = await client.post(
-                        path, json={"payload": {"domain": domain, "years": 1}}
-                    )
-                    if created.status_code == 200:
-                        break
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"the cell does not answer: {created.text}")
+                await first_answer(client, path, {"payload": {"domain": domain, "years": 1}})
             gateway_cpu, cell_cpu = cpu_seconds(gateway.process.pid), cpu_seconds(cell.pid)
             through = await _through_gateway(gateway.url, user, domains)
             gateway_cpu = cpu_seconds(gateway.process.pid) - gateway_cpu

@@ -14,23 +14,15 @@ accepted before the restart was drained (after a database restart: until the fir
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from examples.resellerclub_cell.module_archive import module_zip
+from examples.resellerclub_cell.process import CWD, cell_command
 from modyard.common.testing.broker_outage import run_broker_outage
 from modyard.common.testing.database_restart import run_database_restart
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.resilience import Tally
-from modyard.sdk.cell.runner import run_command
 from modyard.sdk.dev.throwaway import throwaway_postgres, throwaway_rabbitmq
-
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE_CELL = "examples.resellerclub_cell.cell:cell"
-
-
-def _cell_command(credentials: Path) -> list[str]:
-    return run_command(EXAMPLE_CELL, credentials, "--log-level", "WARNING")
 
 
 def _total(*tallies: Tally) -> dict[str, int]:
@@ -44,8 +36,8 @@ async def resilience(infra: IsolatedInfra) -> dict[str, Any]:
             broker,
             infra.database_url,
             cell_archive=module_zip(),
-            cell_command=_cell_command,
-            cell_cwd=ROOT,
+            cell_command=cell_command,
+            cell_cwd=CWD,
         )
     async with throwaway_postgres() as database:
         restart = await run_database_restart(database, infra.amqp_url)

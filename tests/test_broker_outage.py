@@ -15,20 +15,15 @@ import pytest
 
 from modyard.common.testing.broker_outage import run_broker_outage
 from modyard.common.testing.infra import IsolatedInfra
-from modyard.sdk.cell.runner import run_command
 from modyard.sdk.dev.throwaway import throwaway_rabbitmq
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE_CELL = "examples.resellerclub_cell.cell:cell"
 sys.path.insert(0, str(ROOT))  # the example cell lives in examples/
 
 from examples.resellerclub_cell.module_archive import module_zip  # noqa: E402
+from examples.resellerclub_cell.process import CWD, cell_command  # noqa: E402
 
 pytestmark = pytest.mark.infra
-
-
-def cell_command(credentials: Path) -> list[str]:
-    return run_command(EXAMPLE_CELL, credentials, "--log-level", "WARNING")
 
 
 @pytest.mark.timeout(240)
@@ -41,7 +36,7 @@ async def test_broker_outage_is_refused_promptly_then_recovered_without_loss(
             infra.database_url,
             cell_archive=module_zip(),
             cell_command=cell_command,
-            cell_cwd=ROOT,
+            cell_cwd=CWD,
         )
     figures = report.figures()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,13 +15,11 @@ import uvicorn
 from gateway_env import WS, Env
 from typer.testing import CliRunner
 
+from examples.resellerclub_cell.process import CWD, cell_command
 from modyard.common.testing.services import free_port
-from modyard.sdk.cell.runner import run_command
 from modyard.sdk.cli import app as cli
 
 pytestmark = pytest.mark.infra
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +93,8 @@ async def test_cell_run_serves_until_sigterm_and_finishes_what_it_started(
     credentials.write_text(json.dumps(await env.credentials(f"{WS}:rc")))
     await env.stop_cell(f"{WS}:rc")  # the process below is the only consumer
     process = await asyncio.create_subprocess_exec(
-        *run_command("examples.resellerclub_cell.cell:cell", credentials),
-        cwd=ROOT,
-        env={**os.environ, "MODYARD_LOG_LEVEL": "INFO"},
+        *cell_command(credentials, log_level="INFO"),
+        cwd=CWD,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -131,8 +127,8 @@ async def test_cell_run_with_refused_credentials_says_why(env: Env, tmp_path: Pa
     credentials = tmp_path / "credentials.json"
     credentials.write_text(json.dumps(wrong))
     process = await asyncio.create_subprocess_exec(
-        *run_command("examples.resellerclub_cell.cell:cell", credentials),
-        cwd=ROOT,
+        *cell_command(credentials),
+        cwd=CWD,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

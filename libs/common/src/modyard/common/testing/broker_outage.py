@@ -23,7 +23,7 @@ import httpx
 
 from modyard.common.auth import Role, mint_token
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.cells import install_cell
+from modyard.common.testing.cells import first_answer, install_cell
 from modyard.common.testing.cluster import running_cluster
 from modyard.common.testing.resilience import (
     Caller,
@@ -173,17 +173,7 @@ async def run_broker_outage(
 
         create = f"{gateway}/v1/cells/{WS}:{CELL_SLUG}/plugins/{ACTION}/create"
         for n in range(CONCURRENCY):
-            created = False
-            for _ in range(300):  # the first calls wait for the cell process to connect
-                answer = await client.post(
-                    create, json={"payload": {"domain": _domain(n), "years": 1}}
-                )
-                if answer.status_code == 200:
-                    created = True
-                    break
-                await asyncio.sleep(0.1)
-            if not created:
-                raise AssertionError(f"the cell does not answer: {answer.text}")
+            await first_answer(client, create, {"payload": {"domain": _domain(n), "years": 1}})
         flow_id = await create_webhook_flow(client, runtime, WS)
         ledger = await stack.enter_async_context(
             FlowLedger(database_url, schema_of("runtime", SCHEMA_SUFFIX), flow_id)

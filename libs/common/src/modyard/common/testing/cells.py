@@ -56,3 +56,21 @@ async def install_cell(
     credentials = await client.get(f"{gateway}/v1/cells/{key}/credentials")
     assert credentials.status_code == 200, credentials.text
     return InstalledCell(key, str(installed.json()["id"]), dict(credentials.json()))
+
+
+async def first_answer(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any], *, timeout: float = 30.0
+) -> httpx.Response:
+    """POST ``body`` to an action call ``url`` until it answers 200: the first calls wait for a
+    cell process that was just started to connect. ``AssertionError`` after ``timeout`` s."""
+    answers: list[httpx.Response] = []
+
+    async def answered() -> bool:
+        answers.append(await client.post(url, json=body))
+        return answers[-1].status_code == 200
+
+    try:
+        await eventually(answered, timeout=timeout)
+    except AssertionError:
+        raise AssertionError(f"the cell does not answer: {answers[-1].text}") from None
+    return answers[-1]
