@@ -63,13 +63,17 @@ async def authenticate(
     return bearer_principal(verified_tokens(request.app), scheme, token)
 
 
-def bearer_principal(tokens: VerifiedTokens, scheme: str | None, token: str | None) -> Principal:
+_NO_BEARER = "Send 'Authorization: Bearer <token>'; `modyard token` mints a development token."
+
+
+def bearer_principal(
+    tokens: VerifiedTokens, scheme: str | None, token: str | None, *, missing: str = _NO_BEARER
+) -> Principal:
     """The caller of an ``Authorization: <scheme> <token>`` header, or a 401 problem (routes
-    served without FastAPI's dependencies call it directly)."""
+    served without FastAPI's dependencies and the gateway's AMQP ingress call it directly);
+    ``missing`` says where the token goes when there is none."""
     if not token or scheme is None or scheme.lower() != "bearer":
-        raise Unauthorized(
-            "Send 'Authorization: Bearer <token>'; `modyard token` mints a development token."
-        )
+        raise Unauthorized(missing)
     try:
         return tokens.principal(token)
     except TokenError as exc:

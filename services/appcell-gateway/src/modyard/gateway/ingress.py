@@ -27,16 +27,16 @@ import structlog
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from modyard.common.auth import bearer_principal
 from modyard.common.errors import (
     PROBLEM_CONTENT_TYPE,
     InvalidParam,
     Problem,
-    Unauthorized,
     ValidationFailed,
     problem_type,
 )
 from modyard.common.request_context import bound_context
-from modyard.common.tokens import TokenError, VerifiedTokens
+from modyard.common.tokens import VerifiedTokens
 from modyard.gateway.dispatch import INGRESS_DEAD_LETTER_QUEUE
 from modyard.gateway.pipeline import CellRequest, Pipeline
 
@@ -123,12 +123,12 @@ class Ingress:
         if isinstance(header, bytes):
             header = header.decode("utf-8", errors="replace")
         scheme, _, token = str(header or "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthorized("Put 'Bearer <token>' in the message's 'authorization' header.")
-        try:
-            principal = self._tokens.principal(token.strip())
-        except TokenError as exc:
-            raise Unauthorized(f"Send a valid bearer token: {exc}.") from exc
+        principal = bearer_principal(
+            self._tokens,
+            scheme,
+            token.strip(),
+            missing="Put 'Bearer <token>' in the message's 'authorization' header.",
+        )
         try:
             request = IngressRequest.model_validate_json(message.body)
         except ValidationError as exc:
