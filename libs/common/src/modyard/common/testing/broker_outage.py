@@ -28,9 +28,7 @@ from modyard.common.testing.cluster import running_cluster
 from modyard.common.testing.resilience import (
     Caller,
     Calls,
-    FlowLedger,
     Tally,
-    create_webhook_flow,
     error_lines,
     readiness,
     schema_of,
@@ -40,6 +38,7 @@ from modyard.common.testing.resilience import (
     unpublished_outbox_rows,
     until,
     wait_for,
+    webhook_load,
 )
 from modyard.common.testing.services import SERVICE_PACKAGES, ServiceProcess, auth_headers
 
@@ -174,13 +173,15 @@ async def run_broker_outage(
         create = f"{gateway}/v1/cells/{WS}:{CELL_SLUG}/plugins/{ACTION}/create"
         for n in range(CONCURRENCY):
             await first_answer(client, create, {"payload": {"domain": _domain(n), "years": 1}})
-        flow_id = await create_webhook_flow(client, runtime, WS)
-        ledger = await stack.enter_async_context(
-            FlowLedger(database_url, schema_of("runtime", SCHEMA_SUFFIX), flow_id)
+        ledger, flows = await webhook_load(
+            stack,
+            client,
+            runtime=runtime,
+            workspace=WS,
+            database_url=database_url,
+            schema_suffix=SCHEMA_SUFFIX,
+            concurrency=CONCURRENCY,
         )
-
-        async def hook(http: httpx.AsyncClient, key: int) -> httpx.Response:
-            return await http.post(f"{runtime}/v1/hooks/{WS}/{flow_id}/hook", json={"n": key})
 
         async def fetch(http: httpx.AsyncClient, key: int) -> httpx.Response:
             return await http.post(
@@ -195,7 +196,6 @@ async def run_broker_outage(
             return bool(response.json()["result"]["domain"] == _domain(key))
 
         user = mint_token(settings, subject="billia", roles=[Role.user], ttl_seconds=3600)
-        flows = Caller("hooks", hook, lambda _, r: r.status_code == 202, concurrency=CONCURRENCY)
         requests = Caller(
             "gateway",
             fetch,

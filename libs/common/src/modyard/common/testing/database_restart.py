@@ -28,9 +28,7 @@ from modyard.common.testing.infra import asyncpg_dsn
 from modyard.common.testing.resilience import (
     Caller,
     Calls,
-    FlowLedger,
     Tally,
-    create_webhook_flow,
     error_lines,
     readiness,
     schema_of,
@@ -38,6 +36,7 @@ from modyard.common.testing.resilience import (
     tally_flow,
     unpublished_outbox_rows,
     until,
+    webhook_load,
 )
 from modyard.common.testing.services import auth_headers
 
@@ -199,13 +198,15 @@ async def run_database_restart(
                 json={"module": LIBRARY, "slug": "lib"},
             )
         ).raise_for_status()
-        flow_id = await create_webhook_flow(client, runtime, WS)
-        ledger = await stack.enter_async_context(
-            FlowLedger(database.url, schema_of("runtime", SCHEMA_SUFFIX), flow_id)
+        ledger, flows = await webhook_load(
+            stack,
+            client,
+            runtime=runtime,
+            workspace=WS,
+            database_url=database.url,
+            schema_suffix=SCHEMA_SUFFIX,
+            concurrency=4,
         )
-
-        async def hook(http: httpx.AsyncClient, key: int) -> httpx.Response:
-            return await http.post(f"{runtime}/v1/hooks/{WS}/{flow_id}/hook", json={"n": key})
 
         async def install(http: httpx.AsyncClient, key: int) -> httpx.Response:
             return await http.post(
@@ -213,7 +214,6 @@ async def run_database_restart(
                 json={"module": APP, "slug": f"app-{key}"},
             )
 
-        flows = Caller("hooks", hook, lambda _, r: r.status_code == 202, concurrency=4)
         installs = Caller(
             "installs", install, lambda _, r: r.status_code == 201, concurrency=2, headers=operator
         )

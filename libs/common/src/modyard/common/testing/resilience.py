@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -348,8 +349,19 @@ async def until(check: Callable[[], bool], timeout: float) -> None:
         raise AssertionError(f"the load made no progress in {timeout:g} s")
 
 
-async def create_webhook_flow(client: httpx.AsyncClient, runtime: str, workspace: str) -> str:
-    """A running flow webhook → transform → log whose log entries carry the body's ``n``."""
+async def webhook_load(
+    stack: AsyncExitStack,
+    client: httpx.AsyncClient,
+    *,
+    runtime: str,
+    workspace: str,
+    database_url: str,
+    schema_suffix: str,
+    concurrency: int,
+) -> tuple[FlowLedger, Caller]:
+    """A running flow webhook → transform → log whose log entries carry the body's ``n``, the
+    ledger that reads them (open until ``stack`` closes) and a caller posting ``{"n": key}`` to
+    its webhook (202 is success), not yet started."""
     definition = {
         "nodes": {
             "hook": {"component": "core.webhook"},
@@ -369,4 +381,12 @@ async def create_webhook_flow(client: httpx.AsyncClient, runtime: str, workspace
     flow_id = str(created.json()["id"])
     started = await client.post(f"{runtime}/v1/workspaces/{workspace}/flows/{flow_id}/start")
     started.raise_for_status()
-    return flow_id
+    ledger = await stack.enter_async_context(
+        FlowLedger(database_url, schema_of("runtime", schema_suffix), flow_id)
+    )
+
+    async def hook(http: httpx.AsyncClient, key: int) -> httpx.Response:
+        return await http.post(f"{runtime}/v1/hooks/{workspace}/{flow_id}/hook", json={"n": key})
+
+    caller = Caller("hooks", hook, lambda _, r: r.status_code == 202, concurrency=concurrency)
+    return ledger, caller
