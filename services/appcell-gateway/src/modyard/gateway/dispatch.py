@@ -7,8 +7,9 @@
 
 Requests and replies travel on a connection of their own, a lean
 :class:`~modyard.common.bus.wire.Wire` (the action call's hot path; aio-pika cost about three
-times the CPU per round trip), with publisher confirms. The ingress queue and the exchanges are
-declared on the service's :class:`Bus` like any other topology.
+times the CPU per round trip), with publisher confirms; it declares the replies' exchange and
+this process's reply queue. The ingress exchange and queues are declared on the service's
+:class:`Bus` like any other topology.
 
 A request carries ``correlation_id``, ``reply_to`` (this process's reply queue), the header
 ``reply-exchange`` and an ``expiration`` equal to the timeout, so a cell that was down does not
@@ -101,10 +102,7 @@ class Dispatcher:
     async def declare(
         self, channel: AbstractRobustChannel, connection: AbstractRobustConnection
     ) -> dict[str, AbstractExchange]:
-        """The bus's part: the exchanges and the AMQP ingress."""
-        replies = await channel.declare_exchange(
-            REPLIES_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
-        )
+        """The bus's part: the AMQP ingress (the replies' exchange is the wire's, in _setup)."""
         self.default_exchange = channel.default_exchange
         ingress = await channel.declare_exchange(
             INGRESS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
@@ -125,7 +123,7 @@ class Dispatcher:
         self._bus.consume_when_ready(
             ingress_queue, self._on_ingress, after=self._wire.wait_connected
         )
-        return {REPLIES_EXCHANGE: replies, INGRESS_EXCHANGE: ingress}
+        return {INGRESS_EXCHANGE: ingress}
 
     async def _setup(self, connection: WireConnection) -> None:
         """The wire's part, on every (re)connect: this process's reply queue (exclusive to the
