@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -346,3 +347,33 @@ async def test_a_lost_requests_connection_is_a_503_until_it_is_restored(env: Env
     answered = await env.call("create", {"domain": "lost-link.com", "years": 1})
     assert answered.status_code == 200, answered.text
     assert answered.json()["result"]["domain"] == "lost-link.com"
+
+
+async def test_every_step_is_logged_with_the_correlation_id(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="modyard.gateway.pipeline"):
+        response = await env.call(
+            "create",
+            {"domain": "logged-steps.com", "years": 1},
+            headers={**env.token(), "X-Correlation-ID": "steps-of-one-call"},
+        )
+    assert response.status_code == 200, response.text
+    events = [
+        record.msg
+        for record in caplog.records
+        if record.name == "modyard.gateway.pipeline"
+        and isinstance(record.msg, dict)
+        and record.msg.get("correlation_id") == "steps-of-one-call"
+    ]
+    assert [event["event"] for event in events] == [
+        "action_found",
+        "security_passed",
+        "payload_valid",
+        "settings_read",
+        "cell_answered",
+        "result_valid",
+        "cell_request",
+    ]
+    assert events[-1]["outcome"] == "success"
+    assert events[-1]["latency_ms"] > 0
