@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import tracemalloc
 import zipfile
 
 import pytest
@@ -23,6 +24,7 @@ from modyard.modules.archive import (
     read_archive,
 )
 from modyard.modules.testing import (
+    compressed_bomb,
     duplicate_names_zip,
     encrypted_zip,
     make_zip,
@@ -100,3 +102,35 @@ def test_expanded_size_is_counted_from_the_data_not_the_headers() -> None:
 def test_case_variants_of_one_name_count_as_duplicates() -> None:
     with pytest.raises(DuplicateEntry):
         read_archive(make_zip({"AppCell.json": "{}", "appcell.JSON": "{}"}), LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("compression", "expanded"),
+    [
+        pytest.param(zipfile.ZIP_BZIP2, 200 * 1024 * 1024, id="bzip2"),
+        pytest.param(zipfile.ZIP_LZMA, 100 * 1024 * 1024, id="lzma"),
+    ],
+)
+def test_bzip2_and_lzma_bombs_are_refused_before_they_expand(
+    compression: int, expanded: int
+) -> None:
+    # zipfile gives these decompressors a whole compressed block with no output bound: the old
+    # reader held the entire expansion in memory before the 1 MB cap below could count it.
+    data = compressed_bomb(compression, expanded)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ArchiveRejected) as caught:
+            read_archive(data, ArchiveLimits(max_expanded_bytes=1024 * 1024))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.slug == "archive-compression-unsupported", caught.value.detail
+    assert caught.value.entry == "zeros.bin"
+    assert "deflate" in caught.value.detail
+    assert peak < 4 * 1024 * 1024, f"reading the bomb peaked at {peak} bytes"
+
+
+def test_stored_and_deflated_entries_are_read() -> None:
+    for compression in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        files = read_archive(make_zip({"a.txt": "x" * 1000}, compression=compression), LIMITS)
+        assert files["a.txt"] == b"x" * 1000

@@ -1,12 +1,16 @@
-"""Hostile archives through the registry's HTTP API, with its default limits: real zip bombs, zip
-slip, links and 100,000 entries are each refused with their own 413/422 problem, quickly, and
-nothing is stored. (libs/modules/tests/test_archive.py covers every rule on small samples.)"""
+"""Hostile archives through the registry's HTTP API, with its default limits: real zip bombs
+(overlapping, deflate, bzip2, LZMA), YAML alias bombs, zip slip, links and 100,000 entries are each
+refused with their own 413/422 problem, quickly, and nothing is stored; parsing a large archive
+leaves the event loop free. (libs/modules/tests/test_archive.py covers every rule on small
+samples.)"""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import stat
 import struct
+import threading
 import time
 import zipfile
 from collections.abc import AsyncIterator
@@ -19,7 +23,10 @@ from sqlalchemy import func, select
 from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import auth_headers, in_process
-from modyard.modules.testing import make_zip, symlink_entry, zip_with_entry
+from modyard.modules.archive import ArchiveLimits
+from modyard.modules.formats.base import ModuleFiles
+from modyard.modules.testing import compressed_bomb, make_zip, symlink_entry, zip_with_entry
+from modyard.registry import publishing
 from modyard.registry.app import create_app
 from modyard.registry.models import Archive, Module, ModuleVersion
 from modyard.registry.settings import RegistrySettings
@@ -105,6 +112,19 @@ async def stored(app: Any) -> tuple[int, int, int]:
         pytest.param(overlapping_bomb, 422, "archive-overlapping-entries", id="overlapping-bomb"),
         pytest.param(high_ratio_bomb, 422, "archive-expands-too-much", id="high-ratio-bomb"),
         pytest.param(many_entries, 422, "archive-too-many-entries", id="100000-entries"),
+        # 200 MB of zeros in ~500 bytes: zipfile would inflate it in one unbounded call.
+        pytest.param(
+            lambda: compressed_bomb(zipfile.ZIP_BZIP2, 200 * 1024 * 1024, extra=MANIFEST),
+            422,
+            "archive-compression-unsupported",
+            id="bzip2-bomb",
+        ),
+        pytest.param(
+            lambda: compressed_bomb(zipfile.ZIP_LZMA, 200 * 1024 * 1024, extra=MANIFEST),
+            422,
+            "archive-compression-unsupported",
+            id="lzma-bomb",
+        ),
         pytest.param(
             lambda: slip("../../etc/cron.d/evil"), 422, "archive-path-traversal", id="slip-dotdot"
         ),
@@ -158,3 +178,70 @@ async def test_an_archive_over_the_size_cap_is_a_413(
     assert response.status_code == 413, response.text
     assert response.json()["type"].endswith("/archive-too-large")
     assert await stored(app) == before
+
+
+def billion_laughs_workspace(levels: int) -> bytes:
+    """A Prisme.ai workspace whose extra key holds ``10 ** levels`` strings from ``10 * levels``
+    aliases: a few hundred bytes of YAML, a manifest of ``10 ** levels`` values once expanded."""
+    lines = ["name: Laughs", "slug: laughs", "version: 1", "automations: {}", 'l0: &l0 "lol"']
+    lines += [f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 10)}]" for n in range(1, levels + 1)]
+    return make_zip({"laughs.yml": "\n".join(lines) + "\n"})
+
+
+async def test_a_yaml_billion_laughs_is_refused_naming_the_file_and_nothing_is_stored(
+    registry: tuple[httpx.AsyncClient, Any],
+) -> None:
+    client, app = registry
+    before = await stored(app)
+    # 10**6 values from 60 aliases: stored expanded (~8 MB of manifest) before the alias budget.
+    response = await client.post(
+        "/v1/modules",
+        files={"archive": ("laughs.zip", billion_laughs_workspace(6), "application/zip")},
+    )
+    assert response.status_code == 422, response.text[:500]
+    problem = response.json()
+    assert problem["type"].endswith("/invalid-manifest"), problem
+    assert "laughs.yml" in problem["detail"]
+    assert "alias" in problem["detail"]
+    assert [error["file"] for error in problem["errors"]] == ["laughs.yml"]
+    assert await stored(app) == before
+
+
+async def test_healthz_answers_while_a_large_archive_is_being_parsed(
+    registry: tuple[httpx.AsyncClient, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parse is held mid-way (deterministically, not by timing): /healthz must answer before
+    it is let go. Parsed on the event loop, the loop would be stuck in the held parse instead."""
+    client, _app = registry
+    parsing, release = threading.Event(), threading.Event()
+    order: list[str] = []
+    real_read_archive = publishing.read_archive
+
+    def held_read_archive(data: bytes, limits: ArchiveLimits) -> ModuleFiles:
+        files = real_read_archive(data, limits)
+        parsing.set()
+        # Bounded only so that a regression fails instead of hanging the session.
+        release.wait(timeout=30)
+        order.append("parsed")
+        return files
+
+    monkeypatch.setattr(publishing, "read_archive", held_read_archive)
+    large = make_zip(
+        {
+            "modyard.yaml": "name: large-parse\nversion: 1.0.0\nkind: connector\n",
+            **{f"lib/f{i}.js": f"// {i}\n" + "x = 1;\n" * 20_000 for i in range(50)},
+        }
+    )
+    publish = asyncio.create_task(
+        client.post("/v1/modules", files={"archive": ("large.zip", large, "application/zip")})
+    )
+    try:
+        await asyncio.to_thread(parsing.wait, 60)
+        assert parsing.is_set(), "the parse never started"
+        health = await client.get("/healthz")
+        order.append(f"healthz {health.status_code}")
+    finally:
+        release.set()
+    response = await publish
+    assert response.status_code == 201, response.text
+    assert order == ["healthz 200", "parsed"]

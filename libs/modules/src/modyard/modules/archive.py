@@ -5,6 +5,14 @@ size each entry really expands to (counted while decompressing, never taken from
 the nesting depth, and every name (no absolute paths, no ``..``, no links, no duplicates, no two
 entries sharing bytes — the trick behind overlapping zip bombs). Each refusal is its own
 :class:`ArchiveRejected` subclass, which the API turns into its own problem ``type``.
+
+Only stored and deflated entries are read. ``zipfile`` inflates deflate in bounded steps, but it
+hands a whole compressed block of a bzip2 or LZMA entry to the decompressor with no bound on
+the output, so a 925-byte bzip2 entry reached 2.1 GB of memory before the expanded-size cap
+could count a byte. Zip tools write deflate by default; the other methods are refused from the
+central directory, before anything is decompressed.
+
+Parsing is CPU-bound and synchronous: async callers run it with ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ from modyard.modules.formats.base import ModuleFiles
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 _LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
 _CHUNK = 64 * 1024
+# Methods whose decompression zipfile bounds per read (deflate: ``decompress(data, max_length)``).
+_READABLE_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+_METHOD_NAMES = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA", 9: "deflate64"}
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,10 @@ class EmptyArchive(ArchiveRejected):
     slug = "archive-empty"
 
 
+class UnsupportedCompression(ArchiveRejected):
+    slug = "archive-compression-unsupported"
+
+
 ALL_REJECTIONS: tuple[type[ArchiveRejected], ...] = (
     NotAZip,
     ArchiveTooLarge,
@@ -104,6 +119,7 @@ ALL_REJECTIONS: tuple[type[ArchiveRejected], ...] = (
     OverlappingEntries,
     EncryptedEntry,
     EmptyArchive,
+    UnsupportedCompression,
 )
 
 
@@ -149,6 +165,13 @@ def _checked_name(entry: zipfile.ZipInfo, limits: ArchiveLimits) -> str:
     raw = entry.filename
     if entry.flag_bits & 0x1:
         raise EncryptedEntry(f"{raw!r} is encrypted; upload an unencrypted archive.", entry=raw)
+    if entry.compress_type not in _READABLE_METHODS:
+        method = _METHOD_NAMES.get(entry.compress_type, f"method {entry.compress_type}")
+        raise UnsupportedCompression(
+            f"{raw!r} is compressed with {method}; only stored and deflate entries are accepted. "
+            "Re-pack the module with deflate (the default of zip tools and `modyard pack`).",
+            entry=raw,
+        )
     mode = entry.external_attr >> 16
     if stat.S_ISLNK(mode):
         raise LinkEntry(

@@ -20,6 +20,22 @@ def make_zip(files: Mapping[str, bytes | str], *, compression: int = zipfile.ZIP
     return buffer.getvalue()
 
 
+def compressed_bomb(
+    compression: int, expanded: int, *, extra: Mapping[str, str] | None = None
+) -> bytes:
+    """One entry of ``expanded`` zero bytes compressed with ``compression`` (bzip2: 200 MB fit in
+    ~500 bytes; LZMA: 100 MB in ~15 KB), written in chunks so building it stays small."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+        for name, content in (extra or {}).items():
+            archive.writestr(name, content)
+        with archive.open("zeros.bin", "w") as entry:
+            chunk = bytes(1024 * 1024)
+            for _ in range(expanded // len(chunk)):
+                entry.write(chunk)
+    return buffer.getvalue()
+
+
 def zip_with_entry(
     info: zipfile.ZipInfo, content: bytes = b"x", extra: Mapping[str, bytes] | None = None
 ) -> bytes:

@@ -65,7 +65,8 @@ async def install(session: AsyncSession, deps: CellDeps, data: Mapping[str, Any]
     try:
         manifest = Manifest.model_validate(await deps.registry.manifest(cell.module, cell.version))
         archive = await deps.registry.archive(cell.module, cell.version)
-        cell.catalogue = build_catalogue(manifest, archive)
+        # Reading the archive and compiling its schemas is CPU work: off the event loop.
+        cell.catalogue = await asyncio.to_thread(build_catalogue, manifest, archive)
     except (CellInvalid, UpstreamMissing) as exc:
         cell.status, cell.error = INVALID, str(exc)
         await session.flush()

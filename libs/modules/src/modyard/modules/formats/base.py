@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 import yaml
 
+from modyard.modules.formats import safe_yaml
 from modyard.modules.manifest import Manifest, ModuleFormat
 
 
@@ -34,6 +35,17 @@ class ManifestError(Exception):
         self.issues = list(issues)
         summary = "; ".join(f"{i.file}{i.pointer}: {i.detail}" for i in self.issues[:5])
         super().__init__(summary or "invalid module")
+
+
+class UnsafeYaml(ManifestError):
+    """A YAML file over the alias/expansion budget of :mod:`safe_yaml` (→ 422 ``invalid-manifest``
+    naming the file). Raised even while formats are being detected, so the refusal says why."""
+
+
+def yaml_problem(path: str, exc: yaml.YAMLError) -> ManifestError:
+    if isinstance(exc, safe_yaml.YamlBudgetExceeded):
+        return UnsafeYaml([Issue(path, "", f"is refused: {exc}")])
+    return ManifestError([Issue(path, "", f"is not valid YAML: {exc}")])
 
 
 class UnresolvedReference(ManifestError):
@@ -94,9 +106,9 @@ class ModuleFiles(Mapping[str, bytes]):
 
     def yaml(self, path: str) -> Any:
         try:
-            return yaml.safe_load(self.text(path))
+            return safe_yaml.load(self.text(path))
         except yaml.YAMLError as exc:
-            raise ManifestError([Issue(path, "", f"is not valid YAML: {exc}")]) from exc
+            raise yaml_problem(path, exc) from exc
 
 
 @dataclass

@@ -58,12 +58,14 @@ import yaml
 from pydantic import ValidationError
 
 from modyard.common.semver import InvalidVersion, normalize_range, normalize_version
+from modyard.modules.formats import safe_yaml
 from modyard.modules.formats.base import (
-    Issue,
     IssueCollector,
     ManifestError,
     ModuleFiles,
+    UnsafeYaml,
     json_pointer,
+    yaml_problem,
 )
 from modyard.modules.formats.bundled_schemas import schema_problem
 from modyard.modules.manifest import (
@@ -132,8 +134,9 @@ class PrismeAiAdapter:
 # -- YAML ------------------------------------------------------------------------------------
 
 
-class _Yaml12Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 booleans, as Prisme.ai (js-yaml) reads its files.
+class _Yaml12Loader(safe_yaml.BoundedSafeLoader):
+    """PyYAML's safe loader with YAML 1.2 booleans, as Prisme.ai (js-yaml) reads its files, and
+    the alias budget of :mod:`safe_yaml`.
 
     YAML 1.1 would read ``repeat: {on: ...}`` as ``{True: ...}`` and ``value: no`` as ``False``.
     """
@@ -154,9 +157,9 @@ def load_yaml(files: ModuleFiles, path: str) -> Any:
     """A YAML file of the archive, read with YAML 1.2 booleans."""
     text = files.text(path)
     try:
-        return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+        return safe_yaml.load(text, _Yaml12Loader)
     except yaml.YAMLError as exc:
-        raise ManifestError([Issue(path, "", f"is not valid YAML: {exc}")]) from exc
+        raise yaml_problem(path, exc) from exc
 
 
 # -- detection -------------------------------------------------------------------------------
@@ -173,8 +176,11 @@ def _top_level_yaml(files: ModuleFiles) -> list[str]:
 
 
 def _load_quietly(files: ModuleFiles, path: str) -> Any:
+    """The document, or None when it is not YAML (then it is simply not a workspace)."""
     try:
         return load_yaml(files, path)
+    except UnsafeYaml:
+        raise  # an alias bomb is refused by name, not passed over as "some other format"
     except ManifestError:
         return None
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 from typing import Annotated
 
@@ -80,7 +81,10 @@ async def publish_module(
     if upload.kind == "json":
         manifest, media_type = manifest_from_json(upload.data, settings), JSON_MEDIA_TYPE
     else:
-        manifest, media_type = manifest_from_archive(upload.data, settings), ZIP_MEDIA_TYPE
+        # Unzipping and parsing is CPU-bound (seconds for a large archive): in a thread, so the
+        # event loop goes on answering /healthz and every other request meanwhile.
+        manifest = await asyncio.to_thread(manifest_from_archive, upload.data, settings)
+        media_type = ZIP_MEDIA_TYPE
     stored_module, version, created = await publish(
         session,
         settings,
