@@ -33,6 +33,31 @@ from modyard.deployer.testing import (
     remove_namespace,
 )
 
+#: What a deployed container can do (tests/test_container_sandbox.py reads its output): who it
+#: runs as, where it can write, and which of ``$PROBE_PORTS`` it can connect to on the host (the
+#: bridge's gateway and ``$HOST_IPS``). Its own listener on the bridge is the control that proves
+#: ``nc`` connects when something listens.
+PROBE_SCRIPT = r"""
+echo "uid=$(id -u) gid=$(id -g)"
+touch /rootfs-probe 2>/dev/null && echo "rootfs=writable" || echo "rootfs=readonly"
+for dir in /tmp /data; do
+  touch $dir/probe 2>/dev/null && echo "$dir=writable" || echo "$dir=readonly"
+done
+echo probe > /tmp/index.html
+httpd -p 0.0.0.0:$PORT -h /tmp
+self=$(ip -4 -o addr show eth0 | awk '{split($4, a, "/"); print a[1]}')
+gateway=$(ip route | awk '/^default/ {print $3}')
+echo "self=$self gateway=$gateway"
+nc -w 2 $self $PORT </dev/null && echo "control open $self:$PORT" || echo "control closed"
+for address in $gateway $HOST_IPS; do
+  for port in $PROBE_PORTS; do
+    nc -w 2 $address $port </dev/null && echo "open $address:$port" || echo "closed $address:$port"
+  done
+done
+echo "probe done"
+exec sleep 3600
+"""
+
 
 @dataclass
 class Images:
@@ -85,6 +110,7 @@ async def images(infra_settings: CommonSettings, docker_host: str) -> AsyncItera
         "ticker": {
             "command": ["sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"]
         },
+        "probe": {"command": ["sh", "-c", PROBE_SCRIPT]},
     }
     await asyncio.gather(
         *(
@@ -188,8 +214,14 @@ class Deployer:
 # Per module, not per session: a deployer left running would keep consuming the shared vhost's
 # ``deployer.events`` queue and take messages meant for later tests' processes.
 @pytest.fixture(scope="module")
+def deployer_settings() -> dict[str, str]:
+    """``MODYARD_DEPLOYER_*`` a test module adds to (or changes in) its deployer's environment."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 async def deployer(
-    infra: IsolatedInfra, images: Images, docker_host: str
+    infra: IsolatedInfra, images: Images, docker_host: str, deployer_settings: dict[str, str]
 ) -> AsyncIterator[Deployer]:
     namespace = f"t{uuid.uuid4().hex[:10]}"
     env = {
@@ -203,6 +235,7 @@ async def deployer(
         "MODYARD_DEPLOYER_STATE_GAUGES_INTERVAL_SECONDS": "0.2",
         "MODYARD_DEPLOYER_STOP_TIMEOUT_SECONDS": "1",
         "MODYARD_DEPLOYER_MEMORY_LIMIT_MB": "64",
+        **deployer_settings,
     }
     handle = Deployer(env, docker_host, namespace)
     await handle.start()

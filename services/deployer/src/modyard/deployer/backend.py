@@ -48,6 +48,22 @@ class RegistryCredentials:
 
 
 @dataclass(frozen=True)
+class Sandbox:
+    """How a container is confined (``container_policy.sandbox`` fills it in): it runs as
+    ``user`` with only ``capabilities`` (every other one dropped), no new privileges, a read-only
+    root file system where only ``writable_paths`` (tmpfs) and the data volume are writable, and
+    within these limits."""
+
+    user: str
+    capabilities: tuple[str, ...]
+    writable_paths: tuple[str, ...]
+    tmpfs_size_mb: int
+    memory_bytes: int
+    nano_cpus: int
+    pids_limit: int
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """One generation of a deployment, as a container."""
 
@@ -56,6 +72,7 @@ class ContainerSpec:
     generation: int
     image: str
     env: Mapping[str, str] = field(repr=False)
+    sandbox: Sandbox
     port: int | None = None
 
 

@@ -18,6 +18,8 @@ from modyard.common.bus.outbox import record_event
 from modyard.common.errors import BadRequest, Conflict, InvalidParam, NotFound, ValidationFailed
 from modyard.common.observability.metrics import DEPLOYMENTS
 from modyard.common.secrets import SecretBox
+from modyard.deployer import container_policy
+from modyard.deployer.container_policy import Declaration, InvalidDeclaration
 from modyard.deployer.events import image_of, status_changed
 from modyard.deployer.image_ref import (
     TAG_RE,
@@ -35,6 +37,7 @@ from modyard.deployer.schemas import (
     DeploymentPage,
     DeploymentPatch,
 )
+from modyard.deployer.settings import DeployerSettings
 
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
 
@@ -69,6 +72,35 @@ def _check_tag(tag: str, pointer: str) -> None:
         )
 
 
+def _confinement(declaration: Declaration, settings: DeployerSettings) -> Declaration:
+    try:
+        return container_policy.check(declaration, settings)
+    except InvalidDeclaration as exc:
+        raise _invalid(exc.pointer, exc.detail) from None
+
+
+def declaration_of(deployment: Deployment) -> Declaration:
+    return Declaration(
+        capabilities=list(deployment.capabilities or []),
+        user=deployment.run_as_user,
+        writable_paths=deployment.writable_paths,
+        memory_limit_mb=deployment.memory_limit_mb,
+        cpu_limit=deployment.cpu_limit,
+        pids_limit=deployment.pids_limit,
+    )
+
+
+def _store_confinement(deployment: Deployment, declaration: Declaration) -> None:
+    deployment.capabilities = list(declaration.capabilities)
+    deployment.run_as_user = declaration.user
+    deployment.writable_paths = (
+        None if declaration.writable_paths is None else list(declaration.writable_paths)
+    )
+    deployment.memory_limit_mb = declaration.memory_limit_mb
+    deployment.cpu_limit = declaration.cpu_limit
+    deployment.pids_limit = declaration.pids_limit
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -98,12 +130,15 @@ async def set_status(
 
 
 async def create(
-    session: AsyncSession, secrets: SecretBox, source: str, body: DeploymentCreate
+    session: AsyncSession, secrets: SecretBox, settings: DeployerSettings, body: DeploymentCreate
 ) -> Deployment:
     try:
         reference = parse_image_reference(body.image)
+        container_policy.check_registry(reference.host, settings)
     except InvalidImageReference as exc:
         raise _invalid("/body/image", str(exc)) from None
+    except InvalidDeclaration as exc:
+        raise _invalid(exc.pointer, exc.detail) from None
     registry_host = normalize_registry_host(body.registry_host)
     if registry_host.lower() != reference.host.lower():
         raise _invalid(
@@ -129,6 +164,17 @@ async def create(
             "The image has no version: end it with :version (or send tag), e.g. host/user/repo:1.0.0.",
         )
     _check_env(body.env, "/body/env")
+    declaration = _confinement(
+        Declaration(
+            capabilities=body.capabilities,
+            user=body.user,
+            writable_paths=body.writable_paths,
+            memory_limit_mb=body.memory_limit_mb,
+            cpu_limit=body.cpu_limit,
+            pids_limit=body.pids_limit,
+        ),
+        settings,
+    )
     if await session.scalar(select(Deployment.id).where(Deployment.name == body.name)):
         raise Conflict(
             f"A deployment named {body.name!r} exists already; choose another name, "
@@ -154,9 +200,10 @@ async def create(
         restart_count=0,
         backoff_step=0,
     )
+    _store_confinement(deployment, declaration)
     session.add(deployment)
     await session.flush()
-    await record_event(session, status_changed(source, deployment, None))
+    await record_event(session, status_changed(settings.source, deployment, None))
     return deployment
 
 
@@ -240,6 +287,12 @@ def describe(deployment: Deployment) -> DeploymentOut:
         env_names=list(deployment.env_names),
         port=deployment.port,
         endpoint=f"http://127.0.0.1:{deployment.port}" if serving else None,
+        capabilities=list(deployment.capabilities or []),
+        user=deployment.run_as_user,
+        writable_paths=deployment.writable_paths,
+        memory_limit_mb=deployment.memory_limit_mb,
+        cpu_limit=deployment.cpu_limit,
+        pids_limit=deployment.pids_limit,
         desired=Desired(deployment.desired),
         status=Status(deployment.status),
         reason=deployment.reason,
@@ -308,22 +361,52 @@ async def resume(session: AsyncSession, source: str, deployment: Deployment) -> 
     await set_status(session, source, deployment, Status.deploying)
 
 
+CONFINEMENT_FIELDS = (
+    "capabilities",
+    "user",
+    "writable_paths",
+    "memory_limit_mb",
+    "cpu_limit",
+    "pids_limit",
+)
+
+
 async def update(
     session: AsyncSession,
     secrets: SecretBox,
-    source: str,
+    settings: DeployerSettings,
     deployment: Deployment,
     patch: DeploymentPatch,
 ) -> None:
     _refuse_while_deleting(deployment)
+    source = settings.source
     changes = patch.model_dump(exclude_unset=True)
     if not changes:
-        raise _invalid("/body", "Send tag and/or env (or token_id, token, port) to change.")
+        raise _invalid(
+            "/body",
+            "Send tag and/or env (or token_id, token, port, or a confinement field) to change.",
+        )
+    # Checked before anything is changed: a refused PATCH leaves the deployment as it was.
+    declared = {
+        **vars(declaration_of(deployment)),
+        **{name: changes[name] for name in CONFINEMENT_FIELDS if name in changes},
+    }
+    if declared.get("capabilities") is None:
+        declared["capabilities"] = []
+    declaration = _confinement(Declaration(**declared), settings)
     if patch.tag is not None:
         _check_tag(patch.tag, "/body/tag")
-        deployment.tag, deployment.digest = patch.tag, None
     if patch.env is not None:
         _check_env(patch.env, "/body/env")
+    # The registry may have been taken off the allowed list since the deployment was made.
+    try:
+        container_policy.check_registry(deployment.registry_host, settings, "/body")
+    except InvalidDeclaration as exc:
+        raise _invalid(exc.pointer, exc.detail) from None
+    _store_confinement(deployment, declaration)
+    if patch.tag is not None:
+        deployment.tag, deployment.digest = patch.tag, None
+    if patch.env is not None:
         deployment.env_encrypted = secrets.encrypt_json(patch.env)
         deployment.env_names = sorted(patch.env)
     if patch.token_id is not None:

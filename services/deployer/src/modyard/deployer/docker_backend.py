@@ -1,15 +1,19 @@
 """The Docker implementation of :class:`~modyard.deployer.backend.ContainerBackend` (aiodocker).
 
-Containers use the host network (the daemon runs with ``--bridge=none``), carry labels naming the
-deployment and generation, have resource limits, mount the deployment's data volume, and have no
-restart policy: restarts belong to the reconciler, which applies CrashLoopBackOff and restarts
-unhealthy containers (Docker does neither).
+Containers are confined (:class:`~modyard.deployer.backend.Sandbox`: no capabilities but those
+allowed, no new privileges, read-only root with tmpfs paths, a non-root user, limits) and run on
+a bridge network the deployer creates, their port published on 127.0.0.1 only; they carry labels
+naming the deployment and generation, mount the deployment's data volume, and have no restart
+policy: restarts belong to the reconciler, which applies CrashLoopBackOff and restarts unhealthy
+containers (Docker does neither).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import tarfile
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -40,6 +44,11 @@ from modyard.deployer.registry_check import local_image_is_current
 from modyard.deployer.settings import DeployerSettings
 
 log = structlog.get_logger(__name__)
+
+#: Where published ports listen on the host: the runtime reaches modules there, nothing else can.
+PUBLISH_HOST = "127.0.0.1"
+#: Label of a data volume: the ``uid:gid`` its root directory was given to.
+LABEL_DATA_OWNER = "modyard.data.owner"
 
 #: Container events that can change what the reconciler must do.
 WATCHED_ACTIONS = ("die", "destroy", "start", "oom", "health_status")
@@ -81,6 +90,7 @@ class DockerBackend:
         self._namespace = settings.namespace
         # Registry checks of cached images (see registry_check); keep-alive makes them cheap.
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False)
+        self._network_ready = False
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -204,41 +214,151 @@ class DockerBackend:
                 states.append(state)
         return states
 
-    async def _ensure_volume(self, deployment_id: uuid.UUID, deployment_name: str) -> str:
-        name = self.volume_name(deployment_id, deployment_name)
-        # Creating an existing volume is a no-op that returns it.
-        await self._docker.volumes.create(  # type: ignore[no-untyped-call]
-            {"Name": name, "Labels": self._labels(deployment_id, deployment_name)}
-        )
+    async def _ensure_network(self) -> str:
+        """The bridge network deployed containers join, created once (an existing one is used).
+
+        Docker's options isolate containers on the bridge from each other (``enable_icc``) and
+        keep host ports off it; both are enforced by Docker's iptables rules, so on a daemon run
+        with ``--iptables=false`` only the routing applies (docs/deployer.md, "Confinement")."""
+        settings = self._settings
+        if settings.host_network:
+            return "host"
+        name = settings.network_name
+        if self._network_ready:
+            return name
+        try:
+            await self._docker.networks.get(name)
+        except aiodocker.DockerError as exc:
+            if exc.status != 404:
+                raise BackendUnavailable(
+                    f"Docker refused to inspect {name}: {exc.message}"
+                ) from None
+            try:
+                await self._docker.networks.create(
+                    {
+                        "Name": name,
+                        "Driver": "bridge",
+                        "CheckDuplicate": True,
+                        "Labels": {LABEL_NAMESPACE: self._namespace},
+                        "Options": {"com.docker.network.bridge.enable_icc": "false"},
+                    }
+                )
+            except aiodocker.DockerError as created:
+                if created.status != 409:  # made meanwhile by another pass: fine
+                    raise BackendError(
+                        f"Docker could not create the network {name}: {created.message}"
+                    ) from None
+        self._network_ready = True
         return name
 
+    async def _ensure_volume(
+        self, deployment_id: uuid.UUID, deployment_name: str, image: str, user: str
+    ) -> str:
+        """The data volume, its root owned by the container's user (Docker makes it root's, so a
+        non-root module could not write its own data)."""
+        name = self.volume_name(deployment_id, deployment_name)
+        try:
+            existing = await self._docker.volumes.get(name)  # type: ignore[no-untyped-call]
+            owner = ((existing or {}).get("Labels") or {}).get(LABEL_DATA_OWNER)
+        except aiodocker.DockerError as exc:
+            if exc.status != 404:
+                raise BackendUnavailable(
+                    f"Docker refused to inspect {name}: {exc.message}"
+                ) from None
+            labels = {**self._labels(deployment_id, deployment_name), LABEL_DATA_OWNER: user}
+            await self._docker.volumes.create({"Name": name, "Labels": labels})  # type: ignore[no-untyped-call]
+            owner = None
+        if owner != user and not user.startswith("0:"):  # root writes anywhere
+            await self._give_volume_to(name, image, user)
+        return name
+
+    async def _give_volume_to(self, volume: str, image: str, user: str) -> None:
+        """``chown uid:gid`` the volume's root, through a container that is never started: the
+        archive API extracts a directory entry owned by that user onto the mount point."""
+        uid, _, gid = user.partition(":")
+        entry = tarfile.TarInfo(self._settings.data_path.strip("/") or "data")
+        entry.type, entry.mode, entry.uid, entry.gid = tarfile.DIRTYPE, 0o750, int(uid), int(gid)
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            tar.addfile(entry)
+        try:
+            helper = await self._docker.containers.create(
+                {
+                    "Image": image,
+                    "Cmd": ["true"],  # never run; an image without a CMD needs one to be created
+                    "Labels": {LABEL_NAMESPACE: self._namespace},
+                    "HostConfig": {
+                        "NetworkMode": "none",
+                        "Mounts": [
+                            {"Type": "volume", "Source": volume, "Target": self._settings.data_path}
+                        ],
+                    },
+                }
+            )
+            try:
+                await helper.put_archive("/", archive.getvalue())  # type: ignore[no-untyped-call]
+            finally:
+                await helper.delete(force=True)
+        except aiodocker.DockerError as exc:
+            raise BackendError(
+                f"Docker could not give the data volume {volume} to user {user}: {exc.message}"
+            ) from None
+
+    def _host_config(self, spec: ContainerSpec, network: str, volume: str) -> dict[str, Any]:
+        settings, sandbox = self._settings, spec.sandbox
+        host_config: dict[str, Any] = {
+            "NetworkMode": network,
+            "CapDrop": ["ALL"],
+            "CapAdd": [f"CAP_{name}" for name in sandbox.capabilities] or None,
+            "SecurityOpt": ["no-new-privileges"],
+            "ReadonlyRootfs": True,
+            "Tmpfs": {
+                path: f"rw,nosuid,nodev,size={sandbox.tmpfs_size_mb}m"
+                for path in sandbox.writable_paths
+            },
+            "Privileged": False,
+            "Memory": sandbox.memory_bytes,
+            # No swap beyond the memory limit (Docker's default would double it).
+            "MemorySwap": sandbox.memory_bytes,
+            "NanoCpus": sandbox.nano_cpus,
+            "PidsLimit": sandbox.pids_limit,
+            "RestartPolicy": {"Name": "no"},
+            "Mounts": [{"Type": "volume", "Source": volume, "Target": settings.data_path}],
+            "LogConfig": {
+                "Type": "json-file",
+                "Config": {"max-size": settings.log_max_size, "max-file": "3"},
+            },
+        }
+        if spec.port is not None and network != "host":
+            # Same port on the host as in the container, so the endpoint the runtime reads
+            # (http://127.0.0.1:<port>) is unchanged; on 127.0.0.1 only.
+            host_config["PortBindings"] = {
+                f"{spec.port}/tcp": [{"HostIp": PUBLISH_HOST, "HostPort": str(spec.port)}]
+            }
+        return host_config
+
     async def create(self, spec: ContainerSpec) -> ContainerState:
-        settings = self._settings
         name = self.container_name(spec)
         env = dict(spec.env)
         if spec.port is not None:
             env.setdefault("PORT", str(spec.port))
-        volume = await self._ensure_volume(spec.deployment_id, spec.deployment_name)
+        network = await self._ensure_network()
+        user = spec.sandbox.user
+        volume = await self._ensure_volume(
+            spec.deployment_id, spec.deployment_name, spec.image, user
+        )
         config: dict[str, Any] = {
             "Image": spec.image,
+            "User": user,
             "Env": [f"{key}={value}" for key, value in env.items()],
             "Labels": {
                 **self._labels(spec.deployment_id, spec.deployment_name),
                 LABEL_GENERATION: str(spec.generation),
             },
-            "HostConfig": {
-                "NetworkMode": "host",
-                "Memory": settings.memory_limit_mb * 1024 * 1024,
-                "NanoCpus": int(settings.cpu_limit * 1e9),
-                "PidsLimit": settings.pids_limit,
-                "RestartPolicy": {"Name": "no"},
-                "Mounts": [{"Type": "volume", "Source": volume, "Target": settings.data_path}],
-                "LogConfig": {
-                    "Type": "json-file",
-                    "Config": {"max-size": settings.log_max_size, "max-file": "3"},
-                },
-            },
+            "HostConfig": self._host_config(spec, network, volume),
         }
+        if spec.port is not None:
+            config["ExposedPorts"] = {f"{spec.port}/tcp": {}}
         try:
             container = await self._docker.containers.create(config, name=name)
         except aiodocker.DockerError as exc:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, Integer, MetaData, String, Text, func
+from sqlalchemy import DateTime, Float, Integer, MetaData, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -65,6 +65,14 @@ class Deployment(Base):
     #: The env's names (values stay encrypted), shown in the read model.
     env_names: Mapped[list[str]] = mapped_column(JSONB, default=list)
     port: Mapped[int | None] = mapped_column(Integer)
+    #: What the deployment declares beyond the confined defaults (container_policy): capabilities
+    #: to add back, a ``uid:gid``, the writable paths (None: ``/tmp``), limits (None: defaults).
+    capabilities: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    run_as_user: Mapped[str | None] = mapped_column(String(32))
+    writable_paths: Mapped[list[str] | None] = mapped_column(JSONB)
+    memory_limit_mb: Mapped[int | None] = mapped_column(Integer)
+    cpu_limit: Mapped[float | None] = mapped_column(Float)
+    pids_limit: Mapped[int | None] = mapped_column(Integer)
 
     desired: Mapped[str] = mapped_column(String(16), default=Desired.not_deployed.value)
     #: Bumped by every deploy and every change of the spec: a container runs one generation.

@@ -39,7 +39,8 @@ from modyard.deployer.backend import (
     RegistryCredentials,
 )
 from modyard.deployer.backoff import BackoffPolicy
-from modyard.deployer.deployments import set_status
+from modyard.deployer.container_policy import InvalidDeclaration, check_registry, sandbox
+from modyard.deployer.deployments import declaration_of, set_status
 from modyard.deployer.events import image_of, status_changed
 from modyard.deployer.models import Deployment, Desired, Status
 from modyard.deployer.settings import DeployerSettings
@@ -451,11 +452,22 @@ class Reconciler:
                 generation=deployment.generation,
                 image=image,
                 env=self._secrets.decrypt_json(deployment.env_encrypted),
+                # Checked again: the operator may have narrowed the settings since it was stored.
+                sandbox=sandbox(declaration_of(deployment), self._settings),
                 port=deployment.port,
             )
+            check_registry(deployment.registry_host, self._settings, "")
             state = await self._pull_and_create(deployment, spec, recreating)
         except BackendUnavailable:
             raise
+        except InvalidDeclaration as exc:
+            where = f" ({exc.pointer.lstrip('/')})" if exc.pointer else ""
+            await self._failed(
+                deployment,
+                f"The deployment is no longer allowed{where}: {exc.detail} Then deploy again.",
+                previous,
+            )
+            return
         except BackendError as exc:
             await self._failed(deployment, str(exc), previous)
             return

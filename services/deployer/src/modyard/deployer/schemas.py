@@ -15,7 +15,34 @@ MAX_ENV_VARIABLES = 200
 MAX_ENV_VALUE = 32_768
 
 
-class DeploymentCreate(BaseModel):
+class Confinement(BaseModel):
+    """What a deployment declares beyond the confined defaults, within the operator's settings
+    (docs/deployer.md, "Confinement"); left out, the defaults apply."""
+
+    capabilities: list[str] = Field(
+        default_factory=list,
+        max_length=41,
+        description="Linux capabilities to add back (all are dropped), among those an operator "
+        "allowed (MODYARD_DEPLOYER_ALLOWED_CAPABILITIES)",
+        examples=[["NET_BIND_SERVICE"]],
+    )
+    user: str | None = Field(
+        default=None,
+        max_length=21,
+        description="uid or uid:gid to run as (default 65534:65534); root only if an operator "
+        "allows it (MODYARD_DEPLOYER_ALLOW_ROOT)",
+    )
+    writable_paths: list[str] | None = Field(
+        default=None,
+        description="Paths given a writable tmpfs on the otherwise read-only root file system "
+        "(default: /tmp); the data volume is always writable",
+    )
+    memory_limit_mb: int | None = Field(default=None, ge=6, description="Default: the deployer's")
+    cpu_limit: float | None = Field(default=None, gt=0, description="CPUs; default: the deployer's")
+    pids_limit: int | None = Field(default=None, ge=1, description="Default: the deployer's")
+
+
+class DeploymentCreate(Confinement):
     """A container module to deploy from a private registry (OneEntry's module form)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -49,7 +76,8 @@ class DeploymentCreate(BaseModel):
 
 
 class DeploymentPatch(BaseModel):
-    """A new version and/or environment: a running deployment is redeployed with it."""
+    """A new version and/or environment (or confinement): a running deployment is redeployed
+    with it. A confinement field sent as null goes back to the default."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -58,6 +86,12 @@ class DeploymentPatch(BaseModel):
     token_id: str | None = Field(default=None, min_length=1, max_length=255)
     token: SecretStr | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
+    capabilities: list[str] | None = Field(default=None, max_length=41)
+    user: str | None = Field(default=None, max_length=21)
+    writable_paths: list[str] | None = None
+    memory_limit_mb: int | None = Field(default=None, ge=6)
+    cpu_limit: float | None = Field(default=None, gt=0)
+    pids_limit: int | None = Field(default=None, ge=1)
 
 
 class DeploymentOut(BaseModel):
@@ -73,6 +107,12 @@ class DeploymentOut(BaseModel):
     endpoint: str | None = Field(
         description="http://127.0.0.1:{port} while the deployment is running, else null"
     )
+    capabilities: list[str] = Field(description="Capabilities added back (all others dropped)")
+    user: str | None = Field(description="The declared uid:gid; null: the deployer's default")
+    writable_paths: list[str] | None = Field(description="Writable tmpfs paths; null: /tmp")
+    memory_limit_mb: int | None = Field(description="Declared; null: the deployer's default")
+    cpu_limit: float | None
+    pids_limit: int | None
     desired: Desired
     status: Status
     reason: str | None = Field(description="Why the status is warn, in words to act on")

@@ -3,8 +3,8 @@ to the local token-protected registry.
 
 Used by the deployer's tests, its benchmark and any later test that needs a container module.
 The build context is made in memory: ``/bin/busybox`` plus one symlink per applet, so a command
-such as ``httpd -f -p 127.0.0.1:8080`` or ``sh -c '...'`` works without a ``RUN`` step (the
-daemon runs without a bridge network, so nothing is executed at build time).
+such as ``httpd -f -p 0.0.0.0:8080`` or ``sh -c '...'`` works without a ``RUN`` step (nothing is
+executed at build time).
 """
 
 from __future__ import annotations
@@ -143,15 +143,17 @@ async def publish_test_image(
 
 
 def httpd_command(port: int | str = "$PORT", body: str = "$GREETING") -> list[str]:
-    """Serve ``body`` (a shell word, e.g. ``$GREETING``) as ``/index.html`` on 127.0.0.1:<port>.
+    """Serve ``body`` (a shell word, e.g. ``$GREETING``) as ``/index.html`` on port ``port``.
 
-    The deployer gives a deployment's port to its container as ``$PORT`` (host networking).
+    The deployer gives a deployment's port to its container as ``$PORT`` and publishes it on the
+    host's 127.0.0.1; in the container it listens on every address of its own network namespace
+    (the bridge). The page is written to ``/tmp``, the writable tmpfs of a read-only root.
     """
     return [
         "sh",
         "-c",
-        f'echo "{body}" > /www/index.html && echo "serving {body} on {port}" '
-        f"&& exec httpd -f -v -p 127.0.0.1:{port} -h /www",
+        f'echo "{body}" > /tmp/index.html && echo "serving {body} on {port}" '
+        f"&& exec httpd -f -v -p 0.0.0.0:{port} -h /tmp",
     ]
 
 

@@ -34,7 +34,7 @@ async def create_deployment(
     body: DeploymentCreate, session: DbSession, context: Context, _: Operator, response: Response
 ) -> DeploymentOut:
     """Register a container module (status ``not_deployed``); the token and env are encrypted."""
-    deployment = await deployments.create(session, context.secrets, context.settings.source, body)
+    deployment = await deployments.create(session, context.secrets, context.settings, body)
     response.headers["Location"] = f"/v1/deployments/{deployment.id}"
     return deployments.describe(deployment)
 
@@ -106,7 +106,7 @@ async def update(
     """A new tag and/or env: a running deployment is redeployed, the old container serving until
     the new one is up (if the new one fails: ``warn``, and the old one keeps serving)."""
     deployment = await _change(session, context, ref)
-    await deployments.update(session, context.secrets, context.settings.source, deployment, body)
+    await deployments.update(session, context.secrets, context.settings, deployment, body)
     return deployments.describe(deployment)
 
 
