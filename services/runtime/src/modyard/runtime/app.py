@@ -26,6 +26,7 @@ from modyard.runtime.engine.topology import RuntimeTopology
 from modyard.runtime.engine.worker import NodeWorker
 from modyard.runtime.executors import AmqpExecutor, HttpExecutor, ModuleExecutors
 from modyard.runtime.failures import RetryPolicy
+from modyard.runtime.flows.events import EventGuard
 from modyard.runtime.installer_client import InstallerClient
 from modyard.runtime.settings import RuntimeSettings
 from modyard.runtime.webhooks.delivery import WebhookDeliverer
@@ -44,6 +45,11 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
     settings = settings or RuntimeSettings()
     buses: list[Bus] = []
     automations = AutomationsRuntime(settings)
+    event_guard = EventGuard(
+        max_depth=settings.event_max_depth,
+        rate_per_second=settings.event_rate_per_second,
+        burst=settings.event_burst,
+    )
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
@@ -60,7 +66,14 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         )
         ledger = ExecutionLedger(settings, max_size=settings.db_pool_size)
         worker = NodeWorker(
-            database, bus, flows, installer, executors, ledger, source=settings.source
+            database,
+            bus,
+            flows,
+            installer,
+            executors,
+            ledger,
+            source=settings.source,
+            events=event_guard,
         )
         topology = RuntimeTopology(
             on_work=worker.on_message,
@@ -124,7 +137,7 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         description="flows, triggers, executions, retries, the dead-letter store and system webhooks",
         migrations=Path(__file__).parent / "migrations",
         routers=routers,
-        subscriptions=subscriptions_for(lambda: buses[0]) + automations.subscriptions,
+        subscriptions=subscriptions_for(lambda: buses[0], event_guard) + automations.subscriptions,
         resources=resources,
         encrypted_columns=(
             EncryptedColumn("system_webhooks", "secret"),

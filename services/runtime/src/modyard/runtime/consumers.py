@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.connection import Bus
@@ -12,8 +13,10 @@ from modyard.common.bus.consumer import EventSubscription
 from modyard.common.bus.envelope import CloudEvent
 from modyard.runtime import catalog
 from modyard.runtime.engine.dispatch import send
-from modyard.runtime.engine.worker import FLOW_EMITTED
+from modyard.runtime.flows.events import EventGuard, heard_event
 from modyard.runtime.flows.service import event_trigger_messages, stop_flows_using
+
+log = structlog.get_logger(__name__)
 
 INSTALLATION_EVENTS = "modyard.installer.installation.*"
 REMOVED = "modyard.installer.installation.removed"
@@ -35,16 +38,19 @@ async def on_installation(session: AsyncSession, event: CloudEvent) -> None:
         )
 
 
-def subscriptions_for(bus: Callable[[], Bus]) -> list[EventSubscription]:
+def subscriptions_for(bus: Callable[[], Bus], guard: EventGuard) -> list[EventSubscription]:
     """``bus`` gives the service's bus once it exists (subscriptions are declared before it)."""
 
     async def on_any_event(session: AsyncSession, event: CloudEvent) -> None:
-        """``core.event`` triggers: an event of the type a running flow waits for starts a
-        message. Events a flow emits (``core.emit``) match by the type the flow gave them."""
-        kind, data = event.type, event.data
-        if event.type == FLOW_EMITTED and isinstance(event.data, dict):
-            kind, data = str(event.data.get("type")), event.data.get("data")
-        for message in await event_trigger_messages(session, kind, data, event):
+        """``core.event`` triggers: an event of the type a running flow of the event's workspace
+        waits for starts a message (see flows/events.py for what a flow may hear)."""
+        heard = heard_event(event)
+        if heard is None:
+            return
+        if guard.too_deep(heard.depth):
+            log.warning("flow_event_chain_too_deep", workspace=heard.workspace, type=heard.kind)
+            return
+        for message in await event_trigger_messages(session, heard, event):
             await send(bus(), message)
 
     return [

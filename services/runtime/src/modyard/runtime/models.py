@@ -47,6 +47,10 @@ class Flow(Base):
     description: Mapped[str | None] = mapped_column(Text)
     #: Whose permissions (ACL) the flow runs with: a subject, usually an email.
     owner: Mapped[str] = mapped_column(String(255))
+    #: Who created the flow (the caller), and which operator named someone else its owner: an
+    #: owner is never taken on a user's word (their ACL rules would be borrowed).
+    created_by: Mapped[str | None] = mapped_column(String(255))
+    owner_set_by: Mapped[str | None] = mapped_column(String(255))
     #: ``{"nodes": {id: {component, properties}}, "connections": [...], "retry_policy": {...}}``
     definition: Mapped[dict[str, Any]] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(String(16), default="stopped")

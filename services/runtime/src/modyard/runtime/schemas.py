@@ -17,6 +17,9 @@ class FlowOut(BaseModel):
     name: str
     description: str | None
     owner: str
+    created_by: str | None
+    #: The operator who named the owner, when it is not the flow's creator.
+    owner_set_by: str | None
     status: str
     stop_reason: str | None
     definition: dict[str, Any]

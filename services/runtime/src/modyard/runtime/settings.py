@@ -38,6 +38,11 @@ class RuntimeSettings(SecretKeysSettings):
     #: Off only where nothing may leave the machine (the API fuzzing test subscribes generated
     #: URLs): deliveries are still recorded, and stay pending.
     webhook_delivery_enabled: bool = True
+    #: Flow event chains (core.emit → core.event): the most emits in one chain, and the events
+    #: one workspace may emit per second on average (``event_burst`` at once), per process.
+    event_max_depth: int = Field(default=16, ge=1, le=1000)
+    event_rate_per_second: float = Field(default=100.0, gt=0)
+    event_burst: int = Field(default=500, ge=1)
     webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
     webhook_max_attempts: int = Field(default=10, ge=1)
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)

@@ -31,9 +31,9 @@ def _out(flow: Flow) -> FlowOut:
 async def create_flow(
     ws: Workspace, body: FlowIn, session: DbSession, principal: CurrentPrincipal
 ) -> FlowOut:
-    """Create a flow (stopped); the caller owns it unless ``owner`` names someone else."""
+    """Create a flow (stopped), owned by the caller; an operator may name another ``owner``."""
     _check_workspace(principal, ws)
-    return _out(await service.create_flow(session, ws, body, principal.subject))
+    return _out(await service.create_flow(session, ws, body, principal))
 
 
 @router.get("", response_model=FlowPage)
@@ -63,10 +63,13 @@ async def get_flow(
 async def replace_flow(
     ws: Workspace, flow_id: uuid.UUID, body: FlowIn, session: DbSession, principal: CurrentPrincipal
 ) -> FlowOut:
-    """Replace a stopped flow's name, description, owner and definition."""
+    """Replace a stopped flow's name, description and definition; a user who changes it owns
+    it from then on (only operators may name another ``owner``)."""
     _check_workspace(principal, ws)
     return _out(
-        await service.replace_flow(session, await service.get_flow(session, ws, flow_id), body)
+        await service.replace_flow(
+            session, await service.get_flow(session, ws, flow_id), body, principal
+        )
     )
 
 
@@ -90,7 +93,7 @@ async def validate_flow(
     """What would keep the flow from starting, without starting it."""
     _check_workspace(principal, ws)
     errors = await service.validate(
-        session, context.installer, await service.get_flow(session, ws, flow_id)
+        session, context.installer, await service.get_flow(session, ws, flow_id), principal
     )
     return FlowValidation(valid=not errors, errors=errors)
 
@@ -106,7 +109,7 @@ async def start_flow(
     """Validate the graph, the properties and the owner's ACL (every error at once), then run."""
     _check_workspace(principal, ws)
     flow = await service.start_flow(
-        session, context.installer, await service.get_flow(session, ws, flow_id)
+        session, context.installer, await service.get_flow(session, ws, flow_id), principal
     )
     context.flows.forget(flow.id)
     return _out(flow)

@@ -28,6 +28,9 @@ class WorkMessage(BaseModel):
     attempt: int = 1
     errors: list[FailedAttempt] = Field(default_factory=list)
     correlation_id: str | None = None
+    #: How many emitted events the chain that started this message went through (``core.emit``
+    #: → ``core.event``); children keep it, and an emit at the limit fails (flows/events.py).
+    depth: int = Field(default=0, ge=0)
 
     def child_id(self, connection_index: int, output_index: int) -> str:
         """Deterministic, so that re-publishing a node's outputs re-creates the same messages."""

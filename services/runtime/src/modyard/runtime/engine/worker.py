@@ -46,6 +46,7 @@ from modyard.runtime.engine.messages import FailedAttempt, WorkMessage
 from modyard.runtime.engine.topology import WORK_DEAD_LETTER_QUEUE
 from modyard.runtime.executors import ModuleExecutors
 from modyard.runtime.failures import classify_exception
+from modyard.runtime.flows.events import FLOW_EMITTED, EventGuard
 from modyard.runtime.installer_client import InstallerClient
 from modyard.runtime.models import NodeExecution, NodeLog, UnprocessedMessage
 from modyard.runtime.webhooks import payloads
@@ -63,9 +64,6 @@ def _not_the_message(exc: BaseException) -> bool:
     ) or is_database_unavailable(exc)
 
 
-FLOW_EMITTED = "modyard.runtime.flow.emitted"
-
-
 class NodeWorker:
     def __init__(
         self,
@@ -77,7 +75,9 @@ class NodeWorker:
         ledger: ExecutionLedger,
         *,
         source: str,
+        events: EventGuard | None = None,
     ) -> None:
+        self._events = events or EventGuard(max_depth=16, rate_per_second=100.0, burst=500)
         self._ledger = ledger
         self._database = database
         self._bus = bus
@@ -145,7 +145,7 @@ class NodeWorker:
         if done is not None:
             await self._forward(flow, message, done, 0.0)
             return
-        effects = SideEffects()
+        effects = SideEffects(workspace=flow.workspace, depth=message.depth, guard=self._events)
         try:
             result = await self._run(flow, node.component, node.properties, message, effects)
         except ComponentError as error:
@@ -261,6 +261,7 @@ class NodeWorker:
                 port=connection.target_port,
                 payload=payload,
                 correlation_id=message.correlation_id,
+                depth=message.depth,
             )
             for port, values in outputs.items()
             for index, connection in flow.definition.outgoing(message.node_id, port)
@@ -369,11 +370,17 @@ class SideEffects:
 
     logs: list[Any] = field(default_factory=list)
     events: list[tuple[str, Any]] = field(default_factory=list)
+    workspace: str = ""
+    #: The message's depth: its events are one deeper.
+    depth: int = 0
+    guard: EventGuard | None = None
 
     async def log(self, entry: Any) -> None:
         self.logs.append(entry)
 
     async def emit(self, kind: str, data: Any) -> None:
+        if self.guard is not None:
+            self.guard.admit(self.workspace, self.depth)
         self.events.append((kind, data))
 
     async def write(
@@ -403,6 +410,7 @@ class SideEffects:
                     "workspace": flow.workspace,
                     "flow_id": str(flow.id),
                     "node": message.node_id,
+                    "depth": message.depth + 1,
                 },
             )
             await record_event(session, event)

@@ -45,5 +45,9 @@ class FlowDefinition(_Strict):
 class FlowIn(_Strict):
     name: str = Field(min_length=1, max_length=255)
     description: str | None = Field(default=None, max_length=4000)
-    owner: str | None = Field(default=None, max_length=255, description="Defaults to the caller")
+    owner: str | None = Field(
+        default=None,
+        max_length=255,
+        description="The caller by default; only operators may name someone else (recorded).",
+    )
     definition: FlowDefinition = Field(default_factory=FlowDefinition)

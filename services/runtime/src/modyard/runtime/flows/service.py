@@ -13,9 +13,11 @@ from jsonschema import Draft202012Validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modyard.common.auth import Principal, Role
 from modyard.common.bus.envelope import CloudEvent
 from modyard.common.errors import (
     Conflict,
+    Forbidden,
     InvalidParam,
     NotFound,
     ServiceUnavailable,
@@ -28,6 +30,7 @@ from modyard.runtime.engine.messages import WorkMessage
 from modyard.runtime.engine.scheduler import drop_flow_triggers, schedule_flow_triggers
 from modyard.runtime.failures import RetryPolicy
 from modyard.runtime.flows.definition import FlowDefinition, FlowIn
+from modyard.runtime.flows.events import HeardEvent, emit_problem, listen_problem
 from modyard.runtime.flows.triggers import TRIGGERS
 from modyard.runtime.installer_client import InstallerClient, InstallerUnavailable
 from modyard.runtime.models import Flow, InstalledComponent
@@ -52,12 +55,33 @@ async def list_flows(session: AsyncSession, workspace: str, status: str | None) 
     return list((await session.scalars(query)).all())
 
 
-async def create_flow(session: AsyncSession, workspace: str, body: FlowIn, owner: str) -> Flow:
+def _named_owner(requested: str | None, caller: Principal) -> str | None:
+    """The owner ``requested`` in a body, if the caller may name it (``None``: not named).
+
+    A flow runs with its owner's ACL rules, so naming someone else would borrow their rules:
+    only operators may, and the flow records which operator did (``owner_set_by``)."""
+    if requested is None or requested == caller.subject:
+        return None
+    if not caller.is_operator:
+        raise Forbidden(
+            f"Only operators may make someone else ({requested!r}) a flow's owner: leave "
+            "'owner' out, the flows you create or change are yours.",
+            slug="flow-owner-not-yours",
+        )
+    return requested
+
+
+async def create_flow(
+    session: AsyncSession, workspace: str, body: FlowIn, caller: Principal
+) -> Flow:
+    named = _named_owner(body.owner, caller)
     flow = Flow(
         workspace=workspace,
         name=body.name,
         description=body.description,
-        owner=body.owner or owner,
+        owner=named or caller.subject,
+        created_by=caller.subject,
+        owner_set_by=caller.subject if named else None,
         definition=body.definition.model_dump(mode="json", by_alias=True),
         status=STOPPED,
     )
@@ -66,16 +90,20 @@ async def create_flow(session: AsyncSession, workspace: str, body: FlowIn, owner
     return flow
 
 
-async def replace_flow(session: AsyncSession, flow: Flow, body: FlowIn) -> Flow:
+async def replace_flow(session: AsyncSession, flow: Flow, body: FlowIn, caller: Principal) -> Flow:
     if flow.status == RUNNING:
         raise Conflict(
             "Stop the flow before changing it; running flows keep their definition.",
             slug="flow-running",
         )
+    named = _named_owner(body.owner, caller)
     flow.name = body.name
     flow.description = body.description
-    if body.owner:
-        flow.owner = body.owner
+    if named:
+        flow.owner, flow.owner_set_by = named, caller.subject
+    elif not caller.is_operator and flow.owner != caller.subject:
+        # Who changes what a flow does answers for it: the flow now runs with their rules.
+        flow.owner, flow.owner_set_by = caller.subject, None
     flow.definition = body.definition.model_dump(mode="json", by_alias=True)
     flow.revision += 1
     await session.flush()
@@ -94,10 +122,25 @@ def component_resource(module: str, component: str) -> str:
     return component if component.startswith(module + ".") else f"{module}.{component}"
 
 
+def acting_users(flow: Flow, caller: Principal | None) -> list[str]:
+    """Whose ACL rules a start is checked against: the owner's, and a user caller's too (a
+    member of the workspace must not start, with the owner's rules, what they may not use)."""
+    users = [flow.owner]
+    trusted = caller is None or caller.has_role(Role.operator, Role.service)
+    if caller is not None and not trusted and caller.subject != flow.owner:
+        users.append(caller.subject)
+    return users
+
+
 async def validate(
-    session: AsyncSession, installer: InstallerClient, flow: Flow
+    session: AsyncSession,
+    installer: InstallerClient,
+    flow: Flow,
+    caller: Principal | None = None,
 ) -> list[InvalidParam]:
-    """Every problem that keeps the flow from starting, each located by a JSON pointer."""
+    """Every problem that keeps the flow from starting, each located by a JSON pointer.
+
+    ``caller`` is who asks (``None``: the system, e.g. a restart): see :func:`acting_users`."""
     errors: list[InvalidParam] = []
     definition = FlowDefinition.model_validate(flow.definition)
     if not definition.nodes:
@@ -143,6 +186,16 @@ async def validate(
             else:
                 assert core is not None
                 schema, ports[node_id] = core.properties_schema, (("in",), tuple(core.out_ports))
+            kind = node.properties.get("type")
+            refused = (
+                listen_problem(kind)
+                if node.component == "core.event"
+                else emit_problem(kind)
+                if node.component == "core.emit"
+                else None
+            )
+            if refused:
+                errors.append(InvalidParam(pointer=pointer + "/properties/type", detail=refused))
         else:
             installed = await catalog.find(session, flow.workspace, ref)
             if installed is None or not installed.present:
@@ -186,17 +239,18 @@ async def validate(
         RetryPolicy().merge(definition.retry_policy)
     except ValueError as exc:
         errors.append(InvalidParam(pointer="/definition/retry_policy", detail=str(exc)))
-    if wanted_resources:
+    for user in acting_users(flow, caller) if wanted_resources else []:
         try:
-            allowed = await installer.usable_components(flow.workspace, flow.owner)
+            allowed = await installer.usable_components(flow.workspace, user)
         except InstallerUnavailable as exc:
             raise ServiceUnavailable(f"Cannot check the flow owner's permissions: {exc}.") from exc
+        who = "The flow's owner" if user == flow.owner else "You (starting the flow)"
         for node_id, resource in wanted_resources.items():
             if resource not in allowed:
                 errors.append(
                     InvalidParam(
                         pointer=f"/definition/nodes/{node_id}/component",
-                        detail=f"The flow's owner {flow.owner!r} may not use {resource!r}; an operator can grant it with an ACL rule.",
+                        detail=f"{who} {user!r} may not use {resource!r}; an operator can grant it with an ACL rule.",
                     )
                 )
     return errors
@@ -211,8 +265,10 @@ def _module_ports(installed: InstalledComponent) -> tuple[tuple[str, ...], tuple
     return in_ports or ("in",), out_ports or ("out",)
 
 
-async def start_flow(session: AsyncSession, installer: InstallerClient, flow: Flow) -> Flow:
-    errors = await validate(session, installer, flow)
+async def start_flow(
+    session: AsyncSession, installer: InstallerClient, flow: Flow, caller: Principal | None = None
+) -> Flow:
+    errors = await validate(session, installer, flow, caller)
     if errors:
         problem = ValidationFailed(
             f"The flow cannot start: {len(errors)} problem(s), listed in 'errors'.",
@@ -281,18 +337,24 @@ async def stop_flows_using(
 
 
 async def event_trigger_messages(
-    session: AsyncSession, kind: str, data: Any, event: CloudEvent
+    session: AsyncSession, heard: HeardEvent, event: CloudEvent
 ) -> list[WorkMessage]:
     """The messages that ``event`` starts: one per connection of each running ``core.event`` node
-    waiting for ``kind``. Their ids derive from the event's, so a redelivered event starts the
-    same messages, which the worker then deduplicates."""
+    of the event's workspace waiting for its type. Their ids derive from the event's, so a
+    redelivered event starts the same messages, which the worker then deduplicates."""
     messages: list[WorkMessage] = []
-    for flow in (await session.scalars(select(Flow).where(Flow.status == RUNNING))).all():
+    running = select(Flow).where(Flow.status == RUNNING, Flow.workspace == heard.workspace)
+    for flow in (await session.scalars(running)).all():
         definition = FlowDefinition.model_validate(flow.definition)
         for node_id, node in definition.nodes.items():
-            if node.component != "core.event" or node.properties.get("type") != kind:
+            if node.component != "core.event" or node.properties.get("type") != heard.kind:
                 continue
-            payload = {"type": kind, "id": event.id, "source": event.source, "data": data}
+            payload = {
+                "type": heard.kind,
+                "id": event.id,
+                "source": event.source,
+                "data": heard.data,
+            }
             for index, connection in definition.outgoing(node_id, "out"):
                 key = f"{event.id}:{flow.id}:{node_id}:{index}".encode()
                 messages.append(
@@ -304,6 +366,7 @@ async def event_trigger_messages(
                         port=connection.target_port,
                         payload=payload,
                         correlation_id=event.correlationid,
+                        depth=heard.depth,
                     )
                 )
     return messages
