@@ -17,6 +17,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from jsonschema import Draft202012Validator
 
+from modyard.common.egress.aiohttp_client import EgressClients
+from modyard.common.egress.policy import EgressPolicy
+from modyard.common.settings import CommonSettings
 from modyard.runtime.components.base import ComponentError, Delay, ExecutionContext
 from modyard.runtime.components.core import (
     CORE_COMPONENTS,
@@ -25,6 +28,8 @@ from modyard.runtime.components.core import (
 )
 from modyard.runtime.components.core import http as core_http
 from modyard.runtime.components.core.http import HttpComponent
+from modyard.runtime.egress import gate as egress_gate
+from modyard.runtime.egress.gate import RuntimeEgress
 from modyard.runtime.templating import TemplateError
 
 PAYLOAD: dict[str, Any] = {"total": 150, "customer": {"name": "Ada"}, "items": [1, 2]}
@@ -463,7 +468,7 @@ async def test_http_failing_statuses_are_classified(status: int, retryable: bool
         with pytest.raises(ComponentError) as caught:
             await call(
                 {
-                    "url": base.replace("http://", "http://user:secret@") + "/v1/x?token=secret",
+                    "url": base + "/v1/x?token=secret",
                     "follow_redirects": False,
                 }
             )
@@ -522,12 +527,20 @@ class FailingResolver(aiohttp.abc.AbstractResolver):
         return None
 
 
-async def test_http_dns_failures_are_retried() -> None:
-    def session() -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=FailingResolver()))
+def gate_with(
+    resolver: aiohttp.abc.AbstractResolver | None = None, **headers: str
+) -> RuntimeEgress:
+    """A gate of the environment's policy whose lookups go to ``resolver``."""
+    policy = EgressPolicy.from_settings(CommonSettings())
+    return RuntimeEgress(policy, clients=EgressClients(policy, resolver=resolver, headers=headers))
 
+
+async def test_http_dns_failures_are_retried() -> None:
     with pytest.raises(ComponentError) as caught:
-        await call({"url": "https://no-such-host.test/"}, component=HttpComponent(session))
+        await call(
+            {"url": "https://no-such-host.test/"},
+            component=HttpComponent(gate_with(FailingResolver())),
+        )
     assert (caught.value.retryable, caught.value.details["kind"]) == (True, "dns")
 
 
@@ -572,19 +585,15 @@ async def test_http_headers_that_break_the_protocol_fail_without_retry() -> None
     assert seen == []
 
 
-async def test_http_shares_one_client_and_follows_the_module_factory(
+async def test_http_shares_one_client_and_follows_the_runtime_gate(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    made: list[aiohttp.ClientSession] = []
-
-    def factory() -> aiohttp.ClientSession:
-        made.append(aiohttp.ClientSession(headers={"x-client": str(len(made))}))
-        return made[-1]
+    first = gate_with(**{"x-client": "0"})
 
     async def echo(request: web.Request) -> web.Response:
         return web.Response(text=request.headers.get("x-client", "other"))
 
-    monkeypatch.setattr(core_http, "client_factory", factory)
+    monkeypatch.setattr(egress_gate, "_current", first)
     component = core_component("core.http")
     assert isinstance(component, HttpComponent)
     try:
@@ -592,13 +601,13 @@ async def test_http_shares_one_client_and_follows_the_module_factory(
             for _ in range(3):
                 outputs = await component.run(context({"url": base}), "in", {})
                 assert outputs["out"][0]["body"] == "0"
-            assert len(made) == 1
-            monkeypatch.setattr(core_http, "client_factory", lambda: aiohttp.ClientSession())
+            assert len(first.clients._clients) == 1
+            monkeypatch.setattr(egress_gate, "_current", gate_with())
             outputs = await component.run(context({"url": base}), "in", {})
         assert outputs["out"][0]["body"] == "other"
-        assert made[0].closed
     finally:
         await component.aclose()
+        await first.aclose()
 
 
 # --- http against raw sockets: failures a well-behaved server does not produce --------------------

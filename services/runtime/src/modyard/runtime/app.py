@@ -9,8 +9,10 @@ from fastapi import FastAPI
 
 from modyard.common.app_factory import Lifecycle, ServiceSpec, build_service_app
 from modyard.common.bus.connection import Bus
+from modyard.common.bus.management import BrokerManagement
 from modyard.common.db.database import Database
 from modyard.common.db.secret_rotation import EncryptedColumn
+from modyard.common.egress.policy import EgressPolicy
 from modyard.common.observability.state_gauges import refresh_state_gauges
 from modyard.runtime import unprocessed
 from modyard.runtime.api import routers
@@ -19,6 +21,8 @@ from modyard.runtime.components.core import aclose_core_components
 from modyard.runtime.consumers import subscriptions_for
 from modyard.runtime.context import RuntimeContext
 from modyard.runtime.deployer_client import DeployerClient
+from modyard.runtime.egress.gate import RuntimeEgress
+from modyard.runtime.egress.gate import install as install_egress
 from modyard.runtime.engine.flow_cache import FlowCache
 from modyard.runtime.engine.ledger import ExecutionLedger
 from modyard.runtime.engine.scheduler import TriggerScheduler
@@ -57,9 +61,15 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         bus: Bus = app.state.bus
         buses[:] = [bus]
         lifecycle: Lifecycle = app.state.lifecycle
+        # Every steerable outbound call (core.http, fetch, webhooks, the http executor) goes
+        # through this gate: the deployment's egress policy and the workspaces' allow-lists.
+        egress = RuntimeEgress(EgressPolicy.from_settings(settings), database)
+        install_egress(egress)
         installer = InstallerClient(settings)
         flows = FlowCache(database, retry_policy(settings), ttl=settings.flow_cache_seconds)
         amqp = AmqpExecutor(bus, timeout_seconds=settings.component_timeout_seconds)
+        management = BrokerManagement(settings, timeout=settings.management_timeout_seconds)
+        app.state.broker_management = management
         deployer = DeployerClient(settings)
         executors = ModuleExecutors(
             amqp, HttpExecutor(deployer, timeout_seconds=settings.component_timeout_seconds)
@@ -127,9 +137,12 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
             await automations.aclose()
             await installer.close()
             await deployer.close()
+            await management.close()
             await executors.http.close()
             await ledger.close()
             await aclose_core_components()
+            await egress.aclose()
+            install_egress(None)
 
     return ServiceSpec(
         settings=settings,

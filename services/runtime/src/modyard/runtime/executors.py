@@ -20,11 +20,14 @@ from typing import Any
 import aiohttp
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
+from yarl import URL
 
 from modyard.common.bus.connection import Bus, BusUnavailable, MessageReturned
+from modyard.common.egress.policy import Allowance, EgressRefused
 from modyard.runtime.components.base import ComponentError, Outputs
 from modyard.runtime.components.core.http import MAX_RESPONSE_BYTES, read_body
 from modyard.runtime.deployer_client import DeployerClient
+from modyard.runtime.egress import gate
 from modyard.runtime.engine.topology import MODULES_EXCHANGE
 from modyard.runtime.failures import classify_exception, status_error
 from modyard.runtime.models import InstalledComponent
@@ -103,18 +106,24 @@ def outputs_of(module: str, reply: Any) -> Outputs:
 
 
 class HttpExecutor:
-    def __init__(self, deployments: DeployerClient, *, timeout_seconds: float) -> None:
+    """POSTs to the endpoint the deployer publishes, and nowhere else: the egress policy allows
+    exactly that host and port (loopback or private as it may be), never the platform's own
+    endpoints, and no redirect is followed."""
+
+    def __init__(
+        self,
+        deployments: DeployerClient,
+        *,
+        timeout_seconds: float,
+        egress: gate.RuntimeEgress | None = None,
+    ) -> None:
         self._deployments = deployments
         self._timeout = timeout_seconds
-        self._session: aiohttp.ClientSession | None = None
+        self._egress = egress
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            # No cookies: one flow's must never reach another's requests.
-            self._session = aiohttp.ClientSession(
-                cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
-            )
-        return self._session
+    @property
+    def egress(self) -> gate.RuntimeEgress:
+        return self._egress or gate.current()
 
     async def call(self, installed: InstalledComponent, request: dict[str, Any]) -> Outputs:
         options = installed.spec.get("executor_options") or {}
@@ -122,22 +131,30 @@ class HttpExecutor:
         path = str(options.get("path") or f"/components/{installed.component}")
         if not path.startswith("/"):
             path = f"/{path}"
-        url = (await self._deployments.endpoint(deployment)).rstrip("/") + path
+        endpoint = await self._deployments.endpoint(deployment)
+        url = endpoint.rstrip("/") + path
         try:
+            client = self.egress.clients.client(_only(endpoint, url))
             async with asyncio.timeout(self._timeout):
-                async with self._client().post(
+                async with client.request(
+                    "POST",
                     url,
                     data=json.dumps(request, default=str).encode(),
                     headers={
                         "content-type": "application/json",
                         "x-modyard-message-id": str(request.get("message_id") or ""),
                     },
-                    allow_redirects=False,
+                    follow_redirects=False,
                 ) as response:
                     body = await read_body(response, MAX_RESPONSE_BYTES, truncate=False)
                     status = response.status
         except ComponentError:
             raise
+        except EgressRefused as exc:
+            self._deployments.forget(deployment)
+            raise gate.refused(
+                exc, deployment=deployment, module=installed.module, url=url
+            ) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self._deployments.forget(deployment)
             error = classify_exception(exc)
@@ -161,8 +178,26 @@ class HttpExecutor:
         return outputs_of(installed.module, reply)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._egress is not None:
+            await self._egress.aclose()
+
+
+def _only(endpoint: str, url: str) -> Allowance:
+    """An allowance for exactly ``endpoint``'s host and port; refused when ``url`` (the
+    endpoint and a module-given path) would go anywhere else."""
+    try:
+        base, target = URL(endpoint), URL(url)
+        host, port = (base.host or "").lower(), base.port
+    except (TypeError, ValueError) as exc:
+        raise EgressRefused(
+            "url", f"the deployer gave an endpoint that is not a URL: {exc}"
+        ) from None
+    if not host or port is None or ((target.host or "").lower(), target.port) != (host, port):
+        raise EgressRefused(
+            "executor-endpoint",
+            f"{url[:200]!r} is not at the deployment's published endpoint {endpoint!r}",
+        )
+    return Allowance(endpoints=frozenset({(host.rstrip("."), port)}))
 
 
 class ModuleExecutors:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,6 +14,12 @@ from modyard.common.testing.infra import (
     missing_infrastructure,
     non_loopback_targets,
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Tests talk to servers on loopback: allowed explicitly here (never by default), and
+    # inherited by every service process the tests start. The platform's own ports stay refused.
+    os.environ.setdefault("MODYARD_EGRESS_ALLOW_LOOPBACK", "true")
 
 
 @pytest.fixture(scope="session")

@@ -135,6 +135,9 @@ class Supervisor:
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
+        # Local development calls local servers; production never allows loopback. The
+        # platform's own ports stay refused whatever this says.
+        env.setdefault("MODYARD_EGRESS_ALLOW_LOOPBACK", "true")
         if not self.options.json_logs:
             # Human-readable logs in the terminal unless the user chose otherwise.
             env.setdefault("MODYARD_LOG_JSON", "false")

@@ -4,6 +4,11 @@ URL checks, size caps, header folding and body decoding are ``core.http``'s own 
 an automation and a flow read the same answer the same way. Unlike ``core.http``, a non-2xx answer
 is not an error: like Prisme.ai, the automation gets the answer (``outputMode:
 detailed_response`` gives ``{status, headers, body}``) and decides.
+
+Like ``core.http``, every fetch passes the egress policy through the runtime's gate (the
+workspace's allow-list included; every redirect hop checked, host names resolved once). A refused
+destination is a :class:`FetchFailed` naming the rule (the run's problem is ``egress-refused``), never
+retried, logged with the workspace and the automation.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import structlog
 from yarl import URL
 
+from modyard.common.egress.policy import EgressRefused
 from modyard.runtime.components.base import ComponentError
 from modyard.runtime.components.core import http as core_http
 from modyard.runtime.components.core.http import (  # shared, not copied (see module doc)
@@ -28,6 +35,9 @@ from modyard.runtime.components.core.http import (  # shared, not copied (see mo
     _text,
     read_body,
 )
+from modyard.runtime.egress import gate
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,12 @@ class FetchAnswer:
 class FetchFailed(Exception):
     """The exchange did not happen (bad URL, refused, timed out, too large)."""
 
+    def __init__(self, message: str, *, status: int = 502, rule: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        #: The egress rule that refused the destination, if that is why.
+        self.rule = rule
+
 
 def checked_url(text: str) -> URL:
     try:
@@ -49,20 +65,19 @@ def checked_url(text: str) -> URL:
 
 
 class Fetcher:
-    """One shared client for every automation of the process (connection reuse, no cookies)."""
+    """Fetches through an egress gate's clients, shared by every automation of the process
+    (connection reuse, no cookies); the runtime's gate unless given one."""
 
-    def __init__(self) -> None:
-        self._client: aiohttp.ClientSession | None = None
+    def __init__(self, egress: gate.RuntimeEgress | None = None) -> None:
+        self._egress = egress
 
-    async def client(self) -> aiohttp.ClientSession:
-        if self._client is None or self._client.closed:
-            self._client = core_http.client_factory()
-        return self._client
+    @property
+    def egress(self) -> gate.RuntimeEgress:
+        return self._egress or gate.current()
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.close()
+        if self._egress is not None:
+            await self._egress.aclose()
 
     async def __call__(
         self,
@@ -72,15 +87,32 @@ class Fetcher:
         headers: dict[str, str],
         body: Any,
         timeout: float,
+        workspace: str | None = None,
+        automation: str | None = None,
     ) -> FetchAnswer:
         options = core_http.request_options(headers, body)
-        client = await self.client()
         try:
+            client = await self.egress.client(workspace)
             async with asyncio.timeout(timeout):
                 async with client.request(
                     method, url, max_redirects=MAX_REDIRECTS, **options
                 ) as response:
                     content = await read_body(response, MAX_RESPONSE_BYTES, truncate=False)
+        except EgressRefused as exc:
+            log.warning(
+                "egress_refused",
+                rule=exc.rule,
+                detail=exc.detail,
+                workspace=workspace,
+                automation=automation,
+                url=_shown(url),
+            )
+            raise FetchFailed(
+                f"{method} {_shown(url)} refused by the egress policy (rule {exc.rule}): "
+                f"{exc.detail}",
+                status=422,
+                rule=exc.rule,
+            ) from None
         except ComponentError as exc:
             raise FetchFailed(f"{method} {_shown(url)}: {exc.message}") from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

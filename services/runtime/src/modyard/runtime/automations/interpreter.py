@@ -56,6 +56,8 @@ class AutomationError(Exception):
         self.pointer = pointer
         self.automation = automation
         self.status = status
+        #: The egress rule that refused a fetch, when that is why it failed.
+        self.egress_rule: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"message": self.message, "automation": self.automation, "pointer": self.pointer}
@@ -437,10 +439,18 @@ class Interpreter:
             raise self._fail(frame, "timeout is 0 to 300 seconds", f"{at}/timeout")
         try:
             answer = await state.fetcher(
-                method, url, headers=headers, body=body, timeout=float(timeout)
+                method,
+                url,
+                headers=headers,
+                body=body,
+                timeout=float(timeout),
+                workspace=frame.program.workspace,
+                automation=frame.automation.slug,
             )
         except FetchFailed as exc:
-            raise self._fail(frame, str(exc), at, status=502) from None
+            failure = self._fail(frame, str(exc), at, status=exc.status)
+            failure.egress_rule = exc.rule
+            raise failure from None
         output = args.get("output")
         if isinstance(output, str) and output:
             if args.get("outputMode") == "detailed_response":

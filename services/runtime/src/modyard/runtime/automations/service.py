@@ -92,6 +92,14 @@ def problem(exc: AutomationError) -> ValidationFailed | NotFound | Forbidden:
         return NotFound(exc.message, slug="automation-not-found")
     if exc.status == 403:
         return Forbidden(exc.message, slug="automation-private")
+    if exc.egress_rule is not None:
+        return ValidationFailed(
+            f"Automation {exc.automation!r} failed: {exc.message}",
+            slug="egress-refused",
+            errors=[InvalidParam(pointer=exc.pointer or "/", detail=exc.message)],
+            automation=exc.automation,
+            rule=exc.egress_rule,
+        )
     if isinstance(exc, ArgumentsInvalid):
         return ValidationFailed(
             exc.message,

@@ -6,6 +6,11 @@ held, then the outcome is written in a second short transaction. A slow receiver
 holds a database connection, and a deliverer that dies mid-request leaves rows that are claimed
 again once their lease runs out. 2xx is delivered; anything else (a status, a timeout, a refused
 connection) is retried with exponential backoff until ``max_attempts``, then the row is ``failed``.
+
+Every POST passes the egress policy at send time (the URL was checked when the webhook was
+created, but the name may resolve elsewhere since, or the policy may have changed): the name is
+resolved once and only allowed addresses are connected to. A refused destination fails the
+delivery at once (``egress-refused`` and the rule in its error), without further attempts.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import structlog
 from prometheus_client import Counter
 from sqlalchemy import delete, func, select, update
@@ -29,6 +33,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.expression import cast
 
 from modyard.common.db.database import Database
+from modyard.common.egress.aiohttp_client import EgressClient
+from modyard.common.egress.policy import PROBLEM_SLUG, EgressPolicy, EgressRefused
 from modyard.common.secrets import SecretBox, SecretUnreadable
 from modyard.runtime.webhooks.models import DeliveryStatus, SystemWebhook, WebhookDelivery
 from modyard.runtime.webhooks.service import register_waker
@@ -60,11 +66,11 @@ def backoff_delay(attempts: int, *, base: float, cap: float) -> float:
     return float(min(base * 2 ** min(max(attempts - 1, 0), 30), cap))
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(status: int, headers: Any) -> float | None:
     """A receiver's ``Retry-After`` (seconds or HTTP date) on 429/503, if it sent one."""
-    if response.status_code not in (429, 503):
+    if status not in (429, 503):
         return None
-    value = response.headers.get("retry-after")
+    value = headers.get("retry-after")
     if not value:
         return None
     if value.strip().isdigit():
@@ -92,6 +98,8 @@ class _Outcome:
     error: str | None
     duration_ms: int
     retry_after: float | None = None
+    #: Another attempt cannot succeed (the egress policy refused the destination).
+    final: bool = False
 
     @property
     def delivered(self) -> bool:
@@ -111,7 +119,7 @@ class WebhookDeliverer:
         backoff_base: float = 2.0,
         backoff_cap: float = 3600.0,
         retention: timedelta | None = timedelta(days=30),
-        transport: httpx.AsyncBaseTransport | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         if max_attempts < 1 or batch_size < 1 or poll_interval <= 0 or timeout <= 0:
             raise ValueError(
@@ -126,10 +134,11 @@ class WebhookDeliverer:
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._retention = retention
-        self._transport = transport
+        # Deployment-wide, as the webhooks are (operators subscribe them, no workspace's).
+        self._egress = egress
         # A claimed row comes back to the pool after this, should its deliverer die mid-request.
         self._lease = timedelta(seconds=timeout * 2 + 30)
-        self._client: httpx.AsyncClient | None = None
+        self._client: EgressClient | None = None
         self._wakeup = asyncio.Event()
         self._last_cleanup = datetime.min.replace(tzinfo=UTC)
         register_waker(database.engine, self.wake)
@@ -138,20 +147,18 @@ class WebhookDeliverer:
         """Look for due deliveries now rather than at the next poll (called after commits)."""
         self._wakeup.set()
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                transport=self._transport,
-                timeout=httpx.Timeout(self._timeout),
-                # A redirect is an answer, not a delivery: receivers give their final URL.
-                follow_redirects=False,
-                headers={"User-Agent": USER_AGENT},
-            )
+    def _http(self) -> EgressClient:
+        if self._client is None or self._client.closed:
+            if self._egress is None:
+                from modyard.runtime.egress import gate  # the runtime's, unless given one
+
+                self._egress = gate.current().policy
+            self._client = EgressClient(self._egress, headers={"User-Agent": USER_AGENT})
         return self._client
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
     async def run(self) -> None:
@@ -264,19 +271,43 @@ class WebhookDeliverer:
         }
         started = time.perf_counter()
         try:
-            response = await self._http().post(item.url, content=body, headers=headers)
+            async with asyncio.timeout(self._timeout):
+                # A redirect is an answer, not a delivery: receivers give their final URL.
+                async with self._http().request(
+                    "POST", item.url, data=body, headers=headers, follow_redirects=False
+                ) as response:
+                    status = response.status
+                    answer_headers = response.headers
+                    excerpt_bytes = await response.content.read(MAX_RESPONSE_EXCERPT * 4)
+        except EgressRefused as exc:
+            log.warning(
+                "egress_refused",
+                rule=exc.rule,
+                detail=exc.detail,
+                delivery_id=str(item.id),
+                webhook_event=item.event,
+            )
+            return _Outcome(
+                status_code=None,
+                error=f"{PROBLEM_SLUG} ({exc.rule}): {exc.detail}"[:MAX_ERROR_LENGTH],
+                duration_ms=int((time.perf_counter() - started) * 1000),
+                final=True,
+            )
         except Exception as exc:  # every failure to deliver is an outcome, never a crash
+            if isinstance(exc, TimeoutError) and not str(exc):
+                exc = TimeoutError(f"no answer within {self._timeout} s")
             return _Outcome(
                 status_code=None,
                 error=f"{type(exc).__name__}: {exc}".rstrip(": ")[:MAX_ERROR_LENGTH],
                 duration_ms=int((time.perf_counter() - started) * 1000),
             )
         duration_ms = int((time.perf_counter() - started) * 1000)
-        if 200 <= response.status_code < 300:
-            return _Outcome(response.status_code, None, duration_ms)
-        excerpt = response.text[:MAX_RESPONSE_EXCERPT].strip()
-        error = f"HTTP {response.status_code}" + (f": {excerpt}" if excerpt else "")
-        return _Outcome(response.status_code, error, duration_ms, _retry_after(response))
+        if 200 <= status < 300:
+            return _Outcome(status, None, duration_ms)
+        text = excerpt_bytes.decode("utf-8", errors="replace")
+        excerpt = text[:MAX_RESPONSE_EXCERPT].strip()
+        error = f"HTTP {status}" + (f": {excerpt}" if excerpt else "")
+        return _Outcome(status, error, duration_ms, _retry_after(status, answer_headers))
 
     async def _record(self, results: list[tuple[_Claimed, _Outcome]]) -> None:
         now = datetime.now(UTC)
@@ -293,7 +324,7 @@ class WebhookDeliverer:
                 if outcome.delivered:
                     values |= {"status": DeliveryStatus.delivered.value, "delivered_at": now}
                     result = "delivered"
-                elif attempts >= self.max_attempts:
+                elif attempts >= self.max_attempts or outcome.final:
                     values |= {"status": DeliveryStatus.failed.value, "next_attempt_at": now}
                     result = "failed"
                 else:

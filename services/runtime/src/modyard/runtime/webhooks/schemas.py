@@ -10,6 +10,9 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from modyard.common.egress.policy import PROBLEM_SLUG, EgressRefused
+from modyard.common.errors import InvalidParam, ValidationFailed
+from modyard.runtime.egress import gate
 from modyard.runtime.webhooks.models import DeliveryStatus
 from modyard.runtime.webhooks.payloads import ALL_EVENTS, EVENTS
 
@@ -64,6 +67,17 @@ class WebhookCreate(BaseModel):
             raise _invalid_url("must be an absolute http:// or https:// URL with a host")
         if any(character.isspace() for character in value):
             raise _invalid_url("must not contain whitespace")
+        try:
+            gate.current().policy.check_url(value)
+        except EgressRefused as exc:
+            # A Problem, not a ValueError: pydantic lets it through, and the caller gets the
+            # egress-refused problem naming the rule rather than a generic validation error.
+            raise ValidationFailed(
+                f"url: {exc.detail}",
+                slug=PROBLEM_SLUG,
+                errors=[InvalidParam(pointer="/body/url", detail=exc.detail)],
+                rule=exc.rule,
+            ) from None
         return value
 
     @field_validator("events")

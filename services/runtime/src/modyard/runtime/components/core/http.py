@@ -27,12 +27,19 @@ Any other answer raises a ``ComponentError`` classified by :mod:`modyard.runtime
 retried. Error messages name the URL without its query and user info, which may hold
 credentials.
 
-One ``aiohttp.ClientSession`` is shared by every request of a component instance (connection
-reuse; a session per request would also rebuild its TLS context). It keeps no cookies: one
-flow's cookies must never reach another flow's requests. aiohttp rather than httpx because this
-is the runtime's hot path: an exchange costs about a tenth of the CPU time. The session comes from
-the module's :data:`client_factory` (tests give their own, e.g. with a resolver that fails) and is
-closed by :meth:`HttpComponent.aclose` when the runtime stops.
+Every request passes the egress policy (:mod:`modyard.common.egress`, the runtime's gate in
+:mod:`modyard.runtime.egress.gate`): the URL and every redirect hop are checked, host names are
+resolved once and only allowed addresses connected to, the workspace's allow-list applies. A
+refused destination fails without retry (``details["kind"] == "egress-refused"`` with the
+problem type and the rule), logged with the workspace, flow and node. A fixed URL that no
+allow-list could open (``user:pass@``, a numeric IPv4 spelling, a metadata name, the
+platform's own endpoints) is refused when the flow starts.
+
+The gate's clients are shared by every request (connection reuse; one client per effective
+allow-list, so a connection opened under one workspace's list is never reused under another).
+They keep no cookies: one flow's cookies must never reach another flow's requests. aiohttp
+rather than httpx because this is the runtime's hot path: an exchange costs about a tenth of the
+CPU time. Tests give a component its own gate (e.g. with a resolver that fails).
 """
 
 from __future__ import annotations
@@ -41,12 +48,13 @@ import asyncio
 import codecs
 import contextlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 import aiohttp
 from yarl import URL
 
+from modyard.common.egress.policy import EgressRefused
 from modyard.runtime.components.base import ComponentError, ExecutionContext, Outputs
 from modyard.runtime.components.core._shared import (
     JSON_SCHEMA_DIALECT,
@@ -54,6 +62,7 @@ from modyard.runtime.components.core._shared import (
     pointer_token,
     scope_for,
 )
+from modyard.runtime.egress import gate
 from modyard.runtime.failures import (
     KIND_INVALID_REQUEST,
     KIND_VALIDATION,
@@ -71,28 +80,15 @@ MAX_REDIRECTS: Final = 5
 MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024
 #: How much of a failing answer's body is read and kept in the error's details.
 ERROR_BODY_BYTES: Final = 4096
-USER_AGENT: Final = "modyard-runtime"
+USER_AGENT: Final = gate.USER_AGENT
+#: Egress rules no allow-list lifts: a fixed URL they refuse is refused when the flow starts.
+REFUSED_WHATEVER_ALLOWED: Final = frozenset(
+    {"url", "scheme", "userinfo", "ip-spelling", "metadata", "platform-endpoint"}
+)
 _CHUNK_BYTES: Final = 64 * 1024
 # RFC 9110 token characters: a header name outside them would break the request line's framing.
 _HEADER_NAME: Final = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
 _URL_START: Final = r"^([hH][tT][tT][pP][sS]?://|\{\{)"
-
-ClientFactory = Callable[[], aiohttp.ClientSession]
-
-
-def default_client() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        headers={"user-agent": USER_AGENT},
-        connector=aiohttp.TCPConnector(limit=200),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        # A proxy from the environment must not silently carry every flow's requests.
-        trust_env=False,
-    )
-
-
-#: Makes the client of :class:`HttpComponent` instances built without a factory of their own.
-#: Read whenever a request starts: replacing it replaces the client (the old one is closed).
-client_factory: ClientFactory = default_client
 
 
 def _invalid_request(message: str) -> ComponentError:
@@ -218,10 +214,13 @@ class HttpComponent(CoreComponent):
     out_ports: ClassVar[tuple[str, ...]] = ("out",)
     template_properties: ClassVar[tuple[str, ...]] = ("url", "headers", "query", "body")
 
-    def __init__(self, factory: ClientFactory | None = None) -> None:
-        self._factory = factory
-        self._client: aiohttp.ClientSession | None = None
-        self._client_made_by: ClientFactory | None = None
+    def __init__(self, egress: gate.RuntimeEgress | None = None) -> None:
+        self._egress = egress
+
+    @property
+    def egress(self) -> gate.RuntimeEgress:
+        """Its own gate if it was given one, else the runtime's."""
+        return self._egress or gate.current()
 
     def check(self, properties: Mapping[str, Any]) -> None:
         super().check(properties)
@@ -229,26 +228,18 @@ class HttpComponent(CoreComponent):
         if isinstance(url, str) and not is_template(url):
             # A fixed URL can be refused when the flow starts rather than on every message.
             try:
-                _checked_url(url)
+                self.egress.policy.check_url(_checked_url(url))
             except ValueError as exc:
                 raise TemplateError(str(exc), pointer="/url") from None
-
-    async def client(self) -> aiohttp.ClientSession:
-        """The shared client, made (again) when there is none or the factory changed."""
-        factory = self._factory or client_factory
-        current = self._client
-        if current is None or current.closed or self._client_made_by is not factory:
-            # Assigned before any await, so concurrent requests end up sharing one client.
-            self._client, self._client_made_by = factory(), factory
-            if current is not None and not current.closed:
-                await current.close()
-        assert self._client is not None
-        return self._client
+            except EgressRefused as exc:
+                if exc.rule in REFUSED_WHATEVER_ALLOWED:
+                    raise TemplateError(
+                        f"{exc.detail} (egress rule {exc.rule})", pointer="/url"
+                    ) from None
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.close()
+        """Close the clients of its gate (the runtime's when it has none of its own)."""
+        await self.egress.aclose()
 
     def _request(self, context: ExecutionContext, payload: Any) -> tuple[str, URL, dict[str, Any]]:
         properties = self.properties(context)
@@ -280,15 +271,15 @@ class HttpComponent(CoreComponent):
         properties = context.properties
         timeout = float(properties.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
         expect_json = bool(properties.get("expect_json", False))
-        client = await self.client()
         try:
+            client = await self.egress.client(context.workspace)
             # The whole exchange, body included, so that a server dripping a byte at a time
             # cannot hold the node forever.
             async with asyncio.timeout(timeout):
                 async with client.request(
                     method,
                     url,
-                    allow_redirects=bool(properties.get("follow_redirects", True)),
+                    follow_redirects=bool(properties.get("follow_redirects", True)),
                     max_redirects=MAX_REDIRECTS,
                     **options,
                 ) as response:
@@ -297,6 +288,14 @@ class HttpComponent(CoreComponent):
                     content = await read_body(response, limit, truncate=not success)
         except ComponentError:
             raise
+        except EgressRefused as exc:
+            raise gate.refused(
+                exc,
+                workspace=context.workspace,
+                flow=context.flow_id,
+                node=context.node_id,
+                url=_shown(url),
+            ) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             error = classify_exception(exc)
             error.message = f"{method} {_shown(url)} failed: {error.message}"
@@ -356,9 +355,6 @@ __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "MAX_RESPONSE_BYTES",
     "METHODS",
-    "ClientFactory",
     "HttpComponent",
-    "client_factory",
-    "default_client",
     "read_body",
 ]

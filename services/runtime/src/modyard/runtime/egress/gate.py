@@ -1,0 +1,99 @@
+"""The runtime's egress gate: the deployment's policy, each workspace's allow-list, and the
+HTTP clients every steerable outbound call of the runtime uses.
+
+``core.http``, automations' ``fetch`` and the http executor ask :func:`current` (installed by
+the app at startup; a policy from the environment, without workspace allow-lists, where no app
+runs, as in unit tests). System webhooks are deployment-wide: they use the base policy.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+import structlog
+
+from modyard.common.db.database import Database
+from modyard.common.egress.aiohttp_client import EgressClient, EgressClients
+from modyard.common.egress.policy import Allowance, EgressPolicy, EgressRefused
+from modyard.common.settings import CommonSettings
+from modyard.runtime.components.base import ComponentError
+from modyard.runtime.egress.service import allowance_of, get_allow_list
+
+log = structlog.get_logger(__name__)
+
+USER_AGENT: Final = "modyard-runtime"
+#: Seconds a replica trusts its copy of a workspace's allow-list (a PUT reaches others within it).
+ALLOWANCE_CACHE_SECONDS: Final = 5.0
+KIND_EGRESS_REFUSED: Final = "egress-refused"
+
+
+class RuntimeEgress:
+    def __init__(
+        self,
+        policy: EgressPolicy,
+        database: Database | None = None,
+        *,
+        cache_seconds: float = ALLOWANCE_CACHE_SECONDS,
+        clients: EgressClients | None = None,
+    ) -> None:
+        self.policy = policy
+        self.clients = clients or EgressClients(policy, headers={"user-agent": USER_AGENT})
+        self._database = database
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Allowance | None]] = {}
+
+    async def allowance(self, workspace: str | None) -> Allowance | None:
+        """``workspace``'s own allow-list (cached a few seconds), ``None`` when it has none."""
+        if workspace is None or self._database is None:
+            return None
+        now = time.monotonic()
+        cached = self._cache.get(workspace)
+        if cached is not None and now - cached[0] < self._cache_seconds:
+            return cached[1]
+        async with self._database.transaction() as session:
+            allowance = allowance_of(await get_allow_list(session, workspace))
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[workspace] = (now, allowance)
+        return allowance
+
+    def forget(self, workspace: str) -> None:
+        self._cache.pop(workspace, None)
+
+    async def client(self, workspace: str | None, extra: Allowance | None = None) -> EgressClient:
+        allowance = await self.allowance(workspace)
+        if extra is not None:
+            allowance = extra if allowance is None else allowance | extra
+        return self.clients.client(allowance)
+
+    async def aclose(self) -> None:
+        await self.clients.aclose()
+
+
+def refused(exc: EgressRefused, **where: Any) -> ComponentError:
+    """``exc`` as a failure that is never retried, logged with where it happened (workspace,
+    flow, node, URL)."""
+    log.warning("egress_refused", rule=exc.rule, detail=exc.detail, **where)
+    return ComponentError(
+        exc.detail,
+        retryable=False,
+        status=403,
+        details={"kind": KIND_EGRESS_REFUSED, **exc.problem()},
+    )
+
+
+_current: RuntimeEgress | None = None
+
+
+def install(egress: RuntimeEgress | None) -> None:
+    """Make ``egress`` the runtime's gate (the app at startup; ``None`` at shutdown)."""
+    global _current
+    _current = egress
+
+
+def current() -> RuntimeEgress:
+    global _current
+    if _current is None:
+        _current = RuntimeEgress(EgressPolicy.from_settings(CommonSettings()))
+    return _current
