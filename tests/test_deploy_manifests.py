@@ -1052,6 +1052,12 @@ def test_compose_production_needs_own_jwt_secret_and_keys(service: Service) -> N
     with pytest.raises(ValueError, match=r"JWT_SECRET|SECRET_KEYS"):
         service.settings(**settings)
     settings["jwt_secret"] = "x" * 48
+    # The development passwords in the compose file's URLs are refused as well.
+    with pytest.raises(ValueError, match=r"DATABASE_URL.*AMQP_URL"):
+        service.settings(**settings)
+    settings["database_url"] = "postgresql+asyncpg://modyard:own-db-password@postgres:5432/modyard"
+    settings["amqp_url"] = "amqp://modyard:own-mq-password@rabbitmq:5672/modyard"
+    settings["image_registry_password"] = "own-registry-password"
     if service.stores_secrets:
         with pytest.raises(ValueError, match=r"SECRET_KEYS"):
             service.settings(**settings)

@@ -6,8 +6,9 @@ import jwt
 import pytest
 from pydantic import SecretStr
 
-from modyard.common.auth import Role, TokenError, decode_token, mint_token
+from modyard.common.auth import Role, TokenError, VerifiedTokens, decode_token, mint_token
 from modyard.common.settings import CommonSettings
+from modyard.common.tokens import Denials
 
 
 @pytest.fixture
@@ -41,7 +42,14 @@ def test_token_signed_with_another_secret_is_refused(settings: CommonSettings) -
 def forge(settings: CommonSettings, **claims: object) -> str:
     """A token with the given claims over sensible valid ones, signed with our secret."""
     now = int(time.time())
-    base = {"sub": "x", "iss": "modyard", "aud": "modyard", "iat": now, "exp": now + 60}
+    base = {
+        "sub": "x",
+        "iss": "modyard",
+        "aud": "modyard",
+        "iat": now,
+        "exp": now + 60,
+        "jti": "forged",
+    }
     return jwt.encode({**base, **claims}, settings.jwt_secret.get_secret_value(), algorithm="HS256")
 
 
@@ -90,3 +98,62 @@ def test_mint_rejects_bad_arguments(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         mint_token(settings, **kwargs)  # type: ignore[arg-type]
+
+
+def test_every_minted_token_has_an_id_and_a_token_without_one_is_refused(
+    settings: CommonSettings,
+) -> None:
+    first = decode_token(settings, mint_token(settings, subject="u", roles=["user"]))
+    second = decode_token(settings, mint_token(settings, subject="u", roles=["user"]))
+    assert first.token_id
+    assert first.token_id != second.token_id
+    without = jwt.encode(
+        {
+            "sub": "x",
+            "iss": "modyard",
+            "aud": "modyard",
+            "iat": int(time.time()),
+            "exp": int(time.time()) + 60,
+            "roles": ["user"],
+        },
+        settings.jwt_secret.get_secret_value(),
+        algorithm="HS256",
+    )
+    with pytest.raises(TokenError, match="jti"):
+        decode_token(settings, without)
+
+
+def test_tokens_living_longer_than_the_settings_allow_are_refused_and_not_minted(
+    settings: CommonSettings,
+) -> None:
+    now = int(time.time())
+    day = 24 * 3600
+    with pytest.raises(TokenError, match="MODYARD_TOKEN_MAX_TTL_SECONDS"):
+        decode_token(settings, forge(settings, roles=["user"], iat=now, exp=now + day + 3600))
+    # Operators and services have their own (longer) limit.
+    operator = forge(settings, roles=["operator"], iat=now, exp=now + day + 3600)
+    assert decode_token(settings, operator).is_operator
+    with pytest.raises(TokenError, match="MODYARD_OPERATOR_TOKEN_MAX_TTL_SECONDS"):
+        decode_token(settings, forge(settings, roles=["operator"], iat=now, exp=now + 8 * day))
+    with pytest.raises(ValueError, match="MODYARD_TOKEN_MAX_TTL_SECONDS"):
+        mint_token(settings, subject="u", roles=["user"], ttl_seconds=day + 1)
+    shorter = settings.model_copy(update={"token_max_ttl_seconds": 600})
+    with pytest.raises(TokenError, match="600 s"):
+        decode_token(shorter, mint_token(settings, subject="u", roles=["user"]))
+
+
+def test_denials_refuse_revoked_tokens_and_drop_removed_workspaces_even_when_remembered(
+    settings: CommonSettings,
+) -> None:
+    tokens = VerifiedTokens(settings)
+    revoked = mint_token(settings, subject="u", roles=["user"], workspaces=["a", "b"])
+    kept = mint_token(settings, subject="u", roles=["user"], workspaces=["a", "b"])
+    assert tokens.principal(revoked).workspaces == {"a", "b"}  # remembered from now on
+    revoked_id = str(decode_token(settings, revoked).token_id)
+    tokens.denials.replace(Denials(revoked={revoked_id: 0}, excluded={"u": frozenset({"a"})}))
+    with pytest.raises(TokenError, match="revoked"):
+        tokens.principal(revoked)
+    assert tokens.principal(kept).workspaces == {"b"}
+    assert not tokens.principal(kept).can_access_workspace("a")
+    tokens.denials.replace(Denials())
+    assert tokens.principal(revoked).workspaces == {"a", "b"}

@@ -233,13 +233,20 @@ class _VaultSettings(SecretKeysSettings):
     service_name: ClassVar[str] = "vault"
 
 
+#: Production settings with the operator's own passwords (the development ones are refused too).
+_OWN_PASSWORDS = {
+    "jwt_secret": "j" * 40,
+    "database_url": "postgresql+asyncpg://app:own-db-password@db/modyard",
+    "amqp_url": "amqp://app:own-mq-password@mq/modyard",
+    "image_registry_password": "own-registry-password",
+}
+
+
 def test_production_refuses_the_development_key_and_names_the_services_setting() -> None:
     with pytest.raises(ValidationError, match="MODYARD_VAULT_SECRET_KEYS must hold your own"):
-        _VaultSettings(environment=Environment.production, jwt_secret="j" * 40)
+        _VaultSettings(environment=Environment.production, **_OWN_PASSWORDS)
     own = SecretBox.generate_key()
-    settings = _VaultSettings(
-        environment=Environment.production, jwt_secret="j" * 40, secret_keys=own
-    )
+    settings = _VaultSettings(environment=Environment.production, secret_keys=own, **_OWN_PASSWORDS)
     assert settings.secret_box().decrypt_json(SecretBox([own]).encrypt_json("x")) == "x"
 
 

@@ -53,10 +53,67 @@ def test_outbox_retry_delay_grows_and_is_capped() -> None:
     assert max(delays) == 300
 
 
+def own_production_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Production with the operator's own passwords and secrets (nothing of development)."""
+    monkeypatch.setenv("MODYARD_ENVIRONMENT", "production")
+    monkeypatch.setenv("MODYARD_JWT_SECRET", "x" * 40)
+    monkeypatch.setenv("MODYARD_DATABASE_URL", "postgresql+asyncpg://app:s3cret-db@db:5432/modyard")
+    monkeypatch.setenv("MODYARD_AMQP_URL", "amqp://app:s3cret-mq@mq:5672/modyard")
+    monkeypatch.setenv("MODYARD_IMAGE_REGISTRY_PASSWORD", "s3cret-registry")
+    monkeypatch.setenv("MODYARD_EGRESS_ALLOW_LOOPBACK", "false")
+
+
 def test_production_refuses_the_development_jwt_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir("/")
-    monkeypatch.setenv("MODYARD_ENVIRONMENT", "production")
+    own_production_settings(monkeypatch)
+    monkeypatch.delenv("MODYARD_JWT_SECRET")
     with pytest.raises(ValueError, match="MODYARD_JWT_SECRET"):
         DemoSettings()
     monkeypatch.setenv("MODYARD_JWT_SECRET", "x" * 40)
     assert DemoSettings().environment == "production"
+
+
+@pytest.mark.parametrize(
+    ("variable", "development", "named"),
+    [
+        (
+            "MODYARD_DATABASE_URL",
+            "postgresql+asyncpg://modyard:modyard@127.0.0.1:5432/modyard",
+            "MODYARD_DATABASE_URL",
+        ),
+        (
+            "MODYARD_DEMO_DATABASE_URL",
+            "postgresql+asyncpg://modyard:modyard@127.0.0.1:5432/modyard",
+            "MODYARD_DATABASE_URL",
+        ),
+        ("MODYARD_AMQP_URL", "amqp://modyard:modyard@127.0.0.1:5672/modyard", "MODYARD_AMQP_URL"),
+        ("MODYARD_AMQP_URL", "amqp://127.0.0.1:5672/modyard", "MODYARD_AMQP_URL"),
+        ("MODYARD_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/", "MODYARD_AMQP_URL"),
+        ("MODYARD_IMAGE_REGISTRY_PASSWORD", "modyard", "MODYARD_IMAGE_REGISTRY_PASSWORD"),
+    ],
+)
+def test_production_refuses_the_development_passwords_and_says_what_to_set(
+    monkeypatch: pytest.MonkeyPatch, variable: str, development: str, named: str
+) -> None:
+    monkeypatch.chdir("/")
+    own_production_settings(monkeypatch)
+    assert DemoSettings().environment == "production"
+    monkeypatch.setenv(variable, development)
+    with pytest.raises(ValueError, match=f"{named} must") as refused:
+        DemoSettings()
+    assert "MODYARD_ENVIRONMENT=production" in str(refused.value)
+    # The password itself is never echoed back beyond the known development one.
+    assert "s3cret" not in str(refused.value)
+
+
+def test_production_lists_every_development_secret_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir("/")
+    for variable in ("DATABASE_URL", "AMQP_URL", "IMAGE_REGISTRY_PASSWORD", "JWT_SECRET"):
+        monkeypatch.delenv(f"MODYARD_{variable}", raising=False)
+    monkeypatch.setenv("MODYARD_ENVIRONMENT", "production")
+    with pytest.raises(ValueError, match="MODYARD_JWT_SECRET") as refused:
+        DemoSettings()
+    for named in ("MODYARD_DATABASE_URL", "MODYARD_AMQP_URL", "MODYARD_IMAGE_REGISTRY_PASSWORD"):
+        assert named in str(refused.value)

@@ -21,6 +21,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tenacity import AsyncRetrying, wait_exponential_jitter
 
 from modyard.common import diagnostics
+from modyard.common.auth import follow_token_denials
+from modyard.common.body_limit import install_body_limit
 from modyard.common.bus.connection import Bus
 from modyard.common.bus.consumer import EventSubscription, IdempotentConsumer
 from modyard.common.bus.outbox import OutboxRelay
@@ -104,6 +106,11 @@ def build_service_app(spec: ServiceSpec) -> FastAPI:
                         _supervise(spec, database, bus, relay, lifecycle), name="service-supervisor"
                     )
                 )
+                # Revoked tokens and workspace removals, from the installer (after the service's
+                # own resources, which may name another source).
+                lifecycle.tasks.append(
+                    asyncio.create_task(follow_token_denials(app), name="token-denials")
+                )
                 try:
                     yield
                 finally:
@@ -128,6 +135,8 @@ def build_service_app(spec: ServiceSpec) -> FastAPI:
     # Starlette runs the middleware added last first: the service's own run inside the context.
     for middleware in spec.middleware:
         app.add_middleware(middleware)
+    # Bodies are capped per route before anything reads them (the service's hot lanes too).
+    install_body_limit(app, settings.service_name)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -14,11 +14,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from modyard.common.errors import Forbidden, Unauthorized
 from modyard.common.settings import CommonSettings
+from modyard.common.token_denials import DenialsSource, InstallerDenials, follow
 from modyard.common.tokens import (
     DEFAULT_TOKEN_TTL_SECONDS,
     MAX_TOKEN_TTL_SECONDS,
     Principal,
     Role,
+    TokenDenials,
     TokenError,
     VerifiedTokens,
     decode_token,
@@ -31,15 +33,26 @@ __all__ = [
     "CurrentPrincipal",
     "Principal",
     "Role",
+    "TokenDenials",
     "TokenError",
     "VerifiedTokens",
     "authenticate",
     "bearer_principal",
     "decode_token",
+    "follow_token_denials",
     "mint_token",
     "require_roles",
+    "token_denials",
     "verified_tokens",
 ]
+
+
+def token_denials(app: FastAPI) -> TokenDenials:
+    """The app's revoked tokens and workspace removals (one per process, made on first use)."""
+    denials: TokenDenials | None = getattr(app.state, "token_denials", None)
+    if denials is None:
+        denials = app.state.token_denials = TokenDenials()
+    return denials
 
 
 def verified_tokens(app: FastAPI) -> VerifiedTokens:
@@ -47,8 +60,19 @@ def verified_tokens(app: FastAPI) -> VerifiedTokens:
     tokens: VerifiedTokens | None = getattr(app.state, "verified_tokens", None)
     if tokens is None:
         settings: CommonSettings = app.state.settings
-        tokens = app.state.verified_tokens = VerifiedTokens(settings)
+        tokens = app.state.verified_tokens = VerifiedTokens(settings, denials=token_denials(app))
     return tokens
+
+
+async def follow_token_denials(app: FastAPI) -> None:
+    """Keep the app's :func:`token_denials` current until cancelled: from
+    ``app.state.token_denials_source`` when the service set one (the installer reads its own
+    tables), from the installer's API otherwise."""
+    settings: CommonSettings = app.state.settings
+    source: DenialsSource = getattr(app.state, "token_denials_source", None) or InstallerDenials(
+        settings
+    )
+    await follow(token_denials(app), source, settings.token_denials_poll_seconds)
 
 
 _bearer = HTTPBearer(auto_error=False, description="A modyard JWT (`modyard token` mints one)")

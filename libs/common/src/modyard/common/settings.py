@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -25,7 +26,15 @@ if TYPE_CHECKING:
 
 ENV_PREFIX = "MODYARD_"
 DEVELOPMENT_JWT_SECRET = "modyard-development-secret-change-me-in-production"  # noqa: S105
+#: The user and password of the development infrastructure (``make infra``): refused in production.
+DEVELOPMENT_USER = "modyard"
+DEVELOPMENT_PASSWORD = "modyard"  # noqa: S105
 ENV_FILES = (".env", ".run/infra.env")
+
+
+def _has_development_password(url: str, *, refused: tuple[str | None, ...] = ()) -> bool:
+    """True when ``url`` logs in with the development password (or one of ``refused``)."""
+    return urlsplit(url).password in (DEVELOPMENT_PASSWORD, *refused)
 
 
 class Environment(StrEnum):
@@ -60,6 +69,14 @@ class CommonSettings(BaseSettings):
 
     #: Bearer token the CLI and SDK send; without it the CLI mints one from ``jwt_secret``.
     token: SecretStr | None = None
+    #: The longest life (``exp - iat``) of a user token: longer ones are refused by every service
+    #: and not minted by ``modyard token``.
+    token_max_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=366 * 24 * 3600)
+    #: The same for operator and service tokens.
+    operator_token_max_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=366 * 24 * 3600)
+    #: How often every service asks the installer for revoked tokens and workspace removals (the
+    #: longest a revocation takes to reach it, plus one request).
+    token_denials_poll_seconds: float = Field(default=2.0, gt=0, le=300)
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -72,45 +89,45 @@ class CommonSettings(BaseSettings):
     #: The operators' web console: no service calls it, but `modyard status` checks it here.
     backoffice_url: str = "http://127.0.0.1:8006"
 
-    # Egress policy (modyard.common.egress): what outbound calls tenants and modules steer may
-    # reach beyond public addresses. Comma-separated lists; the platform's own endpoints above
-    # stay refused whatever these allow.
-    #: Networks allowed whatever their range (``10.20.0.0/16,2001:db8::/32``).
-    egress_allow_cidrs: str = ""
-    #: Host names whose private addresses are allowed (``api.corp.example,*.svc.example``).
-    egress_allow_hosts: str = ""
-    #: Destination ports allowed; empty: every port.
-    egress_allow_ports: str = ""
-    #: Loopback destinations: only the dev runner and the tests set it.
-    egress_allow_loopback: bool = False
-
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Self:
-        if self.environment is Environment.production:
-            secret = self.jwt_secret.get_secret_value()
-            if secret == DEVELOPMENT_JWT_SECRET or len(secret) < 32:
-                raise ValueError(
-                    "MODYARD_JWT_SECRET must be set to a random value of at least 32 characters "
-                    "when MODYARD_ENVIRONMENT=production"
+        if self.environment is not Environment.production:
+            return self
+        # Every problem at once, so that an operator fixes the deployment in one go.
+        problems = self.production_problems()
+        if problems:
+            raise ValueError(
+                "; ".join(problems) + " when MODYARD_ENVIRONMENT=production "
+                "(a service's own MODYARD_<SERVICE>_* setting counts as well)"
+            )
+        return self
+
+    def production_problems(self) -> list[str]:
+        """What production refuses in these settings, each saying what to set (subclasses add
+        their own and call this)."""
+        problems = []
+        secret = self.jwt_secret.get_secret_value()
+        if secret == DEVELOPMENT_JWT_SECRET or len(secret) < 32:
+            problems.append(
+                "MODYARD_JWT_SECRET must be set to a random value of at least 32 characters"
+            )
+        # A database URL without a password may take it from PGPASSWORD or a .pgpass file; an
+        # AMQP URL without one logs in as RabbitMQ's guest.
+        for setting, url, refused in (
+            ("MODYARD_DATABASE_URL", self.database_url, ()),
+            ("MODYARD_AMQP_URL", self.amqp_url, (None, "", "guest")),
+        ):
+            if _has_development_password(url, refused=refused):
+                problems.append(
+                    f"{setting} must name your own user and password, not the development "
+                    f"'{DEVELOPMENT_USER}:{DEVELOPMENT_PASSWORD}'"
                 )
-        return self
-
-    @model_validator(mode="after")
-    def _egress_lists_parse(self) -> Self:
-        # Refused at startup, not on the first outbound call.
-        from modyard.common.egress.policy import parse_cidr, parse_host_pattern, split_list
-
-        try:
-            for item in split_list(self.egress_allow_cidrs):
-                parse_cidr(item)
-            for item in split_list(self.egress_allow_hosts):
-                parse_host_pattern(item)
-            for item in split_list(self.egress_allow_ports):
-                if not item.isdigit() or not 0 < int(item) < 65536:
-                    raise ValueError(f"{item!r} is not a port (1-65535)")
-        except ValueError as exc:
-            raise ValueError(f"MODYARD_EGRESS_ALLOW_*: {exc}") from None
-        return self
+        if self.image_registry_password.get_secret_value() == DEVELOPMENT_PASSWORD:
+            problems.append(
+                "MODYARD_IMAGE_REGISTRY_PASSWORD must be set to your image registry's password, "
+                f"not the development '{DEVELOPMENT_PASSWORD}'"
+            )
+        return problems
 
     def service_urls(self) -> dict[str, str]:
         """Base URL of each service, keyed by service name."""
@@ -211,14 +228,11 @@ class SecretKeysSettings(ServiceSettings):
 
         return SecretBox.from_setting(self.secret_keys, setting=self.secret_keys_setting)
 
-    @model_validator(mode="after")
-    def _production_needs_real_keys(self) -> Self:
-        if (
-            self.environment is Environment.production
-            and DEVELOPMENT_SECRET_KEY in self.secret_keys.get_secret_value()
-        ):
-            raise ValueError(
-                f"{self.secret_keys_setting} must hold your own Fernet keys in production "
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if DEVELOPMENT_SECRET_KEY in self.secret_keys.get_secret_value():
+            problems.append(
+                f"{self.secret_keys_setting} must hold your own Fernet keys "
                 "(generate one with `modyard secret-key`)"
             )
-        return self
+        return problems

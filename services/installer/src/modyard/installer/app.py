@@ -12,6 +12,7 @@ from modyard.installer.api import routers
 from modyard.installer.consumers import subscriptions_for
 from modyard.installer.context import InstallerContext
 from modyard.installer.settings import InstallerSettings
+from modyard.installer.token_revocations import DatabaseDenials
 
 
 def service_spec(settings: InstallerSettings | None = None) -> ServiceSpec:
@@ -21,6 +22,8 @@ def service_spec(settings: InstallerSettings | None = None) -> ServiceSpec:
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
         app.state.installer = context
+        # The installer owns the denials: it reads them from its tables, not from its own API.
+        app.state.token_denials_source = DatabaseDenials(app.state.database)
         try:
             yield
         finally:

@@ -155,3 +155,26 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TokenRevocation(Base):
+    """A revoked token (its ``jti``), kept until the token would have expired anyway."""
+
+    __tablename__ = "token_revocations"
+
+    jti: Mapped[str] = mapped_column(String(128), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    revoked_by: Mapped[str] = mapped_column(String(255))
+    revoked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class WorkspaceExclusion(Base):
+    """A subject removed from a workspace: tokens naming the workspace no longer reach it for
+    them, until they are made a member again."""
+
+    __tablename__ = "workspace_exclusions"
+
+    workspace: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    removed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

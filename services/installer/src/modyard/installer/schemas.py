@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 WORKSPACE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
@@ -23,7 +23,8 @@ class WorkspaceCreate(_Body):
 
 
 class MemberUpdate(_Body):
-    role: Literal["owner", "member"] = "member"
+    #: ``publisher``: a member who may also publish the workspace as an app (the runtime asks).
+    role: Literal["owner", "publisher", "member"] = "member"
 
 
 class Member(BaseModel):
@@ -159,3 +160,52 @@ class StorageEntry(BaseModel):
 
 class StorageKeys(BaseModel):
     items: list[StorageEntry]
+
+
+class RevocationIn(_Body):
+    """Which token to revoke: the token itself, or (operators) its id."""
+
+    token: SecretStr | None = Field(
+        default=None, description="The token to revoke (its own subject or an operator)"
+    )
+    jti: str | None = Field(
+        default=None, min_length=1, max_length=128, description="A token id (operators only)"
+    )
+    subject: str | None = Field(
+        default=None, max_length=255, description="Whose token `jti` is, for the record"
+    )
+
+    @model_validator(mode="after")
+    def _one_of_token_or_jti(self) -> RevocationIn:
+        if (self.token is None) == (self.jti is None):
+            raise ValueError("send exactly one of 'token' (the token itself) or 'jti' (its id)")
+        return self
+
+
+class RevocationOut(BaseModel):
+    jti: str
+    subject: str
+    expires_at: datetime
+    revoked_by: str
+    revoked_at: datetime
+
+
+class RevocationPage(BaseModel):
+    items: list[RevocationOut]
+
+
+class RevokedToken(BaseModel):
+    jti: str
+    expires_at: int = Field(description="When the token expires anyway (Unix seconds)")
+
+
+class Exclusion(BaseModel):
+    subject: str
+    workspace: str
+
+
+class DenialsOut(BaseModel):
+    """What every service refuses beyond a token's signature (polled with If-None-Match)."""
+
+    revoked: list[RevokedToken]
+    excluded: list[Exclusion]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modyard.common.auth import Principal
+from modyard.common.auth import Principal, Role
 from modyard.common.errors import Conflict, Forbidden, NotFound
-from modyard.installer.models import Installation, Workspace, WorkspaceMember
+from modyard.installer import token_revocations
+from modyard.installer.models import Installation, Workspace, WorkspaceExclusion, WorkspaceMember
 from modyard.installer.schemas import Member, WorkspaceCreate, WorkspaceOut
 
 
@@ -22,6 +23,7 @@ async def create_workspace(session: AsyncSession, request: WorkspaceCreate) -> W
     await session.flush()
     for subject in dict.fromkeys(request.members):
         session.add(WorkspaceMember(workspace_id=workspace.id, subject=subject, role="member"))
+    await token_revocations.readmit(session, request.slug, request.members)
     await session.flush()
     return workspace
 
@@ -38,12 +40,17 @@ async def is_member(session: AsyncSession, workspace: Workspace, subject: str) -
 
 async def get_workspace(session: AsyncSession, slug: str, principal: Principal) -> Workspace:
     """The workspace, if the caller may act in it (operators and services everywhere; users in
-    the workspaces their token names or that list them as members)."""
+    the workspaces that list them as members, or that their token names unless they were removed
+    from it since: membership is checked at use, here straight from the table)."""
     workspace = await session.scalar(select(Workspace).where(Workspace.slug == slug))
     if workspace is None:
         raise NotFound(f"There is no workspace {slug!r}; GET /v1/workspaces lists yours.")
-    if principal.can_access_workspace(slug) or await is_member(
-        session, workspace, principal.subject
+    if principal.is_operator or Role.service in principal.roles:
+        return workspace
+    if await is_member(session, workspace, principal.subject):
+        return workspace
+    if principal.can_access_workspace(slug) and not await token_revocations.is_excluded(
+        session, slug, principal.subject
     ):
         return workspace
     raise Forbidden(f"You are not a member of workspace {slug!r}; ask an operator to add you.")
@@ -55,8 +62,12 @@ async def list_workspaces(session: AsyncSession, principal: Principal) -> list[W
         member_of = select(WorkspaceMember.workspace_id).where(
             WorkspaceMember.subject == principal.subject
         )
+        removed_from = select(WorkspaceExclusion.workspace).where(
+            WorkspaceExclusion.subject == principal.subject
+        )
         query = query.where(
-            (Workspace.slug.in_(principal.workspaces)) | (Workspace.id.in_(member_of))
+            (Workspace.slug.in_(principal.workspaces) & Workspace.slug.not_in(removed_from))
+            | (Workspace.id.in_(member_of))
         )
     return list((await session.scalars(query)).all())
 
@@ -87,6 +98,7 @@ async def set_member(session: AsyncSession, workspace: Workspace, subject: str, 
         session.add(WorkspaceMember(workspace_id=workspace.id, subject=subject, role=role))
     else:
         member.role = role
+    await token_revocations.readmit(session, workspace.slug, [subject])
     await session.flush()
 
 
@@ -99,6 +111,9 @@ async def remove_member(session: AsyncSession, workspace: Workspace, subject: st
     if member is None:
         raise NotFound(f"{subject!r} is not a member of {workspace.slug!r}.")
     await session.delete(member)
+    # Their tokens may name the workspace until they expire: every service refuses those claims
+    # from now on (see token_revocations and modyard.common.token_denials).
+    await token_revocations.exclude(session, workspace.slug, subject)
     await session.flush()
 
 

@@ -7,6 +7,13 @@ from fastapi import APIRouter
 from modyard.installer.api.acl import router as acl_router
 from modyard.installer.api.installations import router as installations_router
 from modyard.installer.api.storage import router as storage_router
+from modyard.installer.api.tokens import router as tokens_router
 from modyard.installer.api.workspaces import router as workspaces_router
 
-routers: list[APIRouter] = [workspaces_router, installations_router, acl_router, storage_router]
+routers: list[APIRouter] = [
+    workspaces_router,
+    installations_router,
+    acl_router,
+    storage_router,
+    tokens_router,
+]

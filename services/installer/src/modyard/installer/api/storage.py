@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from modyard.common.auth import Principal, TokenError, decode_token
+from modyard.common.auth import Principal, TokenError, verified_tokens
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, Unauthorized
 from modyard.installer import storage
@@ -38,7 +38,7 @@ async def storage_caller(
     principal: Principal | None = None
     if not token.startswith(storage.STORAGE_TOKEN_PREFIX):
         try:
-            principal = decode_token(request.app.state.settings, token)
+            principal = verified_tokens(request.app).principal(token)
         except TokenError as exc:
             raise Unauthorized(f"Send a valid bearer token: {exc}.") from exc
     return await storage.authorize(session, installation_id, principal, token)
