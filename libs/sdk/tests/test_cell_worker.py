@@ -213,6 +213,13 @@ async def test_stopping_finishes_the_requests_in_flight(
 module = ModuleWorker(f"echo-{uuid.uuid4().hex[:6]}")
 
 
+async def installation_queue(caller: Caller) -> str:
+    """The queue the runtime declares for an installation's worker (worker_access)."""
+    queue = f"modyard.modules.{uuid.uuid4()}"
+    await caller.channel.declare_queue(queue, durable=True)
+    return queue
+
+
 @module.component("Echo")
 async def echo(payload: Any, call: ComponentCall) -> Any:
     if payload == "fail":
@@ -239,7 +246,8 @@ def split(payload: list[Any], call: ComponentCall) -> dict[str, list[Any]]:
 async def test_a_module_worker_speaks_the_runtimes_amqp_executor_protocol(
     infra: IsolatedInfra, caller: Caller
 ) -> None:
-    worker = module.worker(WorkerOptions(amqp_url=infra.amqp_url))
+    queue = await installation_queue(caller)
+    worker = module.worker(WorkerOptions(amqp_url=infra.amqp_url, queue=queue))
     await worker.start()
 
     def request(component: str, payload: Any) -> dict[str, Any]:
@@ -260,13 +268,9 @@ async def test_a_module_worker_speaks_the_runtimes_amqp_executor_protocol(
         }
 
     try:
-        echoed = await caller.send(
-            module.name, request("Echo", {"n": 1}), exchange="modyard.modules"
-        )
-        routed = await caller.send(
-            module.name, request("Split", [1, 2, 3]), exchange="modyard.modules"
-        )
-        failed = await caller.send(module.name, request("Echo", "fail"), exchange="modyard.modules")
+        echoed = await caller.send(queue, request("Echo", {"n": 1}))
+        routed = await caller.send(queue, request("Split", [1, 2, 3]))
+        failed = await caller.send(queue, request("Echo", "fail"))
         await caller.wait(3)
     finally:
         await worker.stop()
@@ -284,22 +288,17 @@ async def test_a_retry_with_the_same_message_id_runs_the_component_again(
 ) -> None:
     """The runtime retries a failed node under the same message id: a failure must not be
     replayed, or no retry could ever succeed."""
-    worker = module.worker(WorkerOptions(amqp_url=infra.amqp_url))
+    queue = await installation_queue(caller)
+    worker = module.worker(WorkerOptions(amqp_url=infra.amqp_url, queue=queue))
     await worker.start()
     message_id = uuid.uuid4().hex
     request = {"message_id": message_id, "component": "Flaky", "port": "in", "payload": 1}
     try:
-        first = await caller.send(
-            module.name, request, exchange="modyard.modules", message_id=message_id
-        )
+        first = await caller.send(queue, request, message_id=message_id)
         await caller.wait(1)
-        retry = await caller.send(
-            module.name, request, exchange="modyard.modules", message_id=message_id
-        )
+        retry = await caller.send(queue, request, message_id=message_id)
         await caller.wait(2)
-        again = await caller.send(
-            module.name, request, exchange="modyard.modules", message_id=message_id
-        )
+        again = await caller.send(queue, request, message_id=message_id)
         await caller.wait(3)
     finally:
         await worker.stop()

@@ -59,8 +59,9 @@ class ModuleWorker:
     author would, on the real broker: answers its components with the payload echoed, failing
     with the errors queued in ``failures`` first."""
 
-    def __init__(self, url: str, module: str) -> None:
+    def __init__(self, url: str, module: str, queue: str) -> None:
         self.url = url
+        self.queue = queue
         self.failures: list[dict[str, Any]] = []
         self.calls = 0
         self.sdk = SdkModuleWorker(module)
@@ -78,7 +79,7 @@ class ModuleWorker:
         return {"echo": payload}
 
     async def start(self) -> None:
-        self._worker = self.sdk.worker(WorkerOptions(amqp_url=self.url))
+        self._worker = self.sdk.worker(WorkerOptions(amqp_url=self.url, queue=self.queue))
         await self._worker.start()
 
     async def stop(self) -> None:
@@ -127,6 +128,24 @@ class Env:
     async def hook(self, flow_id: str, payload: Any, node: str = "hook") -> None:
         response = await self.client.post(f"/v1/hooks/{WS}/{flow_id}/{node}", json=payload)
         assert response.status_code == 202, response.text
+
+    async def module_worker(self, slug: str, module: str) -> ModuleWorker:
+        """A started worker of installation ``slug``, with the broker credentials the runtime
+        issues for it (once the runtime knows the installation from the installer's events)."""
+        issued: dict[str, Any] = {}
+
+        async def credentials() -> bool:
+            response = await self.client.post(
+                f"/v1/workspaces/{WS}/installations/{slug}/worker-credentials",
+                headers=self.operator,
+            )
+            issued.update(response.json() if response.status_code == 201 else {})
+            return response.status_code == 201
+
+        await eventually(credentials)
+        worker = ModuleWorker(issued["amqp_url"], module, issued["queue"])
+        await worker.start()
+        return worker
 
     async def logs(self, flow_id: str) -> list[Any]:
         async with self.app.state.database.transaction() as session:
@@ -247,8 +266,7 @@ async def echo(env: Env, infra: IsolatedInfra) -> AsyncIterator[ModuleWorker]:
         "POST", f"{env.installer}/v1/workspaces/{WS}/installations/echo/acl/grant-users"
     )
     assert granted.status_code == 201, granted.text
-    worker = ModuleWorker(infra.amqp_url, "echo-mod")
-    await worker.start()
+    worker = await env.module_worker("echo", "echo-mod")
 
     async def known() -> bool:
         flow_id = await env.flow({"e": {"component": "echo.Echo"}}, [])
@@ -479,8 +497,7 @@ async def test_a_polling_trigger_fails_while_its_module_is_gone_and_recovers(
 ) -> None:
     receiver = WebhookReceiver()
     await receiver.start()
-    worker = ModuleWorker(infra.amqp_url, "poll-mod")
-    await worker.start()
+    workers: list[ModuleWorker] = []
     try:
         secret = "another-webhook-secret-0123"
         hook = await env.client.post(
@@ -509,6 +526,7 @@ async def test_a_polling_trigger_fails_while_its_module_is_gone_and_recovers(
         await env.external(
             "POST", f"{env.installer}/v1/workspaces/{WS}/installations/poller/acl/grant-users"
         )
+        workers.append(await env.module_worker("poller", "poll-mod"))
 
         nodes = {"poll": {"component": "poller.Poll"}, "sink": {"component": "core.log"}}
         flow_id = ""
@@ -545,6 +563,9 @@ async def test_a_polling_trigger_fails_while_its_module_is_gone_and_recovers(
                 json={"module": "poll-mod", "slug": "poller"},
             )
         ).status_code == 201
+        # A new installation: a new queue and worker user, and so a worker with new credentials.
+        await workers.pop().stop()
+        workers.append(await env.module_worker("poller", "poll-mod"))
 
         async def recovered() -> bool:
             return "trigger.recovered" in events() and len(await env.logs(flow_id)) > logged
@@ -556,7 +577,8 @@ async def test_a_polling_trigger_fails_while_its_module_is_gone_and_recovers(
         )
         await env.client.post(f"/v1/workspaces/{WS}/flows/{flow_id}/stop", headers=env.operator)
     finally:
-        await worker.stop()
+        for worker in workers:
+            await worker.stop()
         await receiver.close()
 
 

@@ -57,6 +57,10 @@ class CommonSettings(BaseSettings):
     database_url: str = "postgresql+asyncpg://modyard:modyard@127.0.0.1:5432/modyard"
     amqp_url: str = "amqp://modyard:modyard@127.0.0.1:5672/modyard"
     amqp_management_url: str = "http://127.0.0.1:15672"
+    #: The broker user the services manage cells' and module workers' users with (management
+    #: API), kept apart from ``amqp_url``'s, which moves messages. Empty: ``amqp_url``'s user.
+    amqp_management_username: str = ""
+    amqp_management_password: SecretStr = SecretStr("")
     docker_host: str = "unix:///var/run/docker.sock"
     image_registry_url: str = "http://127.0.0.1:5000"
     image_registry_username: str = "modyard"

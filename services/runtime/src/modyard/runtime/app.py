@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from modyard.common.app_factory import Lifecycle, ServiceSpec, build_service_app
 from modyard.common.bus.connection import Bus
 from modyard.common.bus.management import BrokerManagement
+from modyard.common.bus.management import BrokerManagement
 from modyard.common.db.database import Database
 from modyard.common.db.secret_rotation import EncryptedColumn
 from modyard.common.egress.policy import EgressPolicy
@@ -68,6 +69,8 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         installer = InstallerClient(settings)
         flows = FlowCache(database, retry_policy(settings), ttl=settings.flow_cache_seconds)
         amqp = AmqpExecutor(bus, timeout_seconds=settings.component_timeout_seconds)
+        management = BrokerManagement(settings, timeout=settings.management_timeout_seconds)
+        app.state.broker_management = management
         management = BrokerManagement(settings, timeout=settings.management_timeout_seconds)
         app.state.broker_management = management
         deployer = DeployerClient(settings)
@@ -137,6 +140,7 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
             await automations.aclose()
             await installer.close()
             await deployer.close()
+            await management.close()
             await management.close()
             await executors.http.close()
             await ledger.close()

@@ -1,7 +1,7 @@
 """Running module components with the executor their manifest names.
 
-- ``amqp`` sends a request to the module's worker queue and waits for the reply on this process's
-  reply queue (correlated by id).
+- ``amqp`` sends a request to the installation's worker queue and waits for the reply on this
+  process's reply queue (correlated by id, and accepted only from that worker's broker user).
 - ``http`` POSTs the same request to a deployed container module: the deployer says where it
   listens (the deployment named in the component's ``executor.extra.deployment``, by default the
   module's name), at ``executor.extra.path`` (by default ``/components/<component>``).
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -28,50 +29,89 @@ from modyard.runtime.components.base import ComponentError, Outputs
 from modyard.runtime.components.core.http import MAX_RESPONSE_BYTES, read_body
 from modyard.runtime.deployer_client import DeployerClient
 from modyard.runtime.egress import gate
-from modyard.runtime.engine.topology import MODULES_EXCHANGE
 from modyard.runtime.failures import classify_exception, status_error
 from modyard.runtime.models import InstalledComponent
+from modyard.runtime.worker_access import (
+    REPLIES_EXCHANGE,
+    REPLY_EXCHANGE_HEADER,
+    worker_queue,
+    worker_user,
+)
 
 log = structlog.get_logger(__name__)
 
 
+@dataclass
+class _Pending:
+    future: asyncio.Future[dict[str, Any]]
+    #: The worker user whose reply may complete the request.
+    user: str
+
+
 class AmqpExecutor:
+    """Requests to an installation's own worker queue; replies only from its worker's user.
+
+    Broker access is per installation (:mod:`modyard.runtime.worker_access`): the request, with
+    the installation's decrypted configuration, can only be consumed by the worker logged in with
+    that installation's credentials, and a reply is taken only if its ``user_id`` (checked by
+    RabbitMQ against the publishing connection) is that worker's user: anyone else who learns a
+    correlation id cannot answer in the worker's place.
+    """
+
     def __init__(self, bus: Bus, *, timeout_seconds: float) -> None:
         self._bus = bus
         self._timeout = timeout_seconds
-        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[str, _Pending] = {}
         self.reply_queue = ""
+        self.foreign_replies = 0
 
     async def on_reply(self, message: AbstractIncomingMessage) -> None:
-        future = self._pending.pop(message.correlation_id or "", None)
-        if future is None or future.done():
+        correlation_id = message.correlation_id or ""
+        pending = self._pending.get(correlation_id)
+        if pending is None or pending.future.done():
             return  # a late answer to a request that already timed out
+        if message.user_id != pending.user:
+            self.foreign_replies += 1
+            log.warning(
+                "module_reply_from_wrong_user_discarded",
+                correlation_id=correlation_id,
+                user=message.user_id,
+                expected=pending.user,
+            )
+            return
+        del self._pending[correlation_id]
         try:
-            future.set_result(json.loads(message.body))
+            pending.future.set_result(json.loads(message.body))
         except ValueError:
-            future.set_exception(
+            pending.future.set_exception(
                 ComponentError("the module's worker answered with invalid JSON", retryable=False)
             )
 
-    async def call(self, module: str, request: dict[str, Any]) -> Outputs:
+    async def call(self, installed: InstalledComponent, request: dict[str, Any]) -> Outputs:
+        module = installed.module
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = future
+        self._pending[correlation_id] = _Pending(future, worker_user(installed.installation_id))
         try:
             await self._bus.publish_message(
                 json.dumps(request, default=str).encode(),
-                exchange=MODULES_EXCHANGE,
-                routing_key=module,
+                exchange="",
+                routing_key=worker_queue(installed.installation_id),
                 message_id=str(request.get("message_id") or correlation_id),
                 message_type="modyard.component.request",
                 correlation_id=correlation_id,
                 reply_to=self.reply_queue,
+                headers={REPLY_EXCHANGE_HEADER: REPLIES_EXCHANGE},
                 expiration=self._timeout,
             )
             reply = await asyncio.wait_for(future, self._timeout)
         except MessageReturned as exc:
             raise ComponentError(
-                f"no worker of module {module!r} is listening", retryable=True
+                f"no worker of {installed.workspace}:{installed.slug} (module {module!r}) is "
+                "listening: its queue exists once worker credentials are issued (POST "
+                f"/v1/workspaces/{installed.workspace}/installations/{installed.slug}"
+                "/worker-credentials)",
+                retryable=True,
             ) from exc
         except BusUnavailable as exc:
             raise ComponentError("the message broker is not connected", retryable=True) from exc
@@ -209,7 +249,7 @@ class ModuleExecutors:
 
     async def call(self, installed: InstalledComponent, request: dict[str, Any]) -> Outputs:
         if installed.executor == "amqp":
-            return await self.amqp.call(installed.module, request)
+            return await self.amqp.call(installed, request)
         if installed.executor == "http":
             return await self.http.call(installed, request)
         raise ComponentError(

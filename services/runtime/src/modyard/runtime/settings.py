@@ -33,6 +33,11 @@ class RuntimeSettings(SecretKeysSettings):
     retry_multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
     #: How long a module worker may take to answer a component request.
     component_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: The broker as module workers reach it, ``host[:port]``, when that differs from the runtime's
+    #: ``amqp_url``: issued worker credentials name it. Empty: the host and port of ``amqp_url``.
+    module_worker_broker_address: str = ""
+    #: Timeout of the broker's management API (worker users and queues).
+    management_timeout_seconds: float = Field(default=10.0, gt=0)
     #: Seconds a worker trusts its cached copy of a flow (a stop reaches it within this).
     flow_cache_seconds: float = Field(default=1.0, ge=0)
     #: Off only where nothing may leave the machine (the API fuzzing test subscribes generated

@@ -7,9 +7,13 @@
         return {"out": [{"echo": payload}]}
 
 The runtime publishes ``{message_id, workspace, flow_id, node_id, installation, module, version,
-component, port, payload, properties, config}`` to the ``modyard.modules`` exchange with the module's
-name as routing key; the worker's queue (``modyard.modules.<module>``, declared and bound here) gets
-it. The handler gets ``(payload, call)`` and returns outputs per port (``{"out": [...]}``); any
+component, port, payload, properties, config}`` to the installation's own queue
+(``modyard.modules.<installation id>``), which only that installation's worker user may read: run
+the worker with the credentials the runtime issues for it (``modyard workers credentials WS SLUG
+--json > worker.json``, then ``modyard cell run pkg.module:worker --credentials worker.json``).
+Replies go to ``modyard.modules.replies`` (the request's ``reply-exchange`` header), the only
+exchange that user may publish to, with its ``user_id``: the runtime takes no other.
+The handler gets ``(payload, call)`` and returns outputs per port (``{"out": [...]}``); any
 other value is sent on the ``out`` port. A :class:`CellError` answers ``{"error": {message,
 retryable, status}}``, so the runtime retries what is retryable.
 """
@@ -28,7 +32,7 @@ from modyard.sdk.cell.worker import Handler, Worker, WorkerOptions, call_handler
 
 log = structlog.get_logger("modyard.sdk.cell")
 
-MODULES_EXCHANGE = "modyard.modules"
+MODULES_PREFIX = "modyard.modules"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,8 +51,9 @@ class ComponentCall:
     state: Any = None
 
 
-def module_queue(module: str) -> str:
-    return f"{MODULES_EXCHANGE}.{module}"
+def module_queue(installation_id: str) -> str:
+    """The queue of an installation's worker (the runtime declares it with the credentials)."""
+    return f"{MODULES_PREFIX}.{installation_id}"
 
 
 class ModuleWorker:
@@ -64,10 +69,14 @@ class ModuleWorker:
         return register
 
     async def declare(self, connection: WireConnection, queue: str | None) -> str:
-        await connection.declare_exchange(MODULES_EXCHANGE, "direct", durable=True)
-        declared = await connection.declare_queue(queue or module_queue(self.name), durable=True)
-        await connection.bind_queue(declared, MODULES_EXCHANGE, self.name)
-        return declared
+        if not queue:
+            raise ValueError(
+                f"module worker {self.name} consumes the queue of the installation it serves: pass "
+                "the credentials the runtime issued for it (`modyard workers credentials "
+                "WORKSPACE SLUG --json`, amqp_url and queue)"
+            )
+        # Passive: the runtime owns the queue; the worker's user may only read it.
+        return await connection.declare_queue(queue, passive=True)
 
     def describe(self, request: dict[str, Any]) -> dict[str, Any]:
         return {"component": request.get("component"), "port": request.get("port")}

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from modyard.runtime.api.flows import router as flows_router
 from modyard.runtime.api.hooks import router as hooks_router
 from modyard.runtime.api.unprocessed import router as unprocessed_router
+from modyard.runtime.api.workers import router as workers_router
 from modyard.runtime.apps.api import router as apps_router
 from modyard.runtime.automations.api import router as automations_router
 from modyard.runtime.egress.api import router as egress_router
@@ -21,4 +22,5 @@ routers: list[APIRouter] = [
     hooks_router,
     unprocessed_router,
     webhooks_router,
+    workers_router,
 ]

@@ -5,8 +5,10 @@ runtime.work (direct) ──▶ queue runtime.work (quorum)         every messag
      each with its reason in the ``x-modyard-rejected-reason`` header
 runtime.delay.<N>s (classic, TTL N s, dead-letters to runtime.work)
     a retried or delayed message waits here: the broker, not a sleeping consumer, holds it
-modyard.modules (direct, routing key = module) ──▶ the module's worker queue (declared by workers)
-runtime.replies.<process> (exclusive)                            answers of module workers
+(default exchange) ──▶ modyard.modules.<installation id>   requests to that installation's module
+    worker (declared with the worker's broker user when its credentials are issued: worker_access)
+modyard.modules.replies (direct, routing key = queue name) ──▶ runtime.replies.<process> (exclusive)
+    answers of module workers, the only exchange their users may publish to
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from aio_pika.abc import (
 from modyard.common.bus.connection import MessageCallback
 from modyard.common.bus.topology import DEAD_LETTER_EXCHANGE
 from modyard.runtime.failures import DELAY_TIERS
+from modyard.runtime.worker_access import REPLIES_EXCHANGE
 
 WORK_EXCHANGE = "runtime.work"
 WORK_QUEUE = "runtime.work"
 WORK_ROUTING_KEY = "work"
 #: Work messages that can never be handled (not JSON, wrong shape), with their reason.
 WORK_DEAD_LETTER_QUEUE = "runtime.work.dead"
-MODULES_EXCHANGE = "modyard.modules"
 #: Redeliveries of one message (crashes mid-handling) before the broker gives up on it.
 WORK_DELIVERY_LIMIT = 50
 
@@ -63,8 +65,8 @@ class RuntimeTopology:
         work = await channel.declare_exchange(
             WORK_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
         )
-        modules = await channel.declare_exchange(
-            MODULES_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+        replies_exchange = await channel.declare_exchange(
+            REPLIES_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
         )
         consume = await connection.channel()
         await consume.set_qos(prefetch_count=self._prefetch)
@@ -92,8 +94,9 @@ class RuntimeTopology:
                 },
             )
         replies = await consume.declare_queue(self.reply_queue, exclusive=True, auto_delete=True)
+        await replies.bind(replies_exchange, routing_key=self.reply_queue)
         await replies.consume(self._on_reply, no_ack=True)
         # Work is taken only once the bus is ready: taken before, a message could not publish
         # its outputs yet (after a restart, the killed process's arrive at once).
         self._consume_when_ready(queue, self._on_work)
-        return {WORK_EXCHANGE: work, MODULES_EXCHANGE: modules}
+        return {WORK_EXCHANGE: work}
