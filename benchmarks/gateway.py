@@ -207,7 +207,9 @@ async def gateway_load(infra: IsolatedInfra) -> dict[str, Any]:
             env={**os.environ, **quiet},
         )
         try:
-            user = mint_token(settings, subject="billia", roles=[Role.user], ttl_seconds=3600)
+            user = mint_token(
+                settings, subject="billia", roles=[Role.user], workspaces=[WS], ttl_seconds=3600
+            )
             domains = [f"bench-{n}.com" for n in range(CLIENTS)]
             path = f"{gateway.url}/v1/cells/{WS}:rc/plugins/NewResellerClub/actions/create"
             for domain in domains:

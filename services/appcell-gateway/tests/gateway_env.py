@@ -48,11 +48,14 @@ class Env:
         products: tuple[str, ...] = (),
         permissions: tuple[str, ...] = (),
         subject: str = "billia-customer",
+        workspaces: tuple[str, ...] = (WS,),
     ) -> dict[str, str]:
+        """A caller of the fixture's workspace by default: cells answer only their own."""
         token = mint_token(
             self.settings,
             subject=subject,
             roles=roles,
+            workspaces=workspaces,
             products=products,
             permissions=permissions,
         )

@@ -1,9 +1,10 @@
 """The request pipeline, the same for HTTP and AMQP ingress:
 
-find the cell and the plugin action → enforce its security → validate the payload (422, every
-error as a JSON pointer) → read the installation's settings → send ``{action, resource, payload,
-settings}`` to the cell and wait (504 on timeout) → validate the result (502 naming the
-violation) → render the postpayload → ``{status, result, postpayload}``.
+find the cell (403 unless the caller's workspace owns it) and the plugin action → enforce its
+security → validate the payload (422, every error as a JSON pointer) → read the installation's
+settings → send ``{action, resource, payload, settings}`` to the cell and wait (504 on timeout)
+→ validate the result (502 naming the violation) → render the postpayload →
+``{status, result, postpayload}``.
 
 Every step is logged (DEBUG) with the request's correlation id and every request ends with one
 INFO line and one row in the request log, whatever its outcome.
@@ -89,6 +90,8 @@ class Pipeline:
         execution: Execution | None = None
         try:
             live = await self._cells.get(request.cell)
+            # Before the plugin lookup, so another workspace cannot even learn the actions.
+            security.enforce_workspace(request.principal, live.workspace, request.cell)
             executions = self._executions(live, request)
             answer: dict[str, Any] = {}
             for execution in executions:

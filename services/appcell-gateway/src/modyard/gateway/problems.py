@@ -29,6 +29,14 @@ class SecurityRefused(Problem):
     title = "The action's security refuses this caller"
 
 
+class WorkspaceRefused(Problem):
+    """The cell belongs to a workspace the caller's token does not name."""
+
+    status = 403
+    slug = "workspace-forbidden"
+    title = "The cell belongs to another workspace"
+
+
 class InvalidPayload(Problem):
     status = 422
     slug = "invalid-payload"

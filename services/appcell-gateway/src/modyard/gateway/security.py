@@ -1,5 +1,10 @@
 """AppCell action security, decided from the caller's verified token.
 
+First the workspace: a cell serves the workspace that installed it. A ``user`` token reaches a
+cell only when its ``workspaces`` claim names the cell's workspace, whatever the action's rule;
+operators and ``service`` tokens (the platform's own callers: billing systems, other services)
+reach every workspace's cells. Then the action's rule:
+
 - ``protected``: any authenticated caller;
 - ``public``: only the owner of the customer product the request names (the token's ``products``);
 - ``rbac::<permission>``: the token's ``permissions`` hold that permission.
@@ -12,9 +17,18 @@ the token it sends.
 from __future__ import annotations
 
 from modyard.common.auth import Principal
-from modyard.gateway.problems import SecurityRefused
+from modyard.gateway.problems import SecurityRefused, WorkspaceRefused
 
 RBAC_PREFIX = "rbac::"
+
+
+def enforce_workspace(principal: Principal, workspace: str, cell: str) -> None:
+    """Refuse a caller outside the cell's workspace (a set lookup: this runs on every call)."""
+    if not principal.can_access_workspace(workspace):
+        raise WorkspaceRefused(
+            f"Cell {cell!r} belongs to a workspace the token does not name in 'workspaces'; "
+            "call it with a token of the workspace that installed it."
+        )
 
 
 def enforce(security: str, principal: Principal, customer_product_id: str | None) -> None:

@@ -21,6 +21,7 @@ from modyard.gateway.schemas import (
     SlotBundle,
     SlotBundles,
 )
+from modyard.gateway.security import enforce_workspace
 from modyard.gateway.validation import ARCHIVE_BASE, SchemaFiles
 
 
@@ -133,11 +134,14 @@ def credentials(cell: Cell, broker: BrokerAdmin, secrets: SecretBox) -> CellCred
 # -- UI: the Controller and the slots ----------------------------------------------------------
 
 
-async def _ready_cells(session: AsyncSession, workspace: str | None) -> list[Cell]:
+async def _ready_cells(
+    session: AsyncSession, principal: Principal, workspace: str | None
+) -> list[Cell]:
+    """Ready cells of the caller's workspaces (of every workspace for operators and services)."""
     query = select(Cell).where(Cell.status == READY).order_by(Cell.created_at)
     if workspace is not None:
         query = query.where(Cell.workspace == workspace)
-    return list(await session.scalars(query))
+    return [cell for cell in await session.scalars(query) if _visible(cell, principal)]
 
 
 async def controller_target(
@@ -149,14 +153,16 @@ async def controller_target(
 ) -> tuple[str, str]:
     """The (cell key, plugin) whose backend module has ``urlBase`` and offers ``action``.
 
-    Like calls to actions, the Controller is guarded by the action's AppCell security, not by
-    workspace membership: its callers are the billing system's customers.
+    Like calls to actions, the Controller serves a caller only its own workspaces' cells (403
+    for another workspace's installation named with ``installation``), then the pipeline
+    applies the action's AppCell security.
     """
-    cells = (
-        [await find_row(session, installation)]
-        if installation
-        else await _ready_cells(session, None)
-    )
+    if installation:
+        named = await find_row(session, installation)
+        enforce_workspace(principal, named.workspace, installation)
+        cells = [named]
+    else:
+        cells = await _ready_cells(session, principal, None)
     matching = [
         cell
         for cell in cells
@@ -201,12 +207,12 @@ async def slot_bundles(
 
     With ``product``, a module is kept when its ``slotFilters`` name that product (the plugin's
     name in plugin.json) or when it has no filters; without it, every module of the slot is.
-    Slots only name bundles to load, so any authenticated caller (a customer's browser) may ask.
+    Only the caller's workspaces' cells are listed (``workspace`` narrows them further).
     """
     dependencies: list[SlotBundle] = []
     modules: list[SlotBundle] = []
     seen: set[str] = set()
-    for cell in await _ready_cells(session, workspace):
+    for cell in await _ready_cells(session, principal, workspace):
         for module in (cell.catalogue.get("ui") or {}).get("frontendModules", []):
             filters = [str(name) for name in module.get("slotFilters") or []]
             if slot not in (module.get("slots") or []):

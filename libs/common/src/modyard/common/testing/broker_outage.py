@@ -195,7 +195,9 @@ async def run_broker_outage(
             # A reply meant for another caller would carry another domain.
             return bool(response.json()["result"]["domain"] == _domain(key))
 
-        user = mint_token(settings, subject="billia", roles=[Role.user], ttl_seconds=3600)
+        user = mint_token(
+            settings, subject="billia", roles=[Role.user], workspaces=[WS], ttl_seconds=3600
+        )
         requests = Caller(
             "gateway",
             fetch,
