@@ -218,10 +218,18 @@ class _Renderer:
     def interpolate(self, parts: _Segments, pointer: str) -> str:
         if not any(isinstance(part, _Placeholder) for part in parts):
             return "".join(part for part in parts if isinstance(part, str))
-        rendered = "".join(
-            _as_text(self.evaluate(part, pointer)) if isinstance(part, _Placeholder) else part
-            for part in parts
-        )
+        pieces: list[str] = []
+        for part in parts:
+            if isinstance(part, _Placeholder):
+                value = self.evaluate(part, pointer)
+                try:
+                    piece = _as_text(value, max(self.budget, 0))
+                except TemplateError as exc:
+                    raise TemplateError(exc.reason, pointer=pointer) from None
+            else:
+                piece = part
+            pieces.append(piece)
+        rendered = "".join(pieces)
         self.budget -= len(rendered)
         if self.budget < 0:
             raise TemplateError(
@@ -231,11 +239,44 @@ class _Renderer:
         return rendered
 
 
-def _as_text(value: Any) -> str:
+def json_size(value: Any, limit: int) -> int:
+    """About how many characters ``value`` takes as JSON, counted up to just past ``limit``.
+
+    The walk stops as soon as the count passes ``limit``, so it costs at most ``limit`` steps
+    whatever the value: a list holding the same list twice, nested thirty times, is small in
+    memory but a billion items as JSON, and must be refused before it is written out. Every
+    item counts at least 8, a string its length: close to JSON for text, and a cost per node
+    for structure (a node is what the walk and the encoder spend time on).
+    """
+    size = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += len(item) + 2
+        elif isinstance(item, Mapping):
+            size += 8
+            for key, child in item.items():
+                size += len(str(key)) + 3
+                stack.append(child)
+        elif isinstance(item, list | tuple):
+            size += 8
+            stack.extend(item)
+        else:
+            size += 8
+        if size > limit:
+            return size
+    return size
+
+
+def _as_text(value: Any, limit: int = MAX_RENDERED_CHARS) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
         return value
+    if json_size(value, limit) > limit:
+        # Measured first: encoding the value to find it too long could take forever.
+        raise TemplateError(f"the rendered text is longer than {MAX_RENDERED_CHARS} characters")
     # Compact and unescaped, as JSON.stringify writes it; default=str so that a value JSON cannot
     # carry (it should not reach a payload, but a Python caller may pass one) still renders.
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -263,6 +304,7 @@ __all__ = [
     "TemplateError",
     "check_template",
     "is_template",
+    "json_size",
     "pointer_token",
     "render",
     "render_text",

@@ -15,11 +15,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+from jsonschema.protocols import Validator
 
-from modyard.common.expressions import ExpressionError, check_expression
+from modyard.common.expressions import MAX_EXPRESSION_LENGTH, ExpressionError, check_expression
 from modyard.runtime.templating import TemplateError, check_template, pointer_token
+from modyard.runtime.user_schemas import SchemaRefused, compile_user_schema
 
 #: The scopes every expression sees; variables may not take these names.
 SCOPES: Final = ("payload", "body", "config", "run", "user")
@@ -54,7 +54,8 @@ class Automation:
     description: str | None = None
     #: Every variable name it declares (read as null until set).
     variables: frozenset[str] = frozenset()
-    validator: Draft202012Validator | None = None
+    #: Checks the arguments: nothing fetched, patterns on RE2 (see ``user_schemas``).
+    validator: Validator | None = None
 
     @property
     def events(self) -> list[str]:
@@ -94,6 +95,14 @@ def condition_expression(text: str) -> str:
     Prisme.ai writes conditions with placeholders around references; the operators between them
     are the expression grammar's own.
     """
+    # The lazy pattern rescans the rest of the text for each unclosed "{{": quadratic in the
+    # length, so a text longer than any expression may be is refused before it is searched.
+    if len(text) > 2 * MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(
+            f"the condition is longer than {2 * MAX_EXPRESSION_LENGTH} characters",
+            text=text,
+            position=2 * MAX_EXPRESSION_LENGTH,
+        )
     return _PLACEHOLDER.sub(lambda match: f"({match.group(1)})", text).strip()
 
 
@@ -191,17 +200,20 @@ def _instruction_problems(
         yield exc.pointer, exc.reason
 
 
-def _arguments_validator(arguments: Any) -> tuple[Draft202012Validator | None, list[str]]:
+def _arguments_validator(arguments: Any) -> tuple[Validator | None, list[tuple[str, str]]]:
+    """The validator of ``arguments`` and its problems as ``(pointer below arguments, reason)``."""
     if not arguments:
         return None, []
     if not isinstance(arguments, Mapping):
-        return None, ["must map argument names to JSON Schemas"]
+        return None, [("", "must map argument names to JSON Schemas")]
     schema = {"type": "object", "properties": dict(arguments)}
     try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        return None, [f"is not a JSON Schema: {exc.message}"]
-    return Draft202012Validator(schema), []
+        return compile_user_schema(schema), []
+    except SchemaRefused as exc:
+        # Pointers into the wrapper schema: "/properties/<name>/..." is "/<name>/..." here.
+        return None, [
+            (pointer.removeprefix("/properties"), reason) for pointer, reason in exc.problems
+        ]
 
 
 def compile_automation(slug: str, document: Any, *, at: str = "") -> Automation:
@@ -211,7 +223,7 @@ def compile_automation(slug: str, document: Any, *, at: str = "") -> Automation:
     problems: list[tuple[str, str]] = []
     arguments = document.get("arguments") or {}
     validator, argument_problems = _arguments_validator(arguments)
-    problems += [(f"{at}/arguments", reason) for reason in argument_problems]
+    problems += [(f"{at}/arguments{pointer}", reason) for pointer, reason in argument_problems]
     if isinstance(arguments, Mapping):
         for argument in arguments:
             if not _VARIABLE.match(str(argument)) or argument in SCOPES:

@@ -6,10 +6,12 @@ call to an automation reachable from the running program (:meth:`Program.find`) 
 instruction's arguments. Values are templates of :mod:`modyard.runtime.templating` over the
 scopes ``payload``, ``body``, ``config``, ``run``, ``user`` and the automation's variables.
 
-Bounds keep one run from taking the runtime down: :data:`MAX_REPEAT` iterations per loop,
-:data:`MAX_CALL_DEPTH` nested calls, :data:`MAX_STEPS` instructions per run and
-:data:`MAX_WAIT_SECONDS` per wait. Whatever leaves a run (events, errors, logs) has the
-program's secret config values masked.
+Budgets keep one run from taking the runtime down (see :mod:`.budgets`, settings
+``MODYARD_AUTOMATION_*``): instructions, compute and wall-clock time, the size of the values it
+builds, items per ``repeat``, branches of ``all`` at once; plus :data:`MAX_CALL_DEPTH` nested calls
+and :data:`MAX_WAIT_SECONDS` per wait. A run past one fails with :class:`BudgetExceeded`, and yields
+the event loop every :data:`YIELD_EVERY_STEPS` instructions so that other runs go on meanwhile.
+Whatever leaves a run (events, errors, logs) has the program's secret config values masked.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import itertools
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from modyard.common.expressions import ExpressionError, evaluate_value, truthy
+from modyard.runtime.automations.budgets import AutomationBudgets, default_budgets, setting_name
 from modyard.runtime.automations.definitions import SCOPES, Automation, condition_expression
 from modyard.runtime.automations.fetch import Fetcher, FetchFailed, checked_url
 from modyard.runtime.automations.program import (
@@ -33,11 +36,20 @@ from modyard.runtime.automations.program import (
     Program,
 )
 from modyard.runtime.automations.redaction import Redactor
-from modyard.runtime.templating import TemplateError, pointer_token, render, render_text
+from modyard.runtime.templating import (
+    TemplateError,
+    json_size,
+    pointer_token,
+    render,
+    render_text,
+)
 
-MAX_REPEAT: Final = 1000
+#: The defaults of the budgets (``MODYARD_AUTOMATION_MAX_REPEAT``/``_MAX_STEPS``).
+MAX_REPEAT: Final = AutomationBudgets.model_fields["max_repeat"].default
+MAX_STEPS: Final = AutomationBudgets.model_fields["max_steps"].default
 MAX_CALL_DEPTH: Final = 16
-MAX_STEPS: Final = 100_000
+#: A run gives the event loop to others this often, however busy it is.
+YIELD_EVERY_STEPS: Final = 64
 DEFAULT_WAIT_SECONDS: Final = 30.0
 MAX_WAIT_SECONDS: Final = 300.0
 DEFAULT_FETCH_SECONDS: Final = 10.0
@@ -61,6 +73,20 @@ class AutomationError(Exception):
 
     def to_json(self) -> dict[str, Any]:
         return {"message": self.message, "automation": self.automation, "pointer": self.pointer}
+
+
+class BudgetExceeded(AutomationError):
+    """A run that went past one of its budgets; ``budget`` is its name (``max_steps``)."""
+
+    def __init__(
+        self, message: str, *, budget: str, pointer: str = "", automation: str = ""
+    ) -> None:
+        super().__init__(
+            f"{message} (budget {budget}, setting {setting_name(budget)})",
+            pointer=pointer,
+            automation=automation,
+        )
+        self.budget = budget
 
 
 class ArgumentsInvalid(AutomationError):
@@ -104,6 +130,8 @@ class _Frame:
     body: Any
     run: dict[str, Any]
     depth: int
+    #: The run it belongs to (its budgets).
+    state: _Run
     loops: int = 0
     _scope: dict[str, Any] | None = None
 
@@ -144,8 +172,35 @@ class _Run:
     correlation_id: str
     trigger: dict[str, Any]
     user: Any
+    budgets: AutomationBudgets
     steps: int = 0
     emitted: list[dict[str, Any]] = field(default_factory=list)
+    #: Seconds spent evaluating so far, and since when the current evaluation runs (or None).
+    compute_seconds: float = 0.0
+    computing_since: float | None = None
+    #: ``all`` branches running now.
+    parallel: int = 0
+
+
+class _Computing:
+    """``with _Computing(state):`` adds the block's time to the run's compute time (outermost
+    block only: a render inside a set is counted once)."""
+
+    __slots__ = ("outer", "state")
+
+    def __init__(self, state: _Run) -> None:
+        self.state = state
+        self.outer = False
+
+    def __enter__(self) -> None:
+        if self.state.computing_since is None:
+            self.outer = True
+            self.state.computing_since = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.outer and self.state.computing_since is not None:
+            self.state.compute_seconds += time.perf_counter() - self.state.computing_since
+            self.state.computing_since = None
 
 
 def validate_arguments(automation: Automation, arguments: Mapping[str, Any]) -> None:
@@ -165,9 +220,12 @@ def _secrets_of(program: Program) -> set[str]:
 
 
 class Interpreter:
-    def __init__(self, host: Host, fetcher: Fetcher | None = None) -> None:
+    def __init__(
+        self, host: Host, fetcher: Fetcher | None = None, budgets: AutomationBudgets | None = None
+    ) -> None:
         self.host = host
         self.fetcher = fetcher or Fetcher()
+        self.budgets = budgets or default_budgets()
 
     async def run(
         self,
@@ -197,11 +255,24 @@ class Interpreter:
             correlation_id=correlation_id or uuid.uuid4().hex,
             trigger=dict(trigger or {"type": "direct"}),
             user=user,
+            budgets=self.budgets,
         )
         try:
-            output = await self._automation(state, program, automation, arguments, payload, body, 0)
+            # The wall-clock budget also ends a run sitting in a wait or a fetch.
+            async with asyncio.timeout(self.budgets.max_run_seconds):
+                output = await self._automation(
+                    state, program, automation, arguments, payload, body, 0
+                )
         except _Break:
             output = None
+        except TimeoutError:
+            exc = BudgetExceeded(
+                f"the run took longer than {self.budgets.max_run_seconds:g} s",
+                budget="max_run_seconds",
+                automation=automation.slug,
+            )
+            exc.message = state.redactor.text(exc.message)
+            raise exc from None
         except AutomationError as exc:
             exc.message = state.redactor.text(exc.message)
             exc.args = (exc.message,)
@@ -231,7 +302,7 @@ class Interpreter:
             "trigger": state.trigger,
             "user": state.user,
         }
-        frame = _Frame(program, automation, arguments, payload, body, run, depth)
+        frame = _Frame(program, automation, arguments, payload, body, run, depth, state)
         try:
             await self._block(state, frame, automation.do, "/do")
         except _Break as stop:
@@ -239,7 +310,7 @@ class Interpreter:
                 raise
         if automation.output is None:
             return None
-        return self._render(frame, automation.output, "/output")
+        return self._sized(frame, self._render(frame, automation.output, "/output"), "/output")
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -250,13 +321,28 @@ class Interpreter:
             message, pointer=pointer, automation=frame.automation.slug, status=status
         )
 
+    def _over(self, frame: _Frame, message: str, budget: str, pointer: str) -> BudgetExceeded:
+        return BudgetExceeded(
+            message, budget=budget, pointer=pointer, automation=frame.automation.slug
+        )
+
+    def _sized(self, frame: _Frame, value: Any, pointer: str) -> Any:
+        """``value``, unless it is larger than a value may be (measured up to the limit only)."""
+        limit = frame.state.budgets.max_value_bytes
+        if isinstance(value, dict | list) and json_size(value, limit) > limit:
+            raise self._over(
+                frame, f"the value is larger than {limit} bytes as JSON", "max_value_bytes", pointer
+            )
+        return value
+
     def _render(self, frame: _Frame, template: Any, pointer: str) -> Any:
         if template is None or isinstance(template, bool | int | float):
             return template
         if isinstance(template, str) and "{{" not in template:
             return template
         try:
-            return render(template, frame.scope(), pointer=pointer)
+            with _Computing(frame.state):
+                return render(template, frame.scope(), pointer=pointer)
         except TemplateError as exc:
             raise self._fail(frame, exc.reason, exc.pointer) from None
 
@@ -266,21 +352,43 @@ class Interpreter:
         if "{{" not in template:
             return template
         try:
-            return render_text(template, frame.scope(), pointer=pointer)
+            with _Computing(frame.state):
+                return render_text(template, frame.scope(), pointer=pointer)
         except TemplateError as exc:
             raise self._fail(frame, exc.reason, exc.pointer) from None
+
+    def _check_budgets(self, state: _Run, frame: _Frame, pointer: str) -> None:
+        budgets = state.budgets
+        if state.steps > budgets.max_steps:
+            raise self._over(
+                frame, f"the run went past {budgets.max_steps} instructions", "max_steps", pointer
+            )
+        if state.compute_seconds > budgets.max_compute_seconds:
+            raise self._over(
+                frame,
+                f"the run spent more than {budgets.max_compute_seconds:g} s evaluating",
+                "max_compute_seconds",
+                pointer,
+            )
 
     async def _block(
         self, state: _Run, frame: _Frame, instructions: list[Any], pointer: str, start: int = 0
     ) -> None:
         for index, instruction in enumerate(instructions, start):
             state.steps += 1
-            if state.steps > MAX_STEPS:
-                raise self._fail(frame, f"the run went past {MAX_STEPS} instructions", pointer)
+            self._check_budgets(state, frame, f"{pointer}/{index}")
+            if state.steps % YIELD_EVERY_STEPS == 0:
+                # A busy run must not hold the event loop: other runs (other workspaces' too),
+                # requests and the broker's heartbeats go on between its instructions.
+                await asyncio.sleep(0)
             ((name, args),) = instruction.items()
-            await self._instruction(
-                state, frame, str(name), args, f"{pointer}/{index}/{pointer_token(name)}"
-            )
+            at = f"{pointer}/{index}/{pointer_token(name)}"
+            if name in ("set", "delete"):
+                with _Computing(state):
+                    await self._instruction(state, frame, str(name), args, at)
+            else:
+                await self._instruction(state, frame, str(name), args, at)
+            self._check_budgets(state, frame, at)
 
     async def _instruction(self, state: _Run, frame: _Frame, name: str, args: Any, at: str) -> None:
         if name == "set":
@@ -305,15 +413,28 @@ class Interpreter:
         elif name == "all":
             # Concurrently, as Prisme.ai does (waits and fetches overlap); a failure or a break
             # in one cancels the others and goes on as if it happened alone.
+            branches = list(args or [])
+            limit = state.budgets.max_parallel
+            if state.parallel + len(branches) > limit:
+                raise self._over(
+                    frame,
+                    f"all would run {state.parallel + len(branches)} branches at once in this "
+                    f"run: at most {limit}",
+                    "max_parallel",
+                    at,
+                )
+            state.parallel += len(branches)
             try:
                 async with asyncio.TaskGroup() as group:
-                    for index, instruction in enumerate(args or []):
+                    for index, instruction in enumerate(branches):
                         group.create_task(self._block(state, frame, [instruction], at, start=index))
             except ExceptionGroup as failures:
                 first = failures.exceptions[0]
                 while isinstance(first, ExceptionGroup):
                     first = first.exceptions[0]
                 raise first from None
+            finally:
+                state.parallel -= len(branches)
         elif name == "comment":
             return
         else:
@@ -345,6 +466,23 @@ class Interpreter:
         last = parts[-1]
         mode = args.get("type")
         current = _get(container, last)
+        built = not _is_placeholder(args.get("value"))
+        if mode in ("push", "merge"):
+            # Counted before the copy is made: doubling a list by merging it with itself would
+            # otherwise reach gigabytes in thirty steps.
+            grown = (len(current) if isinstance(current, list | dict) else 0) + (
+                len(value) if isinstance(value, list | dict) and mode == "merge" else 1
+            )
+            limit = frame.state.budgets.max_collection_items
+            if grown > limit:
+                raise self._over(
+                    frame,
+                    f"set type:{mode} would make {args.get('name')!r} {grown} items long: at "
+                    f"most {limit}",
+                    "max_collection_items",
+                    at,
+                )
+            built = True
         if mode == "push":
             value = [*(current if isinstance(current, list) else []), value]
         elif mode == "merge":
@@ -352,6 +490,10 @@ class Interpreter:
                 value = {**current, **value}
             elif isinstance(current, list):
                 value = [*current, *(value if isinstance(value, list) else [value])]
+        if built:
+            # A value picked as it is ("{{ payload }}") was measured when it was made, or came
+            # from outside within the caller's size cap; a value built here is measured.
+            self._sized(frame, value, f"{at}/value")
         if not _put(container, last, value):
             raise self._fail(frame, f"cannot set {args.get('name')!r}: no such list index", at)
         if rebinds:
@@ -375,7 +517,10 @@ class Interpreter:
         event = self._text(frame, args.get("event"), f"{at}/event")
         if not event or len(event) > 200:
             raise self._fail(frame, "an event name is 1 to 200 characters", f"{at}/event")
-        payload = state.redactor(self._render(frame, args.get("payload"), f"{at}/payload"))
+        payload = self._sized(
+            frame, self._render(frame, args.get("payload"), f"{at}/payload"), f"{at}/payload"
+        )
+        payload = state.redactor(payload)
         full = frame.program.full_name(event)
         state.emitted.append({"type": full, "payload": payload})
         await state.host.emit(frame.program, full, payload, frame.run)
@@ -433,7 +578,7 @@ class Interpreter:
                 if any(char in text or char in str(name) for char in "\r\n\0"):
                     raise self._fail(frame, f"header {name!r} has a line break", f"{at}/headers")
                 headers[str(name)] = text
-        body = self._render(frame, args.get("body"), f"{at}/body")
+        body = self._sized(frame, self._render(frame, args.get("body"), f"{at}/body"), f"{at}/body")
         timeout = args.get("timeout", DEFAULT_FETCH_SECONDS)
         if not isinstance(timeout, int | float) or not 0 < timeout <= 300:
             raise self._fail(frame, "timeout is 0 to 300 seconds", f"{at}/timeout")
@@ -471,7 +616,8 @@ class Interpreter:
                 continue
             where = f"{at}/{pointer_token(condition)}"
             try:
-                value = evaluate_value(condition_expression(str(condition)), frame.scope())
+                with _Computing(state):
+                    value = evaluate_value(condition_expression(str(condition)), frame.scope())
             except ExpressionError as exc:
                 raise self._fail(frame, str(exc), where) from None
             if truthy(value):
@@ -481,6 +627,7 @@ class Interpreter:
             await self._block(state, frame, list(args["default"] or []), f"{at}/default")
 
     async def _repeat(self, state: _Run, frame: _Frame, args: Mapping[str, Any], at: str) -> None:
+        items: Sequence[Any]
         if "on" in args:
             items = self._render(frame, args["on"], f"{at}/on")
             if items is None:
@@ -493,10 +640,15 @@ class Interpreter:
             count = self._render(frame, args.get("until"), f"{at}/until")
             if not isinstance(count, int) or isinstance(count, bool) or count < 0:
                 raise self._fail(frame, "repeat.until must give a whole number", f"{at}/until")
-            items = list(range(count))
-        if len(items) > MAX_REPEAT:
-            raise self._fail(
-                frame, f"repeat over {len(items)} items: at most {MAX_REPEAT} are allowed", at
+            # A range, not a list: until: 1000000000000 must be refused, not allocated first.
+            items = range(count)
+        limit = state.budgets.max_repeat
+        if len(items) > limit:
+            raise self._over(
+                frame,
+                f"repeat over {len(items)} items: at most {limit} are allowed",
+                "max_repeat",
+                at,
             )
         frame.loops += 1
         try:
@@ -533,7 +685,9 @@ class Interpreter:
             ) from None
         if frame.depth + 1 > MAX_CALL_DEPTH:
             raise self._fail(frame, f"calls nest deeper than {MAX_CALL_DEPTH}", at)
-        arguments = self._render(frame, {k: v for k, v in args.items() if k != "output"}, at)
+        arguments = self._sized(
+            frame, self._render(frame, {k: v for k, v in args.items() if k != "output"}, at), at
+        )
         # Prisme.ai lets a call set the callee's body and payload (``parse: {body: {...}}``);
         # otherwise the callee sees the caller's.
         body = arguments.pop("body", frame.body)
@@ -549,6 +703,14 @@ class Interpreter:
         target = args.get("output")
         if isinstance(target, str) and target:
             frame.bind(target, output)
+
+
+def _is_placeholder(template: Any) -> bool:
+    """Whether ``template`` is one placeholder and nothing else: its value is picked, not built."""
+    if not isinstance(template, str):
+        return False
+    text = template.strip()
+    return text.startswith("{{") and text.endswith("}}") and text.count("{{") == 1
 
 
 def _get(container: Any, key: str | int) -> Any:
@@ -579,6 +741,7 @@ __all__ = [
     "MAX_STEPS",
     "ArgumentsInvalid",
     "AutomationError",
+    "BudgetExceeded",
     "Host",
     "Interpreter",
     "RunResult",

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from croniter import croniter
-from jsonschema import Draft202012Validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +33,7 @@ from modyard.runtime.flows.events import HeardEvent, emit_problem, listen_proble
 from modyard.runtime.flows.triggers import TRIGGERS
 from modyard.runtime.installer_client import InstallerClient, InstallerUnavailable
 from modyard.runtime.models import Flow, InstalledComponent
+from modyard.runtime.user_schemas import SchemaRefused, compile_user_schema
 from modyard.runtime.webhooks import payloads
 from modyard.runtime.webhooks.service import notify
 
@@ -210,7 +210,19 @@ async def validate(
             ports[node_id] = _module_ports(installed)
             wanted_resources[node_id] = component_resource(installed.module, installed.component)
         if schema:
-            for error in Draft202012Validator(schema).iter_errors(node.properties):
+            # A module's schema is its publisher's text: nothing fetched, patterns on RE2.
+            try:
+                validator = compile_user_schema(schema)
+            except SchemaRefused as exc:
+                errors += [
+                    InvalidParam(
+                        pointer=pointer + "/component",
+                        detail=f"The component's properties_schema cannot be used ({where or '/'}: {reason}); the module's publisher must fix it.",
+                    )
+                    for where, reason in exc.problems
+                ]
+                continue
+            for error in validator.iter_errors(node.properties):
                 location = "".join(f"/{part}" for part in error.absolute_path)
                 errors.append(
                     InvalidParam(pointer=f"{pointer}/properties{location}", detail=error.message)
