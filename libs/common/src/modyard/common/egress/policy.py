@@ -70,6 +70,9 @@ _THIS_NETWORK: Final = ipaddress.IPv4Network("0.0.0.0/8")
 _NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
 _NAT64_LOCAL: Final = ipaddress.IPv6Network("64:ff9b:1::/48")
 _SITE_LOCAL: Final = ipaddress.IPv6Network("fec0::/10")
+_RFC1918: Final = tuple(
+    ipaddress.IPv4Network(text) for text in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
 
 #: Rules a host pattern in an allow-list lifts (an operator vouches for that name's addresses);
 #: loopback, link-local and multicast need the address itself allowed.
@@ -206,7 +209,7 @@ def address_class(address: IPAddress) -> str | None:
             return "multicast"
         if address.is_reserved or address == ipaddress.IPv4Address("255.255.255.255"):
             return "reserved"
-        if address.is_private:
+        if any(address in network for network in _RFC1918):
             return "private"
         return None if address.is_global else "non-global"
     if address.is_loopback:
@@ -253,7 +256,10 @@ class PlatformEndpoints:
 
     def refuses(self, host: str, address: IPAddress | None, port: int) -> str | None:
         """What of the platform listens at ``host``/``address``:``port``, or ``None``."""
-        if (host.lower().rstrip("."), port) in self.names:
+        name = host.lower().rstrip(".")
+        if (name, port) in self.names:
+            return self.label(port)
+        if port in self.local_ports and (name == "localhost" or name.endswith(".localhost")):
             return self.label(port)
         if address is None:
             return None
