@@ -39,16 +39,26 @@ def test_rabbitmq_definitions_make_an_administrator_with_both_vhosts() -> None:
             user="modyard", password="modyard", vhost="modyard", salt=b"salt"
         )
     )
-    (user,) = definitions["users"]
+    user, management = definitions["users"]
     assert user["name"] == "modyard"
     assert user["tags"] == ["administrator"]
     assert user["hashing_algorithm"] == "rabbit_password_hashing_sha256"
     assert "password" not in user
     assert {vhost["name"] for vhost in definitions["vhosts"]} == {"/", "modyard"}
-    granted = {(p["user"], p["vhost"]) for p in definitions["permissions"]}
-    assert granted == {("modyard", "modyard"), ("modyard", "/")}
-    for permission in definitions["permissions"]:
-        assert permission["configure"] == permission["write"] == permission["read"] == ".*"
+    granted = {(p["user"], p["vhost"]): p for p in definitions["permissions"]}
+    assert set(granted) == {
+        ("modyard", "modyard"),
+        ("modyard", "/"),
+        ("modyard-management", "modyard"),
+    }
+    for key in (("modyard", "modyard"), ("modyard", "/")):
+        assert granted[key]["configure"] == granted[key]["write"] == granted[key]["read"] == ".*"
+    # The management user declares cells' and workers' queues and moves no message.
+    assert management["name"] == "modyard-management"
+    assert "password" not in management
+    mine = granted[("modyard-management", "modyard")]
+    assert mine["write"] == mine["read"] == "^$"
+    assert mine["configure"].startswith("^(appcell\\.cell|modyard\\.modules)\\.")
 
 
 def test_rabbitmq_conf_listens_on_loopback_only() -> None:

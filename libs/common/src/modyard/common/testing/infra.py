@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
+from modyard.common.bus.management import management_permissions
 from modyard.common.network import is_loopback, tcp_reachable
 from modyard.common.settings import CommonSettings
 
@@ -85,6 +86,14 @@ async def isolated_infra(settings: CommonSettings) -> AsyncIterator[IsolatedInfr
                 json={"configure": ".*", "write": ".*", "read": ".*"},
             )
         ).raise_for_status()
+        if settings.amqp_management_username:
+            # The dedicated management user (cells' and workers' users) works on this vhost too.
+            (
+                await api.put(
+                    f"/api/permissions/{name}/{quote(settings.amqp_management_username, safe='')}",
+                    json=management_permissions(),
+                )
+            ).raise_for_status()
     try:
         yield IsolatedInfra(
             database_url=make_url(settings.database_url)

@@ -6,7 +6,12 @@ Erlang cookie via ``HOME``) points into ``.run/rabbitmq``, and every listener (A
 Erlang distribution, epmd) is bound to 127.0.0.1.
 
 Users, vhosts and permissions come from a definitions file imported at boot, so no
-``rabbitmqctl`` call (with its own distribution listener) is needed to set them up.
+``rabbitmqctl`` call (with its own distribution listener) is needed to set them up. Besides the
+services' user (``modyard``), the node has a dedicated management user (``modyard-management``)
+that the gateway and the runtime use to create cells' and module workers' users: it may declare
+their queues and nothing else on the vhost (no message can be read or published with it). RabbitMQ
+lets only ``administrator``-tagged users create users and set permissions, so it carries that tag.
+A node started before that user existed gets it on the next ``up`` (:meth:`RabbitMQ.provision`).
 
 :class:`NodeAddress` names the node and its ports. The defaults are the development node's; fault
 tests start a second, private node with other ports under a temporary directory
@@ -25,9 +30,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
+from modyard.common.bus.management import management_permissions
 from modyard.common.network import tcp_reachable
 from modyard.common.settings import CommonSettings
-from modyard.sdk.dev.component import Component, find_binary
+from modyard.sdk.dev.component import Component, Report, State, find_binary
 from modyard.sdk.dev.paths import RunLayout
 from modyard.sdk.dev.probes import amqp_answers, endpoint, http_status, is_local
 from modyard.sdk.dev.processes import (
@@ -49,6 +57,8 @@ DIST_PORT = 25672
 EPMD_PORT = 4369
 USER = "modyard"
 PASSWORD = "modyard"  # noqa: S105 - the documented development credential
+MANAGEMENT_USER = "modyard-management"
+MANAGEMENT_PASSWORD = "modyard-management"  # noqa: S105 - the documented development credential
 VHOST = "modyard"
 NODENAME = "modyard@localhost"
 LOCAL_AMQP_URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{AMQP_PORT}/{VHOST}"
@@ -87,8 +97,17 @@ def password_hash(password: str, salt: bytes) -> str:
     return base64.b64encode(salt + digest).decode("ascii")
 
 
-def render_definitions(*, user: str, password: str, vhost: str, salt: bytes) -> str:
-    """Definitions imported at every boot: the administrator user, its vhosts and permissions.
+def render_definitions(
+    *,
+    user: str,
+    password: str,
+    vhost: str,
+    salt: bytes,
+    management_user: str = MANAGEMENT_USER,
+    management_password: str = MANAGEMENT_PASSWORD,
+) -> str:
+    """Definitions imported at every boot: the administrator user, its vhosts and permissions,
+    and the management user (declares cells' and workers' queues, reads and writes nothing).
 
     No ``guest`` user is created because definitions replace the default user and vhost.
     """
@@ -101,12 +120,20 @@ def render_definitions(*, user: str, password: str, vhost: str, salt: bytes) -> 
                 "hashing_algorithm": "rabbit_password_hashing_sha256",
                 # Tests create vhosts through the management API, which needs administrator.
                 "tags": ["administrator"],
-            }
+            },
+            {
+                "name": management_user,
+                "password_hash": password_hash(management_password, salt),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                # Creating users and setting permissions needs it (RabbitMQ has no narrower tag).
+                "tags": ["administrator"],
+            },
         ],
         "vhosts": [{"name": "/"}, {"name": vhost}],
         "permissions": [
             {"user": user, "vhost": vhost, **everything},
             {"user": user, "vhost": "/", **everything},
+            {"user": management_user, "vhost": vhost, **management_permissions()},
         ],
     }
     return json.dumps(definitions, indent=2) + "\n"
@@ -195,9 +222,37 @@ class RabbitMQ(Component):
         values = {"MODYARD_AMQP_URL": url}
         if url == self.address.amqp_url:
             values["MODYARD_AMQP_MANAGEMENT_URL"] = self.address.management_url
+            values["MODYARD_AMQP_MANAGEMENT_USERNAME"] = MANAGEMENT_USER
+            values["MODYARD_AMQP_MANAGEMENT_PASSWORD"] = MANAGEMENT_PASSWORD
         else:
             values["MODYARD_AMQP_MANAGEMENT_URL"] = self.settings.amqp_management_url
         return values
+
+    def up(self, timeout: float) -> Report:
+        report = super().up(timeout)
+        if report.state in (State.started, State.running) and self.targets_local():
+            failure = self.provision()
+            if failure is not None:
+                return self._failure(failure)
+        return report
+
+    def provision(self) -> str | None:
+        """The management user and its permissions on a running node (idempotent): a node whose
+        data predates the user gets it without a restart. A reason when it cannot be done."""
+        user, vhost = MANAGEMENT_USER, VHOST
+        calls = (
+            (f"/api/users/{user}", {"password": MANAGEMENT_PASSWORD, "tags": "administrator"}),
+            (f"/api/permissions/{vhost}/{user}", management_permissions()),
+        )
+        try:
+            with httpx.Client(
+                base_url=self.address.management_url, auth=(USER, PASSWORD), timeout=10
+            ) as api:
+                for path, body in calls:
+                    api.put(path, json=body).raise_for_status()
+        except httpx.HTTPError as exc:
+            return f"could not set up the management user {user}: {exc}"
+        return None
 
     # -- environment -----------------------------------------------------------------------------
 
