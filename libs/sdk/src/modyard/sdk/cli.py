@@ -24,7 +24,7 @@ from modyard.sdk.dev.cli import app as dev_app
 from modyard.sdk.gateway_cli import cell_app, cells_app
 from modyard.sdk.installer_cli import acl_app, install, installations_app
 from modyard.sdk.modules_cli import modules_app, pack, publish
-from modyard.sdk.runtime_cli import dlq_app, flows_app, webhooks_app
+from modyard.sdk.runtime_cli import dlq_app, flows_app, webhooks_app, workers_app
 from modyard.sdk.status import Check, healthy, infrastructure_checks, service_checks
 from modyard.sdk.tokens import operator_token
 
@@ -46,6 +46,7 @@ app.add_typer(acl_app, name="acl")
 app.add_typer(flows_app, name="flows")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(workers_app, name="workers")
 app.add_typer(cells_app, name="cells")
 app.add_typer(cell_app, name="cell")
 app.add_typer(deploy_app, name="deploy")

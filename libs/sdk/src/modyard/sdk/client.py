@@ -407,6 +407,19 @@ class RuntimeClient(_ServiceAPI):
         params = _filters(workspace=workspace, flow=flow, node=node, since=since, until=until)
         return dict(await self._json("DELETE", "/v1/unprocessed-messages", params=params))
 
+    # -- module workers' broker credentials -----------------------------------------------------
+
+    async def issue_worker_credentials(
+        self, workspace: str, slug: str, *, close_connections: bool = False
+    ) -> dict[str, Any]:
+        """New broker credentials for the installation's module worker (the password rotates)."""
+        path = f"/v1/workspaces/{workspace}/installations/{slug}/worker-credentials"
+        return dict(await self._json("POST", path, json={"close_connections": close_connections}))
+
+    async def revoke_worker_credentials(self, workspace: str, slug: str) -> None:
+        path = f"/v1/workspaces/{workspace}/installations/{slug}/worker-credentials"
+        await self._json("DELETE", path)
+
     # -- system webhooks ------------------------------------------------------------------------
 
     async def webhooks(self) -> list[dict[str, Any]]:

@@ -186,7 +186,7 @@ def cell_run(
         typer.Option(
             exists=True,
             dir_okay=False,
-            help="JSON from `modyard cells credentials --json` (amqp_url and queue).",
+            help="JSON from `modyard cells credentials --json` or `modyard workers credentials --json` (amqp_url and queue).",
         ),
     ] = None,
     installation: Annotated[

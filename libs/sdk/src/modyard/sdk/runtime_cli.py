@@ -1,4 +1,4 @@
-"""``modyard flows …``, ``modyard dlq …`` and ``modyard webhooks …``: the runtime's API."""
+"""``modyard flows …``, ``modyard dlq …``, ``modyard webhooks …`` and ``modyard workers …``: the runtime's API."""
 
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ dlq_app = typer.Typer(
 )
 webhooks_app = typer.Typer(
     help="System webhooks: URLs the runtime tells about system events.", no_args_is_help=True
+)
+workers_app = typer.Typer(
+    help="Module workers: the broker credentials of an installation's worker.",
+    no_args_is_help=True,
 )
 
 FlowFile = Annotated[
@@ -573,3 +577,40 @@ def webhooks_test(webhook_id: str, as_json: JsonOption = False) -> None:
         echo_json(delivery)
     else:
         console.print(f"[green]✓[/] queued test delivery {delivery['id']}")
+
+
+@workers_app.command("credentials")
+def workers_credentials(
+    workspace: Annotated[str, typer.Argument(help="The installation's workspace.")],
+    slug: Annotated[str, typer.Argument(help="The installation's slug.")],
+    close_connections: Annotated[
+        bool, typer.Option(help="Also disconnect workers logged in with the previous password.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Issue (and so rotate) the broker credentials of an installation's module worker.
+
+    The password is shown once: save the JSON and run the worker with
+    `modyard cell run pkg.module:worker --credentials FILE`."""
+    found = call_api(
+        lambda client: client.runtime.issue_worker_credentials(
+            workspace, slug, close_connections=close_connections
+        )
+    )
+    if as_json:
+        echo_json(found)
+        return
+    for key in ("amqp_url", "vhost", "username", "queue", "reply_exchange", "closed_connections"):
+        console.print(f"{key}: {escape(str(found[key]))}")
+
+
+@workers_app.command("revoke")
+def workers_revoke(
+    workspace: Annotated[str, typer.Argument(help="The installation's workspace.")],
+    slug: Annotated[str, typer.Argument(help="The installation's slug.")],
+) -> None:
+    """Delete the worker's broker user and queue and disconnect it."""
+    call_api(lambda client: client.runtime.revoke_worker_credentials(workspace, slug))
+    console.print(
+        f"The module worker of {escape(workspace)}:{escape(slug)} has no access any more."
+    )
