@@ -17,6 +17,7 @@ from modyard.common.egress.policy import EgressPolicy
 from modyard.common.observability.state_gauges import refresh_state_gauges
 from modyard.runtime import unprocessed
 from modyard.runtime.api import routers
+from modyard.runtime.automations.secret_config import SealedConfigColumn
 from modyard.runtime.automations.wiring import AutomationsRuntime
 from modyard.runtime.components.core import aclose_core_components
 from modyard.runtime.consumers import subscriptions_for
@@ -159,6 +160,7 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         encrypted_columns=(
             EncryptedColumn("system_webhooks", "secret"),
             EncryptedColumn("app_instances", "secrets"),
+            SealedConfigColumn("automation_workspaces", "config_value"),
         ),
     )
 

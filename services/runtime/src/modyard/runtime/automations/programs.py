@@ -29,7 +29,7 @@ from modyard.runtime.automations.models import (
     StoredAutomation,
 )
 from modyard.runtime.automations.program import Program, instance_config
-from modyard.runtime.automations.secret_config import secret_fields, unseal
+from modyard.runtime.automations.secret_config import secret_fields, unsealed_config
 from modyard.runtime.templating import TemplateError, is_template, render
 
 log = structlog.get_logger(__name__)
@@ -98,10 +98,9 @@ def build_program(
     box: SecretBox | None,
     env: Mapping[str, str] | None = None,
 ) -> Program:
-    config = {
-        name: unseal(value, box)
-        for name, value in (settings.config_value if settings else {}).items()
-    }
+    config = unsealed_config(
+        settings.config_schema if settings else {}, settings.config_value if settings else {}, box
+    )
     root = Program(
         workspace=workspace,
         automations=_compiled(workspace, ((row.slug, row.definition) for row in automations)),

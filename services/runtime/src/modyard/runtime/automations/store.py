@@ -146,9 +146,12 @@ async def save_settings(
     row.label, row.description, row.photo = label, description, photo
     secrets = secret_fields(config_schema)
     previous = row.config_value or {}
+    # Only a value sealed as a secret before is kept for a mask: a plain field's value that merely
+    # looks sealed must not become a secret the runtime would decrypt.
+    was_secret = secret_fields(row.config_schema or {})
     sealed: dict[str, Any] = {}
     for name, value in config_value.items():
-        if name in secrets and value == MASK and name in previous:
+        if name in secrets and value == MASK and name in previous and name in was_secret:
             sealed[name] = previous[name]  # the masked value sent back: unchanged
         elif name in secrets:
             sealed[name] = seal(value, box)
