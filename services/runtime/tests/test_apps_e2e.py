@@ -67,6 +67,14 @@ class Env:
             "POST", f"{self.installer}/v1/workspaces", json={"slug": slug, "name": slug}
         )
         assert response.status_code == 201, response.text
+        # These workspaces install each other's apps and follow their new versions: an operator
+        # allows that (by default only a workspace's own apps are followed).
+        allowed = await self.external(
+            "POST",
+            f"{self.installer}/v1/workspaces/{slug}/allowed-publishers",
+            json={"publisher": "*"},
+        )
+        assert allowed.status_code == 201, allowed.text
 
     async def save(self, ws: str, automations: dict[str, Any]) -> None:
         for slug, definition in automations.items():

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modyard.common.bus.outbox import record_event
 from modyard.common.errors import Conflict, InvalidParam, NotFound, ValidationFailed
 from modyard.common.semver import InvalidVersion, parse_version, satisfies
+from modyard.installer import publishers
 from modyard.installer import resolution as resolver
 from modyard.installer.configuration import (
     MASK,
@@ -693,9 +694,20 @@ async def follow_new_version(
     ).all()
     moved = []
     new = parse_version(version)
+    manifest = await context.registry.manifest(module, version) if candidates else None
+    publisher = publishers.publisher_of(manifest)
     for installation, workspace in candidates:
         current = parse_version(installation.version)
         if new.prerelease or new <= current or not satisfies(version, f"^{installation.version}"):
+            continue
+        if not await publishers.may_follow(session, workspace, module, publisher):
+            log.info(
+                "automatic_upgrade_skipped",
+                workspace=workspace.slug,
+                slug=installation.slug,
+                version=version,
+                reason=f"publisher workspace {publisher!r} is not allowed in {workspace.slug!r}",
+            )
             continue
         try:
             async with session.begin_nested():

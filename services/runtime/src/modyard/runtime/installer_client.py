@@ -42,6 +42,18 @@ class InstallerClient(ServiceClient):
             )
         return {item["resource"] for item in response.json()}
 
+    async def member_role(self, workspace: str, subject: str) -> str | None:
+        """``subject``'s role in ``workspace`` (``None``: not a member), read now, not cached."""
+        response = await self._get(f"/v1/workspaces/{workspace}")
+        if response.is_error:
+            raise InstallerUnavailable(
+                f"the installer answered {response.status_code} reading workspace {workspace!r}"
+            )
+        for member in response.json().get("members", []):
+            if member.get("subject") == subject:
+                return str(member.get("role"))
+        return None
+
     async def effective_config(self, workspace: str, slug: str) -> dict[str, Any]:
         """The installation's configuration for running it; a removed one is a retryable error."""
         key = (workspace, slug)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response, status
@@ -7,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Response, status
 from modyard.common.auth import CurrentPrincipal, Principal, Role, require_roles
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES
-from modyard.installer import workspaces
+from modyard.installer import publishers, workspaces
 from modyard.installer.schemas import (
     WORKSPACE_PATTERN,
     MemberUpdate,
@@ -76,3 +77,49 @@ async def remove_member(
     workspace = await workspaces.get_workspace(session, ws, principal)
     await workspaces.remove_member(session, workspace, subject)
     return await workspaces.describe(session, workspace)
+
+
+@router.get("/{ws}/allowed-publishers", response_model=publishers.AllowancePage)
+async def list_allowed_publishers(
+    ws: WorkspaceSlug, session: DbSession, principal: CurrentPrincipal
+) -> publishers.AllowancePage:
+    """Publishers whose new app versions this workspace's installations follow by themselves
+    (besides the workspace's own apps and modules published by operators)."""
+    return await publishers.list_allowances(
+        session, await workspaces.get_workspace(session, ws, principal)
+    )
+
+
+@router.post(
+    "/{ws}/allowed-publishers",
+    status_code=status.HTTP_201_CREATED,
+    response_model=publishers.AllowanceOut,
+)
+async def allow_publisher(
+    ws: WorkspaceSlug,
+    body: publishers.AllowanceIn,
+    session: DbSession,
+    principal: Operator,
+    response: Response,
+) -> publishers.AllowanceOut:
+    """Let the workspace's unpinned installations follow ``publisher``'s new versions (of
+    ``module``, or of all its apps); idempotent (200 when it existed)."""
+    workspace = await workspaces.get_workspace(session, ws, principal)
+    allowance, created = await publishers.allow(session, workspace, body, principal.subject)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return allowance
+
+
+@router.delete(
+    "/{ws}/allowed-publishers/{allowance_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+)
+async def revoke_publisher(
+    ws: WorkspaceSlug, allowance_id: uuid.UUID, session: DbSession, principal: Operator
+) -> Response:
+    await publishers.revoke(
+        session, await workspaces.get_workspace(session, ws, principal), allowance_id
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -24,6 +24,7 @@ from modyard.runtime.apps.schemas import (
 from modyard.runtime.automations.api import automations_of, check_workspace
 from modyard.runtime.automations.program import Program
 from modyard.runtime.automations.secret_config import MASK
+from modyard.runtime.context import Context
 
 router = APIRouter(tags=["apps"], responses=PROBLEM_RESPONSES)
 Workspace = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
@@ -44,9 +45,12 @@ async def publish(
     request: Request,
     session: DbSession,
     principal: CurrentPrincipal,
+    context: Context,
 ) -> PublishOut:
-    """Publish the workspace's automations and config as a new immutable version of its app."""
+    """Publish the workspace's automations and config as a new immutable version of its app
+    (needs the ``publisher`` role in the workspace)."""
     check_workspace(principal, ws)
+    await publishing.check_publisher(context.installer, principal, ws)
     service = automations_of(request)
     result = await publishing.publish(
         session, registry_of(request), ws, body.app_name, source=service.source
@@ -56,10 +60,15 @@ async def publish(
 
 @router.delete("/v1/workspaces/{ws}/publish", response_model=UnpublishOut)
 async def unpublish(
-    ws: Workspace, request: Request, session: DbSession, principal: CurrentPrincipal
+    ws: Workspace,
+    request: Request,
+    session: DbSession,
+    principal: CurrentPrincipal,
+    context: Context,
 ) -> UnpublishOut:
     """Withdraw the workspace's app: its instances hear ``apps.deleted``; the name stays."""
     check_workspace(principal, ws)
+    await publishing.check_publisher(context.installer, principal, ws)
     service = automations_of(request)
     notified = await publishing.unpublish(session, ws, source=service.source)
     return UnpublishOut(workspace=ws, notified_instances=notified)

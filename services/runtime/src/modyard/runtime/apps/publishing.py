@@ -21,16 +21,22 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modyard.common.auth import Principal, Role
 from modyard.common.bus.envelope import event_type, new_event
 from modyard.common.bus.outbox import record_event
-from modyard.common.errors import Conflict, ValidationFailed
+from modyard.common.errors import Conflict, Forbidden, ServiceUnavailable, ValidationFailed
 from modyard.common.semver import InvalidVersion, parse_version
 from modyard.runtime.apps import natives
 from modyard.runtime.apps.registry_client import RegistryClient
 from modyard.runtime.automations import store
 from modyard.runtime.automations.models import AppInstance, AutomationWorkspace
 from modyard.runtime.automations.secret_config import secret_fields
+from modyard.runtime.installer_client import InstallerClient, InstallerUnavailable
 
+#: The index key naming the publishing workspace (read by the installer's publishers.py).
+PUBLISHER_KEY = "modyardPublisher"
+#: Member roles (in the installer) that may publish a workspace as an app.
+PUBLISHER_ROLES = frozenset({"publisher", "owner"})
 APP_PUBLISHED = event_type("runtime", "app", "published")
 APP_DELETED = event_type("runtime", "app", "deleted")
 _MODULE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
@@ -39,6 +45,25 @@ _MODULE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 def app_module_name(app_name: str) -> str:
     """The registry's module name for an app name (as the prismeai format derives it)."""
     return re.sub(r"[^a-z0-9._-]+", "-", app_name.strip().lower()).strip("-.")
+
+
+async def check_publisher(installer: InstallerClient, principal: Principal, workspace: str) -> None:
+    """Publishing puts the workspace in the global registry under the runtime's identity: a
+    member needs the ``publisher`` (or ``owner``) role in it; operators and services may."""
+    if principal.has_role(Role.operator, Role.service):
+        return
+    try:
+        role = await installer.member_role(workspace, principal.subject)
+    except InstallerUnavailable as exc:
+        raise ServiceUnavailable(f"Cannot check your role in {workspace!r}: {exc}.") from exc
+    if role not in PUBLISHER_ROLES:
+        held = f"your role there is {role!r}" if role else "you are not a member"
+        raise Forbidden(
+            f"Publishing workspace {workspace!r} as an app needs the 'publisher' role in it "
+            f"({held}); an operator grants it on the installer: PUT /v1/workspaces/{workspace}"
+            f'/members/{principal.subject} {{"role": "publisher"}}.',
+            slug="publisher-role-required",
+        )
 
 
 @dataclass
@@ -78,6 +103,8 @@ def workspace_document(
         "slug": app,
         "version": version,
         "automations": automations,
+        # Who published it: the installer lets other workspaces follow it only if allowed.
+        PUBLISHER_KEY: row.workspace,
     }
     if row.description:
         document["description"] = row.description
