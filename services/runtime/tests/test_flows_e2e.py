@@ -85,6 +85,13 @@ class ModuleWorker:
     async def stop(self) -> None:
         if self._worker is not None:
             await self._worker.stop()
+            self._worker = None
+
+    async def serve(self, credentials: dict[str, Any]) -> None:
+        """Serve another installation (a reinstalled module is a new one, with a new queue)."""
+        await self.stop()
+        self.url, self.queue = credentials["amqp_url"], credentials["queue"]
+        await self.start()
 
 
 class Env:
@@ -132,6 +139,12 @@ class Env:
     async def module_worker(self, slug: str, module: str) -> ModuleWorker:
         """A started worker of installation ``slug``, with the broker credentials the runtime
         issues for it (once the runtime knows the installation from the installer's events)."""
+        issued = await self.worker_credentials(slug)
+        worker = ModuleWorker(issued["amqp_url"], module, issued["queue"])
+        await worker.start()
+        return worker
+
+    async def worker_credentials(self, slug: str) -> dict[str, Any]:
         issued: dict[str, Any] = {}
 
         async def credentials() -> bool:
@@ -143,9 +156,7 @@ class Env:
             return response.status_code == 201
 
         await eventually(credentials)
-        worker = ModuleWorker(issued["amqp_url"], module, issued["queue"])
-        await worker.start()
-        return worker
+        return issued
 
     async def logs(self, flow_id: str) -> list[Any]:
         async with self.app.state.database.transaction() as session:
@@ -376,6 +387,8 @@ async def test_removal_and_reinstall_during_retries_lets_the_message_through(
         json={"module": "echo-mod", "slug": "echo"},
     )
     assert reinstalled.status_code == 201
+    # A new installation: its worker runs with the credentials issued for it.
+    await echo.serve(await env.worker_credentials("echo"))
 
     async def delivered() -> bool:
         return await env.logs(flow_id) == [{"echo": {"n": 4}}]
