@@ -13,6 +13,7 @@ import sys
 from benchmarks import (
     automations,
     deployer,
+    egress,
     event_bus,
     gateway,
     installer,
@@ -42,6 +43,7 @@ BENCHMARKS = (
     gateway.gateway_load,
     automations.automations_load,
     resilience.resilience,
+    egress.egress_overhead,
 )
 
 

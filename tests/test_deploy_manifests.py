@@ -694,6 +694,52 @@ def test_network_policies_let_every_modyard_pod_reach_postgres_rabbitmq_and_dns(
             ), workload["metadata"]["name"]
 
 
+INTERNAL_RANGES = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "127.0.0.0/8",
+    "fc00::/7",
+    "fe80::/10",
+)
+
+
+@build_param
+def test_the_runtime_reaches_http_only_on_public_addresses(build_dir: Path) -> None:
+    """Tenant-steered HTTP (core.http, fetch, webhooks) leaves by an ipBlock that excepts
+    every cluster-internal range: a hole in the egress policy still cannot reach pods or the
+    node's metadata service. Only DNS, the database and the broker are reached by port."""
+    import ipaddress
+
+    resources = build(build_dir)
+    labels = find(resources, "Deployment", "modyard-runtime")["spec"]["template"]["metadata"][
+        "labels"
+    ]
+    rules = [
+        rule for policy in _policies_for(resources, labels) for rule in policy["spec"]["egress"]
+    ]
+    web = [rule for rule in rules if {80, 443} & (_ports(rule) or set())]
+    assert web, "the runtime needs HTTP(S) out"
+    for rule in web:
+        peers = rule.get("to", [])
+        assert peers, rule
+        assert all("ipBlock" in peer for peer in peers), rule
+        blocks = [peer["ipBlock"] for peer in peers]
+        for block in blocks:
+            network = ipaddress.ip_network(block["cidr"])
+            excepted = [ipaddress.ip_network(cidr) for cidr in block.get("except", [])]
+            for internal in map(ipaddress.ip_network, INTERNAL_RANGES):
+                if internal.version == network.version:
+                    assert any(internal.subnet_of(e) for e in excepted), (block, str(internal))  # type: ignore[arg-type]
+    # Nothing else is open to every destination but DNS, the database and the broker.
+    for rule in rules:
+        if rule.get("to"):
+            continue
+        assert (_ports(rule) or set()) <= {53, 5432, 5672, 15672}, rule
+
+
 def test_dev_infrastructure_accepts_only_modyard_pods() -> None:
     resources = build(OVERLAYS["dev"])
     outsider = {"app.kubernetes.io/name": "something-else"}
