@@ -173,6 +173,9 @@ class ServiceSettings(CommonSettings):
     consumer_prefetch: int = Field(default=32, ge=1)
     consumer_delivery_limit: int = Field(default=10, ge=1)
     readiness_timeout_seconds: float = Field(default=2.0, gt=0)
+    #: The largest request body a route takes unless it declares its own (uploads do): checked
+    #: against Content-Length and counted while read (modyard.common.body_limit), 413 beyond.
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     #: How often gauges of table contents (dead letters, deployments by status) are recounted.
     state_gauges_interval_seconds: float = Field(default=15.0, gt=0)
 

@@ -29,6 +29,7 @@ from modyard.backoffice.routes import (
 )
 from modyard.backoffice.settings import BackofficeSettings
 from modyard.common.app_factory import VERSION
+from modyard.common.body_limit import install_body_limit
 from modyard.common.errors import install_problem_handlers
 from modyard.common.logging import configure_logging
 from modyard.common.observability import metrics
@@ -67,6 +68,8 @@ def create_app(settings: BackofficeSettings | None = None) -> FastAPI:
     app.state.tokens = VerifiedTokens(settings)
     install_problem_handlers(app)
     install_page_handlers(app)
+    # Bodies are capped per route before anything reads them (the upload declares its own).
+    install_body_limit(app, settings.service_name)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(health.router)

@@ -1,7 +1,9 @@
 """Reading an upload from the request with the size cap enforced while it streams in.
 
 The cap applies to the bytes on the wire, before anything is parsed or spooled to disk, so an
-oversized upload costs us at most the cap in memory and never reaches the zip reader.
+oversized upload costs us at most the cap in memory and never reaches the zip reader. The route
+declares :func:`upload_body_limit` as its body cap, and its publisher check runs before the body
+is read: an unauthenticated upload is answered 401 with none of it read.
 """
 
 from __future__ import annotations
@@ -13,11 +15,21 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from modyard.common.body_limit import RequestBodyTooLarge
 from modyard.common.errors import BadRequest, PayloadTooLarge, ValidationFailed
+from modyard.registry.settings import RegistrySettings
 
 # Room for the multipart boundaries and part headers around the archive itself.
 MULTIPART_OVERHEAD = 64 * 1024
 ARCHIVE_FIELD = "archive"
+
+
+def upload_body_limit(settings: RegistrySettings) -> int:
+    """The publishing route's body cap (``modyard.common.body_limit``): the largest archive with
+    its multipart wrapping, or the largest container manifest."""
+    return max(
+        settings.max_archive_bytes + MULTIPART_OVERHEAD, settings.max_container_manifest_bytes
+    )
 
 
 @dataclass(frozen=True)
@@ -33,10 +45,13 @@ async def read_capped_body(request: Request, limit: int) -> bytes:
     if declared and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     received = bytearray()
-    async for chunk in request.stream():
-        received.extend(chunk)
-        if len(received) > limit:
-            raise _too_large(limit)
+    try:
+        async for chunk in request.stream():
+            received.extend(chunk)
+            if len(received) > limit:
+                raise _too_large(limit)
+    except RequestBodyTooLarge:  # the route's cap: said in this route's words
+        raise _too_large(limit) from None
     return bytes(received)
 
 

@@ -1,21 +1,30 @@
-"""Upload: *Add module from your filesystem*: a zip sent on to the registry."""
+"""Upload: *Add module from your filesystem*: a zip sent on to the registry.
+
+The operator is checked before a byte of the upload is read: the form is parsed by the handler,
+after the console dependency, not by FastAPI before its dependencies (which an ``UploadFile``
+parameter would do), and the route's body cap (``max_upload_bytes`` and the multipart wrapping)
+refuses a larger upload from its Content-Length, or once that many bytes have streamed in."""
 
 from __future__ import annotations
 
-from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import UploadFile
 
 from modyard.backoffice.console import ConsoleDep
 from modyard.backoffice.rendering import is_htmx, problem_words, render
 from modyard.backoffice.settings import BackofficeSettings
+from modyard.common.body_limit import RequestBodyTooLarge, body_limit
 from modyard.sdk.client import ModyardAPIError
 
 router = APIRouter(tags=["upload"])
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+ARCHIVE_FIELD = "archive"
+#: Room for the multipart boundaries, part headers and the CSRF field around the archive.
+MULTIPART_OVERHEAD = 64 * 1024
 
 
 @router.get("/upload")
@@ -31,14 +40,43 @@ def _refused(
     return render(request, template, {"console": console, "problem": problem}, status_code=status)
 
 
+def _upload_limit(settings: BackofficeSettings) -> int:
+    return settings.max_upload_bytes + MULTIPART_OVERHEAD
+
+
 @router.post("/upload")
-async def upload(
+@body_limit(_upload_limit)
+async def upload(request: Request, console: ConsoleDep) -> Response:
+    settings: BackofficeSettings = request.app.state.settings
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except RequestBodyTooLarge:
+        return _too_large(request, console, "The upload", settings)
+    try:
+        return await _publish(request, console, settings, form.get(ARCHIVE_FIELD))
+    finally:
+        await form.close()
+
+
+def _too_large(
+    request: Request, console: ConsoleDep, what: str, settings: BackofficeSettings
+) -> Response:
+    return _refused(
+        request,
+        console,
+        413,
+        "File too large",
+        f"{what} is larger than {settings.max_upload_bytes} bytes.",
+    )
+
+
+async def _publish(
     request: Request,
     console: ConsoleDep,
-    archive: Annotated[UploadFile | None, File(description="the module's zip")] = None,
+    settings: BackofficeSettings,
+    archive: UploadFile | str | None,
 ) -> Response:
-    settings: BackofficeSettings = request.app.state.settings
-    if archive is None or not archive.filename:
+    if not isinstance(archive, UploadFile) or not archive.filename:
         return _refused(request, console, 422, "No file", "Choose a zip file to upload.")
     if not archive.filename.lower().endswith(".zip"):
         return _refused(
@@ -50,13 +88,7 @@ async def upload(
         )
     data = await archive.read(settings.max_upload_bytes + 1)
     if len(data) > settings.max_upload_bytes:
-        return _refused(
-            request,
-            console,
-            413,
-            "File too large",
-            f"{archive.filename} is larger than {settings.max_upload_bytes} bytes.",
-        )
+        return _too_large(request, console, archive.filename, settings)
     if not data.startswith(ZIP_MAGIC):
         return _refused(
             request,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from modyard.common.auth import CurrentPrincipal, Principal, Role, require_roles
+from modyard.common.body_limit import body_limit
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES
 from modyard.modules.manifest import MODULE_NAME_PATTERN, ModuleFormat, ModuleKind
@@ -26,7 +27,7 @@ from modyard.registry.schemas import (
     PublishResult,
 )
 from modyard.registry.settings import RegistrySettings
-from modyard.registry.uploads import read_upload
+from modyard.registry.uploads import read_upload, upload_body_limit
 
 router = APIRouter(prefix="/v1/modules", tags=["modules"], responses=PROBLEM_RESPONSES)
 
@@ -68,6 +69,7 @@ def _settings(request: Request) -> RegistrySettings:
         }
     },
 )
+@body_limit(upload_body_limit)
 async def publish_module(
     request: Request, response: Response, session: DbSession, principal: Publisher
 ) -> PublishResult:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, status
 
+from modyard.common.body_limit import body_limit
 from modyard.common.db.session import DbSession
 from modyard.common.errors import (
     PROBLEM_RESPONSES,
@@ -29,6 +30,9 @@ router = APIRouter(prefix="/v1/hooks", tags=["hooks"], responses=PROBLEM_RESPONS
 @router.post(
     "/{ws}/{flow_id}/{node_id}", status_code=status.HTTP_202_ACCEPTED, response_model=HookAccepted
 )
+# The largest ``max_body_bytes`` a webhook node may declare (flows/triggers.py); the node's own,
+# usually smaller, cap is enforced below while the body streams in.
+@body_limit(lambda _settings: 10 * 1024 * 1024)
 async def receive(
     request: Request,
     ws: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")],
