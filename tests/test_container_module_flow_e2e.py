@@ -52,7 +52,7 @@ SERVE_CGI = [
     "sh",
     "-c",
     'mkdir -p /www/cgi-bin && echo "$SCRIPT" > /www/cgi-bin/echo && chmod +x /www/cgi-bin/echo '
-    "&& exec httpd -f -v -p 127.0.0.1:$PORT -h /www",
+    "&& exec httpd -f -v -p 0.0.0.0:$PORT -h /www",
 ]
 
 
@@ -176,6 +176,8 @@ async def _scenario(
             "token": login.password,
             "env": {"SCRIPT": CGI_SCRIPT},
             "port": free_port(),
+            # The root file system is read-only: the CGI script is written to a tmpfs.
+            "writable_paths": ["/www"],
         },
     )
     assert created.status_code == 201, created.text

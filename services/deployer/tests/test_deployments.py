@@ -144,7 +144,7 @@ async def test_deploy_suspend_resume_delete(
     (container,) = await deployer.containers("lifecycle")
     labels = container["Config"]["Labels"]
     assert labels["modyard.deployment.id"] == created["id"]
-    assert container["HostConfig"]["NetworkMode"] == "host"
+    assert container["HostConfig"]["NetworkMode"] == f"{deployer.namespace}-modules"
     assert container["HostConfig"]["Memory"] == 64 * 1024 * 1024
     assert container["HostConfig"]["RestartPolicy"]["Name"] == "no"
     assert "GREETING=hi" in container["Config"]["Env"]

@@ -77,3 +77,49 @@ def test_registry_checks_use_plain_http_only_on_loopback() -> None:
     assert registry_base_url("[::1]:5000") == "http://[::1]:5000"
     assert registry_base_url("registry.gitlab.com") == "https://registry.gitlab.com"
     assert registry_base_url("10.0.0.8:5000") == "https://10.0.0.8:5000"
+
+
+def test_host_networking_is_refused_in_production() -> None:
+    from pydantic import ValidationError
+
+    from modyard.deployer.settings import DeployerSettings
+
+    with pytest.raises(ValidationError, match="MODYARD_DEPLOYER_HOST_NETWORK"):
+        DeployerSettings(
+            environment="production",
+            host_network=True,
+            secret_keys="ZmVybmV0LWtleS1mb3ItdGVzdHMtb25seS0zMi1ieXQ=",
+            jwt_secret="a-production-secret-that-is-long-enough-for-the-check",
+            database_url="postgresql+asyncpg://prod:s3cret-db@db.internal:5432/modyard",
+            amqp_url="amqp://prod:s3cret-mq@mq.internal:5672/modyard",
+            image_registry_password="s3cret-registry",
+        )
+    assert DeployerSettings(host_network=True).host_network  # development: allowed
+
+
+def test_allowed_registries_default_to_the_platform_registry_and_parse_from_a_list() -> None:
+    from modyard.deployer.settings import DeployerSettings
+
+    default = DeployerSettings(image_registry_url="http://user:pw@Registry.Local:5000")
+    assert default.registries == ["registry.local:5000"]
+    configured = DeployerSettings(
+        allowed_registries="registry.example.com, https://ghcr.io/",  # type: ignore[arg-type]
+        allowed_capabilities="cap_net_bind_service,CHOWN",  # type: ignore[arg-type]
+    )
+    assert configured.registries == ["registry.example.com", "ghcr.io"]
+    assert configured.allowed_capabilities == ["CHOWN", "NET_BIND_SERVICE"]
+    with pytest.raises(ValueError, match="not a Linux capability"):
+        DeployerSettings(allowed_capabilities=["NOPE"])
+
+
+def test_a_declaration_narrowed_by_the_settings_is_refused_at_rollout() -> None:
+    from modyard.deployer.container_policy import Declaration, InvalidDeclaration, sandbox
+    from modyard.deployer.settings import DeployerSettings
+
+    wide = DeployerSettings(allowed_capabilities=["NET_ADMIN"], allow_root=True)
+    declared = Declaration(capabilities=["NET_ADMIN"], user="0")
+    confined = sandbox(declared, wide)
+    assert (confined.user, confined.capabilities) == ("0:0", ("NET_ADMIN",))
+    assert confined.writable_paths == ("/tmp",)  # noqa: S108 - the container's tmpfs
+    with pytest.raises(InvalidDeclaration, match="ALLOWED_CAPABILITIES"):
+        sandbox(declared, DeployerSettings())

@@ -259,7 +259,8 @@ class DockerBackend:
         name = self.volume_name(deployment_id, deployment_name)
         try:
             existing = await self._docker.volumes.get(name)  # type: ignore[no-untyped-call]
-            owner = ((existing or {}).get("Labels") or {}).get(LABEL_DATA_OWNER)
+            info = await existing.show()
+            owner = (info.get("Labels") or {}).get(LABEL_DATA_OWNER)
         except aiodocker.DockerError as exc:
             if exc.status != 404:
                 raise BackendUnavailable(
@@ -362,6 +363,8 @@ class DockerBackend:
         try:
             container = await self._docker.containers.create(config, name=name)
         except aiodocker.DockerError as exc:
+            if exc.status == 404 and "network" in exc.message:
+                self._network_ready = False  # removed behind our back: made again next pass
             if exc.status != 409:
                 raise BackendError(
                     f"Docker could not create the container: {exc.message}"

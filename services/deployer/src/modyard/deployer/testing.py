@@ -177,7 +177,8 @@ async def delete_from_registry(
 
 
 async def remove_namespace(docker_host: str, namespace: str) -> None:
-    """Remove every container and volume labelled with ``namespace`` (test clean-up)."""
+    """Remove every container, volume and network labelled with ``namespace`` (test clean-up;
+    each bridge network holds one of the daemon's few address pools until removed)."""
     label = json.dumps({"label": [f"modyard.namespace={namespace}"]})
     async with aiodocker.Docker(url=docker_host) as docker:
         for container in await docker.containers.list(all=True, filters=label):
@@ -192,3 +193,11 @@ async def remove_namespace(docker_host: str, namespace: str) -> None:
         )
         for volume in listed.get("Volumes") or []:
             await aiodocker.volumes.DockerVolume(docker, volume["Name"]).delete()  # type: ignore[no-untyped-call]
+        for network in await docker.networks.list(
+            filters={"label": [f"modyard.namespace={namespace}"]}
+        ):
+            try:
+                await (await docker.networks.get(network["Id"])).delete()
+            except aiodocker.DockerError as exc:
+                if exc.status != 404:
+                    raise
