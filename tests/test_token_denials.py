@@ -15,6 +15,7 @@ from modyard.common.settings import CommonSettings
 from modyard.common.testing.cluster import Cluster, running_cluster
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
+from modyard.common.testing.services import run_modyard as modyard
 
 pytestmark = pytest.mark.infra
 
@@ -186,3 +187,35 @@ async def test_a_user_removed_from_a_workspace_is_refused_there_and_still_allowe
 
     await eventually(runtime_admits)
     assert await status_of(cluster, "installer", "/v1/workspaces/alpha", token) == 200
+
+
+async def test_the_command_line_mints_within_the_limit_and_revokes_a_token(
+    cluster: Cluster,
+) -> None:
+    env = {"MODYARD_INSTALLER_URL": cluster.url("installer")}
+    _, refused = await modyard(env, "token", "--role", "user", "--ttl", "90000", expect=2)
+    assert "MODYARD_TOKEN_MAX_TTL_SECONDS" in refused
+    minted, _ = await modyard(
+        env, "token", "-s", "ursula", "-r", "user", "-w", "alpha", "--ttl", "600", "--json"
+    )
+    token = minted["token"]
+    assert await answers(cluster, token) == [200, 200, 200]
+    kept, _ = await modyard(env, "token", "-s", "ursula", "-r", "user", "-w", "alpha", "--json")
+
+    # The user revokes their own token, sending it as their credential too.
+    revoked, _ = await modyard({**env, "MODYARD_TOKEN": token}, "token", "revoke", token, "--json")
+    assert revoked["jti"] == minted["jti"]
+
+    async def refused_everywhere() -> bool:
+        return await answers(cluster, token) == [401, 401, 401]
+
+    await eventually(refused_everywhere)
+    assert await answers(cluster, kept["token"]) == [200, 200, 200]
+    # An operator revokes by id alone.
+    by_id, _ = await modyard(env, "token", "revoke", "--jti", kept["jti"], "-s", "ursula", "--json")
+    assert by_id["subject"] == "ursula"
+
+    async def kept_refused() -> bool:
+        return await answers(cluster, kept["token"]) == [401, 401, 401]
+
+    await eventually(kept_refused)

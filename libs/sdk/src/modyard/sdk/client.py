@@ -289,6 +289,14 @@ class InstallerClient(_ServiceAPI):
     async def workspaces(self) -> list[dict[str, Any]]:
         return list((await self._json("GET", "/v1/workspaces"))["items"])
 
+    async def revoke_token(
+        self, *, token: str | None = None, jti: str | None = None, subject: str | None = None
+    ) -> dict[str, Any]:
+        """Revoke a token (the token itself, or operators: its ``jti``); every service refuses
+        it within ``MODYARD_TOKEN_DENIALS_POLL_SECONDS``."""
+        body = {"token": token} if token is not None else {"jti": jti, "subject": subject}
+        return dict(await self._json("POST", "/v1/tokens/revocations", json=body))
+
 
 #: Passed as ``payload`` to :meth:`RuntimeClient.retry_unprocessed`: retry with the stored payload.
 KEEP_PAYLOAD: Any = object()
