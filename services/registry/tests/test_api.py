@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -352,3 +354,56 @@ async def test_unresolvable_schema_reference_is_a_422_naming_file_and_reference(
     assert any(schema.rsplit("/", 1)[-1] in error["detail"] for error in body["errors"])
     assert all(error["file"] for error in body["errors"])
     assert await registry.count_modules() == before
+
+
+@pytest.mark.parametrize(
+    ("path", "media_type"),
+    [
+        ("pages/index.html", "text/html"),
+        ("assets/logo.svg", "image/svg+xml"),
+        ("lib/run.js", "text/javascript"),
+        ("schemas/feed.xml", "application/xml"),
+        ("docs/guide.pdf", "application/pdf"),
+        ("bin/tool", "application/octet-stream"),
+    ],
+)
+async def test_active_module_files_are_served_as_attachments_with_nosniff(
+    registry: Registry, path: str, media_type: str
+) -> None:
+    hostile = b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(document.cookie)'/>"
+    name = "active-" + path.split("/")[0]
+    data = native("1.0.0", name=name)
+    with_files = make_zip({**_named(data), path: hostile})
+    published = await registry.publish_zip(with_files)
+    assert published.status_code in (200, 201), published.text
+    version = published.json()["version"]
+    served = await registry.client.get(
+        f"/v1/modules/{name}/versions/{version}/files/{path}", headers=registry.user
+    )
+    assert served.status_code == 200
+    assert served.content == hostile
+    assert served.headers["content-type"].split(";")[0] == media_type
+    assert served.headers["x-content-type-options"] == "nosniff"
+    filename = path.rsplit("/", 1)[-1]
+    assert served.headers["content-disposition"] == (
+        f"attachment; filename=\"{filename}\"; filename*=UTF-8''{filename}"
+    )
+    assert "sandbox" in served.headers["content-security-policy"]
+
+
+async def test_passive_module_files_are_served_inline_with_nosniff(registry: Registry) -> None:
+    data = make_zip({**_named(native("1.0.0", name="passive-files")), "notes.txt": "<b>x</b>"})
+    assert (await registry.publish_zip(data)).status_code in (200, 201)
+    served = await registry.client.get(
+        "/v1/modules/passive-files/versions/1.0.0/files/notes.txt", headers=registry.user
+    )
+    assert served.status_code == 200
+    assert served.headers["content-type"].startswith("text/plain")
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert "content-disposition" not in served.headers
+
+
+def _named(archive: bytes) -> dict[str, bytes]:
+    """The files of a zip built by :func:`native` (to add files to it)."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        return {name: opened.read(name) for name in opened.namelist()}

@@ -3,11 +3,15 @@ and yanking (the one change a published version allows)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
+import mimetypes
+import posixpath
 import zipfile
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -166,7 +170,12 @@ async def bundled_file(session: AsyncSession, version: ModuleVersion, path: str)
         raise NotFound(
             "This module was published as a manifest without an archive; it has no files."
         )
-    with zipfile.ZipFile(io.BytesIO(archive.content)) as bundle:
+    # Unzipping is CPU work: off the event loop, as publishing does.
+    return await asyncio.to_thread(_read_bundled, archive.content, path)
+
+
+def _read_bundled(content: bytes, path: str) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(content)) as bundle:
         names = {name.rstrip("/"): name for name in bundle.namelist()}
         # Archives made by zipping a folder hold everything under one top folder.
         tops = {name.split("/", 1)[0] for name in names}
@@ -175,6 +184,47 @@ async def bundled_file(session: AsyncSession, version: ModuleVersion, path: str)
         if stored is None or stored.endswith("/"):
             raise NotFound(f"The archive holds no file {path!r}.")
         return bundle.read(stored)
+
+
+#: Types a browser only displays (it runs nothing in them): served inline. Every other type
+#: (HTML, SVG, JavaScript, XML, PDF …) is an attachment, so that a module author's file opened
+#: from a registry link cannot run script in the registry's origin.
+INLINE_TYPES = frozenset(
+    {
+        "application/json",
+        "application/schema+json",
+        "text/plain",
+        "text/markdown",
+        "text/csv",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+    }
+)
+
+
+def file_headers(path: str) -> tuple[str, dict[str, str]]:
+    """The media type and headers a bundled file is served with (see :data:`INLINE_TYPES`)."""
+    media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable",
+        # Never guess another type from the content (a .txt holding HTML stays text).
+        "X-Content-Type-Options": "nosniff",
+        # Opened anyway (a download viewed in place), the file gets no script and no origin.
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+    }
+    if media_type not in INLINE_TYPES:
+        headers["Content-Disposition"] = _attachment(posixpath.basename(path.rstrip("/")))
+    return media_type, headers
+
+
+def _attachment(name: str) -> str:
+    """RFC 6266: an ASCII fallback and the exact UTF-8 name (RFC 8187)."""
+    fallback = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name
+    )
+    return f"attachment; filename=\"{fallback or 'file'}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 async def yank(

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import mimetypes
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
@@ -181,12 +180,8 @@ async def download_file(
     """One file bundled in the archive, e.g. a pinned schema."""
     _module, found = await catalogue.get_version(session, name, version)
     content = await catalogue.bundled_file(session, found, path)
-    media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    return Response(
-        content,
-        media_type=media_type,
-        headers={"Cache-Control": "public, max-age=31536000, immutable"},
-    )
+    media_type, headers = catalogue.file_headers(path)
+    return Response(content, media_type=media_type, headers=headers)
 
 
 @router.delete("/{name}/versions/{version}", response_model=PublishedVersion)
