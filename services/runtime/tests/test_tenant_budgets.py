@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -18,10 +18,15 @@ import pytest
 from sqlalchemy import select
 
 from modyard.common.auth import Role
+from modyard.common.expressions import MAX_COERCED_ITEMS, ExpressionError, evaluate_value
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
 from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
+from modyard.runtime.automations.budgets import AutomationBudgets
+from modyard.runtime.automations.definitions import compile_automation
+from modyard.runtime.automations.interpreter import BudgetExceeded, Interpreter
+from modyard.runtime.automations.program import Program
 from modyard.runtime.automations.service import AutomationService
 from modyard.runtime.models import NodeLog
 from modyard.runtime.settings import RuntimeSettings
@@ -246,7 +251,7 @@ async def test_merge_doubling_is_stopped_by_the_collection_budget_and_b_runs_on(
     assert (await env.save(B, "doubling", doubling)).status_code == 201
     refused = await env.run(A, "doubling")
     assert refused.status_code == 422
-    assert refused.json()["type"].endswith("/automation-failed")
+    assert refused.json()["type"].endswith("/automation-budget-exceeded")
     detail = refused.json()["detail"]
     assert "max_collection_items" in detail
     assert "MODYARD_AUTOMATION_MAX_COLLECTION_ITEMS" in detail
@@ -367,3 +372,79 @@ async def test_a_busy_run_of_one_workspace_does_not_stall_the_others(env: Env) -
     refused = await env.run(A, "huge")
     assert refused.status_code == 422
     assert "max_repeat" in refused.json()["detail"]
+
+
+# --- the time budgets, with small settings (no infrastructure needed) ---------------------------
+
+
+class SleepyHost:
+    """A host whose waits last their whole timeout (nothing ever answers)."""
+
+    async def emit(
+        self, program: Program, event: str, payload: Any, run: Mapping[str, Any]
+    ) -> None:
+        return None
+
+    async def wait(
+        self, program: Program, events: list[str], filters: list[dict[str, Any]], timeout: float
+    ) -> dict[str, Any] | None:
+        await asyncio.sleep(timeout)
+        return None
+
+
+def program_of(definition: dict[str, Any]) -> Program:
+    return Program(workspace="ws", automations={"main": compile_automation("main", definition)})
+
+
+async def test_the_compute_budget_stops_a_run_that_evaluates_too_long() -> None:
+    # Each step copies 2 MB of text: about a second of evaluation, twenty times the budget.
+    definition = {
+        "do": [
+            {
+                "repeat": {
+                    "until": 1000,
+                    "do": [{"set": {"name": "x", "value": "{{body.big}}-{{body.big}}"}}],
+                }
+            }
+        ],
+        "output": "done",
+    }
+    program = program_of(definition)
+    interpreter = Interpreter(SleepyHost(), budgets=AutomationBudgets(max_compute_seconds=0.05))
+    with pytest.raises(BudgetExceeded) as caught:
+        await interpreter.run(program, program.automations["main"], body={"big": "x" * 1_000_000})
+    assert caught.value.budget == "max_compute_seconds"
+    assert "MODYARD_AUTOMATION_MAX_COMPUTE_SECONDS" in caught.value.message
+    # The same run with the default budget goes through.
+    small = await Interpreter(SleepyHost()).run(
+        program, program.automations["main"], body={"big": "x" * 10}
+    )
+    assert small.output == "done"
+
+
+async def test_the_run_time_budget_ends_a_run_sitting_in_waits() -> None:
+    # Waits of up to 300 s each, one after the other: hours before the fix.
+    definition = {
+        "do": [
+            {
+                "repeat": {
+                    "until": 100,
+                    "do": [{"wait": {"oneOf": [{"event": "never"}], "timeout": 300}}],
+                }
+            }
+        ]
+    }
+    program = program_of(definition)
+    interpreter = Interpreter(SleepyHost(), budgets=AutomationBudgets(max_run_seconds=0.2))
+    with pytest.raises(BudgetExceeded) as caught:
+        await interpreter.run(program, program.automations["main"])
+    assert caught.value.budget == "max_run_seconds"
+
+
+def test_an_expression_joining_huge_lists_is_refused_not_run_for_seconds() -> None:
+    # ~100 comparisons, each joining a 200,000-item list as JavaScript would: 12 s before.
+    expression = " || ".join(["payload.l == 'x'"] * 99)
+    with pytest.raises(ExpressionError) as caught:
+        evaluate_value(expression, {"payload": {"l": ["ab"] * 200_000}})
+    assert str(MAX_COERCED_ITEMS) in caught.value.reason
+    assert evaluate_value(expression, {"payload": {"l": ["ab"] * 100}}) is False

@@ -50,6 +50,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
@@ -63,6 +64,10 @@ CONFIG_NAMES: Final = ("config",)
 MAX_EXPRESSION_LENGTH: Final = 2000
 #: Deeper nesting is refused (it also keeps the recursive parser far from Python's stack limit).
 MAX_NESTING: Final = 32
+#: List items one :func:`evaluate_value` may turn into text (``payload.items == 'x'`` joins the
+#: list, as JavaScript does). An expression is at most 2,000 characters, but each of its ~100
+#: comparisons could join a 200,000-item webhook body: 12 s of the event loop without this.
+MAX_COERCED_ITEMS: Final = 100_000
 
 _PLACEHOLDER = re.compile(PLACEHOLDER_PATTERN)
 _NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
@@ -152,6 +157,23 @@ def truthy(value: Any) -> bool:
     return True  # true, and every object or array, even empty ones
 
 
+class _CoercionBudget(Exception):
+    """Raised inside an evaluation past :data:`MAX_COERCED_ITEMS`; :func:`evaluate_value` turns
+    it into an :class:`ExpressionError`."""
+
+
+# Items left to coerce in the current evaluate_value (None: no budget, the installer's calls).
+_COERCION_LEFT: ContextVar[list[int] | None] = ContextVar("coercion_left", default=None)
+
+
+def _spend_coercion(value: list[Any] | tuple[Any, ...]) -> None:
+    left = _COERCION_LEFT.get()
+    if left is not None:
+        left[0] -= len(value)
+        if left[0] < 0:
+            raise _CoercionBudget
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -191,6 +213,7 @@ def _to_string(value: Any) -> str:
 
 def _to_primitive(value: Any) -> Any:
     if isinstance(value, list | tuple):
+        _spend_coercion(value)
         return ",".join(
             "" if item is None or item is UNDEFINED else _to_string(item) for item in value
         )
@@ -711,11 +734,25 @@ def evaluate_value(text: str, scope: Mapping[str, Any]) -> Any:
     """
     if not isinstance(text, str):
         raise ExpressionError("an expression is text", text=repr(text), position=0)
-    return to_json_value(_parse(text, _checked_names(scope)).evaluate(scope))
+    node = _parse(text, _checked_names(scope))
+    token = _COERCION_LEFT.set([MAX_COERCED_ITEMS])
+    try:
+        return to_json_value(node.evaluate(scope))
+    except (_CoercionBudget, RecursionError):
+        # RecursionError: a list nested hundreds deep, joined as JavaScript would.
+        raise ExpressionError(
+            f"the expression turns more than {MAX_COERCED_ITEMS} list items into text; compare "
+            "single fields rather than whole lists",
+            text=text,
+            position=0,
+        ) from None
+    finally:
+        _COERCION_LEFT.reset(token)
 
 
 __all__ = [
     "CONFIG_NAMES",
+    "MAX_COERCED_ITEMS",
     "MAX_EXPRESSION_LENGTH",
     "MAX_NESTING",
     "PLACEHOLDER_PATTERN",

@@ -34,7 +34,7 @@ class AutomationBudgets(BaseSettings):
     #: Seconds from start to end of a run, waits and fetches included.
     max_run_seconds: float = Field(default=900.0, gt=0)
     #: Approximate JSON size of one value a run builds (set, output, emit, call arguments).
-    max_value_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_value_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     #: Items a list or an object may reach through ``set`` with ``type: merge``/``push``.
     max_collection_items: int = Field(default=100_000, ge=1)
     #: Branches of ``all`` running at once in one run (nested ones and calls included).

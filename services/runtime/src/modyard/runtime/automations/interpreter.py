@@ -48,8 +48,9 @@ from modyard.runtime.templating import (
 MAX_REPEAT: Final = AutomationBudgets.model_fields["max_repeat"].default
 MAX_STEPS: Final = AutomationBudgets.model_fields["max_steps"].default
 MAX_CALL_DEPTH: Final = 16
-#: A run gives the event loop to others this often, however busy it is.
+#: A run gives the event loop to others this often (instructions, or seconds busy), however busy.
 YIELD_EVERY_STEPS: Final = 64
+YIELD_EVERY_SECONDS: Final = 0.02
 DEFAULT_WAIT_SECONDS: Final = 30.0
 MAX_WAIT_SECONDS: Final = 300.0
 DEFAULT_FETCH_SECONDS: Final = 10.0
@@ -180,6 +181,8 @@ class _Run:
     computing_since: float | None = None
     #: ``all`` branches running now.
     parallel: int = 0
+    #: When the run last gave the event loop to others.
+    yielded: float = field(default_factory=time.perf_counter)
 
 
 class _Computing:
@@ -377,7 +380,11 @@ class Interpreter:
         for index, instruction in enumerate(instructions, start):
             state.steps += 1
             self._check_budgets(state, frame, f"{pointer}/{index}")
-            if state.steps % YIELD_EVERY_STEPS == 0:
+            if (
+                state.steps % YIELD_EVERY_STEPS == 0
+                or time.perf_counter() - state.yielded > YIELD_EVERY_SECONDS
+            ):
+                state.yielded = time.perf_counter()
                 # A busy run must not hold the event loop: other runs (other workspaces' too),
                 # requests and the broker's heartbeats go on between its instructions.
                 await asyncio.sleep(0)

@@ -28,6 +28,7 @@ from modyard.runtime.automations.fetch import Fetcher
 from modyard.runtime.automations.interpreter import (
     ArgumentsInvalid,
     AutomationError,
+    BudgetExceeded,
     Interpreter,
     RunResult,
 )
@@ -111,7 +112,9 @@ def problem(exc: AutomationError) -> ValidationFailed | NotFound | Forbidden:
         )
     return ValidationFailed(
         f"Automation {exc.automation!r} failed: {exc.message}",
-        slug="automation-failed",
+        slug="automation-budget-exceeded"
+        if isinstance(exc, BudgetExceeded)
+        else "automation-failed",
         errors=[InvalidParam(pointer=exc.pointer or "/", detail=exc.message)],
         automation=exc.automation,
     )
