@@ -208,6 +208,20 @@ def show(
     console.print(table)
 
 
+def safe_file_name(suggested: str, *, fallback: str) -> str:
+    """A file name from the server's ``Content-Disposition``, safe to create in the current folder.
+
+    The server (or anything between it and us) chooses it: only its last path component is
+    kept, with control characters dropped, and a name that is empty, ``.``/``..`` or hidden
+    (a leading dot: ``.bashrc``) gives way to ``fallback``.
+    """
+    last = suggested.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(char for char in last if char.isprintable()).strip()
+    if not cleaned or cleaned.startswith(".") or len(cleaned) > 255:
+        return fallback
+    return cleaned
+
+
 @modules_app.command("download")
 def download(
     name: str,
@@ -222,7 +236,7 @@ def download(
             return await client.registry.download(name, version)
 
     data, filename = run_api(fetch())
-    target = output or Path(filename)
+    target = output or Path(safe_file_name(filename, fallback=f"{name}-{version}.zip"))
     target.write_bytes(data)
     console.print(f"[green]✓[/] {target} ({len(data)} bytes)")
 
