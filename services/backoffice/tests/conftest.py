@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 
 from modyard.backoffice.app import create_app
 from modyard.backoffice.console import TOKEN_COOKIE, WORKSPACE_COOKIE
+from modyard.backoffice.csrf import CSRF_COOKIE, CSRF_HEADER, token_for
 from modyard.backoffice.settings import BackofficeSettings
 from modyard.backoffice.testing import Upstreams, upstream_cluster
 from modyard.common.auth import Role, mint_token
@@ -69,8 +71,16 @@ async def bo(upstreams: Upstreams) -> AsyncIterator[Backoffice]:
         in_process(app) as client,
         httpx.AsyncClient(headers=headers, timeout=60) as api,
     ):
-        client.cookies.set(TOKEN_COOKIE, token())
+        # The readiness probe got a CSRF nonce cookie for the host: start from an empty jar, so
+        # that no cookie below is sent twice under two domains.
+        client.cookies.clear()
+        signed_in = token()
+        client.cookies.set(TOKEN_COOKIE, signed_in)
         client.cookies.set(WORKSPACE_COOKIE, WS)
+        # As htmx does: every request carries the CSRF token of this session (csrf.py).
+        client.cookies.set(CSRF_COOKIE, "test-nonce")
+        secret = settings.jwt_secret.get_secret_value()
+        client.headers[CSRF_HEADER] = token_for(secret, "test-nonce", signed_in)
         created = await api.post(
             f"{urls['installer'].url}/v1/workspaces", json={"slug": WS, "name": "Console"}
         )
@@ -81,3 +91,10 @@ async def bo(upstreams: Upstreams) -> AsyncIterator[Backoffice]:
 async def fail_messages(api: httpx.AsyncClient, runtime: str, count: int) -> tuple[str, list[str]]:
     """A flow whose node fails for good, and ``count`` messages it gave up on."""
     return await unprocessed_messages(api, runtime, WS, count)
+
+
+def form_token(page: str) -> str:
+    """The CSRF token a page's forms carry, read as a browser submits it."""
+    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
+    assert found, "the page has no form with a CSRF token"
+    return found.group(1)

@@ -20,7 +20,7 @@ from modyard.common.auth import Role
 from modyard.common.testing.polling import eventually
 from modyard.common.testing.services import in_process
 
-from .conftest import WS, Backoffice, fail_messages, token
+from .conftest import WS, Backoffice, fail_messages, form_token, token
 
 pytestmark = pytest.mark.infra
 
@@ -72,17 +72,20 @@ async def test_sign_in_sets_an_http_only_strict_cookie_and_refuses_other_tokens(
         assert 'name="token"' in form.text
         assert "<label" in form.text
 
-        refused = await anonymous.post("/sign-in", data={"token": "not-a-jwt"})
+        csrf = form_token(form.text)
+        refused = await anonymous.post("/sign-in", data={"token": "not-a-jwt", "csrf_token": csrf})
         assert refused.status_code == 401
         assert "This token was refused" in refused.text
-        user = await anonymous.post("/sign-in", data={"token": token(Role.user)})
+        user = await anonymous.post(
+            "/sign-in", data={"token": token(Role.user), "csrf_token": csrf}
+        )
         assert user.status_code == 401
         assert "no operator role" in user.text
-        empty = await anonymous.post("/sign-in", data={"token": " "})
+        empty = await anonymous.post("/sign-in", data={"token": " ", "csrf_token": csrf})
         assert empty.status_code == 422
 
         signed_in = await anonymous.post(
-            "/sign-in", data={"token": token(), "next": "/deployments"}
+            "/sign-in", data={"token": token(), "next": "/deployments", "csrf_token": csrf}
         )
         assert signed_in.status_code == 303
         assert signed_in.headers["location"] == "/deployments"
@@ -90,13 +93,18 @@ async def test_sign_in_sets_an_http_only_strict_cookie_and_refuses_other_tokens(
         assert "httponly" in cookie
         assert "samesite=strict" in cookie
         # ``next`` never leads off the site.
+        # Signed in, the forms' token is bound to the new session: read it from a page.
+        csrf = form_token((await anonymous.get("/sign-in")).text)
         elsewhere = await anonymous.post(
-            "/sign-in", data={"token": token(), "next": "//evil.example.com"}
+            "/sign-in", data={"token": token(), "next": "//evil.example.com", "csrf_token": csrf}
         )
         assert elsewhere.headers["location"] == "/modules"
-        assert (await anonymous.get("/deployments")).status_code == 200
+        deployments = await anonymous.get("/deployments")
+        assert deployments.status_code == 200
 
-        signed_out = await anonymous.post("/sign-out")
+        signed_out = await anonymous.post(
+            "/sign-out", data={"csrf_token": form_token(deployments.text)}
+        )
         assert signed_out.status_code == 303
         assert TOKEN_COOKIE not in anonymous.cookies
         anonymous.cookies.set(TOKEN_COOKIE, "expired-or-forged")

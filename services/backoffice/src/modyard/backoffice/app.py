@@ -7,15 +7,17 @@ signed-in operator's token.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from modyard.backoffice.csrf import require_csrf
 from modyard.backoffice.rendering import install_page_handlers
 from modyard.backoffice.routes import (
     deployments,
@@ -27,14 +29,15 @@ from modyard.backoffice.routes import (
     upload,
     webhooks,
 )
+from modyard.backoffice.security_headers import SecurityHeadersMiddleware
 from modyard.backoffice.settings import BackofficeSettings
 from modyard.common.app_factory import VERSION
+from modyard.common.auth import follow_token_denials, verified_tokens
 from modyard.common.body_limit import install_body_limit
 from modyard.common.errors import install_problem_handlers
 from modyard.common.logging import configure_logging
 from modyard.common.observability import metrics
 from modyard.common.observability.middleware import RequestContextMiddleware
-from modyard.common.tokens import VerifiedTokens
 
 log = structlog.get_logger(__name__)
 
@@ -50,10 +53,14 @@ def create_app(settings: BackofficeSettings | None = None) -> FastAPI:
         # One connection pool for every operator's calls (see console.SharedTransport).
         transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=100))
         app.state.transport = transport
+        # Revoked tokens and workspace removals, as every service follows them.
+        denials = asyncio.create_task(follow_token_denials(app), name="token-denials")
         log.info("service_starting", port=settings.port)
         try:
             yield
         finally:
+            denials.cancel()
+            await asyncio.gather(denials, return_exceptions=True)
             await transport.aclose()
             log.info("service_stopped")
 
@@ -63,14 +70,17 @@ def create_app(settings: BackofficeSettings | None = None) -> FastAPI:
         version=VERSION,
         lifespan=lifespan,
         openapi_url="/v1/openapi.json",
+        # Every unsafe request proves it comes from a console page (csrf.py).
+        dependencies=[Depends(require_csrf)],
     )
     app.state.settings = settings
-    app.state.tokens = VerifiedTokens(settings)
+    app.state.tokens = verified_tokens(app)
     install_problem_handlers(app)
     install_page_handlers(app)
     # Bodies are capped per route before anything reads them (the upload declares its own).
     install_body_limit(app, settings.service_name)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+    app.add_middleware(SecurityHeadersMiddleware, secure_cookies=settings.secure_cookies)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(health.router)
     app.include_router(metrics.router)

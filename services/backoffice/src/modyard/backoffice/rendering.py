@@ -22,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modyard.backoffice.console import SignInRequired, sign_in_path
+from modyard.backoffice.csrf import csrf_token
 from modyard.common.errors import Problem
 from modyard.sdk.client import ModyardAPIError
 
@@ -44,6 +45,8 @@ def _when(value: Any) -> str:
 
 
 templates.env.filters["when"] = _when
+# Forms embed it as a hidden field; <body hx-headers> sends it with every htmx request.
+templates.env.globals["csrf_token"] = csrf_token
 
 
 def is_htmx(request: Request) -> bool:

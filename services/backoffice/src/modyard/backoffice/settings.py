@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from modyard.common.settings import ENV_FILES, ServiceSettings
+from modyard.common.settings import ENV_FILES, Environment, ServiceSettings
 
 
 class BackofficeSettings(ServiceSettings):
@@ -22,8 +22,10 @@ class BackofficeSettings(ServiceSettings):
     service_name: ClassVar[str] = "backoffice"
     default_port: ClassVar[int] = 8006
 
-    #: Set the cookie's ``Secure`` flag: turn on whenever the console is served over HTTPS.
-    cookie_secure: bool = False
+    #: The cookies' ``Secure`` flag (sent over HTTPS only). Unset: on everywhere but
+    #: ``MODYARD_ENVIRONMENT=development``/``test`` (plain-HTTP consoles on 127.0.0.1);
+    #: production refuses ``false``.
+    cookie_secure: bool | None = None
     #: The workspace the console shows until the operator picks another.
     default_workspace: str = "default"
     #: How long a call to another service may take (an install resolves dependencies).
@@ -32,3 +34,18 @@ class BackofficeSettings(ServiceSettings):
     max_upload_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     #: How often the Deployments screen refreshes statuses and logs (htmx polling).
     poll_seconds: float = Field(default=2.0, gt=0)
+
+    @property
+    def secure_cookies(self) -> bool:
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.environment not in (Environment.development, Environment.test)
+
+    @model_validator(mode="after")
+    def _production_cookies_are_secure(self) -> Self:
+        if self.environment is Environment.production and self.cookie_secure is False:
+            raise ValueError(
+                "MODYARD_BACKOFFICE_COOKIE_SECURE=false is refused when MODYARD_ENVIRONMENT="
+                "production: serve the console over HTTPS and leave the setting unset"
+            )
+        return self

@@ -97,7 +97,7 @@ async def choose_workspace(
 def _set_cookie(response: Response, name: str, value: str, settings: BackofficeSettings) -> None:
     """The console's cookies: out of page scripts' reach, never sent by another site's page."""
     response.set_cookie(
-        name, value, httponly=True, samesite="strict", secure=settings.cookie_secure, path="/"
+        name, value, httponly=True, samesite="strict", secure=settings.secure_cookies, path="/"
     )
 
 
