@@ -434,7 +434,7 @@ async def test_components_are_visible_to_users_only_once_a_rule_allows(env: Env)
     assert (await env.call("DELETE", f"/v1/acl/components/{rule.json()['id']}")).status_code == 204
     bob_after = (await env.call("GET", listing, params={"as": "bob@partner.io"})).json()
     assert {c["module"] for c in bob_after} == {"app-a"}
-    assert (await env.call("GET", "/v1/acl-types")).json() == ["components", "routes"]
+    assert (await env.call("GET", "/v1/acl-types")).json() == ["components"]
     bad = await env.call(
         "POST", "/v1/acl/components", json={"role": "user", "user": "x@y.z", "resource": "*"}
     )
@@ -559,3 +559,16 @@ async def test_an_imported_app_is_a_nested_instance_removed_with_its_parent(env:
     assert nested["config"]["dimensions"] == 768
     assert (await env.call("DELETE", "/v1/workspaces/apps/installations/nlu")).status_code == 204
     assert (await env.call("GET", "/v1/workspaces/apps/installations")).json() == {"items": []}
+
+
+async def test_routes_acl_rules_are_refused_since_nothing_would_enforce_them(env: Env) -> None:
+    before = (await env.call("GET", "/v1/acl/components")).json()
+    refused = await env.call(
+        "POST", "/v1/acl/routes", json={"role": "user", "resource": "/v1/*", "action": "*"}
+    )
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert problem["errors"][0]["pointer"].endswith("type")
+    assert "components" in problem["errors"][0]["detail"]
+    assert (await env.call("GET", "/v1/acl/routes")).status_code == 422
+    assert (await env.call("GET", "/v1/acl/components")).json() == before

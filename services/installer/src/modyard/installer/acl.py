@@ -3,9 +3,13 @@
 A rule names exactly one of ``role``, ``user`` (an email) or ``domain`` (the part after ``@``), a
 ``resource`` (``*`` matches any run of characters), an ``action`` (``*`` for all) and optional
 ``attributes`` that must all equal the resource's own. Nothing is allowed unless a rule allows it;
-operators are allowed everything. Rule types: ``components`` (resources are
+operators are allowed everything. One rule type: ``components`` (resources are
 ``<module>.<component>``, or the component's own dotted name when it already starts with the module
-name, as Appmixer's ``vendor.service.module.Component`` do) and ``routes`` (API paths).
+name, as Appmixer's ``vendor.service.module.Component`` do).
+
+There is no ``routes`` type any more: rules of that type were stored but nothing ever consulted
+them, so an operator writing one believed an API path was closed when it was not. What a caller
+may reach of the APIs is decided by the token's roles and workspaces, in every service.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from typing import Any
 
 class AclType(StrEnum):
     components = "components"
-    routes = "routes"
 
 
 @dataclass(frozen=True)
