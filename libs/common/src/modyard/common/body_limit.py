@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modyard.common.errors import PayloadTooLarge, problem_response
@@ -83,28 +82,47 @@ def route_limit(scope: Scope) -> int:
     return int(getattr(settings, "max_request_body_bytes", DEFAULT_MAX_REQUEST_BODY_BYTES))
 
 
-class _CappedReceive:
-    def __init__(self, scope: Scope, receive: Receive, service: str) -> None:
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+class _CappedRequest:
+    """One request's ``receive`` (capped, counted) and ``send`` (noting the response start).
+    One object with two bound methods: this runs on every request, hot paths included."""
+
+    __slots__ = ("_counter", "_limit", "_read", "_receive", "_scope", "_send", "started")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, counter: Any) -> None:
         self._scope = scope
         self._receive = receive
-        self._counter = BODY_BYTES_READ.labels(service)
+        self._send = send
+        self._counter = counter
         self._limit: int | None = None
         self._read = 0
+        self.started = False
 
-    async def __call__(self) -> Message:
+    async def receive(self) -> Message:
         if self._limit is None:
             self._limit = route_limit(self._scope)
-            declared = Headers(scope=self._scope).get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self._limit:
+            declared = _declared_length(self._scope)
+            if declared is not None and declared > self._limit:
                 raise RequestBodyTooLarge(self._limit)
         message = await self._receive()
-        if message["type"] == "http.request":
-            size = len(message.get("body", b""))
-            self._read += size
-            self._counter.inc(size)
+        body = message.get("body")
+        if body:
+            self._read += len(body)
+            self._counter.inc(len(body))
             if self._read > self._limit:
                 raise RequestBodyTooLarge(self._limit)
         return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
 
 
 class BodyLimitMiddleware:
@@ -112,24 +130,18 @@ class BodyLimitMiddleware:
 
     def __init__(self, app: ASGIApp, *, service: str) -> None:
         self.app = app
-        self.service = service
+        self._counter = BODY_BYTES_READ.labels(service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        request = _CappedRequest(scope, receive, send, self._counter)
         try:
-            await self.app(scope, _CappedReceive(scope, receive, self.service), tracking_send)
+            await self.app(scope, request.receive, request.send)
         except RequestBodyTooLarge as exc:
             # Raised outside FastAPI's exception handlers (plain ASGI lanes, middleware).
-            if started:
+            if request.started:
                 raise
             response = problem_response(exc.problem().to_detail(scope["path"]))
             await response(scope, receive, send)
