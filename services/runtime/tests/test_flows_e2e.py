@@ -647,3 +647,21 @@ async def test_schedule_and_event_triggers_start_messages(env: Env) -> None:
         return await env.logs(listener) == [{"order": 42}]
 
     await eventually(heard)
+
+
+async def test_a_webhook_takes_the_body_size_its_node_declares_above_the_services_default(
+    env: Env,
+) -> None:
+    """The hooks route declares the largest cap a webhook node may (issue 17, hole 9): a node
+    declaring 3 MiB takes 2 MiB, above the service's 1 MiB default, and refuses 4 MiB."""
+    nodes, connections = three_nodes()
+    nodes["hook"]["properties"] = {"max_body_bytes": 3 * 1024 * 1024}
+    flow_id = await env.flow(nodes, connections)
+    assert (await env.start(flow_id)).status_code == 200
+    assert env.settings.max_request_body_bytes < 2 * 1024 * 1024
+    await env.hook(flow_id, {"id": 8, "amount": 1.0, "pad": "x" * (2 * 1024 * 1024)})
+    refused = await env.client.post(
+        f"/v1/hooks/{WS}/{flow_id}/hook", json={"pad": "x" * (4 * 1024 * 1024)}
+    )
+    assert refused.status_code == 413, refused.text
+    assert refused.json()["type"].endswith("/webhook-body-too-large")
