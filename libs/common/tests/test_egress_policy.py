@@ -4,11 +4,15 @@ servers on loopback."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from functools import partial
 
 import aiohttp
+import psutil
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -19,6 +23,7 @@ from modyard.common.egress.policy import (
     Allowance,
     EgressPolicy,
     EgressRefused,
+    own_addresses,
     parse_cidr,
     parse_host_pattern,
 )
@@ -183,6 +188,51 @@ def test_ports_allow_list() -> None:
     ports = policy(egress_allow_ports="443,8443")
     assert rule_of(lambda: ports.check_url("https://example.com/")) is None
     assert rule_of(lambda: ports.check_url("http://example.com/")) == "port"
+
+
+def test_this_machines_own_addresses_are_refused_as_loopback() -> None:
+    """A port bound to 0.0.0.0 answers on every address of the machine: reaching one of its
+    interface addresses is reaching loopback, whatever CIDR or host pattern is allowed. The
+    address list is injected here (the live test in services/runtime/tests/test_egress.py
+    reads this machine's)."""
+    own = frozenset({ipaddress.ip_address("203.0.113.7"), ipaddress.ip_address("fd00:5::2")})
+    platform = replace(policy().platform, own_addresses=own)
+    wide = Allowance(
+        cidrs=(parse_cidr("203.0.113.0/24"), parse_cidr("fd00::/8")),
+        hosts=(parse_host_pattern("*.corp.example"),),
+    )
+    production = EgressPolicy(allowance=wide, platform=platform)
+    for url in (
+        "http://203.0.113.7:8080/",
+        "http://[::ffff:203.0.113.7]:8080/",
+        "http://[fd00:5::2]:8080/",
+    ):
+        assert rule_of(partial(production.check_url, url)) == "own-address", url
+    assert rule_of(lambda: production.check_address("api.corp.example", "fd00:5::2", 443)) == (
+        "own-address"
+    )
+    # Its neighbours are what the CIDR opened.
+    assert rule_of(lambda: production.check_url("http://203.0.113.8:8080/")) is None
+    assert rule_of(lambda: production.check_url("http://[fd00:5::3]:8080/")) is None
+    # Where loopback is allowed (development), the machine's other ports open, its platform
+    # ports never: the broker's management API listens on 127.0.0.1 here, and on 0.0.0.0 it
+    # would answer on 203.0.113.7 too.
+    development = EgressPolicy(allowance=wide | Allowance(loopback=True), platform=platform)
+    assert rule_of(lambda: development.check_url("http://203.0.113.7:8080/")) is None
+    for url in ("http://203.0.113.7:15672/api/whoami", "http://[fd00:5::2]:5432/"):
+        assert rule_of(partial(development.check_url, url)) == "platform-endpoint", url
+
+
+def test_own_addresses_are_every_interfaces_not_only_the_host_names() -> None:
+    found = own_addresses()
+    for items in psutil.net_if_addrs().values():
+        for item in items:
+            if item.family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            address = ipaddress.ip_address(item.address.split("%", 1)[0])
+            if not address.is_loopback:
+                assert address in found, address
+    assert all(not address.is_loopback for address in found)
 
 
 def test_bad_allow_list_entries_say_what_to_write() -> None:

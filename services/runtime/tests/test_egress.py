@@ -8,7 +8,11 @@ development does: even so, the platform's own endpoints must stay out of reach.
 from __future__ import annotations
 
 import base64
+import ipaddress
+import json
+import shutil
 import socket
+import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -260,3 +264,63 @@ async def test_a_system_webhook_to_a_refused_address_is_not_subscribed(
         assert response.json()["errors"][0]["pointer"] == "/body/url"
     after = (await env.client.get("/v1/system-webhooks", headers=env.operator)).json()
     assert after == before
+
+
+# --- this machine's own addresses ----------------------------------------------------------
+
+TENANT_C = "egress-own-c"
+TENANT_D = "egress-own-d"
+
+
+def interface_addresses() -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """This machine's non-loopback, non-link-local addresses as iproute2 lists them (read
+    independently of the policy's own list)."""
+    ip = shutil.which("ip")
+    assert ip, "iproute2's ip lists the interfaces"
+    listed = json.loads(subprocess.run([ip, "-j", "addr"], capture_output=True, check=True).stdout)
+    found = []
+    for interface in listed:
+        for item in interface.get("addr_info", []):
+            address = ipaddress.ip_address(item["local"])
+            if not (address.is_loopback or address.is_link_local):
+                found.append(address)
+    return found
+
+
+async def test_this_machines_own_addresses_stay_refused_to_every_workspace(
+    env: Env, infra_settings: CommonSettings
+) -> None:
+    """A workspace whose operator opened the machine's network (its CIDR) still cannot reach
+    the platform's ports on the machine's own interface addresses, where a service bound to
+    0.0.0.0 answers. The host name resolves to 127.0.x.1 only on many machines, so the list
+    comes from the interfaces. Decided by the live runtime's policy: no packet is sent."""
+    addresses = interface_addresses()
+    assert addresses, "this machine has an interface address besides loopback"
+    networks = sorted(
+        {
+            str(ipaddress.ip_network(f"{a}/{24 if a.version == 4 else 64}", strict=False))
+            for a in addresses
+        }
+    )
+    put = await env.client.put(
+        f"/v1/workspaces/{TENANT_C}/egress", json={"allow_cidrs": networks}, headers=env.operator
+    )
+    assert put.status_code == 200, put.text
+    management_port = URL(infra_settings.amqp_management_url).port
+    ports = {**live_ports(infra_settings), "management": management_port or 15672}
+    for tenant in (TENANT_C, TENANT_D):
+        policy = (await gate.current().client(tenant)).policy
+        for address in addresses:
+            host = f"[{address}]" if address.version == 6 else str(address)
+            for name, port in ports.items():
+                with pytest.raises(EgressRefused) as refused:
+                    policy.check_url(f"http://{host}:{port}/api/whoami")
+                assert refused.value.rule == "platform-endpoint", (tenant, address, name)
+                assert str(port) in refused.value.detail
+    # D's list did not change; C's is what the operator wrote.
+    lists = [
+        (await env.client.get(f"/v1/workspaces/{ws}/egress", headers=env.operator)).json()
+        for ws in (TENANT_C, TENANT_D)
+    ]
+    assert lists[0]["allow_cidrs"] == networks
+    assert (lists[1]["allow_cidrs"], lists[1]["updated_by"]) == ([], None)

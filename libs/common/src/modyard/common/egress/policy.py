@@ -13,7 +13,8 @@ Two questions, both answered by raising :class:`EgressRefused` naming the rule:
 - :meth:`EgressPolicy.check_address`, for every address DNS gives a host name: connections go
   only to addresses that passed, so a second lookup cannot rebind the name elsewhere.
 
-Refused unless allowed: loopback and unspecified (``0.0.0.0``, ``::``), link-local, private
+Refused unless allowed: loopback and unspecified (``0.0.0.0``, ``::``), this machine's own
+interface addresses (as loopback), link-local, private
 (RFC 1918), shared address space (CGNAT), unique-local, multicast, reserved and any other
 non-global address, IPv4 addresses embedded in IPv6 (mapped, 6to4, NAT64) judged as the IPv4
 address. Always refused, whatever is allowed: the platform's own endpoints (broker, management
@@ -22,6 +23,7 @@ API, database, image registry, the services), on any spelling of their address.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import ipaddress
 import re
@@ -30,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
+import psutil
 from yarl import URL
 
 if TYPE_CHECKING:
@@ -302,7 +305,7 @@ class PlatformEndpoints:
             local_ports=frozenset(local_ports),
             addresses=frozenset(addresses),
             names=frozenset(names),
-            own_addresses=_own_addresses() if resolve else frozenset(),
+            own_addresses=own_addresses() if resolve else frozenset(),
             labels=tuple(sorted(labels.items())),
         )
 
@@ -329,19 +332,30 @@ def _addresses_of(host: str, *, resolve: bool) -> list[IPAddress]:
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
-def _own_addresses() -> frozenset[IPAddress]:
-    found: set[IPAddress] = set()
-    try:
+def own_addresses() -> frozenset[IPAddress]:
+    """This machine's non-loopback addresses: every interface's (psutil), and what its host
+    name resolves to. The host name alone is not enough: on many machines it resolves to
+    127.0.x.1 only while the interfaces carry the addresses a port bound to 0.0.0.0 answers on.
+    """
+    texts: list[str] = []
+    with contextlib.suppress(OSError):
+        texts += [
+            item.address
+            for items in psutil.net_if_addrs().values()
+            for item in items
+            if item.family in (socket.AF_INET, socket.AF_INET6)
+        ]
+    with contextlib.suppress(OSError):
         infos = socket.getaddrinfo(socket.gethostname(), None, proto=socket.IPPROTO_TCP)
-    except OSError:
-        return frozenset()
-    for info in infos:
+        texts += [str(info[4][0]) for info in infos]
+    found: set[IPAddress] = set()
+    for text in texts:
         try:
-            address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+            address = normalised(ipaddress.ip_address(text.split("%", 1)[0]))
         except ValueError:
             continue
-        if address_class(address) != "loopback":
-            found.add(normalised(address))
+        if address_class(address) not in ("loopback", "unspecified"):
+            found.add(address)
     return frozenset(found)
 
 
@@ -477,13 +491,17 @@ class EgressPolicy:
         if self.platform.refuses(host, address, port):
             raise self._platform_refusal(host, address, port)
         rule = address_class(address)
+        if rule != "link-local" and normalised(address) in self.platform.own_addresses:
+            # This machine by another name: whatever listens on 0.0.0.0 answers there, so it
+            # is loopback for the policy (no CIDR or host pattern opens it).
+            rule = "own-address"
         if rule is None:
             return
         allowance = self.allowance
         name = host.lower().rstrip(".")
         if (name, port) in allowance.endpoints:
             return
-        if rule in ("loopback", "unspecified"):
+        if rule in ("loopback", "unspecified", "own-address"):
             # Only the explicit setting: a CIDR such as ::ffff:0:0/96 must not open loopback.
             if allowance.loopback:
                 return
@@ -518,6 +536,7 @@ class EgressPolicy:
 
 _HOW_TO_ALLOW: Final = {
     "loopback": "unless MODYARD_EGRESS_ALLOW_LOOPBACK=true (development and tests only)",
+    "own-address": "unless MODYARD_EGRESS_ALLOW_LOOPBACK=true (development and tests only)",
     "unspecified": "unless MODYARD_EGRESS_ALLOW_LOOPBACK=true (development and tests only)",
 }
 
@@ -526,6 +545,7 @@ def _refusal_text(rule: str, host: str, address: str) -> str:
     kind = {
         "loopback": "a loopback address",
         "unspecified": "the unspecified address (this machine)",
+        "own-address": "one of this machine's own addresses (reaching it is reaching loopback)",
         "link-local": "a link-local address (cloud metadata lives there)",
         "private": "a private (RFC 1918) address",
         "shared-address-space": "a shared (CGNAT, 100.64.0.0/10) address",
@@ -561,6 +581,7 @@ __all__ = [
     "address_class",
     "embedded_ipv4",
     "host_matches",
+    "own_addresses",
     "parse_cidr",
     "parse_host_pattern",
     "platform_endpoints",
