@@ -596,12 +596,17 @@ def test_remote_refs_are_never_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
             "$defs": {"number": {"type": "number"}},
         }
     )
-    assert config_errors(remote, {"b": "x"}) == [
+    # The schema is refused whole, before any value is looked at: the module is unconfigurable
+    # until its publisher copies the schema under $defs (as the runtime refuses its flows).
+    for values in ({"b": "x"}, {"a": 1}, {}):
+        [error] = config_errors(remote, values)
+        assert error.pointer == ""
+        assert "/properties/a/$ref" in error.detail
+        assert "https://schemas.example.com/a.json" in error.detail
+    local = spec(schema={**remote.json_schema, "properties": {"b": {"$ref": "#/$defs/number"}}})
+    assert config_errors(local, {"b": "x"}) == [
         ConfigError(pointer="/b", detail="must be a number")
     ]
-    [error] = config_errors(remote, {"a": 1})
-    assert error.pointer == ""
-    assert "https://schemas.example.com/a.json" in error.detail
 
 
 def test_invalid_conditions_of_a_module_are_reported_at_the_field() -> None:
@@ -914,3 +919,47 @@ def test_effective_config_does_not_modify_its_inputs(nlu: ConfigSpec) -> None:
     effective["model"]["name"] = "changed"
     assert instance == {"model": {"name": "mine"}}
     assert module_defaults(nlu)["model"] == {"name": "intents-base", "revision": 3}
+
+
+REDOS = spec(
+    schema={
+        "type": "object",
+        "properties": {
+            "code": {"type": "string", "pattern": "^(a+)+$"},
+            "tags": {
+                "type": "object",
+                "patternProperties": {"^(b+)+$": {"type": "integer"}},
+                "additionalProperties": False,
+            },
+        },
+    }
+)
+
+
+def test_a_module_pattern_is_matched_in_linear_time() -> None:
+    # With Python's re each of these takes about 2**40 steps (hours): the test hangs, never flakes.
+    assert pointers(config_errors(REDOS, {"code": "a" * 40 + "!"})) == ["/code"]
+    unknown = "b" * 40 + "!"
+    [error] = config_errors(REDOS, {"tags": {unknown: 1}})
+    assert (error.pointer, error.detail) == (
+        f"/tags/{unknown}",
+        "is not a setting of this module; remove it",
+    )
+    assert config_errors(REDOS, {"code": "a" * 100_000, "tags": {"b" * 1000: 1}}) == []
+
+
+def test_a_pattern_re2_cannot_compile_is_reported_with_its_pointer() -> None:
+    lookahead = spec(
+        schema={
+            "type": "object",
+            "properties": {"code": {"type": "string", "pattern": "^(?=x)x$"}},
+            "patternProperties": {"(a)\\1": {}},
+        }
+    )
+    errors = config_errors(lookahead, {"code": "x"})
+    assert pointers(errors) == ["", ""]
+    details = " ".join(error.detail for error in errors)
+    assert "/properties/code/pattern" in details
+    assert "/patternProperties/(a)\\1" in details
+    assert "RE2 cannot compile this pattern" in details
+    assert "the module's publisher must fix it" in details

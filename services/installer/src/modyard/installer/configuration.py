@@ -34,7 +34,10 @@ at once, each as a JSON pointer into the configuration (``/apiKey``, ``/advanced
 come back in an error. It checks
 
 - the schema, with the dialect its ``$schema`` names (Draft 2020-12 when it names none) and format
-  checking, without fetching anything remote;
+  checking, compiled by :func:`modyard.common.user_schemas.compile_user_schema`: nothing is
+  fetched (a ``$ref`` outside the document makes the module unconfigurable until its publisher
+  fixes it, reported at ``""`` with the schema's pointer), and ``pattern``/``patternProperties``
+  match with RE2 in linear time (a pattern RE2 cannot compile is reported the same way);
 - unknown keys: an object whose schema names ``additionalProperties``, ``patternProperties``,
   ``unevaluatedProperties`` or a composition (``allOf``, ``$ref`` …) is left to the schema; any
   other object that declares its members (schema ``properties`` or fields) is closed, stricter than
@@ -77,9 +80,7 @@ from typing import Any, Final, TypeAlias
 
 import structlog
 from jsonschema import Draft202012Validator, ValidationError
-from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
-from referencing import Registry
 from referencing.exceptions import Unresolvable
 
 from modyard.common.errors import InvalidParam, ValidationFailed
@@ -91,6 +92,7 @@ from modyard.common.expressions import (
     is_placeholder,
 )
 from modyard.common.secrets import SecretValue
+from modyard.common.user_schemas import SchemaRefused, compile_user_schema, pattern_search
 from modyard.modules.manifest import ConfigField, ConfigSpec
 
 log = structlog.get_logger(__name__)
@@ -878,28 +880,30 @@ def _extra_keys(instance: Any, schema: Any) -> list[str]:
     return [
         key
         for key in instance
-        if key not in known and not any(re.search(pattern, key) for pattern in patterns)
+        if key not in known and not any(pattern_search(pattern, key) for pattern in patterns)
     ]
 
 
 def _check_schema(check: _Check, schema: dict[str, Any], view: Mapping[str, Any]) -> None:
+    # The module's publisher wrote this schema and is not trusted: compile_user_schema fetches
+    # no $ref (only the document itself and bundled meta-schemas resolve) and matches `pattern`/
+    # `patternProperties` with RE2, in linear time — with `re`, `^(a+)+$` against forty "a" and a
+    # "!" typed by whoever configures an installation would hold the installer for hours.
     cls = validator_for(schema, default=Draft202012Validator)
     try:
-        cls.check_schema(schema)
-    except SchemaError as exc:
-        check.add(
-            "module",
-            (),
-            f"cannot be checked: the module's configuration schema is invalid ({exc.message[:200]}); "
-            "the module's publisher must fix it",
-        )
+        validator = compile_user_schema(schema, format_checker=cls.FORMAT_CHECKER)
+    except SchemaRefused as exc:
+        for in_schema, reason in exc.problems:
+            check.add(
+                "module",
+                (),
+                f"cannot be checked: the module's configuration schema is invalid at "
+                f"{in_schema or '/'} ({reason[:300]}); the module's publisher must fix it",
+            )
         return
-    # An explicit, empty registry: without one, jsonschema fetches remote $refs over the network,
-    # and a module's schema must not make the installer send requests. Only local refs resolve.
-    validator = cls(schema, registry=Registry(), format_checker=cls.FORMAT_CHECKER)
     try:
         errors = list(validator.iter_errors(view))
-    except Unresolvable as exc:
+    except Unresolvable as exc:  # compile_user_schema resolved every $ref; kept as a backstop
         check.add(
             "module",
             (),

@@ -18,8 +18,8 @@ from typing import Any, Final
 from jsonschema.protocols import Validator
 
 from modyard.common.expressions import MAX_EXPRESSION_LENGTH, ExpressionError, check_expression
+from modyard.common.user_schemas import SchemaRefused, compile_user_schema
 from modyard.runtime.templating import TemplateError, check_template, pointer_token
-from modyard.runtime.user_schemas import SchemaRefused, compile_user_schema
 
 #: The scopes every expression sees; variables may not take these names.
 SCOPES: Final = ("payload", "body", "config", "run", "user")
@@ -54,7 +54,7 @@ class Automation:
     description: str | None = None
     #: Every variable name it declares (read as null until set).
     variables: frozenset[str] = frozenset()
-    #: Checks the arguments: nothing fetched, patterns on RE2 (see ``user_schemas``).
+    #: Checks the arguments: nothing fetched, patterns on RE2 (see ``modyard.common.user_schemas``).
     validator: Validator | None = None
 
     @property

@@ -22,6 +22,7 @@ from modyard.common.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from modyard.common.user_schemas import SchemaRefused, compile_user_schema
 from modyard.runtime import catalog
 from modyard.runtime.catalog import ComponentRef
 from modyard.runtime.components.core import core_component
@@ -33,7 +34,6 @@ from modyard.runtime.flows.events import HeardEvent, emit_problem, listen_proble
 from modyard.runtime.flows.triggers import TRIGGERS
 from modyard.runtime.installer_client import InstallerClient, InstallerUnavailable
 from modyard.runtime.models import Flow, InstalledComponent
-from modyard.runtime.user_schemas import SchemaRefused, compile_user_schema
 from modyard.runtime.webhooks import payloads
 from modyard.runtime.webhooks.service import notify
 

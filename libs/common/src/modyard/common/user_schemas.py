@@ -1,9 +1,11 @@
 """JSON Schemas that tenants and module authors write, compiled so that checking data with them
 can neither reach the network nor stall the event loop.
 
-Two kinds reach the runtime: an automation's ``arguments`` (a workspace user writes them) and a
-module component's ``properties_schema`` (its publisher does). :func:`compile_user_schema` checks
-one once, when it is saved or a flow using it starts, and returns the validator to use:
+Three kinds reach the platform: an automation's ``arguments`` (a workspace user writes them), a
+module component's ``properties_schema`` and a module's configuration schema (its publisher does;
+publishers are not trusted either). :func:`compile_user_schema` checks one once — when it is
+published, saved, a flow using it starts, or the installer checks a configuration against it —
+and returns the validator to use:
 
 - **Nothing is fetched.** A ``$ref`` (``$dynamicRef``, ``$recursiveRef``) resolves within the
   document itself (``#/$defs/…``, an ``$anchor``, a subschema's ``$id``) or to the JSON Schema
@@ -26,7 +28,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
-from jsonschema import Draft202012Validator, ValidationError
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
 from jsonschema.validators import extend, validator_for
@@ -64,6 +66,16 @@ class SchemaRefused(ValueError):
 @lru_cache(maxsize=1024)
 def _regex(pattern: str) -> Any:
     return re2.compile(pattern, _OPTIONS)
+
+
+def pattern_search(pattern: str, text: str) -> bool:
+    """Whether a schema's ``pattern`` matches somewhere in ``text`` (RE2: linear time).
+
+    For code that reads a user's schema beside the validator (e.g. to name the keys that
+    ``additionalProperties: false`` refuses): never ``re.search`` on a pattern someone else wrote.
+    Raises ``re2.error`` for a pattern :func:`compile_user_schema` would have refused.
+    """
+    return bool(_regex(pattern).search(text))
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
@@ -206,13 +218,15 @@ def _problems(schema: Mapping[str, Any], registry: Registry[Any]) -> Iterator[tu
         )
 
 
-def compile_user_schema(schema: Any) -> Validator:
+def compile_user_schema(schema: Any, *, format_checker: FormatChecker | None = None) -> Validator:
     """A validator for ``schema`` that fetches nothing and matches patterns with RE2.
 
     Raises :class:`SchemaRefused` with every problem (pointers relative to ``schema``).
+    ``format_checker`` (e.g. the dialect's ``FORMAT_CHECKER``) makes ``format`` assert; jsonschema's
+    own checkers match the *value* with the library's fixed expressions, never the schema's text.
     """
     if isinstance(schema, bool):
-        return Draft202012Validator(schema)
+        return Draft202012Validator(schema, format_checker=format_checker)
     if not isinstance(schema, Mapping):
         raise SchemaRefused([("", "a JSON Schema is an object (or true/false)")])
     schema = dict(schema)
@@ -229,8 +243,14 @@ def compile_user_schema(schema: Any) -> Validator:
     problems = list(_problems(schema, registry))
     if problems:
         raise SchemaRefused(problems)
-    validator: Validator = _re2_class(cls)(schema, registry=registry)
+    validator: Validator = _re2_class(cls)(schema, registry=registry, format_checker=format_checker)
     return validator
 
 
-__all__ = ["BASE_URI", "MAX_PATTERN_LENGTH", "SchemaRefused", "compile_user_schema"]
+__all__ = [
+    "BASE_URI",
+    "MAX_PATTERN_LENGTH",
+    "SchemaRefused",
+    "compile_user_schema",
+    "pattern_search",
+]
