@@ -8,7 +8,11 @@ from typing import Any
 
 import pytest
 
-from modyard.modules.formats.appmixer import DEFAULT_POLLING_INTERVAL_SECONDS, AppmixerAdapter
+from modyard.modules.formats.appmixer import (
+    APPMIXER_ENGINE_VERSION,
+    DEFAULT_POLLING_INTERVAL_SECONDS,
+    AppmixerAdapter,
+)
 from modyard.modules.formats.base import Issue, ManifestError, ModuleFiles
 from modyard.modules.manifest import (
     ChangelogEntry,
@@ -70,8 +74,12 @@ def test_module_identity_comes_from_bundle_and_service_json(manifest: Manifest) 
     assert manifest.icon.startswith("data:image/svg+xml;base64,")
 
 
-def test_engine_range_becomes_the_platform_requirement(manifest: Manifest) -> None:
-    assert manifest.requires.platform == ">=5.2.0"
+def test_engine_range_is_the_appmixer_engine_not_the_platform(manifest: Manifest) -> None:
+    assert manifest.requires.platform is None
+    assert manifest.requires.extra == {
+        "appmixer_engine": ">=5.2.0",
+        "appmixer_engine_provided": APPMIXER_ENGINE_VERSION,
+    }
     assert manifest.requires.storage == []
     assert manifest.dependencies == []
 
@@ -124,13 +132,25 @@ def test_changelog_entry_written_as_object_can_flag_itself_breaking(acme: Module
     ]
 
 
-def test_auth_and_quota_files_are_listed_with_their_service_id(manifest: Manifest) -> None:
+def test_auth_quota_and_npm_files_are_listed_with_their_service_id(manifest: Manifest) -> None:
+    connector = {"level": "connector"}
     assert manifest.files == [
-        ModuleFile(role="auth", path="auth.js", name="appmixer:acme"),
-        ModuleFile(role="quota", path="quota.js", name="appmixer:acme"),
+        ModuleFile(role="auth", path="auth.js", name="appmixer:acme", extra=connector),
+        ModuleFile(role="npm-package", path="package.json", name="appmixer.acme", extra=connector),
+        ModuleFile(role="quota", path="quota.js", name="appmixer:acme", extra=connector),
     ]
     assert manifest.extra["auth"] == [
-        {"path": "auth.js", "service": "appmixer:acme", "type": "oauth2"}
+        {
+            "path": "auth.js",
+            "service": "appmixer:acme",
+            "type": "oauth2",
+            "components": [
+                "appmixer.acme.tickets.CreateTicket",
+                "appmixer.acme.tickets.ListProjects",
+                "appmixer.acme.tickets.NewTicket",
+                "appmixer.acme.tickets.TicketUpdated",
+            ],
+        }
     ]
 
 
@@ -298,6 +318,7 @@ def test_archive_rooted_above_the_vendor_folder_maps_the_same(acme: ModuleFiles)
     )
     assert [f.path for f in manifest.files] == [
         "src/appmixer/acme/auth.js",
+        "src/appmixer/acme/package.json",
         "src/appmixer/acme/quota.js",
     ]
     assert manifest.extra["auth"][0]["service"] == "appmixer:acme"
@@ -436,14 +457,15 @@ def test_engine_must_be_an_npm_range(acme: ModuleFiles) -> None:
     assert "is not an npm-style range" in issue.detail
 
 
-def test_bundle_name_must_be_vendor_dot_service(acme: ModuleFiles) -> None:
+def test_bundle_name_must_be_vendor_service_or_vendor_service_module(acme: ModuleFiles) -> None:
     files = edited_json(acme, "bundle.json", lambda doc: doc.update(name="acme"))
 
     issues = issues_of(files)
     assert issues[0] == Issue(
         "bundle.json",
         "/name",
-        "is 'acme'; bundle.json names vendor.service (e.g. appmixer.trello)",
+        "is 'acme'; bundle.json names vendor.service or vendor.service.module "
+        "(e.g. appmixer.trello or appmixer.google.gmail)",
     )
 
 

@@ -10,46 +10,72 @@ Detection: at least one ``*/component.json`` plus one of ``bundle.json``, ``serv
 
 Mapping rules (format ``appmixer``, kind ``connector``):
 
-- **Module name**: the ``vendor.service`` pair, taken from the first of ``bundle.json`` ``name``,
-  ``service.json`` ``name``, the first two segments of a ``module.json`` ``name``, or of the
-  components' names; lower-cased through :func:`~modyard.modules.manifest.module_name`
-  (``appmixer.trello`` stays ``appmixer.trello``). Descriptors that name it must agree, and every
-  component must belong to that pair.
+- **Module name**: the bundle's full name, ``vendor.service`` (a connector with modules in
+  sub-folders, e.g. ``appmixer.trello``) or ``vendor.service.module`` (one module published on its
+  own, as under ``utils`` or ``google``: ``appmixer.google.gmail``), taken from the first of
+  ``bundle.json`` ``name``, ``service.json`` ``name`` or, with neither, the first two segments of a
+  ``module.json`` ``name`` or of the components' names; lower-cased through
+  :func:`~modyard.modules.manifest.module_name`. Descriptors that name it must agree
+  (``service.json`` names its first two segments, ``module.json`` names it or one of its modules),
+  and every component must belong to it.
+- **Layout**: the archive may be rooted at the vendor tree or at the bundle's own folder (what
+  ``appmixer pack`` zips). Paths are read relative to the folder of ``bundle.json`` (else
+  ``service.json``): components sit at ``<module>/<Component>/`` under a ``vendor.service`` bundle
+  and at ``<Component>/`` under a ``vendor.service.module`` one.
 - **Version**: ``bundle.json`` ``version`` (else ``service.json``'s, else a ``module.json``'s), SemVer.
-- **Platform**: ``bundle.json`` ``engine`` (an npm range) → ``requires.platform``.
-- **Changelog**: ``bundle.json`` ``changelog`` is keyed by version with a list of changes; entries
-  are sorted by version. An entry is ``breaking`` when its major version is higher than the
+- **Engine**: ``bundle.json`` ``engine`` is the Appmixer engine range the module needs (e.g.
+  ``>=6.0``), not modyard's platform version. modyard provides the engine level
+  :data:`APPMIXER_ENGINE_VERSION`; a range it does not satisfy is refused at publish time. The range
+  is kept in ``requires.extra["appmixer_engine"]`` (and the level checked against in
+  ``requires.extra["appmixer_engine_provided"]``); ``requires.platform`` stays empty.
+- **Changelog**: ``bundle.json`` ``changelog`` is either keyed by version with a list of changes, or
+  a plain list of changes, which describes the bundle's current version. Entries are sorted by
+  version. An entry is ``breaking`` when its major version is higher than the
   previous entry's (Appmixer ships incompatible changes only as a new major version, which stops
   the flows built on the old one), when a change says ``BREAKING…``/``breaking change``, or when the
-  entry is written as ``{"breaking": true, "changes": [...]}``. The first entry is never breaking:
-  there is nothing before it to break.
+  entry is written as ``{"breaking": true, "changes": [...]}``. The first entry is never breaking
+  by version: there is nothing before it to break.
 - **label/description/icon**: ``service.json``, else the only ``module.json``, else ``bundle.json``.
   Other keys of those files are kept in ``extra`` (``service``, ``modules``, ``bundle``).
-- **Auth**: ``auth.js``/``quota.js`` files become ``files`` (roles ``auth``/``quota``); the auth type
-  written in ``auth.js`` (``type: 'oauth2'``…) and the auth service id (``vendor:service[:module]``)
-  are listed under ``extra["auth"]``. Each component's ``auth`` object is kept as is.
+- **Auth**: ``auth.js``/``quota.js`` files become ``files`` (roles ``auth``/``quota``). An
+  ``auth.js`` in a ``vendor.service`` bundle's folder serves ``vendor:service``; one in a module
+  folder (or in a ``vendor.service.module`` bundle's folder) serves ``vendor:service:module`` —
+  unless the components of that bundle reference only ``vendor:service``, which an older layout
+  does. ``extra["auth"]`` lists each file's service id, the auth type written in it
+  (``type: 'oauth2'``…) and the components whose ``auth.service`` names it. Each component's
+  ``auth`` object is kept as is, and must name its ``service``.
+- **Code and npm files**: ``plugin.js``, ``routes.js``, ``jobs.js``, ``package.json`` and
+  ``package-lock.json`` at connector, module or component level become ``files`` (roles
+  ``plugin``, ``routes``, ``jobs``, ``npm-package``, ``npm-lock``; ``name`` is the connector's,
+  module's or component's dotted name and ``extra["level"]`` says which), for the JavaScript
+  executor to install and run. npm files must be valid JSON and ``dependencies`` an object.
 - **Components**: full Appmixer name (``vendor.service.module.Component``) as ``Component.name``,
-  because flows refer to components by that name. The folders must match the name's last two
-  segments (the engine finds a component by its name). ``trigger: true`` or ``tick: true`` (polling)
-  or a ``webhook: true`` component with no ``inPorts`` is a trigger; all others are actions.
+  because flows refer to components by that name. The folders must match the name (the engine
+  finds a component by its name). ``trigger: true``, ``tick: true`` (polling), a ``webhook: true``
+  component with no ``inPorts``, or a non-private component with no ``inPorts`` (Appmixer's
+  OnStart, Timer, Scheduler: nothing can send them a message, so they start flows) is a trigger;
+  all others are actions.
   Polling triggers get ``polling_interval_seconds`` = :data:`DEFAULT_POLLING_INTERVAL_SECONDS`
   (60 s): Appmixer ticks polling triggers on one engine-wide, operator-configured period, and
   component.json cannot state its own, so a default is assumed.
   ``inPorts``/``outPorts`` (strings or objects) → ports with their ``schema``, ``options``; an
   in-port's ``inspector`` and any other port key go to ``Port.extra``. A port with options but no
-  schema gets one derived from them (option values are dotted paths into the message), marked
-  ``extra["schema_from_options"]``. ``properties.schema`` and
+  schema gets one derived from them (option values are paths into the message: property names
+  joined by dots, ``[0]``/``[]`` for array items), marked ``extra["schema_from_options"]``; the
+  options themselves are left as written. A value that is not such a path is an issue. ``properties.schema`` and
   ``properties.inspector`` → ``properties_schema``/``inspector``. Schemas are checked as JSON
   Schema. ``<Component>.js`` → ``Executor(type="js")``; a missing code file is an issue.
 - **npm**: ``package.json`` dependencies are npm libraries the engine installs, not modyard
-  modules, so they stay in ``extra["npm"]`` keyed by file.
+  modules, so they stay in ``extra["npm"]`` keyed by file (``node_modules`` is never read).
 """
 
 from __future__ import annotations
 
+import copy
 import posixpath
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, ClassVar
 
@@ -57,7 +83,7 @@ from jsonschema import Draft7Validator, SchemaError
 from jsonschema.validators import validator_for
 from pydantic import ValidationError
 
-from modyard.common.semver import InvalidVersion, normalize_range, parse_version
+from modyard.common.semver import InvalidVersion, normalize_range, parse_version, satisfies
 from modyard.modules.formats.base import (
     IssueCollector,
     ManifestError,
@@ -84,6 +110,11 @@ from modyard.modules.manifest import (
 #: is the interval assumed for them.
 DEFAULT_POLLING_INTERVAL_SECONDS = 60
 
+#: The Appmixer engine level whose component contract modyard provides (context API, ports,
+#: inspector, auth modules, quota, plugins, routes and jobs as in Appmixer 6.4). A bundle's
+#: ``engine`` range must accept it.
+APPMIXER_ENGINE_VERSION = "6.4.0"
+
 BUNDLE_FILE = "bundle.json"
 SERVICE_FILE = "service.json"
 MODULE_FILE = "module.json"
@@ -93,11 +124,29 @@ DESCRIPTOR_FILES = (BUNDLE_FILE, SERVICE_FILE, MODULE_FILE)
 _SEGMENT = r"[A-Za-z][A-Za-z0-9_-]*"
 COMPONENT_NAME = re.compile(rf"^{_SEGMENT}\.{_SEGMENT}\.{_SEGMENT}\.{_SEGMENT}$")
 SERVICE_NAME = re.compile(rf"^{_SEGMENT}\.{_SEGMENT}$")
+BUNDLE_NAME = re.compile(rf"^{_SEGMENT}\.{_SEGMENT}(\.{_SEGMENT})?$")
 _MODULE_JSON_NAME = re.compile(rf"^{_SEGMENT}\.{_SEGMENT}\.{_SEGMENT}$")
+_AUTH_SERVICE = re.compile(rf"^{_SEGMENT}:{_SEGMENT}(:{_SEGMENT})?$")
 
 # auth.js is code, not JSON: only its declared type is read, for display and for the installer.
 _AUTH_TYPE = re.compile(r"""\btype\s*:\s*['"]([A-Za-z0-9_-]+)['"]""")
 _BREAKING_TEXT = re.compile(r"^\s*\[?breaking\b|\bbreaking changes?\b", re.IGNORECASE)
+# One dot-separated step of an option value: a property name, then any number of [n] / [].
+_PATH_STEP = re.compile(r"^([^.\[\]]*)((?:\[\d*\])*)$")
+
+# Files the engine loads by name, and the role they get in the manifest.
+_FILE_ROLES = {
+    "auth.js": "auth",
+    "quota.js": "quota",
+    "plugin.js": "plugin",
+    "routes.js": "routes",
+    "jobs.js": "jobs",
+    "package.json": "npm-package",
+    "package-lock.json": "npm-lock",
+}
+# auth.js and quota.js serve a connector or a module, never a single component.
+_SERVICE_ROLES = frozenset({"auth", "quota"})
+_NPM_ROLES = frozenset({"npm-package", "npm-lock"})
 
 # Keys of component.json mapped onto Component fields; anything else is kept in Component.extra.
 _COMPONENT_KEYS = frozenset(
@@ -119,6 +168,49 @@ _COMPONENT_KEYS = frozenset(
 )
 _DESCRIPTOR_KEYS = frozenset({"name", "version", "label", "description", "icon"})
 _BUNDLE_KEYS = frozenset({"name", "version", "engine", "changelog"})
+
+
+@dataclass
+class _Layout:
+    """Where the bundle sits in the archive, so every file can be placed at its level."""
+
+    #: The bundle's full name: ``vendor.service`` or ``vendor.service.module``.
+    name: str
+    #: The folder holding bundle.json (or service.json); None when only module.json files exist.
+    root: str | None
+    #: Component folder → component name, filled while components are parsed.
+    components: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_single_module(self) -> bool:
+        return self.name.count(".") == 2
+
+    def relative(self, folder: str) -> str | None:
+        if self.root is None:
+            return None
+        if not self.root:
+            return folder
+        if folder == self.root:
+            return ""
+        prefix = self.root + "/"
+        return folder[len(prefix) :] if folder.startswith(prefix) else None
+
+    def component_folder(self, module: str, component: str) -> str:
+        """Where the engine looks for ``<bundle>.<module>.<Component>``."""
+        relative = component if self.is_single_module else f"{module}/{component}"
+        return f"{self.root}/{relative}" if self.root else relative
+
+    def level(self, folder: str) -> tuple[str, str] | None:
+        """(``connector``/``module``/``component``, dotted name) of a folder the engine loads
+        files from, or None for any other folder."""
+        if folder in self.components:
+            return "component", self.components[folder]
+        relative = self.relative(folder)
+        if relative == "":
+            return ("module" if self.is_single_module else "connector"), self.name
+        if relative and "/" not in relative and not self.is_single_module:
+            return "module", f"{self.name}.{relative}"
+        return None
 
 
 class AppmixerAdapter:
@@ -145,34 +237,46 @@ class AppmixerAdapter:
         component_paths = [p for p in paths if _basename(p) == COMPONENT_FILE and "/" in p]
 
         descriptors = [(bundle_path, bundle), (service_path, service), *modules.items()]
-        service_id = _service_id(
+        name = _bundle_name(
             [(path, doc) for path, doc in descriptors if path is not None and doc is not None],
             issues,
         )
-        if service_id is None:
-            service_id = _service_id_from_components(files, component_paths)
-        if service_id is None:
+        if name is None:
+            name = _service_id_from_components(files, component_paths)
+        if name is None:
             issues.add(
                 bundle_path or BUNDLE_FILE,
                 "/name",
                 "is missing; add bundle.json with the module's name as vendor.service "
-                "(e.g. appmixer.trello)",
+                "(e.g. appmixer.trello) or vendor.service.module (e.g. appmixer.google.gmail)",
             )
         version = _version(descriptors, bundle_path, issues)
-        platform = _platform(bundle_path, bundle, issues)
-        changelog = _changelog(bundle_path, bundle, issues) if bundle_path and bundle else []
+        engine = _engine(bundle_path, bundle, issues)
+        changelog = (
+            _changelog(bundle_path, bundle, version, issues) if bundle_path and bundle else []
+        )
 
-        components = _components(files, component_paths, service_id, issues)
-        root = posixpath.dirname(bundle_path or service_path or "")
-        module_files, auth = _support_files(files, paths, root, service_id)
+        layout = None
+        if name is not None:
+            layout = _Layout(name, _root(bundle_path or service_path, modules))
+        components = _components(files, component_paths, layout, issues)
+        module_files, auth = (
+            _support_files(files, paths, layout, components, issues) if layout else ([], [])
+        )
         issues.raise_if_any()
-        assert service_id is not None
+        assert name is not None
         assert version is not None
 
         about = service or (next(iter(modules.values())) if len(modules) == 1 else None) or bundle
+        requires = Requirements()
+        if engine is not None:
+            requires.extra = {
+                "appmixer_engine": engine,
+                "appmixer_engine_provided": APPMIXER_ENGINE_VERSION,
+            }
         try:
             return Manifest(
-                name=module_name(service_id),
+                name=module_name(name),
                 version=version,
                 format=ModuleFormat.appmixer,
                 kind=ModuleKind.connector,
@@ -180,7 +284,7 @@ class AppmixerAdapter:
                 description=_optional_str(about, "description"),
                 icon=_optional_str(about, "icon"),
                 changelog=changelog,
-                requires=Requirements(platform=platform),
+                requires=requires,
                 components=components,
                 files=module_files,
                 extra=_manifest_extra(files, paths, bundle, service, modules, auth),
@@ -215,38 +319,59 @@ def _optional_str(document: dict[str, Any] | None, key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _root(descriptor_path: str | None, modules: dict[str, dict[str, Any]]) -> str | None:
+    """The bundle's folder: that of bundle.json/service.json, else the parent of the module
+    folders (a connector shipped as module.json files only)."""
+    if descriptor_path is not None:
+        return posixpath.dirname(descriptor_path)
+    if modules:
+        shallowest = min(modules, key=lambda path: (path.count("/"), path))
+        return posixpath.dirname(posixpath.dirname(shallowest))
+    return None
+
+
 # --- module-level documents -----------------------------------------------------------------------
 
 
-def _service_id(
+def _bundle_name(
     descriptors: list[tuple[str, dict[str, Any]]], issues: IssueCollector
 ) -> str | None:
-    """``vendor.service`` as the descriptors spell it; when several name it, they must agree."""
+    """The bundle's full name as the descriptors spell it; the others must agree with it."""
     found: tuple[str, str] | None = None
     for path, document in descriptors:
         if "name" not in document:
             continue
         name = document["name"]
-        is_module = _basename(path) == MODULE_FILE
-        pattern = _MODULE_JSON_NAME if is_module else SERVICE_NAME
+        kind = _basename(path)
+        pattern = {BUNDLE_FILE: BUNDLE_NAME, SERVICE_FILE: SERVICE_NAME}.get(
+            kind, _MODULE_JSON_NAME
+        )
         if not isinstance(name, str) or not pattern.match(name):
-            shape = (
-                "vendor.service.module (e.g. appmixer.google.gmail)"
-                if is_module
-                else ("vendor.service (e.g. appmixer.trello)")
-            )
-            issues.add(path, "/name", f"is {name!r}; {_basename(path)} names {shape}")
+            shape = {
+                BUNDLE_FILE: "vendor.service or vendor.service.module "
+                "(e.g. appmixer.trello or appmixer.google.gmail)",
+                SERVICE_FILE: "vendor.service (e.g. appmixer.trello)",
+            }.get(kind, "vendor.service.module (e.g. appmixer.google.gmail)")
+            issues.add(path, "/name", f"is {name!r}; {kind} names {shape}")
             continue
-        service_id = name.rsplit(".", 1)[0] if is_module else name
         if found is None:
-            found = (service_id, path)
-        elif service_id != found[0]:
+            # With neither bundle.json nor service.json, module.json files describe a connector.
+            found = (name.rsplit(".", 1)[0] if kind == MODULE_FILE else name, path)
+        elif not _agrees(kind, name, found[0]):
             issues.add(
                 path,
                 "/name",
                 f"is {name!r}, but {found[1]} names the module {found[0]}; make them agree",
             )
     return found[0] if found else None
+
+
+def _agrees(kind: str, name: str, bundle: str) -> bool:
+    if kind == SERVICE_FILE:
+        return name == ".".join(bundle.split(".")[:2])
+    if kind == MODULE_FILE:
+        return name == bundle or name.rsplit(".", 1)[0] == bundle
+    return name == bundle
 
 
 def _service_id_from_components(files: ModuleFiles, component_paths: list[str]) -> str | None:
@@ -296,9 +421,10 @@ def _semver(value: Any, path: str, pointer: str, issues: IssueCollector) -> str 
         return None
 
 
-def _platform(
+def _engine(
     bundle_path: str | None, bundle: dict[str, Any] | None, issues: IssueCollector
 ) -> str | None:
+    """The Appmixer engine range the bundle needs, refused when modyard's engine is outside it."""
     if not bundle_path or not bundle or bundle.get("engine") is None:
         return None
     engine = bundle["engine"]
@@ -306,37 +432,72 @@ def _platform(
         issues.add(bundle_path, "/engine", f'is {engine!r}; write an npm range such as ">=6.0.0"')
         return None
     try:
-        return normalize_range(engine)
+        normalized = normalize_range(engine)
     except InvalidVersion as exc:
         issues.add(bundle_path, "/engine", str(exc))
         return None
+    if not satisfies(APPMIXER_ENGINE_VERSION, normalized):
+        issues.add(
+            bundle_path,
+            "/engine",
+            f"is {engine!r}, but modyard provides the Appmixer engine {APPMIXER_ENGINE_VERSION}; "
+            f"publish a version of the module whose engine range {APPMIXER_ENGINE_VERSION} "
+            'satisfies (e.g. ">=6.0")',
+        )
+        return None
+    return normalized
 
 
-def _changelog(path: str, bundle: dict[str, Any], issues: IssueCollector) -> list[ChangelogEntry]:
+def _changelog(
+    path: str, bundle: dict[str, Any], version: str | None, issues: IssueCollector
+) -> list[ChangelogEntry]:
     raw = bundle.get("changelog")
     if raw is None:
         return []
+    if isinstance(raw, list):
+        return _changelog_list(path, raw, version, issues)
     if not isinstance(raw, dict):
         issues.add(
             path,
             "/changelog",
-            'must be an object keyed by version, e.g. {"1.0.0": ["Initial version"]}',
+            'must be an object keyed by version, e.g. {"1.0.0": ["Initial version"]}, '
+            "or a list of changes",
         )
         return []
     entries: list[ChangelogEntry] = []
     for key, value in raw.items():
         pointer = json_pointer("changelog", key)
-        version = _semver(key, path, pointer, issues)
-        if version is None:
+        entry_version = _semver(key, path, pointer, issues)
+        if entry_version is None:
             continue
         changes, flagged = _changelog_changes(value, path, pointer, issues)
-        entries.append(ChangelogEntry(version=version, changes=changes, breaking=flagged))
+        entries.append(ChangelogEntry(version=entry_version, changes=changes, breaking=flagged))
     entries.sort(key=lambda entry: parse_version(entry.version))
     # A new major version is Appmixer's way of shipping incompatible changes.
     for previous, entry in pairwise(entries):
         if parse_version(entry.version).major > parse_version(previous.version).major:
             entry.breaking = True
     return entries
+
+
+def _changelog_list(
+    path: str, raw: list[Any], version: str | None, issues: IssueCollector
+) -> list[ChangelogEntry]:
+    """A plain list of changes: the notes of the version being published."""
+    changes: list[str] = []
+    for index, item in enumerate(raw):
+        if isinstance(item, str):
+            changes.append(item)
+        else:
+            issues.add(
+                path,
+                json_pointer("changelog", index),
+                f"is {item!r}; write each change as a string",
+            )
+    if version is None or not changes:
+        return []
+    breaking = any(_BREAKING_TEXT.search(change) for change in changes)
+    return [ChangelogEntry(version=version, changes=changes, breaking=breaking)]
 
 
 def _changelog_changes(
@@ -357,37 +518,78 @@ def _changelog_changes(
 
 
 def _support_files(
-    files: ModuleFiles, paths: list[str], root: str, service_id: str | None
+    files: ModuleFiles,
+    paths: list[str],
+    layout: _Layout,
+    components: list[Component],
+    issues: IssueCollector,
 ) -> tuple[list[ModuleFile], list[dict[str, Any]]]:
-    """``auth.js``/``quota.js`` as module files, and what each auth file declares."""
+    """The files the engine loads by name, at the level it loads them from, and what each auth
+    file declares and serves."""
     module_files: list[ModuleFile] = []
     auth: list[dict[str, Any]] = []
+    used = _auth_services_used(components)
     for path in paths:
-        role = {"auth.js": "auth", "quota.js": "quota"}.get(_basename(path))
-        if role is None:
+        role = _FILE_ROLES.get(_basename(path))
+        level = layout.level(posixpath.dirname(path)) if role else None
+        if role is None or level is None or (role in _SERVICE_ROLES and level[0] == "component"):
             continue
-        service = _auth_service(path, root, service_id)
-        module_files.append(ModuleFile(role=role, path=path, name=service))
+        kind, dotted = level
+        name = _auth_service(dotted, layout, used) if role in _SERVICE_ROLES else dotted
+        if role in _NPM_ROLES:
+            _check_npm_file(files, path, issues)
+        module_files.append(ModuleFile(role=role, path=path, name=name, extra={"level": kind}))
         if role == "auth":
             try:
                 found = _AUTH_TYPE.search(files.text(path))
             except ManifestError:
                 found = None
-            auth.append({"path": path, "service": service, "type": found and found.group(1)})
+            auth.append(
+                {
+                    "path": path,
+                    "service": name,
+                    "type": found and found.group(1),
+                    "components": sorted(used.get(name, [])),
+                }
+            )
     return module_files, auth
 
 
-def _auth_service(path: str, root: str, service_id: str | None) -> str | None:
-    """The id components use in ``auth.service``: ``vendor:service`` or ``vendor:service:module``."""
-    if service_id is None:
-        return None
-    folder = posixpath.dirname(path)
-    base = service_id.replace(".", ":")
-    if folder == root:
-        return base
-    if posixpath.dirname(folder) == root:
-        return f"{base}:{posixpath.basename(folder)}"
-    return None
+def _auth_services_used(components: list[Component]) -> dict[str, list[str]]:
+    used: dict[str, list[str]] = {}
+    for component in components:
+        service = (component.auth or {}).get("service")
+        if isinstance(service, str):
+            used.setdefault(service, []).append(component.name)
+    return used
+
+
+def _auth_service(dotted: str, layout: _Layout, used: dict[str, list[str]]) -> str:
+    """The id components use in ``auth.service`` for an auth.js/quota.js serving ``dotted``."""
+    service = dotted.replace(".", ":")
+    if dotted == layout.name and layout.is_single_module and service not in used:
+        # A single module whose auth.js is the service's (the components say vendor:service).
+        parent = service.rsplit(":", 1)[0]
+        if parent in used:
+            return parent
+    return service
+
+
+def _check_npm_file(files: ModuleFiles, path: str, issues: IssueCollector) -> None:
+    """npm installs these files; a broken one would fail the installation, so it is refused now."""
+    document = json_object(files, path, issues)
+    if document is None:
+        return
+    for key in ("dependencies", "devDependencies", "optionalDependencies"):
+        value = document.get(key)
+        if value is not None and not (
+            isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+        ):
+            issues.add(
+                path,
+                json_pointer(key),
+                'must be an object of npm package names and ranges, e.g. {"axios": "^1.7.0"}',
+            )
 
 
 def _manifest_extra(
@@ -414,7 +616,7 @@ def _manifest_extra(
         try:
             document = files.json(path)
         except ManifestError:
-            continue  # an npm manifest is not ours to judge; the engine's npm install will be
+            continue  # only the npm files the engine loads are checked (see _check_npm_file)
         if isinstance(document, dict) and isinstance(document.get("dependencies"), dict):
             npm[path] = document["dependencies"]
     if npm:
@@ -426,12 +628,12 @@ def _manifest_extra(
 
 
 def _components(
-    files: ModuleFiles, paths: list[str], service_id: str | None, issues: IssueCollector
+    files: ModuleFiles, paths: list[str], layout: _Layout | None, issues: IssueCollector
 ) -> list[Component]:
     components: list[Component] = []
     seen: dict[str, str] = {}
     for path in paths:
-        component = _component(files, path, service_id, issues)
+        component = _component(files, path, layout, issues)
         if component is None:
             continue
         if component.name in seen:
@@ -440,12 +642,14 @@ def _components(
             )
             continue
         seen[component.name] = path
+        if layout is not None:
+            layout.components[posixpath.dirname(path)] = component.name
         components.append(component)
     return components
 
 
 def _component(
-    files: ModuleFiles, path: str, service_id: str | None, issues: IssueCollector
+    files: ModuleFiles, path: str, layout: _Layout | None, issues: IssueCollector
 ) -> Component | None:
     document = json_object(files, path, issues)
     if document is None:
@@ -453,7 +657,7 @@ def _component(
     folder = posixpath.dirname(path)
     name = document.get("name")
     if isinstance(name, str) and COMPONENT_NAME.match(name):
-        _check_component_name(name, path, service_id, issues)
+        _check_component_name(name, path, layout, issues)
         code_stem = name.rsplit(".", 1)[1]
     else:
         issues.add(
@@ -481,11 +685,16 @@ def _component(
     }
     properties = _properties(document.get("properties"), path, issues)
     auth = _mapping(document, "auth", path, issues)
+    if auth is not None:
+        _check_auth_service(auth, document.get("name"), path, issues)
     quota = _mapping(document, "quota", path, issues)
     if name is None:
         return None
 
-    is_trigger = flags["trigger"] or flags["tick"] or (flags["webhook"] and not in_ports)
+    # Nothing can send a message to a component without in ports, so a public one starts flows
+    # (Appmixer's OnStart, Timer, Scheduler); a private one is a helper the inspector calls.
+    starts_flows = not in_ports and (flags["webhook"] or not flags["private"])
+    is_trigger = flags["trigger"] or flags["tick"] or starts_flows
     extra = {key: value for key, value in document.items() if key not in _COMPONENT_KEYS}
     if properties.get("extra"):
         extra["properties"] = properties["extra"]
@@ -510,25 +719,56 @@ def _component(
 
 
 def _check_component_name(
-    name: str, path: str, service_id: str | None, issues: IssueCollector
+    name: str, path: str, layout: _Layout | None, issues: IssueCollector
 ) -> None:
     vendor, service, module, component = name.split(".")
-    if service_id is not None and f"{vendor}.{service}" != service_id:
+    if layout is not None:
+        owner = f"{vendor}.{service}.{module}" if layout.is_single_module else f"{vendor}.{service}"
+        if owner != layout.name:
+            wanted = (
+                f"{layout.name}.{component}"
+                if layout.is_single_module
+                else f"{layout.name}.{module}.{component}"
+            )
+            issues.add(
+                path,
+                "/name",
+                f"{name!r} belongs to {owner}, but this module is {layout.name}; name it {wanted}",
+            )
+            return
+    # The engine finds a component by its name, so its folder must match it.
+    folder = posixpath.dirname(path)
+    if layout is not None and layout.root is not None:
+        expected = layout.component_folder(module, component)
+        matches = folder == expected
+    else:
+        expected = f"{module}/{component}"
+        matches = folder.split("/")[-2:] == [module, component]
+    if not matches:
         issues.add(
             path,
             "/name",
-            f"{name!r} belongs to {vendor}.{service}, but this module is {service_id}; "
-            f"name it {service_id}.{module}.{component}",
-        )
-    # The engine finds a component by its name, so <module>/<Component>/ must match it.
-    folders = posixpath.dirname(path).split("/")
-    if len(folders) < 2 or folders[-2:] != [module, component]:
-        issues.add(
-            path,
-            "/name",
-            f"{name!r} must sit at {module}/{component}/component.json, not {path}; "
+            f"{name!r} must sit at {expected}/component.json, not {path}; "
             "rename the folders or the component",
         )
+
+
+def _check_auth_service(auth: dict[str, Any], name: Any, path: str, issues: IssueCollector) -> None:
+    service = auth.get("service")
+    if isinstance(service, str) and _AUTH_SERVICE.match(service):
+        return
+    vendor, service_name, module = (
+        name.split(".")[:3]
+        if isinstance(name, str) and COMPONENT_NAME.match(name)
+        else ("vendor", "service", "module")
+    )
+    issues.add(
+        path,
+        "/auth/service",
+        ("is missing" if service is None else f"is {service!r}")
+        + "; name the auth service the component uses, e.g. "
+        + f'"{vendor}:{service_name}" or "{vendor}:{service_name}:{module}"',
+    )
 
 
 def _flag(document: dict[str, Any], key: str, path: str, issues: IssueCollector) -> bool:
@@ -608,6 +848,14 @@ def _port(item: Any, path: str, pointer: str, issues: IssueCollector) -> Port | 
     for index, option in enumerate(options):
         if "schema" in option:
             _schema(option["schema"], path, f"{pointer}/options/{index}/schema", issues)
+        value = option.get("value")
+        if isinstance(value, str) and value and _path_steps(value) is None:
+            issues.add(
+                path,
+                f"{pointer}/options/{index}/value",
+                f"is {value!r}; write a path into the message: property names joined by dots, "
+                'array items as [0] (e.g. "lines[0].sku")',
+            )
     extra = {k: v for k, v in item.items() if k not in ("name", "label", "schema", "options")}
     if "schema" not in item and (derived := _schema_from_options(options)):
         # Out-ports usually describe their message only through options; the runtime and the
@@ -623,24 +871,65 @@ def _port(item: Any, path: str, pointer: str, issues: IssueCollector) -> Port | 
     )
 
 
+#: A step into an array's items in a parsed option path.
+_ITEMS = None
+
+
+def _path_steps(value: str) -> list[str | None] | None:
+    """``a.b[0].c`` as ``["a", "b", _ITEMS, "c"]``, or None when it is not such a path."""
+    steps: list[str | None] = []
+    for index, part in enumerate(value.split(".")):
+        match = _PATH_STEP.match(part)
+        if match is None or not part:
+            return None
+        name, brackets = match.groups()
+        if name:
+            steps.append(name)
+        elif index == 0:
+            return None  # the message itself is an object, never an array
+        steps.extend(_ITEMS for _ in range(brackets.count("[")))
+    return steps
+
+
 def _schema_from_options(options: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """An object schema whose properties are the options' values (dotted paths into the message)."""
+    """An object schema whose properties are the options' values (paths into the message).
+
+    Option schemas are deep-copied: the options are kept in the manifest as written, and a later
+    option reaching into an earlier one's schema must not write into it.
+    """
     root: dict[str, Any] = {"type": "object", "properties": {}}
     for option in options:
         value = option.get("value")
-        if not isinstance(value, str) or not value:
+        steps = _path_steps(value) if isinstance(value, str) and value else None
+        if not steps:
             continue
         node = root
-        *parents, leaf = value.split(".")
-        for part in parents:
-            node = node["properties"].setdefault(part, {})
-            node.setdefault("type", "object")
-            node.setdefault("properties", {})
-        described = dict(option["schema"]) if isinstance(option.get("schema"), dict) else {}
+        for step, following in pairwise([*steps, "<leaf>"]):
+            node = _child(node, step)
+            if following != "<leaf>":
+                node.setdefault("type", "array" if following is _ITEMS else "object")
+        described = (
+            copy.deepcopy(option["schema"]) if isinstance(option.get("schema"), dict) else {}
+        )
         if isinstance(option.get("label"), str):
             described.setdefault("title", option["label"])
-        node["properties"].setdefault(leaf, {}).update(described)
+        for key, item in described.items():
+            # An earlier option may have described deeper paths already: properties merge.
+            if key == "properties" and isinstance(item, dict):
+                properties = node.setdefault("properties", {})
+                for inner, inner_schema in item.items():
+                    properties.setdefault(inner, inner_schema)
+            else:
+                node[key] = item
     return root if root["properties"] else None
+
+
+def _child(node: dict[str, Any], step: str | None) -> dict[str, Any]:
+    if step is _ITEMS:
+        items = node.setdefault("items", {})
+        return items if isinstance(items, dict) else {}
+    properties = node.setdefault("properties", {})
+    return properties.setdefault(step, {}) if isinstance(properties, dict) else {}
 
 
 def _schema(raw: Any, path: str, pointer: str, issues: IssueCollector) -> dict[str, Any] | None:
@@ -660,4 +949,4 @@ def _schema(raw: Any, path: str, pointer: str, issues: IssueCollector) -> dict[s
     return raw
 
 
-__all__ = ["DEFAULT_POLLING_INTERVAL_SECONDS", "AppmixerAdapter"]
+__all__ = ["APPMIXER_ENGINE_VERSION", "DEFAULT_POLLING_INTERVAL_SECONDS", "AppmixerAdapter"]
