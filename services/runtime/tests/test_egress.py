@@ -13,26 +13,44 @@ import json
 import shutil
 import socket
 import subprocess
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
 import httpx
 import pytest
+from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.test_utils import TestServer
+from sqlalchemy import select
+from sqlalchemy import text as sql
 from yarl import URL
 
 from modyard.common.auth import Role
+from modyard.common.db.database import Database
 from modyard.common.egress.policy import EgressPolicy, EgressRefused
+from modyard.common.secrets import SecretBox
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
 from modyard.runtime.components.base import ComponentError, ExecutionContext
 from modyard.runtime.components.core.http import HttpComponent
+from modyard.runtime.deployer_client import DeployerClient
 from modyard.runtime.egress import gate
 from modyard.runtime.egress.gate import RuntimeEgress
+from modyard.runtime.executors import HttpExecutor
+from modyard.runtime.models import InstalledComponent
 from modyard.runtime.settings import RuntimeSettings
 from modyard.runtime.testing import FetchReceiver
+from modyard.runtime.webhooks import notify
+from modyard.runtime.webhooks.delivery import WebhookDeliverer
+from modyard.runtime.webhooks.models import DeliveryStatus, WebhookDelivery
+from modyard.runtime.webhooks.payloads import EXAMPLES, FLOW_STOPPED
+from modyard.runtime.webhooks.schemas import WebhookCreate
+from modyard.runtime.webhooks.service import create_webhook
+from modyard.runtime.webhooks.testing import WebhookReceiver, create_webhook_tables
 
 pytestmark = pytest.mark.infra
 
@@ -324,3 +342,253 @@ async def test_this_machines_own_addresses_stay_refused_to_every_workspace(
     ]
     assert lists[0]["allow_cidrs"] == networks
     assert (lists[1]["allow_cidrs"], lists[1]["updated_by"]) == ([], None)
+
+
+# --- system webhooks, refused at send time ---------------------------------------------------
+
+
+class Names(AbstractResolver):
+    """The test's own DNS: ``answers[name]`` is what the name resolves to now (no server is
+    asked, so a name can move between two deliveries)."""
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if host not in self.answers:
+            raise OSError(f"{host} not found")
+        address = self.answers[host]
+        return [
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+async def webhook_db(infra: IsolatedInfra) -> AsyncIterator[Database]:
+    """The webhook tables in a schema of their own: no running app's deliverer competes."""
+    settings = RuntimeSettings(
+        database_url=infra.database_url, amqp_url=infra.amqp_url, db_schema="egress_webhooks"
+    )
+    database = Database(settings)
+    await create_webhook_tables(database)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def deliverers(webhook_db: Database) -> AsyncIterator[Callable[..., WebhookDeliverer]]:
+    async with webhook_db.transaction() as session:
+        await session.execute(sql("TRUNCATE system_webhooks, webhook_deliveries"))
+    made: list[WebhookDeliverer] = []
+
+    def make(policy: EgressPolicy, resolver: AbstractResolver | None = None) -> WebhookDeliverer:
+        deliverer = WebhookDeliverer(
+            webhook_db, WEBHOOK_BOX, timeout=5.0, max_attempts=5, egress=policy, resolver=resolver
+        )
+        made.append(deliverer)
+        return deliverer
+
+    yield make
+    for deliverer in made:
+        await deliverer.aclose()
+
+
+WEBHOOK_BOX = SecretBox([SecretBox.generate_key()])
+
+
+async def subscribe(database: Database, url: str) -> None:
+    """Subscribed as the API does: the URL passes the runtime's policy now."""
+    async with database.transaction() as session:
+        await create_webhook(
+            session,
+            WebhookCreate(url=url, events=["*"], secret="s" * 32),
+            WEBHOOK_BOX,
+            created_by="test",
+        )
+
+
+async def announce(database: Database) -> None:
+    async with database.transaction() as session:
+        assert await notify(session, FLOW_STOPPED, EXAMPLES[FLOW_STOPPED]) == 1
+
+
+async def latest_delivery(database: Database) -> WebhookDelivery:
+    async with database.transaction() as session:
+        query = select(WebhookDelivery).order_by(WebhookDelivery.created_at.desc()).limit(1)
+        return (await session.scalars(query)).one()
+
+
+def deployment_policy(infra_settings: CommonSettings, *, loopback: bool) -> EgressPolicy:
+    return EgressPolicy.from_settings(
+        infra_settings.model_copy(update={"egress_allow_loopback": loopback})
+    )
+
+
+async def assert_refused_once(
+    deliverer: WebhookDeliverer, database: Database, rule: str
+) -> WebhookDelivery:
+    """One attempt, failed at once with the rule recorded; nothing left to retry."""
+    assert await deliverer.deliver_once() == 1
+    delivery = await latest_delivery(database)
+    assert delivery.status == DeliveryStatus.failed.value
+    assert delivery.attempts == 1
+    assert delivery.last_status_code is None
+    assert (delivery.last_error or "").startswith(f"egress-refused ({rule}):"), delivery.last_error
+    assert [entry["error"] for entry in delivery.attempt_log] == [delivery.last_error]
+    assert await deliverer.deliver_once() == 0  # not retried
+    return delivery
+
+
+async def test_a_webhook_allowed_when_subscribed_is_refused_at_send_time_once_the_allowance_is_gone(
+    infra_settings: CommonSettings,
+    webhook_db: Database,
+    deliverers: Callable[..., WebhookDeliverer],
+) -> None:
+    async with WebhookReceiver() as receiver:
+        # Subscribed while loopback is allowed (this process's policy, as in development) ...
+        await subscribe(webhook_db, receiver.url)
+        allowing = deliverers(deployment_policy(infra_settings, loopback=True))
+        await announce(webhook_db)
+        assert await allowing.deliver_once() == 1
+        assert (await latest_delivery(webhook_db)).status == DeliveryStatus.delivered.value
+        assert len(receiver.requests) == 1
+        # ... then the operator takes the allowance away (MODYARD_EGRESS_ALLOW_LOOPBACK=false
+        # and a restart): the stored webhook is refused when it is sent, not retried.
+        refusing = deliverers(deployment_policy(infra_settings, loopback=False))
+        await announce(webhook_db)
+        await assert_refused_once(refusing, webhook_db, "loopback")
+        assert len(receiver.requests) == 1  # nothing reached the receiver
+
+
+async def test_a_webhook_whose_name_moves_to_a_refused_address_is_refused_at_send_time(
+    infra_settings: CommonSettings,
+    webhook_db: Database,
+    deliverers: Callable[..., WebhookDeliverer],
+) -> None:
+    """Subscribed by name; the name later resolves to a private address, then to loopback on
+    the broker's management port. System webhooks are deployment-wide (operators subscribe
+    them), so the deployment's policy decides, not a workspace's allow-list."""
+    management_port = URL(infra_settings.amqp_management_url).port or 15672
+    answers = {"hooks.egress.test": "127.0.0.1", "status.egress.test": "192.0.2.10"}
+    names = Names(answers)
+    policy = deployment_policy(infra_settings, loopback=True)
+    async with WebhookReceiver() as receiver:
+        await subscribe(webhook_db, f"http://hooks.egress.test:{receiver.port}/hooks")
+        deliverer = deliverers(policy, names)
+        await announce(webhook_db)
+        assert await deliverer.deliver_once() == 1
+        assert (await latest_delivery(webhook_db)).status == DeliveryStatus.delivered.value
+        assert len(receiver.requests) == 1
+
+        # The name moves. A new client (a restart, or once the 10 s DNS cache and the pooled
+        # connection are gone) resolves it again and connects only to what passes.
+        answers["hooks.egress.test"] = "10.20.30.40"
+        await deliverer.aclose()
+        await announce(webhook_db)
+        await assert_refused_once(deliverer, webhook_db, "private")
+        assert len(receiver.requests) == 1
+
+    # A name on the management API's port, public when subscribed, later answering 127.0.0.1.
+    async with webhook_db.transaction() as session:
+        await session.execute(sql("TRUNCATE system_webhooks, webhook_deliveries"))
+    await subscribe(webhook_db, f"http://status.egress.test:{management_port}/api/whoami")
+    answers["status.egress.test"] = "127.0.0.1"
+    await deliverer.aclose()
+    await announce(webhook_db)
+    refused = await assert_refused_once(deliverer, webhook_db, "platform-endpoint")
+    assert "management API" in (refused.last_error or "")
+
+
+# --- the http executor and the ports allow-list ----------------------------------------------
+
+
+class PublishedAt(DeployerClient):
+    """The deployer's lookup answered with an endpoint of the test's choosing."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(RuntimeSettings())
+        self.endpoint_url = endpoint
+
+    async def endpoint(self, deployment: str) -> str:
+        return self.endpoint_url
+
+
+def http_component(module: str, **options: Any) -> InstalledComponent:
+    return InstalledComponent(
+        workspace=TENANT_A,
+        slug="echo",
+        component="Echo",
+        installation_id=uuid.uuid4(),
+        module=module,
+        version="1.0.0",
+        role="action",
+        executor="http",
+        spec={"name": "Echo", "executor_options": options},
+        present=True,
+    )
+
+
+async def test_the_ports_allow_list_holds_on_the_http_executor_path(
+    infra_settings: CommonSettings,
+) -> None:
+    """With MODYARD_EGRESS_ALLOW_PORTS=443, the executor still reaches the port the deployer
+    published (an operator's endpoint, not a tenant's), and only there: a module's path stays
+    on it, a published endpoint on a platform port is refused, and so are tenants' core.http
+    calls to the same port, in every workspace."""
+    seen: list[str] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        return web.json_response({"outputs": {"out": [await request.json()]}})
+
+    app = web.Application()
+    app.router.add_route("POST", "/{tail:.*}", answer)
+    settings = infra_settings.model_copy(
+        update={"egress_allow_loopback": True, "egress_allow_ports": "443"}
+    )
+    egress = RuntimeEgress(EgressPolicy.from_settings(settings))
+    component = HttpComponent(egress)
+    async with TestServer(app, host="127.0.0.1") as server:
+        endpoint = f"http://127.0.0.1:{server.port}"
+        deployer = PublishedAt(endpoint)
+        executor = HttpExecutor(deployer, timeout_seconds=5, egress=egress)
+        try:
+            outputs = await executor.call(http_component("echo"), {"payload": 1})
+            assert outputs == {"out": [{"payload": 1}]}
+            assert seen == ["/components/Echo"]
+
+            # A module path cannot move the request elsewhere: it stays on the endpoint.
+            await executor.call(http_component("echo", path="@127.0.0.1:8080/x"), {"payload": 2})
+            assert seen == ["/components/Echo", "/@127.0.0.1:8080/x"]
+            # A published endpoint on the broker's management port: the endpoint allowance
+            # lifts the ports list and the address class, never the platform rule.
+            deployer.endpoint_url = infra_settings.amqp_management_url
+            with pytest.raises(ComponentError) as platform:
+                await executor.call(http_component("echo"), {"payload": 3})
+            assert platform.value.details["rule"] == "platform-endpoint"
+            assert len(seen) == 2
+
+            # Tenants' calls through the same gate: the port is not theirs, in any workspace.
+            for workspace in (TENANT_A, TENANT_B):
+                context = node(workspace)
+                context.properties = {"url": f"{endpoint}/components/Echo", "method": "POST"}
+                with pytest.raises(ComponentError) as port:
+                    await component.run(context, "in", {})
+                assert (port.value.retryable, port.value.details["rule"]) == (False, "port")
+                assert "MODYARD_EGRESS_ALLOW_PORTS" in port.value.message
+            assert len(seen) == 2
+        finally:
+            await executor.close()
+            await deployer.close()

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from aiohttp.abc import AbstractResolver
 from prometheus_client import Counter
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
@@ -120,6 +121,7 @@ class WebhookDeliverer:
         backoff_cap: float = 3600.0,
         retention: timedelta | None = timedelta(days=30),
         egress: EgressPolicy | None = None,
+        resolver: AbstractResolver | None = None,
     ) -> None:
         if max_attempts < 1 or batch_size < 1 or poll_interval <= 0 or timeout <= 0:
             raise ValueError(
@@ -136,6 +138,8 @@ class WebhookDeliverer:
         self._retention = retention
         # Deployment-wide, as the webhooks are (operators subscribe them, no workspace's).
         self._egress = egress
+        # DNS as the policy's resolver wraps it (aiohttp's default; tests give their own names).
+        self._resolver = resolver
         # A claimed row comes back to the pool after this, should its deliverer die mid-request.
         self._lease = timedelta(seconds=timeout * 2 + 30)
         self._client: EgressClient | None = None
@@ -153,7 +157,9 @@ class WebhookDeliverer:
                 from modyard.runtime.egress import gate  # the runtime's, unless given one
 
                 self._egress = gate.current().policy
-            self._client = EgressClient(self._egress, headers={"User-Agent": USER_AGENT})
+            self._client = EgressClient(
+                self._egress, resolver=self._resolver, headers={"User-Agent": USER_AGENT}
+            )
         return self._client
 
     async def aclose(self) -> None:
