@@ -406,7 +406,7 @@ def test_a_bad_security_value_is_reported_where_it_is_written(cell: ModuleFiles)
 # -- versions ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("version", "problem"), [("2.3", "not a SemVer"), (None, "is required")])
+@pytest.mark.parametrize(("version", "problem"), [("2.3", "not a SemVer"), (None, "is missing")])
 def test_the_cell_version_must_be_semver(cell: ModuleFiles, version: Any, problem: str) -> None:
     def set_version(document: Any) -> None:
         if version is None:

@@ -301,7 +301,7 @@ def test_an_inline_automation_without_do_is_located_in_the_workspace_file(
 
 @pytest.mark.parametrize(
     ("version", "problem"),
-    [(None, "is required"), ("v1.x", "not a SemVer"), (True, "not a version")],
+    [(None, "is missing"), ("v1.x", "not a SemVer"), (True, "not a version")],
 )
 def test_the_app_version_must_be_given_and_be_semver(
     nlu: ModuleFiles, version: Any, problem: str

@@ -307,7 +307,7 @@ def test_field_schemas_follow_type_validation_and_multiplicity(manifest: Manifes
     }
     assert properties["multiSwitcher"] == {
         "type": "array",
-        "items": {"anyOf": [{"enum": ["danger", "warn", "info"]}, PLACEHOLDER]},
+        "items": {"anyOf": [{"enum": ["danger", "warn", "info"]}, {"type": "string"}]},
         "title": "Multi",
         "default": ["danger", "info"],
     }

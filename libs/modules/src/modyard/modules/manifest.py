@@ -184,6 +184,10 @@ class AppImport(_Model):
     app: str
     version: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
+    #: A config written as something other than a mapping (Prisme.ai takes any value, typically a
+    #: template such as ``'{{config}}'`` evaluated in the importing app's context), as written;
+    #: ``config`` is then empty.
+    config_expression: Any = None
 
 
 class PinnedSchema(_Model):

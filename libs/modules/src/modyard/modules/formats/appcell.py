@@ -5,8 +5,10 @@ AppCell matches file names case-insensitively, and so does this adapter (``AppCe
 
 ``appcell.json`` (required)
     ``name`` → ``Manifest.name`` (via :func:`module_name`) and ``label`` (as written);
-    ``version`` → ``Manifest.version``: the document describes versions but shows no field, and
-    registry versions are immutable, so a SemVer ``version`` is **required** here;
+    ``version`` → ``Manifest.version``: the document describes versions but shows no field and
+    real cells carry none, so it comes from the publish request (``modyard publish --version
+    vX.Y.Z``, the ``version`` form field or query parameter); a SemVer ``version`` written here
+    is taken, and must agree with the request;
     ``description``; ``license`` (an SPDX id, an array of ids meaning a choice, or an
     ``(A or B)`` / ``(A and B)`` expression) → one SPDX expression in ``cell.license``
     (``BSD-2-Clause OR BSD-3-Clause``; identifiers' shape is checked, not their registry);
@@ -71,6 +73,7 @@ from modyard.modules.formats.base import (
     ModuleFiles,
     UnresolvedReference,
     json_pointer,
+    module_version,
 )
 from modyard.modules.formats.bundled_schemas import SchemaBundle, digest_bytes
 from modyard.modules.manifest import (
@@ -143,8 +146,8 @@ class AppCellAdapter:
     def detect(self, files: ModuleFiles) -> bool:
         return files.find(APPCELL_FILE) is not None
 
-    def parse(self, files: ModuleFiles) -> Manifest:
-        return _CellReader(files).manifest()
+    def parse(self, files: ModuleFiles, *, version: str | None = None) -> Manifest:
+        return _CellReader(files, version).manifest()
 
 
 # -- licenses ----------------------------------------------------------------------------------
@@ -308,8 +311,9 @@ class _CellReader:
 
     bundle: SchemaBundle
 
-    def __init__(self, files: ModuleFiles) -> None:
+    def __init__(self, files: ModuleFiles, requested_version: str | None = None) -> None:
         self.files = files
+        self.requested_version = requested_version
         self.issues = IssueCollector()
         # Kept apart so that a module whose only problems are schemas gets UnresolvedReference.
         self.references = IssueCollector()
@@ -448,19 +452,22 @@ class _CellReader:
         return basics, spec, requires, dependencies
 
     def _version(self, path: str, value: Any) -> str:
-        if value is None:
-            self.issues.add(
-                path,
-                "/version",
-                'is required: add a SemVer version such as "version": "1.0.0"; published '
-                "versions are immutable, so every upload must say which one it is",
-            )
-            return "0.0.0"
-        try:
-            return normalize_version(str(value))
-        except InvalidVersion as exc:
-            self.issues.add(path, "/version", str(exc))
-            return "0.0.0"
+        written = None
+        if value is not None:
+            try:
+                written = normalize_version(str(value))
+            except InvalidVersion as exc:
+                self.issues.add(path, "/version", str(exc))
+                return "0.0.0"
+        version = module_version(
+            written,
+            self.requested_version,
+            path,
+            "/version",
+            self.issues,
+            carries_none="AppCell cells carry no version",
+        )
+        return version or "0.0.0"
 
     def _optional_text(self, path: str, document: dict[str, Any], key: str) -> str | None:
         value = document.get(key)

@@ -26,6 +26,8 @@ class Issue:
     file: str
     pointer: str
     detail: str
+    #: A problem type more precise than ``invalid-manifest`` (e.g. ``version-required``).
+    slug: str | None = None
 
 
 class ManifestError(Exception):
@@ -130,6 +132,51 @@ def json_pointer(*parts: str | int) -> str:
     return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
 
 
+#: How a publisher supplies the version of a module whose files carry none.
+VERSION_FROM_REQUEST_HINT = (
+    "pass it with the upload: `modyard publish --version v1.2.0` (or `modyard pack --version "
+    "v1.2.0`), or the `version` form field or query parameter of POST /v1/modules"
+)
+
+
+def module_version(
+    written: str | None,
+    requested: str | None,
+    file: str,
+    pointer: str,
+    issues: IssueCollector,
+    *,
+    carries_none: str,
+) -> str | None:
+    """The version of a module in a format whose files may carry none (Slingr packages, Prisme.ai
+    apps, AppCell cells): the one the files write (already normalised), else the one the publish
+    request names. Both, disagreeing, is refused: a registry version says what the files are.
+
+    ``carries_none`` says why the files lack one, for the publisher (e.g. "Slingr packages carry no
+    version: releases are git tags").
+    """
+    if written is not None and requested is not None and written != requested:
+        issues.add(
+            file,
+            pointer,
+            f"is {written} but the publish request says {requested}; remove the version from "
+            f"{file} or publish it as {written}",
+        )
+        return None
+    if written is None and requested is None:
+        issues.issues.append(
+            Issue(
+                file,
+                pointer,
+                f"is missing and the publish request names none ({carries_none}); "
+                f"{VERSION_FROM_REQUEST_HINT}",
+                slug="version-required",
+            )
+        )
+        return None
+    return written or requested
+
+
 def json_object(files: ModuleFiles, path: str, issues: IssueCollector) -> dict[str, Any] | None:
     """The file's JSON object, or None after recording why it is not one (so parsing goes on)."""
     try:
@@ -152,4 +199,13 @@ class FormatAdapter(Protocol):
 
     def parse(self, files: ModuleFiles) -> Manifest:
         """The canonical manifest, or :class:`ManifestError` listing every problem."""
+        ...
+
+
+class RequestVersionedAdapter(FormatAdapter, Protocol):
+    """A format whose files may carry no version: the publish request supplies it."""
+
+    def parse(self, files: ModuleFiles, *, version: str | None = None) -> Manifest:
+        """As :meth:`FormatAdapter.parse`; ``version`` is the publish request's (normalised), which
+        the manifest takes when the files carry none (see :func:`module_version`)."""
         ...

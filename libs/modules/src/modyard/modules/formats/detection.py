@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from modyard.modules.formats.appcell import AppCellAdapter
 from modyard.modules.formats.appmixer import AppmixerAdapter
-from modyard.modules.formats.base import FormatAdapter, ModuleFiles
+from modyard.modules.formats.base import FormatAdapter, Issue, ManifestError, ModuleFiles
 from modyard.modules.formats.container import ContainerAdapter
 from modyard.modules.formats.native import NativeAdapter
 from modyard.modules.formats.prismeai import PrismeAiAdapter
 from modyard.modules.formats.slingr import SlingrAdapter
-from modyard.modules.manifest import Manifest
+from modyard.modules.manifest import Manifest, ModuleFormat
 
 # A native manifest wins over the files of another format that it may ship alongside.
 ADAPTERS: tuple[FormatAdapter, ...] = (
@@ -51,5 +51,32 @@ def detect_adapter(files: ModuleFiles) -> FormatAdapter:
     return matches[0]
 
 
-def parse_module(files: ModuleFiles) -> Manifest:
-    return detect_adapter(files).parse(files)
+# Where the formats whose files always carry a version write it (named when a request disagrees).
+_VERSION_FILES = {
+    ModuleFormat.native: "modyard.yaml",
+    ModuleFormat.appmixer: "bundle.json",
+    ModuleFormat.container: "container.json",
+}
+
+
+def parse_module(files: ModuleFiles, *, version: str | None = None) -> Manifest:
+    """The canonical manifest of the files. ``version`` is the one the publish request names
+    (normalised): formats whose files may carry none (Slingr, Prisme.ai, AppCell) take it from
+    there; for every format, a version in the files that disagrees with it is refused."""
+    adapter = detect_adapter(files)
+    if isinstance(adapter, SlingrAdapter | PrismeAiAdapter | AppCellAdapter):
+        return adapter.parse(files, version=version)
+    manifest = adapter.parse(files)
+    if version is not None and manifest.version != version:
+        file = _VERSION_FILES.get(adapter.format, "(module)")
+        raise ManifestError(
+            [
+                Issue(
+                    file,
+                    "/version",
+                    f"is {manifest.version} but the publish request says {version}; publish "
+                    f"it as {manifest.version}, or change the version in {file}",
+                )
+            ]
+        )
+    return manifest

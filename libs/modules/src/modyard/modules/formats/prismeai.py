@@ -18,13 +18,16 @@ Mapping:
 * ``slug`` (else ``name``) → ``Manifest.name`` via :func:`module_name`; ``name`` → ``label``;
   ``description`` (a string, or Prisme.ai's ``{en: …, fr: …}``: English, else the first) →
   ``description``; ``photo`` → ``icon``.
-* ``version`` is **required**: Prisme.ai numbers versions itself at publish time, but registry
-  versions are immutable and must come with the upload. SemVer, or Prisme.ai's publish number
-  ``N`` read as ``N.0.0`` (the same rule reads ``appVersion`` of imports).
+* ``version``: exported workspaces and apps carry none (Prisme.ai numbers versions itself when it
+  publishes), so it comes from the publish request (``modyard publish --version vX.Y.Z``, the
+  ``version`` form field or query parameter). A ``version`` the workspace does write (SemVer, or
+  Prisme.ai's publish number ``N`` read as ``N.0.0``, the rule that reads ``appVersion`` of
+  imports too) is taken, and must agree with the request.
 * ``config.schema`` (a map of field name → JSON Schema, the notation of automation arguments) and
   ``config.value`` (the app's own config, which an AppInstance falls back to for fields it leaves
   undefined) → ``ConfigSpec``: an object schema whose properties carry ``config.value`` as
-  defaults, and one field per property (``secret: true`` → a secret ``password`` field). A secret
+  defaults, and one field per property (``secret: true`` or ``ui:widget: password`` → a secret
+  ``password`` field; a password widget holds text, so its ``type`` is ``string``). A secret
   field's default is **not** copied anywhere in the manifest, which anyone who can read the module
   can read. Each field's environment override, ``APP_CONFIG_<appSlug>_<field>`` (taking precedence
   over ``config.value``, below the AppInstance's own configuration), is in its ``extra.env``.
@@ -37,7 +40,13 @@ Mapping:
   ``arguments`` as the properties schema: a flow node can call an app instance's automation.
 * ``imports`` → ``AppImport`` (slug = the instance's key, ``app`` = module name of ``appSlug``,
   ``version`` = ``appVersion`` as an exact version or npm range, none when ``latest``/absent
-  since instances then follow new versions) and a ``module`` dependency on the app.
+  since instances then follow new versions) and a ``module`` dependency on the app. Its
+  ``config`` may be any value: a mapping → ``config``; anything else (typically a template such
+  as ``'{{config}}'``, evaluated in the importing app) → ``config_expression``, as written.
+* Pages (``pages/*.yml``) → files of role ``page``; the events their blocks name → ``EventSpec``s:
+  ``updateOn`` (the page listens: ``extra.pages[].listens``) and ``onInit``, ``onSubmit``,
+  ``onChange`` (the page emits), each a name or ``{event: name}``, located by page and JSON
+  pointer in ``extra.pages``; names computed from variables go to ``dynamic_events``.
 * ``emit`` instructions anywhere in ``do`` (inside ``conditions``, ``repeat``, ``all`` too) →
   ``EventSpec`` per literal event name (``extra.emitted_by``); names computed from variables
   (``'warmed.{{lang}}'``) cannot be listed and go to ``extra.prismeai.dynamic_events``.
@@ -65,6 +74,7 @@ from modyard.modules.formats.base import (
     ModuleFiles,
     UnsafeYaml,
     json_pointer,
+    module_version,
     yaml_problem,
 )
 from modyard.modules.formats.bundled_schemas import schema_problem
@@ -127,8 +137,8 @@ class PrismeAiAdapter:
     def detect(self, files: ModuleFiles) -> bool:
         return bool(_workspace_files(files)) or _split_index(files) is not None
 
-    def parse(self, files: ModuleFiles) -> Manifest:
-        return _WorkspaceReader(files).manifest()
+    def parse(self, files: ModuleFiles, *, version: str | None = None) -> Manifest:
+        return _WorkspaceReader(files, version).manifest()
 
 
 # -- YAML ------------------------------------------------------------------------------------
@@ -219,8 +229,9 @@ def _in_folder(path: str, folder: str) -> bool:
 
 
 class _WorkspaceReader:
-    def __init__(self, files: ModuleFiles) -> None:
+    def __init__(self, files: ModuleFiles, requested_version: str | None = None) -> None:
         self.files = files
+        self.requested_version = requested_version
         self.issues = IssueCollector()
         self.events: dict[str, EventSpec] = {}
         self.dynamic_events: list[dict[str, Any]] = []
@@ -256,6 +267,7 @@ class _WorkspaceReader:
         if rest:
             prismeai["workspace"] = rest
 
+        carried = self._carried_files()  # pages name events: before the events are listed
         self.issues.raise_if_any()
         try:
             return Manifest(
@@ -271,7 +283,7 @@ class _WorkspaceReader:
                 components=_automation_components(automations),
                 imports=imports,
                 events=list(self.events.values()),
-                files=self._carried_files(),
+                files=carried,
                 extra={"prismeai": prismeai},
                 **fields,
             )
@@ -314,19 +326,20 @@ class _WorkspaceReader:
 
     def _version(self, path: str, value: Any) -> str:
         try:
-            version = _prismeai_version(value)
+            written = _prismeai_version(value)
         except InvalidVersion as exc:
             self.issues.add(path, "/version", str(exc))
             return "0.0.0"
-        if version is None:
-            self.issues.add(
-                path,
-                "/version",
-                "is required: add 'version: 1.0.0' (SemVer, or Prisme.ai's publish number); "
-                "published versions are immutable, so every upload must say which one it is",
-            )
-            return "0.0.0"
-        return version
+        version = module_version(
+            written,
+            self.requested_version,
+            path,
+            "/version",
+            self.issues,
+            carries_none="exported Prisme.ai workspaces and apps carry no version: Prisme.ai "
+            "numbers them when it publishes",
+        )
+        return version or "0.0.0"
 
     def _description(
         self, path: str, value: Any, pointer: str = "/description"
@@ -360,7 +373,18 @@ class _WorkspaceReader:
             at = json_pointer("config", "schema", name)
             if not self._argument_schema(path, at, field_schema):
                 continue
-            secret = field_schema.get("secret") is True
+            secret = _is_secret(field_schema)
+            if field_schema.get("ui:widget") == "password" and field_schema.get("type") not in (
+                None,
+                "string",
+            ):
+                self.issues.add(
+                    path,
+                    at + "/type",
+                    f"is {field_schema.get('type')!r} but ui:widget password holds text; make it "
+                    "type: string, or use another widget",
+                )
+                continue
             prop = _plain_schema(field_schema)
             if secret:
                 prop["writeOnly"] = True
@@ -370,7 +394,7 @@ class _WorkspaceReader:
             field = _config_field(name, field_schema, None if secret else value.get(name))
             field.extra["env"] = f"APP_CONFIG_{app_slug}_{name}"
             fields.append(field)
-        secrets = {name for name, s in schema.items() if isinstance(s, dict) and s.get("secret")}
+        secrets = {name for name, s in schema.items() if isinstance(s, dict) and _is_secret(s)}
         defaults = {k: v for k, v in value.items() if k not in secrets}
         return ConfigSpec(
             json_schema={"type": "object", "properties": properties}, fields=fields
@@ -529,9 +553,10 @@ class _WorkspaceReader:
                 dynamic["autocomplete"] = arguments["autocomplete"]
             self.dynamic_events.append(dynamic)
             return True
-        spec = self.events.setdefault(event, EventSpec(name=event, extra={"emitted_by": []}))
-        if slug not in spec.extra["emitted_by"]:
-            spec.extra["emitted_by"].append(slug)
+        spec = self.events.setdefault(event, EventSpec(name=event))
+        emitted_by = spec.extra.setdefault("emitted_by", [])
+        if slug not in emitted_by:
+            emitted_by.append(slug)
         if arguments.get("private") is True:
             spec.extra["private"] = True
         return True
@@ -570,11 +595,12 @@ class _WorkspaceReader:
         except InvalidVersion as exc:
             self.issues.add(file, f"{at}/appVersion", str(exc))
             return None
-        config = document.get("config") or {}
-        if not isinstance(config, dict):
-            self.issues.add(file, f"{at}/config", "must be a mapping of the instance's config")
-            return None
-        return AppImport(slug=slug, app=module_name(app), version=version, config=config)
+        config = document.get("config")
+        if config is None or isinstance(config, dict):
+            return AppImport(slug=slug, app=module_name(app), version=version, config=config or {})
+        # Any value is an import's config in Prisme.ai, e.g. '{{config}}': the importing app's
+        # whole config, evaluated when the instance runs.
+        return AppImport(slug=slug, app=module_name(app), version=version, config_expression=config)
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -591,6 +617,8 @@ class _WorkspaceReader:
             for path in sorted(self.files)
             if _in_folder(path, "pages")
         ]
+        for page in carried:
+            self._page_events(page.path)
         security = next(
             (
                 found
@@ -603,8 +631,58 @@ class _WorkspaceReader:
             carried.append(ModuleFile(role="security", path=security))
         return carried
 
+    def _page_events(self, path: str) -> None:
+        document = self._yaml(path)
+        if document is None:
+            return
+        if not isinstance(document, dict):
+            self.issues.add(path, "", "must be a mapping (name, slug, blocks …)")
+            return
+        slug = document.get("slug") if isinstance(document.get("slug"), str) else _stem(path)
+        for at, key, value in _page_event_keys(document, ""):
+            event = value.get("event") if isinstance(value, dict) else value
+            if not isinstance(event, str) or not event.strip():
+                self.issues.add(
+                    path,
+                    at,
+                    f"is {value!r}; {key} names an event: write its name, e.g. {key}: "
+                    "formSubmitted (or {event: formSubmitted})",
+                )
+                continue
+            place = {"page": slug, "file": path, "pointer": at, "on": key}
+            if "{{" in event:
+                self.dynamic_events.append({**place, "event": event})
+                continue
+            spec = self.events.setdefault(event, EventSpec(name=event))
+            spec.extra.setdefault("pages", []).append(
+                {**place, "listens" if key in PAGE_LISTENS else "emits": True}
+            )
+
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+#: Page and block keys that name events: the page listens to ``updateOn`` and emits the others.
+PAGE_LISTENS = frozenset({"updateOn"})
+PAGE_EMITS = frozenset({"onInit", "onSubmit", "onChange"})
+
+
+def _page_event_keys(node: Any, at: str) -> Iterator[tuple[str, str, Any]]:
+    """Every event-naming key of a page, its blocks and their nested blocks, with its pointer."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = at + json_pointer(str(key))
+            if key in PAGE_LISTENS or key in PAGE_EMITS:
+                yield here, str(key), value
+            else:
+                yield from _page_event_keys(value, here)
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _page_event_keys(item, f"{at}/{index}")
+
+
+def _is_secret(schema: dict[str, Any]) -> bool:
+    return schema.get("secret") is True or schema.get("ui:widget") == "password"
 
 
 def _nested_instructions(name: str, arguments: Any, at: str) -> Iterator[tuple[str, Any]]:
@@ -692,7 +770,7 @@ def _plain_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _config_field(name: str, schema: dict[str, Any], default: Any) -> ConfigField:
     plain = _plain_schema(schema)
-    secret = schema.get("secret") is True
+    secret = _is_secret(schema)
     nested = plain.get("properties") if isinstance(plain.get("properties"), dict) else None
     options = [ConfigOption(value=value) for value in plain.get("enum", [])]
     return ConfigField(

@@ -9,7 +9,10 @@ so that the publisher is told what is wrong with it instead of "unknown format".
 
 Mapping rules (format ``slingr``, kind ``package``):
 
-- ``name`` → ``module_name(name)``; ``label``, ``description``; ``version`` ``vX.Y.Z`` → ``X.Y.Z``.
+- ``name`` → ``module_name(name)``; ``label``, ``description``.
+- ``version``: Slingr packages carry none (releases are git tags), so it comes from the publish
+  request (``modyard publish --version vX.Y.Z``, the ``version`` form field or query parameter);
+  a descriptor that does write ``vX.Y.Z`` gives ``X.Y.Z``, and must agree with the request.
 - ``dependencies``: ``type`` ``service`` → ``service``, ``package`` → ``module`` (its name goes
   through ``module_name`` like any module's); ``version`` ``vX.Y.Z`` (fixed), ``^vX.Y.Z``
   (compatible), ``~vX.Y.Z`` (bug fixes) → the normalised npm range ``X.Y.Z``/``^X.Y.Z``/``~X.Y.Z``.
@@ -20,10 +23,16 @@ Mapping rules (format ``slingr``, kind ``package``):
   expressions kept as strings; ``defaultValue`` → ``default`` (checked against the field's schema);
   ``typeOptions`` per type: ``fieldsGroup`` ``fields`` → nested ``fields`` and a nested object
   (the group's values live under its name); ``dropDown``/``buttonsGroup`` ``possibleValues`` →
-  ``options`` and an ``enum``, ``allowCustom`` → ``allow_custom`` and a ``${PLACEHOLDER}`` alternative;
+  ``options`` and an ``enum``, ``allowCustom`` → ``allow_custom`` and any other string (a custom
+  value or a ``${PLACEHOLDER}``);
   ``text`` ``validation`` (email/url/number; placeholders allowed) → ``format``/``pattern``, with
   ``representation``/``numberOfRows`` kept in ``extra``; ``password`` → ``secret`` and
-  ``"writeOnly": true``; ``toggle`` → boolean; ``info`` ``value`` (HTML) → ``description``,
+  ``"writeOnly": true``, its ``defaultValue`` checked (a string) but **never published**;
+  ``toggle`` → boolean; ``keyValue`` → an object of strings (or Slingr's ``"k=v,…"`` text);
+  ``urlParams`` → ``{urlValue, paramsValue}``; ``json`` → an object, array or JSON text;
+  ``entity``, ``entityField``, ``entityEvent`` … → a string whose ``format`` names what it
+  holds (``slingr-entity``, ``slingr-entity-field`` …); ``script`` → JavaScript source
+  (``contentMediaType: application/javascript``, ``typeOptions.parameters`` in ``extra``); ``info`` ``value`` (HTML) → ``description``,
   ``alertType`` in ``extra``; ``label`` and ``button`` (``color``, ``action`` in ``extra``) store
   nothing, so they are not in the schema. A field is in the schema's ``required`` only when both
   ``required`` and ``visibility`` are literally true: an expression is evaluated by the console.
@@ -31,7 +40,10 @@ Mapping rules (format ``slingr``, kind ``package``):
   structure) goes to ``extra["userConfiguration"]`` as fields plus schema.
 - ``metadata`` → ``Manifest.files`` (role = the entry's type, archive path, name). A ``script`` or
   ``listener`` path may be a ``.js`` file or a folder of them (one file entry each; a listener
-  file lists the ``listeners.<name>`` it defines in ``extra``). A ``flowStep`` or ``uiService``
+  file lists the ``listeners.<name>`` it defines in ``extra``). An entry's ``namespace`` (a
+  JavaScript identifier) is kept in ``extra.namespace``: a script's ``exports.fn`` is called as
+  ``pkg.<package>.<namespace>.fn``, so ``extra.address`` is ``pkg.<package>.<namespace>`` and
+  ``extra.functions`` lists the ``exports.<fn>`` the file defines. A ``flowStep`` or ``uiService``
   path is the step's/service's folder (or a file in it). A path naming nothing is an issue.
 - Flow steps (``flowStep`` entries: ``step.json``, ``step.js``, ``icon.png``) → components of role
   ``action``, ``Executor(type="js", entrypoint=".../step.js")``, ``icon`` = the ``icon.png`` path
@@ -39,7 +51,11 @@ Mapping rules (format ``slingr``, kind ``package``):
   other keys go to ``extra``. Step ``inputs`` become the
   ``in`` port and ``outputs`` the ``out`` port, not properties: a step's inputs can be bound to the
   flow's context at run time (``allowContextSelector``), i.e. they are per-message data. The raw
-  input/output definitions stay in ``Port.extra["fields"]``.
+  input/output definitions stay in ``Port.extra["fields"]`` (a password input's default left
+  out). Input types get the schemas of configuration fields: ``dropDown``/``choice``/
+  ``buttonsGroup`` keep their ``possibleValues`` (under ``typeOptions`` or ``options``) as an
+  ``enum``, ``keyValue``, ``urlParams``, ``json`` as above; a ``defaultValue`` is checked against
+  the input's schema (a one-element list for a single value is read as that value, as Slingr does).
 - UI services (``uiService.json`` + ``uiService.js``) → files of role ``uiService`` whose ``extra``
   holds the descriptor's path and its configuration (places, dependencies, functions, events);
   a dependency's ``file`` must be a URL or a file of the service's folder, ``placement`` head or
@@ -69,6 +85,7 @@ from modyard.modules.formats.base import (
     ManifestError,
     ModuleFiles,
     json_object,
+    module_version,
 )
 from modyard.modules.manifest import (
     MODULE_NAME_PATTERN,
@@ -133,6 +150,8 @@ _STEP_TYPES = {
 _EXTERNAL_SOURCE = re.compile(r"^(https?:)?//", re.IGNORECASE)
 _UI_PLACEMENTS = ("head", "bottom")
 _LISTENER_NAME = re.compile(r"^\s*listeners\.([A-Za-z_$][\w$]*)\s*=", re.MULTILINE)
+_EXPORTED_FUNCTION = re.compile(r"^\s*exports\.([A-Za-z_$][\w$]*)\s*=", re.MULTILINE)
+_JS_IDENTIFIER = re.compile(r"^[A-Za-z_$][\w$]*$")
 _STORAGE_USE = re.compile(r"\bsys\.storage\.")
 _ENCRYPTED_STORAGE = re.compile(r"\b(encrypt|decrypt)\s*:\s*true\b")
 
@@ -149,7 +168,7 @@ class SlingrAdapter:
             return _has_slingr_folders(files) or _looks_like_broken_descriptor(files)
         return _is_slingr_descriptor(document)
 
-    def parse(self, files: ModuleFiles) -> Manifest:
+    def parse(self, files: ModuleFiles, *, version: str | None = None) -> Manifest:
         issues = IssueCollector()
         document = files.json(DESCRIPTOR)  # unreadable: nothing else can be checked
         if not isinstance(document, dict):
@@ -158,7 +177,7 @@ class SlingrAdapter:
         assert isinstance(document, dict)
 
         name = _package_name(document, issues)
-        version = _version(document, issues)
+        version = _version(document, version, issues)
         dependencies = _dependencies(document.get("dependencies"), issues)
         events = _events(document.get("events"), issues)
         config = _configuration(document.get("configuration"), "/configuration", issues)
@@ -166,7 +185,7 @@ class SlingrAdapter:
         if "userConfiguration" in document:
             user = _configuration(document["userConfiguration"], "/userConfiguration", issues)
             extra["userConfiguration"] = user.model_dump(by_alias=True, mode="json")
-        contents = _metadata(files, document.get("metadata"), issues)
+        contents = _metadata(files, document.get("metadata"), document.get("name"), issues)
         issues.raise_if_any()
         assert name is not None
         assert version is not None
@@ -283,16 +302,28 @@ def _package_name(document: dict[str, Any], issues: IssueCollector) -> str | Non
     return name
 
 
-def _version(document: dict[str, Any], issues: IssueCollector) -> str | None:
+def _version(document: dict[str, Any], requested: str | None, issues: IssueCollector) -> str | None:
     raw = document.get("version")
-    if not isinstance(raw, str):
-        issues.add(DESCRIPTOR, "/version", f"is {raw!r}; write the version as vX.Y.Z, e.g. v1.0.0")
-        return None
-    try:
-        return normalize_version(raw)
-    except InvalidVersion as exc:
-        issues.add(DESCRIPTOR, "/version", f"{exc}; Slingr writes vX.Y.Z, e.g. v1.0.0")
-        return None
+    written: str | None = None
+    if raw is not None:
+        if not isinstance(raw, str):
+            issues.add(
+                DESCRIPTOR, "/version", f"is {raw!r}; write the version as vX.Y.Z, e.g. v1.0.0"
+            )
+            return None
+        try:
+            written = normalize_version(raw)
+        except InvalidVersion as exc:
+            issues.add(DESCRIPTOR, "/version", f"{exc}; Slingr writes vX.Y.Z, e.g. v1.0.0")
+            return None
+    return module_version(
+        written,
+        requested,
+        DESCRIPTOR,
+        "/version",
+        issues,
+        carries_none="Slingr packages carry no version: their releases are git tags",
+    )
 
 
 def _dependencies(raw: Any, issues: IssueCollector) -> list[Dependency]:
@@ -436,6 +467,7 @@ def _config_field(item: Any, pointer: str, issues: IssueCollector) -> ConfigFiel
         description = extra.pop("value")
     extra.update(remaining)
 
+    secret = kind == "password"
     config_field = ConfigField(
         name=name,
         type=kind,
@@ -444,7 +476,7 @@ def _config_field(item: Any, pointer: str, issues: IssueCollector) -> ConfigFiel
         required=_condition(item.get("required", False), f"{pointer}/required", issues) or False,
         visibility=_visibility(item, pointer, issues),
         default=item.get("defaultValue"),
-        secret=kind == "password",
+        secret=secret,
         multiple=multiple,
         options=choices,
         allow_custom=allow_custom,
@@ -452,6 +484,9 @@ def _config_field(item: Any, pointer: str, issues: IssueCollector) -> ConfigFiel
         extra=extra,
     )
     _check_default(config_field, f"{pointer}/defaultValue", issues)
+    if secret:
+        # Checked above, never published: anyone who can read the module reads its manifest.
+        config_field.default = None
     return config_field
 
 
@@ -575,10 +610,49 @@ def _value_schema(config_field: ConfigField) -> dict[str, Any]:
             if config_field.options
             else {"type": "string"}
         )
-        return {"anyOf": [choices, placeholder]} if config_field.allow_custom else choices
+        # A custom value is any text the user types, a ${PLACEHOLDER} included.
+        return {"anyOf": [choices, {"type": "string"}]} if config_field.allow_custom else choices
     if kind == "fieldsGroup":
         return _object_schema(config_field.fields)
-    return {}  # a type the document does not describe: accept any value, the console decides
+    return _typed_value_schema(kind, [])
+
+
+def _typed_value_schema(kind: str, url_values: list[str]) -> dict[str, Any]:
+    """The value schema of the types configuration fields and flow step inputs share; ``{}``
+    (any value: the console decides) for a type the documentation does not describe."""
+    if kind == "keyValue":
+        # The console stores an object; steps also take Slingr's "key=value,…" text.
+        return {
+            "anyOf": [
+                {"type": "object", "additionalProperties": {"type": "string"}},
+                {"type": "string", "pattern": r"^([^=,]+=[^,]*)?(,[^=,]+=[^,]*)*$"},
+            ]
+        }
+    if kind == "urlParams":
+        url_value: dict[str, Any] = {"type": "string"}
+        if url_values:
+            url_value["enum"] = url_values
+        return {
+            "type": "object",
+            "properties": {
+                # "METHOD /path/{variable}", and the path variables' values in order.
+                "urlValue": url_value,
+                "paramsValue": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["urlValue"],
+        }
+    if kind == "json":
+        return {"type": ["object", "array", "string"]}  # a string holds JSON text
+    if kind == "script":
+        return {"type": "string", "contentMediaType": "application/javascript"}
+    if kind.startswith("entity"):
+        # entity, entityField, entityEvent …: the id or name of that part of the app.
+        return {"type": "string", "format": "slingr-" + _kebab(kind)}
+    return {}
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"-\1", name).lower()
 
 
 # --- metadata: scripts, listeners, flow steps, UI services ----------------------------------------
@@ -592,7 +666,7 @@ class _Contents:
     code: list[str] = field(default_factory=list)
 
 
-def _metadata(files: ModuleFiles, raw: Any, issues: IssueCollector) -> _Contents:
+def _metadata(files: ModuleFiles, raw: Any, package: Any, issues: IssueCollector) -> _Contents:
     contents = _Contents()
     seen: set[tuple[str, str]] = set()
     for index, item in enumerate(_list(raw, "/metadata", "metadata entries", issues)):
@@ -611,6 +685,18 @@ def _metadata(files: ModuleFiles, raw: Any, issues: IssueCollector) -> _Contents
         if not isinstance(path, str) or not path.strip("/ "):
             issues.add(DESCRIPTOR, f"{pointer}/path", "is missing; e.g. /scripts/functions.js")
             continue
+        namespace = item.get("namespace")
+        if namespace is not None and not (
+            isinstance(namespace, str) and _JS_IDENTIFIER.match(namespace)
+        ):
+            issues.add(
+                DESCRIPTOR,
+                f"{pointer}/namespace",
+                f"is {namespace!r}; a namespace is a JavaScript identifier (letters, digits, _ "
+                "and $, not starting with a digit), e.g. utils: code calls "
+                "pkg.<package>.<namespace>.<function>",
+            )
+            continue
         target = _resolve(files, path, f"{pointer}/path", issues)
         if target is None:
             continue
@@ -619,7 +705,8 @@ def _metadata(files: ModuleFiles, raw: Any, issues: IssueCollector) -> _Contents
             continue
         seen.add((kind, target))
         if kind in ("script", "listener"):
-            _code_files(files, kind, target, f"{pointer}/path", contents, issues)
+            scope = _Scope(package if isinstance(package, str) else None, namespace)
+            _code_files(files, kind, target, f"{pointer}/path", scope, contents, issues)
         elif kind == "flowStep":
             _flow_step(files, _folder_of(files, target), f"{pointer}/path", contents, issues)
         else:
@@ -649,11 +736,33 @@ def _folder_of(files: ModuleFiles, target: str) -> str:
     return posixpath.dirname(target) if target in files else target
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """Where a metadata entry's code lives: ``pkg.<package>.<namespace>``."""
+
+    package: str | None
+    namespace: str | None
+
+    def describe(self, kind: str, text: str) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if self.namespace is not None:
+            extra["namespace"] = self.namespace
+        if kind == "listener":
+            extra["listeners"] = _LISTENER_NAME.findall(text)
+            return extra
+        extra["functions"] = _EXPORTED_FUNCTION.findall(text)
+        if self.package is not None:
+            parts = ["pkg", self.package] + ([self.namespace] if self.namespace else [])
+            extra["address"] = ".".join(parts)
+        return extra
+
+
 def _code_files(
     files: ModuleFiles,
     kind: str,
     target: str,
     pointer: str,
+    scope: _Scope,
     contents: _Contents,
     issues: IssueCollector,
 ) -> None:
@@ -668,9 +777,7 @@ def _code_files(
             issues.add(DESCRIPTOR, pointer, f"folder {target} holds no .js file; add the {kind}s")
             return
     for path in paths:
-        extra: dict[str, Any] = {}
-        if kind == "listener":
-            extra["listeners"] = _LISTENER_NAME.findall(_text(files, path, issues))
+        extra = scope.describe(kind, _text(files, path, issues))
         name = posixpath.splitext(posixpath.basename(path))[0]
         contents.files.append(ModuleFile(role=kind, path=path, name=name, extra=extra))
         contents.code.append(path)
@@ -750,11 +857,16 @@ def _step_port(name: str, raw: Any, path: str, pointer: str, issues: IssueCollec
     properties: dict[str, Any] = {}
     required: list[str] = []
     choices: list[dict[str, Any]] = []
+    published: list[Any] = []
     for index, item in enumerate(definitions):
+        published.append(item)
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             issues.add(path, f"{pointer}/{index}", "needs a name (and a label and type)")
             continue
-        properties[item["name"]] = _step_value_schema(item)
+        properties[item["name"]] = _step_value_schema(item, path, f"{pointer}/{index}", issues)
+        if item.get("type") == "password":
+            # A password input's default is never published, not even in the raw definitions.
+            published[-1] = {k: v for k, v in item.items() if k != "defaultValue"}
         choices.append({"label": item.get("label", item["name"]), "value": item["name"]})
         if item.get("required") in (True, "true"):
             required.append(item["name"])
@@ -766,25 +878,72 @@ def _step_port(name: str, raw: Any, path: str, pointer: str, issues: IssueCollec
         json_schema=schema,
         # Out-port options list what later steps can pick from the step's result.
         options=choices if name == "out" else [],
-        extra={"fields": definitions},
+        extra={"fields": published},
     )
 
 
-def _step_value_schema(item: dict[str, Any]) -> dict[str, Any]:
+_CHOICE_TYPES = ("dropDown", "choice", "buttonsGroup")
+
+
+def _step_value_schema(
+    item: dict[str, Any], path: str, pointer: str, issues: IssueCollector
+) -> dict[str, Any]:
     kind = item.get("type")
-    options = item.get("options")
-    values = options.get("possibleValues") if isinstance(options, dict) else None
-    if kind == "choice" and isinstance(values, list):
-        schema: dict[str, Any] = {
-            "enum": [v["name"] for v in values if isinstance(v, dict) and "name" in v]
-        }
+    # Slingr's steps write the possible values under typeOptions, or under options (urlParams).
+    values: list[Any] = []
+    custom = False
+    for key in ("typeOptions", "options"):
+        holder = item.get(key)
+        if isinstance(holder, dict) and isinstance(holder.get("possibleValues"), list):
+            values = holder["possibleValues"]
+            custom = holder.get("allowCustom") in (True, "true")
+            break
+    schema: dict[str, Any]
+    if kind in _CHOICE_TYPES and values:
+        names = [
+            v["name"] for v in values if isinstance(v, dict) and isinstance(v.get("name"), str)
+        ]
+        schema = {"enum": names}
+        if custom:
+            schema = {"anyOf": [schema, {"type": "string"}]}
+    elif kind == "password":
+        schema = {"type": "string", "writeOnly": True}
+    elif kind == "urlParams":
+        labels = [
+            v["label"] for v in values if isinstance(v, dict) and isinstance(v.get("label"), str)
+        ]
+        schema = _typed_value_schema("urlParams", labels)
+    elif isinstance(kind, str) and kind in _STEP_TYPES:
+        schema = dict(_STEP_TYPES[kind])
     else:
-        schema = dict(_STEP_TYPES.get(kind, {})) if isinstance(kind, str) else {}
+        schema = _typed_value_schema(kind, []) if isinstance(kind, str) else {}
+    if item.get("multiplicity") in ("many", True):
+        schema = {"type": "array", "items": schema}
+    if "defaultValue" in item and kind != "password":
+        default = item["defaultValue"]
+        # Slingr's own steps write a single choice as a one-element list (["regular"]).
+        if isinstance(default, list) and len(default) == 1 and schema.get("type") != "array":
+            default = default[0]
+        # Slingr's documentation itself gives a text input a number default (2000): a scalar
+        # default of a text input is text to the console.
+        lenient = (
+            kind == "text" and isinstance(default, int | float) and not isinstance(default, bool)
+        )
+        error = (
+            None if lenient else next(iter(Draft202012Validator(schema).iter_errors(default)), None)
+        )
+        if error is not None:
+            issues.add(
+                path,
+                f"{pointer}/defaultValue",
+                f"{item['defaultValue']!r} is not a value this {kind} input accepts "
+                f"({error.message}); use one of its values",
+            )
+        else:
+            schema["default"] = default
     for source, target in (("label", "title"), ("description", "description")):
         if isinstance(item.get(source), str):
             schema[target] = item[source]
-    if "defaultValue" in item:
-        schema["default"] = item["defaultValue"]
     return schema
 
 
