@@ -35,6 +35,7 @@ from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
+from modyard.runtime.automations.fetch import Fetcher
 from modyard.runtime.components.base import ComponentError, ExecutionContext
 from modyard.runtime.components.core.http import HttpComponent
 from modyard.runtime.deployer_client import DeployerClient
@@ -592,3 +593,44 @@ async def test_the_ports_allow_list_holds_on_the_http_executor_path(
         finally:
             await executor.close()
             await deployer.close()
+
+
+# --- clients closed --------------------------------------------------------------------------
+
+
+async def test_an_executor_and_a_fetcher_without_a_gate_close_the_clients_they_borrowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where no app installed a gate (unit tests, scripts), the executor and the fetcher
+    borrow the fallback gate's clients; closing them closes those clients, which otherwise
+    outlived their event loop ("Unclosed client session" at the end of pytest)."""
+    monkeypatch.setattr(gate, "_current", None)
+    monkeypatch.setattr(gate, "_fallback", None)
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response({"outputs": {"out": [await request.json()]}})
+
+    app = web.Application()
+    app.router.add_route("POST", "/{tail:.*}", answer)
+    async with TestServer(app, host="127.0.0.1") as server:
+        endpoint = f"http://127.0.0.1:{server.port}"
+        deployer = PublishedAt(endpoint)
+        executor = HttpExecutor(deployer, timeout_seconds=5)
+        fetcher = Fetcher()
+        try:
+            await executor.call(http_component("echo"), {"payload": 1})
+            answer_ = await fetcher(
+                "POST", URL(f"{endpoint}/x"), headers={}, body={"a": 1}, timeout=5
+            )
+            assert answer_.status == 200
+            borrowed = list(gate.current().clients._clients.values())
+            assert len(borrowed) == 2  # the executor's endpoint allowance, and the base policy
+            assert not any(client.closed for client in borrowed)
+        finally:
+            await executor.close()
+            await fetcher.aclose()
+            await deployer.close()
+        assert all(client.closed for client in borrowed)
+        # The fallback opens new ones on next use.
+        assert not gate.current().clients.client().closed
+        await gate.release(None)

@@ -218,8 +218,7 @@ class HttpExecutor:
         return outputs_of(installed.module, reply)
 
     async def close(self) -> None:
-        if self._egress is not None:
-            await self._egress.aclose()
+        await gate.release(self._egress)
 
 
 def _only(endpoint: str, url: str) -> Allowance:

@@ -76,8 +76,7 @@ class Fetcher:
         return self._egress or gate.current()
 
     async def aclose(self) -> None:
-        if self._egress is not None:
-            await self._egress.aclose()
+        await gate.release(self._egress)
 
     async def __call__(
         self,

@@ -84,6 +84,9 @@ def refused(exc: EgressRefused, **where: Any) -> ComponentError:
 
 
 _current: RuntimeEgress | None = None
+#: Made by :func:`current` where no app installed a gate (unit tests, scripts); its clients are
+#: closed by :func:`release`, or they outlive their event loop ("Unclosed client session").
+_fallback: RuntimeEgress | None = None
 
 
 def install(egress: RuntimeEgress | None) -> None:
@@ -93,7 +96,20 @@ def install(egress: RuntimeEgress | None) -> None:
 
 
 def current() -> RuntimeEgress:
-    global _current
-    if _current is None:
-        _current = RuntimeEgress(EgressPolicy.from_settings(CommonSettings()))
-    return _current
+    """The installed gate, else one from the environment's settings (no workspace lists)."""
+    global _fallback
+    if _current is not None:
+        return _current
+    if _fallback is None:
+        _fallback = RuntimeEgress(EgressPolicy.from_settings(CommonSettings()))
+    return _fallback
+
+
+async def release(own: RuntimeEgress | None) -> None:
+    """Close the clients a user of the gate opened: ``own`` if it was given a gate of its own,
+    else the fallback it borrowed from :func:`current` (reopened on next use). The installed
+    gate is the app's, closed at its shutdown."""
+    if own is not None:
+        await own.aclose()
+    elif _current is None and _fallback is not None:
+        await _fallback.aclose()
