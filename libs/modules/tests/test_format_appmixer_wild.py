@@ -490,3 +490,25 @@ def test_package_json_dependencies_must_be_an_object() -> None:
             'must be an object of npm package names and ranges, e.g. {"axios": "^1.7.0"}',
         )
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "steps"),
+    [
+        ("id", ["id"]),
+        ("requester.email", ["requester", "email"]),
+        ("lines[0].sku", ["lines", None, "sku"]),
+        ("lines.[0].sku", ["lines", None, "sku"]),
+        ("tags[]", ["tags", None]),
+        ("grid[0][1]", ["grid", None, None]),
+        ("a..b", None),
+        ("[0].sku", None),
+        ("lines[first]", None),
+        ("lines[0", None),
+        ("trailing.", None),
+    ],
+)
+def test_option_value_paths(value: str, steps: list[str | None] | None) -> None:
+    from modyard.modules.formats.appmixer import _path_steps
+
+    assert _path_steps(value) == steps

@@ -904,10 +904,10 @@ def _schema_from_options(options: list[dict[str, Any]]) -> dict[str, Any] | None
         if not steps:
             continue
         node = root
-        for step, following in pairwise([*steps, "<leaf>"]):
+        for position, step in enumerate(steps):
             node = _child(node, step)
-            if following != "<leaf>":
-                node.setdefault("type", "array" if following is _ITEMS else "object")
+            if position + 1 < len(steps):  # a step on the way holds the next one
+                node.setdefault("type", "array" if steps[position + 1] is _ITEMS else "object")
         described = (
             copy.deepcopy(option["schema"]) if isinstance(option.get("schema"), dict) else {}
         )
