@@ -52,11 +52,15 @@ def files_of(mapping: dict[str, Any]) -> ModuleFiles:
             "https://host.example/New-Reseller-Club-Cell/schema/a.json",
             ["schema/a.json", "New-Reseller-Club-Cell/schema/a.json"],
         ),
-        # A schema of another prefix (shared, or of another cell) is bundled under that prefix.
-        ("https://repository.appcell.io/core/service.schema", ["core/service.schema"]),
+        # A schema of another prefix (shared, or of another cell) is bundled under that prefix,
+        # or, for a cell renamed from another, under the rest of the path.
+        (
+            "https://repository.appcell.io/core/service.schema",
+            ["core/service.schema", "service.schema"],
+        ),
         (
             "http://repository.appcell.io/dns/schema/record.json#/definitions/a",
-            ["dns/schema/record.json"],
+            ["dns/schema/record.json", "schema/record.json"],
         ),
         ("schema/domain/register.schema.json", ["schema/domain/register.schema.json"]),
         ("./schema/./domain/../domain/x%20y.json", ["schema/domain/x y.json"]),

@@ -14,6 +14,7 @@ from modyard.modules.formats.appcell import (
     check_security,
     normalize_license,
 )
+from modyard.modules.formats.appcell_platform import platform_schemas
 from modyard.modules.formats.base import ManifestError, ModuleFiles, UnresolvedReference
 from modyard.modules.manifest import (
     CellAction,
@@ -117,13 +118,21 @@ def test_require_maps_appcell_to_the_platform_etcd_to_storage_and_ui_to_a_servic
     assert [(d.name, d.range, d.type) for d in manifest.dependencies] == [("ui", "^1.0", "service")]
 
 
-def test_implements_urls_are_pinned_to_the_bundled_core_schemas(cell: ModuleFiles) -> None:
+def test_implements_urls_are_pinned_to_the_platforms_core_schemas(cell: ModuleFiles) -> None:
     manifest = parse(cell)
     assert manifest.cell is not None
+    shipped = platform_schemas()
     assert manifest.cell.implements == [
-        pinned(cell, f"https://repository.appcell.io/core/{name}.schema", f"core/{name}.schema")
+        PinnedSchema(
+            reference=f"https://repository.appcell.io/core/{name}.schema",
+            path=f"core/{name}.schema.json",
+            digest=shipped[name].digest,
+            source="platform",
+        )
         for name in ("service", "availability", "renewable")
     ]
+    # Not archive files: the manifest's file list names only what the archive carries.
+    assert not [f for f in manifest.files if f.path.startswith("core/")]
 
 
 def test_plugin_actions_keep_resource_action_and_security(cell: ModuleFiles) -> None:
@@ -537,13 +546,26 @@ def test_an_action_on_an_undescribed_resource_is_refused(cell: ModuleFiles) -> N
     assert "'Zone' is not a resource in resources.json" in detail
 
 
-def test_an_action_the_resource_does_not_offer_is_refused(cell: ModuleFiles) -> None:
+def test_an_action_only_the_plugin_file_lists_is_accepted(cell: ModuleFiles) -> None:
     def drop_renew(document: Any) -> None:
         del document["resources"]["Domain"]["actions"]["renew"]
 
-    ((file, pointer, detail),) = issues_of(edited(cell, "Resources.json", drop_renew))
-    assert (file, pointer) == ("plugins.json", f"{PLUGIN}/renew/0/action")
-    assert "Domain offers no 'renew'" in detail
+    renew = action(parse(edited(cell, "Resources.json", drop_renew)), "renew")
+    assert (renew.resource, renew.action, renew.extra["listed_in_resources"]) == (
+        "Domain",
+        "renew",
+        False,
+    )
+    assert "listed_in_resources" not in action(parse(cell), "renew").extra
+
+
+def test_an_action_on_a_resource_resources_json_lacks_is_refused(cell: ModuleFiles) -> None:
+    def drop_cname(document: Any) -> None:
+        del document["resources"]["DNS"]
+
+    ((file, pointer, detail),) = issues_of(edited(cell, "Resources.json", drop_cname))
+    assert (file, pointer) == ("plugins.json", f"{PLUGIN}/fetchAll.DNS/0/resource")
+    assert "'DNS' is not a resource in resources.json" in detail
 
 
 def test_unknown_rest_verbs_and_missing_identifiers_are_refused(cell: ModuleFiles) -> None:

@@ -195,10 +195,13 @@ class PinnedSchema(_Model):
 
     #: The reference as written (URL or relative path).
     reference: str
-    #: Path of the bundled file inside the archive.
+    #: Path of the bundled file inside the archive (of the platform's file when ``source`` says so).
     path: str
     #: ``sha256:<hex>`` of the file's bytes.
     digest: str
+    #: ``platform``: a schema modyard ships as the platform (AppCell's ``core/`` interfaces), which
+    #: the archive need not carry.
+    source: Literal["archive", "platform"] = "archive"
 
 
 class CellSchemaRef(_Model):
@@ -251,8 +254,12 @@ class EnvVar(_Model):
 
 
 class ContainerSpec(_Model):
+    #: The repository, ``host[:port]/path`` (no tag, no digest).
     image: str = Field(min_length=1)
-    default_tag: str = "latest"
+    #: None when the image is pinned by ``digest`` alone.
+    default_tag: str | None = "latest"
+    #: ``sha256:<hex>`` (or sha512) when the reference pins the content (``…@sha256:…``).
+    digest: str | None = None
     env: list[EnvVar] = Field(default_factory=list)
     ports: list[int] = Field(default_factory=list)
     extra: dict[str, Any] = Field(default_factory=dict)

@@ -15,6 +15,7 @@ from typing import Any
 
 from modyard.gateway.validation import ARCHIVE_BASE, SchemaCompileError, SchemaFiles
 from modyard.modules.archive import ArchiveLimits, read_archive
+from modyard.modules.formats.appcell_platform import platform_schema_at
 from modyard.modules.formats.base import ModuleFiles
 from modyard.modules.formats.bundled_schemas import digest_bytes
 from modyard.modules.manifest import CellAction, CellResource, CellSchemaRef, Manifest
@@ -73,6 +74,16 @@ def build_catalogue(manifest: Manifest, archive: bytes) -> dict[str, Any]:
         entry["actions"].setdefault(key, []).append(
             _execution(action, resources.get(action.resource), schema_files)
         )
+    for pin in cell.implements:
+        if pin.source == "platform":
+            # AppCell's core/ interfaces are modyard's own (the archive need not carry them).
+            shipped = platform_schema_at(pin.path)
+            if shipped is None:
+                raise CellInvalid(
+                    f"{pin.reference} was a platform schema when published but modyard no longer "
+                    "ships it; publish the cell again"
+                )
+            documents[pin.path] = shipped.document
     implemented = _implements_by_plugin(files, [pin.reference for pin in cell.implements])
     for name, entry in plugins.items():
         references = implemented.get(name, [pin.reference for pin in cell.implements])

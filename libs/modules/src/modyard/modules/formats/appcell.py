@@ -75,7 +75,12 @@ from modyard.modules.formats.base import (
     json_pointer,
     module_version,
 )
-from modyard.modules.formats.bundled_schemas import SchemaBundle, digest_bytes
+from modyard.modules.formats.bundled_schemas import (
+    AmbiguousReference,
+    SchemaBundle,
+    digest_bytes,
+    is_own_file,
+)
 from modyard.modules.manifest import (
     MODULE_NAME_PATTERN,
     CellAction,
@@ -108,6 +113,7 @@ REST_VERBS = ("create", "fetch", "update", "fetchAll", "updateList", "patch", "d
 SECURITY_LEVELS = ("protected", "public")
 _RBAC = re.compile(r"^rbac::[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 _MODULE_NAME = re.compile(MODULE_NAME_PATTERN)
+_SCOPE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
 _SECRET_SETTING = re.compile(r"pass(word)?|secret|token|api[ _-]?key|private[ _-]?key", re.I)
 # Keywords that make the document's "payload": "" + sibling keywords form an inline schema.
 _SCHEMA_MARKERS = frozenset({"$schema", "properties"})
@@ -321,8 +327,12 @@ class _CellReader:
     def manifest(self) -> Manifest:
         appcell = self._document((APPCELL_FILE,), required=True)
         # URLs name bundled files after the host and the cell's name, so the bundle needs it.
+        self.cell_name = self._cell_name(appcell)
         self.bundle = SchemaBundle(
-            self.files, cell_name=self._cell_name(appcell), issues=self.references
+            self.files,
+            cell_name=self.cell_name,
+            issues=self.references,
+            platform_schemas=True,
         )
 
         basics: dict[str, Any] = {}
@@ -531,6 +541,11 @@ class _CellReader:
             return requires, dependencies
         for name, value in require.items():
             where = json_pointer("require", name)
+            if name == "scope":
+                scope = self._scope(path, where, value)
+                if scope:
+                    requires.extra["scope"] = scope
+                continue
             if not isinstance(value, str):
                 self.issues.add(path, where, "must be a version range string such as '>=1'")
                 continue
@@ -548,6 +563,29 @@ class _CellReader:
             else:
                 dependencies.append(Dependency(name=name, range=version_range, type="service"))
         return requires, dependencies
+
+    def _scope(self, path: str, where: str, value: Any) -> list[str]:
+        """``require.scope``: the Billia data the cell reads (``customer_product``, ``email`` …),
+        written as a list (MicroCell writes one) or one name."""
+        listed = [value] if isinstance(value, str) else value
+        if not isinstance(listed, list):
+            self.issues.add(
+                path, where, 'must be a list of data scopes, e.g. ["customer_product", "email"]'
+            )
+            return []
+        scope: list[str] = []
+        for index, item in enumerate(listed):
+            at = where if isinstance(value, str) else f"{where}/{index}"
+            if not isinstance(item, str) or not _SCOPE.match(item):
+                self.issues.add(
+                    path,
+                    at,
+                    f"{item!r} is not a scope name; use letters, digits and '_' "
+                    "(e.g. 'customer_product')",
+                )
+            elif item not in scope:
+                scope.append(item)
+        return scope
 
     # -- plugin(s).json -----------------------------------------------------------------------
 
@@ -664,12 +702,9 @@ class _CellReader:
                 "or fix the name",
             )
         elif action.action not in offered[action.resource]:
-            self.issues.add(
-                path,
-                f"{at}/action",
-                f"{action.resource} offers no {action.action!r}; add it to the resource's rest "
-                f"verbs or actions in {RESOURCES_FILE}",
-            )
+            # Real cells list some actions (transfer, renew …) only in the plugin file, and
+            # AppCell runs them: the execution's own schemas describe them.
+            action.extra["listed_in_resources"] = False
 
     # -- schemas --------------------------------------------------------------------------------
 
@@ -881,20 +916,33 @@ class _CellReader:
                     value = module.get(key, [])
                     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                         self.issues.add(path, f"{at}/{key}", "must be a list of strings")
-                ui[kind].append(self._ui_module(kind, module, files))
+                ui[kind].append(self._ui_module(path, f"{at}/url", kind, module, files))
         bases = [m.get("urlBase") for m in ui["backendModules"] if m.get("urlBase") is not None]
         if len(bases) != len(set(bases)):
             self.issues.add(path, "/backendModules", "urlBase values must be unique per plugin")
         return ui
 
     def _ui_module(
-        self, kind: str, module: dict[str, Any], files: list[ModuleFile]
+        self, path: str, at: str, kind: str, module: dict[str, Any], files: list[ModuleFile]
     ) -> dict[str, Any]:
+        """A module the archive bundles is pinned like a schema (also when its URL names the cell
+        this one was renamed from); another URL is a remote module browsers load."""
+        url = module["url"]
         try:
-            bundled, _ = self.bundle.resolve(module["url"])
+            bundled, tried = self.bundle.resolve(url)
+        except AmbiguousReference as exc:
+            self.issues.add(path, at, f"{url!r} {exc}")
+            return dict(module)
         except ValueError:
-            bundled = None
+            bundled, tried = None, []
         if bundled is None:
+            if is_own_file(url, cell_name=self.cell_name):
+                self.issues.add(
+                    path,
+                    at,
+                    f"{url!r} names a file of this cell, which the archive lacks (tried: "
+                    f"{', '.join(tried) or url}); bundle the UI module or fix the URL",
+                )
             return dict(module)
         digest = digest_bytes(self.files[bundled])
         role = "ui-backend" if kind == "backendModules" else "ui-frontend"

@@ -9,11 +9,17 @@ Resolution rules (:func:`candidate_paths`):
 
 * ``http(s)`` URL: the host is ignored. The path after it names the archive file, with its first
   segment dropped when that segment is the cell's name (compared ignoring case and anything that is
-  not a letter or digit, so ``newresellerclubcell`` matches ``newResellerClubCell``), and otherwise
-  as a whole:
+  not a letter or digit, so ``newresellerclubcell`` matches ``newResellerClubCell``):
   ``https://repository.appcell.io/newresellerclubcell/schema/domain/register.schema.json`` →
-  ``schema/domain/register.schema.json``; ``https://repository.appcell.io/core/service.schema``
-  → ``core/service.schema`` (a schema shared between cells is bundled under its own prefix).
+  ``schema/domain/register.schema.json``. When the first segment names something else, the whole
+  path is tried first (a schema shared between cells is bundled under its own prefix), then the
+  rest of it: a cell renamed from another (``exampleDomainCell`` made from ``naskcell``) keeps the
+  old cell's name in its URLs, ``https://repository.appcell.io/naskcell/schema/ns/ns.json`` →
+  ``schema/ns/ns.json``. The rest must match exactly one bundled file.
+* AppCell's platform interfaces (``https://repository.appcell.io/core/service.schema``,
+  ``…/core/interface/renewable.schema.json`` …) resolve to the schemas modyard ships as the platform
+  (:mod:`modyard.modules.formats.appcell_platform`) when the bundle is made with
+  ``platform_schemas=True``; their pins say ``source: platform`` and they are not archive files.
 * A relative reference is an archive path from the archive root (``./`` and inner ``..`` are
   normalised; a path that leaves the archive is refused).
 * Other schemes (``file:``, ``urn:`` …) are refused.
@@ -46,7 +52,7 @@ import posixpath
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urldefrag, urlsplit
 
 from jsonschema import Draft202012Validator
@@ -65,6 +71,12 @@ from referencing.exceptions import (
 )
 from referencing.jsonschema import DRAFT202012, UnknownDialect, specification_with
 
+from modyard.modules.formats.appcell_platform import (
+    interface_path,
+    platform_schema_at,
+    platform_schema_for,
+    shipped_interfaces,
+)
 from modyard.modules.formats.base import (
     Issue,
     IssueCollector,
@@ -116,7 +128,8 @@ def candidate_paths(reference: str, *, cell_name: str | None = None) -> list[str
         first, _, rest = path.partition("/")
         if rest and cell_name and _folded(first) == _folded(cell_name):
             return [rest, path]
-        return [path]
+        # Another cell's name (a cell renamed from another), or a shared prefix bundled as is.
+        return [path, rest] if rest else [path]
     if parts.scheme:
         raise ValueError(
             f"uses the {parts.scheme!r} scheme; only http(s) URLs (mapped to bundled files) and "
@@ -181,6 +194,24 @@ def _json_type(value: Any) -> str:
     )
 
 
+class AmbiguousReference(ValueError):
+    """A reference matching several bundled files (they differ only in case)."""
+
+
+def is_own_file(reference: str, *, cell_name: str | None) -> bool:
+    """Whether ``reference`` names a file of the module itself: an archive path, or a URL whose
+    first path segment is the cell's name (so the archive must carry it)."""
+    parts = urlsplit(urldefrag(reference.strip()).url)
+    if not parts.scheme:
+        return True
+    if parts.scheme not in ("http", "https"):
+        return False
+    first = unquote(parts.path).lstrip("/").partition("/")[0]
+    return parts.hostname == ARCHIVE_HOST or bool(
+        cell_name and first and _folded(first) == _folded(cell_name)
+    )
+
+
 class _NotBundled(Exception):
     """Raised from retrieval; ``referencing`` wraps it so the ``$ref`` site can explain it."""
 
@@ -200,6 +231,8 @@ class _Loaded:
     path: str
     document: Any
     digest: str
+    #: ``platform`` for a schema modyard ships (not an archive file).
+    source: Literal["archive", "platform"] = "archive"
 
 
 class SchemaBundle:
@@ -215,9 +248,15 @@ class SchemaBundle:
         *,
         cell_name: str | None = None,
         issues: IssueCollector | None = None,
+        platform_schemas: bool = False,
     ) -> None:
         self._files = files
         self._cell_name = cell_name
+        self._platform = platform_schemas
+        # Case-folded path -> every stored path with it, to refuse a reference matching several.
+        self._folded: dict[str, list[str]] = {}
+        for path in files:
+            self._folded.setdefault(path.casefold(), []).append(path)
         self.issues = issues if issues is not None else IssueCollector()
         self._loaded: dict[str, _Loaded | str] = {}
         self._walked: set[str] = set()
@@ -254,8 +293,9 @@ class SchemaBundle:
                 f"{reference!r} points into {loaded.path} at a {_json_type(target)}, not a schema",
             )
             return None
-        self._walk_file(loaded.path)
-        self._drain()
+        if loaded.source == "archive":  # the platform's own schemas carry no $ref to follow
+            self._walk_file(loaded.path)
+            self._drain()
         return self._pinned(reference, loaded)
 
     def pin_document(
@@ -301,9 +341,14 @@ class SchemaBundle:
         """
         tried = candidate_paths(reference, cell_name=self._cell_name)
         for candidate in tried:
-            found = self._files.find(candidate)
-            if found is not None:
-                return found, tried
+            found = self._folded.get(candidate.casefold(), [])
+            if len(found) > 1:
+                raise AmbiguousReference(
+                    f"matches several bundled files ({', '.join(sorted(found))}), which differ "
+                    "only in case; keep one of them"
+                )
+            if found:
+                return found[0], tried
         return None, tried
 
     def _locate(
@@ -316,18 +361,28 @@ class SchemaBundle:
                 f"must be a URL or archive path (a string), not {_json_type(reference)}",
             )
             return None
+        shipped = platform_schema_for(reference) if self._platform else None
+        if shipped is not None:
+            own = _Loaded(shipped.path, shipped.document, shipped.digest, source="platform")
+            return self._fragment(reference, own, source_file, pointer)
         try:
             path, tried = self.resolve(reference)
         except ValueError as exc:
             self.issues.add(source_file, pointer, f"{reference!r} {exc}")
             return None
         if path is None:
+            platform = ""
+            if self._platform and interface_path(reference):
+                platform = (
+                    " It is under core/ but names none of the AppCell platform interfaces modyard "
+                    f"ships ({shipped_interfaces()}); fix the name or bundle the schema."
+                )
             self.issues.add(
                 source_file,
                 pointer,
                 f"{reference!r} names no file bundled in the archive (tried: {', '.join(tried)}). "
                 "Add the schema to the archive at that path or fix the reference; schema URLs are "
-                "resolved to bundled files and never fetched.",
+                f"resolved to bundled files and never fetched.{platform}",
             )
             return None
         loaded = self._load(path)
@@ -336,6 +391,11 @@ class SchemaBundle:
                 source_file, pointer, f"{reference!r} resolves to {path}, which {loaded}"
             )
             return None
+        return self._fragment(reference, loaded, source_file, pointer)
+
+    def _fragment(
+        self, reference: str, loaded: _Loaded, source_file: str, pointer: str
+    ) -> tuple[_Loaded, Any | None] | None:
         fragment = urldefrag(reference.strip()).fragment
         if not fragment:
             return loaded, None
@@ -343,7 +403,9 @@ class SchemaBundle:
             return loaded, _follow_pointer(loaded.document, unquote(fragment))
         except LookupError as exc:
             self.issues.add(
-                source_file, pointer, f"{reference!r}: the fragment {exc} in {path}; fix the '#…'"
+                source_file,
+                pointer,
+                f"{reference!r}: the fragment {exc} in {loaded.path}; fix the '#…'",
             )
             return None
 
@@ -364,8 +426,11 @@ class SchemaBundle:
         return self._loaded[path]
 
     def _pinned(self, reference: str, loaded: _Loaded, role: str = "schema") -> PinnedSchema:
-        self._files_pinned.setdefault(loaded.path, PinnedFile(loaded.path, loaded.digest, role))
-        return PinnedSchema(reference=reference, path=loaded.path, digest=loaded.digest)
+        if loaded.source == "archive":
+            self._files_pinned.setdefault(loaded.path, PinnedFile(loaded.path, loaded.digest, role))
+        return PinnedSchema(
+            reference=reference, path=loaded.path, digest=loaded.digest, source=loaded.source
+        )
 
     def _retrieve(self, uri: str) -> Resource[Any]:
         """``referencing`` retrieval: archive files only; anything else is an explained miss."""
@@ -531,6 +596,13 @@ def validator_for_pinned(
 
 
 def _pinned_document(files: ModuleFiles, pinned: PinnedSchema) -> Any:
+    if pinned.source == "platform":
+        shipped = platform_schema_at(pinned.path)
+        if shipped is None:
+            raise UnresolvedReference(
+                [Issue(pinned.path, "", "is no longer a platform schema modyard ships")]
+            )
+        return shipped.document
     path = files.find(pinned.path)
     if path is None:
         detail = f"the pinned file {pinned.path} is not in the archive"
@@ -543,10 +615,12 @@ def _pinned_document(files: ModuleFiles, pinned: PinnedSchema) -> Any:
 
 __all__ = [
     "ARCHIVE_BASE",
+    "AmbiguousReference",
     "PinnedFile",
     "SchemaBundle",
     "candidate_paths",
     "digest_bytes",
+    "is_own_file",
     "json_pointer",
     "load_pinned",
     "pin_schema",
