@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.outbox import record_event
 from modyard.common.errors import Conflict, InvalidParam, PayloadTooLarge, ValidationFailed
-from modyard.common.semver import parse_version, version_parts
+from modyard.common.semver import InvalidVersion, normalize_version, parse_version, version_parts
 from modyard.modules.archive import ArchiveRejected, ArchiveTooLarge, read_archive
-from modyard.modules.formats.base import ManifestError, UnresolvedReference
+from modyard.modules.formats.base import Issue, ManifestError, UnresolvedReference
 from modyard.modules.formats.bundled_schemas import digest_bytes
 from modyard.modules.formats.container import parse_container_document
 from modyard.modules.formats.detection import AmbiguousFormat, UnknownFormat, parse_module
@@ -31,8 +31,12 @@ ZIP_MEDIA_TYPE = "application/zip"
 JSON_MEDIA_TYPE = "application/json"
 
 
-def manifest_from_archive(data: bytes, settings: RegistrySettings) -> Manifest:
-    """The canonical manifest of a zip upload, or a 4xx problem saying what to fix."""
+def manifest_from_archive(
+    data: bytes, settings: RegistrySettings, *, version: str | None = None
+) -> Manifest:
+    """The canonical manifest of a zip upload, or a 4xx problem saying what to fix. ``version`` is
+    the publish request's (see :func:`requested_version`): modules whose files carry none (Slingr,
+    Prisme.ai, AppCell) take it; a version in the files must agree with it."""
     try:
         files = read_archive(data, settings.archive_limits())
     except ArchiveTooLarge as exc:
@@ -40,7 +44,7 @@ def manifest_from_archive(data: bytes, settings: RegistrySettings) -> Manifest:
     except ArchiveRejected as exc:
         raise ValidationFailed(exc.detail, slug=exc.slug, entry=exc.entry) from exc
     try:
-        return parse_module(files)
+        return parse_module(files, version=version)
     except (UnknownFormat, AmbiguousFormat) as exc:
         slug = "unknown-format" if isinstance(exc, UnknownFormat) else "ambiguous-format"
         raise ValidationFailed(str(exc), slug=slug) from exc
@@ -73,11 +77,56 @@ def manifest_from_json(data: bytes, settings: RegistrySettings) -> Manifest:
         raise _manifest_problem(exc) from exc
 
 
+def requested_version(query: str | None, form: str | None) -> str | None:
+    """The version the publish request names (query parameter or ``version`` form field; a leading
+    ``v`` allowed), normalised; a 422 problem when it is no SemVer or the two disagree."""
+    named = {value.strip() for value in (query, form) if value is not None and value.strip()}
+    if not named:
+        return None
+    try:
+        versions = {normalize_version(value) for value in named}
+    except InvalidVersion as exc:
+        problem = ValidationFailed(
+            f"The version of the publish request is not valid: {exc}. Pass a SemVer version such "
+            "as 1.2.0 or v1.2.0.",
+            slug="invalid-version",
+        )
+        problem.errors = [InvalidParam(pointer="/version", detail=str(exc))]
+        raise problem from exc
+    if len(versions) > 1:
+        raise ValidationFailed(
+            f"The query parameter and the form field name different versions "
+            f"({', '.join(sorted(versions))}); pass the version once.",
+            slug="invalid-version",
+        )
+    return versions.pop()
+
+
+def check_requested_version(manifest: Manifest, version: str | None) -> Manifest:
+    """A container manifest (which always carries a version) agrees with the request's."""
+    if version is not None and manifest.version != version:
+        raise _manifest_problem(
+            ManifestError(
+                [
+                    Issue(
+                        "(body)",
+                        "/version",
+                        f"is {manifest.version} but the publish request says {version}; publish "
+                        f"it as {manifest.version}, or change the manifest's version",
+                    )
+                ]
+            )
+        )
+    return manifest
+
+
 def _manifest_problem(exc: ManifestError) -> ValidationFailed:
     errors = [
         InvalidParam(pointer=i.pointer or "/", detail=i.detail, file=i.file) for i in exc.issues
     ]
     slug = "unresolvable-schema" if isinstance(exc, UnresolvedReference) else "invalid-manifest"
+    if exc.issues and all(issue.slug == "version-required" for issue in exc.issues):
+        slug = "version-required"
     listed = "; ".join(f"{i.file}{i.pointer}: {i.detail}" for i in exc.issues[:3])
     more = f" (and {len(exc.issues) - 3} more)" if len(exc.issues) > 3 else ""
     problem = ValidationFailed(f"The module is not valid: {listed}{more}.", slug=slug)

@@ -22,6 +22,7 @@ from modyard.registry.settings import RegistrySettings
 # Room for the multipart boundaries and part headers around the archive itself.
 MULTIPART_OVERHEAD = 64 * 1024
 ARCHIVE_FIELD = "archive"
+VERSION_FIELD = "version"
 
 
 def upload_body_limit(settings: RegistrySettings) -> int:
@@ -38,6 +39,8 @@ class Upload:
     #: ``zip`` for archives, ``json`` for container manifests.
     kind: str
     filename: str | None = None
+    #: The multipart ``version`` field: the version of a module whose files carry none.
+    version: str | None = None
 
 
 async def read_capped_body(request: Request, limit: int) -> bytes:
@@ -93,10 +96,11 @@ async def _archive_from_multipart(request: Request, body: bytes, limit: int) -> 
             slug="missing-archive",
         )
     data = await part.read()
+    version = form.get(VERSION_FIELD)
     await form.close()
     if len(data) > limit:
         raise _too_large(limit)
-    return Upload(data, "zip", part.filename)
+    return Upload(data, "zip", part.filename, version if isinstance(version, str) else None)
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

@@ -14,9 +14,11 @@ from modyard.registry import catalogue
 from modyard.registry.publishing import (
     JSON_MEDIA_TYPE,
     ZIP_MEDIA_TYPE,
+    check_requested_version,
     manifest_from_archive,
     manifest_from_json,
     publish,
+    requested_version,
 )
 from modyard.registry.schemas import (
     ModuleDetail,
@@ -55,7 +57,14 @@ def _settings(request: Request) -> RegistrySettings:
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
-                        "properties": {"archive": {"type": "string", "format": "binary"}},
+                        "properties": {
+                            "archive": {"type": "string", "format": "binary"},
+                            "version": {
+                                "type": "string",
+                                "description": "The version, for modules whose files carry "
+                                "none (Slingr, Prisme.ai, AppCell); a leading v is allowed",
+                            },
+                        },
                         "required": ["archive"],
                     }
                 },
@@ -70,7 +79,19 @@ def _settings(request: Request) -> RegistrySettings:
 )
 @body_limit(upload_body_limit)
 async def publish_module(
-    request: Request, response: Response, session: DbSession, principal: Publisher
+    request: Request,
+    response: Response,
+    session: DbSession,
+    principal: Publisher,
+    version_query: Annotated[
+        str | None,
+        Query(
+            alias="version",
+            max_length=128,
+            description="The version, for modules whose files carry none (Slingr packages, "
+            "Prisme.ai apps, AppCell cells), e.g. v1.2.0; a version in the files must agree",
+        ),
+    ] = None,
 ) -> PublishResult:
     """Publish a module version: a zip archive in any supported format, or a container manifest."""
     settings = _settings(request)
@@ -79,12 +100,16 @@ async def publish_module(
         archive_limit=settings.max_archive_bytes,
         json_limit=settings.max_container_manifest_bytes,
     )
+    requested = requested_version(version_query, upload.version)
     if upload.kind == "json":
-        manifest, media_type = manifest_from_json(upload.data, settings), JSON_MEDIA_TYPE
+        manifest = check_requested_version(manifest_from_json(upload.data, settings), requested)
+        media_type = JSON_MEDIA_TYPE
     else:
         # Unzipping and parsing is CPU-bound (seconds for a large archive): in a thread, so the
         # event loop goes on answering /healthz and every other request meanwhile.
-        manifest = await asyncio.to_thread(manifest_from_archive, upload.data, settings)
+        manifest = await asyncio.to_thread(
+            manifest_from_archive, upload.data, settings, version=requested
+        )
         media_type = ZIP_MEDIA_TYPE
     stored_module, version, created = await publish(
         session,
