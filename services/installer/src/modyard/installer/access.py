@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modyard.common import component_refs
 from modyard.common.errors import NotFound
 from modyard.installer.acl import (
     AclType,
@@ -89,6 +90,12 @@ async def usable_components(
             .order_by(Installation.slug)
         )
     ).all()
+    # Every component of the workspace, visible or not: the runtime resolves a ref against all.
+    refs = component_refs.refs(
+        component_refs.Candidate(installation.slug, installation.module, component["name"])
+        for installation in installations
+        for component in installation.manifest.get("components", [])
+    )
     found: list[ComponentOut] = []
     for installation in installations:
         for component in installation.manifest.get("components", []):
@@ -97,6 +104,11 @@ async def usable_components(
             if allows(rules, subject, resource, USE, attributes):
                 found.append(
                     ComponentOut(
+                        ref=refs[
+                            component_refs.Candidate(
+                                installation.slug, installation.module, component["name"]
+                            )
+                        ],
                         resource=resource,
                         installation=installation.slug,
                         module=installation.module,

@@ -19,6 +19,7 @@ import structlog
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modyard.common import component_refs
 from modyard.common.bus.outbox import record_event
 from modyard.common.errors import Conflict, InvalidParam, NotFound, ValidationFailed
 from modyard.common.semver import InvalidVersion, parse_version, satisfies
@@ -170,6 +171,20 @@ async def install(
     actor: str,
 ) -> Installed:
     slug = request.slug or request.module
+    if component_refs.is_reserved_slug(slug):
+        detail = (
+            f"The slug {slug!r} is reserved: flow nodes 'core.<name>' are the runtime's built-in "
+            "components, so this installation's could not be used"
+            + (
+                ""
+                if request.slug
+                else f" (the module's name {request.module!r} is the default slug)"
+            )
+            + "; choose another slug (slug field, modyard install --slug)."
+        )
+        problem = ValidationFailed(detail, slug="reserved-slug")
+        problem.errors = [InvalidParam(pointer="/body/slug", detail=detail)]
+        raise problem
     await _lock_workspace(session, workspace)
     existing = await list_installations(session, workspace)
     if any(item.slug == slug for item in existing):
@@ -430,6 +445,8 @@ async def _free_slug(session: AsyncSession, workspace: Workspace, wanted: str) -
             )
         ).all()
     )
+    if component_refs.is_reserved_slug(wanted):
+        wanted = f"module-{wanted}"  # a dependency named like the built-ins stays reachable
     candidate, counter = wanted, 1
     while candidate in taken:
         counter += 1

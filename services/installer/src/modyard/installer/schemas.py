@@ -141,6 +141,7 @@ class AclRuleOut(AclRuleIn):
 
 
 class ComponentOut(BaseModel):
+    ref: str = Field(description="What a flow node's `component` says to use this component")
     resource: str
     installation: str
     module: str

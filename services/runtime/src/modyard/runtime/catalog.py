@@ -10,33 +10,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modyard.common import component_refs
 from modyard.runtime.models import InstalledComponent
 
 
-@dataclass(frozen=True)
-class ComponentRef:
-    """A node's ``component``: ``core.<name>`` or ``<installation slug>.<component>``."""
-
-    slug: str
-    component: str
-
-    @property
-    def is_core(self) -> bool:
-        return self.slug == "core"
-
-    @classmethod
-    def parse(cls, text: str) -> ComponentRef:
-        slug, _, component = text.partition(".")
-        if not slug or not component:
-            raise ValueError(f"{text!r} is not '<installation>.<component>' or 'core.<name>'")
-        return cls(slug, component)
+class AmbiguousComponent(ValueError):
+    """A reference that names several installed components (see :mod:`component_refs`)."""
 
 
 async def apply_installation_event(
@@ -89,14 +74,38 @@ async def apply_installation_event(
         )
 
 
-async def find(
-    session: AsyncSession, workspace: str, ref: ComponentRef
-) -> InstalledComponent | None:
-    found: InstalledComponent | None = await session.scalar(
-        select(InstalledComponent).where(
-            InstalledComponent.workspace == workspace,
-            InstalledComponent.slug == ref.slug,
-            InstalledComponent.component == ref.component,
+async def find(session: AsyncSession, workspace: str, reference: str) -> InstalledComponent | None:
+    """The installed component a flow node's ``component`` names in ``workspace``, if any.
+
+    Slugs and component names may both contain dots, so the reference is matched against the rows
+    of every slug it could start with (the grammar is :mod:`modyard.common.component_refs`). A
+    component that is present wins over one that was removed; two present ones are ambiguous.
+    """
+    slugs = component_refs.candidate_slugs(reference)
+    if not slugs:
+        return None
+    rows = (
+        await session.scalars(
+            select(InstalledComponent).where(
+                InstalledComponent.workspace == workspace, InstalledComponent.slug.in_(slugs)
+            )
         )
-    )
-    return found
+    ).all()
+    found = [
+        row
+        for row in rows
+        if component_refs.accepts(
+            reference, component_refs.Candidate(row.slug, row.module, row.component)
+        )
+    ]
+    present = [row for row in found if row.present]
+    if len(present) > 1:
+        raise AmbiguousComponent(
+            component_refs.ambiguity_detail(
+                reference,
+                [component_refs.Candidate(row.slug, row.module, row.component) for row in present],
+            )
+        )
+    if present:
+        return present[0]
+    return found[0] if found else None

@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modyard.common.bus.connection import Bus
 from modyard.common.db.database import Database
 from modyard.runtime import catalog
-from modyard.runtime.catalog import ComponentRef
 from modyard.runtime.components.base import ComponentError
 from modyard.runtime.engine.dispatch import send
 from modyard.runtime.engine.flow_cache import FlowCache, RunnableFlow
@@ -57,9 +56,10 @@ async def schedule_flow_triggers(session: AsyncSession, flow: Flow) -> int:
         if node.component == "core.schedule":
             due = next_cron(str(node.properties["cron"]), now)
         elif not node.component.startswith("core."):
-            installed = await catalog.find(
-                session, flow.workspace, ComponentRef.parse(node.component)
-            )
+            try:
+                installed = await catalog.find(session, flow.workspace, node.component)
+            except catalog.AmbiguousComponent:
+                installed = None  # validation refuses the flow before it starts
             if installed is not None and installed.role == "trigger":
                 due = now
         if due is not None:
@@ -135,8 +135,10 @@ class TriggerScheduler:
             payload = node.properties.get("payload", {"fired_at": now.isoformat()})
             await self._forward(flow, state.node_id, {"out": [payload]})
             return
-        ref = ComponentRef.parse(node.component)
-        installed = await catalog.find(session, flow.workspace, ref)
+        try:
+            installed = await catalog.find(session, flow.workspace, node.component)
+        except catalog.AmbiguousComponent:
+            installed = None
         interval = int(
             (installed.spec.get("polling_interval_seconds") if installed else None)
             or DEFAULT_POLLING_SECONDS
@@ -147,7 +149,7 @@ class TriggerScheduler:
                 raise ComponentError(
                     f"{node.component!r} is not installed (was its module removed?)", retryable=True
                 )
-            config = await self._installer.effective_config(flow.workspace, ref.slug)
+            config = await self._installer.effective_config(flow.workspace, installed.slug)
             outputs = await self._executors.call(
                 installed,
                 {
@@ -155,7 +157,7 @@ class TriggerScheduler:
                     "workspace": flow.workspace,
                     "flow_id": str(flow.id),
                     "node_id": state.node_id,
-                    "installation": ref.slug,
+                    "installation": installed.slug,
                     "module": installed.module,
                     "version": installed.version,
                     "component": installed.component,

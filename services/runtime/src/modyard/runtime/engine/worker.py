@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modyard.common import component_refs
 from modyard.common.bus.connection import Bus, BusUnavailable
 from modyard.common.bus.envelope import new_event
 from modyard.common.bus.outbox import record_event
@@ -35,7 +36,6 @@ from modyard.common.db.database import Database
 from modyard.common.request_context import bound_context
 from modyard.runtime import catalog
 from modyard.runtime.automations.components import run_automation_node
-from modyard.runtime.catalog import ComponentRef
 from modyard.runtime.components.base import ComponentError, Delay, ExecutionContext, Outputs
 from modyard.runtime.components.core import core_component
 from modyard.runtime.engine.dispatch import send
@@ -203,7 +203,6 @@ class NodeWorker:
         message: WorkMessage,
         effects: SideEffects,
     ) -> Outputs | Delay:
-        ref = ComponentRef.parse(component)
         context = ExecutionContext(
             workspace=flow.workspace,
             flow_id=str(flow.id),
@@ -214,13 +213,17 @@ class NodeWorker:
             log=effects.log,
             emit=effects.emit,
         )
-        if ref.is_core:
+        if component_refs.is_core(component):
             core = core_component(component)
             if core is None:
                 raise ComponentError(f"there is no core component {component!r}", retryable=False)
             return await core.run(context, message.port, message.payload)
         async with self._database.transaction() as session:
-            installed = await catalog.find(session, flow.workspace, ref)
+            try:
+                installed = await catalog.find(session, flow.workspace, component)
+            except catalog.AmbiguousComponent as exc:
+                # Another installation made the name ambiguous after the flow started.
+                raise ComponentError(str(exc), retryable=False) from exc
         if installed is None or not installed.present:
             raise ComponentError(
                 f"{component!r} is not installed in {flow.workspace!r} (was its module removed?)",
@@ -228,9 +231,9 @@ class NodeWorker:
             )
         if installed.executor == "automation":  # an app instance's automation
             return await run_automation_node(
-                context, ref.slug, installed.component, message.payload
+                context, installed.slug, installed.component, message.payload
             )
-        config = await self._installer.effective_config(flow.workspace, ref.slug)
+        config = await self._installer.effective_config(flow.workspace, installed.slug)
         return await self._executors.call(
             installed,
             {
@@ -238,7 +241,7 @@ class NodeWorker:
                 "workspace": flow.workspace,
                 "flow_id": str(flow.id),
                 "node_id": message.node_id,
-                "installation": ref.slug,
+                "installation": installed.slug,
                 "module": installed.module,
                 "version": installed.version,
                 "component": installed.component,

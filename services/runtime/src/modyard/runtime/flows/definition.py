@@ -15,7 +15,8 @@ class _Strict(BaseModel):
 
 
 class Node(_Strict):
-    #: ``core.<name>`` for a built-in component, ``<installation slug>.<component>`` otherwise.
+    #: ``core.<name>`` for a built-in component, ``<installation slug>.<component>`` otherwise
+    #: (both may hold dots: see :mod:`modyard.common.component_refs`).
     component: str = Field(min_length=3, max_length=255)
     properties: dict[str, Any] = Field(default_factory=dict)
     label: str | None = None

@@ -12,6 +12,7 @@ from croniter import croniter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modyard.common import component_refs
 from modyard.common.auth import Principal, Role
 from modyard.common.bus.envelope import CloudEvent
 from modyard.common.errors import (
@@ -24,7 +25,6 @@ from modyard.common.errors import (
 )
 from modyard.common.user_schemas import SchemaRefused, compile_user_schema
 from modyard.runtime import catalog
-from modyard.runtime.catalog import ComponentRef
 from modyard.runtime.components.core import core_component
 from modyard.runtime.engine.messages import WorkMessage
 from modyard.runtime.engine.scheduler import drop_flow_triggers, schedule_flow_triggers
@@ -151,13 +151,12 @@ async def validate(
     wanted_resources: dict[str, str] = {}
     for node_id, node in definition.nodes.items():
         pointer = f"/definition/nodes/{node_id}"
-        try:
-            ref = ComponentRef.parse(node.component)
-        except ValueError as exc:
-            errors.append(InvalidParam(pointer=pointer + "/component", detail=str(exc)))
+        malformed = component_refs.syntax_problem(node.component)
+        if malformed:
+            errors.append(InvalidParam(pointer=pointer + "/component", detail=malformed))
             continue
         schema: dict[str, Any] | None
-        if ref.is_core:
+        if component_refs.is_core(node.component):
             trigger = TRIGGERS.get(node.component)
             core = core_component(node.component)
             if trigger is None and core is None:
@@ -197,12 +196,16 @@ async def validate(
             if refused:
                 errors.append(InvalidParam(pointer=pointer + "/properties/type", detail=refused))
         else:
-            installed = await catalog.find(session, flow.workspace, ref)
+            try:
+                installed = await catalog.find(session, flow.workspace, node.component)
+            except catalog.AmbiguousComponent as exc:
+                errors.append(InvalidParam(pointer=pointer + "/component", detail=str(exc)))
+                continue
             if installed is None or not installed.present:
                 errors.append(
                     InvalidParam(
                         pointer=pointer + "/component",
-                        detail=f"Workspace {flow.workspace!r} has no installed component {node.component!r}; install the module first.",
+                        detail=f"Workspace {flow.workspace!r} has no installed component {node.component!r}; install the module first (GET /v1/workspaces/{flow.workspace}/components gives the ref of each).",
                     )
                 )
                 continue
