@@ -97,6 +97,8 @@ async def test_a_deployed_container_module_runs_a_flow_node_and_a_suspended_one_
                 **infra.env(),
                 "MODYARD_DEPLOYER_NAMESPACE": namespace,
                 "MODYARD_DEPLOYER_STABLE_SECONDS": "1",
+                # The module writes its CGI script to a tmpfs and httpd runs it from there.
+                "MODYARD_DEPLOYER_TMPFS_EXEC": "true",
             },
         ) as deployer,
     ):

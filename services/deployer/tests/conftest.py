@@ -40,7 +40,7 @@ from modyard.deployer.testing import (
 PROBE_SCRIPT = r"""
 echo "uid=$(id -u) gid=$(id -g)"
 touch /rootfs-probe 2>/dev/null && echo "rootfs=writable" || echo "rootfs=readonly"
-for dir in /tmp /data; do
+for dir in /tmp /data $PROBE_DIRS; do
   touch $dir/probe 2>/dev/null && echo "$dir=writable" || echo "$dir=readonly"
 done
 echo probe > /tmp/index.html

@@ -98,6 +98,7 @@ async def test_a_deployed_container_is_confined(deployer: Deployer, images: Imag
     assert host["SecurityOpt"] == ["no-new-privileges"]
     assert host["ReadonlyRootfs"] is True
     assert list(host["Tmpfs"]) == [TMP]
+    assert "noexec" in host["Tmpfs"][TMP].split(",")
     assert host["Privileged"] is False
     assert container["Config"]["User"] == "65534:65534"
     assert host["Memory"] == 64 * 1024 * 1024
@@ -192,7 +193,7 @@ async def test_what_a_deployment_declares_within_the_caps_is_applied(
         "memory_limit_mb": 128,
         "cpu_limit": 0.5,
         "pids_limit": 64,
-        "env": {"PROBE_PORTS": "", "HOST_IPS": ""},
+        "env": {"PROBE_PORTS": "", "HOST_IPS": "", "PROBE_DIRS": "/var/cache/app"},
     }
     created = await create(
         deployer, body(images, "declared-ok", tag="probe", port=free_port(), **declared)
@@ -211,6 +212,8 @@ async def test_what_a_deployment_declares_within_the_caps_is_applied(
     assert (host["Memory"], host["NanoCpus"], host["PidsLimit"]) == (128 << 20, 500_000_000, 64)
     output = await probe_output(deployer, "declared-ok")
     assert "uid=1000 gid=1000" in output
+    # A declared path is writable by the declared user (Docker would give it root's 0755).
+    assert "/var/cache/app=writable" in output
     assert "/data=writable" in output
     assert "rootfs=readonly" in output
     assert (await deployer.call("DELETE", "/v1/deployments/declared-ok")).status_code == 202

@@ -307,14 +307,18 @@ class DockerBackend:
 
     def _host_config(self, spec: ContainerSpec, network: str, volume: str) -> dict[str, Any]:
         settings, sandbox = self._settings, spec.sandbox
+        uid, _, gid = sandbox.user.partition(":")
+        exec_ = "exec" if settings.tmpfs_exec else "noexec"
         host_config: dict[str, Any] = {
             "NetworkMode": network,
             "CapDrop": ["ALL"],
             "CapAdd": [f"CAP_{name}" for name in sandbox.capabilities] or None,
             "SecurityOpt": ["no-new-privileges"],
             "ReadonlyRootfs": True,
+            # Owned by the container's user: Docker copies the image directory's owner and mode
+            # (root's 0755 for most paths), which the user could not write to.
             "Tmpfs": {
-                path: f"rw,nosuid,nodev,size={sandbox.tmpfs_size_mb}m"
+                path: f"rw,{exec_},nosuid,nodev,size={sandbox.tmpfs_size_mb}m,uid={uid},gid={gid}"
                 for path in sandbox.writable_paths
             },
             "Privileged": False,

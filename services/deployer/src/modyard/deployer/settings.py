@@ -73,6 +73,9 @@ class DeployerSettings(SecretKeysSettings):
     default_user: str = Field(default="65534:65534", pattern=r"^[1-9][0-9]{0,9}:[1-9][0-9]{0,9}$")
     #: Size of each writable tmpfs (``/tmp`` or the declared ``writable_paths``).
     tmpfs_size_mb: int = Field(default=64, ge=1, le=65536)
+    #: Whether programs may be run from those tmpfs paths (Docker mounts them ``noexec``): with a
+    #: read-only root, ``false`` means a container runs only what its image holds.
+    tmpfs_exec: bool = False
     #: The bridge network deployed containers join (created by the deployer); default
     #: ``<namespace>-modules``.
     network: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
