@@ -701,43 +701,182 @@ INTERNAL_RANGES = (
     "100.64.0.0/10",
     "169.254.0.0/16",
     "127.0.0.0/8",
+    "0.0.0.0/8",
     "fc00::/7",
     "fe80::/10",
+    "::1/128",
+    "::ffff:0:0/96",
+    "64:ff9b::/96",
+    "2002::/16",
 )
+#: The namespace kube-dns runs in, as its automatic name label shows it, and its pods' label.
+KUBE_SYSTEM = {"kubernetes.io/metadata.name": "kube-system"}
+KUBE_DNS = {"k8s-app": "kube-dns"}
+#: Not yet part of the base: its NetworkPolicy waits for the runner (base/js-runner).
+JS_RUNNER = BASE / "js-runner"
+
+
+def _data_pods(resources: list[Manifest]) -> dict[str, dict[str, str]]:
+    """The labels of the database's and the broker's pods as they run: the dev StatefulSets',
+    or those the operators give (CloudNativePG: the Cluster's inheritedMetadata; the RabbitMQ
+    operator: app.kubernetes.io/name=<cluster>, component rabbitmq)."""
+    pods: dict[str, dict[str, str]] = {}
+    for resource in resources:
+        kind, name = resource["kind"], resource["metadata"]["name"]
+        if kind == "StatefulSet" and name in ("modyard-postgres", "modyard-rabbitmq"):
+            role = "database" if name == "modyard-postgres" else "broker"
+            pods[role] = resource["spec"]["template"]["metadata"]["labels"]
+        elif kind == "Cluster":
+            inherited = resource["spec"].get("inheritedMetadata", {}).get("labels", {})
+            pods["database"] = {**inherited, "cnpg.io/cluster": name}
+        elif kind == "RabbitmqCluster":
+            pods["broker"] = {
+                "app.kubernetes.io/name": name,
+                "app.kubernetes.io/component": "rabbitmq",
+                "app.kubernetes.io/part-of": "rabbitmq",
+            }
+    return pods
+
+
+def _egress_peers(
+    policy: Manifest, pods: dict[str, dict[str, str]]
+) -> dict[str, set[tuple[str, int]]]:
+    """What each egress rule of ``policy`` reaches, by name: ``dns``, a key of ``pods``, or
+    ``public`` for an ipBlock; each with its (protocol, port)s. Fails on a rule open to every
+    destination, on every port, on a namespace without a pod selector, or on a pod selector
+    that selects none of ``pods`` or more than one of them."""
+    import ipaddress
+
+    reached: dict[str, set[tuple[str, int]]] = {}
+    for rule in policy["spec"]["egress"]:
+        assert rule.get("to"), f"{policy['metadata']['name']}: a rule open to every destination"
+        assert rule.get("ports"), f"{policy['metadata']['name']}: a rule open on every port"
+        ports = {(p.get("protocol", "TCP"), int(p["port"])) for p in rule["ports"]}
+        for peer in rule["to"]:
+            if "ipBlock" in peer:
+                block = peer["ipBlock"]
+                network = ipaddress.ip_network(block["cidr"])
+                excepted = [ipaddress.ip_network(cidr) for cidr in block.get("except", [])]
+                for internal in map(ipaddress.ip_network, INTERNAL_RANGES):
+                    if internal.version == network.version:
+                        assert any(internal.subnet_of(e) for e in excepted), (block, str(internal))  # type: ignore[arg-type]
+                name = "public"
+            elif "namespaceSelector" in peer:
+                # Another namespace: only kube-dns there, named by namespace AND pod.
+                assert "podSelector" in peer, peer
+                assert peer["namespaceSelector"] == {"matchLabels": KUBE_SYSTEM}, peer
+                assert peer["podSelector"] == {"matchLabels": KUBE_DNS}, peer
+                name = "dns"
+            else:
+                selector = peer["podSelector"].get("matchLabels", {})
+                assert selector, f"{policy['metadata']['name']}: every pod of the namespace"
+                names = [key for key, labels in pods.items() if selects(selector, labels)]
+                assert len(names) == 1, (selector, names)
+                name = names[0]
+            reached.setdefault(name, set()).update(ports)
+    return reached
+
+
+def _named_pods(build_dir: Path) -> dict[str, dict[str, str]]:
+    """The pods a modyard pod may be sent to, by name: the data pods of ``build_dir`` (the dev
+    overlay's for the base, which has none) and every service's server."""
+    resources = build(build_dir)
+    data = _data_pods(resources if build_dir != BASE else build(OVERLAYS["dev"]))
+    servers = {
+        service.name: find(resources, "Deployment", service.k8s_name)["spec"]["template"][
+            "metadata"
+        ]["labels"]
+        for service in SERVICES
+    }
+    return {**data, **servers}
+
+
+DNS_PORTS = {("UDP", 53), ("TCP", 53)}
+WEB_PORTS = {("TCP", 80), ("TCP", 443)}
 
 
 @build_param
 def test_the_runtime_reaches_http_only_on_public_addresses(build_dir: Path) -> None:
-    """Tenant-steered HTTP (core.http, fetch, webhooks) leaves by an ipBlock that excepts
-    every cluster-internal range: a hole in the egress policy still cannot reach pods or the
-    node's metadata service. Only DNS, the database and the broker are reached by port."""
-    import ipaddress
-
+    """Tenant-steered HTTP (core.http, fetch, webhooks) leaves by an ipBlock that excepts every
+    cluster-internal range: a hole in the egress policy still cannot reach pods or the node's
+    metadata service. Everything else is a named peer: kube-dns by namespace and pod selector,
+    the database and the broker by pod selector (in the overlays, the pods that really run
+    them), and the two services the runtime calls. No rule is open to every destination."""
     resources = build(build_dir)
     labels = find(resources, "Deployment", "modyard-runtime")["spec"]["template"]["metadata"][
         "labels"
     ]
-    rules = [
-        rule for policy in _policies_for(resources, labels) for rule in policy["spec"]["egress"]
+    (policy,) = _policies_for(resources, labels)
+    assert _egress_peers(policy, _named_pods(build_dir)) == {
+        "dns": DNS_PORTS,
+        "database": {("TCP", 5432)},
+        "broker": {("TCP", 5672), ("TCP", 15672)},
+        "installer": {("TCP", 8002)},
+        "deployer": {("TCP", 8005)},
+        "public": WEB_PORTS,
+    }
+
+
+@pytest.mark.parametrize("overlay", list(OVERLAYS), ids=list(OVERLAYS))
+def test_the_runtimes_database_and_broker_rules_select_the_pods_that_run_them(
+    overlay: str,
+) -> None:
+    resources = build(OVERLAYS[overlay])
+    runtime = find(resources, "Deployment", "modyard-runtime")["spec"]["template"]["metadata"][
+        "labels"
     ]
-    web = [rule for rule in rules if {80, 443} & (_ports(rule) or set())]
-    assert web, "the runtime needs HTTP(S) out"
-    for rule in web:
-        peers = rule.get("to", [])
-        assert peers, rule
-        assert all("ipBlock" in peer for peer in peers), rule
-        blocks = [peer["ipBlock"] for peer in peers]
-        for block in blocks:
-            network = ipaddress.ip_network(block["cidr"])
-            excepted = [ipaddress.ip_network(cidr) for cidr in block.get("except", [])]
-            for internal in map(ipaddress.ip_network, INTERNAL_RANGES):
-                if internal.version == network.version:
-                    assert any(internal.subnet_of(e) for e in excepted), (block, str(internal))  # type: ignore[arg-type]
-    # Nothing else is open to every destination but DNS, the database and the broker.
-    for rule in rules:
-        if rule.get("to"):
-            continue
-        assert (_ports(rule) or set()) <= {53, 5432, 5672, 15672}, rule
+    pods = _data_pods(resources)
+    assert set(pods) == {"database", "broker"}
+    assert _allows_egress(resources, runtime, pods["database"], 5432)
+    assert _allows_egress(resources, runtime, pods["broker"], 5672)
+    # ... and nothing else of the namespace on those ports (another service's pods, say).
+    for service in SERVICES:
+        server = find(resources, "Deployment", service.k8s_name)["spec"]["template"]["metadata"]
+        for port in (5432, 5672, 15672):
+            assert not _allows_egress(resources, runtime, server["labels"], port), service.name
+
+
+def _allows_egress(
+    resources: list[Manifest], source: dict[str, str], target: dict[str, str], port: int
+) -> bool:
+    """Whether ``source``'s policies let it open ``port`` on a same-namespace pod ``target``
+    by a pod selector (an ipBlock never selects pods: it excepts the cluster's ranges)."""
+    for policy in _policies_for(resources, source):
+        for rule in policy["spec"].get("egress", []):
+            if port not in (_ports(rule) or {port}):
+                continue
+            for peer in rule.get("to") or [{"podSelector": {}}]:
+                selector = peer.get("podSelector")
+                if (
+                    selector is not None
+                    and "namespaceSelector" not in peer
+                    and selects(selector.get("matchLabels", {}), target)
+                ):
+                    return True
+    return False
+
+
+def test_the_js_runner_policy_reaches_only_dns_the_broker_and_public_http() -> None:
+    """Ready before the runner: third-party module JavaScript gets kube-dns, the broker's AMQP
+    port and public HTTP(S), nothing in the cluster besides (no database, no management API,
+    no other service), and no ingress."""
+    (policy,) = build(JS_RUNNER)
+    assert policy["kind"] == "NetworkPolicy"
+    assert policy["spec"]["podSelector"] == {
+        "matchLabels": {"app.kubernetes.io/name": "modyard-js-runner"}
+    }
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert policy["spec"].get("ingress", []) == []
+    for overlay in OVERLAYS:
+        assert _egress_peers(policy, _named_pods(OVERLAYS[overlay])) == {
+            "dns": DNS_PORTS,
+            "broker": {("TCP", 5672)},
+            "public": WEB_PORTS,
+        }
+    # The same public rule as the runtime's.
+    runtime = find(build(BASE), "NetworkPolicy", "modyard-runtime")
+    public = [rule for rule in runtime["spec"]["egress"] if "ipBlock" in rule["to"][0]]
+    assert public == [rule for rule in policy["spec"]["egress"] if "ipBlock" in rule["to"][0]]
 
 
 def test_dev_infrastructure_accepts_only_modyard_pods() -> None:
@@ -1287,9 +1426,13 @@ def test_dockerfile_is_multi_stage_on_a_configurable_official_slim_python() -> N
     assert base
     assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?(@sha256:[0-9a-f]{64})?", base.group(1))
     assert re.search(r"^ARG SERVICE=registry$", text, re.MULTILINE)
+    # The builder may be BASE_IMAGE plus pip (scripts/images.sh's Debian base has none), which it
+    # defaults to; what ships is BASE_IMAGE.
+    assert re.search(r"^ARG BUILDER_IMAGE=\$\{BASE_IMAGE\}$", text, re.MULTILINE)
     stages = _stages()
     assert len(stages) >= 2
-    assert all(stage.startswith("${BASE_IMAGE} AS ") for stage in stages)
+    assert stages[0].startswith("${BUILDER_IMAGE} AS builder")
+    assert all(stage.startswith("${BASE_IMAGE} AS ") for stage in stages[1:])
 
 
 def test_dockerfile_caches_the_locked_dependencies_in_their_own_layer() -> None:
