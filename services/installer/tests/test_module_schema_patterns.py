@@ -153,3 +153,33 @@ async def test_a_redos_pattern_of_a_module_is_matched_at_once_in_either_workspac
     )
     assert matching.status_code == 201, matching.text
     assert [item["slug"] for item in await env.installations(A)] == ["r"]
+
+
+async def test_a_pattern_re2_cannot_compile_is_refused_when_the_module_is_published(
+    env: Env,
+) -> None:
+    config = {
+        "schema": {
+            "type": "object",
+            "properties": {"code": {"type": "string", "pattern": "^(?!admin)[a-z]+$"}},
+            "patternProperties": {"^(x)\\1$": {}},
+        }
+    }
+    refused = await env.publish(module_zip("lookaround-mod", config))
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert problem["type"].endswith("/unsupported-pattern")
+    details = {error["pointer"]: error["detail"] for error in problem["errors"]}
+    assert set(details) == {
+        "/config/schema/properties/code/pattern",
+        "/config/schema/patternProperties/^(x)\\1$",
+    }
+    assert all("RE2 cannot compile this pattern" in detail for detail in details.values())
+    async with httpx.AsyncClient(base_url=env.registry.url, headers=env.operator) as client:
+        assert (await client.get("/v1/modules/lookaround-mod")).status_code == 404  # not stored
+    # The module's installations cannot exist, in either workspace.
+    for ws in (A, B):
+        install = await env.call(
+            "POST", f"/v1/workspaces/{ws}/installations", json={"module": "lookaround-mod"}
+        )
+        assert install.status_code in (404, 422), install.text

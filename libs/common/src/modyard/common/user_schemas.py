@@ -173,6 +173,27 @@ def _pattern_problem(pattern: Any) -> str | None:
     return None
 
 
+def pattern_problems(schema: Any) -> list[tuple[str, str]]:
+    """``(pointer, what to change)`` for each ``pattern``/``patternProperties`` RE2 cannot compile.
+
+    For publish time, where the rest of :func:`compile_user_schema`'s checks would be premature
+    (a format's references may still be resolved against the archive's bundled files).
+    """
+    problems: list[tuple[str, str]] = []
+    for path, node in _walk(schema, ()):
+        if isinstance(node.get("pattern"), str):
+            problem = _pattern_problem(node["pattern"])
+            if problem is not None:
+                problems.append((_pointer((*path, "pattern")), problem))
+        patterns = node.get("patternProperties")
+        if isinstance(patterns, Mapping):
+            for pattern in patterns:
+                problem = _pattern_problem(pattern)
+                if problem is not None:
+                    problems.append((_pointer((*path, "patternProperties", pattern)), problem))
+    return problems
+
+
 def _problems(schema: Mapping[str, Any], registry: Registry[Any]) -> Iterator[tuple[str, str]]:
     resolver = registry.resolver(base_uri=BASE_URI)
     scopes: dict[tuple[str | int, ...], Any] = {(): resolver}
@@ -252,5 +273,6 @@ __all__ = [
     "MAX_PATTERN_LENGTH",
     "SchemaRefused",
     "compile_user_schema",
+    "pattern_problems",
     "pattern_search",
 ]

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modyard.common.bus.outbox import record_event
 from modyard.common.errors import Conflict, InvalidParam, PayloadTooLarge, ValidationFailed
 from modyard.common.semver import InvalidVersion, normalize_version, parse_version, version_parts
+from modyard.common.user_schemas import pattern_problems
 from modyard.modules.archive import ArchiveRejected, ArchiveTooLarge, read_archive
 from modyard.modules.formats.base import Issue, ManifestError, UnresolvedReference
 from modyard.modules.formats.bundled_schemas import digest_bytes
@@ -44,12 +45,13 @@ def manifest_from_archive(
     except ArchiveRejected as exc:
         raise ValidationFailed(exc.detail, slug=exc.slug, entry=exc.entry) from exc
     try:
-        return parse_module(files, version=version)
+        manifest = parse_module(files, version=version)
     except (UnknownFormat, AmbiguousFormat) as exc:
         slug = "unknown-format" if isinstance(exc, UnknownFormat) else "ambiguous-format"
         raise ValidationFailed(str(exc), slug=slug) from exc
     except ManifestError as exc:
         raise _manifest_problem(exc) from exc
+    return _with_usable_patterns(manifest)
 
 
 def manifest_from_json(data: bytes, settings: RegistrySettings) -> Manifest:
@@ -72,9 +74,38 @@ def manifest_from_json(data: bytes, settings: RegistrySettings) -> Manifest:
             slug="unsupported-manifest",
         )
     try:
-        return parse_container_document(document, file="(body)")
+        manifest = parse_container_document(document, file="(body)")
     except ManifestError as exc:
         raise _manifest_problem(exc) from exc
+    return _with_usable_patterns(manifest)
+
+
+def _with_usable_patterns(manifest: Manifest) -> Manifest:
+    """``manifest`` if RE2 compiles every pattern of the schemas the platform validates with.
+
+    The installer and the runtime match module authors' patterns with RE2 (linear time, no
+    backtracking); a pattern it cannot compile (lookaround, backreferences) would make the module
+    unconfigurable or its flows unstartable later, so the publisher hears it now.
+    """
+    schemas: list[tuple[str, object]] = [("/config/schema", manifest.config.json_schema)]
+    schemas += [
+        (f"/components/{index}/properties_schema", component.properties_schema)
+        for index, component in enumerate(manifest.components)
+        if component.properties_schema is not None
+    ]
+    errors = [
+        InvalidParam(pointer=prefix + pointer, detail=reason)
+        for prefix, schema in schemas
+        for pointer, reason in pattern_problems(schema)
+    ]
+    if errors:
+        listed = "; ".join(f"{error.pointer}: {error.detail}" for error in errors[:3])
+        problem = ValidationFailed(
+            f"The module is not valid: {listed}.", slug="unsupported-pattern"
+        )
+        problem.errors = errors
+        raise problem
+    return manifest
 
 
 def requested_version(query: str | None, form: str | None) -> str | None:
