@@ -127,22 +127,26 @@ async def test_each_look_alike_publishes_and_reads_back(
 
 
 async def test_two_modules_of_one_service_are_two_modules(registry: Registry) -> None:
-    mail = fixture_files("case1-three-segments")
+    mail = edited(
+        fixture_files("case1-three-segments"), "globex/suite/mail/bundle.json", version="1.4.0"
+    )
     calendar = {
         path.replace("/mail/", "/calendar/"): data.replace(b"suite.mail", b"suite.calendar")
         .replace(b"suite:mail", b"suite:calendar")
-        .replace(b'"1.3.0"', b'"1.3.1"')
+        .replace(b'"1.4.0"', b'"1.3.1"')
         for path, data in mail.items()
     }
 
     assert (await registry.publish(calendar)).status_code == 201
-    listed = await registry.client.get("/v1/modules/globex.suite.calendar", headers=registry.user)
-    assert listed.status_code == 200
-    assert (await registry.publish(mail)).status_code in (200, 201)
-    index = (
-        await registry.client.get("/v1/modules/globex.suite.mail/index", headers=registry.user)
-    ).json()
-    assert [v["version"] for v in index["versions"]] == ["1.3.0"]
+    assert (await registry.publish(mail)).status_code == 201
+
+    async def versions(name: str) -> list[str]:
+        index = await registry.client.get(f"/v1/modules/{name}/index", headers=registry.user)
+        return [v["version"] for v in index.json()["versions"]]
+
+    assert await versions("globex.suite.calendar") == ["1.3.1"]
+    assert "1.4.0" in await versions("globex.suite.mail")
+    assert "1.3.1" not in await versions("globex.suite.mail")
 
 
 async def test_engine_range_is_not_a_platform_requirement_in_the_index(
