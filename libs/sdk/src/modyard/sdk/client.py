@@ -160,9 +160,14 @@ class RegistryClient(_ServiceAPI):
     service = "registry"
 
     async def publish_archive(
-        self, data: bytes, *, on_progress: Callable[[int], None] | None = None
+        self,
+        data: bytes,
+        *,
+        version: str | None = None,
+        on_progress: Callable[[int], None] | None = None,
     ) -> dict[str, Any]:
-        """Upload a zip; ``on_progress`` is called with the bytes sent so far."""
+        """Upload a zip; ``version`` is needed when the module's files carry none (Slingr,
+        Prisme.ai, AppCell); ``on_progress`` is called with the bytes sent so far."""
 
         async def chunks() -> AsyncIterator[bytes]:
             for offset in range(0, len(data), UPLOAD_CHUNK):
@@ -173,13 +178,17 @@ class RegistryClient(_ServiceAPI):
         response = await self._call(
             "POST",
             "/v1/modules",
+            params={"version": version} if version else None,
             content=chunks(),
             headers={"content-type": "application/zip", "content-length": str(len(data))},
         )
         return dict(response.json())
 
-    async def publish_container(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        response = await self._call("POST", "/v1/modules", json=manifest)
+    async def publish_container(
+        self, manifest: dict[str, Any], *, version: str | None = None
+    ) -> dict[str, Any]:
+        params = {"version": version} if version else None
+        response = await self._call("POST", "/v1/modules", json=manifest, params=params)
         return dict(response.json())
 
     async def search(

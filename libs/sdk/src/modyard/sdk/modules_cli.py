@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
+from modyard.common.semver import InvalidVersion, normalize_version
 from modyard.common.settings import CommonSettings
 from modyard.modules.archive import ArchiveLimits, ArchiveRejected, read_archive
 from modyard.modules.formats.base import ManifestError
@@ -54,10 +55,30 @@ def zip_directory(directory: Path) -> bytes:
     return buffer.getvalue()
 
 
-def validate_archive(data: bytes) -> Manifest:
+VersionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--version",
+        help="The version, e.g. v1.2.0: needed when the module's files carry none (Slingr "
+        "packages, Prisme.ai apps, AppCell cells); a version in the files must agree.",
+    ),
+]
+
+
+def requested_version(text: str | None) -> str | None:
+    """``--version`` normalised (a leading v allowed), as the registry reads it."""
+    if text is None:
+        return None
+    try:
+        return normalize_version(text)
+    except InvalidVersion as exc:
+        raise fail(f"--version {text!r}: {exc}; write e.g. v1.2.0") from exc
+
+
+def validate_archive(data: bytes, version: str | None = None) -> Manifest:
     """The same checks the registry runs, so that mistakes show before the upload."""
     try:
-        return parse_module(read_archive(data, ArchiveLimits()))
+        return parse_module(read_archive(data, ArchiveLimits()), version=version)
     except ArchiveRejected as exc:
         raise fail(f"the archive is refused ({exc.slug}): {exc.detail}") from exc
     except (UnknownFormat, AmbiguousFormat) as exc:
@@ -77,11 +98,12 @@ def pack(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Where to write the zip.")
     ] = None,
+    version: VersionOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Zip a module folder after validating it as the registry would."""
     data = zip_directory(directory)
-    manifest = validate_archive(data)
+    manifest = validate_archive(data, requested_version(version))
     target = output or Path(f"{manifest.name}-{manifest.version}.zip")
     target.write_bytes(data)
     summary = {
@@ -106,17 +128,21 @@ def publish(
     source: Annotated[
         Path, typer.Argument(exists=True, help="A module folder, a .zip, or a container .json.")
     ],
+    version: VersionOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Publish a module version to the registry (idempotent for the same archive)."""
     settings = CommonSettings()
+    requested = requested_version(version)
 
     async def upload() -> dict[str, Any]:
         async with api_client(settings) as client:
             if source.is_file() and source.suffix.lower() == ".json":
-                return await client.registry.publish_container(json.loads(source.read_text()))
+                return await client.registry.publish_container(
+                    json.loads(source.read_text()), version=requested
+                )
             data = zip_directory(source) if source.is_dir() else source.read_bytes()
-            validate_archive(data)
+            validate_archive(data, requested)
             with Progress(
                 "[progress.description]{task.description}",
                 BarColumn(),
@@ -128,7 +154,9 @@ def publish(
             ) as progress:
                 task = progress.add_task("uploading", total=len(data))
                 return await client.registry.publish_archive(
-                    data, on_progress=lambda sent: progress.update(task, completed=sent)
+                    data,
+                    version=requested,
+                    on_progress=lambda sent: progress.update(task, completed=sent),
                 )
 
     result = run_api(upload())
