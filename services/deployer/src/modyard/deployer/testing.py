@@ -199,5 +199,7 @@ async def remove_namespace(docker_host: str, namespace: str) -> None:
             try:
                 await (await docker.networks.get(network["Id"])).delete()
             except aiodocker.DockerError as exc:
-                if exc.status != 404:
+                # Gone, or still in use by a container another deployer of the namespace made
+                # meanwhile: left for the next clean-up rather than failing this one.
+                if exc.status not in (403, 404, 409):
                     raise
