@@ -13,6 +13,7 @@ from modyard.modules.formats.bundled_schemas import (
     candidate_paths,
     load_pinned,
     pin_schema,
+    schema_problem,
     validator_for_pinned,
 )
 from modyard.modules.manifest import PinnedSchema
@@ -328,3 +329,13 @@ def test_loading_a_pin_refuses_a_file_whose_bytes_changed() -> None:
         load_pinned(tampered, pinned)
     with pytest.raises(UnresolvedReference, match="not in the archive"):
         load_pinned(files_of({}), pinned)
+
+
+def test_a_schema_wrong_at_its_root_says_so_in_words_not_with_the_pointer_slash() -> None:
+    # "/" is the pointer of the member named "" (RFC 6901); the root is "", said in words.
+    problem = schema_problem(
+        {"$schema": "http://json-schema.org/draft-04/schema#", "exclusiveMinimum": True}
+    )
+    assert problem is not None
+    assert problem.endswith("(at the schema's root)")
+    assert "(at /)" not in problem

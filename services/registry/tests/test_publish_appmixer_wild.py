@@ -231,7 +231,7 @@ def _twins() -> list[tuple[str, dict[str, bytes], str, str]]:
             "case8",
             {**fixture_files("case8-code-files"), "labs/package.json": b"{"},
             "labs/package.json",
-            "/",  # the registry writes the whole-document pointer as "/"
+            "",  # the whole document (RFC 6901: "" is the document, "/" would be key "")
         ),
     ]
 

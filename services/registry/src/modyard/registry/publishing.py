@@ -152,9 +152,9 @@ def check_requested_version(manifest: Manifest, version: str | None) -> Manifest
 
 
 def _manifest_problem(exc: ManifestError) -> ValidationFailed:
-    errors = [
-        InvalidParam(pointer=i.pointer or "/", detail=i.detail, file=i.file) for i in exc.issues
-    ]
+    # An issue about a whole file has the pointer "" (RFC 6901: the whole document; "/" would
+    # name the member whose key is the empty string).
+    errors = [InvalidParam(pointer=i.pointer, detail=i.detail, file=i.file) for i in exc.issues]
     slug = "unresolvable-schema" if isinstance(exc, UnresolvedReference) else "invalid-manifest"
     if exc.issues and all(issue.slug == "version-required" for issue in exc.issues):
         slug = "version-required"

@@ -181,7 +181,8 @@ def schema_problem(schema: Any) -> str | None:
     except ValueError as exc:
         return str(exc)
     except SchemaError as exc:
-        where = json_pointer(*exc.path) or "/"
+        # The schema's root has the pointer "" (RFC 6901), which reads badly in a sentence.
+        where = json_pointer(*exc.path) or "the schema's root"
         return f"{exc.message} (at {where})"
     return None
 
