@@ -296,7 +296,7 @@ def test_every_error_is_reported_at_once_with_exact_pointers(slingr: ConfigSpec)
         "email": "not-an-email",
         "password": 987654321,
         "region": "mars",
-        "multiSwitcher": ["danger", "${CUSTOM}", "loud"],
+        "multiSwitcher": ["danger", "${CUSTOM}", 42],  # a custom value is text
         "bogus": True,
         "advanced": {"apiUrl": "${API_URL}", "typo": 1},
     }
