@@ -1,58 +1,185 @@
-"""The ``modyard`` command line: one command per operator task, ``--json`` for scripts."""
+"""The ``modyard`` command line: one command per operator task, ``--json`` for scripts.
+
+Start-up time matters (every command is a new process): the command groups live in their own
+modules and are imported only when one of their commands runs, so ``modyard --help`` loads
+neither the HTTP client nor the module formats. :data:`COMMANDS` lists them with the one-line
+help that ``modyard --help`` shows (a test checks it against each command's own).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import importlib
 import json
 import os
-import sys
 import time
-from dataclasses import asdict
-from typing import Annotated
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from modyard.common.settings import CommonSettings
-from modyard.common.tokens import DEFAULT_TOKEN_TTL_SECONDS, Role, decode_token, mint_token
-from modyard.sdk.apps_cli import apps_app, automations_app
-from modyard.sdk.cli_support import JsonOption, call_api, console, echo_json, err_console
-from modyard.sdk.client import SERVICES, ModyardAPIError, ModyardClient
-from modyard.sdk.deployer_cli import deploy_app
-from modyard.sdk.dev.cli import app as dev_app
-from modyard.sdk.gateway_cli import cell_app, cells_app
-from modyard.sdk.installer_cli import acl_app, install, installations_app
-from modyard.sdk.modules_cli import modules_app, pack, publish
-from modyard.sdk.runtime_cli import dlq_app, flows_app, webhooks_app, workers_app
-from modyard.sdk.status import Check, healthy, infrastructure_checks, service_checks
-from modyard.sdk.tokens import operator_token
+# Typer vendors its own click (typer._click); its commands and contexts are that click's types.
+from typer import _click as click
+from typer.core import TyperCommand, TyperGroup
+
+from modyard.sdk.cli_support import JsonOption, console, err_console
+
+if TYPE_CHECKING:
+    from modyard.sdk.status import Check
+
+
+@dataclass(frozen=True)
+class Lazy:
+    """A command (a function) or a group of commands (a ``typer.Typer``) in another module."""
+
+    module: str
+    attribute: str
+    help: str
+
+
+#: Every command, in the order ``modyard --help`` lists them; ``None`` ones are defined here.
+COMMANDS: dict[str, Lazy | None] = {
+    "pack": Lazy(
+        "modyard.sdk.modules_cli",
+        "pack",
+        "Zip a module folder after validating it as the registry would; --json also prints the "
+        "canonical manifest the registry will store.",
+    ),
+    "publish": Lazy(
+        "modyard.sdk.modules_cli",
+        "publish",
+        "Publish a module version to the registry (idempotent for the same archive).",
+    ),
+    "install": Lazy(
+        "modyard.sdk.installer_cli",
+        "install",
+        "Install a module and its dependencies in a workspace.",
+    ),
+    "status": None,
+    "ping": None,
+    "secret-key": None,
+    "dev": Lazy(
+        "modyard.sdk.dev.cli",
+        "app",
+        "Local development: infrastructure, migrations, running the services.",
+    ),
+    "modules": Lazy(
+        "modyard.sdk.modules_cli",
+        "modules_app",
+        "Search, inspect, download and yank published modules.",
+    ),
+    "workspaces": Lazy(
+        "modyard.sdk.workspaces_cli",
+        "workspaces_app",
+        "Workspaces (tenants) and their members: list, create, show, delete.",
+    ),
+    "installations": Lazy(
+        "modyard.sdk.installer_cli",
+        "installations_app",
+        "Installed modules (app instances) of a workspace.",
+    ),
+    "acl": Lazy("modyard.sdk.installer_cli", "acl_app", "Who may use which components and routes."),
+    "flows": Lazy(
+        "modyard.sdk.runtime_cli", "flows_app", "Flows of a workspace: create, start, stop."
+    ),
+    "dlq": Lazy(
+        "modyard.sdk.runtime_cli",
+        "dlq_app",
+        "Unprocessed messages (the dead-letter queue): inspect, retry, delete.",
+    ),
+    "webhooks": Lazy(
+        "modyard.sdk.runtime_cli",
+        "webhooks_app",
+        "System webhooks: URLs the runtime tells about system events.",
+    ),
+    "workers": Lazy(
+        "modyard.sdk.runtime_cli",
+        "workers_app",
+        "Module workers: the broker credentials of an installation's worker.",
+    ),
+    "cells": Lazy(
+        "modyard.sdk.gateway_cli",
+        "cells_app",
+        "Installed AppCell cells: catalogue, credentials, calling actions, the request log.",
+    ),
+    "cell": Lazy(
+        "modyard.sdk.gateway_cli",
+        "cell_app",
+        "Run a cell (or a module worker) built with the cell SDK.",
+    ),
+    "deploy": Lazy(
+        "modyard.sdk.deployer_cli",
+        "deploy_app",
+        "Container modules deployed from a private registry: create, deploy, suspend, resume, "
+        "update, delete, list, logs.",
+    ),
+    "apps": Lazy(
+        "modyard.sdk.apps_cli",
+        "apps_app",
+        "Apps: publish a workspace as an app, list apps and a workspace's instances.",
+    ),
+    "automations": Lazy(
+        "modyard.sdk.apps_cli", "automations_app", "Automations of a workspace: save, list, run."
+    ),
+    "token": Lazy(
+        "modyard.sdk.token_cli",
+        "token_app",
+        "Tokens: mint a development token (no sub-command), or revoke one.",
+    ),
+}
+
+
+def load_command(name: str, lazy: Lazy) -> click.Command:
+    """The click command of ``lazy``, importing its module now."""
+    target = getattr(importlib.import_module(lazy.module), lazy.attribute)
+    if isinstance(target, typer.Typer):
+        command = typer.main.get_command(target)
+        command.help = lazy.help
+        # A sub-app built on its own would offer shell completion; the root one does not.
+        command.params = [
+            param
+            for param in command.params
+            if param.name not in ("install_completion", "show_completion")
+        ]
+    else:
+        single = typer.Typer(add_completion=False)
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """Imports a command's module when the command runs; lists them all from :data:`COMMANDS`."""
+
+    _listing = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*COMMANDS, *(name for name in self.commands if name not in COMMANDS)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        lazy = COMMANDS.get(cmd_name)
+        if lazy is not None and cmd_name not in self.commands:
+            if self._listing:  # the help only needs the one-line description
+                return TyperCommand(cmd_name, help=lazy.help)
+            self.commands[cmd_name] = load_command(cmd_name, lazy)
+        return super().get_command(ctx, cmd_name)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
 
 app = typer.Typer(
     name="modyard",
     help="Operate a modyard cluster: status, tokens, modules, diagnostics and the local dev environment.",
     no_args_is_help=True,
     add_completion=False,
+    cls=LazyGroup,
 )
-app.add_typer(
-    dev_app, name="dev", help="Local development: infrastructure, migrations, running the services."
-)
-app.add_typer(modules_app, name="modules")
-app.command()(pack)
-app.command()(publish)
-app.command()(install)
-app.add_typer(installations_app, name="installations")
-app.add_typer(acl_app, name="acl")
-app.add_typer(flows_app, name="flows")
-app.add_typer(dlq_app, name="dlq")
-app.add_typer(webhooks_app, name="webhooks")
-app.add_typer(workers_app, name="workers")
-app.add_typer(cells_app, name="cells")
-app.add_typer(cell_app, name="cell")
-app.add_typer(deploy_app, name="deploy")
-app.add_typer(apps_app, name="apps")
-app.add_typer(automations_app, name="automations")
 
 STATE_STYLE = {"up": "green", "down": "red", "unavailable": "yellow"}
 
@@ -65,6 +192,14 @@ def status(
     ] = False,
 ) -> None:
     """Health of every service and of the infrastructure; exits 1 if a required part is down."""
+    import asyncio
+
+    from rich.table import Table
+
+    from modyard.common.settings import CommonSettings
+    from modyard.sdk.client import ModyardClient
+    from modyard.sdk.status import healthy, infrastructure_checks, service_checks
+
     settings = CommonSettings()
 
     async def gather() -> list[Check]:
@@ -93,99 +228,6 @@ def status(
     raise typer.Exit(0 if ok else 1)
 
 
-token_app = typer.Typer(
-    help="Tokens: mint a development token (no sub-command), or revoke one.",
-    no_args_is_help=False,
-    add_completion=False,
-)
-app.add_typer(token_app, name="token")
-
-
-@token_app.callback(invoke_without_command=True)
-def token(
-    context: typer.Context,
-    subject: Annotated[
-        str, typer.Option("--subject", "-s", help="Who the token is for.")
-    ] = "developer",
-    role: Annotated[
-        list[Role] | None,
-        typer.Option("--role", "-r", help="Role; repeat for several. [default: operator]"),
-    ] = None,
-    workspace: Annotated[
-        list[str] | None, typer.Option("--workspace", "-w", help="Workspace; repeat for several.")
-    ] = None,
-    ttl: Annotated[
-        int,
-        typer.Option(
-            "--ttl",
-            help="Lifetime in seconds (at most MODYARD_TOKEN_MAX_TTL_SECONDS for user tokens, "
-            "MODYARD_OPERATOR_TOKEN_MAX_TTL_SECONDS for operator and service tokens).",
-            min=1,
-        ),
-    ] = DEFAULT_TOKEN_TTL_SECONDS,
-    as_json: JsonOption = False,
-) -> None:
-    """Mint a development token signed with the configured secret (MODYARD_JWT_SECRET)."""
-    if context.invoked_subcommand is not None:
-        return
-    settings = CommonSettings()
-    role = role or [Role.operator]
-    workspace = workspace or []
-    try:
-        minted = mint_token(
-            settings, subject=subject, roles=role, workspaces=workspace, ttl_seconds=ttl
-        )
-    except ValueError as exc:
-        err_console.print(f"[red]cannot mint a token:[/] {exc}")
-        raise typer.Exit(2) from exc
-    if as_json:
-        claims = decode_token(settings, minted)
-        payload = {
-            "token": minted,
-            "jti": claims.token_id,
-            "subject": subject,
-            "roles": [r.value for r in role],
-            "workspaces": workspace,
-            "expires_at": claims.expires_at,
-        }
-        typer.echo(json.dumps(payload))
-    else:
-        typer.echo(minted)
-
-
-@token_app.command("revoke")
-def revoke_token(
-    token: Annotated[
-        str | None,
-        typer.Argument(help="The token to revoke ('-' reads it from stdin).", show_default=False),
-    ] = None,
-    jti: Annotated[
-        str | None, typer.Option("--jti", help="Revoke by token id instead (operators).")
-    ] = None,
-    subject: Annotated[
-        str | None, typer.Option("--subject", "-s", help="Whose token --jti is, for the record.")
-    ] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Revoke a token at the installer: every service refuses it (401) within
-    MODYARD_TOKEN_DENIALS_POLL_SECONDS. Sent with MODYARD_TOKEN (or a minted operator token)."""
-    if (token is None) == (jti is None):
-        err_console.print("[red]error:[/] give the token to revoke, or --jti (not both)")
-        raise typer.Exit(2)
-    if token == "-":  # noqa: S105 - stdin, not a password
-        token = sys.stdin.read().strip()
-    revoked = call_api(
-        lambda client: client.installer.revoke_token(token=token, jti=jti, subject=subject)
-    )
-    if as_json:
-        echo_json(revoked)
-    else:
-        console.print(
-            f"revoked token {revoked['jti']} of {revoked['subject'] or '(unknown subject)'} "
-            f"(kept until {revoked['expires_at']})"
-        )
-
-
 @app.command()
 def ping(
     sender: Annotated[
@@ -195,6 +237,14 @@ def ping(
     as_json: JsonOption = False,
 ) -> None:
     """Send an event through one service's outbox and wait until every service has consumed it."""
+    import asyncio
+
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from modyard.common.settings import CommonSettings
+    from modyard.sdk.client import SERVICES, ModyardAPIError, ModyardClient
+    from modyard.sdk.tokens import operator_token
+
     settings = CommonSettings()
 
     async def run() -> dict[str, int]:

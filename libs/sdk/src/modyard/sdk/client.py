@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, Self
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
@@ -297,6 +298,27 @@ class InstallerClient(_ServiceAPI):
 
     async def workspaces(self) -> list[dict[str, Any]]:
         return list((await self._json("GET", "/v1/workspaces"))["items"])
+
+    async def workspace(self, workspace: str) -> dict[str, Any]:
+        return dict(await self._json("GET", f"/v1/workspaces/{workspace}"))
+
+    async def create_workspace(
+        self, slug: str, name: str, members: list[str] | None = None
+    ) -> dict[str, Any]:
+        body = {"slug": slug, "name": name, "members": members or []}
+        return dict(await self._json("POST", "/v1/workspaces", json=body))
+
+    async def delete_workspace(self, workspace: str) -> None:
+        await self._json("DELETE", f"/v1/workspaces/{workspace}")
+
+    async def set_member(self, workspace: str, subject: str, role: str) -> dict[str, Any]:
+        """Add ``subject`` to the workspace, or change their role; the workspace as it now is."""
+        path = f"/v1/workspaces/{workspace}/members/{quote(subject, safe='')}"
+        return dict(await self._json("PUT", path, json={"role": role}))
+
+    async def remove_member(self, workspace: str, subject: str) -> dict[str, Any]:
+        path = f"/v1/workspaces/{workspace}/members/{quote(subject, safe='')}"
+        return dict(await self._json("DELETE", path))
 
     async def revoke_token(
         self, *, token: str | None = None, jti: str | None = None, subject: str | None = None

@@ -101,7 +101,8 @@ def pack(
     version: VersionOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Zip a module folder after validating it as the registry would."""
+    """Zip a module folder after validating it as the registry would; --json also prints the
+    canonical manifest the registry will store."""
     data = zip_directory(directory)
     manifest = validate_archive(data, requested_version(version))
     target = output or Path(f"{manifest.name}-{manifest.version}.zip")
@@ -114,6 +115,8 @@ def pack(
         "kind": manifest.kind.value,
         "components": len(manifest.components),
         "bytes": len(data),
+        # What the module became, exactly as the registry stores it (GET …/versions/{v}).
+        "manifest": manifest.model_dump(mode="json", by_alias=True),
     }
     if as_json:
         echo_json(summary)
