@@ -9,6 +9,8 @@ idempotent retry of the very same bytes.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -19,24 +21,44 @@ from modyard.common.errors import Conflict, InvalidParam, PayloadTooLarge, Valid
 from modyard.common.semver import InvalidVersion, normalize_version, parse_version, version_parts
 from modyard.common.user_schemas import pattern_problems
 from modyard.modules.archive import ArchiveRejected, ArchiveTooLarge, read_archive
-from modyard.modules.formats.base import Issue, ManifestError, UnresolvedReference
+from modyard.modules.formats.base import Issue, ManifestError, ModuleFiles, UnresolvedReference
 from modyard.modules.formats.bundled_schemas import digest_bytes
 from modyard.modules.formats.container import parse_container_document
 from modyard.modules.formats.detection import AmbiguousFormat, UnknownFormat, parse_module
 from modyard.modules.manifest import Manifest
 from modyard.registry.events import MODULE_PUBLISHED, module_event
 from modyard.registry.models import Archive, Module, ModuleVersion
+from modyard.registry.secret_defaults import (
+    SecretDefault,
+    find_in_document,
+    rewrite_zip,
+    serialise_json,
+    strip_files,
+    without,
+)
 from modyard.registry.settings import RegistrySettings
 
 ZIP_MEDIA_TYPE = "application/zip"
 JSON_MEDIA_TYPE = "application/json"
+#: The ``file`` of problems about a JSON body.
+BODY = "(body)"
 
 
-def manifest_from_archive(
+@dataclass(frozen=True)
+class Publishable:
+    """What a publish stores: the canonical manifest and the upload without secrets' defaults
+    (see :mod:`modyard.registry.secret_defaults`), and what was taken out of it."""
+
+    manifest: Manifest
+    data: bytes
+    removed: tuple[SecretDefault, ...] = ()
+
+
+def archive_to_publish(
     data: bytes, settings: RegistrySettings, *, version: str | None = None
-) -> Manifest:
-    """The canonical manifest of a zip upload, or a 4xx problem saying what to fix. ``version`` is
-    the publish request's (see :func:`requested_version`): modules whose files carry none (Slingr,
+) -> Publishable:
+    """A zip upload ready to store, or a 4xx problem saying what to fix. ``version`` is the
+    publish request's (see :func:`requested_version`): modules whose files carry none (Slingr,
     Prisme.ai, AppCell) take it; a version in the files must agree with it."""
     try:
         files = read_archive(data, settings.archive_limits())
@@ -44,6 +66,23 @@ def manifest_from_archive(
         raise PayloadTooLarge(exc.detail, slug=exc.slug) from exc
     except ArchiveRejected as exc:
         raise ValidationFailed(exc.detail, slug=exc.slug, entry=exc.entry) from exc
+    manifest = _parse_files(files, version)
+    changed, removed = strip_files(files, manifest)
+    if not changed:
+        return Publishable(manifest, data)
+    # The manifest of what is stored, so that the digests it pins are those of the files served.
+    stored = _parse_files(ModuleFiles({**files, **changed}), version)
+    return Publishable(stored, rewrite_zip(data, changed), tuple(removed))
+
+
+def manifest_from_archive(
+    data: bytes, settings: RegistrySettings, *, version: str | None = None
+) -> Manifest:
+    """The canonical manifest of a zip upload, as stored (see :func:`archive_to_publish`)."""
+    return archive_to_publish(data, settings, version=version).manifest
+
+
+def _parse_files(files: ModuleFiles, version: str | None) -> Manifest:
     try:
         manifest = parse_module(files, version=version)
     except (UnknownFormat, AmbiguousFormat) as exc:
@@ -52,6 +91,18 @@ def manifest_from_archive(
     except ManifestError as exc:
         raise _manifest_problem(exc) from exc
     return _with_usable_patterns(manifest)
+
+
+def json_to_publish(data: bytes, settings: RegistrySettings) -> Publishable:
+    """A container module sent as a JSON body, ready to store: re-serialised without its secrets'
+    defaults when it carries any, else as sent."""
+    manifest = manifest_from_json(data, settings)
+    document = json.loads(data)
+    removed = find_in_document(document, BODY, manifest, top_level=True)
+    if not removed:
+        return Publishable(manifest, data)
+    stored = without(document, removed)
+    return Publishable(_container_manifest(stored), serialise_json(stored), tuple(removed))
 
 
 def manifest_from_json(data: bytes, settings: RegistrySettings) -> Manifest:
@@ -73,8 +124,12 @@ def manifest_from_json(data: bytes, settings: RegistrySettings) -> Manifest:
             "(multipart field 'archive').",
             slug="unsupported-manifest",
         )
+    return _container_manifest(document)
+
+
+def _container_manifest(document: dict[str, Any]) -> Manifest:
     try:
-        manifest = parse_container_document(document, file="(body)")
+        manifest = parse_container_document(document, file=BODY)
     except ManifestError as exc:
         raise _manifest_problem(exc) from exc
     return _with_usable_patterns(manifest)

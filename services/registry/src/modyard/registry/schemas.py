@@ -59,9 +59,18 @@ class ModuleIndex(BaseModel):
     versions: list[IndexEntry]
 
 
+class StoredWithout(BaseModel):
+    """A secret's default the registry left out of the stored copy of the upload."""
+
+    file: str = Field(description="The file of the upload ('(body)' for a JSON body)")
+    pointer: str = Field(description="JSON pointer (RFC 6901) to the value in that file")
+
+
 class PublishResult(PublishedVersion):
     #: False when the very same archive had already been published (idempotent retry).
     created: bool
+    #: Secrets' defaults found in the upload: stored without them, so nobody can download them.
+    secret_defaults_removed: list[StoredWithout] = []
 
 
 JsonObject = dict[str, Any]

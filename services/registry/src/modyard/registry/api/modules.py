@@ -14,9 +14,9 @@ from modyard.registry import catalogue
 from modyard.registry.publishing import (
     JSON_MEDIA_TYPE,
     ZIP_MEDIA_TYPE,
+    archive_to_publish,
     check_requested_version,
-    manifest_from_archive,
-    manifest_from_json,
+    json_to_publish,
     publish,
     requested_version,
 )
@@ -26,6 +26,7 @@ from modyard.registry.schemas import (
     ModulePage,
     PublishedVersion,
     PublishResult,
+    StoredWithout,
 )
 from modyard.registry.settings import RegistrySettings
 from modyard.registry.uploads import read_upload, upload_body_limit
@@ -102,19 +103,21 @@ async def publish_module(
     )
     requested = requested_version(version_query, upload.version)
     if upload.kind == "json":
-        manifest = check_requested_version(manifest_from_json(upload.data, settings), requested)
+        prepared = json_to_publish(upload.data, settings)
+        check_requested_version(prepared.manifest, requested)
         media_type = JSON_MEDIA_TYPE
     else:
         # Unzipping and parsing is CPU-bound (seconds for a large archive): in a thread, so the
         # event loop goes on answering /healthz and every other request meanwhile.
-        manifest = await asyncio.to_thread(
-            manifest_from_archive, upload.data, settings, version=requested
+        prepared = await asyncio.to_thread(
+            archive_to_publish, upload.data, settings, version=requested
         )
         media_type = ZIP_MEDIA_TYPE
+    manifest = prepared.manifest
     stored_module, version, created = await publish(
         session,
         settings,
-        data=upload.data,
+        data=prepared.data,
         media_type=media_type,
         manifest=manifest,
         published_by=principal.subject,
@@ -123,7 +126,11 @@ async def publish_module(
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/v1/modules/{manifest.name}/versions/{version.version}"
     return PublishResult(
-        **catalogue.published_version(stored_module, version).model_dump(), created=created
+        **catalogue.published_version(stored_module, version).model_dump(),
+        created=created,
+        secret_defaults_removed=[
+            StoredWithout(file=item.file, pointer=item.pointer) for item in prepared.removed
+        ],
     )
 
 
