@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1.7
 # One image per modyard service, all from this file:
 #
 #   docker build --build-arg SERVICE=registry -t modyard/registry:dev .
@@ -6,23 +5,38 @@
 # SERVICE is one of registry | installer | runtime | appcell-gateway | deployer | backoffice. The
 # image runs `modyard-<x> serve` by default; `docker run IMAGE migrate` runs the migrations and
 # exits (the backoffice has none: it keeps no data).
+#
+# BuildKit is needed (the cache mounts): Docker >= 23 by default, Debian's docker.io 20.10 with
+# DOCKER_BUILDKIT=1. There is no `# syntax=` line on purpose: it would pull the Dockerfile
+# frontend from Docker Hub; the frontend built into BuildKit reads this file.
 # Any Debian-based image with CPython 3.11 at /usr/local/bin/python (a mirror of the official one, or
-# the official one pinned by digest: python:3.11-slim@sha256:...). Both stages use it.
+# the official one pinned by digest: python:3.11-slim@sha256:...), or the ones scripts/images.sh
+# makes from Debian's packages without Docker Hub (`make images`). BUILDER_IMAGE is the same plus
+# pip (it installs uv); it defaults to BASE_IMAGE, whose official variant has pip.
 ARG BASE_IMAGE=python:3.11-slim
+ARG BUILDER_IMAGE=${BASE_IMAGE}
 
 # --- builder: the service's distribution and its locked dependencies in /app/.venv -------------
-FROM ${BASE_IMAGE} AS builder
+FROM ${BUILDER_IMAGE} AS builder
 ARG SERVICE=registry
-ARG UV_VERSION=0.13.8
+ARG UV_VERSION=0.13.9
 
+# PIP_BREAK_SYSTEM_PACKAGES: Debian's own python3 refuses pip installs otherwise (PEP 668); this
+# stage is thrown away, only /app/.venv leaves it.
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_BREAK_SYSTEM_PACKAGES=1 \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 
-RUN pip install "uv==${UV_VERSION}"
+# The downloads may cross a TLS-intercepting proxy: its CA bundle then comes as the build secret
+# ca-bundle (`docker build --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt`,
+# scripts/images.sh passes the host's). A secret mount is in no layer: the images never trust it.
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \
+    pip install "uv==${UV_VERSION}"
 
 # SERVICE -> workspace distribution (= its console script). Fails the build on an unknown name.
 RUN case "$SERVICE" in \
@@ -45,14 +59,16 @@ COPY services/runtime/pyproject.toml services/runtime/
 COPY services/appcell-gateway/pyproject.toml services/appcell-gateway/
 COPY services/deployer/pyproject.toml services/deployer/
 COPY services/backoffice/pyproject.toml services/backoffice/
-RUN --mount=type=cache,target=/root/.cache/uv \
+RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export SSL_CERT_FILE=/run/secrets/ca-bundle; fi; \
     uv sync --frozen --no-dev --no-install-workspace --package "$(cat /tmp/dist)"
 
 # Then the workspace packages themselves, installed as wheels (not editable) so that the runtime
 # stage needs nothing but /app/.venv.
 COPY libs libs
 COPY services services
-RUN --mount=type=cache,target=/root/.cache/uv \
+RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export SSL_CERT_FILE=/run/secrets/ca-bundle; fi; \
     uv sync --frozen --no-dev --no-editable --package "$(cat /tmp/dist)" \
     && ln -s "$(cat /tmp/dist)" /app/.venv/bin/modyard-service \
     && /app/.venv/bin/modyard-service --help > /dev/null

@@ -5,12 +5,14 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 UV ?= uv
 RUN := $(UV) run --frozen
 
-.PHONY: help env infra migrate up down test test-unit lint fmt bench screenshots
+.PHONY: help env infra migrate up down test test-unit test-images images lint fmt bench screenshots
 
 help:
 	@echo "make up     - install, start infrastructure, migrate, run the services and the backoffice (Ctrl-C stops)"
 	@echo "make down   - stop the infrastructure that 'make up'/'make test' started"
 	@echo "make test   - the whole test suite against real PostgreSQL and RabbitMQ"
+	@echo "make images - every image from Debian's packages, no Docker Hub (scripts/images.sh)"
+	@echo "make test-images - build the images, run the compose stack and the k8s manifests' containers"
 	@echo "make lint   - ruff + mypy --strict"
 	@echo "make fmt    - format the code"
 	@echo "make bench  - benchmarks, one JSON line each (ONLY=\"runtime gateway\" for some)"
@@ -33,7 +35,15 @@ down:
 	@$(RUN) modyard dev infra down
 
 test: infra
-	@$(RUN) pytest
+	@$(RUN) pytest -m "not images"
+
+# Base images from Debian's packages (cached under ~/.cache/modyard/images), then the services'.
+images: infra
+	@bash scripts/images.sh
+
+# Slow (builds every image): a step of its own in .ci/run.
+test-images: infra
+	@$(RUN) pytest -m images tests/test_images_compose.py
 
 lint: env
 	@$(RUN) ruff check .

@@ -6,6 +6,7 @@
 #
 #   Debian packages: rabbitmq-server docker.io docker-registry apache2-utils busybox-static
 #                    chromium (the backoffice's browser tests and `make screenshots`)
+#                    mmdebstrap (`make images`: Debian root filesystems for the base images)
 #                    (+ postgresql when no PostgreSQL server binaries are found)
 #   Python tool:     uv (via pip --user when it is not on PATH)
 #   uv tool:         checkov (its own environment: its pins would downgrade the workspace's)
@@ -42,6 +43,8 @@ missing_packages() {
     has_static_busybox || packages+=(busybox-static)
     # Playwright drives Debian's Chromium; it never downloads a browser of its own.
     [[ -x /usr/bin/chromium ]] || packages+=(chromium)
+    # `make images` builds its base images from Debian packages, never from Docker Hub.
+    command -v mmdebstrap >/dev/null 2>&1 || packages+=(mmdebstrap)
     has_pg_server || packages+=(postgresql)
     if [[ "${#packages[@]}" -gt 0 ]]; then printf '%s\n' "${packages[@]}"; fi
 }
@@ -144,7 +147,7 @@ main() {
     fi
     ensure_uv
     ensure_checkov
-    log "ok (rabbitmq-server, dockerd, docker-registry, htpasswd, busybox-static, chromium, PostgreSQL, uv, checkov)"
+    log "ok (rabbitmq-server, dockerd, docker-registry, htpasswd, busybox-static, chromium, mmdebstrap, PostgreSQL, uv, checkov)"
 }
 
 # Sourcing (for testing single functions) defines them without running anything.
