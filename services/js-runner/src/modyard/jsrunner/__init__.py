@@ -1,0 +1,1 @@
+"""modyard's JavaScript runner: Appmixer components in sandboxed Node.js processes."""

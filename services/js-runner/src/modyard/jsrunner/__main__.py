@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from modyard.common.service_cli import service_cli
+from modyard.jsrunner.app import create_app, service_spec
+
+
+def main() -> None:
+    service_cli(service_spec, create_app)()
+
+
+if __name__ == "__main__":
+    main()

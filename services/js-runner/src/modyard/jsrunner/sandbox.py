@@ -1,0 +1,353 @@
+"""One sandboxed Node.js process serving the calls of one module version.
+
+The child is started as ``unshare --user --map-root-user --net -- node --experimental-permission
+--allow-fs-read=<module>,<bootstrap>,<base layer> … bootstrap.js``, in a session (process group)
+of its own, with an empty environment. It talks length-prefixed JSON frames over its stdin and
+stdout (``node/bootstrap.js``); its stderr goes to the runner's log.
+
+What stops what (docs/js-runner.md, "Isolation"):
+
+- the network namespace has no interface up: a direct connection (to the database, the broker,
+  anything) fails with ENETUNREACH; ``context.httpRequest`` is a frame the supervisor performs
+  under the egress policy;
+- the permission model limits reads to the module, the bootstrap and the base layer, and
+  refuses writes, child processes, workers, WASI (and ``--no-addons`` native addons) unless an
+  operator allows them for the module;
+- ``--max-old-space-size`` caps the V8 heap; the RSS watchdog kills a child whose resident
+  memory (off-heap buffers included) passes the limit;
+- a call past its deadline kills the child's whole process group; its other calls fail as
+  retryable, and the next call starts a new child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import struct
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from modyard.jsrunner.isolation import Isolation
+from modyard.jsrunner.settings import ALLOWABLE, JsRunnerSettings
+
+log = structlog.get_logger(__name__)
+
+_HEADER = struct.Struct(">I")
+
+#: Performs a ``context.httpRequest`` frame for a module; answers the ``http-result`` fields.
+HttpHandler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]
+
+
+class SandboxFailure(Exception):
+    """The child could not answer a call (it crashed, was killed, or never started): retryable,
+    since a new child takes the next call."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Everything that makes one module version's child: where it reads, what it may do."""
+
+    key: str
+    module: str
+    module_dir: Path
+    #: Directories ``require`` searches after the module's own ``node_modules`` (base layer).
+    require_paths: tuple[Path, ...]
+    #: Permissions an operator allowed this module (``ALLOWABLE`` keys).
+    allowances: tuple[str, ...] = ()
+
+
+def command(settings: JsRunnerSettings, isolation: Isolation, spec: SandboxSpec) -> list[str]:
+    readable = [spec.module_dir, settings.node_dir, *spec.require_paths]
+    node = [settings.node_binary]
+    if isolation.permissions:
+        # One flag per directory, each with the trailing wildcard that opens its tree: Node 20.20
+        # honours only the first path of a comma-separated list.
+        node += [
+            "--experimental-permission",
+            *(f"--allow-fs-read={path}/*" for path in readable),
+            "--disable-warning=ExperimentalWarning",
+        ]
+        node += [ALLOWABLE[name] for name in spec.allowances if ALLOWABLE.get(name)]
+    if "addons" not in spec.allowances:
+        node.append("--no-addons")
+    node += [
+        f"--max-old-space-size={settings.heap_mb}",
+        str(settings.node_dir / "bootstrap.js"),
+        ":".join(str(path) for path in spec.require_paths),
+    ]
+    if isolation.namespaces:
+        return [settings.unshare_binary, "--user", "--map-root-user", "--net", "--", *node]
+    return node
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of ``pid`` (from /proc), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class _Call:
+    future: asyncio.Future[dict[str, Any]]
+    logs: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Child:
+    """A started child; :meth:`call` sends one call and waits for its answer."""
+
+    def __init__(
+        self,
+        spec: SandboxSpec,
+        settings: JsRunnerSettings,
+        isolation: Isolation,
+        http: HttpHandler,
+    ) -> None:
+        self.spec = spec
+        self._settings = settings
+        self._isolation = isolation
+        self._http = http
+        self._process: asyncio.subprocess.Process | None = None
+        self._calls: dict[int, _Call] = {}
+        self._next_id = 1
+        self._tasks: list[asyncio.Task[None]] = []
+        self._http_tasks: set[asyncio.Task[None]] = set()
+        self.calls_started = 0
+        self.last_used = time.monotonic()
+        self.started_seconds = 0.0
+        #: Why the child is gone (None while it runs).
+        self.ended: str | None = None
+        self.retiring = False
+        self._exited = asyncio.Event()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def alive(self) -> bool:
+        return self.ended is None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._calls)
+
+    async def start(self) -> None:
+        began = time.perf_counter()
+        argv = command(self._settings, self._isolation, self.spec)
+        self._process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            # Nothing of the runner's environment (credentials, URLs) reaches module code.
+            env={},
+            cwd=str(self.spec.module_dir),
+            # A process group of its own: the deadline kills everything the child started.
+            start_new_session=True,
+            limit=self._settings.max_frame_bytes + 4,
+        )
+        assert self._process.stdout is not None
+        try:
+            async with asyncio.timeout(self._settings.start_timeout_seconds):
+                hello = await self._read_frame(self._process.stdout)
+        except (TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+            stderr = await self._drain_stderr()
+            self.kill(f"did not start: {exc!r}")
+            raise SandboxFailure(
+                f"the sandbox of {self.spec.module} did not start ({stderr[-500:] or exc!r})"
+            ) from None
+        if hello.get("t") != "ready":
+            self.kill("spoke before saying it was ready")
+            raise SandboxFailure(f"the sandbox of {self.spec.module} did not start")
+        self.started_seconds = time.perf_counter() - began
+        self._tasks = [
+            asyncio.create_task(self._reader(), name=f"js-child-{self.pid}-reader"),
+            asyncio.create_task(self._stderr(), name=f"js-child-{self.pid}-stderr"),
+            asyncio.create_task(self._watch_rss(), name=f"js-child-{self.pid}-rss"),
+        ]
+        log.info(
+            "js_child_started",
+            module=self.spec.key,
+            pid=self.pid,
+            start_ms=round(self.started_seconds * 1000, 1),
+        )
+
+    async def call(self, frame: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The child's ``done`` or ``failed`` frame for ``frame``, and the call's log lines."""
+        if not self.alive or self._process is None or self._process.stdin is None:
+            raise SandboxFailure(f"the sandbox of {self.spec.module} has stopped ({self.ended})")
+        call_id = self._next_id
+        self._next_id += 1
+        self.calls_started += 1
+        self.last_used = time.monotonic()
+        pending = _Call(asyncio.get_running_loop().create_future())
+        self._calls[call_id] = pending
+        try:
+            self._send({**frame, "t": "call", "id": call_id})
+            try:
+                async with asyncio.timeout(self._settings.call_timeout_seconds):
+                    answer = await pending.future
+            except TimeoutError:
+                self.kill(f"a call passed its {self._settings.call_timeout_seconds} s deadline")
+                raise SandboxFailure(
+                    f"the component did not finish within {self._settings.call_timeout_seconds}"
+                    " s; its sandbox was stopped"
+                ) from None
+        finally:
+            self._calls.pop(call_id, None)
+            self.last_used = time.monotonic()
+        return answer, pending.logs
+
+    def _send(self, frame: dict[str, Any]) -> None:
+        assert self._process is not None
+        assert self._process.stdin is not None
+        body = json.dumps(frame, default=str, separators=(",", ":")).encode()
+        try:
+            self._process.stdin.write(_HEADER.pack(len(body)) + body)
+        except (ConnectionError, RuntimeError) as exc:
+            self.kill(f"its input closed ({exc})")
+            raise SandboxFailure(f"the sandbox of {self.spec.module} has stopped") from exc
+
+    async def _read_frame(self, stream: asyncio.StreamReader) -> dict[str, Any]:
+        header = await stream.readexactly(4)
+        (size,) = _HEADER.unpack(header)
+        if size > self._settings.max_frame_bytes:
+            raise ValueError(
+                f"a frame of {size} bytes (the limit is {self._settings.max_frame_bytes})"
+            )
+        frame = json.loads(await stream.readexactly(size))
+        if not isinstance(frame, dict):
+            raise ValueError("a frame that is not an object")
+        return frame
+
+    async def _reader(self) -> None:
+        assert self._process is not None
+        assert self._process.stdout is not None
+        stdout = self._process.stdout
+        reason = "exited"
+        try:
+            while True:
+                frame = await self._read_frame(stdout)
+                kind = frame.get("t")
+                if kind in ("done", "failed"):
+                    pending = self._calls.get(int(frame.get("id") or 0))
+                    if pending is not None and not pending.future.done():
+                        pending.future.set_result(frame)
+                elif kind == "log":
+                    self._log(frame)
+                elif kind == "http":
+                    task = asyncio.create_task(self._perform(frame))
+                    self._http_tasks.add(task)
+                    task.add_done_callback(self._http_tasks.discard)
+        except asyncio.IncompleteReadError:
+            code = await self._process.wait()
+            reason = f"exited with {_exit_text(code)}"
+        except (ValueError, TypeError) as exc:
+            # A module wrote to the protocol stream itself: its own child, its own calls.
+            reason = f"broke the protocol ({exc})"
+        self.kill(reason)
+
+    def _log(self, frame: dict[str, Any]) -> None:
+        entry = {"level": str(frame.get("level") or "info"), "message": str(frame.get("msg"))}
+        call = self._calls.get(int(frame.get("id") or 0))
+        if call is not None and len(call.logs) < 100:
+            call.logs.append(entry)
+        log.info("js_component_log", module=self.spec.key, pid=self.pid, **entry)
+
+    async def _perform(self, frame: dict[str, Any]) -> None:
+        request = frame.get("request")
+        try:
+            result = await self._http(
+                request if isinstance(request, dict) else {}, self.spec.module
+            )
+        except Exception as exc:  # the child must hear back whatever happened
+            result = {"error": {"message": f"httpRequest failed: {exc}", "code": "ERR_RUNNER"}}
+        if self.alive:
+            with contextlib.suppress(SandboxFailure):
+                self._send({"t": "http-result", "rid": frame.get("rid"), **result})
+
+    async def _stderr(self) -> None:
+        assert self._process is not None
+        assert self._process.stderr is not None
+        while line := await self._process.stderr.readline():
+            log.warning(
+                "js_child_stderr",
+                module=self.spec.key,
+                pid=self.pid,
+                line=line.decode(errors="replace").rstrip()[:2000],
+            )
+
+    async def _drain_stderr(self) -> str:
+        if self._process is None or self._process.stderr is None:
+            return ""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1):
+                return (await self._process.stderr.read(8192)).decode(errors="replace")
+        return ""
+
+    async def _watch_rss(self) -> None:
+        limit = self._settings.rss_limit_mb * 1024 * 1024
+        while self.alive and self.pid is not None:
+            rss = rss_bytes(self.pid)
+            if rss is None:
+                return
+            if rss > limit:
+                self.kill(f"its memory passed {self._settings.rss_limit_mb} MiB")
+                return
+            await asyncio.sleep(self._settings.rss_check_seconds)
+
+    def kill(self, reason: str) -> None:
+        """Kill the whole process group at once; every call in flight fails as retryable."""
+        if self.ended is not None:
+            return
+        self.ended = reason
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+        for pending in self._calls.values():
+            if not pending.future.done():
+                pending.future.set_exception(
+                    SandboxFailure(f"the sandbox of {self.spec.module} stopped: {reason}")
+                )
+        level = log.info if reason.startswith("recycled") else log.warning
+        level("js_child_stopped", module=self.spec.key, pid=self.pid, reason=reason)
+        current = asyncio.current_task()
+        for task in (*self._tasks, *self._http_tasks):
+            if task is not current:
+                task.cancel()
+        if self._process is not None:
+            asyncio.get_running_loop().create_task(self._reap())
+
+    async def _reap(self) -> None:
+        # Collect the exit status so that no zombie is left behind.
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                await self._process.wait()
+        self._exited.set()
+
+    async def wait_closed(self) -> None:
+        await self._exited.wait()
+
+
+def _exit_text(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"signal {signal.Signals(-code).name}"
+    return f"code {code}"

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, ClassVar, Self
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from modyard.common.settings import ENV_FILES, ServiceSettings
+
+#: What an operator may allow one module beyond the default sandbox (Node permission flags).
+ALLOWABLE = {
+    "child-process": "--allow-child-process",
+    "worker": "--allow-worker",
+    "wasi": "--allow-wasi",
+    # Node 20 has no --allow-addons: addons stay off unless --no-addons is left out.
+    "addons": "",
+}
+
+#: The name in the environment of a module → permissions mapping (JSON).
+ModuleAllowances = Annotated[dict[str, list[str]], NoDecode]
+
+
+class JsRunnerSettings(ServiceSettings):
+    """Settings of the JavaScript runner: ``MODYARD_JS_RUNNER_*``, falling back to ``MODYARD_*``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MODYARD_JS_RUNNER_", env_file=ENV_FILES, extra="ignore"
+    )
+
+    service_name: ClassVar[str] = "js-runner"
+    default_port: ClassVar[int] = 8007
+
+    #: The queue the runtime sends ``js`` component requests to (a quorum queue).
+    queue: str = "js-runner.requests"
+    #: Requests handled at once by this process (the queue's prefetch).
+    prefetch: int = Field(default=256, ge=1, le=10_000)
+
+    node_binary: str = "/usr/bin/node"
+    npm_binary: str = "/usr/bin/npm"
+    unshare_binary: str = "/usr/bin/unshare"
+    #: Where module versions are unpacked with their ``node_modules``, the base layer and the
+    #: shared npm cache live. Empty: ``$XDG_CACHE_HOME/modyard/js-runner`` (``~/.cache/…``).
+    cache_dir: str = ""
+
+    # -- the sandbox (docs/js-runner.md, "Isolation") --------------------------------------------
+    #: V8 heap cap of a child (``--max-old-space-size``), MiB.
+    heap_mb: int = Field(default=128, ge=16, le=16384)
+    #: A child whose resident memory passes this is killed (off-heap buffers count too), MiB.
+    rss_limit_mb: int = Field(default=256, ge=32, le=65536)
+    rss_check_seconds: float = Field(default=0.5, gt=0)
+    #: Wall-clock deadline of one call; past it the child's whole process group is killed.
+    call_timeout_seconds: float = Field(default=25.0, gt=0)
+    #: A child is replaced after this many calls, or this many idle seconds.
+    max_calls_per_child: int = Field(default=10_000, ge=1)
+    idle_seconds: float = Field(default=300.0, gt=0)
+    #: How long a child may take to start and say it is ready.
+    start_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Largest frame a child may send (a component's outputs), bytes.
+    max_frame_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    #: Extra Node permissions per module (JSON: ``{"vendor.service": ["child-process"]}``);
+    #: keys are module names, values among child-process, worker, wasi, addons.
+    module_allowances: ModuleAllowances = Field(default_factory=dict)
+    #: Run although a sandbox layer (user/network namespace, Node's permission model) is not
+    #: available here. Refused at start in production unless set; logged at every start.
+    accept_weak_isolation: bool = False
+
+    # -- context.httpRequest (through the egress policy) -----------------------------------------
+    http_timeout_seconds: float = Field(default=20.0, gt=0)
+    http_max_response_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    http_max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+
+    # -- module files and npm --------------------------------------------------------------------
+    registry_timeout_seconds: float = Field(default=30.0, gt=0)
+    npm_timeout_seconds: float = Field(default=300.0, gt=0)
+    #: The npm registry ``npm`` installs from (empty: npm's own default).
+    npm_registry: str = ""
+
+    @field_validator("module_allowances", mode="before")
+    @classmethod
+    def _parse_allowances(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except ValueError as exc:
+                raise ValueError(
+                    'MODYARD_JS_RUNNER_MODULE_ALLOWANCES is JSON: {"module": ["child-process"]}'
+                ) from exc
+        return value
+
+    @field_validator("module_allowances")
+    @classmethod
+    def _known_allowances(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for module, allowed in value.items():
+            unknown = sorted(set(allowed) - set(ALLOWABLE))
+            if unknown:
+                raise ValueError(
+                    f"MODYARD_JS_RUNNER_MODULE_ALLOWANCES[{module!r}]: {', '.join(unknown)} "
+                    f"unknown; allowed: {', '.join(ALLOWABLE)}"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _limits(self) -> Self:
+        if self.rss_limit_mb <= self.heap_mb:
+            raise ValueError(
+                "MODYARD_JS_RUNNER_RSS_LIMIT_MB must be above MODYARD_JS_RUNNER_HEAP_MB (the heap "
+                "is part of the resident memory)"
+            )
+        return self
+
+    @property
+    def cache_path(self) -> Path:
+        if self.cache_dir:
+            return Path(self.cache_dir)
+        return Path.home() / ".cache" / "modyard" / "js-runner"
+
+    @property
+    def node_dir(self) -> Path:
+        """The Node side shipped with this package: bootstrap.js, the base layer's lockfile."""
+        return Path(__file__).parent / "node"

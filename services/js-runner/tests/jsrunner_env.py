@@ -1,0 +1,86 @@
+"""Helpers of the JavaScript runner's tests: the runner against real Node.js sandboxes (and, for the flow tests, the real
+registry, installer, runtime and broker).
+
+Module versions used by the runner-level tests are look-alike Appmixer components written here
+(never copied from a connector), registered from a directory with ``ModuleStore.add_directory``.
+The base layer and the npm cache live in a cache shared by test sessions (keyed by lockfile
+hash, installed atomically), so only the first session installs them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modyard.jsrunner.runner import JsRunner
+from modyard.jsrunner.settings import JsRunnerSettings
+
+SHARED_CACHE = Path("/tmp/modyard-js-runner-test-cache")  # noqa: S108 - shared on purpose
+
+
+def runner_settings(**overrides: Any) -> JsRunnerSettings:
+    values: dict[str, Any] = {
+        "cache_dir": str(SHARED_CACHE),
+        "call_timeout_seconds": 4,
+        "heap_mb": 64,
+        "rss_limit_mb": 192,
+        "rss_check_seconds": 0.1,
+        # Loopback servers are the tests' stand-ins for vendors' APIs.
+        "egress_allow_loopback": True,
+        **overrides,
+    }
+    return JsRunnerSettings(**values)
+
+
+@dataclass
+class Harness:
+    runner: JsRunner
+    settings: JsRunnerSettings
+    root: Path
+
+    def module(
+        self,
+        components: Mapping[str, str],
+        *,
+        name: str | None = None,
+        auth_service: str | None = None,
+        files: Mapping[str, str] | None = None,
+    ) -> str:
+        """A look-alike Appmixer module (``vendor.service.module``) with one ``<C>.js`` per
+        component, registered with the runner; returns its name."""
+        name = name or f"acme.t{uuid.uuid4().hex[:8]}.core"
+        directory = self.root / name
+        manifest: dict[str, Any] = {"name": name, "components": []}
+        for component, source in components.items():
+            folder = directory / component
+            folder.mkdir(parents=True)
+            (folder / f"{component}.js").write_text(source)
+            entry: dict[str, Any] = {
+                "name": f"{name}.{component}",
+                "executor": {"type": "js", "entrypoint": f"{component}/{component}.js"},
+            }
+            if auth_service:
+                entry["auth"] = {"service": auth_service}
+            manifest["components"].append(entry)
+        for path, text in (files or {}).items():
+            (directory / path).parent.mkdir(parents=True, exist_ok=True)
+            (directory / path).write_text(text)
+        self.runner.store.add_directory(name, "1.0.0", directory, manifest)
+        return name
+
+    async def call(
+        self, module: str, component: str, payload: Any = None, **extra: Any
+    ) -> dict[str, Any]:
+        return await self.runner.handle(
+            {
+                "module": module,
+                "version": "1.0.0",
+                "component": f"{module}.{component}",
+                "port": "in",
+                "payload": payload,
+                **extra,
+            }
+        )
