@@ -137,3 +137,31 @@ async def test_an_unreachable_installer_is_named_with_the_setting_to_fix(
     words = " ".join(stderr.split())
     assert "cannot reach http://127.0.0.1:9/" in words
     assert "MODYARD_INSTALLER_URL" in words
+
+
+async def test_components_gives_the_ref_a_flow_node_takes_for_a_dotted_default_slug(
+    services: dict[str, str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "weather"
+    folder.mkdir()
+    (folder / "modyard.yaml").write_text(
+        "name: acme.weather\nversion: 1.0.0\nkind: connector\ncomponents:\n"
+        "  - {name: acme.weather.forecast.GetForecast, role: action, executor: {type: amqp}}\n"
+        "  - {name: Echo, role: action, executor: {type: amqp}}\n"
+    )
+    await modyard(services, "workspaces", "create", "weather-ws", "--json")
+    await modyard(services, "publish", str(folder), "--json")
+    installed, _ = await modyard(services, "install", "acme.weather", "-w", "weather-ws", "--json")
+    assert installed["slug"] == "acme.weather"
+    listed, _ = await modyard(services, "workspaces", "components", "weather-ws", "--json")
+    assert sorted(item["ref"] for item in listed) == [
+        "acme.weather.Echo",
+        "acme.weather.forecast.GetForecast",
+    ]
+    table, _ = await modyard(services, "workspaces", "components", "weather-ws")
+    assert "acme.weather.forecast.GetForecast" in table
+    # Nobody was granted the module: a user sees none of it.
+    nobody, _ = await modyard(
+        services, "workspaces", "components", "weather-ws", "--as", "x@acme.test", "--json"
+    )
+    assert nobody == []

@@ -71,7 +71,7 @@ COMMANDS: dict[str, Lazy | None] = {
     "workspaces": Lazy(
         "modyard.sdk.workspaces_cli",
         "workspaces_app",
-        "Workspaces (tenants) and their members: list, create, show, delete.",
+        "Workspaces (tenants) and their members: list, create, show, components, delete.",
     ),
     "installations": Lazy(
         "modyard.sdk.installer_cli",

@@ -302,6 +302,15 @@ class InstallerClient(_ServiceAPI):
     async def workspace(self, workspace: str) -> dict[str, Any]:
         return dict(await self._json("GET", f"/v1/workspaces/{workspace}"))
 
+    async def components(
+        self, workspace: str, *, as_user: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The components the caller (or ``as_user``) may use, each with the ``ref`` flows take."""
+        params = {"as": as_user} if as_user else {}
+        return list(
+            await self._json("GET", f"/v1/workspaces/{workspace}/components", params=params)
+        )
+
     async def create_workspace(
         self, slug: str, name: str, members: list[str] | None = None
     ) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from rich.table import Table
 from modyard.sdk.cli_support import JsonOption, call_api, console, echo_json
 
 workspaces_app = typer.Typer(
-    help="Workspaces (tenants) and their members: list, create, show, delete.",
+    help="Workspaces (tenants) and their members: list, create, show, components, delete.",
     no_args_is_help=True,
 )
 members_app = typer.Typer(help="Who belongs to a workspace, and as what.", no_args_is_help=True)
@@ -77,6 +77,37 @@ def create_workspace(
 def show_workspace(slug: SlugArgument, as_json: JsonOption = False) -> None:
     """One workspace and its members."""
     _show(call_api(lambda client: client.installer.workspace(slug)), as_json)
+
+
+@workspaces_app.command("components")
+def list_components(
+    slug: SlugArgument,
+    as_user: Annotated[
+        str | None, typer.Option("--as", help="List for this user (operators and services).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The components you (or --as someone) may use, with the ref a flow node's component takes."""
+    items = call_api(lambda client: client.installer.components(slug, as_user=as_user))
+    if as_json:
+        echo_json(items)
+        return
+    table = Table()
+    # The ref is there to be copied: never folded, the other columns give way.
+    widest = max((len(item["ref"]) for item in items), default=3)
+    table.add_column("ref", no_wrap=True, min_width=widest)
+    for column in ("role", "installation", "module", "version", "label"):
+        table.add_column(column)
+    for item in items:
+        table.add_row(
+            item["ref"],
+            item["role"],
+            item["installation"],
+            item["module"],
+            item["version"],
+            item.get("label") or "",
+        )
+    console.print(table)
 
 
 @workspaces_app.command("delete")
