@@ -33,10 +33,10 @@ MODULE = "acme.weather"
 FORECAST = "acme.weather.forecast.GetForecast"
 
 
-def native_zip(name: str, components: list[str]) -> bytes:
+def native_zip(name: str, components: list[str], version: str = "1.0.0") -> bytes:
     document = {
         "name": name,
-        "version": "1.0.0",
+        "version": version,
         "kind": "connector",
         "components": [
             {
@@ -307,6 +307,28 @@ async def test_a_ref_naming_two_components_is_refused_and_the_listed_refs_say_wh
     assert "'acme:weather.Echo'" in error["detail"]
     assert "'acme.weather:Echo'" in error["detail"]
     assert await env.status(flow_id) == "stopped"
+
+
+async def test_a_major_upgrade_stops_the_flows_of_that_installation_only(env: Env) -> None:
+    # 'acme' (acme-tools) and 'acme.weather' share the prefix 'acme.': only acme's users stop.
+    tools_flow = await env.flow({"t": {"component": "acme:weather.Echo"}}, [])
+    weather_flow = await env.flow({"w": {"component": FORECAST}}, [])
+    for flow_id in (tools_flow, weather_flow):
+        started = await env.start(flow_id)
+        assert started.status_code == 200, started.text
+    await env.publish(native_zip("acme-tools", ["weather.Echo"], version="2.0.0"))
+    upgraded = await env.external(
+        "POST",
+        f"{env.installer}/v1/workspaces/{WS}/installations/acme/upgrade",
+        json={"version": "2.0.0", "accept_breaking": True},
+    )
+    assert upgraded.status_code == 200, upgraded.text
+
+    async def stopped() -> bool:
+        return await env.status(tools_flow) == "stopped"
+
+    await eventually(stopped)
+    assert await env.status(weather_flow) == "running"
 
 
 async def test_a_ref_of_one_workspace_names_nothing_in_another(env: Env) -> None:

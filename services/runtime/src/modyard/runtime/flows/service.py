@@ -337,13 +337,22 @@ async def stop_flows_using(
     session: AsyncSession, workspace: str, slug: str, module: str, reason: str
 ) -> list[uuid.UUID]:
     """Stop the running flows of ``workspace`` that use installation ``slug`` (major upgrades)."""
+    # A node uses the installation when its reference names one of the installation's components
+    # (removed ones included): a prefix test would also catch installation 'acme.weather' for
+    # 'acme', and miss the explicit 'acme:…' form.
+    rows = await session.scalars(
+        select(InstalledComponent).where(
+            InstalledComponent.workspace == workspace, InstalledComponent.slug == slug
+        )
+    )
+    candidates = [component_refs.Candidate(row.slug, row.module, row.component) for row in rows]
     stopped = []
     for flow in await list_flows(session, workspace, RUNNING):
         definition = FlowDefinition.model_validate(flow.definition)
         affected = [
             {"node": node_id, "component": node.component, "module": module}
             for node_id, node in definition.nodes.items()
-            if node.component.startswith(slug + ".")
+            if component_refs.matching(node.component, candidates)
         ]
         if affected:
             await stop_flow(session, flow, reason=reason, affected=affected)
