@@ -38,9 +38,10 @@ class ChildPool:
     async def child(self, spec: SandboxSpec) -> Child:
         """The running child of ``spec``'s module version, started if there is none."""
         current = self._children.get(spec.key)
-        if current is not None and current.alive and not current.retiring:
+        if current is not None:
             self._maybe_retire(current)
-            return current
+            if current.alive and not current.retiring:
+                return current
         lock = self._starting.setdefault(spec.key, asyncio.Lock())
         async with lock:
             current = self._children.get(spec.key)
@@ -55,7 +56,7 @@ class ChildPool:
             return child
 
     def _maybe_retire(self, child: Child) -> None:
-        if child.calls_started >= self._settings.max_calls_per_child:
+        if not child.retiring and child.calls_started >= self._settings.max_calls_per_child:
             child.retiring = True
             self._retired.add(child)
 

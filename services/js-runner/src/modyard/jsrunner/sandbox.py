@@ -340,6 +340,10 @@ class Child:
         if self._process is not None:
             with contextlib.suppress(ProcessLookupError):
                 await self._process.wait()
+            # asyncio closes the pipes only once all were read to the end: not after a kill.
+            transport = getattr(self._process, "_transport", None)
+            if transport is not None:
+                transport.close()
         self._exited.set()
 
     async def wait_closed(self) -> None:

@@ -4,12 +4,12 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from fastapi import FastAPI
 
 from modyard.common.app_factory import Lifecycle, ServiceSpec, build_service_app
 from modyard.common.bus.connection import Bus
-from modyard.common.bus.management import BrokerManagement
 from modyard.common.bus.management import BrokerManagement
 from modyard.common.db.database import Database
 from modyard.common.db.secret_rotation import EncryptedColumn
@@ -30,7 +30,7 @@ from modyard.runtime.engine.ledger import ExecutionLedger
 from modyard.runtime.engine.scheduler import TriggerScheduler
 from modyard.runtime.engine.topology import RuntimeTopology
 from modyard.runtime.engine.worker import NodeWorker
-from modyard.runtime.executors import AmqpExecutor, HttpExecutor, ModuleExecutors
+from modyard.runtime.executors import AmqpExecutor, HttpExecutor, JsExecutor, ModuleExecutors
 from modyard.runtime.failures import RetryPolicy
 from modyard.runtime.flows.events import EventGuard
 from modyard.runtime.installer_client import InstallerClient
@@ -72,11 +72,16 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         amqp = AmqpExecutor(bus, timeout_seconds=settings.component_timeout_seconds)
         management = BrokerManagement(settings, timeout=settings.management_timeout_seconds)
         app.state.broker_management = management
-        management = BrokerManagement(settings, timeout=settings.management_timeout_seconds)
-        app.state.broker_management = management
         deployer = DeployerClient(settings)
         executors = ModuleExecutors(
-            amqp, HttpExecutor(deployer, timeout_seconds=settings.component_timeout_seconds)
+            amqp,
+            HttpExecutor(deployer, timeout_seconds=settings.component_timeout_seconds),
+            JsExecutor(
+                amqp,
+                queue=settings.js_runner_queue,
+                runner_user=settings.js_runner_broker_user
+                or unquote(urlsplit(settings.amqp_url).username or "guest"),
+            ),
         )
         ledger = ExecutionLedger(settings, max_size=settings.db_pool_size)
         worker = NodeWorker(
@@ -141,7 +146,6 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
             await automations.aclose()
             await installer.close()
             await deployer.close()
-            await management.close()
             await management.close()
             await executors.http.close()
             await ledger.close()

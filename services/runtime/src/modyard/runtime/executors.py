@@ -2,6 +2,8 @@
 
 - ``amqp`` sends a request to the installation's worker queue and waits for the reply on this
   process's reply queue (correlated by id, and accepted only from that worker's broker user).
+- ``js`` sends the same request to the JavaScript runner's queue (services/js-runner), whose
+  broker user alone may answer it.
 - ``http`` POSTs the same request to a deployed container module: the deployer says where it
   listens (the deployment named in the component's ``executor.extra.deployment``, by default the
   module's name), at ``executor.extra.path`` (by default ``/components/<component>``).
@@ -88,15 +90,39 @@ class AmqpExecutor:
             )
 
     async def call(self, installed: InstalledComponent, request: dict[str, Any]) -> Outputs:
+        return await self.request(
+            installed,
+            request,
+            routing_key=worker_queue(installed.installation_id),
+            user=worker_user(installed.installation_id),
+            not_listening=(
+                f"no worker of {installed.workspace}:{installed.slug} (module "
+                f"{installed.module!r}) is listening: its queue exists once worker credentials "
+                f"are issued (POST /v1/workspaces/{installed.workspace}/installations/"
+                f"{installed.slug}/worker-credentials)"
+            ),
+        )
+
+    async def request(
+        self,
+        installed: InstalledComponent,
+        request: dict[str, Any],
+        *,
+        routing_key: str,
+        user: str,
+        not_listening: str,
+    ) -> Outputs:
+        """Publish ``request`` to ``routing_key`` and wait for the answer only ``user`` may give
+        (module workers, and the JavaScript runner for ``js`` components)."""
         module = installed.module
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = _Pending(future, worker_user(installed.installation_id))
+        self._pending[correlation_id] = _Pending(future, user)
         try:
             await self._bus.publish_message(
                 json.dumps(request, default=str).encode(),
                 exchange="",
-                routing_key=worker_queue(installed.installation_id),
+                routing_key=routing_key,
                 message_id=str(request.get("message_id") or correlation_id),
                 message_type="modyard.component.request",
                 correlation_id=correlation_id,
@@ -106,13 +132,7 @@ class AmqpExecutor:
             )
             reply = await asyncio.wait_for(future, self._timeout)
         except MessageReturned as exc:
-            raise ComponentError(
-                f"no worker of {installed.workspace}:{installed.slug} (module {module!r}) is "
-                "listening: its queue exists once worker credentials are issued (POST "
-                f"/v1/workspaces/{installed.workspace}/installations/{installed.slug}"
-                "/worker-credentials)",
-                retryable=True,
-            ) from exc
+            raise ComponentError(not_listening, retryable=True) from exc
         except BusUnavailable as exc:
             raise ComponentError("the message broker is not connected", retryable=True) from exc
         except TimeoutError as exc:
@@ -122,6 +142,29 @@ class AmqpExecutor:
         finally:
             self._pending.pop(correlation_id, None)
         return outputs_of(module, reply)
+
+
+class JsExecutor:
+    """``js`` components (Appmixer's ``<Component>.js``) run by the JavaScript runner
+    (services/js-runner): the request goes to the runner's queue, and only an answer published
+    by the runner's broker user completes it (as for module workers)."""
+
+    def __init__(self, amqp: AmqpExecutor, *, queue: str, runner_user: str) -> None:
+        self._amqp = amqp
+        self._queue = queue
+        self._user = runner_user
+
+    async def call(self, installed: InstalledComponent, request: dict[str, Any]) -> Outputs:
+        return await self._amqp.request(
+            installed,
+            request,
+            routing_key=self._queue,
+            user=self._user,
+            not_listening=(
+                f"the JavaScript runner is not running (no queue {self._queue!r}): "
+                f"{installed.slug}.{installed.component} runs once modyard-js-runner is up"
+            ),
+        )
 
 
 def outputs_of(module: str, reply: Any) -> Outputs:
@@ -242,17 +285,23 @@ def _only(endpoint: str, url: str) -> Allowance:
 class ModuleExecutors:
     """Picks the executor an installed component's manifest names."""
 
-    def __init__(self, amqp: AmqpExecutor, http: HttpExecutor) -> None:
+    def __init__(
+        self, amqp: AmqpExecutor, http: HttpExecutor, js: JsExecutor | None = None
+    ) -> None:
         self.amqp = amqp
         self.http = http
+        self.js = js
 
     async def call(self, installed: InstalledComponent, request: dict[str, Any]) -> Outputs:
         if installed.executor == "amqp":
             return await self.amqp.call(installed, request)
         if installed.executor == "http":
             return await self.http.call(installed, request)
+        if installed.executor == "js" and self.js is not None:
+            return await self.js.call(installed, request)
         raise ComponentError(
             f"{installed.slug}.{installed.component} runs with the {installed.executor!r} "
-            "executor, which the runtime cannot run; module components run with amqp or http",
+            "executor, which the runtime cannot run; module components run with amqp, http "
+            "or js",
             retryable=False,
         )

@@ -33,6 +33,10 @@ class RuntimeSettings(SecretKeysSettings):
     retry_multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
     #: How long a module worker may take to answer a component request.
     component_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: The JavaScript runner's request queue (``js`` components) and the broker user whose
+    #: answers alone are taken; empty: this runtime's own user (development shares one).
+    js_runner_queue: str = "js-runner.requests"
+    js_runner_broker_user: str = ""
     #: The broker as module workers reach it, ``host[:port]``, when that differs from the runtime's
     #: ``amqp_url``: issued worker credentials name it. Empty: the host and port of ``amqp_url``.
     module_worker_broker_address: str = ""

@@ -247,6 +247,7 @@ class NodeWorker:
                 "component": installed.component,
                 "port": message.port,
                 "payload": message.payload,
+                "correlation_id": message.correlation_id,
                 "properties": properties,
                 "config": config,
             },

@@ -1,0 +1,308 @@
+"""An Appmixer look-alike connector on the real stack: published to the registry, installed in
+two workspaces with their own credentials, run by the runtime's ``js`` executor through the
+broker and the JavaScript runner (which fetches the module, installs its npm dependency from the
+npm registry, and runs it sandboxed). A webhook goes in, records come out; each workspace's
+component sees only its own installation's credentials.
+
+Its twin with an npm dependency that does not exist is refused with npm's error, retried as
+configured, and leaves nothing installed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from jsrunner_env import SHARED_CACHE
+from sqlalchemy import select
+
+from modyard.common.auth import Role
+from modyard.common.settings import CommonSettings
+from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.polling import eventually
+from modyard.common.testing.services import auth_headers, in_process, service_process
+from modyard.jsrunner.app import create_app as create_runner
+from modyard.jsrunner.settings import JsRunnerSettings
+from modyard.runtime.app import create_app as create_runtime
+from modyard.runtime.models import NodeLog
+from modyard.runtime.settings import RuntimeSettings
+
+pytestmark = pytest.mark.infra
+
+#: The component: looks the contact up at the vendor's API (a loopback server here) with the
+#: installation's API key, and formats the answer with an npm dependency it declares.
+ENRICH_JS = """
+const ms = require('ms');
+module.exports = {
+    async receive(context) {
+        const { email } = context.messages.in.content;
+        const response = await context.httpRequest({
+            url: context.properties.apiUrl + '/contacts',
+            params: { email },
+            headers: { Authorization: 'Bearer ' + context.auth.apiKey },
+        });
+        await context.sendJson({
+            email,
+            company: response.data.company,
+            seenBy: response.data.key,
+            window: ms(60000),
+            correlated: Boolean(context.messages.in.correlationId),
+        }, 'out');
+    }
+};
+"""
+
+
+def connector_zip(name: str, dependencies: dict[str, str]) -> bytes:
+    """A ``vendor.service`` bundle with one module and one component, as Appmixer lays it out."""
+    vendor, service = name.split(".")
+    files = {
+        "bundle.json": {"name": name, "version": "1.0.0"},
+        "contacts/Enrich/component.json": {
+            "name": f"{name}.contacts.Enrich",
+            "auth": {"service": f"{vendor}:{service}"},
+            "inPorts": ["in"],
+            "outPorts": ["out"],
+            "properties": {
+                "schema": {"type": "object", "properties": {"apiUrl": {"type": "string"}}}
+            },
+        },
+        "contacts/Enrich/package.json": {
+            "name": "enrich",
+            "version": "1.0.0",
+            "dependencies": dependencies,
+        },
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path, document in files.items():
+            archive.writestr(path, json.dumps(document))
+        archive.writestr("contacts/Enrich/Enrich.js", ENRICH_JS)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+async def vendor_api() -> AsyncIterator[str]:
+    async def contacts(request: web.Request) -> web.Response:
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        return web.json_response({"company": request.query["email"].split("@")[1], "key": key})
+
+    app = web.Application()
+    app.router.add_get("/contacts", contacts)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_appmixer_component_runs_in_flows_of_two_workspaces_with_their_own_auth(
+    infra: IsolatedInfra, vendor_api: str
+) -> None:
+    operator = auth_headers(CommonSettings(), Role.operator)
+    suffix = uuid.uuid4().hex[:8]
+    good, broken = f"acme{suffix}.crm", f"acme{suffix}.brokencrm"
+    async with service_process(
+        "registry", {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "reg_js"}
+    ) as registry:
+        installer_env = {
+            **infra.env(),
+            "MODYARD_INSTALLER_DB_SCHEMA": "inst_js",
+            "MODYARD_REGISTRY_URL": registry.url,
+        }
+        async with service_process("installer", installer_env) as installer:
+            runtime_app = create_runtime(
+                RuntimeSettings(
+                    database_url=infra.database_url,
+                    amqp_url=infra.amqp_url,
+                    installer_url=installer.url,
+                    db_schema="runtime_js",
+                    component_timeout_seconds=60,
+                )
+            )
+            runner_app = create_runner(
+                JsRunnerSettings(
+                    database_url=infra.database_url,
+                    amqp_url=infra.amqp_url,
+                    registry_url=registry.url,
+                    installer_url=installer.url,
+                    db_schema="js_runner_js",
+                    cache_dir=str(SHARED_CACHE),
+                    egress_allow_loopback=True,
+                )
+            )
+            async with (
+                in_process(runtime_app) as runtime,
+                in_process(runner_app),
+                httpx.AsyncClient(headers=operator, timeout=60) as client,
+            ):
+                await _scenario(
+                    client,
+                    runtime,
+                    runtime_app,
+                    operator,
+                    registry.url,
+                    installer.url,
+                    vendor_api,
+                    good,
+                    broken,
+                )
+
+
+async def _scenario(
+    client: httpx.AsyncClient,
+    runtime: httpx.AsyncClient,
+    app: Any,
+    operator: dict[str, str],
+    registry: str,
+    installer: str,
+    vendor_api: str,
+    good: str,
+    broken: str,
+) -> None:
+    for name, dependencies in (
+        (good, {"ms": "2.1.3"}),
+        (broken, {"modyard-surely-not-a-package-" + uuid.uuid4().hex[:6]: "1.0.0"}),
+    ):
+        published = await client.post(
+            f"{registry}/v1/modules",
+            content=connector_zip(name, dependencies),
+            headers={"content-type": "application/zip"},
+        )
+        assert published.status_code == 201, published.text
+
+    flows: dict[str, str] = {}
+    for workspace, key in (("jsa", "key-of-a"), ("jsb", "key-of-b")):
+        created = await client.post(
+            f"{installer}/v1/workspaces", json={"slug": workspace, "name": workspace}
+        )
+        assert created.status_code == 201, created.text
+        for slug, module in (("crm", good), ("broken", broken)):
+            installed = await client.post(
+                f"{installer}/v1/workspaces/{workspace}/installations",
+                json={"module": module, "slug": slug, "config": {"apiKey": key}},
+            )
+            assert installed.status_code == 201, installed.text
+            granted = await client.post(
+                f"{installer}/v1/workspaces/{workspace}/installations/{slug}/acl/grant-users"
+            )
+            assert granted.status_code == 201, granted.text
+        refs = {
+            item["name"]: item["ref"]
+            for item in (
+                await client.get(f"{installer}/v1/workspaces/{workspace}/components")
+            ).json()
+        }
+        for component in (f"{good}.contacts.Enrich", f"{broken}.contacts.Enrich"):
+            flow_id = await _start_flow(runtime, operator, workspace, refs[component], vendor_api)
+            flows[f"{workspace}:{component.split('.')[1]}"] = flow_id
+
+    async def logs(flow_id: str) -> list[Any]:
+        async with app.state.database.transaction() as session:
+            rows = await session.scalars(
+                select(NodeLog.entry)
+                .where(NodeLog.flow_id == uuid.UUID(flow_id))
+                .order_by(NodeLog.id)
+            )
+            return list(rows)
+
+    for workspace in ("jsa", "jsb"):
+        hooked = await runtime.post(
+            f"/v1/hooks/{workspace}/{flows[f'{workspace}:crm']}/hook",
+            json={"email": f"ada@{workspace}.example"},
+        )
+        assert hooked.status_code == 202, hooked.text
+
+    for workspace, key in (("jsa", "key-of-a"), ("jsb", "key-of-b")):
+        expected = [
+            {
+                "email": f"ada@{workspace}.example",
+                "company": f"{workspace}.example",
+                "seenBy": key,  # this installation's credentials, never the other's
+                "window": "1m",
+                "correlated": True,
+            }
+        ]
+
+        async def recorded(
+            flow_id: str = flows[f"{workspace}:crm"], wanted: list[Any] = expected
+        ) -> bool:
+            return await logs(flow_id) == wanted
+
+        await eventually(recorded, timeout=90)
+
+    # The twin: npm cannot install its dependency; the message is not retried and is kept.
+    flow_id = flows["jsa:brokencrm"]
+    hooked = await runtime.post(f"/v1/hooks/jsa/{flow_id}/hook", json={"email": "x@y.example"})
+    assert hooked.status_code == 202
+
+    async def unprocessed() -> list[dict[str, Any]]:
+        response = await runtime.get(
+            "/v1/unprocessed-messages", params={"flow": flow_id}, headers=operator
+        )
+        return list(response.json()["items"])
+
+    async def refused() -> bool:
+        return bool(await unprocessed())
+
+    await eventually(refused, timeout=120)
+    [item] = await unprocessed()
+    error = json.dumps(item)
+    assert "npm could not install the dependencies of contacts/Enrich/package.json" in error
+    assert "404" in error or "E404" in error  # npm's own words
+    assert await logs(flow_id) == []
+    leftovers = [p.name for p in (SHARED_CACHE / "modules").glob(f"{broken}*")]
+    assert leftovers == []
+    staging = list((SHARED_CACHE / "staging").iterdir())
+    assert not [p for p in staging if (p / "contacts").exists() and broken in str(p)]
+
+
+async def _start_flow(
+    runtime: httpx.AsyncClient,
+    operator: dict[str, str],
+    workspace: str,
+    component: str,
+    vendor_api: str,
+) -> str:
+    definition = {
+        "nodes": {
+            "hook": {"component": "core.webhook"},
+            "enrich": {"component": component, "properties": {"apiUrl": vendor_api}},
+            "sink": {"component": "core.log", "properties": {"message": "{{ payload }}"}},
+        },
+        "connections": [{"from": "hook", "to": "enrich"}, {"from": "enrich", "to": "sink"}],
+        "retry_policy": {"base_delay_seconds": 1, "multiplier": 1, "max_attempts": 3},
+    }
+    flow = await runtime.post(
+        f"/v1/workspaces/{workspace}/flows",
+        json={"name": component, "definition": definition},
+        headers=operator,
+    )
+    assert flow.status_code == 201, flow.text
+    flow_id = str(flow.json()["id"])
+
+    last: list[str] = []
+
+    async def started() -> bool:
+        response = await runtime.post(
+            f"/v1/workspaces/{workspace}/flows/{flow_id}/start", headers=operator
+        )
+        last[:] = [response.text]
+        return response.status_code == 200
+
+    try:
+        await eventually(started, timeout=60)  # once the runtime has heard of the installation
+    except AssertionError as late:
+        raise AssertionError(f"the flow did not start: {last}") from late
+    return flow_id
