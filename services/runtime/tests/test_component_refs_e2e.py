@@ -359,3 +359,35 @@ async def test_the_slug_core_is_refused_because_flows_could_not_reach_it(env: En
         assert [e["pointer"] for e in problem["errors"]] == ["/body/slug"]
         assert said in problem["detail"]
     assert await env.installations() == before
+
+
+def prismeai_zip(slug: str) -> bytes:
+    """A look-alike single-file Prisme.ai workspace whose slug holds a dot."""
+    document = {
+        "name": "Acme NLU",
+        "slug": slug,
+        "version": 1,
+        "automations": {"hello": {"name": "hello", "when": {"endpoint": True}, "do": []}},
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("index.yml", yaml.safe_dump(document))
+    return buffer.getvalue()
+
+
+async def test_an_app_named_with_dots_installs_under_a_slug_without_them(env: Env) -> None:
+    # An app instance's dots name its imports: 'acme.nlu' would be an import of 'acme'.
+    await env.publish(prismeai_zip("acme.nlu"))
+    before = await env.installations()
+    refused = await env.install({"module": "acme.nlu", "slug": "acme.nlu"})
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert problem["type"].endswith("/invalid-slug")
+    assert [e["pointer"] for e in problem["errors"]] == ["/body/slug"]
+    assert "'acme-nlu'" in problem["detail"]
+    assert await env.installations() == before
+
+    installed = await env.install({"module": "acme.nlu"})
+    assert installed.status_code == 201, installed.text
+    assert installed.json()["slug"] == "acme-nlu"
+    assert (await env.refs())[("acme-nlu", "hello")] == "acme-nlu.hello"

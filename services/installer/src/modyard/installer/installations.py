@@ -48,7 +48,7 @@ from modyard.installer.events import (
 )
 from modyard.installer.models import Installation, InstallationDependency, StorageItem, Workspace
 from modyard.installer.schemas import InstallationOut, InstallRequest
-from modyard.modules.manifest import ConfigSpec, Manifest
+from modyard.modules.manifest import ConfigSpec, Manifest, ModuleFormat
 
 log = structlog.get_logger(__name__)
 
@@ -187,12 +187,7 @@ async def install(
         raise problem
     await _lock_workspace(session, workspace)
     existing = await list_installations(session, workspace)
-    if any(item.slug == slug for item in existing):
-        raise Conflict(
-            f"Workspace {workspace.slug!r} already has an installation {slug!r}; choose another "
-            "slug to install a second instance.",
-            slug="slug-taken",
-        )
+    _check_slug_free(workspace, existing, slug)
     # Dependencies are shared within a workspace; the root is always a new instance.
     shared = {
         item.module: item for item in existing if item.parent_id is None or not _is_import(item)
@@ -218,6 +213,19 @@ async def install(
         ],
     )
     root_manifest = manifests[result.root.name]
+    if root_manifest.format is ModuleFormat.prismeai and "." in slug:
+        # An app instance's dots name its imports (<slug>.<import>): the runtime would take
+        # 'acme.nlu' for an import of 'acme', and removing 'acme' would remove it too.
+        if request.slug:
+            detail = (
+                f"An app instance's slug cannot hold dots ({slug!r}): they name its imports "
+                f"(<slug>.<import>); choose one without, e.g. {slug.replace('.', '-')!r}."
+            )
+            problem = ValidationFailed(detail, slug="invalid-slug")
+            problem.errors = [InvalidParam(pointer="/body/slug", detail=detail)]
+            raise problem
+        slug = slug.replace(".", "-")
+        _check_slug_free(workspace, existing, slug)
     plain, secret_values = _validated_config(
         root_manifest, request.config, pointer="/body/config", slug=slug, context=context
     )
@@ -285,6 +293,15 @@ async def install(
         dependencies=[c.slug for c in created],
     )
     return Installed(root=root, also_installed=created)
+
+
+def _check_slug_free(workspace: Workspace, existing: Sequence[Installation], slug: str) -> None:
+    if any(item.slug == slug for item in existing):
+        raise Conflict(
+            f"Workspace {workspace.slug!r} already has an installation {slug!r}; choose another "
+            "slug to install a second instance.",
+            slug="slug-taken",
+        )
 
 
 def _is_import(item: Installation) -> bool:
