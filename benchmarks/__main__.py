@@ -18,6 +18,7 @@ from benchmarks import (
     gateway,
     installer,
     installer_resolution,
+    js_runner,
     registry,
     resilience,
     runtime,
@@ -44,6 +45,7 @@ BENCHMARKS = (
     automations.automations_load,
     resilience.resilience,
     egress.egress_overhead,
+    js_runner.js_runner_load,
 )
 
 
