@@ -205,6 +205,7 @@ def test_console_scripts_and_names() -> None:
         "modyard-gateway",
         "modyard-deployer",
         "modyard-backoffice",
+        "modyard-js-runner",
     }
     assert {s.name for s in SERVICES} == {
         "registry",
@@ -213,6 +214,7 @@ def test_console_scripts_and_names() -> None:
         "appcell-gateway",
         "deployer",
         "backoffice",
+        "js-runner",
     }
 
 

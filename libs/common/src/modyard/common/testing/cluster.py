@@ -33,7 +33,8 @@ from modyard.common.testing.services import (
 
 
 class Cluster:
-    """Services as processes on fixed loopback ports (all five unless ``services`` says fewer)."""
+    """Services as processes on fixed loopback ports (all five unless ``services`` says fewer;
+    the JavaScript runner, ``js-runner``, when ``services`` names it)."""
 
     def __init__(
         self,
@@ -53,6 +54,7 @@ class Cluster:
                 f"MODYARD_{package.upper()}_DB_SCHEMA": f"{package}_{schema_suffix}"
                 for package in SERVICE_PACKAGES.values()
             }
+            | {"MODYARD_JS_RUNNER_DB_SCHEMA": f"js_runner_{schema_suffix}"}
             if schema_suffix
             else {}
         )

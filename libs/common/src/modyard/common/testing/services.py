@@ -30,8 +30,11 @@ SERVICE_PACKAGES = {
     "appcell-gateway": "gateway",
     "deployer": "deployer",
 }
-#: Every process ``service_process`` can start: the five and the backoffice (no data of its own).
-PROCESS_PACKAGES = {**SERVICE_PACKAGES, "backoffice": "backoffice"}
+#: Every process ``service_process`` can start: the five, the backoffice (no data of its own)
+#: and the JavaScript runner (started only where a test asks for it: it runs ``js`` components).
+PROCESS_PACKAGES = {**SERVICE_PACKAGES, "backoffice": "backoffice", "js-runner": "jsrunner"}
+#: A service's settings prefix where it is not its import package's name.
+ENV_NAMES = {"js-runner": "JS_RUNNER"}
 
 
 def free_port() -> int:
@@ -104,7 +107,9 @@ async def wait_processes_ready(processes: Iterable[ServiceProcess], timeout: flo
 
 def url_variable(service: str) -> str:
     """The setting that tells the CLI and the other services where ``service`` listens."""
-    return f"MODYARD_{'GATEWAY' if service == 'appcell-gateway' else service.upper()}_URL"
+    if service == "appcell-gateway":
+        return "MODYARD_GATEWAY_URL"
+    return f"MODYARD_{service.upper().replace('-', '_')}_URL"
 
 
 def cluster_env(processes: Mapping[str, ServiceProcess]) -> dict[str, str]:
@@ -120,7 +125,7 @@ async def service_process(
     choose ports beforehand to tell services where the others are before any starts)."""
     package = PROCESS_PACKAGES[service]
     port = port or free_port()
-    prefix = f"MODYARD_{package.upper()}_"
+    prefix = f"MODYARD_{ENV_NAMES.get(service, package.upper())}_"
     log_file = Path(tempfile.mkstemp(prefix=f"modyard-{service}-", suffix=".log")[1])
     process_env = {**os.environ, **env, f"{prefix}PORT": str(port), f"{prefix}HOST": "127.0.0.1"}
     with log_file.open("wb") as sink:  # noqa: ASYNC230 - test helper, tiny file

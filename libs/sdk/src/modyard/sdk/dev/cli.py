@@ -21,6 +21,7 @@ from modyard.sdk.dev.paths import RepoNotFoundError, RunLayout, layout
 from modyard.sdk.dev.runner import RunOptions, Supervisor, default_on_ready
 from modyard.sdk.dev.services import (
     BACKOFFICE_URL,
+    JS_RUNNER_URL,
     ScriptNotFoundError,
     Service,
     script_path,
@@ -151,7 +152,8 @@ def infra_status() -> None:
 ServicesArgument = Annotated[
     list[str] | None,
     typer.Argument(
-        help="Services to act on (registry, installer, runtime, appcell-gateway, deployer); "
+        help="Services to act on (registry, installer, runtime, appcell-gateway, deployer, "
+        "backoffice, js-runner); "
         "all when omitted.",
         show_default=False,
     ),
@@ -217,6 +219,7 @@ def run_services(
         urls={
             **infra.effective_settings(run).service_urls(),
             "backoffice": os.environ.get("MODYARD_BACKOFFICE_URL", BACKOFFICE_URL),
+            "js-runner": os.environ.get("MODYARD_JS_RUNNER_URL", JS_RUNNER_URL),
         },
         console=console,
         options=RunOptions(

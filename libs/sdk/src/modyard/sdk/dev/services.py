@@ -28,11 +28,16 @@ SERVICES: tuple[Service, ...] = (
     Service("deployer", "modyard-deployer"),
     # The operators' web console; it has no schema (its `migrate` only says so).
     Service("backoffice", "modyard-backoffice"),
+    # Runs the Appmixer components (``js`` executor) in sandboxed Node.js processes.
+    Service("js-runner", "modyard-js-runner"),
 )
 
 #: Where the backoffice listens unless MODYARD_BACKOFFICE_URL says otherwise (the default of
 #: ``CommonSettings.backoffice_url`` too).
 BACKOFFICE_URL = "http://127.0.0.1:8006"
+#: Where the JavaScript runner listens unless MODYARD_JS_RUNNER_URL says otherwise (its settings'
+#: default port).
+JS_RUNNER_URL = "http://127.0.0.1:8007"
 
 
 class ScriptNotFoundError(RuntimeError):
