@@ -73,6 +73,13 @@ RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca-bundle \
     && ln -s "$(cat /tmp/dist)" /app/.venv/bin/modyard-service \
     && /app/.venv/bin/modyard-service --help > /dev/null
 
+# The wheels' shared objects carry their symbol tables (uvloop's alone is 13 MB, 2 MB stripped):
+# stripped when the builder has binutils (scripts/images.sh's does), about 40 MB less per image.
+RUN if command -v strip > /dev/null; then \
+      find /app/.venv -name '*.so' -type f -exec strip --strip-unneeded {} + \
+      && /app/.venv/bin/modyard-service --help > /dev/null; \
+    fi
+
 # --- runtime ---------------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS runtime
 ARG SERVICE=registry

@@ -15,7 +15,8 @@
 #
 # Settings (environment): DOCKER_HOST (else .run/infra.env's MODYARD_DOCKER_HOST),
 # MODYARD_IMAGE_TAG (dev), MODYARD_DEBIAN_MIRROR (http://deb.debian.org/debian),
-# MODYARD_IMAGES_ENV (where the image names are written for compose; .run/images.env).
+# MODYARD_IMAGES_ENV (where the image names are written for compose; .run/images.env),
+# MODYARD_IMAGES_FROM (a git ref to build instead of the working tree), MODYARD_BUILD_CA_BUNDLE.
 # The last line of each step reports its time; `docker image ls` gives the sizes.
 set -euo pipefail
 
@@ -121,18 +122,26 @@ import_rootfs() {
 }
 
 # --- the Python base: Debian's CPython 3.11 ---------------------------------------------------
-# Runtime: python3.11 and CA certificates; passwd for the Dockerfile's useradd. The builder adds
-# pip (to install uv), never shipped: only /app/.venv is copied out of it.
-BASE_PACKAGES=python3.11,ca-certificates,passwd,tzdata
-BUILDER_PACKAGES=$BASE_PACKAGES,python3-pip
+# Runtime: python3.11 and CA certificates; libstdc++6 for C++ wheels (google-re2's, as the official
+# slim image has it); passwd for the Dockerfile's useradd. No glibc iconv modules (gconv, 9 MB):
+# Python's codecs are its own. The builder adds pip (to install uv) and binutils (the Dockerfile
+# strips the wheels' shared objects with it), never shipped: only /app/.venv leaves it.
+BASE_PACKAGES=python3.11,libstdc++6,ca-certificates,passwd,tzdata
+BUILDER_PACKAGES=$BASE_PACKAGES,python3-pip,binutils
 # The Dockerfile's contract: CPython 3.11 at /usr/local/bin/python, as in the official images.
 PYTHON_HOOK='ln -sf /usr/bin/python3.11 "$1/usr/local/bin/python"; ln -sf /usr/bin/python3.11 "$1/usr/local/bin/python3"'
 PYTHON_CHANGES=(--change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin'
     --change 'ENV LANG=C.UTF-8' --change 'CMD ["python"]')
 
+NO_GCONV=--dpkgopt='path-exclude=/usr/lib/x86_64-linux-gnu/gconv/*'
+# The runtime base has no apt (nothing is installed into it after mmdebstrap), so perl, which only
+# dpkg's and debconf's maintainer scripts use, goes too (10 MB).
+NO_PERL='chroot "$1" dpkg --purge --force-remove-essential --force-depends perl-base >/dev/null'
+
 base() {
     local out tarball key
-    out=$(rootfs python "$BASE_PACKAGES" -- --customize-hook="$PYTHON_HOOK")
+    out=$(rootfs python "$BASE_PACKAGES" -- --customize-hook="$PYTHON_HOOK" "$NO_GCONV" \
+        --customize-hook="$NO_PERL")
     read -r tarball key <<<"$out"
     BASE_IMAGE=modyard/python:3.11-$SUITE-$key
     import_rootfs "$tarball" "$BASE_IMAGE" "${PYTHON_CHANGES[@]}"
@@ -175,13 +184,16 @@ CA_BUNDLE=${MODYARD_BUILD_CA_BUNDLE-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certifica
 CA_SECRET=()
 [[ -n "$CA_BUNDLE" && -s "$CA_BUNDLE" ]] && CA_SECRET=(--secret "id=ca-bundle,src=$CA_BUNDLE")
 
-# The build context: the files git tracks (as they are in the working tree, edits included) of
-# what the Dockerfile copies, so a stray untracked directory (a service half-written, a local
-# virtualenv) never reaches the image. Outside a git checkout: the directory as it is.
+# The build context: the files of what the Dockerfile copies, as the working tree has them (the
+# files git tracks or would track: not what .gitignore ignores), or, with MODYARD_IMAGES_FROM=<git
+# ref>, as that commit has them (`MODYARD_IMAGES_FROM=HEAD` builds what is committed, whatever is
+# being edited).
 build_context() {
     local paths=(Dockerfile .dockerignore pyproject.toml uv.lock libs services)
-    if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-        git -C "$ROOT" ls-files -z -- "${paths[@]}" |
+    if [[ -n "${MODYARD_IMAGES_FROM:-}" ]]; then
+        git -C "$ROOT" archive --format=tar "$MODYARD_IMAGES_FROM" -- "${paths[@]}"
+    elif git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        git -C "$ROOT" ls-files -z --cached --others --exclude-standard -- "${paths[@]}" |
             tar -C "$ROOT" --null --no-recursion --ignore-failed-read -T - -cf - 2>/dev/null
     else
         tar -C "$ROOT" -cf - "${paths[@]}"
