@@ -31,9 +31,11 @@ from modyard.common.db.migrations import migrate, pending_revisions
 from modyard.common.db.secret_rotation import EncryptedColumn
 from modyard.common.errors import install_problem_handlers
 from modyard.common.logging import configure_logging
-from modyard.common.observability import health, metrics
+from modyard.common.observability import health, metrics, tracing
+from modyard.common.observability.metrics import SECRET_KEYS
 from modyard.common.observability.middleware import RequestContextMiddleware
-from modyard.common.settings import ServiceSettings
+from modyard.common.observability.queue_gauges import watch_queues
+from modyard.common.settings import SecretKeysSettings, ServiceSettings
 
 log = structlog.get_logger(__name__)
 
@@ -78,10 +80,16 @@ def build_service_app(spec: ServiceSpec) -> FastAPI:
     configure_logging(
         service=settings.service_name, level=settings.log_level, json=settings.log_json
     )
+    # Off unless the OTEL_* variables ask for traces (observability/tracing.py).
+    tracing.configure_tracing(settings.service_name)
+    if isinstance(settings, SecretKeysSettings):
+        keys = settings.secret_keys.get_secret_value().split(",")
+        SECRET_KEYS.labels(settings.service_name).set(len([k for k in keys if k.strip()]))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings)
+        tracing.instrument_engine(database.engine)
         bus = Bus(settings)
         consumer = IdempotentConsumer(
             database,
@@ -138,6 +146,7 @@ def build_service_app(spec: ServiceSpec) -> FastAPI:
     # Bodies are capped per route before anything reads them (the service's hot lanes too).
     install_body_limit(app, settings.service_name)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+    tracing.instrument_app(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(diagnostics.router)
@@ -172,4 +181,12 @@ async def _supervise(
     # Consumers write to the service's tables, so the bus starts only after migrations.
     bus.start()
     await bus.wait_ready()
+    lifecycle.tasks.append(
+        asyncio.create_task(
+            watch_queues(
+                bus, settings.service_name, interval=settings.state_gauges_interval_seconds
+            ),
+            name="queue-gauges",
+        )
+    )
     await relay.run()

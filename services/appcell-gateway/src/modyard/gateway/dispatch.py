@@ -41,6 +41,7 @@ from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobust
 
 from modyard.common.bus.connection import Bus, BusUnavailable, MessageCallback, MessageReturned
 from modyard.common.bus.wire import Delivery, Properties, Wire, WireConnection
+from modyard.common.observability import tracing
 from modyard.gateway.broker_admin import REPLIES_EXCHANGE
 from modyard.gateway.problems import CellTimeout, CellUnavailable
 
@@ -187,7 +188,8 @@ class Dispatcher:
                         message_type=REQUEST_TYPE,
                         correlation_id=correlation_id,
                         reply_to=self.reply_queue,
-                        headers={REPLY_EXCHANGE_HEADER: REPLIES_EXCHANGE},
+                        # The caller's trace continues in the cell (W3C traceparent).
+                        headers=tracing.inject({REPLY_EXCHANGE_HEADER: REPLIES_EXCHANGE}),
                         expiration=str(int(timeout * 1000)),
                         app_id="modyard-appcell-gateway",
                     ),

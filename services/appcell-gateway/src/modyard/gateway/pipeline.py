@@ -23,6 +23,8 @@ import structlog
 
 from modyard.common.auth import Principal
 from modyard.common.errors import InvalidParam, Problem
+from modyard.common.observability import tracing
+from modyard.common.observability.flow_metrics import CellRequestTimer
 from modyard.gateway import postpayload, security
 from modyard.gateway.cells import CellCache, Execution, LiveCell
 from modyard.gateway.dispatch import Dispatcher
@@ -157,7 +159,42 @@ class Pipeline:
             steps("settings_read")
         # The cell's redelivery policy and vendor idempotency keys use it.
         request_id = request.request_id(index)
-        reply = await self._dispatcher.call(
+        cell_action = f"{request.plugin}.{execution.action}"
+        timer = CellRequestTimer(f"{live.workspace}:{live.slug}", cell_action)
+        with (
+            timer,
+            tracing.span(
+                f"call cell {cell_action}",
+                attributes={
+                    tracing.WORKSPACE: live.workspace,
+                    tracing.CELL: f"{live.workspace}:{live.slug}",
+                    tracing.ACTION: cell_action,
+                    tracing.INSTALLATION: str(live.installation_id),
+                },
+            ),
+        ):
+            reply = await self._call(live, execution, request, request_id, settings)
+        if steps:
+            steps("cell_answered")
+        result = self._result(reply, execution)
+        if steps:
+            steps("result_valid")
+        rendered = (
+            postpayload.render(execution.postpayload, result)
+            if execution.postpayload is not None
+            else None
+        )
+        return {"status": "success", "result": result, "postpayload": rendered}
+
+    async def _call(
+        self,
+        live: LiveCell,
+        execution: Execution,
+        request: CellRequest,
+        request_id: str,
+        settings: Any,
+    ) -> Any:
+        return await self._dispatcher.call(
             live.queue,
             {
                 "request_id": request_id,
@@ -174,17 +211,6 @@ class Pipeline:
             user=live.user,
             timeout=self._timeout,
         )
-        if steps:
-            steps("cell_answered")
-        result = self._result(reply, execution)
-        if steps:
-            steps("result_valid")
-        rendered = (
-            postpayload.render(execution.postpayload, result)
-            if execution.postpayload is not None
-            else None
-        )
-        return {"status": "success", "result": result, "postpayload": rendered}
 
     def _result(self, reply: Any, execution: Execution) -> Any:
         if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):

@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from modyard.common.bus.outbox import record_event
 from modyard.common.db.database import Database
+from modyard.common.observability.metrics import DEPLOYMENT_RESTARTS
 from modyard.common.secrets import SecretBox, SecretUnreadable
 from modyard.deployer.backend import (
     BackendError,
@@ -390,6 +391,7 @@ class Reconciler:
             self._wake_in(deployment.id, wait)
             return
         await self._backend.start(state.id)
+        DEPLOYMENT_RESTARTS.labels(self._settings.service_name).inc()
         await self._apply(
             deployment,
             restart_count=deployment.restart_count + 1,

@@ -41,6 +41,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 
 from modyard.common.bus import topology
 from modyard.common.bus.envelope import CLOUDEVENTS_CONTENT_TYPE, CloudEvent
+from modyard.common.observability import tracing
 from modyard.common.observability.metrics import EVENTS_PUBLISHED, EVENTS_RETURNED
 from modyard.common.settings import ServiceSettings
 
@@ -97,6 +98,7 @@ class Bus:
         self._consumer_starts: dict[str, asyncio.Task[None]] = {}
         self._closing = False
         self._requirements: list[Callable[[], bool]] = []
+        self._observed: set[str] = set()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -129,6 +131,37 @@ class Bus:
             and not connection.is_closed
             and connection.connected.is_set()
         )
+
+    def observe_queue(self, *names: str) -> None:
+        """Queues of the service's own topology whose depth and consumers its metrics report
+        (its consumers' queues are reported anyway)."""
+        self._observed.update(names)
+
+    def observed_queues(self) -> list[str]:
+        consumed = {consumer.queue for consumer in self._consumers}
+        dead = {c.dead_letter_queue for c in self._consumers if c.dead_letter_queue}
+        return sorted(consumed | dead | self._observed)
+
+    async def queue_counts(self, name: str) -> tuple[int, int] | None:
+        """(messages ready, consumers) of queue ``name``; None when it does not exist or the
+        broker is away. A passive declare on a channel of its own: a missing queue closes the
+        channel it is asked on, which must not be the publishing one."""
+        connection = self._connection
+        if connection is None or not self.is_connected:
+            return None
+        try:
+            channel = await connection.channel()
+        except (aiormq.exceptions.AMQPError, *CHANNEL_LOST, ConnectionError):
+            return None
+        try:
+            queue = await channel.declare_queue(name, passive=True)
+            declared = queue.declaration_result
+            return int(declared.message_count or 0), int(declared.consumer_count or 0)
+        except (aiormq.exceptions.AMQPError, *CHANNEL_LOST, ConnectionError):
+            return None
+        finally:
+            if not channel.is_closed:
+                await channel.close()
 
     def require(self, check: Callable[[], bool]) -> None:
         """Another broker connection of the service (a :class:`~modyard.common.bus.wire.Wire`)
@@ -296,6 +329,20 @@ class Bus:
         Raises :class:`BusUnavailable` when not connected, :class:`MessageReturned` when the broker
         could not route it, and ``aio_pika.exceptions.DeliveryError`` when the broker refused it.
         """
+        if tracing.ENABLED:
+            # The event's own context (CloudEvents' traceparent, set where it was recorded): the
+            # outbox relay publishes it later, from a task of its own.
+            with tracing.continuing(event.model_extra):
+                await self.publish_body(
+                    event.to_json_bytes(),
+                    exchange=exchange,
+                    routing_key=routing_key or event.type,
+                    message_id=event.id,
+                    event_type=event.type,
+                    correlation_id=event.correlationid,
+                    timeout=timeout,
+                )
+            return
         await self.publish_body(
             event.to_json_bytes(),
             exchange=exchange,
@@ -345,6 +392,54 @@ class Bus:
         timeout: float = 10.0,
     ) -> None:
         """Publish any JSON message persistently, mandatory, and wait for the broker's confirm."""
+        if tracing.ENABLED:
+            # A PRODUCER span; its traceparent travels in the message's headers.
+            with tracing.publishing(
+                exchange, routing_key, headers, message_id=message_id
+            ) as traced_headers:
+                await self._publish(
+                    body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    message_id=message_id,
+                    message_type=message_type,
+                    correlation_id=correlation_id,
+                    reply_to=reply_to,
+                    headers=traced_headers,
+                    expiration=expiration,
+                    content_type=content_type,
+                    timeout=timeout,
+                )
+            return
+        await self._publish(
+            body,
+            exchange=exchange,
+            routing_key=routing_key,
+            message_id=message_id,
+            message_type=message_type,
+            correlation_id=correlation_id,
+            reply_to=reply_to,
+            headers=headers,
+            expiration=expiration,
+            content_type=content_type,
+            timeout=timeout,
+        )
+
+    async def _publish(
+        self,
+        body: bytes,
+        *,
+        exchange: str,
+        routing_key: str,
+        message_id: str,
+        message_type: str | None,
+        correlation_id: str | None,
+        reply_to: str | None,
+        headers: dict[str, Any] | None,
+        expiration: float | None,
+        content_type: str,
+        timeout: float,
+    ) -> None:
         target = self._exchanges.get(exchange)
         publish_channel = self._publish_channel
         # Every declared exchange lives on the publish channel (the topology hooks get it).

@@ -32,6 +32,7 @@ from modyard.common.bus.envelope import CloudEvent, routing_key_matches
 from modyard.common.db.availability import is_database_unavailable
 from modyard.common.db.database import Database
 from modyard.common.db.messaging_tables import processed_events
+from modyard.common.observability import tracing
 from modyard.common.observability.metrics import EVENTS_CONSUMED
 from modyard.common.request_context import bound_context
 
@@ -76,6 +77,19 @@ class IdempotentConsumer:
         return f"{self._service}.{subscription.name}"
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
+        if tracing.ENABLED:
+            with tracing.consuming(
+                topology.events_queue(self._service),
+                message.headers,
+                routing_key=message.routing_key or "",
+                message_id=message.message_id,
+                redelivered=bool(message.redelivered),
+            ):
+                await self._on_message(message)
+            return
+        await self._on_message(message)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
         try:
             event = CloudEvent.from_json_bytes(message.body)
         except ValidationError as exc:

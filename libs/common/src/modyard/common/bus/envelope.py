@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from modyard.common.observability import tracing
 from modyard.common.request_context import current_correlation_id
 
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
@@ -69,6 +70,8 @@ def new_event(
         time=datetime.now(UTC),
         data=data,
         correlationid=correlation_id or current_correlation_id(),
+        # CloudEvents' distributed tracing extension: the trace the event belongs to.
+        **tracing.current_traceparent(),
     )
 
 

@@ -23,7 +23,11 @@ from modyard.common.bus.connection import Bus
 from modyard.common.bus.envelope import CloudEvent
 from modyard.common.db.database import OUTBOX_WAKE_KEY, Database
 from modyard.common.db.messaging_tables import outbox, processed_events
-from modyard.common.observability.metrics import OUTBOX_PENDING, OUTBOX_PUBLISH_FAILURES
+from modyard.common.observability.metrics import (
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_PENDING,
+    OUTBOX_PUBLISH_FAILURES,
+)
 from modyard.common.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -116,7 +120,8 @@ class OutboxRelay:
                 )
             ).all()
             if not rows:
-                OUTBOX_PENDING.labels(self._service).set(0)
+                # Nothing due; rows waiting for a retry still count, with their age.
+                await self._backlog(session)
                 return 0
             # Confirms are pipelined: publish the whole batch, then wait for every answer.
             results = await asyncio.gather(
@@ -152,11 +157,23 @@ class OutboxRelay:
                             last_error=repr(result)[:2000],
                         )
                     )
-            pending = await session.scalar(
-                select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
-            )
-            OUTBOX_PENDING.labels(self._service).set(pending or 0)
+            await self._backlog(session)
         return len(published)
+
+    async def _backlog(self, session: AsyncSession) -> None:
+        """Rows not yet confirmed, and the age of the oldest (the backlog alerts read both)."""
+        backlog = (
+            await session.execute(
+                select(func.count(), func.min(outbox.c.created_at)).where(
+                    outbox.c.published_at.is_(None)
+                )
+            )
+        ).one()
+        OUTBOX_PENDING.labels(self._service).set(backlog[0] or 0)
+        oldest = backlog[1]
+        OUTBOX_OLDEST_AGE.labels(self._service).set(
+            (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0
+        )
 
     async def _cleanup_if_due(self) -> None:
         now = datetime.now(UTC)

@@ -6,8 +6,16 @@ Metrics are module-level because ``prometheus_client`` keeps one process-wide re
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from fastapi import APIRouter, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.openmetrics import exposition as openmetrics
 
 HTTP_REQUESTS = Counter(
     "modyard_http_requests_total",
@@ -61,9 +69,41 @@ DEPLOYMENTS = Gauge(
     ["service", "status"],
 )
 
+OUTBOX_OLDEST_AGE = Gauge(
+    "modyard_outbox_oldest_pending_age_seconds",
+    "Age of the oldest outbox row not yet confirmed by the broker (0 when none), as of the "
+    "relay's last pass: a backlog that grows older means events are not leaving",
+    ["service"],
+)
+QUEUE_MESSAGES = Gauge(
+    "modyard_queue_messages",
+    "Messages in a queue (ready, not yet delivered), from a passive declare every few seconds",
+    ["service", "queue"],
+)
+QUEUE_CONSUMERS = Gauge(
+    "modyard_queue_consumers",
+    "Consumers of a queue, from a passive declare every few seconds",
+    ["service", "queue"],
+)
+DEPLOYMENT_RESTARTS = Counter(
+    "modyard_deployer_restarts_total",
+    "Containers the deployer restarted after a crash or a failed health check",
+    ["service"],
+)
+SECRET_KEYS = Gauge(
+    "modyard_secret_keys_configured",
+    "Encryption keys configured (MODYARD_<SERVICE>_SECRET_KEYS): more than one means a rotation "
+    "is under way until rotate-secrets has run and the old key is removed",
+    ["service"],
+)
 router = APIRouter(tags=["observability"])
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    # OpenMetrics when the scraper asks for it (Prometheus does): the only format that carries
+    # the histograms' exemplars (trace ids).
+    if "application/openmetrics-text" in request.headers.get("accept", ""):
+        exposition = openmetrics.generate_latest(REGISTRY)  # type: ignore[no-untyped-call]
+        return Response(exposition, media_type=openmetrics.CONTENT_TYPE_LATEST)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from modyard.common.observability import tracing
 from modyard.sdk.cell.cell import Cell
 from modyard.sdk.cell.module import ModuleWorker
 from modyard.sdk.cell.worker import Worker, WorkerOptions
@@ -42,6 +43,8 @@ def load_target(target: str) -> Runnable:
 
 async def serve(runnable: Runnable, options: WorkerOptions) -> Worker:
     """Start the worker and stop it gracefully on SIGTERM or SIGINT; returns once stopped."""
+    # Off unless the OTEL_* variables ask for traces (modyard.common.observability.tracing).
+    tracing.configure_tracing(f"worker-{runnable.name}")
     worker = runnable.worker(options)
     await worker.start()
     # What is loaded now lives as long as the process: out of the collector's full passes.
@@ -61,4 +64,5 @@ async def serve(runnable: Runnable, options: WorkerOptions) -> Worker:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        tracing.shutdown()
     return worker

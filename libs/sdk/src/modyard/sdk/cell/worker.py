@@ -42,6 +42,7 @@ from urllib.parse import unquote, urlsplit
 import structlog
 
 from modyard.common.bus.wire import Delivery, Properties, Wire, WireClosed, WireConnection
+from modyard.common.observability import tracing
 
 log = structlog.get_logger("modyard.sdk.cell")
 # structlog runs its processors before the level is checked: on the hot path, ask first.
@@ -186,6 +187,21 @@ class Worker:
         await self._stopped.wait()
 
     async def _process(self, message: Delivery, connection: WireConnection) -> None:
+        if tracing.ENABLED:
+            # The caller's trace (the runtime's node, the gateway's request) continues here.
+            with tracing.consuming(
+                self._queue or message.routing_key,
+                message.properties.headers,
+                routing_key=message.routing_key,
+                message_id=message.properties.message_id,
+                redelivered=message.redelivered,
+                attributes={"modyard.worker": self.adapter.name},
+            ):
+                await self._process_message(message, connection)
+            return
+        await self._process_message(message, connection)
+
+    async def _process_message(self, message: Delivery, connection: WireConnection) -> None:
         properties = message.properties
         key = properties.message_id or properties.correlation_id or ""
         started = time.perf_counter()

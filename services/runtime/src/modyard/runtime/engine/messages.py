@@ -31,6 +31,9 @@ class WorkMessage(BaseModel):
     #: How many emitted events the chain that started this message went through (``core.emit``
     #: → ``core.event``); children keep it, and an emit at the limit fails (flows/events.py).
     depth: int = Field(default=0, ge=0)
+    #: When the run this message belongs to started (epoch seconds), for the end-to-end latency
+    #: metric; children keep it (None in messages from before it existed: the first node sets it).
+    started_at: float | None = None
 
     def child_id(self, connection_index: int, output_index: int) -> str:
         """Deterministic, so that re-publishing a node's outputs re-creates the same messages."""

@@ -13,6 +13,7 @@ the message becomes an unprocessed message and the system webhooks are told.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,8 +34,9 @@ from modyard.common.bus.outbox import record_event
 from modyard.common.bus.topology import DEAD_LETTER_EXCHANGE
 from modyard.common.db.availability import is_database_unavailable
 from modyard.common.db.database import Database
+from modyard.common.observability import flow_metrics, tracing
 from modyard.common.request_context import bound_context
-from modyard.runtime import catalog
+from modyard.runtime import catalog, failures
 from modyard.runtime.automations.components import run_automation_node
 from modyard.runtime.components.base import ComponentError, Delay, ExecutionContext, Outputs
 from modyard.runtime.components.core import core_component
@@ -43,9 +45,9 @@ from modyard.runtime.engine.flow_cache import FlowCache, RunnableFlow
 from modyard.runtime.engine.ledger import CONNECTION_ERRORS as LEDGER_CONNECTION_ERRORS
 from modyard.runtime.engine.ledger import ExecutionLedger
 from modyard.runtime.engine.messages import FailedAttempt, WorkMessage
-from modyard.runtime.engine.topology import WORK_DEAD_LETTER_QUEUE
+from modyard.runtime.engine.topology import WORK_DEAD_LETTER_QUEUE, WORK_QUEUE, delay_queue
 from modyard.runtime.executors import ModuleExecutors
-from modyard.runtime.failures import classify_exception
+from modyard.runtime.failures import DELAY_TIERS, classify_exception
 from modyard.runtime.flows.events import FLOW_EMITTED, EventGuard
 from modyard.runtime.installer_client import InstallerClient
 from modyard.runtime.models import NodeExecution, NodeLog, UnprocessedMessage
@@ -62,6 +64,30 @@ def _not_the_message(exc: BaseException) -> bool:
     return isinstance(
         exc, (BusUnavailable, DBAPIError, *LEDGER_CONNECTION_ERRORS)
     ) or is_database_unavailable(exc)
+
+
+_FAILURE_KINDS = frozenset(
+    {
+        failures.KIND_HTTP_STATUS,
+        failures.KIND_TIMEOUT,
+        failures.KIND_CONNECTION,
+        failures.KIND_DNS,
+        failures.KIND_PROTOCOL,
+        failures.KIND_INVALID_REQUEST,
+        failures.KIND_VALIDATION,
+        failures.KIND_CONFIGURATION,
+        failures.KIND_UNKNOWN,
+    }
+)
+
+
+def _failure_class(error: ComponentError) -> str:
+    """The metrics' ``class`` label: the classified kind (timeout, connection, http_status…)
+    when there is one, else whether it is retried. A bounded set: never the message."""
+    kind = error.details.get("kind") if isinstance(error.details, dict) else None
+    if kind in _FAILURE_KINDS:
+        return str(kind)
+    return "retryable" if error.retryable else "not_retryable"
 
 
 class NodeWorker:
@@ -85,14 +111,42 @@ class NodeWorker:
         self._installer = installer
         self._executors = executors
         self._source = source
+        # Depth and consumers of the work queue, its dead letters and the delay tiers (metrics).
+        bus.observe_queue(
+            WORK_QUEUE, WORK_DEAD_LETTER_QUEUE, *(delay_queue(seconds) for seconds in DELAY_TIERS)
+        )
 
     async def on_message(self, incoming: AbstractIncomingMessage) -> None:
+        if tracing.ENABLED:
+            # Continues the trace of whoever sent it: a webhook, the previous node, or this node's
+            # earlier attempt (the delay tiers keep the headers when they dead-letter it back).
+            with tracing.consuming(
+                WORK_QUEUE,
+                incoming.headers,
+                routing_key=incoming.routing_key or "",
+                message_id=incoming.message_id,
+                redelivered=bool(incoming.redelivered),
+            ):
+                await self._on_message(incoming)
+            return
+        await self._on_message(incoming)
+
+    async def _on_message(self, incoming: AbstractIncomingMessage) -> None:
         try:
             message = WorkMessage.model_validate_json(incoming.body)
             uuid.UUID(message.flow_id)
         except ValueError as exc:  # pydantic's ValidationError is one too
             await self._dead_letter(incoming, f"not a work message: {exc}"[:500])
             return
+        if tracing.ENABLED:
+            tracing.annotate_current(
+                {
+                    tracing.WORKSPACE: message.workspace,
+                    tracing.FLOW: message.flow_id,
+                    tracing.NODE: message.node_id,
+                    "modyard.attempt": message.attempt,
+                }
+            )
         with bound_context(request_id=message.message_id, correlation_id=message.correlation_id):
             try:
                 await self.handle(message)
@@ -143,17 +197,31 @@ class NodeWorker:
             return
         done = await self._ledger.outputs(message.message_id)
         if done is not None:
+            flow_metrics.node_succeeded(
+                flow.workspace, message.flow_id, message.node_id, 0.0, replayed=True
+            )
             await self._forward(flow, message, done, 0.0)
             return
         effects = SideEffects(workspace=flow.workspace, depth=message.depth, guard=self._events)
+        started = time.perf_counter()
         try:
             result = await self._run(flow, node.component, node.properties, message, effects)
         except ComponentError as error:
-            await self._failed(flow, message, node.component, error)
+            await self._failed(flow, message, node.component, error, time.perf_counter() - started)
             return
         except Exception as exc:  # a component's bug is that component's failure, not the worker's
-            await self._failed(flow, message, node.component, classify_exception(exc))
+            classified = classify_exception(exc)
+            await self._failed(
+                flow, message, node.component, classified, time.perf_counter() - started
+            )
             return
+        flow_metrics.node_succeeded(
+            flow.workspace,
+            message.flow_id,
+            message.node_id,
+            time.perf_counter() - started,
+            replayed=False,
+        )
         delay = result.seconds if isinstance(result, Delay) else 0.0
         outputs = result.outputs if isinstance(result, Delay) else result
         if effects.events:
@@ -229,6 +297,14 @@ class NodeWorker:
                 f"{component!r} is not installed in {flow.workspace!r} (was its module removed?)",
                 retryable=True,
             )
+        if tracing.ENABLED:
+            tracing.annotate_current(
+                {
+                    tracing.MODULE: installed.module,
+                    tracing.INSTALLATION: installed.slug,
+                    tracing.COMPONENT: installed.component,
+                }
+            )
         if installed.executor == "automation":  # an app instance's automation
             return await run_automation_node(
                 context, installed.slug, installed.component, message.payload
@@ -256,6 +332,8 @@ class NodeWorker:
     async def _forward(
         self, flow: RunnableFlow, message: WorkMessage, outputs: dict[str, Any], delay: float
     ) -> None:
+        # A message from before started_at existed, or the first of a run: the run starts now.
+        started_at = time.time()
         children = [
             WorkMessage(
                 message_id=message.child_id(index, position),
@@ -266,16 +344,29 @@ class NodeWorker:
                 payload=payload,
                 correlation_id=message.correlation_id,
                 depth=message.depth,
+                started_at=message.started_at or started_at,
             )
             for port, values in outputs.items()
             for index, connection in flow.definition.outgoing(message.node_id, port)
             for position, payload in enumerate(values)
         ]
         await asyncio.gather(*(send(self._bus, child, delay_seconds=delay) for child in children))
+        if not children:
+            flow_metrics.branch_finished(
+                flow.workspace, message.flow_id, message.started_at or started_at
+            )
 
     async def _failed(
-        self, flow: RunnableFlow, message: WorkMessage, component: str, error: ComponentError
+        self,
+        flow: RunnableFlow,
+        message: WorkMessage,
+        component: str,
+        error: ComponentError,
+        seconds: float = 0.0,
     ) -> None:
+        flow_metrics.node_failed(
+            flow.workspace, message.flow_id, message.node_id, seconds, _failure_class(error)
+        )
         history = [
             *message.errors,
             FailedAttempt(
@@ -302,6 +393,7 @@ class NodeWorker:
             )
         if flow.policy.should_retry(error, message.attempt):
             retry = message.model_copy(update={"attempt": message.attempt + 1, "errors": history})
+            flow_metrics.node_retried(flow.workspace, message.flow_id, message.node_id)
             await send(self._bus, retry, delay_seconds=flow.policy.delay_for(message.attempt))
             return
         reason = "retries_exhausted" if error.retryable else "not_retryable"
@@ -312,6 +404,7 @@ class NodeWorker:
     async def _store_unprocessed(
         self, flow: RunnableFlow, message: WorkMessage, component: str, reason: str
     ) -> None:
+        flow_metrics.node_unprocessed(flow.workspace, message.flow_id, message.node_id, reason)
         async with self._database.transaction() as session:
             stored = await session.scalar(
                 insert(UnprocessedMessage)

@@ -1,0 +1,362 @@
+"""OpenTelemetry traces, configured only by the standard ``OTEL_*`` environment variables.
+
+Off by default. Tracing turns on when ``OTEL_TRACES_EXPORTER`` names an exporter (``otlp``,
+``console``) or an OTLP endpoint is set (``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``), unless ``OTEL_SDK_DISABLED=true``. Everything else is the
+SDK's own reading of the environment: the sampler (``OTEL_TRACES_SAMPLER``/``_ARG``, parent-based
+always-on by default), resource attributes (``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_SERVICE_NAME``,
+``modyard-<service>`` when neither names one), the batch processor (``OTEL_BSP_*``), the OTLP
+exporter's endpoint, headers and timeout (``http/protobuf``), and the propagators
+(``OTEL_PROPAGATORS``, W3C trace context and baggage by default).
+
+When off, nothing is instrumented and no SDK module is imported: the hooks in the bus, the lean
+AMQP wire and the runtime's worker test :data:`ENABLED` (one attribute read) and do nothing else.
+
+Message propagation is ours, because no maintained instrumentation sees those paths: the bus
+publishes on aiormq's channel directly (aio-pika's instrumentation patches ``Exchange.publish``),
+and the lean wire (:mod:`modyard.common.bus.wire`) is not aio-pika at all. W3C ``traceparent`` and
+``tracestate`` travel in the AMQP headers of every message, and in the CloudEvents distributed
+tracing extension attributes of every event recorded in an outbox (so the relay, which publishes
+later in a task of its own, continues the trace of the change that recorded it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from opentelemetry.trace import Link, Span, SpanKind, Tracer
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = structlog.get_logger(__name__)
+
+#: True once :func:`configure_tracing` installed a tracer provider in this process.
+ENABLED = False
+_tracer: Tracer | None = None
+_service = ""
+
+TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+#: Span attributes of our own, next to the semantic conventions' (``messaging.*``, ``http.*``…).
+WORKSPACE = "modyard.workspace"
+FLOW = "modyard.flow.id"
+NODE = "modyard.node.id"
+MODULE = "modyard.module"
+INSTALLATION = "modyard.installation"
+COMPONENT = "modyard.component"
+CELL = "modyard.cell"
+ACTION = "modyard.action"
+
+
+def requested(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the ``OTEL_*`` variables ask for traces (see the module's docstring)."""
+    env = os.environ if environ is None else environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporters = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporters:
+        return exporters != "none"
+    return bool(
+        env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
+def configure_tracing(service: str) -> bool:
+    """Install the tracer provider and the HTTP client and database instrumentations, once per
+    process, if the environment asks for traces. Returns whether tracing is on."""
+    global ENABLED, _tracer, _service
+    if ENABLED or not requested():
+        return ENABLED
+    # The stable HTTP and database semantic conventions (url.path, http.request.method,
+    # db.system.name…), unless the operator chose otherwise; read when instrumentations load.
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http,database")
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create()
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: f"modyard-{service}"}))
+    # No sampler argument: the SDK reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG.
+    provider = TracerProvider(resource=resource)
+    for exporter in _exporters():
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    # Global instrumentations: every HTTP client made from now on is traced. The database
+    # engine is instrumented by itself (instrument_engine): SQLAlchemy's global instrumentation
+    # patches create_engine, which our modules imported before this runs.
+    HTTPXClientInstrumentor().instrument()
+    AioHttpClientInstrumentor().instrument()
+    _tracer = trace.get_tracer("modyard")
+    _service = service
+    ENABLED = True
+    log.info("tracing_enabled", service_name=resource.attributes.get(SERVICE_NAME))
+    return True
+
+
+def _exporters() -> list[Any]:
+    names = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() or "otlp"
+    exporters: list[Any] = []
+    for name in (part.strip() for part in names.split(",")):
+        if name == "otlp":
+            protocol = os.environ.get(
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            )
+            if protocol != "http/protobuf":
+                log.warning(
+                    "tracing_protocol_unsupported",
+                    protocol=protocol,
+                    detail="modyard exports OTLP over http/protobuf (port 4318); set "
+                    "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+                )
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            exporters.append(OTLPSpanExporter())
+        elif name == "console":
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            exporters.append(ConsoleSpanExporter())
+        elif name and name != "none":
+            log.warning("tracing_exporter_unknown", exporter=name, known="otlp, console, none")
+    return exporters
+
+
+def instrument_engine(engine: AsyncEngine) -> None:
+    """A CLIENT span for every statement ``engine`` runs (db.system.name, db.query.text…)."""
+    if not ENABLED:
+        return
+    from opentelemetry import metrics, trace
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+
+    EngineTracer(  # type: ignore[no-untyped-call]
+        trace.get_tracer("opentelemetry.instrumentation.sqlalchemy"),
+        engine.sync_engine,
+        metrics.get_meter(__name__).create_up_down_counter("db.client.connections.usage"),
+    )
+
+
+def instrument_app(app: FastAPI) -> None:
+    """Server spans for every request of ``app`` (health, readiness and metrics left out)."""
+    if not ENABLED:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    # One span per request: not one more for every ASGI send and receive.
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="/healthz,/readyz,/metrics", exclude_spans=["send", "receive"]
+    )
+
+
+def shutdown() -> None:
+    """Export what is still buffered (the SDK also does it at exit)."""
+    if not ENABLED:
+        return
+    from opentelemetry import trace
+
+    provider = trace.get_tracer_provider()
+    force_flush = getattr(provider, "force_flush", None)
+    if force_flush is not None:
+        force_flush()
+
+
+# -- messages ------------------------------------------------------------------------------------
+
+
+def inject(carrier: dict[str, Any]) -> dict[str, Any]:
+    """Add the current context's ``traceparent``/``tracestate`` to ``carrier``."""
+    if ENABLED:
+        from opentelemetry.propagate import inject as otel_inject
+
+        otel_inject(carrier)
+    return carrier
+
+
+def current_traceparent() -> dict[str, str]:
+    """The CloudEvents distributed-tracing extension attributes of the current context."""
+    if not ENABLED:
+        return {}
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    return {key: carrier[key] for key in (TRACEPARENT, TRACESTATE) if carrier.get(key)}
+
+
+@contextmanager
+def continuing(carrier: Mapping[str, Any] | None) -> Iterator[None]:
+    """Make the context in ``carrier`` (``traceparent``/``tracestate``: AMQP headers or a
+    CloudEvent's extension attributes) current, if it holds one."""
+    found = _text_carrier(carrier) if ENABLED else {}
+    if not found:
+        yield
+        return
+    from opentelemetry import context as otel_context
+    from opentelemetry.propagate import extract
+
+    token = otel_context.attach(extract(found))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def _text_carrier(headers: Mapping[str, Any] | None) -> dict[str, str]:
+    """AMQP header values arrive as bytes from the lean wire and str from aio-pika."""
+    carrier: dict[str, str] = {}
+    for key in (TRACEPARENT, TRACESTATE):
+        value = (headers or {}).get(key)
+        if isinstance(value, bytes):
+            value = value.decode("ascii", "replace")
+        if isinstance(value, str) and value:
+            carrier[key] = value
+    return carrier
+
+
+def link_to(headers: Mapping[str, Any] | None) -> Link | None:
+    """A link to the trace of ``headers``, for work that starts a trace of its own (a replay of a
+    dead-lettered message) but should lead back to where it came from."""
+    if not ENABLED:
+        return None
+    from opentelemetry import trace
+    from opentelemetry.propagate import extract
+
+    span_context = trace.get_current_span(extract(_text_carrier(headers))).get_span_context()
+    return trace.Link(span_context) if span_context.is_valid else None
+
+
+@contextmanager
+def publishing(
+    destination: str,
+    routing_key: str,
+    headers: dict[str, Any] | None,
+    *,
+    message_id: str | None = None,
+    system: str = "rabbitmq",
+    attributes: Mapping[str, Any] | None = None,
+) -> Iterator[dict[str, Any] | None]:
+    """A PRODUCER span around one publish; yields the headers to send, with the span's
+    ``traceparent`` (``headers`` itself, untouched, when tracing is off)."""
+    if not ENABLED or _tracer is None:
+        yield headers
+        return
+    from opentelemetry.trace import SpanKind
+
+    name = f"publish {destination or routing_key or '(default)'}"
+    with _tracer.start_as_current_span(
+        name,
+        kind=SpanKind.PRODUCER,
+        attributes=_messaging("publish", destination, routing_key, message_id, system, attributes),
+    ):
+        carried = dict(headers or {})
+        inject(carried)
+        yield carried
+
+
+@contextmanager
+def consuming(
+    source: str,
+    headers: Mapping[str, Any] | None,
+    *,
+    routing_key: str = "",
+    message_id: str | None = None,
+    redelivered: bool = False,
+    attributes: Mapping[str, Any] | None = None,
+    kind: SpanKind | None = None,
+) -> Iterator[Span | None]:
+    """A CONSUMER span (``process <queue>``) continuing the trace of the message's headers; yields
+    the span (None when tracing is off) to add attributes to."""
+    if not ENABLED or _tracer is None:
+        yield None
+        return
+    from opentelemetry.propagate import extract
+    from opentelemetry.trace import SpanKind as Kind
+
+    context = extract(_text_carrier(headers))
+    span_attributes = _messaging("process", source, routing_key, message_id, "rabbitmq", attributes)
+    if redelivered:
+        span_attributes["messaging.rabbitmq.message.redelivered"] = True
+    with _tracer.start_as_current_span(
+        f"process {source}",
+        context=context,
+        kind=kind or Kind.CONSUMER,
+        attributes=span_attributes,
+    ) as span:
+        yield span
+
+
+@contextmanager
+def span(
+    name: str, *, attributes: Mapping[str, Any] | None = None, links: list[Link] | None = None
+) -> Iterator[Span | None]:
+    """An INTERNAL span (a node's run, a relay pass); yields None when tracing is off."""
+    if not ENABLED or _tracer is None:
+        yield None
+        return
+    with _tracer.start_as_current_span(
+        name, attributes=_clean(attributes or {}), links=links
+    ) as current:
+        yield current
+
+
+def annotate_current(attributes: Mapping[str, Any]) -> None:
+    """Add attributes (workspace, flow, node…) to the current span."""
+    if not ENABLED:
+        return
+    from opentelemetry import trace
+
+    trace.get_current_span().set_attributes(_clean(attributes))
+
+
+def set_attributes(target: Span | None, attributes: Mapping[str, Any]) -> None:
+    if target is not None:
+        target.set_attributes(_clean(attributes))
+
+
+def trace_id_exemplar() -> dict[str, str] | None:
+    """``{"trace_id": …}`` of the current sampled span, for a histogram's exemplar."""
+    if not ENABLED:
+        return None
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid or not context.trace_flags.sampled:
+        return None
+    return {"trace_id": format(context.trace_id, "032x")}
+
+
+def _messaging(
+    operation: str,
+    destination: str,
+    routing_key: str,
+    message_id: str | None,
+    system: str,
+    extra: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "messaging.system": system,
+        "messaging.operation.type": operation,
+        "messaging.operation.name": operation,
+        "messaging.destination.name": destination or routing_key,
+        "messaging.rabbitmq.destination.routing_key": routing_key,
+    }
+    if message_id:
+        attributes["messaging.message.id"] = message_id
+    attributes.update(extra or {})
+    return _clean(attributes)
+
+
+def _clean(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Span attribute values must be str, bool, int, float (or lists of them); None is dropped."""
+    return {
+        key: value if isinstance(value, str | bool | int | float) else str(value)
+        for key, value in attributes.items()
+        if value is not None
+    }
