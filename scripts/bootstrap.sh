@@ -7,6 +7,8 @@
 #   Debian packages: rabbitmq-server docker.io docker-registry apache2-utils busybox-static
 #                    chromium (the backoffice's browser tests and `make screenshots`)
 #                    mmdebstrap (`make images`: Debian root filesystems for the base images)
+#                    prometheus (promtool: `make test` unit-tests the alert rules; and the
+#                    optional local Prometheus of `modyard dev infra up --with prometheus`)
 #                    (+ postgresql when no PostgreSQL server binaries are found)
 #   Python tool:     uv (via pip --user when it is not on PATH)
 #   uv tool:         checkov (its own environment: its pins would downgrade the workspace's)
@@ -45,6 +47,8 @@ missing_packages() {
     [[ -x /usr/bin/chromium ]] || packages+=(chromium)
     # `make images` builds its base images from Debian packages, never from Docker Hub.
     command -v mmdebstrap >/dev/null 2>&1 || packages+=(mmdebstrap)
+    # deploy/monitoring's alert rules are unit-tested with promtool (Debian's prometheus).
+    command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
     has_pg_server || packages+=(postgresql)
     if [[ "${#packages[@]}" -gt 0 ]]; then printf '%s\n' "${packages[@]}"; fi
 }
@@ -55,7 +59,7 @@ daemon_pids() {
     for dir in /proc/[0-9]*; do
         comm=$(cat "$dir/comm" 2>/dev/null) || continue
         case "$comm" in
-            epmd | beam.smp | rabbitmq-server | dockerd | containerd | docker-registry | postgres)
+            epmd | beam.smp | rabbitmq-server | dockerd | containerd | docker-registry | postgres | prometheus)
                 printf '%s\n' "${dir#/proc/}" ;;
         esac
     done
@@ -92,8 +96,12 @@ install_packages() {
     [[ -n "$created_policy" ]] && rm -f "$policy"
 
     # Belt and braces: stop any daemon that appeared during the install (by PID, only those).
-    local pid
+    # A new process whose parent ran before the install is not a daemon the install started: it
+    # is a worker of a running one (a PostgreSQL backend serving a new connection).
+    local pid parent
     for pid in $(comm -13 <(printf '%s\n' "$before") <(daemon_pids | sort)); do
+        parent=$(awk '/^PPid:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || continue
+        grep -qx "$parent" <<<"$before" && continue
         log "stopping $(cat "/proc/$pid/comm" 2>/dev/null || echo process) (pid $pid) started by the package install"
         kill -TERM "$pid" 2>/dev/null || true
     done
