@@ -9,9 +9,10 @@ AppCell matches file names case-insensitively, and so does this adapter (``AppCe
     real cells carry none, so it comes from the publish request (``modyard publish --version
     vX.Y.Z``, the ``version`` form field or query parameter); a SemVer ``version`` written here
     is taken, and must agree with the request;
-    ``description``; ``license`` (an SPDX id, an array of ids meaning a choice, or an
-    ``(A or B)`` / ``(A and B)`` expression) → one SPDX expression in ``cell.license``
-    (``BSD-2-Clause OR BSD-3-Clause``; identifiers' shape is checked, not their registry);
+    ``description``; ``license`` (an SPDX id, an array of ids meaning a choice, an
+    ``(A or B)`` / ``(A and B)`` expression, or ``proprietary``) → one canonical SPDX expression
+    in ``cell.license`` (``BSD-2-Clause OR BSD-3-Clause``; identifiers must be on the SPDX list
+    or ``LicenseRef-…``: see :mod:`modyard.modules.formats.licenses`);
     ``type`` → ``cell.type`` (only ``plugin`` exists); ``support`` (known channels only) and
     ``homepage`` → ``cell``; ``config`` (a list of names with no documented meaning) →
     ``cell.extra.config``; ``require``: ``appcell`` → ``requires.platform``, ``etcd`` →
@@ -81,6 +82,7 @@ from modyard.modules.formats.bundled_schemas import (
     digest_bytes,
     is_own_file,
 )
+from modyard.modules.formats.licenses import LicenseError, normalize_license
 from modyard.modules.manifest import (
     MODULE_NAME_PATTERN,
     CellAction,
@@ -154,118 +156,6 @@ class AppCellAdapter:
 
     def parse(self, files: ModuleFiles, *, version: str | None = None) -> Manifest:
         return _CellReader(files, version).manifest()
-
-
-# -- licenses ----------------------------------------------------------------------------------
-
-_LICENSE_ID = re.compile(
-    r"^(?:(?:DocumentRef-[A-Za-z0-9.-]+:)?LicenseRef-[A-Za-z0-9.-]+|[A-Za-z0-9][A-Za-z0-9.-]*\+?)$"
-)
-_LICENSE_TOKEN = re.compile(r"\(|\)|[^\s()]+")
-_OPERATORS = ("AND", "OR")
-
-
-def normalize_license(value: Any) -> str:
-    """One SPDX expression from AppCell's string, array (a choice) or ``(A or B)`` forms.
-
-    Raises :class:`ValueError` saying what to change.
-    """
-    if isinstance(value, str):
-        return _render(_LicenseParser(value).parse())
-    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
-        return _render(("OR", [_LicenseParser(item).parse() for item in value]))
-    raise ValueError(
-        "must be an SPDX license identifier (e.g. 'MIT'), an array of identifiers to choose "
-        "from, or an expression such as '(BSD-2-Clause or BSD-3-Clause)'"
-    )
-
-
-LicenseNode = str | tuple[str, list[Any]]
-
-
-class _LicenseParser:
-    """``or`` binds looser than ``and``; ``with`` attaches an exception to one identifier."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens: list[str] = _LICENSE_TOKEN.findall(text)
-        self.position = 0
-
-    def parse(self) -> LicenseNode:
-        if not self.tokens:
-            raise ValueError("is empty; name an SPDX license identifier such as 'MIT'")
-        node = self._expression()
-        if self.position < len(self.tokens):
-            raise self._error(f"expected 'or' or 'and', found {self.tokens[self.position]!r}")
-        return node
-
-    def _expression(self) -> LicenseNode:
-        return self._chain("OR", self._term)
-
-    def _term(self) -> LicenseNode:
-        return self._chain("AND", self._factor)
-
-    def _chain(self, operator: str, operand: Any) -> LicenseNode:
-        children: list[LicenseNode] = [operand()]
-        while self._peek_upper() == operator:
-            self.position += 1
-            children.append(operand())
-        if len(children) == 1:
-            return children[0]
-        flat: list[LicenseNode] = []
-        for child in children:  # (A or (B or C)) is A OR B OR C
-            flat.extend(child[1] if isinstance(child, tuple) and child[0] == operator else [child])
-        return (operator, flat)
-
-    def _factor(self) -> LicenseNode:
-        lexeme = self._next("a license identifier or '('")
-        if lexeme == "(":
-            node = self._expression()
-            closing = self._next("')'")
-            if closing != ")":
-                raise self._error(f"expected 'or', 'and' or ')', found {closing!r}")
-            return node
-        if lexeme == ")" or lexeme.upper() in (*_OPERATORS, "WITH"):
-            raise self._error(f"expected a license identifier, found {lexeme!r}")
-        if not _LICENSE_ID.match(lexeme):
-            raise self._error(
-                f"{lexeme!r} is not an SPDX license identifier (letters, digits, '.', '-', an "
-                "optional trailing '+', or LicenseRef-…)"
-            )
-        if self._peek_upper() == "WITH":
-            self.position += 1
-            exception = self._next("a license exception identifier")
-            if not _LICENSE_ID.match(exception):
-                raise self._error(f"{exception!r} is not an SPDX exception identifier")
-            return f"{lexeme} WITH {exception}"
-        return lexeme
-
-    def _peek_upper(self) -> str | None:
-        if self.position < len(self.tokens):
-            return self.tokens[self.position].upper()
-        return None
-
-    def _next(self, expected: str) -> str:
-        if self.position >= len(self.tokens):
-            raise self._error(f"ends where {expected} was expected")
-        token = self.tokens[self.position]
-        self.position += 1
-        return token
-
-    def _error(self, problem: str) -> ValueError:
-        return ValueError(
-            f"{self.text!r} is not a license expression: {problem}; write identifiers joined by "
-            "'or'/'and', e.g. '(BSD-2-Clause or BSD-3-Clause)'"
-        )
-
-
-def _render(node: LicenseNode, parent: str | None = None) -> str:
-    if isinstance(node, str):
-        return node
-    operator, children = node
-    text = f" {operator} ".join(_render(child, operator) for child in children)
-    # Parentheses only where the operator changes, which keeps precedence explicit.
-    return f"({text})" if parent is not None and parent != operator else text
 
 
 # -- version ranges --------------------------------------------------------------------------
@@ -493,8 +383,9 @@ class _CellReader:
             return None
         try:
             return normalize_license(document["license"])
-        except ValueError as exc:
-            self.issues.add(path, "/license", str(exc))
+        except LicenseError as exc:
+            pointer = "/license" if exc.item is None else f"/license/{exc.item}"
+            self.issues.add(path, pointer, str(exc))
             return None
 
     def _cell_type(self, path: str, document: dict[str, Any]) -> str | None:
