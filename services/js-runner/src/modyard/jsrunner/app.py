@@ -14,6 +14,7 @@ from modyard.jsrunner import isolation as isolation_check
 from modyard.jsrunner.api import routers
 from modyard.jsrunner.consumer import RequestConsumer
 from modyard.jsrunner.context import RunnerContext
+from modyard.jsrunner.context_api import ContextApi
 from modyard.jsrunner.http_bridge import HttpBridge
 from modyard.jsrunner.modules import ModuleStore
 from modyard.jsrunner.npm import InstallFailed
@@ -40,6 +41,7 @@ def service_spec(settings: JsRunnerSettings | None = None) -> ServiceSpec:
         bridge = HttpBridge(settings)
         pool = ChildPool(settings, isolation, bridge.perform_for)
         runner = JsRunner(settings, isolation, store, pool)
+        runner.use_context_api(ContextApi(settings, app.state.database))
         consumer = RequestConsumer(settings, bus, runner)
         bus.add_topology(consumer.declare)
         app.state.js_runner = RunnerContext(runner, isolation)

@@ -54,6 +54,8 @@ class JsComponent:
     #: The auth service id (``vendor:service``) whose configuration the component gets as
     #: ``context.auth``.
     auth_service: str | None
+    #: component.json's ``state.persistent``: the node's state outlives the flow's stop.
+    persistent_state: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,10 +100,14 @@ def _components(manifest: dict[str, Any], directory: Path) -> dict[str, JsCompon
             continue
         auth = component.get("auth") or {}
         service = auth.get("service") if isinstance(auth, dict) else None
+        extra = component.get("extra")
+        declared = extra.get("state") if isinstance(extra, dict) else None
+        state = declared if isinstance(declared, dict) else {}
         found[component["name"]] = JsComponent(
             name=component["name"],
             entry=directory / PurePosixPath(executor["entrypoint"]),
             auth_service=str(service) if service else None,
+            persistent_state=state.get("persistent") is True,
         )
     return found
 

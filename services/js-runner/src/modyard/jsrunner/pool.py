@@ -14,17 +14,26 @@ import time
 import structlog
 
 from modyard.jsrunner.isolation import Isolation
-from modyard.jsrunner.sandbox import Child, HttpHandler, SandboxSpec
+from modyard.jsrunner.sandbox import Child, HttpHandler, RpcHandler, SandboxSpec
 from modyard.jsrunner.settings import JsRunnerSettings
 
 log = structlog.get_logger(__name__)
 
 
 class ChildPool:
-    def __init__(self, settings: JsRunnerSettings, isolation: Isolation, http: HttpHandler) -> None:
+    def __init__(
+        self,
+        settings: JsRunnerSettings,
+        isolation: Isolation,
+        http: HttpHandler,
+        rpc: RpcHandler | None = None,
+    ) -> None:
         self._settings = settings
         self._isolation = isolation
         self._http = http
+        #: The persistent context members (context_api.ContextApi.answer), when there is a
+        #: database; without one those members reject.
+        self.rpc = rpc
         self._children: dict[str, Child] = {}
         self._starting: dict[str, asyncio.Lock] = {}
         self._retired: set[Child] = set()
@@ -47,7 +56,7 @@ class ChildPool:
             current = self._children.get(spec.key)
             if current is not None and current.alive and not current.retiring:
                 return current
-            child = Child(spec, self._settings, self._isolation, self._http)
+            child = Child(spec, self._settings, self._isolation, self._http, self.rpc)
             await child.start()
             self.started += 1
             if len(self.start_times) < 10_000:

@@ -11,10 +11,14 @@ is retried, anything unknown is retried (Appmixer's default).
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any, Final
 
 import structlog
 
+from modyard.jsrunner import state, timers
+from modyard.jsrunner.context_api import CallScope, ContextApi
 from modyard.jsrunner.isolation import Isolation
 from modyard.jsrunner.modules import ModuleStore, ModuleUnavailable, ModuleVersion
 from modyard.jsrunner.pool import ChildPool
@@ -51,6 +55,10 @@ _PERMANENT_CODES: Final = frozenset(
         "ERR_ACCESS_DENIED",
         "ERR_DLOPEN_DISABLED",
         "MODULE_NOT_FOUND",
+        # A persistent context member refused what was asked (context_api.py): it will again.
+        "ERR_CONTEXT_LIMIT",
+        "ERR_NOT_SUPPORTED",
+        "ERR_FILE_NOT_FOUND",
     }
 )
 
@@ -102,6 +110,26 @@ class JsRunner:
         self._isolation = isolation
         self.store = store
         self.pool = pool
+        #: The persistent context members (state, lock, timers, store, files); None without a
+        #: database (the runner-alone benchmark), where they reject.
+        self.context_api: ContextApi | None = None
+        self._reads_state: dict[Path, bool] = {}
+
+    def use_context_api(self, api: ContextApi) -> None:
+        self.context_api = api
+        self.pool.rpc = api.answer
+
+    def _reads_state_property(self, entry: Path) -> bool:
+        """Whether the component's file names ``state`` (``context.state``): its node state is
+        then loaded before each call, as Appmixer does; others skip that query."""
+        known = self._reads_state.get(entry)
+        if known is None:
+            try:
+                known = re.search(r"\bstate\b", entry.read_text(errors="replace")) is not None
+            except OSError:
+                known = False
+            self._reads_state[entry] = known
+        return known
 
     def spec(self, module: ModuleVersion) -> SandboxSpec:
         return SandboxSpec(
@@ -129,6 +157,27 @@ class JsRunner:
                 }
             }
         port = str(request.get("port") or "in")
+        scope = CallScope(
+            workspace=str(request.get("workspace") or ""),
+            flow_id=str(request.get("flow_id") or ""),
+            node_id=str(request.get("node_id") or ""),
+            module=name,
+            component=component_name,
+            message_id=str(request.get("message_id") or request.get("correlation_id") or ""),
+            persistent=component.persistent_state,
+        )
+        extra: dict[str, Any] = {}
+        if port == "timeout":
+            due = await self._due_timer(scope, request.get("payload"))
+            if due is not None and "reply" in due:
+                return dict(due["reply"])
+            extra = due or {}
+        elif (
+            self.context_api is not None
+            and scope.workspace
+            and self._reads_state_property(component.entry)
+        ):
+            extra["state"] = await state.load_all(self.context_api, scope)
         frame = {
             "entry": str(component.entry),
             "method": "tick" if port == "tick" else "receive",
@@ -139,16 +188,59 @@ class JsRunner:
             "auth": auth_of(request.get("config"), component.auth_service),
             "nodeId": request.get("node_id"),
             "flowId": request.get("flow_id"),
+            # staticCache entries are kept apart per workspace (the child serves several).
+            "cacheScope": scope.workspace,
+            **extra,
         }
+        succeeded = False
         try:
             child = await self.pool.child(self.spec(module))
-            answer, _logs = await child.call(frame)
+            answer, _logs = await child.call(frame, scope)
+            succeeded = answer.get("t") == "done"
         except SandboxFailure as exc:
             return {
                 "error": {"message": exc.message, "retryable": exc.retryable, "kind": "sandbox"}
             }
-        if answer.get("t") == "done":
+        finally:
+            # Locks still held are released, timers of a failed call cancelled.
+            parked = (
+                await self.context_api.finish(scope, succeeded=succeeded)
+                if self.context_api is not None
+                else []
+            )
+        if succeeded:
             outputs = answer.get("outputs")
-            return {"outputs": outputs if isinstance(outputs, dict) else {}}
+            reply: dict[str, Any] = {"outputs": outputs if isinstance(outputs, dict) else {}}
+            if parked:
+                reply["timeouts"] = parked
+            return reply
         error = answer.get("error")
         return {"error": classify(error if isinstance(error, dict) else {})}
+
+    async def _due_timer(self, scope: CallScope, payload: Any) -> dict[str, Any] | None:
+        """A ``timeout`` message: the timer's content to call the component with, or the reply
+        that parks it again (early) or drops it (cleared, fired already, another node's)."""
+        if self.context_api is None:
+            return {
+                "reply": {
+                    "error": {
+                        "message": "setTimeout needs the runner's database",
+                        "retryable": True,
+                    }
+                }
+            }
+        body = payload if isinstance(payload, dict) else {}
+        timer_id = str(body.get("timerId") or "")
+        asked = body.get("round")
+        round_ = asked if isinstance(asked, int) else 0
+        what, value = await timers.due(self.context_api.database, scope, timer_id)
+        if what == "gone":
+            return {"reply": {"outputs": {}}}
+        if what == "wait":
+            return {
+                "reply": {
+                    "outputs": {},
+                    "timeouts": [{"id": timer_id, "ms": value, "round": round_ + 1}],
+                }
+            }
+        return {"content": value, "timeoutId": timer_id}

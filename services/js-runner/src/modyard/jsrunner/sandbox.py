@@ -45,6 +45,9 @@ _HEADER = struct.Struct(">I")
 
 #: Performs a ``context.httpRequest`` frame for a module; answers the ``http-result`` fields.
 HttpHandler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]
+#: Answers an ``rpc`` frame (a persistent context member: state, lock, store, files, timers) for
+#: the call it names: (method, args, that call's scope) → the ``rpc-result`` fields.
+RpcHandler = Callable[[str, Any, Any], Awaitable[dict[str, Any]]]
 
 
 class SandboxFailure(Exception):
@@ -107,6 +110,8 @@ def rss_bytes(pid: int) -> int | None:
 class _Call:
     future: asyncio.Future[dict[str, Any]]
     logs: list[dict[str, Any]] = field(default_factory=list)
+    #: Who the call runs for (context_api.CallScope), given to its ``rpc`` frames.
+    scope: Any = None
 
 
 class Child:
@@ -118,8 +123,10 @@ class Child:
         settings: JsRunnerSettings,
         isolation: Isolation,
         http: HttpHandler,
+        rpc: RpcHandler | None = None,
     ) -> None:
         self.spec = spec
+        self._rpc = rpc
         self._settings = settings
         self._isolation = isolation
         self._http = http
@@ -189,7 +196,9 @@ class Child:
             start_ms=round(self.started_seconds * 1000, 1),
         )
 
-    async def call(self, frame: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    async def call(
+        self, frame: dict[str, Any], scope: Any = None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The child's ``done`` or ``failed`` frame for ``frame``, and the call's log lines."""
         if not self.alive or self._process is None or self._process.stdin is None:
             raise SandboxFailure(f"the sandbox of {self.spec.module} has stopped ({self.ended})")
@@ -197,7 +206,7 @@ class Child:
         self._next_id += 1
         self.calls_started += 1
         self.last_used = time.monotonic()
-        pending = _Call(asyncio.get_running_loop().create_future())
+        pending = _Call(asyncio.get_running_loop().create_future(), scope=scope)
         self._calls[call_id] = pending
         try:
             self._send({**frame, "t": "call", "id": call_id})
@@ -256,6 +265,10 @@ class Child:
                     task = asyncio.create_task(self._perform(frame))
                     self._http_tasks.add(task)
                     task.add_done_callback(self._http_tasks.discard)
+                elif kind == "rpc":
+                    task = asyncio.create_task(self._answer_rpc(frame))
+                    self._http_tasks.add(task)
+                    task.add_done_callback(self._http_tasks.discard)
         except asyncio.IncompleteReadError:
             code = await self._process.wait()
             reason = f"exited with {_exit_text(code)}"
@@ -282,6 +295,22 @@ class Child:
         if self.alive:
             with contextlib.suppress(SandboxFailure):
                 self._send({"t": "http-result", "rid": frame.get("rid"), **result})
+
+    async def _answer_rpc(self, frame: dict[str, Any]) -> None:
+        # Only a call still running may use the context: its scope says for whom.
+        call = self._calls.get(int(frame.get("id") or 0))
+        if call is None or call.scope is None or self._rpc is None:
+            result: dict[str, Any] = {
+                "error": {
+                    "message": f"context.{frame.get('method')} was used outside a running call",
+                    "code": "ERR_NOT_SUPPORTED",
+                }
+            }
+        else:
+            result = await self._rpc(str(frame.get("method") or ""), frame.get("args"), call.scope)
+        if self.alive:
+            with contextlib.suppress(SandboxFailure):
+                self._send({"t": "rpc-result", "rid": frame.get("rid"), **result})
 
     async def _stderr(self) -> None:
         assert self._process is not None

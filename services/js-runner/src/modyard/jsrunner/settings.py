@@ -71,6 +71,22 @@ class JsRunnerSettings(ServiceSettings):
     http_max_response_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     http_max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
 
+    # -- what components keep between calls (PostgreSQL; docs/js-runner.md, "Context API") -----
+    #: Largest value one ``stateSet`` (any scope) may store, bytes of JSON.
+    state_max_value_bytes: int = Field(default=1024 * 1024, ge=64)
+    #: Largest state one node, one flow or one module's service scope may hold, bytes of JSON.
+    state_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    #: ``lock(name)`` without ``ttl`` expires after this; a ``ttl`` is capped at the maximum.
+    lock_default_ttl_seconds: float = Field(default=20.0, gt=0)
+    lock_max_ttl_seconds: float = Field(default=3600.0, gt=0)
+    #: Longest ``setTimeout`` (the runtime's delay tiers carry it in hops of at most an hour).
+    timer_max_seconds: float = Field(default=30 * 24 * 3600.0, gt=0)
+    #: Largest value of one ``store.set``, bytes of JSON; most items one ``store.find`` returns.
+    store_max_value_bytes: int = Field(default=1024 * 1024, ge=64)
+    store_find_max: int = Field(default=1000, ge=1)
+    #: Largest file ``saveFileStream`` stores, bytes.
+    file_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+
     # -- module files and npm --------------------------------------------------------------------
     registry_timeout_seconds: float = Field(default=30.0, gt=0)
     npm_timeout_seconds: float = Field(default=300.0, gt=0)

@@ -15,6 +15,7 @@ Either way the module answers ``{"outputs": {port: [message, …]}}`` or ``{"err
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -31,7 +32,9 @@ from modyard.runtime.components.base import ComponentError, Outputs
 from modyard.runtime.components.core.http import MAX_RESPONSE_BYTES, read_body
 from modyard.runtime.deployer_client import DeployerClient
 from modyard.runtime.egress import gate
-from modyard.runtime.failures import classify_exception, status_error
+from modyard.runtime.engine.dispatch import send
+from modyard.runtime.engine.messages import WorkMessage
+from modyard.runtime.failures import DELAY_TIERS, classify_exception, status_error
 from modyard.runtime.models import InstalledComponent
 from modyard.runtime.worker_access import (
     REPLIES_EXCHANGE,
@@ -114,6 +117,21 @@ class AmqpExecutor:
     ) -> Outputs:
         """Publish ``request`` to ``routing_key`` and wait for the answer only ``user`` may give
         (module workers, and the JavaScript runner for ``js`` components)."""
+        reply = await self.reply(
+            installed, request, routing_key=routing_key, user=user, not_listening=not_listening
+        )
+        return outputs_of(installed.module, reply)
+
+    async def reply(
+        self,
+        installed: InstalledComponent,
+        request: dict[str, Any],
+        *,
+        routing_key: str,
+        user: str,
+        not_listening: str,
+    ) -> Any:
+        """:meth:`request`'s answer as it came (the JavaScript runner's carries timers too)."""
         module = installed.module
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -141,7 +159,11 @@ class AmqpExecutor:
             ) from exc
         finally:
             self._pending.pop(correlation_id, None)
-        return outputs_of(module, reply)
+        return reply
+
+    @property
+    def bus(self) -> Bus:
+        return self._bus
 
 
 class JsExecutor:
@@ -155,7 +177,7 @@ class JsExecutor:
         self._user = runner_user
 
     async def call(self, installed: InstalledComponent, request: dict[str, Any]) -> Outputs:
-        return await self._amqp.request(
+        reply = await self._amqp.reply(
             installed,
             request,
             routing_key=self._queue,
@@ -165,6 +187,36 @@ class JsExecutor:
                 f"{installed.slug}.{installed.component} runs once modyard-js-runner is up"
             ),
         )
+        outputs = outputs_of(installed.module, reply)
+        timers = reply.get("timeouts") if isinstance(reply, dict) else None
+        if isinstance(timers, list):
+            await self._park(request, timers)
+        return outputs
+
+    async def _park(self, request: dict[str, Any], timers: list[Any]) -> None:
+        """``context.setTimeout``: a ``timeout`` message for the same node, parked on the delay
+        tier at most as long as the wait (the runner parks it again for what remains; it keeps
+        the timer's content and whether it was cleared). Its id is derived from the timer's, so
+        a node run twice for one message parks one message, deduplicated like any other."""
+        for timer in timers:
+            if not isinstance(timer, dict) or not timer.get("id"):
+                continue
+            seconds = max(0.0, float(timer.get("ms") or 0) / 1000)
+            round_ = int(timer.get("round") or 0)
+            digest = hashlib.sha256(f"timeout:{timer['id']}:{round_}".encode()).hexdigest()
+            fitting = [tier for tier in DELAY_TIERS if tier <= seconds]
+            message = WorkMessage(
+                message_id=digest[:32],
+                workspace=str(request["workspace"]),
+                flow_id=str(request["flow_id"]),
+                node_id=str(request["node_id"]),
+                port="timeout",
+                payload={"timerId": str(timer["id"]), "round": round_},
+                correlation_id=request.get("correlation_id"),
+            )
+            # Under half a second (the runner fires that early) it goes straight back.
+            delay = 0.0 if seconds < 0.5 else float(fitting[-1] if fitting else DELAY_TIERS[0])
+            await send(self._amqp.bus, message, delay_seconds=delay)
 
 
 def outputs_of(module: str, reply: Any) -> Outputs:

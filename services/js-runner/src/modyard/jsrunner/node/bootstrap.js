@@ -162,6 +162,9 @@ function onHttpResult(frame) {
     }
 }
 
+// State, locks, timers, data stores, files, staticCache, callAppmixer: RPCs (context/).
+const persistent = require('./context').persistentContext(send);
+
 // -- calls ------------------------------------------------------------------------------------
 
 function loadComponent(entry) {
@@ -184,7 +187,7 @@ function makeContext(call, outputs) {
         (outputs[name] = outputs[name] || []).push(value);
     };
     const auth = call.auth || {};
-    return {
+    const context = {
         messages,
         properties: call.properties || {},
         auth,
@@ -200,6 +203,7 @@ function makeContext(call, outputs) {
             for (const item of items) add(port, item);
         },
     };
+    return persistent.extend(context, call);
 }
 
 function describe(err) {
@@ -253,6 +257,7 @@ process.stdin.on('data', (chunk) => {
         buffered = buffered.subarray(4 + size);
         if (frame.t === 'call') onCall(frame);
         else if (frame.t === 'http-result') onHttpResult(frame);
+        else if (frame.t === 'rpc-result') persistent.onResult(frame);
     }
 });
 process.stdin.on('end', () => process.exit(0));
