@@ -29,6 +29,7 @@ from modyard.common.testing.services import (
     in_process,
     service_process,
 )
+from modyard.modules.testing import make_zip
 from modyard.runtime.app import create_app
 from modyard.runtime.automations.service import AutomationService
 from modyard.runtime.models import NodeLog
@@ -556,8 +557,15 @@ async def test_imports_with_app_version_pin_the_nested_instance(env: Env) -> Non
     manifest = (
         await env.external("GET", f"{env.registry}/v1/modules/pinner/versions/1.0.0")
     ).json()["manifest"]
+    # A published workspace's imports are mappings: no config expression (issue 19 added the field).
     assert manifest["imports"] == [
-        {"slug": "french", "app": "french", "version": current, "config": {}}
+        {
+            "slug": "french",
+            "app": "french",
+            "version": current,
+            "config": {},
+            "config_expression": None,
+        }
     ]
 
     await env.workspace("pin-use")
@@ -577,3 +585,65 @@ async def test_imports_with_app_version_pin_the_nested_instance(env: Env) -> Non
         "GET", f"{env.installer}/v1/workspaces/pin-use/installations/pinner.french"
     )
     assert kept.json()["version"] == current
+
+
+KNOWLEDGE_BASE = {
+    "index.yml": "name: Knowledge base\nslug: knowledge-base\n"
+    "config:\n  schema:\n    greeting:\n      type: string\n  value:\n    greeting: kb-default\n",
+    "automations/search.yml": "slug: search\narguments:\n  query:\n    type: string\n"
+    "output: '{{config.greeting}} {{query}}'\ndo: []\n",
+}
+HELPDESK = {
+    "index.yml": "name: Helpdesk\nslug: helpdesk\n"
+    "config:\n  schema:\n    greeting:\n      type: string\n  value:\n    greeting: Hello\n",
+    # Prisme.ai's way of passing the importing app's whole config on to the imported app.
+    "imports/knowledgeBase.yml": "appSlug: knowledge-base\nconfig: '{{config}}'\n",
+    "automations/answer.yml": "slug: answer\noutput: '{{found}}'\n"
+    "do:\n  - knowledgeBase.search:\n      query: '{{payload.question}}'\n      output: found\n",
+}
+
+
+async def test_an_import_config_expression_passes_the_parents_config(env: Env) -> None:
+    """``config: '{{config}}'`` in an import (Prisme.ai): the nested instance runs with its
+    parent instance's config, each workspace's own, and follows it when the parent is
+    reconfigured."""
+    for files in (KNOWLEDGE_BASE, HELPDESK):
+        published = await env.external(
+            "POST",
+            f"{env.registry}/v1/modules",
+            params={"version": "1.0.0"},
+            files={"archive": ("app.zip", make_zip(files), "application/zip")},
+        )
+        assert published.status_code == 201, published.text
+    manifest = (
+        await env.external("GET", f"{env.registry}/v1/modules/helpdesk/versions/1.0.0")
+    ).json()["manifest"]
+    assert manifest["imports"][0]["config_expression"] == "{{config}}"
+
+    for ws, greeting in (("desk-a", "Bonjour"), ("desk-b", "Hola")):
+        await env.workspace(ws)
+        installed = await env.install(ws, "helpdesk", config={"greeting": greeting})
+        assert installed.status_code == 201, installed.text
+        await env.wait_instance(ws, "helpdesk.knowledgeBase")
+    for ws, greeting in (("desk-a", "Bonjour"), ("desk-b", "Hola")):
+        nested = await env.run(ws, "helpdesk.knowledgeBase.search", {"query": "q"})
+        assert nested.status_code == 200, nested.text
+        assert nested.json()["output"] == f"{greeting} q"
+        through = await env.run(ws, "helpdesk.answer", {"question": "printer"})
+        assert through.json()["output"] == f"{greeting} printer"
+
+    configured = await env.external(
+        "PATCH",
+        f"{env.installer}/v1/workspaces/desk-a/installations/helpdesk/config",
+        json={"config": {"greeting": "Salut"}},
+    )
+    assert configured.status_code == 200, configured.text
+
+    async def follows() -> bool:
+        ran = await env.run("desk-a", "helpdesk.knowledgeBase.search", {"query": "q"})
+        return bool(ran.json()["output"] == "Salut q")
+
+    await eventually(follows)
+    # The other workspace's instances are unchanged.
+    other = await env.run("desk-b", "helpdesk.knowledgeBase.search", {"query": "q"})
+    assert other.json()["output"] == "Hola q"

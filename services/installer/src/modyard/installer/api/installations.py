@@ -40,7 +40,9 @@ async def service_only(principal: CurrentPrincipal) -> Principal:
 
 Service = Annotated[Principal, Depends(service_only)]
 WorkspaceSlug = Annotated[str, Path(pattern=WORKSPACE_PATTERN)]
-Slug = Annotated[str, Path(pattern=SLUG_PATTERN)]
+# An app's import keeps its Prisme.ai slug (camelCase: ``helpdesk.knowledgeBase``), so an
+# existing installation is addressed with capitals too; new slugs still follow SLUG_PATTERN.
+Slug = Annotated[str, Path(pattern=SLUG_PATTERN.replace("a-z0-9", "a-zA-Z0-9"))]
 
 
 @router.post(

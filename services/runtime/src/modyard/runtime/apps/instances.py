@@ -87,7 +87,8 @@ class InstanceTracker:
             "pinned": bool(data.get("pinned")),
             "manifest": {
                 key: manifest.get(key)
-                for key in ("name", "version", "label", "automations", "config", "extra")
+                # ``imports``: what each nested instance's config is written as (programs.py).
+                for key in ("name", "version", "label", "automations", "config", "extra", "imports")
             },
             "config": plain,
             "secrets": self.box.encrypt_json(secrets) if secrets else None,

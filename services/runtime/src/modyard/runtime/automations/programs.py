@@ -90,6 +90,32 @@ def _render_config(config: dict[str, Any], over: Mapping[str, Any]) -> dict[str,
     return out
 
 
+def _import_config(
+    parent: AppInstance | None, name: str, over: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The config the parent app's import ``name`` writes as an expression, evaluated now.
+
+    Prisme.ai takes any value as an import's ``config``; ``'{{config}}'`` (the importing app's
+    whole config passed on) is the common one. The registry keeps such a value as the import's
+    ``config_expression``; it is rendered over the parent instance's config each time the
+    program is built, so a reconfigured parent reconfigures its import too. ``None`` when the
+    import has none or it does not give a mapping (a config is a mapping of fields).
+    """
+    if parent is None:
+        return None
+    for item in (parent.manifest or {}).get("imports") or []:
+        if item.get("slug") != name or item.get("config_expression") is None:
+            continue
+        try:
+            value = render(item["config_expression"], {"config": over})
+        except TemplateError:
+            value = None
+        if isinstance(value, Mapping):
+            return dict(value)
+        log.warning("automation.import_config_unusable", instance=parent.slug, import_=name)
+    return None
+
+
 def build_program(
     workspace: str,
     settings: AutomationWorkspace | None,
@@ -111,8 +137,9 @@ def build_program(
             if config.get(name)
         ),
     )
+    rows = {row.slug: row for row in instances}
     # Parents before children: "nlu" is built before "nlu.french".
-    for row in sorted(instances, key=lambda item: item.slug.count(".")):
+    for row in sorted(rows.values(), key=lambda item: item.slug.count(".")):
         path = tuple(row.slug.split("."))
         try:
             parent = root.instance(path[:-1])
@@ -123,16 +150,25 @@ def build_program(
         if row.secrets and box is not None:
             own.update(box.decrypt_json(row.secrets))
         own = _render_config(own, parent.config)
+        passed = _import_config(rows.get(".".join(path[:-1])), path[-1], parent.config)
+        if passed is not None:
+            # What the importing app writes is the import's config: over the app's defaults,
+            # as a mapping written in the import is.
+            own.update(passed)
         merged = instance_config(
             app_slug(row.manifest), app_config_value(row.manifest), own, env or {}
         )
         merged = _render_config(merged, merged)
         secrets = app_secret_fields(row.manifest)
+        secret_values = {str(merged[name]) for name in secrets if merged.get(name)}
+        if passed is not None:
+            # The parent's secrets may now be in this config: they stay masked here too.
+            secret_values |= parent.secrets
         parent.instances[path[-1]] = Program(
             workspace=workspace,
             automations=_compiled(row.slug, app_definitions(row.manifest)),
             config=merged,
-            secrets=frozenset(str(merged[name]) for name in secrets if merged.get(name)),
+            secrets=frozenset(secret_values),
             path=path,
             app=row.module,
             app_version=row.version,
