@@ -5,7 +5,7 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 UV ?= uv
 RUN := $(UV) run --frozen
 
-.PHONY: help env infra migrate up down test test-unit test-images images lint fmt bench screenshots
+.PHONY: help env infra migrate up down test test-unit test-images images lint deps-check fmt bench screenshots
 
 help:
 	@echo "make up     - install, start infrastructure, migrate, run the services and the backoffice (Ctrl-C stops)"
@@ -13,7 +13,8 @@ help:
 	@echo "make test   - the whole test suite against real PostgreSQL and RabbitMQ"
 	@echo "make images - every image from Debian's packages, no Docker Hub (scripts/images.sh)"
 	@echo "make test-images - build the images, run the compose stack and the k8s manifests' containers"
-	@echo "make lint   - ruff + mypy --strict"
+	@echo "make lint   - ruff + mypy --strict + import contracts (.importlinter) + deps-check"
+	@echo "make deps-check - each workspace member declares what it imports (deptry + first-party)"
 	@echo "make fmt    - format the code"
 	@echo "make bench  - benchmarks, one JSON line each (ONLY=\"runtime gateway\" for some)"
 	@echo "make screenshots - a PNG of each backoffice screen under docs/screenshots/ (Chromium)"
@@ -49,6 +50,12 @@ lint: env
 	@$(RUN) ruff check .
 	@$(RUN) ruff format --check .
 	@$(RUN) mypy libs/common/src libs/modules/src libs/sdk/src services/*/src benchmarks
+	@$(RUN) lint-imports
+	@$(MAKE) --no-print-directory deps-check
+
+# Each member's imports against its own [project].dependencies (scripts/deps_check.py says how).
+deps-check: env
+	@$(RUN) python scripts/deps_check.py
 
 fmt: env
 	@$(RUN) ruff format .
