@@ -29,11 +29,13 @@ def alembic_config(script_location: Path, schema: str) -> Config:
 
 def _upgrade_on(connection: Connection, config: Config, revision: str) -> None:
     schema = config.attributes["schema"]
-    connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    # The lock first: two transactions running CREATE SCHEMA IF NOT EXISTS at once are not safe
+    # (the second fails on pg_namespace's unique index once the first commits).
     connection.execute(
         text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
         {"key": f"modyard-migrate-{schema}"},
     )
+    connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
 
