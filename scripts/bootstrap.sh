@@ -53,11 +53,15 @@ missing_packages() {
     if [[ "${#packages[@]}" -gt 0 ]]; then printf '%s\n' "${packages[@]}"; fi
 }
 
-# PIDs of the daemons a package's maintainer scripts might start, one per line.
+# PIDs of the daemons a package's maintainer scripts might start, one per line. Only this
+# machine's own: a container's PostgreSQL or RabbitMQ (another PID namespace) started meanwhile,
+# by a test for instance, is none of the install's doing.
 daemon_pids() {
-    local dir comm
+    local dir comm own_ns
+    own_ns=$(readlink /proc/self/ns/pid 2>/dev/null || true)
     for dir in /proc/[0-9]*; do
         comm=$(cat "$dir/comm" 2>/dev/null) || continue
+        [[ "$(readlink "$dir/ns/pid" 2>/dev/null || true)" == "$own_ns" ]] || continue
         case "$comm" in
             epmd | beam.smp | rabbitmq-server | dockerd | containerd | docker-registry | postgres | prometheus)
                 printf '%s\n' "${dir#/proc/}" ;;

@@ -549,6 +549,14 @@ def pods_of(
     return pods
 
 
+def container_logs(container: str) -> str:
+    """What the container wrote, stdout and stderr (docker logs keeps them apart)."""
+    result = subprocess.run(
+        ["docker", "logs", container], capture_output=True, text=True, env=docker_env(), timeout=60
+    )
+    return result.stdout + result.stderr
+
+
 def container_ip(container: str, network: str) -> str:
     return docker(
         "inspect",
@@ -650,8 +658,9 @@ def test_the_kubernetes_manifests_containers_migrate_once_and_become_ready(
             if pod.kind != "Job":
                 continue
             exit_code = docker("wait", name, timeout=600)
-            assert exit_code == "0", f"{name}: {docker('logs', name)}"
-            assert re.search(r"schema '\w+' is up to date", docker("logs", name)), name
+            logs = container_logs(name)
+            assert exit_code == "0", f"{name}: {logs}"
+            assert re.search(r"schema '\w+' is up to date", logs), name
         for pod, name in started:
             if pod.readiness is None:
                 continue
