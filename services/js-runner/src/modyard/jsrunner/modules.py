@@ -175,6 +175,14 @@ class ModuleStore:
             raise ModuleUnavailable(
                 f"the registry has no module {name} {version} (was it removed?)", retryable=False
             )
+        if manifest.get("format") == "slingr":
+            # A Slingr step's step.js is written for Slingr's own step API, not Appmixer's
+            # receive(context): run as one it fails with a ReferenceError that says nothing.
+            raise ModuleUnavailable(
+                f"{name} {version} is a Slingr package: its flow steps do not run on the "
+                "JavaScript runner yet (it runs Appmixer components); see issue 21",
+                retryable=False,
+            )
         prefix = _SAFE.sub("_", f"{name}@{version}")
         existing = sorted(self._root.glob(f"{prefix}-*")) if self._root.exists() else []
         for directory in existing:
