@@ -9,6 +9,7 @@ RUN := $(UV) run --frozen
 
 help:
 	@echo "make up     - install, start infrastructure, migrate, run the services and the backoffice (Ctrl-C stops)"
+	@echo "              (make up WITH=prometheus: and a Prometheus on 127.0.0.1:9090 with the alert rules)"
 	@echo "make down   - stop the infrastructure that 'make up'/'make test' started"
 	@echo "make test   - the whole test suite against real PostgreSQL and RabbitMQ"
 	@echo "make images - every image from Debian's packages, no Docker Hub (scripts/images.sh)"
@@ -23,8 +24,9 @@ env:
 	@bash scripts/bootstrap.sh
 	@$(UV) sync --frozen --all-packages --quiet
 
+# WITH=prometheus also starts a local Prometheus scraping every service (deploy/monitoring's alerts).
 infra: env
-	@$(RUN) modyard dev infra up
+	@$(RUN) modyard dev infra up $(if $(WITH),--with $(WITH))
 
 migrate: infra
 	@$(RUN) modyard dev migrate

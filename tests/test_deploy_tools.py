@@ -50,6 +50,7 @@ CUSTOM_RESOURCES = {
     ("rabbitmq.com/v1beta1", "RabbitmqCluster"),  # RabbitMQ cluster operator
     ("postgresql.cnpg.io/v1", "Cluster"),  # CloudNativePG
     ("postgresql.cnpg.io/v1", "ScheduledBackup"),  # CloudNativePG
+    ("monitoring.coreos.com/v1", "PrometheusRule"),  # Prometheus Operator (alert rules)
 }
 
 #: Every checkov check the manifests must pass. Left out on purpose:

@@ -35,6 +35,7 @@ from modyard.common.observability import health, metrics, tracing
 from modyard.common.observability.metrics import SECRET_KEYS
 from modyard.common.observability.middleware import RequestContextMiddleware
 from modyard.common.observability.queue_gauges import watch_queues
+from modyard.common.observability.secret_age import watch_secret_age
 from modyard.common.settings import SecretKeysSettings, ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -114,6 +115,18 @@ def build_service_app(spec: ServiceSpec) -> FastAPI:
                         _supervise(spec, database, bus, relay, lifecycle), name="service-supervisor"
                     )
                 )
+                if spec.encrypted_columns:
+                    lifecycle.tasks.append(
+                        asyncio.create_task(
+                            watch_secret_age(
+                                database,
+                                lifecycle.migrated,
+                                settings.service_name,
+                                spec.encrypted_columns,
+                            ),
+                            name="secret-age",
+                        )
+                    )
                 # Revoked tokens and workspace removals, from the installer (after the service's
                 # own resources, which may name another source).
                 lifecycle.tasks.append(

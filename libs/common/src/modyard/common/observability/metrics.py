@@ -96,6 +96,13 @@ SECRET_KEYS = Gauge(
     "is under way until rotate-secrets has run and the old key is removed",
     ["service"],
 )
+SECRET_OLDEST_ENCRYPTION = Gauge(
+    "modyard_secret_oldest_encryption_timestamp_seconds",
+    "When the oldest stored secret was encrypted (its Fernet token's time; 0 when none): "
+    "rotate-secrets re-encrypts them after a key rotation, so an old value means it is overdue",
+    ["service"],
+)
+
 router = APIRouter(tags=["observability"])
 
 

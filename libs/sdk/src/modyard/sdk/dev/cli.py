@@ -109,12 +109,26 @@ TimeoutOption = Annotated[
 
 
 @infra_app.command("up")
-def infra_up(timeout: TimeoutOption = 120.0) -> None:
+def infra_up(
+    timeout: TimeoutOption = 120.0,
+    with_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--with",
+            help="Also start an optional component: prometheus (scrapes every service on "
+            "127.0.0.1, with deploy/monitoring's alert rules, at http://127.0.0.1:9090).",
+        ),
+    ] = None,
+) -> None:
     """Start whatever is not already reachable; idempotent, fast when all is running."""
     run = _layout()
     began = time.monotonic()
+    extras = tuple(name for value in with_ or [] for name in value.split(",") if name)
     with console.status("Bringing up PostgreSQL, RabbitMQ, dockerd and the image registry…"):
-        reports = infra.up(run, infra.load_settings(run), timeout=timeout)
+        try:
+            reports = infra.up(run, infra.load_settings(run), timeout=timeout, extras=extras)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--with") from None
     console.print(_table(f"modyard infrastructure ({time.monotonic() - began:.1f}s)", reports))
     console.print(f"[dim]Settings written to {run.infra_env}[/]")
     _show_errors(reports)

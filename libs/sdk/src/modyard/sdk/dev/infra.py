@@ -17,6 +17,7 @@ from modyard.sdk.dev.image_registry import ImageRegistry
 from modyard.sdk.dev.paths import RunLayout
 from modyard.sdk.dev.postgres import Postgres
 from modyard.sdk.dev.processes import run
+from modyard.sdk.dev.prometheus import Prometheus
 from modyard.sdk.dev.rabbitmq import RabbitMQ
 
 
@@ -34,13 +35,24 @@ def effective_settings(layout: RunLayout) -> CommonSettings:
     return CommonSettings(_env_file=(layout.root / ".env", layout.infra_env))
 
 
-def components(layout: RunLayout, settings: CommonSettings) -> list[Component]:
-    return [
+#: What ``infra up --with`` may add to the four components every ``up`` starts.
+OPTIONAL = ("prometheus",)
+
+
+def components(
+    layout: RunLayout, settings: CommonSettings, *, extras: tuple[str, ...] = ()
+) -> list[Component]:
+    found: list[Component] = [
         Postgres(layout, settings),
         RabbitMQ(layout, settings),
         Docker(layout, settings),
         ImageRegistry(layout, settings),
     ]
+    prometheus = Prometheus(layout, settings)
+    # Asked for, or started by an earlier `up --with prometheus` (so `down` stops it).
+    if "prometheus" in extras or prometheus.own_pid() is not None:
+        found.append(prometheus)
+    return found
 
 
 def _each(items: list[Component], action: Callable[[Component], Report], verb: str) -> list[Report]:
@@ -69,9 +81,15 @@ def exclusive(layout: RunLayout) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def up(layout: RunLayout, settings: CommonSettings, *, timeout: float) -> list[Report]:
+def up(
+    layout: RunLayout, settings: CommonSettings, *, timeout: float, extras: tuple[str, ...] = ()
+) -> list[Report]:
+    unknown = sorted(set(extras) - set(OPTIONAL))
+    if unknown:
+        raise ValueError(f"--with takes {', '.join(OPTIONAL)}, not {', '.join(unknown)}")
     with exclusive(layout):
-        reports = _each(components(layout, settings), lambda c: c.up(timeout), "start")
+        found = components(layout, settings, extras=extras)
+        reports = _each(found, lambda c: c.up(timeout), "start")
         write_infra_env(layout, reports)
     return reports
 
