@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pytest
 from jsrunner_env import Harness, runner_settings
+from persistence_env import persistent  # noqa: F401 - the runner with its database
 
 from modyard.jsrunner.http_bridge import HttpBridge
 from modyard.jsrunner.isolation import probe

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 import sqlalchemy as sa
-from persistence_env import PersistentHarness, persistent  # noqa: F401 - the fixture
+from persistence_env import PersistentHarness
 
 from modyard.jsrunner import state
 from modyard.jsrunner.tables import state as state_table
@@ -82,23 +82,33 @@ async def test_flow_and_service_scopes_are_shared_as_appmixer_shares_them(
     run = persistent.run
     # flow.*: every node of the flow sees it; another flow does not.
     await run(module, "Counter", {"op": "set", "scope": "flow", "key": "f", "value": "x"})
-    assert result(
-        await run(module, "Other", {"op": "get", "scope": "flow", "key": "f"}, node_id="n9")
-    ) == "x"
-    assert result(
-        await run(module, "Counter", {"op": "get", "scope": "flow", "key": "f"}, flow_id="flow-2")
-    ) == "(undefined)"
+    assert (
+        result(await run(module, "Other", {"op": "get", "scope": "flow", "key": "f"}, node_id="n9"))
+        == "x"
+    )
+    assert (
+        result(
+            await run(
+                module, "Counter", {"op": "get", "scope": "flow", "key": "f"}, flow_id="flow-2"
+            )
+        )
+        == "(undefined)"
+    )
     # service.*: every component of the module in the workspace, in any flow.
     await run(module, "Counter", {"op": "set", "scope": "service", "key": "s", "value": 7})
-    assert result(
-        await run(
-            module, "Other", {"op": "get", "scope": "service", "key": "s"}, flow_id="flow-3"
+    assert (
+        result(
+            await run(
+                module, "Other", {"op": "get", "scope": "service", "key": "s"}, flow_id="flow-3"
+            )
         )
-    ) == 7
+        == 7
+    )
     other_module = persistent.module({"Counter": COUNTER})
-    assert result(
-        await run(other_module, "Counter", {"op": "get", "scope": "service", "key": "s"})
-    ) == "(undefined)"
+    assert (
+        result(await run(other_module, "Counter", {"op": "get", "scope": "service", "key": "s"}))
+        == "(undefined)"
+    )
 
 
 async def test_no_scope_is_readable_or_writable_across_workspaces(
@@ -181,7 +191,9 @@ async def test_a_stopped_flow_forgets_node_state_unless_the_component_is_persist
 async def _rows(persistent: PersistentHarness, workspace: str) -> list[tuple[object, ...]]:
     async with persistent.api.database.transaction() as session:
         rows = await session.execute(
-            sa.select(state_table.c.scope, state_table.c.owner, state_table.c.key, state_table.c.value)
+            sa.select(
+                state_table.c.scope, state_table.c.owner, state_table.c.key, state_table.c.value
+            )
             .where(state_table.c.workspace == workspace)
             .order_by(state_table.c.scope, state_table.c.owner, state_table.c.key)
         )

@@ -71,12 +71,12 @@ def _conditions(query: Any) -> list[sa.ColumnElement[bool]]:
                     "ERR_NOT_SUPPORTED",
                 )
             if field == "value":
-                conditions.append(table.c.value == sa.cast(json.dumps(wanted), JSONB))
+                conditions.append(table.c.value == sa.bindparam(None, wanted, type_=JSONB))
             else:
                 document: Any = wanted
                 for part in reversed(field.split(".")[1:]):
                     document = {part: document}
-                conditions.append(table.c.value.op("@>")(sa.cast(json.dumps(document), JSONB)))
+                conditions.append(table.c.value.op("@>")(sa.bindparam(None, document, type_=JSONB)))
         else:
             raise ContextError(
                 f"store.find: {field!r} cannot be queried here (key, value, value.<field>)",

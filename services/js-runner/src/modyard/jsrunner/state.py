@@ -194,7 +194,10 @@ async def _inc(api: ContextApi, scope: CallScope, args: dict[str, Any]) -> Any:
     # One statement: concurrent increments of one key never lose an update. A stored value that
     # is not a number fails the cast: the statement fails, and nothing changes.
     current = sa.case(
-        (sa.func.jsonb_typeof(table.c.value) == "number", table.c.value.op("#>>")(sa.literal_column("'{}'::text[]"))),
+        (
+            sa.func.jsonb_typeof(table.c.value) == "number",
+            table.c.value.op("#>>")(sa.literal_column("'{}'::text[]")),
+        ),
         else_=sa.literal("not a number"),
     )
     statement = pg_insert(table).values(

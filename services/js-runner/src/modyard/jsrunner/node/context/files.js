@@ -43,23 +43,23 @@ function addFiles(context, call, rpc) {
     };
     context.getFileInfo = (fileId) => rpc('file.info', { fileId });
     context.getFileReadStream = async (fileId) => {
-        // The first chunk is read now, so that a missing file rejects here (as Appmixer's does).
-        let next = await rpc('file.read', { fileId, seq: 0 });
-        let seq = 0;
+        // The first chunk is read now, so that a missing file rejects here (as Appmixer's does);
+        // each later one when the reader wants more (one request in flight at a time).
+        let first = await rpc('file.read', { fileId, seq: 0 });
+        let seq = 1;
         return new Readable({
-            async read() {
-                try {
-                    const current = next;
-                    if (current.data !== null) this.push(Buffer.from(current.data, 'base64'));
-                    if (current.last) {
-                        this.push(null);
-                        return;
-                    }
-                    seq += 1;
-                    next = await rpc('file.read', { fileId, seq });
-                } catch (err) {
-                    this.destroy(err);
+            read() {
+                const take = (piece) => {
+                    if (piece.data !== null) this.push(Buffer.from(piece.data, 'base64'));
+                    if (piece.last) this.push(null);
+                };
+                if (first) {
+                    const piece = first;
+                    first = null;
+                    take(piece);
+                    return;
                 }
+                rpc('file.read', { fileId, seq: seq++ }).then(take, (err) => this.destroy(err));
             },
         });
     };
