@@ -30,6 +30,7 @@ async def harness(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Har
     await store.prepare_base()
     bridge = HttpBridge(settings)
     pool = ChildPool(settings, isolation, bridge.perform_for)
+    pool.proxy_clients = bridge.clients
     runner = JsRunner(settings, isolation, store, pool)
     try:
         yield Harness(runner, settings, tmp_path_factory.mktemp("modules"))

@@ -40,6 +40,7 @@ def service_spec(settings: JsRunnerSettings | None = None) -> ServiceSpec:
         store = ModuleStore(settings, registry)
         bridge = HttpBridge(settings)
         pool = ChildPool(settings, isolation, bridge.perform_for)
+        pool.proxy_clients = bridge.clients
         runner = JsRunner(settings, isolation, store, pool)
         runner.use_context_api(ContextApi(settings, app.state.database))
         consumer = RequestConsumer(settings, bus, runner)

@@ -18,7 +18,7 @@ import structlog
 from yarl import URL
 
 from modyard.common.egress.aiohttp_client import EgressClients
-from modyard.common.egress.policy import EgressPolicy, EgressRefused
+from modyard.common.egress.policy import Allowance, EgressPolicy, EgressRefused
 from modyard.jsrunner.settings import JsRunnerSettings
 
 log = structlog.get_logger(__name__)
@@ -49,7 +49,9 @@ class HttpBridge:
         self._settings = settings
         self.clients = EgressClients(policy or EgressPolicy.from_settings(settings))
 
-    async def perform(self, request: dict[str, Any], *, module: str) -> dict[str, Any]:
+    async def perform(
+        self, request: dict[str, Any], *, module: str, allowance: Allowance | None = None
+    ) -> dict[str, Any]:
         method = str(request.get("method") or "GET").upper()
         if method not in _METHODS:
             return _error(f"httpRequest method {method!r} is not supported", "ERR_BAD_OPTION")
@@ -83,7 +85,8 @@ class HttpBridge:
         status: int | str = "-"
         size = 0
         try:
-            client = self.clients.client()
+            # The calling workspace's allow-list widens the deployment's policy for this call.
+            client = self.clients.client(allowance)
             async with (
                 client.request(
                     method,
@@ -131,9 +134,11 @@ class HttpBridge:
                 ms=round((time.perf_counter() - began) * 1000, 1),
             )
 
-    async def perform_for(self, request: dict[str, Any], module: str) -> dict[str, Any]:
+    async def perform_for(
+        self, request: dict[str, Any], module: str, allowance: Allowance | None = None
+    ) -> dict[str, Any]:
         """:meth:`perform` as a child's :data:`~modyard.jsrunner.sandbox.HttpHandler`."""
-        return await self.perform(request, module=module)
+        return await self.perform(request, module=module, allowance=allowance)
 
     async def aclose(self) -> None:
         await self.clients.aclose()

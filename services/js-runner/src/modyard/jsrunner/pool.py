@@ -13,6 +13,7 @@ import time
 
 import structlog
 
+from modyard.common.egress.aiohttp_client import EgressClients
 from modyard.jsrunner.isolation import Isolation
 from modyard.jsrunner.sandbox import Child, HttpHandler, RpcHandler, SandboxSpec
 from modyard.jsrunner.settings import JsRunnerSettings
@@ -34,6 +35,8 @@ class ChildPool:
         #: The persistent context members (context_api.ContextApi.answer), when there is a
         #: database; without one those members reject.
         self.rpc = rpc
+        #: The egress clients of the npm SDKs' proxy (egress_proxy.py); None: no proxy.
+        self.proxy_clients: EgressClients | None = None
         self._children: dict[str, Child] = {}
         self._starting: dict[str, asyncio.Lock] = {}
         self._retired: set[Child] = set()
@@ -56,7 +59,14 @@ class ChildPool:
             current = self._children.get(spec.key)
             if current is not None and current.alive and not current.retiring:
                 return current
-            child = Child(spec, self._settings, self._isolation, self._http, self.rpc)
+            child = Child(
+                spec,
+                self._settings,
+                self._isolation,
+                self._http,
+                self.rpc,
+                proxy_clients=self.proxy_clients,
+            )
             await child.start()
             self.started += 1
             if len(self.start_times) < 10_000:

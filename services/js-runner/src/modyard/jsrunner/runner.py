@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import structlog
 
+from modyard.common.egress.policy import Allowance, parse_cidr, parse_host_pattern
 from modyard.jsrunner import state, timers
 from modyard.jsrunner.context_api import CallScope, ContextApi
 from modyard.jsrunner.isolation import Isolation
@@ -86,6 +87,27 @@ def classify(error: dict[str, Any]) -> dict[str, Any]:
     if code in _TRANSIENT_CODES:
         return {"message": message, "retryable": True, "kind": "connection"}
     return {"message": message, "retryable": True, "kind": "unknown"}
+
+
+#: Request ports that call a lifecycle method instead of ``receive`` (the runtime's scheduler
+#: sends ``tick``; its flow start and stop send ``start`` and ``stop``).
+LIFECYCLE: Final = {"tick": "tick", "start": "start", "stop": "stop"}
+
+
+def allowance_of(egress: Any) -> Allowance | None:
+    """The workspace's egress allow-list the runtime sent with the request (``{"cidrs",
+    "hosts"}``, checked when the workspace stored it); None: the deployment's policy only."""
+    if not isinstance(egress, dict):
+        return None
+    try:
+        allowance = Allowance(
+            cidrs=tuple(parse_cidr(str(item)) for item in egress.get("cidrs") or ()),
+            hosts=tuple(parse_host_pattern(str(item)) for item in egress.get("hosts") or ()),
+        )
+    except ValueError:
+        log.warning("js_egress_allowance_ignored", egress=str(egress)[:200])
+        return None
+    return None if allowance.empty else allowance
 
 
 def auth_of(config: Any, service: str | None) -> dict[str, Any]:
@@ -180,8 +202,10 @@ class JsRunner:
             extra["state"] = await state.load_all(self.context_api, scope)
         frame = {
             "entry": str(component.entry),
-            "method": "tick" if port == "tick" else "receive",
-            "port": None if port == "tick" else port,
+            "method": LIFECYCLE.get(port, "receive"),
+            "port": None if port in LIFECYCLE else port,
+            # Webhook components: the URL the runtime serves for this node (getWebhookUrl).
+            "webhookUrl": request.get("webhook_url"),
             "content": request.get("payload"),
             "correlationId": request.get("correlation_id"),
             "properties": request.get("properties") or {},
@@ -195,7 +219,12 @@ class JsRunner:
         succeeded = False
         try:
             child = await self.pool.child(self.spec(module))
-            answer, _logs = await child.call(frame, scope)
+            answer, _logs = await child.call(
+                frame,
+                scope,
+                allowance=allowance_of(request.get("egress")),
+                workspace=scope.workspace,
+            )
             succeeded = answer.get("t") == "done"
         except SandboxFailure as exc:
             return {
@@ -211,6 +240,9 @@ class JsRunner:
         if succeeded:
             outputs = answer.get("outputs")
             reply: dict[str, Any] = {"outputs": outputs if isinstance(outputs, dict) else {}}
+            if isinstance(answer.get("response"), dict):
+                # context.response(): the runtime answers the webhook's caller with it.
+                reply["response"] = answer["response"]
             if parked:
                 reply["timeouts"] = parked
             return reply

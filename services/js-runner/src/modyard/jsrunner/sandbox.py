@@ -36,6 +36,9 @@ from typing import Any
 
 import structlog
 
+from modyard.common.egress.aiohttp_client import EgressClients
+from modyard.common.egress.policy import Allowance
+from modyard.jsrunner.egress_proxy import EgressProxy
 from modyard.jsrunner.isolation import Isolation
 from modyard.jsrunner.settings import ALLOWABLE, JsRunnerSettings
 
@@ -43,8 +46,9 @@ log = structlog.get_logger(__name__)
 
 _HEADER = struct.Struct(">I")
 
-#: Performs a ``context.httpRequest`` frame for a module; answers the ``http-result`` fields.
-HttpHandler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]
+#: Performs a ``context.httpRequest`` frame for a module, with the calling workspace's egress
+#: allowance (None: the deployment's policy only); answers the ``http-result`` fields.
+HttpHandler = Callable[[dict[str, Any], str, Allowance | None], Awaitable[dict[str, Any]]]
 #: Answers an ``rpc`` frame (a persistent context member: state, lock, store, files, timers) for
 #: the call it names: (method, args, that call's scope) → the ``rpc-result`` fields.
 RpcHandler = Callable[[str, Any, Any], Awaitable[dict[str, Any]]]
@@ -73,7 +77,12 @@ class SandboxSpec:
     allowances: tuple[str, ...] = ()
 
 
-def command(settings: JsRunnerSettings, isolation: Isolation, spec: SandboxSpec) -> list[str]:
+def command(
+    settings: JsRunnerSettings,
+    isolation: Isolation,
+    spec: SandboxSpec,
+    proxy_socket: Path | None = None,
+) -> list[str]:
     readable = [spec.module_dir, settings.node_dir, *spec.require_paths]
     node = [settings.node_binary]
     if isolation.permissions:
@@ -91,9 +100,22 @@ def command(settings: JsRunnerSettings, isolation: Isolation, spec: SandboxSpec)
         f"--max-old-space-size={settings.heap_mb}",
         str(settings.node_dir / "bootstrap.js"),
         ":".join(str(path) for path in spec.require_paths),
+        str(proxy_socket or ""),
     ]
     if isolation.namespaces:
-        return [settings.unshare_binary, "--user", "--map-root-user", "--net", "--", *node]
+        unshare = [settings.unshare_binary, "--user", "--map-root-user", "--net", "--"]
+        if proxy_socket is not None and settings.ip_binary:
+            # The namespace's own loopback up (nothing else is there), for the in-namespace
+            # proxy listener of npm SDKs (node/proxy.js); ~10 ms of the start.
+            return [
+                *unshare,
+                "/bin/sh",
+                "-c",
+                f'{settings.ip_binary} link set lo up && unset PWD && exec "$@"',
+                "sh",
+                *node,
+            ]
+        return [*unshare, *node]
     return node
 
 
@@ -112,6 +134,9 @@ class _Call:
     logs: list[dict[str, Any]] = field(default_factory=list)
     #: Who the call runs for (context_api.CallScope), given to its ``rpc`` frames.
     scope: Any = None
+    #: The calling workspace's egress allow-list (httpRequest and the SDK proxy).
+    allowance: Allowance | None = None
+    workspace: str = ""
 
 
 class Child:
@@ -124,9 +149,23 @@ class Child:
         isolation: Isolation,
         http: HttpHandler,
         rpc: RpcHandler | None = None,
+        *,
+        proxy_clients: EgressClients | None = None,
     ) -> None:
         self.spec = spec
         self._rpc = rpc
+        #: HTTP(S)_PROXY of the npm SDKs (egress_proxy.py); None: they fail closed.
+        self._proxy = (
+            EgressProxy(
+                settings,
+                proxy_clients,
+                module=spec.module,
+                path=settings.run_path / f"{os.getpid()}-{id(self):x}.sock",
+                allowance=self.proxy_allowance,
+            )
+            if proxy_clients is not None
+            else None
+        )
         self._settings = settings
         self._isolation = isolation
         self._http = http
@@ -157,7 +196,11 @@ class Child:
 
     async def start(self) -> None:
         began = time.perf_counter()
-        argv = command(self._settings, self._isolation, self.spec)
+        if self._proxy is not None:
+            await self._proxy.start()
+        argv = command(
+            self._settings, self._isolation, self.spec, self._proxy.path if self._proxy else None
+        )
         self._process = await asyncio.create_subprocess_exec(
             *argv,
             stdin=subprocess.PIPE,
@@ -197,7 +240,12 @@ class Child:
         )
 
     async def call(
-        self, frame: dict[str, Any], scope: Any = None
+        self,
+        frame: dict[str, Any],
+        scope: Any = None,
+        *,
+        allowance: Allowance | None = None,
+        workspace: str = "",
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The child's ``done`` or ``failed`` frame for ``frame``, and the call's log lines."""
         if not self.alive or self._process is None or self._process.stdin is None:
@@ -206,7 +254,12 @@ class Child:
         self._next_id += 1
         self.calls_started += 1
         self.last_used = time.monotonic()
-        pending = _Call(asyncio.get_running_loop().create_future(), scope=scope)
+        pending = _Call(
+            asyncio.get_running_loop().create_future(),
+            scope=scope,
+            allowance=allowance,
+            workspace=workspace,
+        )
         self._calls[call_id] = pending
         try:
             self._send({**frame, "t": "call", "id": call_id})
@@ -284,11 +337,24 @@ class Child:
             call.logs.append(entry)
         log.info("js_component_log", module=self.spec.key, pid=self.pid, **entry)
 
+    def proxy_allowance(self) -> Allowance | None:
+        """The allow-list the SDK proxy applies now. A proxied connection cannot be tied to
+        one call (the child serves calls of several workspaces at once): with calls of a single
+        workspace in flight, that workspace's list; otherwise only the deployment's policy (a
+        workspace's list only widens it, so this never lets through more than a call may)."""
+        workspaces = {call.workspace for call in self._calls.values()}
+        if len(workspaces) != 1:
+            return None
+        return next(iter(self._calls.values())).allowance
+
     async def _perform(self, frame: dict[str, Any]) -> None:
         request = frame.get("request")
+        call = self._calls.get(int(frame.get("id") or 0))
         try:
             result = await self._http(
-                request if isinstance(request, dict) else {}, self.spec.module
+                request if isinstance(request, dict) else {},
+                self.spec.module,
+                call.allowance if call is not None else None,
             )
         except Exception as exc:  # the child must hear back whatever happened
             result = {"error": {"message": f"httpRequest failed: {exc}", "code": "ERR_RUNNER"}}
@@ -363,6 +429,8 @@ class Child:
                 task.cancel()
         if self._process is not None:
             asyncio.get_running_loop().create_task(self._reap())
+        if self._proxy is not None:
+            asyncio.get_running_loop().create_task(self._proxy.close())
 
     async def _reap(self) -> None:
         # Collect the exit status so that no zombie is left behind.

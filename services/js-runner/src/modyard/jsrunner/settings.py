@@ -70,6 +70,15 @@ class JsRunnerSettings(ServiceSettings):
     http_timeout_seconds: float = Field(default=20.0, gt=0)
     http_max_response_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     http_max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    #: The longest a CONNECT tunnel of an SDK's ``HTTPS_PROXY`` stays open (egress_proxy.py).
+    proxy_tunnel_seconds: float = Field(default=60.0, gt=0)
+    #: ``ip`` (iproute2), run in the child's namespace to bring its loopback up so that the
+    #: in-namespace proxy listener is reachable; empty: no proxy (SDKs fail closed).
+    ip_binary: str = "/usr/sbin/ip"
+    #: Ahead of the first call: module versions installed on the installer's events, and a
+    #: child started for each (a warm pool: the first call does not pay for Node's start).
+    install_on_events: bool = True
+    warm_children: bool = True
 
     # -- what components keep between calls (PostgreSQL; docs/js-runner.md, "Context API") -----
     #: Largest value one ``stateSet`` (any scope) may store, bytes of JSON.
@@ -131,6 +140,11 @@ class JsRunnerSettings(ServiceSettings):
         if self.cache_dir:
             return Path(self.cache_dir)
         return Path.home() / ".cache" / "modyard" / "js-runner"
+
+    @property
+    def run_path(self) -> Path:
+        """The children's proxy sockets (short: a Unix socket path has at most 107 bytes)."""
+        return self.cache_path / "run"
 
     @property
     def node_dir(self) -> Path:

@@ -13,6 +13,8 @@
 // argv: node bootstrap.js <require path>[:<require path>...]
 
 const Module = require('module');
+const { startProxy } = require('./proxy');
+const { extendContext, lifecycleMethod } = require('./lifecycle');
 
 // Where `require` finds the base layer (lodash, form-data, moment-timezone, bluebird) and the
 // appmixer-lib shim when the module does not bring its own: NODE_PATH, read once here because
@@ -226,12 +228,18 @@ async function onCall(call) {
     running.add(call.id);
     try {
         const component = loadComponent(call.entry);
-        const method = call.method || 'receive';
+        const method = lifecycleMethod(call);
+        const answer = {};
         if (!component || typeof component[method] !== 'function') {
+            // Appmixer components need not export start/stop: nothing to do then.
+            if (method === 'start' || method === 'stop') {
+                send({ t: 'done', id: call.id, outputs });
+                return;
+            }
             throw new TypeError(`${call.entry} exports no ${method}() function`);
         }
-        await component[method](makeContext(call, outputs));
-        send({ t: 'done', id: call.id, outputs });
+        await component[method](extendContext(makeContext(call, outputs), call, answer));
+        send({ t: 'done', id: call.id, outputs, response: answer.response });
     } catch (err) {
         send({ t: 'failed', id: call.id, error: describe(err) });
     } finally {
@@ -262,4 +270,7 @@ process.stdin.on('data', (chunk) => {
 });
 process.stdin.on('end', () => process.exit(0));
 
-send({ t: 'ready', pid: process.pid, node: process.version });
+// argv[3]: the supervisor's proxy socket for this child (HTTP(S)_PROXY for npm SDKs).
+startProxy(process.argv[3]).then((proxy) => {
+    send({ t: 'ready', pid: process.pid, node: process.version, proxy });
+});
