@@ -4,7 +4,6 @@ files) answer from a PostgreSQL schema of the test session's own database."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -72,7 +71,7 @@ async def persistent(
         database_url=infra.database_url,
         amqp_url=infra.amqp_url,
         db_schema=f"js_ctx_{uuid.uuid4().hex[:8]}",
-        call_timeout_seconds=float(os.environ.get("N2_DEBUG_TIMEOUT", "60")),
+        call_timeout_seconds=60,
         state_max_value_bytes=4096,
         state_max_bytes=16384,
         store_max_value_bytes=4096,
