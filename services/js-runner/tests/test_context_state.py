@@ -8,7 +8,6 @@ import pytest
 import sqlalchemy as sa
 from persistence_env import PersistentHarness
 
-from modyard.jsrunner import state
 from modyard.jsrunner.tables import state as state_table
 
 pytestmark = pytest.mark.infra
@@ -169,7 +168,7 @@ async def test_concurrent_increments_lose_nothing(persistent: PersistentHarness)
     assert sorted(result(reply) for reply in replies) == list(range(1, 51))  # type: ignore[type-var]
 
 
-async def test_a_stopped_flow_forgets_node_state_unless_the_component_is_persistent(
+async def test_a_stopped_node_forgets_its_state_unless_the_component_is_persistent(
     persistent: PersistentHarness,
 ) -> None:
     plain = persistent.module({"Counter": COUNTER})
@@ -180,12 +179,17 @@ async def test_a_stopped_flow_forgets_node_state_unless_the_component_is_persist
     await run(plain, "Counter", {"op": "set", "key": "k", "value": 1}, node_id="a", **flow)
     await run(kept, "Counter", {"op": "set", "key": "k", "value": 2}, node_id="b", **flow)
     await run(plain, "Counter", {"op": "set", "scope": "flow", "key": "f", "value": 3}, **flow)
-    assert await state.forget_flow(persistent.api, "wsa", "stopping") == 1
+    await run(plain, "Counter", {"op": "set", "key": "k", "value": 4}, node_id="a", flow_id="other")
+    # The flow stops: the runtime calls stop on each node (Counter exports none: nothing to run).
+    for module, node in ((plain, "a"), (kept, "b")):
+        stopped = await run(module, "Counter", None, port="stop", node_id=node, **flow)
+        assert stopped == {"outputs": {}}
     get = {"op": "get", "key": "k"}
     assert result(await run(plain, "Counter", get, node_id="a", **flow)) == "(undefined)"
     assert result(await run(kept, "Counter", get, node_id="b", **flow)) == 2
     flow_get = {"op": "get", "scope": "flow", "key": "f"}
     assert result(await run(plain, "Counter", flow_get, **flow)) == 3
+    assert result(await run(plain, "Counter", get, node_id="a", flow_id="other")) == 4
 
 
 async def _rows(persistent: PersistentHarness, workspace: str) -> list[tuple[object, ...]]:

@@ -237,6 +237,9 @@ class JsRunner:
                 if self.context_api is not None
                 else []
             )
+            if port == "stop" and self.context_api is not None and scope.workspace:
+                # The flow stops whatever stop() did: the node's state goes unless persistent.
+                await state.forget_node(self.context_api, scope)
         if succeeded:
             outputs = answer.get("outputs")
             reply: dict[str, Any] = {"outputs": outputs if isinstance(outputs, dict) else {}}

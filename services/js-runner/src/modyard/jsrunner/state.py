@@ -251,16 +251,12 @@ async def _save(api: ContextApi, scope: CallScope, args: dict[str, Any]) -> Any:
     return None
 
 
-async def forget_flow(api: ContextApi, workspace: str, flow_id: str) -> int:
-    """A stopped flow's node state, except that of components declaring it persistent."""
+async def forget_node(api: ContextApi, scope: CallScope) -> int:
+    """A node's state once its flow stopped (after its ``stop``, which may still read it), unless
+    its component declares it persistent, as Appmixer does."""
     async with api.database.transaction() as session:
         result = await session.execute(
-            sa.delete(table).where(
-                table.c.workspace == workspace,
-                table.c.flow_id == flow_id,
-                table.c.scope == "node",
-                table.c.persistent.is_(False),
-            )
+            sa.delete(table).where(_where(scope, "node"), table.c.persistent.is_(False))
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
