@@ -94,12 +94,22 @@ class ContextApi:
 
     async def finish(self, scope: CallScope, *, succeeded: bool) -> list[dict[str, Any]]:
         """What the call left: its locks released, its unfinished uploads removed, its timers
-        cancelled when it failed. The timers to park when it succeeded."""
+        cancelled when it failed. The timers to park when it succeeded.
+
+        Never raises: with the database away, a lock's row expires with its ttl, an unfinished
+        file stays unreadable (only finished files are read), and a failed call's timer fires
+        (its call is retried and sets it again under the same id)."""
         for name, token in list(scope.held_locks.items()):
-            await self.locks.release(scope.workspace, name, token)
+            try:
+                await self.locks.release(scope.workspace, name, token)
+            except Exception:
+                log.warning("js_lock_not_released", lock=name, exc_info=True)
         scope.held_locks.clear()
         if scope.uploads:
-            await files.discard(self.database, scope.workspace, scope.uploads)
+            try:
+                await files.discard(self.database, scope.workspace, scope.uploads)
+            except Exception:
+                log.warning("js_upload_not_removed", exc_info=True)
             scope.uploads.clear()
         if not scope.timers:
             return []
@@ -109,7 +119,10 @@ class ContextApi:
                 for timer in scope.timers
                 if not timer.get("cleared")
             ]
-        await timers.cancel_all(self.database, scope.workspace, [t["id"] for t in scope.timers])
+        try:
+            await timers.cancel_all(self.database, scope.workspace, [t["id"] for t in scope.timers])
+        except Exception:
+            log.warning("js_timers_not_cancelled", exc_info=True)
         return []
 
     async def answer(self, method: str, args: Any, scope: Any) -> dict[str, Any]:

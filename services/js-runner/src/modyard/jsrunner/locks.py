@@ -123,19 +123,23 @@ class LockManager:
                 self._local.pop(key, None)
 
     async def release(self, workspace: str, name: str, token: str) -> None:
-        async with self._database.transaction() as session:
-            await session.execute(
-                sa.delete(table).where(
-                    table.c.workspace == workspace, table.c.name == name, table.c.token == token
+        try:
+            async with self._database.transaction() as session:
+                await session.execute(
+                    sa.delete(table).where(
+                        table.c.workspace == workspace, table.c.name == name, table.c.token == token
+                    )
                 )
-            )
-        key = (workspace, name)
-        local = self._local.get(key)
-        if local is not None and local.token == token and local.lock.locked():
-            local.token = None
-            local.lock.release()
-            if local.users == 0:
-                self._local.pop(key, None)
+        finally:
+            # This runner's next caller goes on even if the row could not be deleted (the
+            # database is away): the row then expires with its ttl.
+            key = (workspace, name)
+            local = self._local.get(key)
+            if local is not None and local.token == token and local.lock.locked():
+                local.token = None
+                local.lock.release()
+                if local.users == 0:
+                    self._local.pop(key, None)
 
     async def extend(self, workspace: str, name: str, token: str, ttl_ms: float) -> bool:
         async with self._database.transaction() as session:

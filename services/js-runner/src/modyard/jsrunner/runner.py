@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 from modyard.common.egress.policy import Allowance, parse_cidr, parse_host_pattern
 from modyard.jsrunner import state, timers
@@ -189,17 +190,26 @@ class JsRunner:
             persistent=component.persistent_state,
         )
         extra: dict[str, Any] = {}
-        if port == "timeout":
-            due = await self._due_timer(scope, request.get("payload"))
-            if due is not None and "reply" in due:
-                return dict(due["reply"])
-            extra = due or {}
-        elif (
-            self.context_api is not None
-            and scope.workspace
-            and self._reads_state_property(component.entry)
-        ):
-            extra["state"] = await state.load_all(self.context_api, scope)
+        try:
+            if port == "timeout":
+                due = await self._due_timer(scope, request.get("payload"))
+                if due is not None and "reply" in due:
+                    return dict(due["reply"])
+                extra = due or {}
+            elif (
+                self.context_api is not None
+                and scope.workspace
+                and self._reads_state_property(component.entry)
+            ):
+                extra["state"] = await state.load_all(self.context_api, scope)
+        except (DBAPIError, OSError) as exc:
+            log.warning("js_state_unavailable", module=name, error=str(exc)[:300])
+            return {
+                "error": {
+                    "message": "the runner's database is unavailable (the component's state)",
+                    "retryable": True,
+                }
+            }
         frame = {
             "entry": str(component.entry),
             "method": LIFECYCLE.get(port, "receive"),
@@ -239,7 +249,10 @@ class JsRunner:
             )
             if port == "stop" and self.context_api is not None and scope.workspace:
                 # The flow stops whatever stop() did: the node's state goes unless persistent.
-                await state.forget_node(self.context_api, scope)
+                try:
+                    await state.forget_node(self.context_api, scope)
+                except (DBAPIError, OSError):
+                    log.warning("js_state_not_forgotten", module=name, exc_info=True)
         if succeeded:
             outputs = answer.get("outputs")
             reply: dict[str, Any] = {"outputs": outputs if isinstance(outputs, dict) else {}}
