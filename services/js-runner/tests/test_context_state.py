@@ -25,6 +25,8 @@ module.exports = {
         if (op === 'inc') result = await api.stateInc(key, by);
         if (op === 'unset') result = await api.stateUnset(key);
         if (op === 'clear') result = await api.stateClear();
+        if (op === 'add') result = await api.stateAddToSet(key, value);
+        if (op === 'drop') result = await api.stateRemoveFromSet(key, value);
         return context.sendJson({ result: result === undefined ? '(undefined)' : result }, 'out');
     }
 };
@@ -117,6 +119,7 @@ async def test_no_scope_is_readable_or_writable_across_workspaces(
     run = persistent.run
     for scope in ("node", "flow", "service"):
         await run(module, "Counter", {"op": "set", "scope": scope, "key": "secret", "value": "a"})
+        await run(module, "Counter", {"op": "add", "scope": scope, "key": "set", "value": "a"})
     before = await _rows(persistent, "wsa")
     for scope in ("node", "flow", "service"):
         # Same module, flow id, node id and key: another workspace reads nothing…
@@ -129,6 +132,12 @@ async def test_no_scope_is_readable_or_writable_across_workspaces(
             module,
             "Counter",
             {"op": "set", "scope": scope, "key": "secret", "value": "b"},
+            workspace="wsb",
+        )
+        await run(
+            module,
+            "Counter",
+            {"op": "drop", "scope": scope, "key": "set", "value": "a"},
             workspace="wsb",
         )
         await run(module, "Counter", {"op": "clear", "scope": scope}, workspace="wsb")
@@ -158,6 +167,40 @@ async def test_sizes_are_capped_with_an_error_naming_the_setting_and_nothing_wri
     not_a_number = await run(module, "Counter", {"op": "inc", "key": "big"})
     assert "not a number" in not_a_number["error"]["message"]
     assert result(await run(module, "Counter", {"op": "get", "key": "big"})) == "small"
+
+
+async def test_add_to_set_and_remove_from_set_keep_a_set_under_concurrency(
+    persistent: PersistentHarness,
+) -> None:
+    module = persistent.module({"Counter": COUNTER})
+    run = persistent.run
+    hook = {"flowId": "f1", "componentId": "n1"}
+    for _ in range(2):  # the same registration twice is kept once
+        added = await run(
+            module, "Counter", {"op": "add", "scope": "service", "key": "hooks", "value": hook}
+        )
+    assert result(added) == [hook]
+    # An element that only contains the value is not equal to it.
+    partial = {"flowId": "f1"}
+    assert result(
+        await run(
+            module, "Counter", {"op": "add", "scope": "service", "key": "hooks", "value": partial}
+        )
+    ) == [hook, partial]
+    assert result(
+        await run(
+            module, "Counter", {"op": "drop", "scope": "service", "key": "hooks", "value": hook}
+        )
+    ) == [partial]
+    replies = await asyncio.gather(
+        *(
+            run(module, "Counter", {"op": "add", "scope": "flow", "key": "seen", "value": index})
+            for index in range(30)
+        )
+    )
+    assert all("outputs" in reply for reply in replies)
+    seen = result(await run(module, "Counter", {"op": "get", "scope": "flow", "key": "seen"}))
+    assert sorted(seen) == list(range(30))  # type: ignore[arg-type]
 
 
 async def test_concurrent_increments_lose_nothing(persistent: PersistentHarness) -> None:

@@ -1,5 +1,6 @@
 """``context.state`` / ``saveState`` / ``loadState`` / ``stateGet`` / ``stateSet`` /
-``stateUnset`` / ``stateClear`` / ``stateInc``, and the same members under ``context.flow``
+``stateUnset`` / ``stateClear`` / ``stateInc`` / ``stateAddToSet`` / ``stateRemoveFromSet``,
+and the same members under ``context.flow``
 (shared by the flow's nodes) and ``context.service`` (shared by the module's components in one
 workspace).
 
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 import structlog
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -229,6 +231,88 @@ async def _inc(api: ContextApi, scope: CallScope, args: dict[str, Any]) -> Any:
     return value
 
 
+_ADD_TO_SET = sa.text(
+    """
+    INSERT INTO component_state AS row
+        (workspace, scope, owner, key, value, size, flow_id, persistent)
+    VALUES (:workspace, :scope, :owner, :key, jsonb_build_array(:item), 0, :flow_id, :persistent)
+    ON CONFLICT (workspace, scope, owner, key) DO UPDATE SET
+        value = CASE
+            WHEN jsonb_typeof(row.value) <> 'array' OR row.value IS NULL
+                THEN jsonb_build_array(:item)
+            WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(row.value) AS e WHERE e = :item)
+                THEN row.value
+            ELSE row.value || jsonb_build_array(:item)
+        END,
+        updated_at = now()
+    RETURNING value
+    """
+).bindparams(sa.bindparam("item", type_=JSONB))
+
+_REMOVE_FROM_SET = sa.text(
+    """
+    UPDATE component_state AS row SET
+        value = (
+            SELECT coalesce(jsonb_agg(e), '[]'::jsonb)
+            FROM jsonb_array_elements(row.value) AS e WHERE e <> :item
+        ),
+        updated_at = now()
+    WHERE workspace = :workspace AND scope = :scope AND owner = :owner AND key = :key
+        AND jsonb_typeof(row.value) = 'array'
+    RETURNING value
+    """
+).bindparams(sa.bindparam("item", type_=JSONB))
+
+
+async def _set_member(
+    api: ContextApi, scope: CallScope, args: dict[str, Any], *, adding: bool
+) -> Any:
+    """``stateAddToSet(key, value)`` / ``stateRemoveFromSet(key, value)``: the array under
+    ``key`` gains ``value`` if no element equals it, or loses every element equal to it — in one
+    statement, so that concurrent callers (webhook registrations of many flows in
+    ``service.*``) never overwrite each other."""
+    kind = _kind(args)
+    member = _member(kind, "stateAddToSet" if adding else "stateRemoveFromSet")
+    scope.require_workspace(member)
+    key = _key(args, member)
+    owner, flow_id, persistent = _owner(scope, kind)
+    item = args.get("value")
+    if _encoded_size(item) > api.settings.state_max_value_bytes:
+        raise ContextError(
+            f"{member}({key!r}): the value is larger than a state value may be "
+            "(MODYARD_JS_RUNNER_STATE_MAX_VALUE_BYTES)",
+            "ERR_CONTEXT_LIMIT",
+        )
+    params = {
+        "workspace": scope.workspace,
+        "scope": kind,
+        "owner": owner,
+        "key": key,
+        "item": item,
+        "flow_id": flow_id,
+        "persistent": persistent,
+    }
+    async with api.database.transaction() as session:
+        value = await session.scalar(_ADD_TO_SET if adding else _REMOVE_FROM_SET, params)
+        if value is None:
+            return None
+        size = _encoded_size(value)
+        # Raising here rolls the statement back: the set stays as it was.
+        await _check_size(api, session, scope, kind, {key: size})
+        await session.execute(
+            sa.update(table).where(_where(scope, kind), table.c.key == key).values(size=size)
+        )
+    return value
+
+
+async def _add_to_set(api: ContextApi, scope: CallScope, args: dict[str, Any]) -> Any:
+    return await _set_member(api, scope, args, adding=True)
+
+
+async def _remove_from_set(api: ContextApi, scope: CallScope, args: dict[str, Any]) -> Any:
+    return await _set_member(api, scope, args, adding=False)
+
+
 async def _load(api: ContextApi, scope: CallScope, args: dict[str, Any]) -> Any:
     scope.require_workspace("loadState")
     return await load_all(api, scope, "node")
@@ -267,6 +351,8 @@ METHODS: dict[str, Method] = {
     "state.unset": _unset,
     "state.clear": _clear,
     "state.inc": _inc,
+    "state.addToSet": _add_to_set,
+    "state.removeFromSet": _remove_from_set,
     "state.load": _load,
     "state.save": _save,
 }

@@ -1,6 +1,6 @@
 'use strict';
 // context.state / saveState / loadState / stateGet / stateSet / stateUnset / stateClear /
-// stateInc, and the same members under context.flow and context.service (other scopes).
+// stateInc / stateAddToSet / stateRemoveFromSet, and the same members under context.flow and context.service (other scopes).
 
 function scoped(rpc, scope) {
     return {
@@ -9,6 +9,8 @@ function scoped(rpc, scope) {
         stateUnset: (key) => rpc('state.unset', { scope, key }),
         stateClear: () => rpc('state.clear', { scope }),
         stateInc: (key, by) => rpc('state.inc', { scope, key, by: by === undefined ? 1 : by }),
+        stateAddToSet: (key, value) => rpc('state.addToSet', { scope, key, value: value === undefined ? null : value }),
+        stateRemoveFromSet: (key, value) => rpc('state.removeFromSet', { scope, key, value: value === undefined ? null : value }),
     };
 }
 
