@@ -23,6 +23,7 @@ from benchmarks import (
     resilience,
     runtime,
     service_footprint,
+    tracing,
 )
 from modyard.common.logging import configure_logging
 from modyard.common.settings import CommonSettings
@@ -46,6 +47,7 @@ BENCHMARKS = (
     resilience.resilience,
     egress.egress_overhead,
     js_runner.js_runner_load,
+    tracing.tracing_overhead,
 )
 
 

@@ -27,6 +27,8 @@ from modyard.common.testing.cluster import Cluster, running_cluster
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.otlp import OtlpSink, ReceivedSpan
 from modyard.common.testing.polling import eventually
+from modyard.runtime.webhooks.payloads import COMPONENT_ERROR
+from modyard.runtime.webhooks.testing import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -107,10 +109,13 @@ async def worker_process(
 
 
 class Traced:
-    def __init__(self, cluster: Cluster, sink: OtlpSink, flow_id: str) -> None:
+    def __init__(
+        self, cluster: Cluster, sink: OtlpSink, flow_id: str, receiver: WebhookReceiver
+    ) -> None:
         self.cluster = cluster
         self.sink = sink
         self.flow_id = flow_id
+        self.receiver = receiver
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +124,8 @@ async def traced(
 ) -> AsyncIterator[Traced]:
     sink = OtlpSink()
     await sink.start()
+    receiver = WebhookReceiver()
+    await receiver.start()
     directory = tmp_path_factory.mktemp("traced")
     suffix = f"traced_{uuid.uuid4().hex[:6]}"
     overrides = {
@@ -128,6 +135,7 @@ async def traced(
             "MODYARD_EGRESS_ALLOW_LOOPBACK": "true",
             "MODYARD_GATEWAY_URL": "http://127.0.0.1:9",
             "MODYARD_RUNTIME_COMPONENT_TIMEOUT_SECONDS": "10",
+            "MODYARD_RUNTIME_WEBHOOK_POLL_INTERVAL_SECONDS": "0.2",
         }
     }
     try:
@@ -175,12 +183,22 @@ async def traced(
 
                 await eventually(credentials, timeout=30)
                 flow_id = await make_flow(client, cluster)
+                subscribed = await client.post(
+                    f"{runtime}/v1/system-webhooks",
+                    json={
+                        "url": receiver.url,
+                        "events": [COMPONENT_ERROR],
+                        "secret": "a-webhook-secret-of-some-length",
+                    },
+                )
+                assert subscribed.status_code == 201, subscribed.text
             async with (
                 worker_process("trace_workers:worker", issued, directory, sink.env()),
                 worker_process("fault_cells:echo", cell.credentials, directory, sink.env()),
             ):
-                yield Traced(cluster, sink, flow_id)
+                yield Traced(cluster, sink, flow_id, receiver)
     finally:
+        await receiver.close()
         await sink.close()
 
 
@@ -307,8 +325,10 @@ async def test_one_webhook_is_one_trace_across_runtime_module_worker_gateway_and
 
     def complete() -> bool:
         spans = sink.trace(trace)
-        return bool(node_spans(spans, "sink")) and bool(
-            only(spans, service="modyard-worker-fault-echo", kind="CONSUMER")
+        return (
+            bool(node_spans(spans, "sink"))
+            and bool(only(spans, service="modyard-worker-fault-echo", kind="CONSUMER"))
+            and bool(only(spans, name=f"deliver system webhook {COMPONENT_ERROR}"))
         )
 
     try:
@@ -422,9 +442,7 @@ async def test_flow_node_and_cell_metrics_carry_the_trace_as_exemplar(traced: Tr
     text = await scrape(runtime)
     traces = {span.trace_id for span in traced.sink.spans}
     # The failed first attempt of the first test's run, by class, and its retry.
-    (failed,) = samples(
-        text, "modyard_flow_node_failures_total", flow=traced.flow_id, node="mod"
-    )
+    (failed,) = samples(text, "modyard_flow_node_failures_total", flow=traced.flow_id, node="mod")
     assert 'class="http_status"' in failed or 'class="retryable"' in failed, failed
     assert samples(text, "modyard_flow_node_retries_total", flow=traced.flow_id, node="mod")
     # Histogram buckets with exemplars naming traces the sink received.
@@ -451,3 +469,31 @@ async def test_flow_node_and_cell_metrics_carry_the_trace_as_exemplar(traced: Tr
     )
     assert calls
     assert float(calls[0].split()[-1]) >= 1
+
+
+async def test_the_system_webhook_of_a_failed_attempt_is_delivered_in_its_trace(
+    traced: Traced,
+) -> None:
+    """The first test's run failed once: the component.error webhook the runtime delivered later,
+    from its own loop, continues the failed attempt's trace, and the receiver gets it."""
+    sink = traced.sink
+    deliveries = [
+        span for span in sink.spans if span.name == f"deliver system webhook {COMPONENT_ERROR}"
+    ]
+    assert deliveries
+    delivery = deliveries[0]
+    spans = sink.trace(delivery.trace_id)
+    ancestors = OtlpSink.ancestors(spans, delivery)
+    failed = [a for a in ancestors if a.attributes.get("modyard.node.id") == "mod"]
+    assert failed, describe(spans)
+    assert failed[0].attributes["modyard.attempt"] == 1
+    assert ancestors[-1].attributes["url.path"].startswith("/v1/hooks/")
+    (post,) = [s for s in spans if s.parent_id == delivery.span_id and s.kind == "CLIENT"]
+    assert post.attributes["http.request.method"] == "POST"
+    # The receiver saw the trace in the request's traceparent header.
+    carried = [
+        request.headers.get("traceparent", "")
+        for request in traced.receiver.requests
+        if request.json()["event"] == COMPONENT_ERROR
+    ]
+    assert any(value.split("-")[1] == delivery.trace_id for value in carried if value)

@@ -24,6 +24,7 @@ from aio_pika.abc import (
 )
 
 from modyard.common.bus.connection import Bus
+from modyard.common.observability import tracing
 from modyard.jsrunner.runner import JsRunner
 from modyard.jsrunner.settings import JsRunnerSettings
 
@@ -68,6 +69,20 @@ class RequestConsumer:
         return {REPLIES_EXCHANGE: self._replies}
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
+        if tracing.ENABLED:
+            # The runtime's node continues here (W3C traceparent in the request's headers).
+            with tracing.consuming(
+                self._settings.queue,
+                message.headers,
+                routing_key=message.routing_key or "",
+                message_id=message.message_id,
+                redelivered=bool(message.redelivered),
+            ):
+                await self._on_message(message)
+            return
+        await self._on_message(message)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
         try:
             request = json.loads(message.body)
             if not isinstance(request, dict):

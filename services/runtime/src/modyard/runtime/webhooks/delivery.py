@@ -36,6 +36,7 @@ from sqlalchemy.sql.expression import cast
 from modyard.common.db.database import Database
 from modyard.common.egress.aiohttp_client import EgressClient
 from modyard.common.egress.policy import PROBLEM_SLUG, EgressPolicy, EgressRefused
+from modyard.common.observability import tracing
 from modyard.common.secrets import SecretBox, SecretUnreadable
 from modyard.runtime.webhooks.models import DeliveryStatus, SystemWebhook, WebhookDelivery
 from modyard.runtime.webhooks.service import register_waker
@@ -91,6 +92,8 @@ class _Claimed:
     url: str
     #: ``None`` when no configured key decrypts it (the delivery then fails, saying why).
     secret: str | None
+    #: The trace of the work that enqueued it (``traceparent``/``tracestate``), if traced.
+    trace: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -213,7 +216,7 @@ class WebhookDeliverer:
         claimed = await self._claim()
         if not claimed:
             return 0
-        outcomes = await asyncio.gather(*(self._post(item) for item in claimed))
+        outcomes = await asyncio.gather(*(self._post_traced(item) for item in claimed))
         await self._record(list(zip(claimed, outcomes, strict=True)))
         return len(claimed)
 
@@ -226,6 +229,7 @@ class WebhookDeliverer:
                         WebhookDelivery.event,
                         WebhookDelivery.payload,
                         WebhookDelivery.attempts,
+                        WebhookDelivery.trace_context,
                         SystemWebhook.url,
                         SystemWebhook.secret,
                     )
@@ -249,7 +253,13 @@ class WebhookDeliverer:
                 )
         return [
             _Claimed(
-                row.id, row.event, row.payload, row.attempts, row.url, self._reveal(row.secret)
+                row.id,
+                row.event,
+                row.payload,
+                row.attempts,
+                row.url,
+                self._reveal(row.secret),
+                row.trace_context,
             )
             for row in rows
         ]
@@ -259,6 +269,22 @@ class WebhookDeliverer:
             return self._secrets.decrypt(token).decode()
         except SecretUnreadable:
             return None
+
+    async def _post_traced(self, item: _Claimed) -> _Outcome:
+        if not tracing.ENABLED:
+            return await self._post(item)
+        # The POST (an HTTP client span) in the trace of the flow that enqueued the event.
+        with (
+            tracing.continuing(item.trace),
+            tracing.span(
+                f"deliver system webhook {item.event}",
+                attributes={
+                    "modyard.webhook.event": item.event,
+                    "modyard.attempt": item.attempts + 1,
+                },
+            ),
+        ):
+            return await self._post(item)
 
     async def _post(self, item: _Claimed) -> _Outcome:
         if item.secret is None:

@@ -95,3 +95,6 @@ class WebhookDelivery(Base):
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: W3C ``traceparent``/``tracestate`` of the work that enqueued it (tracing on): the delivery
+    #: continues that trace although the deliverer sends it later, from a loop of its own.
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSONB)

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from modyard.common.errors import BadRequest, Conflict, NotFound
+from modyard.common.observability import tracing
 from modyard.common.secrets import SecretBox
 from modyard.runtime.cursors import decode_cursor, encode_cursor
 from modyard.runtime.webhooks.models import DeliveryStatus, SystemWebhook, WebhookDelivery
@@ -116,6 +117,7 @@ async def notify(session: AsyncSession, event: str, data: Mapping[str, Any] | Ba
             literal(event, String(64)),
             literal(payload["id"], PgUUID(as_uuid=False)),
             literal(payload, JSONB),
+            literal(tracing.current_traceparent() or None, JSONB),
         )
         .where(SystemWebhook.active.is_(True))
         .where(SystemWebhook.events.op("&&")(literal([event, ALL_EVENTS], ARRAY(String(64)))))
@@ -123,7 +125,9 @@ async def notify(session: AsyncSession, event: str, data: Mapping[str, Any] | Ba
     result = await session.execute(
         # Server defaults fill the rest: Python-side ones would be one value for every row.
         insert(WebhookDelivery).from_select(
-            ["webhook_id", "event", "event_id", "payload"], subscribed, include_defaults=False
+            ["webhook_id", "event", "event_id", "payload", "trace_context"],
+            subscribed,
+            include_defaults=False,
         )
     )
     count = int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,184 @@
+"""What tracing costs the runtime: node executions/s and the runtime's CPU per execution with
+tracing off, at 1 % sampling and at 100 %, in one run, on a three-node flow of core components
+(transform → transform → log) fed messages straight onto the work queue. Spans are exported over
+OTLP/HTTP to a sink in this process (the exporter's real work, not a no-op).
+
+Each setting runs ``ROUNDS`` times, interleaved (off, 1 %, 100 %, off, …), each with a runtime
+process of its own, so that a neighbour's burst on the shared cores spreads over all three; the
+spread of the rounds is reported with the medians. CPU per execution is the figure that stays
+meaningful on a loaded machine. Target: ≤ 5 % cost at 1 %."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from typing import Any
+
+import aio_pika
+import asyncpg
+import httpx
+
+from benchmarks.process_stats import cpu_seconds
+from modyard.common.auth import Role
+from modyard.common.settings import CommonSettings
+from modyard.common.testing.infra import IsolatedInfra, asyncpg_dsn
+from modyard.common.testing.otlp import OtlpSink
+from modyard.common.testing.services import ServiceProcess, auth_headers, service_process
+from modyard.runtime.engine.messages import WorkMessage
+from modyard.runtime.engine.topology import WORK_EXCHANGE, WORK_ROUTING_KEY
+
+MESSAGES = 4_000
+NODES = 3
+ROUNDS = 3
+SCHEMA = "tracing_bench"
+TARGET_COST_AT_ONE_PERCENT = 0.05
+
+
+def settings_env(sink: OtlpSink) -> dict[str, dict[str, str]]:
+    return {
+        "off": {},
+        "1%": sink.env(
+            OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+            OTEL_TRACES_SAMPLER_ARG="0.01",
+            OTEL_BSP_SCHEDULE_DELAY="1000",
+        ),
+        "100%": sink.env(
+            OTEL_TRACES_SAMPLER="parentbased_always_on", OTEL_BSP_SCHEDULE_DELAY="1000"
+        ),
+    }
+
+
+async def _one_round(
+    infra: IsolatedInfra, client: httpx.AsyncClient, runtime: ServiceProcess
+) -> dict[str, float]:
+    definition = {
+        "nodes": {
+            "shape": {
+                "component": "core.transform",
+                "properties": {"mapping": {"n": "{{ payload.n }}"}},
+            },
+            "again": {
+                "component": "core.transform",
+                "properties": {"mapping": {"m": "{{ payload.n }}"}},
+            },
+            "sink": {"component": "core.log", "properties": {"message": {"n": "{{ payload.m }}"}}},
+        },
+        "connections": [{"from": "shape", "to": "again"}, {"from": "again", "to": "sink"}],
+    }
+    created = await client.post(
+        f"{runtime.url}/v1/workspaces/bench/flows",
+        json={"name": f"tracing-{uuid.uuid4().hex[:6]}", "definition": definition},
+    )
+    created.raise_for_status()
+    flow_id = created.json()["id"]
+    started_flow = await client.post(f"{runtime.url}/v1/workspaces/bench/flows/{flow_id}/start")
+    if started_flow.status_code != 200:  # a 5xx is a bug: say what the runtime logged
+        errors = [line for line in runtime.logs().splitlines() if '"level": "error"' in line]
+        raise RuntimeError(f"start: {started_flow.status_code} {started_flow.text} {errors[-3:]}")
+    connection = await aio_pika.connect(infra.amqp_url)
+    cpu_before = cpu_seconds(runtime.process.pid)
+    started = time.perf_counter()
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(WORK_EXCHANGE)
+        for offset in range(0, MESSAGES, 500):
+            await asyncio.gather(
+                *(
+                    exchange.publish(
+                        aio_pika.Message(
+                            WorkMessage(
+                                workspace="bench",
+                                flow_id=flow_id,
+                                node_id="shape",
+                                payload={"n": n},
+                            )
+                            .model_dump_json()
+                            .encode(),
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        ),
+                        routing_key=WORK_ROUTING_KEY,
+                    )
+                    for n in range(offset, min(offset + 500, MESSAGES))
+                )
+            )
+    database = await asyncpg.connect(
+        asyncpg_dsn(infra.database_url), server_settings={"search_path": SCHEMA}
+    )
+    try:
+        logged = 0
+        deadline = time.perf_counter() + 600
+        while logged < MESSAGES and time.perf_counter() < deadline:
+            await asyncio.sleep(0.2)
+            logged = await database.fetchval(
+                "SELECT count(*) FROM node_logs WHERE flow_id = $1", uuid.UUID(flow_id)
+            )
+    finally:
+        await database.close()
+    elapsed = time.perf_counter() - started
+    cpu_used = cpu_seconds(runtime.process.pid) - cpu_before
+    await client.post(f"{runtime.url}/v1/workspaces/bench/flows/{flow_id}/stop")
+    executions = logged * NODES
+    return {
+        "executions_per_second": executions / elapsed,
+        "cpu_ms_per_execution": cpu_used * 1000 / executions if executions else float("nan"),
+        "complete": float(logged == MESSAGES),
+    }
+
+
+def _summary(rounds: list[dict[str, float]]) -> dict[str, Any]:
+    rates = [r["executions_per_second"] for r in rounds]
+    cpu = [r["cpu_ms_per_execution"] for r in rounds]
+    return {
+        "executions_per_second_median": round(statistics.median(rates)),
+        "executions_per_second_rounds": [round(rate) for rate in rates],
+        "cpu_ms_per_execution_median": round(statistics.median(cpu), 4),
+        "cpu_ms_per_execution_rounds": [round(value, 4) for value in cpu],
+        "all_messages_logged": all(r["complete"] for r in rounds),
+    }
+
+
+async def tracing_overhead(infra: IsolatedInfra) -> dict[str, Any]:
+    sink = OtlpSink()
+    await sink.start()
+    headers = auth_headers(CommonSettings(), Role.operator)
+    base = {
+        **infra.env(),
+        "MODYARD_RUNTIME_DB_SCHEMA": SCHEMA,
+        "MODYARD_RUNTIME_LOG_LEVEL": "WARNING",
+    }
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in settings_env(sink)}
+    try:
+        async with httpx.AsyncClient(headers=headers, timeout=60) as client:
+            for _ in range(ROUNDS):
+                for name, otel in settings_env(sink).items():
+                    async with service_process("runtime", {**base, **otel}) as runtime:
+                        rounds[name].append(await _one_round(infra, client, runtime))
+        spans = len(sink.spans)
+    finally:
+        await sink.close()
+    summary = {name: _summary(values) for name, values in rounds.items()}
+    off = float(summary["off"]["cpu_ms_per_execution_median"])
+    off_rate = float(summary["off"]["executions_per_second_median"])
+
+    def cost(name: str) -> float:
+        return round(float(summary[name]["cpu_ms_per_execution_median"]) / off - 1, 4)
+
+    def rate_cost(name: str) -> float:
+        return round(1 - float(summary[name]["executions_per_second_median"]) / off_rate, 4)
+
+    return {
+        "benchmark": "tracing",
+        "flow": "transform → transform → log",
+        "messages_per_round": MESSAGES,
+        "rounds": ROUNDS,
+        **summary,
+        "cpu_cost_at_1_percent": cost("1%"),
+        "cpu_cost_at_100_percent": cost("100%"),
+        "throughput_cost_at_1_percent": rate_cost("1%"),
+        "throughput_cost_at_100_percent": rate_cost("100%"),
+        "spans_exported": spans,
+        "target_cost_at_1_percent": TARGET_COST_AT_ONE_PERCENT,
+        "target_met": cost("1%") <= TARGET_COST_AT_ONE_PERCENT,
+    }
