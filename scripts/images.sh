@@ -97,13 +97,16 @@ rootfs() {
         mkdir -p "$CACHE"
         log "$name: mmdebstrap $SUITE with $packages"
         local started=$SECONDS partial="$CACHE/.partial-$name-$key.tar"
-        rm -f "$partial"
+        # Left by an interrupted run.
+        rm -f "$CACHE/.partial-$name-"*.tar
         # The target's .tar extension makes mmdebstrap write a tarball (not a directory).
         mmdebstrap --quiet --variant=essential --include="$packages" "${SLIM_OPTS[@]}" \
             --customize-hook="$CLEAN_HOOK" "${opts[@]}" \
             "$SUITE" "$partial" - < <(sources) >"$CACHE/$name.log" 2>&1 ||
             { tail -n 30 "$CACHE/$name.log" >&2; die "mmdebstrap of $name failed (log: $CACHE/$name.log)"; }
         mv "$partial" "$tarball"
+        # Older recipes of this root filesystem are not used any more.
+        find "$CACHE" -maxdepth 1 -name "$name-$SUITE-*.tar" ! -name "${tarball##*/}" -delete
         log "$name: root filesystem built in $((SECONDS - started))s ($(du -h "$tarball" | cut -f1))"
     fi
     printf '%s %s\n' "$tarball" "$key"

@@ -40,7 +40,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
-from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet
 
 from modyard.common.auth import Role
@@ -156,8 +155,16 @@ def socket_path() -> str:
 
 
 def alembic_head(service: str) -> str:
-    (head,) = ScriptDirectory(str(MIGRATIONS[service])).get_heads()
-    return head
+    """The head revision of the migrations the service's image ships (the working tree may have
+    moved on since it was built)."""
+    package = MIGRATIONS[service].relative_to(ROOT / "services" / service / "src")
+    script = (
+        "import importlib.util as u; from alembic.script import ScriptDirectory as S;"
+        f"p = u.find_spec('{'.'.join(package.parts)}').submodule_search_locations[0];"
+        "print(*S(p).get_heads())"
+    )
+    image = f"modyard/{service}:{TAG}"
+    return docker("run", "--rm", "--read-only", "--entrypoint", "python", image, "-c", script)
 
 
 def psql(container: list[str], password: str, sql: str) -> str:
