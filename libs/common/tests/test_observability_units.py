@@ -1,0 +1,93 @@
+"""Tracing's switch (the OTEL_* variables), nothing loaded when it is off, the label budgets that
+bound the metrics' cardinality, and the Fernet token time the secret-age gauge reads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from cryptography.fernet import Fernet
+
+from modyard.common.observability.labels import OTHER, LabelBudget, NestedBudget
+from modyard.common.observability.secret_age import token_time
+from modyard.common.observability.tracing import requested
+
+
+@pytest.mark.parametrize(
+    ("environ", "on"),
+    [
+        ({}, False),
+        ({"OTEL_TRACES_EXPORTER": "none"}, False),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, True),
+        ({"OTEL_TRACES_EXPORTER": "console"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, True),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SDK_DISABLED": "true"},
+            False,
+        ),
+        ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "TRUE"}, False),
+    ],
+)
+def test_tracing_is_on_only_when_the_otel_variables_ask(environ: dict[str, str], on: bool) -> None:
+    assert requested(environ) is on
+
+
+_BUILD = """
+import sys
+from modyard.registry.app import create_app
+create_app()
+from modyard.common.observability import tracing
+loaded = sorted(m for m in sys.modules if m.startswith(("opentelemetry.sdk", "opentelemetry.instrumentation")))
+print(tracing.ENABLED, len(loaded))
+"""
+
+
+def _build_app(env: dict[str, str]) -> str:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", _BUILD],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_with_tracing_off_no_sdk_or_instrumentation_is_loaded() -> None:
+    assert _build_app({}) == "False 0"
+
+
+def test_with_an_exporter_named_the_sdk_and_instrumentations_are_installed() -> None:
+    enabled, loaded = _build_app({"OTEL_TRACES_EXPORTER": "console"}).split()
+    assert enabled == "True"
+    assert int(loaded) > 0
+
+
+def test_a_label_budget_admits_its_limit_and_counts_the_rest_as_other() -> None:
+    budget = LabelBudget(2)
+    assert [budget(v) for v in ("a", "b", "c", "a", "d", "b")] == ["a", "b", OTHER, "a", OTHER, "b"]
+
+
+def test_a_nested_budget_bounds_outer_and_inner_values() -> None:
+    budget = NestedBudget(outer=1, inner=2)
+    assert budget("flow-1", "n1") == ("flow-1", "n1")
+    assert budget("flow-1", "n2") == ("flow-1", "n2")
+    assert budget("flow-1", "n3") == ("flow-1", OTHER)
+    assert budget("flow-2", "n1") == (OTHER, OTHER)
+
+
+def test_the_time_of_a_fernet_token_is_read_without_its_key() -> None:
+    before = int(time.time())
+    token = Fernet(Fernet.generate_key()).encrypt(b"secret").decode()
+    made = token_time(token)
+    assert made is not None
+    assert before <= made <= int(time.time())
+    assert token_time("not a token") is None
+    assert token_time("") is None
