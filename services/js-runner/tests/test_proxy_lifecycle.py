@@ -9,6 +9,7 @@ child's network namespace only through the runner's egress proxy.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -30,10 +31,8 @@ async def axios_dir(harness: Harness) -> Path:
     if not (target / "node_modules" / "axios" / "package.json").exists():
         staging = SHARED_CACHE / f"fixture-axios-{uuid.uuid4().hex[:8]}"
         staging.mkdir(parents=True)
-        (staging / "package.json").write_text(
-            '{"name": "fixture", "version": "1.0.0", "dependencies": {"axios": "%s"}}'
-            % AXIOS_VERSION
-        )
+        package = {"name": "fixture", "version": "1.0.0", "dependencies": {"axios": AXIOS_VERSION}}
+        (staging / "package.json").write_text(json.dumps(package))
         await install(staging, harness.settings, shown_as="axios fixture")
         try:
             staging.rename(target)
@@ -183,7 +182,9 @@ async def test_axios_reaches_a_loopback_api_through_the_egress_proxy(
             "vendor": "acme",
         }
     ]
-    posted = await harness.call(module, "Sdk", {"url": f"{base}/users", "method": "post", "data": {"a": 1}})
+    posted = await harness.call(
+        module, "Sdk", {"url": f"{base}/users", "method": "post", "data": {"a": 1}}
+    )
     assert posted["outputs"]["out"][0]["data"]["body"] == '{"a":1}'
     assert [request.method for request in seen] == ["GET", "POST"]
 
@@ -240,7 +241,9 @@ async def test_a_workspace_allow_list_opens_only_its_own_calls(harness: Harness)
 async def test_the_sdk_proxy_applies_the_calling_workspace_list(
     harness: Harness, axios_dir: Path
 ) -> None:
-    module = _with_axios(harness, AXIOS_GET.replace("method: method || 'get',", "timeout: 300,"), axios_dir)
+    module = _with_axios(
+        harness, AXIOS_GET.replace("method: method || 'get',", "timeout: 300,"), axios_dir
+    )
     target = {"url": "http://192.0.2.1:9/"}
     refused = await harness.call(module, "Sdk", target, workspace="ws-b")
     assert refused["outputs"]["out"][0]["status"] == 403

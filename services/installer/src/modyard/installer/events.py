@@ -28,6 +28,8 @@ def components_of(manifest: dict[str, Any]) -> list[dict[str, Any]]:
             "executor_options": component.get("executor", {}).get("extra", {}),
             "private": component.get("private", False),
             "polling_interval_seconds": component.get("polling_interval_seconds"),
+            # A webhook component is served at /v1/hooks/… by the runtime (js executor).
+            "webhook": component.get("webhook", False),
             "properties_schema": component.get("properties_schema"),
             "in_ports": [port["name"] for port in component.get("in_ports", [])],
             "out_ports": [port["name"] for port in component.get("out_ports", [])],

@@ -81,6 +81,7 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
                 queue=settings.js_runner_queue,
                 runner_user=settings.js_runner_broker_user
                 or unquote(urlsplit(settings.amqp_url).username or "guest"),
+                hooks_url=settings.hooks_public_url or settings.runtime_url,
             ),
         )
         ledger = ExecutionLedger(settings, max_size=settings.db_pool_size)
@@ -112,7 +113,7 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
             timeout=settings.webhook_timeout_seconds,
         )
         app.state.runtime = RuntimeContext(
-            settings=settings, installer=installer, bus=bus, flows=flows
+            settings=settings, installer=installer, bus=bus, flows=flows, executors=executors
         )
         app.state.webhooks = deliverer
 

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from modyard.common.bus.connection import Bus
 from modyard.runtime.engine.flow_cache import FlowCache
+from modyard.runtime.executors import ModuleExecutors
 from modyard.runtime.installer_client import InstallerClient
 from modyard.runtime.settings import RuntimeSettings
 
@@ -19,6 +20,8 @@ class RuntimeContext:
     installer: InstallerClient
     bus: Bus
     flows: FlowCache
+    #: js webhook components and start/stop are called from requests (flows/js_lifecycle.py).
+    executors: ModuleExecutors | None = None
 
 
 def get_context(request: Request) -> RuntimeContext:

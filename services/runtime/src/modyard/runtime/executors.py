@@ -171,12 +171,25 @@ class JsExecutor:
     (services/js-runner): the request goes to the runner's queue, and only an answer published
     by the runner's broker user completes it (as for module workers)."""
 
-    def __init__(self, amqp: AmqpExecutor, *, queue: str, runner_user: str) -> None:
+    def __init__(
+        self, amqp: AmqpExecutor, *, queue: str, runner_user: str, hooks_url: str = ""
+    ) -> None:
         self._amqp = amqp
         self._queue = queue
         self._user = runner_user
+        #: Where this runtime's webhook route is reached from outside (getWebhookUrl).
+        self._hooks_url = hooks_url.rstrip("/")
 
     async def call(self, installed: InstalledComponent, request: dict[str, Any]) -> Outputs:
+        outputs, _response = await self.answer(installed, request)
+        return outputs
+
+    async def answer(
+        self, installed: InstalledComponent, request: dict[str, Any]
+    ) -> tuple[Outputs, dict[str, Any] | None]:
+        """The outputs and, from a webhook component, what it answered its caller
+        (``context.response``; None when it did not)."""
+        request = {**request, **await self._context_of(installed, request)}
         reply = await self._amqp.reply(
             installed,
             request,
@@ -191,7 +204,29 @@ class JsExecutor:
         timers = reply.get("timeouts") if isinstance(reply, dict) else None
         if isinstance(timers, list):
             await self._park(request, timers)
-        return outputs
+        response = reply.get("response") if isinstance(reply, dict) else None
+        return outputs, response if isinstance(response, dict) else None
+
+    async def _context_of(
+        self, installed: InstalledComponent, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What the runner needs beyond a module worker's request: the workspace's egress
+        allow-list (its httpRequest and SDK proxy apply it) and a webhook component's URL."""
+        extra: dict[str, Any] = {}
+        allowance = await gate.current().allowance(installed.workspace)
+        if allowance is not None:
+            extra["egress"] = {
+                "cidrs": [str(cidr) for cidr in allowance.cidrs],
+                "hosts": list(allowance.hosts),
+            }
+        if installed.spec.get("webhook") and self._hooks_url:
+            extra["webhook_url"] = hook_url(
+                self._hooks_url,
+                installed.workspace,
+                str(request.get("flow_id") or ""),
+                str(request.get("node_id") or ""),
+            )
+        return extra
 
     async def _park(self, request: dict[str, Any], timers: list[Any]) -> None:
         """``context.setTimeout``: a ``timeout`` message for the same node, parked on the delay
@@ -217,6 +252,11 @@ class JsExecutor:
             # Under half a second (the runner fires that early) it goes straight back.
             delay = 0.0 if seconds < 0.5 else float(fitting[-1] if fitting else DELAY_TIERS[0])
             await send(self._amqp.bus, message, delay_seconds=delay)
+
+
+def hook_url(base: str, workspace: str, flow_id: str, node_id: str) -> str:
+    """The URL the runtime serves for a webhook node (api/hooks.py)."""
+    return f"{base.rstrip('/')}/v1/hooks/{workspace}/{flow_id}/{node_id}"
 
 
 def outputs_of(module: str, reply: Any) -> Outputs:

@@ -37,6 +37,12 @@ class RuntimeSettings(SecretKeysSettings):
     #: answers alone are taken; empty: this runtime's own user (development shares one).
     js_runner_queue: str = "js-runner.requests"
     js_runner_broker_user: str = ""
+    #: Where callers reach this runtime's webhook route (``/v1/hooks/…``), for the URL a webhook
+    #: component registers with its vendor (``context.getWebhookUrl()``). Empty: ``runtime_url``.
+    hooks_public_url: str = ""
+    #: How long a caller of a js webhook component waits for its ``context.response`` (past
+    #: it: 504); keep it below ``component_timeout_seconds``.
+    js_webhook_timeout_seconds: float = Field(default=25.0, gt=0)
     #: The broker as module workers reach it, ``host[:port]``, when that differs from the runtime's
     #: ``amqp_url``: issued worker credentials name it. Empty: the host and port of ``amqp_url``.
     module_worker_broker_address: str = ""

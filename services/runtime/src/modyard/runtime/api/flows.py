@@ -9,7 +9,7 @@ from modyard.common.auth import CurrentPrincipal, Principal
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, Forbidden
 from modyard.runtime.context import Context
-from modyard.runtime.flows import service
+from modyard.runtime.flows import js_lifecycle, service
 from modyard.runtime.flows.definition import FlowIn
 from modyard.runtime.models import Flow
 from modyard.runtime.schemas import FlowOut, FlowPage, FlowValidation
@@ -108,9 +108,13 @@ async def start_flow(
 ) -> FlowOut:
     """Validate the graph, the properties and the owner's ACL (every error at once), then run."""
     _check_workspace(principal, ws)
-    flow = await service.start_flow(
-        session, context.installer, await service.get_flow(session, ws, flow_id), principal
-    )
+    flow = await service.get_flow(session, ws, flow_id)
+    was_running = flow.status == service.RUNNING
+    flow = await service.start_flow(session, context.installer, flow, principal)
+    if not was_running:
+        # js components' start() (webhook registration); a failure refuses the start (422) and
+        # the transaction, the flow's status included, is rolled back.
+        await js_lifecycle.start_components(session, context, flow)
     context.flows.forget(flow.id)
     return _out(flow)
 
@@ -124,6 +128,10 @@ async def stop_flow(
     principal: CurrentPrincipal,
 ) -> FlowOut:
     _check_workspace(principal, ws)
-    flow = await service.stop_flow(session, await service.get_flow(session, ws, flow_id))
+    flow = await service.get_flow(session, ws, flow_id)
+    was_running = flow.status == service.RUNNING
+    flow = await service.stop_flow(session, flow)
+    if was_running:
+        await js_lifecycle.stop_components(session, context, flow)
     context.flows.forget(flow.id)
     return _out(flow)

@@ -4,7 +4,7 @@ import json
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, status
+from fastapi import APIRouter, Path, Request, Response, status
 
 from modyard.common.body_limit import body_limit
 from modyard.common.db.session import DbSession
@@ -19,12 +19,38 @@ from modyard.common.request_context import current_correlation_id
 from modyard.runtime.context import Context
 from modyard.runtime.engine.dispatch import send
 from modyard.runtime.engine.messages import WorkMessage
+from modyard.runtime.flows import js_lifecycle
 from modyard.runtime.flows.definition import FlowDefinition
 from modyard.runtime.flows.triggers import DEFAULT_WEBHOOK_BODY_BYTES
 from modyard.runtime.models import Flow
 from modyard.runtime.schemas import HookAccepted
 
 router = APIRouter(prefix="/v1/hooks", tags=["hooks"], responses=PROBLEM_RESPONSES)
+
+
+WorkspaceSlug = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+NodeId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
+
+
+@router.api_route(
+    "/{ws}/{flow_id}/{node_id}",
+    methods=["GET", "PUT", "PATCH", "DELETE"],
+    responses={200: {"description": "What the js webhook component answered"}},
+)
+@body_limit(lambda _settings: 10 * 1024 * 1024)
+async def receive_other_methods(
+    request: Request,
+    ws: WorkspaceSlug,
+    flow_id: uuid.UUID,
+    node_id: NodeId,
+    session: DbSession,
+    context: Context,
+) -> Response:
+    """A js webhook component (``webhook: true``) takes any method; ``core.webhook`` only POST."""
+    answer = await receive(request, ws, flow_id, node_id, session, context)
+    if not isinstance(answer, Response):
+        raise NotFound("There is no webhook component at this address.")  # pragma: no cover
+    return answer
 
 
 @router.post(
@@ -35,13 +61,15 @@ router = APIRouter(prefix="/v1/hooks", tags=["hooks"], responses=PROBLEM_RESPONS
 @body_limit(lambda _settings: 10 * 1024 * 1024)
 async def receive(
     request: Request,
-    ws: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")],
+    ws: WorkspaceSlug,
     flow_id: uuid.UUID,
-    node_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")],
+    node_id: NodeId,
     session: DbSession,
     context: Context,
-) -> HookAccepted:
+) -> HookAccepted | Response:
     """A webhook trigger: the JSON body becomes a message of the flow (202 once it is queued).
+    A js webhook component's node (flows/js_lifecycle.py) answers with what the component gave
+    ``context.response`` (202 with the message id when it gave nothing).
 
     The flow id is the secret here, as with Appmixer's webhook URLs: no bearer token is needed.
     """
@@ -51,8 +79,13 @@ async def receive(
         if flow and flow.workspace == ws
         else None
     )
-    if flow is None or node is None or node.component != "core.webhook":
+    component = None
+    if flow is not None and node is not None and node.component != "core.webhook":
+        component = await js_lifecycle.webhook_component(session, flow, node_id, node.component)
+    if flow is None or node is None or (node.component != "core.webhook" and component is None):
         raise NotFound("There is no webhook trigger at this address.")
+    if component is None and request.method != "POST":
+        raise NotFound("There is no webhook component at this address (core.webhook takes POST).")
     if flow.status != "running":
         raise Conflict(
             f"Flow {flow.name!r} is stopped; start it to receive webhooks.", slug="flow-not-running"
@@ -69,6 +102,13 @@ async def receive(
             raise PayloadTooLarge(
                 f"This webhook takes at most {limit} bytes.", slug="webhook-body-too-large"
             )
+    if component is not None:
+        content = js_lifecycle.webhook_content(
+            request.method, request.headers, request.url.query, bytes(body)
+        )
+        return await js_lifecycle.answer_webhook(
+            context, flow, node_id, node.properties, component, content, current_correlation_id()
+        )
     try:
         payload = json.loads(body) if body else None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

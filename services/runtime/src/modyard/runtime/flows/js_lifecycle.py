@@ -1,0 +1,293 @@
+"""What ``js`` (Appmixer) components get beyond messages: ``start``/``stop`` with their flow, and
+webhook components answering their caller.
+
+- **start / stop.** Starting a flow calls each ``js`` node's ``start`` (where a component
+  registers its webhook URL with the vendor) before the flow runs; one failing refuses the start
+  with a 422 naming the node and the component's own error, after the nodes already started are
+  stopped again. Stopping a flow calls ``stop`` on each (best effort: a failure is logged, the
+  flow stops anyway). A component that exports neither has nothing to do.
+- **Webhook components** (``webhook: true``) are served at ``/v1/hooks/{ws}/{flow}/{node}`` (any
+  method): the request becomes ``messages.webhook.content`` = ``{method, headers, query,
+  data}``; the component's outputs go on to the flow, and what it gave ``context.response(body,
+  status, headers)`` is the caller's answer. Without a ``response()``: ``202`` with the message
+  id (as ``core.webhook``). Past ``MODYARD_RUNTIME_JS_WEBHOOK_TIMEOUT_SECONDS``: ``504``; a
+  failing component: ``502`` naming its error (the caller may retry, as vendors do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import JSONResponse, Response
+
+from modyard.common.errors import InvalidParam, ValidationFailed
+from modyard.runtime import catalog
+from modyard.runtime.components.base import ComponentError
+from modyard.runtime.context import RuntimeContext
+from modyard.runtime.engine.dispatch import send
+from modyard.runtime.engine.messages import WorkMessage
+from modyard.runtime.executors import JsExecutor
+from modyard.runtime.flows.definition import FlowDefinition
+from modyard.runtime.models import Flow, InstalledComponent
+
+log = structlog.get_logger(__name__)
+
+#: Request headers never shown to a component (the platform's own credentials).
+_HIDDEN_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
+#: Response headers a component may not set (the server frames the answer).
+_FRAMING_HEADERS: Final = frozenset(
+    {"content-length", "transfer-encoding", "connection", "content-encoding"}
+)
+
+
+def _js(context: RuntimeContext) -> JsExecutor | None:
+    return context.executors.js if context.executors is not None else None
+
+
+async def _js_nodes(
+    session: AsyncSession, flow: Flow
+) -> list[tuple[str, dict[str, Any], InstalledComponent]]:
+    nodes = []
+    for node_id, node in FlowDefinition.model_validate(flow.definition).nodes.items():
+        try:
+            installed = await catalog.find(session, flow.workspace, node.component)
+        except catalog.AmbiguousComponent:
+            continue  # validation refused the flow already
+        if installed is not None and installed.present and installed.executor == "js":
+            nodes.append((node_id, node.properties, installed))
+    return nodes
+
+
+def _request(
+    flow: Flow,
+    node_id: str,
+    properties: Mapping[str, Any],
+    installed: InstalledComponent,
+    port: str,
+    payload: Any,
+    config: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "message_id": uuid.uuid4().hex,
+        "workspace": flow.workspace,
+        "flow_id": str(flow.id),
+        "node_id": node_id,
+        "installation": installed.slug,
+        "module": installed.module,
+        "version": installed.version,
+        "component": installed.component,
+        "port": port,
+        "payload": payload,
+        "properties": dict(properties),
+        "config": config,
+    }
+
+
+async def _lifecycle(
+    context: RuntimeContext,
+    flow: Flow,
+    node_id: str,
+    properties: Mapping[str, Any],
+    installed: InstalledComponent,
+    method: str,
+) -> None:
+    js = _js(context)
+    if js is None:
+        return
+    config = await context.installer.effective_config(flow.workspace, installed.slug)
+    await js.call(installed, _request(flow, node_id, properties, installed, method, None, config))
+
+
+async def start_components(session: AsyncSession, context: RuntimeContext, flow: Flow) -> None:
+    """``start`` of every js node; the first failure stops those started and refuses (422)."""
+    started: list[tuple[str, dict[str, Any], InstalledComponent]] = []
+    for node_id, properties, installed in await _js_nodes(session, flow):
+        try:
+            await _lifecycle(context, flow, node_id, properties, installed, "start")
+        except ComponentError as exc:
+            for done in reversed(started):
+                await _stop_quietly(context, flow, *done)
+            problem = ValidationFailed(
+                f"The flow cannot start: node {node_id!r} ({installed.component}) failed in "
+                f"start(): {exc.message}. Fix what it names (often the installation's "
+                "credentials or the node's properties) and start again.",
+                slug="component-start-failed",
+            )
+            problem.errors = [
+                InvalidParam(
+                    pointer=f"/definition/nodes/{node_id}",
+                    detail=f"start() failed: {exc.message}",
+                )
+            ]
+            raise problem from None
+        started.append((node_id, properties, installed))
+
+
+async def _stop_quietly(
+    context: RuntimeContext,
+    flow: Flow,
+    node_id: str,
+    properties: Mapping[str, Any],
+    installed: InstalledComponent,
+) -> None:
+    try:
+        await _lifecycle(context, flow, node_id, properties, installed, "stop")
+    except ComponentError as exc:
+        log.warning(
+            "js_component_stop_failed",
+            flow_id=str(flow.id),
+            node=node_id,
+            component=installed.component,
+            error=exc.message,
+        )
+
+
+async def stop_components(session: AsyncSession, context: RuntimeContext, flow: Flow) -> None:
+    """``stop`` of every js node (failures logged: the flow stops anyway)."""
+    for node_id, properties, installed in await _js_nodes(session, flow):
+        await _stop_quietly(context, flow, node_id, properties, installed)
+
+
+# -- webhook components ---------------------------------------------------------------------
+
+
+async def webhook_component(
+    session: AsyncSession, flow: Flow, node_id: str, component: str
+) -> InstalledComponent | None:
+    """The js webhook component a node names, if it is one."""
+    try:
+        installed = await catalog.find(session, flow.workspace, component)
+    except catalog.AmbiguousComponent:
+        return None
+    if installed is None or not installed.present or installed.executor != "js":
+        return None
+    return installed if installed.spec.get("webhook") else None
+
+
+def webhook_content(
+    method: str, headers: Mapping[str, str], query: str, body: bytes
+) -> dict[str, Any]:
+    """``messages.webhook.content``: JSON and form bodies parsed, anything else as text."""
+    kind = headers.get("content-type", "").split(";")[0].strip().lower()
+    data: Any = None
+    if body:
+        text = body.decode("utf-8", errors="replace")
+        if kind.endswith("json") or kind.endswith("+json"):
+            try:
+                data = json.loads(text)
+            except ValueError:
+                data = text
+        elif kind == "application/x-www-form-urlencoded":
+            data = dict(parse_qsl(text, keep_blank_values=True))
+        else:
+            data = text
+    return {
+        "method": method,
+        "headers": {k.lower(): v for k, v in headers.items() if k.lower() not in _HIDDEN_HEADERS},
+        "query": dict(parse_qsl(query, keep_blank_values=True)),
+        "data": data,
+    }
+
+
+def _problem(status: int, title: str, detail: str, slug: str) -> JSONResponse:
+    return JSONResponse(
+        {
+            "type": f"https://modyard.dev/problems/{slug}",
+            "title": title,
+            "status": status,
+            "detail": detail,
+        },
+        status_code=status,
+        media_type="application/problem+json",
+    )
+
+
+def _answer(response: dict[str, Any]) -> Response:
+    status = response.get("status")
+    status = status if isinstance(status, int) and 100 <= status < 600 else 200
+    headers = {
+        str(k): str(v)
+        for k, v in (response.get("headers") or {}).items()
+        if str(k).lower() not in _FRAMING_HEADERS
+    }
+    body = response.get("body")
+    if isinstance(body, str):
+        headers.setdefault("content-type", "text/plain; charset=utf-8")
+        return Response(body, status_code=status, headers=headers)
+    if body is None:
+        return Response(status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def answer_webhook(
+    context: RuntimeContext,
+    flow: Flow,
+    node_id: str,
+    properties: Mapping[str, Any],
+    installed: InstalledComponent,
+    content: dict[str, Any],
+    correlation_id: str | None,
+) -> Response:
+    """Run the component for one request; its outputs go on, its ``response()`` answers."""
+    js = _js(context)
+    if js is None:
+        return _problem(503, "Service Unavailable", "js components are not run here", "js-off")
+    message = WorkMessage(
+        workspace=flow.workspace,
+        flow_id=str(flow.id),
+        node_id=node_id,
+        port="webhook",
+        payload=content,
+        correlation_id=correlation_id,
+    )
+    config = await context.installer.effective_config(flow.workspace, installed.slug)
+    request = _request(flow, node_id, properties, installed, "webhook", content, config)
+    request["message_id"] = message.message_id
+    request["correlation_id"] = correlation_id
+    try:
+        async with asyncio.timeout(context.settings.js_webhook_timeout_seconds):
+            outputs, response = await js.answer(installed, request)
+    except TimeoutError:
+        return _problem(
+            504,
+            "Gateway Timeout",
+            f"The webhook component did not answer within "
+            f"{context.settings.js_webhook_timeout_seconds} s.",
+            "webhook-component-timeout",
+        )
+    except ComponentError as exc:
+        log.warning(
+            "js_webhook_failed", flow_id=str(flow.id), node=node_id, error=exc.message[:300]
+        )
+        return _problem(
+            502,
+            "Bad Gateway",
+            f"The webhook component failed: {exc.message}",
+            "webhook-component-failed",
+        )
+    definition = FlowDefinition.model_validate(flow.definition)
+    for port, values in outputs.items():
+        for index, connection in definition.outgoing(node_id, port):
+            for position, payload in enumerate(values):
+                await send(
+                    context.bus,
+                    WorkMessage(
+                        message_id=message.child_id(index, position),
+                        workspace=flow.workspace,
+                        flow_id=str(flow.id),
+                        node_id=connection.target,
+                        port=connection.target_port,
+                        payload=payload,
+                        correlation_id=correlation_id,
+                    ),
+                )
+    if response is None:
+        return JSONResponse({"message_id": message.message_id}, status_code=202)
+    return _answer(response)
