@@ -45,9 +45,10 @@ Mapping rules (format ``slingr``, kind ``package``):
   ``pkg.<package>.<namespace>.fn``, so ``extra.address`` is ``pkg.<package>.<namespace>`` and
   ``extra.functions`` lists the ``exports.<fn>`` the file defines. A ``flowStep`` or ``uiService``
   path is the step's/service's folder (or a file in it). A path naming nothing is an issue.
-- Flow steps (``flowStep`` entries: ``step.json``, ``step.js``, ``icon.png``) → components of role
-  ``action``, ``Executor(type="js", entrypoint=".../step.js")``, ``icon`` = the ``icon.png`` path
-  (checked to be an 18x18 PNG), ``step.js`` checked to define ``step.<name>``; ``category`` and
+- Flow steps (``flowStep`` entries: ``step.json``, ``step.js``, optional ``icon.png``) → components
+  of role ``action``, ``Executor(type="js", entrypoint=".../step.js")``, ``icon`` = the ``icon.png``
+  path (checked to be an 18x18 PNG; a step without one gets the flow editor's default, as in
+  official packages), ``step.js`` checked to define ``step.<name>``; ``category`` and
   other keys go to ``extra``. Step ``inputs`` become the
   ``in`` port and ``outputs`` the ``out`` port, not properties: a step's inputs can be bound to the
   flow's context at run time (``allowContextSelector``), i.e. they are per-message data. The raw
@@ -787,14 +788,18 @@ def _flow_step(
     files: ModuleFiles, folder: str, pointer: str, contents: _Contents, issues: IssueCollector
 ) -> None:
     descriptor, code, icon = (f"{folder}/{n}" for n in ("step.json", "step.js", "icon.png"))
-    missing = [p for p in (descriptor, code, icon) if p not in files]
+    missing = [p for p in (descriptor, code) if p not in files]
     if missing:
         issues.add(
             DESCRIPTOR,
             pointer,
-            f"flow step {folder} lacks {', '.join(missing)}; a flow step needs step.json, "
-            "step.js and an 18x18 icon.png",
+            f"flow step {folder} lacks {', '.join(missing)}; a flow step needs step.json "
+            "and step.js (and may have an 18x18 icon.png)",
         )
+    # Slingr's docs ask for an icon, but its flow editor shows a default one without it, and
+    # official packages (pandadoc, github) ship steps that have none: only a present icon is checked.
+    if icon not in files:
+        missing.append(icon)
     if descriptor in missing:
         return
     step = json_object(files, descriptor, issues)
