@@ -121,6 +121,11 @@ COMMANDS: dict[str, Lazy | None] = {
     "automations": Lazy(
         "modyard.sdk.apps_cli", "automations_app", "Automations of a workspace: save, list, run."
     ),
+    "js": Lazy(
+        "modyard.sdk.js_cli",
+        "js_app",
+        "JavaScript (Appmixer) components: run one once, read their logs.",
+    ),
     "token": Lazy(
         "modyard.sdk.token_cli",
         "token_app",

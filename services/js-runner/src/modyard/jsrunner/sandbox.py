@@ -40,6 +40,7 @@ from modyard.common.egress.aiohttp_client import EgressClients
 from modyard.common.egress.policy import Allowance
 from modyard.jsrunner.egress_proxy import EgressProxy
 from modyard.jsrunner.isolation import Isolation
+from modyard.jsrunner.logbook import LOGBOOK
 from modyard.jsrunner.settings import ALLOWABLE, JsRunnerSettings
 
 log = structlog.get_logger(__name__)
@@ -336,6 +337,7 @@ class Child:
         if call is not None and len(call.logs) < 100:
             call.logs.append(entry)
         log.info("js_component_log", module=self.spec.key, pid=self.pid, **entry)
+        LOGBOOK.add(self.spec.key, self.pid, entry["level"], entry["message"])
 
     def proxy_allowance(self) -> Allowance | None:
         """The allow-list the SDK proxy applies now. A proxied connection cannot be tied to
@@ -423,6 +425,7 @@ class Child:
                 )
         level = log.info if reason.startswith("recycled") else log.warning
         level("js_child_stopped", module=self.spec.key, pid=self.pid, reason=reason)
+        LOGBOOK.add(self.spec.key, self.pid, "runner", f"sandbox stopped: {reason}")
         current = asyncio.current_task()
         for task in (*self._tasks, *self._http_tasks):
             if task is not current:

@@ -5,5 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from modyard.jsrunner.api.children import router as children_router
+from modyard.jsrunner.api.debug import router as debug_router
 
-routers: list[APIRouter] = [children_router]
+routers: list[APIRouter] = [children_router, debug_router]
