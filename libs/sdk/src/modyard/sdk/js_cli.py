@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from modyard.sdk.client import ModyardClient
 
 js_app = typer.Typer(
-    help="JavaScript (Appmixer) components: one-off runs and their logs.", no_args_is_help=True
+    help="JavaScript (Appmixer) components: run one once, read their logs.", no_args_is_help=True
 )
 
 DEFAULT_URL = "http://127.0.0.1:8007"
