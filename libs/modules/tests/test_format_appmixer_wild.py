@@ -211,7 +211,47 @@ def test_changelog_list_items_must_be_text() -> None:
     )
 
     assert issues_of(files) == [
-        Issue("bundle.json", "/changelog/1", "is {'note': '?'}; write each change as a string")
+        Issue(
+            "bundle.json",
+            "/changelog/1",
+            "is {'note': '?'}; write each change as a string, or the changes of a version as "
+            '{"1.0.2": ["..."]}',
+        )
+    ]
+
+
+def test_a_changelog_list_may_mix_notes_and_version_keyed_entries() -> None:
+    # How some real bundles write it: the first release's note, then objects keyed by version.
+    files = edited_json(
+        fixture("case3-changelog-list"),
+        "bundle.json",
+        lambda doc: doc.update(
+            changelog=[
+                "Initial version",
+                {"1.0.2": ["Fix paging."]},
+                {"2.0.0": ["Notes are addressed by id."], "1.1.0": ["Add ListNotes."]},
+            ]
+        ),
+    )
+
+    manifest = ADAPTER.parse(files)
+
+    assert [(e.version, e.changes, e.breaking) for e in manifest.changelog] == [
+        ("1.0.2", ["Fix paging."], False),
+        ("1.1.0", ["Add ListNotes."], False),
+        ("2.0.0", ["Notes are addressed by id."], True),
+    ]
+
+
+def test_a_version_keyed_entry_in_a_changelog_list_needs_a_valid_version() -> None:
+    files = edited_json(
+        fixture("case3-changelog-list"),
+        "bundle.json",
+        lambda doc: doc.update(changelog=["Initial version", {"1.0.2": 7}]),
+    )
+
+    assert [(i.file, i.pointer) for i in issues_of(files)] == [
+        ("bundle.json", "/changelog/1/1.0.2")
     ]
 
 

@@ -464,9 +464,26 @@ def _changelog(
             "or a list of changes",
         )
         return []
+    return _changelog_map(
+        path, [(json_pointer("changelog", key), key, value) for key, value in raw.items()], issues
+    )
+
+
+def _is_version(text: Any) -> bool:
+    try:
+        parse_version(str(text))
+    except InvalidVersion:
+        return False
+    return True
+
+
+def _changelog_map(
+    path: str, raw: list[tuple[str, str, Any]], issues: IssueCollector
+) -> list[ChangelogEntry]:
+    """Entries keyed by version (pointer, version, changes), in version order; a new major
+    version is breaking."""
     entries: list[ChangelogEntry] = []
-    for key, value in raw.items():
-        pointer = json_pointer("changelog", key)
+    for pointer, key, value in raw:
         entry_version = _semver(key, path, pointer, issues)
         if entry_version is None:
             continue
@@ -483,21 +500,30 @@ def _changelog(
 def _changelog_list(
     path: str, raw: list[Any], version: str | None, issues: IssueCollector
 ) -> list[ChangelogEntry]:
-    """A plain list of changes: the notes of the version being published."""
-    changes: list[str] = []
+    """A list of changes. Plain strings are the notes of the version being published; real
+    bundles also mix in version-keyed objects (``["Initial version", {"1.0.2": [...]}]``), which
+    are entries of their own. Once a list names versions, its loose strings are history without a
+    version (usually the first release's "Initial version"), which the manifest does not carry."""
+    loose: list[str] = []
+    keyed: list[tuple[str, str, Any]] = []
     for index, item in enumerate(raw):
         if isinstance(item, str):
-            changes.append(item)
+            loose.append(item)
+        elif isinstance(item, dict) and item and all(_is_version(key) for key in item):
+            keyed += [(json_pointer("changelog", index, k), k, v) for k, v in item.items()]
         else:
             issues.add(
                 path,
                 json_pointer("changelog", index),
-                f"is {item!r}; write each change as a string",
+                f"is {item!r}; write each change as a string, or the changes of a version as "
+                '{"1.0.2": ["..."]}',
             )
-    if version is None or not changes:
+    if keyed:
+        return _changelog_map(path, keyed, issues)
+    if version is None or not loose:
         return []
-    breaking = any(_BREAKING_TEXT.search(change) for change in changes)
-    return [ChangelogEntry(version=version, changes=changes, breaking=breaking)]
+    breaking = any(_BREAKING_TEXT.search(change) for change in loose)
+    return [ChangelogEntry(version=version, changes=loose, breaking=breaking)]
 
 
 def _changelog_changes(
