@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from modyard.common.app_factory import Lifecycle, ServiceSpec, build_service_app
 from modyard.common.bus.connection import Bus
 from modyard.jsrunner import isolation as isolation_check
+from modyard.jsrunner.ahead import AheadOfCalls
 from modyard.jsrunner.api import routers
 from modyard.jsrunner.consumer import RequestConsumer
 from modyard.jsrunner.context import RunnerContext
@@ -28,6 +29,10 @@ log = structlog.get_logger(__name__)
 
 def service_spec(settings: JsRunnerSettings | None = None) -> ServiceSpec:
     settings = settings or JsRunnerSettings()
+    # Installer events prepare module versions ahead of their first call (ahead.py); the runner
+    # they use exists once the app's resources are open.
+    runners: list[JsRunner] = []
+    ahead = AheadOfCalls(settings, lambda: runners[0] if runners else None)
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
@@ -42,6 +47,7 @@ def service_spec(settings: JsRunnerSettings | None = None) -> ServiceSpec:
         pool = ChildPool(settings, isolation, bridge.perform_for)
         pool.proxy_clients = bridge.clients
         runner = JsRunner(settings, isolation, store, pool)
+        runners[:] = [runner]
         runner.use_context_api(ContextApi(settings, app.state.database))
         consumer = RequestConsumer(settings, bus, runner)
         bus.add_topology(consumer.declare)
@@ -56,6 +62,7 @@ def service_spec(settings: JsRunnerSettings | None = None) -> ServiceSpec:
                 log.error("js_base_layer_failed", error=exc.excerpt)
                 store.base_paths = (settings.node_dir / "base" / "shims",)
             consumer.ready.set()
+            ahead.ready.set()
 
         lifecycle.tasks += [
             asyncio.create_task(prepare(), name="js-base-layer"),
@@ -64,6 +71,7 @@ def service_spec(settings: JsRunnerSettings | None = None) -> ServiceSpec:
         try:
             yield
         finally:
+            await ahead.close()
             await pool.close()
             await bridge.aclose()
             await registry.close()
@@ -74,6 +82,7 @@ def service_spec(settings: JsRunnerSettings | None = None) -> ServiceSpec:
         description="Appmixer components in sandboxed Node.js processes, for the runtime's js executor",
         migrations=Path(__file__).parent / "migrations",
         routers=routers,
+        subscriptions=[ahead.subscription()],
         resources=resources,
     )
 
