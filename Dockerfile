@@ -6,6 +6,10 @@
 # image runs `modyard-<x> serve` by default; `docker run IMAGE migrate` runs the migrations and
 # exits (the backoffice has none: it keeps no data).
 #
+# The JavaScript runner has a target of its own (Node.js, npm and `ip` besides Python):
+#
+#   docker build --build-arg SERVICE=js-runner --target js-runner -t modyard/js-runner:dev .
+#
 # BuildKit is needed (the cache mounts): Docker >= 23 by default, Debian's docker.io 20.10 with
 # DOCKER_BUILDKIT=1. There is no `# syntax=` line on purpose: it would pull the Dockerfile
 # frontend from Docker Hub; the frontend built into BuildKit reads this file.
@@ -15,6 +19,11 @@
 # pip (it installs uv); it defaults to BASE_IMAGE, whose official variant has pip.
 ARG BASE_IMAGE=python:3.11-slim
 ARG BUILDER_IMAGE=${BASE_IMAGE}
+# Node.js 20 for the js-runner target only (built only when that target is): Debian bookworm's
+# nodejs is 18, which has no permission model (--experimental-permission, a sandbox layer the
+# runner needs). The official image pinned by digest, or a mirror of it; its node and npm are
+# copied over (glibc builds, they run on the Debian base).
+ARG NODE_IMAGE=node:20-bookworm-slim
 
 # --- builder: the service's distribution and its locked dependencies in /app/.venv -------------
 FROM ${BUILDER_IMAGE} AS builder
@@ -42,7 +51,8 @@ RUN --mount=type=secret,id=ca-bundle \
 RUN case "$SERVICE" in \
       registry|installer|runtime|deployer|backoffice) dist="modyard-$SERVICE" ;; \
       appcell-gateway) dist="modyard-gateway" ;; \
-      *) echo "unknown SERVICE '$SERVICE' (registry|installer|runtime|appcell-gateway|deployer|backoffice)" >&2; exit 1 ;; \
+      js-runner) dist="modyard-js-runner" ;; \
+      *) echo "unknown SERVICE '$SERVICE' (registry|installer|runtime|appcell-gateway|deployer|backoffice|js-runner)" >&2; exit 1 ;; \
     esac; \
     echo "$dist" > /tmp/dist
 
@@ -59,6 +69,7 @@ COPY services/runtime/pyproject.toml services/runtime/
 COPY services/appcell-gateway/pyproject.toml services/appcell-gateway/
 COPY services/deployer/pyproject.toml services/deployer/
 COPY services/backoffice/pyproject.toml services/backoffice/
+COPY services/js-runner/pyproject.toml services/js-runner/
 RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export SSL_CERT_FILE=/run/secrets/ca-bundle; fi; \
     uv sync --frozen --no-dev --no-install-workspace --package "$(cat /tmp/dist)"
@@ -79,6 +90,46 @@ RUN if command -v strip > /dev/null; then \
       find /app/.venv -name '*.so' -type f -exec strip --strip-unneeded {} + \
       && /app/.venv/bin/modyard-service --help > /dev/null; \
     fi
+
+# --- js-runner: the service plus Node.js 20, npm and iproute2 (before `runtime`, which stays the
+# default last stage). Build with --build-arg SERVICE=js-runner --target js-runner.
+FROM ${NODE_IMAGE} AS node
+
+FROM ${BASE_IMAGE} AS js-runner
+ARG SERVICE=js-runner
+
+# iproute2: `ip link set lo up` inside each child's network namespace (the SDK proxy listener);
+# util-linux (unshare) is part of every Debian base. No compiler: npm runs --ignore-scripts.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends iproute2 ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 modyard \
+    && useradd --system --uid 10001 --gid modyard --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin modyard \
+    && install -d -o 10001 -g 10001 -m 0700 /var/cache/modyard-js-runner
+
+COPY --from=node /usr/local/bin/node /usr/bin/node
+COPY --from=node /usr/local/lib/node_modules/npm /usr/lib/node_modules/npm
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/bin/npm && node --version && npm --version
+COPY --from=builder /app/.venv /app/.venv
+
+# The module cache (installed module versions, base layer, npm cache, the children's proxy
+# sockets) is the one writable directory besides /tmp: mount a volume there (k8s: emptyDir).
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    MODYARD_SERVICE=js-runner \
+    MODYARD_HOST=0.0.0.0 \
+    MODYARD_JS_RUNNER_CACHE_DIR=/var/cache/modyard-js-runner \
+    NPM_CONFIG_UPDATE_NOTIFIER=false
+VOLUME ["/var/cache/modyard-js-runner"]
+
+WORKDIR /app
+USER 10001:10001
+# Probed by the orchestrator (k8s probes on :8007 /healthz and /readyz).
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["modyard-service"]
+CMD ["serve"]
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS runtime

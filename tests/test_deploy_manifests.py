@@ -34,6 +34,7 @@ from modyard.common.settings import DEVELOPMENT_SECRET_KEY, SecretKeysSettings, 
 from modyard.deployer.settings import DeployerSettings
 from modyard.gateway.settings import GatewaySettings
 from modyard.installer.settings import InstallerSettings
+from modyard.jsrunner.settings import JsRunnerSettings
 from modyard.registry.settings import RegistrySettings
 from modyard.runtime.settings import RuntimeSettings
 
@@ -55,6 +56,7 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "appcell-gateway": GatewaySettings,
     "deployer": DeployerSettings,
     "backoffice": BackofficeSettings,
+    "js-runner": JsRunnerSettings,
 }
 EXPECTED_PORTS = {
     "registry": 8001,
@@ -63,6 +65,7 @@ EXPECTED_PORTS = {
     "appcell-gateway": 8004,
     "deployer": 8005,
     "backoffice": 8006,
+    "js-runner": 8007,
 }
 #: Keys of the Secret modyard-secrets every server and migration pod reads.
 COMMON_SECRET_KEYS = {"database-url", "amqp-url", "jwt-secret"}
@@ -84,6 +87,8 @@ CALLS = {
     "deployer": set(),
     # The operators' console: every screen is one of these services' HTTP APIs (not the gateway).
     "backoffice": {"registry", "installer", "runtime", "deployer"},
+    # Module archives from the registry, the token-denial list from the installer.
+    "js-runner": {"registry", "installer"},
 }
 #: Containers that are not modyard images, by overlay: the dev infrastructure and dockerd.
 THIRD_PARTY_IMAGES = {
@@ -144,11 +149,20 @@ BY_NAME = {service.name: service for service in SERVICES}
 STATEFUL = [service for service in SERVICES if service.has_database]
 service_param = pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
 stateful_param = pytest.mark.parametrize("service", STATEFUL, ids=lambda s: s.name)
+#: What docker-compose.yml and the images' HEALTHCHECK run: the JavaScript runner is Kubernetes
+#: and `modyard dev run` only (its sandbox needs user namespaces, docs/js-runner.md).
+COMPOSE_SERVICES = [service for service in SERVICES if service.name != "js-runner"]
+compose_param = pytest.mark.parametrize("service", COMPOSE_SERVICES, ids=lambda s: s.name)
+compose_stateful_param = pytest.mark.parametrize(
+    "service", [s for s in COMPOSE_SERVICES if s.has_database], ids=lambda s: s.name
+)
+#: Pods that run under a Localhost seccomp profile, and why (deploy/k8s/base/js-runner).
+LOCALHOST_SECCOMP = {"modyard-js-runner": "modyard/js-runner.json"}
 
 
 def test_only_the_backoffice_keeps_no_data() -> None:
     assert [service.name for service in SERVICES if not service.has_database] == ["backoffice"]
-    assert len(STATEFUL) == 5
+    assert len(STATEFUL) == 6  # the JavaScript runner too (messaging tables, context state)
 
 
 def _workloads(resources: list[Manifest], service: Service) -> list[Manifest]:
@@ -563,7 +577,12 @@ def test_every_container_has_requests_and_limits_and_runs_locked_down(build_dir:
         name = workload["metadata"]["name"]
         spec = pod_spec(workload)
         pod_security = spec.get("securityContext", {})
-        assert pod_security["seccompProfile"]["type"] == "RuntimeDefault", name
+        profile = pod_security["seccompProfile"]
+        if workload["kind"] == "Deployment" and name in LOCALHOST_SECCOMP:
+            # unshare(CLONE_NEWUSER|CLONE_NEWNET) for its sandbox: a profile of its own.
+            assert profile == {"type": "Localhost", "localhostProfile": LOCALHOST_SECCOMP[name]}
+        else:
+            assert profile["type"] == "RuntimeDefault", name
         assert spec.get("automountServiceAccountToken") is False, name
         mounts_tmp = False
         for container in _pod_containers(workload):
@@ -856,21 +875,30 @@ def _allows_egress(
     return False
 
 
-def test_the_js_runner_policy_reaches_only_dns_the_broker_and_public_http() -> None:
-    """Ready before the runner: third-party module JavaScript gets kube-dns, the broker's AMQP
-    port and public HTTP(S), nothing in the cluster besides (no database, no management API,
-    no other service), and no ingress."""
-    (policy,) = build(JS_RUNNER)
-    assert policy["kind"] == "NetworkPolicy"
+def test_the_js_runner_policy_reaches_only_what_the_runner_needs() -> None:
+    """Third-party module JavaScript runs there: kube-dns, the database (messaging tables and
+    the components' state), the broker's AMQP port (not the management API), the registry
+    (module archives) and the installer (token denials) by pod selector, and public HTTP(S)
+    (vendors' APIs through the egress policy, the npm registry); nothing else in the cluster.
+    Ingress only from the operators' namespace, on its port."""
+    (policy,) = [r for r in build(JS_RUNNER) if r["kind"] == "NetworkPolicy"]
     assert policy["spec"]["podSelector"] == {
         "matchLabels": {"app.kubernetes.io/name": "modyard-js-runner"}
     }
     assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
-    assert policy["spec"].get("ingress", []) == []
+    assert policy["spec"]["ingress"] == [
+        {
+            "from": [{"namespaceSelector": {"matchLabels": {"modyard.io/access": "true"}}}],
+            "ports": [{"protocol": "TCP", "port": 8007}],
+        }
+    ]
     for overlay in OVERLAYS:
         assert _egress_peers(policy, _named_pods(OVERLAYS[overlay])) == {
             "dns": DNS_PORTS,
+            "database": {("TCP", 5432)},
             "broker": {("TCP", 5672)},
+            "registry": {("TCP", 8001)},
+            "installer": {("TCP", 8002)},
             "public": WEB_PORTS,
         }
     # The same public rule as the runtime's.
@@ -1166,7 +1194,7 @@ def test_kubernetes_sets_every_setting_a_service_needs_and_nothing_it_ignores(
             assert required_settings(service) - covered == set(), workload["metadata"]["name"]
 
 
-@service_param
+@compose_param
 def test_compose_sets_every_setting_a_service_needs_and_nothing_it_ignores(
     service: Service,
 ) -> None:
@@ -1223,7 +1251,7 @@ def test_env_example_documents_exactly_the_variables_compose_reads() -> None:
         assert default.group(1) == value, name
 
 
-@service_param
+@compose_param
 def test_compose_production_needs_own_jwt_secret_and_keys(service: Service) -> None:
     # MODYARD_ENVIRONMENT=production in .env: the shipped defaults are refused at start-up, own
     # values accepted (the same settings validation the services run).
@@ -1261,8 +1289,8 @@ def _compose() -> Manifest:
 
 def test_compose_defines_the_six_services_the_migrations_and_infrastructure() -> None:
     assert set(_compose()["services"]) == {
-        *SETTINGS,
-        *(f"{service.name}-migrate" for service in STATEFUL),
+        *(service.name for service in COMPOSE_SERVICES),
+        *(f"{service.name}-migrate" for service in COMPOSE_SERVICES if service.has_database),
         "postgres",
         "rabbitmq",
     }
@@ -1276,14 +1304,14 @@ def test_compose_publishes_ports_on_localhost_only() -> None:
         for port in definition.get("ports", []):
             assert isinstance(port, str), f"{name}: use the 'host_ip:host:container' string form"
             assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond localhost"
-    for service in SERVICES:
+    for service in COMPOSE_SERVICES:
         published = services[service.name]["ports"]
         assert published == [f"127.0.0.1:{service.port}:{service.port}"]
         if service.has_database:
             assert "ports" not in services[f"{service.name}-migrate"]
 
 
-@service_param
+@compose_param
 def test_compose_builds_every_service_from_the_one_dockerfile(service: Service) -> None:
     services = compose_resolved()["services"]
     for name in _compose_names(service):
@@ -1296,7 +1324,7 @@ def test_compose_builds_every_service_from_the_one_dockerfile(service: Service) 
         assert services[service.name]["image"] == services[f"{service.name}-migrate"]["image"]
 
 
-@stateful_param
+@compose_stateful_param
 def test_compose_migrates_then_serves_after_healthy_infrastructure(service: Service) -> None:
     services = compose_resolved()["services"]
     healthy = {"condition": "service_healthy", "required": True}
@@ -1318,7 +1346,7 @@ def test_compose_migrates_then_serves_after_healthy_infrastructure(service: Serv
     assert env[f"MODYARD_{service.env_key}_PORT"] == str(service.port)
     assert env[f"MODYARD_{service.env_key}_MIGRATE_ON_STARTUP"] == "false"
     assert env["MODYARD_JWT_SECRET"], "every service must share one JWT secret"
-    for other in SERVICES:
+    for other in COMPOSE_SERVICES:
         url = urlsplit(env[f"MODYARD_{other.env_key}_URL"])
         assert (url.hostname, url.port) == (other.name, other.port)
     if service.stores_secrets:
@@ -1342,7 +1370,7 @@ def test_compose_backoffice_starts_after_the_services_it_calls_without_data_of_i
     assert env["MODYARD_BACKOFFICE_PORT"] == str(BY_NAME["backoffice"].port)
     # The tokens it accepts are the ones the services it calls accept.
     assert env["MODYARD_JWT_SECRET"] == services["registry"]["environment"]["MODYARD_JWT_SECRET"]
-    for other in SERVICES:
+    for other in COMPOSE_SERVICES:
         url = urlsplit(env[f"MODYARD_{other.env_key}_URL"])
         assert (url.hostname, url.port) == (other.name, other.port)
     assert not {f"MODYARD_{name.upper()}" for name in DATA_SETTINGS} & set(env)
@@ -1432,7 +1460,11 @@ def test_dockerfile_is_multi_stage_on_a_configurable_official_slim_python() -> N
     stages = _stages()
     assert len(stages) >= 2
     assert stages[0].startswith("${BUILDER_IMAGE} AS builder")
-    assert all(stage.startswith("${BASE_IMAGE} AS ") for stage in stages[1:])
+    # Besides: Node.js for the js-runner target only (its own stage, built only for that target).
+    assert all(
+        stage.startswith(("${BASE_IMAGE} AS ", "${NODE_IMAGE} AS node")) for stage in stages[1:]
+    )
+    assert stages[-1].startswith("${BASE_IMAGE} AS runtime")  # what a build without --target makes
 
 
 def test_dockerfile_caches_the_locked_dependencies_in_their_own_layer() -> None:
@@ -1481,7 +1513,7 @@ def test_dockerfile_healthcheck_probes_healthz_on_each_service_port() -> None:
     assert "/healthz" in healthcheck.group(0)
     ports = re.search(r"\{'registry': \d+.*?\}", healthcheck.group(0))
     assert ports
-    assert ast.literal_eval(ports.group(0)) == {s.name: s.port for s in SERVICES}
+    assert ast.literal_eval(ports.group(0)) == {s.name: s.port for s in COMPOSE_SERVICES}
 
 
 def test_dockerignore_keeps_local_state_and_secrets_out_of_the_build_context() -> None:
@@ -1491,3 +1523,46 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_build_context() -
         if line.strip() and not line.startswith("#")
     }
     assert {".git", ".venv", ".run", ".env", ".env.*", "__pycache__"} <= patterns
+
+
+def test_the_js_runner_seccomp_profile_allows_its_namespaces_and_denies_the_rest() -> None:
+    """The Localhost profile its pods name: the container default's deny list (kernel modules,
+    mount, ptrace, bpf, keys, setns…) without the namespace restriction its sandbox needs."""
+    profile = json.loads((JS_RUNNER / "seccomp-js-runner.json").read_text())
+    assert profile["defaultAction"] == "SCMP_ACT_ALLOW"
+    denied = {name for rule in profile["syscalls"] for name in rule["names"]}
+    assert all(rule["action"] == "SCMP_ACT_ERRNO" for rule in profile["syscalls"])
+    assert {"unshare", "clone", "clone3"}.isdisjoint(denied)
+    assert {
+        "mount",
+        "ptrace",
+        "bpf",
+        "init_module",
+        "kexec_load",
+        "setns",
+        "keyctl",
+        "process_vm_readv",
+        "userfaultfd",
+        "perf_event_open",
+    } <= denied
+    deployment = find(build(JS_RUNNER), "Deployment", "modyard-js-runner")
+    assert "modyard/js-runner.json" in (JS_RUNNER / "deployment.yaml").read_text()
+    container = pod_spec(deployment)["containers"][0]
+    # No capability comes back: the user namespace gives the child its own, inside only.
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts == {"/tmp", "/var/cache/modyard-js-runner"}  # noqa: S108
+
+
+def test_dockerfile_js_runner_target_adds_node_npm_and_ip_and_runs_non_root() -> None:
+    stages = {stage.split("\n", 1)[0]: stage for stage in _stages()}
+    runner = stages["${BASE_IMAGE} AS js-runner"]
+    assert "ARG NODE_IMAGE=node:20-" in _dockerfile()
+    assert "COPY --from=node /usr/local/bin/node /usr/bin/node" in runner
+    assert "iproute2" in runner
+    assert "MODYARD_JS_RUNNER_CACHE_DIR=/var/cache/modyard-js-runner" in runner
+    assert 'VOLUME ["/var/cache/modyard-js-runner"]' in runner
+    users = re.findall(r"^USER (\S+)$", runner, re.MULTILINE)
+    assert users == ["10001:10001"]
+    assert re.search(r'^ENTRYPOINT \["modyard-service"\]$', runner, re.MULTILINE)
+    assert _distribution_for("js-runner").stdout.strip() == "modyard-js-runner"

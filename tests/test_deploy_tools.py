@@ -97,6 +97,11 @@ CHECKOV_SKIPS = {
         for namespace in ("modyard", "modyard-dev")
         for check in ("CKV_K8S_16", "CKV_K8S_20", "CKV_K8S_22", "CKV_K8S_28", "CKV_K8S_37")
     ),
+    # Its own Localhost seccomp profile (unshare for the sandbox; deploy/k8s/base/js-runner).
+    *(
+        (f"Deployment.{namespace}.modyard-js-runner", "CKV_K8S_31")
+        for namespace in ("modyard", "modyard-dev")
+    ),
     ("StatefulSet.modyard-dev.modyard-postgres", "CKV_K8S_40"),
     ("StatefulSet.modyard-dev.modyard-rabbitmq", "CKV_K8S_40"),
 }
