@@ -40,6 +40,9 @@ log = structlog.get_logger(__name__)
 ENABLED = False
 _tracer: Tracer | None = None
 _service = ""
+#: OpenTelemetry's API modules, bound by configure_tracing: the hot paths (every message) then
+#: skip an import statement per call.
+_otel: Any = None
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
@@ -70,7 +73,7 @@ def requested(environ: Mapping[str, str] | None = None) -> bool:
 def configure_tracing(service: str) -> bool:
     """Install the tracer provider and the HTTP client and database instrumentations, once per
     process, if the environment asks for traces. Returns whether tracing is on."""
-    global ENABLED, _tracer, _service
+    global ENABLED, _tracer, _service, _otel
     if ENABLED or not requested():
         return ENABLED
     # The stable HTTP and database semantic conventions (url.path, http.request.method,
@@ -98,9 +101,25 @@ def configure_tracing(service: str) -> bool:
     AioHttpClientInstrumentor().instrument()
     _tracer = trace.get_tracer("modyard")
     _service = service
+    _otel = _bind_api()
     ENABLED = True
     log.info("tracing_enabled", service_name=resource.attributes.get(SERVICE_NAME))
     return True
+
+
+def _bind_api() -> Any:
+    from types import SimpleNamespace
+
+    from opentelemetry import context, propagate, trace
+
+    return SimpleNamespace(
+        trace=trace,
+        context=context,
+        extract=propagate.extract,
+        inject=propagate.inject,
+        producer=trace.SpanKind.PRODUCER,
+        consumer=trace.SpanKind.CONSUMER,
+    )
 
 
 def _exporters() -> list[Any]:
@@ -175,9 +194,7 @@ def shutdown() -> None:
 def inject(carrier: dict[str, Any]) -> dict[str, Any]:
     """Add the current context's ``traceparent``/``tracestate`` to ``carrier``."""
     if ENABLED:
-        from opentelemetry.propagate import inject as otel_inject
-
-        otel_inject(carrier)
+        _otel.inject(carrier)
     return carrier
 
 
@@ -198,14 +215,11 @@ def continuing(carrier: Mapping[str, Any] | None) -> Iterator[None]:
     if not found:
         yield
         return
-    from opentelemetry import context as otel_context
-    from opentelemetry.propagate import extract
-
-    token = otel_context.attach(extract(found))
+    token = _otel.context.attach(_otel.extract(found))
     try:
         yield
     finally:
-        otel_context.detach(token)
+        _otel.context.detach(token)
 
 
 def _text_carrier(headers: Mapping[str, Any] | None) -> dict[str, str]:
@@ -247,14 +261,20 @@ def publishing(
     if not ENABLED or _tracer is None:
         yield headers
         return
-    from opentelemetry.trace import SpanKind
-
+    current = _otel.trace.get_current_span().get_span_context()
+    if current.is_valid and not current.trace_flags.sampled:
+        # A trace the sampler left out: a span would record nothing (parent-based sampling), so
+        # only its context travels on, and the message costs one header.
+        carried = dict(headers or {})
+        inject(carried)
+        yield carried
+        return
     name = f"publish {destination or routing_key or '(default)'}"
-    with _tracer.start_as_current_span(
-        name,
-        kind=SpanKind.PRODUCER,
-        attributes=_messaging("publish", destination, routing_key, message_id, system, attributes),
-    ):
+    with _tracer.start_as_current_span(name, kind=_otel.producer) as producer:
+        if producer.is_recording():
+            producer.set_attributes(
+                _messaging("publish", destination, routing_key, message_id, system, attributes)
+            )
         carried = dict(headers or {})
         inject(carried)
         yield carried
@@ -276,20 +296,29 @@ def consuming(
     if not ENABLED or _tracer is None:
         yield None
         return
-    from opentelemetry.propagate import extract
-    from opentelemetry.trace import SpanKind as Kind
-
-    context = extract(_text_carrier(headers))
-    span_attributes = _messaging("process", source, routing_key, message_id, "rabbitmq", attributes)
-    if redelivered:
-        span_attributes["messaging.rabbitmq.message.redelivered"] = True
+    context = _otel.extract(_text_carrier(headers))
+    parent = _otel.trace.get_current_span(context).get_span_context()
+    if parent.is_valid and not parent.trace_flags.sampled:
+        # Left out by the sampler where the trace started: carry its context on, record nothing.
+        token = _otel.context.attach(context)
+        try:
+            yield None
+        finally:
+            _otel.context.detach(token)
+        return
     with _tracer.start_as_current_span(
-        f"process {source}",
-        context=context,
-        kind=kind or Kind.CONSUMER,
-        attributes=span_attributes,
-    ) as span:
-        yield span
+        f"process {source}", context=context, kind=kind or _otel.consumer
+    ) as consumer:
+        if not consumer.is_recording():
+            yield None
+            return
+        span_attributes = _messaging(
+            "process", source, routing_key, message_id, "rabbitmq", attributes
+        )
+        if redelivered:
+            span_attributes["messaging.rabbitmq.message.redelivered"] = True
+        consumer.set_attributes(span_attributes)
+        yield consumer
 
 
 @contextmanager
@@ -310,9 +339,9 @@ def annotate_current(attributes: Mapping[str, Any]) -> None:
     """Add attributes (workspace, flow, node…) to the current span."""
     if not ENABLED:
         return
-    from opentelemetry import trace
-
-    trace.get_current_span().set_attributes(_clean(attributes))
+    current = _otel.trace.get_current_span()
+    if current.is_recording():
+        current.set_attributes(_clean(attributes))
 
 
 def set_attributes(target: Span | None, attributes: Mapping[str, Any]) -> None:
@@ -324,9 +353,7 @@ def trace_id_exemplar() -> dict[str, str] | None:
     """``{"trace_id": …}`` of the current sampled span, for a histogram's exemplar."""
     if not ENABLED:
         return None
-    from opentelemetry import trace
-
-    context = trace.get_current_span().get_span_context()
+    context = _otel.trace.get_current_span().get_span_context()
     if not context.is_valid or not context.trace_flags.sampled:
         return None
     return {"trace_id": format(context.trace_id, "032x")}
