@@ -18,6 +18,7 @@ from benchmarks import (
     gateway,
     installer,
     installer_resolution,
+    js_flow,
     js_runner,
     registry,
     resilience,
@@ -47,6 +48,7 @@ BENCHMARKS = (
     resilience.resilience,
     egress.egress_overhead,
     js_runner.js_runner_load,
+    js_flow.js_flow_load,
     tracing.tracing_overhead,
 )
 
