@@ -3,6 +3,7 @@ bound the metrics' cardinality, and the Fernet token time the secret-age gauge r
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -91,3 +92,47 @@ def test_the_time_of_a_fernet_token_is_read_without_its_key() -> None:
     assert before <= made <= int(time.time())
     assert token_time("not a token") is None
     assert token_time("") is None
+
+
+_PROPAGATE = """
+import json, os
+os.environ.update(OTEL_TRACES_EXPORTER="console", OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+                  OTEL_TRACES_SAMPLER_ARG="0.01")
+from modyard.common.observability import tracing
+tracing.configure_tracing("units")
+seen = {}
+for flags in ("00", "01"):
+    parent = {"traceparent": f"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-{flags}"}
+    with tracing.consuming("q", parent) as span:
+        with tracing.publishing("x", "k", {"keep": "me"}) as carried:
+            seen[flags] = {"span": span is not None, "carried": carried}
+print("RESULT " + json.dumps(seen))
+"""
+
+
+def test_a_trace_left_out_by_the_sampler_travels_on_without_spans_a_sampled_one_with_them() -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", _PROPAGATE],
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    seen = json.loads(line.removeprefix("RESULT "))
+    unsampled, sampled = seen["00"], seen["01"]
+    # Unsampled: no span, the same context (trace, parent span, flags) passed on.
+    assert unsampled["span"] is False
+    assert unsampled["carried"] == {
+        "keep": "me",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+    }
+    # Sampled: the consumer's span, and the producer's own span id in the same trace.
+    assert sampled["span"] is True
+    version, trace_id, span_id, flags = sampled["carried"]["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", "0af7651916cd43dd8448eb211c80319c", "01")
+    assert span_id != "b7ad6b7169203331"
+    assert sampled["carried"]["keep"] == "me"
