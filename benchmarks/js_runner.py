@@ -76,6 +76,8 @@ async def js_runner_load(_infra: IsolatedInfra) -> dict[str, Any]:
     await store.prepare_base()
     bridge = HttpBridge(settings)
     pool = ChildPool(settings, isolation, bridge.perform_for)
+    # As the service runs them: with the SDK proxy (its loopback brought up at every start).
+    pool.proxy_clients = bridge.clients
     runner = JsRunner(settings, isolation, store, pool)
     try:
         with tempfile.TemporaryDirectory(prefix="modyard-js-bench-") as directory:

@@ -85,6 +85,8 @@ def command(
     proxy_socket: Path | None = None,
 ) -> list[str]:
     readable = [spec.module_dir, settings.node_dir, *spec.require_paths]
+    if isolation.namespaces and not settings.ip_binary:
+        proxy_socket = None  # no loopback in the namespace: SDKs fail closed, no proxy to wait for
     node = [settings.node_binary]
     if isolation.permissions:
         # One flag per directory, each with the trailing wildcard that opens its tree: Node 20.20
@@ -107,12 +109,14 @@ def command(
         unshare = [settings.unshare_binary, "--user", "--map-root-user", "--net", "--"]
         if proxy_socket is not None and settings.ip_binary:
             # The namespace's own loopback up (nothing else is there), for the in-namespace
-            # proxy listener of npm SDKs (node/proxy.js); ~10 ms of the start.
+            # proxy listener of npm SDKs (node/proxy.js). `ip` runs beside Node's start (it
+            # takes ~10 ms, Node ~60): the bootstrap says it is ready only once its listener
+            # answers on that loopback. The subshell leaves `ip` to init, not to Node.
             return [
                 *unshare,
                 "/bin/sh",
                 "-c",
-                f'{settings.ip_binary} link set lo up && unset PWD && exec "$@"',
+                f'({settings.ip_binary} link set lo up &) ; unset PWD; exec "$@"',
                 "sh",
                 *node,
             ]

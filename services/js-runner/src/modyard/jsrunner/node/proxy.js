@@ -25,14 +25,30 @@ function startProxy(socketPath) {
         // Without a loopback (no `ip` here), SDKs fail closed as before: not a start failure.
         server.on('error', () => resolve(null));
         server.listen(0, '127.0.0.1', () => {
-            const url = `http://127.0.0.1:${server.address().port}`;
+            const port = server.address().port;
+            const url = `http://127.0.0.1:${port}`;
             for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) {
                 process.env[name] = url;
             }
             process.env.NO_PROXY = '';
             process.env.no_proxy = '';
             server.unref();
-            resolve(url);
+            // The loopback comes up beside Node's start: ready once a connection gets through
+            // (a few ms at most; after a second, SDKs fail closed as without a proxy).
+            const deadline = Date.now() + 1000;
+            const probe = () => {
+                const socket = net.connect(port, '127.0.0.1');
+                socket.on('connect', () => {
+                    socket.destroy();
+                    resolve(url);
+                });
+                socket.on('error', () => {
+                    socket.destroy();
+                    if (Date.now() > deadline) resolve(null);
+                    else setTimeout(probe, 2);
+                });
+            };
+            probe();
         });
     });
 }
