@@ -294,3 +294,24 @@ async def test_start_and_stop_run_with_the_webhook_url(
     # A component without start/stop has nothing to do then.
     assert await harness.call(module, "Plain", None, port="start") == {"outputs": {}}
     assert len(seen) == 2
+
+
+LIST_SOCKETS = """
+module.exports = { async receive(context) {
+    await context.sendJson(require('fs').readdirSync(context.messages.in.content.dir), 'out');
+} };
+"""
+
+
+async def test_a_child_cannot_find_another_childs_proxy_socket(harness: Harness) -> None:
+    """Proxy sockets have unguessable names in a directory children cannot list: a module
+    cannot borrow another module's proxy (and the workspace allow-list of its calls)."""
+    bystander = harness.module({"Call": HTTP_REQUEST})
+    await harness.call(bystander, "Call", {"url": "http://127.0.0.1:9/"})  # its child runs
+    sockets = list(harness.settings.run_path.glob("*.sock"))
+    assert sockets
+    assert all(len(path.stem) == 32 for path in sockets)
+    module = harness.module({"List": LIST_SOCKETS})
+    refused = await harness.call(module, "List", {"dir": str(harness.settings.run_path)})
+    assert refused["error"]["retryable"] is False
+    assert "Access to this API has been restricted" in refused["error"]["message"]

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import struct
 import subprocess
@@ -165,7 +166,10 @@ class Child:
                 settings,
                 proxy_clients,
                 module=spec.module,
-                path=settings.run_path / f"{os.getpid()}-{id(self):x}.sock",
+                # Unguessable: a child cannot list the directory (permission model), and a Unix
+                # socket path is reachable from any network namespace, so another module's child
+                # must not be able to name this one's proxy (and borrow its workspace's list).
+                path=settings.run_path / f"{secrets.token_hex(16)}.sock",
                 allowance=self.proxy_allowance,
             )
             if proxy_clients is not None
