@@ -130,3 +130,25 @@ def test_pack_json_of_a_defective_module_names_the_file_and_pointer(
     assert result.exit_code == 1
     assert where in " ".join(result.output.split())
     assert not (tmp_path / "w.zip").exists()
+
+
+@pytest.mark.parametrize("name", ["cell", "token"])
+def test_a_command_group_with_one_sub_command_keeps_it(name: str) -> None:
+    # `modyard cell run` has one sub-command; loading it lazily once collapsed the group into it.
+    lazy = COMMANDS[name]
+    assert lazy is not None
+    command = load_command(name, lazy)
+    target = getattr(sys.modules[lazy.module], lazy.attribute)
+    sub_commands = {
+        info.name or (info.callback.__name__ if info.callback else "")
+        for info in target.registered_commands
+    }
+
+    assert set(getattr(command, "commands", {})) >= sub_commands
+
+
+def test_modyard_cell_run_is_reachable() -> None:
+    result = runner.invoke(app, ["cell", "run", "--help"])
+
+    assert result.exit_code == 0, result.output
+    assert "modyard cell run" in result.output

@@ -138,7 +138,9 @@ def load_command(name: str, lazy: Lazy) -> click.Command:
     """The click command of ``lazy``, importing its module now."""
     target = getattr(importlib.import_module(lazy.module), lazy.attribute)
     if isinstance(target, typer.Typer):
-        command = typer.main.get_command(target)
+        # Always a group: get_command would collapse a one-command app (`modyard cell run`) into
+        # that command, as add_typer never did.
+        command: click.Command = typer.main.get_group(target)
         command.help = lazy.help
         # A sub-app built on its own would offer shell completion; the root one does not.
         command.params = [
