@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from modyard.modules.manifest import MODULE_NAME_PATTERN
+
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 WORKSPACE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 
@@ -45,7 +47,9 @@ class WorkspacePage(BaseModel):
 
 
 class InstallRequest(_Body):
-    module: str = Field(min_length=1, max_length=128)
+    # The registry's own grammar: a name it would refuse is the caller's mistake (422 here), not
+    # the registry's failure (it answered 422 and that became a 503).
+    module: str = Field(min_length=1, max_length=128, pattern=MODULE_NAME_PATTERN)
     version: str | None = Field(
         default=None,
         description="Exact version, npm range (^1.2.0, ~1.2, >=1 <3) or omitted (newest)",

@@ -94,6 +94,7 @@ async def list_allowed_publishers(
     "/{ws}/allowed-publishers",
     status_code=status.HTTP_201_CREATED,
     response_model=publishers.AllowanceOut,
+    responses={200: {"model": publishers.AllowanceOut, "description": "The allowance existed"}},
 )
 async def allow_publisher(
     ws: WorkspaceSlug,
