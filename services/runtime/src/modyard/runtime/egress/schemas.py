@@ -52,8 +52,7 @@ class EgressAllowIn(BaseModel):
                     f"{value!r} allows every address: list the networks the workspace needs",
                 )
             if any(
-                network.version == loop.version and network.overlaps(loop)
-                for loop in _LOOPBACK
+                network.version == loop.version and network.overlaps(loop) for loop in _LOOPBACK
             ):
                 raise PydanticCustomError(
                     "loopback_cidr",
