@@ -39,7 +39,7 @@ def test_rabbitmq_definitions_make_an_administrator_with_both_vhosts() -> None:
             user="modyard", password="modyard", vhost="modyard", salt=b"salt"
         )
     )
-    user, management = definitions["users"]
+    user, management, js_runner = definitions["users"]
     assert user["name"] == "modyard"
     assert user["tags"] == ["administrator"]
     assert user["hashing_algorithm"] == "rabbit_password_hashing_sha256"
@@ -50,6 +50,7 @@ def test_rabbitmq_definitions_make_an_administrator_with_both_vhosts() -> None:
         ("modyard", "modyard"),
         ("modyard", "/"),
         ("modyard-management", "modyard"),
+        ("modyard-js-runner", "modyard"),
     }
     for key in (("modyard", "modyard"), ("modyard", "/")):
         assert granted[key]["configure"] == granted[key]["write"] == granted[key]["read"] == ".*"
@@ -59,6 +60,15 @@ def test_rabbitmq_definitions_make_an_administrator_with_both_vhosts() -> None:
     mine = granted[("modyard-management", "modyard")]
     assert mine["write"] == mine["read"] == "^$"
     assert mine["configure"].startswith("^(appcell\\.cell|modyard\\.modules)\\.")
+    # The JavaScript runner's own user: no tag, only its queues, events and the replies exchange
+    # (the set test_broker_user.py runs the runner on).
+    assert js_runner["name"] == "modyard-js-runner"
+    assert js_runner["tags"] == []
+    runner = granted[("modyard-js-runner", "modyard")]
+    assert {
+        k: runner[k] for k in ("configure", "write", "read")
+    } == rabbitmq.js_runner_permissions()
+    assert ".*" not in (runner["configure"], runner["write"], runner["read"])
 
 
 def test_rabbitmq_conf_listens_on_loopback_only() -> None:

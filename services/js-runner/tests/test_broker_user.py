@@ -25,15 +25,12 @@ from modyard.jsrunner.settings import JsRunnerSettings
 from modyard.runtime.app import create_app as create_runtime
 from modyard.runtime.models import NodeLog
 from modyard.runtime.settings import RuntimeSettings
+from modyard.sdk.dev.rabbitmq import js_runner_permissions
 
 pytestmark = pytest.mark.infra
 
-#: docs/js-runner.md, "Deployment": configure, write, read.
-PERMISSIONS = {
-    "configure": r"^(js-runner\..*|modyard\.(events|dead|modules\.replies).*)$",
-    "write": r"^(js-runner\..*|modyard\.(events|dead|modules\.replies).*)$",
-    "read": r"^(js-runner\..*|modyard\.(events|dead).*)$",
-}
+#: docs/js-runner.md, "Deployment" (the dev infrastructure's user has the same).
+PERMISSIONS = js_runner_permissions()
 
 DOUBLE_JS = """
 module.exports = { async receive(context) {

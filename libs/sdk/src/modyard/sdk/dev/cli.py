@@ -18,6 +18,7 @@ from rich.table import Table
 from modyard.sdk.dev import infra
 from modyard.sdk.dev.component import Report, State
 from modyard.sdk.dev.paths import RepoNotFoundError, RunLayout, layout
+from modyard.sdk.dev.rabbitmq import RabbitMQ
 from modyard.sdk.dev.runner import RunOptions, Supervisor, default_on_ready
 from modyard.sdk.dev.services import (
     BACKOFFICE_URL,
@@ -241,6 +242,8 @@ def run_services(
             stop_timeout=stop_timeout,
             poll_interval=poll_interval,
             json_logs=json_logs,
+            # The JavaScript runner on its own broker user, as in production.
+            extra_env=RabbitMQ(run, infra.effective_settings(run)).js_runner_env(),
         ),
         cwd=run.root,
     )

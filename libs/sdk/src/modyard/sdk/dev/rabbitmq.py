@@ -60,6 +60,23 @@ PASSWORD = "modyard"  # noqa: S105 - the documented development credential
 MANAGEMENT_USER = "modyard-management"
 MANAGEMENT_PASSWORD = "modyard-management"  # noqa: S105 - the documented development credential
 VHOST = "modyard"
+#: The JavaScript runner's own user: it runs third-party code's answers, so the runtime takes js
+#: answers from this user only (MODYARD_RUNTIME_JS_RUNNER_BROKER_USER), as in production.
+JS_RUNNER_USER = "modyard-js-runner"
+JS_RUNNER_PASSWORD = "modyard-js-runner"  # noqa: S105 - the documented development credential
+
+
+def js_runner_permissions() -> dict[str, str]:
+    """What the runner's user may do (docs/js-runner.md, "Deployment"; test_broker_user.py):
+    its queues (js-runner.requests, js-runner.events[.dead]), the events and dead-letter
+    exchanges, and answers to modyard.modules.replies."""
+    return {
+        "configure": r"^(js-runner\..*|modyard\.(events|dead|modules\.replies).*)$",
+        "write": r"^(js-runner\..*|modyard\.(events|dead|modules\.replies).*)$",
+        "read": r"^(js-runner\..*|modyard\.(events|dead).*)$",
+    }
+
+
 NODENAME = "modyard@localhost"
 LOCAL_AMQP_URL = f"amqp://{USER}:{PASSWORD}@{HOST}:{AMQP_PORT}/{VHOST}"
 LOCAL_MANAGEMENT_URL = f"http://{HOST}:{MANAGEMENT_PORT}"
@@ -128,12 +145,19 @@ def render_definitions(
                 # Creating users and setting permissions needs it (RabbitMQ has no narrower tag).
                 "tags": ["administrator"],
             },
+            {
+                "name": JS_RUNNER_USER,
+                "password_hash": password_hash(JS_RUNNER_PASSWORD, salt),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": [],
+            },
         ],
         "vhosts": [{"name": "/"}, {"name": vhost}],
         "permissions": [
             {"user": user, "vhost": vhost, **everything},
             {"user": user, "vhost": "/", **everything},
             {"user": management_user, "vhost": vhost, **management_permissions()},
+            {"user": JS_RUNNER_USER, "vhost": vhost, **js_runner_permissions()},
         ],
     }
     return json.dumps(definitions, indent=2) + "\n"
@@ -236,6 +260,28 @@ class RabbitMQ(Component):
                 return self._failure(failure)
         return report
 
+    def js_runner_env(self) -> dict[str, str]:
+        """For `modyard dev run`: the runner on its own user and the runtime taking js answers
+        from it only, when the services use this node and it has that user (a node set up
+        before it existed gets it at the next `modyard dev infra up`); else nothing."""
+        if not self.targets_local():
+            return {}
+        try:
+            with httpx.Client(
+                base_url=self.address.management_url, auth=(USER, PASSWORD), timeout=5
+            ) as api:
+                if api.get(f"/api/users/{JS_RUNNER_USER}").status_code != 200:
+                    return {}
+        except httpx.HTTPError:
+            return {}
+        address = self.address
+        return {
+            "MODYARD_JS_RUNNER_AMQP_URL": (
+                f"amqp://{JS_RUNNER_USER}:{JS_RUNNER_PASSWORD}@{HOST}:{address.amqp_port}/{VHOST}"
+            ),
+            "MODYARD_RUNTIME_JS_RUNNER_BROKER_USER": JS_RUNNER_USER,
+        }
+
     def provision(self) -> str | None:
         """The management user and its permissions on a running node (idempotent): a node whose
         data predates the user gets it without a restart. A reason when it cannot be done."""
@@ -243,6 +289,8 @@ class RabbitMQ(Component):
         calls = (
             (f"/api/users/{user}", {"password": MANAGEMENT_PASSWORD, "tags": "administrator"}),
             (f"/api/permissions/{vhost}/{user}", management_permissions()),
+            (f"/api/users/{JS_RUNNER_USER}", {"password": JS_RUNNER_PASSWORD, "tags": ""}),
+            (f"/api/permissions/{vhost}/{JS_RUNNER_USER}", js_runner_permissions()),
         )
         try:
             with httpx.Client(

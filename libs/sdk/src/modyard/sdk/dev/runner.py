@@ -35,6 +35,8 @@ class RunOptions:
     stop_timeout: float = 10.0
     poll_interval: float = 0.5
     json_logs: bool = False
+    #: Set for every child unless the environment sets it (e.g. the runner's own broker user).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 def prefixes(names: Sequence[str]) -> dict[str, Text]:
@@ -141,6 +143,8 @@ class Supervisor:
         if not self.options.json_logs:
             # Human-readable logs in the terminal unless the user chose otherwise.
             env.setdefault("MODYARD_LOG_JSON", "false")
+        for key, value in self.options.extra_env.items():
+            env.setdefault(key, value)
         return env
 
     def start_all(self) -> None:
