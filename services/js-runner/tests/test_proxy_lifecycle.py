@@ -315,3 +315,36 @@ async def test_a_child_cannot_find_another_childs_proxy_socket(harness: Harness)
     refused = await harness.call(module, "List", {"dir": str(harness.settings.run_path)})
     assert refused["error"]["retryable"] is False
     assert "Access to this API has been restricted" in refused["error"]["message"]
+
+
+# A streamed body (no length: chunked), as SDK uploads send it, through HTTP_PROXY.
+STREAMED = """
+const http = require('http');
+module.exports = { async receive(context) {
+    const proxy = new URL(process.env.HTTP_PROXY);
+    const target = context.messages.in.content.url;
+    const answer = await new Promise((resolve, reject) => {
+        const req = http.request({ host: proxy.hostname, port: proxy.port, method: 'POST', path: target,
+            headers: { host: new URL(target).host, 'content-type': 'text/plain' } }, (res) => {
+            let text = '';
+            res.on('data', (chunk) => { text += chunk; });
+            res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(text).body }));
+        });
+        req.on('error', reject);
+        req.write('part one, ');
+        req.write('part two');
+        req.end();
+    });
+    await context.sendJson(answer);
+} };
+"""
+
+
+async def test_a_streamed_body_goes_through_the_proxy_whole(
+    harness: Harness, vendor: tuple[str, list[web.Request]]
+) -> None:
+    base, seen = vendor
+    module = harness.module({"Stream": STREAMED})
+    got = await harness.call(module, "Stream", {"url": f"{base}/upload"})
+    assert got["outputs"]["out"] == [{"status": 200, "body": "part one, part two"}]
+    assert [request.path for request in seen] == ["/upload"]

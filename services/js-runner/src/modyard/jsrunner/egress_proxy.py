@@ -281,6 +281,26 @@ class EgressProxy:
 
     # -- absolute-form requests --------------------------------------------------------------
 
+    async def _chunked(self, reader: asyncio.StreamReader) -> bytes:
+        """A chunked request body (RFC 9112 7.1), trailers dropped, at most the request cap."""
+        body = bytearray()
+        while True:
+            line = await reader.readuntil(b"\r\n")
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _ProxyError(400, "Bad Request", "a malformed chunk size") from None
+            if size == 0:
+                while await reader.readuntil(b"\r\n") != b"\r\n":
+                    pass  # trailers
+                return bytes(body)
+            if len(body) + size > self._settings.http_max_request_bytes:
+                raise _ProxyError(
+                    413, "Content Too Large", "the body is larger than the runner lets out"
+                )
+            body += await reader.readexactly(size)
+            await reader.readexactly(2)
+
     async def _forward(
         self,
         method: str,
@@ -293,15 +313,15 @@ class EgressProxy:
             raise _ProxyError(405, "Method Not Allowed", f"{method} is not proxied")
         lowered = {name.lower(): value for name, value in headers}
         if "chunked" in lowered.get("transfer-encoding", "").lower():
-            raise _ProxyError(
-                411, "Length Required", "send the body with a Content-Length (not chunked)"
-            )
-        length = int(lowered.get("content-length") or 0)
-        if length > self._settings.http_max_request_bytes:
-            raise _ProxyError(
-                413, "Content Too Large", "the body is larger than the runner lets out"
-            )
-        body = await reader.readexactly(length) if length else None
+            # Streams (uploads of googleapis, form-data): read whole, under the same cap.
+            body: bytes | None = await self._chunked(reader)
+        else:
+            length = int(lowered.get("content-length") or 0)
+            if length > self._settings.http_max_request_bytes:
+                raise _ProxyError(
+                    413, "Content Too Large", "the body is larger than the runner lets out"
+                )
+            body = await reader.readexactly(length) if length else None
         sent = [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP]
         try:
             client = self._clients.client(self._allowance())
