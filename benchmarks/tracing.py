@@ -127,6 +127,21 @@ async def _one_round(
     }
 
 
+async def _round_with_retry(
+    infra: IsolatedInfra, client: httpx.AsyncClient, env: dict[str, str]
+) -> dict[str, float]:
+    """One round in a runtime process of its own; a process that does not get ready in time (the
+    shared machine under a neighbour's load) is replaced once."""
+    for attempt in (1, 2):
+        try:
+            async with service_process("runtime", env) as runtime:
+                return await _one_round(infra, client, runtime)
+        except TimeoutError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _summary(rounds: list[dict[str, float]]) -> dict[str, Any]:
     rates = [r["executions_per_second"] for r in rounds]
     cpu = [r["cpu_ms_per_execution"] for r in rounds]
@@ -153,8 +168,7 @@ async def tracing_overhead(infra: IsolatedInfra) -> dict[str, Any]:
         async with httpx.AsyncClient(headers=headers, timeout=60) as client:
             for _ in range(ROUNDS):
                 for name, otel in settings_env(sink).items():
-                    async with service_process("runtime", {**base, **otel}) as runtime:
-                        rounds[name].append(await _one_round(infra, client, runtime))
+                    rounds[name].append(await _round_with_retry(infra, client, {**base, **otel}))
         spans = len(sink.spans)
     finally:
         await sink.close()

@@ -497,3 +497,55 @@ async def test_the_system_webhook_of_a_failed_attempt_is_delivered_in_its_trace(
         if request.json()["event"] == COMPONENT_ERROR
     ]
     assert any(value.split("-")[1] == delivery.trace_id for value in carried if value)
+
+
+async def test_a_retried_unprocessed_message_starts_a_trace_linked_to_the_attempt_that_gave_up(
+    traced: Traced,
+) -> None:
+    sink = traced.sink
+    runtime = traced.cluster.url("runtime")
+    seen = len(sink.spans)
+    async with httpx.AsyncClient(timeout=30, headers=traced.cluster.operator) as client:
+        sent = await client.post(
+            f"{runtime}/v1/hooks/{WS}/{traced.flow_id}/hook", json={"fatal_once": True}
+        )
+        assert sent.status_code == 202
+        found: list[dict[str, Any]] = []
+
+        async def stored() -> bool:
+            listed = await client.get(
+                f"{runtime}/v1/unprocessed-messages", params={"flow": traced.flow_id}
+            )
+            found[:] = [
+                item
+                for item in listed.json()["items"]
+                if (item.get("payload") or {}).get("fatal_once")
+            ]
+            return bool(found)
+
+        await eventually(stored, timeout=60)
+        hooks = [
+            span
+            for span in sink.spans[seen:]
+            if span.kind == "SERVER"
+            and str(span.attributes.get("url.path")).startswith("/v1/hooks/")
+        ]
+        assert len(hooks) == 1
+        original = hooks[0].trace_id
+        retried = await client.post(f"{runtime}/v1/unprocessed-messages/{found[0]['id']}")
+        assert retried.status_code == 202, retried.text
+
+    def linked() -> list[ReceivedSpan]:
+        return [span for span in sink.spans if span.name == "retry unprocessed message"]
+
+    await eventually(lambda: bool(linked()), timeout=30)
+    (retry,) = linked()
+    assert retry.trace_id != original
+    gave_up = [
+        span for span in node_spans(sink.trace(original), "mod") if span.span_id in retry.links
+    ]
+    assert len(gave_up) == 1, describe(sink.trace(original))
+    # The retried node ran in the new trace, below the retry.
+    await eventually(lambda: bool(node_spans(sink.trace(retry.trace_id), "mod")), timeout=30)
+    rerun = node_spans(sink.trace(retry.trace_id), "mod")[0]
+    assert retry in OtlpSink.ancestors(sink.trace(retry.trace_id), rerun)

@@ -123,6 +123,9 @@ class UnprocessedMessage(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True
     )
+    #: W3C ``traceparent``/``tracestate`` of the attempt that gave up (tracing on): a retry, a new
+    #: trace, links back to it.
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSONB, nullable=True)
 
 
 class NodeLog(Base):

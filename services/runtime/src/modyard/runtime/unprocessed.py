@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.connection import Bus
 from modyard.common.errors import Conflict, NotFound
+from modyard.common.observability import tracing
 from modyard.common.observability.metrics import UNPROCESSED_MESSAGES
 from modyard.runtime.engine.dispatch import send
 from modyard.runtime.engine.messages import WorkMessage
@@ -102,7 +103,18 @@ async def retry(
         port=stored.port,
         payload=stored.payload if payload is _UNSET else payload,
     )
-    await send(bus, message)
+    # A new run, in the trace of the request that retries it, linked to the attempt that gave up.
+    link = tracing.link_to(stored.trace_context)
+    with tracing.span(
+        "retry unprocessed message",
+        attributes={
+            tracing.WORKSPACE: stored.workspace,
+            tracing.FLOW: str(stored.flow_id),
+            tracing.NODE: stored.node_id,
+        },
+        links=[link] if link is not None else None,
+    ):
+        await send(bus, message)
     await session.delete(stored)
     await session.flush()
     return message

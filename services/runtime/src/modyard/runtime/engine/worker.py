@@ -420,6 +420,7 @@ class NodeWorker:
                     attempts=message.attempt,
                     errors=[error.model_dump() for error in message.errors],
                     reason=reason,
+                    trace_context=tracing.current_traceparent() or None,
                 )
                 .returning(UnprocessedMessage.id)
             )
