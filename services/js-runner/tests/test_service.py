@@ -11,6 +11,7 @@ from modyard.common.settings import CommonSettings, Environment
 from modyard.common.testing.cluster import running_cluster
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import auth_headers
+from modyard.jsrunner import isolation as isolation_module
 from modyard.jsrunner.isolation import WeakIsolationRefused, check, probe
 from modyard.jsrunner.settings import JsRunnerSettings
 
@@ -32,7 +33,9 @@ async def test_the_runner_runs_in_the_test_cluster_and_reports_its_sandbox(
         assert refused.status_code == 403
 
 
-async def test_production_refuses_a_missing_layer_unless_an_operator_accepts_it() -> None:
+async def test_production_refuses_a_missing_layer_unless_an_operator_accepts_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     settings = JsRunnerSettings(unshare_binary="/bin/false")
     isolation = await probe(settings)
     assert not isolation.namespaces
@@ -42,6 +45,11 @@ async def test_production_refuses_a_missing_layer_unless_an_operator_accepts_it(
         check(isolation, production)
     accepted = production.model_copy(update={"accept_weak_isolation": True})
     with structlog.testing.capture_logs() as logs:
+        # A logger not yet used: an app started earlier in the session (create_app configures
+        # structlog with cache_logger_on_first_use) has cached the module's own.
+        monkeypatch.setattr(
+            isolation_module, "log", structlog.get_logger(isolation_module.__name__)
+        )
         check(isolation, accepted)  # starts, and says so at every start
     assert [entry["event"] for entry in logs] == ["js_runner_weak_isolation"]
     assert logs[0]["accepted"] is True
