@@ -149,8 +149,9 @@ BY_NAME = {service.name: service for service in SERVICES}
 STATEFUL = [service for service in SERVICES if service.has_database]
 service_param = pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
 stateful_param = pytest.mark.parametrize("service", STATEFUL, ids=lambda s: s.name)
-#: What docker-compose.yml and the images' HEALTHCHECK run: the JavaScript runner is Kubernetes
-#: and `modyard dev run` only (its sandbox needs user namespaces, docs/js-runner.md).
+#: The services every other one calls by URL, and the images' shared HEALTHCHECK. Compose runs
+#: the JavaScript runner too (under the seccomp profile its sandbox needs, docs/js-runner.md):
+#: tests/test_images_compose.py runs it.
 COMPOSE_SERVICES = [service for service in SERVICES if service.name != "js-runner"]
 compose_param = pytest.mark.parametrize("service", COMPOSE_SERVICES, ids=lambda s: s.name)
 compose_stateful_param = pytest.mark.parametrize(
@@ -1289,8 +1290,8 @@ def _compose() -> Manifest:
 
 def test_compose_defines_the_six_services_the_migrations_and_infrastructure() -> None:
     assert set(_compose()["services"]) == {
-        *(service.name for service in COMPOSE_SERVICES),
-        *(f"{service.name}-migrate" for service in COMPOSE_SERVICES if service.has_database),
+        *(service.name for service in SERVICES),
+        *(f"{service.name}-migrate" for service in SERVICES if service.has_database),
         "postgres",
         "rabbitmq",
     }
@@ -1508,12 +1509,20 @@ def test_dockerfile_entrypoint_receives_sigterm_directly() -> None:
 
 
 def test_dockerfile_healthcheck_probes_healthz_on_each_service_port() -> None:
-    healthcheck = re.search(r"^HEALTHCHECK .*?(?<!\\)$", _dockerfile(), re.MULTILINE | re.DOTALL)
-    assert healthcheck
-    assert "/healthz" in healthcheck.group(0)
-    ports = re.search(r"\{'registry': \d+.*?\}", healthcheck.group(0))
+    # The runtime stage's (every service but the js-runner), then the js-runner target's.
+    *runner, healthcheck = re.findall(
+        r"^HEALTHCHECK .*?(?<!\\)$", _dockerfile(), re.MULTILINE | re.DOTALL
+    )
+    assert "/healthz" in healthcheck
+    ports = re.search(r"\{'registry': \d+.*?\}", healthcheck)
     assert ports
-    assert ast.literal_eval(ports.group(0)) == {s.name: s.port for s in COMPOSE_SERVICES}
+    assert ast.literal_eval(ports.group(0)) == {
+        s.name: s.port for s in SERVICES if s.name != "js-runner"
+    }
+    assert len(runner) == 1
+    assert "MODYARD_JS_RUNNER_PORT" in runner[0]
+    assert "/healthz" in runner[0]
+    assert str(BY_NAME["js-runner"].port) in runner[0]
 
 
 def test_dockerignore_keeps_local_state_and_secrets_out_of_the_build_context() -> None:
