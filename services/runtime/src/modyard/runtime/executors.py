@@ -207,6 +207,28 @@ class JsExecutor:
         response = reply.get("response") if isinstance(reply, dict) else None
         return outputs, response if isinstance(response, dict) else None
 
+    async def lifecycle(self, installed: InstalledComponent, request: dict[str, Any]) -> str | None:
+        """``start``/``stop``: what the component's own method rejected with, None when it
+        resolved (or exports none). Not running it at all (the runner down, the module not
+        loadable here) raises :class:`ComponentError`: that is not the component's answer."""
+        request = {**request, **await self._context_of(installed, request)}
+        reply = await self._amqp.reply(
+            installed,
+            request,
+            routing_key=self._queue,
+            user=self._user,
+            not_listening=f"the JavaScript runner is not running (no queue {self._queue!r})",
+        )
+        error = reply.get("error") if isinstance(reply, dict) else None
+        if not isinstance(error, dict):
+            return None
+        message = str(error.get("message") or "the component failed")
+        # The runner classifies the component's own rejections (kind: http_status, connection,
+        # cancelled, unknown, a sandbox code); "sandbox" and no kind are the runner's failures.
+        if error.get("kind") and error.get("kind") != "sandbox":
+            return message
+        raise ComponentError(message, retryable=bool(error.get("retryable", True)))
+
     async def _context_of(
         self, installed: InstalledComponent, request: dict[str, Any]
     ) -> dict[str, Any]:

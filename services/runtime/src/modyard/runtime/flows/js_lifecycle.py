@@ -2,9 +2,10 @@
 webhook components answering their caller.
 
 - **start / stop.** Starting a flow calls each ``js`` node's ``start`` (where a component
-  registers its webhook URL with the vendor) before the flow runs; one failing refuses the start
+  registers its webhook URL with the vendor) before the flow runs; one rejecting refuses the start
   with a 422 naming the node and the component's own error, after the nodes already started are
-  stopped again. Stopping a flow calls ``stop`` on each (best effort: a failure is logged, the
+  stopped again. One that cannot run at all (the runner down, a module npm cannot install) is
+  logged and does not keep the flow from starting: its messages report it, as before. Stopping a flow calls ``stop`` on each (best effort: a failure is logged, the
   flow stops anyway). A component that exports neither has nothing to do.
 - **Webhook components** (``webhook: true``) are served at ``/v1/hooks/{ws}/{flow}/{node}`` (any
   method): the request becomes ``messages.webhook.content`` = ``{method, headers, query,
@@ -97,36 +98,51 @@ async def _lifecycle(
     properties: Mapping[str, Any],
     installed: InstalledComponent,
     method: str,
-) -> None:
+) -> str | None:
+    """What the component's ``method`` rejected with (None: it resolved). Raises
+    :class:`ComponentError` when it could not run at all."""
     js = _js(context)
     if js is None:
-        return
+        return None
     config = await context.installer.effective_config(flow.workspace, installed.slug)
-    await js.call(installed, _request(flow, node_id, properties, installed, method, None, config))
+    return await js.lifecycle(
+        installed, _request(flow, node_id, properties, installed, method, None, config)
+    )
 
 
 async def start_components(session: AsyncSession, context: RuntimeContext, flow: Flow) -> None:
-    """``start`` of every js node; the first failure stops those started and refuses (422)."""
+    """``start`` of every js node; the first that rejects stops those started and refuses the
+    start (422). One that cannot run at all (the runner down, its module not installable here)
+    does not keep the flow from starting: it is logged, and its messages report it as before."""
     started: list[tuple[str, dict[str, Any], InstalledComponent]] = []
     for node_id, properties, installed in await _js_nodes(session, flow):
         try:
-            await _lifecycle(context, flow, node_id, properties, installed, "start")
+            refused = await _lifecycle(context, flow, node_id, properties, installed, "start")
         except ComponentError as exc:
+            log.warning(
+                "js_component_start_not_run",
+                flow_id=str(flow.id),
+                node=node_id,
+                component=installed.component,
+                error=exc.message[:500],
+            )
+            continue
+        if refused is not None:
             for done in reversed(started):
                 await _stop_quietly(context, flow, *done)
             problem = ValidationFailed(
                 f"The flow cannot start: node {node_id!r} ({installed.component}) failed in "
-                f"start(): {exc.message}. Fix what it names (often the installation's "
+                f"start(): {refused}. Fix what it names (often the installation's "
                 "credentials or the node's properties) and start again.",
                 slug="component-start-failed",
             )
             problem.errors = [
                 InvalidParam(
                     pointer=f"/definition/nodes/{node_id}",
-                    detail=f"start() failed: {exc.message}",
+                    detail=f"start() failed: {refused}",
                 )
             ]
-            raise problem from None
+            raise problem
         started.append((node_id, properties, installed))
 
 
@@ -138,14 +154,16 @@ async def _stop_quietly(
     installed: InstalledComponent,
 ) -> None:
     try:
-        await _lifecycle(context, flow, node_id, properties, installed, "stop")
+        refused = await _lifecycle(context, flow, node_id, properties, installed, "stop")
     except ComponentError as exc:
+        refused = exc.message
+    if refused is not None:
         log.warning(
             "js_component_stop_failed",
             flow_id=str(flow.id),
             node=node_id,
             component=installed.component,
-            error=exc.message,
+            error=refused[:500],
         )
 
 
