@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response, status
 
@@ -32,11 +32,15 @@ WorkspaceSlug = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 NodeId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$")]
 
 
-@router.api_route(
-    "/{ws}/{flow_id}/{node_id}",
-    methods=["GET", "PUT", "PATCH", "DELETE"],
-    responses={200: {"description": "What the js webhook component answered"}},
-)
+_ANSWERED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "What the js webhook component answered"}
+}
+
+
+@router.get("/{ws}/{flow_id}/{node_id}", operation_id="hook_get", responses=_ANSWERED)
+@router.put("/{ws}/{flow_id}/{node_id}", operation_id="hook_put", responses=_ANSWERED)
+@router.patch("/{ws}/{flow_id}/{node_id}", operation_id="hook_patch", responses=_ANSWERED)
+@router.delete("/{ws}/{flow_id}/{node_id}", operation_id="hook_delete", responses=_ANSWERED)
 @body_limit(lambda _settings: 10 * 1024 * 1024)
 async def receive_other_methods(
     request: Request,
