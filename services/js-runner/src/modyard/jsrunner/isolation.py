@@ -1,9 +1,11 @@
 """Which sandbox layers this machine provides, checked once at start-up.
 
-Two layers come from outside Node and may be missing: the user and network namespace
+Three layers come from outside Node and may be missing: the user and network namespace
 (``unshare --user --map-root-user --net``; container runtimes' default seccomp profiles often
-forbid it) and Node's permission model (``--experimental-permission``, Node ≥ 20). Without them
-a component could read the runner's files or open connections past the egress policy, so in
+forbid it), the mount namespace that hides directories holding Unix sockets (``--mount``, and
+``mount`` allowed in it) and Node's permission model (``--experimental-permission``, Node ≥ 20).
+Without them a component could read the runner's files, talk to a local daemon's socket or open
+connections past the egress policy, so in
 production the runner refuses to start unless an operator accepts the weaker isolation
 (``MODYARD_JS_RUNNER_ACCEPT_WEAK_ISOLATION``), and every start logs what is missing.
 """
@@ -28,6 +30,12 @@ _PERMISSION_PROBE = (
 )
 
 
+#: The child's namespaces: its own user (root inside, the runner's uid outside), network (no
+#: route out) and mounts (private: nothing mounted there shows outside, nor the reverse).
+NAMESPACES = ("--user", "--map-root-user", "--net")
+MOUNT_NAMESPACE = (*NAMESPACES, "--mount", "--propagation", "private")
+
+
 class WeakIsolationRefused(RuntimeError):
     """A sandbox layer is missing in production and nobody accepted that."""
 
@@ -37,6 +45,8 @@ class Isolation:
     namespaces: bool
     permissions: bool
     node_version: str
+    #: A mount namespace where ``mount`` works: the child's view hides ``hidden_dirs``.
+    mounts: bool = False
     missing: list[str] = field(default_factory=list)
 
     @property
@@ -80,6 +90,27 @@ async def probe(settings: JsRunnerSettings) -> Isolation:
     namespaces = code == 0
     if not namespaces:
         missing.append(f"user+network namespace (unshare failed: {output[:200] or code})")
+    mounts = False
+    if namespaces:
+        code, output = await _run(
+            settings.unshare_binary,
+            *MOUNT_NAMESPACE,
+            "--",
+            settings.mount_binary,
+            "-n",
+            "-t",
+            "tmpfs",
+            "-o",
+            "ro,nosuid,nodev,noexec,size=4k",
+            "tmpfs",
+            str(settings.node_dir),
+        )
+        mounts = code == 0
+        if not mounts:
+            missing.append(
+                "mount namespace hiding the host's Unix sockets "
+                f"(unshare --mount; mount failed: {output[:200] or code})"
+            )
     permissions = False
     if major >= 20:
         code, output = await _run(
@@ -92,7 +123,7 @@ async def probe(settings: JsRunnerSettings) -> Isolation:
         permissions = code == 0
     if not permissions:
         missing.append(f"Node's permission model (node {version} --experimental-permission)")
-    return Isolation(namespaces, permissions, version, missing)
+    return Isolation(namespaces, permissions, version, mounts=mounts, missing=missing)
 
 
 def check(isolation: Isolation, settings: JsRunnerSettings) -> None:
@@ -101,6 +132,7 @@ def check(isolation: Isolation, settings: JsRunnerSettings) -> None:
         log.info(
             "js_runner_isolation",
             namespaces=True,
+            mounts=True,
             permissions=True,
             node=isolation.node_version,
         )

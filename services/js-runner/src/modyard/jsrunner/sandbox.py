@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import signal
 import struct
 import subprocess
@@ -40,7 +41,7 @@ import structlog
 from modyard.common.egress.aiohttp_client import EgressClients
 from modyard.common.egress.policy import Allowance
 from modyard.jsrunner.egress_proxy import EgressProxy
-from modyard.jsrunner.isolation import Isolation
+from modyard.jsrunner.isolation import MOUNT_NAMESPACE, NAMESPACES, Isolation
 from modyard.jsrunner.logbook import LOGBOOK
 from modyard.jsrunner.settings import ALLOWABLE, JsRunnerSettings
 
@@ -106,23 +107,67 @@ def command(
         ":".join(str(path) for path in spec.require_paths),
         str(proxy_socket or ""),
     ]
-    if isolation.namespaces:
-        unshare = [settings.unshare_binary, "--user", "--map-root-user", "--net", "--"]
-        if proxy_socket is not None and settings.ip_binary:
-            # The namespace's own loopback up (nothing else is there), for the in-namespace
-            # proxy listener of npm SDKs (node/proxy.js). `ip` runs beside Node's start (it
-            # takes ~10 ms, Node ~60): the bootstrap says it is ready only once its listener
-            # answers on that loopback. The subshell leaves `ip` to init, not to Node.
-            return [
-                *unshare,
-                "/bin/sh",
-                "-c",
-                f'({settings.ip_binary} link set lo up &) ; unset PWD; exec "$@"',
-                "sh",
-                *node,
-            ]
+    if not isolation.namespaces:
+        return node
+    steps: list[str] = []
+    if isolation.mounts:
+        steps += _hide(
+            settings, [*readable, Path(settings.node_binary).resolve().parent], proxy_socket
+        )
+    if proxy_socket is not None and settings.ip_binary:
+        # The namespace's own loopback up (nothing else is there), for the in-namespace
+        # proxy listener of npm SDKs (node/proxy.js). `ip` runs beside Node's start (it
+        # takes ~10 ms, Node ~60): the bootstrap says it is ready only once its listener
+        # answers on that loopback. The subshell leaves `ip` to init, not to Node.
+        steps.append(f"({shlex.quote(settings.ip_binary)} link set lo up &)")
+    unshare = [
+        settings.unshare_binary,
+        *(MOUNT_NAMESPACE if isolation.mounts else NAMESPACES),
+        "--",
+    ]
+    if not steps:
         return [*unshare, *node]
-    return node
+    script = " && ".join(steps) + ' ; unset PWD; exec "$@"'
+    return [*unshare, "/bin/sh", "-c", script, "sh", *node]
+
+
+def _hide(settings: JsRunnerSettings, keep: list[Path], proxy_socket: Path | None) -> list[str]:
+    """Shell steps run in the child's mount namespace before Node: an empty read-only tmpfs
+    over each hidden directory (Node's permission model does not check connecting to a Unix
+    socket path, and a path crosses network namespaces), then what the child needs mounted
+    back. A directory to keep is opened before it is hidden and bound back from that open
+    descriptor (``/proc/$$/fd/N``, not canonicalized: its path then names the empty tmpfs)."""
+    hidden = settings.hidden_paths
+    if proxy_socket is not None:
+        keep = [*keep, proxy_socket.parent]  # a directory of its own (Child.__init__)
+    under = sorted(
+        {path.resolve() for path in keep if any(path.resolve().is_relative_to(t) for t in hidden)}
+    )
+    # Outermost only (a bind brings its subtree); at most 7, the descriptors sh can name (3-9).
+    needed: list[Path] = []
+    for path in under:
+        if not any(path.is_relative_to(other) for other in needed):
+            needed.append(path)
+    if len(needed) > 7:
+        raise SandboxFailure(
+            f"{len(needed)} directories to mount back in the sandbox (at most 7): shorten "
+            "MODYARD_JS_RUNNER_HIDDEN_DIRS or keep the cache outside them",
+            retryable=False,
+        )
+    mount = shlex.quote(settings.mount_binary)
+    steps = [f"exec {fd}<{shlex.quote(str(path))}" for fd, path in enumerate(needed, start=3)]
+    steps += [
+        f"{mount} -n -t tmpfs -o mode=755,nosuid,nodev,noexec,size=64k tmpfs {shlex.quote(str(top))}"
+        for top in hidden
+    ]
+    for fd, path in enumerate(needed, start=3):
+        steps += [
+            f"mkdir -p {shlex.quote(str(path))}",
+            f"{mount} -n -c --rbind /proc/$$/fd/{fd} {shlex.quote(str(path))}",
+        ]
+    steps += [f"{mount} -n -o remount,ro {shlex.quote(str(top))}" for top in hidden]
+    steps += [f"exec {fd}<&-" for fd in range(3, 3 + len(needed))]
+    return steps
 
 
 def rss_bytes(pid: int) -> int | None:
@@ -169,7 +214,9 @@ class Child:
                 # Unguessable: a child cannot list the directory (permission model), and a Unix
                 # socket path is reachable from any network namespace, so another module's child
                 # must not be able to name this one's proxy (and borrow its workspace's list).
-                path=settings.run_path / f"{secrets.token_hex(16)}.sock",
+                # A directory of its own, the only part of run_path mounted back in its child's
+                # mount namespace (other children's sockets are not there at all).
+                path=settings.run_path / secrets.token_hex(16) / "p.sock",
                 allowance=self.proxy_allowance,
             )
             if proxy_clients is not None
@@ -441,7 +488,13 @@ class Child:
         if self._process is not None:
             asyncio.get_running_loop().create_task(self._reap())
         if self._proxy is not None:
-            asyncio.get_running_loop().create_task(self._proxy.close())
+            asyncio.get_running_loop().create_task(self._close_proxy(self._proxy))
+
+    @staticmethod
+    async def _close_proxy(proxy: EgressProxy) -> None:
+        await proxy.close()
+        with contextlib.suppress(OSError):
+            proxy.path.parent.rmdir()  # the child's own socket directory
 
     async def _reap(self) -> None:
         # Collect the exit status so that no zombie is left behind.

@@ -20,6 +20,7 @@ ALLOWABLE = {
 
 #: The name in the environment of a module → permissions mapping (JSON).
 ModuleAllowances = Annotated[dict[str, list[str]], NoDecode]
+HiddenDirs = Annotated[list[str], NoDecode]
 
 
 class JsRunnerSettings(ServiceSettings):
@@ -40,6 +41,28 @@ class JsRunnerSettings(ServiceSettings):
     node_binary: str = "/usr/bin/node"
     npm_binary: str = "/usr/bin/npm"
     unshare_binary: str = "/usr/bin/unshare"
+    #: util-linux ``mount``, run in the child's mount namespace to hide the directories below.
+    mount_binary: str = "/usr/bin/mount"
+    #: Directories hidden from a child under an empty read-only tmpfs (its own mount namespace),
+    #: because they can hold Unix sockets: Node's permission model does not check connecting
+    #: to a socket path, and a path works from any network namespace (the Docker daemon's,
+    #: PostgreSQL's, the dev infra's under ``.run``). ``~`` is the runner's home, a relative
+    #: path is from the runner's working directory. What the child needs (its module, the
+    #: base layer, its proxy socket) is mounted back. Comma-separated.
+    hidden_dirs: HiddenDirs = Field(
+        default_factory=lambda: [
+            "/run",
+            "/var/run",
+            "/tmp",  # noqa: S108 - hidden, not used
+            "/var/tmp",  # noqa: S108
+            "/dev/shm",  # noqa: S108
+            "/var/lib/postgresql",
+            "/var/lib/docker",
+            "/var/lib/rabbitmq",
+            "~",
+            ".run",
+        ]
+    )
     #: Where module versions are unpacked with their ``node_modules``, the base layer and the
     #: shared npm cache live. Empty: ``$XDG_CACHE_HOME/modyard/js-runner`` (``~/.cache/…``).
     cache_dir: str = ""
@@ -114,6 +137,13 @@ class JsRunnerSettings(ServiceSettings):
                 ) from exc
         return value
 
+    @field_validator("hidden_dirs", mode="before")
+    @classmethod
+    def _split_hidden(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @field_validator("module_allowances")
     @classmethod
     def _known_allowances(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -145,6 +175,22 @@ class JsRunnerSettings(ServiceSettings):
     def run_path(self) -> Path:
         """The children's proxy sockets (short: a Unix socket path has at most 107 bytes)."""
         return self.cache_path / "run"
+
+    @property
+    def hidden_paths(self) -> tuple[Path, ...]:
+        """The existing directories of ``hidden_dirs``, resolved (``/var/run`` is ``/run``),
+        outermost first, none inside another."""
+        found: list[Path] = []
+        for entry in self.hidden_dirs:
+            path = Path(entry).expanduser().resolve()
+            if path.is_dir() and path != Path("/"):
+                found.append(path)
+        found.sort(key=lambda path: len(path.parts))
+        outer: list[Path] = []
+        for path in found:
+            if not any(path.is_relative_to(other) for other in outer):
+                outer.append(path)
+        return tuple(outer)
 
     @property
     def node_dir(self) -> Path:
