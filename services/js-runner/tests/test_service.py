@@ -26,7 +26,12 @@ async def test_the_runner_runs_in_the_test_cluster_and_reports_its_sandbox(
         report = await cluster.api("GET", "js-runner", "/v1/sandbox")
         assert report.status_code == 200, report.text
         body = report.json()
-        assert (body["namespaces"], body["permissions"], body["missing"]) == (True, True, [])
+        assert (body["namespaces"], body["mounts"], body["permissions"], body["missing"]) == (
+            True,
+            True,
+            True,
+            [],
+        )
         assert body["node"].startswith("v20")
         user = auth_headers(CommonSettings(), Role.user, workspaces=("a",))
         refused = await cluster.api("GET", "js-runner", "/v1/sandbox", headers=user)

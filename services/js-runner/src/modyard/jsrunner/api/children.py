@@ -27,6 +27,8 @@ class ChildOut(BaseModel):
 
 class SandboxOut(BaseModel):
     namespaces: bool
+    #: The mount namespace hiding the host's Unix sockets (/run, /tmp, .run, the home, …).
+    mounts: bool
     permissions: bool
     node: str
     missing: list[str]
@@ -39,6 +41,7 @@ async def sandbox(context: Context, _: Operator) -> SandboxOut:
     isolation = context.isolation
     return SandboxOut(
         namespaces=isolation.namespaces,
+        mounts=isolation.mounts,
         permissions=isolation.permissions,
         node=isolation.node_version,
         missing=isolation.missing,
