@@ -380,6 +380,7 @@ async def test_unpinned_follow_compatible_versions_and_pinned_stay(env: Env) -> 
         "properties_schema": None,
         "in_ports": [],
         "out_ports": [],
+        "webhook": False,
     }
 
 
