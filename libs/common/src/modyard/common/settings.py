@@ -93,6 +93,18 @@ class CommonSettings(BaseSettings):
     #: The operators' web console: no service calls it, but `modyard status` checks it here.
     backoffice_url: str = "http://127.0.0.1:8006"
 
+    # Egress policy (modyard.common.egress): what outbound calls tenants and modules steer may
+    # reach beyond public addresses. Comma-separated lists; the platform's own endpoints above
+    # stay refused whatever these allow.
+    #: Networks allowed whatever their range (``10.20.0.0/16,2001:db8::/32``).
+    egress_allow_cidrs: str = ""
+    #: Host names whose private addresses are allowed (``api.corp.example,*.svc.example``).
+    egress_allow_hosts: str = ""
+    #: Destination ports allowed; empty: every port.
+    egress_allow_ports: str = ""
+    #: Loopback destinations: only the dev runner and the tests set it.
+    egress_allow_loopback: bool = False
+
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Self:
         if self.environment is not Environment.production:
@@ -132,6 +144,23 @@ class CommonSettings(BaseSettings):
                 f"not the development '{DEVELOPMENT_PASSWORD}'"
             )
         return problems
+
+    @model_validator(mode="after")
+    def _egress_lists_parse(self) -> Self:
+        # Refused at startup, not on the first outbound call.
+        from modyard.common.egress.policy import parse_cidr, parse_host_pattern, split_list
+
+        try:
+            for item in split_list(self.egress_allow_cidrs):
+                parse_cidr(item)
+            for item in split_list(self.egress_allow_hosts):
+                parse_host_pattern(item)
+            for item in split_list(self.egress_allow_ports):
+                if not item.isdigit() or not 0 < int(item) < 65536:
+                    raise ValueError(f"{item!r} is not a port (1-65535)")
+        except ValueError as exc:
+            raise ValueError(f"MODYARD_EGRESS_ALLOW_*: {exc}") from None
+        return self
 
     def service_urls(self) -> dict[str, str]:
         """Base URL of each service, keyed by service name."""
