@@ -9,11 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+from runtime_env import registry_and_installer
 
 from modyard.common.auth import Role, mint_token
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, in_process, service_process
+from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
 from modyard.runtime.settings import RuntimeSettings
 
@@ -65,30 +66,23 @@ class Env:
 
 @pytest.fixture(scope="module")
 async def env(infra: IsolatedInfra) -> AsyncIterator[Env]:
-    registry_env = {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "registry_for_publishers"}
-    async with service_process("registry", registry_env) as registry:
-        installer_env = {
-            **infra.env(),
-            "MODYARD_INSTALLER_DB_SCHEMA": "installer_for_publishers",
-            "MODYARD_REGISTRY_URL": registry.url,
-        }
-        async with service_process("installer", installer_env) as installer:
-            settings = RuntimeSettings(
-                database_url=infra.database_url,
-                amqp_url=infra.amqp_url,
-                db_schema="runtime_publishers",
-                installer_url=installer.url,
-                registry_url=registry.url,
-            )
-            app = create_app(settings)
-            async with in_process(app) as client:
-                env = Env(client, settings, registry.url, installer.url)
-                for ws in (PUB, USE):
-                    created = await env.external(
-                        "POST", f"{installer.url}/v1/workspaces", json={"slug": ws, "name": ws}
-                    )
-                    assert created.status_code == 201, created.text
-                yield env
+    async with registry_and_installer(infra, "publishers") as (registry, installer):
+        settings = RuntimeSettings(
+            database_url=infra.database_url,
+            amqp_url=infra.amqp_url,
+            db_schema="runtime_publishers",
+            installer_url=installer.url,
+            registry_url=registry.url,
+        )
+        app = create_app(settings)
+        async with in_process(app) as client:
+            env = Env(client, settings, registry.url, installer.url)
+            for ws in (PUB, USE):
+                created = await env.external(
+                    "POST", f"{installer.url}/v1/workspaces", json={"slug": ws, "name": ws}
+                )
+                assert created.status_code == 201, created.text
+            yield env
 
 
 async def set_role(env: Env, role: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from runtime_env import registry_and_installer
 from sqlalchemy import select
 
 from modyard.common.auth import Role
@@ -27,7 +28,6 @@ from modyard.common.testing.services import (
     auth_headers,
     free_port,
     in_process,
-    service_process,
 )
 from modyard.modules.testing import make_zip
 from modyard.runtime.app import create_app
@@ -129,29 +129,27 @@ class Env:
 
 @pytest.fixture(scope="module")
 async def env(infra: IsolatedInfra) -> AsyncIterator[Env]:
-    registry_env = {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "registry_for_apps"}
-    async with service_process("registry", registry_env) as registry:
-        installer_env = {
-            **infra.env(),
-            "MODYARD_INSTALLER_DB_SCHEMA": "installer_for_apps",
-            "MODYARD_REGISTRY_URL": registry.url,
-            # Prisme.ai's environment overrides, for the app's slug.
-            "APP_CONFIG_toolbox_REGION": "eu-west",
-            "APP_CONFIG_toolbox_API_URL": "https://from-env.test",
-        }
-        async with service_process("installer", installer_env) as installer:
-            settings = RuntimeSettings(
-                database_url=infra.database_url,
-                amqp_url=infra.amqp_url,
-                db_schema="runtime_apps",
-                installer_url=installer.url,
-                registry_url=registry.url,
+    installer_env = {
+        # Prisme.ai's environment overrides, for the app's slug.
+        "APP_CONFIG_toolbox_REGION": "eu-west",
+        "APP_CONFIG_toolbox_API_URL": "https://from-env.test",
+    }
+    async with registry_and_installer(infra, "apps", installer_env) as (
+        registry,
+        installer,
+    ):
+        settings = RuntimeSettings(
+            database_url=infra.database_url,
+            amqp_url=infra.amqp_url,
+            db_schema="runtime_apps",
+            installer_url=installer.url,
+            registry_url=registry.url,
+        )
+        app = create_app(settings)
+        async with in_process(app) as client:
+            yield Env(
+                client, app, registry.url, installer.url, auth_headers(settings, Role.operator)
             )
-            app = create_app(settings)
-            async with in_process(app) as client:
-                yield Env(
-                    client, app, registry.url, installer.url, auth_headers(settings, Role.operator)
-                )
 
 
 def toolbox_automations(receiver: FetchReceiver) -> dict[str, Any]:

@@ -14,14 +14,13 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from sqlalchemy import select
+from runtime_env import node_log_entries, registry_and_installer
 
 from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, in_process, service_process
+from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
-from modyard.runtime.models import NodeLog
 from modyard.runtime.settings import RuntimeSettings
 from modyard.sdk.cell import ComponentCall, Worker, WorkerOptions
 from modyard.sdk.cell import ModuleWorker as SdkModuleWorker
@@ -154,42 +153,29 @@ class Env:
         return bool(response.json()["valid"])
 
     async def logs(self, flow_id: str) -> list[Any]:
-        async with self.app.state.database.transaction() as session:
-            rows = await session.scalars(
-                select(NodeLog.entry)
-                .where(NodeLog.flow_id == uuid.UUID(flow_id))
-                .order_by(NodeLog.id)
-            )
-            return list(rows)
+        return await node_log_entries(self.app, flow_id)
 
 
 @pytest.fixture(scope="module")
 async def env(infra: IsolatedInfra) -> AsyncIterator[Env]:
-    registry_env = {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "registry_for_refs"}
-    async with service_process("registry", registry_env) as registry:
-        installer_env = {
-            **infra.env(),
-            "MODYARD_INSTALLER_DB_SCHEMA": "installer_for_refs",
-            "MODYARD_REGISTRY_URL": registry.url,
-        }
-        async with service_process("installer", installer_env) as installer:
-            settings = RuntimeSettings(
-                database_url=infra.database_url,
-                amqp_url=infra.amqp_url,
-                installer_url=installer.url,
-                component_timeout_seconds=5,
-            )
-            app = create_app(settings)
-            async with in_process(app) as client:
-                environment = Env(client, app, registry.url, installer.url, settings)
-                for slug in (WS, OTHER):
-                    created = await environment.external(
-                        "POST", f"{installer.url}/v1/workspaces", json={"slug": slug, "name": slug}
-                    )
-                    assert created.status_code == 201, created.text
-                await environment.publish(native_zip(MODULE, [FORECAST, "Echo"]))
-                await environment.publish(appmixer_zip())
-                yield environment
+    async with registry_and_installer(infra, "refs") as (registry, installer):
+        settings = RuntimeSettings(
+            database_url=infra.database_url,
+            amqp_url=infra.amqp_url,
+            installer_url=installer.url,
+            component_timeout_seconds=5,
+        )
+        app = create_app(settings)
+        async with in_process(app) as client:
+            environment = Env(client, app, registry.url, installer.url, settings)
+            for slug in (WS, OTHER):
+                created = await environment.external(
+                    "POST", f"{installer.url}/v1/workspaces", json={"slug": slug, "name": slug}
+                )
+                assert created.status_code == 201, created.text
+            await environment.publish(native_zip(MODULE, [FORECAST, "Echo"]))
+            await environment.publish(appmixer_zip())
+            yield environment
 
 
 async def test_a_dotted_module_under_its_default_slug_runs_in_a_flow_by_the_ref_listed(

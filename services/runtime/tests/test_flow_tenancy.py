@@ -17,14 +17,15 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from runtime_env import node_log_entries, registry_and_installer
 from sqlalchemy import func, select
 
 from modyard.common.auth import Role, mint_token
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, in_process, service_process
+from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
-from modyard.runtime.models import Flow, NodeLog
+from modyard.runtime.models import Flow
 from modyard.runtime.settings import RuntimeSettings
 
 pytestmark = pytest.mark.infra
@@ -106,13 +107,7 @@ class Env:
         assert response.status_code == 202, response.text
 
     async def logs(self, flow_id: str) -> list[Any]:
-        async with self.app.state.database.transaction() as session:
-            rows = await session.scalars(
-                select(NodeLog.entry)
-                .where(NodeLog.flow_id == uuid.UUID(flow_id))
-                .order_by(NodeLog.id)
-            )
-            return list(rows)
+        return await node_log_entries(self.app, flow_id)
 
     async def flow_count(self, ws: str) -> int:
         async with self.app.state.database.transaction() as session:
@@ -132,42 +127,33 @@ class Env:
 
 @pytest.fixture(scope="module")
 async def env(infra: IsolatedInfra) -> AsyncIterator[Env]:
-    registry_env = {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "registry_for_tenancy"}
-    async with service_process("registry", registry_env) as registry:
-        installer_env = {
-            **infra.env(),
-            "MODYARD_INSTALLER_DB_SCHEMA": "installer_for_tenancy",
-            "MODYARD_REGISTRY_URL": registry.url,
-        }
-        async with service_process("installer", installer_env) as installer:
-            settings = RuntimeSettings(
-                database_url=infra.database_url,
-                amqp_url=infra.amqp_url,
-                db_schema="runtime_tenancy",
-                installer_url=installer.url,
-                event_max_depth=MAX_DEPTH,
-                event_burst=BURST,
-                # Refills one event in ~17 minutes: the burst is all a workspace gets in a test.
-                event_rate_per_second=0.001,
+    async with registry_and_installer(infra, "tenancy") as (registry, installer):
+        settings = RuntimeSettings(
+            database_url=infra.database_url,
+            amqp_url=infra.amqp_url,
+            db_schema="runtime_tenancy",
+            installer_url=installer.url,
+            event_max_depth=MAX_DEPTH,
+            event_burst=BURST,
+            # Refills one event in ~17 minutes: the burst is all a workspace gets in a test.
+            event_rate_per_second=0.001,
+        )
+        app = create_app(settings)
+        async with in_process(app) as client:
+            env = Env(client, app, settings, {"registry": registry.url, "installer": installer.url})
+            for ws in (A, B, LOOP, FLOOD):
+                created = await env.external(
+                    "POST", f"{installer.url}/v1/workspaces", json={"slug": ws, "name": ws}
+                )
+                assert created.status_code == 201, created.text
+            published = await env.external(
+                "POST",
+                f"{registry.url}/v1/modules",
+                content=module_zip("vault-mod"),
+                headers={**env.operator, "content-type": "application/zip"},
             )
-            app = create_app(settings)
-            async with in_process(app) as client:
-                env = Env(
-                    client, app, settings, {"registry": registry.url, "installer": installer.url}
-                )
-                for ws in (A, B, LOOP, FLOOD):
-                    created = await env.external(
-                        "POST", f"{installer.url}/v1/workspaces", json={"slug": ws, "name": ws}
-                    )
-                    assert created.status_code == 201, created.text
-                published = await env.external(
-                    "POST",
-                    f"{registry.url}/v1/modules",
-                    content=module_zip("vault-mod"),
-                    headers={**env.operator, "content-type": "application/zip"},
-                )
-                assert published.status_code == 201, published.text
-                yield env
+            assert published.status_code == 201, published.text
+            yield env
 
 
 async def install(env: Env, ws: str, slug: str) -> None:

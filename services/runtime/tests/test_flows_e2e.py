@@ -15,14 +15,14 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from runtime_env import node_log_entries, registry_and_installer
 from sqlalchemy import func, select
 
 from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, in_process, service_process
+from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
-from modyard.runtime.models import NodeLog
 from modyard.runtime.settings import RuntimeSettings
 from modyard.runtime.webhooks.signing import verify_signature
 from modyard.runtime.webhooks.testing import WebhookReceiver
@@ -159,13 +159,7 @@ class Env:
         return issued
 
     async def logs(self, flow_id: str) -> list[Any]:
-        async with self.app.state.database.transaction() as session:
-            rows = await session.scalars(
-                select(NodeLog.entry)
-                .where(NodeLog.flow_id == uuid.UUID(flow_id))
-                .order_by(NodeLog.id)
-            )
-            return list(rows)
+        return await node_log_entries(self.app, flow_id)
 
     async def unprocessed(self, flow_id: str) -> list[dict[str, Any]]:
         response = await self.client.get(
@@ -176,31 +170,24 @@ class Env:
 
 @pytest.fixture(scope="module")
 async def env(infra: IsolatedInfra) -> AsyncIterator[Env]:
-    registry_env = {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "registry_for_runtime"}
-    async with service_process("registry", registry_env) as registry:
-        installer_env = {
-            **infra.env(),
-            "MODYARD_INSTALLER_DB_SCHEMA": "installer_for_runtime",
-            "MODYARD_REGISTRY_URL": registry.url,
-        }
-        async with service_process("installer", installer_env) as installer:
-            settings = RuntimeSettings(
-                database_url=infra.database_url,
-                amqp_url=infra.amqp_url,
-                installer_url=installer.url,
-                component_timeout_seconds=5,
-                webhook_poll_interval_seconds=0.2,
-                state_gauges_interval_seconds=0.2,
-            )
-            app = create_app(settings)
-            async with in_process(app) as client:
-                environment = Env(client, app, registry.url, installer.url, settings)
-                assert (
-                    await environment.external(
-                        "POST", f"{installer.url}/v1/workspaces", json={"slug": WS, "name": "Flows"}
-                    )
-                ).status_code == 201
-                yield environment
+    async with registry_and_installer(infra, "runtime") as (registry, installer):
+        settings = RuntimeSettings(
+            database_url=infra.database_url,
+            amqp_url=infra.amqp_url,
+            installer_url=installer.url,
+            component_timeout_seconds=5,
+            webhook_poll_interval_seconds=0.2,
+            state_gauges_interval_seconds=0.2,
+        )
+        app = create_app(settings)
+        async with in_process(app) as client:
+            environment = Env(client, app, registry.url, installer.url, settings)
+            assert (
+                await environment.external(
+                    "POST", f"{installer.url}/v1/workspaces", json={"slug": WS, "name": "Flows"}
+                )
+            ).status_code == 201
+            yield environment
 
 
 def three_nodes(log_message: str = "{{ payload }}") -> tuple[dict[str, Any], list[dict[str, str]]]:

@@ -19,11 +19,12 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from runtime_env import registry_and_installer
 
 from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, in_process, service_process
+from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
 from modyard.runtime.settings import RuntimeSettings
 
@@ -132,63 +133,56 @@ async def env(infra: IsolatedInfra) -> AsyncIterator[Env]:
     silent = SilentServer()
     port = await silent.start()
     silent_url = f"http://127.0.0.1:{port}/x"
-    registry_env = {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "registry_for_schema_refs"}
     try:
-        async with service_process("registry", registry_env) as registry:
-            installer_env = {
-                **infra.env(),
-                "MODYARD_INSTALLER_DB_SCHEMA": "installer_for_schema_refs",
-                "MODYARD_REGISTRY_URL": registry.url,
-            }
-            async with service_process("installer", installer_env) as installer:
-                settings = RuntimeSettings(
-                    database_url=infra.database_url,
-                    amqp_url=infra.amqp_url,
-                    db_schema="runtime_schema_refs",
-                    installer_url=installer.url,
-                )
-                async with in_process(create_app(settings)) as client:
-                    env = Env(client, settings, installer.url, silent, silent_url)
-                    modules = {
-                        "refs-mod": {
-                            "type": "object",
-                            "properties": {
-                                "u": {"$ref": silent_url},
-                                "f": {"$ref": "file:///etc/passwd"},
-                            },
+        async with registry_and_installer(infra, "schema_refs") as (registry, installer):
+            settings = RuntimeSettings(
+                database_url=infra.database_url,
+                amqp_url=infra.amqp_url,
+                db_schema="runtime_schema_refs",
+                installer_url=installer.url,
+            )
+            async with in_process(create_app(settings)) as client:
+                env = Env(client, settings, installer.url, silent, silent_url)
+                modules = {
+                    "refs-mod": {
+                        "type": "object",
+                        "properties": {
+                            "u": {"$ref": silent_url},
+                            "f": {"$ref": "file:///etc/passwd"},
                         },
-                        "plain-mod": {
-                            "type": "object",
-                            "properties": {"n": {"$ref": "#/$defs/count"}},
-                            "$defs": {"count": {"type": "integer"}},
-                        },
-                    }
-                    for name, schema in modules.items():
-                        published = await env.external(
-                            "POST",
-                            f"{registry.url}/v1/modules",
-                            content=module_zip(name, schema),
-                            headers={**env.operator, "content-type": "application/zip"},
-                        )
-                        assert published.status_code == 201, published.text
-                        rule = await env.external(
-                            "POST",
-                            f"{installer.url}/v1/acl/components",
-                            json={"user": OPERATOR, "resource": f"{name}.*", "action": "use"},
-                        )
-                        assert rule.status_code == 201, rule.text
-                    for ws, module in ((A, "refs-mod"), (B, "plain-mod")):
-                        created = await env.external(
-                            "POST", f"{installer.url}/v1/workspaces", json={"slug": ws, "name": ws}
-                        )
-                        assert created.status_code == 201, created.text
-                        installed = await env.external(
-                            "POST",
-                            f"{installer.url}/v1/workspaces/{ws}/installations",
-                            json={"module": module, "slug": module.removesuffix("-mod")},
-                        )
-                        assert installed.status_code == 201, installed.text
-                    yield env
+                    },
+                    "plain-mod": {
+                        "type": "object",
+                        "properties": {"n": {"$ref": "#/$defs/count"}},
+                        "$defs": {"count": {"type": "integer"}},
+                    },
+                }
+                for name, schema in modules.items():
+                    published = await env.external(
+                        "POST",
+                        f"{registry.url}/v1/modules",
+                        content=module_zip(name, schema),
+                        headers={**env.operator, "content-type": "application/zip"},
+                    )
+                    assert published.status_code == 201, published.text
+                    rule = await env.external(
+                        "POST",
+                        f"{installer.url}/v1/acl/components",
+                        json={"user": OPERATOR, "resource": f"{name}.*", "action": "use"},
+                    )
+                    assert rule.status_code == 201, rule.text
+                for ws, module in ((A, "refs-mod"), (B, "plain-mod")):
+                    created = await env.external(
+                        "POST", f"{installer.url}/v1/workspaces", json={"slug": ws, "name": ws}
+                    )
+                    assert created.status_code == 201, created.text
+                    installed = await env.external(
+                        "POST",
+                        f"{installer.url}/v1/workspaces/{ws}/installations",
+                        json={"module": module, "slug": module.removesuffix("-mod")},
+                    )
+                    assert installed.status_code == 201, installed.text
+                yield env
     finally:
         await silent.stop()
 

@@ -24,14 +24,13 @@ import aiormq
 import httpx
 import pytest
 import yaml
-from sqlalchemy import select
+from runtime_env import node_log_entries, registry_and_installer
 
 from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, in_process, service_process
+from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
-from modyard.runtime.models import NodeLog
 from modyard.runtime.settings import RuntimeSettings
 from modyard.runtime.worker_access import REPLIES_EXCHANGE
 
@@ -103,65 +102,52 @@ class Env:
         return flow_id
 
     async def logs(self, flow_id: str) -> list[Any]:
-        async with self.app.state.database.transaction() as session:
-            rows = await session.scalars(
-                select(NodeLog.entry)
-                .where(NodeLog.flow_id == uuid.UUID(flow_id))
-                .order_by(NodeLog.id)
-            )
-            return list(rows)
+        return await node_log_entries(self.app, flow_id)
 
 
 @pytest.fixture(scope="module")
 async def env(infra: IsolatedInfra) -> AsyncIterator[Env]:
-    registry_env = {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "registry_for_isolation"}
-    async with service_process("registry", registry_env) as registry:
-        installer_env = {
-            **infra.env(),
-            "MODYARD_INSTALLER_DB_SCHEMA": "installer_for_isolation",
-            "MODYARD_REGISTRY_URL": registry.url,
-        }
-        async with service_process("installer", installer_env) as installer:
-            settings = RuntimeSettings(
-                database_url=infra.database_url,
-                amqp_url=infra.amqp_url,
-                installer_url=installer.url,
-                db_schema="runtime_isolation",
-                component_timeout_seconds=30,
+    async with registry_and_installer(infra, "isolation") as (registry, installer):
+        settings = RuntimeSettings(
+            database_url=infra.database_url,
+            amqp_url=infra.amqp_url,
+            installer_url=installer.url,
+            db_schema="runtime_isolation",
+            component_timeout_seconds=30,
+        )
+        app = create_app(settings)
+        async with in_process(app) as client, httpx.AsyncClient(timeout=30) as outside:
+            environment = Env(client, app, settings)
+            operator = environment.operator
+            published = await outside.post(
+                f"{registry.url}/v1/modules",
+                content=module_zip(),
+                headers={**operator, "content-type": "application/zip"},
             )
-            app = create_app(settings)
-            async with in_process(app) as client, httpx.AsyncClient(timeout=30) as outside:
-                environment = Env(client, app, settings)
-                operator = environment.operator
-                published = await outside.post(
-                    f"{registry.url}/v1/modules",
-                    content=module_zip(),
-                    headers={**operator, "content-type": "application/zip"},
+            assert published.status_code == 201, published.text
+            for workspace in (A, B):
+                base = f"{installer.url}/v1/workspaces"
+                created = await outside.post(
+                    base, json={"slug": workspace, "name": workspace}, headers=operator
                 )
-                assert published.status_code == 201, published.text
-                for workspace in (A, B):
-                    base = f"{installer.url}/v1/workspaces"
-                    created = await outside.post(
-                        base, json={"slug": workspace, "name": workspace}, headers=operator
-                    )
-                    assert created.status_code == 201, created.text
-                    installed = await outside.post(
-                        f"{base}/{workspace}/installations",
-                        json={"module": MODULE, "slug": "echo", "config": {}},
-                        headers=operator,
-                    )
-                    assert installed.status_code == 201, installed.text
-                    granted = await outside.post(
-                        f"{base}/{workspace}/installations/echo/acl/grant-users", headers=operator
-                    )
-                    assert granted.status_code == 201, granted.text
+                assert created.status_code == 201, created.text
+                installed = await outside.post(
+                    f"{base}/{workspace}/installations",
+                    json={"module": MODULE, "slug": "echo", "config": {}},
+                    headers=operator,
+                )
+                assert installed.status_code == 201, installed.text
+                granted = await outside.post(
+                    f"{base}/{workspace}/installations/echo/acl/grant-users", headers=operator
+                )
+                assert granted.status_code == 201, granted.text
 
-                async def both_known() -> bool:
-                    answers = [await environment.issue(w) for w in (A, B)]
-                    return all(answer.status_code == 201 for answer in answers)
+            async def both_known() -> bool:
+                answers = [await environment.issue(w) for w in (A, B)]
+                return all(answer.status_code == 201 for answer in answers)
 
-                await eventually(both_known)
-                yield environment
+            await eventually(both_known)
+            yield environment
 
 
 async def credentials(env: Env, workspace: str) -> dict[str, Any]:

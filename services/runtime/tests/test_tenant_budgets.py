@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from runtime_env import node_log_entries
 
 from modyard.common.auth import Role
 from modyard.common.expressions import MAX_COERCED_ITEMS, ExpressionError, evaluate_value
@@ -28,7 +28,6 @@ from modyard.runtime.automations.definitions import compile_automation
 from modyard.runtime.automations.interpreter import BudgetExceeded, Interpreter
 from modyard.runtime.automations.program import Program
 from modyard.runtime.automations.service import AutomationService
-from modyard.runtime.models import NodeLog
 from modyard.runtime.settings import RuntimeSettings
 
 pytestmark = pytest.mark.infra
@@ -219,13 +218,7 @@ async def test_a_40000_digit_number_through_a_real_webhook_is_compared_at_once(e
         assert hooked.status_code == 202, hooked.text
 
     async def logs() -> list[Any]:
-        async with env.app.state.database.transaction() as session:
-            rows = await session.scalars(
-                select(NodeLog.entry)
-                .where(NodeLog.flow_id == uuid.UUID(flow_id))
-                .order_by(NodeLog.id)
-            )
-            return list(rows)
+        return await node_log_entries(env.app, flow_id)
 
     async def both_routed() -> bool:
         return sorted(await logs()) == ["different", "equal"]

@@ -1,0 +1,45 @@
+"""Pieces the runtime's end-to-end tests share: the registry and installer they install modules
+through, and the node logs they read back."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from modyard.common.testing.infra import IsolatedInfra
+from modyard.common.testing.services import ServiceProcess, service_process
+from modyard.runtime.models import NodeLog
+
+
+@asynccontextmanager
+async def registry_and_installer(
+    infra: IsolatedInfra, name: str, installer_env: Mapping[str, str] | None = None
+) -> AsyncIterator[tuple[ServiceProcess, ServiceProcess]]:
+    """A real registry and an installer pointed at it, in schemas ``registry_for_<name>`` and
+    ``installer_for_<name>``: each test module gets its own so their publications never meet.
+    ``installer_env`` adds variables to the installer's environment (e.g. app config overrides)."""
+    registry_env = {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": f"registry_for_{name}"}
+    async with service_process("registry", registry_env) as registry:
+        env = {
+            **infra.env(),
+            "MODYARD_INSTALLER_DB_SCHEMA": f"installer_for_{name}",
+            "MODYARD_REGISTRY_URL": registry.url,
+            **(installer_env or {}),
+        }
+        async with service_process("installer", env) as installer:
+            yield registry, installer
+
+
+async def node_log_entries(app: FastAPI, flow_id: str) -> list[Any]:
+    """The log entries a flow's nodes wrote, oldest first (read from the runtime's own database,
+    which is what an operator's log view shows)."""
+    async with app.state.database.transaction() as session:
+        rows = await session.scalars(
+            select(NodeLog.entry).where(NodeLog.flow_id == uuid.UUID(flow_id)).order_by(NodeLog.id)
+        )
+        return list(rows)
