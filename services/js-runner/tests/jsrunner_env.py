@@ -9,11 +9,17 @@ hash, installed atomically), so only the first session installs them.
 
 from __future__ import annotations
 
+import io
+import json
 import uuid
-from collections.abc import Mapping
+import zipfile
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from modyard.jsrunner.runner import JsRunner
 from modyard.jsrunner.settings import JsRunnerSettings
@@ -33,6 +39,32 @@ def runner_settings(**overrides: Any) -> JsRunnerSettings:
         **overrides,
     }
     return JsRunnerSettings(**values)
+
+
+def bundle_zip(documents: Mapping[str, Any], sources: Mapping[str, str]) -> bytes:
+    """A bundle as the registry takes it: ``documents`` written as JSON (bundle.json,
+    component.json, package.json), ``sources`` (the components' JavaScript) as they are."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path, document in documents.items():
+            archive.writestr(path, json.dumps(document))
+        for path, source in sources.items():
+            archive.writestr(path, source)
+    return buffer.getvalue()
+
+
+@asynccontextmanager
+async def loopback_server(app: web.Application) -> AsyncIterator[str]:
+    """``app`` served on a free loopback port (tests reach only 127.0.0.1); yields its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 @dataclass

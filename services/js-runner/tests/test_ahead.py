@@ -4,23 +4,19 @@ workspaces installing the same version share one installed tree and one child.""
 
 from __future__ import annotations
 
-import io
-import json
 import uuid
-import zipfile
 from typing import Any
 
 import httpx
 import pytest
-from jsrunner_env import SHARED_CACHE
+from jsrunner_env import SHARED_CACHE, bundle_zip
+from stack_env import create_workspace, install, publish, registry_and_installer
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, in_process, service_process
-from modyard.jsrunner.app import create_app as create_runner
-from modyard.jsrunner.settings import JsRunnerSettings
+from modyard.common.testing.services import auth_headers, in_process
 
 pytestmark = pytest.mark.infra
 
@@ -48,12 +44,7 @@ def bundle(name: str) -> bytes:
             "dependencies": {"ms": "2.1.3"},
         },
     }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path, document in files.items():
-            archive.writestr(path, json.dumps(document))
-        archive.writestr("timing/Window/Window.js", COUNT_JS)
-    return buffer.getvalue()
+    return bundle_zip(files, {"timing/Window/Window.js": COUNT_JS})
 
 
 async def test_an_installed_version_is_ready_and_warm_before_its_first_call(
@@ -61,73 +52,46 @@ async def test_an_installed_version_is_ready_and_warm_before_its_first_call(
 ) -> None:
     operator = auth_headers(CommonSettings(), Role.operator)
     name = f"acme{uuid.uuid4().hex[:8]}.timing"
-    async with service_process(
-        "registry", {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "reg_jsahead"}
-    ) as registry:
-        installer_env = {
-            **infra.env(),
-            "MODYARD_INSTALLER_DB_SCHEMA": "inst_jsahead",
-            "MODYARD_REGISTRY_URL": registry.url,
-        }
-        async with service_process("installer", installer_env) as installer:
-            runner_app = create_runner(
-                JsRunnerSettings(
-                    database_url=infra.database_url,
-                    amqp_url=infra.amqp_url,
-                    registry_url=registry.url,
-                    installer_url=installer.url,
-                    db_schema="js_runner_jsahead",
-                    cache_dir=str(SHARED_CACHE),
+    async with registry_and_installer(infra, "jsahead") as stack:
+        runner_app = stack.runner()
+        async with (
+            in_process(runner_app),
+            httpx.AsyncClient(headers=operator, timeout=60) as client,
+        ):
+            await publish(client, stack.registry_url, bundle(name))
+            runner = runner_app.state.js_runner.runner
+            assert not [c for c in runner.pool.children() if c.spec.module == name]
+            for workspace in ("aha", "ahb"):
+                await create_workspace(client, stack.installer_url, workspace)
+                # Installed only: nobody needs to be granted it for the runner to prepare it.
+                await install(
+                    client, stack.installer_url, workspace, name, "timing", grant_users=False
                 )
+
+            def warm() -> list[Any]:
+                return [c for c in runner.pool.children() if c.spec.module == name]
+
+            async def prepared() -> bool:
+                return len(warm()) == 1
+
+            await eventually(prepared, timeout=120)
+            [child] = warm()
+            installed_dirs = list((SHARED_CACHE / "modules").glob(f"{name}@1.0.0-*"))
+            assert len(installed_dirs) == 1
+            assert (installed_dirs[0] / "timing/Window/node_modules/ms").is_dir()
+            started = runner.pool.started
+
+            reply = await runner.handle(
+                {
+                    "module": name,
+                    "version": "1.0.0",
+                    "component": f"{name}.timing.Window",
+                    "port": "in",
+                    "payload": {"ms": 60000},
+                    "workspace": "aha",
+                }
             )
-            async with (
-                in_process(runner_app),
-                httpx.AsyncClient(headers=operator, timeout=60) as client,
-            ):
-                published = await client.post(
-                    f"{registry.url}/v1/modules",
-                    content=bundle(name),
-                    headers={"content-type": "application/zip"},
-                )
-                assert published.status_code == 201, published.text
-                runner = runner_app.state.js_runner.runner
-                assert not [c for c in runner.pool.children() if c.spec.module == name]
-                for workspace in ("aha", "ahb"):
-                    created = await client.post(
-                        f"{installer.url}/v1/workspaces",
-                        json={"slug": workspace, "name": workspace},
-                    )
-                    assert created.status_code == 201, created.text
-                    installed = await client.post(
-                        f"{installer.url}/v1/workspaces/{workspace}/installations",
-                        json={"module": name, "slug": "timing"},
-                    )
-                    assert installed.status_code == 201, installed.text
-
-                def warm() -> list[Any]:
-                    return [c for c in runner.pool.children() if c.spec.module == name]
-
-                async def prepared() -> bool:
-                    return len(warm()) == 1
-
-                await eventually(prepared, timeout=120)
-                [child] = warm()
-                installed_dirs = list((SHARED_CACHE / "modules").glob(f"{name}@1.0.0-*"))
-                assert len(installed_dirs) == 1
-                assert (installed_dirs[0] / "timing/Window/node_modules/ms").is_dir()
-                started = runner.pool.started
-
-                reply = await runner.handle(
-                    {
-                        "module": name,
-                        "version": "1.0.0",
-                        "component": f"{name}.timing.Window",
-                        "port": "in",
-                        "payload": {"ms": 60000},
-                        "workspace": "aha",
-                    }
-                )
-                # Answered by the child started ahead, in its namespace (pid 1 there): no new one.
-                assert reply["outputs"]["out"][0]["window"] == "1m"
-                assert runner.pool.started == started
-                assert warm() == [child]
+            # Answered by the child started ahead, in its namespace (pid 1 there): no new one.
+            assert reply["outputs"]["out"][0]["window"] == "1m"
+            assert runner.pool.started == started
+            assert warm() == [child]

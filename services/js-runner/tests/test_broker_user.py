@@ -4,27 +4,19 @@ answers; the runtime takes js answers from that user only."""
 
 from __future__ import annotations
 
-import io
-import json
 import uuid
-import zipfile
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 import pytest
-from jsrunner_env import SHARED_CACHE
-from sqlalchemy import select
+from jsrunner_env import bundle_zip
+from stack_env import create_workspace, install, node_logs, publish, registry_and_installer
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, in_process, service_process
-from modyard.jsrunner.app import create_app as create_runner
-from modyard.jsrunner.settings import JsRunnerSettings
-from modyard.runtime.app import create_app as create_runtime
-from modyard.runtime.models import NodeLog
-from modyard.runtime.settings import RuntimeSettings
+from modyard.common.testing.services import auth_headers, in_process
 from modyard.sdk.dev.rabbitmq import js_runner_permissions
 
 pytestmark = pytest.mark.infra
@@ -41,12 +33,13 @@ module.exports = { async receive(context) {
 
 def bundle(name: str) -> bytes:
     component = {"name": f"{name}.math.Double", "inPorts": ["in"], "outPorts": ["out"]}
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("bundle.json", json.dumps({"name": name, "version": "1.0.0"}))
-        archive.writestr("math/Double/component.json", json.dumps(component))
-        archive.writestr("math/Double/Double.js", DOUBLE_JS)
-    return buffer.getvalue()
+    return bundle_zip(
+        {
+            "bundle.json": {"name": name, "version": "1.0.0"},
+            "math/Double/component.json": component,
+        },
+        {"math/Double/Double.js": DOUBLE_JS},
+    )
 
 
 async def test_the_runner_works_on_its_own_broker_user(infra: IsolatedInfra) -> None:
@@ -69,104 +62,57 @@ async def test_the_runner_works_on_its_own_broker_user(infra: IsolatedInfra) -> 
     )
     operator = auth_headers(CommonSettings(), Role.operator)
     name = f"acme{uuid.uuid4().hex[:8]}.math"
-    async with service_process(
-        "registry", {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "reg_jsuser"}
-    ) as registry:
-        installer_env = {
-            **infra.env(),
-            "MODYARD_INSTALLER_DB_SCHEMA": "inst_jsuser",
-            "MODYARD_REGISTRY_URL": registry.url,
-        }
-        async with service_process("installer", installer_env) as installer:
-            runtime_app = create_runtime(
-                RuntimeSettings(
-                    database_url=infra.database_url,
-                    amqp_url=infra.amqp_url,
-                    installer_url=installer.url,
-                    db_schema="runtime_jsuser",
-                    js_runner_broker_user=user,
-                )
-            )
-            runner_app = create_runner(
-                JsRunnerSettings(
-                    database_url=infra.database_url,
-                    amqp_url=own_url,
-                    registry_url=registry.url,
-                    installer_url=installer.url,
-                    db_schema="js_runner_jsuser",
-                    cache_dir=str(SHARED_CACHE),
-                )
-            )
-            async with (
-                in_process(runtime_app) as runtime,
-                in_process(runner_app),
-                httpx.AsyncClient(headers=operator, timeout=60) as client,
-            ):
-                published = await client.post(
-                    f"{registry.url}/v1/modules",
-                    content=bundle(name),
-                    headers={"content-type": "application/zip"},
-                )
-                assert published.status_code == 201, published.text
-                assert (
-                    await client.post(
-                        f"{installer.url}/v1/workspaces", json={"slug": "jsu", "name": "jsu"}
-                    )
-                ).status_code == 201
-                installed = await client.post(
-                    f"{installer.url}/v1/workspaces/jsu/installations",
-                    json={"module": name, "slug": "math"},
-                )
-                assert installed.status_code == 201, installed.text
-                assert (
-                    await client.post(
-                        f"{installer.url}/v1/workspaces/jsu/installations/math/acl/grant-users"
-                    )
-                ).status_code == 201
-                runner = runner_app.state.js_runner.runner
+    async with registry_and_installer(infra, "jsuser") as stack:
+        runtime_app = stack.runtime(js_runner_broker_user=user)
+        runner_app = stack.runner(amqp_url=own_url)
+        async with (
+            in_process(runtime_app) as runtime,
+            in_process(runner_app),
+            httpx.AsyncClient(headers=operator, timeout=60) as client,
+        ):
+            await publish(client, stack.registry_url, bundle(name))
+            await create_workspace(client, stack.installer_url, "jsu")
+            await install(client, stack.installer_url, "jsu", name, "math")
+            runner = runner_app.state.js_runner.runner
 
-                async def warm() -> bool:
-                    # The installer's event reached the runner through its own event queue.
-                    return any(c.spec.module == name for c in runner.pool.children())
+            async def warm() -> bool:
+                # The installer's event reached the runner through its own event queue.
+                return any(c.spec.module == name for c in runner.pool.children())
 
-                await eventually(warm, timeout=90)
-                definition = {
-                    "nodes": {
-                        "hook": {"component": "core.webhook"},
-                        "double": {"component": "math.math.Double"},
-                        "sink": {
-                            "component": "core.log",
-                            "properties": {"message": "{{ payload }}"},
-                        },
+            await eventually(warm, timeout=90)
+            definition = {
+                "nodes": {
+                    "hook": {"component": "core.webhook"},
+                    "double": {"component": "math.math.Double"},
+                    "sink": {
+                        "component": "core.log",
+                        "properties": {"message": "{{ payload }}"},
                     },
-                    "connections": [
-                        {"from": "hook", "to": "double"},
-                        {"from": "double", "to": "sink"},
-                    ],
-                }
-                flow = await runtime.post(
-                    "/v1/workspaces/jsu/flows",
-                    json={"name": "double", "definition": definition},
-                    headers=operator,
+                },
+                "connections": [
+                    {"from": "hook", "to": "double"},
+                    {"from": "double", "to": "sink"},
+                ],
+            }
+            flow = await runtime.post(
+                "/v1/workspaces/jsu/flows",
+                json={"name": "double", "definition": definition},
+                headers=operator,
+            )
+            assert flow.status_code == 201, flow.text
+            flow_id = flow.json()["id"]
+
+            async def started() -> bool:
+                response = await runtime.post(
+                    f"/v1/workspaces/jsu/flows/{flow_id}/start", headers=operator
                 )
-                assert flow.status_code == 201, flow.text
-                flow_id = flow.json()["id"]
+                return response.status_code == 200
 
-                async def started() -> bool:
-                    response = await runtime.post(
-                        f"/v1/workspaces/jsu/flows/{flow_id}/start", headers=operator
-                    )
-                    return response.status_code == 200
+            await eventually(started, timeout=60)
+            hooked = await runtime.post(f"/v1/hooks/jsu/{flow_id}/hook", json={"n": 21})
+            assert hooked.status_code == 202, hooked.text
 
-                await eventually(started, timeout=60)
-                hooked = await runtime.post(f"/v1/hooks/jsu/{flow_id}/hook", json={"n": 21})
-                assert hooked.status_code == 202, hooked.text
+            async def logged() -> bool:
+                return await node_logs(runtime_app, flow_id) == [{"doubled": 42}]
 
-                async def logged() -> bool:
-                    async with runtime_app.state.database.transaction() as session:
-                        rows = await session.scalars(
-                            select(NodeLog.entry).where(NodeLog.flow_id == uuid.UUID(flow_id))
-                        )
-                        return list(rows) == [{"doubled": 42}]
-
-                await eventually(logged, timeout=60)
+            await eventually(logged, timeout=60)

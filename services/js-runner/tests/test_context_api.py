@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
-from jsrunner_env import Harness
+from jsrunner_env import Harness, loopback_server
 
 ECHO = """
 module.exports = {
@@ -243,13 +243,7 @@ async def test_http_request_reaches_a_loopback_server_through_the_egress_policy(
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    base = f"http://127.0.0.1:{port}"
-    try:
+    async with loopback_server(app) as base:
         module = harness.module({"Http": HTTP_COMPONENT, "Pass": PASS_THROUGH})
         posted = await harness.call(
             module, "Http", {"url": f"{base}/users", "mode": "post"}, config={"apiKey": "k"}
@@ -270,8 +264,6 @@ async def test_http_request_reaches_a_loopback_server_through_the_egress_policy(
         assert (busy["error"]["status"], busy["error"]["retryable"]) == (503, True)
         gone = await harness.call(module, "Pass", {"url": f"{base}/missing"})
         assert (gone["error"]["status"], gone["error"]["retryable"]) == (404, False)
-    finally:
-        await runner.cleanup()
 
 
 async def test_http_request_to_the_platform_is_refused_and_not_retried(harness: Harness) -> None:

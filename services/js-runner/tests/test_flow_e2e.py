@@ -10,29 +10,29 @@ configured, and leaves nothing installed.
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
-import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from aiohttp import web
-from jsrunner_env import SHARED_CACHE
-from sqlalchemy import select
+from jsrunner_env import SHARED_CACHE, bundle_zip, loopback_server
+from stack_env import (
+    component_refs,
+    create_workspace,
+    install,
+    node_logs,
+    publish,
+    registry_and_installer,
+)
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, in_process, service_process
-from modyard.jsrunner.app import create_app as create_runner
-from modyard.jsrunner.settings import JsRunnerSettings
-from modyard.runtime.app import create_app as create_runtime
-from modyard.runtime.models import NodeLog
-from modyard.runtime.settings import RuntimeSettings
+from modyard.common.testing.services import auth_headers, in_process
 
 pytestmark = pytest.mark.infra
 
@@ -80,12 +80,7 @@ def connector_zip(name: str, dependencies: dict[str, str]) -> bytes:
             "dependencies": dependencies,
         },
     }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path, document in files.items():
-            archive.writestr(path, json.dumps(document))
-        archive.writestr("contacts/Enrich/Enrich.js", ENRICH_JS)
-    return buffer.getvalue()
+    return bundle_zip(files, {"contacts/Enrich/Enrich.js": ENRICH_JS})
 
 
 @pytest.fixture
@@ -96,15 +91,8 @@ async def vendor_api() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/contacts", contacts)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with loopback_server(app) as url:
+        yield url
 
 
 async def test_an_appmixer_component_runs_in_flows_of_two_workspaces_with_their_own_auth(
@@ -113,51 +101,25 @@ async def test_an_appmixer_component_runs_in_flows_of_two_workspaces_with_their_
     operator = auth_headers(CommonSettings(), Role.operator)
     suffix = uuid.uuid4().hex[:8]
     good, broken = f"acme{suffix}.crm", f"acme{suffix}.brokencrm"
-    async with service_process(
-        "registry", {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "reg_js"}
-    ) as registry:
-        installer_env = {
-            **infra.env(),
-            "MODYARD_INSTALLER_DB_SCHEMA": "inst_js",
-            "MODYARD_REGISTRY_URL": registry.url,
-        }
-        async with service_process("installer", installer_env) as installer:
-            runtime_app = create_runtime(
-                RuntimeSettings(
-                    database_url=infra.database_url,
-                    amqp_url=infra.amqp_url,
-                    installer_url=installer.url,
-                    db_schema="runtime_js",
-                    component_timeout_seconds=60,
-                )
+    async with registry_and_installer(infra, "js") as stack:
+        runtime_app = stack.runtime(component_timeout_seconds=60)
+        runner_app = stack.runner(egress_allow_loopback=True)
+        async with (
+            in_process(runtime_app) as runtime,
+            in_process(runner_app),
+            httpx.AsyncClient(headers=operator, timeout=60) as client,
+        ):
+            await _scenario(
+                client,
+                runtime,
+                runtime_app,
+                operator,
+                stack.registry_url,
+                stack.installer_url,
+                vendor_api,
+                good,
+                broken,
             )
-            runner_app = create_runner(
-                JsRunnerSettings(
-                    database_url=infra.database_url,
-                    amqp_url=infra.amqp_url,
-                    registry_url=registry.url,
-                    installer_url=installer.url,
-                    db_schema="js_runner_js",
-                    cache_dir=str(SHARED_CACHE),
-                    egress_allow_loopback=True,
-                )
-            )
-            async with (
-                in_process(runtime_app) as runtime,
-                in_process(runner_app),
-                httpx.AsyncClient(headers=operator, timeout=60) as client,
-            ):
-                await _scenario(
-                    client,
-                    runtime,
-                    runtime_app,
-                    operator,
-                    registry.url,
-                    installer.url,
-                    vendor_api,
-                    good,
-                    broken,
-                )
 
 
 async def _scenario(
@@ -175,47 +137,17 @@ async def _scenario(
         (good, {"ms": "2.1.3"}),
         (broken, {"modyard-surely-not-a-package-" + uuid.uuid4().hex[:6]: "1.0.0"}),
     ):
-        published = await client.post(
-            f"{registry}/v1/modules",
-            content=connector_zip(name, dependencies),
-            headers={"content-type": "application/zip"},
-        )
-        assert published.status_code == 201, published.text
+        await publish(client, registry, connector_zip(name, dependencies))
 
     flows: dict[str, str] = {}
     for workspace, key in (("jsa", "key-of-a"), ("jsb", "key-of-b")):
-        created = await client.post(
-            f"{installer}/v1/workspaces", json={"slug": workspace, "name": workspace}
-        )
-        assert created.status_code == 201, created.text
+        await create_workspace(client, installer, workspace)
         for slug, module in (("crm", good), ("broken", broken)):
-            installed = await client.post(
-                f"{installer}/v1/workspaces/{workspace}/installations",
-                json={"module": module, "slug": slug, "config": {"apiKey": key}},
-            )
-            assert installed.status_code == 201, installed.text
-            granted = await client.post(
-                f"{installer}/v1/workspaces/{workspace}/installations/{slug}/acl/grant-users"
-            )
-            assert granted.status_code == 201, granted.text
-        refs = {
-            item["name"]: item["ref"]
-            for item in (
-                await client.get(f"{installer}/v1/workspaces/{workspace}/components")
-            ).json()
-        }
+            await install(client, installer, workspace, module, slug, config={"apiKey": key})
+        refs = await component_refs(client, installer, workspace)
         for component in (f"{good}.contacts.Enrich", f"{broken}.contacts.Enrich"):
             flow_id = await _start_flow(runtime, operator, workspace, refs[component], vendor_api)
             flows[f"{workspace}:{component.split('.')[1]}"] = flow_id
-
-    async def logs(flow_id: str) -> list[Any]:
-        async with app.state.database.transaction() as session:
-            rows = await session.scalars(
-                select(NodeLog.entry)
-                .where(NodeLog.flow_id == uuid.UUID(flow_id))
-                .order_by(NodeLog.id)
-            )
-            return list(rows)
 
     for workspace in ("jsa", "jsb"):
         hooked = await runtime.post(
@@ -238,7 +170,7 @@ async def _scenario(
         async def recorded(
             flow_id: str = flows[f"{workspace}:crm"], wanted: list[Any] = expected
         ) -> bool:
-            return await logs(flow_id) == wanted
+            return await node_logs(app, flow_id) == wanted
 
         await eventually(recorded, timeout=90)
 
@@ -261,7 +193,7 @@ async def _scenario(
     error = json.dumps(item)
     assert "npm could not install the dependencies of contacts/Enrich/package.json" in error
     assert "404" in error or "E404" in error  # npm's own words
-    assert await logs(flow_id) == []
+    assert await node_logs(app, flow_id) == []
     leftovers = [p.name for p in (SHARED_CACHE / "modules").glob(f"{broken}*")]
     assert leftovers == []
     staging = list((SHARED_CACHE / "staging").iterdir())

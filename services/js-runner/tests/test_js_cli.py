@@ -5,14 +5,12 @@ is refused with what the module has; a failing component exits 1 with its error.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import uuid
-import zipfile
 
 import httpx
 import pytest
-from jsrunner_env import SHARED_CACHE
+from jsrunner_env import SHARED_CACHE, bundle_zip
 from typer.testing import CliRunner
 
 from modyard.common.auth import Role
@@ -44,12 +42,7 @@ def bundle(name: str) -> bytes:
             "outPorts": ["out"],
         },
     }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path, document in files.items():
-            archive.writestr(path, json.dumps(document))
-        archive.writestr("people/Greet/Greet.js", GREET_JS)
-    return buffer.getvalue()
+    return bundle_zip(files, {"people/Greet/Greet.js": GREET_JS})
 
 
 async def test_js_run_and_logs(infra: IsolatedInfra) -> None:

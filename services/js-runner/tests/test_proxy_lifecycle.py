@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from jsrunner_env import SHARED_CACHE, Harness
+from jsrunner_env import SHARED_CACHE, Harness, loopback_server
 
 from modyard.jsrunner.npm import install
 
@@ -56,15 +56,8 @@ async def vendor() -> AsyncIterator[tuple[str, list[web.Request]]]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", users)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        await runner.cleanup()
+    async with loopback_server(app) as url:
+        yield url, seen
 
 
 AXIOS_GET = """

@@ -6,30 +6,29 @@ the runner parks it again while the wait is not over, then the component runs wi
 
 from __future__ import annotations
 
-import io
-import json
 import uuid
-import zipfile
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from jsrunner_env import SHARED_CACHE
-from sqlalchemy import select
+from jsrunner_env import bundle_zip
+from stack_env import (
+    component_refs,
+    create_workspace,
+    install,
+    node_logs,
+    publish,
+    registry_and_installer,
+)
 from test_flow_e2e import _start_flow
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, in_process, service_process
-from modyard.jsrunner.app import create_app as create_runner
-from modyard.jsrunner.settings import JsRunnerSettings
+from modyard.common.testing.services import auth_headers, in_process
 from modyard.jsrunner.tables import timers
-from modyard.runtime.app import create_app as create_runtime
-from modyard.runtime.models import NodeLog
-from modyard.runtime.settings import RuntimeSettings
 
 pytestmark = pytest.mark.infra
 
@@ -50,20 +49,17 @@ module.exports = {
 
 
 def connector_zip(name: str) -> bytes:
-    files = {
-        "bundle.json": {"name": name, "version": "1.0.0"},
-        "utils/Remind/component.json": {
-            "name": f"{name}.utils.Remind",
-            "inPorts": ["in"],
-            "outPorts": ["out"],
+    return bundle_zip(
+        {
+            "bundle.json": {"name": name, "version": "1.0.0"},
+            "utils/Remind/component.json": {
+                "name": f"{name}.utils.Remind",
+                "inPorts": ["in"],
+                "outPorts": ["out"],
+            },
         },
-    }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path, document in files.items():
-            archive.writestr(path, json.dumps(document))
-        archive.writestr("utils/Remind/Remind.js", REMIND_JS)
-    return buffer.getvalue()
+        {"utils/Remind/Remind.js": REMIND_JS},
+    )
 
 
 async def test_a_timer_comes_back_through_the_delay_tiers_and_a_cleared_one_never(
@@ -71,69 +67,23 @@ async def test_a_timer_comes_back_through_the_delay_tiers_and_a_cleared_one_neve
 ) -> None:
     operator = auth_headers(CommonSettings(), Role.operator)
     name = f"acme{uuid.uuid4().hex[:8]}.reminders"
-    async with service_process(
-        "registry", {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "reg_jst"}
-    ) as registry:
-        installer_env = {
-            **infra.env(),
-            "MODYARD_INSTALLER_DB_SCHEMA": "inst_jst",
-            "MODYARD_REGISTRY_URL": registry.url,
-        }
-        async with service_process("installer", installer_env) as installer:
-            runtime_app = create_runtime(
-                RuntimeSettings(
-                    database_url=infra.database_url,
-                    amqp_url=infra.amqp_url,
-                    installer_url=installer.url,
-                    db_schema="runtime_jst",
-                    component_timeout_seconds=60,
-                )
+    async with registry_and_installer(infra, "jst") as stack:
+        runtime_app = stack.runtime(component_timeout_seconds=60)
+        runner_app = stack.runner()
+        async with (
+            in_process(runtime_app) as runtime,
+            in_process(runner_app),
+            httpx.AsyncClient(headers=operator, timeout=60) as client,
+        ):
+            await publish(client, stack.registry_url, connector_zip(name))
+            workspace = "jst"
+            await create_workspace(client, stack.installer_url, workspace)
+            await install(client, stack.installer_url, workspace, name, "reminders", config={})
+            refs = await component_refs(client, stack.installer_url, workspace)
+            flow_id = await _start_flow(
+                runtime, operator, workspace, refs[f"{name}.utils.Remind"], "http://unused"
             )
-            runner_app = create_runner(
-                JsRunnerSettings(
-                    database_url=infra.database_url,
-                    amqp_url=infra.amqp_url,
-                    registry_url=registry.url,
-                    installer_url=installer.url,
-                    db_schema="js_runner_jst",
-                    cache_dir=str(SHARED_CACHE),
-                )
-            )
-            async with (
-                in_process(runtime_app) as runtime,
-                in_process(runner_app),
-                httpx.AsyncClient(headers=operator, timeout=60) as client,
-            ):
-                published = await client.post(
-                    f"{registry.url}/v1/modules",
-                    content=connector_zip(name),
-                    headers={"content-type": "application/zip"},
-                )
-                assert published.status_code == 201, published.text
-                workspace = "jst"
-                created = await client.post(
-                    f"{installer.url}/v1/workspaces", json={"slug": workspace, "name": workspace}
-                )
-                assert created.status_code == 201, created.text
-                installed = await client.post(
-                    f"{installer.url}/v1/workspaces/{workspace}/installations",
-                    json={"module": name, "slug": "reminders", "config": {}},
-                )
-                assert installed.status_code == 201, installed.text
-                granted = await client.post(
-                    f"{installer.url}/v1/workspaces/{workspace}/installations/reminders/acl/grant-users"
-                )
-                assert granted.status_code == 201, granted.text
-                refs = {
-                    item["name"]: item["ref"]
-                    for item in (
-                        await client.get(f"{installer.url}/v1/workspaces/{workspace}/components")
-                    ).json()
-                }
-                flow_id = await _start_flow(
-                    runtime, operator, workspace, refs[f"{name}.utils.Remind"], "http://unused"
-                )
-                await _scenario(runtime, runtime_app, runner_app, workspace, flow_id)
+            await _scenario(runtime, runtime_app, runner_app, workspace, flow_id)
 
 
 async def _scenario(
@@ -145,20 +95,11 @@ async def _scenario(
         )
         assert hooked.status_code == 202, hooked.text
 
-    async def logs() -> list[Any]:
-        async with app.state.database.transaction() as session:
-            rows = await session.scalars(
-                select(NodeLog.entry)
-                .where(NodeLog.flow_id == uuid.UUID(flow_id))
-                .order_by(NodeLog.id)
-            )
-            return list(rows)
-
     async def reminded() -> bool:
-        return bool(await logs())
+        return bool(await node_logs(app, flow_id))
 
     await eventually(reminded, timeout=60)
-    assert await logs() == [{"reminder": {"what": "call ada"}}]
+    assert await node_logs(app, flow_id) == [{"reminder": {"what": "call ada"}}]
     async with runner_app.state.database.transaction() as session:
         statuses = sorted(
             (

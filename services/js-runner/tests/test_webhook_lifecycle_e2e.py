@@ -9,29 +9,28 @@ not reach the other's flow.
 
 from __future__ import annotations
 
-import io
-import json
 import uuid
-import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from aiohttp import web
-from jsrunner_env import SHARED_CACHE
-from sqlalchemy import select
+from jsrunner_env import bundle_zip, loopback_server
+from stack_env import (
+    component_refs,
+    create_workspace,
+    install,
+    node_logs,
+    publish,
+    registry_and_installer,
+)
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, in_process, service_process
-from modyard.jsrunner.app import create_app as create_runner
-from modyard.jsrunner.settings import JsRunnerSettings
-from modyard.runtime.app import create_app as create_runtime
-from modyard.runtime.models import NodeLog
-from modyard.runtime.settings import RuntimeSettings
+from modyard.common.testing.services import auth_headers, in_process
 
 pytestmark = pytest.mark.infra
 
@@ -78,12 +77,7 @@ def connector_zip(name: str) -> bytes:
             },
         },
     }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path, document in files.items():
-            archive.writestr(path, json.dumps(document))
-        archive.writestr("events/OnEvent/OnEvent.js", ON_EVENT_JS)
-    return buffer.getvalue()
+    return bundle_zip(files, {"events/OnEvent/OnEvent.js": ON_EVENT_JS})
 
 
 @pytest.fixture
@@ -100,15 +94,8 @@ async def vendor() -> AsyncIterator[tuple[str, list[tuple[str, Any]]]]:
 
     app = web.Application()
     app.router.add_route("*", "/subscriptions", subscriptions)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        await runner.cleanup()
+    async with loopback_server(app) as url:
+        yield url, seen
 
 
 async def test_a_webhook_component_starts_answers_and_stops_in_two_workspaces(
@@ -117,50 +104,20 @@ async def test_a_webhook_component_starts_answers_and_stops_in_two_workspaces(
     vendor_url, seen = vendor
     operator = auth_headers(CommonSettings(), Role.operator)
     name = f"acme{uuid.uuid4().hex[:8]}.events"
-    async with service_process(
-        "registry", {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "reg_jshook"}
-    ) as registry:
-        installer_env = {
-            **infra.env(),
-            "MODYARD_INSTALLER_DB_SCHEMA": "inst_jshook",
-            "MODYARD_REGISTRY_URL": registry.url,
-        }
-        async with service_process("installer", installer_env) as installer:
-            runtime_app = create_runtime(
-                RuntimeSettings(
-                    database_url=infra.database_url,
-                    amqp_url=infra.amqp_url,
-                    installer_url=installer.url,
-                    db_schema="runtime_jshook",
-                    component_timeout_seconds=60,
-                    hooks_public_url="https://hooks.example.test",
-                )
+    async with registry_and_installer(infra, "jshook") as stack:
+        runtime_app = stack.runtime(
+            component_timeout_seconds=60, hooks_public_url="https://hooks.example.test"
+        )
+        runner_app = stack.runner(egress_allow_loopback=True)
+        async with (
+            in_process(runtime_app) as runtime,
+            in_process(runner_app),
+            httpx.AsyncClient(headers=operator, timeout=60) as client,
+        ):
+            await publish(client, stack.registry_url, connector_zip(name))
+            await _scenario(
+                client, runtime, runtime_app, operator, stack.installer_url, vendor_url, seen, name
             )
-            runner_app = create_runner(
-                JsRunnerSettings(
-                    database_url=infra.database_url,
-                    amqp_url=infra.amqp_url,
-                    registry_url=registry.url,
-                    installer_url=installer.url,
-                    db_schema="js_runner_jshook",
-                    cache_dir=str(SHARED_CACHE),
-                    egress_allow_loopback=True,
-                )
-            )
-            async with (
-                in_process(runtime_app) as runtime,
-                in_process(runner_app),
-                httpx.AsyncClient(headers=operator, timeout=60) as client,
-            ):
-                published = await client.post(
-                    f"{registry.url}/v1/modules",
-                    content=connector_zip(name),
-                    headers={"content-type": "application/zip"},
-                )
-                assert published.status_code == 201, published.text
-                await _scenario(
-                    client, runtime, runtime_app, operator, installer.url, vendor_url, seen, name
-                )
 
 
 async def _scenario(
@@ -176,21 +133,12 @@ async def _scenario(
     flows: dict[str, str] = {}
     refs: dict[str, str] = {}
     for workspace in ("hka", "hkb"):
-        created = await client.post(
-            f"{installer}/v1/workspaces", json={"slug": workspace, "name": workspace}
+        await create_workspace(client, installer, workspace)
+        await install(
+            client, installer, workspace, name, "events", config={"apiKey": f"key-{workspace}"}
         )
-        assert created.status_code == 201, created.text
-        installed = await client.post(
-            f"{installer}/v1/workspaces/{workspace}/installations",
-            json={"module": name, "slug": "events", "config": {"apiKey": f"key-{workspace}"}},
-        )
-        assert installed.status_code == 201, installed.text
-        granted = await client.post(
-            f"{installer}/v1/workspaces/{workspace}/installations/events/acl/grant-users"
-        )
-        assert granted.status_code == 201, granted.text
-        listed = (await client.get(f"{installer}/v1/workspaces/{workspace}/components")).json()
-        refs[workspace] = {item["name"]: item["ref"] for item in listed}[f"{name}.events.OnEvent"]
+        listed = await component_refs(client, installer, workspace)
+        refs[workspace] = listed[f"{name}.events.OnEvent"]
         flows[workspace] = await _created_flow(
             runtime, operator, workspace, refs[workspace], vendor_url
         )
@@ -220,19 +168,10 @@ async def _scenario(
     assert crossed.status_code == 404
     assert crossed.headers["content-type"].startswith("application/problem+json")
 
-    async def logs(flow_id: str) -> list[Any]:
-        async with app.state.database.transaction() as session:
-            rows = await session.scalars(
-                select(NodeLog.entry)
-                .where(NodeLog.flow_id == uuid.UUID(flow_id))
-                .order_by(NodeLog.id)
-            )
-            return list(rows)
-
     async def logged() -> bool:
-        return await logs(flows["hka"]) == [
+        return await node_logs(app, flows["hka"]) == [
             {"method": "POST", "data": {"id": 7}, "query": {"source": "crm"}}
-        ] and await logs(flows["hkb"]) == [
+        ] and await node_logs(app, flows["hkb"]) == [
             {"method": "GET", "data": None, "query": {"challenge": "abc"}}
         ]
 
@@ -258,7 +197,7 @@ async def _scenario(
     assert seen[2:] == [("DELETE", urls["hka"])]
     after = await runtime.post(f"/v1/hooks/hka/{flows['hka']}/hook", json={"id": 9})
     assert after.status_code == 409
-    assert len(await logs(flows["hka"])) == 1
+    assert len(await node_logs(app, flows["hka"])) == 1
 
 
 async def _created_flow(
