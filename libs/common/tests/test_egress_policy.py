@@ -15,7 +15,6 @@ import aiohttp
 import psutil
 import pytest
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
 
 from modyard.common.egress.aiohttp_client import EgressClient, EgressClients
@@ -28,6 +27,7 @@ from modyard.common.egress.policy import (
     parse_host_pattern,
 )
 from modyard.common.settings import CommonSettings
+from modyard.common.testing.dns import ChosenNames
 
 PLATFORM = CommonSettings(
     amqp_url="amqp://u:p@127.0.0.1:5672/v",
@@ -252,33 +252,6 @@ def test_loopback_is_refused_unless_set_explicitly(monkeypatch: pytest.MonkeyPat
 # --- the aiohttp client, against servers on loopback -----------------------------------------
 
 
-class MappingResolver(AbstractResolver):
-    """A DNS answer of the test's choosing (no server asked): ``name -> address``."""
-
-    def __init__(self, names: dict[str, str]) -> None:
-        self.names = names
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        if host not in self.names:
-            raise OSError(f"{host} not found")
-        address = self.names[host]
-        return [
-            {
-                "hostname": host,
-                "host": address,
-                "port": port,
-                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
-                "proto": 0,
-                "flags": socket.AI_NUMERICHOST,
-            }
-        ]
-
-    async def close(self) -> None:
-        return None
-
-
 @asynccontextmanager
 async def serving(location: str | None = None) -> AsyncIterator[tuple[int, list[str]]]:
     """A server on 127.0.0.1 that answers ``ok`` (or redirects to ``location``), and the paths
@@ -342,8 +315,8 @@ async def test_a_relative_redirect_on_an_allowed_server_is_followed() -> None:
 
 async def test_a_name_resolving_to_loopback_is_refused_after_resolution() -> None:
     names = {"rebound.egress.test": "127.0.0.1", "rebound6.egress.test": "::1"}
-    refusing = EgressClient(policy(), resolver=MappingResolver(names))
-    allowing = EgressClient(policy(egress_allow_loopback=True), resolver=MappingResolver(names))
+    refusing = EgressClient(policy(), resolver=ChosenNames(names))
+    allowing = EgressClient(policy(egress_allow_loopback=True), resolver=ChosenNames(names))
     try:
         async with serving() as (port, seen):
             for name in names:

@@ -21,7 +21,7 @@ import aiohttp
 import httpx
 import pytest
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import AbstractResolver
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 from sqlalchemy import text as sql
@@ -32,6 +32,7 @@ from modyard.common.db.database import Database
 from modyard.common.egress.policy import EgressPolicy, EgressRefused
 from modyard.common.secrets import SecretBox
 from modyard.common.settings import CommonSettings
+from modyard.common.testing.dns import ChosenNames
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
@@ -348,34 +349,6 @@ async def test_this_machines_own_addresses_stay_refused_to_every_workspace(
 # --- system webhooks, refused at send time ---------------------------------------------------
 
 
-class Names(AbstractResolver):
-    """The test's own DNS: ``answers[name]`` is what the name resolves to now (no server is
-    asked, so a name can move between two deliveries)."""
-
-    def __init__(self, answers: dict[str, str]) -> None:
-        self.answers = answers
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        if host not in self.answers:
-            raise OSError(f"{host} not found")
-        address = self.answers[host]
-        return [
-            {
-                "hostname": host,
-                "host": address,
-                "port": port,
-                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
-                "proto": 0,
-                "flags": socket.AI_NUMERICHOST,
-            }
-        ]
-
-    async def close(self) -> None:
-        return None
-
-
 @pytest.fixture(scope="module")
 async def webhook_db(infra: IsolatedInfra) -> AsyncIterator[Database]:
     """The webhook tables in a schema of their own: no running app's deliverer competes."""
@@ -483,7 +456,7 @@ async def test_a_webhook_whose_name_moves_to_a_refused_address_is_refused_at_sen
     them), so the deployment's policy decides, not a workspace's allow-list."""
     management_port = URL(infra_settings.amqp_management_url).port or 15672
     answers = {"hooks.egress.test": "127.0.0.1", "status.egress.test": "192.0.2.10"}
-    names = Names(answers)
+    names = ChosenNames(answers)
     policy = deployment_policy(infra_settings, loopback=True)
     async with WebhookReceiver() as receiver:
         await subscribe(webhook_db, f"http://hooks.egress.test:{receiver.port}/hooks")
