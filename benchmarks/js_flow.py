@@ -26,12 +26,11 @@ import asyncpg
 import httpx
 import yaml
 
+from benchmarks.flow_load import publish_work, wait_for_node_logs
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra, asyncpg_dsn
 from modyard.common.testing.services import auth_headers, service_process
-from modyard.runtime.engine.messages import WorkMessage
-from modyard.runtime.engine.topology import WORK_EXCHANGE, WORK_ROUTING_KEY
 from modyard.sdk.cell import ComponentCall, WorkerOptions
 from modyard.sdk.cell import ModuleWorker as SdkModuleWorker
 
@@ -125,36 +124,12 @@ async def _run_flow(
     connection = await aio_pika.connect(infra.amqp_url)
     started_at = time.perf_counter()
     async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.get_exchange(WORK_EXCHANGE)
-        for offset in range(0, MESSAGES, 500):
-            await asyncio.gather(
-                *(
-                    exchange.publish(
-                        aio_pika.Message(
-                            WorkMessage(
-                                workspace=WS, flow_id=flow_id, node_id="shape", payload={"n": n}
-                            )
-                            .model_dump_json()
-                            .encode(),
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        ),
-                        routing_key=WORK_ROUTING_KEY,
-                    )
-                    for n in range(offset, min(offset + 500, MESSAGES))
-                )
-            )
+        await publish_work(connection, WS, flow_id, MESSAGES, lambda n: {"n": n})
     database = await asyncpg.connect(
         asyncpg_dsn(infra.database_url), server_settings={"search_path": SCHEMA}
     )
     try:
-        deadline = time.perf_counter() + 600
-        logged = 0
-        while logged < MESSAGES and time.perf_counter() < deadline:
-            await asyncio.sleep(0.25)
-            logged = await database.fetchval(
-                "SELECT count(*) FROM node_logs WHERE flow_id = $1", uuid.UUID(flow_id)
-            )
+        logged = await wait_for_node_logs(database, flow_id, MESSAGES, poll_seconds=0.25)
         elapsed = time.perf_counter() - started_at
         distinct = await database.fetchval(
             "SELECT count(DISTINCT entry->>'n') FROM node_logs WHERE flow_id = $1",

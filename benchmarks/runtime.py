@@ -16,13 +16,12 @@ import aio_pika
 import asyncpg
 import httpx
 
+from benchmarks.flow_load import publish_work, wait_for_node_logs
 from benchmarks.process_stats import cpu_seconds
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.common.testing.infra import IsolatedInfra, asyncpg_dsn
 from modyard.common.testing.services import ServiceProcess, auth_headers, service_process
-from modyard.runtime.engine.messages import WorkMessage
-from modyard.runtime.engine.topology import WORK_EXCHANGE, WORK_ROUTING_KEY
 
 MESSAGES = 20_000
 #: Runtime processes sharing the work queue (2 gave no more on this 2-core machine, where the
@@ -128,39 +127,14 @@ async def _run(
     cpu_before = sum(cpu_seconds(runtime.process.pid) for runtime in runtimes)
     started = time.perf_counter()
     async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.get_exchange(WORK_EXCHANGE)
-        for offset in range(0, MESSAGES, 500):
-            await asyncio.gather(
-                *(
-                    exchange.publish(
-                        aio_pika.Message(
-                            WorkMessage(
-                                workspace="bench",
-                                flow_id=flow_id,
-                                node_id="shape",
-                                payload={"n": n, "sent": time.time()},
-                            )
-                            .model_dump_json()
-                            .encode(),
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        ),
-                        routing_key=WORK_ROUTING_KEY,
-                    )
-                    for n in range(offset, min(offset + 500, MESSAGES))
-                )
-            )
+        await publish_work(
+            connection, "bench", flow_id, MESSAGES, lambda n: {"n": n, "sent": time.time()}
+        )
     database = await asyncpg.connect(
         asyncpg_dsn(infra.database_url), server_settings={"search_path": SCHEMA}
     )
     try:
-        deadline = time.perf_counter() + 600
-        logged = 0
-        while logged < MESSAGES and time.perf_counter() < deadline:
-            await asyncio.sleep(0.5)
-            logged = await database.fetchval(
-                "SELECT count(*) FROM node_logs WHERE flow_id = $1", uuid.UUID(flow_id)
-            )
+        logged = await wait_for_node_logs(database, flow_id, MESSAGES, poll_seconds=0.5)
         elapsed = time.perf_counter() - started
         cpu_used = sum(cpu_seconds(runtime.process.pid) for runtime in runtimes) - cpu_before
         distinct = await database.fetchval(
