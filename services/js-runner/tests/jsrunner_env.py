@@ -1,5 +1,6 @@
-"""Helpers of the JavaScript runner's tests: the runner against real Node.js sandboxes (and, for the flow tests, the real
-registry, installer, runtime and broker).
+"""Helpers of the JavaScript runner's tests: the runner against real Node.js sandboxes, bundles
+as the registry takes them, and loopback servers standing in for vendors' APIs (the flow tests'
+real registry, installer, runtime and broker are in ``stack_env``).
 
 Module versions used by the runner-level tests are look-alike Appmixer components written here
 (never copied from a connector), registered from a directory with ``ModuleStore.add_directory``.
