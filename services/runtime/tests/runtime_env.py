@@ -1,19 +1,30 @@
-"""Pieces the runtime's end-to-end tests share: the registry and installer they install modules
-through, and the node logs they read back."""
+"""Pieces the runtime's end-to-end tests share: the module archives they publish, the registry
+and installer they install them through, and the node logs they read back."""
 
 from __future__ import annotations
 
+import io
 import uuid
+import zipfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import yaml
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.services import ServiceProcess, service_process
 from modyard.runtime.models import NodeLog
+
+
+def module_archive(document: dict[str, Any]) -> bytes:
+    """A module as the registry takes it: a zip whose ``modyard.yaml`` is ``document``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("modyard.yaml", yaml.safe_dump(document))
+    return buffer.getvalue()
 
 
 @asynccontextmanager

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from runtime_env import node_log_entries, registry_and_installer
+from runtime_env import module_archive, node_log_entries, registry_and_installer
 
 from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
@@ -47,10 +47,7 @@ def native_zip(name: str, components: list[str], version: str = "1.0.0") -> byte
             for component in components
         ],
     }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("modyard.yaml", yaml.safe_dump(document))
-    return buffer.getvalue()
+    return module_archive(document)
 
 
 def appmixer_zip() -> bytes:

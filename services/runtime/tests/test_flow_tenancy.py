@@ -8,16 +8,13 @@ broker, two workspaces (``ten-a``, ``ten-b``) and a user token for each.
 
 from __future__ import annotations
 
-import io
 import uuid
-import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import yaml
-from runtime_env import node_log_entries, registry_and_installer
+from runtime_env import module_archive, node_log_entries, registry_and_installer
 from sqlalchemy import func, select
 
 from modyard.common.auth import Role, mint_token
@@ -42,10 +39,7 @@ def module_zip(name: str) -> bytes:
         "kind": "connector",
         "components": [{"name": "Echo", "role": "action", "executor": {"type": "amqp"}}],
     }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("modyard.yaml", yaml.safe_dump(document))
-    return buffer.getvalue()
+    return module_archive(document)
 
 
 class Env:

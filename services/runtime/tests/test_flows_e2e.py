@@ -4,18 +4,15 @@ worker on the real broker, and a webhook receiver on loopback."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 import uuid
-import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import yaml
-from runtime_env import node_log_entries, registry_and_installer
+from runtime_env import module_archive, node_log_entries, registry_and_installer
 from sqlalchemy import func, select
 
 from modyard.common.auth import Role
@@ -48,10 +45,7 @@ def module_zip(name: str, version: str) -> bytes:
             }
         ],
     }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("modyard.yaml", yaml.safe_dump(document))
-    return buffer.getvalue()
+    return module_archive(document)
 
 
 class ModuleWorker:
@@ -486,10 +480,7 @@ def poller_zip(version: str = "1.0.0") -> bytes:
             }
         ],
     }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("modyard.yaml", yaml.safe_dump(document))
-    return buffer.getvalue()
+    return module_archive(document)
 
 
 async def test_a_polling_trigger_fails_while_its_module_is_gone_and_recovers(

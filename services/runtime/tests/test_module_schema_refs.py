@@ -10,16 +10,13 @@ workspace B's flow uses the clean module ``plain-mod`` and starts.
 from __future__ import annotations
 
 import asyncio
-import io
 import uuid
-import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import yaml
-from runtime_env import registry_and_installer
+from runtime_env import module_archive, registry_and_installer
 
 from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
@@ -73,10 +70,7 @@ def module_zip(name: str, properties_schema: dict[str, Any]) -> bytes:
             }
         ],
     }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("modyard.yaml", yaml.safe_dump(document))
-    return buffer.getvalue()
+    return module_archive(document)
 
 
 class Env:

@@ -12,10 +12,8 @@ users on the real RabbitMQ.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import uuid
-import zipfile
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,8 +21,7 @@ import aio_pika
 import aiormq
 import httpx
 import pytest
-import yaml
-from runtime_env import node_log_entries, registry_and_installer
+from runtime_env import module_archive, node_log_entries, registry_and_installer
 
 from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
@@ -54,10 +51,7 @@ def module_zip() -> bytes:
             }
         ],
     }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("modyard.yaml", yaml.safe_dump(document))
-    return buffer.getvalue()
+    return module_archive(document)
 
 
 class Env:
