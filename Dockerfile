@@ -116,12 +116,12 @@ FROM ${BASE_IMAGE} AS js-runner
 ARG SERVICE=js-runner
 
 # iproute2: `ip link set lo up` inside each child's network namespace (the SDK proxy listener);
-# util-linux (unshare) is part of every Debian base. No compiler: npm runs --ignore-scripts.
-# A base that already has `ip` (scripts/images.sh makes one from Debian's packages, without apt)
-# installs nothing.
-RUN if ! command -v ip > /dev/null; then \
+# mount: the tmpfs hiding the host's Unix sockets from each child; util-linux (unshare) is part of
+# every Debian base. No compiler: npm runs --ignore-scripts. A base that already has both
+# (scripts/images.sh makes one from Debian's packages, without apt) installs nothing.
+RUN if ! command -v ip > /dev/null || ! command -v mount > /dev/null; then \
       apt-get update \
-      && apt-get install -y --no-install-recommends iproute2 ca-certificates \
+      && apt-get install -y --no-install-recommends iproute2 mount ca-certificates \
       && rm -rf /var/lib/apt/lists/*; \
     fi \
     && groupadd --system --gid 10001 modyard \

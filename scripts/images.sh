@@ -153,9 +153,10 @@ base() {
     read -r tarball key <<<"$out"
     BASE_IMAGE=modyard/python:3.11-$SUITE-$key
     import_rootfs "$tarball" "$BASE_IMAGE" "${PYTHON_CHANGES[@]}"
-    # The js-runner's: the same plus iproute2 (`ip link set lo up` in each child's namespace),
-    # since this base has no apt to install it with.
-    out=$(rootfs python-js "$BASE_PACKAGES,iproute2" -- --customize-hook="$PYTHON_HOOK" \
+    # The js-runner's: the same plus iproute2 (`ip link set lo up` in each child's namespace) and
+    # mount (the tmpfs that hides the host's Unix sockets from each child), since this base has no
+    # apt to install them with.
+    out=$(rootfs python-js "$BASE_PACKAGES,iproute2,mount" -- --customize-hook="$PYTHON_HOOK" \
         "$NO_GCONV" --customize-hook="$NO_PERL" --customize-hook="$NO_EXTRAS")
     read -r tarball key <<<"$out"
     JS_BASE_IMAGE=modyard/python-js:3.11-$SUITE-$key
