@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import yaml
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -54,3 +55,12 @@ async def node_log_entries(app: FastAPI, flow_id: str) -> list[Any]:
             select(NodeLog.entry).where(NodeLog.flow_id == uuid.UUID(flow_id)).order_by(NodeLog.id)
         )
         return list(rows)
+
+
+async def external_request(
+    default_headers: Mapping[str, str], method: str, url: str, **kwargs: Any
+) -> httpx.Response:
+    """A request to another service's process (the registry's, the installer's) on a client of
+    its own; headers given with the request win over ``default_headers``."""
+    async with httpx.AsyncClient(headers=dict(default_headers), timeout=30) as client:
+        return await client.request(method, url, **kwargs)

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from runtime_env import registry_and_installer
+from runtime_env import external_request, registry_and_installer
 from sqlalchemy import select
 
 from modyard.common.auth import Role
@@ -60,8 +60,7 @@ class Env:
         return service
 
     async def external(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        async with httpx.AsyncClient(headers=self.headers, timeout=30) as client:
-            return await client.request(method, url, **kwargs)
+        return await external_request(self.headers, method, url, **kwargs)
 
     async def workspace(self, slug: str) -> None:
         response = await self.external(

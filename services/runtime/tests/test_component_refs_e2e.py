@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from runtime_env import module_archive, node_log_entries, registry_and_installer
+from runtime_env import external_request, module_archive, node_log_entries, registry_and_installer
 
 from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
@@ -87,8 +87,7 @@ class Env:
         self.operator = auth_headers(settings, Role.operator)
 
     async def external(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        async with httpx.AsyncClient(headers=self.operator, timeout=30) as client:
-            return await client.request(method, url, **kwargs)
+        return await external_request(self.operator, method, url, **kwargs)
 
     async def publish(self, archive: bytes) -> None:
         response = await self.external(

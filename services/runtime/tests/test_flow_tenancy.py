@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from runtime_env import module_archive, node_log_entries, registry_and_installer
+from runtime_env import external_request, module_archive, node_log_entries, registry_and_installer
 from sqlalchemy import func, select
 
-from modyard.common.auth import Role, mint_token
+from modyard.common.auth import Role
 from modyard.common.testing.infra import IsolatedInfra
 from modyard.common.testing.polling import eventually
 from modyard.common.testing.services import auth_headers, in_process
@@ -53,15 +53,10 @@ class Env:
         self.operator = auth_headers(settings, Role.operator)
 
     def user(self, subject: str, workspace: str) -> dict[str, str]:
-        token = mint_token(
-            self.settings, subject=subject, roles=[Role.user], workspaces=[workspace]
-        )
-        return {"Authorization": f"Bearer {token}"}
+        return auth_headers(self.settings, Role.user, workspaces=(workspace,), subject=subject)
 
     async def external(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        kwargs.setdefault("headers", self.operator)
-        async with httpx.AsyncClient(timeout=30) as client:
-            return await client.request(method, url, **kwargs)
+        return await external_request(self.operator, method, url, **kwargs)
 
     async def flow(
         self,

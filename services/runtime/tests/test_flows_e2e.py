@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from runtime_env import module_archive, node_log_entries, registry_and_installer
+from runtime_env import external_request, module_archive, node_log_entries, registry_and_installer
 from sqlalchemy import func, select
 
 from modyard.common.auth import Role
@@ -105,8 +105,7 @@ class Env:
         self.operator = auth_headers(settings, Role.operator)
 
     async def external(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        async with httpx.AsyncClient(headers=self.operator, timeout=30) as client:
-            return await client.request(method, url, **kwargs)
+        return await external_request(self.operator, method, url, **kwargs)
 
     async def flow(
         self, nodes: dict[str, Any], connections: list[dict[str, str]], **extra: Any

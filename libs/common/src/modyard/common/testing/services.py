@@ -44,10 +44,13 @@ def free_port() -> int:
 
 
 def auth_headers(
-    settings: CommonSettings, *roles: Role, workspaces: tuple[str, ...] = ()
+    settings: CommonSettings,
+    *roles: Role,
+    workspaces: tuple[str, ...] = (),
+    subject: str = "test",
 ) -> dict[str, str]:
     token = mint_token(
-        settings, subject="test", roles=roles or (Role.operator,), workspaces=workspaces
+        settings, subject=subject, roles=roles or (Role.operator,), workspaces=workspaces
     )
     return {"Authorization": f"Bearer {token}"}
 
