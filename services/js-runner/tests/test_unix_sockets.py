@@ -101,8 +101,9 @@ async def _bystander_ok(harness: Harness, bystander: str, n: int) -> None:
 
 
 def _project_run_dir() -> Path:
-    # Where the dev infra keeps its sockets (docker.sock, …); created by `make infra`.
-    run = Path("/work/main/.run")
+    # Where the dev infra keeps its sockets (docker.sock, …): the checkout's `.run`, which the
+    # runner's hidden_dirs name relative to its working directory (the checkout, in the tests).
+    run = Path(".run").resolve()
     run.mkdir(exist_ok=True)
     return run
 
