@@ -340,7 +340,10 @@ async def test_a_killed_deployer_adopts_its_containers(cluster: Cluster) -> None
                     inspected = (await docker.containers.get(summary.id))._container
                 except aiodocker.DockerError:  # removed since listed
                     continue
-                found[inspected["Config"]["Labels"]["modyard.deployment.name"]].append(inspected)
+                name = inspected["Config"]["Labels"].get("modyard.deployment.name")
+                if name is None:  # the short-lived helper that hands a data volume to its user
+                    continue
+                found[name].append(inspected)
         return found
 
     async def statuses() -> dict[str, str]:
