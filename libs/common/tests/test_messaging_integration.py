@@ -287,3 +287,29 @@ async def test_relay_housekeeping_deletes_only_old_published_rows_and_records(
         remembered = set(await session.scalars(select(processed_events.c.event_id)))
     assert remaining == {fresh.id, pending.id}
     assert remembered == {"recent"}
+
+
+async def test_the_relay_stops_when_cancelled_as_it_is_woken(infra: IsolatedInfra) -> None:
+    # Regression (a CI teardown hung 30 s): the relay slept in asyncio.wait_for(event.wait()),
+    # and Python 3.11's wait_for returns the event's result instead of raising when the
+    # cancellation and the wake-up land in the same loop step, so the relay never stopped.
+    settings = settings_for(infra, f"svc-{uuid.uuid4().hex[:8]}", outbox_poll_interval_seconds=60)
+    database = Database(settings)
+    async with database.engine.begin() as connection:
+        await connection.execute(text(f'CREATE SCHEMA "{settings.db_schema}"'))
+        await connection.run_sync(metadata.create_all)
+    bus = Bus(settings)
+    relay = OutboxRelay(database, bus, settings)
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.5)  # one empty pass, then asleep for the 60 s poll interval
+        assert not task.done()
+        relay.wake()
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=5)
+        assert task in done and task.cancelled(), "the relay ignored its cancellation"
+    finally:
+        task.cancel()
+        await asyncio.wait([task], timeout=1)
+        await bus.close()
+        await database.dispose()

@@ -75,6 +75,26 @@ class Lifecycle:
     migrated: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    async def stop_tasks(self, grace_seconds: float = 10.0) -> None:
+        """Cancel the background tasks and wait for them, but never past ``grace_seconds``.
+
+        A task that swallows its cancellation must not hold the shutdown (and the resources
+        after it) forever: it is named in the log and cancelled once more, then left behind.
+        """
+        for task in self.tasks:
+            task.cancel()
+        if not self.tasks:
+            return
+        done, pending = await asyncio.wait(list(self.tasks), timeout=grace_seconds)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.warning(
+                    "background_task_failed", task=task.get_name(), error=repr(task.exception())
+                )
+        for task in pending:
+            log.error("background_task_ignored_cancellation", task=task.get_name())
+            task.cancel()
+
 
 def build_service_app(spec: ServiceSpec) -> FastAPI:
     settings = spec.settings
@@ -136,9 +156,7 @@ def build_service_app(spec: ServiceSpec) -> FastAPI:
                     yield
                 finally:
                     # Background work stops before the resources it uses are closed.
-                    for task in lifecycle.tasks:
-                        task.cancel()
-                    await asyncio.gather(*lifecycle.tasks, return_exceptions=True)
+                    await lifecycle.stop_tasks()
         finally:
             await bus.close()
             await database.dispose()

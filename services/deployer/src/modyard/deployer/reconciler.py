@@ -127,8 +127,11 @@ class Reconciler:
         while True:
             due = self._due.get(deployment_id)
             timeout = None if due is None else max(due - time.monotonic(), 0.0)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation that
+            # arrives as the event is set, and the worker would outlive its shutdown.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await event.wait()
             event.clear()
             self._due.pop(deployment_id, None)
             try:

@@ -96,8 +96,11 @@ class OutboxRelay:
             if relayed >= self._batch_size:
                 continue  # more may be waiting: don't sleep between full batches
             delay = self._poll_interval * min(2**failures, 30)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a shutdown's
+            # cancellation that races a wake-up, and the relay would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._wakeup.wait()
 
     async def relay_once(self) -> int:
         """Publish one batch of due rows; returns how many were confirmed by the broker."""

@@ -189,8 +189,11 @@ class WebhookDeliverer:
                 if handled >= self._batch_size:
                     continue  # more may be due: no pause between full batches
                 delay = self._poll_interval * min(2**failures, 30)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a shutdown's
+                # cancellation that races a wake-up, and the loop would never end.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+                    async with asyncio.timeout(delay):
+                        await self._wakeup.wait()
         finally:
             await self.aclose()
 
