@@ -15,6 +15,7 @@
 const Module = require('module');
 const { startProxy } = require('./proxy');
 const { extendContext, lifecycleMethod } = require('./lifecycle');
+const { runAuthCall } = require('./auth_calls');
 
 // Where `require` finds the base layer (lodash, form-data, moment-timezone, bluebird) and the
 // appmixer-lib shim when the module does not bring its own: NODE_PATH, read once here because
@@ -227,6 +228,14 @@ async function onCall(call) {
     const outputs = {};
     running.add(call.id);
     try {
+        if (call.method === 'auth') {
+            // An account's auth.js (auth_calls.js), asked by the installer.
+            const result = await runAuthCall(call, makeHttpRequest(call.id), (...args) =>
+                logFrame('info', args, call.id)
+            );
+            send({ t: 'done', id: call.id, outputs: { auth: [result] } });
+            return;
+        }
         const component = loadComponent(call.entry);
         const method = lifecycleMethod(call);
         const answer = {};

@@ -1,0 +1,135 @@
+'use strict';
+// Calls into a module's auth.js (Appmixer's account definitions), asked by the installer
+// through the runner (modyard.jsrunner.auth_calls). An auth.js exports
+// `{ type: 'apiKey'|'pwd'|'oauth2'|'oauth', definition }` where `definition` is an object or a
+// function of `{clientId, clientSecret, callbackUrl}` returning one. Its members are either
+// values (`accountNameFromProfileInfo: 'login'`, `authUrl: 'https://…'`) or functions of a
+// context holding the credentials (`context.apiKey`, `context.accessToken`…) and
+// `context.httpRequest` (the runner's egress-checked client).
+//
+// Methods:
+//   describe  -> { type, fields, scope, authUrl, tokenUrl, refreshUrl, profileUrl, functions }
+//   connect   -> { name }    validate() (a rejection or `false` fails), then the account name
+//   test      -> { name }    validate()/validateAccessToken(), then the name
+//   call      -> { value }   one function member (requestAccessToken, refreshAccessToken, …)
+
+function definitionOf(auth, initData) {
+    const found = auth && auth.definition;
+    if (typeof found === 'function') return found(initData || {}) || {};
+    return found || {};
+}
+
+function valueOrNull(value) {
+    return typeof value === 'string' || Array.isArray(value) ? value : null;
+}
+
+function pathGet(object, path) {
+    let value = object;
+    for (const part of String(path).split('.')) {
+        if (value === null || value === undefined) return undefined;
+        value = value[part];
+    }
+    return value;
+}
+
+async function profileOf(definition, context) {
+    const source = definition.requestProfileInfo;
+    if (typeof source === 'function') return source.call(definition, context);
+    if (typeof source === 'string') {
+        const response = await context.httpRequest({
+            url: source,
+            headers: context.accessToken ? { Authorization: `Bearer ${context.accessToken}` } : {},
+        });
+        return response.data;
+    }
+    return null;
+}
+
+async function nameOf(definition, context) {
+    const profileInfo = await profileOf(definition, context);
+    const rule = definition.accountNameFromProfileInfo;
+    let name;
+    if (typeof rule === 'function') name = await rule.call(definition, Object.assign({}, context, { profileInfo }));
+    else if (typeof rule === 'string' && profileInfo) name = pathGet(profileInfo, rule);
+    return name === undefined || name === null ? null : String(name).slice(0, 255);
+}
+
+async function validate(definition, context, member) {
+    const check = definition[member];
+    if (typeof check !== 'function') return;
+    const answer = await check.call(definition, context);
+    if (answer === false) throw new Error('the credentials were refused (validate returned false)');
+}
+
+class InvalidTokenError extends Error {
+    constructor(message) {
+        super(message || 'invalid token');
+        this.name = 'InvalidTokenError';
+        this.invalidToken = true;
+    }
+}
+
+async function dispatch(call, httpRequest, log) {
+    // eslint-disable-next-line global-require, import/no-dynamic-require
+    const auth = require(call.entry);
+    const definition = definitionOf(auth, call.initData);
+    const context = Object.assign({}, call.context || {}, { httpRequest, log, InvalidTokenError });
+    switch (call.authMethod) {
+        case 'describe': {
+            const functions = Object.keys(definition).filter((key) => typeof definition[key] === 'function');
+            return {
+                type: String((auth && auth.type) || ''),
+                fields: definition.auth && typeof definition.auth === 'object' ? definition.auth : {},
+                scope: valueOrNull(definition.scope),
+                authUrl: valueOrNull(definition.authUrl),
+                tokenUrl: valueOrNull(definition.requestAccessToken),
+                refreshUrl: valueOrNull(definition.refreshAccessToken),
+                profileUrl: valueOrNull(definition.requestProfileInfo),
+                accountNameFromProfileInfo: valueOrNull(definition.accountNameFromProfileInfo),
+                functions,
+            };
+        }
+        case 'connect':
+            await validate(definition, context, 'validate');
+            return { name: await nameOf(definition, context) };
+        case 'test':
+            await validate(definition, context, 'validate');
+            await validate(definition, context, 'validateAccessToken');
+            return { name: await nameOf(definition, context) };
+        case 'call': {
+            const member = definition[call.member];
+            if (typeof member !== 'function') throw new TypeError(`auth.js has no ${call.member}() function`);
+            const value = await member.call(definition, context);
+            return { value: value === undefined ? null : value };
+        }
+        default:
+            throw new TypeError(`unknown auth call ${call.authMethod}`);
+    }
+}
+
+// The vendor's own words when it answered with an error body (an axios error says only
+// "Request failed with status code 401").
+function vendorError(err) {
+    const response = err && err.response;
+    const data = response && response.data;
+    let message;
+    if (typeof data === 'string' && data.trim()) message = data.trim();
+    else if (data && typeof data === 'object') {
+        const nested = data.error && typeof data.error === 'object' ? data.error.message : data.error;
+        message = data.message || data.error_description || nested;
+    }
+    if (!message) return err;
+    const wrapped = new Error(String(message).slice(0, 1024));
+    wrapped.status = response.status;
+    return wrapped;
+}
+
+async function runAuthCall(call, httpRequest, log) {
+    try {
+        return await dispatch(call, httpRequest, log);
+    } catch (err) {
+        throw vendorError(err);
+    }
+}
+
+module.exports = { runAuthCall };
