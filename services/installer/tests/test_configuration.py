@@ -12,25 +12,27 @@ from structlog.testing import capture_logs
 
 from modyard.common.errors import InvalidParam, ValidationFailed
 from modyard.common.secrets import SecretValue
-from modyard.installer.configuration import (
-    MASK,
-    ConfigError,
-    ConfigInvalid,
-    apply_defaults,
-    check_spec_expressions,
-    conceal,
-    config_errors,
+from modyard.installer.configuration.environment import (
     effective_config,
     env_overrides,
     env_variable,
+    read_env_overrides,
+)
+from modyard.installer.configuration.errors import ConfigError, ConfigInvalid
+from modyard.installer.configuration.layers import apply_defaults, module_defaults
+from modyard.installer.configuration.secrets import (
+    MASK,
+    conceal,
     mask,
     merge_secrets,
-    module_defaults,
-    read_env_overrides,
     restore_masked,
     reveal,
     secret_paths,
     split_secrets,
+)
+from modyard.installer.configuration.validation import (
+    check_spec_expressions,
+    config_errors,
     validate_config,
 )
 from modyard.modules.examples import example_files

@@ -25,17 +25,17 @@ from modyard.common.errors import Conflict, InvalidParam, NotFound, ValidationFa
 from modyard.common.semver import InvalidVersion, parse_version, satisfies
 from modyard.installer import publishers
 from modyard.installer import resolution as resolver
-from modyard.installer.configuration import (
+from modyard.installer.configuration.environment import env_overrides
+from modyard.installer.configuration.errors import ConfigInvalid
+from modyard.installer.configuration.secrets import (
     MASK,
-    ConfigInvalid,
-    env_overrides,
     mask,
     merge_secrets,
     restore_masked,
     secret_paths,
     split_secrets,
-    validate_config,
 )
+from modyard.installer.configuration.validation import validate_config
 from modyard.installer.context import InstallerContext
 from modyard.installer.events import (
     INSTALLATION_CONFIGURED,

@@ -10,7 +10,7 @@ from modyard.common.auth import CurrentPrincipal, Principal, Role
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, Forbidden
 from modyard.installer import idempotency, installations, workspaces
-from modyard.installer.configuration import effective_config
+from modyard.installer.configuration.environment import effective_config
 from modyard.installer.context import Context
 from modyard.installer.installations import full_config
 from modyard.installer.schemas import (
