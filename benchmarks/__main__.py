@@ -28,7 +28,7 @@ from benchmarks import (
 )
 from modyard.common.logging import configure_logging
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import (
+from modyard.testing.infra import (
     isolated_infra,
     missing_infrastructure,
     non_loopback_targets,

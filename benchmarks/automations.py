@@ -15,8 +15,8 @@ import httpx
 from benchmarks.process_stats import cpu_seconds
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import auth_headers, service_process
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import auth_headers, service_process
 
 CLIENTS = 32
 CALLS = 20_000

@@ -30,14 +30,14 @@ from modyard.common.auth import Role
 from modyard.common.bus.topology import EVENTS_EXCHANGE
 from modyard.common.network import tcp_reachable
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import auth_headers, service_process
-from modyard.deployer.testing import (
+from modyard.testing.deployer import (
     RegistryLogin,
     delete_from_registry,
     publish_test_image,
     remove_namespace,
 )
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import auth_headers, service_process
 
 ROUNDS = 20
 STATUS_CHANGED = "modyard.deployer.deployment.status_changed"

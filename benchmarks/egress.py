@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 from modyard.common.egress.aiohttp_client import EgressClient
 from modyard.common.egress.policy import EgressPolicy
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
+from modyard.testing.infra import IsolatedInfra
 
 CHECKS = 20_000
 REQUESTS = 2_000

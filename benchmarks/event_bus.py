@@ -18,7 +18,7 @@ from modyard.common.bus.outbox import OutboxRelay, record_event
 from modyard.common.db.database import Database
 from modyard.common.db.messaging_tables import metadata
 from modyard.common.settings import ServiceSettings
-from modyard.common.testing.infra import IsolatedInfra
+from modyard.testing.infra import IsolatedInfra
 
 
 class _Node:

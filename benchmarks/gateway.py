@@ -37,9 +37,9 @@ from examples.resellerclub_cell.module_archive import module_zip
 from examples.resellerclub_cell.process import CWD, cell_command
 from modyard.common.auth import Role, mint_token
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.cells import first_answer, install_cell
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import auth_headers, service_process
+from modyard.testing.cells import first_answer, install_cell
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import auth_headers, service_process
 
 REQUESTS = 20_000
 CLIENTS = 32

@@ -14,9 +14,9 @@ import yaml
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import auth_headers, service_process
 from modyard.modules.testing import make_zip
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import auth_headers, service_process
 
 DEPTH = 6
 CHAINS = 5

@@ -29,10 +29,10 @@ import yaml
 from benchmarks.flow_load import publish_work, wait_for_node_logs
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra, asyncpg_dsn
-from modyard.common.testing.services import auth_headers, service_process
 from modyard.sdk.cell import ComponentCall, WorkerOptions
 from modyard.sdk.cell import ModuleWorker as SdkModuleWorker
+from modyard.testing.infra import IsolatedInfra, asyncpg_dsn
+from modyard.testing.services import auth_headers, service_process
 
 MESSAGES = 5_000
 NODES = 3

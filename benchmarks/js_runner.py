@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from modyard.common.testing.infra import IsolatedInfra
 from modyard.jsrunner.http_bridge import HttpBridge
 from modyard.jsrunner.isolation import probe
 from modyard.jsrunner.modules import ModuleStore
@@ -30,6 +29,7 @@ from modyard.jsrunner.registry_client import RegistryClient
 from modyard.jsrunner.runner import JsRunner
 from modyard.jsrunner.sandbox import rss_bytes
 from modyard.jsrunner.settings import JsRunnerSettings
+from modyard.testing.infra import IsolatedInfra
 
 ECHO = """
 module.exports = { async receive(context) {

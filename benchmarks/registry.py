@@ -19,8 +19,8 @@ import httpx
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra, asyncpg_dsn
-from modyard.common.testing.services import auth_headers, service_process
+from modyard.testing.infra import IsolatedInfra, asyncpg_dsn
+from modyard.testing.services import auth_headers, service_process
 
 MODULES = 200
 COMPONENTS = 50

@@ -18,11 +18,11 @@ from typing import Any
 
 from examples.resellerclub_cell.module_archive import module_zip
 from examples.resellerclub_cell.process import CWD, cell_command
-from modyard.common.testing.broker_outage import run_broker_outage
-from modyard.common.testing.database_restart import run_database_restart
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.resilience import Tally
-from modyard.sdk.dev.throwaway import throwaway_postgres, throwaway_rabbitmq
+from modyard.testing.broker_outage import run_broker_outage
+from modyard.testing.database_restart import run_database_restart
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.resilience import Tally
+from modyard.testing.throwaway import throwaway_postgres, throwaway_rabbitmq
 
 
 def _total(*tallies: Tally) -> dict[str, int]:

@@ -20,8 +20,8 @@ from benchmarks.flow_load import publish_work, wait_for_node_logs
 from benchmarks.process_stats import cpu_seconds
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra, asyncpg_dsn
-from modyard.common.testing.services import ServiceProcess, auth_headers, service_process
+from modyard.testing.infra import IsolatedInfra, asyncpg_dsn
+from modyard.testing.services import ServiceProcess, auth_headers, service_process
 
 MESSAGES = 20_000
 #: Runtime processes sharing the work queue (2 gave no more on this 2-core machine, where the

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 
 from benchmarks.process_stats import rss_mib
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import service_process
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import service_process
 
 
 async def idle_service(infra: IsolatedInfra, requests: int = 2000) -> dict[str, Any]:

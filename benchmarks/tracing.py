@@ -23,9 +23,9 @@ from benchmarks.flow_load import publish_work, wait_for_node_logs
 from benchmarks.process_stats import cpu_seconds
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra, asyncpg_dsn
-from modyard.common.testing.otlp import OtlpSink
-from modyard.common.testing.services import ServiceProcess, auth_headers, service_process
+from modyard.testing.infra import IsolatedInfra, asyncpg_dsn
+from modyard.testing.otlp import OtlpSink
+from modyard.testing.services import ServiceProcess, auth_headers, service_process
 
 MESSAGES = 4_000
 NODES = 3

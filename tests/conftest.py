@@ -4,9 +4,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from modyard.common.testing.cluster import running_cluster
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import PROCESS_PACKAGES, ServiceProcess
+from modyard.testing.cluster import running_cluster
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import PROCESS_PACKAGES, ServiceProcess
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """The five services as real processes that a test may kill (SIGKILL) and start again on the same
-port (``modyard.common.testing.cluster``), and cells run by ``modyard cell run`` as processes of
+port (``modyard.testing.cluster``), and cells run by ``modyard cell run`` as processes of
 their own: what the fault tests of test_process_kills.py and test_cell_faults.py inject their
 faults into.
 
@@ -21,11 +21,11 @@ from typing import Any
 
 import httpx
 
-from modyard.common.testing.cells import InstalledCell, install_cell
-from modyard.common.testing.cluster import Cluster, running_cluster
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
 from modyard.sdk.cell.runner import run_command
+from modyard.testing.cells import InstalledCell, install_cell
+from modyard.testing.cluster import Cluster, running_cluster
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent

@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import (
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import (
     SERVICE_PACKAGES,
     ServiceProcess,
     auth_headers,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from modyard.common.testing.broker_outage import run_broker_outage
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.sdk.dev.throwaway import throwaway_rabbitmq
+from modyard.testing.broker_outage import run_broker_outage
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.throwaway import throwaway_rabbitmq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the example cell lives in examples/

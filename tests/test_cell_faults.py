@@ -31,8 +31,8 @@ from fault_cluster import (
     remove_cell,
 )
 
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
 
 pytestmark = pytest.mark.infra
 

@@ -21,23 +21,23 @@ from sqlalchemy import select
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import (
-    auth_headers,
-    free_port,
-    in_process,
-    service_process,
-)
-from modyard.deployer.testing import (
+from modyard.runtime.app import create_app
+from modyard.runtime.models import NodeLog
+from modyard.runtime.settings import RuntimeSettings
+from modyard.testing.deployer import (
     RegistryLogin,
     delete_from_registry,
     publish_test_image,
     remove_namespace,
 )
-from modyard.runtime.app import create_app
-from modyard.runtime.models import NodeLog
-from modyard.runtime.settings import RuntimeSettings
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.services import (
+    auth_headers,
+    free_port,
+    in_process,
+    service_process,
+)
 
 pytestmark = pytest.mark.infra
 

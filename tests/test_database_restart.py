@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from modyard.common.testing.database_restart import run_database_restart
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.sdk.dev.throwaway import throwaway_postgres
+from modyard.testing.database_restart import run_database_restart
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.throwaway import throwaway_postgres
 
 pytestmark = pytest.mark.infra
 

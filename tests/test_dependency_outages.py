@@ -10,9 +10,9 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.proxy import OutageProxy
-from modyard.common.testing.services import service_process
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.proxy import OutageProxy
+from modyard.testing.services import service_process
 
 pytestmark = pytest.mark.infra
 

@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modyard.common.bus import topology
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra, asyncpg_dsn
-from modyard.common.testing.services import (
+from modyard.testing.infra import IsolatedInfra, asyncpg_dsn
+from modyard.testing.services import (
     SERVICE_PACKAGES,
     ServiceProcess,
     auth_headers,

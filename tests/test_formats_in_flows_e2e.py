@@ -27,14 +27,6 @@ import pytest
 from sqlalchemy import select
 
 from modyard.common.auth import Role
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import (
-    auth_headers,
-    in_process,
-    run_modyard,
-    service_process,
-)
 from modyard.jsrunner.app import create_app as create_runner
 from modyard.jsrunner.settings import JsRunnerSettings
 from modyard.modules.examples import example_dir
@@ -43,6 +35,14 @@ from modyard.runtime.models import NodeLog
 from modyard.runtime.settings import RuntimeSettings
 from modyard.sdk.cell import ComponentCall, Worker, WorkerOptions
 from modyard.sdk.cell import ModuleWorker as SdkModuleWorker
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.services import (
+    auth_headers,
+    in_process,
+    run_modyard,
+    service_process,
+)
 
 pytestmark = pytest.mark.infra
 

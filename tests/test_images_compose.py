@@ -44,7 +44,7 @@ from cryptography.fernet import Fernet
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.services import auth_headers
+from modyard.testing.services import auth_headers
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

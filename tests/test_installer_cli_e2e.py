@@ -12,10 +12,10 @@ from cryptography.fernet import Fernet
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import auth_headers, service_process
-from modyard.common.testing.services import run_modyard as modyard
 from modyard.modules.examples import example_dir
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import auth_headers, service_process
+from modyard.testing.services import run_modyard as modyard
 
 pytestmark = pytest.mark.infra
 

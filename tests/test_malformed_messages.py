@@ -20,11 +20,11 @@ from aio_pika.abc import AbstractChannel
 from modyard.common.bus import topology
 from modyard.common.bus.envelope import new_event
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import SERVICE_PACKAGES, ServiceProcess, auth_headers
 from modyard.gateway.dispatch import INGRESS_DEAD_LETTER_QUEUE, INGRESS_EXCHANGE
 from modyard.runtime.engine.topology import WORK_DEAD_LETTER_QUEUE, WORK_EXCHANGE, WORK_ROUTING_KEY
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.services import SERVICE_PACKAGES, ServiceProcess, auth_headers
 
 pytestmark = pytest.mark.infra
 

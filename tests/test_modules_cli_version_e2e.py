@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import ServiceProcess, run_modyard, service_process
 from modyard.modules.examples import example_dir
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import ServiceProcess, run_modyard, service_process
 
 pytestmark = pytest.mark.infra
 

@@ -35,18 +35,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fault_cluster import Cluster, cell_process, fault_cluster, install_example_cell, remove_cell
 
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra, asyncpg_dsn
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import free_port
-from modyard.deployer.testing import (
+from modyard.runtime.engine.messages import WorkMessage
+from modyard.runtime.engine.topology import WORK_EXCHANGE, WORK_ROUTING_KEY
+from modyard.testing.deployer import (
     RegistryLogin,
     delete_from_registry,
     httpd_command,
     publish_test_image,
     remove_namespace,
 )
-from modyard.runtime.engine.messages import WorkMessage
-from modyard.runtime.engine.topology import WORK_EXCHANGE, WORK_ROUTING_KEY
+from modyard.testing.infra import IsolatedInfra, asyncpg_dsn
+from modyard.testing.polling import eventually
+from modyard.testing.services import free_port
 
 pytestmark = pytest.mark.infra
 

@@ -18,15 +18,15 @@ import pytest
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import (
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.runtime import unprocessed_messages
+from modyard.testing.services import (
     auth_headers,
     free_port,
     run_modyard,
     service_process,
 )
-from modyard.runtime.testing import unprocessed_messages
 
 pytestmark = pytest.mark.infra
 

@@ -11,8 +11,6 @@ from fastapi import FastAPI
 
 from modyard.common.auth import Role
 from modyard.common.settings import ServiceSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import auth_headers, in_process
 from modyard.deployer.app import create_app as create_deployer
 from modyard.deployer.settings import DeployerSettings
 from modyard.gateway.app import create_app as create_gateway
@@ -23,6 +21,8 @@ from modyard.registry.app import create_app as create_registry
 from modyard.registry.settings import RegistrySettings
 from modyard.runtime.app import create_app as create_runtime
 from modyard.runtime.settings import RuntimeSettings
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import auth_headers, in_process
 
 pytestmark = pytest.mark.infra
 

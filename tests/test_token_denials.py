@@ -12,10 +12,10 @@ import pytest
 
 from modyard.common.auth import Role, decode_token, mint_token
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.cluster import Cluster, running_cluster
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import run_modyard as modyard
+from modyard.testing.cluster import Cluster, running_cluster
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.services import run_modyard as modyard
 
 pytestmark = pytest.mark.infra
 

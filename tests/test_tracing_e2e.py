@@ -22,13 +22,13 @@ import httpx
 import pytest
 import yaml
 
-from modyard.common.testing.cells import install_cell
-from modyard.common.testing.cluster import Cluster, running_cluster
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.otlp import OtlpSink, ReceivedSpan
-from modyard.common.testing.polling import eventually
 from modyard.runtime.webhooks.payloads import COMPONENT_ERROR
-from modyard.runtime.webhooks.testing import WebhookReceiver
+from modyard.testing.cells import install_cell
+from modyard.testing.cluster import Cluster, running_cluster
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.otlp import OtlpSink, ReceivedSpan
+from modyard.testing.polling import eventually
+from modyard.testing.runtime_webhooks import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent

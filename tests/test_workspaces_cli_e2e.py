@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import run_modyard as modyard
-from modyard.common.testing.services import service_process
 from modyard.common.tokens import Role, mint_token
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import run_modyard as modyard
+from modyard.testing.services import service_process
 
 pytestmark = pytest.mark.infra
 

@@ -17,16 +17,16 @@ from typing import Any
 import httpx
 from playwright.async_api import Page, async_playwright
 
-from modyard.backoffice.testing import CONFIG, Console, console_cluster, module_zip
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import isolated_infra
-from modyard.common.testing.polling import eventually
-from modyard.deployer.testing import (
+from modyard.testing.backoffice import CONFIG, Console, console_cluster, module_zip
+from modyard.testing.deployer import (
     RegistryLogin,
     delete_from_registry,
     publish_test_image,
     remove_namespace,
 )
+from modyard.testing.infra import isolated_infra
+from modyard.testing.polling import eventually
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 WS = "demo"

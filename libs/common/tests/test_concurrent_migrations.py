@@ -19,8 +19,8 @@ import pytest
 from modyard.common.db.database import Database
 from modyard.common.db.migrations import migrate
 from modyard.common.settings import ServiceSettings
-from modyard.common.testing.infra import IsolatedInfra, asyncpg_dsn
-from modyard.common.testing.polling import eventually
+from modyard.testing.infra import IsolatedInfra, asyncpg_dsn
+from modyard.testing.polling import eventually
 
 pytestmark = pytest.mark.infra
 

@@ -27,7 +27,7 @@ from modyard.common.egress.policy import (
     parse_host_pattern,
 )
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.dns import ChosenNames
+from modyard.testing.dns import ChosenNames
 
 PLATFORM = CommonSettings(
     amqp_url="amqp://u:p@127.0.0.1:5672/v",

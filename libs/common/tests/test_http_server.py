@@ -12,8 +12,8 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from modyard.common.http_server import CoalescingHttpToolsProtocol, CoalescingTransport
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import free_port
+from modyard.testing.polling import eventually
+from modyard.testing.services import free_port
 
 
 class RecordingTransport(asyncio.Transport):

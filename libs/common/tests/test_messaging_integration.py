@@ -23,7 +23,7 @@ from modyard.common.bus.outbox import OutboxRelay, record_event
 from modyard.common.db.database import Database
 from modyard.common.db.messaging_tables import metadata, outbox, processed_events
 from modyard.common.settings import ServiceSettings
-from modyard.common.testing.infra import IsolatedInfra
+from modyard.testing.infra import IsolatedInfra
 
 pytestmark = pytest.mark.infra
 

@@ -15,7 +15,7 @@ from modyard.common.db.database import Database
 from modyard.common.db.secret_rotation import EncryptedColumn, rotate_secrets
 from modyard.common.secrets import SecretBox
 from modyard.common.settings import ServiceSettings
-from modyard.common.testing.infra import IsolatedInfra
+from modyard.testing.infra import IsolatedInfra
 
 pytestmark = pytest.mark.infra
 

@@ -15,7 +15,7 @@ import pytest
 
 from modyard.common.bus.connection import MessageReturned
 from modyard.common.bus.wire import Delivery, Properties, Wire, WireClosed, WireConnection
-from modyard.common.testing.infra import IsolatedInfra
+from modyard.testing.infra import IsolatedInfra
 
 pytestmark = pytest.mark.infra
 

@@ -13,7 +13,6 @@ from typing import Any
 import aio_pika
 import pytest
 
-from modyard.common.testing.infra import IsolatedInfra
 from modyard.sdk.cell import (
     Cell,
     ComponentCall,
@@ -23,6 +22,7 @@ from modyard.sdk.cell import (
     WorkerOptions,
     load_target,
 )
+from modyard.testing.infra import IsolatedInfra
 
 pytestmark = pytest.mark.infra
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.services import free_port, service_process, url_variable
 from modyard.sdk.client import SERVICES, ModyardClient
 from modyard.sdk.status import STATUS_SERVICES, healthy, service_checks
+from modyard.testing.services import free_port, service_process, url_variable
 
 
 def test_backoffice_url_defaults_to_8006_and_follows_its_setting(

@@ -18,11 +18,11 @@ from sqlalchemy import select
 
 from examples.resellerclub_cell.cell import cell as example_cell
 from examples.resellerclub_cell.module_archive import module_zip
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import in_process, service_process
 from modyard.gateway.app import create_app
 from modyard.gateway.models import Cell
 from modyard.gateway.settings import GatewaySettings
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import in_process, service_process
 
 
 # Module scope, not package or session: the registry and installer processes consume the shared

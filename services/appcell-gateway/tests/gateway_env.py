@@ -9,12 +9,12 @@ from typing import Any
 import httpx
 
 from modyard.common.auth import Role, mint_token
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers
 from modyard.gateway.context import GatewayContext
 from modyard.gateway.settings import GatewaySettings
 from modyard.sdk.cell import Cell, Worker, WorkerOptions
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.services import auth_headers
 
 WS = "cells"
 MODULE = "newresellerclubcell"

@@ -16,8 +16,8 @@ from gateway_env import WS, Env
 from prometheus_client import REGISTRY
 
 from modyard.common.http_server import CoalescingHttpToolsProtocol
-from modyard.common.testing.large_bodies import CHUNK, post_large_body
-from modyard.common.testing.services import free_port
+from modyard.testing.large_bodies import CHUNK, post_large_body
+from modyard.testing.services import free_port
 
 pytestmark = pytest.mark.infra
 

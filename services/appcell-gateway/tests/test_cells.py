@@ -15,8 +15,8 @@ from gateway_env import WS, Env
 
 from examples.resellerclub_cell.cell import cell as example_cell
 from examples.resellerclub_cell.module_archive import module_zip
-from modyard.common.testing.polling import eventually
 from modyard.gateway.dispatch import INGRESS_EXCHANGE
+from modyard.testing.polling import eventually
 
 pytestmark = pytest.mark.infra
 

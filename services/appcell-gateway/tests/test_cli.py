@@ -16,8 +16,8 @@ from gateway_env import WS, Env
 from typer.testing import CliRunner
 
 from examples.resellerclub_cell.process import CWD, cell_command
-from modyard.common.testing.services import free_port
 from modyard.sdk.cli import app as cli
+from modyard.testing.services import free_port
 
 pytestmark = pytest.mark.infra
 

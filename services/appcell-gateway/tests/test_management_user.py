@@ -17,9 +17,9 @@ import pytest
 from pydantic import SecretStr
 
 from modyard.common.bus.management import management_permissions
-from modyard.common.testing.infra import IsolatedInfra
 from modyard.gateway.broker_admin import BrokerAdmin, cell_queue, cell_user, new_password
 from modyard.gateway.settings import GatewaySettings
+from modyard.testing.infra import IsolatedInfra
 
 pytestmark = pytest.mark.infra
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from gateway_env import WS, Env
 
-from modyard.common.testing.polling import eventually
 from modyard.sdk.cell import Cell
+from modyard.testing.polling import eventually
 
 pytestmark = pytest.mark.infra
 

@@ -14,12 +14,12 @@ from modyard.backoffice.app import create_app
 from modyard.backoffice.console import TOKEN_COOKIE, WORKSPACE_COOKIE
 from modyard.backoffice.csrf import CSRF_COOKIE, CSRF_HEADER, token_for
 from modyard.backoffice.settings import BackofficeSettings
-from modyard.backoffice.testing import Upstreams, upstream_cluster
 from modyard.common.auth import Role, mint_token
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import in_process
-from modyard.runtime.testing import unprocessed_messages
+from modyard.testing.backoffice import Upstreams, upstream_cluster
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.runtime import unprocessed_messages
+from modyard.testing.services import in_process
 
 WS = "console"
 

@@ -16,15 +16,15 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from modyard.backoffice.testing import CONFIG, Console, console_cluster, module_zip
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.deployer.testing import (
+from modyard.testing.backoffice import CONFIG, Console, console_cluster, module_zip
+from modyard.testing.deployer import (
     RegistryLogin,
     delete_from_registry,
     publish_test_image,
     remove_namespace,
 )
+from modyard.testing.infra import IsolatedInfra
 
 from .conftest import WS, fail_messages
 

@@ -15,10 +15,10 @@ import pytest
 from modyard.backoffice.app import create_app
 from modyard.backoffice.console import TOKEN_COOKIE
 from modyard.backoffice.settings import BackofficeSettings
-from modyard.backoffice.testing import CONFIG, module_zip
 from modyard.common.auth import Role
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import in_process
+from modyard.testing.backoffice import CONFIG, module_zip
+from modyard.testing.polling import eventually
+from modyard.testing.services import in_process
 
 from .conftest import WS, Backoffice, fail_messages, form_token, token
 

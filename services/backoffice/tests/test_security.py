@@ -14,9 +14,9 @@ from modyard.backoffice.console import TOKEN_COOKIE
 from modyard.backoffice.csrf import CSRF_COOKIE, CSRF_HEADER, token_for
 from modyard.backoffice.security_headers import CONTENT_SECURITY_POLICY
 from modyard.backoffice.settings import BackofficeSettings
-from modyard.backoffice.testing import module_zip
 from modyard.common.auth import Role, mint_token
-from modyard.common.testing.services import in_process
+from modyard.testing.backoffice import module_zip
+from modyard.testing.services import in_process
 
 from .conftest import Backoffice, form_token, token
 

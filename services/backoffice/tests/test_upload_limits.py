@@ -16,8 +16,8 @@ from modyard.backoffice.console import TOKEN_COOKIE
 from modyard.backoffice.csrf import CSRF_COOKIE, CSRF_HEADER, token_for
 from modyard.backoffice.settings import BackofficeSettings
 from modyard.common.auth import Role, mint_token
-from modyard.common.testing.large_bodies import post_large_body
-from modyard.common.testing.services import free_port
+from modyard.testing.large_bodies import post_large_body
+from modyard.testing.services import free_port
 
 HOST = "127.0.0.1"
 FIFTY_MB = 50 * 1024 * 1024

@@ -22,16 +22,16 @@ import pytest
 from modyard.common.auth import Role
 from modyard.common.network import tcp_reachable
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import ServiceProcess, auth_headers, service_process
-from modyard.deployer.testing import (
+from modyard.testing.deployer import (
     RegistryLogin,
     delete_from_registry,
     httpd_command,
     publish_test_image,
     remove_namespace,
 )
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.services import ServiceProcess, auth_headers, service_process
 
 #: What a deployed container can do (tests/test_container_sandbox.py reads its output): who it
 #: runs as, where it can write, and which of ``$PROBE_PORTS`` it can connect to on the host (the

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from modyard.common.testing.services import free_port
+from modyard.testing.services import free_port
 
 from .conftest import Deployer, Images
 

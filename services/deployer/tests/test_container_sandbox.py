@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import free_port
+from modyard.testing.polling import eventually
+from modyard.testing.services import free_port
 
 from .conftest import Deployer, Images
 from .test_deployments import body, create, deploy, fetch

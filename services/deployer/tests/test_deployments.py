@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, free_port, service_process
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.services import auth_headers, free_port, service_process
 
 from .conftest import Deployer, Images
 

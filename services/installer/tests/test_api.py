@@ -14,17 +14,17 @@ import yaml
 from sqlalchemy import text
 
 from modyard.common.auth import Role
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import (
+from modyard.installer.app import create_app
+from modyard.installer.settings import InstallerSettings
+from modyard.modules.examples import example_files
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.services import (
     ServiceProcess,
     auth_headers,
     in_process,
     service_process,
 )
-from modyard.installer.app import create_app
-from modyard.installer.settings import InstallerSettings
-from modyard.modules.examples import example_files
 
 pytestmark = pytest.mark.infra
 

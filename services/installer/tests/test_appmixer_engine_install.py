@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from modyard.common.auth import Role
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import auth_headers, in_process, service_process
 from modyard.installer.app import create_app
 from modyard.installer.settings import InstallerSettings
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import auth_headers, in_process, service_process
 
 pytestmark = pytest.mark.infra
 

@@ -19,15 +19,15 @@ import pytest
 import yaml
 
 from modyard.common.auth import Role
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import (
+from modyard.installer.app import create_app
+from modyard.installer.settings import InstallerSettings
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import (
     ServiceProcess,
     auth_headers,
     in_process,
     service_process,
 )
-from modyard.installer.app import create_app
-from modyard.installer.settings import InstallerSettings
 
 pytestmark = pytest.mark.infra
 

@@ -14,7 +14,6 @@ from jsrunner_env import Harness, runner_settings
 
 from modyard.common.db.database import Database
 from modyard.common.db.migrations import migrate
-from modyard.common.testing.infra import IsolatedInfra
 from modyard.jsrunner.context_api import ContextApi
 from modyard.jsrunner.http_bridge import HttpBridge
 from modyard.jsrunner.isolation import probe
@@ -22,6 +21,7 @@ from modyard.jsrunner.modules import ModuleStore
 from modyard.jsrunner.pool import ChildPool
 from modyard.jsrunner.registry_client import RegistryClient
 from modyard.jsrunner.runner import JsRunner
+from modyard.testing.infra import IsolatedInfra
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "modyard" / "jsrunner" / "migrations"
 

@@ -20,13 +20,13 @@ from fastapi import FastAPI
 from jsrunner_env import SHARED_CACHE
 from sqlalchemy import select
 
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import service_process
 from modyard.jsrunner.app import create_app as create_runner
 from modyard.jsrunner.settings import JsRunnerSettings
 from modyard.runtime.app import create_app as create_runtime
 from modyard.runtime.models import NodeLog
 from modyard.runtime.settings import RuntimeSettings
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import service_process
 
 
 @dataclass(frozen=True)

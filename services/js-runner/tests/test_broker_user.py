@@ -14,10 +14,10 @@ from stack_env import create_workspace, install, node_logs, publish, registry_an
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, in_process
-from modyard.sdk.dev.rabbitmq import js_runner_permissions
+from modyard.dev.rabbitmq import js_runner_permissions
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.services import auth_headers, in_process
 
 pytestmark = pytest.mark.infra
 

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import auth_headers, service_process
 from modyard.sdk.cli import app
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import auth_headers, service_process
 
 pytestmark = pytest.mark.infra
 

@@ -8,12 +8,12 @@ import structlog
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings, Environment
-from modyard.common.testing.cluster import running_cluster
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import auth_headers
 from modyard.jsrunner import isolation as isolation_module
 from modyard.jsrunner.isolation import WeakIsolationRefused, check, probe
 from modyard.jsrunner.settings import JsRunnerSettings
+from modyard.testing.cluster import running_cluster
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import auth_headers
 
 
 @pytest.mark.infra

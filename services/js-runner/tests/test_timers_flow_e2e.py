@@ -25,10 +25,10 @@ from test_flow_e2e import _start_flow
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, in_process
 from modyard.jsrunner.tables import timers
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.services import auth_headers, in_process
 
 pytestmark = pytest.mark.infra
 

@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import func, select, text
 
 from modyard.common.auth import Role
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import auth_headers, in_process
 from modyard.modules.examples import example_dir, example_files
 from modyard.modules.testing import make_zip, zip_with_entry
 from modyard.registry.app import create_app
 from modyard.registry.models import Module
 from modyard.registry.settings import RegistrySettings
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import auth_headers, in_process
 
 pytestmark = pytest.mark.infra
 

@@ -21,8 +21,6 @@ import pytest
 from sqlalchemy import func, select
 
 from modyard.common.auth import Role
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import auth_headers, in_process
 from modyard.modules.archive import ArchiveLimits
 from modyard.modules.formats.base import ModuleFiles
 from modyard.modules.testing import compressed_bomb, make_zip, symlink_entry, zip_with_entry
@@ -30,6 +28,8 @@ from modyard.registry import publishing
 from modyard.registry.app import create_app
 from modyard.registry.models import Archive, Module, ModuleVersion
 from modyard.registry.settings import RegistrySettings
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import auth_headers, in_process
 
 pytestmark = pytest.mark.infra
 

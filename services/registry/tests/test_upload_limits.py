@@ -13,9 +13,9 @@ import pytest
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.large_bodies import post_large_body
-from modyard.common.testing.services import ServiceProcess, auth_headers, service_process
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.large_bodies import post_large_body
+from modyard.testing.services import ServiceProcess, auth_headers, service_process
 
 pytestmark = pytest.mark.infra
 

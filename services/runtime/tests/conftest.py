@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modyard.runtime.testing import FetchReceiver
+from modyard.testing.runtime import FetchReceiver
 
 # The tests import their shared helpers (runtime_env) as a sibling module.
 sys.path.insert(0, str(Path(__file__).resolve().parent))

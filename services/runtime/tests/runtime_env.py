@@ -15,9 +15,9 @@ import yaml
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import ServiceProcess, service_process
 from modyard.runtime.models import NodeLog
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import ServiceProcess, service_process
 
 
 def module_archive(document: dict[str, Any]) -> bytes:

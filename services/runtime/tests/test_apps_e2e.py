@@ -22,19 +22,19 @@ from runtime_env import external_request, registry_and_installer
 from sqlalchemy import select
 
 from modyard.common.auth import Role
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import (
-    auth_headers,
-    free_port,
-    in_process,
-)
 from modyard.modules.testing import make_zip
 from modyard.runtime.app import create_app
 from modyard.runtime.automations.service import AutomationService
 from modyard.runtime.models import NodeLog
 from modyard.runtime.settings import RuntimeSettings
-from modyard.runtime.testing import FetchReceiver
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.runtime import FetchReceiver
+from modyard.testing.services import (
+    auth_headers,
+    free_port,
+    in_process,
+)
 
 pytestmark = pytest.mark.infra
 

@@ -15,15 +15,15 @@ import yaml
 
 import modyard.modules.examples
 from modyard.common.auth import Role
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
 from modyard.runtime.automations.models import AutomationWorkspace
 from modyard.runtime.automations.schedules import run_due
 from modyard.runtime.automations.service import AutomationService
 from modyard.runtime.settings import RuntimeSettings
-from modyard.runtime.testing import FetchReceiver
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.runtime import FetchReceiver
+from modyard.testing.services import auth_headers, in_process
 
 pytestmark = pytest.mark.infra
 

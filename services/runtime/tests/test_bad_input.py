@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
 from modyard.runtime.settings import RuntimeSettings
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import auth_headers, in_process
 
 pytestmark = pytest.mark.infra
 

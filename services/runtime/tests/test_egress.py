@@ -32,9 +32,6 @@ from modyard.common.db.database import Database
 from modyard.common.egress.policy import EgressPolicy, EgressRefused
 from modyard.common.secrets import SecretBox
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.dns import ChosenNames
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
 from modyard.runtime.automations.fetch import Fetcher
 from modyard.runtime.components.base import ComponentError, ExecutionContext
@@ -45,14 +42,17 @@ from modyard.runtime.egress.gate import RuntimeEgress
 from modyard.runtime.executors import HttpExecutor
 from modyard.runtime.models import InstalledComponent
 from modyard.runtime.settings import RuntimeSettings
-from modyard.runtime.testing import FetchReceiver
 from modyard.runtime.webhooks import notify
 from modyard.runtime.webhooks.delivery import WebhookDeliverer
 from modyard.runtime.webhooks.models import DeliveryStatus, WebhookDelivery
 from modyard.runtime.webhooks.payloads import EXAMPLES, FLOW_STOPPED
 from modyard.runtime.webhooks.schemas import WebhookCreate
 from modyard.runtime.webhooks.service import create_webhook
-from modyard.runtime.webhooks.testing import WebhookReceiver, create_webhook_tables
+from modyard.testing.dns import ChosenNames
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.runtime import FetchReceiver
+from modyard.testing.runtime_webhooks import WebhookReceiver, create_webhook_tables
+from modyard.testing.services import auth_headers, in_process
 
 pytestmark = pytest.mark.infra
 

@@ -18,12 +18,12 @@ from runtime_env import external_request, module_archive, node_log_entries, regi
 from sqlalchemy import func, select
 
 from modyard.common.auth import Role
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
 from modyard.runtime.models import Flow
 from modyard.runtime.settings import RuntimeSettings
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.services import auth_headers, in_process
 
 pytestmark = pytest.mark.infra
 

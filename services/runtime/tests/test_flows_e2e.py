@@ -16,15 +16,15 @@ from runtime_env import external_request, module_archive, node_log_entries, regi
 from sqlalchemy import func, select
 
 from modyard.common.auth import Role
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
 from modyard.runtime.settings import RuntimeSettings
 from modyard.runtime.webhooks.signing import verify_signature
-from modyard.runtime.webhooks.testing import WebhookReceiver
 from modyard.sdk.cell import CellError, ComponentCall, Worker, WorkerOptions
 from modyard.sdk.cell import ModuleWorker as SdkModuleWorker
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.runtime_webhooks import WebhookReceiver
+from modyard.testing.services import auth_headers, in_process
 
 pytestmark = pytest.mark.infra
 

@@ -14,10 +14,10 @@ from sqlalchemy import text
 
 from modyard.common.db.database import Database
 from modyard.common.db.migrations import migrate
-from modyard.common.testing.infra import IsolatedInfra
 from modyard.runtime.engine.batching import MicroBatcher
 from modyard.runtime.engine.ledger import ExecutionLedger
 from modyard.runtime.settings import RuntimeSettings
+from modyard.testing.infra import IsolatedInfra
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "modyard" / "runtime" / "migrations"
 

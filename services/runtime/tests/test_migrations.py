@@ -11,8 +11,8 @@ from sqlalchemy import text
 from modyard.common.db.database import Database
 from modyard.common.db.migrations import migrate
 from modyard.common.secrets import SecretBox
-from modyard.common.testing.infra import IsolatedInfra
 from modyard.runtime.settings import RuntimeSettings
+from modyard.testing.infra import IsolatedInfra
 
 pytestmark = pytest.mark.infra
 

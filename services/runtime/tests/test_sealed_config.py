@@ -13,13 +13,13 @@ import pytest
 from modyard.common.auth import Role
 from modyard.common.db.secret_rotation import rotate_secrets
 from modyard.common.secrets import SecretBox
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app, service_spec
 from modyard.runtime.automations.models import AutomationWorkspace
 from modyard.runtime.automations.secret_config import SEALED, SealedConfigColumn, unsealed_config
 from modyard.runtime.automations.service import AutomationService
 from modyard.runtime.settings import RuntimeSettings
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.services import auth_headers, in_process
 
 pytestmark = pytest.mark.infra
 

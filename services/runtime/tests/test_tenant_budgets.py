@@ -19,9 +19,6 @@ from runtime_env import node_log_entries
 
 from modyard.common.auth import Role
 from modyard.common.expressions import MAX_COERCED_ITEMS, ExpressionError, evaluate_value
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.polling import eventually
-from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
 from modyard.runtime.automations.budgets import AutomationBudgets
 from modyard.runtime.automations.definitions import compile_automation
@@ -29,6 +26,9 @@ from modyard.runtime.automations.interpreter import BudgetExceeded, Interpreter
 from modyard.runtime.automations.program import Program
 from modyard.runtime.automations.service import AutomationService
 from modyard.runtime.settings import RuntimeSettings
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.services import auth_headers, in_process
 
 pytestmark = pytest.mark.infra
 

@@ -17,8 +17,6 @@ from sqlalchemy import select, text
 
 from modyard.common.db.database import Database
 from modyard.common.secrets import SecretBox
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import free_port
 from modyard.runtime.settings import RuntimeSettings
 from modyard.runtime.webhooks import notify, verify_signature
 from modyard.runtime.webhooks.delivery import WebhookDeliverer, backoff_delay
@@ -33,7 +31,9 @@ from modyard.runtime.webhooks.payloads import (
 from modyard.runtime.webhooks.schemas import WebhookCreate
 from modyard.runtime.webhooks.service import create_webhook
 from modyard.runtime.webhooks.signing import compute_signature
-from modyard.runtime.webhooks.testing import WebhookReceiver, create_webhook_tables
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.runtime_webhooks import WebhookReceiver, create_webhook_tables
+from modyard.testing.services import free_port
 
 pytestmark = pytest.mark.infra
 

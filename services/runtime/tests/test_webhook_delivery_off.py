@@ -10,11 +10,11 @@ import asyncio
 
 import pytest
 
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import auth_headers, in_process
 from modyard.runtime.app import create_app
 from modyard.runtime.settings import RuntimeSettings
-from modyard.runtime.webhooks.testing import WebhookReceiver
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.runtime_webhooks import WebhookReceiver
+from modyard.testing.services import auth_headers, in_process
 
 pytestmark = pytest.mark.infra
 

@@ -23,8 +23,6 @@ from modyard.common.auth import Role
 from modyard.common.db.database import Database
 from modyard.common.errors import install_problem_handlers
 from modyard.common.observability.middleware import RequestContextMiddleware
-from modyard.common.testing.infra import IsolatedInfra
-from modyard.common.testing.services import auth_headers, free_port
 from modyard.runtime.settings import RuntimeSettings
 from modyard.runtime.webhooks import EVENTS, notify
 from modyard.runtime.webhooks.api import router
@@ -40,7 +38,9 @@ from modyard.runtime.webhooks.payloads import (
     FlowStoppedData,
     WebhookPayload,
 )
-from modyard.runtime.webhooks.testing import WebhookReceiver, create_webhook_tables
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.runtime_webhooks import WebhookReceiver, create_webhook_tables
+from modyard.testing.services import auth_headers, free_port
 
 pytestmark = pytest.mark.infra
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import importlib.util
 import json
 import os
 import time
@@ -35,6 +36,9 @@ class Lazy:
     module: str
     attribute: str
     help: str
+    #: The distribution that holds ``module`` when the SDK does not (``modyard dev``: modyard-dev,
+    #: development tooling that production installs leave out).
+    distribution: str | None = None
 
 
 #: Every command, in the order ``modyard --help`` lists them; ``None`` ones are defined here.
@@ -59,9 +63,10 @@ COMMANDS: dict[str, Lazy | None] = {
     "ping": None,
     "secret-key": None,
     "dev": Lazy(
-        "modyard.sdk.dev.cli",
+        "modyard.dev.cli",
         "app",
         "Local development: infrastructure, migrations, running the services.",
+        distribution="modyard-dev",
     ),
     "modules": Lazy(
         "modyard.sdk.modules_cli",
@@ -134,8 +139,32 @@ COMMANDS: dict[str, Lazy | None] = {
 }
 
 
+def missing_command(name: str, lazy: Lazy) -> click.Command:
+    """A stand-in for a command whose distribution is not installed: says what to install."""
+    single = typer.Typer(add_completion=False)
+
+    @single.command(
+        name,
+        help=lazy.help,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        add_help_option=False,
+    )
+    def not_installed() -> None:
+        err_console.print(
+            f"`modyard {name}` needs the {lazy.distribution} package, which is not installed: "
+            f"`uv sync` in a modyard checkout installs it (or `pip install {lazy.distribution}`)."
+        )
+        raise typer.Exit(1)
+
+    command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
 def load_command(name: str, lazy: Lazy) -> click.Command:
     """The click command of ``lazy``, importing its module now."""
+    if lazy.distribution is not None and not _importable(lazy.module):
+        return missing_command(name, lazy)
     target = getattr(importlib.import_module(lazy.module), lazy.attribute)
     if isinstance(target, typer.Typer):
         # Always a group: get_command would collapse a one-command app (`modyard cell run`) into
@@ -154,6 +183,13 @@ def load_command(name: str, lazy: Lazy) -> click.Command:
         command = typer.main.get_command(single)
     command.name = name
     return command
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 class LazyGroup(TyperGroup):

@@ -13,7 +13,7 @@ import httpx
 
 from modyard.common.settings import CommonSettings
 from modyard.sdk.client import SERVICES, ModyardClient
-from modyard.sdk.dev.probes import docker_ping, http_status, redact
+from modyard.sdk.probes import docker_ping, http_status, redact
 
 State = Literal["up", "down", "unavailable"]
 

@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from modyard.common.settings import CommonSettings
-from modyard.sdk.dev.component import State
-from modyard.sdk.dev.paths import RunLayout
-from modyard.sdk.dev.processes import is_running, read_pid
-from modyard.sdk.dev.prometheus import RULES, Prometheus, render_config, scrape_targets
+from modyard.dev.component import State
+from modyard.dev.paths import RunLayout
+from modyard.dev.processes import is_running, read_pid
+from modyard.dev.prometheus import RULES, Prometheus, render_config, scrape_targets
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -15,15 +15,15 @@ from enum import StrEnum
 from pathlib import Path
 
 from modyard.common.settings import CommonSettings
-from modyard.sdk.dev.paths import RunLayout
-from modyard.sdk.dev.probes import redact
-from modyard.sdk.dev.processes import (
+from modyard.dev.paths import RunLayout
+from modyard.dev.processes import (
     StartupError,
     is_running,
     read_pid,
     remove_pid,
     wait_until,
 )
+from modyard.sdk.probes import redact
 
 
 class State(StrEnum):

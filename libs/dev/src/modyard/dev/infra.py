@@ -10,15 +10,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from modyard.common.settings import CommonSettings
-from modyard.sdk.dev import envfile
-from modyard.sdk.dev.component import Component, Report, State
-from modyard.sdk.dev.docker import Docker
-from modyard.sdk.dev.image_registry import ImageRegistry
-from modyard.sdk.dev.paths import RunLayout
-from modyard.sdk.dev.postgres import Postgres
-from modyard.sdk.dev.processes import run
-from modyard.sdk.dev.prometheus import Prometheus
-from modyard.sdk.dev.rabbitmq import RabbitMQ
+from modyard.dev import envfile
+from modyard.dev.component import Component, Report, State
+from modyard.dev.docker import Docker
+from modyard.dev.image_registry import ImageRegistry
+from modyard.dev.paths import RunLayout
+from modyard.dev.postgres import Postgres
+from modyard.dev.processes import run
+from modyard.dev.prometheus import Prometheus
+from modyard.dev.rabbitmq import RabbitMQ
 
 
 def load_settings(layout: RunLayout) -> CommonSettings:

@@ -15,7 +15,7 @@ A node started before that user existed gets it on the next ``up`` (:meth:`Rabbi
 
 :class:`NodeAddress` names the node and its ports. The defaults are the development node's; fault
 tests start a second, private node with other ports under a temporary directory
-(``modyard.sdk.dev.throwaway``), so that stopping it never touches the shared broker.
+(``modyard.testing.throwaway``), so that stopping it never touches the shared broker.
 """
 
 from __future__ import annotations
@@ -35,10 +35,9 @@ import httpx
 from modyard.common.bus.management import management_permissions
 from modyard.common.network import tcp_reachable
 from modyard.common.settings import CommonSettings
-from modyard.sdk.dev.component import Component, Report, State, find_binary
-from modyard.sdk.dev.paths import RunLayout
-from modyard.sdk.dev.probes import amqp_answers, endpoint, http_status, is_local
-from modyard.sdk.dev.processes import (
+from modyard.dev.component import Component, Report, State, find_binary
+from modyard.dev.paths import RunLayout
+from modyard.dev.processes import (
     StartupError,
     is_running,
     read_pid,
@@ -49,6 +48,7 @@ from modyard.sdk.dev.processes import (
     wait_until,
     write_pid,
 )
+from modyard.sdk.probes import amqp_answers, endpoint, http_status, is_local
 
 HOST = "127.0.0.1"
 AMQP_PORT = 5672

@@ -3,7 +3,7 @@
 installs and flow-webhook load, ``pg_ctl restart -m fast`` mid-load, and then the accounting and
 the consistency checks (nothing half-applied, flows finished exactly once).
 
-The cluster comes in as a :class:`RestartableDatabase` (``modyard.sdk.dev.throwaway`` provides
+The cluster comes in as a :class:`RestartableDatabase` (``modyard.testing.throwaway`` provides
 one), so this library does not need the SDK.
 """
 
@@ -23,9 +23,9 @@ import httpx
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.cluster import running_cluster
-from modyard.common.testing.infra import asyncpg_dsn
-from modyard.common.testing.resilience import (
+from modyard.testing.cluster import running_cluster
+from modyard.testing.infra import asyncpg_dsn
+from modyard.testing.resilience import (
     Caller,
     Calls,
     Tally,
@@ -38,7 +38,7 @@ from modyard.common.testing.resilience import (
     until,
     webhook_load,
 )
-from modyard.common.testing.services import auth_headers
+from modyard.testing.services import auth_headers
 
 WS = "restart"
 SCHEMA_SUFFIX = "restart"

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from modyard.common.testing.polling import eventually
+from modyard.testing.polling import eventually
 
 
 @dataclass(frozen=True)

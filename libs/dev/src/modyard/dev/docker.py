@@ -14,9 +14,8 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from modyard.sdk.dev.component import Component, find_binary
-from modyard.sdk.dev.probes import docker_ping
-from modyard.sdk.dev.processes import (
+from modyard.dev.component import Component, find_binary
+from modyard.dev.processes import (
     StartupError,
     is_running,
     read_pid,
@@ -26,6 +25,7 @@ from modyard.sdk.dev.processes import (
     wait_until,
     write_pid,
 )
+from modyard.sdk.probes import docker_ping
 
 # sockaddr_un.sun_path is 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107

@@ -16,10 +16,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from modyard.common.settings import CommonSettings
-from modyard.sdk.dev.component import Component, find_binary
-from modyard.sdk.dev.paths import RunLayout
-from modyard.sdk.dev.probes import http_status
-from modyard.sdk.dev.processes import (
+from modyard.dev.component import Component, find_binary
+from modyard.dev.paths import RunLayout
+from modyard.dev.processes import (
     StartupError,
     remove_pid,
     spawn_daemon,
@@ -27,6 +26,7 @@ from modyard.sdk.dev.processes import (
     wait_until,
     write_pid,
 )
+from modyard.sdk.probes import http_status
 
 HOST = "127.0.0.1"
 PORT = 9090

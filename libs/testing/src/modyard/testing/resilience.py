@@ -23,8 +23,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from modyard.common.testing.infra import asyncpg_dsn
-from modyard.common.testing.services import (
+from modyard.testing.infra import asyncpg_dsn
+from modyard.testing.services import (
     SERVICE_PACKAGES,
     ServiceProcess,
 )

@@ -14,18 +14,18 @@ from pathlib import Path
 import pytest
 
 from modyard.common.network import tcp_reachable
-from modyard.sdk.dev import processes
-from modyard.sdk.dev.infra import mounts_under
-from modyard.sdk.dev.paths import RepoNotFoundError, find_repo_root
-from modyard.sdk.dev.probes import (
+from modyard.dev import processes
+from modyard.dev.infra import mounts_under
+from modyard.dev.paths import RepoNotFoundError, find_repo_root
+from modyard.dev.runner import prefixes
+from modyard.dev.services import SERVICES, select
+from modyard.sdk.probes import (
     Endpoint,
     endpoint,
     is_local,
     postgres_answers,
     redact,
 )
-from modyard.sdk.dev.runner import prefixes
-from modyard.sdk.dev.services import SERVICES, select
 
 # -- paths -------------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import httpx
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.services import (
+from modyard.testing.services import (
     PROCESS_PACKAGES,
     SERVICE_PACKAGES,
     ServiceProcess,

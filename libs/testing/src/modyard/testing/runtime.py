@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from modyard.common.testing.polling import eventually
+from modyard.testing.polling import eventually
 
 
 class FetchReceiver:

@@ -19,8 +19,8 @@ import yaml
 
 from modyard.common.auth import Role, mint_token
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.cluster import running_cluster
-from modyard.common.testing.services import ServiceProcess, service_process
+from modyard.testing.cluster import running_cluster
+from modyard.testing.services import ServiceProcess, service_process
 
 #: A configuration with a secret, a choice, a number and a flag: the install form shows each.
 CONFIG: dict[str, Any] = {

@@ -2,7 +2,7 @@
 benchmark: the five services and a cell on a private RabbitMQ node, flow-webhook and gateway load,
 ``rabbitmqctl stop_app`` for ten seconds, ``start_app``, and the accounting afterwards.
 
-The broker comes in as a :class:`Broker` (``modyard.sdk.dev.throwaway`` provides one) and the cell
+The broker comes in as a :class:`Broker` (``modyard.testing.throwaway`` provides one) and the cell
 as an archive and a command, so that this library needs neither the SDK nor the examples.
 """
 
@@ -23,9 +23,9 @@ import httpx
 
 from modyard.common.auth import Role, mint_token
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.cells import first_answer, install_cell
-from modyard.common.testing.cluster import running_cluster
-from modyard.common.testing.resilience import (
+from modyard.testing.cells import first_answer, install_cell
+from modyard.testing.cluster import running_cluster
+from modyard.testing.resilience import (
     Caller,
     Calls,
     Tally,
@@ -40,7 +40,7 @@ from modyard.common.testing.resilience import (
     wait_for,
     webhook_load,
 )
-from modyard.common.testing.services import SERVICE_PACKAGES, ServiceProcess, auth_headers
+from modyard.testing.services import SERVICE_PACKAGES, ServiceProcess, auth_headers
 
 WS = "outage"
 CELL_SLUG = "rc"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.infra import (
+from modyard.testing.infra import (
     IsolatedInfra,
     isolated_infra,
     missing_infrastructure,

@@ -11,9 +11,8 @@ import json
 import secrets
 from pathlib import Path
 
-from modyard.sdk.dev.component import Component, find_binary
-from modyard.sdk.dev.probes import endpoint, http_status, is_local
-from modyard.sdk.dev.processes import (
+from modyard.dev.component import Component, find_binary
+from modyard.dev.processes import (
     StartupError,
     remove_pid,
     run,
@@ -22,6 +21,7 @@ from modyard.sdk.dev.processes import (
     wait_until,
     write_pid,
 )
+from modyard.sdk.probes import endpoint, http_status, is_local
 
 HOST = "127.0.0.1"
 PORT = 5000

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modyard.common.settings import CommonSettings
-from modyard.common.testing.services import free_port
-from modyard.sdk.dev.paths import RunLayout
-from modyard.sdk.dev.postgres import Postgres
-from modyard.sdk.dev.processes import StartupError, signal_process, wait_gone
-from modyard.sdk.dev.rabbitmq import NodeAddress, RabbitMQ
+from modyard.dev.paths import RunLayout
+from modyard.dev.postgres import Postgres
+from modyard.dev.processes import StartupError, signal_process, wait_gone
+from modyard.dev.rabbitmq import NodeAddress, RabbitMQ
+from modyard.testing.services import free_port
 
 START_TIMEOUT = 90.0
 

@@ -15,12 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modyard.sdk.dev import infra
-from modyard.sdk.dev.component import Report, State
-from modyard.sdk.dev.paths import RepoNotFoundError, RunLayout, layout
-from modyard.sdk.dev.rabbitmq import RabbitMQ
-from modyard.sdk.dev.runner import RunOptions, Supervisor, default_on_ready
-from modyard.sdk.dev.services import (
+from modyard.dev import infra
+from modyard.dev.component import Report, State
+from modyard.dev.paths import RepoNotFoundError, RunLayout, layout
+from modyard.dev.rabbitmq import RabbitMQ
+from modyard.dev.runner import RunOptions, Supervisor, default_on_ready
+from modyard.dev.services import (
     BACKOFFICE_URL,
     JS_RUNNER_URL,
     ScriptNotFoundError,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modyard.sdk.dev import docker, image_registry, postgres, rabbitmq
+from modyard.dev import docker, image_registry, postgres, rabbitmq
 
 
 def test_postgres_conf_binds_loopback_and_quotes_paths() -> None:
@@ -81,7 +81,7 @@ def test_rabbitmq_conf_listens_on_loopback_only() -> None:
 
 def test_rabbitmq_node_env_keeps_everything_under_run_and_on_loopback(tmp_path: Path) -> None:
     from modyard.common.settings import CommonSettings
-    from modyard.sdk.dev.paths import RunLayout
+    from modyard.dev.paths import RunLayout
 
     component = rabbitmq.RabbitMQ(RunLayout(tmp_path), CommonSettings(_env_file=None))
     env = component.node_env()

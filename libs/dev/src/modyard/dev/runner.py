@@ -23,8 +23,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from modyard.sdk.dev.processes import signal_process
-from modyard.sdk.dev.services import Service, script_path
+from modyard.dev.processes import signal_process
+from modyard.dev.services import Service, script_path
 
 COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan")
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from modyard.sdk.dev import envfile
-from modyard.sdk.dev.component import Report, State
-from modyard.sdk.dev.infra import write_infra_env
-from modyard.sdk.dev.paths import RunLayout
+from modyard.dev import envfile
+from modyard.dev.component import Report, State
+from modyard.dev.infra import write_infra_env
+from modyard.dev.paths import RunLayout
 
 
 def test_render_keeps_order_and_plain_values_unquoted() -> None:

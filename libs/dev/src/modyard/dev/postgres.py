@@ -5,7 +5,7 @@ PostgreSQL refuses to run as root, so as root the cluster belongs to an unprivil
 ``modyard`` is the cluster's bootstrap superuser, so tests can create and drop databases freely.
 
 The port is a parameter: fault tests run a private cluster on another port under a temporary
-directory (``modyard.sdk.dev.throwaway``) and restart it without touching the shared one.
+directory (``modyard.testing.throwaway``) and restart it without touching the shared one.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 
 from modyard.common.network import tcp_reachable
 from modyard.common.settings import CommonSettings
-from modyard.sdk.dev.component import Component
-from modyard.sdk.dev.paths import RunLayout
-from modyard.sdk.dev.probes import endpoint, is_local, postgres_answers
-from modyard.sdk.dev.processes import StartupError, run, tail, terminate, write_pid
+from modyard.dev.component import Component
+from modyard.dev.paths import RunLayout
+from modyard.dev.processes import StartupError, run, tail, terminate, write_pid
+from modyard.sdk.probes import endpoint, is_local, postgres_answers
 
 HOST = "127.0.0.1"
 PORT = 5432
