@@ -23,6 +23,7 @@ from modyard.jsrunner.pool import ChildPool
 from modyard.jsrunner.registry_client import RegistryClient
 from modyard.jsrunner.runner import JsRunner
 from modyard.jsrunner.settings import JsRunnerSettings
+from modyard.jsrunner.slingr.host import InstallerStorage, SlingrHost
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +50,9 @@ def service_spec(settings: JsRunnerSettings | None = None) -> ServiceSpec:
         runner = JsRunner(settings, isolation, store, pool)
         runners[:] = [runner]
         runner.use_context_api(ContextApi(settings, app.state.database))
+        # Slingr packages' sys.storage and sys.events (docs/slingr.md).
+        slingr_storage = InstallerStorage(settings)
+        pool.rpc = SlingrHost(slingr_storage, bus).wrap(pool.rpc)
         consumer = RequestConsumer(settings, bus, runner)
         bus.add_topology(consumer.declare)
         app.state.js_runner = RunnerContext(runner, isolation)
@@ -75,6 +79,7 @@ def service_spec(settings: JsRunnerSettings | None = None) -> ServiceSpec:
             await pool.close()
             await bridge.aclose()
             await registry.close()
+            await slingr_storage.close()
 
     return ServiceSpec(
         settings=settings,

@@ -65,6 +65,9 @@ class ModuleVersion:
     key: str
     directory: Path
     components: dict[str, JsComponent]
+    #: The manifest's format: ``appmixer`` components run on node/bootstrap.js, ``slingr``
+    #: packages on node/slingr/main.js (docs/slingr.md).
+    format: str = "appmixer"
 
 
 def _read_only(root: Path) -> None:
@@ -175,14 +178,6 @@ class ModuleStore:
             raise ModuleUnavailable(
                 f"the registry has no module {name} {version} (was it removed?)", retryable=False
             )
-        if manifest.get("format") == "slingr":
-            # A Slingr step's step.js is written for Slingr's own step API, not Appmixer's
-            # receive(context): run as one it fails with a ReferenceError that says nothing.
-            raise ModuleUnavailable(
-                f"{name} {version} is a Slingr package: its flow steps do not run on the "
-                "JavaScript runner yet (it runs Appmixer components); see issue 21",
-                retryable=False,
-            )
         prefix = _SAFE.sub("_", f"{name}@{version}")
         existing = sorted(self._root.glob(f"{prefix}-*")) if self._root.exists() else []
         for directory in existing:
@@ -202,6 +197,7 @@ class ModuleStore:
             key=directory.name,
             directory=directory,
             components=_components(manifest, directory),
+            format=str(manifest.get("format") or "appmixer"),
         )
 
     async def _unpack_and_install(

@@ -26,6 +26,8 @@ from modyard.jsrunner.modules import ModuleStore, ModuleUnavailable, ModuleVersi
 from modyard.jsrunner.pool import ChildPool
 from modyard.jsrunner.sandbox import SandboxFailure, SandboxSpec
 from modyard.jsrunner.settings import JsRunnerSettings
+from modyard.jsrunner.slingr import calls as slingr_calls
+from modyard.jsrunner.slingr import run as slingr_run
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +61,10 @@ _PERMANENT_CODES: Final = frozenset(
         "MODULE_NOT_FOUND",
         # A persistent context member refused what was asked (context_api.py): it will again.
         "ERR_CONTEXT_LIMIT",
+        # A Slingr script past its time or memory limit, or its own exception (docs/slingr.md).
+        "ERR_SCRIPT_TIMEOUT",
+        "ERR_SCRIPT_MEMORY",
+        "ERR_SLINGR_EXCEPTION",
         "ERR_NOT_SUPPORTED",
         "ERR_FILE_NOT_FOUND",
     }
@@ -155,13 +161,16 @@ class JsRunner:
         return known
 
     def spec(self, module: ModuleVersion) -> SandboxSpec:
-        return SandboxSpec(
+        spec = SandboxSpec(
             key=module.key,
             module=module.name,
             module_dir=module.directory,
             require_paths=self.store.base_paths,
             allowances=tuple(self._settings.module_allowances.get(module.name, ())),
         )
+        if module.format == slingr_calls.SLINGR:  # its own child (warm pool included)
+            return slingr_calls.spec(self._settings, module, spec)
+        return spec
 
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         """The reply to one request (never raises for the module's own failures)."""
@@ -189,6 +198,17 @@ class JsRunner:
             message_id=str(request.get("message_id") or request.get("correlation_id") or ""),
             persistent=component.persistent_state,
         )
+        if module.format == slingr_calls.SLINGR:
+            return await slingr_run.run(
+                self.pool,
+                module,
+                self.spec(module),
+                slingr_calls.step_frame(module, component, request),
+                scope,
+                request,
+                allowance=allowance_of(request.get("egress")),
+                classify=classify,
+            )
         extra: dict[str, Any] = {}
         try:
             if port == "timeout":

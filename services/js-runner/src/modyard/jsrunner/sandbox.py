@@ -78,6 +78,10 @@ class SandboxSpec:
     require_paths: tuple[Path, ...]
     #: Permissions an operator allowed this module (``ALLOWABLE`` keys).
     allowances: tuple[str, ...] = ()
+    #: The child's entry script under ``node/`` and arguments after the usual ones (Slingr
+    #: packages run on ``slingr/main.js`` with their limits, docs/slingr.md).
+    bootstrap: str = "bootstrap.js"
+    extra_args: tuple[str, ...] = ()
 
 
 def command(
@@ -103,9 +107,10 @@ def command(
         node.append("--no-addons")
     node += [
         f"--max-old-space-size={settings.heap_mb}",
-        str(settings.node_dir / "bootstrap.js"),
+        str(settings.node_dir / spec.bootstrap),
         ":".join(str(path) for path in spec.require_paths),
         str(proxy_socket or ""),
+        *spec.extra_args,
     ]
     if not isolation.namespaces:
         return node

@@ -89,6 +89,15 @@ class JsRunnerSettings(ServiceSettings):
     #: available here. Refused at start in production unless set; logged at every start.
     accept_weak_isolation: bool = False
 
+    # -- Slingr packages (docs/slingr.md) --------------------------------------------------------
+    #: One flow step, listener or script call past this is stopped (Slingr's own limit is 30 s;
+    #: here it must stay below CALL_TIMEOUT_SECONDS, the runtime waits 30 s for an answer).
+    slingr_timeout_seconds: float = Field(default=20.0, gt=0)
+    #: Worker threads per Slingr package version: how many of its calls run at once.
+    slingr_workers: int = Field(default=2, ge=1, le=64)
+    #: V8 heap of one worker, MiB: a script past it fails alone, the package's other calls go on.
+    slingr_heap_mb: int = Field(default=64, ge=8, le=4096)
+
     # -- context.httpRequest (through the egress policy) -----------------------------------------
     http_timeout_seconds: float = Field(default=20.0, gt=0)
     http_max_response_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)

@@ -1,0 +1,164 @@
+'use strict';
+// A worker thread running Slingr package code (started by node/slingr/main.js). Package code
+// sees Slingr's synchronous globals (globals.js); each host call posts a message to the main
+// thread and blocks in Atomics.wait until the answer is in the shared buffer.
+
+const fs = require('fs');
+const path = require('path');
+const vm = require('vm');
+const { parentPort, workerData } = require('worker_threads');
+const { createGlobals, describe, SlingrException } = require('./globals');
+
+const shared = workerData.shared;
+const ctrl = new Int32Array(shared, 0, 2);
+const data = new Uint8Array(shared, 8);
+
+function host(method, args) {
+    Atomics.store(ctrl, 0, 0);
+    parentPort.postMessage({ t: 'host', method, args });
+    Atomics.wait(ctrl, 0, 0);
+    const size = Atomics.load(ctrl, 1);
+    // TextDecoder refuses a view on shared memory: copy it out first.
+    return JSON.parse(Buffer.from(data.slice(0, size)).toString('utf8'));
+}
+
+function logLine(level, args) {
+    const msg = args
+        .map((arg) => {
+            if (typeof arg === 'string') return arg;
+            if (arg instanceof Error) return arg.stack || String(arg);
+            try {
+                return JSON.stringify(arg);
+            } catch (err) {
+                return String(arg);
+            }
+        })
+        .join(' ');
+    parentPort.postMessage({ t: 'log', level, msg: msg.slice(0, 8192) });
+}
+
+// -- the package, loaded once per worker (a child serves one package version) ---------------
+
+let loaded = null;
+
+function readJson(file) {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+}
+
+function jsFiles(target) {
+    const stat = fs.statSync(target);
+    if (!stat.isDirectory()) return [target];
+    return fs
+        .readdirSync(target)
+        .filter((name) => name.endsWith('.js'))
+        .sort()
+        .map((name) => path.join(target, name));
+}
+
+function loadPackage(dir) {
+    const descriptor = readJson(path.join(dir, 'package.json'));
+    const state = { call: null, configCache: new Map() };
+    const scripts = {};
+    const pkg = { [descriptor.name]: scripts };
+    const listeners = {};
+    const globals = createGlobals({ host, logLine, state, descriptor, pkg, listeners });
+    const context = vm.createContext(globals, { name: `slingr:${descriptor.name}` });
+    const run = (source, filename) => vm.runInContext(source, context, { filename });
+    const metadata = Array.isArray(descriptor.metadata) ? descriptor.metadata : [];
+    for (const entry of metadata) {
+        if (!entry || (entry.type !== 'script' && entry.type !== 'listener')) continue;
+        const target = path.join(dir, String(entry.path || '').replace(/^\/+/, ''));
+        for (const file of jsFiles(target)) {
+            const source = fs.readFileSync(file, 'utf8');
+            if (entry.type === 'script') {
+                const namespace = entry.namespace || path.basename(file, '.js');
+                const exportsObject = (scripts[namespace] = scripts[namespace] || {});
+                run(`(function (exports) {${source}\n})`, file)(exportsObject);
+            } else {
+                run(`(function (listeners) {${source}\n})`, file)(listeners);
+            }
+        }
+    }
+    let builder = null;
+    if (typeof descriptor.configurationBuilder === 'string' && descriptor.configurationBuilder.trim()) {
+        builder = run(`(${descriptor.configurationBuilder})`, 'package.json#configurationBuilder');
+    }
+    return { dir, descriptor, state, run, listeners, builder, steps: new Map() };
+}
+
+function stepOf(pkgState, entry) {
+    let found = pkgState.steps.get(entry);
+    if (found) return found;
+    const holder = {};
+    pkgState.run(`(function (step) {${fs.readFileSync(entry, 'utf8')}\n})`, entry)(holder);
+    const names = Object.keys(holder).filter((key) => typeof holder[key] === 'function');
+    if (names.length !== 1) {
+        throw new TypeError(`${entry} must define exactly one step.<name> function (found ${names.length})`);
+    }
+    let defaults = {};
+    const definition = path.join(path.dirname(entry), 'step.json');
+    if (fs.existsSync(definition)) {
+        for (const input of readJson(definition).inputs || []) {
+            if (!input || !input.name || input.defaultValue === undefined) continue;
+            // A one-element list for a single value is that value, as Slingr reads it.
+            const value = input.defaultValue;
+            defaults[input.name] = Array.isArray(value) && value.length === 1 && input.multiplicity !== 'many' ? value[0] : value;
+        }
+    }
+    found = { fn: holder[names[0]], defaults };
+    pkgState.steps.set(entry, found);
+    return found;
+}
+
+function configOf(pkgState, raw) {
+    const key = JSON.stringify(raw || {});
+    let built = pkgState.state.configCache.get(key);
+    if (built === undefined) {
+        built = JSON.parse(key);
+        if (pkgState.builder) {
+            const answer = pkgState.builder(built);
+            if (answer && typeof answer === 'object') built = answer;
+        }
+        if (pkgState.state.configCache.size > 100) pkgState.state.configCache.clear();
+        pkgState.state.configCache.set(key, built);
+    }
+    return built;
+}
+
+function plain(value) {
+    return value === undefined ? null : JSON.parse(JSON.stringify(value));
+}
+
+function onCall(call) {
+    try {
+        if (!loaded || loaded.dir !== call.packageDir) loaded = loadPackage(call.packageDir);
+        loaded.state.call = call;
+        loaded.state.config = configOf(loaded, call.config);
+        if (call.kind === 'listener') {
+            const listener = loaded.listeners[call.listener];
+            if (!listener || typeof listener.callback !== 'function') {
+                throw new TypeError(`the package defines no listener ${call.listener}`);
+            }
+            const result = listener.callback(plain(call.event));
+            parentPort.postMessage({ t: 'done', outputs: {}, response: { result: plain(result) } });
+            return;
+        }
+        const step = stepOf(loaded, call.entry);
+        const content = call.content && typeof call.content === 'object' && !Array.isArray(call.content) ? call.content : {};
+        const inputs = Object.assign({}, step.defaults, call.properties || {}, content);
+        let result = step.fn(inputs);
+        if (result === undefined || result === null) result = {};
+        else if (typeof result !== 'object' || Array.isArray(result)) result = { result };
+        parentPort.postMessage({ t: 'done', outputs: { out: [plain(result)] } });
+    } catch (err) {
+        parentPort.postMessage({ t: 'failed', error: describe(err) });
+    } finally {
+        if (loaded) loaded.state.call = null;
+    }
+}
+
+parentPort.on('message', (message) => {
+    if (message.t === 'call') onCall(message.call);
+});
+
+module.exports = { SlingrException };

@@ -1,0 +1,99 @@
+"""What the runner sends a Slingr package's child: its sandbox spec and one call's frame."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from modyard.jsrunner.context_api import CallScope
+from modyard.jsrunner.modules import JsComponent, ModuleVersion
+from modyard.jsrunner.sandbox import SandboxSpec
+from modyard.jsrunner.settings import JsRunnerSettings
+
+SLINGR = "slingr"
+
+
+@dataclass(frozen=True)
+class SlingrScope:
+    """Who a Slingr call runs for: the context scope and the installation whose storage and
+    events it uses (all from the runtime's request, never from the child)."""
+
+    base: CallScope
+    installation: str
+    #: The package's own name (``pkg.<name>``) and the events package.json declares.
+    package: str
+    events: frozenset[str]
+
+
+def spec(settings: JsRunnerSettings, module: ModuleVersion, base: SandboxSpec) -> SandboxSpec:
+    """A Slingr package's child: node/slingr/main.js with worker threads (package code runs in
+    them, so the child needs ``--allow-worker``) and the per-script limits."""
+    limits = {
+        "timeoutMs": int(settings.slingr_timeout_seconds * 1000),
+        "workers": settings.slingr_workers,
+        "heapMb": settings.slingr_heap_mb,
+        "bufferBytes": settings.max_frame_bytes,
+    }
+    return SandboxSpec(
+        key=base.key,
+        module=base.module,
+        module_dir=base.module_dir,
+        require_paths=base.require_paths,
+        allowances=tuple(sorted({*base.allowances, "worker"})),
+        bootstrap="slingr/main.js",
+        extra_args=(json.dumps(limits, separators=(",", ":")),),
+    )
+
+
+def descriptor(module: ModuleVersion) -> dict[str, Any]:
+    try:
+        loaded = json.loads((module.directory / "package.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def scope_of(module: ModuleVersion, base: CallScope, request: dict[str, Any]) -> SlingrScope:
+    document = descriptor(module)
+    declared = document.get("events")
+    events: list[Any] = declared if isinstance(declared, list) else []
+    return SlingrScope(
+        base=base,
+        installation=str(request.get("installation") or ""),
+        package=str(document.get("name") or module.name),
+        events=frozenset(
+            str(event["name"]) for event in events if isinstance(event, dict) and event.get("name")
+        ),
+    )
+
+
+def step_frame(
+    module: ModuleVersion, component: JsComponent, request: dict[str, Any]
+) -> dict[str, Any]:
+    """A flow step's call: the message's content are its inputs (over step.json's defaults and
+    the node's properties), the installation's configuration goes through
+    ``configurationBuilder`` in the child."""
+    return {
+        "kind": "step",
+        "packageDir": str(module.directory),
+        "entry": str(component.entry),
+        "content": request.get("payload"),
+        "properties": request.get("properties") or {},
+        "config": request.get("config") or {},
+        "nodeId": request.get("node_id"),
+        "flowId": request.get("flow_id"),
+    }
+
+
+def listener_frame(module: ModuleVersion, listener: str, request: dict[str, Any]) -> dict[str, Any]:
+    """A listener's call: ``callback(event)`` with the webhook request as the event."""
+    return {
+        "kind": "listener",
+        "packageDir": str(module.directory),
+        "listener": listener,
+        "event": request.get("payload"),
+        "config": request.get("config") or {},
+        "nodeId": request.get("node_id"),
+        "flowId": request.get("flow_id"),
+    }

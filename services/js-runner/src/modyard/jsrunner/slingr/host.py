@@ -1,0 +1,194 @@
+"""The host side of Slingr's synchronous globals that leave the child (the child blocks on
+them; node/slingr/main.js): ``sys.storage`` on the installer's installation storage, and
+``sys.events.triggerEvent`` as a bus event the runtime's ``core.event`` triggers of the same
+workspace hear. HTTP goes the ``context.httpRequest`` way (http_bridge.py, the egress policy).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import structlog
+
+from modyard.common.bus.connection import Bus
+from modyard.common.bus.envelope import new_event
+from modyard.common.service_client import ServiceClient
+from modyard.jsrunner.sandbox import RpcHandler
+from modyard.jsrunner.settings import JsRunnerSettings
+from modyard.jsrunner.slingr.calls import SlingrScope
+
+log = structlog.get_logger(__name__)
+
+#: The event type a flow's ``core.emit`` publishes; ``core.event`` triggers hear its ``type``
+#: in its ``workspace`` (the runtime's flows/events.py).
+FLOW_EMITTED = "modyard.runtime.flow.emitted"
+
+
+class SlingrError(Exception):
+    def __init__(self, message: str, code: str = "ERR_NOT_SUPPORTED") -> None:
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+class InstallerStorage(ServiceClient):
+    """``sys.storage``: the installer's per-installation storage, as a service."""
+
+    PEER = "installer"
+
+    def __init__(
+        self, settings: JsRunnerSettings, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        super().__init__(
+            settings,
+            base_url=settings.installer_url,
+            subject="js-runner",
+            timeout=settings.registry_timeout_seconds,
+            transport=transport,
+        )
+        self._ids: dict[tuple[str, str], str] = {}
+
+    async def _installation(self, workspace: str, slug: str) -> str:
+        known = self._ids.get((workspace, slug))
+        if known is None:
+            response = await self._http.get(
+                f"/v1/workspaces/{quote(workspace)}/installations/{quote(slug)}",
+                headers=self._headers(),
+            )
+            if response.status_code == 404:
+                raise SlingrError(f"sys.storage: there is no installation {slug} in {workspace}")
+            response.raise_for_status()
+            known = str(response.json()["id"])
+            self._ids[(workspace, slug)] = known
+        return known
+
+    async def call(self, method: str, args: dict[str, Any], scope: SlingrScope) -> Any:
+        if not scope.installation or not scope.base.workspace:
+            raise SlingrError("sys.storage needs an installation (a flow node of a workspace)")
+        key = str(args.get("key") or "")
+        if not key:
+            raise SlingrError("sys.storage: give a key", "ERR_BAD_OPTION")
+        installation = await self._installation(scope.base.workspace, scope.installation)
+        path = f"/v1/installations/{installation}/storage/{quote(key, safe='')}"
+        if method == "get":
+            response = await self._http.get(path, headers=self._headers())
+            if response.status_code == 404:
+                return None
+            response.raise_for_status()
+            return response.json().get("value")
+        if method == "put":
+            given = args.get("options")
+            options: dict[str, Any] = given if isinstance(given, dict) else {}
+            if args.get("replace"):
+                exists = await self._http.get(path, headers=self._headers())
+                if exists.status_code == 404:
+                    raise SlingrError(
+                        f"sys.storage.replace: there is no key {key!r}", "ERR_NOT_FOUND"
+                    )
+            response = await self._http.put(
+                path,
+                json=args.get("value"),
+                params={"encrypt": "true" if options.get("encrypt") else "false"},
+                headers=self._headers(),
+            )
+            if response.status_code >= 400 and response.status_code < 500:
+                raise SlingrError(f"sys.storage.put: {response.text[:300]}", "ERR_BAD_OPTION")
+            response.raise_for_status()
+            return args.get("value")
+        if method == "remove":
+            previous = await self.call("get", args, scope)
+            response = await self._http.delete(path, headers=self._headers())
+            if response.status_code not in (204, 404):
+                response.raise_for_status()
+            return previous
+        raise SlingrError(f"sys.storage.{method} is not supported")
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
+class SlingrHost:
+    def __init__(self, storage: InstallerStorage, bus: Bus | None) -> None:
+        self.storage = storage
+        self.bus = bus
+
+    def wrap(self, delegate: RpcHandler | None) -> RpcHandler:
+        """The child's ``rpc`` handler: Slingr's members here, the rest (Appmixer's context
+        members) as before, with the context scope they know."""
+
+        async def answer(method: str, args: Any, scope: Any) -> dict[str, Any]:
+            if isinstance(scope, SlingrScope):
+                if not method.startswith("slingr."):
+                    return {
+                        "error": {
+                            "message": f"{method} is not a Slingr member",
+                            "code": "ERR_NOT_SUPPORTED",
+                        }
+                    }
+                return await self.answer(method, args if isinstance(args, dict) else {}, scope)
+            if delegate is None:
+                return {
+                    "error": {
+                        "message": f"{method} needs the runner's database",
+                        "code": "ERR_RUNNER",
+                    }
+                }
+            return await delegate(method, args, scope)
+
+        return answer
+
+    async def answer(self, method: str, args: dict[str, Any], scope: SlingrScope) -> dict[str, Any]:
+        try:
+            if method.startswith("slingr.storage."):
+                result = await self.storage.call(
+                    method.removeprefix("slingr.storage."), args, scope
+                )
+            elif method == "slingr.event":
+                await self.trigger(args, scope)
+                result = None
+            else:
+                raise SlingrError(f"{method} is not supported")
+            return {"result": result}
+        except SlingrError as exc:
+            return {"error": {"message": exc.message, "code": exc.code}}
+        except Exception as exc:  # the installer or the broker is away: the call may be retried
+            log.warning("slingr_host_call_failed", method=method, exc_info=True)
+            return {
+                "error": {
+                    "message": f"{method} failed in the runner ({type(exc).__name__}: {exc})"[:500],
+                    "code": "ECONNRESET",
+                }
+            }
+
+    async def trigger(self, args: dict[str, Any], scope: SlingrScope) -> None:
+        """``sys.events.triggerEvent(name, data)``: one of the package's declared events, heard
+        by ``core.event`` nodes of the same workspace as ``<package>:<name>``."""
+        name = str(args.get("name") or "")
+        event = name.split(":", 1)[1] if name.startswith(f"{scope.package}:") else name
+        if event not in scope.events:
+            declared = ", ".join(sorted(scope.events)) or "none"
+            raise SlingrError(
+                f"sys.events.triggerEvent: {scope.package} declares no event {event!r} "
+                f"(package.json events: {declared})",
+                "ERR_BAD_OPTION",
+            )
+        if self.bus is None or not scope.base.workspace:
+            raise SlingrError("sys.events.triggerEvent needs the broker and a workspace")
+        kind = f"{scope.package}:{event}"
+        await self.bus.publish(
+            new_event(
+                source="modyard/js-runner",
+                type=FLOW_EMITTED,
+                subject=kind,
+                data={
+                    "type": kind,
+                    "data": args.get("data"),
+                    "workspace": scope.base.workspace,
+                    "flow_id": scope.base.flow_id,
+                    "node": scope.base.node_id,
+                    "depth": 1,
+                },
+            )
+        )

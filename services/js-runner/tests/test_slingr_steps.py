@@ -1,0 +1,181 @@
+"""Slingr flow steps on the runner (issue 21): a step calling a script calling
+``dependencies.http`` against a loopback API, ``config.get()`` after ``configurationBuilder``,
+``sys.utils``, ``sys.exceptions``, members that are not supported, and the per-script limits
+(time, memory): each contained while a bystander package keeps answering."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from jsrunner_env import Harness, loopback_server, runner_settings
+from slingr_env import add_package, step
+
+from modyard.jsrunner.http_bridge import HttpBridge
+from modyard.jsrunner.isolation import probe
+from modyard.jsrunner.modules import ModuleStore
+from modyard.jsrunner.pool import ChildPool
+from modyard.jsrunner.registry_client import RegistryClient
+from modyard.jsrunner.runner import JsRunner
+
+CONFIG = {"apiUrl": "", "token": "t0ken"}
+
+
+@pytest.fixture(scope="module")
+async def slingr(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
+    # A 1 s script limit (the setting's default is 20 s) under the call deadline of 4 s: the
+    # child stops the script itself, the supervisor never has to kill the child.
+    settings = runner_settings(slingr_timeout_seconds=1, slingr_heap_mb=24)
+    isolation = await probe(settings)
+    assert isolation.complete, isolation.missing
+    registry = RegistryClient(settings)
+    store = ModuleStore(settings, registry)
+    await store.prepare_base()
+    bridge = HttpBridge(settings)
+    pool = ChildPool(settings, isolation, bridge.perform_for)
+    runner = JsRunner(settings, isolation, store, pool)
+    try:
+        yield Harness(runner, settings, tmp_path_factory.mktemp("slingr"))
+    finally:
+        await pool.close()
+        await bridge.aclose()
+        await registry.close()
+
+
+@pytest.fixture(scope="module")
+async def vendor() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    seen: list[dict[str, Any]] = []
+
+    async def ping(request: web.Request) -> web.Response:
+        seen.append(
+            {
+                "auth": request.headers.get("Authorization"),
+                "mode": request.query.get("mode"),
+                "body": await request.json(),
+            }
+        )
+        return web.json_response({"got": (await request.json())["message"]}, status=201)
+
+    app = web.Application()
+    app.router.add_post("/ping", ping)
+    async with loopback_server(app) as url:
+        yield url, seen
+
+
+async def test_a_step_calls_a_script_that_calls_the_vendor_with_the_built_config(
+    slingr: Harness, vendor: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, seen = vendor
+    module = add_package(slingr, "relay")
+    reply = await step(
+        slingr, module, "callApi", {"message": "hello"}, config={**CONFIG, "apiUrl": url}
+    )
+    # step.json's default mode (a one-element list: that value), the script's formatting, the
+    # builder's header, the full response.
+    assert reply == {"outputs": {"out": [{"status": 201, "echoed": {"got": "Hello!"}}]}}
+    assert seen[-1] == {"auth": "Bearer t0ken", "mode": "loud", "body": {"message": "Hello!"}}
+    # The message's inputs win over step.json's defaults.
+    await step(
+        slingr,
+        module,
+        "callApi",
+        {"message": "x", "mode": "plain"},
+        config={**CONFIG, "apiUrl": url},
+    )
+    assert seen[-1]["mode"] == "plain"
+
+
+async def test_http_goes_through_the_egress_policy(slingr: Harness) -> None:
+    module = add_package(slingr, "relay")
+    # The platform's database port on loopback: refused by the policy, not reached.
+    reply = await step(
+        slingr,
+        module,
+        "callApi",
+        {"message": "x"},
+        config={**CONFIG, "apiUrl": "http://10.0.0.1:5432"},
+    )
+    error = reply["error"]
+    assert error["retryable"] is False, error
+    assert error["kind"] == "egress_refused", error
+
+
+async def test_utils_crypto_and_text(slingr: Harness) -> None:
+    module = add_package(slingr, "relay")
+    reply = await step(slingr, module, "sign", {"text": "abc"}, config=CONFIG)
+    [out] = reply["outputs"]["out"]
+    assert out == {
+        "sha256": hashlib.sha256(b"abc").hexdigest(),
+        "hmac": hmac.new(b"k3y", b"abc", hashlib.sha256).hexdigest(),
+        "b64": "YWJj",
+        "back": "abc",
+        "jwtOk": True,
+        "jwtBad": False,
+        "title": "Hello Slingr World",
+        "line": "Hi abc",
+    }
+
+
+@pytest.mark.parametrize(
+    ("code", "retryable", "status"), [("badRequest", False, 400), ("serviceUnavailable", True, 503)]
+)
+async def test_throw_exception_is_a_classified_failure(
+    slingr: Harness, code: str, retryable: bool, status: int
+) -> None:
+    module = add_package(slingr, "relay")
+    reply = await step(slingr, module, "refuse", {"code": code}, config=CONFIG)
+    assert reply["error"]["message"] == f"the relay refuses {code}"
+    assert (reply["error"]["retryable"], reply["error"]["status"]) == (retryable, status)
+
+
+async def test_an_unknown_exception_code_is_not_retried(slingr: Harness) -> None:
+    module = add_package(slingr, "relay")
+    reply = await step(slingr, module, "refuse", {"code": "quotaGone"}, config=CONFIG)
+    assert reply["error"]["retryable"] is False
+    assert reply["error"]["kind"] == "err_slingr_exception"
+
+
+async def test_an_unsupported_member_fails_naming_it(slingr: Harness) -> None:
+    module = add_package(slingr, "relay")
+    reply = await step(slingr, module, "entities", {}, config=CONFIG)
+    assert "sys.data.find is not supported on modyard" in reply["error"]["message"]
+    assert reply["error"]["retryable"] is False
+
+
+BYSTANDER_STEP = "sign"
+
+
+async def _bystander(slingr: Harness, module: str, rounds: int) -> None:
+    for _ in range(rounds):
+        reply = await step(slingr, module, BYSTANDER_STEP, {"text": "ok"}, config=CONFIG)
+        assert reply["outputs"]["out"][0]["back"] == "ok", reply
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "words"),
+    [
+        ("spin", "err_script_timeout", "did not finish within its 1 s limit"),
+        ("hog", "err_script_memory", "more than its 24 MiB of memory"),
+    ],
+)
+async def test_a_runaway_step_is_stopped_and_nothing_else(
+    slingr: Harness, name: str, code: str, words: str
+) -> None:
+    module = add_package(slingr, "relay")
+    bystander = add_package(slingr, "relay", as_name=f"relay-bystander-{name}")
+    await _bystander(slingr, bystander, 1)
+    reply, _ = await asyncio.gather(
+        step(slingr, module, name, {}, config=CONFIG), _bystander(slingr, bystander, 10)
+    )
+    assert words in reply["error"]["message"], reply
+    assert (reply["error"]["kind"], reply["error"]["retryable"]) == (code, False)
+    # The same package answers its next call (a fresh worker took the stopped one's place).
+    after = await step(slingr, module, "sign", {"text": "again"}, config=CONFIG)
+    assert after["outputs"]["out"][0]["back"] == "again"
+    await _bystander(slingr, bystander, 1)
