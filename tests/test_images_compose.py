@@ -4,7 +4,7 @@
 service image from the one Dockerfile, with nothing from Docker Hub. Then:
 
 - each service image is checked as shipped: non-root user, health check, no build or test
-  tooling, under 200 MB;
+  tooling (nor modyard's test harness and dev tooling), under 200 MB;
 - ``docker-compose.yml`` runs the whole stack on its own bridge network (ports on 127.0.0.1
   only): every ``/readyz`` answers, ``modyard status`` is green, a module is published and
   installed, a flow runs from a webhook and its log is read, and ``compose down`` leaves no
@@ -236,6 +236,18 @@ def test_a_service_image_is_small_non_root_probed_and_without_tooling(
     )
     found = docker("run", "--rm", "--read-only", "--entrypoint", "python", image, "-c", probe)
     assert found == "[]", f"{image} contains {found}"
+    # Nor modyard's own test harness and dev tooling (issue 18: dev-only members libs/testing and
+    # libs/dev, which `uv sync --no-dev --package <service>` leaves out), nor a test helper left
+    # in a shipped package.
+    harness = (
+        "import modyard, pathlib;"
+        "roots = [pathlib.Path(p) for p in modyard.__path__];"
+        "print(sorted(str(f.relative_to(r.parent)) for r in roots for f in r.rglob('*')"
+        " if f.relative_to(r).parts[0] in ('testing', 'dev')"
+        " or f.name in ('testing.py', 'conftest.py') or f.name.startswith('test_')))"
+    )
+    found = docker("run", "--rm", "--read-only", "--entrypoint", "python", image, "-c", harness)
+    assert found == "[]", f"{image} ships test or dev code: {found}"
 
 
 # --- docker compose --------------------------------------------------------------------------
