@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modyard.common.bus.consumer import EventSubscription
 from modyard.common.bus.envelope import CloudEvent
 from modyard.installer.context import InstallerContext
-from modyard.installer.installations import follow_new_version
+from modyard.installer.installations.upgrading import follow_new_version
 
 MODULE_PUBLISHED = "modyard.registry.module.published"
 

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from modyard.common.auth import CurrentPrincipal, Principal, Role, require_roles
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, Forbidden
-from modyard.installer import access, installations, workspaces
+from modyard.installer import access, workspaces
 from modyard.installer.acl import AclType, Subject
+from modyard.installer.installations.queries import get_installation
 from modyard.installer.models import AclRule
 from modyard.installer.schemas import (
     SLUG_PATTERN,
@@ -68,7 +69,7 @@ async def grant_users(
 ) -> AclRuleOut:
     """Open the installation's components to every user (the rule is shared by its module)."""
     workspace = await workspaces.get_workspace(session, ws, principal)
-    installation = await installations.get_installation(session, workspace, slug)
+    installation = await get_installation(session, workspace, slug)
     return _out(await access.grant_users(session, installation, principal.subject))
 
 

@@ -9,10 +9,11 @@ from fastapi.responses import JSONResponse
 from modyard.common.auth import CurrentPrincipal, Principal, Role
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, Forbidden
-from modyard.installer import idempotency, installations, workspaces
+from modyard.installer import idempotency, workspaces
 from modyard.installer.configuration.environment import effective_config
 from modyard.installer.context import Context
-from modyard.installer.installations import full_config
+from modyard.installer.installations import configuring, installing, queries, removing, upgrading
+from modyard.installer.installations.queries import full_config
 from modyard.installer.schemas import (
     SLUG_PATTERN,
     WORKSPACE_PATTERN,
@@ -71,8 +72,8 @@ async def install(
             return JSONResponse(
                 replayed[1], status_code=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"}
             )
-    result = await installations.install(session, context, workspace, body, actor=principal.subject)
-    described = await installations.describe(session, workspace, result.root)
+    result = await installing.install(session, context, workspace, body, actor=principal.subject)
+    described = await queries.describe(session, workspace, result.root)
     answer = InstallResult(
         **described.model_dump(), also_installed=[item.slug for item in result.also_installed]
     )
@@ -93,9 +94,9 @@ async def list_installations(
     ws: WorkspaceSlug, session: DbSession, principal: CurrentPrincipal
 ) -> InstallationPage:
     workspace = await workspaces.get_workspace(session, ws, principal)
-    items = await installations.list_installations(session, workspace)
+    items = await queries.list_installations(session, workspace)
     return InstallationPage(
-        items=[await installations.describe(session, workspace, item) for item in items]
+        items=[await queries.describe(session, workspace, item) for item in items]
     )
 
 
@@ -105,8 +106,8 @@ async def get_installation(
 ) -> InstallationOut:
     """One installation; secret configuration values are masked."""
     workspace = await workspaces.get_workspace(session, ws, principal)
-    return await installations.describe(
-        session, workspace, await installations.get_installation(session, workspace, slug)
+    return await queries.describe(
+        session, workspace, await queries.get_installation(session, workspace, slug)
     )
 
 
@@ -121,9 +122,9 @@ async def configure(
 ) -> InstallationOut:
     """Change the configuration (a JSON merge patch); it is validated again as a whole."""
     workspace = await workspaces.get_workspace(session, ws, principal)
-    installation = await installations.get_installation(session, workspace, slug)
-    await installations.configure(session, context, workspace, installation, body.config)
-    return await installations.describe(session, workspace, installation)
+    installation = await queries.get_installation(session, workspace, slug)
+    await configuring.configure(session, context, workspace, installation, body.config)
+    return await queries.describe(session, workspace, installation)
 
 
 @router.post("/{slug}/upgrade", response_model=InstallationOut)
@@ -137,8 +138,8 @@ async def upgrade(
 ) -> InstallationOut:
     """Move to another version; a new major version needs ``accept_breaking``."""
     workspace = await workspaces.get_workspace(session, ws, principal)
-    installation = await installations.get_installation(session, workspace, slug)
-    await installations.upgrade(
+    installation = await queries.get_installation(session, workspace, slug)
+    await upgrading.upgrade(
         session,
         context,
         workspace,
@@ -146,7 +147,7 @@ async def upgrade(
         version=body.version,
         accept_breaking=body.accept_breaking,
     )
-    return await installations.describe(session, workspace, installation)
+    return await queries.describe(session, workspace, installation)
 
 
 @router.delete("/{slug}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
@@ -159,8 +160,8 @@ async def remove(
     force: Annotated[bool, Query(description="Remove even if other installations need it")] = False,
 ) -> Response:
     workspace = await workspaces.get_workspace(session, ws, principal)
-    installation = await installations.get_installation(session, workspace, slug)
-    await installations.remove(session, context, workspace, installation, force=force)
+    installation = await queries.get_installation(session, workspace, slug)
+    await removing.remove(session, context, workspace, installation, force=force)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -171,7 +172,7 @@ async def get_effective_config(
     """The configuration the runtime runs with: instance values, then ``APP_CONFIG_<slug>_<KEY>``
     / ``APP_SECRET_…`` environment variables, then the module's defaults. Service role only."""
     workspace = await workspaces.get_workspace(session, ws, principal)
-    installation = await installations.get_installation(session, workspace, slug)
+    installation = await queries.get_installation(session, workspace, slug)
     spec = ConfigSpec.model_validate(installation.manifest.get("config") or {})
     token = (
         context.secrets.decrypt_json(installation.storage_token)

@@ -1,0 +1,307 @@
+"""The steps installing and upgrading share: lock, resolve, fetch, validate, create, record."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets as token_generator
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modyard.common import component_refs
+from modyard.common.bus.outbox import record_event
+from modyard.common.errors import Conflict, InvalidParam, ValidationFailed
+from modyard.common.semver import InvalidVersion
+from modyard.installer import resolution as resolver
+from modyard.installer.configuration.environment import env_overrides
+from modyard.installer.configuration.errors import ConfigInvalid
+from modyard.installer.configuration.secrets import (
+    secret_paths,
+    split_secrets,
+)
+from modyard.installer.configuration.validation import validate_config
+from modyard.installer.context import InstallerContext
+from modyard.installer.events import (
+    INSTALLATION_CREATED,
+    installation_event,
+)
+from modyard.installer.models import Installation, InstallationDependency, StorageItem, Workspace
+from modyard.modules.manifest import Manifest
+
+log = structlog.get_logger(__name__)
+
+
+async def lock_workspace(session: AsyncSession, workspace: Workspace) -> None:
+    # One change to a workspace's installations at a time: resolution reads what is installed.
+    await session.execute(
+        select(Workspace.id).where(Workspace.id == workspace.id).with_for_update()
+    )
+
+
+def is_import(item: Installation) -> bool:
+    return "." in item.slug and item.installed_as_dependency
+
+
+async def resolve(
+    context: InstallerContext,
+    module: str,
+    version: str | None,
+    installed: Mapping[str, str],
+    *,
+    root_field: str,
+) -> resolver.Resolution:
+    async def index(name: str) -> Sequence[resolver.IndexVersion] | None:
+        entries = await context.registry.index(name)
+        return None if entries is None else [resolver.IndexVersion.from_json(e) for e in entries]
+
+    try:
+        return await resolver.resolve(
+            module,
+            version,
+            index,
+            platform_version=context.settings.platform_version,
+            installed=installed,
+        )
+    except InvalidVersion as exc:
+        problem = ValidationFailed(str(exc), slug="invalid-version-range")
+        problem.errors = [InvalidParam(pointer="/body/version", detail=str(exc))]
+        raise problem from exc
+    except resolver.UnknownModule as exc:
+        if exc.module != module:
+            raise Conflict(exc.detail, slug="unresolvable-dependency", module=exc.module) from exc
+        problem = ValidationFailed(exc.detail, slug="unknown-module")
+        problem.errors = [InvalidParam(pointer=root_field, detail=exc.detail)]
+        raise problem from exc
+    except resolver.VersionConflict as exc:
+        raise Conflict(exc.detail, slug="version-conflict", chain=exc.chain) from exc
+    except resolver.ResolutionTooComplex as exc:
+        raise Conflict(exc.detail, slug="resolution-too-complex") from exc
+    except resolver.PlatformMismatch as exc:
+        raise Conflict(
+            exc.detail, slug="platform-mismatch", platform=context.settings.platform_version
+        ) from exc
+    except resolver.ResolutionError as exc:
+        raise Conflict(exc.detail, slug="no-matching-version") from exc
+
+
+async def fetch_manifests(
+    context: InstallerContext, locked: Sequence[resolver.Locked]
+) -> dict[str, Manifest]:
+    manifests: dict[str, Manifest] = {}
+    for item in locked:
+        document = await context.registry.manifest(item.name, item.version)
+        if document is None:
+            raise Conflict(
+                f"{item.name} {item.version} vanished from the registry; retry.",
+                slug="registry-changed",
+            )
+        manifests[item.name] = Manifest.model_validate(document)
+    return manifests
+
+
+def validated_config(
+    manifest: Manifest,
+    values: Mapping[str, Any],
+    *,
+    pointer: str,
+    slug: str,
+    context: InstallerContext,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The given values (plain, secret) once they validate as the runtime will see them.
+
+    Only what was given is stored: defaults and ``APP_CONFIG_*`` overrides are applied when the
+    effective configuration is computed, so that an override can still beat a default.
+    """
+    overrides = env_overrides(slug, manifest.config, context.environ)
+    try:
+        stored = validate_config(manifest.config, values, overrides=overrides)
+    except ConfigInvalid as exc:
+        raise exc.under(pointer) from exc
+    return split_secrets(stored, secret_paths(manifest.config))
+
+
+def store_config(
+    context: InstallerContext,
+    installation: Installation,
+    plain: dict[str, Any],
+    secret_values: dict[str, Any],
+) -> None:
+    """The plain values as they are, the secret ones encrypted (``None`` when there are none)."""
+    installation.config = plain
+    installation.secrets = context.secrets.encrypt_json(secret_values) if secret_values else None
+
+
+def new_installation(
+    workspace: Workspace,
+    slug: str,
+    locked: resolver.Locked,
+    manifest: Manifest,
+    *,
+    lock: dict[str, Any],
+    pinned: bool,
+    actor: str,
+) -> Installation:
+    return Installation(
+        id=uuid.uuid4(),
+        workspace_id=workspace.id,
+        slug=slug,
+        module=manifest.name,
+        version=manifest.version,
+        format=manifest.format.value,
+        kind=manifest.kind.value,
+        digest=locked.digest,
+        manifest=manifest.model_dump(mode="json", by_alias=True),
+        lock=lock,
+        pinned=pinned,
+        installed_as_dependency=False,
+        config={},
+        created_by=actor,
+    )
+
+
+def add_dependency(
+    session: AsyncSession,
+    context: InstallerContext,
+    workspace: Workspace,
+    result: resolver.Resolution,
+    name: str,
+    manifest: Manifest,
+    *,
+    slug: str,
+    parent: Installation,
+    config: Mapping[str, Any],
+    actor: str,
+) -> Installation:
+    """Module ``name`` of ``result`` as a dependency ``parent`` brought in, with its part of the lock.
+
+    Its config (an import's, or none) is stored even if incomplete, since it can be configured
+    later; its defaults apply through the effective configuration.
+    """
+    dependency = new_installation(
+        workspace,
+        slug,
+        result.modules[name],
+        manifest,
+        lock=sub_lock(result, name),
+        pinned=False,
+        actor=actor,
+    )
+    dependency.installed_as_dependency = True
+    dependency.parent_id = parent.id
+    store_config(context, dependency, *split_secrets(dict(config), secret_paths(manifest.config)))
+    session.add(dependency)
+    return dependency
+
+
+def sub_lock(result: resolver.Resolution, name: str) -> dict[str, Any]:
+    """The part of the lock reachable from ``name``."""
+    full = result.to_lock()
+    modules = full.get("modules", {})
+    reachable: list[str] = [name]
+    seen = {name}
+    while reachable:
+        current = result.modules.get(reachable.pop())
+        if current is None:
+            continue
+        for dependency in current.dependencies:
+            if dependency.name not in seen:
+                seen.add(dependency.name)
+                reachable.append(dependency.name)
+    return {
+        **full,
+        "root": name,
+        "modules": {key: value for key, value in modules.items() if key in seen},
+    }
+
+
+async def free_slug(session: AsyncSession, workspace: Workspace, wanted: str) -> str:
+    taken = set(
+        (
+            await session.scalars(
+                select(Installation.slug).where(Installation.workspace_id == workspace.id)
+            )
+        ).all()
+    )
+    if component_refs.is_reserved_slug(wanted):
+        wanted = f"module-{wanted}"  # a dependency named like the built-ins stays reachable
+    candidate, counter = wanted, 1
+    while candidate in taken:
+        counter += 1
+        candidate = f"{wanted}-{counter}"
+    return candidate
+
+
+async def record_edges(
+    session: AsyncSession,
+    result: resolver.Resolution,
+    by_module: Mapping[str, Installation],
+    root: Installation,
+) -> None:
+    for name, locked in result.modules.items():
+        source = root if name == result.root.name else by_module.get(name)
+        if source is None:
+            continue
+        for dependency in locked.dependencies:
+            target = by_module.get(dependency.name)
+            if target is None or target.id == source.id:
+                continue
+            exists = await session.scalar(
+                select(InstallationDependency.id).where(
+                    InstallationDependency.installation_id == source.id,
+                    InstallationDependency.depends_on_id == target.id,
+                )
+            )
+            if exists is None:
+                session.add(
+                    InstallationDependency(
+                        installation_id=source.id, depends_on_id=target.id, range=dependency.range
+                    )
+                )
+    await session.flush()
+
+
+async def initial_storage(
+    session: AsyncSession, context: InstallerContext, installation: Installation
+) -> None:
+    """A storage credential for modules that require storage, and AppCell's ``settings.local``."""
+    manifest = installation.manifest
+    if not (manifest.get("requires") or {}).get("storage"):
+        return
+    token = "mys_" + token_generator.token_urlsafe(32)
+    installation.storage_token = context.secrets.encrypt_json(token)
+    installation.storage_token_hash = hashlib.sha256(token.encode()).hexdigest()
+    local = ((manifest.get("cell") or {}).get("settings") or {}).get("settings.local")
+    if isinstance(local, dict):
+        for key, value in settings_local_entries(local).items():
+            session.add(StorageItem(installation_id=installation.id, key=key, value=value))
+
+
+async def announce_created(
+    session: AsyncSession,
+    context: InstallerContext,
+    workspace: Workspace,
+    created: Sequence[Installation],
+) -> None:
+    """Each new installation's initial storage and its ``installation.created`` event."""
+    for item in created:
+        await initial_storage(session, context, item)
+        await record_event(
+            session,
+            installation_event(INSTALLATION_CREATED, context.settings.source, workspace.slug, item),
+        )
+
+
+def settings_local_entries(local: Mapping[str, Any]) -> dict[str, Any]:
+    """AppCell writes ``settings.local`` at most two levels deep: ``a`` or ``a/b`` keys."""
+    entries: dict[str, Any] = {}
+    for key, value in local.items():
+        if isinstance(value, dict) and value:
+            for sub_key, sub_value in value.items():
+                entries[f"{key}/{sub_key}"] = sub_value
+        else:
+            entries[str(key)] = value
+    return entries
