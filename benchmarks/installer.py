@@ -14,7 +14,7 @@ import yaml
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
-from modyard.modules.testing import make_zip
+from modyard.testing.archives import make_zip
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.services import auth_headers, service_process
 

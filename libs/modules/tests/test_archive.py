@@ -23,7 +23,7 @@ from modyard.modules.archive import (
     TooManyEntries,
     read_archive,
 )
-from modyard.modules.testing import (
+from modyard.testing.archives import (
     compressed_bomb,
     duplicate_names_zip,
     encrypted_zip,

@@ -24,7 +24,7 @@ from modyard.modules.manifest import (
     ModuleFormat,
     ModuleKind,
 )
-from modyard.modules.testing import changed
+from modyard.testing.archives import changed
 
 Load = Callable[[str], ModuleFiles]
 ADAPTER = AppmixerAdapter()

@@ -14,7 +14,7 @@ from modyard.modules.archive import ArchiveLimits, read_archive
 from modyard.modules.examples import example_files
 from modyard.modules.formats.appcell import AppCellAdapter
 from modyard.modules.formats.appcell_platform import platform_schemas
-from modyard.modules.testing import make_zip
+from modyard.testing.archives import make_zip
 
 
 def catalogue(edit: Any = None) -> dict[str, Any]:

@@ -15,10 +15,10 @@ from sqlalchemy import func, select, text
 
 from modyard.common.auth import Role
 from modyard.modules.examples import example_dir, example_files
-from modyard.modules.testing import make_zip, zip_with_entry
 from modyard.registry.app import create_app
 from modyard.registry.models import Module
 from modyard.registry.settings import RegistrySettings
+from modyard.testing.archives import make_zip, zip_with_entry
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.services import auth_headers, in_process
 

@@ -18,10 +18,10 @@ from sqlalchemy import func, select
 
 from modyard.common.auth import Role
 from modyard.modules.formats.appmixer import APPMIXER_ENGINE_VERSION
-from modyard.modules.testing import make_zip
 from modyard.registry.app import create_app
 from modyard.registry.models import Module, ModuleVersion
 from modyard.registry.settings import RegistrySettings
+from modyard.testing.archives import make_zip
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.services import auth_headers, in_process
 

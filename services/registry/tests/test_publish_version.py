@@ -12,9 +12,9 @@ import pytest
 
 from modyard.common.auth import Role
 from modyard.modules.examples import example_files
-from modyard.modules.testing import make_zip
 from modyard.registry.app import create_app
 from modyard.registry.settings import RegistrySettings
+from modyard.testing.archives import make_zip
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.services import auth_headers, in_process
 

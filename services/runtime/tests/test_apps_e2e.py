@@ -22,11 +22,11 @@ from runtime_env import external_request, registry_and_installer
 from sqlalchemy import select
 
 from modyard.common.auth import Role
-from modyard.modules.testing import make_zip
 from modyard.runtime.app import create_app
 from modyard.runtime.automations.service import AutomationService
 from modyard.runtime.models import NodeLog
 from modyard.runtime.settings import RuntimeSettings
+from modyard.testing.archives import make_zip
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.polling import eventually
 from modyard.testing.runtime import FetchReceiver
