@@ -1,0 +1,174 @@
+"""A Slingr look-alike package (fixtures/slingr/relay) on the real stack: published to the
+registry with ``version``, installed in two workspaces, its flow steps run by the runtime through
+the broker and the JavaScript runner. ``sys.storage`` lands in each installation's own storage
+at the installer; ``sys.events.triggerEvent`` starts a ``core.event`` flow of the same workspace
+only."""
+
+from __future__ import annotations
+
+import io
+import uuid
+import zipfile
+from typing import Any
+
+import httpx
+import pytest
+from slingr_env import PACKAGES
+from stack_env import (
+    component_refs,
+    create_workspace,
+    install,
+    node_logs,
+    registry_and_installer,
+)
+
+from modyard.common.auth import Role
+from modyard.common.settings import CommonSettings
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.services import auth_headers, in_process
+
+pytestmark = pytest.mark.infra
+
+
+def package_zip() -> bytes:
+    buffer = io.BytesIO()
+    root = PACKAGES / "relay"
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                archive.write(path, str(path.relative_to(root)))
+    return buffer.getvalue()
+
+
+async def _flow(
+    runtime: httpx.AsyncClient,
+    operator: dict[str, str],
+    workspace: str,
+    nodes: dict[str, Any],
+    connections: list[dict[str, str]],
+) -> str:
+    definition = {
+        "nodes": nodes,
+        "connections": connections,
+        "retry_policy": {"base_delay_seconds": 1, "multiplier": 1, "max_attempts": 1},
+    }
+    flow = await runtime.post(
+        f"/v1/workspaces/{workspace}/flows",
+        json={"name": f"slingr-{uuid.uuid4().hex[:6]}", "definition": definition},
+        headers=operator,
+    )
+    assert flow.status_code == 201, flow.text
+    flow_id = str(flow.json()["id"])
+
+    async def started() -> bool:
+        response = await runtime.post(
+            f"/v1/workspaces/{workspace}/flows/{flow_id}/start", headers=operator
+        )
+        return response.status_code == 200
+
+    await eventually(started, timeout=60)
+    return flow_id
+
+
+def _through(ref: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """webhook → the step → log."""
+    return (
+        {
+            "hook": {"component": "core.webhook"},
+            "node": {"component": ref},
+            "sink": {"component": "core.log", "properties": {"message": "{{ payload }}"}},
+        },
+        [{"from": "hook", "to": "node"}, {"from": "node", "to": "sink"}],
+    )
+
+
+async def test_storage_and_events_of_a_slingr_package_stay_in_their_workspace(
+    infra: IsolatedInfra,
+) -> None:
+    operator = auth_headers(CommonSettings(), Role.operator)
+    async with registry_and_installer(infra, "slingr") as stack:
+        runtime_app = stack.runtime(component_timeout_seconds=60)
+        runner_app = stack.runner(egress_allow_loopback=True)
+        async with (
+            in_process(runtime_app) as runtime,
+            in_process(runner_app),
+            httpx.AsyncClient(headers=operator, timeout=60) as client,
+        ):
+            published = await client.post(
+                f"{stack.registry_url}/v1/modules",
+                params={"version": "1.0.0"},
+                content=package_zip(),
+                headers={"content-type": "application/zip"},
+            )
+            assert published.status_code == 201, published.text
+            flows: dict[str, dict[str, str]] = {}
+            for workspace in ("sla", "slb"):
+                await create_workspace(client, stack.installer_url, workspace)
+                await install(
+                    client,
+                    stack.installer_url,
+                    workspace,
+                    "relay",
+                    "relay",
+                    config={"apiUrl": "http://127.0.0.1:9", "token": f"token-{workspace}"},
+                )
+                refs = await component_refs(client, stack.installer_url, workspace)
+                flows[workspace] = {}
+                for step in ("remember", "announce"):
+                    flows[workspace][step] = await _flow(
+                        runtime, operator, workspace, *_through(refs[step])
+                    )
+                flows[workspace]["heard"] = await _flow(
+                    runtime,
+                    operator,
+                    workspace,
+                    {
+                        "on": {"component": "core.event", "properties": {"type": "relay:pinged"}},
+                        "sink": {
+                            "component": "core.log",
+                            "properties": {"message": "{{ payload.data }}"},
+                        },
+                    },
+                    [{"from": "on", "to": "sink"}],
+                )
+
+            async def hook(workspace: str, step: str, body: Any) -> None:
+                flow_id = flows[workspace][step]
+                hooked = await runtime.post(f"/v1/hooks/{workspace}/{flow_id}/hook", json=body)
+                assert hooked.status_code == 202, hooked.text
+
+            async def logged(workspace: str, step: str, wanted: list[Any]) -> None:
+                seen: list[Any] = []
+
+                async def matches() -> bool:
+                    seen[:] = await node_logs(runtime_app, flows[workspace][step])
+                    return seen == wanted
+
+                try:
+                    await eventually(matches, timeout=90)
+                except AssertionError as late:
+                    raise AssertionError(
+                        f"{workspace} {step}: {seen!r}, wanted {wanted!r}"
+                    ) from late
+
+            # Storage: each installation's own keys (the second workspace sees nothing of the first).
+            await hook("sla", "remember", {"key": "k", "value": "one"})
+            await logged("sla", "remember", [{"before": None, "after": {"value": "one"}}])
+            await hook("slb", "remember", {"key": "k", "value": "two"})
+            await logged("slb", "remember", [{"before": None, "after": {"value": "two"}}])
+            await hook("sla", "remember", {"key": "k", "value": "three"})
+            await logged(
+                "sla",
+                "remember",
+                [
+                    {"before": None, "after": {"value": "one"}},
+                    {"before": {"value": "one"}, "after": {"value": "three"}},
+                ],
+            )
+
+            # Events: heard by the core.event flow of the same workspace only.
+            await hook("sla", "announce", {"note": "hello"})
+            await logged("sla", "announce", [{"announced": "hello"}])
+            await logged("sla", "heard", [{"note": "hello"}])
+            await logged("slb", "heard", [])
