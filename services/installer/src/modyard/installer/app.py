@@ -28,6 +28,7 @@ def service_spec(settings: InstallerSettings | None = None) -> ServiceSpec:
             yield
         finally:
             await context.registry.close()
+            await context.jsrunner.close()
 
     return ServiceSpec(
         settings=settings,
@@ -41,6 +42,9 @@ def service_spec(settings: InstallerSettings | None = None) -> ServiceSpec:
             EncryptedColumn("installations", "secrets"),
             EncryptedColumn("installations", "storage_token"),
             EncryptedColumn("storage_items", "encrypted_value"),
+            EncryptedColumn("accounts", "secrets"),
+            EncryptedColumn("auth_service_clients", "client_secret"),
+            EncryptedColumn("oauth_connects", "code_verifier"),
         ),
     )
 

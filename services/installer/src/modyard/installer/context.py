@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from modyard.common.secrets import SecretBox
+from modyard.installer.accounts.jsrunner_client import JsRunnerClient
 from modyard.installer.registry_client import RegistryClient
 from modyard.installer.settings import InstallerSettings
 
@@ -19,6 +20,8 @@ class InstallerContext:
     settings: InstallerSettings
     registry: RegistryClient
     secrets: SecretBox
+    #: Runs modules' auth.js for accounts.
+    jsrunner: JsRunnerClient
     #: Where ``APP_CONFIG_*``/``APP_SECRET_*`` overrides come from (the process environment).
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
@@ -28,6 +31,7 @@ class InstallerContext:
             settings=settings,
             registry=RegistryClient(settings),
             secrets=settings.secret_box(),
+            jsrunner=JsRunnerClient(settings),
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from modyard.installer.accounts.endpoints import router as accounts_router
 from modyard.installer.api.acl import router as acl_router
 from modyard.installer.api.installations import router as installations_router
 from modyard.installer.api.storage import router as storage_router
@@ -16,4 +17,5 @@ routers: list[APIRouter] = [
     acl_router,
     storage_router,
     tokens_router,
+    accounts_router,
 ]
