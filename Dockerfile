@@ -64,6 +64,7 @@ WORKDIR /src
 # Third-party dependencies first: this layer only changes with uv.lock / the pyproject files.
 COPY pyproject.toml uv.lock ./
 COPY libs/common/pyproject.toml libs/common/
+COPY libs/contracts/pyproject.toml libs/contracts/
 COPY libs/modules/pyproject.toml libs/modules/
 COPY libs/sdk/pyproject.toml libs/sdk/
 COPY services/registry/pyproject.toml services/registry/
