@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,9 @@ from modyard.common.bus.envelope import new_event
 from modyard.common.bus.outbox import record_event
 from modyard.common.db.database import Database
 from modyard.common.secrets import SecretBox
+from modyard.contracts.events import payload
+from modyard.contracts.events.gateway import CELL_READY, CELL_REJECTED, CELL_REMOVED, CellEvent
+from modyard.contracts.events.installer import InstallationEvent
 from modyard.gateway.broker_admin import BrokerAdmin, cell_queue, cell_user, new_password
 from modyard.gateway.catalogue import CellInvalid, build_catalogue
 from modyard.gateway.models import Cell
@@ -35,9 +37,6 @@ from modyard.modules.manifest import Manifest
 log = structlog.get_logger(__name__)
 
 READY, INVALID, REMOVED = "ready", "invalid", "removed"
-CELL_READY = "modyard.appcell-gateway.cell.ready"
-CELL_REJECTED = "modyard.appcell-gateway.cell.rejected"
-CELL_REMOVED = "modyard.appcell-gateway.cell.removed"
 
 
 # -- following the installer ----------------------------------------------------------------------
@@ -51,15 +50,15 @@ class CellDeps:
     source: str
 
 
-async def install(session: AsyncSession, deps: CellDeps, data: Mapping[str, Any]) -> Cell:
+async def install(session: AsyncSession, deps: CellDeps, data: InstallationEvent) -> Cell:
     """Create or refresh the cell of an installation (idempotent: events may be redelivered)."""
-    installation_id = uuid.UUID(str(data["installation_id"]))
+    installation_id = uuid.UUID(data.installation_id)
     cell = await session.get(Cell, installation_id, with_for_update=True)
     if cell is None:
         cell = Cell(installation_id=installation_id, revision=0, catalogue={})
         session.add(cell)
-    cell.workspace, cell.slug = str(data["workspace"]), str(data["slug"])
-    cell.module, cell.version = str(data["module"]), str(data["version"])
+    cell.workspace, cell.slug = data.workspace, data.slug
+    cell.module, cell.version = data.module, data.version
     cell.queue = cell_queue(installation_id)
     cell.revision += 1
     try:
@@ -86,8 +85,8 @@ async def install(session: AsyncSession, deps: CellDeps, data: Mapping[str, Any]
     return cell
 
 
-async def remove(session: AsyncSession, deps: CellDeps, data: Mapping[str, Any]) -> None:
-    installation_id = uuid.UUID(str(data["installation_id"]))
+async def remove(session: AsyncSession, deps: CellDeps, data: InstallationEvent) -> None:
+    installation_id = uuid.UUID(data.installation_id)
     await deps.broker.remove_cell(installation_id)
     cell = await session.get(Cell, installation_id, with_for_update=True)
     if cell is None:
@@ -99,22 +98,26 @@ async def remove(session: AsyncSession, deps: CellDeps, data: Mapping[str, Any])
     await _emit(session, deps, CELL_REMOVED, cell)
 
 
-async def _emit(session: AsyncSession, deps: CellDeps, kind: str, cell: Cell, **extra: Any) -> None:
+async def _emit(
+    session: AsyncSession, deps: CellDeps, kind: str, cell: Cell, error: str | None = None
+) -> None:
+    data = CellEvent(
+        installation_id=str(cell.installation_id),
+        workspace=cell.workspace,
+        slug=cell.slug,
+        module=cell.module,
+        version=cell.version,
+        status=cell.status,
+    )
+    if error is not None:
+        data = data.model_copy(update={"error": error})
     await record_event(
         session,
         new_event(
             source=deps.source,
             type=kind,
             subject=f"{cell.workspace}/{cell.slug}",
-            data={
-                "installation_id": str(cell.installation_id),
-                "workspace": cell.workspace,
-                "slug": cell.slug,
-                "module": cell.module,
-                "version": cell.version,
-                "status": cell.status,
-                **extra,
-            },
+            data=payload(data),
         ),
     )
 

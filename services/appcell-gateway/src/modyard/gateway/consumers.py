@@ -9,28 +9,30 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.consumer import EventSubscription
 from modyard.common.bus.envelope import CloudEvent
+from modyard.contracts.events import parse
+from modyard.contracts.events.installer import (
+    INSTALLATION_CREATED,
+    INSTALLATION_EVENTS,
+    INSTALLATION_REMOVED,
+    INSTALLATION_UPGRADED,
+    InstallationEvent,
+)
 from modyard.gateway import cells
 from modyard.gateway.context import GatewayContext
-
-INSTALLATION_EVENTS = "modyard.installer.installation.*"
-CREATED = "modyard.installer.installation.created"
-UPGRADED = "modyard.installer.installation.upgraded"
-CONFIGURED = "modyard.installer.installation.configured"
-REMOVED = "modyard.installer.installation.removed"
 
 
 def subscriptions_for(context: Callable[[], GatewayContext]) -> list[EventSubscription]:
     """``context`` gives the gateway's context once the lifespan has built it."""
 
     async def on_installation(session: AsyncSession, event: CloudEvent) -> None:
-        data = event.data if isinstance(event.data, dict) else {}
-        if data.get("kind") != "cell" or "installation_id" not in data:
+        data = parse(InstallationEvent, event.data)
+        if data is None or data.kind != "cell":
             return
         gateway = context()
-        installation_id = uuid.UUID(str(data["installation_id"]))
-        if event.type in (CREATED, UPGRADED):
+        installation_id = uuid.UUID(data.installation_id)
+        if event.type in (INSTALLATION_CREATED, INSTALLATION_UPGRADED):
             await cells.install(session, gateway.cell_deps, data)
-        elif event.type == REMOVED:
+        elif event.type == INSTALLATION_REMOVED:
             await cells.remove(session, gateway.cell_deps, data)
         # Settings are read from the installer per request; only the cached copy goes.
         gateway.installer.forget(installation_id)

@@ -6,16 +6,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.consumer import EventSubscription
 from modyard.common.bus.envelope import CloudEvent
+from modyard.contracts.events import parse
+from modyard.contracts.events.registry import MODULE_PUBLISHED, ModuleVersionEvent
 from modyard.installer.context import InstallerContext
 from modyard.installer.installations.upgrading import follow_new_version
-
-MODULE_PUBLISHED = "modyard.registry.module.published"
 
 
 def subscriptions_for(context: InstallerContext) -> list[EventSubscription]:
     async def on_published(session: AsyncSession, event: CloudEvent) -> None:
-        data = event.data if isinstance(event.data, dict) else {}
-        if isinstance(data.get("name"), str) and isinstance(data.get("version"), str):
-            await follow_new_version(session, context, data["name"], data["version"])
+        data = parse(ModuleVersionEvent, event.data)
+        if data is not None:
+            await follow_new_version(session, context, data.name, data.version)
 
     return [EventSubscription("follow-versions", [MODULE_PUBLISHED], on_published)]

@@ -18,13 +18,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.consumer import EventSubscription
 from modyard.common.bus.envelope import CloudEvent
+from modyard.contracts.events import parse
+from modyard.contracts.events.installer import (
+    INSTALLATION_CREATED,
+    INSTALLATION_UPGRADED,
+    InstallationEvent,
+)
 from modyard.jsrunner.modules import ModuleUnavailable
 from modyard.jsrunner.runner import JsRunner
 from modyard.jsrunner.sandbox import SandboxFailure
@@ -33,17 +39,11 @@ from modyard.jsrunner.settings import JsRunnerSettings
 log = structlog.get_logger(__name__)
 
 #: The installer's events after which a module version runs in a workspace.
-INSTALLED: Final = (
-    "modyard.installer.installation.created",
-    "modyard.installer.installation.upgraded",
-)
+INSTALLED: Final = (INSTALLATION_CREATED, INSTALLATION_UPGRADED)
 
 
-def has_js_components(data: dict[str, Any]) -> bool:
-    return any(
-        isinstance(component, dict) and component.get("executor") == "js"
-        for component in data.get("components") or ()
-    )
+def has_js_components(data: InstallationEvent) -> bool:
+    return any(component.executor == "js" for component in data.components)
 
 
 class AheadOfCalls:
@@ -60,10 +60,10 @@ class AheadOfCalls:
         return EventSubscription("js-modules-installed", list(INSTALLED), self.on_installed)
 
     async def on_installed(self, _session: AsyncSession, event: CloudEvent) -> None:
-        data = event.data if isinstance(event.data, dict) else {}
-        name, version = str(data.get("module") or ""), str(data.get("version") or "")
-        if not (name and version and has_js_components(data)):
+        data = parse(InstallationEvent, event.data)
+        if data is None or not has_js_components(data):
             return
+        name, version = data.module, data.version
         if not self._settings.install_on_events or (name, version) in self.prepared:
             return
         self.prepared.add((name, version))

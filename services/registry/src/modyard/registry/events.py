@@ -1,12 +1,17 @@
-"""Events the registry emits (``modyard.registry.module.*``)."""
+"""Events the registry emits (``modyard.registry.module.*``, modyard.contracts.events.registry)."""
 
 from __future__ import annotations
 
-from modyard.common.bus.envelope import CloudEvent, event_type, new_event
+from modyard.common.bus.envelope import CloudEvent, new_event
+from modyard.contracts.events import payload
+from modyard.contracts.events.registry import (
+    MODULE_PUBLISHED,
+    MODULE_YANKED,
+    ModuleVersionEvent,
+)
 from modyard.registry.models import ModuleVersion
 
-MODULE_PUBLISHED = event_type("registry", "module", "published")
-MODULE_YANKED = event_type("registry", "module", "yanked")
+__all__ = ["MODULE_PUBLISHED", "MODULE_YANKED", "module_event"]
 
 
 def module_event(kind: str, source: str, name: str, version: ModuleVersion) -> CloudEvent:
@@ -15,13 +20,15 @@ def module_event(kind: str, source: str, name: str, version: ModuleVersion) -> C
         source=source,
         type=kind,
         subject=f"{name}@{version.version}",
-        data={
-            "name": name,
-            "version": version.version,
-            "format": manifest["format"],
-            "kind": manifest["kind"],
-            "digest": version.archive_digest,
-            "yanked": version.yanked,
-            "reason": version.yanked_reason,
-        },
+        data=payload(
+            ModuleVersionEvent(
+                name=name,
+                version=version.version,
+                format=manifest["format"],
+                kind=manifest["kind"],
+                digest=version.archive_digest,
+                yanked=version.yanked,
+                reason=version.yanked_reason,
+            )
+        ),
     )

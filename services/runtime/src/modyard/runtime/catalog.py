@@ -9,14 +9,13 @@ removed module then fails in a way that says what is missing, and recovers when 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common import component_refs
+from modyard.contracts.events.installer import InstallationEvent
 from modyard.runtime.models import InstalledComponent
 
 
@@ -25,9 +24,9 @@ class AmbiguousComponent(ValueError):
 
 
 async def apply_installation_event(
-    session: AsyncSession, data: Mapping[str, Any], *, removed: bool
+    session: AsyncSession, data: InstallationEvent, *, removed: bool
 ) -> None:
-    workspace, slug = str(data["workspace"]), str(data["slug"])
+    workspace, slug = data.workspace, data.slug
     if removed:
         await session.execute(
             update(InstalledComponent)
@@ -35,8 +34,8 @@ async def apply_installation_event(
             .values(present=False)
         )
         return
-    components = list(data.get("components") or [])
-    names = [str(component["name"]) for component in components]
+    components = data.components
+    names = [component.name for component in components]
     # Components the new version no longer has are gone, like a removal of just those.
     await session.execute(
         update(InstalledComponent)
@@ -51,13 +50,13 @@ async def apply_installation_event(
         values = {
             "workspace": workspace,
             "slug": slug,
-            "component": str(component["name"]),
-            "installation_id": uuid.UUID(str(data["installation_id"])),
-            "module": str(data["module"]),
-            "version": str(data["version"]),
-            "role": str(component["role"]),
-            "executor": component.get("executor"),
-            "spec": dict(component),
+            "component": component.name,
+            "installation_id": uuid.UUID(data.installation_id),
+            "module": data.module,
+            "version": data.version,
+            "role": component.role,
+            "executor": component.executor,
+            "spec": component.model_dump(mode="json"),
             "present": True,
         }
         await session.execute(

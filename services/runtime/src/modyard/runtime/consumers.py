@@ -11,6 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modyard.common.bus.connection import Bus
 from modyard.common.bus.consumer import EventSubscription
 from modyard.common.bus.envelope import CloudEvent
+from modyard.contracts.events import parse
+from modyard.contracts.events.installer import (
+    INSTALLATION_EVENTS,
+    INSTALLATION_REMOVED,
+    INSTALLATION_UPGRADED,
+    MAJOR_UPGRADE_REASON,
+    InstallationEvent,
+)
 from modyard.runtime import catalog
 from modyard.runtime.engine.dispatch import send
 from modyard.runtime.flows.events import EventGuard, heard_event
@@ -18,23 +26,17 @@ from modyard.runtime.flows.service import event_trigger_messages, stop_flows_usi
 
 log = structlog.get_logger(__name__)
 
-INSTALLATION_EVENTS = "modyard.installer.installation.*"
-REMOVED = "modyard.installer.installation.removed"
-UPGRADED = "modyard.installer.installation.upgraded"
-
 
 async def on_installation(session: AsyncSession, event: CloudEvent) -> None:
-    data = event.data if isinstance(event.data, dict) else {}
-    if not {"workspace", "slug", "installation_id", "module", "version"} <= data.keys():
+    data = parse(InstallationEvent, event.data)
+    if data is None:
         return
-    await catalog.apply_installation_event(session, data, removed=event.type == REMOVED)
-    if event.type == UPGRADED and data.get("breaking"):
+    await catalog.apply_installation_event(
+        session, data, removed=event.type == INSTALLATION_REMOVED
+    )
+    if event.type == INSTALLATION_UPGRADED and data.breaking:
         await stop_flows_using(
-            session,
-            str(data["workspace"]),
-            str(data["slug"]),
-            str(data["module"]),
-            str(data.get("reason") or "module_major_upgrade"),
+            session, data.workspace, data.slug, data.module, data.reason or MAJOR_UPGRADE_REASON
         )
 
 

@@ -21,6 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modyard.common.bus.envelope import CloudEvent
 from modyard.common.errors import ServiceUnavailable
 from modyard.common.secrets import SecretBox
+from modyard.contracts.events import parse
+from modyard.contracts.events.installer import (
+    INSTALLATION_CONFIGURED,
+    INSTALLATION_CREATED,
+    INSTALLATION_REMOVED,
+    InstallationEvent,
+)
 from modyard.runtime.apps import natives
 from modyard.runtime.apps.registry_client import RegistryClient
 from modyard.runtime.automations.models import AppInstance
@@ -31,10 +38,6 @@ from modyard.runtime.installer_client import InstallerClient
 log = structlog.get_logger(__name__)
 
 PRISMEAI = "prismeai"
-CREATED = "modyard.installer.installation.created"
-CONFIGURED = "modyard.installer.installation.configured"
-UPGRADED = "modyard.installer.installation.upgraded"
-REMOVED = "modyard.installer.installation.removed"
 
 
 class InstanceTracker:
@@ -63,28 +66,27 @@ class InstanceTracker:
         return dict(response.json()["config"])
 
     async def on_installation(self, session: AsyncSession, event: CloudEvent) -> None:
-        data = event.data if isinstance(event.data, dict) else {}
-        if data.get("format") != PRISMEAI or not {"workspace", "slug", "module"} <= data.keys():
+        data = parse(InstallationEvent, event.data)
+        if data is None or data.format != PRISMEAI:
             return
-        workspace, slug = str(data["workspace"]), str(data["slug"])
-        payload = {"app": data["module"], "appVersion": data.get("version")}
-        if event.type == REMOVED:
+        workspace, slug, version = data.workspace, data.slug, data.version
+        payload = {"app": data.module, "appVersion": version}
+        if event.type == INSTALLATION_REMOVED:
             await self._removed(session, workspace, slug, payload)
             return
-        version = str(data["version"])
-        manifest = await self.registry.manifest(str(data["module"]), version)
+        manifest = await self.registry.manifest(data.module, version)
         if manifest is None:
-            log.warning("app_instance.version_missing", module=data["module"], version=version)
+            log.warning("app_instance.version_missing", module=data.module, version=version)
             return
         config = await self._effective_config(workspace, slug)
         secret_names = app_secret_fields(manifest)
         secrets = {k: v for k, v in config.items() if k in secret_names}
         plain = {k: v for k, v in config.items() if k not in secret_names}
         values = {
-            "installation_id": str(data["installation_id"]),
-            "module": str(data["module"]),
+            "installation_id": data.installation_id,
+            "module": data.module,
             "version": version,
-            "pinned": bool(data.get("pinned")),
+            "pinned": data.pinned,
             "manifest": {
                 key: manifest.get(key)
                 # ``imports``: what each nested instance's config is written as (programs.py).
@@ -99,7 +101,10 @@ class InstanceTracker:
             .on_conflict_do_update(index_elements=["workspace", "slug"], set_=values)
         )
         self.service.programs.forget(workspace)
-        native = {CREATED: natives.INSTALLED, CONFIGURED: natives.CONFIGURED}.get(event.type)
+        native = {
+            INSTALLATION_CREATED: natives.INSTALLED,
+            INSTALLATION_CONFIGURED: natives.CONFIGURED,
+        }.get(event.type)
         if native is not None:
             await natives.notify_instance(
                 session, self.service.source, workspace, slug, native, payload

@@ -22,10 +22,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.auth import Principal, Role
-from modyard.common.bus.envelope import event_type, new_event
+from modyard.common.bus.envelope import new_event
 from modyard.common.bus.outbox import record_event
 from modyard.common.errors import Conflict, Forbidden, ServiceUnavailable, ValidationFailed
 from modyard.common.semver import InvalidVersion, parse_version
+from modyard.contracts.events import payload as event_payload
+from modyard.contracts.events.runtime import APP_DELETED, APP_PUBLISHED, AppDeleted, AppPublished
 from modyard.runtime.apps import natives
 from modyard.runtime.apps.registry_client import RegistryClient
 from modyard.runtime.automations import store
@@ -37,8 +39,6 @@ from modyard.runtime.installer_client import InstallerClient, InstallerUnavailab
 PUBLISHER_KEY = "modyardPublisher"
 #: Member roles (in the installer) that may publish a workspace as an app.
 PUBLISHER_ROLES = frozenset({"publisher", "owner"})
-APP_PUBLISHED = event_type("runtime", "app", "published")
-APP_DELETED = event_type("runtime", "app", "deleted")
 _MODULE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 
 
@@ -183,7 +183,9 @@ async def publish(
             source=source,
             type=APP_PUBLISHED,
             subject=name,
-            data={"workspace": workspace, "app": name, "version": row.published_version},
+            data=event_payload(
+                AppPublished(workspace=workspace, app=name, version=row.published_version)
+            ),
         ),
     )
     notified = await _notify_instances(
@@ -236,7 +238,7 @@ async def unpublish(session: AsyncSession, workspace: str, *, source: str) -> in
             source=source,
             type=APP_DELETED,
             subject=row.app_name,
-            data={"workspace": workspace, "app": row.app_name},
+            data=event_payload(AppDeleted(workspace=workspace, app=row.app_name)),
         ),
     )
     return await _notify_instances(session, source, workspace, row.app_name, natives.DELETED, {})

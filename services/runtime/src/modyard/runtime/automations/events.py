@@ -1,6 +1,6 @@
 """Workspace events: what ``emit`` publishes, and the in-process waiters of ``wait``.
 
-An emitted event travels as one CloudEvent type, :data:`EMITTED`, whose data names the workspace
+An emitted event travels as one CloudEvent type, ``AUTOMATION_EVENT_EMITTED``, whose data names the workspace
 and the event's full name (``toolbox.executed``); the runtime's consumer triggers the automations
 listening to that name and wakes the ``wait`` instructions of this process.
 """
@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from modyard.common.bus.envelope import CloudEvent, event_type, new_event
+from modyard.common.bus.envelope import CloudEvent, new_event
+from modyard.contracts.events import payload as event_payload
+from modyard.contracts.events.runtime import AUTOMATION_EVENT_EMITTED, AutomationEventEmitted
 
-EMITTED: Final = event_type("runtime", "automation_event", "emitted")
 #: An event chain (automation emits, another listens and emits, …) stops this deep.
 MAX_EVENT_DEPTH: Final = 32
 
@@ -31,15 +32,17 @@ def workspace_event(
 ) -> CloudEvent:
     return new_event(
         source=source,
-        type=EMITTED,
+        type=AUTOMATION_EVENT_EMITTED,
         subject=f"{workspace}/{name}",
-        data={
-            "workspace": workspace,
-            "type": name,
-            "payload": payload,
-            "depth": depth,
-            "source": dict(emitted_by or {}),
-        },
+        data=event_payload(
+            AutomationEventEmitted(
+                workspace=workspace,
+                type=name,
+                payload=payload,
+                depth=depth,
+                source=dict(emitted_by or {}),
+            )
+        ),
         correlation_id=correlation_id,
     )
 

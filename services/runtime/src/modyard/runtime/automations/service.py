@@ -18,6 +18,8 @@ from modyard.common.bus.envelope import CloudEvent
 from modyard.common.bus.outbox import record_event
 from modyard.common.db.database import Database
 from modyard.common.errors import Forbidden, InvalidParam, NotFound, ValidationFailed
+from modyard.contracts.events import parse
+from modyard.contracts.events.runtime import AutomationEventEmitted
 from modyard.runtime.automations.definitions import Automation
 from modyard.runtime.automations.events import (
     MAX_EVENT_DEPTH,
@@ -207,21 +209,20 @@ class AutomationService:
     async def on_event(self, session: AsyncSession, event: CloudEvent) -> None:
         """An emitted event: run the automations listening to it (one replica does; every
         replica's waits hear it through its own queue, see ``wiring``)."""
-        data = event.data if isinstance(event.data, dict) else {}
-        workspace, name = data.get("workspace"), data.get("type")
-        if not isinstance(workspace, str) or not isinstance(name, str):
+        data = parse(AutomationEventEmitted, event.data)
+        if data is None:
             return
-        payload = data.get("payload")
-        depth = int(data.get("depth") or 0)
-        if depth > MAX_EVENT_DEPTH:
-            log.warning("automation.event_chain_too_deep", workspace=workspace, event=name)
+        if data.depth > MAX_EVENT_DEPTH:
+            log.warning(
+                "automation.event_chain_too_deep", workspace=data.workspace, event=data.type
+            )
             return
         await self.deliver(
             session,
-            workspace,
-            name,
-            payload,
-            depth=depth,
+            data.workspace,
+            data.type,
+            data.payload,
+            depth=data.depth,
             event_id=event.id,
             correlation_id=event.correlationid,
         )

@@ -23,17 +23,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modyard.common.bus.consumer import EventSubscription
 from modyard.common.bus.envelope import CloudEvent
 from modyard.common.bus.topology import EVENTS_EXCHANGE
+from modyard.contracts.events import parse
+from modyard.contracts.events.installer import INSTALLATION_EVENTS
+from modyard.contracts.events.runtime import AUTOMATION_EVENT_EMITTED, AutomationEventEmitted
 from modyard.runtime.apps.instances import InstanceTracker
 from modyard.runtime.apps.registry_client import RegistryClient
 from modyard.runtime.automations import components
-from modyard.runtime.automations.events import EMITTED, EventHub
+from modyard.runtime.automations.events import EventHub
 from modyard.runtime.automations.programs import ProgramCache
 from modyard.runtime.automations.schedules import run_schedules
 from modyard.runtime.automations.service import AutomationService
 from modyard.runtime.installer_client import InstallerClient
 from modyard.runtime.settings import RuntimeSettings
-
-INSTALLATION_EVENTS = "modyard.installer.installation.*"
 
 
 class AutomationsRuntime:
@@ -47,7 +48,7 @@ class AutomationsRuntime:
     @property
     def subscriptions(self) -> list[EventSubscription]:
         return [
-            EventSubscription("automation-events", [EMITTED], self._on_event),
+            EventSubscription("automation-events", [AUTOMATION_EVENT_EMITTED], self._on_event),
             EventSubscription("app-instances", [INSTALLATION_EVENTS], self._on_installation),
         ]
 
@@ -70,7 +71,7 @@ class AutomationsRuntime:
         queue = await consume.declare_queue(
             f"runtime.waits.{uuid.uuid4().hex[:12]}", exclusive=True, auto_delete=True
         )
-        await queue.bind(EVENTS_EXCHANGE, routing_key=EMITTED)
+        await queue.bind(EVENTS_EXCHANGE, routing_key=AUTOMATION_EVENT_EMITTED)
         await queue.consume(self._on_wait_event, no_ack=True)
         return {}
 
@@ -81,10 +82,9 @@ class AutomationsRuntime:
             event = CloudEvent.model_validate_json(message.body)
         except ValueError:
             return
-        data = event.data if isinstance(event.data, dict) else {}
-        workspace, name = data.get("workspace"), data.get("type")
-        if isinstance(workspace, str) and isinstance(name, str):
-            self.service.hub.publish(workspace, name, data.get("payload"))
+        data = parse(AutomationEventEmitted, event.data)
+        if data is not None:
+            self.service.hub.publish(data.workspace, data.type, data.payload)
 
     async def start(self, app: FastAPI) -> None:
         app.state.bus.add_topology(self._declare_waits)

@@ -36,6 +36,8 @@ from modyard.common.db.availability import is_database_unavailable
 from modyard.common.db.database import Database
 from modyard.common.observability import flow_metrics, tracing
 from modyard.common.request_context import bound_context
+from modyard.contracts.events import payload as event_payload
+from modyard.contracts.events.runtime import FLOW_EMITTED, FlowEmitted
 from modyard.runtime import catalog, failures
 from modyard.runtime.automations.components import run_automation_node
 from modyard.runtime.components.base import ComponentError, Delay, ExecutionContext, Outputs
@@ -48,7 +50,7 @@ from modyard.runtime.engine.messages import FailedAttempt, WorkMessage
 from modyard.runtime.engine.topology import WORK_DEAD_LETTER_QUEUE, WORK_QUEUE, delay_queue
 from modyard.runtime.executors import ModuleExecutors
 from modyard.runtime.failures import DELAY_TIERS, classify_exception
-from modyard.runtime.flows.events import FLOW_EMITTED, EventGuard
+from modyard.runtime.flows.events import EventGuard
 from modyard.runtime.installer_client import InstallerClient
 from modyard.runtime.models import NodeExecution, NodeLog, UnprocessedMessage
 from modyard.runtime.webhooks import payloads
@@ -502,13 +504,15 @@ class SideEffects:
                 source=source,
                 type=FLOW_EMITTED,
                 subject=kind,
-                data={
-                    "type": kind,
-                    "data": data,
-                    "workspace": flow.workspace,
-                    "flow_id": str(flow.id),
-                    "node": message.node_id,
-                    "depth": message.depth + 1,
-                },
+                data=event_payload(
+                    FlowEmitted(
+                        type=kind,
+                        data=data,
+                        workspace=flow.workspace,
+                        flow_id=str(flow.id),
+                        node=message.node_id,
+                        depth=message.depth + 1,
+                    )
+                ),
             )
             await record_event(session, event)

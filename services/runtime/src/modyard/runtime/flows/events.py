@@ -26,21 +26,26 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from modyard.common.bus.envelope import CloudEvent
+from modyard.contracts.events import parse
+from modyard.contracts.events.installer import (
+    INSTALLATION_CONFIGURED,
+    INSTALLATION_CREATED,
+    INSTALLATION_REMOVED,
+    INSTALLATION_UPGRADED,
+)
+from modyard.contracts.events.runtime import FLOW_EMITTED, FlowEmitted
 from modyard.runtime.components.base import ComponentError
 
-#: What ``core.emit`` publishes: one CloudEvent type whose data names the workspace and the
-#: flow event's own name.
-FLOW_EMITTED: Final = "modyard.runtime.flow.emitted"
 PLATFORM_PREFIX: Final = "modyard."
 
 _INSTALLATION_FIELDS: Final = ("workspace", "slug", "module", "version", "pinned", "kind")
 
 #: Platform event type → the data fields a flow of the event's workspace receives.
 TENANT_PLATFORM_EVENTS: Final[Mapping[str, tuple[str, ...]]] = {
-    "modyard.installer.installation.created": _INSTALLATION_FIELDS,
-    "modyard.installer.installation.configured": _INSTALLATION_FIELDS,
-    "modyard.installer.installation.upgraded": (*_INSTALLATION_FIELDS, "breaking", "reason"),
-    "modyard.installer.installation.removed": _INSTALLATION_FIELDS,
+    INSTALLATION_CREATED: _INSTALLATION_FIELDS,
+    INSTALLATION_CONFIGURED: _INSTALLATION_FIELDS,
+    INSTALLATION_UPGRADED: (*_INSTALLATION_FIELDS, "breaking", "reason"),
+    INSTALLATION_REMOVED: _INSTALLATION_FIELDS,
 }
 
 
@@ -88,11 +93,10 @@ def heard_event(event: CloudEvent) -> HeardEvent | None:
     if not isinstance(workspace, str) or not workspace:
         return None
     if event.type == FLOW_EMITTED:
-        kind = data.get("type")
-        if not isinstance(kind, str) or is_platform_type(kind):
+        emitted = parse(FlowEmitted, data)
+        if emitted is None or is_platform_type(emitted.type):
             return None
-        depth = data.get("depth")
-        return HeardEvent(workspace, kind, data.get("data"), depth if isinstance(depth, int) else 1)
+        return HeardEvent(emitted.workspace, emitted.type, emitted.data, emitted.depth)
     fields = TENANT_PLATFORM_EVENTS.get(event.type)
     if fields is None:
         return None
