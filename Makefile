@@ -51,7 +51,7 @@ test-images: infra
 lint: env
 	@$(RUN) ruff check .
 	@$(RUN) ruff format --check .
-	@$(RUN) mypy libs/common/src libs/modules/src libs/sdk/src services/*/src benchmarks
+	@$(RUN) mypy libs/*/src services/*/src benchmarks
 	@$(RUN) lint-imports
 	@$(MAKE) --no-print-directory deps-check
 
