@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from modyard.common.json_pointer import json_pointer
 from modyard.common.request_context import current_request_id
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -159,12 +160,6 @@ def problem_response(problem: ProblemDetail, headers: dict[str, str] | None = No
     )
 
 
-def _pointer(location: Sequence[int | str]) -> str:
-    """FastAPI's error ``loc`` (``("body", "name")``) as a JSON pointer (``/body/name``)."""
-    escaped = (str(part).replace("~", "~0").replace("/", "~1") for part in location)
-    return "/" + "/".join(escaped)
-
-
 def _describe(error: dict[str, Any]) -> str:
     message = str(error.get("msg", "invalid value"))
     if error.get("type") == "missing":
@@ -182,7 +177,8 @@ async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
 def validation_problem(errors: Sequence[Any]) -> ValidationFailed:
     """The 422 for pydantic/FastAPI validation errors (``loc`` like ``("body", "name")``)."""
     params = [
-        InvalidParam(pointer=_pointer(error["loc"]), detail=_describe(error)) for error in errors
+        InvalidParam(pointer=json_pointer(*error["loc"]), detail=_describe(error))
+        for error in errors
     ]
     fields = ", ".join(param.pointer for param in params)
     problem = ValidationFailed(f"Fix the fields named in 'errors' and retry: {fields}.")

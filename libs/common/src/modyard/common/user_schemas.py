@@ -39,6 +39,8 @@ from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+from modyard.common.json_pointer import json_pointer
+
 #: The base URI of a user's schema: ``.invalid`` never resolves, and nothing retrieves anyway.
 BASE_URI: Final = "https://schema.modyard.invalid/user.json"
 #: Longest pattern accepted (RE2 compiles in linear time, but a pattern is a few dozen chars).
@@ -137,10 +139,6 @@ def _re2_class(cls: type[Validator]) -> type[Validator]:
     return extended
 
 
-def _pointer(parts: tuple[str | int, ...]) -> str:
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
-
-
 def _walk(
     node: Any, path: tuple[str | int, ...], schema_map: bool = False
 ) -> Iterator[tuple[tuple[str | int, ...], Mapping[str, Any]]]:
@@ -184,13 +182,13 @@ def pattern_problems(schema: Any) -> list[tuple[str, str]]:
         if isinstance(node.get("pattern"), str):
             problem = _pattern_problem(node["pattern"])
             if problem is not None:
-                problems.append((_pointer((*path, "pattern")), problem))
+                problems.append((json_pointer(*path, "pattern"), problem))
         patterns = node.get("patternProperties")
         if isinstance(patterns, Mapping):
             for pattern in patterns:
                 problem = _pattern_problem(pattern)
                 if problem is not None:
-                    problems.append((_pointer((*path, "patternProperties", pattern)), problem))
+                    problems.append((json_pointer(*path, "patternProperties", pattern), problem))
     return problems
 
 
@@ -213,7 +211,7 @@ def _problems(schema: Mapping[str, Any], registry: Registry[Any]) -> Iterator[tu
                 scope.lookup(ref)
             except Unresolvable:
                 yield (
-                    _pointer((*path, keyword)),
+                    json_pointer(*path, keyword),
                     f"{ref!r} is not within this schema: a reference names a part of the same "
                     "document (#/$defs/<name>, an $anchor) or a JSON Schema meta-schema; "
                     "schemas are never fetched, so copy the referenced schema under $defs",
@@ -221,16 +219,16 @@ def _problems(schema: Mapping[str, Any], registry: Registry[Any]) -> Iterator[tu
         if isinstance(node.get("pattern"), str):
             problem = _pattern_problem(node["pattern"])
             if problem is not None:
-                yield _pointer((*path, "pattern")), problem
+                yield json_pointer(*path, "pattern"), problem
         patterns = node.get("patternProperties")
         if isinstance(patterns, Mapping):
             has_pattern_properties = True
             for pattern in patterns:
                 problem = _pattern_problem(pattern)
                 if problem is not None:
-                    yield _pointer((*path, "patternProperties", pattern)), problem
+                    yield json_pointer(*path, "patternProperties", pattern), problem
         if "unevaluatedProperties" in node and unevaluated is None:
-            unevaluated = _pointer((*path, "unevaluatedProperties"))
+            unevaluated = json_pointer(*path, "unevaluatedProperties")
     if has_pattern_properties and unevaluated is not None:
         yield (
             unevaluated,
@@ -255,7 +253,7 @@ def compile_user_schema(schema: Any, *, format_checker: FormatChecker | None = N
     try:
         cls.check_schema(schema)
     except SchemaError as exc:
-        problem = (_pointer(tuple(exc.path)), f"is not a JSON Schema: {exc.message}")
+        problem = (json_pointer(*exc.path), f"is not a JSON Schema: {exc.message}")
         raise SchemaRefused([problem]) from None
     specification = DRAFT202012.detect(schema) if "$schema" in schema else DRAFT202012
     resource: Resource[Any] = specification.create_resource(schema)

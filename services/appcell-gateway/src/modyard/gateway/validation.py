@@ -16,6 +16,7 @@ from urllib.parse import unquote, urldefrag, urlsplit
 
 import jsonschema_rs
 
+from modyard.common.json_pointer import json_pointer, resolve
 from modyard.modules.formats.bundled_schemas import ARCHIVE_HOST, candidate_paths
 
 ARCHIVE_BASE = f"https://{ARCHIVE_HOST}/"
@@ -32,10 +33,6 @@ class Violation:
     message: str
 
 
-def json_pointer(parts: list[str | int]) -> str:
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
-
-
 class CompiledSchema:
     """One compiled validator; :meth:`violations` lists every error, located by JSON pointer."""
 
@@ -49,7 +46,7 @@ class CompiledSchema:
         if self._validator.is_valid(instance):  # the fast path allocates no error objects
             return []
         return [
-            Violation(json_pointer(list(error.instance_path)), str(error.message))
+            Violation(json_pointer(*error.instance_path), str(error.message))
             for error in self._validator.iter_errors(instance)
         ]
 
@@ -100,13 +97,7 @@ class SchemaFiles:
 
 
 def _follow(document: Any, pointer: str) -> Any:
-    current = document
-    for raw in pointer.split("/")[1:] if pointer else []:
-        part = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
-        elif isinstance(current, dict) and part in current:
-            current = current[part]
-        else:
-            raise SchemaCompileError(f"the fragment #{pointer} names nothing in its document")
-    return current
+    try:
+        return resolve(document, pointer)
+    except (LookupError, ValueError):
+        raise SchemaCompileError(f"the fragment #{pointer} names nothing in its document") from None

@@ -40,8 +40,8 @@ from typing import Any
 
 import yaml
 
+from modyard.common.json_pointer import json_pointer, tokens
 from modyard.modules.formats import safe_yaml
-from modyard.modules.formats.base import json_pointer
 from modyard.modules.manifest import ConfigField, Manifest, ModuleFormat
 
 #: Keys under which a field or schema keeps its default value.
@@ -173,11 +173,11 @@ def _drop_nested(found: list[SecretDefault]) -> list[SecretDefault]:
 def without(document: Any, found: list[SecretDefault]) -> Any:
     """``document`` (changed in place) with every value of ``found`` removed or replaced."""
     for item in _drop_nested(found):
-        tokens = [t.replace("~1", "/").replace("~0", "~") for t in item.pointer.split("/")[1:]]
+        keys = tokens(item.pointer)
         parent = document
-        for token in tokens[:-1]:
+        for token in keys[:-1]:
             parent = parent[int(token)] if isinstance(parent, list) else parent[token]
-        last: Any = int(tokens[-1]) if isinstance(parent, list) else tokens[-1]
+        last: Any = int(keys[-1]) if isinstance(parent, list) else keys[-1]
         if item.replacement is DELETE:
             del parent[last]
         else:

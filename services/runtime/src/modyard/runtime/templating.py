@@ -35,6 +35,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from modyard.common.expressions import ExpressionError, check_expression, evaluate_value
+from modyard.common.json_pointer import escape_token
 
 #: The names a runtime template may use.
 SCOPE_NAMES: Final = ("payload", "properties", "config", "flow", "message")
@@ -72,11 +73,6 @@ class _Placeholder:
 
 #: A parsed string: literal text and placeholders, in order.
 _Segments = tuple[str | _Placeholder, ...]
-
-
-def pointer_token(key: str | int) -> str:
-    """``key`` escaped for a JSON pointer (RFC 6901)."""
-    return str(key).replace("~", "~0").replace("/", "~1")
 
 
 @lru_cache(maxsize=4096)
@@ -161,7 +157,7 @@ def _walk_check(template: Any, pointer: str, names: tuple[str, ...], depth: int)
         _check_string(template, pointer, names)
     elif isinstance(template, Mapping):
         for key, value in template.items():
-            _walk_check(value, f"{pointer}/{pointer_token(key)}", names, depth + 1)
+            _walk_check(value, f"{pointer}/{escape_token(key)}", names, depth + 1)
     elif isinstance(template, list | tuple):
         for index, value in enumerate(template):
             _walk_check(value, f"{pointer}/{index}", names, depth + 1)
@@ -189,7 +185,7 @@ class _Renderer:
             return self.string(template, pointer)
         if isinstance(template, Mapping):
             return {
-                key: self.value(value, f"{pointer}/{pointer_token(key)}", depth + 1)
+                key: self.value(value, f"{pointer}/{escape_token(key)}", depth + 1)
                 for key, value in template.items()
             }
         if isinstance(template, list | tuple):
@@ -305,7 +301,6 @@ __all__ = [
     "check_template",
     "is_template",
     "json_size",
-    "pointer_token",
     "render",
     "render_text",
 ]

@@ -67,13 +67,13 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
+from modyard.common.json_pointer import json_pointer
 from modyard.common.semver import InvalidVersion, normalize_range, normalize_version
 from modyard.modules.formats.base import (
     IssueCollector,
     ManifestError,
     ModuleFiles,
     UnresolvedReference,
-    json_pointer,
     module_version,
 )
 from modyard.modules.formats.bundled_schemas import (

@@ -83,14 +83,9 @@ from jsonschema import Draft7Validator, SchemaError
 from jsonschema.validators import validator_for
 from pydantic import ValidationError
 
+from modyard.common.json_pointer import json_pointer
 from modyard.common.semver import InvalidVersion, normalize_range, parse_version, satisfies
-from modyard.modules.formats.base import (
-    IssueCollector,
-    ManifestError,
-    ModuleFiles,
-    json_object,
-    json_pointer,
-)
+from modyard.modules.formats.base import IssueCollector, ManifestError, ModuleFiles, json_object
 from modyard.modules.manifest import (
     ChangelogEntry,
     Component,

@@ -127,11 +127,6 @@ class IssueCollector:
             raise ManifestError(self.issues)
 
 
-def json_pointer(*parts: str | int) -> str:
-    """An RFC 6901 pointer; ``~`` and ``/`` inside keys (e.g. changelog versions) are escaped."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
-
-
 #: How a publisher supplies the version of a module whose files carry none.
 VERSION_FROM_REQUEST_HINT = (
     "pass it with the upload: `modyard publish --version v1.2.0` (or `modyard pack --version "

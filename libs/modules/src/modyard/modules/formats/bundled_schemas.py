@@ -71,19 +71,14 @@ from referencing.exceptions import (
 )
 from referencing.jsonschema import DRAFT202012, UnknownDialect, specification_with
 
+from modyard.common.json_pointer import json_pointer, resolve
 from modyard.modules.formats.appcell_platform import (
     interface_path,
     platform_schema_at,
     platform_schema_for,
     shipped_interfaces,
 )
-from modyard.modules.formats.base import (
-    Issue,
-    IssueCollector,
-    ModuleFiles,
-    UnresolvedReference,
-    json_pointer,
-)
+from modyard.modules.formats.base import Issue, IssueCollector, ModuleFiles, UnresolvedReference
 from modyard.modules.manifest import PinnedSchema
 
 if TYPE_CHECKING:
@@ -539,20 +534,14 @@ def _unresolvable(exc: Unresolvable) -> str:
 
 
 def _follow_pointer(document: Any, pointer: str) -> Any:
-    if pointer in ("", "/"):
+    if pointer == "/":  # "#/" is how authors write the root, though RFC 6901 reads it as key ""
         return document
-    if not pointer.startswith("/"):
+    if pointer and not pointer.startswith("/"):
         raise LookupError(f"'#{pointer}' is not a JSON pointer (it must start with '/')")
-    node = document
-    for raw in pointer[1:].split("/"):
-        part = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            raise LookupError(f"'#{pointer}' does not exist")
-    return node
+    try:
+        return resolve(document, pointer)
+    except LookupError:
+        raise LookupError(f"'#{pointer}' does not exist") from None
 
 
 # -- one-shot helpers ------------------------------------------------------------------------
@@ -622,7 +611,6 @@ __all__ = [
     "candidate_paths",
     "digest_bytes",
     "is_own_file",
-    "json_pointer",
     "load_pinned",
     "pin_schema",
     "schema_dialect",

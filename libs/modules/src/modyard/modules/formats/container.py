@@ -25,7 +25,8 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from modyard.modules.formats.base import IssueCollector, ModuleFiles, json_pointer
+from modyard.common.json_pointer import json_pointer
+from modyard.modules.formats.base import IssueCollector, ModuleFiles
 from modyard.modules.manifest import ContainerSpec, Manifest, ModuleFormat, ModuleKind
 
 # The reference grammar of the distribution project, without digests: [host[:port]/]path[:tag].

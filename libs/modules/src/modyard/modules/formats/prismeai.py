@@ -66,6 +66,7 @@ from typing import Any, ClassVar
 import yaml
 from pydantic import ValidationError
 
+from modyard.common.json_pointer import json_pointer
 from modyard.common.semver import InvalidVersion, normalize_range, normalize_version
 from modyard.modules.formats import safe_yaml
 from modyard.modules.formats.base import (
@@ -73,7 +74,6 @@ from modyard.modules.formats.base import (
     ManifestError,
     ModuleFiles,
     UnsafeYaml,
-    json_pointer,
     module_version,
     yaml_problem,
 )

@@ -10,13 +10,13 @@ from typing import Any, Final
 
 import structlog
 
+from modyard.common.json_pointer import json_pointer
 from modyard.installer.configuration.declared import Path, Setting, spec_settings
 from modyard.installer.configuration.description import (
     accepts_strings,
     setting_description,
     strings_only,
 )
-from modyard.installer.configuration.errors import json_pointer
 from modyard.installer.configuration.layers import default_values, layered
 from modyard.installer.configuration.secrets import secret_paths, split_secrets
 from modyard.modules.manifest import ConfigSpec
@@ -133,7 +133,7 @@ def _read_settings(
 ) -> None:
     for name, setting in settings.items():
         path = (*prefix, name)
-        pointer = json_pointer(path)
+        pointer = json_pointer(*path)
         secret = any(path[:length] in secrets for length in range(1, len(path) + 1))
         wanted = env_variable(slug, path, secret=secret)
         unwanted = env_variable(slug, path, secret=not secret)

@@ -34,8 +34,3 @@ class ConfigInvalid(ValidationFailed):
                 for error in self.config_errors
             ]
         )
-
-
-def json_pointer(path: Sequence[str | int]) -> str:
-    """RFC 6901: ``("advanced", "apiUrl")`` → ``/advanced/apiUrl``; ``()`` → ``""``."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)

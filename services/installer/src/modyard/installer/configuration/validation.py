@@ -17,10 +17,11 @@ from modyard.common.expressions import (
     evaluate_condition,
     is_placeholder,
 )
+from modyard.common.json_pointer import json_pointer
 from modyard.common.user_schemas import SchemaRefused, compile_user_schema, pattern_search
 from modyard.installer.configuration.declared import NOT_STORED_TYPES, Path, Setting, spec_settings
 from modyard.installer.configuration.description import describe, explain, setting_description
-from modyard.installer.configuration.errors import ConfigError, ConfigInvalid, json_pointer
+from modyard.installer.configuration.errors import ConfigError, ConfigInvalid
 from modyard.installer.configuration.layers import default_values, layered
 from modyard.modules.manifest import ConfigField, ConfigSpec
 
@@ -57,7 +58,7 @@ class _Check:
     custom: set[Path] = field(default_factory=set)
 
     def add(self, kind: str, path: Sequence[str | int], detail: str) -> None:
-        self.errors.append((kind, ConfigError(pointer=json_pointer(path), detail=detail)))
+        self.errors.append((kind, ConfigError(pointer=json_pointer(*path), detail=detail)))
 
     def is_hidden(self, path: tuple[str | int, ...]) -> bool:
         return any(path[:length] in self.hidden for length in range(1, len(path) + 1))
@@ -324,7 +325,7 @@ def check_spec_expressions(spec: ConfigSpec) -> list[ConfigError]:
                     except ExpressionError as exc:
                         problems.append(
                             ConfigError(
-                                pointer=json_pointer((*prefix, index, which)), detail=str(exc)
+                                pointer=json_pointer(*prefix, index, which), detail=str(exc)
                             )
                         )
             visit(config_field.fields, (*prefix, index, "fields"))

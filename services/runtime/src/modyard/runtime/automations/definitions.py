@@ -18,8 +18,9 @@ from typing import Any, Final
 from jsonschema.protocols import Validator
 
 from modyard.common.expressions import MAX_EXPRESSION_LENGTH, ExpressionError, check_expression
+from modyard.common.json_pointer import escape_token
 from modyard.common.user_schemas import SchemaRefused, compile_user_schema
-from modyard.runtime.templating import TemplateError, check_template, pointer_token
+from modyard.runtime.templating import TemplateError, check_template
 
 #: The scopes every expression sees; variables may not take these names.
 SCOPES: Final = ("payload", "body", "config", "run", "user")
@@ -149,7 +150,7 @@ def _problems(
             yield where, "must be one instruction: a mapping with a single key such as set or emit"
             continue
         ((name, args),) = instruction.items()
-        inner = f"{where}/{pointer_token(name)}"
+        inner = f"{where}/{escape_token(name)}"
         if name == "break":
             continue
         if name == "all":
@@ -174,7 +175,7 @@ def _instruction_problems(
             yield f"{at}/name", f"{root} is read-only; set a variable of your own instead"
     if name == "conditions":
         for condition, branch in args.items():
-            where = f"{at}/{pointer_token(condition)}"
+            where = f"{at}/{escape_token(condition)}"
             if condition != "default":
                 try:
                     check_expression(condition_expression(str(condition)), names=names)
@@ -229,7 +230,7 @@ def compile_automation(slug: str, document: Any, *, at: str = "") -> Automation:
             if not _VARIABLE.match(str(argument)) or argument in SCOPES:
                 problems.append(
                     (
-                        f"{at}/arguments/{pointer_token(argument)}",
+                        f"{at}/arguments/{escape_token(argument)}",
                         "argument names are identifiers other than payload/body/config/run/user",
                     )
                 )

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from modyard.common.expressions import ExpressionError, evaluate_value, truthy
+from modyard.common.json_pointer import escape_token
 from modyard.runtime.automations.budgets import AutomationBudgets, default_budgets, setting_name
 from modyard.runtime.automations.definitions import SCOPES, Automation, condition_expression
 from modyard.runtime.automations.fetch import Fetcher, FetchFailed, checked_url
@@ -39,7 +40,6 @@ from modyard.runtime.automations.redaction import Redactor
 from modyard.runtime.templating import (
     TemplateError,
     json_size,
-    pointer_token,
     render,
     render_text,
 )
@@ -212,7 +212,7 @@ def validate_arguments(automation: Automation, arguments: Mapping[str, Any]) -> 
     errors = sorted(automation.validator.iter_errors(dict(arguments)), key=lambda e: e.path)
     if errors:
         problems = [
-            ("/" + "/".join(pointer_token(part) for part in error.path), error.message)
+            ("/" + "/".join(escape_token(part) for part in error.path), error.message)
             for error in errors
         ]
         raise ArgumentsInvalid(automation.slug, problems)
@@ -389,7 +389,7 @@ class Interpreter:
                 # requests and the broker's heartbeats go on between its instructions.
                 await asyncio.sleep(0)
             ((name, args),) = instruction.items()
-            at = f"{pointer}/{index}/{pointer_token(name)}"
+            at = f"{pointer}/{index}/{escape_token(name)}"
             if name in ("set", "delete"):
                 with _Computing(state):
                     await self._instruction(state, frame, str(name), args, at)
@@ -581,7 +581,7 @@ class Interpreter:
         headers: dict[str, str] = {}
         if isinstance(args.get("headers"), Mapping):
             for name, value in args["headers"].items():
-                text = self._text(frame, value, f"{at}/headers/{pointer_token(name)}")
+                text = self._text(frame, value, f"{at}/headers/{escape_token(name)}")
                 if any(char in text or char in str(name) for char in "\r\n\0"):
                     raise self._fail(frame, f"header {name!r} has a line break", f"{at}/headers")
                 headers[str(name)] = text
@@ -621,7 +621,7 @@ class Interpreter:
         for condition, branch in args.items():
             if condition == "default":
                 continue
-            where = f"{at}/{pointer_token(condition)}"
+            where = f"{at}/{escape_token(condition)}"
             try:
                 with _Computing(state):
                     value = evaluate_value(condition_expression(str(condition)), frame.scope())

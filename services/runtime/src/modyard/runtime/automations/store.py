@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.errors import Conflict, InvalidParam, NotFound, ValidationFailed
+from modyard.common.json_pointer import escape_token
 from modyard.common.secrets import SecretBox
 from modyard.runtime.automations.definitions import (
     Automation,
@@ -18,7 +19,6 @@ from modyard.runtime.automations.definitions import (
 )
 from modyard.runtime.automations.models import AutomationWorkspace, StoredAutomation
 from modyard.runtime.automations.secret_config import MASK, seal, secret_fields
-from modyard.runtime.templating import pointer_token
 
 
 def checked(slug: str, definition: Mapping[str, Any], *, pointer: str = "/body") -> Automation:
@@ -178,7 +178,7 @@ async def import_source(
         )
     compiled: dict[str, Automation] = {}
     for slug, definition in automations.items():
-        at = f"/body/automations/{pointer_token(str(slug))}"
+        at = f"/body/automations/{escape_token(str(slug))}"
         try:
             compiled[str(slug)] = compile_automation(str(slug), definition)
         except DefinitionError as exc:
@@ -189,7 +189,7 @@ async def import_source(
         if endpoint is not None and endpoint in endpoints:
             problems.append(
                 InvalidParam(
-                    pointer=f"/body/automations/{pointer_token(slug)}/when/endpoint",
+                    pointer=f"/body/automations/{escape_token(slug)}/when/endpoint",
                     detail=f"endpoint {endpoint!r} is served by {endpoints[endpoint]!r} already",
                 )
             )

@@ -19,7 +19,6 @@ from modyard.runtime.failures import KIND_UNKNOWN, KIND_VALIDATION
 from modyard.runtime.templating import (
     TemplateError,
     check_template,
-    pointer_token,
     render,
     render_text,
 )
@@ -126,7 +125,6 @@ __all__ = [
     "JSON_SCHEMA_DIALECT",
     "CoreComponent",
     "missing_callback",
-    "pointer_token",
     "scope_for",
     "template_failure",
 ]

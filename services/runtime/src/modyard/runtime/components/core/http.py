@@ -55,11 +55,11 @@ import aiohttp
 from yarl import URL
 
 from modyard.common.egress.policy import EgressRefused
+from modyard.common.json_pointer import escape_token
 from modyard.runtime.components.base import ComponentError, ExecutionContext, Outputs
 from modyard.runtime.components.core._shared import (
     JSON_SCHEMA_DIALECT,
     CoreComponent,
-    pointer_token,
     scope_for,
 )
 from modyard.runtime.egress import gate
@@ -250,13 +250,13 @@ class HttpComponent(CoreComponent):
         except ValueError as exc:
             raise _invalid_request(str(exc)) from None
         query = {
-            name: self.render_text(value, scope, f"/query/{pointer_token(name)}")
+            name: self.render_text(value, scope, f"/query/{escape_token(name)}")
             for name, value in properties.get("query", {}).items()
         }
         if query:
             url = url.extend_query(query)
         headers = {
-            name: self.render_text(value, scope, f"/headers/{pointer_token(name)}")
+            name: self.render_text(value, scope, f"/headers/{escape_token(name)}")
             for name, value in properties.get("headers", {}).items()
         }
         for name, value in headers.items():
