@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from modyard.common.egress.policy import Allowance, parse_cidr, parse_host_pattern
 from modyard.jsrunner import state, timers
+from modyard.jsrunner.accounts import AccountAuth, AccountsClient, AccountUnavailable, refresh_helps
 from modyard.jsrunner.context_api import CallScope, ContextApi
 from modyard.jsrunner.isolation import Isolation
 from modyard.jsrunner.modules import ModuleStore, ModuleUnavailable, ModuleVersion
@@ -143,6 +144,8 @@ class JsRunner:
         #: database (the runner-alone benchmark), where they reject.
         self.context_api: ContextApi | None = None
         self._reads_state: dict[Path, bool] = {}
+        #: Flow nodes' accounts, read from the installer (accounts.py).
+        self.accounts = AccountsClient(settings)
 
     def use_context_api(self, api: ContextApi) -> None:
         self.context_api = api
@@ -208,6 +211,12 @@ class JsRunner:
                 request,
                 allowance=allowance_of(request.get("egress")),
                 classify=classify,
+        account: AccountAuth | None = None
+        if request.get("account") and scope.workspace:
+            try:
+                account = await self.accounts.credentials(scope.workspace, str(request["account"]))
+            except AccountUnavailable as exc:
+                return {"error": {"message": exc.message, "retryable": exc.retryable}}
             )
         extra: dict[str, Any] = {}
         try:
@@ -239,7 +248,9 @@ class JsRunner:
             "content": request.get("payload"),
             "correlationId": request.get("correlation_id"),
             "properties": request.get("properties") or {},
-            "auth": auth_of(request.get("config"), component.auth_service),
+            "auth": account.auth
+            if account is not None
+            else auth_of(request.get("config"), component.auth_service),
             "nodeId": request.get("node_id"),
             "flowId": request.get("flow_id"),
             # staticCache entries are kept apart per workspace (the child serves several).
@@ -253,7 +264,20 @@ class JsRunner:
                 frame,
                 scope,
                 allowance=allowance_of(request.get("egress")),
+            if refresh_helps(account, answer):
+                # The token was refused: refreshed once (one refresh for concurrent callers),
+                # then the call runs again.
+                assert account is not None
+                account = await self.accounts.refresh(scope.workspace, account)
+                answer, _logs = await child.call(
+                    {**frame, "auth": account.auth},
+                    scope,
+                    allowance=allowance_of(request.get("egress")),
+                    workspace=scope.workspace,
+                )
                 workspace=scope.workspace,
+        except AccountUnavailable as exc:
+            return {"error": {"message": exc.message, "retryable": exc.retryable}}
             )
             succeeded = answer.get("t") == "done"
         except SandboxFailure as exc:

@@ -42,6 +42,26 @@ class InstallerClient(ServiceClient):
             )
         return {item["resource"] for item in response.json()}
 
+    async def check_accounts(
+        self, workspace: str, owner: str, nodes: list[dict[str, Any]]
+    ) -> list[dict[str, str]]:
+        """The problems of the nodes' accounts (``{node, detail}``), as the installer sees them."""
+        try:
+            response = await self._http.post(
+                f"/v1/workspaces/{workspace}/accounts/checks",
+                json={"owner": owner, "nodes": nodes},
+                headers=self._headers(),
+            )
+        except httpx.HTTPError as exc:
+            raise InstallerUnavailable(
+                f"the installer at {self._settings.installer_url} cannot be reached"
+            ) from exc
+        if response.is_error:
+            raise InstallerUnavailable(
+                f"the installer answered {response.status_code} checking accounts"
+            )
+        return list(response.json()["problems"])
+
     async def member_role(self, workspace: str, subject: str) -> str | None:
         """``subject``'s role in ``workspace`` (``None``: not a member), read now, not cached."""
         response = await self._get(f"/v1/workspaces/{workspace}")

@@ -11,7 +11,7 @@ from modyard.common.auth import CurrentPrincipal, Principal, Role
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, Forbidden
 from modyard.installer import workspaces
-from modyard.installer.accounts import service
+from modyard.installer.accounts import checks, service
 from modyard.installer.accounts.schemas import (
     AccountCreate,
     AccountCredentials,
@@ -145,3 +145,13 @@ async def get_credentials(
         type=account.type,
         auth=await service.credentials_of(session, context, workspace, account),
     )
+
+
+@router.post("/accounts/checks", response_model=checks.AccountCheckResult)
+async def check_accounts(
+    ws: WorkspaceSlug, body: checks.AccountCheck, session: DbSession, principal: Service
+) -> checks.AccountCheckResult:
+    """Whether each flow node has the account its component needs, owned by the flow's owner
+    (the runtime asks before starting a flow; services only)."""
+    workspace = await workspaces.get_workspace(session, ws, principal)
+    return await checks.check(session, workspace, body)

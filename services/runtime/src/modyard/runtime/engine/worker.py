@@ -328,6 +328,9 @@ class NodeWorker:
                 "correlation_id": message.correlation_id,
                 "properties": properties,
                 "config": config,
+                # The node's account: the runner fetches its credentials from the installer
+                # (they never travel in the message).
+                "account": _account_of(flow, message.node_id),
             },
         )
 
@@ -516,3 +519,8 @@ class SideEffects:
                 ),
             )
             await record_event(session, event)
+
+
+def _account_of(flow: RunnableFlow, node_id: str) -> str | None:
+    node = flow.definition.nodes.get(node_id)
+    return node.account if node is not None else None

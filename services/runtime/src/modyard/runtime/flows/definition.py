@@ -20,6 +20,9 @@ class Node(_Strict):
     component: str = Field(min_length=3, max_length=255)
     properties: dict[str, Any] = Field(default_factory=dict)
     label: str | None = None
+    #: The id of the account (installer, docs/accounts.md) the component runs with, when it
+    #: needs one: the flow owner's, of the component's auth service.
+    account: str | None = Field(default=None, max_length=64)
 
 
 class Connection(_Strict):

@@ -29,6 +29,7 @@ from modyard.runtime.components.core import core_component
 from modyard.runtime.engine.messages import WorkMessage
 from modyard.runtime.engine.scheduler import drop_flow_triggers, schedule_flow_triggers
 from modyard.runtime.failures import RetryPolicy
+from modyard.runtime.flows import accounts
 from modyard.runtime.flows.definition import FlowDefinition, FlowIn
 from modyard.runtime.flows.events import HeardEvent, emit_problem, listen_problem
 from modyard.runtime.flows.triggers import TRIGGERS
@@ -149,6 +150,7 @@ async def validate(
         )
     ports: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
     wanted_resources: dict[str, str] = {}
+    installed_nodes: dict[str, InstalledComponent] = {}
     for node_id, node in definition.nodes.items():
         pointer = f"/definition/nodes/{node_id}"
         malformed = component_refs.syntax_problem(node.component)
@@ -212,6 +214,7 @@ async def validate(
             schema = installed.spec.get("properties_schema")
             ports[node_id] = _module_ports(installed)
             wanted_resources[node_id] = component_resource(installed.module, installed.component)
+            installed_nodes[node_id] = installed
         if schema:
             # A module's schema is its publisher's text: nothing fetched, patterns on RE2.
             try:
@@ -268,6 +271,7 @@ async def validate(
                         detail=f"{who} {user!r} may not use {resource!r}; an operator can grant it with an ACL rule.",
                     )
                 )
+    errors += await accounts.problems(installer, flow, definition, installed_nodes)
     return errors
 
 

@@ -1,0 +1,260 @@
+"""A flow that runs an Appmixer look-alike component with its owner's account, end to end: the
+real registry and installer as processes, the runtime and the JavaScript runner in process
+(the runner served on loopback so the installer reaches it for auth.js). The account's API key
+is checked by auth.js's ``validate`` at a loopback vendor, the flow refuses to start without the
+owner's account (every problem listed), and the component gets the account as ``context.auth``
+read by the runner from the installer (never in the AMQP message)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from aiohttp import web
+from fastapi import FastAPI
+from jsrunner_env import SHARED_CACHE, bundle_zip, loopback_server
+from stack_env import component_refs, node_logs, publish
+
+from modyard.common.auth import Role
+from modyard.common.settings import CommonSettings
+from modyard.jsrunner.app import create_app as create_runner
+from modyard.jsrunner.settings import JsRunnerSettings
+from modyard.runtime.app import create_app as create_runtime
+from modyard.runtime.settings import RuntimeSettings
+from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
+from modyard.testing.services import auth_headers, free_port, in_process, service_process
+
+pytestmark = pytest.mark.infra
+
+KEYS = {"key-ann-secret-1": "ann@vendor.test", "key-bob-secret-2": "bob@vendor.test"}
+
+AUTH_JS = """'use strict';
+const me = async (context) => (await context.httpRequest({
+    url: context.baseUrl + '/me',
+    headers: { Authorization: 'Bearer ' + context.apiKey },
+})).data;
+module.exports = {
+    type: 'apiKey',
+    definition: {
+        auth: {
+            apiKey: { type: 'text', name: 'API Key' },
+            baseUrl: { type: 'text', name: 'Base URL' },
+        },
+        accountNameFromProfileInfo: 'email',
+        requestProfileInfo: me,
+        validate: async (context) => { await me(context); return true; },
+    },
+};
+"""
+
+WHOAMI_JS = """module.exports = {
+    async receive(context) {
+        const response = await context.httpRequest({
+            url: context.auth.baseUrl + '/me',
+            headers: { Authorization: 'Bearer ' + context.auth.apiKey },
+        });
+        await context.sendJson({ seenAs: response.data.email }, 'out');
+    }
+};
+"""
+
+
+def connector(name: str) -> bytes:
+    vendor, service = name.split(".")
+    documents = {
+        "bundle.json": {"name": name, "version": "1.0.0"},
+        "core/Whoami/component.json": {
+            "name": f"{name}.core.Whoami",
+            "auth": {"service": f"{vendor}:{service}"},
+            "inPorts": ["in"],
+            "outPorts": ["out"],
+        },
+    }
+    return bundle_zip(documents, {"auth.js": AUTH_JS, "core/Whoami/Whoami.js": WHOAMI_JS})
+
+
+@asynccontextmanager
+async def served(app: FastAPI, port: int) -> AsyncIterator[None]:
+    """``app`` (its lifespan included) on a loopback port, in this event loop."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_a_flow_runs_with_its_owners_account(infra: IsolatedInfra) -> None:
+    async def me(request: web.Request) -> web.Response:
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if key not in KEYS:
+            return web.json_response({"message": "Unknown API key"}, status=401)
+        return web.json_response({"email": KEYS[key]})
+
+    vendor = web.Application()
+    vendor.router.add_get("/me", me)
+    operator = auth_headers(CommonSettings(), Role.operator)
+    ws = f"acc{uuid.uuid4().hex[:6]}"
+    name = f"acme{uuid.uuid4().hex[:8]}.crm"
+    runner_port, installer_port = free_port(), free_port()
+    async with (
+        loopback_server(vendor) as vendor_url,
+        service_process(
+            "registry", {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "reg_acc"}
+        ) as registry,
+    ):
+        runner_app = create_runner(
+            JsRunnerSettings(
+                database_url=infra.database_url,
+                amqp_url=infra.amqp_url,
+                registry_url=registry.url,
+                installer_url=f"http://127.0.0.1:{installer_port}",
+                db_schema="js_runner_acc",
+                cache_dir=str(SHARED_CACHE),
+                egress_allow_loopback=True,
+            )
+        )
+        installer_env = {
+            **infra.env(),
+            "MODYARD_INSTALLER_DB_SCHEMA": "inst_acc",
+            "MODYARD_REGISTRY_URL": registry.url,
+            "MODYARD_INSTALLER_JS_RUNNER_URL": f"http://127.0.0.1:{runner_port}",
+        }
+        async with (
+            served(runner_app, runner_port),
+            service_process("installer", installer_env, port=installer_port) as installer,
+        ):
+            runtime_app = create_runtime(
+                RuntimeSettings(
+                    database_url=infra.database_url,
+                    amqp_url=infra.amqp_url,
+                    installer_url=installer.url,
+                    db_schema="runtime_acc",
+                    component_timeout_seconds=60,
+                )
+            )
+            async with (
+                in_process(runtime_app) as runtime,
+                httpx.AsyncClient(headers=operator, timeout=60) as client,
+            ):
+                await _scenario(
+                    client, runtime, runtime_app, registry.url, installer.url, ws, name, vendor_url
+                )
+
+
+async def _scenario(
+    client: httpx.AsyncClient,
+    runtime: httpx.AsyncClient,
+    runtime_app: Any,
+    registry: str,
+    installer: str,
+    ws: str,
+    name: str,
+    vendor_url: str,
+) -> None:
+    settings = CommonSettings()
+    operator = auth_headers(settings, Role.operator)
+    ann = auth_headers(settings, Role.user, subject="ann@acme.test", workspaces=(ws,))
+    bob = auth_headers(settings, Role.user, subject="bob@acme.test", workspaces=(ws,))
+    await publish(client, registry, connector(name))
+    created = await client.post(
+        f"{installer}/v1/workspaces",
+        json={"slug": ws, "name": ws, "members": ["ann@acme.test", "bob@acme.test"]},
+    )
+    assert created.status_code == 201, created.text
+    installed = await client.post(
+        f"{installer}/v1/workspaces/{ws}/installations", json={"module": name, "slug": "crm"}
+    )
+    assert installed.status_code == 201, installed.text
+    granted = await client.post(f"{installer}/v1/workspaces/{ws}/installations/crm/acl/grant-users")
+    assert granted.status_code == 201, granted.text
+    service = name.replace(".", ":")
+    accounts = {}
+    for who, headers, key in ((("ann", ann, "key-ann-secret-1")), ("bob", bob, "key-bob-secret-2")):
+        account = await client.post(
+            f"{installer}/v1/workspaces/{ws}/accounts",
+            json={"service": service, "credentials": {"apiKey": key, "baseUrl": vendor_url}},
+            headers=headers,
+        )
+        assert account.status_code == 201, account.text
+        accounts[who] = account.json()["id"]
+    ref = (await component_refs(client, installer, ws))[f"{name}.core.Whoami"]
+
+    def definition(account: str | None) -> dict[str, Any]:
+        node: dict[str, Any] = {"component": ref}
+        if account:
+            node["account"] = account
+        return {
+            "nodes": {
+                "hook": {"component": "core.webhook"},
+                "who": node,
+                "again": {**node, "account": str(uuid.uuid4())} if account else node,
+                "sink": {"component": "core.log", "properties": {"message": "{{ payload }}"}},
+            },
+            "connections": [{"from": "hook", "to": "who"}, {"from": "who", "to": "sink"}],
+            "retry_policy": {"base_delay_seconds": 1, "multiplier": 1, "max_attempts": 2},
+        }
+
+    flow = await runtime.post(
+        f"/v1/workspaces/{ws}/flows",
+        json={"name": "who", "owner": "ann@acme.test", "definition": definition(None)},
+        headers=operator,
+    )
+    assert flow.status_code == 201, flow.text
+    flow_id = flow.json()["id"]
+    start = f"/v1/workspaces/{ws}/flows/{flow_id}/start"
+
+    async def refused_for_accounts() -> bool:
+        response = await runtime.post(start, headers=operator)
+        return response.status_code == 422 and "account" in response.text
+
+    await eventually(refused_for_accounts, timeout=60)  # once the runtime heard of the install
+    refused = (await runtime.post(start, headers=operator)).json()
+    assert {e["pointer"] for e in refused["errors"]} == {
+        "/definition/nodes/who/account",
+        "/definition/nodes/again/account",
+    }
+    # Bob's account is not the owner's; an unknown id is no account: both said at once.
+    flow_path = f"/v1/workspaces/{ws}/flows/{flow_id}"
+    replaced = await runtime.put(
+        flow_path,
+        json={"name": "who", "owner": "ann@acme.test", "definition": definition(accounts["bob"])},
+        headers=operator,
+    )
+    assert replaced.status_code == 200, replaced.text
+    refused = (await runtime.post(start, headers=operator)).json()
+    details = {e["pointer"]: e["detail"] for e in refused["errors"]}
+    assert "not the flow owner's" in details["/definition/nodes/who/account"]
+    assert "has no account" in details["/definition/nodes/again/account"]
+
+    good = definition(accounts["ann"])
+    good["nodes"]["again"]["account"] = accounts["ann"]
+    replaced = await runtime.put(
+        flow_path,
+        json={"name": "who", "owner": "ann@acme.test", "definition": good},
+        headers=operator,
+    )
+    assert replaced.status_code == 200, replaced.text
+    started = await runtime.post(start, headers=operator)
+    assert started.status_code == 200, started.text
+    hooked = await runtime.post(f"/v1/hooks/{ws}/{flow_id}/hook", json={"go": True})
+    assert hooked.status_code == 202, hooked.text
+
+    async def recorded() -> bool:
+        return await node_logs(runtime_app, flow_id) == [{"seenAs": "ann@vendor.test"}]
+
+    await eventually(recorded, timeout=90)
