@@ -399,6 +399,16 @@ async def test_one_webhook_is_one_trace_across_runtime_module_worker_gateway_and
     statements = [s for s in spans if s.kind == "CLIENT" and "db.system.name" in s.attributes]
     statements += [s for s in spans if s.kind == "CLIENT" and "db.system" in s.attributes]
     assert statements, sorted({s.name for s in spans})
+    # The runtime ledger's own statements (asyncpg, batched across executions): each node's
+    # lookup and record, children of that node's span.
+    nodes = {s.span_id for node in ("mod", "cell", "sink") for s in node_spans(spans, node)}
+    for name in ("SELECT node_executions", "INSERT node_executions"):
+        ledger = only(spans, service="modyard-runtime", kind="CLIENT", name=name)
+        assert ledger, f"no {name}: {sorted({s.name for s in spans})}"
+        assert all(s.attributes["db.system.name"] == "postgresql" for s in ledger)
+        assert {s.parent_id for s in ledger} <= nodes, describe(spans)
+    recorded = {s.parent_id for s in only(spans, name="INSERT node_executions")}
+    assert {s.span_id for s in node_spans(spans, "sink")} <= recorded
 
 
 async def scrape(url: str) -> str:

@@ -136,3 +136,63 @@ def test_a_trace_left_out_by_the_sampler_travels_on_without_spans_a_sampled_one_
     assert (version, trace_id, flags) == ("00", "0af7651916cd43dd8448eb211c80319c", "01")
     assert span_id != "b7ad6b7169203331"
     assert sampled["carried"]["keep"] == "me"
+
+
+_BATCHED = """
+import json, os
+os.environ.update(OTEL_TRACES_EXPORTER="console")
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from modyard.common.observability import tracing
+tracing.configure_tracing("units")
+finished = InMemorySpanExporter()
+trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(finished))
+callers = []
+for flags in ("01", "00", "01"):
+    span_id = f"{len(callers) + 1:016x}"
+    parent = {"traceparent": f"00-{len(callers) + 1:032x}-{span_id}-{flags}"}
+    with tracing.continuing(parent):
+        callers.append(tracing.sampled_span_context())
+with tracing.batched_statement("INSERT", "node_executions", "INSERT …", callers):
+    pass
+with tracing.batched_statement("SELECT", "node_executions", "SELECT …", [callers[1], None]):
+    pass
+spans = [
+    {
+        "name": s.name,
+        "kind": s.kind.name,
+        "trace": format(s.context.trace_id, "032x"),
+        "parent": format(s.parent.span_id, "016x"),
+        "links": [format(link.context.span_id, "016x") for link in s.links],
+        "attributes": dict(s.attributes),
+    }
+    for s in finished.get_finished_spans()
+]
+print("RESULT " + json.dumps({"sampled": [c is not None for c in callers], "spans": spans}))
+"""
+
+
+def test_a_batched_statement_is_a_span_of_its_first_sampled_caller_linked_to_the_others() -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", _BATCHED],
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    seen = json.loads(line.removeprefix("RESULT "))
+    assert seen["sampled"] == [True, False, True]
+    # One span only: the statement whose callers were all left out by the sampler has none.
+    (statement,) = seen["spans"]
+    assert statement["name"] == "INSERT node_executions"
+    assert statement["kind"] == "CLIENT"
+    assert (statement["trace"], statement["parent"]) == (f"{1:032x}", f"{1:016x}")
+    assert statement["links"] == [f"{3:016x}"]
+    assert statement["attributes"]["db.system.name"] == "postgresql"
+    assert statement["attributes"]["db.collection.name"] == "node_executions"
+    assert statement["attributes"]["db.operation.batch.size"] == 3

@@ -15,7 +15,8 @@ AMQP wire and the runtime's worker test :data:`ENABLED` (one attribute read) and
 Message propagation is ours, because no maintained instrumentation sees those paths: the bus
 publishes on aiormq's channel directly (aio-pika's instrumentation patches ``Exchange.publish``),
 and the lean wire (:mod:`modyard.common.bus.wire`) is not aio-pika at all. W3C ``traceparent`` and
-``tracestate`` travel in the AMQP headers of every message, and in the CloudEvents distributed
+``tracestate`` (and no other propagator's fields: ``OTEL_PROPAGATORS`` is for HTTP) travel in the
+AMQP headers of every message, and in the CloudEvents distributed
 tracing extension attributes of every event recorded in an outbox (so the relay, which publishes
 later in a task of its own, continues the trace of the change that recorded it).
 """
@@ -23,7 +24,7 @@ later in a task of its own, continues the trace of the change that recorded it).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ import structlog
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
-    from opentelemetry.trace import Link, Span, SpanKind, Tracer
+    from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Tracer
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = structlog.get_logger(__name__)
@@ -110,15 +111,23 @@ def configure_tracing(service: str) -> bool:
 def _bind_api() -> Any:
     from types import SimpleNamespace
 
-    from opentelemetry import context, propagate, trace
+    from opentelemetry import context, trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+    # Messages carry W3C trace context only (traceparent/tracestate, all that _text_carrier
+    # reads back): the W3C propagator itself, not the global composite of OTEL_PROPAGATORS (HTTP's),
+    # whose baggage step costs every message a lookup and an empty header for nothing.
+    w3c = TraceContextTextMapPropagator()
     return SimpleNamespace(
         trace=trace,
         context=context,
-        extract=propagate.extract,
-        inject=propagate.inject,
+        extract=w3c.extract,
+        inject=w3c.inject,
         producer=trace.SpanKind.PRODUCER,
         consumer=trace.SpanKind.CONSUMER,
+        client=trace.SpanKind.CLIENT,
+        Link=trace.Link,
+        NonRecordingSpan=trace.NonRecordingSpan,
     )
 
 
@@ -240,9 +249,8 @@ def link_to(headers: Mapping[str, Any] | None) -> Link | None:
     if not ENABLED:
         return None
     from opentelemetry import trace
-    from opentelemetry.propagate import extract
 
-    span_context = trace.get_current_span(extract(_text_carrier(headers))).get_span_context()
+    span_context = trace.get_current_span(_otel.extract(_text_carrier(headers))).get_span_context()
     return trace.Link(span_context) if span_context.is_valid else None
 
 
@@ -347,6 +355,54 @@ def annotate_current(attributes: Mapping[str, Any]) -> None:
 def set_attributes(target: Span | None, attributes: Mapping[str, Any]) -> None:
     if target is not None:
         target.set_attributes(_clean(attributes))
+
+
+def sampled_span_context() -> SpanContext | None:
+    """The current span's context if the sampler kept its trace, else None: what a caller hands
+    to work done for it later, elsewhere (a batched statement's parent or link)."""
+    if not ENABLED:
+        return None
+    context = _otel.trace.get_current_span().get_span_context()
+    return context if context.is_valid and context.trace_flags.sampled else None
+
+
+@contextmanager
+def batched_statement(
+    operation: str,
+    collection: str,
+    query: str,
+    callers: Sequence[SpanContext | None],
+    *,
+    attributes: Mapping[str, Any] | None = None,
+) -> Iterator[None]:
+    """A CLIENT span for one database statement run for several callers at once (group commit):
+    a child of the first sampled caller, linked to the other sampled ones. No span when no caller
+    was sampled: its trace would hold nothing else (parent-based sampling), and the unsampled
+    path stays free of span work."""
+    sampled = [caller for caller in callers if caller is not None] if ENABLED else []
+    if not sampled or _tracer is None:
+        yield
+        return
+    parent = _otel.trace.set_span_in_context(_otel.NonRecordingSpan(sampled[0]))
+    unique = {caller.span_id: caller for caller in sampled[1:] if caller != sampled[0]}
+    span_attributes: dict[str, Any] = {
+        "db.system.name": "postgresql",
+        "db.operation.name": operation,
+        "db.collection.name": collection,
+        "db.query.text": query,
+        **(attributes or {}),
+    }
+    if len(callers) > 1:
+        # The semantic conventions' batch size: set only for a batch of two or more.
+        span_attributes["db.operation.batch.size"] = len(callers)
+    with _tracer.start_as_current_span(
+        f"{operation} {collection}",
+        context=parent,
+        kind=_otel.client,
+        attributes=_clean(span_attributes),
+        links=[_otel.Link(caller) for caller in unique.values()],
+    ):
+        yield
 
 
 def trace_id_exemplar() -> dict[str, str] | None:

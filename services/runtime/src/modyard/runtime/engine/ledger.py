@@ -4,6 +4,13 @@ This is the worker's hot path: one lookup and one insert per node execution. Goi
 here (and only here), and sending the concurrent executions' lookups and inserts as one statement
 each (:mod:`~modyard.runtime.engine.batching`), is what lets one process run well over a thousand
 node executions per second; asyncpg prepares the statements once per connection.
+
+Each statement is a CLIENT span (``SELECT node_executions``, ``INSERT node_executions``) when one
+of the executions it serves is in a sampled trace: a child of the first such execution, linked to
+the others (:func:`~modyard.common.observability.tracing.batched_statement`). Not asyncpg's
+instrumentation: it patches every asyncpg connection of the process, SQLAlchemy's too, whose
+statements the engine's own instrumentation already traces, and it would parent a batch to
+whichever execution happened to start the batcher's task.
 """
 
 from __future__ import annotations
@@ -13,13 +20,17 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from modyard.common.observability import tracing
 from modyard.common.settings import ServiceSettings
 from modyard.runtime.engine.batching import MicroBatcher
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import SpanContext
 
 CONNECTION_ERRORS = (
     asyncpg.exceptions.PostgresConnectionError,
@@ -62,6 +73,14 @@ class Success:
     node_id: str
     outputs: dict[str, Any]
     logs: list[Any]
+    #: The execution's span, if its trace is sampled (the statement's parent or link).
+    caller: SpanContext | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    message_id: str
+    caller: SpanContext | None = None
 
 
 async def _json_codec(connection: asyncpg.Connection) -> None:
@@ -80,12 +99,17 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 class ExecutionLedger:
     def __init__(self, settings: ServiceSettings, *, max_size: int) -> None:
         url = make_url(settings.database_url)
+        self._server = {
+            "db.namespace": url.database or "",
+            "server.address": url.host or "",
+            "server.port": url.port or 5432,
+        }
         self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._schema = settings.db_schema
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
-        self._lookups = MicroBatcher(self._lookup)
+        self._lookups: MicroBatcher[Lookup, dict[str, Any] | None] = MicroBatcher(self._lookup)
         self._records = MicroBatcher(self._record)
 
     async def _connections(self) -> asyncpg.Pool:
@@ -105,19 +129,29 @@ class ExecutionLedger:
                     )
         return self._pool
 
-    async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+    async def _fetch(
+        self,
+        operation: str,
+        query: str,
+        *args: Any,
+        callers: Sequence[SpanContext | None] = (),
+    ) -> list[asyncpg.Record]:
         pool = await self._connections()
-        try:
-            return list(await pool.fetch(query, *args))
-        except CONNECTION_ERRORS:
-            # After a database restart every pooled connection is dead or (asyncpg's protocol
-            # state) unusable: replace them all on their next use instead of failing on each.
-            await pool.expire_connections()
-            raise
+        with tracing.batched_statement(
+            operation, "node_executions", query, callers, attributes=self._server
+        ):
+            try:
+                return list(await pool.fetch(query, *args))
+            except CONNECTION_ERRORS:
+                # After a database restart every pooled connection is dead or (asyncpg's
+                # protocol state) unusable: replace them all on their next use instead of
+                # failing on each.
+                await pool.expire_connections()
+                raise
 
     async def outputs(self, message_id: str) -> dict[str, Any] | None:
         """What the node produced for this message, if it already ran it successfully."""
-        return await self._lookups.submit(message_id)
+        return await self._lookups.submit(Lookup(message_id, tracing.sampled_span_context()))
 
     async def record(
         self,
@@ -130,12 +164,19 @@ class ExecutionLedger:
     ) -> dict[str, Any]:
         """Record the success with its log lines; returns the outputs to send on (the first
         recorded ones if another delivery of the same message won the race)."""
-        return await self._records.submit(Success(message_id, flow_id, node_id, outputs, logs))
+        return await self._records.submit(
+            Success(message_id, flow_id, node_id, outputs, logs, tracing.sampled_span_context())
+        )
 
-    async def _lookup(self, message_ids: Sequence[str]) -> list[dict[str, Any] | None]:
-        rows = await self._fetch(_LOOKUP, list(set(message_ids)))
+    async def _lookup(self, lookups: Sequence[Lookup]) -> list[dict[str, Any] | None]:
+        rows = await self._fetch(
+            "SELECT",
+            _LOOKUP,
+            list({lookup.message_id for lookup in lookups}),
+            callers=[lookup.caller for lookup in lookups],
+        )
         found: dict[str, dict[str, Any]] = {row["message_id"]: row["outputs"] for row in rows}
-        return [found.get(message_id) for message_id in message_ids]
+        return [found.get(lookup.message_id) for lookup in lookups]
 
     async def _record(self, successes: Sequence[Success]) -> list[dict[str, Any]]:
         # Two deliveries of one message in one batch: the first is recorded, the other gets its
@@ -146,6 +187,7 @@ class ExecutionLedger:
         unique = list(first.values())
         lines = [(success, entry) for success in unique for entry in success.logs]
         rows = await self._fetch(
+            "INSERT",
             _RECORD,
             [success.message_id for success in unique],
             [success.flow_id for success in unique],
@@ -155,12 +197,14 @@ class ExecutionLedger:
             [success.flow_id for success, _ in lines],
             [success.node_id for success, _ in lines],
             [entry for _, entry in lines],
+            callers=[success.caller for success in unique],
         )
         recorded = {row["message_id"] for row in rows}
         stored: dict[str, dict[str, Any]] = {}
         if missed := [key for key in first if key not in recorded]:
             # Recorded before, by another delivery: send on what that delivery produced.
-            for row in await self._fetch(_LOOKUP, missed):
+            callers = [first[key].caller for key in missed]
+            for row in await self._fetch("SELECT", _LOOKUP, missed, callers=callers):
                 stored[row["message_id"]] = row["outputs"]
         return [
             first[success.message_id].outputs
