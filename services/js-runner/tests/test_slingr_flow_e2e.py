@@ -2,7 +2,8 @@
 registry with ``version``, installed in two workspaces, its flow steps run by the runtime through
 the broker and the JavaScript runner. ``sys.storage`` lands in each installation's own storage
 at the installer; ``sys.events.triggerEvent`` starts a ``core.event`` flow of the same workspace
-only."""
+only; the installation's listeners answer at ``/v1/listeners/{ws}/{installation}/{path}``
+(``webhookSync`` with its return value), not at another workspace's address."""
 
 from __future__ import annotations
 
@@ -171,4 +172,34 @@ async def test_storage_and_events_of_a_slingr_package_stay_in_their_workspace(
             await hook("sla", "announce", {"note": "hello"})
             await logged("sla", "announce", [{"announced": "hello"}])
             await logged("sla", "heard", [{"note": "hello"}])
+            await logged("slb", "heard", [])
+
+            # Listeners: one URL per installation; webhookSync answers the caller.
+            ids = {}
+            for workspace in ("sla", "slb"):
+                found = await client.get(
+                    f"{stack.installer_url}/v1/workspaces/{workspace}/installations/relay"
+                )
+                ids[workspace] = found.json()["id"]
+            answered = await runtime.post(
+                f"/v1/listeners/sla/{ids['sla']}/ping", json={"message": "hi"}
+            )
+            assert answered.status_code == 200, answered.text
+            assert answered.json() == {"pong": "hi", "by": "Bearer token-sla"}
+            # Another workspace's address of the same installation: nothing there.
+            elsewhere = await runtime.post(
+                f"/v1/listeners/slb/{ids['sla']}/ping", json={"message": "hi"}
+            )
+            assert elsewhere.status_code == 404, elsewhere.text
+            unknown = await runtime.post(f"/v1/listeners/sla/{ids['sla']}/nowhere", json={})
+            assert unknown.status_code == 404, unknown.text
+            assert "no webhook listener for /nowhere" in unknown.json()["detail"]
+            # A webhook listener triggering the package's event: the same workspace hears it.
+            noted = await runtime.post(
+                f"/v1/listeners/sla/{ids['sla']}/note", json={"who": "vendor"}
+            )
+            assert noted.status_code == 200, noted.text
+            await logged(
+                "sla", "heard", [{"note": "hello"}, {"from": "webhook", "data": {"who": "vendor"}}]
+            )
             await logged("slb", "heard", [])

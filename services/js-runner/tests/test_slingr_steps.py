@@ -179,3 +179,39 @@ async def test_a_runaway_step_is_stopped_and_nothing_else(
     after = await step(slingr, module, "sign", {"text": "again"}, config=CONFIG)
     assert after["outputs"]["out"][0]["back"] == "again"
     await _bystander(slingr, bystander, 1)
+
+
+async def test_a_webhook_sync_listener_answers_with_its_return_value(slingr: Harness) -> None:
+    module = add_package(slingr, "relay")
+    reply = await slingr.runner.handle(
+        {
+            "module": module,
+            "version": "1.0.0",
+            "component": "",
+            "port": "listener",
+            "payload": {"method": "POST", "path": "/ping", "data": {"message": "hi"}},
+            "config": CONFIG,
+        }
+    )
+    assert reply == {
+        "outputs": {},
+        "response": {"status": 200, "body": {"pong": "hi", "by": "Bearer t0ken"}},
+    }
+    nowhere = await slingr.runner.handle(
+        {
+            "module": module,
+            "version": "1.0.0",
+            "component": "",
+            "port": "listener",
+            "payload": {"method": "POST", "path": "/nowhere", "data": {}},
+            "config": CONFIG,
+        }
+    )
+    assert nowhere["error"]["status"] == 404
+    assert "no webhook listener for /nowhere" in nowhere["error"]["message"]
+
+
+async def test_start_and_stop_of_a_flow_run_nothing(slingr: Harness) -> None:
+    module = add_package(slingr, "relay")
+    for port in ("start", "stop"):
+        assert await step(slingr, module, "spin", None, port=port, config=CONFIG) == {"outputs": {}}

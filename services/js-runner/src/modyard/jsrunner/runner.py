@@ -183,6 +183,15 @@ class JsRunner:
             module = await self.store.get(name, version)
         except ModuleUnavailable as exc:
             return {"error": {"message": exc.message, "retryable": exc.retryable}}
+        if module.format == slingr_calls.SLINGR:
+            return await slingr_run.handle(
+                self.pool,
+                module,
+                self.spec(module),
+                request,
+                allowance=allowance_of(request.get("egress")),
+                classify=classify,
+            )
         component = module.components.get(component_name)
         if component is None:
             return {
@@ -201,24 +210,13 @@ class JsRunner:
             message_id=str(request.get("message_id") or request.get("correlation_id") or ""),
             persistent=component.persistent_state,
         )
-        if module.format == slingr_calls.SLINGR:
-            return await slingr_run.run(
-                self.pool,
-                module,
-                self.spec(module),
-                slingr_calls.step_frame(module, component, request),
-                scope,
-                request,
-                allowance=allowance_of(request.get("egress")),
-                classify=classify,
+        extra: dict[str, Any] = {}
         account: AccountAuth | None = None
         if request.get("account") and scope.workspace:
             try:
                 account = await self.accounts.credentials(scope.workspace, str(request["account"]))
             except AccountUnavailable as exc:
                 return {"error": {"message": exc.message, "retryable": exc.retryable}}
-            )
-        extra: dict[str, Any] = {}
         try:
             if port == "timeout":
                 due = await self._due_timer(scope, request.get("payload"))
@@ -264,6 +262,8 @@ class JsRunner:
                 frame,
                 scope,
                 allowance=allowance_of(request.get("egress")),
+                workspace=scope.workspace,
+            )
             if refresh_helps(account, answer):
                 # The token was refused: refreshed once (one refresh for concurrent callers),
                 # then the call runs again.
@@ -275,11 +275,9 @@ class JsRunner:
                     allowance=allowance_of(request.get("egress")),
                     workspace=scope.workspace,
                 )
-                workspace=scope.workspace,
+            succeeded = answer.get("t") == "done"
         except AccountUnavailable as exc:
             return {"error": {"message": exc.message, "retryable": exc.retryable}}
-            )
-            succeeded = answer.get("t") == "done"
         except SandboxFailure as exc:
             return {
                 "error": {"message": exc.message, "retryable": exc.retryable, "kind": "sandbox"}

@@ -86,14 +86,13 @@ def step_frame(
     }
 
 
-def listener_frame(module: ModuleVersion, listener: str, request: dict[str, Any]) -> dict[str, Any]:
-    """A listener's call: ``callback(event)`` with the webhook request as the event."""
+def listener_frame(module: ModuleVersion, request: dict[str, Any]) -> dict[str, Any]:
+    """A webhook for the package's HTTP listeners: ``payload`` is the request (``method``,
+    ``path``, ``headers``, ``query``, ``data``); each ``webhook`` listener matching its path
+    runs with it as ``event.data``' source, a ``webhookSync`` one's return value answers."""
     return {
-        "kind": "listener",
+        "kind": "webhook",
         "packageDir": str(module.directory),
-        "listener": listener,
         "event": request.get("payload"),
         "config": request.get("config") or {},
-        "nodeId": request.get("node_id"),
-        "flowId": request.get("flow_id"),
     }

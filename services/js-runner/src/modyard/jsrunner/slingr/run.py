@@ -1,5 +1,6 @@
 """One Slingr call on its package version's child: a flow step (its return value is the
-node's output on ``out``) or a listener (``webhookSync``: its return value answers the caller)."""
+node's output on ``out``) or the package's HTTP listeners for one webhook request (a
+``webhookSync`` listener's return value answers the caller)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,45 @@ from modyard.jsrunner.pool import ChildPool
 from modyard.jsrunner.sandbox import SandboxFailure, SandboxSpec
 from modyard.jsrunner.slingr import calls
 
+#: The request port of a webhook for the package's listeners (the runtime's
+#: ``/v1/listeners/{ws}/{installation}/{path}``), instead of a flow step's message.
+LISTENER_PORT = "listener"
 
-async def run(
+
+async def handle(
     pool: ChildPool,
     module: ModuleVersion,
     spec: SandboxSpec,
-    frame: dict[str, Any],
-    scope: CallScope,
     request: dict[str, Any],
     *,
     allowance: Allowance | None,
     classify: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> dict[str, Any]:
+    component_name = str(request.get("component") or "")
+    port = str(request.get("port") or "in")
+    scope = CallScope(
+        workspace=str(request.get("workspace") or ""),
+        flow_id=str(request.get("flow_id") or ""),
+        node_id=str(request.get("node_id") or ""),
+        module=module.name,
+        component=component_name,
+        message_id=str(request.get("message_id") or request.get("correlation_id") or ""),
+    )
+    if port == LISTENER_PORT:
+        frame = calls.listener_frame(module, request)
+    elif port in ("start", "stop"):
+        return {"outputs": {}}  # flow steps have no start/stop: nothing to run
+    else:
+        component = module.components.get(component_name)
+        if component is None:
+            return {
+                "error": {
+                    "message": f"{module.name} {module.version} has no flow step "
+                    f"{component_name!r}",
+                    "retryable": False,
+                }
+            }
+        frame = calls.step_frame(module, component, request)
     slingr_scope = calls.scope_of(module, scope, request)
     try:
         child = await pool.child(spec)

@@ -125,6 +125,55 @@ function configOf(pkgState, raw) {
     return built;
 }
 
+function normalPath(value) {
+    return '/' + String(value || '').replace(/^\/+|\/+$/g, '');
+}
+
+// The package's HTTP listeners for one webhook request: every `webhook` and `webhookSync`
+// listener whose `matching.path` is the request's path (or that names none) runs; the first
+// `webhookSync` one's return value answers the caller.
+function runWebhook(pkgState, request) {
+    const path = normalPath(request.path);
+    const listening = Object.keys(pkgState.listeners).filter((name) => {
+        const listener = pkgState.listeners[name];
+        const options = (listener && listener.options) || {};
+        const matching = options.matching || {};
+        return (
+            listener.type === 'service' &&
+            options.service === 'http' &&
+            (options.event === 'webhook' || options.event === 'webhookSync') &&
+            typeof listener.callback === 'function' &&
+            (!matching.path || normalPath(matching.path) === path)
+        );
+    });
+    if (!listening.length) {
+        const err = new Error(`the package has no webhook listener for ${path}`);
+        err.status = 404;
+        throw err;
+    }
+    const event = {
+        type: 'webhook',
+        data: plain(request.data),
+        method: request.method,
+        path,
+        headers: plain(request.headers || {}),
+        query: plain(request.query || {}),
+    };
+    let response = null;
+    for (const name of listening) {
+        const listener = pkgState.listeners[name];
+        const result = listener.callback(plain(event));
+        if (listener.options.event === 'webhookSync' && response === null) {
+            response = { status: 200, body: plain(result === undefined ? null : result) };
+        }
+    }
+    parentPort.postMessage({
+        t: 'done',
+        outputs: {},
+        response: response || { status: 200, body: { status: 'ok' } },
+    });
+}
+
 function plain(value) {
     return value === undefined ? null : JSON.parse(JSON.stringify(value));
 }
@@ -134,13 +183,8 @@ function onCall(call) {
         if (!loaded || loaded.dir !== call.packageDir) loaded = loadPackage(call.packageDir);
         loaded.state.call = call;
         loaded.state.config = configOf(loaded, call.config);
-        if (call.kind === 'listener') {
-            const listener = loaded.listeners[call.listener];
-            if (!listener || typeof listener.callback !== 'function') {
-                throw new TypeError(`the package defines no listener ${call.listener}`);
-            }
-            const result = listener.callback(plain(call.event));
-            parentPort.postMessage({ t: 'done', outputs: {}, response: { result: plain(result) } });
+        if (call.kind === 'webhook') {
+            runWebhook(loaded, call.event || {});
             return;
         }
         const step = stepOf(loaded, call.entry);
