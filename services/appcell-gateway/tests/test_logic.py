@@ -10,6 +10,7 @@ import pytest
 
 from examples.resellerclub_cell.module_archive import module_zip
 from modyard.common.auth import Principal, Role
+from modyard.common.templates import TemplateError
 from modyard.gateway.broker_admin import BrokerAdmin
 from modyard.gateway.catalogue import CellInvalid, build_catalogue
 from modyard.gateway.cells import parse_key
@@ -52,6 +53,18 @@ def test_a_lone_placeholder_keeps_the_value_and_text_gets_it_as_text() -> None:
             "literal": 7,
         },
     }
+
+
+def test_postpayload_keys_with_dashes_stay_paths_and_other_placeholders_stay_text() -> None:
+    result = {"domain-name": "example.org", "$id": 7}
+    template = {"d": "{{result.domain-name}}", "i": "{{ result.$id }}", "o": "x {{ order.id }}"}
+    assert render(template, result) == {"d": "example.org", "i": 7, "o": "x {{ order.id }}"}
+
+
+def test_a_postpayload_whose_braces_do_not_close_is_refused_with_its_place() -> None:
+    with pytest.raises(TemplateError) as caught:
+        render({"data": ["ok", "{{ result.code"]}, {"code": 1})
+    assert caught.value.pointer == "/data/1"
 
 
 def _principal(

@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator
 from modyard.common.egress.aiohttp_client import EgressClients
 from modyard.common.egress.policy import EgressPolicy
 from modyard.common.settings import CommonSettings
+from modyard.common.templates import TemplateError
 from modyard.runtime.components.base import ComponentError, Delay, ExecutionContext
 from modyard.runtime.components.core import (
     CORE_COMPONENTS,
@@ -30,7 +31,6 @@ from modyard.runtime.components.core import http as core_http
 from modyard.runtime.components.core.http import HttpComponent
 from modyard.runtime.egress import gate as egress_gate
 from modyard.runtime.egress.gate import RuntimeEgress
-from modyard.runtime.templating import TemplateError
 
 PAYLOAD: dict[str, Any] = {"total": 150, "customer": {"name": "Ada"}, "items": [1, 2]}
 

@@ -25,6 +25,7 @@ from modyard.common.auth import Principal
 from modyard.common.errors import InvalidParam, Problem
 from modyard.common.observability import tracing
 from modyard.common.observability.flow_metrics import CellRequestTimer
+from modyard.common.templates import TemplateError
 from modyard.gateway import postpayload, security
 from modyard.gateway.cells import CellCache, Execution, LiveCell
 from modyard.gateway.dispatch import Dispatcher
@@ -180,9 +181,7 @@ class Pipeline:
         if steps:
             steps("result_valid")
         rendered = (
-            postpayload.render(execution.postpayload, result)
-            if execution.postpayload is not None
-            else None
+            self._postpayload(execution, result) if execution.postpayload is not None else None
         )
         return {"status": "success", "result": result, "postpayload": rendered}
 
@@ -211,6 +210,16 @@ class Pipeline:
             user=live.user,
             timeout=self._timeout,
         )
+
+    def _postpayload(self, execution: Execution, result: Any) -> Any:
+        try:
+            return postpayload.render(execution.postpayload, result)
+        except TemplateError as exc:
+            raise InvalidCellResult(
+                f"The cell's postpayload for {execution.resource}.{execution.action} cannot be "
+                f"rendered: {exc}. Its publisher must fix the postpayload document.",
+                errors=[InvalidParam(pointer="/postpayload" + exc.pointer, detail=exc.reason)],
+            ) from None
 
     def _result(self, reply: Any, execution: Execution) -> Any:
         if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):

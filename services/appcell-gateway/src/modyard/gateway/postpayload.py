@@ -1,20 +1,26 @@
 """Rendering a postpayload: the instruction the billing system applies after an action.
 
-``{{result}}`` is the whole result and ``{{result.a.b}}`` / ``{{result.items[0].id}}`` a path into
-it. A string that is only a placeholder takes the value as it is (an object stays an object);
-placeholders inside longer strings are written as text (JSON for objects and lists). A path that
-leads nowhere renders as null (alone) or as an empty string (inside text).
+``{{result}}`` is the whole result and ``{{result.a.b}}`` / ``{{result.items[0].id}}`` (or
+``{{result.items.0.id}}``) a path into it. The text and typing rules are the runtime's
+(:mod:`modyard.common.templates`): a string that is only a placeholder takes the value as it is
+(an object stays an object); placeholders inside longer strings are written as text (JSON for
+objects and lists). A path that leads nowhere renders as null (alone) or as an empty string
+(inside text). Only the lookup differs: AppCell paths allow keys like ``domain-name`` or ``$id``
+that the expression language would read as arithmetic, and a placeholder that does not start with
+``result`` is left as it was written. A postpayload whose braces do not close raises
+:class:`~modyard.common.templates.TemplateError` (the pipeline answers 502: the cell's document is
+broken, not the request).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-_PLACEHOLDER = re.compile(r"\{\{\s*(result(?:\.[A-Za-z0-9_$-]+|\[\d+\])*)\s*\}\}")
+from modyard.common.templates import render as render_template
+
+_PATH = re.compile(r"\s*(result(?:\.[A-Za-z0-9_$-]+|\[\d+\])*)\s*")
 _STEP = re.compile(r"\.([A-Za-z0-9_$-]+)|\[(\d+)\]")
-_MISSING = object()
 
 
 def _lookup(path: str, result: Any) -> Any:
@@ -23,34 +29,20 @@ def _lookup(path: str, result: Any) -> Any:
         if index:
             position = int(index)
             if not isinstance(current, list) or position >= len(current):
-                return _MISSING
+                return None
             current = current[position]
         elif isinstance(current, dict) and name in current:
             current = current[name]
         elif isinstance(current, list) and name.isdigit() and int(name) < len(current):
             current = current[int(name)]
         else:
-            return _MISSING
+            return None
     return current
 
 
-def _text(value: Any) -> str:
-    if value is _MISSING or value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"))
-
-
 def render(template: Any, result: Any) -> Any:
-    if isinstance(template, dict):
-        return {key: render(value, result) for key, value in template.items()}
-    if isinstance(template, list):
-        return [render(value, result) for value in template]
-    if not isinstance(template, str):
-        return template
-    whole = _PLACEHOLDER.fullmatch(template.strip())
-    if whole:
-        value = _lookup(whole.group(1), result)
-        return None if value is _MISSING else value
-    return _PLACEHOLDER.sub(lambda match: _text(_lookup(match.group(1), result)), template)
+    def evaluate(text: str) -> Any:
+        path = _PATH.fullmatch(text)
+        return _lookup(path.group(1), result) if path else "{{" + text + "}}"
+
+    return render_template(template, {}, evaluate=evaluate)

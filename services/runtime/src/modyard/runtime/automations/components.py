@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from modyard.common.errors import Problem
+from modyard.common.templates import TemplateError, render
 from modyard.runtime.automations.service import AutomationService, Target
 from modyard.runtime.components.base import ComponentError, ExecutionContext, Outputs
 from modyard.runtime.components.core._shared import scope_for
 from modyard.runtime.failures import KIND_VALIDATION
-from modyard.runtime.templating import TemplateError, render
 
 #: Set by the runtime's start-up (``wiring``); the worker reaches automations through it.
 service: AutomationService | None = None

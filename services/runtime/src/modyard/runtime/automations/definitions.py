@@ -19,8 +19,8 @@ from jsonschema.protocols import Validator
 
 from modyard.common.expressions import MAX_EXPRESSION_LENGTH, ExpressionError, check_expression
 from modyard.common.json_pointer import escape_token
+from modyard.common.templates import TemplateError, check_template
 from modyard.common.user_schemas import SchemaRefused, compile_user_schema
-from modyard.runtime.templating import TemplateError, check_template
 
 #: The scopes every expression sees; variables may not take these names.
 SCOPES: Final = ("payload", "body", "config", "run", "user")

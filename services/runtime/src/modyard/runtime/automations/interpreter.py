@@ -3,7 +3,7 @@
 Instructions (see docs/automations.md): ``set``, ``delete``, ``emit``, ``fetch``,
 ``conditions``, ``repeat``, ``break``, ``wait``, ``all``, ``comment``, and any other name is a
 call to an automation reachable from the running program (:meth:`Program.find`) with the
-instruction's arguments. Values are templates of :mod:`modyard.runtime.templating` over the
+instruction's arguments. Values are templates of :mod:`modyard.common.templates` over the
 scopes ``payload``, ``body``, ``config``, ``run``, ``user`` and the automation's variables.
 
 Budgets keep one run from taking the runtime down (see :mod:`.budgets`, settings
@@ -28,6 +28,12 @@ from typing import Any, Final, Protocol
 
 from modyard.common.expressions import ExpressionError, evaluate_value, truthy
 from modyard.common.json_pointer import escape_token
+from modyard.common.templates import (
+    TemplateError,
+    json_size,
+    render,
+    render_text,
+)
 from modyard.runtime.automations.budgets import AutomationBudgets, default_budgets, setting_name
 from modyard.runtime.automations.definitions import SCOPES, Automation, condition_expression
 from modyard.runtime.automations.fetch import Fetcher, FetchFailed, checked_url
@@ -37,12 +43,6 @@ from modyard.runtime.automations.program import (
     Program,
 )
 from modyard.runtime.automations.redaction import Redactor
-from modyard.runtime.templating import (
-    TemplateError,
-    json_size,
-    render,
-    render_text,
-)
 
 #: The defaults of the budgets (``MODYARD_AUTOMATION_MAX_REPEAT``/``_MAX_STEPS``).
 MAX_REPEAT: Final = AutomationBudgets.model_fields["max_repeat"].default

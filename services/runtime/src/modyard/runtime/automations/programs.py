@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.db.database import Database
 from modyard.common.secrets import SecretBox
+from modyard.common.templates import TemplateError, is_template, render
 from modyard.runtime.automations.definitions import (
     Automation,
     DefinitionError,
@@ -30,7 +31,6 @@ from modyard.runtime.automations.models import (
 )
 from modyard.runtime.automations.program import Program, instance_config
 from modyard.runtime.automations.secret_config import secret_fields, unsealed_config
-from modyard.runtime.templating import TemplateError, is_template, render
 
 log = structlog.get_logger(__name__)
 

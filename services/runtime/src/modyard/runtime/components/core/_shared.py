@@ -10,26 +10,30 @@ not retried: the same message would fail the same way every time.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from jsonschema import Draft202012Validator
 
-from modyard.runtime.components.base import ComponentError, Delay, ExecutionContext, Outputs
-from modyard.runtime.failures import KIND_UNKNOWN, KIND_VALIDATION
-from modyard.runtime.templating import (
+from modyard.common.templates import (
     TemplateError,
     check_template,
     render,
     render_text,
 )
+from modyard.runtime.components.base import ComponentError, Delay, ExecutionContext, Outputs
+from modyard.runtime.failures import KIND_UNKNOWN, KIND_VALIDATION
 
 #: The input port of every core component (they take one kind of message).
 IN_PORT = "in"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
+#: The names a runtime template may use (the keys of :func:`scope_for`).
+SCOPE_NAMES: Final = ("payload", "properties", "config", "flow", "message")
+
+
 def scope_for(context: ExecutionContext, payload: Any) -> dict[str, Any]:
-    """The names a core component's templates see (``SCOPE_NAMES`` of the templating module)."""
+    """The names a core component's templates see (:data:`SCOPE_NAMES`)."""
     return {
         "payload": payload,
         "properties": context.properties,
@@ -73,12 +77,12 @@ class CoreComponent:
     def check(self, properties: Mapping[str, Any]) -> None:
         """What the properties' schema cannot say, for flow start (run it after the schema).
 
-        Raises :class:`~modyard.runtime.templating.TemplateError` (a ``ValueError``) whose
+        Raises :class:`~modyard.common.templates.TemplateError` (a ``ValueError``) whose
         ``pointer`` is relative to the properties (``/mapping/total``).
         """
         for name in self.template_properties:
             if name in properties:
-                check_template(properties[name], pointer=f"/{name}")
+                check_template(properties[name], names=SCOPE_NAMES, pointer=f"/{name}")
 
     def properties(self, context: ExecutionContext) -> Mapping[str, Any]:
         """The node's properties, checked against the schema (a ``ComponentError`` if not)."""
@@ -123,6 +127,7 @@ class CoreComponent:
 __all__ = [
     "IN_PORT",
     "JSON_SCHEMA_DIALECT",
+    "SCOPE_NAMES",
     "CoreComponent",
     "missing_callback",
     "scope_for",

@@ -18,14 +18,15 @@ from modyard.common.expressions import (
     evaluate_value,
     truthy,
 )
+from modyard.common.templates import TemplateError
 from modyard.runtime.components.base import ExecutionContext, Outputs
 from modyard.runtime.components.core._shared import (
     JSON_SCHEMA_DIALECT,
+    SCOPE_NAMES,
     CoreComponent,
     scope_for,
     template_failure,
 )
-from modyard.runtime.templating import SCOPE_NAMES, TemplateError
 
 
 def _template_error(exc: ExpressionError) -> TemplateError:

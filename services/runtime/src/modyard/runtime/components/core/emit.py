@@ -2,7 +2,7 @@
 
 Properties: ``type`` — a dotted name such as ``acme.order.created``, never under ``modyard.``
 (the platform's events; see :mod:`modyard.runtime.flows.events` for who hears it); ``data`` — a template (see
-:mod:`modyard.runtime.templating`), the payload itself when absent. The component calls the
+:mod:`modyard.common.templates`), the payload itself when absent. The component calls the
 context's ``emit(type, data)`` and sends the payload, unchanged, on ``out``.
 """
 

@@ -56,6 +56,7 @@ from yarl import URL
 
 from modyard.common.egress.policy import EgressRefused
 from modyard.common.json_pointer import escape_token
+from modyard.common.templates import TemplateError, is_template
 from modyard.runtime.components.base import ComponentError, ExecutionContext, Outputs
 from modyard.runtime.components.core._shared import (
     JSON_SCHEMA_DIALECT,
@@ -70,7 +71,6 @@ from modyard.runtime.failures import (
     retry_after_seconds,
     status_error,
 )
-from modyard.runtime.templating import TemplateError, is_template
 
 METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 DEFAULT_TIMEOUT_SECONDS: Final = 10.0

@@ -1,6 +1,6 @@
 """``core.log``: writes a line to the flow's log (a sink: it sends nothing on).
 
-Properties: ``message`` — an optional template (see :mod:`modyard.runtime.templating`). The
+Properties: ``message`` — an optional template (see :mod:`modyard.common.templates`). The
 component calls the context's ``log`` with the rendered message, or with the payload when there
 is no ``message``.
 """

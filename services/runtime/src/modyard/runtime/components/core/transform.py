@@ -1,7 +1,7 @@
 """``core.transform``: builds a new message from a templated mapping.
 
 Properties: ``mapping`` — any JSON; its strings are templates (see
-:mod:`modyard.runtime.templating`) over ``payload``, ``properties``, ``config``, ``flow`` and
+:mod:`modyard.common.templates`) over ``payload``, ``properties``, ``config``, ``flow`` and
 ``message``. The rendered mapping goes out on ``out``: ``{"total": "{{ payload.amount }}"}`` keeps
 the amount's type, ``"Order {{ payload.id }}"`` is text.
 """

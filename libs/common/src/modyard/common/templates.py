@@ -1,4 +1,7 @@
-"""Templates in flow properties: JSON whose strings may hold ``{{ expression }}`` placeholders.
+"""``{{ }}`` templates: JSON whose strings may hold ``{{ expression }}`` placeholders.
+
+The runtime renders flow properties and automation instructions with them, the AppCell gateway
+a cell's postpayload (over ``result``, with its own path lookup as the evaluator).
 
 Rules:
 
@@ -12,9 +15,10 @@ Rules:
   as they are, ``None`` (a missing key, ``null``) as nothing, anything else JSON-encoded
   (``3``, ``true``, ``{"a":1}``).
 - Expressions are those of :mod:`modyard.common.expressions` (safe, no ``eval``) over the names
-  of the scope. The runtime's scope (:data:`SCOPE_NAMES`) is ``payload`` (the input message),
-  ``properties`` (the node's), ``config`` (the installation's, empty for core components),
-  ``flow`` (``{id, workspace}``) and ``message`` (``{id}``).
+  of the scope, unless the caller passes its own ``evaluate``. The runtime's scope
+  (``SCOPE_NAMES`` in :mod:`modyard.runtime.components.core._shared`) is ``payload`` (the input
+  message), ``properties`` (the node's), ``config`` (the installation's, empty for core
+  components), ``flow`` (``{id, workspace}``) and ``message`` (``{id}``).
 - There is no escape for a literal ``{{``: write ``{{ '{{' }}``. An expression ends at the first
   ``}}`` outside its quoted strings; a ``}}`` outside a placeholder is plain text.
 - Junk (an unknown name, an unclosed ``{{``, an empty placeholder) raises :class:`TemplateError`
@@ -29,7 +33,7 @@ Rules:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
@@ -37,8 +41,6 @@ from typing import Any, Final
 from modyard.common.expressions import ExpressionError, check_expression, evaluate_value
 from modyard.common.json_pointer import escape_token
 
-#: The names a runtime template may use.
-SCOPE_NAMES: Final = ("payload", "properties", "config", "flow", "message")
 #: Deeper templates are refused (they also keep the recursive walk far from the stack limit).
 MAX_DEPTH: Final = 64
 #: Interpolated text one :func:`render` call may produce.
@@ -144,7 +146,7 @@ def _check_string(text: str, pointer: str, names: tuple[str, ...]) -> None:
                 raise _expression_error(exc, part, pointer) from None
 
 
-def check_template(template: Any, *, names: Iterable[str] = SCOPE_NAMES, pointer: str = "") -> None:
+def check_template(template: Any, *, names: Iterable[str], pointer: str = "") -> None:
     """Raise :class:`TemplateError` unless every string of ``template`` can be rendered over a
     scope with ``names``. ``pointer`` is where ``template`` sits (prefixed to error pointers)."""
     _walk_check(template, pointer, tuple(names), 0)
@@ -171,9 +173,14 @@ def is_template(text: str) -> bool:
         return False
 
 
+#: What a caller may evaluate a placeholder's text with instead of the expression language.
+Evaluate = Callable[[str], Any]
+
+
 class _Renderer:
-    def __init__(self, scope: Mapping[str, Any]) -> None:
+    def __init__(self, scope: Mapping[str, Any], evaluate: Evaluate | None) -> None:
         self.scope = scope
+        self.evaluate_text = evaluate
         self.budget = MAX_RENDERED_CHARS
 
     def value(self, template: Any, pointer: str, depth: int) -> Any:
@@ -201,6 +208,8 @@ class _Renderer:
                 raise ExpressionError(
                     "the expression is empty", text=placeholder.expression, position=0
                 )
+            if self.evaluate_text is not None:
+                return self.evaluate_text(placeholder.expression)
             return evaluate_value(placeholder.expression, self.scope)
         except ExpressionError as exc:
             raise _expression_error(exc, placeholder, pointer) from None
@@ -278,25 +287,32 @@ def _as_text(value: Any, limit: int = MAX_RENDERED_CHARS) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def render(template: Any, scope: Mapping[str, Any], *, pointer: str = "") -> Any:
+def render(
+    template: Any,
+    scope: Mapping[str, Any],
+    *,
+    pointer: str = "",
+    evaluate: Evaluate | None = None,
+) -> Any:
     """``template`` with its placeholders replaced, evaluated over ``scope`` (see the module doc).
 
     The input is not modified; containers are new, values picked from ``scope`` are not copied.
-    ``pointer`` is where ``template`` sits, for the errors.
+    ``pointer`` is where ``template`` sits, for the errors. ``evaluate``, when given, turns each
+    placeholder's text into its value instead of the expression language.
     """
-    return _Renderer(scope).value(template, pointer, 0)
+    return _Renderer(scope, evaluate).value(template, pointer, 0)
 
 
 def render_text(template: str, scope: Mapping[str, Any], *, pointer: str = "") -> str:
     """``template`` rendered as text even when it is a single placeholder (URLs, headers)."""
-    renderer = _Renderer(scope)
+    renderer = _Renderer(scope, None)
     return renderer.interpolate(_parsed(template, pointer), pointer)
 
 
 __all__ = [
     "MAX_DEPTH",
     "MAX_RENDERED_CHARS",
-    "SCOPE_NAMES",
+    "Evaluate",
     "TemplateError",
     "check_template",
     "is_template",

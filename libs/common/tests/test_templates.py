@@ -7,16 +7,18 @@ from typing import Any
 
 import pytest
 
-from modyard.runtime import templating
-from modyard.runtime.templating import (
+from modyard.common import templates
+from modyard.common.templates import (
     MAX_DEPTH,
-    SCOPE_NAMES,
     TemplateError,
     check_template,
     is_template,
     render,
     render_text,
 )
+
+#: The runtime's names (a caller's choice: the engine itself knows none).
+SCOPE_NAMES = ("payload", "properties", "config", "flow", "message")
 
 SCOPE: dict[str, Any] = {
     "payload": {
@@ -127,7 +129,10 @@ def test_render_text_makes_text_even_of_a_lone_placeholder() -> None:
 def test_errors_name_the_string_and_the_position(
     template: Any, pointer: str, position: int, reason: str
 ) -> None:
-    for attempt in (lambda: render(template, SCOPE), lambda: check_template(template)):
+    for attempt in (
+        lambda: render(template, SCOPE),
+        lambda: check_template(template, names=SCOPE_NAMES),
+    ):
         with pytest.raises(TemplateError) as caught:
             attempt()
         assert caught.value.pointer == pointer
@@ -138,15 +143,15 @@ def test_errors_name_the_string_and_the_position(
 
 def test_check_template_prefixes_the_pointer() -> None:
     with pytest.raises(TemplateError) as caught:
-        check_template({"x": "{{ nope }}"}, pointer="/mapping")
+        check_template({"x": "{{ nope }}"}, pointer="/mapping", names=SCOPE_NAMES)
     assert caught.value.pointer == "/mapping/x"
 
 
 def test_check_template_accepts_every_scope_name_and_only_those() -> None:
-    check_template({name: f"{{{{ {name}.anything }}}}" for name in SCOPE_NAMES})
+    check_template({name: f"{{{{ {name}.anything }}}}" for name in SCOPE_NAMES}, names=SCOPE_NAMES)
     check_template("{{ other.x }}", names=["other"])
     with pytest.raises(TemplateError, match="unknown name 'other'"):
-        check_template("{{ other.x }}")
+        check_template("{{ other.x }}", names=SCOPE_NAMES)
 
 
 def test_names_of_the_scope_are_what_templates_may_use() -> None:
@@ -160,13 +165,13 @@ def test_too_deep_templates_are_refused() -> None:
     for _ in range(MAX_DEPTH + 1):
         template = [template]
     with pytest.raises(TemplateError, match="nests deeper"):
-        check_template(template)
+        check_template(template, names=SCOPE_NAMES)
     with pytest.raises(TemplateError, match="nests deeper"):
         render(template, SCOPE)
 
 
 def test_interpolated_text_is_capped_per_rendering(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(templating, "MAX_RENDERED_CHARS", 50)
+    monkeypatch.setattr(templates, "MAX_RENDERED_CHARS", 50)
     scope = {"payload": "x" * 20}
     assert render(["a{{ payload }}", "b{{ payload }}"], scope) == ["a" + "x" * 20, "b" + "x" * 20]
     with pytest.raises(TemplateError, match="longer than 50"):
@@ -192,3 +197,17 @@ def test_rendering_never_hands_text_to_python(monkeypatch: pytest.MonkeyPatch) -
             patch.setattr(builtins, name, explode)
         result = render(template, SCOPE)
     assert result == {"a": True, "b": "n=-150"}
+
+
+def test_a_caller_may_evaluate_placeholders_itself() -> None:
+    # The AppCell gateway's postpayload: its own lookup, the same text and typing rules.
+    seen: list[str] = []
+
+    def evaluate(text: str) -> Any:
+        seen.append(text)
+        return {"n": 3} if text.strip() == "result" else None
+
+    template = {"whole": "{{ result }}", "text": "n={{result}}, none=[{{x}}]", "k": 1}
+    rendered = render(template, {}, evaluate=evaluate)
+    assert rendered == {"whole": {"n": 3}, "text": 'n={"n":3}, none=[]', "k": 1}
+    assert seen == [" result ", "result", "x"]
