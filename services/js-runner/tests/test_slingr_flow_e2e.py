@@ -98,7 +98,9 @@ async def test_storage_and_events_of_a_slingr_package_stay_in_their_workspace(
         ):
             published = await client.post(
                 f"{stack.registry_url}/v1/modules",
-                params={"version": "1.0.0"},
+                # A version of its own: the runner's module cache is shared by test sessions,
+                # and a name@version unpacked there once is taken as it is.
+                params={"version": f"1.0.{uuid.uuid4().int % 10**9}"},
                 content=package_zip(),
                 headers={"content-type": "application/zip"},
             )
@@ -192,7 +194,7 @@ async def test_storage_and_events_of_a_slingr_package_stay_in_their_workspace(
             )
             assert elsewhere.status_code == 404, elsewhere.text
             unknown = await runtime.post(f"/v1/listeners/sla/{ids['sla']}/nowhere", json={})
-            assert unknown.status_code == 404, unknown.text
+            assert unknown.status_code == 404, (unknown.status_code, unknown.text)
             assert "no webhook listener for /nowhere" in unknown.json()["detail"]
             # A webhook listener triggering the package's event: the same workspace hears it.
             noted = await runtime.post(

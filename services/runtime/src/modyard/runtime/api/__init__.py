@@ -11,6 +11,7 @@ from modyard.runtime.api.workers import router as workers_router
 from modyard.runtime.apps.api import router as apps_router
 from modyard.runtime.automations.api import router as automations_router
 from modyard.runtime.egress.api import router as egress_router
+from modyard.runtime.listeners.api import router as listeners_router
 from modyard.runtime.webhooks.api import router as webhooks_router
 
 # Automations first: their endpoints are the hot path, and routes are matched in order.
@@ -20,6 +21,7 @@ routers: list[APIRouter] = [
     egress_router,
     flows_router,
     hooks_router,
+    listeners_router,
     unprocessed_router,
     webhooks_router,
     workers_router,

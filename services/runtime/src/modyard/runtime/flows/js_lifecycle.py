@@ -309,3 +309,8 @@ async def answer_webhook(
     if response is None:
         return JSONResponse({"message_id": message.message_id}, status_code=202)
     return _answer(response)
+
+
+#: Slingr listeners answer their callers the same way (modyard.runtime.listeners).
+problem = _problem
+render_response = _answer

@@ -1,0 +1,1 @@
+"""Slingr packages' HTTP listeners (``webhook``/``webhookSync``), one URL per installation."""
