@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from modyard.common.bus.outbox import retry_delay
+from modyard.common.bus.outbox import RETRY_BACKOFF, retry_delay
 from modyard.common.settings import ServiceSettings
 
 
@@ -46,11 +46,14 @@ def test_settings_are_read_from_run_infra_env(
     assert settings.port == 7777
 
 
-def test_outbox_retry_delay_grows_and_is_capped() -> None:
-    delays = [retry_delay(n).total_seconds() for n in range(1, 30)]
-    assert delays[:3] == [2, 4, 8]
-    assert delays == sorted(delays)
-    assert max(delays) == 300
+def test_outbox_retry_delay_grows_and_is_capped_with_jitter_below_each_ceiling() -> None:
+    ceilings = [RETRY_BACKOFF.ceiling(n) for n in range(1, 30)]
+    assert ceilings[:3] == [2, 4, 8]
+    assert ceilings == sorted(ceilings)
+    assert max(ceilings) == 300
+    for attempts, ceiling in enumerate(ceilings, start=1):
+        assert 0.8 * ceiling <= retry_delay(attempts).total_seconds() <= ceiling
+    assert len({retry_delay(9).total_seconds() for _ in range(50)}) > 1  # spread, not fixed
 
 
 def own_production_settings(monkeypatch: pytest.MonkeyPatch) -> None:

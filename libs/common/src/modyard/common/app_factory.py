@@ -18,10 +18,11 @@ from typing import Protocol
 import structlog
 from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
-from tenacity import AsyncRetrying, wait_exponential_jitter
+from tenacity import AsyncRetrying
 
 from modyard.common import diagnostics
 from modyard.common.auth import follow_token_denials
+from modyard.common.backoff import STARTUP_BACKOFF
 from modyard.common.body_limit import install_body_limit
 from modyard.common.bus.connection import Bus
 from modyard.common.bus.consumer import EventSubscription, IdempotentConsumer
@@ -191,7 +192,7 @@ async def _supervise(
 ) -> None:
     settings = spec.settings
     async for attempt in AsyncRetrying(
-        wait=wait_exponential_jitter(multiplier=0.5, max=10, jitter=0.5),
+        wait=STARTUP_BACKOFF.wait,
         before_sleep=lambda state: log.warning(
             "database_not_ready",
             attempt=state.attempt_number,

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from modyard.common.backoff import Backoff
+
 
 @dataclass(frozen=True)
 class BackoffPolicy:
@@ -15,10 +17,9 @@ class BackoffPolicy:
 
     def delay(self, step: int) -> timedelta:
         """The wait before restart number ``step`` (1 for the first crash) of a crash streak."""
-        exponent = max(step, 1) - 1
-        # min() before the power would still overflow for huge steps; 2**32 is plenty.
-        seconds = self.base_seconds * 2 ** min(exponent, 32)
-        return timedelta(seconds=min(seconds, self.cap_seconds))
+        # No jitter: Kubernetes has none, and an operator reads the schedule off the status.
+        backoff = Backoff(base=self.base_seconds, cap=self.cap_seconds, jitter=0)
+        return timedelta(seconds=backoff.ceiling(max(step, 1)))
 
     def next_step(self, step: int, started_at: datetime | None, exited_at: datetime | None) -> int:
         """The streak after a crash: reset when the container had stayed up long enough."""

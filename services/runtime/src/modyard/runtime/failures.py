@@ -43,6 +43,7 @@ import aiohttp
 import jsonschema
 import pydantic
 
+from modyard.common.backoff import Backoff
 from modyard.runtime.components.base import ComponentError
 
 #: Appmixer's non-retriable client errors.
@@ -282,17 +283,14 @@ class RetryPolicy:
         """Seconds to wait after failed attempt ``attempt`` (1-based) before the next one."""
         if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
             raise ValueError(f"attempt must be an integer from 1, got {attempt!r}")
-        if self.multiplier == 1:
-            return min(self.base_delay_seconds, self.max_delay_seconds)
-        # Compared in logarithms: multiplier ** 1000 would overflow a float.
-        steps_to_cap = math.log(self.max_delay_seconds / self.base_delay_seconds) / math.log(
-            self.multiplier
+        # No jitter: the delay is rounded up to a delay tier (a queue), which would undo it.
+        backoff = Backoff(
+            base=self.base_delay_seconds,
+            cap=self.max_delay_seconds,
+            factor=self.multiplier,
+            jitter=0,
         )
-        if attempt - 1 >= steps_to_cap:
-            return self.max_delay_seconds
-        return min(
-            self.base_delay_seconds * self.multiplier ** (attempt - 1), self.max_delay_seconds
-        )
+        return backoff.ceiling(attempt)
 
     def next_delay(self, error: ComponentError, attempt: int) -> float:
         """:meth:`delay_for`, lengthened to the server's ``Retry-After`` when it asked for more

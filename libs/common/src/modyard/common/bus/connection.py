@@ -37,8 +37,9 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type
 
+from modyard.common.backoff import STARTUP_BACKOFF
 from modyard.common.bus import topology
 from modyard.common.bus.envelope import CLOUDEVENTS_CONTENT_TYPE, CloudEvent
 from modyard.common.observability import tracing
@@ -213,7 +214,7 @@ class Bus:
 
     async def _connect_forever(self) -> None:
         async for attempt in AsyncRetrying(
-            wait=wait_exponential_jitter(multiplier=0.5, max=10, jitter=0.5),
+            wait=STARTUP_BACKOFF.wait,
             retry=retry_if_exception_type(
                 (OSError, ConnectionError, aio_pika.exceptions.AMQPError)
             ),

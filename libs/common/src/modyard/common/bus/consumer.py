@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modyard.common.backoff import Backoff
 from modyard.common.bus import topology
 from modyard.common.bus.connection import QueueConsumer
 from modyard.common.bus.envelope import CloudEvent, routing_key_matches
@@ -41,6 +42,8 @@ log = structlog.get_logger(__name__)
 EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 
 MAX_INFRASTRUCTURE_BACKOFF_SECONDS = 30.0
+#: How an event waits for the database to come back: 0.5 s doubling, capped, jittered.
+INFRASTRUCTURE_BACKOFF = Backoff(base=0.5, cap=MAX_INFRASTRUCTURE_BACKOFF_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ class IdempotentConsumer:
             return
 
         with bound_context(request_id=event.id, correlation_id=event.correlationid):
-            backoff = 0.5
+            held = 0
             while True:
                 try:
                     outcomes = await self.process(event)
@@ -108,8 +111,8 @@ class IdempotentConsumer:
                 except Exception as exc:
                     if is_database_unavailable(exc):
                         log.warning("event_held_database_unavailable", error=str(exc)[:300])
-                        await asyncio.sleep(backoff)
-                        backoff = min(backoff * 2, MAX_INFRASTRUCTURE_BACKOFF_SECONDS)
+                        held += 1
+                        await asyncio.sleep(INFRASTRUCTURE_BACKOFF.delay(held))
                         continue
                     EVENTS_CONSUMED.labels(self._service, "-", event.type, "failed").inc()
                     log.exception("event_handler_failed", event_type=event.type)

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy import event as orm_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modyard.common.backoff import Backoff
 from modyard.common.bus import topology
 from modyard.common.bus.connection import Bus
 from modyard.common.bus.envelope import CloudEvent
@@ -58,8 +59,14 @@ async def record_event(
         orm_event.listen(session.sync_session, "after_commit", lambda _s: wake(), once=True)
 
 
+#: A row that failed to publish waits 2 s, 4 s, 8 s … up to MAX_RETRY_DELAY, jittered so that the
+#: rows a broker outage failed together are not all retried in the same instant.
+RETRY_BACKOFF = Backoff(base=2, cap=MAX_RETRY_DELAY.total_seconds())
+
+
 def retry_delay(attempts: int) -> timedelta:
-    return min(timedelta(seconds=2 ** min(attempts, 16)), MAX_RETRY_DELAY)
+    """The wait after a row's ``attempts``-th failed publication."""
+    return timedelta(seconds=RETRY_BACKOFF.delay(attempts))
 
 
 class OutboxRelay:
@@ -69,6 +76,8 @@ class OutboxRelay:
         self._service = settings.service_name
         self._batch_size = settings.outbox_batch_size
         self._poll_interval = settings.outbox_poll_interval_seconds
+        # After a failed round (the database away), polls thin out to 30 intervals apart.
+        self._failure_backoff = Backoff(base=2 * self._poll_interval, cap=30 * self._poll_interval)
         self._retention = timedelta(hours=settings.outbox_retention_hours)
         self._processed_retention = timedelta(hours=settings.processed_events_retention_hours)
         self._wakeup = asyncio.Event()
@@ -95,7 +104,7 @@ class OutboxRelay:
                 log.warning("outbox_relay_failed", error=str(exc), failures=failures)
             if relayed >= self._batch_size:
                 continue  # more may be waiting: don't sleep between full batches
-            delay = self._poll_interval * min(2**failures, 30)
+            delay = self._failure_backoff.delay(failures) if failures else self._poll_interval
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a shutdown's
             # cancellation that races a wake-up, and the relay would never stop.
             with contextlib.suppress(TimeoutError):

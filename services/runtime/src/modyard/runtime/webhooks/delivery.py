@@ -33,6 +33,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.expression import cast
 
+from modyard.common.backoff import Backoff
 from modyard.common.db.database import Database
 from modyard.common.egress.aiohttp_client import EgressClient
 from modyard.common.egress.policy import PROBLEM_SLUG, EgressPolicy, EgressRefused
@@ -42,7 +43,7 @@ from modyard.runtime.webhooks.models import DeliveryStatus, SystemWebhook, Webho
 from modyard.runtime.webhooks.service import register_waker
 from modyard.runtime.webhooks.signing import compute_signature, verify_signature
 
-__all__ = ["WebhookDeliverer", "backoff_delay", "verify_signature"]
+__all__ = ["WebhookDeliverer", "verify_signature"]
 
 log = structlog.get_logger(__name__)
 
@@ -61,11 +62,6 @@ WEBHOOK_ATTEMPTS = Counter(
     "System webhook delivery attempts, by event and outcome (delivered, retry, failed)",
     ["event", "outcome"],
 )
-
-
-def backoff_delay(attempts: int, *, base: float, cap: float) -> float:
-    """Seconds to wait after the ``attempts``-th failed attempt: ``base * 2**(attempts-1)``, capped."""
-    return float(min(base * 2 ** min(max(attempts - 1, 0), 30), cap))
 
 
 def _retry_after(status: int, headers: Any) -> float | None:
@@ -136,8 +132,11 @@ class WebhookDeliverer:
         self.max_attempts = max_attempts
         self._timeout = timeout
         self._batch_size = batch_size
-        self._backoff_base = backoff_base
+        # Persisted retries are jittered: the deliveries a receiver's outage failed together
+        # come back spread out rather than all at once.
+        self._backoff = Backoff(base=backoff_base, cap=backoff_cap)
         self._backoff_cap = backoff_cap
+        self._failure_backoff = Backoff(base=2 * poll_interval, cap=30 * poll_interval)
         self._retention = retention
         # Deployment-wide, as the webhooks are (operators subscribe them, no workspace's).
         self._egress = egress
@@ -188,7 +187,7 @@ class WebhookDeliverer:
                     log.warning("webhook_deliverer_failed", error=repr(exc), failures=failures)
                 if handled >= self._batch_size:
                     continue  # more may be due: no pause between full batches
-                delay = self._poll_interval * min(2**failures, 30)
+                delay = self._failure_backoff.delay(failures) if failures else self._poll_interval
                 # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a shutdown's
                 # cancellation that races a wake-up, and the loop would never end.
                 with contextlib.suppress(TimeoutError):
@@ -363,7 +362,7 @@ class WebhookDeliverer:
                     values |= {"status": DeliveryStatus.failed.value, "next_attempt_at": now}
                     result = "failed"
                 else:
-                    delay = backoff_delay(attempts, base=self._backoff_base, cap=self._backoff_cap)
+                    delay = self._backoff.delay(attempts)
                     if outcome.retry_after is not None:
                         delay = max(delay, min(outcome.retry_after, self._backoff_cap))
                     retry_at = now + timedelta(seconds=delay)
