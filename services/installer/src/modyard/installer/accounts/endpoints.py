@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from pydantic import BaseModel, Field
 
-from modyard.common.auth import CurrentPrincipal, Principal, Role
+from modyard.common.auth import CurrentPrincipal, Principal, Role, require_roles
 from modyard.common.db.session import DbSession
-from modyard.common.errors import PROBLEM_RESPONSES, Forbidden
+from modyard.common.errors import PROBLEM_RESPONSES, Conflict, Forbidden, problem_response
 from modyard.installer import workspaces
-from modyard.installer.accounts import checks, service
+from modyard.installer.accounts import checks, oauth, service
+from modyard.installer.accounts.models import Account
 from modyard.installer.accounts.schemas import (
     AccountCreate,
     AccountCredentials,
@@ -127,24 +129,103 @@ async def test_account(
     return await service.test_account(session, context, workspace, account)
 
 
-@router.get("/accounts/{account_id}/credentials", response_model=AccountCredentials)
+def _credentials(account: Account, fresh: oauth.Fresh, instance: str) -> Any:
+    if fresh.invalid is not None:
+        # Returned, not raised: the account's invalidation commits with this answer.
+        problem = Conflict(
+            f"The account is invalid: {fresh.invalid}. Its owner must connect it again.",
+            slug="account-invalid",
+        )
+        return problem_response(problem.to_detail(instance))
+    return AccountCredentials(
+        id=account.id, service=account.service, type=account.type, auth=fresh.auth
+    )
+
+
+@router.get(
+    "/accounts/{account_id}/credentials",
+    response_model=AccountCredentials,
+    responses={409: {"description": "The account is invalid (a refresh was refused)"}},
+)
 async def get_credentials(
+    request: Request,
     ws: WorkspaceSlug,
     account_id: uuid.UUID,
     session: DbSession,
     context: Context,
     principal: Service,
-) -> AccountCredentials:
+) -> Any:
     """``context.auth`` for a component (services only); OAuth tokens are refreshed first when
     they expire soon."""
     workspace = await workspaces.get_workspace(session, ws, principal)
     account = await service.get_account(session, workspace, principal, account_id)
-    return AccountCredentials(
-        id=account.id,
-        service=account.service,
-        type=account.type,
-        auth=await service.credentials_of(session, context, workspace, account),
-    )
+    fresh = await service.credentials_of(session, context, workspace, account)
+    return _credentials(account, fresh, request.url.path)
+
+
+class RefreshIn(BaseModel):
+    #: The access token a component was refused with (a 401): refreshed only if it is still
+    #: the current one, so concurrent callers cause one refresh.
+    failed_token: str | None = Field(default=None, max_length=8192)
+
+
+@router.post(
+    "/accounts/{account_id}/refresh",
+    response_model=AccountCredentials,
+    responses={409: {"description": "The account is invalid (a refresh was refused)"}},
+)
+async def refresh_account(
+    request: Request,
+    ws: WorkspaceSlug,
+    account_id: uuid.UUID,
+    body: RefreshIn,
+    session: DbSession,
+    context: Context,
+    principal: Service,
+) -> Any:
+    """New OAuth tokens after a component's 401 (services only)."""
+    workspace = await workspaces.get_workspace(session, ws, principal)
+    account = await service.get_account(session, workspace, principal, account_id)
+    if account.type != "oauth2":
+        fresh = await service.credentials_of(session, context, workspace, account)
+    else:
+        fresh = await oauth.refresh_after_401(
+            session, context, workspace, account, body.failed_token
+        )
+    return _credentials(account, fresh, request.url.path)
+
+
+@router.post("/accounts/connect", response_model=oauth.ConnectOut)
+async def connect_account(
+    ws: WorkspaceSlug,
+    body: oauth.ConnectIn,
+    session: DbSession,
+    context: Context,
+    principal: CurrentPrincipal,
+) -> oauth.ConnectOut:
+    """Start connecting an OAuth 2 account: send the user's browser to ``authorize_url``."""
+    workspace = await workspaces.get_workspace(session, ws, principal)
+    return await oauth.start_connect(session, context, workspace, principal, body)
+
+
+class ConnectedOut(AccountOut):
+    #: Where the browser goes next (the ``return_to`` given at connect).
+    return_to: str | None
+
+
+@router.post("/accounts/callback", status_code=status.HTTP_201_CREATED, response_model=ConnectedOut)
+async def finish_connect(
+    ws: WorkspaceSlug,
+    body: oauth.CallbackIn,
+    session: DbSession,
+    context: Context,
+    principal: CurrentPrincipal,
+) -> ConnectedOut:
+    """Finish an OAuth 2 connection with the provider's ``code`` and ``state`` (as the user who
+    started it): the tokens are stored as the caller's new account."""
+    workspace = await workspaces.get_workspace(session, ws, principal)
+    account, return_to = await oauth.finish_connect(session, context, workspace, principal, body)
+    return ConnectedOut(**service.describe(account, workspace).model_dump(), return_to=return_to)
 
 
 @router.post("/accounts/checks", response_model=checks.AccountCheckResult)
@@ -155,3 +236,49 @@ async def check_accounts(
     (the runtime asks before starting a flow; services only)."""
     workspace = await workspaces.get_workspace(session, ws, principal)
     return await checks.check(session, workspace, body)
+
+
+auth_services_router = APIRouter(
+    prefix="/v1/auth-services", tags=["accounts"], responses=PROBLEM_RESPONSES
+)
+Operator = Annotated[Principal, Depends(require_roles(Role.operator))]
+ServiceId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+@auth_services_router.get("", response_model=list[oauth.AuthServiceClientOut])
+async def list_auth_service_clients(
+    session: DbSession, _: Operator
+) -> list[oauth.AuthServiceClientOut]:
+    """The OAuth clients operators set (client ids; never the secrets)."""
+    return [oauth.describe_client(row) for row in await oauth.list_clients(session)]
+
+
+@auth_services_router.get("/{service_id}", response_model=oauth.AuthServiceClientOut)
+async def get_auth_service_client(
+    service_id: ServiceId, session: DbSession, _: Operator
+) -> oauth.AuthServiceClientOut:
+    return oauth.describe_client(await oauth.get_client(session, service_id))
+
+
+@auth_services_router.put("/{service_id}", response_model=oauth.AuthServiceClientOut)
+async def set_auth_service_client(
+    service_id: ServiceId,
+    body: oauth.AuthServiceIn,
+    session: DbSession,
+    context: Context,
+    principal: Operator,
+) -> oauth.AuthServiceClientOut:
+    """Set the service's OAuth client (the vendor's app registration); the secret is stored
+    encrypted and never shown again."""
+    row = await oauth.set_client(session, context, service_id, body, principal.subject)
+    return oauth.describe_client(row)
+
+
+@auth_services_router.delete(
+    "/{service_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response
+)
+async def delete_auth_service_client(
+    service_id: ServiceId, session: DbSession, _: Operator
+) -> Response:
+    await session.delete(await oauth.get_client(session, service_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

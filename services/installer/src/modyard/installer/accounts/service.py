@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.auth import Principal, Role
 from modyard.common.errors import InvalidParam, NotFound, ValidationFailed
-from modyard.installer.accounts import cursors, providers
+from modyard.installer.accounts import cursors, oauth, providers
 from modyard.installer.accounts.models import Account
 from modyard.installer.accounts.schemas import (
     AccountCreate,
@@ -220,7 +220,13 @@ async def test_account(
     """Run auth.js's ``validate`` (or ``validateAccessToken``) with the stored credentials; the
     account's status follows the answer."""
     provider = await providers.find_provider(session, workspace, account.service)
-    values = await credentials_of(session, context, workspace, account)
+    fresh = await credentials_of(session, context, workspace, account)
+    if fresh.invalid is not None:
+        return AccountTest(valid=False, message=fresh.invalid, account=describe(account, workspace))
+    values = dict(fresh.auth)
+    if account.type == "oauth2":
+        _client, client_values = await oauth.client_values(context, account.service, session)
+        values = {**client_values, **values}
     answer = await providers.ask(context, workspace, provider, "test", values)
     valid = bool(answer.get("ok"))
     message = None if valid else str(answer.get("message") or "the credentials were refused")
@@ -233,12 +239,9 @@ async def test_account(
 
 async def credentials_of(
     session: AsyncSession, context: InstallerContext, workspace: Workspace, account: Account
-) -> dict[str, Any]:
+) -> oauth.Fresh:
     """What a component gets as ``context.auth``: the form's values, or the OAuth tokens
     (refreshed first when they expire within the margin, see oauth.py)."""
     if account.type == "oauth2":
-        from modyard.installer.accounts import oauth  # the OAuth flow needs this module too
-
         return await oauth.fresh_tokens(session, context, workspace, account)
-    values: dict[str, Any] = context.secrets.decrypt_json(account.secrets)
-    return values
+    return oauth.Fresh(context.secrets.decrypt_json(account.secrets))

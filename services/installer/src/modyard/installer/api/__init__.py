@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from modyard.installer.accounts.endpoints import auth_services_router
 from modyard.installer.accounts.endpoints import router as accounts_router
 from modyard.installer.api.acl import router as acl_router
 from modyard.installer.api.installations import router as installations_router
@@ -18,4 +19,5 @@ routers: list[APIRouter] = [
     storage_router,
     tokens_router,
     accounts_router,
+    auth_services_router,
 ]

@@ -11,6 +11,8 @@
 //   describe  -> { type, fields, scope, authUrl, tokenUrl, refreshUrl, profileUrl, functions }
 //   connect   -> { name }    validate() (a rejection or `false` fails), then the account name
 //   test      -> { name }    validate()/validateAccessToken(), then the name
+//   authorize -> { url }     the sign-in URL a connector computes (authUrl as a function)
+//   token     -> { accessToken, refreshToken, expiresAt, … [, name] }  code or refresh grant
 //   call      -> { value }   one function member (requestAccessToken, refreshAccessToken, …)
 
 function definitionOf(auth, initData) {
@@ -61,6 +63,73 @@ async function validate(definition, context, member) {
     if (answer === false) throw new Error('the credentials were refused (validate returned false)');
 }
 
+// OAuth 2 token endpoint answers (RFC 6749 5.1) or a connector's own
+// `{accessToken, refreshToken, accessTokenExpDate}`, in one shape.
+function tokensOf(answer, previous) {
+    const raw = answer || {};
+    const accessToken = raw.accessToken || raw.access_token;
+    if (!accessToken) throw new Error('the provider answered without an access token');
+    let expiresAt = null;
+    if (raw.accessTokenExpDate) expiresAt = new Date(raw.accessTokenExpDate).toISOString();
+    else if (raw.expires_in || raw.expiresIn) {
+        expiresAt = new Date(Date.now() + Number(raw.expires_in || raw.expiresIn) * 1000).toISOString();
+    }
+    return {
+        accessToken: String(accessToken),
+        refreshToken: String(raw.refreshToken || raw.refresh_token || previous || '') || null,
+        tokenType: raw.token_type || raw.tokenType || 'Bearer',
+        scope: raw.scope || null,
+        expiresAt,
+    };
+}
+
+async function postForm(context, url, fields) {
+    const body = new URLSearchParams();
+    for (const [key, value] of Object.entries(fields)) {
+        if (value !== undefined && value !== null && value !== '') body.append(key, String(value));
+    }
+    const response = await context.httpRequest({
+        url,
+        method: 'POST',
+        data: body.toString(),
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+    });
+    return typeof response.data === 'string' ? Object.fromEntries(new URLSearchParams(response.data)) : response.data;
+}
+
+// The authorization code (with its PKCE verifier) or the refresh token for new tokens, at the
+// connector's endpoint or through its own function; the account's name comes with a new code.
+async function exchange(definition, context) {
+    if (context.grant === 'refresh_token') {
+        const own = definition.refreshAccessToken;
+        const answer =
+            typeof own === 'function'
+                ? await own.call(definition, context)
+                : await postForm(context, context.tokenUrl || valueOrNull(own) || definition.requestAccessToken, {
+                      grant_type: 'refresh_token',
+                      refresh_token: context.refreshToken,
+                      client_id: context.clientId,
+                      client_secret: context.clientSecret,
+                  });
+        return tokensOf(answer, context.refreshToken);
+    }
+    const own = definition.requestAccessToken;
+    const answer =
+        typeof own === 'function'
+            ? await own.call(definition, context)
+            : await postForm(context, context.tokenUrl || own, {
+                  grant_type: 'authorization_code',
+                  code: context.authorizationCode,
+                  redirect_uri: context.callbackUrl,
+                  client_id: context.clientId,
+                  client_secret: context.clientSecret,
+                  code_verifier: context.codeVerifier,
+              });
+    const tokens = tokensOf(answer);
+    const name = await nameOf(definition, Object.assign({}, context, { accessToken: tokens.accessToken }));
+    return Object.assign(tokens, { name });
+}
+
 class InvalidTokenError extends Error {
     constructor(message) {
         super(message || 'invalid token');
@@ -96,6 +165,14 @@ async function dispatch(call, httpRequest, log) {
             await validate(definition, context, 'validate');
             await validate(definition, context, 'validateAccessToken');
             return { name: await nameOf(definition, context) };
+        case 'authorize': {
+            // A connector that computes its sign-in URL (authUrl as a function): it gets the
+            // state as Appmixer's `ticket`; the installer adds PKCE to what it returns.
+            if (typeof definition.authUrl !== 'function') return { url: valueOrNull(definition.authUrl) };
+            return { url: String(await definition.authUrl.call(definition, context)) };
+        }
+        case 'token':
+            return exchange(definition, context);
         case 'call': {
             const member = definition[call.member];
             if (typeof member !== 'function') throw new TypeError(`auth.js has no ${call.member}() function`);
