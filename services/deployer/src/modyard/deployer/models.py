@@ -6,24 +6,17 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, Float, Integer, MetaData, String, Text, func
+from sqlalchemy import DateTime, Float, Integer, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+from modyard.common.db.base import ServiceModel, service_metadata
+
+metadata = service_metadata()
 
 
-class Base(DeclarativeBase):
+class Base(ServiceModel, DeclarativeBase):
     metadata = metadata
-    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 - read once by SQLAlchemy
 
 
 class Desired(StrEnum):
