@@ -22,7 +22,11 @@ from accounts_env import Stack, accounts_stack, connector_zip, unique
 from oauth_provider import Provider, oauth_provider
 
 from modyard.common.auth import Role
+from modyard.runtime.app import create_app as create_runtime
+from modyard.runtime.settings import RuntimeSettings
 from modyard.testing.infra import IsolatedInfra
+from modyard.testing.runtime_webhooks import WebhookReceiver
+from modyard.testing.services import in_process
 
 pytestmark = pytest.mark.infra
 
@@ -192,10 +196,53 @@ async def test_connect_refresh_and_invalidation(stack: Stack, provider: Provider
     assert late.json()["auth"]["accessToken"] == renewed
     assert provider.refreshes == 2
 
-    # The provider revokes the grant: the next refresh is refused, the account turns invalid
-    # and the invalidation is recorded once (never with a token in it).
+    # The provider revokes the grant: the next refresh is refused, the account turns invalid,
+    # the invalidation is recorded once (never with a token in it) and the runtime sends the
+    # account.invalid system webhook.
+    runtime_app = create_runtime(
+        RuntimeSettings(
+            database_url=stack.settings.database_url,
+            amqp_url=stack.settings.amqp_url,
+            db_schema="runtime_oauth",
+            webhook_poll_interval_seconds=0.2,
+        )
+    )
+    async with in_process(runtime_app) as runtime, WebhookReceiver() as receiver:
+        hook = await runtime.post(
+            "/v1/system-webhooks",
+            json={
+                "url": receiver.url,
+                "events": ["account.invalid"],
+                "secret": "a-webhook-secret-of-some-length",
+            },
+            headers=stack.operator,
+        )
+        assert hook.status_code == 201, hook.text
+        await _invalidated(stack, provider, account["id"], path, renewed, ann, services)
+        [delivery] = await receiver.wait_for(1, timeout=60)
+    sent = delivery.json()
+    assert sent["event"] == "account.invalid"
+    assert sent["data"]["account"] == {
+        "id": account["id"],
+        "name": "ann@provider.test",
+        "service": service,
+    }
+    assert (sent["data"]["workspace"], sent["data"]["owner"]) == (ws, "ann@acme.test")
+    assert renewed not in delivery.body.decode()
+
+
+async def _invalidated(
+    stack: Stack,
+    provider: Provider,
+    account: str,
+    path: str,
+    renewed: str,
+    ann: dict[str, str],
+    services: dict[str, str],
+) -> None:
+    client = stack.client
     provider.revoke_all()
-    await _expire(stack, account["id"])
+    await _expire(stack, account)
     refused_refresh = await client.get(f"{path}/credentials", headers=services)
     assert refused_refresh.status_code == 409, refused_refresh.text
     assert refused_refresh.json()["type"].endswith("/account-invalid")
@@ -207,12 +254,8 @@ async def test_connect_refresh_and_invalidation(stack: Stack, provider: Provider
     events = [
         e
         for e in await _outbox(stack, "modyard.installer.account.invalidated")
-        if e["account_id"] == account["id"]
+        if e["account_id"] == account
     ]
     assert len(events) == 1
-    assert (events[0]["owner"], events[0]["service"], events[0]["workspace"]) == (
-        "ann@acme.test",
-        service,
-        ws,
-    )
+    assert events[0]["owner"] == "ann@acme.test"
     assert renewed not in str(events[0])

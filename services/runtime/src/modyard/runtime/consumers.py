@@ -13,6 +13,7 @@ from modyard.common.bus.consumer import EventSubscription
 from modyard.common.bus.envelope import CloudEvent
 from modyard.contracts.events import parse
 from modyard.contracts.events.installer import (
+    ACCOUNT_INVALIDATED,
     INSTALLATION_EVENTS,
     INSTALLATION_REMOVED,
     INSTALLATION_UPGRADED,
@@ -23,6 +24,7 @@ from modyard.runtime import catalog
 from modyard.runtime.engine.dispatch import send
 from modyard.runtime.flows.events import EventGuard, heard_event
 from modyard.runtime.flows.service import event_trigger_messages, stop_flows_using
+from modyard.runtime.webhooks.accounts import on_account_invalidated
 
 log = structlog.get_logger(__name__)
 
@@ -57,5 +59,6 @@ def subscriptions_for(bus: Callable[[], Bus], guard: EventGuard) -> list[EventSu
 
     return [
         EventSubscription("installations", [INSTALLATION_EVENTS], on_installation),
+        EventSubscription("accounts", [ACCOUNT_INVALIDATED], on_account_invalidated),
         EventSubscription("event-triggers", ["#"], on_any_event),
     ]

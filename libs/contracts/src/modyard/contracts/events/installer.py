@@ -60,3 +60,18 @@ class InstallationEvent(EventData):
     affected_components: list[InstallationComponent] | None = None
     # -- removed only: removed although others depended on it
     forced: bool = False
+
+
+ACCOUNT_INVALIDATED: Final = "modyard.installer.account.invalidated"
+
+
+class AccountInvalidated(EventData):
+    """An account's OAuth refresh was refused: the account is invalid until its owner connects
+    it again (the runtime sends the ``account.invalid`` system webhook). Never carries tokens."""
+
+    workspace: str
+    account_id: str
+    owner: str
+    service: str
+    name: str
+    reason: str

@@ -36,9 +36,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.auth import Principal
-from modyard.common.bus.envelope import event_type, new_event
+from modyard.common.bus.envelope import new_event
 from modyard.common.bus.outbox import record_event
 from modyard.common.errors import Conflict, Forbidden, InvalidParam, NotFound, ValidationFailed
+from modyard.contracts.events.installer import ACCOUNT_INVALIDATED, AccountInvalidated
 from modyard.installer.accounts import providers
 from modyard.installer.accounts.models import Account, AuthServiceClient, OAuthConnect
 from modyard.installer.context import InstallerContext
@@ -47,7 +48,6 @@ from modyard.installer.models import Workspace
 log = structlog.get_logger(__name__)
 
 STATE_AUDIENCE = "modyard-oauth-state"
-ACCOUNT_INVALIDATED = event_type("installer", "account", "invalidated")
 
 
 class AuthServiceIn(BaseModel):
@@ -439,14 +439,14 @@ async def invalidate(
             type=ACCOUNT_INVALIDATED,
             source=context.settings.source,
             subject=f"{workspace.slug}/accounts/{account.id}",
-            data={
-                "workspace": workspace.slug,
-                "account_id": str(account.id),
-                "owner": account.owner,
-                "service": account.service,
-                "name": account.name,
-                "reason": reason[:2000],
-            },
+            data=AccountInvalidated(
+                workspace=workspace.slug,
+                account_id=str(account.id),
+                owner=account.owner,
+                service=account.service,
+                name=account.name,
+                reason=reason[:2000],
+            ).model_dump(mode="json"),
         ),
     )
 

@@ -19,6 +19,7 @@ MESSAGE_UNPROCESSED = "message.unprocessed"
 FLOW_STOPPED = "flow.stopped"
 TRIGGER_FAILING = "trigger.failing"
 TRIGGER_RECOVERED = "trigger.recovered"
+ACCOUNT_INVALID = "account.invalid"
 #: Sent only by ``POST /v1/system-webhooks/{id}/test``, to that one webhook; not subscribable.
 WEBHOOK_TEST = "webhook.test"
 
@@ -29,6 +30,7 @@ EVENTS: tuple[str, ...] = (
     FLOW_STOPPED,
     TRIGGER_FAILING,
     TRIGGER_RECOVERED,
+    ACCOUNT_INVALID,
 )
 ALL_EVENTS = "*"
 
@@ -116,6 +118,22 @@ class TriggerRecoveredData(_NodeEvent):
     recovered_at: datetime | None = None
 
 
+class AccountRef(_Data):
+    id: str = Field(description="The account's id (GET /v1/workspaces/{ws}/accounts/{id})")
+    name: str = Field(description="The account's name, e.g. the vendor's login")
+    service: str = Field(description="The auth service, e.g. appmixer:google")
+
+
+class AccountInvalidData(_Data):
+    """The provider refused to refresh an account's tokens: components using it fail until its
+    owner connects it again."""
+
+    workspace: str = Field(description="Slug of the account's workspace")
+    owner: str = Field(description="Subject (email for people) of the account's owner")
+    account: AccountRef
+    reason: str = Field(description="Why, in the provider's words when it gave some")
+
+
 class WebhookTestData(_Data):
     webhook_id: uuid.UUID
     message: str
@@ -128,6 +146,7 @@ EVENT_MODELS: dict[str, type[_Data]] = {
     FLOW_STOPPED: FlowStoppedData,
     TRIGGER_FAILING: TriggerFailingData,
     TRIGGER_RECOVERED: TriggerRecoveredData,
+    ACCOUNT_INVALID: AccountInvalidData,
     WEBHOOK_TEST: WebhookTestData,
 }
 
@@ -149,6 +168,16 @@ _ERROR = {"message": "slack.SendMessage: 401 invalid_auth", "retryable": True, "
 
 #: One valid ``data`` per event, as documented.
 EXAMPLES: dict[str, dict[str, Any]] = {
+    ACCOUNT_INVALID: {
+        "workspace": "acme",
+        "owner": "jane@acme.example",
+        "account": {
+            "id": "7d1e6a52-3f0b-4c8e-9a41-5b2c7d8e9f10",
+            "name": "jane@gmail.example",
+            "service": "appmixer:google",
+        },
+        "reason": "the provider refused to refresh the tokens: invalid_grant",
+    },
     FLOW_STOPPED: {
         "workspace": "acme",
         "flow": _FLOW,
