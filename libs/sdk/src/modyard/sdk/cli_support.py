@@ -27,8 +27,19 @@ WorkspaceOption = Annotated[str, typer.Option("--workspace", "-w", help="The wor
 
 
 def echo_json(value: Any) -> None:
-    """``value`` as one line of JSON on stdout (what ``--json`` prints)."""
-    typer.echo(json.dumps(value))
+    """``value`` as one line of JSON on stdout (what ``--json`` prints); an API answer
+    (modyard.contracts.api) as the service sent it."""
+    typer.echo(json.dumps(_plain(value)))
+
+
+def _plain(value: Any) -> Any:
+    from modyard.contracts.api import ApiModel
+
+    if isinstance(value, ApiModel):
+        return value.as_json()
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
 
 
 def fail(message: str) -> typer.Exit:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -17,9 +17,27 @@ from pydantic import BaseModel
 
 from modyard.common.api_schemas import Health, PingReceipts, PingSent
 from modyard.common.settings import CommonSettings
+from modyard.contracts.api import ApiModel
+from modyard.contracts.api.deployer import DeploymentOut, DeploymentPage
+from modyard.contracts.api.installer import (
+    AclRuleOut,
+    ComponentOut,
+    InstallationOut,
+    InstallResult,
+    RevocationOut,
+    WorkspaceOut,
+)
+from modyard.contracts.api.registry import (
+    ModuleDetail,
+    ModuleSummary,
+    PublishedVersion,
+    PublishResult,
+)
 
 UPLOAD_CHUNK = 64 * 1024
 SERVICES = ("registry", "installer", "runtime", "appcell-gateway", "deployer")
+
+Answer = TypeVar("Answer", bound=ApiModel)
 
 
 class ModyardAPIError(Exception):
@@ -143,6 +161,18 @@ class _ServiceAPI:
         response = await self._call(method, path, **kwargs)
         return response.json() if response.content else None
 
+    async def _answer(self, model: type[Answer], method: str, path: str, **kwargs: Any) -> Answer:
+        """The answer read as ``model`` (modyard.contracts.api)."""
+        return model.model_validate(await self._json(method, path, **kwargs))
+
+    async def _answers(
+        self, model: type[Answer], method: str, path: str, **kwargs: Any
+    ) -> list[Answer]:
+        """A list answer (a bare list, or the ``items`` of an unpaged listing)."""
+        found = await self._json(method, path, **kwargs)
+        items = found["items"] if isinstance(found, dict) else found
+        return [model.model_validate(item) for item in items]
+
     async def _pages(self, path: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Every item of a cursor-paged ``{items, next_cursor}`` listing, page after page."""
         params = dict(params)
@@ -166,7 +196,7 @@ class RegistryClient(_ServiceAPI):
         *,
         version: str | None = None,
         on_progress: Callable[[int], None] | None = None,
-    ) -> dict[str, Any]:
+    ) -> PublishResult:
         """Upload a zip; ``version`` is needed when the module's files carry none (Slingr,
         Prisme.ai, AppCell); ``on_progress`` is called with the bytes sent so far."""
 
@@ -183,14 +213,15 @@ class RegistryClient(_ServiceAPI):
             content=chunks(),
             headers={"content-type": "application/zip", "content-length": str(len(data))},
         )
-        return dict(response.json())
+        return PublishResult.model_validate(response.json())
 
     async def publish_container(
         self, manifest: dict[str, Any], *, version: str | None = None
-    ) -> dict[str, Any]:
+    ) -> PublishResult:
         params = {"version": version} if version else None
-        response = await self._call("POST", "/v1/modules", json=manifest, params=params)
-        return dict(response.json())
+        return await self._answer(
+            PublishResult, "POST", "/v1/modules", json=manifest, params=params
+        )
 
     async def search(
         self,
@@ -199,21 +230,21 @@ class RegistryClient(_ServiceAPI):
         format: str | None = None,
         kind: str | None = None,
         limit: int = 50,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[ModuleSummary]:
         """Every matching module, following the cursor across pages."""
         params: dict[str, Any] = {"limit": limit}
         for key, value in (("q", q), ("format", format), ("kind", kind)):
             if value:
                 params[key] = value
         async for item in self._pages("/v1/modules", params):
-            yield item
+            yield ModuleSummary.model_validate(item)
 
-    async def module(self, name: str) -> dict[str, Any]:
-        return dict((await self._call("GET", f"/v1/modules/{name}")).json())
+    async def module(self, name: str) -> ModuleDetail:
+        return await self._answer(ModuleDetail, "GET", f"/v1/modules/{name}")
 
-    async def version(self, name: str, version: str) -> dict[str, Any]:
+    async def version(self, name: str, version: str) -> PublishedVersion:
         path = f"/v1/modules/{name}/versions/{version}"
-        return dict((await self._call("GET", path)).json())
+        return await self._answer(PublishedVersion, "GET", path)
 
     async def download(self, name: str, version: str) -> tuple[bytes, str]:
         """The archive's bytes and its file name."""
@@ -223,10 +254,10 @@ class RegistryClient(_ServiceAPI):
         filename = disposition.split('filename="')[-1].rstrip('"') or f"{name}-{version}.zip"
         return response.content, filename
 
-    async def yank(self, name: str, version: str, reason: str | None = None) -> dict[str, Any]:
+    async def yank(self, name: str, version: str, reason: str | None = None) -> PublishedVersion:
         params = {"reason": reason} if reason else {}
         path = f"/v1/modules/{name}/versions/{version}"
-        return dict((await self._call("DELETE", path, params=params)).json())
+        return await self._answer(PublishedVersion, "DELETE", path, params=params)
 
 
 class InstallerClient(_ServiceAPI):
@@ -244,98 +275,91 @@ class InstallerClient(_ServiceAPI):
         config: dict[str, Any] | None = None,
         pinned: bool = False,
         idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> InstallResult:
         body: dict[str, Any] = {"module": module, "config": config or {}, "pinned": pinned}
         if version:
             body["version"] = version
         if slug:
             body["slug"] = slug
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return dict(
-            await self._json(
-                "POST", f"/v1/workspaces/{workspace}/installations", json=body, headers=headers
-            )
-        )
+        path = f"/v1/workspaces/{workspace}/installations"
+        return await self._answer(InstallResult, "POST", path, json=body, headers=headers)
 
-    async def installations(self, workspace: str) -> list[dict[str, Any]]:
-        return list((await self._json("GET", f"/v1/workspaces/{workspace}/installations"))["items"])
+    async def installations(self, workspace: str) -> list[InstallationOut]:
+        path = f"/v1/workspaces/{workspace}/installations"
+        return await self._answers(InstallationOut, "GET", path)
 
-    async def installation(self, workspace: str, slug: str) -> dict[str, Any]:
-        return dict(await self._json("GET", f"/v1/workspaces/{workspace}/installations/{slug}"))
+    async def installation(self, workspace: str, slug: str) -> InstallationOut:
+        path = f"/v1/workspaces/{workspace}/installations/{slug}"
+        return await self._answer(InstallationOut, "GET", path)
 
-    async def configure(self, workspace: str, slug: str, config: dict[str, Any]) -> dict[str, Any]:
+    async def configure(self, workspace: str, slug: str, config: dict[str, Any]) -> InstallationOut:
         path = f"/v1/workspaces/{workspace}/installations/{slug}/config"
-        return dict(await self._json("PATCH", path, json={"config": config}))
+        return await self._answer(InstallationOut, "PATCH", path, json={"config": config})
 
     async def upgrade(
         self, workspace: str, slug: str, version: str | None, *, accept_breaking: bool = False
-    ) -> dict[str, Any]:
+    ) -> InstallationOut:
         path = f"/v1/workspaces/{workspace}/installations/{slug}/upgrade"
-        return dict(
-            await self._json(
-                "POST", path, json={"version": version, "accept_breaking": accept_breaking}
-            )
-        )
+        body = {"version": version, "accept_breaking": accept_breaking}
+        return await self._answer(InstallationOut, "POST", path, json=body)
 
     async def remove(self, workspace: str, slug: str, *, force: bool = False) -> None:
         path = f"/v1/workspaces/{workspace}/installations/{slug}"
         await self._json("DELETE", path, params={"force": "true"} if force else {})
 
-    async def acl_rules(self, acl_type: str) -> list[dict[str, Any]]:
-        return list(await self._json("GET", f"/v1/acl/{acl_type}"))
+    async def acl_rules(self, acl_type: str) -> list[AclRuleOut]:
+        return await self._answers(AclRuleOut, "GET", f"/v1/acl/{acl_type}")
 
-    async def add_acl_rule(self, acl_type: str, rule: dict[str, Any]) -> dict[str, Any]:
-        return dict(await self._json("POST", f"/v1/acl/{acl_type}", json=rule))
+    async def add_acl_rule(self, acl_type: str, rule: dict[str, Any]) -> AclRuleOut:
+        return await self._answer(AclRuleOut, "POST", f"/v1/acl/{acl_type}", json=rule)
 
     async def remove_acl_rule(self, acl_type: str, rule_id: str) -> None:
         await self._json("DELETE", f"/v1/acl/{acl_type}/{rule_id}")
 
-    async def grant_users(self, workspace: str, slug: str) -> dict[str, Any]:
+    async def grant_users(self, workspace: str, slug: str) -> AclRuleOut:
         """Open the installation's components to every user (``{role: user, resource:
         "<module>.*", action: use}``); the rule that was added, or the one that already was."""
         path = f"/v1/workspaces/{workspace}/installations/{slug}/acl/grant-users"
-        return dict(await self._json("POST", path))
+        return await self._answer(AclRuleOut, "POST", path)
 
-    async def workspaces(self) -> list[dict[str, Any]]:
-        return list((await self._json("GET", "/v1/workspaces"))["items"])
+    async def workspaces(self) -> list[WorkspaceOut]:
+        return await self._answers(WorkspaceOut, "GET", "/v1/workspaces")
 
-    async def workspace(self, workspace: str) -> dict[str, Any]:
-        return dict(await self._json("GET", f"/v1/workspaces/{workspace}"))
+    async def workspace(self, workspace: str) -> WorkspaceOut:
+        return await self._answer(WorkspaceOut, "GET", f"/v1/workspaces/{workspace}")
 
-    async def components(
-        self, workspace: str, *, as_user: str | None = None
-    ) -> list[dict[str, Any]]:
+    async def components(self, workspace: str, *, as_user: str | None = None) -> list[ComponentOut]:
         """The components the caller (or ``as_user``) may use, each with the ``ref`` flows take."""
         params = {"as": as_user} if as_user else {}
-        return list(
-            await self._json("GET", f"/v1/workspaces/{workspace}/components", params=params)
-        )
+        path = f"/v1/workspaces/{workspace}/components"
+        return await self._answers(ComponentOut, "GET", path, params=params)
 
     async def create_workspace(
         self, slug: str, name: str, members: list[str] | None = None
-    ) -> dict[str, Any]:
+    ) -> WorkspaceOut:
         body = {"slug": slug, "name": name, "members": members or []}
-        return dict(await self._json("POST", "/v1/workspaces", json=body))
+        return await self._answer(WorkspaceOut, "POST", "/v1/workspaces", json=body)
 
     async def delete_workspace(self, workspace: str) -> None:
         await self._json("DELETE", f"/v1/workspaces/{workspace}")
 
-    async def set_member(self, workspace: str, subject: str, role: str) -> dict[str, Any]:
+    async def set_member(self, workspace: str, subject: str, role: str) -> WorkspaceOut:
         """Add ``subject`` to the workspace, or change their role; the workspace as it now is."""
         path = f"/v1/workspaces/{workspace}/members/{quote(subject, safe='')}"
-        return dict(await self._json("PUT", path, json={"role": role}))
+        return await self._answer(WorkspaceOut, "PUT", path, json={"role": role})
 
-    async def remove_member(self, workspace: str, subject: str) -> dict[str, Any]:
+    async def remove_member(self, workspace: str, subject: str) -> WorkspaceOut:
         path = f"/v1/workspaces/{workspace}/members/{quote(subject, safe='')}"
-        return dict(await self._json("DELETE", path))
+        return await self._answer(WorkspaceOut, "DELETE", path)
 
     async def revoke_token(
         self, *, token: str | None = None, jti: str | None = None, subject: str | None = None
-    ) -> dict[str, Any]:
+    ) -> RevocationOut:
         """Revoke a token (the token itself, or operators: its ``jti``); every service refuses
         it within ``MODYARD_TOKEN_DENIALS_POLL_SECONDS``."""
         body = {"token": token} if token is not None else {"jti": jti, "subject": subject}
-        return dict(await self._json("POST", "/v1/tokens/revocations", json=body))
+        return await self._answer(RevocationOut, "POST", "/v1/tokens/revocations", json=body)
 
 
 #: Passed as ``payload`` to :meth:`RuntimeClient.retry_unprocessed`: retry with the stored payload.
@@ -610,7 +634,7 @@ class DeployerClient(_ServiceAPI):
         tag: str | None = None,
         env: dict[str, str] | None = None,
         port: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> DeploymentOut:
         body: dict[str, Any] = {
             "name": name,
             "image": image,
@@ -623,7 +647,7 @@ class DeployerClient(_ServiceAPI):
             body["tag"] = tag
         if port is not None:
             body["port"] = port
-        return dict(await self._json("POST", "/v1/deployments", json=body))
+        return await self._answer(DeploymentOut, "POST", "/v1/deployments", json=body)
 
     async def deployments(
         self,
@@ -632,26 +656,26 @@ class DeployerClient(_ServiceAPI):
         status: str | None = None,
         cursor: str | None = None,
         limit: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> DeploymentPage:
         """One page: ``{items, next_cursor}``."""
         params = _filters(name=name, status=status, cursor=cursor, limit=limit)
-        return dict(await self._json("GET", "/v1/deployments", params=params))
+        return await self._answer(DeploymentPage, "GET", "/v1/deployments", params=params)
 
-    async def all_deployments(self, *, status: str | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def all_deployments(self, *, status: str | None = None) -> AsyncIterator[DeploymentOut]:
         async for item in self._pages("/v1/deployments", _filters(status=status)):
-            yield item
+            yield DeploymentOut.model_validate(item)
 
-    async def deployment(self, ref: str) -> dict[str, Any]:
-        return dict(await self._json("GET", f"/v1/deployments/{ref}"))
+    async def deployment(self, ref: str) -> DeploymentOut:
+        return await self._answer(DeploymentOut, "GET", f"/v1/deployments/{ref}")
 
-    async def deploy(self, ref: str) -> dict[str, Any]:
-        return dict(await self._json("POST", f"/v1/deployments/{ref}/deploy"))
+    async def deploy(self, ref: str) -> DeploymentOut:
+        return await self._answer(DeploymentOut, "POST", f"/v1/deployments/{ref}/deploy")
 
-    async def suspend(self, ref: str) -> dict[str, Any]:
-        return dict(await self._json("POST", f"/v1/deployments/{ref}/suspend"))
+    async def suspend(self, ref: str) -> DeploymentOut:
+        return await self._answer(DeploymentOut, "POST", f"/v1/deployments/{ref}/suspend")
 
-    async def resume(self, ref: str) -> dict[str, Any]:
-        return dict(await self._json("POST", f"/v1/deployments/{ref}/resume"))
+    async def resume(self, ref: str) -> DeploymentOut:
+        return await self._answer(DeploymentOut, "POST", f"/v1/deployments/{ref}/resume")
 
     async def update(
         self,
@@ -662,7 +686,7 @@ class DeployerClient(_ServiceAPI):
         token_id: str | None = None,
         token: str | None = None,
         port: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> DeploymentOut:
         body = {
             key: value
             for key, value in {
@@ -674,10 +698,10 @@ class DeployerClient(_ServiceAPI):
             }.items()
             if value is not None
         }
-        return dict(await self._json("PATCH", f"/v1/deployments/{ref}", json=body))
+        return await self._answer(DeploymentOut, "PATCH", f"/v1/deployments/{ref}", json=body)
 
-    async def delete(self, ref: str) -> dict[str, Any]:
-        return dict(await self._json("DELETE", f"/v1/deployments/{ref}"))
+    async def delete(self, ref: str) -> DeploymentOut:
+        return await self._answer(DeploymentOut, "DELETE", f"/v1/deployments/{ref}")
 
     async def logs(
         self,

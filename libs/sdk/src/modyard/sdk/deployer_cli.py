@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from modyard.contracts.api.deployer import DeploymentOut
 from modyard.sdk.cli_support import JsonOption, call_api, console, echo_json, err_console
 from modyard.sdk.client import ModyardAPIError, ModyardClient
 
@@ -81,34 +82,31 @@ def _since(value: str | None) -> datetime | None:
         ) from exc
 
 
-def _line(deployment: dict[str, Any]) -> str:
-    text = f"{escape(deployment['name'])}: {_styled(deployment['status'])}"
-    if deployment.get("endpoint"):
-        text += f" at {escape(deployment['endpoint'])}"
-    serving = deployment.get("serving_image")
-    if deployment["status"] == "warn" and serving and serving != deployment["image"]:
+def _line(deployment: DeploymentOut) -> str:
+    text = f"{escape(deployment.name)}: {_styled(deployment.status)}"
+    if deployment.endpoint:
+        text += f" at {escape(deployment.endpoint)}"
+    serving = deployment.serving_image
+    if deployment.status == "warn" and serving and serving != deployment.image:
         text += f" (still serving {escape(serving)})"
-    if deployment.get("restarts"):
-        text += f" ({deployment['restarts']} restarts)"
+    if deployment.restarts:
+        text += f" ({deployment.restarts} restarts)"
     return text
 
 
 async def _follow(
-    client: ModyardClient, ref: str, first: dict[str, Any], timeout: float, *, gone_ok: bool = False
-) -> dict[str, Any] | None:
+    client: ModyardClient, ref: str, first: DeploymentOut, timeout: float, *, gone_ok: bool = False
+) -> DeploymentOut | None:
     """Poll until the deployment settles, showing what the deployer does (pull progress)."""
     deployment = first
     deadline = time.monotonic() + timeout
-    with console.status(f"{escape(ref)}: {escape(deployment.get('progress') or '…')}") as status:
+    with console.status(f"{escape(ref)}: {escape(deployment.progress or '…')}") as status:
         while True:
-            settled = deployment["status"] in SETTLED and deployment["status"] == _expected(
-                deployment
-            )
+            settled = deployment.status in SETTLED and deployment.status == _expected(deployment)
             if settled or time.monotonic() > deadline:
                 return deployment
             status.update(
-                f"{escape(ref)}: {_styled(deployment['status'])} "
-                f"{escape(deployment.get('progress') or '')}"
+                f"{escape(ref)}: {_styled(deployment.status)} {escape(deployment.progress or '')}"
             )
             await asyncio.sleep(0.5)
             try:
@@ -119,36 +117,36 @@ async def _follow(
                 raise
 
 
-def _expected(deployment: dict[str, Any]) -> str:
+def _expected(deployment: DeploymentOut) -> str:
     """The status the desired state leads to when nothing goes wrong (warn also settles)."""
-    if deployment["status"] == "warn" and deployment["desired"] == "running":
+    if deployment.status == "warn" and deployment.desired == "running":
         return "warn"
     return {"not_deployed": "not_deployed", "running": "running", "suspended": "suspended"}.get(
-        deployment["desired"], "deleted"
+        deployment.desired, "deleted"
     )
 
 
-def _report(deployment: dict[str, Any] | None, as_json: bool, verb: str) -> None:
+def _report(deployment: DeploymentOut | None, as_json: bool, verb: str) -> None:
     if deployment is None:
         console.print(f"[green]✓[/] {verb}")
         return
     if as_json:
         echo_json(deployment)
     else:
-        mark = "[red]✗[/]" if deployment["status"] == "warn" else "[green]✓[/]"
+        mark = "[red]✗[/]" if deployment.status == "warn" else "[green]✓[/]"
         console.print(f"{mark} {_line(deployment)}")
-        if deployment.get("reason"):
-            console.print(f"  {escape(deployment['reason'])}")
-    if deployment["status"] == "warn":
+        if deployment.reason:
+            console.print(f"  {escape(deployment.reason)}")
+    if deployment.status == "warn":
         raise typer.Exit(1)
 
 
 def _change(
     ref: str, action: str, no_wait: bool, timeout: float, as_json: bool, **options: Any
 ) -> None:
-    async def run(client: ModyardClient) -> dict[str, Any] | None:
+    async def run(client: ModyardClient) -> DeploymentOut | None:
         operation = getattr(client.deployer, action)
-        first: dict[str, Any] = await operation(ref, **options)
+        first: DeploymentOut = await operation(ref, **options)
         if no_wait:
             return first
         return await _follow(client, ref, first, timeout, gone_ok=action == "delete")
@@ -187,7 +185,7 @@ def create(
     """Register a container module (not deployed yet unless --deploy)."""
     host = registry_host or image.split("/", 1)[0]
 
-    async def run(client: ModyardClient) -> dict[str, Any] | None:
+    async def run(client: ModyardClient) -> DeploymentOut | None:
         created = await client.deployer.create(
             name=name,
             image=image,
@@ -272,7 +270,7 @@ def list_deployments(
 ) -> None:
     """Deployments: name, image, tag, status, since, restarts, endpoint."""
 
-    async def run(client: ModyardClient) -> list[dict[str, Any]]:
+    async def run(client: ModyardClient) -> list[DeploymentOut]:
         return [item async for item in client.deployer.all_deployments(status=status)]
 
     deployments = call_api(run)
@@ -282,18 +280,18 @@ def list_deployments(
     table = Table("name", "image", "tag", "status", "since", "restarts", "endpoint")
     for item in deployments:
         table.add_row(
-            escape(item["name"]),
-            escape(item["image"]),
-            escape(item["tag"] or ""),
-            _styled(item["status"]),
-            item["since"],
-            str(item["restarts"]),
-            escape(item["endpoint"] or ""),
+            escape(item.name),
+            escape(item.image),
+            escape(item.tag or ""),
+            _styled(item.status),
+            item.since,
+            str(item.restarts),
+            escape(item.endpoint or ""),
         )
     console.print(table)
     for item in deployments:
-        if item["status"] == "warn" and item.get("reason"):
-            err_console.print(f"[red]{escape(item['name'])}[/]: {escape(item['reason'])}")
+        if item.status == "warn" and item.reason:
+            err_console.print(f"[red]{escape(item.name)}[/]: {escape(item.reason)}")
 
 
 @deploy_app.command("logs")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 from rich.table import Table
 
 from modyard.sdk.cli_support import JsonOption, WorkspaceOption, call_api, console, echo_json
+
+if TYPE_CHECKING:
+    from modyard.contracts.api.installer import InstallationOut
 
 installations_app = typer.Typer(
     help="Installed modules (app instances) of a workspace.", no_args_is_help=True
@@ -27,13 +30,13 @@ def _read_config(path: Path | None) -> dict[str, Any]:
     return document
 
 
-def _print(result: Any, as_json: bool) -> None:
+def _print(result: InstallationOut, as_json: bool) -> None:
     if as_json:
         echo_json(result)
-    elif isinstance(result, dict):
+    else:
         console.print(
-            f"[green]✓[/] {result['workspace']}/{result['slug']}: {result['module']} {result['version']}"
-            + (" (pinned)" if result.get("pinned") else "")
+            f"[green]✓[/] {result.workspace}/{result.slug}: {result.module} {result.version}"
+            + (" (pinned)" if result.pinned else "")
         )
 
 
@@ -69,8 +72,8 @@ def install(
         )
     )
     _print(result, as_json)
-    if not as_json and result.get("also_installed"):
-        console.print(f"  also installed: {', '.join(result['also_installed'])}")
+    if not as_json and result.also_installed:
+        console.print(f"  also installed: {', '.join(result.also_installed)}")
 
 
 @installations_app.command("list")
@@ -82,12 +85,12 @@ def list_installations(workspace: WorkspaceOption, as_json: JsonOption = False) 
     table = Table("slug", "module", "version", "pinned", "parent", "dependencies")
     for item in items:
         table.add_row(
-            item["slug"],
-            item["module"],
-            item["version"],
-            "yes" if item["pinned"] else "",
-            item["parent"] or "",
-            ", ".join(item["dependencies"]),
+            item.slug,
+            item.module,
+            item.version,
+            "yes" if item.pinned else "",
+            item.parent or "",
+            ", ".join(item.dependencies),
         )
     console.print(table)
 
@@ -96,11 +99,8 @@ def list_installations(workspace: WorkspaceOption, as_json: JsonOption = False) 
 def show(slug: str, workspace: WorkspaceOption) -> None:
     """One installation (secrets masked), as JSON."""
 
-    typer.echo(
-        json.dumps(
-            call_api(lambda client: client.installer.installation(workspace, slug)), indent=2
-        )
-    )
+    installation = call_api(lambda client: client.installer.installation(workspace, slug))
+    typer.echo(json.dumps(installation.as_json(), indent=2))
 
 
 @installations_app.command("configure")
@@ -166,17 +166,13 @@ def acl_list(
         return
     table = Table("id", "who", "resource", "action", "attributes")
     for rule in rules:
-        who = (
-            (rule.get("role") and f"role:{rule['role']}")
-            or rule.get("user")
-            or f"@{rule.get('domain')}"
-        )
+        who = (rule.role and f"role:{rule.role}") or rule.user or f"@{rule.domain}"
         table.add_row(
-            rule["id"],
+            rule.id,
             who,
-            rule["resource"],
-            rule["action"],
-            json.dumps(rule["attributes"]) if rule["attributes"] else "",
+            rule.resource,
+            rule.action,
+            json.dumps(rule.attributes) if rule.attributes else "",
         )
     console.print(table)
 
@@ -198,7 +194,7 @@ def acl_add(
     rule |= {"resource": resource, "action": action}
 
     added = call_api(lambda client: client.installer.add_acl_rule(acl_type, rule))
-    typer.echo(json.dumps(added) if as_json else f"added rule {added['id']}")
+    typer.echo(json.dumps(added.as_json()) if as_json else f"added rule {added.id}")
 
 
 @acl_app.command("remove")

@@ -6,7 +6,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -15,6 +15,12 @@ from rich.table import Table
 
 from modyard.common.semver import InvalidVersion, normalize_version
 from modyard.common.settings import CommonSettings
+from modyard.contracts.api.registry import (
+    ModuleDetail,
+    ModuleSummary,
+    PublishedVersion,
+    PublishResult,
+)
 from modyard.modules.archive import ArchiveLimits, ArchiveRejected, read_archive
 from modyard.modules.formats.base import ManifestError
 from modyard.modules.formats.detection import AmbiguousFormat, UnknownFormat, parse_module
@@ -138,7 +144,7 @@ def publish(
     settings = CommonSettings()
     requested = requested_version(version)
 
-    async def upload() -> dict[str, Any]:
+    async def upload() -> PublishResult:
         async with api_client(settings) as client:
             if source.is_file() and source.suffix.lower() == ".json":
                 return await client.registry.publish_container(
@@ -166,8 +172,8 @@ def publish(
     if as_json:
         echo_json(result)
         return
-    verb = "published" if result["created"] else "already published (same archive)"
-    console.print(f"[green]✓[/] {result['name']} {result['version']} {verb}: {result['digest']}")
+    verb = "published" if result.created else "already published (same archive)"
+    console.print(f"[green]✓[/] {result.name} {result.version} {verb}: {result.digest}")
 
 
 @modules_app.command("search")
@@ -184,7 +190,7 @@ def search(
     """Search published modules."""
     settings = CommonSettings()
 
-    async def collect() -> list[dict[str, Any]]:
+    async def collect() -> list[ModuleSummary]:
         async with api_client(settings) as client:
             return [item async for item in client.registry.search(q, format=format, kind=kind)]
 
@@ -195,11 +201,11 @@ def search(
     table = Table("name", "latest", "format", "kind", "label")
     for item in items:
         table.add_row(
-            item["name"],
-            item["latest_version"] or "-",
-            item["format"],
-            item["kind"],
-            item["label"] or "",
+            item.name,
+            item.latest_version or "-",
+            item.format,
+            item.kind,
+            item.label or "",
         )
     console.print(table)
 
@@ -215,26 +221,24 @@ def show(
     """A module's versions, or one version's manifest."""
     settings = CommonSettings()
 
-    async def fetch() -> dict[str, Any]:
+    async def fetch() -> PublishedVersion | ModuleDetail:
         async with api_client(settings) as client:
             return await (
                 client.registry.version(name, version) if version else client.registry.module(name)
             )
 
     result = run_api(fetch())
-    if as_json or version:
-        typer.echo(json.dumps(result, indent=None if as_json else 2))
+    if as_json or not isinstance(result, ModuleDetail):
+        typer.echo(json.dumps(result.as_json(), indent=None if as_json else 2))
         return
-    console.print(
-        f"[bold]{result['name']}[/] ({result['format']} {result['kind']}) {result['label'] or ''}"
-    )
+    console.print(f"[bold]{result.name}[/] ({result.format} {result.kind}) {result.label or ''}")
     table = Table("version", "published", "digest", "yanked")
-    for entry in result["versions"]:
+    for entry in result.versions:
         table.add_row(
-            entry["version"],
-            entry["published_at"],
-            entry["digest"][:19] + "…",
-            "yes" if entry["yanked"] else "",
+            entry.version,
+            entry.published_at,
+            entry.digest[:19] + "…",
+            "yes" if entry.yanked else "",
         )
     console.print(table)
 
@@ -284,4 +288,4 @@ def yank(
     if as_json:
         echo_json(result)
     else:
-        console.print(f"[yellow]yanked[/] {result['name']} {result['version']}")
+        console.print(f"[yellow]yanked[/] {result.name} {result.version}")

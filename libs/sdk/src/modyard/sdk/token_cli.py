@@ -99,6 +99,6 @@ def revoke_token(
         echo_json(revoked)
     else:
         console.print(
-            f"revoked token {revoked['jti']} of {revoked['subject'] or '(unknown subject)'} "
-            f"(kept until {revoked['expires_at']})"
+            f"revoked token {revoked.jti} of {revoked.subject or '(unknown subject)'} "
+            f"(kept until {revoked.expires_at})"
         )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from modyard.sdk.cli_support import JsonOption, call_api, console, echo_json
+
+if TYPE_CHECKING:
+    from modyard.contracts.api.installer import WorkspaceOut
 
 workspaces_app = typer.Typer(
     help="Workspaces (tenants) and their members: list, create, show, components, delete.",
@@ -20,16 +23,16 @@ workspaces_app.add_typer(members_app, name="members")
 SlugArgument = Annotated[str, typer.Argument(help="The workspace's slug, e.g. acme.")]
 
 
-def _members(workspace: dict[str, Any]) -> str:
-    return ", ".join(f"{m['subject']} ({m['role']})" for m in workspace["members"]) or "-"
+def _members(workspace: WorkspaceOut) -> str:
+    return ", ".join(f"{m.subject} ({m.role})" for m in workspace.members) or "-"
 
 
-def _show(workspace: dict[str, Any], as_json: bool) -> None:
+def _show(workspace: WorkspaceOut, as_json: bool) -> None:
     if as_json:
         echo_json(workspace)
         return
-    console.print(f"[bold]{escape(workspace['slug'])}[/] {escape(workspace['name'])}")
-    console.print(f"  created  {workspace['created_at']}")
+    console.print(f"[bold]{escape(workspace.slug)}[/] {escape(workspace.name)}")
+    console.print(f"  created  {workspace.created_at}")
     console.print(f"  members  {escape(_members(workspace))}")
 
 
@@ -47,7 +50,7 @@ def list_workspaces(as_json: JsonOption = False) -> None:
     for column in ("slug", "name", "members", "created"):
         table.add_column(column)
     for item in items:
-        table.add_row(item["slug"], item["name"], _members(item), str(item["created_at"]))
+        table.add_row(item.slug, item.name, _members(item), str(item.created_at))
     console.print(table)
 
 
@@ -70,7 +73,7 @@ def create_workspace(
     if as_json:
         echo_json(created)
     else:
-        console.print(f"[green]✓[/] workspace {escape(created['slug'])} created")
+        console.print(f"[green]✓[/] workspace {escape(created.slug)} created")
 
 
 @workspaces_app.command("show")
@@ -94,18 +97,18 @@ def list_components(
         return
     table = Table()
     # The ref is there to be copied: never folded, the other columns give way.
-    widest = max((len(item["ref"]) for item in items), default=3)
+    widest = max((len(item.ref) for item in items), default=3)
     table.add_column("ref", no_wrap=True, min_width=widest)
     for column in ("role", "installation", "module", "version", "label"):
         table.add_column(column)
     for item in items:
         table.add_row(
-            item["ref"],
-            item["role"],
-            item["installation"],
-            item["module"],
-            item["version"],
-            item.get("label") or "",
+            item.ref,
+            item.role,
+            item.installation,
+            item.module,
+            item.version,
+            item.label or "",
         )
     console.print(table)
 

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from modyard.contracts.api.installer import AclRuleOut, InstallationOut
+from modyard.contracts.api.registry import ModuleSummary
 from modyard.sdk.client import ModyardAPIError, ModyardClient
 
 #: Where a manifest may name its documentation (formats carry it in different places).
@@ -14,11 +16,11 @@ DOCS_KEYS = ("docs_url", "documentation", "docs", "homepage")
 
 @dataclass(frozen=True)
 class ModuleRow:
-    module: dict[str, Any]
+    module: ModuleSummary
     installed: bool
 
 
-async def installations(client: ModyardClient, workspace: str) -> list[dict[str, Any]] | None:
+async def installations(client: ModyardClient, workspace: str) -> list[InstallationOut] | None:
     """The workspace's installations; None when the workspace does not exist."""
     try:
         return await client.installer.installations(workspace)
@@ -34,9 +36,9 @@ async def module_rows(
     """Every module matching ``query`` with its Installed badge, filtered by ``status``
     (``all``, ``installed``, ``available``); and whether the workspace exists."""
     installed = await installations(client, workspace)
-    names = {item["module"] for item in installed or []}
+    names = {item.module for item in installed or []}
     rows = [
-        ModuleRow(module, module["name"] in names)
+        ModuleRow(module, module.name in names)
         async for module in client.registry.search(query or None, limit=200)
     ]
     if status == "installed":
@@ -51,16 +53,14 @@ def _resource_pattern(resource: str) -> re.Pattern[str]:
     return re.compile(".*".join(re.escape(part) for part in resource.split("*")))
 
 
-def rules_applying(
-    rules: list[dict[str, Any]], module: str, components: list[str]
-) -> list[dict[str, Any]]:
+def rules_applying(rules: list[AclRuleOut], module: str, components: list[str]) -> list[AclRuleOut]:
     """The component ACL rules whose resource covers this module or one of its components."""
     resources = [f"{module}.{name}" for name in components] or [f"{module}.*"]
     return [
         rule
         for rule in rules
-        if any(_resource_pattern(rule["resource"]).fullmatch(item) for item in resources)
-        or rule["resource"] == f"{module}.*"
+        if any(_resource_pattern(rule.resource).fullmatch(item) for item in resources)
+        or rule.resource == f"{module}.*"
     ]
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from modyard.backoffice.console import ConsoleDep
 from modyard.backoffice.rendering import is_htmx, problem_words, render
+from modyard.contracts.api.deployer import DeploymentOut
 from modyard.sdk.client import ModyardAPIError
 
 router = APIRouter(prefix="/deployments", tags=["deployments"])
@@ -36,7 +37,7 @@ def parse_env(text: str) -> tuple[dict[str, str], list[str]]:
     return env, bad
 
 
-async def _page(console: ConsoleDep) -> list[dict[str, Any]]:
+async def _page(console: ConsoleDep) -> list[DeploymentOut]:
     return [item async for item in console.client.deployer.all_deployments()]
 
 

@@ -61,16 +61,14 @@ async def list_modules(
 async def _detail_context(console: ConsoleDep, name: str, version: str | None) -> dict[str, Any]:
     client = console.client
     module = await client.registry.module(name)
-    chosen = version or module.get("latest_version")
-    if chosen is None and module["versions"]:
-        chosen = module["versions"][0]["version"]
+    chosen = version or module.latest_version
+    if chosen is None and module.versions:
+        chosen = module.versions[0].version
     published = await client.registry.version(name, chosen) if chosen else None
-    manifest = (published or {}).get("manifest") or {}
+    manifest = published.manifest if published else {}
     components = manifest.get("components") or []
     mine = [
-        item
-        for item in await installations(client, console.workspace) or []
-        if item["module"] == name
+        item for item in await installations(client, console.workspace) or [] if item.module == name
     ]
     flows = await client.runtime.flows(console.workspace) if mine else []
     rules = await client.installer.acl_rules("components")
@@ -81,7 +79,7 @@ async def _detail_context(console: ConsoleDep, name: str, version: str | None) -
         "manifest": manifest,
         "components": components,
         "installed": [
-            {"installation": item, "flows": flows_using(flows, item["slug"])} for item in mine
+            {"installation": item, "flows": flows_using(flows, item.slug)} for item in mine
         ],
         "rules": rules_applying(rules, name, [component["name"] for component in components]),
         "docs_url": docs_url(manifest),
@@ -91,7 +89,7 @@ async def _detail_context(console: ConsoleDep, name: str, version: str | None) -
 
 @router.get("/modules/{name:path}/download")
 async def download(name: ModuleName, console: ConsoleDep, version: Version = None) -> Response:
-    chosen = version or (await console.client.registry.module(name)).get("latest_version")
+    chosen = version or (await console.client.registry.module(name)).latest_version
     if not chosen:
         return _back(name, "This module has no version to download.")
     data, filename = await console.client.registry.download(name, chosen)
@@ -152,7 +150,7 @@ async def install(
             problem = problem_words(exc)
         else:
             target = f"/modules/{quote(name)}?notice=" + quote(
-                f"Installed {name} {installed['version']} as {installed['slug']}."
+                f"Installed {name} {installed.version} as {installed.slug}."
             )
             if is_htmx(request):
                 return Response(status_code=204, headers={"HX-Redirect": target})
@@ -181,7 +179,7 @@ async def remove(name: ModuleName, slug: Slug, console: ConsoleDep) -> Response:
 @router.post("/modules/{name:path}/installations/{slug}/acl")
 async def grant_users(name: ModuleName, slug: Slug, console: ConsoleDep) -> Response:
     rule = await console.client.installer.grant_users(console.workspace, slug)
-    return _back(name, f"Users may now use {rule['resource']} ({rule['action']}).")
+    return _back(name, f"Users may now use {rule.resource} ({rule.action}).")
 
 
 @router.get("/modules/{name:path}")

@@ -105,5 +105,5 @@ def _set_cookie(response: Response, name: str, value: str, settings: BackofficeS
 async def workspaces(request: Request, console: ConsoleDep) -> Response:
     """The header's workspace picker (loaded by htmx, so that a page never waits for it)."""
     found = await console.client.installer.workspaces()
-    names = sorted({item["slug"] for item in found} | {console.workspace})
+    names = sorted({item.slug for item in found} | {console.workspace})
     return render(request, "workspace_options.html", {"names": names, "console": console})

@@ -111,9 +111,9 @@ async def _publish(
             {"console": console, "problem": problem},
             status_code=exc.status,
         )
-    name = published["name"]
-    notice = f"Uploaded {archive.filename}: {name} {published['version']}" + (
-        "" if published.get("created", True) else " (this exact archive was already there)"
+    name = published.name
+    notice = f"Uploaded {archive.filename}: {name} {published.version}" + (
+        "" if published.created else " (this exact archive was already there)"
     )
     target = f"/modules/{quote(name)}?notice={quote(notice)}"
     if is_htmx(request):

@@ -1,0 +1,57 @@
+"""Drift between a service's response models and what the SDK reads of them (issue 18): each
+model of modyard.contracts.api names the fields of the service's own response model, in its
+order (``--json`` prints them in that order): a field renamed, added or dropped on either side
+fails here."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel
+
+from modyard.contracts.api import ApiModel
+from modyard.contracts.api import deployer as deployer_api
+from modyard.contracts.api import installer as installer_api
+from modyard.contracts.api import registry as registry_api
+from modyard.deployer import schemas as deployer_schemas
+from modyard.installer import schemas as installer_schemas
+from modyard.registry import schemas as registry_schemas
+
+PAIRS: list[tuple[type[ApiModel], type[BaseModel]]] = [
+    (registry_api.VersionSummary, registry_schemas.VersionSummary),
+    (registry_api.PublishedVersion, registry_schemas.PublishedVersion),
+    (registry_api.PublishResult, registry_schemas.PublishResult),
+    (registry_api.StoredWithout, registry_schemas.StoredWithout),
+    (registry_api.ModuleSummary, registry_schemas.ModuleSummary),
+    (registry_api.ModuleDetail, registry_schemas.ModuleDetail),
+    (installer_api.InstallationOut, installer_schemas.InstallationOut),
+    (installer_api.InstallResult, installer_schemas.InstallResult),
+    (installer_api.Member, installer_schemas.Member),
+    (installer_api.WorkspaceOut, installer_schemas.WorkspaceOut),
+    (installer_api.AclRuleOut, installer_schemas.AclRuleOut),
+    (installer_api.ComponentOut, installer_schemas.ComponentOut),
+    (installer_api.RevocationOut, installer_schemas.RevocationOut),
+    (deployer_api.DeploymentOut, deployer_schemas.DeploymentOut),
+    (deployer_api.DeploymentPage, deployer_schemas.DeploymentPage),
+]
+
+
+@pytest.mark.parametrize(("contract", "service"), PAIRS, ids=[c.__name__ for c, _ in PAIRS])
+def test_the_sdks_model_names_the_services_fields_in_order(
+    contract: type[ApiModel], service: type[BaseModel]
+) -> None:
+    # FastAPI sends every field of a response model (defaults too), so the SDK may require any.
+    assert list(contract.model_fields) == list(service.model_fields)
+
+
+def test_an_answer_keeps_what_the_service_sent() -> None:
+    """``--json`` prints the answer as sent: unknown fields kept, none added, order unchanged."""
+    sent = {
+        "slug": "acme",
+        "name": "Acme",
+        "created_at": "2026-12-06T17:15:13.123000Z",
+        "members": [{"subject": "a@x", "role": "owner", "added_at": "2026-12-06T17:15:13Z"}],
+        "newer_field": {"kept": True},
+    }
+    answer = installer_api.WorkspaceOut.model_validate(sent)
+    assert answer.members[0].role == "owner"
+    assert list(answer.as_json().items()) == list(sent.items())
