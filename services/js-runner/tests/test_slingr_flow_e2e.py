@@ -175,6 +175,18 @@ async def test_storage_and_events_of_a_slingr_package_stay_in_their_workspace(
             await logged("sla", "announce", [{"announced": "hello"}])
             await logged("sla", "heard", [{"note": "hello"}])
             await logged("slb", "heard", [])
+            # The package's own `type: 'package'` listener heard it too (it keeps it in storage).
+            installation = (
+                await client.get(f"{stack.installer_url}/v1/workspaces/sla/installations/relay")
+            ).json()["id"]
+
+            async def kept() -> bool:
+                found = await client.get(
+                    f"{stack.installer_url}/v1/installations/{installation}/storage/lastPing"
+                )
+                return found.status_code == 200 and found.json()["value"] == {"note": "hello"}
+
+            await eventually(kept, timeout=60)
 
             # Listeners: one URL per installation; webhookSync answers the caller.
             ids = {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from modyard.jsrunner.context_api import CallScope
@@ -24,6 +24,11 @@ class SlingrScope:
     #: The package's own name (``pkg.<name>``) and the events package.json declares.
     package: str
     events: frozenset[str]
+    #: The runtime's request the call answers (module, version, workspace, installation,
+    #: config, egress): package-event listeners run with the same.
+    origin: dict[str, Any] = field(default_factory=dict)
+    #: How many package events led to this call (a listener triggering events is bounded).
+    depth: int = 0
 
 
 def spec(settings: JsRunnerSettings, module: ModuleVersion, base: SandboxSpec) -> SandboxSpec:
@@ -56,6 +61,8 @@ def descriptor(module: ModuleVersion) -> dict[str, Any]:
 
 def scope_of(module: ModuleVersion, base: CallScope, request: dict[str, Any]) -> SlingrScope:
     document = descriptor(module)
+    payload = request.get("payload")
+    depth = payload.get("depth") if isinstance(payload, dict) else None
     declared = document.get("events")
     events: list[Any] = declared if isinstance(declared, list) else []
     return SlingrScope(
@@ -65,6 +72,12 @@ def scope_of(module: ModuleVersion, base: CallScope, request: dict[str, Any]) ->
         events=frozenset(
             str(event["name"]) for event in events if isinstance(event, dict) and event.get("name")
         ),
+        origin={
+            key: request[key]
+            for key in ("module", "version", "workspace", "installation", "config", "egress")
+            if key in request
+        },
+        depth=depth if request.get("port") == "listener" and isinstance(depth, int) else 0,
     )
 
 
@@ -87,9 +100,10 @@ def step_frame(
 
 
 def listener_frame(module: ModuleVersion, request: dict[str, Any]) -> dict[str, Any]:
-    """A webhook for the package's HTTP listeners: ``payload`` is the request (``method``,
-    ``path``, ``headers``, ``query``, ``data``); each ``webhook`` listener matching its path
-    runs with it as ``event.data``' source, a ``webhookSync`` one's return value answers."""
+    """The package's listeners for one webhook or package event. A webhook's ``payload`` is the
+    request (``method``, ``path``, ``headers``, ``query``, ``data``): each ``webhook`` listener
+    matching its path runs, a ``webhookSync`` one's return value answers. A package event's is
+    ``{"kind": "package", "event", "data", "depth"}``: its ``type: 'package'`` listeners run."""
     return {
         "kind": "webhook",
         "packageDir": str(module.directory),

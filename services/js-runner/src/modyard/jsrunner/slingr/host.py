@@ -6,6 +6,8 @@ workspace hear. HTTP goes the ``context.httpRequest`` way (http_bridge.py, the e
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -109,10 +111,21 @@ class InstallerStorage(ServiceClient):
             await self._client.aclose()
 
 
+#: A package event's listeners may trigger events in turn, this many deep (then refused).
+MAX_EVENT_DEPTH = 3
+
+#: Runs one request on the runner (``JsRunner.handle``): package-event listeners.
+Dispatch = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
 class SlingrHost:
-    def __init__(self, storage: InstallerStorage, bus: Bus | None) -> None:
+    def __init__(
+        self, storage: InstallerStorage, bus: Bus | None, dispatch: Dispatch | None = None
+    ) -> None:
         self.storage = storage
         self.bus = bus
+        self.dispatch = dispatch
+        self._listening: set[asyncio.Task[None]] = set()
 
     def wrap(self, delegate: RpcHandler | None) -> RpcHandler:
         """The child's ``rpc`` handler: Slingr's members here, the rest (Appmixer's context
@@ -176,6 +189,13 @@ class SlingrHost:
             )
         if self.bus is None or not scope.base.workspace:
             raise SlingrError("sys.events.triggerEvent needs the broker and a workspace")
+        if scope.depth >= MAX_EVENT_DEPTH:
+            raise SlingrError(
+                f"sys.events.triggerEvent: {event!r} was triggered by package-event listeners "
+                f"{scope.depth} deep (at most {MAX_EVENT_DEPTH}): is a listener triggering "
+                "the event it listens to?",
+                "ERR_BAD_OPTION",
+            )
         kind = f"{scope.package}:{event}"
         await self.bus.publish(
             new_event(
@@ -192,3 +212,26 @@ class SlingrHost:
                 },
             )
         )
+        if self.dispatch is not None:
+            # The package's own `type: 'package'` listeners, after this call (its worker waits
+            # for this answer; the listeners may need a worker of their own).
+            task = asyncio.create_task(self._package_listeners(scope, event, args.get("data")))
+            self._listening.add(task)
+            task.add_done_callback(self._listening.discard)
+
+    async def _package_listeners(self, scope: SlingrScope, event: str, data: Any) -> None:
+        assert self.dispatch is not None
+        request = {
+            **scope.origin,
+            "component": "",
+            "port": "listener",
+            "payload": {"kind": "package", "event": event, "data": data, "depth": scope.depth + 1},
+        }
+        reply = await self.dispatch(request)
+        if "error" in reply:
+            log.warning(
+                "slingr_package_listener_failed",
+                module=scope.base.module,
+                event=event,
+                error=str(reply["error"].get("message"))[:300],
+            )

@@ -174,6 +174,22 @@ function runWebhook(pkgState, request) {
     });
 }
 
+// The package's `type: 'package'` listeners of one of its own events (sys.events.triggerEvent):
+// `options.event` names it, `options.package` (if given) is this package.
+function runPackageEvent(pkgState, trigger) {
+    const own = pkgState.descriptor.name;
+    let ran = 0;
+    for (const name of Object.keys(pkgState.listeners)) {
+        const listener = pkgState.listeners[name];
+        const options = (listener && listener.options) || {};
+        if (listener.type !== 'package' || typeof listener.callback !== 'function') continue;
+        if (options.event !== trigger.event || (options.package && options.package !== own)) continue;
+        listener.callback({ type: 'package', package: own, event: trigger.event, data: plain(trigger.data) });
+        ran += 1;
+    }
+    parentPort.postMessage({ t: 'done', outputs: {}, response: { status: 200, body: { listeners: ran } } });
+}
+
 function plain(value) {
     return value === undefined ? null : JSON.parse(JSON.stringify(value));
 }
@@ -184,7 +200,9 @@ function onCall(call) {
         loaded.state.call = call;
         loaded.state.config = configOf(loaded, call.config);
         if (call.kind === 'webhook') {
-            runWebhook(loaded, call.event || {});
+            const event = call.event || {};
+            if (event.kind === 'package') runPackageEvent(loaded, event);
+            else runWebhook(loaded, event);
             return;
         }
         const step = stepOf(loaded, call.entry);
