@@ -6,7 +6,7 @@
         requests without reply_to ──▶ appcell-gateway.requests.dead (quorum), with their reason
 
 Requests and replies travel on a connection of their own, a lean
-:class:`~modyard.common.bus.wire.Wire` (the action call's hot path; aio-pika cost about three
+:class:`~modyard.cell.wire.Wire` (the action call's hot path; aio-pika cost about three
 times the CPU per round trip), with publisher confirms; it declares the replies' exchange and
 this process's reply queue. The ingress exchange and queues are declared on the service's
 :class:`Bus` like any other topology.
@@ -29,10 +29,8 @@ was asked (RabbitMQ vouches for ``user_id``); anything else is dropped as well.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
@@ -40,7 +38,8 @@ import structlog
 from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
 
 from modyard.common.bus.connection import Bus, BusUnavailable, MessageCallback, MessageReturned
-from modyard.common.bus.wire import Delivery, Properties, Wire, WireConnection
+from modyard.common.bus.replies import InvalidReply, PendingReplies
+from modyard.cell.wire import Delivery, Properties, Wire, WireConnection
 from modyard.common.observability import tracing
 from modyard.gateway.broker_admin import REPLIES_EXCHANGE
 from modyard.gateway.problems import CellTimeout, CellUnavailable
@@ -57,12 +56,6 @@ TRANSIENT = 1
 REPLY_EXCHANGE_HEADER = "reply-exchange"
 
 
-@dataclass(slots=True)
-class _Pending:
-    future: asyncio.Future[Any]
-    user: str | None
-
-
 class Dispatcher:
     """Sends requests to cells and hands each reply to the one caller waiting for it."""
 
@@ -77,12 +70,8 @@ class Dispatcher:
         self._bus = bus
         self._on_ingress = on_ingress
         self._ingress_prefetch = ingress_prefetch
-        self._pending: dict[str, _Pending] = {}
-        process = uuid.uuid4().hex[:12]
-        self.reply_queue = f"appcell-gateway.replies.{process}"
-        # Correlation ids only meet this process's reply queue: a counter keeps them unique.
-        self._correlation_ids = (f"{process}.{n:x}" for n in itertools.count())
-        self.late_replies = 0
+        self._replies = PendingReplies()
+        self.reply_queue = f"appcell-gateway.replies.{uuid.uuid4().hex[:12]}"
         self.default_exchange: AbstractExchange | None = None
         self._wire = Wire(
             amqp_url, name="modyard-appcell-gateway-requests", setup=self._setup, confirms=True
@@ -136,24 +125,12 @@ class Dispatcher:
 
     def on_reply(self, message: Delivery) -> None:
         properties = message.properties
-        correlation_id = properties.correlation_id or ""
-        pending = self._pending.get(correlation_id)
-        if pending is None or pending.future.done():
-            self.late_replies += 1
-            log.info("late_reply_discarded", correlation_id=correlation_id)
-            return
-        if pending.user is not None and properties.user_id != pending.user:
-            log.warning(
-                "reply_from_wrong_user_discarded",
-                correlation_id=correlation_id,
-                user=properties.user_id,
-            )
-            return
-        del self._pending[correlation_id]
-        try:
-            pending.future.set_result(json.loads(message.body))
-        except ValueError:
-            pending.future.set_result({"error": {"message": "the cell answered invalid JSON"}})
+        self._replies.settle(properties.correlation_id, properties.user_id, message.body)
+
+    @property
+    def late_replies(self) -> int:
+        """Replies that found nobody waiting (the caller timed out, or a second answer)."""
+        return self._replies.late
 
     async def call(
         self,
@@ -169,9 +146,21 @@ class Dispatcher:
         ``request_id`` is the message's id, what the cell remembers answers by; the reply is
         matched by a correlation id of its own, unique even when a caller sends one request
         twice at once."""
-        correlation_id = next(self._correlation_ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = _Pending(future, user)
+        with self._replies.expect(user) as (correlation_id, future):
+            try:
+                return await self._send(queue, body, request_id, timeout, correlation_id, future)
+            except InvalidReply:
+                return {"error": {"message": "the cell answered invalid JSON"}}
+
+    async def _send(
+        self,
+        queue: str,
+        body: dict[str, Any],
+        request_id: str,
+        timeout: float,
+        correlation_id: str,
+        future: asyncio.Future[Any],
+    ) -> Any:
         try:
             connection = self._wire.connection
             if connection is None:
@@ -214,5 +203,3 @@ class Dispatcher:
                 f"The request could not be handed to the cell ({exc}); retry shortly.",
                 retry_after_seconds=2,
             ) from exc
-        finally:
-            self._pending.pop(correlation_id, None)

@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -27,6 +25,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from yarl import URL
 
 from modyard.common.bus.connection import Bus, BusUnavailable, MessageReturned
+from modyard.common.bus.replies import InvalidReply, PendingReplies
 from modyard.common.egress.policy import Allowance, EgressRefused
 from modyard.runtime.components.base import ComponentError, Outputs
 from modyard.runtime.components.core.http import MAX_RESPONSE_BYTES, read_body
@@ -46,13 +45,6 @@ from modyard.runtime.worker_access import (
 log = structlog.get_logger(__name__)
 
 
-@dataclass
-class _Pending:
-    future: asyncio.Future[dict[str, Any]]
-    #: The worker user whose reply may complete the request.
-    user: str
-
-
 class AmqpExecutor:
     """Requests to an installation's own worker queue; replies only from its worker's user.
 
@@ -66,31 +58,16 @@ class AmqpExecutor:
     def __init__(self, bus: Bus, *, timeout_seconds: float) -> None:
         self._bus = bus
         self._timeout = timeout_seconds
-        self._pending: dict[str, _Pending] = {}
+        self._replies = PendingReplies()
         self.reply_queue = ""
-        self.foreign_replies = 0
 
     async def on_reply(self, message: AbstractIncomingMessage) -> None:
-        correlation_id = message.correlation_id or ""
-        pending = self._pending.get(correlation_id)
-        if pending is None or pending.future.done():
-            return  # a late answer to a request that already timed out
-        if message.user_id != pending.user:
-            self.foreign_replies += 1
-            log.warning(
-                "module_reply_from_wrong_user_discarded",
-                correlation_id=correlation_id,
-                user=message.user_id,
-                expected=pending.user,
-            )
-            return
-        del self._pending[correlation_id]
-        try:
-            pending.future.set_result(json.loads(message.body))
-        except ValueError:
-            pending.future.set_exception(
-                ComponentError("the module's worker answered with invalid JSON", retryable=False)
-            )
+        self._replies.settle(message.correlation_id, message.user_id, message.body)
+
+    @property
+    def foreign_replies(self) -> int:
+        """Replies from another broker user than the worker's (dropped)."""
+        return self._replies.foreign
 
     async def call(self, installed: InstalledComponent, request: dict[str, Any]) -> Outputs:
         return await self.request(
@@ -133,33 +110,37 @@ class AmqpExecutor:
     ) -> Any:
         """:meth:`request`'s answer as it came (the JavaScript runner's carries timers too)."""
         module = installed.module
-        correlation_id = uuid.uuid4().hex
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = _Pending(future, user)
-        try:
-            await self._bus.publish_message(
-                json.dumps(request, default=str).encode(),
-                exchange="",
-                routing_key=routing_key,
-                message_id=str(request.get("message_id") or correlation_id),
-                message_type="modyard.component.request",
-                correlation_id=correlation_id,
-                reply_to=self.reply_queue,
-                headers={REPLY_EXCHANGE_HEADER: REPLIES_EXCHANGE},
-                expiration=self._timeout,
-            )
-            reply = await asyncio.wait_for(future, self._timeout)
-        except MessageReturned as exc:
-            raise ComponentError(not_listening, retryable=True) from exc
-        except BusUnavailable as exc:
-            raise ComponentError("the message broker is not connected", retryable=True) from exc
-        except TimeoutError as exc:
-            raise ComponentError(
-                f"module {module!r} did not answer within {self._timeout} s", retryable=True
-            ) from exc
-        finally:
-            self._pending.pop(correlation_id, None)
-        return reply
+        with self._replies.expect(user) as (correlation_id, future):
+            try:
+                await self._publish(request, routing_key, correlation_id)
+                return await asyncio.wait_for(future, self._timeout)
+            except InvalidReply as exc:
+                raise ComponentError(
+                    "the module's worker answered with invalid JSON", retryable=False
+                ) from exc
+            except MessageReturned as exc:
+                raise ComponentError(not_listening, retryable=True) from exc
+            except BusUnavailable as exc:
+                raise ComponentError("the message broker is not connected", retryable=True) from exc
+            except TimeoutError as exc:
+                raise ComponentError(
+                    f"module {module!r} did not answer within {self._timeout} s", retryable=True
+                ) from exc
+
+    async def _publish(
+        self, request: dict[str, Any], routing_key: str, correlation_id: str
+    ) -> None:
+        await self._bus.publish_message(
+            json.dumps(request, default=str).encode(),
+            exchange="",
+            routing_key=routing_key,
+            message_id=str(request.get("message_id") or correlation_id),
+            message_type="modyard.component.request",
+            correlation_id=correlation_id,
+            reply_to=self.reply_queue,
+            headers={REPLY_EXCHANGE_HEADER: REPLIES_EXCHANGE},
+            expiration=self._timeout,
+        )
 
     @property
     def bus(self) -> Bus:
