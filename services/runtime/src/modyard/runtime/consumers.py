@@ -20,7 +20,7 @@ from modyard.contracts.events.installer import (
     MAJOR_UPGRADE_REASON,
     InstallationEvent,
 )
-from modyard.runtime import catalog
+from modyard.runtime import installed_components
 from modyard.runtime.engine.dispatch import send
 from modyard.runtime.flows.events import EventGuard, heard_event
 from modyard.runtime.flows.service import event_trigger_messages, stop_flows_using
@@ -33,7 +33,7 @@ async def on_installation(session: AsyncSession, event: CloudEvent) -> None:
     data = parse(InstallationEvent, event.data)
     if data is None:
         return
-    await catalog.apply_installation_event(
+    await installed_components.apply_installation_event(
         session, data, removed=event.type == INSTALLATION_REMOVED
     )
     if event.type == INSTALLATION_UPGRADED and data.breaking:

@@ -11,7 +11,7 @@ from modyard.common.auth import CurrentPrincipal, Principal
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES
 from modyard.common.request_context import current_correlation_id, current_request_id
-from modyard.gateway import views
+from modyard.gateway import queries
 from modyard.gateway.api.deps import Caller, Context, Operator, json_response
 from modyard.gateway.context import GatewayContext
 from modyard.gateway.pipeline import CellRequest
@@ -39,7 +39,7 @@ async def list_cells(
     status: Annotated[str | None, Query(pattern="^(ready|invalid|removed)$")] = None,
 ) -> list[CellSummary]:
     """Installed cells (removed ones only with ``?status=removed``)."""
-    return await views.list_cells(session, principal, workspace=workspace, status=status)
+    return await queries.list_cells(session, principal, workspace=workspace, status=status)
 
 
 @router.get("/{installation}", response_model=CellDetail)
@@ -48,7 +48,7 @@ async def get_cell(
 ) -> CellDetail:
     """A cell with its plugins, actions (security, schemas, postpayloads), resources, settings
     and UI modules."""
-    return views.detail(await views.visible_cell(session, principal, installation))
+    return queries.detail(await queries.visible_cell(session, principal, installation))
 
 
 @router.get("/{installation}/credentials", response_model=CellCredentials)
@@ -56,8 +56,8 @@ async def get_credentials(
     installation: CellKey, session: DbSession, context: Context, principal: Operator
 ) -> CellCredentials:
     """The broker URL, vhost and queue the cell's worker connects with (operators only)."""
-    cell = await views.visible_cell(session, principal, installation)
-    return views.credentials(cell, context.broker, context.secrets)
+    cell = await queries.visible_cell(session, principal, installation)
+    return queries.credentials(cell, context.broker, context.secrets)
 
 
 class ActionPath(BaseModel):

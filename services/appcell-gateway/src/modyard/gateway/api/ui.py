@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Path, Query, Response
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES
 from modyard.common.request_context import current_correlation_id, current_request_id
-from modyard.gateway import views
+from modyard.gateway import queries
 from modyard.gateway.api.deps import Caller, Context, json_response
 from modyard.gateway.pipeline import CellRequest
 from modyard.gateway.schemas import ActionAnswer, SlotBundles
@@ -28,7 +28,7 @@ async def slot(
     workspace: Annotated[str | None, Query(max_length=64)] = None,
 ) -> SlotBundles:
     """The frontend bundles to load into ``slot``, their ``deps`` first, kept by ``slotFilters``."""
-    return await views.slot_bundles(session, principal, slot, product, workspace)
+    return await queries.slot_bundles(session, principal, slot, product, workspace)
 
 
 async def _controller(
@@ -41,7 +41,9 @@ async def _controller(
     context: Context,
     principal: Caller,
 ) -> Response:
-    cell, plugin = await views.controller_target(session, principal, url_base, action, installation)
+    cell, plugin = await queries.controller_target(
+        session, principal, url_base, action, installation
+    )
     answer = await context.pipeline.handle(
         CellRequest(
             cell=cell,

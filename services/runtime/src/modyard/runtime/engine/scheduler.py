@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.connection import Bus
 from modyard.common.db.database import Database
-from modyard.runtime import catalog
+from modyard.runtime import installed_components
 from modyard.runtime.components.base import ComponentError
 from modyard.runtime.engine.dispatch import send
 from modyard.runtime.engine.flow_cache import FlowCache, RunnableFlow
@@ -57,8 +57,8 @@ async def schedule_flow_triggers(session: AsyncSession, flow: Flow) -> int:
             due = next_cron(str(node.properties["cron"]), now)
         elif not node.component.startswith("core."):
             try:
-                installed = await catalog.find(session, flow.workspace, node.component)
-            except catalog.AmbiguousComponent:
+                installed = await installed_components.find(session, flow.workspace, node.component)
+            except installed_components.AmbiguousComponent:
                 installed = None  # validation refuses the flow before it starts
             if installed is not None and installed.role == "trigger":
                 due = now
@@ -136,8 +136,8 @@ class TriggerScheduler:
             await self._forward(flow, state.node_id, {"out": [payload]})
             return
         try:
-            installed = await catalog.find(session, flow.workspace, node.component)
-        except catalog.AmbiguousComponent:
+            installed = await installed_components.find(session, flow.workspace, node.component)
+        except installed_components.AmbiguousComponent:
             installed = None
         interval = int(
             (installed.spec.get("polling_interval_seconds") if installed else None)

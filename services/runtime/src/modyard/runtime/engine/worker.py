@@ -38,7 +38,7 @@ from modyard.common.observability import flow_metrics, tracing
 from modyard.common.request_context import bound_context
 from modyard.contracts.events import payload as event_payload
 from modyard.contracts.events.runtime import FLOW_EMITTED, FlowEmitted
-from modyard.runtime import catalog, failures
+from modyard.runtime import failures, installed_components
 from modyard.runtime.automations.components import run_automation_node
 from modyard.runtime.components.base import ComponentError, Delay, ExecutionContext, Outputs
 from modyard.runtime.components.core import core_component
@@ -290,8 +290,8 @@ class NodeWorker:
             return await core.run(context, message.port, message.payload)
         async with self._database.transaction() as session:
             try:
-                installed = await catalog.find(session, flow.workspace, component)
-            except catalog.AmbiguousComponent as exc:
+                installed = await installed_components.find(session, flow.workspace, component)
+            except installed_components.AmbiguousComponent as exc:
                 # Another installation made the name ambiguous after the flow started.
                 raise ComponentError(str(exc), retryable=False) from exc
         if installed is None or not installed.present:

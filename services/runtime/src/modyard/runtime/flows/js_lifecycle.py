@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import JSONResponse, Response
 
 from modyard.common.errors import InvalidParam, ValidationFailed
-from modyard.runtime import catalog
+from modyard.runtime import installed_components
 from modyard.runtime.components.base import ComponentError
 from modyard.runtime.context import RuntimeContext
 from modyard.runtime.engine.dispatch import send
@@ -58,8 +58,8 @@ async def _js_nodes(
     nodes = []
     for node_id, node in FlowDefinition.model_validate(flow.definition).nodes.items():
         try:
-            installed = await catalog.find(session, flow.workspace, node.component)
-        except catalog.AmbiguousComponent:
+            installed = await installed_components.find(session, flow.workspace, node.component)
+        except installed_components.AmbiguousComponent:
             continue  # validation refused the flow already
         if installed is not None and installed.present and installed.executor == "js":
             nodes.append((node_id, node.properties, installed))
@@ -181,8 +181,8 @@ async def webhook_component(
 ) -> InstalledComponent | None:
     """The js webhook component a node names, if it is one."""
     try:
-        installed = await catalog.find(session, flow.workspace, component)
-    except catalog.AmbiguousComponent:
+        installed = await installed_components.find(session, flow.workspace, component)
+    except installed_components.AmbiguousComponent:
         return None
     if installed is None or not installed.present or installed.executor != "js":
         return None

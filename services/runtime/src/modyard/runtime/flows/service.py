@@ -24,7 +24,7 @@ from modyard.common.errors import (
     ValidationFailed,
 )
 from modyard.common.user_schemas import SchemaRefused, compile_user_schema
-from modyard.runtime import catalog
+from modyard.runtime import installed_components
 from modyard.runtime.components.core import core_component
 from modyard.runtime.engine.messages import WorkMessage
 from modyard.runtime.engine.scheduler import drop_flow_triggers, schedule_flow_triggers
@@ -199,8 +199,8 @@ async def validate(
                 errors.append(InvalidParam(pointer=pointer + "/properties/type", detail=refused))
         else:
             try:
-                installed = await catalog.find(session, flow.workspace, node.component)
-            except catalog.AmbiguousComponent as exc:
+                installed = await installed_components.find(session, flow.workspace, node.component)
+            except installed_components.AmbiguousComponent as exc:
                 errors.append(InvalidParam(pointer=pointer + "/component", detail=str(exc)))
                 continue
             if installed is None or not installed.present:
