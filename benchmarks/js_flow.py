@@ -7,6 +7,10 @@ Target (issue 20): js ≥ 70% of the amqp flow's node executions/s (85% the stre
 nodes answer at once, so the figure is what the executor hop costs a flow: for js, the runner's
 queue, its supervisor and the sandboxed Node child; for amqp, the worker's queue and a Python
 worker (in this benchmark's process).
+
+A third flow's echo is a Slingr flow step (issue 21, docs/slingr.md) on the same runner: its
+package code runs in a worker thread of the child, behind the synchronous host-call bridge.
+Target: the Slingr flow ≥ 50% of the Appmixer (js) flow's node executions/s, same run.
 """
 
 from __future__ import annotations
@@ -84,6 +88,34 @@ def _js_module(name: str) -> bytes:
     )
 
 
+SLINGR_ECHO_JS = """step.echo = function (inputs) {
+    return {n: inputs.n};
+};
+"""
+
+
+def _slingr_package(name: str) -> bytes:
+    step = {
+        "label": "Echo",
+        "name": "echo",
+        "description": "Answers its input.",
+        "inputs": [{"label": "N", "name": "n", "type": "number"}],
+        "outputs": [{"label": "N", "name": "n", "type": "number"}],
+    }
+    descriptor = {
+        "name": name,
+        "label": "Bench echo",
+        "metadata": [{"type": "flowStep", "path": "/flowSteps/echo"}],
+    }
+    return _zip(
+        {
+            "package.json": json.dumps(descriptor),
+            "flowSteps/echo/step.json": json.dumps(step),
+            "flowSteps/echo/step.js": SLINGR_ECHO_JS,
+        }
+    )
+
+
 async def _until(what: Any, seconds: float = 120) -> Any:
     deadline = time.monotonic() + seconds
     while True:
@@ -152,6 +184,7 @@ async def js_flow_load(infra: IsolatedInfra) -> dict[str, Any]:
     headers = auth_headers(CommonSettings(), Role.operator)
     suffix = uuid.uuid4().hex[:6]
     amqp_name, js_name = f"benchecho{suffix}", f"bench{suffix}.js"
+    slingr_name = f"benchslingr{suffix}"
     async with AsyncExitStack() as stack:
         registry = await stack.enter_async_context(
             service_process(
@@ -201,9 +234,21 @@ async def js_flow_load(infra: IsolatedInfra) -> dict[str, Any]:
                 )
             ).raise_for_status()
         (
+            await client.post(
+                f"{registry.url}/v1/modules",
+                params={"version": "1.0.0"},  # Slingr packages carry none
+                content=_slingr_package(slingr_name),
+                headers={"content-type": "application/zip"},
+            )
+        ).raise_for_status()
+        (
             await client.post(f"{installer.url}/v1/workspaces", json={"slug": WS, "name": WS})
         ).raise_for_status()
-        for module, slug in ((amqp_name, "amqpecho"), (js_name, "jsecho")):
+        for module, slug in (
+            (amqp_name, "amqpecho"),
+            (js_name, "jsecho"),
+            (slingr_name, "slingrecho"),
+        ):
             (
                 await client.post(
                     f"{installer.url}/v1/workspaces/{WS}/installations",
@@ -240,14 +285,23 @@ async def js_flow_load(infra: IsolatedInfra) -> dict[str, Any]:
         refs = {item["ref"].split(".", 1)[0]: item["ref"] for item in listed}
         amqp = await _run_flow(infra, client, runtime.url, refs["amqpecho"])
         js = await _run_flow(infra, client, runtime.url, refs["jsecho"])
+        slingr = await _run_flow(infra, client, runtime.url, refs["slingrecho"])
     ratio = js["node_executions_per_second"] / max(1, amqp["node_executions_per_second"])
+    slingr_ratio = slingr["node_executions_per_second"] / max(1, js["node_executions_per_second"])
     return {
         "benchmark": "js_flow",
-        "flow": "transform → echo (js | amqp) → log",
+        "flow": "transform → echo (js | amqp | slingr) → log",
         "amqp": amqp,
         "js": js,
+        "slingr": slingr,
         "js_to_amqp": round(ratio, 3),
         "target_ratio": 0.7,
-        "targets_met": ratio >= 0.7 and amqp["logged_exactly_once"] and js["logged_exactly_once"],
+        "slingr_to_js": round(slingr_ratio, 3),
+        "slingr_target_ratio": 0.5,
+        "targets_met": ratio >= 0.7
+        and slingr_ratio >= 0.5
+        and amqp["logged_exactly_once"]
+        and js["logged_exactly_once"]
+        and slingr["logged_exactly_once"],
         "note": "2 shared cores, other engineers' tests running: absolute figures are low and noisy",
     }
