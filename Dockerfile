@@ -65,6 +65,7 @@ WORKDIR /src
 COPY pyproject.toml uv.lock ./
 COPY libs/common/pyproject.toml libs/common/
 COPY libs/contracts/pyproject.toml libs/contracts/
+COPY libs/cell-sdk/pyproject.toml libs/cell-sdk/
 COPY libs/modules/pyproject.toml libs/modules/
 COPY libs/sdk/pyproject.toml libs/sdk/
 COPY services/registry/pyproject.toml services/registry/

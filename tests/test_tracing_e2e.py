@@ -67,7 +67,7 @@ _SERVE = """
 import asyncio, json, sys
 from modyard.common.logging import configure_logging
 from modyard.sdk.cell.runner import load_target, serve
-from modyard.sdk.cell.worker import WorkerOptions
+from modyard.cell.worker import WorkerOptions
 configure_logging(service="worker", level="INFO", json=True)
 issued = json.load(open(sys.argv[2]))
 options = WorkerOptions(amqp_url=issued["amqp_url"], queue=issued["queue"])

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from examples.resellerclub_cell.vendor import InMemoryResellerClub, VendorError
-from modyard.sdk.cell import Cell, Conflict, NotFound, Request, Unauthorized
+from modyard.cell import Cell, Conflict, NotFound, Request, Unauthorized
 
 cell = Cell("newResellerClubCell")
 vendor = InMemoryResellerClub()

@@ -200,8 +200,8 @@ def cell_run(
 ) -> None:
     """Run a cell until SIGTERM/SIGINT; requests in flight are finished before it exits."""
     # Imported here: the worker pulls in the AMQP client, which no other command needs.
+    from modyard.cell.worker import WorkerOptions
     from modyard.sdk.cell.runner import load_target, serve
-    from modyard.sdk.cell.worker import WorkerOptions
 
     try:
         runnable = load_target(target)

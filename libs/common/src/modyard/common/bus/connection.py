@@ -39,6 +39,11 @@ from aio_pika.abc import (
 )
 from tenacity import AsyncRetrying, retry_if_exception_type
 
+# The broker's errors and reconnect pace are the lean wire's (the cell SDK's AMQP client), so that
+# the gateway catches one BusUnavailable whichever connection raised it.
+from modyard.cell.wire import RECONNECT_SECONDS as RECONNECT_SECONDS
+from modyard.cell.wire import BusUnavailable as BusUnavailable
+from modyard.cell.wire import MessageReturned as MessageReturned
 from modyard.common.backoff import STARTUP_BACKOFF
 from modyard.common.bus import topology
 from modyard.common.bus.envelope import CLOUDEVENTS_CONTENT_TYPE, CloudEvent
@@ -50,8 +55,6 @@ PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 
 log = structlog.get_logger(__name__)
 
-#: How often a lost broker connection is retried (services and the cell SDK).
-RECONNECT_SECONDS = 1.0
 #: What aiormq raises when a publish's channel or connection went away under it: the channel
 #: closed (a ``RuntimeError``, not an ``AMQPError``) or the connection dropped.
 CHANNEL_LOST = (aiormq.exceptions.ChannelInvalidStateError, aiormq.exceptions.AMQPConnectionError)
@@ -62,14 +65,6 @@ MessageCallback = Callable[[AbstractIncomingMessage], Awaitable[None]]
 TopologyHook = Callable[
     [AbstractRobustChannel, AbstractRobustConnection], Awaitable[dict[str, AbstractExchange]]
 ]
-
-
-class BusUnavailable(ConnectionError):
-    """The broker is not connected right now; try again later."""
-
-
-class MessageReturned(RuntimeError):
-    """The broker could not route a mandatory message to any queue."""
 
 
 @dataclass(frozen=True)

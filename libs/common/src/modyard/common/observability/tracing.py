@@ -14,7 +14,7 @@ AMQP wire and the runtime's worker test :data:`ENABLED` (one attribute read) and
 
 Message propagation is ours, because no maintained instrumentation sees those paths: the bus
 publishes on aiormq's channel directly (aio-pika's instrumentation patches ``Exchange.publish``),
-and the lean wire (:mod:`modyard.common.bus.wire`) is not aio-pika at all. W3C ``traceparent`` and
+and the lean wire (:mod:`modyard.cell.wire`) is not aio-pika at all. W3C ``traceparent`` and
 ``tracestate`` (and no other propagator's fields: ``OTEL_PROPAGATORS`` is for HTTP) travel in the
 AMQP headers of every message, and in the CloudEvents distributed
 tracing extension attributes of every event recorded in an outbox (so the relay, which publishes

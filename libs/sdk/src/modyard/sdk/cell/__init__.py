@@ -1,20 +1,26 @@
-"""The cell SDK: cells answering the AppCell gateway, module workers answering the runtime.
+"""The cell SDK as the full SDK offers it: :mod:`modyard.cell` (distribution
+``modyard-cell-sdk``, which a cell author may install alone), with ``serve`` continuing the
+caller's OpenTelemetry traces (:mod:`modyard.sdk.cell.runner`). ``modyard cell run`` uses it.
 
 See docs/gateway.md (SDK guide) and examples/resellerclub_cell for a complete cell.
 """
 
-from modyard.sdk.cell.cell import Cell, Request
-from modyard.sdk.cell.errors import (
+from modyard.cell import (
+    Cell,
     CellError,
+    ComponentCall,
     Conflict,
     InvalidRequest,
+    ModuleWorker,
     NotFound,
+    Request,
     Unauthorized,
     VendorUnavailable,
+    Worker,
+    WorkerOptions,
+    load_target,
 )
-from modyard.sdk.cell.module import ComponentCall, ModuleWorker
-from modyard.sdk.cell.runner import load_target, serve
-from modyard.sdk.cell.worker import Worker, WorkerOptions
+from modyard.sdk.cell.runner import serve
 
 __all__ = [
     "Cell",

@@ -35,18 +35,18 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import structlog
 
-from modyard.common.bus.wire import Delivery, Properties, Wire, WireClosed, WireConnection
-from modyard.common.observability import tracing
+from modyard.cell.wire import Delivery, Properties, Wire, WireClosed, WireConnection
 
-log = structlog.get_logger("modyard.sdk.cell")
+log = structlog.get_logger("modyard.cell")
 # structlog runs its processors before the level is checked: on the hot path, ask first.
-_level = logging.getLogger("modyard.sdk.cell")
+_level = logging.getLogger("modyard.cell")
 
 REPLY_EXCHANGE_HEADER = "reply-exchange"
 
@@ -70,6 +70,13 @@ class Adapter(Protocol):
         ...
 
 
+#: Continues the caller's trace around one request: (queue, delivery, worker name) → a context the
+#: request is handled in. ``modyard cell run`` (the full SDK, modyard.sdk.cell) passes the
+#: platform's OpenTelemetry hook when the ``OTEL_*`` variables ask for traces; the cell SDK itself
+#: depends on no tracing library.
+TraceHook = Callable[[str, Delivery, str], AbstractContextManager[object]]
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
     amqp_url: str
@@ -80,6 +87,7 @@ class WorkerOptions:
     shutdown_timeout: float = 30.0
     replay_seconds: float = 600.0
     replay_size: int = 10_000
+    trace: TraceHook | None = None
 
 
 @dataclass
@@ -108,7 +116,7 @@ class Worker:
         self.adapter = adapter
         self.options = options
         self._user = unquote(urlsplit(options.amqp_url).username or "") or None
-        # A lean AMQP connection (modyard.common.bus.wire), not aio-pika: the request/reply round
+        # A lean AMQP connection (modyard.cell.wire), not aio-pika: the request/reply round
         # trip is the cell's whole job, and aio-pika cost it about twice the CPU. No publisher
         # confirms: a reply and the request's ack go out on this one channel, and the broker
         # handles a channel's frames in order, so a request is never acknowledged before its
@@ -187,16 +195,10 @@ class Worker:
         await self._stopped.wait()
 
     async def _process(self, message: Delivery, connection: WireConnection) -> None:
-        if tracing.ENABLED:
+        trace = self.options.trace
+        if trace is not None:
             # The caller's trace (the runtime's node, the gateway's request) continues here.
-            with tracing.consuming(
-                self._queue or message.routing_key,
-                message.properties.headers,
-                routing_key=message.routing_key,
-                message_id=message.properties.message_id,
-                redelivered=message.redelivered,
-                attributes={"modyard.worker": self.adapter.name},
-            ):
+            with trace(self._queue or message.routing_key, message, self.adapter.name):
                 await self._process_message(message, connection)
             return
         await self._process_message(message, connection)

@@ -1,5 +1,7 @@
 """A lean AMQP 0-9-1 connection for the request/reply hot paths: the gateway's requests to cells
-and their replies, and the cell SDK's worker.
+and their replies, and the cell SDK's worker (it lives in the cell SDK so that a cell needs
+nothing else to talk to the broker; the services' bus, modyard.common.bus.connection, shares its
+errors).
 
 Why not aio-pika there: aio-pika and aiormq spend about a thousand Python calls on one request/
 reply round trip (a lock, three stream reads and a queue hand-off per frame, a task per delivery,
@@ -13,7 +15,7 @@ It does only what those paths need, on one channel: PLAIN login, heartbeats, dec
 queues and exchanges, consuming and cancelling, publishing with or without publisher confirms
 (``mandatory`` returns included), acknowledging. URLs: ``amqp://`` and ``amqps://`` (TLS against
 the system's trust store), the vhost as the path, ``?heartbeat=`` (seconds) as the one option. Everything else (services' topology, events,
-the outbox) stays on aio-pika through :class:`~modyard.common.bus.connection.Bus`.
+the outbox) stays on aio-pika through the services' ``modyard.common.bus.connection.Bus``.
 
 :class:`Wire` keeps one such connection open: it reconnects every ``RECONNECT_SECONDS`` and runs
 its owner's ``setup`` (declare, bind, consume) on every new connection.
@@ -39,9 +41,10 @@ from pamqp.common import FieldTable
 from pamqp.header import ContentHeader, ProtocolHeader
 from pamqp.heartbeat import Heartbeat
 
-from modyard.common.bus.connection import RECONNECT_SECONDS, BusUnavailable, MessageReturned
-
 log = structlog.get_logger(__name__)
+
+#: How often a lost broker connection is retried (services and the cell SDK).
+RECONNECT_SECONDS = 1.0
 
 Properties = spec.Basic.Properties
 _CHANNEL = 1
@@ -57,6 +60,14 @@ _CAPABILITIES: FieldTable = {
     "connection.blocked": True,
     "authentication_failure_close": True,
 }
+
+
+class BusUnavailable(ConnectionError):
+    """The broker is not connected right now; try again later."""
+
+
+class MessageReturned(RuntimeError):
+    """The broker could not route a mandatory message to any queue."""
 
 
 class WireClosed(BusUnavailable):

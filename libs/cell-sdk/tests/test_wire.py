@@ -1,4 +1,4 @@
-"""The lean AMQP connection (:mod:`modyard.common.bus.wire`) against the real RabbitMQ."""
+"""The lean AMQP connection (:mod:`modyard.cell.wire`) against the real RabbitMQ."""
 
 from __future__ import annotations
 
@@ -13,8 +13,14 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import httpx
 import pytest
 
-from modyard.common.bus.connection import MessageReturned
-from modyard.common.bus.wire import Delivery, Properties, Wire, WireClosed, WireConnection
+from modyard.cell.wire import (
+    Delivery,
+    MessageReturned,
+    Properties,
+    Wire,
+    WireClosed,
+    WireConnection,
+)
 from modyard.testing.infra import IsolatedInfra
 
 pytestmark = pytest.mark.infra

@@ -13,7 +13,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from modyard.sdk.cell import (
+from modyard.cell import (
     Cell,
     ComponentCall,
     Conflict,

@@ -9,7 +9,7 @@
 A request is ``{request_id, action, resource, payload, settings, installation, plugin,
 customer_product_id}``; the handler gets ``(payload, settings)`` (and, if it takes a third
 parameter, the :class:`Request` itself) and returns the result, which the gateway validates
-against the action's ``$result`` schema. Raising a :class:`~modyard.sdk.cell.errors.CellError`
+against the action's ``$result`` schema. Raising a :class:`~modyard.cell.errors.CellError`
 answers with its status; the settings are the installation's configuration, sent with every
 request, so a cell stores none.
 """
@@ -23,11 +23,11 @@ from typing import Any, TypeVar
 
 import structlog
 
-from modyard.common.bus.wire import WireConnection
-from modyard.sdk.cell.errors import CellError
-from modyard.sdk.cell.worker import Handler, Worker, WorkerOptions, call_handler
+from modyard.cell.errors import CellError
+from modyard.cell.wire import WireConnection
+from modyard.cell.worker import Handler, Worker, WorkerOptions, call_handler
 
-log = structlog.get_logger("modyard.sdk.cell")
+log = structlog.get_logger("modyard.cell")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

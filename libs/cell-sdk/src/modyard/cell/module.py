@@ -26,11 +26,11 @@ from typing import Any, TypeVar
 
 import structlog
 
-from modyard.common.bus.wire import WireConnection
-from modyard.sdk.cell.errors import CellError
-from modyard.sdk.cell.worker import Handler, Worker, WorkerOptions, call_handler
+from modyard.cell.errors import CellError
+from modyard.cell.wire import WireConnection
+from modyard.cell.worker import Handler, Worker, WorkerOptions, call_handler
 
-log = structlog.get_logger("modyard.sdk.cell")
+log = structlog.get_logger("modyard.cell")
 
 MODULES_PREFIX = "modyard.modules"
 
