@@ -29,7 +29,13 @@ from modyard.runtime.app import create_app as create_runtime
 from modyard.runtime.settings import RuntimeSettings
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.polling import eventually
-from modyard.testing.services import auth_headers, free_port, in_process, service_process
+from modyard.testing.services import (
+    auth_headers,
+    free_port,
+    in_process,
+    run_modyard,
+    service_process,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -192,6 +198,7 @@ async def _scenario(
         )
         assert account.status_code == 201, account.text
         accounts[who] = account.json()["id"]
+    await _cli(installer, ws, service, vendor_url, ann["Authorization"].removeprefix("Bearer "))
     ref = (await component_refs(client, installer, ws))[f"{name}.core.Whoami"]
 
     def definition(account: str | None) -> dict[str, Any]:
@@ -258,3 +265,32 @@ async def _scenario(
         return await node_logs(runtime_app, flow_id) == [{"seenAs": "ann@vendor.test"}]
 
     await eventually(recorded, timeout=90)
+
+
+async def _cli(installer: str, ws: str, service: str, vendor_url: str, token: str) -> None:
+    """``modyard accounts`` as Ann (her token): the form, a refusal in the vendor's words, add,
+    list, test, delete."""
+    env = {"MODYARD_INSTALLER_URL": installer, "MODYARD_TOKEN": token}
+    form, _ = await run_modyard(env, "accounts", "add", service, "-w", ws)
+    assert "--set apiKey=" in form
+    assert "--set baseUrl=" in form
+    _, refused = await run_modyard(
+        env,
+        "accounts", "add", service, "-w", ws,
+        "--set", "apiKey=key-wrong", "--set", f"baseUrl={vendor_url}",
+        expect=1,
+    )  # fmt: skip
+    assert "Unknown API key" in refused
+    created, _ = await run_modyard(
+        env,
+        "accounts", "add", service, "-w", ws, "--name", "from the CLI",
+        "--set", "apiKey=key-ann-secret-1", "--set", f"baseUrl={vendor_url}", "--json",
+    )  # fmt: skip
+    assert (created["name"], created["owner"]) == ("from the CLI", "ann@acme.test")
+    listed, _ = await run_modyard(env, "accounts", "list", "-w", ws, "--service", service, "--json")
+    assert created["id"] in [item["id"] for item in listed]
+    assert "key-ann-secret-1" not in str(listed)
+    tested, _ = await run_modyard(env, "accounts", "test", created["id"], "-w", ws, "--json")
+    assert tested["valid"] is True
+    deleted, _ = await run_modyard(env, "accounts", "delete", created["id"], "-w", ws)
+    assert "deleted" in deleted

@@ -131,6 +131,11 @@ COMMANDS: dict[str, Lazy | None] = {
         "js_app",
         "JavaScript (Appmixer) components: run one once, read their logs.",
     ),
+    "accounts": Lazy(
+        "modyard.sdk.accounts_cli",
+        "accounts_app",
+        "Accounts (third-party credentials components use): list, add, test, delete.",
+    ),
     "token": Lazy(
         "modyard.sdk.token_cli",
         "token_app",
