@@ -10,11 +10,17 @@
 
 Targets (issue 20): ≥ 10,000 calls/s, < 0.3 ms added p50, cold start p50 < 100 ms, idle child
 < 50 MiB.
+
+``slingr``: the same warm and sequential calls of a Slingr flow step that returns its inputs
+(issue 21, docs/slingr.md: worker threads of the child behind the Atomics bridge, with the
+default ``SLINGR_WORKERS``), in the same run; ``slingr_to_appmixer`` compares the warm rates
+(target ≥ 0.5).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import tempfile
 import time
@@ -58,6 +64,48 @@ def _module(runner: JsRunner, root: Path, name: str) -> None:
     runner.store.add_directory(name, "1.0.0", root / name, manifest)
 
 
+SLINGR_STEP = """step.echo = function (inputs) {
+    return {n: inputs.n};
+};
+"""
+
+
+def _slingr_package(runner: JsRunner, root: Path, name: str) -> None:
+    folder = root / name / "flowSteps" / "echo"
+    folder.mkdir(parents=True)
+    (folder / "step.js").write_text(SLINGR_STEP)
+    descriptor = {"name": name, "metadata": [{"type": "flowStep", "path": "/flowSteps/echo"}]}
+    (root / name / "package.json").write_text(json.dumps(descriptor))
+    manifest = {
+        "name": name,
+        "format": "slingr",
+        "components": [
+            {"name": "echo", "executor": {"type": "js", "entrypoint": "flowSteps/echo/step.js"}}
+        ],
+    }
+    runner.store.add_directory(name, "1.0.0", root / name, manifest)
+
+
+async def _rates(runner: JsRunner, request: Any) -> tuple[float, list[float]]:
+    """Warm calls/s with IN_FLIGHT at once, and the sequential round trips."""
+    await runner.handle(request(0))
+    latencies = []
+    for n in range(SEQUENTIAL):
+        began = time.perf_counter()
+        await runner.handle(request(n))
+        latencies.append(time.perf_counter() - began)
+    semaphore = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one(n: int) -> None:
+        async with semaphore:
+            reply = await runner.handle(request(n))
+            assert "outputs" in reply, reply
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one(n) for n in range(WARM_CALLS)))
+    return WARM_CALLS / (time.perf_counter() - began), latencies
+
+
 def _request(name: str, n: int) -> dict[str, Any]:
     return {
         "module": name,
@@ -83,24 +131,20 @@ async def js_runner_load(_infra: IsolatedInfra) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="modyard-js-bench-") as directory:
             root = Path(directory)
             _module(runner, root, "bench.warm.core")
-            await runner.handle(_request("bench.warm.core", 0))
-
-            latencies = []
-            for n in range(SEQUENTIAL):
-                began = time.perf_counter()
-                await runner.handle(_request("bench.warm.core", n))
-                latencies.append(time.perf_counter() - began)
-
-            semaphore = asyncio.Semaphore(IN_FLIGHT)
-
-            async def one(n: int) -> None:
-                async with semaphore:
-                    reply = await runner.handle(_request("bench.warm.core", n))
-                    assert "outputs" in reply, reply
-
-            began = time.perf_counter()
-            await asyncio.gather(*(one(n) for n in range(WARM_CALLS)))
-            calls_per_second = WARM_CALLS / (time.perf_counter() - began)
+            calls_per_second, latencies = await _rates(
+                runner, lambda n: _request("bench.warm.core", n)
+            )
+            _slingr_package(runner, root, "benchslingr")
+            slingr_per_second, slingr_latencies = await _rates(
+                runner,
+                lambda n: {
+                    "module": "benchslingr",
+                    "version": "1.0.0",
+                    "component": "echo",
+                    "port": "in",
+                    "payload": {"n": n},
+                },
+            )
 
             cold = []
             for index in range(COLD_STARTS):
@@ -127,7 +171,14 @@ async def js_runner_load(_infra: IsolatedInfra) -> dict[str, Any]:
         "cold_start_p50_ms": round(statistics.median(cold) * 1000, 1),
         "child_start_p50_ms": round(spawn * 1000, 1),
         "idle_child_rss_mib": round(statistics.median(rss) / 1024 / 1024, 1),
+        "slingr": {
+            "calls_per_second": round(slingr_per_second),
+            "added_p50_ms": round(statistics.median(slingr_latencies) * 1000, 3),
+            "workers": settings.slingr_workers,
+        },
+        "slingr_to_appmixer": round(slingr_per_second / calls_per_second, 3),
         "targets": {
+            "slingr_to_appmixer": 0.5,
             "calls_per_second": 10_000,
             "added_p50_ms": 0.3,
             "cold_start_p50_ms": 100,
