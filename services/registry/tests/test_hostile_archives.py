@@ -23,9 +23,9 @@ from sqlalchemy import func, select
 from modyard.common.auth import Role
 from modyard.modules.archive import ArchiveLimits
 from modyard.modules.formats.base import ModuleFiles
-from modyard.registry import publishing
 from modyard.registry.app import create_app
 from modyard.registry.models import Archive, Module, ModuleVersion
+from modyard.registry.modules import publishing
 from modyard.registry.settings import RegistrySettings
 from modyard.testing.archives import compressed_bomb, make_zip, symlink_entry, zip_with_entry
 from modyard.testing.infra import IsolatedInfra

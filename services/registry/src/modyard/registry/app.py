@@ -5,8 +5,10 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from modyard.common.app_factory import ServiceSpec, build_service_app
-from modyard.registry.api import routers
 from modyard.registry.consumers import subscriptions
+from modyard.registry.context import SLOT, RegistryContext
+from modyard.registry.manifest_schema.endpoints import router as manifest_schema_router
+from modyard.registry.modules.endpoints import router as modules_router
 from modyard.registry.settings import RegistrySettings
 
 
@@ -16,10 +18,13 @@ def service_spec(settings: RegistrySettings | None = None) -> ServiceSpec:
         title="modyard registry",
         description="modules, immutable versions, archives, bundled schemas and format adapters",
         migrations=Path(__file__).parent / "migrations",
-        routers=routers,
+        routers=[modules_router, manifest_schema_router],
         subscriptions=subscriptions,
     )
 
 
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
-    return build_service_app(service_spec(settings))
+    settings = settings or RegistrySettings()
+    app = build_service_app(service_spec(settings))
+    SLOT.attach(app, RegistryContext(settings=settings))
+    return app

@@ -28,7 +28,7 @@ from modyard.modules.formats.detection import AmbiguousFormat, UnknownFormat, pa
 from modyard.modules.manifest import Manifest
 from modyard.registry.events import MODULE_PUBLISHED, module_event
 from modyard.registry.models import Archive, Module, ModuleVersion
-from modyard.registry.secret_defaults import (
+from modyard.registry.modules.secret_defaults import (
     SecretDefault,
     find_in_document,
     rewrite_zip,
@@ -47,7 +47,7 @@ BODY = "(body)"
 @dataclass(frozen=True)
 class Publishable:
     """What a publish stores: the canonical manifest and the upload without secrets' defaults
-    (see :mod:`modyard.registry.secret_defaults`), and what was taken out of it."""
+    (see :mod:`modyard.registry.modules.secret_defaults`), and what was taken out of it."""
 
     manifest: Manifest
     data: bytes

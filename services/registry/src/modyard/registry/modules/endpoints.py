@@ -10,8 +10,9 @@ from modyard.common.body_limit import body_limit
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES
 from modyard.modules.manifest import MODULE_NAME_PATTERN, ModuleFormat, ModuleKind
-from modyard.registry import catalogue
-from modyard.registry.publishing import (
+from modyard.registry.context import Context
+from modyard.registry.modules import catalogue
+from modyard.registry.modules.publishing import (
     JSON_MEDIA_TYPE,
     ZIP_MEDIA_TYPE,
     archive_to_publish,
@@ -20,6 +21,7 @@ from modyard.registry.publishing import (
     publish,
     requested_version,
 )
+from modyard.registry.modules.uploads import read_upload, upload_body_limit
 from modyard.registry.schemas import (
     ModuleDetail,
     ModuleIndex,
@@ -28,8 +30,6 @@ from modyard.registry.schemas import (
     PublishResult,
     StoredWithout,
 )
-from modyard.registry.settings import RegistrySettings
-from modyard.registry.uploads import read_upload, upload_body_limit
 
 router = APIRouter(prefix="/v1/modules", tags=["modules"], responses=PROBLEM_RESPONSES)
 
@@ -37,12 +37,6 @@ Publisher = Annotated[Principal, Depends(require_roles(Role.operator, Role.servi
 Operator = Annotated[Principal, Depends(require_roles(Role.operator))]
 ModuleName = Annotated[str, Path(pattern=MODULE_NAME_PATTERN, description="Module name")]
 VersionText = Annotated[str, Path(max_length=128, description="SemVer version, e.g. 1.2.0")]
-
-
-def _settings(request: Request) -> RegistrySettings:
-    settings = request.app.state.settings
-    assert isinstance(settings, RegistrySettings)
-    return settings
 
 
 @router.post(
@@ -83,6 +77,7 @@ async def publish_module(
     request: Request,
     response: Response,
     session: DbSession,
+    context: Context,
     principal: Publisher,
     version_query: Annotated[
         str | None,
@@ -95,7 +90,7 @@ async def publish_module(
     ] = None,
 ) -> PublishResult:
     """Publish a module version: a zip archive in any supported format, or a container manifest."""
-    settings = _settings(request)
+    settings = context.settings
     upload = await read_upload(
         request,
         archive_limit=settings.max_archive_bytes,
@@ -136,8 +131,8 @@ async def publish_module(
 
 @router.get("", response_model=ModulePage)
 async def list_modules(
-    request: Request,
     session: DbSession,
+    context: Context,
     _: CurrentPrincipal,
     q: Annotated[
         str | None, Query(max_length=200, description="Search name, label and description")
@@ -154,7 +149,7 @@ async def list_modules(
         format=format,
         kind=kind,
         cursor=cursor,
-        limit=limit or _settings(request).default_page_size,
+        limit=limit or context.settings.default_page_size,
     )
 
 
@@ -218,7 +213,7 @@ async def download_file(
 
 @router.delete("/{name}/versions/{version}", response_model=PublishedVersion)
 async def yank_version(
-    request: Request,
+    context: Context,
     name: ModuleName,
     version: VersionText,
     session: DbSession,
@@ -229,6 +224,6 @@ async def yank_version(
 ) -> PublishedVersion:
     """Yank a version: no longer offered for new installs, still downloadable. Idempotent."""
     module, found = await catalogue.yank(
-        session, name, version, reason=reason, source=_settings(request).source
+        session, name, version, reason=reason, source=context.settings.source
     )
     return catalogue.published_version(module, found)

@@ -23,7 +23,7 @@ from modyard.common.semver import InvalidVersion, normalize_version, parse_versi
 from modyard.modules.manifest import Manifest, ModuleFormat, ModuleKind
 from modyard.registry.events import MODULE_YANKED, module_event
 from modyard.registry.models import Archive, Module, ModuleVersion
-from modyard.registry.publishing import refresh_latest
+from modyard.registry.modules.publishing import refresh_latest
 from modyard.registry.schemas import (
     IndexEntry,
     ModuleDetail,

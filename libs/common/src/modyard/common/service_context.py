@@ -1,0 +1,39 @@
+"""One typed context object per service, instead of loose ``app.state`` attributes.
+
+A service declares what its endpoints need besides a database session (its settings, clients,
+caches) as one dataclass, stores it on the app once (:meth:`ContextSlot.attach`) and reads it in a
+dependency (:meth:`ContextSlot.get`) typed as that class, so an endpoint never reads an untyped
+attribute back and asserts its type::
+
+    SLOT = ContextSlot(RegistryContext)
+    Context = Annotated[RegistryContext, Depends(SLOT.get)]
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from fastapi import FastAPI, Request
+
+T = TypeVar("T")
+
+_ATTRIBUTE = "service_context"
+
+
+class ContextSlot(Generic[T]):
+    def __init__(self, kind: type[T]) -> None:
+        self.kind = kind
+
+    def attach(self, app: FastAPI, context: T) -> None:
+        setattr(app.state, _ATTRIBUTE, context)
+
+    def of(self, app: FastAPI) -> T:
+        context = getattr(app.state, _ATTRIBUTE, None)
+        if not isinstance(context, self.kind):
+            # A wiring bug of the service (create_app did not attach it), never a request's fault.
+            raise RuntimeError(f"this app has no {self.kind.__name__}: attach it in create_app")
+        return context
+
+    def get(self, request: Request) -> T:
+        """The dependency: the context of the app serving ``request``."""
+        return self.of(request.app)

@@ -1,0 +1,1 @@
+"""The canonical manifest's JSON Schema, as the API serves it."""

@@ -1,0 +1,1 @@
+"""Modules and their versions: publishing, reading the catalogue, archives and yanking."""
