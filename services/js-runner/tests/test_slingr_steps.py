@@ -215,3 +215,18 @@ async def test_start_and_stop_of_a_flow_run_nothing(slingr: Harness) -> None:
     module = add_package(slingr, "relay")
     for port in ("start", "stop"):
         assert await step(slingr, module, "spin", None, port=port, config=CONFIG) == {"outputs": {}}
+
+
+async def test_an_appmixer_module_has_no_listeners(slingr: Harness) -> None:
+    module = slingr.module({"Ok": "module.exports = { async receive(context) {} };"})
+    reply = await slingr.runner.handle(
+        {
+            "module": module,
+            "version": "1.0.0",
+            "component": "",
+            "port": "listener",
+            "payload": {"method": "POST", "path": "/ping", "data": {}},
+        }
+    )
+    assert reply["error"]["status"] == 404
+    assert "is not a Slingr package" in reply["error"]["message"]

@@ -192,6 +192,15 @@ class JsRunner:
                 allowance=allowance_of(request.get("egress")),
                 classify=classify,
             )
+        if request.get("port") == slingr_run.LISTENER_PORT:
+            # The runtime's /v1/listeners address of an installation that is not a Slingr package.
+            return {
+                "error": {
+                    "message": f"{name} {version} is not a Slingr package: it has no listeners",
+                    "retryable": False,
+                    "status": 404,
+                }
+            }
         component = module.components.get(component_name)
         if component is None:
             return {
