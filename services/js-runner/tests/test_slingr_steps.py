@@ -61,8 +61,16 @@ async def vendor() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
         )
         return web.json_response({"got": (await request.json())["message"]}, status=201)
 
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/landed")
+
+    async def landed(request: web.Request) -> web.Response:
+        return web.json_response({"landed": True})
+
     app = web.Application()
     app.router.add_post("/ping", ping)
+    app.router.add_get("/moved", moved)
+    app.router.add_get("/landed", landed)
     async with loopback_server(app) as url:
         yield url, seen
 
@@ -230,3 +238,19 @@ async def test_an_appmixer_module_has_no_listeners(slingr: Harness) -> None:
     )
     assert reply["error"]["status"] == 404
     assert "is not a Slingr package" in reply["error"]["message"]
+
+
+async def test_redirects_are_followed_unless_the_step_says_not_to(
+    slingr: Harness, vendor: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, _ = vendor
+    module = add_package(slingr, "relay")
+    followed = await step(slingr, module, "fetch", {"url": f"{url}/moved"}, config=CONFIG)
+    assert followed["outputs"]["out"] == [
+        {"status": 200, "location": None, "body": {"landed": True}}
+    ]
+    kept = await step(
+        slingr, module, "fetch", {"url": f"{url}/moved", "follow": False}, config=CONFIG
+    )
+    [out] = kept["outputs"]["out"]
+    assert (out["status"], out["location"]) == (302, "/landed")

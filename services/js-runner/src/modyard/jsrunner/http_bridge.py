@@ -94,6 +94,8 @@ class HttpBridge:
                     headers=headers,
                     data=body,
                     timeout=aiohttp.ClientTimeout(total=timeout),
+                    # Slingr's `settings.followRedirects: false` (docs/slingr.md): the 3xx as is.
+                    follow_redirects=request.get("followRedirects") is not False,
                 ) as response,
             ):
                 status = response.status
