@@ -278,12 +278,18 @@ def publishing(
         yield carried
         return
     name = f"publish {destination or routing_key or '(default)'}"
-    with _tracer.start_as_current_span(name, kind=_otel.producer) as producer:
-        if producer.is_recording():
-            producer.set_attributes(
-                _messaging("publish", destination, routing_key, message_id, system, attributes)
-            )
-        carried = dict(headers or {})
+    producer = _tracer.start_span(name, kind=_otel.producer)
+    carried = dict(headers or {})
+    if not producer.is_recording():
+        # A new trace the sampler left out: its context travels on; there is nothing to record,
+        # end or make current (use_span's bookkeeping was most of what such a publish cost).
+        _otel.inject(carried, context=_otel.trace.set_span_in_context(producer))
+        yield carried
+        return
+    producer.set_attributes(
+        _messaging("publish", destination, routing_key, message_id, system, attributes)
+    )
+    with _otel.trace.use_span(producer, end_on_exit=True):
         inject(carried)
         yield carried
 
@@ -314,18 +320,22 @@ def consuming(
         finally:
             _otel.context.detach(token)
         return
-    with _tracer.start_as_current_span(
-        f"process {source}", context=context, kind=kind or _otel.consumer
-    ) as consumer:
-        if not consumer.is_recording():
+    consumer = _tracer.start_span(f"process {source}", context=context, kind=kind or _otel.consumer)
+    if not consumer.is_recording():
+        # A new trace the sampler left out (a message without a parent): its context is current
+        # for what the handler sends on, with no span to record or end.
+        token = _otel.context.attach(_otel.trace.set_span_in_context(consumer, context))
+        try:
             yield None
-            return
-        span_attributes = _messaging(
-            "process", source, routing_key, message_id, "rabbitmq", attributes
-        )
-        if redelivered:
-            span_attributes["messaging.rabbitmq.message.redelivered"] = True
-        consumer.set_attributes(span_attributes)
+        finally:
+            _otel.context.detach(token)
+        return
+    span_attributes = _messaging("process", source, routing_key, message_id, "rabbitmq", attributes)
+    if redelivered:
+        span_attributes["messaging.rabbitmq.message.redelivered"] = True
+    consumer.set_attributes(span_attributes)
+    # As start_as_current_span: an escaping exception is recorded and sets the span's status.
+    with _otel.trace.use_span(consumer, end_on_exit=True):
         yield consumer
 
 
