@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from modyard.backoffice.csrf import require_csrf
 from modyard.backoffice.rendering import install_page_handlers
 from modyard.backoffice.routes import (
+    accounts,
     deployments,
     flows,
     health,
@@ -84,6 +85,6 @@ def create_app(settings: BackofficeSettings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(health.router)
     app.include_router(metrics.router)
-    for router in (session, modules, upload, unprocessed, deployments, flows, webhooks):
+    for router in (session, modules, upload, unprocessed, deployments, flows, webhooks, accounts):
         app.include_router(router.router, include_in_schema=False)
     return app
