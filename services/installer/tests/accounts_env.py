@@ -67,7 +67,7 @@ ECHO_JS = """module.exports = {
 """
 
 
-def connector_zip(name: str, auth_js: str = API_KEY_AUTH_JS) -> bytes:
+def connector_zip(name: str, auth_js: str = API_KEY_AUTH_JS, component_js: str = ECHO_JS) -> bytes:
     """A ``vendor.service`` bundle: an auth.js for ``vendor:service`` and one component
     using it."""
     vendor, service = name.split(".")
@@ -85,7 +85,7 @@ def connector_zip(name: str, auth_js: str = API_KEY_AUTH_JS) -> bytes:
         for path, document in documents.items():
             archive.writestr(path, json.dumps(document))
         archive.writestr("auth.js", auth_js)
-        archive.writestr("core/Whoami/Whoami.js", ECHO_JS)
+        archive.writestr("core/Whoami/Whoami.js", component_js)
     return buffer.getvalue()
 
 

@@ -121,6 +121,13 @@ class Provider:
             for token in self.tokens:
                 token.revoked = True
 
+    def revoke_access(self) -> None:
+        """The access tokens stop working (as a provider that rotated its keys); refresh
+        tokens still do."""
+        with self.lock:
+            for token in self.tokens:
+                token.expires_in = -1
+
     def bearer(self, header: str) -> Token | None:
         value = header.removeprefix("Bearer ")
         with self.lock:

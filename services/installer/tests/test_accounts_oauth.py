@@ -22,6 +22,7 @@ from accounts_env import Stack, accounts_stack, connector_zip, unique
 from oauth_provider import Provider, oauth_provider
 
 from modyard.common.auth import Role
+from modyard.jsrunner.accounts import AccountsClient
 from modyard.runtime.app import create_app as create_runtime
 from modyard.runtime.settings import RuntimeSettings
 from modyard.testing.infra import IsolatedInfra
@@ -259,3 +260,81 @@ async def _invalidated(
     assert len(events) == 1
     assert events[0]["owner"] == "ann@acme.test"
     assert renewed not in str(events[0])
+
+
+USERINFO_JS = """module.exports = {
+    async receive(context) {
+        const response = await context.httpRequest({
+            url: context.properties.url + '/userinfo',
+            headers: { Authorization: 'Bearer ' + context.auth.accessToken },
+        });
+        await context.sendJson({ email: response.data.email }, 'out');
+    }
+};
+"""
+
+
+async def _connect(
+    stack: Stack, provider: Provider, ws: str, service: str, user: dict[str, str]
+) -> str:
+    """An OAuth account of ``service`` for ``user``, through the whole code flow."""
+    registered = provider.register(CALLBACK)
+    body = {"client_id": registered.client_id, "client_secret": registered.client_secret}
+    stored = await stack.client.put(
+        f"/v1/auth-services/{service}", json=body, headers=stack.operator
+    )
+    assert stored.status_code == 200, stored.text
+    started = await stack.client.post(
+        f"/v1/workspaces/{ws}/accounts/connect", json={"service": service}, headers=user
+    )
+    async with httpx.AsyncClient() as browser:
+        redirected = await browser.get(started.json()["authorize_url"])
+    back = httpx.URL(redirected.headers["location"])
+    connected = await stack.client.post(
+        f"/v1/workspaces/{ws}/accounts/callback",
+        json={"code": back.params["code"], "state": back.params["state"]},
+        headers=user,
+    )
+    assert connected.status_code == 201, connected.text
+    return str(connected.json()["id"])
+
+
+async def test_a_component_refused_with_401_runs_again_after_one_refresh(
+    stack: Stack, provider: Provider
+) -> None:
+    """The runner reads the account from the installer; the provider stops taking the access
+    token: 20 concurrent calls get 401, the runner asks for a refresh naming the refused token,
+    the installer refreshes once, and every call runs again and succeeds."""
+    ws = unique("w")
+    name = f"{unique('prov')}.hub"
+    service = name.replace(".", ":")
+    await stack.publish(connector_zip(name, oauth_auth_js(provider.url), USERINFO_JS))
+    await stack.workspace(ws, ["ann@acme.test"])
+    await stack.install(ws, name)
+    account = await _connect(stack, provider, ws, service, stack.headers("ann@acme.test", ws))
+    runner = stack.runner_app.state.js_runner.runner
+    runner.accounts = AccountsClient(stack.settings, transport=httpx.ASGITransport(app=stack.app))
+
+    def request(index: int) -> dict[str, Any]:
+        return {
+            "module": name,
+            "version": "1.0.0",
+            "component": f"{name}.core.Whoami",
+            "port": "in",
+            "payload": {},
+            "properties": {"url": provider.url},
+            "workspace": ws,
+            "flow_id": "f-1",
+            "node_id": "who",
+            "message_id": f"m-{index}",
+            "account": account,
+        }
+
+    first = await runner.handle(request(0))
+    assert first == {"outputs": {"out": [{"email": "ann@provider.test"}]}}
+    before = provider.refreshes
+    provider.revoke_access()
+    answers = await asyncio.gather(*(runner.handle(request(i)) for i in range(1, 21)))
+    assert answers == [{"outputs": {"out": [{"email": "ann@provider.test"}]}}] * 20
+    assert provider.refreshes == before + 1
+    assert await _refreshes(stack, account) == 1

@@ -35,8 +35,16 @@ class AccountAuth:
 class AccountsClient(ServiceClient):
     PEER = "installer"
 
-    def __init__(self, settings: CommonSettings) -> None:
-        super().__init__(settings, base_url=settings.installer_url, subject="js-runner", timeout=30)
+    def __init__(
+        self, settings: CommonSettings, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        super().__init__(
+            settings,
+            base_url=settings.installer_url,
+            subject="js-runner",
+            timeout=30,
+            transport=transport,
+        )
 
     async def _ask(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         try:
