@@ -61,6 +61,13 @@ module.exports = {
 """
 
 WHOAMI_JS = """module.exports = {
+    async start(context) {
+        // As a trigger registers its webhook with the vendor: with the node's account.
+        await context.httpRequest({
+            url: context.auth.baseUrl + '/me',
+            headers: { Authorization: 'Bearer ' + context.auth.apiKey, 'X-Phase': 'start' },
+        });
+    },
     async receive(context) {
         const response = await context.httpRequest({
             url: context.auth.baseUrl + '/me',
@@ -105,8 +112,12 @@ async def served(app: FastAPI, port: int) -> AsyncIterator[None]:
 
 
 async def test_a_flow_runs_with_its_owners_account(infra: IsolatedInfra) -> None:
+    started_with: list[str] = []
+
     async def me(request: web.Request) -> web.Response:
         key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if request.headers.get("X-Phase") == "start":
+            started_with.append(key)
         if key not in KEYS:
             return web.json_response({"message": "Unknown API key"}, status=401)
         return web.json_response({"email": KEYS[key]})
@@ -160,6 +171,8 @@ async def test_a_flow_runs_with_its_owners_account(infra: IsolatedInfra) -> None
                 await _scenario(
                     client, runtime, runtime_app, registry.url, installer.url, ws, name, vendor_url
                 )
+    # start() of both nodes ran with Ann's account (the flow's start waits for them).
+    assert started_with == ["key-ann-secret-1", "key-ann-secret-1"]
 
 
 async def _scenario(

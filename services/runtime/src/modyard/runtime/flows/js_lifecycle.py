@@ -88,6 +88,8 @@ def _request(
         "payload": payload,
         "properties": dict(properties),
         "config": config,
+        # start() registers with the vendor as the node's account (an id: the runner reads it).
+        "account": ((flow.definition or {}).get("nodes") or {}).get(node_id, {}).get("account"),
     }
 
 
