@@ -216,3 +216,22 @@ async def test_accounts_are_listed_newest_first_by_pages_and_filtered_by_service
     )
     assert unknown.status_code == 422
     assert unknown.json()["type"].endswith("/unknown-auth-service")
+
+
+async def test_an_oauth_1_service_is_refused_in_words(stack: Stack, vendor: Vendor) -> None:
+    ws = unique("w")
+    name = f"{unique('acme')}.legacy"
+    oauth1 = "module.exports = { type: 'oauth', definition: { requestRequestToken: 'x' } };"
+    await stack.publish(connector_zip(name, oauth1))
+    await stack.workspace(ws, ["ann@acme.test"])
+    await stack.install(ws, name)
+    ann = stack.headers("ann@acme.test", ws)
+    service = name.replace(".", ":")
+    for path, body in (
+        ("accounts", {"service": service, "credentials": {"token": "x"}}),
+        ("accounts/connect", {"service": service}),
+    ):
+        refused = await stack.client.post(f"/v1/workspaces/{ws}/{path}", json=body, headers=ann)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["type"].endswith("/unsupported-auth-type")
+        assert "OAuth 1.0a" in refused.json()["detail"]

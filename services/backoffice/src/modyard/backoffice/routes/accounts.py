@@ -10,6 +10,8 @@ connection with the signed-in user's token (the installer checks that the state 
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -154,9 +156,6 @@ async def finish(
 
 def _workspace_of(state: str) -> str | None:
     """The workspace the (signed) state names; the installer checks the signature."""
-    import base64
-    import json
-
     try:
         payload = state.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

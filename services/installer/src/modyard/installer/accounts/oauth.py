@@ -169,6 +169,11 @@ async def start_connect(
 ) -> ConnectOut:
     provider = await providers.find_provider(session, workspace, body.service)
     described = await providers.form(context, workspace, provider)
+    if described.get("type") == "oauth":
+        raise ValidationFailed(
+            f"{body.service} uses OAuth 1.0a, which modyard does not support yet.",
+            slug="unsupported-auth-type",
+        )
     if described.get("type") != "oauth2":
         raise ValidationFailed(
             f"{body.service} is an {described.get('type') or 'unknown'} auth service: create its "

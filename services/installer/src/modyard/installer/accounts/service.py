@@ -118,6 +118,11 @@ async def create_account(
     provider = await providers.find_provider(session, workspace, body.service)
     described = await providers.form(context, workspace, provider)
     kind = str(described.get("type") or provider.type or "")
+    if kind == "oauth":
+        raise ValidationFailed(
+            f"{body.service} uses OAuth 1.0a, which modyard does not support yet.",
+            slug="unsupported-auth-type",
+        )
     if kind not in FORM_TYPES:
         raise ValidationFailed(
             f"{body.service} is an {kind or 'unknown'} auth service: connect the account through "
