@@ -148,10 +148,11 @@ async def finish(
             raise
         return await _page(request, console, problem=problem_words(exc), status=exc.status)
     notice = quote(f"Connected {created['name']} ({created['service']}).")
-    back = created.get("return_to") or "/accounts"
-    return RedirectResponse(
-        f"{back if back.startswith('/') else '/accounts'}?notice={notice}", status_code=303
-    )
+    back = str(created.get("return_to") or "")
+    # Only a path of this console: "//host" and "/\\host" would leave it (an open redirect).
+    if not back.startswith("/") or back.startswith(("//", "/\\")):
+        back = "/accounts"
+    return RedirectResponse(f"{back}?notice={notice}", status_code=303)
 
 
 def _workspace_of(state: str) -> str | None:
