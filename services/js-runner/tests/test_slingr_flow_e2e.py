@@ -32,9 +32,9 @@ from modyard.testing.services import auth_headers, in_process
 pytestmark = pytest.mark.infra
 
 
-def package_zip() -> bytes:
+def package_zip(name: str = "relay") -> bytes:
     buffer = io.BytesIO()
-    root = PACKAGES / "relay"
+    root = PACKAGES / name
     with zipfile.ZipFile(buffer, "w") as archive:
         for path in sorted(root.rglob("*")):
             if path.is_file():
@@ -217,3 +217,46 @@ async def test_storage_and_events_of_a_slingr_package_stay_in_their_workspace(
                 "sla", "heard", [{"note": "hello"}, {"from": "webhook", "data": {"who": "vendor"}}]
             )
             await logged("slb", "heard", [])
+
+
+async def test_a_package_calls_its_dependency_s_functions_with_the_dependency_s_config(
+    infra: IsolatedInfra,
+) -> None:
+    """``dependencies.tally.functions.math.add(…)`` from tallyapp's step runs in tally's own
+    sandbox with the configuration of the tally installation tallyapp's install brought along."""
+    operator = auth_headers(CommonSettings(), Role.operator)
+    version = f"1.{uuid.uuid4().int % 10**9}.0"
+    async with registry_and_installer(infra, "slingrdep") as stack:
+        runtime_app = stack.runtime(component_timeout_seconds=60)
+        runner_app = stack.runner()
+        async with (
+            in_process(runtime_app) as runtime,
+            in_process(runner_app),
+            httpx.AsyncClient(headers=operator, timeout=60) as client,
+        ):
+            for name in ("tally", "tallyapp"):
+                published = await client.post(
+                    f"{stack.registry_url}/v1/modules",
+                    params={"version": version},
+                    content=package_zip(name),
+                    headers={"content-type": "application/zip"},
+                )
+                assert published.status_code == 201, published.text
+            await create_workspace(client, stack.installer_url, "sld")
+            # Installing tallyapp installs tally (its dependency) with tally's default factor.
+            await install(client, stack.installer_url, "sld", "tallyapp", "tallyapp", config={})
+            refs = await component_refs(client, stack.installer_url, "sld")
+            flow_id = await _flow(runtime, operator, "sld", *_through(refs["total"]))
+            hooked = await runtime.post(f"/v1/hooks/sld/{flow_id}/hook", json={"a": 2, "b": 3})
+            assert hooked.status_code == 202, hooked.text
+            wanted = [{"added": {"sum": 5, "by": "tally"}, "scaled": 20}]
+            seen: list[Any] = []
+
+            async def logged() -> bool:
+                seen[:] = await node_logs(runtime_app, flow_id)
+                return seen == wanted
+
+            try:
+                await eventually(logged, timeout=90)
+            except AssertionError as late:
+                raise AssertionError(f"logged {seen!r}, wanted {wanted!r}") from late

@@ -185,7 +185,10 @@ class ModuleStore:
                 return self._version(name, version, manifest, directory)
         data, digest = await self._registry.archive(name, version)
         directory = self._root / f"{prefix}-{_SAFE.sub('_', digest)[:20] or 'nodigest'}"
-        await self._unpack_and_install(name, version, data, directory)
+        # A Slingr package.json is the package's descriptor (its `dependencies` a list of
+        # packages and services), not npm's: Slingr code has no npm dependencies to install.
+        npm = manifest.get("format") != "slingr"
+        await self._unpack_and_install(name, version, data, directory, npm=npm)
         return self._version(name, version, manifest, directory)
 
     def _version(
@@ -201,7 +204,7 @@ class ModuleStore:
         )
 
     async def _unpack_and_install(
-        self, name: str, version: str, data: bytes, directory: Path
+        self, name: str, version: str, data: bytes, directory: Path, *, npm: bool = True
     ) -> None:
         try:
             files = read_archive(data, ArchiveLimits())
@@ -223,7 +226,7 @@ class ModuleStore:
                 (p for p in staging.rglob("package.json") if "node_modules" not in p.parts),
                 key=lambda p: len(p.parts),
             )
-            for package_json in levels:
+            for package_json in levels if npm else []:
                 if has_dependencies(package_json):
                     shown = str(package_json.relative_to(staging))
                     await install(package_json.parent, self._settings, shown_as=shown)

@@ -27,8 +27,10 @@ class SlingrScope:
     #: The runtime's request the call answers (module, version, workspace, installation,
     #: config, egress): package-event listeners run with the same.
     origin: dict[str, Any] = field(default_factory=dict)
-    #: How many package events led to this call (a listener triggering events is bounded).
+    #: How many package events or dependency calls led to this call (bounded).
     depth: int = 0
+    #: The packages package.json depends on (``dependencies.<name>.functions``).
+    packages: frozenset[str] = frozenset()
 
 
 def spec(settings: JsRunnerSettings, module: ModuleVersion, base: SandboxSpec) -> SandboxSpec:
@@ -77,7 +79,16 @@ def scope_of(module: ModuleVersion, base: CallScope, request: dict[str, Any]) ->
             for key in ("module", "version", "workspace", "installation", "config", "egress")
             if key in request
         },
-        depth=depth if request.get("port") == "listener" and isinstance(depth, int) else 0,
+        depth=depth
+        if request.get("port") in ("listener", "function") and isinstance(depth, int)
+        else 0,
+        packages=frozenset(
+            str(dependency["name"])
+            for dependency in (document.get("dependencies") or [])
+            if isinstance(dependency, dict)
+            and dependency.get("type") == "package"
+            and dependency.get("name")
+        ),
     )
 
 
@@ -108,5 +119,19 @@ def listener_frame(module: ModuleVersion, request: dict[str, Any]) -> dict[str, 
         "kind": "webhook",
         "packageDir": str(module.directory),
         "event": request.get("payload"),
+        "config": request.get("config") or {},
+    }
+
+
+def function_frame(module: ModuleVersion, request: dict[str, Any]) -> dict[str, Any]:
+    """Another package's ``dependencies.<this>.functions.<namespace>.<fn>(…)``: ``payload`` is
+    ``{"path": [namespace, fn] | [fn], "args": […]}``, run with this installation's config."""
+    payload = request.get("payload") if isinstance(request.get("payload"), dict) else {}
+    assert isinstance(payload, dict)
+    return {
+        "kind": "function",
+        "packageDir": str(module.directory),
+        "path": payload.get("path") or [],
+        "args": payload.get("args") or [],
         "config": request.get("config") or {},
     }

@@ -20,6 +20,7 @@ from modyard.common.service_client import ServiceClient
 from modyard.jsrunner.sandbox import RpcHandler
 from modyard.jsrunner.settings import JsRunnerSettings
 from modyard.jsrunner.slingr.calls import SlingrScope
+from modyard.modules.manifest import module_name
 
 log = structlog.get_logger(__name__)
 
@@ -106,6 +107,22 @@ class InstallerStorage(ServiceClient):
             return previous
         raise SlingrError(f"sys.storage.{method} is not supported")
 
+    async def installation_of(self, workspace: str, slug: str) -> dict[str, Any]:
+        response = await self._http.get(
+            f"/v1/workspaces/{quote(workspace)}/installations/{quote(slug)}",
+            headers=self._headers(),
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    async def effective_config(self, workspace: str, slug: str) -> dict[str, Any]:
+        response = await self._http.get(
+            f"/v1/workspaces/{quote(workspace)}/installations/{quote(slug)}/effective-config",
+            headers=self._headers(),
+        )
+        response.raise_for_status()
+        return dict(response.json().get("config") or {})
+
     async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
@@ -158,6 +175,8 @@ class SlingrHost:
                 result = await self.storage.call(
                     method.removeprefix("slingr.storage."), args, scope
                 )
+            elif method == "slingr.dependency":
+                result = await self.dependency(args, scope)
             elif method == "slingr.event":
                 await self.trigger(args, scope)
                 result = None
@@ -218,6 +237,65 @@ class SlingrHost:
             task = asyncio.create_task(self._package_listeners(scope, event, args.get("data")))
             self._listening.add(task)
             task.add_done_callback(self._listening.discard)
+
+    async def dependency(self, args: dict[str, Any], scope: SlingrScope) -> Any:
+        """``dependencies.<package>.functions.<namespace>.<fn>(…)``: the function runs in the
+        dependency's own child, with the configuration of the installation this one depends on
+        in the same workspace (installing a package installs its dependencies)."""
+        package = str(args.get("package") or "")
+        if package not in scope.packages:
+            raise SlingrError(
+                f"dependencies.{package}: {scope.package} declares no package dependency "
+                f"{package!r}",
+                "ERR_BAD_OPTION",
+            )
+        if self.dispatch is None or not scope.installation or not scope.base.workspace:
+            raise SlingrError(f"dependencies.{package} needs an installation in a workspace")
+        if scope.depth >= MAX_EVENT_DEPTH:
+            raise SlingrError(
+                f"dependencies.{package}: calls between packages {scope.depth} deep "
+                f"(at most {MAX_EVENT_DEPTH})",
+                "ERR_BAD_OPTION",
+            )
+        workspace = scope.base.workspace
+        own = await self.storage.installation_of(workspace, scope.installation)
+        wanted = module_name(package)
+        for slug in own.get("dependencies") or []:
+            installed = await self.storage.installation_of(workspace, str(slug))
+            if installed.get("module") == wanted:
+                break
+        else:
+            raise SlingrError(
+                f"dependencies.{package}: {scope.installation} has no installed dependency "
+                f"{wanted} in {workspace}",
+                "ERR_NOT_FOUND",
+            )
+        assert self.dispatch is not None
+        reply = await self.dispatch(
+            {
+                "module": installed["module"],
+                "version": installed["version"],
+                "workspace": workspace,
+                "installation": installed["slug"],
+                "component": "",
+                "port": "function",
+                "payload": {
+                    "path": [str(part) for part in args.get("path") or []],
+                    "args": args.get("args") or [],
+                    "depth": scope.depth + 1,
+                },
+                "config": await self.storage.effective_config(workspace, installed["slug"]),
+                **({"egress": scope.origin["egress"]} if "egress" in scope.origin else {}),
+            }
+        )
+        error = reply.get("error")
+        if isinstance(error, dict):
+            raise SlingrError(
+                f"dependencies.{package}: {error.get('message')}",
+                "ERR_SLINGR_EXCEPTION" if not error.get("retryable") else "ECONNRESET",
+            )
+        response = reply.get("response")
+        return response.get("result") if isinstance(response, dict) else None
 
     async def _package_listeners(self, scope: SlingrScope, event: str, data: Any) -> None:
         assert self.dispatch is not None

@@ -17,6 +17,8 @@ from modyard.jsrunner.slingr import calls
 #: The request port of a webhook for the package's listeners (the runtime's
 #: ``/v1/listeners/{ws}/{installation}/{path}``), instead of a flow step's message.
 LISTENER_PORT = "listener"
+#: The request port of a dependent package's ``dependencies.<package>.functions`` call.
+FUNCTION_PORT = "function"
 
 
 async def handle(
@@ -40,6 +42,8 @@ async def handle(
     )
     if port == LISTENER_PORT:
         frame = calls.listener_frame(module, request)
+    elif port == FUNCTION_PORT:
+        frame = calls.function_frame(module, request)
     elif port in ("start", "stop"):
         return {"outputs": {}}  # flow steps have no start/stop: nothing to run
     else:

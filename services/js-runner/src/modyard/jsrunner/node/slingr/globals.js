@@ -249,14 +249,35 @@ function createGlobals({ host, logLine, state, descriptor, pkg }) {
         },
     };
 
+    // `dependencies.<package>.functions.<namespace>.<fn>(...)`: each member is callable and has
+    // members, so the path is known only at the call (a host call; the function runs in the
+    // dependency's own sandbox with its installation's configuration).
+    function functionsOf(dependency) {
+        const make = (path) =>
+            new Proxy(function () {}, {
+                get(target, member) {
+                    if (typeof member === 'symbol' || member === 'then' || member === 'toJSON') return undefined;
+                    return make(path.concat(String(member)));
+                },
+                apply(target, self, args) {
+                    if (!path.length) throw new Error(`dependencies.${dependency}.functions: name a function`);
+                    return rpc('slingr.dependency', { package: dependency, path, args: JSON.parse(JSON.stringify(args)) });
+                },
+            });
+        return make([]);
+    }
+
     const dependencies = new Proxy(
         { http },
         {
             get(target, member) {
                 if (typeof member === 'symbol' || member in target) return target[member];
-                const names = (descriptor.dependencies || []).map((dep) => dep && dep.name);
-                if (names.includes(member)) {
-                    throw new Error(`dependencies.${String(member)} is not supported on modyard yet (calls into another package)`);
+                const declared = (descriptor.dependencies || []).find((dep) => dep && dep.name === member);
+                if (declared && declared.type === 'package') {
+                    return { functions: functionsOf(String(member)) };
+                }
+                if (declared) {
+                    throw new Error(`dependencies.${String(member)} is not supported on modyard (a ${declared.type} dependency; only http and packages are)`);
                 }
                 throw new Error(`dependencies.${String(member)}: the package declares no dependency ${String(member)}`);
             },

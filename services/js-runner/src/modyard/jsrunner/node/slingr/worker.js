@@ -83,7 +83,7 @@ function loadPackage(dir) {
     if (typeof descriptor.configurationBuilder === 'string' && descriptor.configurationBuilder.trim()) {
         builder = run(`(${descriptor.configurationBuilder})`, 'package.json#configurationBuilder');
     }
-    return { dir, descriptor, state, run, listeners, builder, steps: new Map() };
+    return { dir, descriptor, state, run, listeners, scripts, builder, steps: new Map() };
 }
 
 function stepOf(pkgState, entry) {
@@ -190,6 +190,26 @@ function runPackageEvent(pkgState, trigger) {
     parentPort.postMessage({ t: 'done', outputs: {}, response: { status: 200, body: { listeners: ran } } });
 }
 
+// A dependent package's `dependencies.<this>.functions.<namespace>.<fn>(...)` (or `.<fn>` when
+// one namespace alone exports it): its return value goes back to the caller.
+function runFunction(pkgState, path, args) {
+    let fn;
+    if (path.length === 2 && pkgState.scripts[path[0]]) {
+        fn = pkgState.scripts[path[0]][path[1]];
+    } else if (path.length === 1) {
+        const found = Object.keys(pkgState.scripts).filter((ns) => typeof pkgState.scripts[ns][path[0]] === 'function');
+        if (found.length > 1) throw new TypeError(`functions.${path[0]} is exported by ${found.join(', ')}: name the namespace`);
+        if (found.length === 1) fn = pkgState.scripts[found[0]][path[0]];
+    }
+    if (typeof fn !== 'function') {
+        const err = new TypeError(`${pkgState.descriptor.name} has no function ${path.join('.')}`);
+        err.status = 404;
+        throw err;
+    }
+    const result = fn.apply(null, args);
+    parentPort.postMessage({ t: 'done', outputs: {}, response: { result: plain(result === undefined ? null : result) } });
+}
+
 function plain(value) {
     return value === undefined ? null : JSON.parse(JSON.stringify(value));
 }
@@ -199,6 +219,10 @@ function onCall(call) {
         if (!loaded || loaded.dir !== call.packageDir) loaded = loadPackage(call.packageDir);
         loaded.state.call = call;
         loaded.state.config = configOf(loaded, call.config);
+        if (call.kind === 'function') {
+            runFunction(loaded, call.path || [], call.args || []);
+            return;
+        }
         if (call.kind === 'webhook') {
             const event = call.event || {};
             if (event.kind === 'package') runPackageEvent(loaded, event);
