@@ -11,6 +11,7 @@ themselves.)
 
 from __future__ import annotations
 
+import configparser
 import os
 import re
 import shutil
@@ -91,6 +92,23 @@ def test_the_dev_only_members_are_the_harness_and_the_dev_tooling() -> None:
             requirements += extra
         asked = {requirement_name(r) for r in requirements}
         assert not asked & (dev_only() | TEST_REQUIREMENTS), name
+
+
+def test_the_import_contract_covers_every_shipped_package() -> None:
+    # .importlinter's "nothing ships dev tooling" contract lists its packages by name: a new
+    # shipped member must be added there, or its imports of modyard.testing would go unseen.
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".importlinter")
+    contract = config["importlinter:contract:nothing-ships-dev-tooling"]
+    checked = set(contract["source_modules"].split())
+    assert set(contract["forbidden_modules"].split()) == {"modyard.testing", "modyard.dev"}
+    for name, folder in members().items():
+        if name in dev_only():
+            continue
+        packages = {
+            f"modyard.{p.name}" for p in (folder / "src" / "modyard").iterdir() if p.is_dir()
+        }
+        assert packages - {"modyard.__pycache__"} <= checked, f"{name}: {packages - checked}"
 
 
 def test_no_shipped_wheel_holds_test_or_dev_code(wheels: dict[str, zipfile.ZipFile]) -> None:
