@@ -11,6 +11,7 @@ import json
 import sys
 
 from benchmarks import (
+    accounts,
     automations,
     deployer,
     egress,
@@ -50,6 +51,7 @@ BENCHMARKS = (
     js_runner.js_runner_load,
     js_flow.js_flow_load,
     tracing.tracing_overhead,
+    accounts.accounts_load,
 )
 
 
