@@ -254,3 +254,19 @@ async def test_redirects_are_followed_unless_the_step_says_not_to(
     )
     [out] = kept["outputs"]["out"]
     assert (out["status"], out["location"]) == (302, "/landed")
+
+
+@pytest.mark.parametrize("attempt", ["read", "spawn", "write"])
+async def test_package_code_that_reaches_require_still_meets_the_sandbox(
+    slingr: Harness, attempt: str
+) -> None:
+    module = add_package(slingr, "relay")
+    bystander = add_package(slingr, "relay", as_name=f"relay-bystander-escape-{attempt}")
+    reply, _ = await asyncio.gather(
+        step(slingr, module, "escape", {"attempt": attempt}, config=CONFIG),
+        _bystander(slingr, bystander, 3),
+    )
+    error = reply["error"]
+    assert (error["kind"], error["retryable"]) == ("err_access_denied", False), error
+    after = await step(slingr, module, "sign", {"text": "still"}, config=CONFIG)
+    assert after["outputs"]["out"][0]["back"] == "still"
