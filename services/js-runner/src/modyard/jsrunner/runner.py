@@ -120,7 +120,8 @@ def allowance_of(egress: Any) -> Allowance | None:
 
 def auth_of(config: Any, service: str | None) -> dict[str, Any]:
     """``context.auth``: the installation's configuration under the component's auth service
-    when it has such a section, else the whole configuration (until accounts exist)."""
+    when it has such a section, else the whole configuration: for a node that names no account
+    (accounts.py; docs/accounts.md)."""
     if not isinstance(config, dict):
         return {}
     if service and isinstance(config.get(service), dict):
