@@ -8,13 +8,18 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
+from modyard.common import errors
 from modyard.contracts.api import ApiModel
 from modyard.contracts.api import deployer as deployer_api
 from modyard.contracts.api import installer as installer_api
 from modyard.contracts.api import registry as registry_api
+from modyard.contracts.api import runtime as runtime_api
 from modyard.deployer import schemas as deployer_schemas
 from modyard.installer import schemas as installer_schemas
 from modyard.registry import schemas as registry_schemas
+from modyard.runtime import schemas as runtime_schemas
+from modyard.runtime.api import workers as runtime_workers
+from modyard.runtime.webhooks import schemas as webhook_schemas
 
 PAIRS: list[tuple[type[ApiModel], type[BaseModel]]] = [
     (registry_api.VersionSummary, registry_schemas.VersionSummary),
@@ -32,6 +37,15 @@ PAIRS: list[tuple[type[ApiModel], type[BaseModel]]] = [
     (installer_api.RevocationOut, installer_schemas.RevocationOut),
     (deployer_api.DeploymentOut, deployer_schemas.DeploymentOut),
     (deployer_api.DeploymentPage, deployer_schemas.DeploymentPage),
+    (runtime_api.FlowOut, runtime_schemas.FlowOut),
+    (runtime_api.InvalidParam, errors.InvalidParam),
+    (runtime_api.FlowValidation, runtime_schemas.FlowValidation),
+    (runtime_api.UnprocessedOut, runtime_schemas.UnprocessedOut),
+    (runtime_api.BulkResult, runtime_schemas.BulkResult),
+    (runtime_api.WebhookOut, webhook_schemas.WebhookOut),
+    (runtime_api.AttemptOut, webhook_schemas.AttemptOut),
+    (runtime_api.DeliveryOut, webhook_schemas.DeliveryOut),
+    (runtime_api.WorkerCredentialsOut, runtime_workers.WorkerCredentialsOut),
 ]
 
 

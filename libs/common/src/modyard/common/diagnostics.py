@@ -17,25 +17,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modyard.common.api_schemas import PingReceipt, PingReceipts, PingSent
 from modyard.common.auth import Principal, Role, require_roles
 from modyard.common.bus.consumer import EventSubscription
-from modyard.common.bus.envelope import CloudEvent, event_type, new_event
+from modyard.common.bus.envelope import CloudEvent, new_event
 from modyard.common.bus.outbox import record_event
 from modyard.common.db.messaging_tables import diagnostic_ping_receipts
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES
 from modyard.common.settings import ServiceSettings
-
-PING_ENTITY = "diagnostic_ping"
-PING_VERB = "sent"
-PING_PATTERN = f"modyard.*.{PING_ENTITY}.{PING_VERB}"
+from modyard.contracts.events import parse, payload
+from modyard.contracts.events.diagnostics import (
+    PING_PATTERN,
+    DiagnosticPing,
+    ping_type,
+)
 
 
 async def send_ping(session: AsyncSession, settings: ServiceSettings) -> PingSent:
     ping_id = uuid.uuid4().hex
     event = new_event(
         source=settings.source,
-        type=event_type(settings.service_name, PING_ENTITY, PING_VERB),
+        type=ping_type(settings.service_name),
         subject=ping_id,
-        data={"ping_id": ping_id, "sent_by": settings.service_name},
+        data=payload(DiagnosticPing(ping_id=ping_id, sent_by=settings.service_name)),
     )
     await record_event(session, event)
     return PingSent(ping_id=ping_id, event_id=event.id, event_type=event.type)
@@ -55,12 +57,14 @@ async def list_receipts(session: AsyncSession, ping_id: str) -> list[PingReceipt
 
 
 async def record_ping(session: AsyncSession, event: CloudEvent) -> None:
-    data = event.data if isinstance(event.data, dict) else {}
+    # A ping of another shape is still recorded (under its subject and source): it is a test of
+    # the path, not of the payload.
+    data = parse(DiagnosticPing, event.data)
     await session.execute(
         insert(diagnostic_ping_receipts).values(
-            ping_id=str(data.get("ping_id") or event.subject or "")[:64],
+            ping_id=(data.ping_id if data else event.subject or "")[:64],
             event_id=event.id,
-            sent_by=str(data.get("sent_by") or event.source)[:255],
+            sent_by=(data.sent_by if data else event.source)[:255],
         )
     )
 

@@ -33,6 +33,15 @@ from modyard.contracts.api.registry import (
     PublishedVersion,
     PublishResult,
 )
+from modyard.contracts.api.runtime import (
+    BulkResult,
+    DeliveryOut,
+    FlowOut,
+    FlowValidation,
+    UnprocessedOut,
+    WebhookOut,
+    WorkerCredentialsOut,
+)
 
 UPLOAD_CHUNK = 64 * 1024
 SERVICES = ("registry", "installer", "runtime", "appcell-gateway", "deployer")
@@ -382,40 +391,36 @@ class RuntimeClient(_ServiceAPI):
 
     # -- flows ----------------------------------------------------------------------------------
 
-    async def flows(self, workspace: str, *, status: str | None = None) -> list[dict[str, Any]]:
-        params = _filters(status=status)
-        return list(
-            (await self._json("GET", f"/v1/workspaces/{workspace}/flows", params=params))["items"]
-        )
+    async def flows(self, workspace: str, *, status: str | None = None) -> list[FlowOut]:
+        path = f"/v1/workspaces/{workspace}/flows"
+        return await self._answers(FlowOut, "GET", path, params=_filters(status=status))
 
-    async def flow(self, workspace: str, flow_id: str) -> dict[str, Any]:
-        return dict(await self._json("GET", f"/v1/workspaces/{workspace}/flows/{flow_id}"))
+    async def flow(self, workspace: str, flow_id: str) -> FlowOut:
+        return await self._answer(FlowOut, "GET", f"/v1/workspaces/{workspace}/flows/{flow_id}")
 
-    async def create_flow(self, workspace: str, flow: dict[str, Any]) -> dict[str, Any]:
+    async def create_flow(self, workspace: str, flow: dict[str, Any]) -> FlowOut:
         """``flow`` holds ``name``, optionally ``description`` and ``owner``, and ``definition``."""
-        return dict(await self._json("POST", f"/v1/workspaces/{workspace}/flows", json=flow))
+        path = f"/v1/workspaces/{workspace}/flows"
+        return await self._answer(FlowOut, "POST", path, json=flow)
 
-    async def replace_flow(
-        self, workspace: str, flow_id: str, flow: dict[str, Any]
-    ) -> dict[str, Any]:
+    async def replace_flow(self, workspace: str, flow_id: str, flow: dict[str, Any]) -> FlowOut:
         path = f"/v1/workspaces/{workspace}/flows/{flow_id}"
-        return dict(await self._json("PUT", path, json=flow))
+        return await self._answer(FlowOut, "PUT", path, json=flow)
 
     async def delete_flow(self, workspace: str, flow_id: str) -> None:
         await self._json("DELETE", f"/v1/workspaces/{workspace}/flows/{flow_id}")
 
-    async def validate_flow(self, workspace: str, flow_id: str) -> dict[str, Any]:
-        """``{"valid": bool, "errors": [{"pointer", "detail"}, …]}``."""
+    async def validate_flow(self, workspace: str, flow_id: str) -> FlowValidation:
         path = f"/v1/workspaces/{workspace}/flows/{flow_id}/validation"
-        return dict(await self._json("GET", path))
+        return await self._answer(FlowValidation, "GET", path)
 
-    async def start_flow(self, workspace: str, flow_id: str) -> dict[str, Any]:
+    async def start_flow(self, workspace: str, flow_id: str) -> FlowOut:
         path = f"/v1/workspaces/{workspace}/flows/{flow_id}/start"
-        return dict(await self._json("POST", path))
+        return await self._answer(FlowOut, "POST", path)
 
-    async def stop_flow(self, workspace: str, flow_id: str) -> dict[str, Any]:
+    async def stop_flow(self, workspace: str, flow_id: str) -> FlowOut:
         path = f"/v1/workspaces/{workspace}/flows/{flow_id}/stop"
-        return dict(await self._json("POST", path))
+        return await self._answer(FlowOut, "POST", path)
 
     # -- unprocessed messages -------------------------------------------------------------------
 
@@ -428,24 +433,24 @@ class RuntimeClient(_ServiceAPI):
         since: datetime | str | None = None,
         until: datetime | str | None = None,
         page_size: int = 100,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[UnprocessedOut]:
         """Every matching unprocessed message, oldest first, following the cursor across pages."""
         params = _filters(
             workspace=workspace, flow=flow, node=node, since=since, until=until, limit=page_size
         )
         async for item in self._pages("/v1/unprocessed-messages", params):
-            yield item
+            yield UnprocessedOut.model_validate(item)
 
-    async def unprocessed_message(self, message_id: str) -> dict[str, Any]:
-        return dict(await self._json("GET", f"/v1/unprocessed-messages/{message_id}"))
+    async def unprocessed_message(self, message_id: str) -> UnprocessedOut:
+        path = f"/v1/unprocessed-messages/{message_id}"
+        return await self._answer(UnprocessedOut, "GET", path)
 
-    async def retry_unprocessed(
-        self, message_id: str, payload: Any = KEEP_PAYLOAD
-    ) -> dict[str, Any]:
+    async def retry_unprocessed(self, message_id: str, payload: Any = KEEP_PAYLOAD) -> BulkResult:
         """Put the message back into its flow, with ``payload`` instead of its own when given
         (``None`` included: it is a payload too)."""
         kwargs = {} if payload is KEEP_PAYLOAD else {"json": {"payload": payload}}
-        return dict(await self._json("POST", f"/v1/unprocessed-messages/{message_id}", **kwargs))
+        path = f"/v1/unprocessed-messages/{message_id}"
+        return await self._answer(BulkResult, "POST", path, **kwargs)
 
     async def retry_unprocessed_matching(
         self,
@@ -456,12 +461,13 @@ class RuntimeClient(_ServiceAPI):
         since: datetime | str | None = None,
         until: datetime | str | None = None,
         limit: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> BulkResult:
         """Retry every matching message (at most ``limit``; the runtime's default is 1000)."""
         params = _filters(
             workspace=workspace, flow=flow, node=node, since=since, until=until, limit=limit
         )
-        return dict(await self._json("POST", "/v1/unprocessed-messages/retry", params=params))
+        path = "/v1/unprocessed-messages/retry"
+        return await self._answer(BulkResult, "POST", path, params=params)
 
     async def delete_unprocessed(self, message_id: str) -> None:
         await self._json("DELETE", f"/v1/unprocessed-messages/{message_id}")
@@ -474,19 +480,21 @@ class RuntimeClient(_ServiceAPI):
         node: str | None = None,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
-    ) -> dict[str, Any]:
+    ) -> BulkResult:
         """Delete every matching message; with no filter at all, every message (operators only)."""
         params = _filters(workspace=workspace, flow=flow, node=node, since=since, until=until)
-        return dict(await self._json("DELETE", "/v1/unprocessed-messages", params=params))
+        path = "/v1/unprocessed-messages"
+        return await self._answer(BulkResult, "DELETE", path, params=params)
 
     # -- module workers' broker credentials -----------------------------------------------------
 
     async def issue_worker_credentials(
         self, workspace: str, slug: str, *, close_connections: bool = False
-    ) -> dict[str, Any]:
+    ) -> WorkerCredentialsOut:
         """New broker credentials for the installation's module worker (the password rotates)."""
         path = f"/v1/workspaces/{workspace}/installations/{slug}/worker-credentials"
-        return dict(await self._json("POST", path, json={"close_connections": close_connections}))
+        body = {"close_connections": close_connections}
+        return await self._answer(WorkerCredentialsOut, "POST", path, json=body)
 
     async def revoke_worker_credentials(self, workspace: str, slug: str) -> None:
         path = f"/v1/workspaces/{workspace}/installations/{slug}/worker-credentials"
@@ -494,11 +502,11 @@ class RuntimeClient(_ServiceAPI):
 
     # -- system webhooks ------------------------------------------------------------------------
 
-    async def webhooks(self) -> list[dict[str, Any]]:
-        return list((await self._json("GET", "/v1/system-webhooks"))["items"])
+    async def webhooks(self) -> list[WebhookOut]:
+        return await self._answers(WebhookOut, "GET", "/v1/system-webhooks")
 
-    async def webhook(self, webhook_id: str) -> dict[str, Any]:
-        return dict(await self._json("GET", f"/v1/system-webhooks/{webhook_id}"))
+    async def webhook(self, webhook_id: str) -> WebhookOut:
+        return await self._answer(WebhookOut, "GET", f"/v1/system-webhooks/{webhook_id}")
 
     async def add_webhook(
         self,
@@ -507,26 +515,26 @@ class RuntimeClient(_ServiceAPI):
         events: list[str],
         secret: str,
         description: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> WebhookOut:
         body: dict[str, Any] = {"url": url, "events": events, "secret": secret}
         if description is not None:
             body["description"] = description
-        return dict(await self._json("POST", "/v1/system-webhooks", json=body))
+        return await self._answer(WebhookOut, "POST", "/v1/system-webhooks", json=body)
 
     async def remove_webhook(self, webhook_id: str) -> None:
         await self._json("DELETE", f"/v1/system-webhooks/{webhook_id}")
 
     async def deliveries(
         self, webhook_id: str, *, status: str | None = None, page_size: int = 50
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[DeliveryOut]:
         """The webhook's deliveries, newest first, following the cursor across pages."""
         params = _filters(status=status, limit=page_size)
         async for item in self._pages(f"/v1/system-webhooks/{webhook_id}/deliveries", params):
-            yield item
+            yield DeliveryOut.model_validate(item)
 
-    async def test_webhook(self, webhook_id: str) -> dict[str, Any]:
+    async def test_webhook(self, webhook_id: str) -> DeliveryOut:
         """Enqueue a ``webhook.test`` delivery; it shows up in the webhook's deliveries."""
-        return dict(await self._json("POST", f"/v1/system-webhooks/{webhook_id}/test"))
+        return await self._answer(DeliveryOut, "POST", f"/v1/system-webhooks/{webhook_id}/test")
 
 
 class AutomationsClient(_ServiceAPI):

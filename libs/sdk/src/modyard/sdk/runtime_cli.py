@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from modyard.common.settings import CommonSettings
+from modyard.contracts.api.runtime import BulkResult, DeliveryOut, FlowOut, UnprocessedOut
 from modyard.sdk.cli_support import (
     JsonOption,
     WorkspaceOption,
@@ -118,17 +119,15 @@ async def _take(items: AsyncIterator[T], limit: int) -> tuple[list[T], bool]:
 # -- flows ----------------------------------------------------------------------------------------
 
 
-def _show_flow(flow: dict[str, Any], verb: str, as_json: bool) -> None:
+def _show_flow(flow: FlowOut, verb: str, as_json: bool) -> None:
     if as_json:
         echo_json(flow)
     else:
         console.print(_flow_line(flow, verb))
 
 
-def _flow_line(flow: dict[str, Any], verb: str) -> str:
-    return (
-        f"[green]✓[/] {verb} flow {escape(flow['name'])} ({flow['id']}): {_styled(flow['status'])}"
-    )
+def _flow_line(flow: FlowOut, verb: str) -> str:
+    return f"[green]✓[/] {verb} flow {escape(flow.name)} ({flow.id}): {_styled(flow.status)}"
 
 
 @flows_app.command("list")
@@ -150,14 +149,14 @@ def flows_list(
     table = _table("id", "name", "status", "stop reason", "owner", "nodes", "rev", "updated")
     for flow in flows:
         table.add_row(
-            flow["id"],
-            escape(flow["name"]),
-            _styled(flow["status"]),
-            escape(flow["stop_reason"] or ""),
-            escape(flow["owner"]),
-            str(len(flow["definition"].get("nodes", {}))),
-            str(flow["revision"]),
-            flow["updated_at"],
+            flow.id,
+            escape(flow.name),
+            _styled(flow.status),
+            escape(flow.stop_reason or ""),
+            escape(flow.owner),
+            str(len(flow.definition.get("nodes", {}))),
+            str(flow.revision),
+            flow.updated_at,
         )
     console.print(table)
 
@@ -169,16 +168,16 @@ def flows_show(flow_id: str, workspace: WorkspaceOption, as_json: JsonOption = F
     if as_json:
         echo_json(flow)
         return
-    console.print(f"[bold]{escape(flow['name'])}[/] {flow['id']} in {escape(flow['workspace'])}")
-    if flow["description"]:
-        console.print(escape(flow["description"]))
-    reason = f" ({escape(flow['stop_reason'])})" if flow["stop_reason"] else ""
-    console.print(f"status: {_styled(flow['status'])}{reason}   revision {flow['revision']}")
-    console.print(f"owner: {escape(flow['owner'])}")
-    for label, key in (("started", "started_at"), ("stopped", "stopped_at")):
-        if flow[key]:
-            console.print(f"{label}: {flow[key]}")
-    definition = flow["definition"]
+    console.print(f"[bold]{escape(flow.name)}[/] {flow.id} in {escape(flow.workspace)}")
+    if flow.description:
+        console.print(escape(flow.description))
+    reason = f" ({escape(flow.stop_reason)})" if flow.stop_reason else ""
+    console.print(f"status: {_styled(flow.status)}{reason}   revision {flow.revision}")
+    console.print(f"owner: {escape(flow.owner)}")
+    for label, at in (("started", flow.started_at), ("stopped", flow.stopped_at)):
+        if at:
+            console.print(f"{label}: {at}")
+    definition = flow.definition
     nodes = Table("node", "component", "properties", title="nodes")
     for node_id, node in definition.get("nodes", {}).items():
         properties = node.get("properties") or {}
@@ -227,14 +226,12 @@ def flows_validate(flow_id: str, workspace: WorkspaceOption, as_json: JsonOption
     result = call_api(lambda client: client.runtime.validate_flow(workspace, flow_id))
     if as_json:
         echo_json(result)
-    elif result["valid"]:
+    elif result.valid:
         console.print(f"[green]✓[/] flow {flow_id} can start")
     else:
-        for error in result["errors"]:
-            err_console.print(
-                f"[red]✗[/] {escape(error.get('pointer', ''))}: {escape(str(error.get('detail')))}"
-            )
-    if not result["valid"]:
+        for error in result.errors:
+            err_console.print(f"[red]✗[/] {escape(error.pointer)}: {escape(error.detail)}")
+    if not result.valid:
         raise typer.Exit(1)
 
 
@@ -287,8 +284,8 @@ def _one_or_all(message_id: str | None, every: bool, filters: dict[str, Any]) ->
         raise typer.BadParameter("the filters apply to --all only")
 
 
-def _last_error(item: dict[str, Any]) -> str:
-    errors = item.get("errors") or []
+def _last_error(item: UnprocessedOut) -> str:
+    errors = item.errors
     if not errors:
         return ""
     last = errors[-1]
@@ -312,7 +309,7 @@ def dlq_list(
     """Messages that failed for good, oldest first."""
     settings = CommonSettings()
 
-    async def run() -> tuple[list[dict[str, Any]], bool]:
+    async def run() -> tuple[list[UnprocessedOut], bool]:
         async with api_client(settings) as client:
             items = client.runtime.unprocessed(
                 workspace=workspace,
@@ -333,14 +330,14 @@ def dlq_list(
     )
     for item in items:
         table.add_row(
-            item["id"],
-            item["created_at"],
-            escape(item["workspace"]),
-            item["flow_id"][:8],
-            escape(item["node_id"]),
-            escape(item["component"]),
-            escape(item["reason"]),
-            str(item["attempts"]),
+            item.id,
+            item.created_at,
+            escape(item.workspace),
+            item.flow_id[:8],
+            escape(item.node_id),
+            escape(item.component),
+            escape(item.reason),
+            str(item.attempts),
             escape(_last_error(item)),
         )
     console.print(table)
@@ -355,14 +352,14 @@ def dlq_show(message_id: str, as_json: JsonOption = False) -> None:
     if as_json:
         echo_json(item)
         return
-    console.print(f"[bold]{item['id']}[/] stored {item['created_at']}")
+    console.print(f"[bold]{item.id}[/] stored {item.created_at}")
     console.print(
-        f"workspace {escape(item['workspace'])}, flow {item['flow_id']}, "
-        f"node {escape(item['node_id'])} ({escape(item['component'])}), port {escape(item['port'])}"
+        f"workspace {escape(item.workspace)}, flow {item.flow_id}, "
+        f"node {escape(item.node_id)} ({escape(item.component)}), port {escape(item.port)}"
     )
-    console.print(f"reason: [red]{escape(item['reason'])}[/] after {item['attempts']} attempt(s)")
+    console.print(f"reason: [red]{escape(item.reason)}[/] after {item.attempts} attempt(s)")
     errors = Table("attempt", "at", "status", "retryable", "message", title="errors")
-    for error in item["errors"]:
+    for error in item.errors:
         errors.add_row(
             str(error.get("attempt", "")),
             str(error.get("at", "")),
@@ -372,7 +369,7 @@ def dlq_show(message_id: str, as_json: JsonOption = False) -> None:
         )
     console.print(errors)
     console.print("payload:")
-    console.print_json(json.dumps(item["payload"]))
+    console.print_json(json.dumps(item.payload))
 
 
 @dlq_app.command("retry")
@@ -405,7 +402,7 @@ def dlq_retry(
     replacement = KEEP_PAYLOAD if payload is None else _read_document(payload)
     settings = CommonSettings()
 
-    async def run() -> dict[str, Any]:
+    async def run() -> BulkResult:
         async with api_client(settings) as client:
             if message_id is not None:
                 return await client.runtime.retry_unprocessed(message_id, replacement)
@@ -415,7 +412,7 @@ def dlq_retry(
     if as_json:
         echo_json(result)
     else:
-        console.print(f"[green]✓[/] retrying {result['count']} message(s)")
+        console.print(f"[green]✓[/] retrying {result.count} message(s)")
 
 
 @dlq_app.command("delete")
@@ -441,18 +438,18 @@ def dlq_delete(
         )
     settings = CommonSettings()
 
-    async def run() -> dict[str, Any]:
+    async def run() -> BulkResult:
         async with api_client(settings) as client:
             if message_id is not None:
                 await client.runtime.delete_unprocessed(message_id)
-                return {"count": 1, "ids": [message_id]}
+                return BulkResult(count=1, ids=[message_id])
             return await client.runtime.delete_unprocessed_matching(**filters)
 
     result = run_api(run())
     if as_json:
         echo_json(result)
     else:
-        console.print(f"[yellow]deleted[/] {result['count']} message(s)")
+        console.print(f"[yellow]deleted[/] {result.count} message(s)")
 
 
 # -- system webhooks ------------------------------------------------------------------------------
@@ -468,13 +465,13 @@ def webhooks_list(as_json: JsonOption = False) -> None:
     table = _table("id", "url", "events", "active", "description", "created by", "created")
     for hook in hooks:
         table.add_row(
-            hook["id"],
-            escape(hook["url"]),
-            escape(", ".join(hook["events"])),
-            "yes" if hook["active"] else "[red]no[/]",
-            escape(hook["description"] or ""),
-            escape(hook["created_by"]),
-            hook["created_at"],
+            hook.id,
+            escape(hook.url),
+            escape(", ".join(hook.events)),
+            "yes" if hook.active else "[red]no[/]",
+            escape(hook.description or ""),
+            escape(hook.created_by),
+            hook.created_at,
         )
     console.print(table)
 
@@ -510,8 +507,7 @@ def webhooks_add(
         echo_json(hook)
     else:
         console.print(
-            f"[green]✓[/] webhook {hook['id']}: {escape(hook['url'])} "
-            f"({escape(', '.join(hook['events']))})"
+            f"[green]✓[/] webhook {hook.id}: {escape(hook.url)} ({escape(', '.join(hook.events))})"
         )
 
 
@@ -537,7 +533,7 @@ def webhooks_deliveries(
         raise typer.BadParameter("must be pending, delivered or failed", param_hint="--status")
     settings = CommonSettings()
 
-    async def run() -> tuple[list[dict[str, Any]], bool]:
+    async def run() -> tuple[list[DeliveryOut], bool]:
         async with api_client(settings) as client:
             items = client.runtime.deliveries(
                 webhook_id, status=status, page_size=min(limit + 1, 200)
@@ -551,18 +547,18 @@ def webhooks_deliveries(
     table = _table("id", "event", "status", "tries", "last answer", "created", "delivered")
     for delivery in deliveries:
         answer = (
-            str(delivery["last_status_code"])
-            if delivery["last_status_code"] is not None
-            else delivery["last_error"] or ""
+            str(delivery.last_status_code)
+            if delivery.last_status_code is not None
+            else delivery.last_error or ""
         )
         table.add_row(
-            delivery["id"],
-            escape(delivery["event"]),
-            _styled(delivery["status"]),
-            str(delivery["attempts"]),
+            delivery.id,
+            escape(delivery.event),
+            _styled(delivery.status),
+            str(delivery.attempts),
             escape(answer),
-            delivery["created_at"],
-            delivery["delivered_at"] or "",
+            delivery.created_at,
+            delivery.delivered_at or "",
         )
     console.print(table)
     if more:
@@ -576,7 +572,7 @@ def webhooks_test(webhook_id: str, as_json: JsonOption = False) -> None:
     if as_json:
         echo_json(delivery)
     else:
-        console.print(f"[green]✓[/] queued test delivery {delivery['id']}")
+        console.print(f"[green]✓[/] queued test delivery {delivery.id}")
 
 
 @workers_app.command("credentials")
@@ -601,7 +597,7 @@ def workers_credentials(
         echo_json(found)
         return
     for key in ("amqp_url", "vhost", "username", "queue", "reply_exchange", "closed_connections"):
-        console.print(f"{key}: {escape(str(found[key]))}")
+        console.print(f"{key}: {escape(str(found.as_json()[key]))}")
 
 
 @workers_app.command("revoke")

@@ -8,6 +8,7 @@ from typing import Any
 
 from modyard.contracts.api.installer import AclRuleOut, InstallationOut
 from modyard.contracts.api.registry import ModuleSummary
+from modyard.contracts.api.runtime import FlowOut
 from modyard.sdk.client import ModyardAPIError, ModyardClient
 
 #: Where a manifest may name its documentation (formats carry it in different places).
@@ -64,7 +65,7 @@ def rules_applying(rules: list[AclRuleOut], module: str, components: list[str]) 
     ]
 
 
-def flows_using(flows: list[dict[str, Any]], slug: str) -> list[dict[str, Any]]:
+def flows_using(flows: list[FlowOut], slug: str) -> list[FlowOut]:
     """Flows with a node running a component of the installation ``slug``."""
     prefix = slug + "."
     return [
@@ -72,7 +73,7 @@ def flows_using(flows: list[dict[str, Any]], slug: str) -> list[dict[str, Any]]:
         for flow in flows
         if any(
             str(node.get("component", "")).startswith(prefix)
-            for node in (flow.get("definition") or {}).get("nodes", {}).values()
+            for node in flow.definition.get("nodes", {}).values()
             if isinstance(node, dict)
         )
     ]

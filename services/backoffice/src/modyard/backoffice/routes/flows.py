@@ -36,5 +36,5 @@ async def start_or_stop(
         flow = await runtime.start_flow(console.workspace, str(flow_id))
     else:
         flow = await runtime.stop_flow(console.workspace, str(flow_id))
-    notice = f"{flow['name']} is {flow['status']}."
+    notice = f"{flow.name} is {flow.status}."
     return RedirectResponse(f"/flows?notice={quote(notice)}", status_code=303)

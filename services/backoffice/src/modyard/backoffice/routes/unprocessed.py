@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from modyard.backoffice.console import ConsoleDep
 from modyard.backoffice.rendering import render
 from modyard.common.errors import InvalidParam, ValidationFailed
+from modyard.contracts.api.runtime import UnprocessedOut
 
 router = APIRouter(prefix="/unprocessed", tags=["unprocessed messages"])
 
@@ -58,7 +59,7 @@ async def list_messages(
 ) -> Response:
     since_at, until_at = moment(since, "since"), moment(until, "until")
     filters = _filters(workspace, flow, node, since_at, until_at)
-    messages: list[dict[str, Any]] = []
+    messages: list[UnprocessedOut] = []
     async for item in console.client.runtime.unprocessed(**filters, page_size=PAGE):
         messages.append(item)
         if len(messages) > PAGE:
@@ -127,8 +128,8 @@ async def bulk(
         # Everything at once is allowed by the API but never from one stray click here.
         return _back(filters, "Set a filter first: matching messages are those the filters show.")
     elif verb == "retry":
-        count = int((await runtime.retry_unprocessed_matching(**filters))["count"])
+        count = (await runtime.retry_unprocessed_matching(**filters)).count
     else:
-        count = int((await runtime.delete_unprocessed_matching(**filters))["count"])
+        count = (await runtime.delete_unprocessed_matching(**filters)).count
     done = "retried" if verb == "retry" else "deleted"
     return _back(filters, f"{count} message{'s' if count != 1 else ''} {done}.")

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from modyard.backoffice.console import ConsoleDep
 from modyard.backoffice.rendering import problem_words, render
+from modyard.contracts.api.runtime import DeliveryOut
 from modyard.sdk.client import ModyardAPIError
 
 router = APIRouter(prefix="/webhooks", tags=["system webhooks"])
@@ -49,8 +50,8 @@ async def add(request: Request, console: ConsoleDep) -> Response:
             "problem": problem_words(exc),
         }
         return render(request, "webhooks/list.html", context, status_code=exc.status)
-    notice = quote(f"Subscribed {created['url']}.")
-    return RedirectResponse(f"/webhooks/{created['id']}?notice={notice}", status_code=303)
+    notice = quote(f"Subscribed {created.url}.")
+    return RedirectResponse(f"/webhooks/{created.id}?notice={notice}", status_code=303)
 
 
 @router.get("/{webhook_id}")
@@ -61,7 +62,7 @@ async def detail(
 ) -> Response:
     runtime = console.client.runtime
     webhook = await runtime.webhook(str(webhook_id))
-    deliveries: list[dict[str, Any]] = []
+    deliveries: list[DeliveryOut] = []
     async for item in runtime.deliveries(str(webhook_id), page_size=DELIVERIES):
         deliveries.append(item)
         if len(deliveries) >= DELIVERIES:
