@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 
@@ -22,11 +22,17 @@ WorkspaceSlug = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
-@router.api_route(
-    "/{ws}/{installation_id}/{path:path}",
-    methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-    responses={200: {"description": "What the package's webhookSync listener answered"}},
-)
+_PATH = "/{ws}/{installation_id}/{path:path}"
+_ANSWERED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "What the package's webhookSync listener answered"}
+}
+
+
+@router.get(_PATH, operation_id="listener_get", responses=_ANSWERED)
+@router.post(_PATH, operation_id="listener_post", responses=_ANSWERED)
+@router.put(_PATH, operation_id="listener_put", responses=_ANSWERED)
+@router.patch(_PATH, operation_id="listener_patch", responses=_ANSWERED)
+@router.delete(_PATH, operation_id="listener_delete", responses=_ANSWERED)
 @body_limit(lambda _settings: MAX_BODY_BYTES)
 async def listen(
     request: Request,
