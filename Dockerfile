@@ -53,7 +53,7 @@ RUN --mount=type=secret,id=ca-bundle \
 # SERVICE -> workspace distribution (= its console script). Fails the build on an unknown name.
 RUN case "$SERVICE" in \
       registry|installer|runtime|deployer|backoffice) dist="modyard-$SERVICE" ;; \
-      appcell-gateway) dist="modyard-gateway" ;; \
+      appcell-gateway) dist="modyard-appcell-gateway" ;; \
       js-runner) dist="modyard-js-runner" ;; \
       *) echo "unknown SERVICE '$SERVICE' (registry|installer|runtime|appcell-gateway|deployer|backoffice|js-runner)" >&2; exit 1 ;; \
     esac; \
@@ -180,7 +180,7 @@ USER 10001:10001
 # MODYARD_<X>_PORT / MODYARD_PORT override it. Ports: registry 8001, installer 8002, runtime 8003,
 # appcell-gateway 8004, deployer 8005, backoffice 8006.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request as u; s = os.environ['MODYARD_SERVICE']; k = {'appcell-gateway': 'GATEWAY'}.get(s, s.upper()); p = os.environ.get(f'MODYARD_{k}_PORT') or os.environ.get('MODYARD_PORT') or {'registry': 8001, 'installer': 8002, 'runtime': 8003, 'appcell-gateway': 8004, 'deployer': 8005, 'backoffice': 8006}[s]; u.urlopen(f'http://127.0.0.1:{p}/healthz', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request as u; s = os.environ['MODYARD_SERVICE']; k = s.upper().replace('-', '_'); p = os.environ.get(f'MODYARD_{k}_PORT') or os.environ.get('MODYARD_PORT') or {'registry': 8001, 'installer': 8002, 'runtime': 8003, 'appcell-gateway': 8004, 'deployer': 8005, 'backoffice': 8006}[s]; u.urlopen(f'http://127.0.0.1:{p}/healthz', timeout=4)"]
 
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["modyard-service"]

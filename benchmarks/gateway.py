@@ -181,7 +181,7 @@ async def gateway_load(infra: IsolatedInfra) -> dict[str, Any]:
                 {
                     **infra.env(),
                     **quiet,
-                    "MODYARD_GATEWAY_DB_SCHEMA": "gateway_bench",
+                    "MODYARD_APPCELL_GATEWAY_DB_SCHEMA": "gateway_bench",
                     "MODYARD_REGISTRY_URL": registry.url,
                     "MODYARD_INSTALLER_URL": installer.url,
                 },

@@ -2,7 +2,7 @@
 killed (SIGKILL) while it handles a request, and one that answers twice. Every request is
 accounted for: its caller got its own answer, or a clear error; never another caller's answer.
 
-The gateway waits ``TIMEOUT`` s for a cell (``MODYARD_GATEWAY_REQUEST_TIMEOUT_SECONDS``).
+The gateway waits ``TIMEOUT`` s for a cell (``MODYARD_APPCELL_GATEWAY_REQUEST_TIMEOUT_SECONDS``).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class Faults:
 async def faults(
     infra: IsolatedInfra, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Faults]:
-    env = {"appcell-gateway": {"MODYARD_GATEWAY_REQUEST_TIMEOUT_SECONDS": str(TIMEOUT)}}
+    env = {"appcell-gateway": {"MODYARD_APPCELL_GATEWAY_REQUEST_TIMEOUT_SECONDS": str(TIMEOUT)}}
     async with fault_cluster(infra, env) as cluster:
         cell = await install_example_cell(cluster, WS, "rc")
         credentials_file = tmp_path_factory.mktemp("cell") / "credentials.json"

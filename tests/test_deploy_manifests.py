@@ -29,10 +29,10 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
+from modyard.appcell_gateway.settings import GatewaySettings
 from modyard.backoffice.settings import BackofficeSettings
 from modyard.common.settings import DEVELOPMENT_SECRET_KEY, SecretKeysSettings, ServiceSettings
 from modyard.deployer.settings import DeployerSettings
-from modyard.gateway.settings import GatewaySettings
 from modyard.installer.settings import InstallerSettings
 from modyard.jsrunner.settings import JsRunnerSettings
 from modyard.registry.settings import RegistrySettings

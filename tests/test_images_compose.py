@@ -63,7 +63,7 @@ MIGRATIONS = {
     "registry": ROOT / "services/registry/src/modyard/registry/migrations",
     "installer": ROOT / "services/installer/src/modyard/installer/migrations",
     "runtime": ROOT / "services/runtime/src/modyard/runtime/migrations",
-    "appcell-gateway": ROOT / "services/appcell-gateway/src/modyard/gateway/migrations",
+    "appcell-gateway": ROOT / "services/appcell-gateway/src/modyard/appcell_gateway/migrations",
     "deployer": ROOT / "services/deployer/src/modyard/deployer/migrations",
     "js-runner": ROOT / "services/js-runner/src/modyard/jsrunner/migrations",
 }

@@ -17,10 +17,10 @@ import httpx
 import pytest
 from aio_pika.abc import AbstractChannel
 
+from modyard.appcell_gateway.dispatch import INGRESS_DEAD_LETTER_QUEUE, INGRESS_EXCHANGE
 from modyard.common.bus import topology
 from modyard.common.bus.envelope import new_event
 from modyard.common.settings import CommonSettings
-from modyard.gateway.dispatch import INGRESS_DEAD_LETTER_QUEUE, INGRESS_EXCHANGE
 from modyard.runtime.engine.topology import WORK_DEAD_LETTER_QUEUE, WORK_EXCHANGE, WORK_ROUTING_KEY
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.polling import eventually

@@ -30,7 +30,7 @@ APPS = (
     "modyard.registry.app",
     "modyard.installer.app",
     "modyard.runtime.app",
-    "modyard.gateway.app",
+    "modyard.appcell_gateway.app",
     "modyard.deployer.app",
     "modyard.common.observability.flow_metrics",
 )

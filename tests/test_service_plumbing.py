@@ -9,12 +9,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from modyard.appcell_gateway.app import create_app as create_gateway
+from modyard.appcell_gateway.settings import GatewaySettings
 from modyard.common.auth import Role
 from modyard.common.settings import ServiceSettings
 from modyard.deployer.app import create_app as create_deployer
 from modyard.deployer.settings import DeployerSettings
-from modyard.gateway.app import create_app as create_gateway
-from modyard.gateway.settings import GatewaySettings
 from modyard.installer.app import create_app as create_installer
 from modyard.installer.settings import InstallerSettings
 from modyard.registry.app import create_app as create_registry

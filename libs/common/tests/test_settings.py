@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from modyard.common.bus.outbox import RETRY_BACKOFF, retry_delay
@@ -28,6 +30,34 @@ def test_service_prefix_wins_over_shared_prefix(monkeypatch: pytest.MonkeyPatch)
     settings = DemoSettings()
     assert settings.database_url == "postgresql+asyncpg://own@h/db"
     assert settings.amqp_url == "amqp://shared@h/"
+
+
+class RenamedSettings(ServiceSettings):
+    model_config = ServiceSettings.model_config | {"env_prefix": "MODYARD_NEW_NAME_"}
+    service_name = "new-name"
+    former_env_prefix = "MODYARD_OLD_NAME_"
+
+
+def test_a_former_prefix_is_read_with_a_warning_below_the_new_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("MODYARD_PORT", "7000")
+    monkeypatch.setenv("MODYARD_OLD_NAME_PORT", "7001")
+    monkeypatch.setenv("MODYARD_OLD_NAME_DB_SCHEMA", "old_schema")
+    monkeypatch.setenv("MODYARD_NEW_NAME_DB_SCHEMA", "new_schema")
+    with pytest.warns(FutureWarning, match="MODYARD_OLD_NAME_.*rename to MODYARD_NEW_NAME_"):
+        settings = RenamedSettings()
+    assert settings.port == 7001  # the former prefix beats the shared MODYARD_
+    assert settings.db_schema == "new_schema"  # and the new prefix beats the former
+
+
+def test_without_former_variables_nothing_is_said(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("MODYARD_NEW_NAME_PORT", "7002")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert RenamedSettings().port == 7002
 
 
 def test_settings_are_read_from_run_infra_env(

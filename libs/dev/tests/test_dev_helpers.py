@@ -192,7 +192,11 @@ def test_mounts_under_finds_nested_mounts_deepest_first() -> None:
 
 def test_select_services() -> None:
     assert select(None) == list(SERVICES)
-    assert [s.name for s in select(["deployer", "gateway"])] == ["appcell-gateway", "deployer"]
+    assert [s.name for s in select(["deployer", "appcell-gateway"])] == [
+        "appcell-gateway",
+        "deployer",
+    ]
+    assert [s.name for s in select(["js-runner"])] == ["js-runner"]
     with pytest.raises(ValueError, match="unknown service"):
         select(["nope"])
 
@@ -202,7 +206,7 @@ def test_console_scripts_and_names() -> None:
         "modyard-registry",
         "modyard-installer",
         "modyard-runtime",
-        "modyard-gateway",
+        "modyard-appcell-gateway",
         "modyard-deployer",
         "modyard-backoffice",
         "modyard-js-runner",

@@ -18,9 +18,9 @@ from sqlalchemy import select
 
 from examples.resellerclub_cell.cell import cell as example_cell
 from examples.resellerclub_cell.module_archive import module_zip
-from modyard.gateway.app import create_app
-from modyard.gateway.models import Cell
-from modyard.gateway.settings import GatewaySettings
+from modyard.appcell_gateway.app import create_app
+from modyard.appcell_gateway.models import Cell
+from modyard.appcell_gateway.settings import GatewaySettings
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.services import in_process, service_process
 

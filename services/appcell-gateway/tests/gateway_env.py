@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
+from modyard.appcell_gateway.context import GatewayContext
+from modyard.appcell_gateway.settings import GatewaySettings
 from modyard.common.auth import Role, mint_token
-from modyard.gateway.context import GatewayContext
-from modyard.gateway.settings import GatewaySettings
 from modyard.sdk.cell import Cell, Worker, WorkerOptions
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.polling import eventually

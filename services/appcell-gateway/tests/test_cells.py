@@ -15,7 +15,7 @@ from gateway_env import WS, Env
 
 from examples.resellerclub_cell.cell import cell as example_cell
 from examples.resellerclub_cell.module_archive import module_zip
-from modyard.gateway.dispatch import INGRESS_EXCHANGE
+from modyard.appcell_gateway.dispatch import INGRESS_EXCHANGE
 from modyard.testing.polling import eventually
 
 pytestmark = pytest.mark.infra

@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 
 from examples.resellerclub_cell.module_archive import module_zip
+from modyard.appcell_gateway.broker_admin import BrokerAdmin
+from modyard.appcell_gateway.catalogue import CellInvalid, build_catalogue
+from modyard.appcell_gateway.cells import parse_key
+from modyard.appcell_gateway.postpayload import render
+from modyard.appcell_gateway.problems import CellNotFound, SecurityRefused
+from modyard.appcell_gateway.security import enforce
+from modyard.appcell_gateway.settings import GatewaySettings
+from modyard.appcell_gateway.validation import SchemaCompileError, SchemaFiles
 from modyard.common.auth import Principal, Role
 from modyard.common.templates import TemplateError
-from modyard.gateway.broker_admin import BrokerAdmin
-from modyard.gateway.catalogue import CellInvalid, build_catalogue
-from modyard.gateway.cells import parse_key
-from modyard.gateway.postpayload import render
-from modyard.gateway.problems import CellNotFound, SecurityRefused
-from modyard.gateway.security import enforce
-from modyard.gateway.settings import GatewaySettings
-from modyard.gateway.validation import SchemaCompileError, SchemaFiles
 from modyard.modules.archive import ArchiveLimits, read_archive
 from modyard.modules.formats.appcell import AppCellAdapter
 

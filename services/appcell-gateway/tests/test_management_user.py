@@ -16,9 +16,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from modyard.appcell_gateway.broker_admin import BrokerAdmin, cell_queue, cell_user, new_password
+from modyard.appcell_gateway.settings import GatewaySettings
 from modyard.common.bus.management import management_permissions
-from modyard.gateway.broker_admin import BrokerAdmin, cell_queue, cell_user, new_password
-from modyard.gateway.settings import GatewaySettings
 from modyard.testing.infra import IsolatedInfra
 
 pytestmark = pytest.mark.infra

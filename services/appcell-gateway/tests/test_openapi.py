@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from modyard.gateway.app import create_app
-from modyard.gateway.settings import GatewaySettings
+from modyard.appcell_gateway.app import create_app
+from modyard.appcell_gateway.settings import GatewaySettings
 
 
 def test_every_v1_operation_documents_its_problem_responses() -> None:

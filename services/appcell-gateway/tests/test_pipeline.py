@@ -352,7 +352,7 @@ async def test_a_lost_requests_connection_is_a_503_until_it_is_restored(env: Env
 async def test_every_step_is_logged_with_the_correlation_id(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.DEBUG, logger="modyard.gateway.pipeline"):
+    with caplog.at_level(logging.DEBUG, logger="modyard.appcell_gateway.pipeline"):
         response = await env.call(
             "create",
             {"domain": "logged-steps.com", "years": 1},
@@ -362,7 +362,7 @@ async def test_every_step_is_logged_with_the_correlation_id(
     events = [
         record.msg
         for record in caplog.records
-        if record.name == "modyard.gateway.pipeline"
+        if record.name == "modyard.appcell_gateway.pipeline"
         and isinstance(record.msg, dict)
         and record.msg.get("correlation_id") == "steps-of-one-call"
     ]

@@ -8,8 +8,9 @@ sub-prefix (``MODYARD_REGISTRY_DATABASE_URL``) or for all services at once with 
 
 from __future__ import annotations
 
+import warnings
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
@@ -174,13 +175,50 @@ class CommonSettings(BaseSettings):
         }
 
 
+class _Renamed:
+    """A settings source under a service's former prefix: read, with a deprecation warning."""
+
+    env_prefix: str
+    current_prefix: str
+
+    settings_cls: type[BaseSettings]
+
+    def _warn(self, data: dict[str, Any]) -> dict[str, Any]:
+        # A .env source hands back the file's other lines too (the shared MODYARD_* ones):
+        # only the settings this prefix actually set are named.
+        found = [name for name in data if name in self.settings_cls.model_fields]
+        if found:
+            names = ", ".join(sorted(self.env_prefix + name.upper() for name in found))
+            warnings.warn(
+                f"{names}: the {self.env_prefix} prefix is deprecated and read for one more "
+                f"release; rename to {self.current_prefix}",
+                # FutureWarning, not DeprecationWarning: shown by default, to the operator.
+                FutureWarning,
+                stacklevel=2,
+            )
+        return data
+
+
+class _RenamedEnv(_Renamed, EnvSettingsSource):
+    def __call__(self) -> dict[str, Any]:
+        return self._warn(super().__call__())
+
+
+class _RenamedDotEnv(_Renamed, DotEnvSettingsSource):
+    def __call__(self) -> dict[str, Any]:
+        return self._warn(super().__call__())
+
+
 class ServiceSettings(CommonSettings):
     """Base class of one service's settings.
 
     Subclasses set ``service_name`` and ``model_config["env_prefix"]`` (``MODYARD_<SERVICE>_``).
+    A service whose prefix was renamed names the old one in ``former_env_prefix``: it is still
+    read (below the new prefix, above the shared ``MODYARD_``), with a deprecation warning.
     """
 
     service_name: ClassVar[str] = "service"
+    former_env_prefix: ClassVar[str | None] = None
     default_port: ClassVar[int] = 8000
 
     host: str = "127.0.0.1"
@@ -233,11 +271,24 @@ class ServiceSettings(CommonSettings):
         shared_dotenv = DotEnvSettingsSource(
             settings_cls, env_file=ENV_FILES, env_prefix=ENV_PREFIX
         )
+        former: tuple[PydanticBaseSettingsSource, ...] = ()
+        former_prefix = getattr(settings_cls, "former_env_prefix", None)
+        if former_prefix:
+            current = str(settings_cls.model_config.get("env_prefix") or ENV_PREFIX)
+            former_env = _RenamedEnv(settings_cls, env_prefix=former_prefix)
+            former_dotenv = _RenamedDotEnv(
+                settings_cls, env_file=ENV_FILES, env_prefix=former_prefix
+            )
+            for source in (former_env, former_dotenv):
+                source.current_prefix = current
+            former = (former_env, former_dotenv)
         return (
             init_settings,
             env_settings,
+            *former[:1],
             shared_env,
             dotenv_settings,
+            *former[1:],
             shared_dotenv,
             file_secret_settings,
         )

@@ -24,7 +24,7 @@ SERVICES: tuple[Service, ...] = (
     Service("registry", "modyard-registry"),
     Service("installer", "modyard-installer"),
     Service("runtime", "modyard-runtime"),
-    Service("appcell-gateway", "modyard-gateway"),
+    Service("appcell-gateway", "modyard-appcell-gateway"),
     Service("deployer", "modyard-deployer"),
     # The operators' web console; it has no schema (its `migrate` only says so).
     Service("backoffice", "modyard-backoffice"),

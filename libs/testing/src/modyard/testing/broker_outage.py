@@ -133,7 +133,7 @@ async def run_broker_outage(
         **broker.env(),
         "MODYARD_LOG_LEVEL": "WARNING",
         # A caller whose request is lost with the broker hears so within this, not 10 s later.
-        "MODYARD_GATEWAY_REQUEST_TIMEOUT_SECONDS": "5",
+        "MODYARD_APPCELL_GATEWAY_REQUEST_TIMEOUT_SECONDS": "5",
         **(extra_env or {}),
     }
     async with AsyncExitStack() as stack:

@@ -27,7 +27,7 @@ SERVICE_PACKAGES = {
     "registry": "registry",
     "installer": "installer",
     "runtime": "runtime",
-    "appcell-gateway": "gateway",
+    "appcell-gateway": "appcell_gateway",
     "deployer": "deployer",
 }
 #: Every process ``service_process`` can start: the five, the backoffice (no data of its own)

@@ -21,13 +21,13 @@ import uuid
 
 import structlog
 
+from modyard.appcell_gateway.settings import GatewaySettings
 from modyard.common.bus.management import (
     BrokerAdminError,
     BrokerManagement,
     confined_permissions,
     new_password,
 )
-from modyard.gateway.settings import GatewaySettings
 
 __all__ = ["BrokerAdmin", "BrokerAdminError", "cell_permissions", "new_password"]
 

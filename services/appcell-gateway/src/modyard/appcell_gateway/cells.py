@@ -19,6 +19,12 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modyard.appcell_gateway.broker_admin import BrokerAdmin, cell_queue, cell_user, new_password
+from modyard.appcell_gateway.catalogue import CellInvalid, build_catalogue
+from modyard.appcell_gateway.models import Cell
+from modyard.appcell_gateway.problems import CellNotFound, CellNotReady
+from modyard.appcell_gateway.upstream import RegistryClient, UpstreamMissing
+from modyard.appcell_gateway.validation import CompiledSchema, SchemaFiles
 from modyard.common.bus.envelope import new_event
 from modyard.common.bus.outbox import record_event
 from modyard.common.db.database import Database
@@ -26,12 +32,6 @@ from modyard.common.secrets import SecretBox
 from modyard.contracts.events import payload
 from modyard.contracts.events.gateway import CELL_READY, CELL_REJECTED, CELL_REMOVED, CellEvent
 from modyard.contracts.events.installer import InstallationEvent
-from modyard.gateway.broker_admin import BrokerAdmin, cell_queue, cell_user, new_password
-from modyard.gateway.catalogue import CellInvalid, build_catalogue
-from modyard.gateway.models import Cell
-from modyard.gateway.problems import CellNotFound, CellNotReady
-from modyard.gateway.upstream import RegistryClient, UpstreamMissing
-from modyard.gateway.validation import CompiledSchema, SchemaFiles
 from modyard.modules.manifest import Manifest
 
 log = structlog.get_logger(__name__)

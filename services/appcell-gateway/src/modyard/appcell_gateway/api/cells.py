@@ -7,21 +7,21 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from modyard.common.auth import CurrentPrincipal, Principal
-from modyard.common.db.session import DbSession
-from modyard.common.errors import PROBLEM_RESPONSES
-from modyard.common.request_context import current_correlation_id, current_request_id
-from modyard.gateway import queries
-from modyard.gateway.api.deps import Caller, Context, Operator, json_response
-from modyard.gateway.context import GatewayContext
-from modyard.gateway.pipeline import CellRequest
-from modyard.gateway.schemas import (
+from modyard.appcell_gateway import queries
+from modyard.appcell_gateway.api.deps import Caller, Context, Operator, json_response
+from modyard.appcell_gateway.context import GatewayContext
+from modyard.appcell_gateway.pipeline import CellRequest
+from modyard.appcell_gateway.schemas import (
     ActionAnswer,
     ActionCall,
     CellCredentials,
     CellDetail,
     CellSummary,
 )
+from modyard.common.auth import CurrentPrincipal, Principal
+from modyard.common.db.session import DbSession
+from modyard.common.errors import PROBLEM_RESPONSES
+from modyard.common.request_context import current_correlation_id, current_request_id
 
 router = APIRouter(prefix="/v1/cells", tags=["cells"], responses=PROBLEM_RESPONSES)
 

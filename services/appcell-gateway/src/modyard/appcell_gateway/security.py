@@ -16,8 +16,8 @@ the token it sends.
 
 from __future__ import annotations
 
+from modyard.appcell_gateway.problems import SecurityRefused, WorkspaceRefused
 from modyard.common.auth import Principal
-from modyard.gateway.problems import SecurityRefused, WorkspaceRefused
 
 RBAC_PREFIX = "rbac::"
 

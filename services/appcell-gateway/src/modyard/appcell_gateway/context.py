@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modyard.appcell_gateway.broker_admin import BrokerAdmin
+from modyard.appcell_gateway.cells import CellCache, CellDeps
+from modyard.appcell_gateway.dispatch import Dispatcher
+from modyard.appcell_gateway.pipeline import Pipeline
+from modyard.appcell_gateway.request_log import RequestLog
+from modyard.appcell_gateway.settings import GatewaySettings
+from modyard.appcell_gateway.upstream import InstallerClient, RegistryClient
 from modyard.common.db.database import Database
 from modyard.common.secrets import SecretBox
 from modyard.common.tokens import VerifiedTokens
-from modyard.gateway.broker_admin import BrokerAdmin
-from modyard.gateway.cells import CellCache, CellDeps
-from modyard.gateway.dispatch import Dispatcher
-from modyard.gateway.pipeline import Pipeline
-from modyard.gateway.request_log import RequestLog
-from modyard.gateway.settings import GatewaySettings
-from modyard.gateway.upstream import InstallerClient, RegistryClient
 
 
 @dataclass

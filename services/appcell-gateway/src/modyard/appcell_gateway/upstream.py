@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
+from modyard.appcell_gateway.settings import GatewaySettings
 from modyard.common.errors import ServiceUnavailable
 from modyard.common.service_client import ServiceClient
-from modyard.gateway.settings import GatewaySettings
 
 
 class UpstreamMissing(LookupError):

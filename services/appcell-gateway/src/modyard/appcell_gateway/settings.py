@@ -9,17 +9,20 @@ from modyard.common.settings import ENV_FILES, SecretKeysSettings
 
 
 class GatewaySettings(SecretKeysSettings):
-    """Settings of the appcell-gateway service: ``MODYARD_GATEWAY_*``, falling back to ``MODYARD_*``.
+    """Settings of the appcell-gateway service: ``MODYARD_APPCELL_GATEWAY_*``, falling back to
+    ``MODYARD_*`` (``MODYARD_GATEWAY_*`` is still read, with a warning, for one release).
 
-    ``MODYARD_GATEWAY_SECRET_KEYS`` (from :class:`SecretKeysSettings`) encrypts the cells' broker
-    passwords at rest.
+    ``MODYARD_APPCELL_GATEWAY_SECRET_KEYS`` (from :class:`SecretKeysSettings`) encrypts the cells'
+    broker passwords at rest.
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="MODYARD_GATEWAY_", env_file=ENV_FILES, extra="ignore"
+        env_prefix="MODYARD_APPCELL_GATEWAY_", env_file=ENV_FILES, extra="ignore"
     )
 
     service_name: ClassVar[str] = "appcell-gateway"
+    #: The prefix before the package took the folder's name (read, with a warning, until 0.3).
+    former_env_prefix: ClassVar[str | None] = "MODYARD_GATEWAY_"
     default_port: ClassVar[int] = 8004
 
     #: How long a cell may take to answer one request (HTTP 504 / AMQP 504 after that).

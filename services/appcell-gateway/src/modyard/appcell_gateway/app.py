@@ -9,23 +9,23 @@ from pathlib import Path
 from aio_pika.abc import AbstractExchange
 from fastapi import FastAPI
 
+from modyard.appcell_gateway.api import routers
+from modyard.appcell_gateway.api.action_lane import ActionCallLane
+from modyard.appcell_gateway.broker_admin import BrokerAdmin
+from modyard.appcell_gateway.cells import CellCache
+from modyard.appcell_gateway.consumers import subscriptions_for
+from modyard.appcell_gateway.context import GatewayContext
+from modyard.appcell_gateway.dispatch import Dispatcher
+from modyard.appcell_gateway.ingress import Ingress
+from modyard.appcell_gateway.pipeline import Pipeline
+from modyard.appcell_gateway.request_log import RequestLog
+from modyard.appcell_gateway.settings import GatewaySettings
+from modyard.appcell_gateway.upstream import InstallerClient, RegistryClient
 from modyard.common.app_factory import Lifecycle, ServiceSpec, build_service_app
 from modyard.common.auth import verified_tokens
 from modyard.common.bus.connection import Bus
 from modyard.common.db.database import Database
 from modyard.common.db.secret_rotation import EncryptedColumn
-from modyard.gateway.api import routers
-from modyard.gateway.api.action_lane import ActionCallLane
-from modyard.gateway.broker_admin import BrokerAdmin
-from modyard.gateway.cells import CellCache
-from modyard.gateway.consumers import subscriptions_for
-from modyard.gateway.context import GatewayContext
-from modyard.gateway.dispatch import Dispatcher
-from modyard.gateway.ingress import Ingress
-from modyard.gateway.pipeline import Pipeline
-from modyard.gateway.request_log import RequestLog
-from modyard.gateway.settings import GatewaySettings
-from modyard.gateway.upstream import InstallerClient, RegistryClient
 
 
 def service_spec(settings: GatewaySettings | None = None) -> ServiceSpec:

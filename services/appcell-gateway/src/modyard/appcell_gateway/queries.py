@@ -7,22 +7,22 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modyard.common.auth import Principal
-from modyard.common.errors import Conflict
-from modyard.common.secrets import SecretBox
-from modyard.gateway.broker_admin import REPLIES_EXCHANGE, BrokerAdmin
-from modyard.gateway.cells import READY, REMOVED, find_row
-from modyard.gateway.models import Cell
-from modyard.gateway.problems import ActionNotFound, CellNotFound, CellNotReady
-from modyard.gateway.schemas import (
+from modyard.appcell_gateway.broker_admin import REPLIES_EXCHANGE, BrokerAdmin
+from modyard.appcell_gateway.cells import READY, REMOVED, find_row
+from modyard.appcell_gateway.models import Cell
+from modyard.appcell_gateway.problems import ActionNotFound, CellNotFound, CellNotReady
+from modyard.appcell_gateway.schemas import (
     CellCredentials,
     CellDetail,
     CellSummary,
     SlotBundle,
     SlotBundles,
 )
-from modyard.gateway.security import enforce_workspace
-from modyard.gateway.validation import ARCHIVE_BASE, SchemaFiles
+from modyard.appcell_gateway.security import enforce_workspace
+from modyard.appcell_gateway.validation import ARCHIVE_BASE, SchemaFiles
+from modyard.common.auth import Principal
+from modyard.common.errors import Conflict
+from modyard.common.secrets import SecretBox
 
 
 def _visible(cell: Cell, principal: Principal) -> bool:

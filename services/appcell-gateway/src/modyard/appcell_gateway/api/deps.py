@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 
+from modyard.appcell_gateway.context import GatewayContext
 from modyard.common.auth import CurrentPrincipal, Principal, Role, require_roles
-from modyard.gateway.context import GatewayContext
 
 
 async def get_context(request: Request) -> GatewayContext:

@@ -21,23 +21,23 @@ from typing import Any
 
 import structlog
 
-from modyard.common.auth import Principal
-from modyard.common.errors import InvalidParam, Problem
-from modyard.common.observability import tracing
-from modyard.common.observability.flow_metrics import CellRequestTimer
-from modyard.common.templates import TemplateError
-from modyard.gateway import postpayload, security
-from modyard.gateway.cells import CellCache, Execution, LiveCell
-from modyard.gateway.dispatch import Dispatcher
-from modyard.gateway.problems import (
+from modyard.appcell_gateway import postpayload, security
+from modyard.appcell_gateway.cells import CellCache, Execution, LiveCell
+from modyard.appcell_gateway.dispatch import Dispatcher
+from modyard.appcell_gateway.problems import (
     ActionNotFound,
     CellFailed,
     CellNotFound,
     InvalidCellResult,
     InvalidPayload,
 )
-from modyard.gateway.request_log import RequestLog
-from modyard.gateway.upstream import InstallerClient, UpstreamMissing
+from modyard.appcell_gateway.request_log import RequestLog
+from modyard.appcell_gateway.upstream import InstallerClient, UpstreamMissing
+from modyard.common.auth import Principal
+from modyard.common.errors import InvalidParam, Problem
+from modyard.common.observability import tracing
+from modyard.common.observability.flow_metrics import CellRequestTimer
+from modyard.common.templates import TemplateError
 
 log = structlog.get_logger(__name__)
 # structlog runs its processors before the level is checked: on the hot path, ask first.

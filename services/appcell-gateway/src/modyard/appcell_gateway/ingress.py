@@ -27,6 +27,8 @@ import structlog
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from modyard.appcell_gateway.dispatch import INGRESS_DEAD_LETTER_QUEUE
+from modyard.appcell_gateway.pipeline import CellRequest, Pipeline
 from modyard.common.auth import bearer_principal
 from modyard.common.errors import (
     PROBLEM_CONTENT_TYPE,
@@ -37,8 +39,6 @@ from modyard.common.errors import (
 )
 from modyard.common.request_context import bound_context
 from modyard.common.tokens import VerifiedTokens
-from modyard.gateway.dispatch import INGRESS_DEAD_LETTER_QUEUE
-from modyard.gateway.pipeline import CellRequest, Pipeline
 
 log = structlog.get_logger(__name__)
 

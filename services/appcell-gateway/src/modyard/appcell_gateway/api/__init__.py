@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from modyard.gateway.api import cells, requests, ui
+from modyard.appcell_gateway.api import cells, requests, ui
 
 routers: list[APIRouter] = [cells.router, requests.router, ui.router]

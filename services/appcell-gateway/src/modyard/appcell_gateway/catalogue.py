@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from modyard.gateway.validation import ARCHIVE_BASE, SchemaCompileError, SchemaFiles
+from modyard.appcell_gateway.validation import ARCHIVE_BASE, SchemaCompileError, SchemaFiles
 from modyard.modules.archive import ArchiveLimits, read_archive
 from modyard.modules.formats.appcell_platform import platform_schema_at
 from modyard.modules.formats.base import ModuleFiles

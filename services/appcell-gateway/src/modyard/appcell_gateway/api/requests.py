@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from modyard.appcell_gateway.api.deps import Context, ServiceOrOperator
+from modyard.appcell_gateway.schemas import RequestEntry, RequestPage
 from modyard.common.errors import PROBLEM_RESPONSES
-from modyard.gateway.api.deps import Context, ServiceOrOperator
-from modyard.gateway.schemas import RequestEntry, RequestPage
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"], responses=PROBLEM_RESPONSES)
 

@@ -24,11 +24,11 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from modyard.appcell_gateway.api import cells
+from modyard.appcell_gateway.context import GatewayContext
+from modyard.appcell_gateway.schemas import ActionCall
 from modyard.common.auth import bearer_principal
 from modyard.common.errors import Problem, problem_response, validation_problem
-from modyard.gateway.api import cells
-from modyard.gateway.context import GatewayContext
-from modyard.gateway.schemas import ActionCall
 
 _ACTION_PATH = re.compile(
     r"/v1/cells/(?P<installation>[^/]+)/plugins/(?P<plugin>[^/]+)/actions/(?P<action>[^/]+)"

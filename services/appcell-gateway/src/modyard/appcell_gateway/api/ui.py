@@ -6,13 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Response
 
+from modyard.appcell_gateway import queries
+from modyard.appcell_gateway.api.deps import Caller, Context, json_response
+from modyard.appcell_gateway.pipeline import CellRequest
+from modyard.appcell_gateway.schemas import ActionAnswer, SlotBundles
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES
 from modyard.common.request_context import current_correlation_id, current_request_id
-from modyard.gateway import queries
-from modyard.gateway.api.deps import Caller, Context, json_response
-from modyard.gateway.pipeline import CellRequest
-from modyard.gateway.schemas import ActionAnswer, SlotBundles
 
 router = APIRouter(prefix="/v1/ui", tags=["ui"], responses=PROBLEM_RESPONSES)
 

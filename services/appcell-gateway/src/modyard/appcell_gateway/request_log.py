@@ -19,8 +19,8 @@ from typing import Any
 import structlog
 from sqlalchemy import delete, select
 
+from modyard.appcell_gateway.models import RequestRecord
 from modyard.common.db.database import Database
-from modyard.gateway.models import RequestRecord
 
 log = structlog.get_logger(__name__)
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from modyard.appcell_gateway.app import create_app, service_spec
 from modyard.common.service_cli import service_cli
-from modyard.gateway.app import create_app, service_spec
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
+from modyard.appcell_gateway.models import metadata
 from modyard.common.db.migrations import run_alembic_env
-from modyard.gateway.models import metadata
 
 run_alembic_env(metadata)

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modyard.appcell_gateway import cells
+from modyard.appcell_gateway.context import GatewayContext
 from modyard.common.bus.consumer import EventSubscription
 from modyard.common.bus.envelope import CloudEvent
 from modyard.contracts.events import parse
@@ -17,8 +19,6 @@ from modyard.contracts.events.installer import (
     INSTALLATION_UPGRADED,
     InstallationEvent,
 )
-from modyard.gateway import cells
-from modyard.gateway.context import GatewayContext
 
 
 def subscriptions_for(context: Callable[[], GatewayContext]) -> list[EventSubscription]:

@@ -37,12 +37,12 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
 
+from modyard.appcell_gateway.broker_admin import REPLIES_EXCHANGE
+from modyard.appcell_gateway.problems import CellTimeout, CellUnavailable
 from modyard.cell.wire import Delivery, Properties, Wire, WireConnection
 from modyard.common.bus.connection import Bus, BusUnavailable, MessageCallback, MessageReturned
 from modyard.common.bus.replies import InvalidReply, PendingReplies
 from modyard.common.observability import tracing
-from modyard.gateway.broker_admin import REPLIES_EXCHANGE
-from modyard.gateway.problems import CellTimeout, CellUnavailable
 
 log = structlog.get_logger(__name__)
 
