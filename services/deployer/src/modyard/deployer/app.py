@@ -10,10 +10,10 @@ from fastapi import FastAPI
 from modyard.common.app_factory import ServiceSpec, build_service_app
 from modyard.common.db.secret_rotation import EncryptedColumn
 from modyard.common.observability.state_gauges import refresh_state_gauges
-from modyard.deployer.api import routers
 from modyard.deployer.consumers import subscriptions
-from modyard.deployer.context import DeployerContext
-from modyard.deployer.deployments import status_gauge_refresher
+from modyard.deployer.context import SLOT, DeployerContext
+from modyard.deployer.deployments.endpoints import router as deployments_router
+from modyard.deployer.deployments.service import status_gauge_refresher
 from modyard.deployer.docker_backend import DockerBackend
 from modyard.deployer.reconciler import Reconciler
 from modyard.deployer.settings import DeployerSettings
@@ -28,7 +28,7 @@ def service_spec(settings: DeployerSettings | None = None) -> ServiceSpec:
     async def resources(app: FastAPI) -> AsyncIterator[None]:
         backend = DockerBackend(settings)
         reconciler = Reconciler(app.state.database, backend, settings, secrets)
-        app.state.deployer = DeployerContext(settings, secrets, backend, reconciler)
+        SLOT.attach(app, DeployerContext(settings, secrets, backend, reconciler))
         tasks = [
             asyncio.create_task(
                 reconciler.run(app.state.lifecycle.migrated), name="deployer-reconciler"
@@ -56,7 +56,7 @@ def service_spec(settings: DeployerSettings | None = None) -> ServiceSpec:
         title="modyard deployer",
         description="deployments of container modules on Docker: desired and observed state, logs",
         migrations=Path(__file__).parent / "migrations",
-        routers=routers,
+        routers=[deployments_router],
         subscriptions=subscriptions,
         resources=resources,
         encrypted_columns=(

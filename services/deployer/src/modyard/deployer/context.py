@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from modyard.common.secrets import SecretBox
+from modyard.common.service_context import ContextSlot
 from modyard.deployer.backend import ContainerBackend
 from modyard.deployer.reconciler import Reconciler
 from modyard.deployer.settings import DeployerSettings
@@ -21,10 +22,5 @@ class DeployerContext:
     reconciler: Reconciler
 
 
-def get_context(request: Request) -> DeployerContext:
-    context = request.app.state.deployer
-    assert isinstance(context, DeployerContext)
-    return context
-
-
-Context = Annotated[DeployerContext, Depends(get_context)]
+SLOT = ContextSlot(DeployerContext)
+Context = Annotated[DeployerContext, Depends(SLOT.get)]

@@ -41,7 +41,7 @@ from modyard.deployer.backend import (
 )
 from modyard.deployer.backoff import BackoffPolicy
 from modyard.deployer.container_policy import InvalidDeclaration, check_registry, sandbox
-from modyard.deployer.deployments import declaration_of, set_status
+from modyard.deployer.deployments.service import declaration_of, set_status
 from modyard.deployer.events import image_of, status_changed
 from modyard.deployer.models import Deployment, Desired, Status
 from modyard.deployer.settings import DeployerSettings

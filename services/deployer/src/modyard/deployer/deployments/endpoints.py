@@ -10,8 +10,8 @@ from fastapi.responses import StreamingResponse
 from modyard.common.auth import Principal, Role, require_roles
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES
-from modyard.deployer import deployments, logs
 from modyard.deployer.context import Context
+from modyard.deployer.deployments import logs, service
 from modyard.deployer.models import Deployment, Status
 from modyard.deployer.schemas import (
     NAME_PATTERN,
@@ -34,9 +34,9 @@ async def create_deployment(
     body: DeploymentCreate, session: DbSession, context: Context, _: Operator, response: Response
 ) -> DeploymentOut:
     """Register a container module (status ``not_deployed``); the token and env are encrypted."""
-    deployment = await deployments.create(session, context.secrets, context.settings, body)
+    deployment = await service.create(session, context.secrets, context.settings, body)
     response.headers["Location"] = f"/v1/deployments/{deployment.id}"
-    return deployments.describe(deployment)
+    return service.describe(deployment)
 
 
 @router.get("", response_model=DeploymentPage)
@@ -50,7 +50,7 @@ async def list_deployments(
     limit: Annotated[int | None, Query(ge=1, le=500)] = None,
 ) -> DeploymentPage:
     """Deployments by name, filtered by name or status, paginated with an opaque cursor."""
-    return await deployments.list_page(
+    return await service.list_page(
         session,
         name=name,
         status=status,
@@ -61,12 +61,12 @@ async def list_deployments(
 
 @router.get("/{ref}", response_model=DeploymentOut)
 async def get_deployment(ref: Ref, session: DbSession, _: Reader) -> DeploymentOut:
-    return deployments.describe(await deployments.get(session, ref))
+    return service.describe(await service.get(session, ref))
 
 
 async def _change(session: DbSession, context: Context, ref: str) -> Deployment:
-    deployment = await deployments.get(session, ref, for_update=True)
-    deployments.wake_after_commit(session, context.reconciler.wake, deployment.id)
+    deployment = await service.get(session, ref, for_update=True)
+    service.wake_after_commit(session, context.reconciler.wake, deployment.id)
     return deployment
 
 
@@ -79,24 +79,24 @@ async def _change(session: DbSession, context: Context, ref: str) -> Deployment:
 async def deploy(ref: Ref, session: DbSession, context: Context, _: Operator) -> DeploymentOut:
     """Pull the image with the token and start it: ``deploying``, then ``running`` or ``warn``."""
     deployment = await _change(session, context, ref)
-    await deployments.deploy(session, context.settings.source, deployment)
-    return deployments.describe(deployment)
+    await service.deploy(session, context.settings.source, deployment)
+    return service.describe(deployment)
 
 
 @router.post("/{ref}/suspend", status_code=status.HTTP_202_ACCEPTED, response_model=DeploymentOut)
 async def suspend(ref: Ref, session: DbSession, context: Context, _: Operator) -> DeploymentOut:
     """Stop the process and keep its container and data (``suspended``)."""
     deployment = await _change(session, context, ref)
-    await deployments.suspend(session, deployment)
-    return deployments.describe(deployment)
+    await service.suspend(session, deployment)
+    return service.describe(deployment)
 
 
 @router.post("/{ref}/resume", status_code=status.HTTP_202_ACCEPTED, response_model=DeploymentOut)
 async def resume(ref: Ref, session: DbSession, context: Context, _: Operator) -> DeploymentOut:
     """Start a suspended deployment's process again."""
     deployment = await _change(session, context, ref)
-    await deployments.resume(session, context.settings.source, deployment)
-    return deployments.describe(deployment)
+    await service.resume(session, context.settings.source, deployment)
+    return service.describe(deployment)
 
 
 @router.patch("/{ref}", status_code=status.HTTP_202_ACCEPTED, response_model=DeploymentOut)
@@ -106,16 +106,16 @@ async def update(
     """A new tag and/or env: a running deployment is redeployed, the old container serving until
     the new one is up (if the new one fails: ``warn``, and the old one keeps serving)."""
     deployment = await _change(session, context, ref)
-    await deployments.update(session, context.secrets, context.settings, deployment, body)
-    return deployments.describe(deployment)
+    await service.update(session, context.secrets, context.settings, deployment, body)
+    return service.describe(deployment)
 
 
 @router.delete("/{ref}", status_code=status.HTTP_202_ACCEPTED, response_model=DeploymentOut)
 async def delete(ref: Ref, session: DbSession, context: Context, _: Operator) -> DeploymentOut:
     """Stop the process, remove its container and its data volume, then the deployment."""
     deployment = await _change(session, context, ref)
-    await deployments.delete(session, context.settings.source, deployment)
-    return deployments.describe(deployment)
+    await service.delete(session, context.settings.source, deployment)
+    return service.describe(deployment)
 
 
 @router.get(
@@ -136,7 +136,7 @@ async def container_logs(
     timestamps: bool = False,
 ) -> StreamingResponse:
     """The container's stdout and stderr (of the newest generation)."""
-    deployment = await deployments.get(session, ref)
+    deployment = await service.get(session, ref)
     container_id = await logs.container_for_logs(context.backend, deployment)
     chunks: AsyncIterator[bytes] = context.backend.logs(
         container_id, tail=tail, since=since, follow=follow, timestamps=timestamps

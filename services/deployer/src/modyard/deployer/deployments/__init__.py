@@ -1,0 +1,1 @@
+"""Deployments: the API's endpoints, the desired state they change, and container logs."""
