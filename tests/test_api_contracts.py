@@ -19,6 +19,8 @@ from modyard.installer import schemas as installer_schemas
 from modyard.registry import schemas as registry_schemas
 from modyard.runtime import schemas as runtime_schemas
 from modyard.runtime.api import workers as runtime_workers
+from modyard.runtime.apps import schemas as app_schemas
+from modyard.runtime.automations import schemas as automation_schemas
 from modyard.runtime.webhooks import schemas as webhook_schemas
 
 PAIRS: list[tuple[type[ApiModel], type[BaseModel]]] = [
@@ -46,6 +48,13 @@ PAIRS: list[tuple[type[ApiModel], type[BaseModel]]] = [
     (runtime_api.AttemptOut, webhook_schemas.AttemptOut),
     (runtime_api.DeliveryOut, webhook_schemas.DeliveryOut),
     (runtime_api.WorkerCredentialsOut, runtime_workers.WorkerCredentialsOut),
+    (runtime_api.AutomationOut, automation_schemas.AutomationOut),
+    (runtime_api.SourceOut, automation_schemas.SourceOut),
+    (runtime_api.RunOut, automation_schemas.RunOut),
+    (runtime_api.PublishOut, app_schemas.PublishOut),
+    (runtime_api.PublishedApp, app_schemas.PublishedApp),
+    (runtime_api.InstanceAutomation, app_schemas.InstanceAutomation),
+    (runtime_api.AppInstanceOut, app_schemas.AppInstanceOut),
 ]
 
 

@@ -41,8 +41,8 @@ def apps_publish(
         echo_json(result)
         return
     console.print(
-        f"[green]✓[/] published {escape(workspace)} as {escape(result['app'])} "
-        f"{escape(result['version'])}"
+        f"[green]✓[/] published {escape(workspace)} as {escape(result.app)} "
+        f"{escape(result.version)}"
     )
 
 
@@ -61,13 +61,13 @@ def apps_list(
             echo_json(apps)
             return
         table = Table("app", "version", "workspace", "label", "description")
-        for item in apps:
+        for app in apps:
             table.add_row(
-                escape(item["app"]),
-                escape(item["version"] or ""),
-                escape(item["workspace"]),
-                escape(item["label"] or ""),
-                escape(item["description"] or ""),
+                escape(app.app),
+                escape(app.version or ""),
+                escape(app.workspace),
+                escape(app.label or ""),
+                escape(app.description or ""),
             )
         console.print(table)
         return
@@ -78,12 +78,12 @@ def apps_list(
     table = Table("instance", "app", "version", "pinned", "endpoints", "automations")
     for item in instances:
         table.add_row(
-            escape(item["slug"]),
-            escape(item["app"]),
-            escape(item["version"]),
-            "yes" if item["pinned"] else "",
-            escape(", ".join(a["endpoint"] for a in item["automations"] if a["endpoint"])),
-            escape(", ".join(a["slug"] for a in item["automations"])),
+            escape(item.slug),
+            escape(item.app),
+            escape(item.version),
+            "yes" if item.pinned else "",
+            escape(", ".join(a.endpoint for a in item.automations if a.endpoint)),
+            escape(", ".join(a.slug for a in item.automations)),
         )
     console.print(table)
 
@@ -106,8 +106,8 @@ def automations_run(
     if as_json:
         echo_json(result)
         return
-    console.print_json(json.dumps(result["output"]))
-    for event in result["emitted"]:
+    console.print_json(json.dumps(result.output))
+    for event in result.emitted:
         console.print(f"[cyan]emitted[/] {escape(event['type'])}")
 
 
@@ -129,7 +129,7 @@ def automations_save(
     if as_json:
         echo_json(result)
         return
-    console.print(f"[green]✓[/] saved automation {escape(result['slug'])}")
+    console.print(f"[green]✓[/] saved automation {escape(result.slug)}")
 
 
 @automations_app.command("import")
@@ -150,8 +150,8 @@ def automations_import(
         echo_json(result)
         return
     console.print(
-        f"[green]✓[/] imported {len(result['automations'])} automation(s) into "
-        f"{escape(workspace)}: {escape(', '.join(result['automations']))}"
+        f"[green]✓[/] imported {len(result.automations)} automation(s) into "
+        f"{escape(workspace)}: {escape(', '.join(result.automations))}"
     )
 
 
@@ -164,11 +164,11 @@ def automations_list(workspace: WorkspaceOption, as_json: JsonOption = False) ->
         return
     table = Table("slug", "name", "private", "endpoint", "events", "schedules")
     for item in items:
-        when = item["when"]
+        when = item.when
         table.add_row(
-            escape(item["slug"]),
-            escape(item["name"]),
-            "yes" if item["private"] else "",
+            escape(item.slug),
+            escape(item.name),
+            "yes" if item.private else "",
             "yes" if when.get("endpoint") else "",
             escape(", ".join(when.get("events") or [])),
             escape(", ".join(when.get("schedules") or [])),

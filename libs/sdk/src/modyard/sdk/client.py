@@ -34,10 +34,16 @@ from modyard.contracts.api.registry import (
     PublishResult,
 )
 from modyard.contracts.api.runtime import (
+    AppInstanceOut,
+    AutomationOut,
     BulkResult,
     DeliveryOut,
     FlowOut,
     FlowValidation,
+    PublishedApp,
+    PublishOut,
+    RunOut,
+    SourceOut,
     UnprocessedOut,
     WebhookOut,
     WorkerCredentialsOut,
@@ -542,33 +548,35 @@ class AutomationsClient(_ServiceAPI):
 
     service = "runtime"
 
-    async def automations(self, workspace: str) -> list[dict[str, Any]]:
-        return list((await self._json("GET", f"/v1/workspaces/{workspace}/automations"))["items"])
+    async def automations(self, workspace: str) -> list[AutomationOut]:
+        path = f"/v1/workspaces/{workspace}/automations"
+        return await self._answers(AutomationOut, "GET", path)
 
-    async def save(self, workspace: str, slug: str, definition: dict[str, Any]) -> dict[str, Any]:
+    async def save(self, workspace: str, slug: str, definition: dict[str, Any]) -> AutomationOut:
         path = f"/v1/workspaces/{workspace}/automations/{slug}"
-        return dict(await self._json("PUT", path, json=definition))
+        return await self._answer(AutomationOut, "PUT", path, json=definition)
 
-    async def import_source(self, workspace: str, source: dict[str, Any]) -> dict[str, Any]:
+    async def import_source(self, workspace: str, source: dict[str, Any]) -> SourceOut:
         """Replace the workspace's automations and settings with a Prisme.ai workspace YAML."""
-        return dict(await self._json("PUT", f"/v1/workspaces/{workspace}/source", json=source))
+        path = f"/v1/workspaces/{workspace}/source"
+        return await self._answer(SourceOut, "PUT", path, json=source)
 
-    async def run(self, workspace: str, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def run(self, workspace: str, name: str, payload: dict[str, Any]) -> RunOut:
         path = f"/v1/workspaces/{workspace}/automations/{name}/run"
-        return dict(await self._json("POST", path, json={"payload": payload}))
+        return await self._answer(RunOut, "POST", path, json={"payload": payload})
 
     async def call_endpoint(self, workspace: str, name: str, body: Any = None) -> Any:
         return await self._json("POST", f"/v1/workspaces/{workspace}/endpoints/{name}", json=body)
 
-    async def publish(self, workspace: str, app_name: str) -> dict[str, Any]:
+    async def publish(self, workspace: str, app_name: str) -> PublishOut:
         path = f"/v1/workspaces/{workspace}/publish"
-        return dict(await self._json("POST", path, json={"app_name": app_name}))
+        return await self._answer(PublishOut, "POST", path, json={"app_name": app_name})
 
-    async def apps(self) -> list[dict[str, Any]]:
-        return list((await self._json("GET", "/v1/apps"))["items"])
+    async def apps(self) -> list[PublishedApp]:
+        return await self._answers(PublishedApp, "GET", "/v1/apps")
 
-    async def instances(self, workspace: str) -> list[dict[str, Any]]:
-        return list((await self._json("GET", f"/v1/workspaces/{workspace}/apps"))["items"])
+    async def instances(self, workspace: str) -> list[AppInstanceOut]:
+        return await self._answers(AppInstanceOut, "GET", f"/v1/workspaces/{workspace}/apps")
 
 
 class GatewayClient(_ServiceAPI):

@@ -120,3 +120,74 @@ class WorkerCredentialsOut(ApiModel):
     reply_exchange: str
     #: Connections closed with the old password.
     closed_connections: int
+
+
+# -- automations and apps ----------------------------------------------------------------------
+
+
+class AutomationOut(ApiModel):
+    slug: str
+    name: str
+    description: str | None
+    private: bool
+    arguments: dict[str, Any]
+    #: ``endpoint``, ``events``, ``schedules``.
+    when: dict[str, Any]
+    do: list[Any]
+    output: Any
+
+
+class SourceOut(ApiModel):
+    workspace: str
+    #: The slugs of the automations the source holds now.
+    automations: list[str]
+
+
+class RunOut(ApiModel):
+    automation: str
+    #: Full slug of the instance it ran in.
+    app_instance: str | None
+    output: Any
+    #: Events it emitted (full names).
+    emitted: list[dict[str, Any]]
+    duration_ms: float
+
+
+class PublishOut(ApiModel):
+    workspace: str
+    #: The registry module name.
+    app: str
+    version: str
+    created: bool
+    #: Instances sent apps.published.
+    notified_instances: int
+
+
+class PublishedApp(ApiModel):
+    app: str
+    workspace: str
+    version: str | None
+    label: str | None
+    description: str | None
+    photo: str | None
+
+
+class InstanceAutomation(ApiModel):
+    slug: str
+    private: bool
+    #: Full endpoint name, e.g. functions.execute.
+    endpoint: str | None
+    #: Full names of the events it listens to.
+    events: list[str]
+
+
+class AppInstanceOut(ApiModel):
+    #: Full slug: nlu.french for french inside nlu.
+    slug: str
+    app: str
+    version: str
+    pinned: bool
+    parent: str | None
+    #: Effective config, secrets masked.
+    config: dict[str, Any]
+    automations: list[InstanceAutomation]
