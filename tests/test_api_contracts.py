@@ -8,9 +8,11 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
+from modyard.appcell_gateway import schemas as gateway_schemas
 from modyard.common import errors
 from modyard.contracts.api import ApiModel
 from modyard.contracts.api import deployer as deployer_api
+from modyard.contracts.api import gateway as gateway_api
 from modyard.contracts.api import installer as installer_api
 from modyard.contracts.api import registry as registry_api
 from modyard.contracts.api import runtime as runtime_api
@@ -55,6 +57,11 @@ PAIRS: list[tuple[type[ApiModel], type[BaseModel]]] = [
     (runtime_api.PublishedApp, app_schemas.PublishedApp),
     (runtime_api.InstanceAutomation, app_schemas.InstanceAutomation),
     (runtime_api.AppInstanceOut, app_schemas.AppInstanceOut),
+    (gateway_api.CellSummary, gateway_schemas.CellSummary),
+    (gateway_api.CellDetail, gateway_schemas.CellDetail),
+    (gateway_api.CellCredentials, gateway_schemas.CellCredentials),
+    (gateway_api.ActionAnswer, gateway_schemas.ActionAnswer),
+    (gateway_api.RequestEntry, gateway_schemas.RequestEntry),
 ]
 
 

@@ -19,6 +19,13 @@ from modyard.common.api_schemas import Health, PingReceipts, PingSent
 from modyard.common.settings import CommonSettings
 from modyard.contracts.api import ApiModel
 from modyard.contracts.api.deployer import DeploymentOut, DeploymentPage
+from modyard.contracts.api.gateway import (
+    ActionAnswer,
+    CellCredentials,
+    CellDetail,
+    CellSummary,
+    RequestEntry,
+)
 from modyard.contracts.api.installer import (
     AclRuleOut,
     ComponentOut,
@@ -589,16 +596,16 @@ class GatewayClient(_ServiceAPI):
 
     async def cells(
         self, *, workspace: str | None = None, status: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[CellSummary]:
         params = _filters(workspace=workspace, status=status)
-        return list(await self._json("GET", "/v1/cells", params=params))
+        return await self._answers(CellSummary, "GET", "/v1/cells", params=params)
 
-    async def cell(self, cell: str) -> dict[str, Any]:
-        return dict(await self._json("GET", f"/v1/cells/{cell}"))
+    async def cell(self, cell: str) -> CellDetail:
+        return await self._answer(CellDetail, "GET", f"/v1/cells/{cell}")
 
-    async def credentials(self, cell: str) -> dict[str, Any]:
-        """``{amqp_url, vhost, username, queue, reply_exchange}`` (operators only)."""
-        return dict(await self._json("GET", f"/v1/cells/{cell}/credentials"))
+    async def credentials(self, cell: str) -> CellCredentials:
+        """The broker URL, vhost, user and queue of the cell's worker (operators only)."""
+        return await self._answer(CellCredentials, "GET", f"/v1/cells/{cell}/credentials")
 
     async def call(
         self,
@@ -609,19 +616,19 @@ class GatewayClient(_ServiceAPI):
         *,
         customer_product_id: str | None = None,
         idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> ActionAnswer:
         """``{status, result, postpayload}``; a refused or failed call raises ModyardAPIError.
         A call retried with the same ``idempotency_key`` does not run the action twice."""
         body = {"payload": payload, "customer_product_id": customer_product_id}
         path = f"/v1/cells/{cell}/plugins/{plugin}/actions/{action}"
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return dict(await self._json("POST", path, json=body, headers=headers))
+        return await self._answer(ActionAnswer, "POST", path, json=body, headers=headers)
 
     async def requests(
         self, *, cell: str | None = None, status: str | None = None, limit: int = 50
-    ) -> list[dict[str, Any]]:
+    ) -> list[RequestEntry]:
         params = _filters(cell=cell, status=status, limit=limit)
-        return list((await self._json("GET", "/v1/requests", params=params))["items"])
+        return await self._answers(RequestEntry, "GET", "/v1/requests", params=params)
 
     async def slot(
         self, slot: str, *, product: str | None = None, workspace: str | None = None

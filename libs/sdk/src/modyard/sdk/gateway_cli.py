@@ -45,12 +45,12 @@ def cells_list(
     table = Table("installation", "cell", "module", "version", "status", "plugins")
     for cell in cells:
         table.add_row(
-            cell["installation_id"],
-            escape(f"{cell['workspace']}:{cell['slug']}"),
-            escape(cell["module"]),
-            cell["version"],
-            _styled(cell["status"]) + (f" {escape(cell['error'])}" if cell["error"] else ""),
-            escape(", ".join(cell["plugins"])),
+            cell.installation_id,
+            escape(f"{cell.workspace}:{cell.slug}"),
+            escape(cell.module),
+            cell.version,
+            _styled(cell.status) + (f" {escape(cell.error)}" if cell.error else ""),
+            escape(", ".join(cell.plugins)),
         )
     console.print(table)
 
@@ -63,14 +63,13 @@ def cells_show(cell: CellArgument, as_json: JsonOption = False) -> None:
         echo_json(found)
         return
     console.print(
-        f"[bold]{escape(found['label'] or found['module'])}[/] {found['version']} "
-        f"({found['workspace']}:{found['slug']}, {found['installation_id']}): "
-        + _styled(found["status"])
+        f"[bold]{escape(found.label or found.module)}[/] {found.version} "
+        f"({found.workspace}:{found.slug}, {found.installation_id}): " + _styled(found.status)
     )
-    if found["error"]:
-        console.print(f"[red]{escape(found['error'])}[/]")
-    console.print(f"queue: {found['queue']}")
-    for plugin, entry in found["plugin_actions"].items():
+    if found.error:
+        console.print(f"[red]{escape(found.error)}[/]")
+    console.print(f"queue: {found.queue}")
+    for plugin, entry in found.plugin_actions.items():
         table = Table("action", "resource", "security", "payload", "result", "postpayload")
         for key, executions in entry["actions"].items():
             for execution in executions:
@@ -100,7 +99,7 @@ def cells_credentials(cell: CellArgument, as_json: JsonOption = False) -> None:
         echo_json(found)
         return
     for key in ("amqp_url", "vhost", "username", "queue", "reply_exchange"):
-        console.print(f"{key}: {escape(str(found[key]))}")
+        console.print(f"{key}: {escape(str(found.as_json()[key]))}")
 
 
 @cells_app.command("call")
@@ -159,14 +158,14 @@ def cells_requests(
     table = Table("time", "cell", "plugin", "action", "ingress", "outcome", "status", "ms")
     for row in rows:
         table.add_row(
-            row["created_at"],
-            escape(row["cell"] or ""),
-            escape(row["plugin"] or ""),
-            escape(row["action"] or ""),
-            row["ingress"],
-            _styled(row["outcome"]),
-            str(row["status_code"]),
-            f"{row['latency_ms']:.1f}",
+            row.created_at,
+            escape(row.cell or ""),
+            escape(row.plugin or ""),
+            escape(row.action or ""),
+            row.ingress,
+            _styled(row.outcome),
+            str(row.status_code),
+            f"{row.latency_ms:.1f}",
         )
     console.print(table)
 
@@ -211,8 +210,8 @@ def cell_run(
         given = json.loads(credentials.read_text())
         amqp_url, queue = amqp_url or given["amqp_url"], queue or given["queue"]
     elif installation is not None:
-        given = call_api(lambda client: client.gateway.credentials(installation))
-        amqp_url, queue = amqp_url or given["amqp_url"], queue or given["queue"]
+        issued = call_api(lambda client: client.gateway.credentials(installation))
+        amqp_url, queue = amqp_url or issued.amqp_url, queue or issued.queue
     amqp_url = amqp_url or os.environ.get("MODYARD_AMQP_URL")
     if not amqp_url:
         raise fail("give --amqp-url, --credentials or --installation (or MODYARD_CELL_AMQP_URL)")
