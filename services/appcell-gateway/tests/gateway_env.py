@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from modyard.appcell_gateway.context import GatewayContext
+from modyard.appcell_gateway.context import SLOT, GatewayContext
 from modyard.appcell_gateway.settings import GatewaySettings
 from modyard.common.auth import Role, mint_token
 from modyard.sdk.cell import Cell, Worker, WorkerOptions
@@ -38,8 +38,7 @@ class Env:
 
     @property
     def gateway(self) -> GatewayContext:
-        context: GatewayContext = self.app.state.gateway
-        return context
+        return SLOT.of(self.app)
 
     def token(
         self,

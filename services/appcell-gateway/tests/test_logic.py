@@ -10,8 +10,8 @@ import pytest
 
 from examples.resellerclub_cell.module_archive import module_zip
 from modyard.appcell_gateway.broker_admin import BrokerAdmin
-from modyard.appcell_gateway.catalogue import CellInvalid, build_catalogue
-from modyard.appcell_gateway.cells import parse_key
+from modyard.appcell_gateway.cells.catalogue import CellInvalid, build_catalogue
+from modyard.appcell_gateway.cells.store import parse_key
 from modyard.appcell_gateway.postpayload import render
 from modyard.appcell_gateway.problems import CellNotFound, SecurityRefused
 from modyard.appcell_gateway.security import enforce

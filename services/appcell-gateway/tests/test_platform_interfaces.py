@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from modyard.appcell_gateway.catalogue import CellInvalid, build_catalogue
+from modyard.appcell_gateway.cells.catalogue import CellInvalid, build_catalogue
 from modyard.modules.archive import ArchiveLimits, read_archive
 from modyard.modules.examples import example_files
 from modyard.modules.formats.appcell import AppCellAdapter

@@ -9,17 +9,19 @@ from pathlib import Path
 from aio_pika.abc import AbstractExchange
 from fastapi import FastAPI
 
-from modyard.appcell_gateway.api import routers
-from modyard.appcell_gateway.api.action_lane import ActionCallLane
 from modyard.appcell_gateway.broker_admin import BrokerAdmin
-from modyard.appcell_gateway.cells import CellCache
+from modyard.appcell_gateway.cells.action_lane import ActionCallLane
+from modyard.appcell_gateway.cells.endpoints import router as cells_router
+from modyard.appcell_gateway.cells.store import CellCache
 from modyard.appcell_gateway.consumers import subscriptions_for
-from modyard.appcell_gateway.context import GatewayContext
+from modyard.appcell_gateway.context import SLOT, GatewayContext
 from modyard.appcell_gateway.dispatch import Dispatcher
 from modyard.appcell_gateway.ingress import Ingress
 from modyard.appcell_gateway.pipeline import Pipeline
-from modyard.appcell_gateway.request_log import RequestLog
+from modyard.appcell_gateway.request_log.endpoints import router as requests_router
+from modyard.appcell_gateway.request_log.service import RequestLog
 from modyard.appcell_gateway.settings import GatewaySettings
+from modyard.appcell_gateway.ui.endpoints import router as ui_router
 from modyard.appcell_gateway.upstream import InstallerClient, RegistryClient
 from modyard.common.app_factory import Lifecycle, ServiceSpec, build_service_app
 from modyard.common.auth import verified_tokens
@@ -81,7 +83,7 @@ def service_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
             tokens=tokens,
         )
         contexts[:] = [context]
-        app.state.gateway = context
+        SLOT.attach(app, context)
 
         async def after_migrations(work: Callable[[], Awaitable[None]]) -> None:
             # The request log writes to the gateway's tables: not before they exist.
@@ -109,7 +111,7 @@ def service_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
         title="modyard appcell-gateway",
         description="the cell catalogue, the request log and cell credentials: the Billia -> AMQP -> Cell path",
         migrations=Path(__file__).parent / "migrations",
-        routers=routers,
+        routers=[cells_router, requests_router, ui_router],
         subscriptions=subscriptions_for(lambda: contexts[0]),
         resources=resources,
         encrypted_columns=(EncryptedColumn("cells", "amqp_password"),),

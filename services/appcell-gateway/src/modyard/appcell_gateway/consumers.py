@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from modyard.appcell_gateway import cells
+from modyard.appcell_gateway.cells import store
 from modyard.appcell_gateway.context import GatewayContext
 from modyard.common.bus.consumer import EventSubscription
 from modyard.common.bus.envelope import CloudEvent
@@ -31,9 +31,9 @@ def subscriptions_for(context: Callable[[], GatewayContext]) -> list[EventSubscr
         gateway = context()
         installation_id = uuid.UUID(data.installation_id)
         if event.type in (INSTALLATION_CREATED, INSTALLATION_UPGRADED):
-            await cells.install(session, gateway.cell_deps, data)
+            await store.install(session, gateway.cell_deps, data)
         elif event.type == INSTALLATION_REMOVED:
-            await cells.remove(session, gateway.cell_deps, data)
+            await store.remove(session, gateway.cell_deps, data)
         # Settings are read from the installer per request; only the cached copy goes.
         gateway.installer.forget(installation_id)
         gateway.cells.invalidate(installation_id)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modyard.appcell_gateway.broker_admin import BrokerAdmin
-from modyard.appcell_gateway.cells import CellCache, CellDeps
+from modyard.appcell_gateway.cells.store import CellCache, CellDeps
 from modyard.appcell_gateway.dispatch import Dispatcher
 from modyard.appcell_gateway.pipeline import Pipeline
-from modyard.appcell_gateway.request_log import RequestLog
+from modyard.appcell_gateway.request_log.service import RequestLog
 from modyard.appcell_gateway.settings import GatewaySettings
 from modyard.appcell_gateway.upstream import InstallerClient, RegistryClient
 from modyard.common.db.database import Database
 from modyard.common.secrets import SecretBox
+from modyard.common.service_context import ContextSlot
 from modyard.common.tokens import VerifiedTokens
 
 
@@ -38,3 +39,6 @@ class GatewayContext:
             secrets=self.secrets,
             source=self.settings.source,
         )
+
+
+SLOT = ContextSlot(GatewayContext)

@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 
 from modyard.appcell_gateway import postpayload, security
-from modyard.appcell_gateway.cells import CellCache, Execution, LiveCell
+from modyard.appcell_gateway.cells.store import CellCache, Execution, LiveCell
 from modyard.appcell_gateway.dispatch import Dispatcher
 from modyard.appcell_gateway.problems import (
     ActionNotFound,
@@ -31,7 +31,7 @@ from modyard.appcell_gateway.problems import (
     InvalidCellResult,
     InvalidPayload,
 )
-from modyard.appcell_gateway.request_log import RequestLog
+from modyard.appcell_gateway.request_log.service import RequestLog
 from modyard.appcell_gateway.upstream import InstallerClient, UpstreamMissing
 from modyard.common.auth import Principal
 from modyard.common.errors import InvalidParam, Problem

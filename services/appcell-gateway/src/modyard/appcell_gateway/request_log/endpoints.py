@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from modyard.appcell_gateway.api.deps import Context, ServiceOrOperator
+from modyard.appcell_gateway.dependencies import Context, ServiceOrOperator
 from modyard.appcell_gateway.schemas import RequestEntry, RequestPage
 from modyard.common.errors import PROBLEM_RESPONSES
 

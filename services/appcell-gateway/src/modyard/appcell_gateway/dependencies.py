@@ -1,22 +1,16 @@
-"""Dependencies the gateway's routers share."""
+"""Dependencies the gateway's endpoints share."""
 
 from __future__ import annotations
 
 import json
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Response
 
-from modyard.appcell_gateway.context import GatewayContext
+from modyard.appcell_gateway.context import SLOT, GatewayContext
 from modyard.common.auth import CurrentPrincipal, Principal, Role, require_roles
 
-
-async def get_context(request: Request) -> GatewayContext:
-    context: GatewayContext = request.app.state.gateway
-    return context
-
-
-Context = Annotated[GatewayContext, Depends(get_context)]
+Context = Annotated[GatewayContext, Depends(SLOT.get)]
 
 #: The request paths' caller: common auth, whose verified tokens are remembered briefly.
 Caller = CurrentPrincipal

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.appcell_gateway.broker_admin import BrokerAdmin, cell_queue, cell_user, new_password
-from modyard.appcell_gateway.catalogue import CellInvalid, build_catalogue
+from modyard.appcell_gateway.cells.catalogue import CellInvalid, build_catalogue
 from modyard.appcell_gateway.models import Cell
 from modyard.appcell_gateway.problems import CellNotFound, CellNotReady
 from modyard.appcell_gateway.upstream import RegistryClient, UpstreamMissing

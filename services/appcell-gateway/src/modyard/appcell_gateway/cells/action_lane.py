@@ -7,7 +7,7 @@ to FastAPI's per-request machinery, which cost about as much again on this path:
 path against every route, solving the dependencies, building ``Request`` and ``Response``
 objects (see ``benchmarks/gateway.py``). The lane runs inside the request context (request and
 correlation ids, the access log, metrics, the 500 answer) and does exactly what the documented
-route in ``cells.py`` declares: the same path limits, bearer authentication, body model and
+route in ``cells/endpoints.py`` declares: the same path limits, bearer authentication, body model and
 problem answers. Every other request goes on to FastAPI.
 """
 
@@ -24,8 +24,8 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from modyard.appcell_gateway.api import cells
-from modyard.appcell_gateway.context import GatewayContext
+from modyard.appcell_gateway.cells import endpoints as cells
+from modyard.appcell_gateway.context import SLOT, GatewayContext
 from modyard.appcell_gateway.schemas import ActionCall
 from modyard.common.auth import bearer_principal
 from modyard.common.errors import Problem, problem_response, validation_problem
@@ -61,7 +61,7 @@ class ActionCallLane:
         app: FastAPI = scope["app"]
         scope["route"] = self._route
         try:
-            answer = await self._call(app.state.gateway, scope, receive, match)
+            answer = await self._call(SLOT.of(app), scope, receive, match)
         except ClientDisconnect:
             return  # nobody is waiting for the answer
         except Problem as problem:

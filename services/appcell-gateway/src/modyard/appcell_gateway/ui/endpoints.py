@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Response
 
-from modyard.appcell_gateway import queries
-from modyard.appcell_gateway.api.deps import Caller, Context, json_response
+from modyard.appcell_gateway.cells import queries
+from modyard.appcell_gateway.dependencies import Caller, Context, json_response
 from modyard.appcell_gateway.pipeline import CellRequest
 from modyard.appcell_gateway.schemas import ActionAnswer, SlotBundles
 from modyard.common.db.session import DbSession

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.appcell_gateway.broker_admin import REPLIES_EXCHANGE, BrokerAdmin
-from modyard.appcell_gateway.cells import READY, REMOVED, find_row
+from modyard.appcell_gateway.cells.store import READY, REMOVED, find_row
 from modyard.appcell_gateway.models import Cell
 from modyard.appcell_gateway.problems import ActionNotFound, CellNotFound, CellNotReady
 from modyard.appcell_gateway.schemas import (

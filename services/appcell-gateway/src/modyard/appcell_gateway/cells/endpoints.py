@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, Field
 
-from modyard.appcell_gateway import queries
-from modyard.appcell_gateway.api.deps import Caller, Context, Operator, json_response
+from modyard.appcell_gateway.cells import queries
 from modyard.appcell_gateway.context import GatewayContext
+from modyard.appcell_gateway.dependencies import Caller, Context, Operator, json_response
 from modyard.appcell_gateway.pipeline import CellRequest
 from modyard.appcell_gateway.schemas import (
     ActionAnswer,

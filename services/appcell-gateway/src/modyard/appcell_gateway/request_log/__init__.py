@@ -1,0 +1,1 @@
+"""The request log: batched writes off the request path, and its endpoint."""

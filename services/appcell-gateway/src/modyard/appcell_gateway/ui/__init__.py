@@ -1,0 +1,1 @@
+"""The UI controller's routes and slots."""
