@@ -82,6 +82,8 @@ class SandboxSpec:
     #: packages run on ``slingr/main.js`` with their limits, docs/slingr.md).
     bootstrap: str = "bootstrap.js"
     extra_args: tuple[str, ...] = ()
+    #: Node options of this child's own (before the entry script).
+    node_options: tuple[str, ...] = ()
 
 
 def command(
@@ -106,6 +108,7 @@ def command(
     if "addons" not in spec.allowances:
         node.append("--no-addons")
     node += [
+        *spec.node_options,
         f"--max-old-space-size={settings.heap_mb}",
         str(settings.node_dir / spec.bootstrap),
         ":".join(str(path) for path in spec.require_paths),

@@ -49,6 +49,9 @@ def spec(settings: JsRunnerSettings, module: ModuleVersion, base: SandboxSpec) -
         require_paths=base.require_paths,
         allowances=tuple(sorted({*base.allowances, "worker"})),
         bootstrap="slingr/main.js",
+        # Node warns at each start that --allow-worker "could invalidate the permission model":
+        # workers inherit it (docs/slingr.md, "Sandbox"; test_slingr_steps' escape attempts).
+        node_options=("--disable-warning=SecurityWarning",),
         extra_args=(json.dumps(limits, separators=(",", ":")),),
     )
 
