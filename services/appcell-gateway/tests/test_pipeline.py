@@ -326,7 +326,7 @@ async def test_an_idempotency_key_makes_a_retried_call_run_once_per_caller(env: 
 
 
 async def test_a_lost_requests_connection_is_a_503_until_it_is_restored(env: Env) -> None:
-    # The requests to cells have a broker connection of their own (modyard.common.bus.wire).
+    # The requests to cells have a broker connection of their own (modyard.cell.wire).
     connection = env.gateway.dispatcher.connection
     assert connection is not None
     connection.abort()

@@ -160,7 +160,7 @@ class Bus:
                 await channel.close()
 
     def require(self, check: Callable[[], bool]) -> None:
-        """Another broker connection of the service (a :class:`~modyard.common.bus.wire.Wire`)
+        """Another broker connection of the service (a :class:`~modyard.cell.wire.Wire`)
         that ``/readyz`` reports as part of the broker."""
         self._requirements.append(check)
 
