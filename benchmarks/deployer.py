@@ -30,6 +30,7 @@ from modyard.common.auth import Role
 from modyard.common.bus.topology import EVENTS_EXCHANGE
 from modyard.common.network import tcp_reachable
 from modyard.common.settings import CommonSettings
+from modyard.contracts.events.deployer import DEPLOYMENT_STATUS_CHANGED
 from modyard.testing.deployer import (
     RegistryLogin,
     delete_from_registry,
@@ -40,7 +41,6 @@ from modyard.testing.infra import IsolatedInfra
 from modyard.testing.services import auth_headers, service_process
 
 ROUNDS = 20
-STATUS_CHANGED = "modyard.deployer.deployment.status_changed"
 TARGET_RATIO = 1.3
 
 
@@ -99,7 +99,7 @@ class StatusEvents:
             EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True, passive=True
         )
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(exchange, routing_key=STATUS_CHANGED)
+        await queue.bind(exchange, routing_key=DEPLOYMENT_STATUS_CHANGED)
         await queue.consume(self._on_message, no_ack=True)
 
     async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:

@@ -17,16 +17,14 @@ import structlog
 from modyard.common.bus.connection import Bus
 from modyard.common.bus.envelope import new_event
 from modyard.common.service_client import ServiceClient
+from modyard.contracts.events import payload
+from modyard.contracts.events.runtime import FLOW_EMITTED, FlowEmitted
 from modyard.jsrunner.sandbox import RpcHandler
 from modyard.jsrunner.settings import JsRunnerSettings
 from modyard.jsrunner.slingr.calls import SlingrScope
 from modyard.modules.manifest import module_name
 
 log = structlog.get_logger(__name__)
-
-#: The event type a flow's ``core.emit`` publishes; ``core.event`` triggers hear its ``type``
-#: in its ``workspace`` (the runtime's flows/events.py).
-FLOW_EMITTED = "modyard.runtime.flow.emitted"
 
 
 class SlingrError(Exception):
@@ -221,14 +219,18 @@ class SlingrHost:
                 source="modyard/js-runner",
                 type=FLOW_EMITTED,
                 subject=kind,
-                data={
-                    "type": kind,
-                    "data": args.get("data"),
-                    "workspace": scope.base.workspace,
-                    "flow_id": scope.base.flow_id,
-                    "node": scope.base.node_id,
-                    "depth": 1,
-                },
+                # What a flow's ``core.emit`` publishes: ``core.event`` triggers hear its
+                # ``type`` in its ``workspace`` (the runtime's flows/events.py).
+                data=payload(
+                    FlowEmitted(
+                        type=kind,
+                        data=args.get("data"),
+                        workspace=scope.base.workspace,
+                        flow_id=scope.base.flow_id,
+                        node=scope.base.node_id,
+                        depth=1,
+                    )
+                ),
             )
         )
         if self.dispatch is not None:
