@@ -17,6 +17,7 @@ import structlog
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from modyard.backoffice.context import SLOT, BackofficeContext
 from modyard.backoffice.csrf import require_csrf
 from modyard.backoffice.rendering import install_page_handlers
 from modyard.backoffice.routes import (
@@ -53,7 +54,7 @@ def create_app(settings: BackofficeSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One connection pool for every operator's calls (see console.SharedTransport).
         transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=100))
-        app.state.transport = transport
+        context.transport = transport
         # Revoked tokens and workspace removals, as every service follows them.
         denials = asyncio.create_task(follow_token_denials(app), name="token-denials")
         log.info("service_starting", port=settings.port)
@@ -74,8 +75,10 @@ def create_app(settings: BackofficeSettings | None = None) -> FastAPI:
         # Every unsafe request proves it comes from a console page (csrf.py).
         dependencies=[Depends(require_csrf)],
     )
+    # Common plumbing (health, token denials) reads app.state.settings; the pages read the context.
     app.state.settings = settings
-    app.state.tokens = verified_tokens(app)
+    context = BackofficeContext(settings=settings, tokens=verified_tokens(app))
+    SLOT.attach(app, context)
     install_problem_handlers(app)
     install_page_handlers(app)
     # Bodies are capped per route before anything reads them (the upload declares its own).

@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 import httpx
 from fastapi import Depends, Request
 
-from modyard.backoffice.settings import BackofficeSettings
-from modyard.common.tokens import Principal, TokenError, VerifiedTokens
+from modyard.backoffice.context import SLOT
+from modyard.common.tokens import Principal, TokenError
 from modyard.sdk.client import ModyardClient
 
 TOKEN_COOKIE = "modyard_token"  # noqa: S105 - a cookie name
@@ -71,8 +71,8 @@ def sign_in_path(next_path: str, reason: str | None = None) -> str:
 
 
 async def console(request: Request) -> AsyncIterator[Console]:
-    settings: BackofficeSettings = request.app.state.settings
-    tokens: VerifiedTokens = request.app.state.tokens
+    context = SLOT.get(request)
+    settings, tokens = context.settings, context.tokens
     next_path = request.url.path if request.method == "GET" else "/modules"
     token = request.cookies.get(TOKEN_COOKIE)
     if not token:
@@ -88,7 +88,7 @@ async def console(request: Request) -> AsyncIterator[Console]:
         settings.service_urls(),
         token=token,
         timeout=settings.upstream_timeout_seconds,
-        transport=SharedTransport(request.app.state.transport),
+        transport=SharedTransport(context.pool),
     )
     async with client:
         yield Console(principal=principal, client=client, workspace=workspace)

@@ -25,6 +25,7 @@ from functools import cache
 from fastapi import Request
 
 from modyard.backoffice.console import TOKEN_COOKIE
+from modyard.backoffice.context import SLOT
 from modyard.common.errors import Forbidden
 
 CSRF_COOKIE = "modyard_csrf"
@@ -57,7 +58,7 @@ def _nonce(request: Request) -> str | None:
 def csrf_token(request: Request) -> str:
     """The token a page embeds in its forms and in htmx's headers."""
     nonce = _nonce(request) or ""
-    secret = request.app.state.settings.jwt_secret.get_secret_value()
+    secret = SLOT.get(request).settings.jwt_secret.get_secret_value()
     return token_for(secret, nonce, request.cookies.get(TOKEN_COOKIE, ""))
 
 

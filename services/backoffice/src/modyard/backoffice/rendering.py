@@ -22,6 +22,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modyard.backoffice.console import SignInRequired, sign_in_path
+from modyard.backoffice.context import SLOT
 from modyard.backoffice.csrf import csrf_token
 from modyard.common.errors import Problem
 from modyard.sdk.client import ModyardAPIError
@@ -62,7 +63,7 @@ def render(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     values = {
-        "settings": request.app.state.settings,
+        "settings": SLOT.get(request).settings,
         "notice": request.query_params.get("notice"),
         **(context or {}),
     }

@@ -13,9 +13,10 @@ from modyard.backoffice.console import (
     WORKSPACE_COOKIE,
     ConsoleDep,
 )
+from modyard.backoffice.context import SLOT
 from modyard.backoffice.rendering import render
 from modyard.backoffice.settings import BackofficeSettings
-from modyard.common.tokens import TokenError, VerifiedTokens
+from modyard.common.tokens import TokenError
 
 router = APIRouter(tags=["session"])
 
@@ -48,8 +49,8 @@ async def sign_in(
     token: Annotated[str, Form(max_length=8192)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/modules",
 ) -> Response:
-    settings: BackofficeSettings = request.app.state.settings
-    tokens: VerifiedTokens = request.app.state.tokens
+    context = SLOT.get(request)
+    settings, tokens = context.settings, context.tokens
     token = token.strip().removeprefix("Bearer ").strip()
     error = None
     if not token:
@@ -88,7 +89,7 @@ async def choose_workspace(
     workspace: Annotated[str, Form(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]*$")],
     back: Annotated[str, Form(max_length=2000)] = "/modules",
 ) -> Response:
-    settings: BackofficeSettings = request.app.state.settings
+    settings = SLOT.get(request).settings
     response = RedirectResponse(_local(back), status_code=303)
     _set_cookie(response, WORKSPACE_COOKIE, workspace, settings)
     return response

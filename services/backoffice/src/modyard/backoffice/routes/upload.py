@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from modyard.backoffice.console import ConsoleDep
+from modyard.backoffice.context import SLOT
 from modyard.backoffice.rendering import is_htmx, problem_words, render
 from modyard.backoffice.settings import BackofficeSettings
 from modyard.common.body_limit import RequestBodyTooLarge, body_limit
@@ -47,7 +48,7 @@ def _upload_limit(settings: BackofficeSettings) -> int:
 @router.post("/upload")
 @body_limit(_upload_limit)
 async def upload(request: Request, console: ConsoleDep) -> Response:
-    settings: BackofficeSettings = request.app.state.settings
+    settings = SLOT.get(request).settings
     try:
         form = await request.form(max_files=1, max_fields=10)
     except RequestBodyTooLarge:
