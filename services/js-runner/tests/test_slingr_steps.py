@@ -85,7 +85,11 @@ async def test_a_step_calls_a_script_that_calls_the_vendor_with_the_built_config
     )
     # step.json's default mode (a one-element list: that value), the script's formatting, the
     # builder's header, the full response.
-    assert reply == {"outputs": {"out": [{"status": 201, "echoed": {"got": "Hello!"}}]}}
+    assert reply == {
+        "outputs": {"out": [{"status": 201, "echoed": {"got": "Hello!"}}]},
+        # sys.logs lines, for the flow's log.
+        "logs": [{"source": "sys.logs", "level": "info", "message": "pinged with status 201"}],
+    }
     assert seen[-1] == {"auth": "Bearer t0ken", "mode": "loud", "body": {"message": "Hello!"}}
     # The message's inputs win over step.json's defaults.
     await step(

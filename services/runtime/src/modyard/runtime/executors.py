@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -147,6 +148,10 @@ class AmqpExecutor:
         return self._bus
 
 
+#: Records one entry in the flow's log with the node's success (engine/worker.py SideEffects).
+FlowLog = Callable[[Any], Awaitable[None]]
+
+
 class JsExecutor:
     """``js`` components (Appmixer's ``<Component>.js``) run by the JavaScript runner
     (services/js-runner): the request goes to the runner's queue, and only an answer published
@@ -161,15 +166,22 @@ class JsExecutor:
         #: Where this runtime's webhook route is reached from outside (getWebhookUrl).
         self._hooks_url = hooks_url.rstrip("/")
 
-    async def call(self, installed: InstalledComponent, request: dict[str, Any]) -> Outputs:
-        outputs, _response = await self.answer(installed, request)
+    async def call(
+        self, installed: InstalledComponent, request: dict[str, Any], *, log: FlowLog | None = None
+    ) -> Outputs:
+        outputs, _response = await self.answer(installed, request, log=log)
         return outputs
 
     async def answer(
-        self, installed: InstalledComponent, request: dict[str, Any]
+        self,
+        installed: InstalledComponent,
+        request: dict[str, Any],
+        *,
+        log: FlowLog | None = None,
     ) -> tuple[Outputs, dict[str, Any] | None]:
         """The outputs and, from a webhook component, what it answered its caller
-        (``context.response``; None when it did not)."""
+        (``context.response``; None when it did not). ``log`` takes the lines the runner says
+        go to the flow's log (a Slingr step's ``sys.logs``, docs/slingr.md)."""
         request = {**request, **await self._context_of(installed, request)}
         reply = await self._amqp.reply(
             installed,
@@ -182,6 +194,10 @@ class JsExecutor:
             ),
         )
         outputs = outputs_of(installed.module, reply)
+        lines = reply.get("logs") if isinstance(reply, dict) else None
+        if log is not None and isinstance(lines, list):
+            for line in lines:
+                await log(line)
         timers = reply.get("timeouts") if isinstance(reply, dict) else None
         if isinstance(timers, list):
             await self._park(request, timers)
@@ -387,13 +403,15 @@ class ModuleExecutors:
         self.http = http
         self.js = js
 
-    async def call(self, installed: InstalledComponent, request: dict[str, Any]) -> Outputs:
+    async def call(
+        self, installed: InstalledComponent, request: dict[str, Any], *, log: FlowLog | None = None
+    ) -> Outputs:
         if installed.executor == "amqp":
             return await self.amqp.call(installed, request)
         if installed.executor == "http":
             return await self.http.call(installed, request)
         if installed.executor == "js" and self.js is not None:
-            return await self.js.call(installed, request)
+            return await self.js.call(installed, request, log=log)
         raise ComponentError(
             f"{installed.slug}.{installed.component} runs with the {installed.executor!r} "
             "executor, which the runtime cannot run; module components run with amqp, http "

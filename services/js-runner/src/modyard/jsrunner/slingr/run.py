@@ -60,7 +60,7 @@ async def handle(
     slingr_scope = calls.scope_of(module, scope, request)
     try:
         child = await pool.child(spec)
-        answer, _logs = await child.call(
+        answer, logs = await child.call(
             frame, slingr_scope, allowance=allowance, workspace=scope.workspace
         )
     except SandboxFailure as exc:
@@ -70,6 +70,10 @@ async def handle(
         reply: dict[str, Any] = {"outputs": outputs if isinstance(outputs, dict) else {}}
         if isinstance(answer.get("response"), dict):
             reply["response"] = answer["response"]
+        if logs and frame["kind"] == "step":
+            # sys.logs lines go to the flow's log with the node's success (the runtime keeps
+            # them in its node logs), besides the runner's own log.
+            reply["logs"] = [{"source": "sys.logs", **line} for line in logs]
         return reply
     error = answer.get("error")
     classified = classify(error if isinstance(error, dict) else {})

@@ -332,6 +332,8 @@ class NodeWorker:
                 # (they never travel in the message).
                 "account": _account_of(flow, message.node_id),
             },
+            # Lines a Slingr step's sys.logs sent to the flow's log, kept with its success.
+            log=effects.log,
         )
 
     async def _forward(
