@@ -150,6 +150,8 @@ class AmqpExecutor:
 
 #: Records one entry in the flow's log with the node's success (engine/worker.py SideEffects).
 FlowLog = Callable[[Any], Awaitable[None]]
+#: Records one flow event (type, data) with the node's success, as ``core.emit`` does.
+FlowEmit = Callable[[str, Any], Awaitable[None]]
 
 
 class JsExecutor:
@@ -167,9 +169,14 @@ class JsExecutor:
         self._hooks_url = hooks_url.rstrip("/")
 
     async def call(
-        self, installed: InstalledComponent, request: dict[str, Any], *, log: FlowLog | None = None
+        self,
+        installed: InstalledComponent,
+        request: dict[str, Any],
+        *,
+        log: FlowLog | None = None,
+        emit: FlowEmit | None = None,
     ) -> Outputs:
-        outputs, _response = await self.answer(installed, request, log=log)
+        outputs, _response = await self.answer(installed, request, log=log, emit=emit)
         return outputs
 
     async def answer(
@@ -178,10 +185,12 @@ class JsExecutor:
         request: dict[str, Any],
         *,
         log: FlowLog | None = None,
+        emit: FlowEmit | None = None,
     ) -> tuple[Outputs, dict[str, Any] | None]:
         """The outputs and, from a webhook component, what it answered its caller
-        (``context.response``; None when it did not). ``log`` takes the lines the runner says
-        go to the flow's log (a Slingr step's ``sys.logs``, docs/slingr.md)."""
+        (``context.response``; None when it did not). ``log`` and ``emit`` take the lines and
+        events the runner says go to the flow's log and the bus with the node's success (a
+        Slingr step's ``sys.logs`` and ``sys.events.triggerEvent``, docs/slingr.md)."""
         request = {**request, **await self._context_of(installed, request)}
         reply = await self._amqp.reply(
             installed,
@@ -198,6 +207,11 @@ class JsExecutor:
         if log is not None and isinstance(lines, list):
             for line in lines:
                 await log(line)
+        events = reply.get("events") if isinstance(reply, dict) else None
+        if emit is not None and isinstance(events, list):
+            for event in events:
+                if isinstance(event, dict) and isinstance(event.get("type"), str):
+                    await emit(event["type"], event.get("data"))
         timers = reply.get("timeouts") if isinstance(reply, dict) else None
         if isinstance(timers, list):
             await self._park(request, timers)
@@ -404,14 +418,19 @@ class ModuleExecutors:
         self.js = js
 
     async def call(
-        self, installed: InstalledComponent, request: dict[str, Any], *, log: FlowLog | None = None
+        self,
+        installed: InstalledComponent,
+        request: dict[str, Any],
+        *,
+        log: FlowLog | None = None,
+        emit: FlowEmit | None = None,
     ) -> Outputs:
         if installed.executor == "amqp":
             return await self.amqp.call(installed, request)
         if installed.executor == "http":
             return await self.http.call(installed, request)
         if installed.executor == "js" and self.js is not None:
-            return await self.js.call(installed, request, log=log)
+            return await self.js.call(installed, request, log=log, emit=emit)
         raise ComponentError(
             f"{installed.slug}.{installed.component} runs with the {installed.executor!r} "
             "executor, which the runtime cannot run; module components run with amqp, http "

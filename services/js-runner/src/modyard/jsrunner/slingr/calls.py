@@ -31,6 +31,9 @@ class SlingrScope:
     depth: int = 0
     #: The packages package.json depends on (``dependencies.<name>.functions``).
     packages: frozenset[str] = frozenset()
+    #: A flow step's ``sys.events.triggerEvent`` calls, returned with its answer so that the
+    #: runtime records them with the node's success (None: published at once).
+    emitted: list[dict[str, Any]] | None = None
 
 
 def spec(settings: JsRunnerSettings, module: ModuleVersion, base: SandboxSpec) -> SandboxSpec:
@@ -64,7 +67,9 @@ def descriptor(module: ModuleVersion) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def scope_of(module: ModuleVersion, base: CallScope, request: dict[str, Any]) -> SlingrScope:
+def scope_of(
+    module: ModuleVersion, base: CallScope, request: dict[str, Any], *, collect: bool = False
+) -> SlingrScope:
     document = descriptor(module)
     payload = request.get("payload")
     depth = payload.get("depth") if isinstance(payload, dict) else None
@@ -92,6 +97,7 @@ def scope_of(module: ModuleVersion, base: CallScope, request: dict[str, Any]) ->
             and dependency.get("type") == "package"
             and dependency.get("name")
         ),
+        emitted=[] if collect else None,
     )
 
 

@@ -214,6 +214,20 @@ class SlingrHost:
                 "ERR_BAD_OPTION",
             )
         kind = f"{scope.package}:{event}"
+        if scope.emitted is not None:
+            scope.emitted.append({"type": kind, "data": args.get("data")})
+        else:
+            await self.publish(kind, args.get("data"), scope)
+        if self.dispatch is not None:
+            # The package's own `type: 'package'` listeners, after this call (its worker waits
+            # for this answer; the listeners may need a worker of their own).
+            task = asyncio.create_task(self._package_listeners(scope, event, args.get("data")))
+            self._listening.add(task)
+            task.add_done_callback(self._listening.discard)
+
+    async def publish(self, kind: str, data: Any, scope: SlingrScope) -> None:
+        """An event of a listener or a dependency function (no flow node to record it with)."""
+        assert self.bus is not None
         await self.bus.publish(
             new_event(
                 source="modyard/js-runner",
@@ -224,7 +238,7 @@ class SlingrHost:
                 data=payload(
                     FlowEmitted(
                         type=kind,
-                        data=args.get("data"),
+                        data=data,
                         workspace=scope.base.workspace,
                         flow_id=scope.base.flow_id,
                         node=scope.base.node_id,
@@ -233,12 +247,6 @@ class SlingrHost:
                 ),
             )
         )
-        if self.dispatch is not None:
-            # The package's own `type: 'package'` listeners, after this call (its worker waits
-            # for this answer; the listeners may need a worker of their own).
-            task = asyncio.create_task(self._package_listeners(scope, event, args.get("data")))
-            self._listening.add(task)
-            task.add_done_callback(self._listening.discard)
 
     async def dependency(self, args: dict[str, Any], scope: SlingrScope) -> Any:
         """``dependencies.<package>.functions.<namespace>.<fn>(…)``: the function runs in the

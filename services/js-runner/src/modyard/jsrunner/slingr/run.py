@@ -57,7 +57,11 @@ async def handle(
                 }
             }
         frame = calls.step_frame(module, component, request)
-    slingr_scope = calls.scope_of(module, scope, request)
+    # A flow step's events go back with its answer: the runtime records them with the node's
+    # success, through its outbox, at the message's event depth (as core.emit's).
+    slingr_scope = calls.scope_of(
+        module, scope, request, collect=frame["kind"] == "step" and bool(scope.flow_id)
+    )
     try:
         child = await pool.child(spec)
         answer, logs = await child.call(
@@ -70,6 +74,8 @@ async def handle(
         reply: dict[str, Any] = {"outputs": outputs if isinstance(outputs, dict) else {}}
         if isinstance(answer.get("response"), dict):
             reply["response"] = answer["response"]
+        if slingr_scope.emitted:
+            reply["events"] = slingr_scope.emitted
         if logs and frame["kind"] == "step":
             # sys.logs lines go to the flow's log with the node's success (the runtime keeps
             # them in its node logs), besides the runner's own log.

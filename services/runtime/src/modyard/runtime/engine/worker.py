@@ -332,8 +332,9 @@ class NodeWorker:
                 # (they never travel in the message).
                 "account": _account_of(flow, message.node_id),
             },
-            # Lines a Slingr step's sys.logs sent to the flow's log, kept with its success.
+            # A Slingr step's sys.logs lines and triggered events, kept with its success.
             log=effects.log,
+            emit=effects.emit,
         )
 
     async def _forward(
