@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from modyard.common.auth import Role
 from modyard.installer.accounts.jsrunner_client import JsRunnerClient
 from modyard.installer.app import create_app
+from modyard.installer.context import SLOT
 from modyard.installer.settings import InstallerSettings
 from modyard.jsrunner.app import create_app as create_runner
 from modyard.jsrunner.settings import JsRunnerSettings
@@ -187,7 +188,7 @@ async def accounts_stack(infra: IsolatedInfra, tag: str, **installer: Any) -> As
         )
         app = create_app(settings)
         async with in_process(runner_app), in_process(app) as client:
-            app.state.installer.jsrunner = JsRunnerClient(
+            SLOT.of(app).jsrunner = JsRunnerClient(
                 settings, transport=httpx.ASGITransport(app=runner_app)
             )
             yield Stack(registry.url, client, app, runner_app, settings)

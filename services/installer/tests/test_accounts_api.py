@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from modyard.installer.context import SLOT
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accounts_env import Stack, Vendor, accounts_stack, connector_zip, loopback, unique
@@ -104,7 +106,7 @@ async def test_an_api_key_account_is_validated_by_the_vendor_and_kept_encrypted(
             await session.execute(text("SELECT secrets FROM accounts WHERE id = :id"), account)
         ).scalar_one()
     assert ANN_KEY not in stored
-    assert stack.app.state.installer.secrets.decrypt_json(stored)["apiKey"] == ANN_KEY
+    assert SLOT.of(stack.app).secrets.decrypt_json(stored)["apiKey"] == ANN_KEY
 
     tested = await stack.client.post(
         f"/v1/workspaces/{ws}/accounts/{account['id']}/test", headers=ann
@@ -218,7 +220,7 @@ async def test_accounts_are_listed_newest_first_by_pages_and_filtered_by_service
     assert unknown.json()["type"].endswith("/unknown-auth-service")
 
 
-async def test_an_oauth_1_service_is_refused_in_words(stack: Stack, vendor: Vendor) -> None:
+async def test_an_oauth_1_service_is_connected_not_typed_in(stack: Stack, vendor: Vendor) -> None:
     ws = unique("w")
     name = f"{unique('acme')}.legacy"
     oauth1 = "module.exports = { type: 'oauth', definition: { requestRequestToken: 'x' } };"
@@ -227,11 +229,16 @@ async def test_an_oauth_1_service_is_refused_in_words(stack: Stack, vendor: Vend
     await stack.install(ws, name)
     ann = stack.headers("ann@acme.test", ws)
     service = name.replace(".", ":")
-    for path, body in (
-        ("accounts", {"service": service, "credentials": {"token": "x"}}),
-        ("accounts/connect", {"service": service}),
-    ):
-        refused = await stack.client.post(f"/v1/workspaces/{ws}/{path}", json=body, headers=ann)
-        assert refused.status_code == 422, refused.text
-        assert refused.json()["type"].endswith("/unsupported-auth-type")
-        assert "OAuth 1.0a" in refused.json()["detail"]
+    typed = await stack.client.post(
+        f"/v1/workspaces/{ws}/accounts",
+        json={"service": service, "credentials": {"token": "x"}},
+        headers=ann,
+    )
+    assert typed.status_code == 422, typed.text
+    assert typed.json()["type"].endswith("/connect-required")
+    # Connecting needs the operator's OAuth client (consumer key) first.
+    early = await stack.client.post(
+        f"/v1/workspaces/{ws}/accounts/connect", json={"service": service}, headers=ann
+    )
+    assert early.status_code == 409, early.text
+    assert early.json()["type"].endswith("/auth-service-not-configured")

@@ -16,6 +16,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from modyard.jsrunner.context import SLOT as RUNNER_SLOT
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accounts_env import Stack, accounts_stack, connector_zip, unique
@@ -312,7 +314,7 @@ async def test_a_component_refused_with_401_runs_again_after_one_refresh(
     await stack.workspace(ws, ["ann@acme.test"])
     await stack.install(ws, name)
     account = await _connect(stack, provider, ws, service, stack.headers("ann@acme.test", ws))
-    runner = stack.runner_app.state.js_runner.runner
+    runner = RUNNER_SLOT.of(stack.runner_app).runner
     runner.accounts = AccountsClient(stack.settings, transport=httpx.ASGITransport(app=stack.app))
 
     def request(index: int) -> dict[str, Any]:

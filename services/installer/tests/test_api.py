@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from modyard.common.auth import Role
 from modyard.installer.app import create_app
+from modyard.installer.context import SLOT
 from modyard.installer.settings import InstallerSettings
 from modyard.modules.examples import example_files
 from modyard.testing.infra import IsolatedInfra
@@ -248,7 +249,7 @@ async def test_two_instances_keep_their_own_config_and_secrets_stay_hidden(
     assert first.json()["config"] == {"apiKey": "********"}
     assert second.json()["config"] == {"apiKey": "********", "region": "us"}
 
-    env.app.state.installer.environ = {
+    SLOT.of(env.app).environ = {
         "APP_CONFIG_CONF_EU_RETRIES": "7",
         "APP_CONFIG_CONF_US_REGION": "eu",
     }
@@ -268,7 +269,7 @@ async def test_two_instances_keep_their_own_config_and_secrets_stay_hidden(
             )
         ).json()
     finally:
-        env.app.state.installer.environ = {}
+        SLOT.of(env.app).environ = {}
     assert eu["config"] == {"apiKey": SECRET, "region": "eu", "retries": 7}
     # The instance's own value beats the environment, which beats the module's default.
     assert us["config"] == {"apiKey": "other-key", "region": "us", "retries": 3}

@@ -14,6 +14,7 @@ from stack_env import create_workspace, install, publish, registry_and_installer
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
+from modyard.jsrunner.context import SLOT
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.polling import eventually
 from modyard.testing.services import auth_headers, in_process
@@ -59,7 +60,7 @@ async def test_an_installed_version_is_ready_and_warm_before_its_first_call(
             httpx.AsyncClient(headers=operator, timeout=60) as client,
         ):
             await publish(client, stack.registry_url, bundle(name))
-            runner = runner_app.state.js_runner.runner
+            runner = SLOT.of(runner_app).runner
             assert not [c for c in runner.pool.children() if c.spec.module == name]
             for workspace in ("aha", "ahb"):
                 await create_workspace(client, stack.installer_url, workspace)

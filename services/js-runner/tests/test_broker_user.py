@@ -15,6 +15,7 @@ from stack_env import create_workspace, install, node_logs, publish, registry_an
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.dev.rabbitmq import js_runner_permissions
+from modyard.jsrunner.context import SLOT
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.polling import eventually
 from modyard.testing.services import auth_headers, in_process
@@ -73,7 +74,7 @@ async def test_the_runner_works_on_its_own_broker_user(infra: IsolatedInfra) -> 
             await publish(client, stack.registry_url, bundle(name))
             await create_workspace(client, stack.installer_url, "jsu")
             await install(client, stack.installer_url, "jsu", name, "math")
-            runner = runner_app.state.js_runner.runner
+            runner = SLOT.of(runner_app).runner
 
             async def warm() -> bool:
                 # The installer's event reached the runner through its own event queue.

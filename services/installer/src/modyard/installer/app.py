@@ -10,7 +10,7 @@ from modyard.common.app_factory import ServiceSpec, build_service_app
 from modyard.common.db.secret_rotation import EncryptedColumn
 from modyard.installer.api import routers
 from modyard.installer.consumers import subscriptions_for
-from modyard.installer.context import InstallerContext
+from modyard.installer.context import SLOT, InstallerContext
 from modyard.installer.settings import InstallerSettings
 from modyard.installer.token_revocations import DatabaseDenials
 
@@ -21,7 +21,7 @@ def service_spec(settings: InstallerSettings | None = None) -> ServiceSpec:
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
-        app.state.installer = context
+        SLOT.attach(app, context)
         # The installer owns the denials: it reads them from its tables, not from its own API.
         app.state.token_denials_source = DatabaseDenials(app.state.database)
         try:

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from modyard.common.secrets import SecretBox
+from modyard.common.service_context import ContextSlot
 from modyard.installer.accounts.jsrunner_client import JsRunnerClient
 from modyard.installer.registry_client import RegistryClient
 from modyard.installer.settings import InstallerSettings
@@ -35,10 +36,5 @@ class InstallerContext:
         )
 
 
-def get_context(request: Request) -> InstallerContext:
-    context = request.app.state.installer
-    assert isinstance(context, InstallerContext)
-    return context
-
-
-Context = Annotated[InstallerContext, Depends(get_context)]
+SLOT = ContextSlot(InstallerContext)
+Context = Annotated[InstallerContext, Depends(SLOT.get)]

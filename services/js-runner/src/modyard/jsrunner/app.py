@@ -14,7 +14,7 @@ from modyard.jsrunner import isolation as isolation_check
 from modyard.jsrunner.ahead import AheadOfCalls
 from modyard.jsrunner.api import routers
 from modyard.jsrunner.consumer import RequestConsumer
-from modyard.jsrunner.context import RunnerContext
+from modyard.jsrunner.context import SLOT, RunnerContext
 from modyard.jsrunner.context_api import ContextApi
 from modyard.jsrunner.http_bridge import HttpBridge
 from modyard.jsrunner.modules import ModuleStore
@@ -55,7 +55,7 @@ def service_spec(settings: JsRunnerSettings | None = None) -> ServiceSpec:
         pool.rpc = SlingrHost(slingr_storage, bus, runner.handle).wrap(pool.rpc)
         consumer = RequestConsumer(settings, bus, runner)
         bus.add_topology(consumer.declare)
-        app.state.js_runner = RunnerContext(runner, isolation)
+        SLOT.attach(app, RunnerContext(runner, isolation))
 
         async def prepare() -> None:
             try:

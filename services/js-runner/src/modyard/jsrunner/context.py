@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
+from modyard.common.service_context import ContextSlot
 from modyard.jsrunner.isolation import Isolation
 from modyard.jsrunner.runner import JsRunner
 
@@ -17,10 +18,5 @@ class RunnerContext:
     isolation: Isolation
 
 
-def get_context(request: Request) -> RunnerContext:
-    context = request.app.state.js_runner
-    assert isinstance(context, RunnerContext)
-    return context
-
-
-Context = Annotated[RunnerContext, Depends(get_context)]
+SLOT = ContextSlot(RunnerContext)
+Context = Annotated[RunnerContext, Depends(SLOT.get)]

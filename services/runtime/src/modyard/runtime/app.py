@@ -21,7 +21,7 @@ from modyard.runtime.automations.secret_config import SealedConfigColumn
 from modyard.runtime.automations.wiring import AutomationsRuntime
 from modyard.runtime.components.core import aclose_core_components
 from modyard.runtime.consumers import subscriptions_for
-from modyard.runtime.context import RuntimeContext
+from modyard.runtime.context import SLOT, RuntimeContext
 from modyard.runtime.deployer_client import DeployerClient
 from modyard.runtime.egress.gate import RuntimeEgress
 from modyard.runtime.egress.gate import install as install_egress
@@ -112,10 +112,17 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
             max_attempts=settings.webhook_max_attempts,
             timeout=settings.webhook_timeout_seconds,
         )
-        app.state.runtime = RuntimeContext(
-            settings=settings, installer=installer, bus=bus, flows=flows, executors=executors
+        SLOT.attach(
+            app,
+            RuntimeContext(
+                settings=settings,
+                installer=installer,
+                bus=bus,
+                flows=flows,
+                executors=executors,
+                webhooks=deliverer,
+            ),
         )
-        app.state.webhooks = deliverer
 
         scheduler = TriggerScheduler(database, bus, flows, installer, executors)
 

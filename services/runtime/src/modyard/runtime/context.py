@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from modyard.common.bus.connection import Bus
+from modyard.common.service_context import ContextSlot
 from modyard.runtime.engine.flow_cache import FlowCache
 from modyard.runtime.executors import ModuleExecutors
 from modyard.runtime.installer_client import InstallerClient
 from modyard.runtime.settings import RuntimeSettings
+from modyard.runtime.webhooks.delivery import WebhookDeliverer
 
 
 @dataclass
@@ -22,12 +24,9 @@ class RuntimeContext:
     flows: FlowCache
     #: js webhook components and start/stop are called from requests (flows/js_lifecycle.py).
     executors: ModuleExecutors | None = None
+    #: System webhook deliveries (their own loop; kept here so nothing else holds it loosely).
+    webhooks: WebhookDeliverer | None = None
 
 
-def get_context(request: Request) -> RuntimeContext:
-    context = request.app.state.runtime
-    assert isinstance(context, RuntimeContext)
-    return context
-
-
-Context = Annotated[RuntimeContext, Depends(get_context)]
+SLOT = ContextSlot(RuntimeContext)
+Context = Annotated[RuntimeContext, Depends(SLOT.get)]
