@@ -26,7 +26,9 @@ from modyard.jsrunner.sandbox import SandboxFailure
 
 log = structlog.get_logger(__name__)
 
-AuthMethod = Literal["describe", "connect", "test", "authorize", "token", "call"]
+AuthMethod = Literal[
+    "describe", "connect", "test", "authorize", "token", "oauth1-start", "oauth1-finish", "call"
+]
 #: Function members the installer may call by name.
 CALLABLE: Final = frozenset(
     {"requestAccessToken", "refreshAccessToken", "authUrl", "requestProfileInfo"}

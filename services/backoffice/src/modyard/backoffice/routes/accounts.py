@@ -120,19 +120,30 @@ async def connect(request: Request, service: str, console: ConsoleDep) -> Respon
 @router.get("/oauth/callback")
 async def callback(request: Request) -> Response:
     """Where the provider sends the browser back (no cookie here): on to /oauth/finish."""
-    query = {key: request.query_params.get(key, "") for key in ("code", "state", "error")}
+    names = ("code", "state", "error", "oauth_token", "oauth_verifier")  # OAuth 2, OAuth 1.0a
+    query = {key: request.query_params[key] for key in names if key in request.query_params}
     return render(
         request,
         "accounts/oauth_callback.html",
-        {"console": None, "finish": f"/oauth/finish?{urlencode(query)}", "error": query["error"]},
+        {
+            "console": None,
+            "finish": f"/oauth/finish?{urlencode(query)}",
+            "error": query.get("error", ""),
+        },
     )
 
 
 @router.get("/oauth/finish")
 async def finish(
-    request: Request, console: ConsoleDep, code: str = "", state: str = "", error: str = ""
+    request: Request,
+    console: ConsoleDep,
+    code: str = "",
+    state: str = "",
+    error: str = "",
+    oauth_token: str = "",
+    oauth_verifier: str = "",
 ) -> Response:
-    if error or not code:
+    if error or not (code or oauth_verifier):
         words = f"The provider did not connect the account ({error or 'no code'})."
         return RedirectResponse(f"/accounts?notice={quote(words)}", status_code=303)
     ws_state = _workspace_of(state) or console.workspace
@@ -141,7 +152,11 @@ async def finish(
             console,
             "POST",
             f"/v1/workspaces/{ws_state}/accounts/callback",
-            json={"code": code, "state": state},
+            json=(
+                {"code": code, "state": state}
+                if code
+                else {"state": state, "oauth_token": oauth_token, "oauth_verifier": oauth_verifier}
+            ),
         )
     except ModyardAPIError as exc:
         if exc.status >= 500 or exc.status == 401:

@@ -87,8 +87,12 @@ class ConnectOut(BaseModel):
 
 
 class CallbackIn(BaseModel):
-    code: str = Field(min_length=1, max_length=4096)
+    #: OAuth 2: the authorization code.
+    code: str | None = Field(default=None, min_length=1, max_length=4096)
     state: str = Field(min_length=1, max_length=4096)
+    #: OAuth 1.0a: the request token and the verifier the provider sent back.
+    oauth_token: str | None = Field(default=None, max_length=4096)
+    oauth_verifier: str | None = Field(default=None, max_length=4096)
 
 
 def describe_client(row: AuthServiceClient) -> AuthServiceClientOut:
@@ -169,12 +173,7 @@ async def start_connect(
 ) -> ConnectOut:
     provider = await providers.find_provider(session, workspace, body.service)
     described = await providers.form(context, workspace, provider)
-    if described.get("type") == "oauth":
-        raise ValidationFailed(
-            f"{body.service} uses OAuth 1.0a, which modyard does not support yet.",
-            slug="unsupported-auth-type",
-        )
-    if described.get("type") != "oauth2":
+    if described.get("type") not in ("oauth2", "oauth"):
         raise ValidationFailed(
             f"{body.service} is an {described.get('type') or 'unknown'} auth service: create its "
             f"accounts with POST /v1/workspaces/{workspace.slug}/accounts and its form's fields.",
@@ -216,6 +215,10 @@ async def start_connect(
         settings.jwt_secret.get_secret_value(),
         algorithm="HS256",
     )
+    if described.get("type") == "oauth":
+        return await _start_oauth1(
+            session, context, workspace, provider, client, connect, state, redirect_uri
+        )
     options = client.options or {}
     base = options.get("auth_url") or described.get("authUrl")
     if not base and "authUrl" in (described.get("functions") or []):
@@ -333,6 +336,14 @@ async def finish_connect(
         )
     await session.delete(connect)
     provider = await providers.find_provider(session, workspace, connect.service)
+    if body.oauth_verifier is not None:
+        return await _finish_oauth1(session, context, workspace, principal, provider, connect, body)
+    if not body.code:
+        raise ValidationFailed(
+            "Send the provider's code (OAuth 2) or oauth_token and oauth_verifier (OAuth 1.0a).",
+            slug="invalid-oauth-callback",
+            errors=[InvalidParam(pointer="/body/code", detail="required for OAuth 2")],
+        )
     _client, values = await client_values(context, connect.service, session)
     answer = await providers.ask(
         context,
@@ -346,6 +357,8 @@ async def finish_connect(
             "codeVerifier": context.secrets.decrypt_json(connect.code_verifier),
             "callbackUrl": connect.redirect_uri,
         },
+        # A definition written as a function (a vendor SDK's client) is built from these.
+        init_data={**values, "callbackUrl": connect.redirect_uri},
     )
     if not answer.get("ok"):
         raise ValidationFailed(
@@ -408,6 +421,7 @@ async def _refresh(
             provider,
             "token",
             {**values, **current, "grant": "refresh_token"},
+            init_data=values,
         )
         if answer.get("ok"):
             tokens = dict(answer.get("result") or {})
@@ -495,3 +509,122 @@ async def refresh_after_401(
     if failed_token and current.get("accessToken") != failed_token:
         return Fresh(current)
     return await _refresh(session, context, workspace, account)
+
+
+def _with_state(url: str, state: str) -> str:
+    """OAuth 1.0a has no state parameter: the callback URL carries ours."""
+    return f"{url}{'&' if '?' in url else '?'}{urlencode({'state': state})}"
+
+
+def oauth1_init(
+    context: InstallerContext, client: AuthServiceClient, callback: str
+) -> dict[str, Any]:
+    return {
+        "consumerKey": client.client_id,
+        "consumerSecret": context.secrets.decrypt_json(client.client_secret),
+        "callbackUrl": callback,
+    }
+
+
+async def _start_oauth1(
+    session: AsyncSession,
+    context: InstallerContext,
+    workspace: Workspace,
+    provider: providers.Provider,
+    client: AuthServiceClient,
+    connect: OAuthConnect,
+    state: str,
+    redirect_uri: str,
+) -> ConnectOut:
+    """A request token from the provider (auth.js's requestRequestToken), kept with the
+    connection; the user's browser goes to authUrl with it."""
+    callback = _with_state(redirect_uri, state)
+    init = oauth1_init(context, client, callback)
+    answer = await providers.ask(context, workspace, provider, "oauth1-start", init, init_data=init)
+    if not answer.get("ok"):
+        raise ValidationFailed(
+            f"{connect.service} refused to start the sign-in: {answer.get('message')}",
+            slug="oauth-exchange-failed",
+            vendor_message=answer.get("message"),
+        )
+    found = dict(answer.get("result") or {})
+    connect.code_verifier = context.secrets.encrypt_json(
+        {
+            "requestToken": found.get("requestToken"),
+            "requestTokenSecret": found.get("requestTokenSecret"),
+        }
+    )
+    connect.redirect_uri = callback
+    await session.flush()
+    return ConnectOut(authorize_url=str(found.get("url")), state=state, redirect_uri=callback)
+
+
+async def _finish_oauth1(
+    session: AsyncSession,
+    context: InstallerContext,
+    workspace: Workspace,
+    principal: Principal,
+    provider: providers.Provider,
+    connect: OAuthConnect,
+    body: CallbackIn,
+) -> tuple[Account, str | None]:
+    kept = context.secrets.decrypt_json(connect.code_verifier)
+    if not isinstance(kept, dict) or body.oauth_token != kept.get("requestToken"):
+        raise ValidationFailed(
+            "The oauth_token is not the request token of this sign-in; connect again.",
+            slug="invalid-oauth-callback",
+            errors=[InvalidParam(pointer="/body/oauth_token", detail="not this sign-in's")],
+        )
+    client = await get_client(session, connect.service)
+    init = oauth1_init(context, client, connect.redirect_uri)
+    answer = await providers.ask(
+        context,
+        workspace,
+        provider,
+        "oauth1-finish",
+        {**init, **kept, "oauthVerifier": body.oauth_verifier},
+        init_data=init,
+    )
+    if not answer.get("ok"):
+        raise ValidationFailed(
+            f"{connect.service} refused the sign-in: {answer.get('message')}",
+            slug="oauth-exchange-failed",
+            vendor_message=answer.get("message"),
+        )
+    tokens = dict(answer.get("result") or {})
+    account = Account(
+        workspace_id=workspace.id,
+        owner=principal.subject,
+        service=connect.service,
+        type="oauth",
+        name=str(tokens.get("name") or f"{connect.service} account")[:255],
+        secrets=context.secrets.encrypt_json(
+            {
+                "accessToken": tokens.get("accessToken"),
+                "accessTokenSecret": tokens.get("accessTokenSecret"),
+            }
+        ),
+        status="valid",
+        refreshes=0,
+    )
+    session.add(account)
+    await session.flush()
+    await session.refresh(account)
+    log.info("account_connected", workspace=workspace.slug, service=connect.service)
+    return account, connect.return_to
+
+
+async def oauth1_credentials(
+    session: AsyncSession, context: InstallerContext, account: Account
+) -> Fresh:
+    """An OAuth 1.0a account's tokens, with the consumer key and secret its components sign
+    their calls with (OAuth 1.0a tokens do not expire)."""
+    tokens: dict[str, Any] = context.secrets.decrypt_json(account.secrets)
+    client = await session.get(AuthServiceClient, account.service)
+    if client is not None:
+        tokens = {
+            **tokens,
+            "consumerKey": client.client_id,
+            "consumerSecret": context.secrets.decrypt_json(client.client_secret),
+        }
+    return Fresh(tokens)

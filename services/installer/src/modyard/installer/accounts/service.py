@@ -118,11 +118,6 @@ async def create_account(
     provider = await providers.find_provider(session, workspace, body.service)
     described = await providers.form(context, workspace, provider)
     kind = str(described.get("type") or provider.type or "")
-    if kind == "oauth":
-        raise ValidationFailed(
-            f"{body.service} uses OAuth 1.0a, which modyard does not support yet.",
-            slug="unsupported-auth-type",
-        )
     if kind not in FORM_TYPES:
         raise ValidationFailed(
             f"{body.service} is an {kind or 'unknown'} auth service: connect the account through "
@@ -229,10 +224,13 @@ async def test_account(
     if fresh.invalid is not None:
         return AccountTest(valid=False, message=fresh.invalid, account=describe(account, workspace))
     values = dict(fresh.auth)
-    if account.type == "oauth2":
-        _client, client_values = await oauth.client_values(context, account.service, session)
+    init: dict[str, Any] | None = None
+    if account.type in ("oauth2", "oauth"):
+        client, client_values = await oauth.client_values(context, account.service, session)
         values = {**client_values, **values}
-    answer = await providers.ask(context, workspace, provider, "test", values)
+        # A definition written as a function is built from the client's credentials.
+        init = oauth.oauth1_init(context, client, "") if account.type == "oauth" else client_values
+    answer = await providers.ask(context, workspace, provider, "test", values, init_data=init)
     valid = bool(answer.get("ok"))
     message = None if valid else str(answer.get("message") or "the credentials were refused")
     account.status = "valid" if valid else "invalid"
@@ -249,4 +247,6 @@ async def credentials_of(
     (refreshed first when they expire within the margin, see oauth.py)."""
     if account.type == "oauth2":
         return await oauth.fresh_tokens(session, context, workspace, account)
+    if account.type == "oauth":
+        return await oauth.oauth1_credentials(session, context, account)
     return oauth.Fresh(context.secrets.decrypt_json(account.secrets))

@@ -130,6 +130,37 @@ async function exchange(definition, context) {
     return Object.assign(tokens, { name });
 }
 
+// OAuth 1.0a (Appmixer's `type: 'oauth'`): the connector's own functions do the signed calls
+// (a vendor SDK, usually); the definition gets {consumerKey, consumerSecret, callbackUrl}.
+async function oauth1Start(definition, context) {
+    if (typeof definition.requestRequestToken !== 'function') {
+        throw new TypeError('an OAuth 1.0a auth.js needs a requestRequestToken() function');
+    }
+    const found = (await definition.requestRequestToken.call(definition, context)) || {};
+    const requestToken = found.requestToken || found.oauth_token;
+    const requestTokenSecret = found.requestTokenSecret || found.oauth_token_secret;
+    if (!requestToken) throw new Error('the provider gave no request token');
+    const withToken = Object.assign({}, context, { requestToken, requestTokenSecret });
+    const url =
+        typeof definition.authUrl === 'function'
+            ? await definition.authUrl.call(definition, withToken)
+            : `${definition.authUrl}${String(definition.authUrl).includes('?') ? '&' : '?'}oauth_token=${encodeURIComponent(requestToken)}`;
+    return { url: String(url), requestToken: String(requestToken), requestTokenSecret: String(requestTokenSecret || '') };
+}
+
+async function oauth1Finish(definition, context) {
+    if (typeof definition.requestAccessToken !== 'function') {
+        throw new TypeError('an OAuth 1.0a auth.js needs a requestAccessToken() function');
+    }
+    const found = (await definition.requestAccessToken.call(definition, context)) || {};
+    const accessToken = found.accessToken || found.oauth_token;
+    const accessTokenSecret = found.accessTokenSecret || found.oauth_token_secret;
+    if (!accessToken) throw new Error('the provider gave no access token');
+    const tokens = { accessToken: String(accessToken), accessTokenSecret: String(accessTokenSecret || '') };
+    const name = await nameOf(definition, Object.assign({}, context, tokens));
+    return Object.assign(tokens, { name });
+}
+
 class InvalidTokenError extends Error {
     constructor(message) {
         super(message || 'invalid token');
@@ -173,6 +204,10 @@ async function dispatch(call, httpRequest, log) {
         }
         case 'token':
             return exchange(definition, context);
+        case 'oauth1-start':
+            return oauth1Start(definition, context);
+        case 'oauth1-finish':
+            return oauth1Finish(definition, context);
         case 'call': {
             const member = definition[call.member];
             if (typeof member !== 'function') throw new TypeError(`auth.js has no ${call.member}() function`);
