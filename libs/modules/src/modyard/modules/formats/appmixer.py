@@ -1,72 +1,8 @@
-"""Appmixer connectors (seed 000 + the public layout of Appmixer connector modules).
+"""Appmixer connectors (the public layout of Appmixer connector modules) → the canonical manifest.
 
-An Appmixer module is a folder per service (``<vendor>/<service>/``) holding ``bundle.json``,
-``service.json`` (or ``module.json`` per sub-module), and one folder per component,
-``<module>/<Component>/component.json`` next to ``<Component>.js``. The archive may be rooted at any
-of those levels, so every file is looked up by name at any depth (``node_modules`` is ignored).
-
-Detection: at least one ``*/component.json`` plus one of ``bundle.json``, ``service.json`` or
-``module.json``.
-
-Mapping rules (format ``appmixer``, kind ``connector``):
-
-- **Module name**: the bundle's full name, ``vendor.service`` (a connector with modules in
-  sub-folders, e.g. ``appmixer.trello``) or ``vendor.service.module`` (one module published on its
-  own, as under ``utils`` or ``google``: ``appmixer.google.gmail``), taken from the first of
-  ``bundle.json`` ``name``, ``service.json`` ``name`` or, with neither, the first two segments of a
-  ``module.json`` ``name`` or of the components' names; lower-cased through
-  :func:`~modyard.modules.manifest.module_name`. Descriptors that name it must agree
-  (``service.json`` names its first two segments, ``module.json`` names it or one of its modules),
-  and every component must belong to it.
-- **Layout**: the archive may be rooted at the vendor tree or at the bundle's own folder (what
-  ``appmixer pack`` zips). Paths are read relative to the folder of ``bundle.json`` (else
-  ``service.json``): components sit at ``<module>/<Component>/`` under a ``vendor.service`` bundle
-  and at ``<Component>/`` under a ``vendor.service.module`` one.
-- **Version**: ``bundle.json`` ``version`` (else ``service.json``'s, else a ``module.json``'s), SemVer.
-- **Engine**: ``bundle.json`` ``engine`` is the Appmixer engine range the module needs (e.g.
-  ``>=6.0``), not modyard's platform version. modyard provides the engine level
-  :data:`APPMIXER_ENGINE_VERSION`; a range it does not satisfy is refused at publish time. The range
-  is kept in ``requires.extra["appmixer_engine"]`` (and the level checked against in
-  ``requires.extra["appmixer_engine_provided"]``); ``requires.platform`` stays empty.
-- **Changelog**: ``bundle.json`` ``changelog`` is either keyed by version with a list of changes, or
-  a plain list of changes, which describes the bundle's current version. Entries are sorted by
-  version. An entry is ``breaking`` when its major version is higher than the
-  previous entry's (Appmixer ships incompatible changes only as a new major version, which stops
-  the flows built on the old one), when a change says ``BREAKING…``/``breaking change``, or when the
-  entry is written as ``{"breaking": true, "changes": [...]}``. The first entry is never breaking
-  by version: there is nothing before it to break.
-- **label/description/icon**: ``service.json``, else the only ``module.json``, else ``bundle.json``.
-  Other keys of those files are kept in ``extra`` (``service``, ``modules``, ``bundle``).
-- **Auth**: ``auth.js``/``quota.js`` files become ``files`` (roles ``auth``/``quota``). An
-  ``auth.js`` in a ``vendor.service`` bundle's folder serves ``vendor:service``; one in a module
-  folder (or in a ``vendor.service.module`` bundle's folder) serves ``vendor:service:module`` —
-  unless the components of that bundle reference only ``vendor:service``, which an older layout
-  does. ``extra["auth"]`` lists each file's service id, the auth type written in it
-  (``type: 'oauth2'``…) and the components whose ``auth.service`` names it. Each component's
-  ``auth`` object is kept as is, and must name its ``service``.
-- **Code and npm files**: ``plugin.js``, ``routes.js``, ``jobs.js``, ``package.json`` and
-  ``package-lock.json`` at connector, module or component level become ``files`` (roles
-  ``plugin``, ``routes``, ``jobs``, ``npm-package``, ``npm-lock``; ``name`` is the connector's,
-  module's or component's dotted name and ``extra["level"]`` says which), for the JavaScript
-  executor to install and run. npm files must be valid JSON and ``dependencies`` an object.
-- **Components**: full Appmixer name (``vendor.service.module.Component``) as ``Component.name``,
-  because flows refer to components by that name. The folders must match the name (the engine
-  finds a component by its name). ``trigger: true``, ``tick: true`` (polling), a ``webhook: true``
-  component with no ``inPorts``, or a non-private component with no ``inPorts`` (Appmixer's
-  OnStart, Timer, Scheduler: nothing can send them a message, so they start flows) is a trigger;
-  all others are actions.
-  Polling triggers get ``polling_interval_seconds`` = :data:`DEFAULT_POLLING_INTERVAL_SECONDS`
-  (60 s): Appmixer ticks polling triggers on one engine-wide, operator-configured period, and
-  component.json cannot state its own, so a default is assumed.
-  ``inPorts``/``outPorts`` (strings or objects) → ports with their ``schema``, ``options``; an
-  in-port's ``inspector`` and any other port key go to ``Port.extra``. A port with options but no
-  schema gets one derived from them (option values are paths into the message: property names
-  joined by dots, ``[0]``/``[]`` for array items), marked ``extra["schema_from_options"]``; the
-  options themselves are left as written. A value that is not such a path is an issue. ``properties.schema`` and
-  ``properties.inspector`` → ``properties_schema``/``inspector``. Schemas are checked as JSON
-  Schema. ``<Component>.js`` → ``Executor(type="js")``; a missing code file is an issue.
-- **npm**: ``package.json`` dependencies are npm libraries the engine installs, not modyard
-  modules, so they stay in ``extra["npm"]`` keyed by file (``node_modules`` is never read).
+The mapping (detection, names and layout, version, engine, changelog, components and ports, auth,
+code and npm files) is specified in docs/formats/appmixer.md, its one home; each rule there has a
+look-alike module in libs/modules/tests/fixtures/appmixer/. Code-level notes sit where they apply.
 """
 
 from __future__ import annotations
