@@ -114,6 +114,17 @@ RUN cd /app/.venv/lib/python3.11/site-packages \
 # default last stage). Build with --build-arg SERVICE=js-runner --target js-runner.
 FROM ${NODE_IMAGE} AS node
 
+# Only what the runner runs: node without its symbol tables (the official build ships them: 99 MB,
+# 86 MB stripped; stripped when the builder has binutils, as scripts/images.sh's has), and npm
+# (the runner installs module dependencies with it) without its manual pages and HTML docs
+# (`npm help` only). Never corepack, npx or the C headers: the runner uses none of them.
+FROM ${BUILDER_IMAGE} AS node-files
+COPY --from=node /usr/local/bin/node /node/bin/node
+COPY --from=node /usr/local/lib/node_modules/npm /node/lib/node_modules/npm
+RUN if command -v strip > /dev/null; then strip /node/bin/node; fi \
+    && rm -rf /node/lib/node_modules/npm/docs /node/lib/node_modules/npm/man \
+    && /node/bin/node --version
+
 FROM ${BASE_IMAGE} AS js-runner
 ARG SERVICE=js-runner
 
@@ -131,8 +142,8 @@ RUN if ! command -v ip > /dev/null || ! command -v mount > /dev/null; then \
        --shell /usr/sbin/nologin modyard \
     && install -d -o 10001 -g 10001 -m 0700 /var/cache/modyard-js-runner
 
-COPY --from=node /usr/local/bin/node /usr/bin/node
-COPY --from=node /usr/local/lib/node_modules/npm /usr/lib/node_modules/npm
+COPY --from=node-files /node/bin/node /usr/bin/node
+COPY --from=node-files /node/lib/node_modules/npm /usr/lib/node_modules/npm
 RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/bin/npm && node --version && npm --version
 COPY --from=builder /app/.venv /app/.venv
 

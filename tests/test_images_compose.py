@@ -68,8 +68,9 @@ MIGRATIONS = {
     "js-runner": ROOT / "services/js-runner/src/modyard/jsrunner/migrations",
 }
 #: The target of issue 25: under 200 MB (as `docker image ls` counts). The js-runner carries
-#: Node.js 20 besides Python (node alone is 99 MB, npm 10): the target plus those.
-SIZE_LIMITS = dict.fromkeys(SERVICES, 200_000_000) | {"js-runner": 310_000_000}
+#: Node.js 20 besides Python (node 86 MB stripped, npm 8 MB without its docs; 283 MB in all):
+#: the target plus those, and room for the npm packages the runner brings.
+SIZE_LIMITS = dict.fromkeys(SERVICES, 200_000_000) | {"js-runner": 295_000_000}
 TAG = "e2e"
 #: The runner's sandbox layers (GET /v1/sandbox): both in force under the project's seccomp
 #: profile (docker's default refuses unshare without CAP_SYS_ADMIN).
