@@ -113,6 +113,15 @@ class Service:
         return f"modyard-{self.name}"
 
     @property
+    def url_variable(self) -> str:
+        """Where the others reach it: a shared setting, so the gateway's keeps its short name."""
+        return (
+            "MODYARD_GATEWAY_URL"
+            if self.name == "appcell-gateway"
+            else f"MODYARD_{self.env_key}_URL"
+        )
+
+    @property
     def image(self) -> str:
         return f"modyard/{self.name}"
 
@@ -125,7 +134,11 @@ class Service:
         """The keys of modyard-secrets its pods read."""
         if not self.has_database:
             return STATELESS_SECRET_KEYS
-        own = {f"{self.env_key.lower()}-secret-keys"} if self.stores_secrets else set()
+        own = (
+            {f"{self.env_key.lower().replace('_', '-')}-secret-keys"}
+            if self.stores_secrets
+            else set()
+        )
         return COMMON_SECRET_KEYS | own
 
 
@@ -453,7 +466,7 @@ def test_backoffice_serves_without_database_broker_or_migration() -> None:
     # Where it calls: the ConfigMap names each service it reaches by that service's Service.
     config = find(resources, "ConfigMap", "modyard-config")["data"]
     for callee in map(BY_NAME.__getitem__, CALLS["backoffice"]):
-        url = urlsplit(config[f"MODYARD_{callee.env_key}_URL"])
+        url = urlsplit(config[callee.url_variable])
         assert (url.hostname, url.port) == (callee.k8s_name, callee.port)
         (port,) = find(resources, "Service", callee.k8s_name)["spec"]["ports"]
         assert port["port"] == callee.port
@@ -521,7 +534,7 @@ def test_pods_read_their_secrets_from_modyard_secrets_never_inline(build_dir: Pa
         assert refs["MODYARD_JWT_SECRET"]["key"] == "jwt-secret"
         if service.stores_secrets:
             assert refs[f"MODYARD_{service.env_key}_SECRET_KEYS"]["key"] == (
-                f"{service.env_key.lower()}-secret-keys"
+                f"{service.env_key.lower().replace('_', '-')}-secret-keys"
             )
         for name, value in env_of(container).items():
             if name not in refs:
@@ -1348,7 +1361,7 @@ def test_compose_migrates_then_serves_after_healthy_infrastructure(service: Serv
     assert env[f"MODYARD_{service.env_key}_MIGRATE_ON_STARTUP"] == "false"
     assert env["MODYARD_JWT_SECRET"], "every service must share one JWT secret"
     for other in COMPOSE_SERVICES:
-        url = urlsplit(env[f"MODYARD_{other.env_key}_URL"])
+        url = urlsplit(env[other.url_variable])
         assert (url.hostname, url.port) == (other.name, other.port)
     if service.stores_secrets:
         # Unset, the per-service keys fall back to MODYARD_SECRET_KEYS, then the development key.
@@ -1372,7 +1385,7 @@ def test_compose_backoffice_starts_after_the_services_it_calls_without_data_of_i
     # The tokens it accepts are the ones the services it calls accept.
     assert env["MODYARD_JWT_SECRET"] == services["registry"]["environment"]["MODYARD_JWT_SECRET"]
     for other in COMPOSE_SERVICES:
-        url = urlsplit(env[f"MODYARD_{other.env_key}_URL"])
+        url = urlsplit(env[other.url_variable])
         assert (url.hostname, url.port) == (other.name, other.port)
     assert not {f"MODYARD_{name.upper()}" for name in DATA_SETTINGS} & set(env)
     assert not any("SECRET_KEYS" in variable or "MIGRATE" in variable for variable in env)
