@@ -242,3 +242,66 @@ async def test_an_oauth_1_service_is_connected_not_typed_in(stack: Stack, vendor
     )
     assert early.status_code == 409, early.text
     assert early.json()["type"].endswith("/auth-service-not-configured")
+
+
+async def test_an_account_shared_with_a_member_lets_their_flows_use_it(
+    stack: Stack, vendor: Vendor
+) -> None:
+    ws, other = unique("w"), unique("w")
+    service = await _connector(
+        stack, (ws, ["ann@acme.test", "carl@acme.test"]), (other, ["bob@beta.test"])
+    )
+    name = service.replace(":", ".")
+    ann, carl = stack.headers("ann@acme.test", ws), stack.headers("carl@acme.test", ws)
+    body = {"service": service, "credentials": {"apiKey": ANN_KEY, "baseUrl": vendor.url}}
+    account = (
+        await stack.client.post(f"/v1/workspaces/{ws}/accounts", json=body, headers=ann)
+    ).json()["id"]
+    runtime = stack.headers("runtime", role=Role.service)
+
+    async def problems(owner: str) -> list[dict[str, str]]:
+        checked = await stack.client.post(
+            f"/v1/workspaces/{ws}/accounts/checks",
+            json={
+                "owner": owner,
+                "nodes": [
+                    {
+                        "node": "who",
+                        "installation": name,
+                        "component": f"{name}.core.Whoami",
+                        "account": account,
+                    }
+                ],
+            },
+            headers=runtime,
+        )
+        assert checked.status_code == 200, checked.text
+        return list(checked.json()["problems"])
+
+    assert await problems("ann@acme.test") == []
+    [refused] = await problems("carl@acme.test")
+    assert "not the flow owner's" in refused["detail"]
+
+    path = f"/v1/workspaces/{ws}/accounts/{account}/shares"
+    # Only the owner shares, and only with members of the workspace.
+    assert (
+        await stack.client.put(path, json={"subjects": ["carl@acme.test"]}, headers=carl)
+    ).status_code == 404
+    assert (
+        await stack.client.put(path, json={"subjects": ["carl@acme.test"]}, headers=stack.operator)
+    ).status_code == 403
+    stranger = await stack.client.put(path, json={"subjects": ["bob@beta.test"]}, headers=ann)
+    assert stranger.status_code == 422
+    assert stranger.json()["errors"][0]["pointer"] == "/body/subjects/0"
+    shared = await stack.client.put(path, json={"subjects": ["carl@acme.test"]}, headers=ann)
+    assert shared.status_code == 200, shared.text
+    assert shared.json()["shared_with"] == ["carl@acme.test"]
+    assert await problems("carl@acme.test") == []
+    # Carl's flows may use it; Carl still neither sees nor reads it.
+    assert (
+        await stack.client.get(f"/v1/workspaces/{ws}/accounts/{account}", headers=carl)
+    ).status_code == 404
+    assert ANN_KEY not in shared.text
+    unshared = await stack.client.put(path, json={"subjects": []}, headers=ann)
+    assert unshared.json()["shared_with"] == []
+    assert len(await problems("carl@acme.test")) == 1

@@ -103,10 +103,11 @@ async def check(
                 f"Account {need.account} is of {account.service!r}, the component needs one of "
                 f"{service!r}."
             )
-        elif account.owner != body.owner:
+        elif account.owner != body.owner and body.owner not in (account.shared_with or []):
             detail = (
-                f"Account {need.account} is not the flow owner's ({body.owner!r}): a flow runs "
-                f"only with its owner's accounts; {connect}."
+                f"Account {need.account} is not the flow owner's ({body.owner!r}) nor shared "
+                f"with them: a flow runs only with its owner's accounts or ones shared with the "
+                f"owner; {connect}."
             )
         elif account.status != "valid":
             detail = (

@@ -19,6 +19,7 @@ from modyard.installer.accounts.schemas import (
     AccountCredentials,
     AccountOut,
     AccountPage,
+    AccountShares,
     AccountTest,
     AuthServiceOut,
 )
@@ -113,6 +114,25 @@ async def delete_account(
         session, await service.get_account(session, workspace, principal, account_id)
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/accounts/{account_id}/shares", response_model=AccountOut)
+async def share_account(
+    ws: WorkspaceSlug,
+    account_id: uuid.UUID,
+    body: AccountShares,
+    session: DbSession,
+    principal: CurrentPrincipal,
+) -> AccountOut:
+    """Let other members' flows run with your account (they never see its credentials);
+    the list replaces the previous one ([] stops sharing)."""
+    workspace = await workspaces.get_workspace(session, ws, principal)
+    account = await service.get_account(session, workspace, principal, account_id)
+    if account.owner != principal.subject:
+        raise Forbidden("Only the account's owner shares it.", slug="not-the-owner")
+    return service.describe(
+        await service.share_account(session, workspace, account, body.subjects), workspace
+    )
 
 
 @router.post("/accounts/{account_id}/test", response_model=AccountTest)

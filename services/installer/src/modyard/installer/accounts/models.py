@@ -36,6 +36,8 @@ class Account(Base):
     invalid_reason: Mapped[str | None] = mapped_column(Text)
     #: When the OAuth access token expires (null: never, or not OAuth).
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Other users of the workspace whose flows may run with this account (never see it).
+    shared_with: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
     #: How many times the tokens were refreshed (shown to operators; the tests count on it).
     refreshes: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

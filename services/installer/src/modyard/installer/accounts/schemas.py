@@ -29,6 +29,8 @@ class AccountOut(BaseModel):
     name: str
     status: str
     invalid_reason: str | None
+    #: Users whose flows may run with it (they never see its credentials).
+    shared_with: list[str] = Field(default_factory=list)
     expires_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -65,3 +67,10 @@ class AccountCredentials(BaseModel):
     service: str
     type: str
     auth: dict[str, Any]
+
+
+class AccountShares(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: Subjects (emails) of the workspace whose flows may use the account; replaces the list.
+    subjects: list[str] = Field(max_length=200)

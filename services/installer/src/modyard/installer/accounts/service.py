@@ -28,7 +28,7 @@ from modyard.installer.accounts.schemas import (
     AuthServiceOut,
 )
 from modyard.installer.context import InstallerContext
-from modyard.installer.models import Workspace
+from modyard.installer.models import Workspace, WorkspaceMember
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +50,7 @@ def describe(account: Account, workspace: Workspace) -> AccountOut:
         name=account.name,
         status=account.status,
         invalid_reason=account.invalid_reason,
+        shared_with=list(account.shared_with or []),
         expires_at=account.expires_at,
         created_at=account.created_at,
         updated_at=account.updated_at,
@@ -250,3 +251,33 @@ async def credentials_of(
     if account.type == "oauth":
         return await oauth.oauth1_credentials(session, context, account)
     return oauth.Fresh(context.secrets.decrypt_json(account.secrets))
+
+
+async def share_account(
+    session: AsyncSession, workspace: Workspace, account: Account, subjects: list[str]
+) -> Account:
+    """Let these users' flows run with the account (the owner's choice; replaces the list)."""
+    members = await workspace_members(session, workspace)
+    strangers = [subject for subject in subjects if subject not in members]
+    if strangers:
+        raise ValidationFailed(
+            "An account is shared only with members of its workspace; not members: "
+            + ", ".join(strangers)
+            + ".",
+            slug="not-a-member",
+            errors=[
+                InvalidParam(pointer=f"/body/subjects/{subjects.index(s)}", detail="not a member")
+                for s in strangers
+            ],
+        )
+    account.shared_with = sorted(set(subjects) - {account.owner})
+    await session.flush()
+    await session.refresh(account)
+    return account
+
+
+async def workspace_members(session: AsyncSession, workspace: Workspace) -> set[str]:
+    found = await session.scalars(
+        select(WorkspaceMember.subject).where(WorkspaceMember.workspace_id == workspace.id)
+    )
+    return set(found)
