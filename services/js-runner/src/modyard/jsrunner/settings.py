@@ -94,7 +94,7 @@ class JsRunnerSettings(ServiceSettings):
     #: here it must stay below CALL_TIMEOUT_SECONDS, the runtime waits 30 s for an answer).
     slingr_timeout_seconds: float = Field(default=20.0, gt=0)
     #: Worker threads per Slingr package version: how many of its calls run at once.
-    slingr_workers: int = Field(default=2, ge=1, le=64)
+    slingr_workers: int = Field(default=4, ge=1, le=64)
     #: V8 heap of one worker, MiB: a script past it fails alone, the package's other calls go on.
     slingr_heap_mb: int = Field(default=64, ge=8, le=4096)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from modyard.jsrunner.context_api import CallScope
@@ -60,8 +62,14 @@ def spec(settings: JsRunnerSettings, module: ModuleVersion, base: SandboxSpec) -
 
 
 def descriptor(module: ModuleVersion) -> dict[str, Any]:
+    return _descriptor(module.directory)
+
+
+@functools.lru_cache(maxsize=512)
+def _descriptor(directory: Path) -> dict[str, Any]:
+    """package.json of an installed version (read-only on disk: read once per process)."""
     try:
-        loaded = json.loads((module.directory / "package.json").read_text())
+        loaded = json.loads((directory / "package.json").read_text())
     except (OSError, ValueError):
         return {}
     return loaded if isinstance(loaded, dict) else {}

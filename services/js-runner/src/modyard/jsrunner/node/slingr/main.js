@@ -17,7 +17,7 @@ const path = require('path');
 const { Worker } = require('worker_threads');
 
 const limits = Object.assign(
-    { timeoutMs: 20000, workers: 2, heapMb: 64, bufferBytes: 8 * 1024 * 1024 },
+    { timeoutMs: 20000, workers: 4, heapMb: 64, bufferBytes: 8 * 1024 * 1024 },
     JSON.parse(process.argv[4] || '{}')
 );
 
