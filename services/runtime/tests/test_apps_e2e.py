@@ -24,6 +24,7 @@ from sqlalchemy import select
 from modyard.common.auth import Role
 from modyard.runtime.app import create_app
 from modyard.runtime.automations.service import AutomationService
+from modyard.runtime.context import SLOT
 from modyard.runtime.models import NodeLog
 from modyard.runtime.settings import RuntimeSettings
 from modyard.testing.archives import make_zip
@@ -55,7 +56,7 @@ class Env:
 
     @property
     def service(self) -> AutomationService:
-        service = self.app.state.automations
+        service = SLOT.of(self.app).automations
         assert isinstance(service, AutomationService)
         return service
 

@@ -19,6 +19,7 @@ from modyard.runtime.app import create_app
 from modyard.runtime.automations.models import AutomationWorkspace
 from modyard.runtime.automations.schedules import run_due
 from modyard.runtime.automations.service import AutomationService
+from modyard.runtime.context import SLOT
 from modyard.runtime.settings import RuntimeSettings
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.polling import eventually
@@ -38,7 +39,7 @@ class Env:
 
     @property
     def service(self) -> AutomationService:
-        service = self.app.state.automations
+        service = SLOT.of(self.app).automations
         assert isinstance(service, AutomationService)
         return service
 

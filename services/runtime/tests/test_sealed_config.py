@@ -17,6 +17,7 @@ from modyard.runtime.app import create_app, service_spec
 from modyard.runtime.automations.models import AutomationWorkspace
 from modyard.runtime.automations.secret_config import SEALED, SealedConfigColumn, unsealed_config
 from modyard.runtime.automations.service import AutomationService
+from modyard.runtime.context import SLOT
 from modyard.runtime.settings import RuntimeSettings
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.services import auth_headers, in_process
@@ -36,7 +37,7 @@ class Env:
 
     @property
     def service(self) -> AutomationService:
-        service = self.app.state.automations
+        service = SLOT.of(self.app).automations
         assert isinstance(service, AutomationService)
         return service
 

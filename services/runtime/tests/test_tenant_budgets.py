@@ -25,6 +25,7 @@ from modyard.runtime.automations.definitions import compile_automation
 from modyard.runtime.automations.interpreter import BudgetExceeded, Interpreter
 from modyard.runtime.automations.program import Program
 from modyard.runtime.automations.service import AutomationService
+from modyard.runtime.context import SLOT
 from modyard.runtime.settings import RuntimeSettings
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.polling import eventually
@@ -43,7 +44,7 @@ class Env:
 
     @property
     def service(self) -> AutomationService:
-        service = self.app.state.automations
+        service = SLOT.of(self.app).automations
         assert isinstance(service, AutomationService)
         return service
 

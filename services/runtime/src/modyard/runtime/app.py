@@ -71,7 +71,6 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         flows = FlowCache(database, retry_policy(settings), ttl=settings.flow_cache_seconds)
         amqp = AmqpExecutor(bus, timeout_seconds=settings.component_timeout_seconds)
         management = BrokerManagement(settings, timeout=settings.management_timeout_seconds)
-        app.state.broker_management = management
         deployer = DeployerClient(settings)
         executors = ModuleExecutors(
             amqp,
@@ -121,6 +120,7 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
                 flows=flows,
                 executors=executors,
                 webhooks=deliverer,
+                management=management,
             ),
         )
 

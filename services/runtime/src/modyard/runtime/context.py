@@ -8,7 +8,10 @@ from typing import Annotated
 from fastapi import Depends
 
 from modyard.common.bus.connection import Bus
+from modyard.common.bus.management import BrokerManagement
 from modyard.common.service_context import ContextSlot
+from modyard.runtime.apps.registry_client import RegistryClient
+from modyard.runtime.automations.service import AutomationService
 from modyard.runtime.engine.flow_cache import FlowCache
 from modyard.runtime.executors import ModuleExecutors
 from modyard.runtime.installer_client import InstallerClient
@@ -26,6 +29,12 @@ class RuntimeContext:
     executors: ModuleExecutors | None = None
     #: System webhook deliveries (their own loop; kept here so nothing else holds it loosely).
     webhooks: WebhookDeliverer | None = None
+    #: The broker's management API (worker credentials).
+    management: BrokerManagement | None = None
+    #: Set when the automations wiring starts (automations/wiring.py), with the registry client
+    #: the apps' publishing shares.
+    automations: AutomationService | None = None
+    registry: RegistryClient | None = None
 
 
 SLOT = ContextSlot(RuntimeContext)

@@ -13,7 +13,7 @@ from modyard.common.bus.management import BrokerManagement
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, Forbidden
 from modyard.runtime import worker_access
-from modyard.runtime.context import Context
+from modyard.runtime.context import SLOT, Context
 
 router = APIRouter(
     prefix="/v1/workspaces/{ws}/installations/{slug}/worker-credentials",
@@ -46,8 +46,9 @@ class WorkerCredentialsOut(BaseModel):
 
 
 def broker_management(request: Request) -> BrokerManagement:
-    management = request.app.state.broker_management
-    assert isinstance(management, BrokerManagement)
+    management = SLOT.get(request).management
+    if management is None:
+        raise RuntimeError("the broker's management client opens with the app's lifespan")
     return management
 
 

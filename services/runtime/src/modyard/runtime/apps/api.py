@@ -24,15 +24,16 @@ from modyard.runtime.apps.schemas import (
 from modyard.runtime.automations.api import automations_of, check_workspace
 from modyard.runtime.automations.program import Program
 from modyard.runtime.automations.secret_config import MASK
-from modyard.runtime.context import Context
+from modyard.runtime.context import SLOT, Context
 
 router = APIRouter(tags=["apps"], responses=PROBLEM_RESPONSES)
 Workspace = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 
 
 def registry_of(request: Request) -> RegistryClient:
-    client = request.app.state.registry_client
-    assert isinstance(client, RegistryClient)
+    client = SLOT.get(request).registry
+    if client is None:
+        raise RuntimeError("the registry client opens with the automations, in the app's lifespan")
     return client
 
 

@@ -25,6 +25,7 @@ from modyard.runtime.automations.schemas import (
 )
 from modyard.runtime.automations.secret_config import MASK, secret_fields
 from modyard.runtime.automations.service import AutomationService, Target
+from modyard.runtime.context import SLOT
 
 router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["automations"], responses=PROBLEM_RESPONSES)
 Workspace = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
@@ -39,8 +40,9 @@ def check_workspace(principal: Principal, workspace: str) -> None:
 
 
 def automations_of(request: Request) -> AutomationService:
-    service = request.app.state.automations
-    assert isinstance(service, AutomationService)
+    service = SLOT.get(request).automations
+    if service is None:
+        raise RuntimeError("the automations start with the app's lifespan")
     return service
 
 

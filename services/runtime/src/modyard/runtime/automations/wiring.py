@@ -33,6 +33,7 @@ from modyard.runtime.automations.events import EventHub
 from modyard.runtime.automations.programs import ProgramCache
 from modyard.runtime.automations.schedules import run_schedules
 from modyard.runtime.automations.service import AutomationService
+from modyard.runtime.context import SLOT
 from modyard.runtime.installer_client import InstallerClient
 from modyard.runtime.settings import RuntimeSettings
 
@@ -96,9 +97,10 @@ class AutomationsRuntime:
         self.registry = RegistryClient(self.settings)
         self.installer = InstallerClient(self.settings)
         self.tracker = InstanceTracker(self.service, self.registry, self.installer, box)
-        app.state.automations = self.service
+        context = SLOT.of(app)
+        context.automations = self.service
         components.service = self.service
-        app.state.registry_client = self.registry
+        context.registry = self.registry
         lifecycle = app.state.lifecycle
 
         async def after_migrations(work: Callable[[], Awaitable[None]]) -> None:
