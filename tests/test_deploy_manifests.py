@@ -81,7 +81,8 @@ SINGLETON = "deployer"
 #: service -> the services it calls over HTTP (DESIGN.md, docs/architecture.md).
 CALLS = {
     "registry": set(),
-    "installer": {"registry"},
+    # Module archives from the registry; accounts' auth.js runs in the JavaScript runner.
+    "installer": {"registry", "js-runner"},
     "runtime": {"installer", "deployer"},
     "appcell-gateway": {"registry", "installer"},
     "deployer": set(),
@@ -902,7 +903,18 @@ def test_the_js_runner_policy_reaches_only_what_the_runner_needs() -> None:
     assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     assert policy["spec"]["ingress"] == [
         {
-            "from": [{"namespaceSelector": {"matchLabels": {"modyard.io/access": "true"}}}],
+            # The operators' namespace (debug API) and the installer (accounts' auth.js calls).
+            "from": [
+                {
+                    "podSelector": {
+                        "matchLabels": {
+                            "app.kubernetes.io/name": "modyard-installer",
+                            "app.kubernetes.io/component": "server",
+                        }
+                    }
+                },
+                {"namespaceSelector": {"matchLabels": {"modyard.io/access": "true"}}},
+            ],
             "ports": [{"protocol": "TCP", "port": 8007}],
         }
     ]
@@ -1221,7 +1233,8 @@ def test_compose_sets_every_setting_a_service_needs_and_nothing_it_ignores(
         assert ignored == set(), f"{name} sets {ignored}, which it ignores"
         covered = {_setting_of(service, v) for v in variables}
         needed = required_settings(service) - (
-            {"host", "port", "migrate_on_startup", "docker_host"}
+            # A migration listens nowhere and calls no peer (the installer's runner URL).
+            {"host", "port", "migrate_on_startup", "docker_host", "js_runner_url"}
             if name.endswith("-migrate")
             else set()
         )
