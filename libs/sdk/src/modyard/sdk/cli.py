@@ -134,7 +134,7 @@ COMMANDS: dict[str, Lazy | None] = {
     "accounts": Lazy(
         "modyard.sdk.accounts_cli",
         "accounts_app",
-        "Accounts (third-party credentials components use): list, add, test, delete.",
+        "Accounts (third-party credentials) of a workspace: list, add, test, delete.",
     ),
     "token": Lazy(
         "modyard.sdk.token_cli",
