@@ -1487,11 +1487,19 @@ def test_dockerfile_is_multi_stage_on_a_configurable_official_slim_python() -> N
     stages = _stages()
     assert len(stages) >= 2
     assert stages[0].startswith("${BUILDER_IMAGE} AS builder")
-    # Besides: Node.js for the js-runner target only (its own stage, built only for that target).
+    heads = [stage.split("\n", 1)[0] for stage in stages]
+    # What ships is BASE_IMAGE: the runtime stage (what a build without --target makes, so last)
+    # and the js-runner target.
+    assert heads[-1] == "${BASE_IMAGE} AS runtime"
+    assert "${BASE_IMAGE} AS js-runner" in heads
+    shipped = {"${BASE_IMAGE} AS runtime", "${BASE_IMAGE} AS js-runner"}
+    # The other stages are build-only: Node.js for the js-runner target (NODE_IMAGE, trimmed in a
+    # builder-based stage), built only when that target is.
     assert all(
-        stage.startswith(("${BASE_IMAGE} AS ", "${NODE_IMAGE} AS node")) for stage in stages[1:]
+        head.startswith(("${BUILDER_IMAGE} AS ", "${NODE_IMAGE} AS "))
+        for head in heads
+        if head not in shipped
     )
-    assert stages[-1].startswith("${BASE_IMAGE} AS runtime")  # what a build without --target makes
 
 
 def test_dockerfile_caches_the_locked_dependencies_in_their_own_layer() -> None:
@@ -1595,7 +1603,15 @@ def test_dockerfile_js_runner_target_adds_node_npm_and_ip_and_runs_non_root() ->
     stages = {stage.split("\n", 1)[0]: stage for stage in _stages()}
     runner = stages["${BASE_IMAGE} AS js-runner"]
     assert "ARG NODE_IMAGE=node:20-" in _dockerfile()
-    assert "COPY --from=node /usr/local/bin/node /usr/bin/node" in runner
+    # node and npm come from the official image (NODE_IMAGE) through a stage that trims them.
+    node = stages["${NODE_IMAGE} AS node"]
+    assert not re.search(r"^(RUN|COPY) ", node, re.MULTILINE)  # taken as published
+    files = next(stage for head, stage in stages.items() if head.endswith(" AS node-files"))
+    assert "COPY --from=node /usr/local/bin/node /node/bin/node" in files
+    assert "COPY --from=node /usr/local/lib/node_modules/npm /node/lib/node_modules/npm" in files
+    assert "COPY --from=node-files /node/bin/node /usr/bin/node" in runner
+    assert "COPY --from=node-files /node/lib/node_modules/npm /usr/lib/node_modules/npm" in runner
+    assert "node --version && npm --version" in runner  # the build fails if either cannot run
     assert "iproute2" in runner
     assert "MODYARD_JS_RUNNER_CACHE_DIR=/var/cache/modyard-js-runner" in runner
     assert 'VOLUME ["/var/cache/modyard-js-runner"]' in runner
