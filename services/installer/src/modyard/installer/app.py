@@ -8,11 +8,17 @@ from fastapi import FastAPI
 
 from modyard.common.app_factory import ServiceSpec, build_service_app
 from modyard.common.db.secret_rotation import EncryptedColumn
-from modyard.installer.api import routers
+from modyard.installer.accounts.endpoints import auth_services_router
+from modyard.installer.accounts.endpoints import router as accounts_router
+from modyard.installer.acl.endpoints import router as acl_router
 from modyard.installer.consumers import subscriptions_for
 from modyard.installer.context import SLOT, InstallerContext
+from modyard.installer.installations.endpoints import router as installations_router
 from modyard.installer.settings import InstallerSettings
-from modyard.installer.token_revocations import DatabaseDenials
+from modyard.installer.storage.endpoints import router as storage_router
+from modyard.installer.tokens.endpoints import router as tokens_router
+from modyard.installer.tokens.revocations import DatabaseDenials
+from modyard.installer.workspaces.endpoints import router as workspaces_router
 
 
 def service_spec(settings: InstallerSettings | None = None) -> ServiceSpec:
@@ -35,7 +41,15 @@ def service_spec(settings: InstallerSettings | None = None) -> ServiceSpec:
         title="modyard installer",
         description="workspaces, installations, resolved dependency locks, configs, secrets and ACL rules",
         migrations=Path(__file__).parent / "migrations",
-        routers=routers,
+        routers=[
+            workspaces_router,
+            installations_router,
+            acl_router,
+            storage_router,
+            tokens_router,
+            accounts_router,
+            auth_services_router,
+        ],
         subscriptions=subscriptions_for(context),
         resources=resources,
         encrypted_columns=(

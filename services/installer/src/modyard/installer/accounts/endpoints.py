@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 from modyard.common.auth import CurrentPrincipal, Principal, Role, require_roles
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, Conflict, Forbidden, problem_response
-from modyard.installer import workspaces
 from modyard.installer.accounts import checks, oauth, service
 from modyard.installer.accounts.models import Account
 from modyard.installer.accounts.schemas import (
@@ -25,6 +24,7 @@ from modyard.installer.accounts.schemas import (
 )
 from modyard.installer.context import Context
 from modyard.installer.schemas import WORKSPACE_PATTERN
+from modyard.installer.workspaces import service as workspaces
 
 router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["accounts"], responses=PROBLEM_RESPONSES)
 WorkspaceSlug = Annotated[str, Path(pattern=WORKSPACE_PATTERN)]

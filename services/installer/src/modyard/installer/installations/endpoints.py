@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from modyard.common.auth import CurrentPrincipal, Principal, Role
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, Forbidden
-from modyard.installer import idempotency, workspaces
+from modyard.installer import idempotency
 from modyard.installer.configuration.environment import effective_config
 from modyard.installer.context import Context
 from modyard.installer.installations import configuring, installing, queries, removing, upgrading
@@ -25,6 +25,7 @@ from modyard.installer.schemas import (
     InstallResult,
     UpgradeRequest,
 )
+from modyard.installer.workspaces import service as workspaces
 from modyard.modules.manifest import ConfigSpec
 
 router = APIRouter(

@@ -119,7 +119,7 @@ async def delete_flow(session: AsyncSession, flow: Flow) -> None:
 
 
 def component_resource(module: str, component: str) -> str:
-    # The installer's ACL names components this way (see modyard.installer.acl).
+    # The installer's ACL names components this way (see modyard.installer.acl.rules).
     return component if component.startswith(module + ".") else f"{module}.{component}"
 
 

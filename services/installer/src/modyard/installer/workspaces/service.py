@@ -7,9 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.auth import Principal, Role
 from modyard.common.errors import Conflict, Forbidden, NotFound
-from modyard.installer import token_revocations
 from modyard.installer.models import Installation, Workspace, WorkspaceExclusion, WorkspaceMember
 from modyard.installer.schemas import Member, WorkspaceCreate, WorkspaceOut
+from modyard.installer.tokens import revocations
 
 
 async def create_workspace(session: AsyncSession, request: WorkspaceCreate) -> Workspace:
@@ -23,7 +23,7 @@ async def create_workspace(session: AsyncSession, request: WorkspaceCreate) -> W
     await session.flush()
     for subject in dict.fromkeys(request.members):
         session.add(WorkspaceMember(workspace_id=workspace.id, subject=subject, role="member"))
-    await token_revocations.readmit(session, request.slug, request.members)
+    await revocations.readmit(session, request.slug, request.members)
     await session.flush()
     return workspace
 
@@ -49,7 +49,7 @@ async def get_workspace(session: AsyncSession, slug: str, principal: Principal) 
         return workspace
     if await is_member(session, workspace, principal.subject):
         return workspace
-    if principal.can_access_workspace(slug) and not await token_revocations.is_excluded(
+    if principal.can_access_workspace(slug) and not await revocations.is_excluded(
         session, slug, principal.subject
     ):
         return workspace
@@ -98,7 +98,7 @@ async def set_member(session: AsyncSession, workspace: Workspace, subject: str, 
         session.add(WorkspaceMember(workspace_id=workspace.id, subject=subject, role=role))
     else:
         member.role = role
-    await token_revocations.readmit(session, workspace.slug, [subject])
+    await revocations.readmit(session, workspace.slug, [subject])
     await session.flush()
 
 
@@ -112,8 +112,8 @@ async def remove_member(session: AsyncSession, workspace: Workspace, subject: st
         raise NotFound(f"{subject!r} is not a member of {workspace.slug!r}.")
     await session.delete(member)
     # Their tokens may name the workspace until they expire: every service refuses those claims
-    # from now on (see token_revocations and modyard.common.token_denials).
-    await token_revocations.exclude(session, workspace.slug, subject)
+    # from now on (see tokens.revocations and modyard.common.token_denials).
+    await revocations.exclude(session, workspace.slug, subject)
     await session.flush()
 
 

@@ -9,10 +9,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from modyard.common.auth import Principal, TokenError, verified_tokens
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, Unauthorized
-from modyard.installer import storage
 from modyard.installer.context import Context
 from modyard.installer.models import Installation
 from modyard.installer.schemas import StorageEntry, StorageKeys
+from modyard.installer.storage import service as storage
 
 router = APIRouter(
     prefix="/v1/installations/{installation_id}/storage",

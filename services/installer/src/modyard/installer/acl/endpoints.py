@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from modyard.common.auth import CurrentPrincipal, Principal, Role, require_roles
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, Forbidden
-from modyard.installer import access, workspaces
-from modyard.installer.acl import AclType, Subject
+from modyard.installer.acl import service as access
+from modyard.installer.acl.rules import AclType, Subject
 from modyard.installer.installations.queries import get_installation
 from modyard.installer.models import AclRule
 from modyard.installer.schemas import (
@@ -19,6 +19,7 @@ from modyard.installer.schemas import (
     AclRuleOut,
     ComponentOut,
 )
+from modyard.installer.workspaces import service as workspaces
 
 router = APIRouter(tags=["acl"], responses=PROBLEM_RESPONSES)
 Operator = Annotated[Principal, Depends(require_roles(Role.operator))]

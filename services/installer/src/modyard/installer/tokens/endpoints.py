@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Header, Request, Response, status
 from modyard.common.auth import CurrentPrincipal, Principal, Role, require_roles, token_denials
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES
-from modyard.installer import token_revocations
 from modyard.installer.models import TokenRevocation
 from modyard.installer.schemas import DenialsOut, RevocationIn, RevocationOut, RevocationPage
+from modyard.installer.tokens import revocations
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"], responses=PROBLEM_RESPONSES)
 Privileged = Annotated[Principal, Depends(require_roles(Role.service))]
@@ -33,7 +33,7 @@ async def revoke_token(
 ) -> RevocationOut:
     """Revoke a token: its own subject by sending it, operators any (also by `jti`). Every
     service refuses it (401) within `MODYARD_TOKEN_DENIALS_POLL_SECONDS`; idempotent."""
-    row = await token_revocations.revoke(
+    row = await revocations.revoke(
         session, request.app.state.settings, token_denials(request.app), principal, body
     )
     return _out(row)
@@ -42,7 +42,7 @@ async def revoke_token(
 @router.get("/revocations", response_model=RevocationPage)
 async def list_revocations(session: DbSession, _: Privileged) -> RevocationPage:
     """Revocations of tokens that have not expired yet (operators)."""
-    rows = await token_revocations.active_revocations(session)
+    rows = await revocations.active_revocations(session)
     return RevocationPage(items=[_out(row) for row in rows])
 
 
@@ -58,8 +58,8 @@ async def denials(
 ) -> Any:
     """Revoked token ids and workspace removals, as every service polls them (services and
     operators; `ETag`/`If-None-Match`)."""
-    body = token_revocations.denials_to_json(await token_revocations.current_denials(session))
-    tag = token_revocations.etag(body)
+    body = revocations.denials_to_json(await revocations.current_denials(session))
+    tag = revocations.etag(body)
     if if_none_match == tag:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": tag})
     return Response(

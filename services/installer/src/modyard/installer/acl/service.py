@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common import component_refs
 from modyard.common.errors import NotFound
-from modyard.installer.acl import (
+from modyard.installer.acl.rules import (
     AclType,
     Rule,
     Subject,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Response, status
 from modyard.common.auth import CurrentPrincipal, Principal, Role, require_roles
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES
-from modyard.installer import publishers, workspaces
+from modyard.installer import publishers
 from modyard.installer.schemas import (
     WORKSPACE_PATTERN,
     MemberUpdate,
@@ -16,6 +16,7 @@ from modyard.installer.schemas import (
     WorkspaceOut,
     WorkspacePage,
 )
+from modyard.installer.workspaces import service as workspaces
 
 router = APIRouter(prefix="/v1/workspaces", tags=["workspaces"], responses=PROBLEM_RESPONSES)
 Operator = Annotated[Principal, Depends(require_roles(Role.operator))]

@@ -1,0 +1,1 @@
+"""Per-installation key/value storage: the service and its endpoints."""

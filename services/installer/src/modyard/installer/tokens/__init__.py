@@ -1,0 +1,2 @@
+"""Token revocation and the denials every service follows: the service (revocations) and its
+endpoints."""

@@ -1,0 +1,1 @@
+"""Workspaces (tenants) and who is in them: the service and its endpoints."""
