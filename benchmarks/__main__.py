@@ -50,6 +50,7 @@ BENCHMARKS = (
     egress.egress_overhead,
     js_runner.js_runner_load,
     js_flow.js_flow_load,
+    tracing.tracing_hot_path,
     tracing.tracing_overhead,
     accounts.accounts_load,
 )

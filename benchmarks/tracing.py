@@ -9,14 +9,25 @@ unmeasured (caches, prepared statements, the first spans' imports), so that a ne
 the shared cores spreads over all three; the medians are compared and the rounds reported. CPU per
 execution is the figure that stays meaningful on a loaded machine; the runtime's own idle CPU
 (pollers that tick by the second, measured before each round) is taken out of it, or a round
-slowed down by a neighbour would charge them to its executions. Target: ≤ 5 % cost at 1 %."""
+slowed down by a neighbour would charge them to its executions. Target: ≤ 5 % cost at 1 %.
+
+:func:`tracing_hot_path` is the same question without the machine's noise: the tracing calls the
+runtime makes for one node execution (the consume path, the worker's and the ledger's hooks, the
+publish to the next node), run in this process many times with a real tracer provider and sampler
+at 0 %, 1 % and 100 % and with tracing off, timed with ``time.process_time`` (every thread of the
+process: the batch processor's export work too). Its figure per execution, set against the
+runtime's CPU per execution with tracing off, is the part of the cost tracing's own code accounts
+for; what the end-to-end figure adds beyond it is the machine, or work outside these calls."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 import time
 import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import aio_pika
@@ -26,7 +37,9 @@ import httpx
 from benchmarks.flow_load import publish_work, wait_for_node_logs
 from benchmarks.process_stats import cpu_seconds
 from modyard.common.auth import Role
+from modyard.common.observability import tracing
 from modyard.common.settings import CommonSettings
+from modyard.runtime.engine.topology import WORK_EXCHANGE, WORK_QUEUE, WORK_ROUTING_KEY
 from modyard.testing.infra import IsolatedInfra, asyncpg_dsn
 from modyard.testing.otlp import OtlpSink
 from modyard.testing.services import ServiceProcess, auth_headers, service_process
@@ -39,6 +52,11 @@ NODES = 3
 ROUNDS = 5
 SCHEMA = "tracing_bench"
 TARGET_COST_AT_ONE_PERCENT = 0.05
+#: The hot path: flows of NODES nodes run per repetition, and repetitions per setting.
+HOT_PATH_FLOWS = 20_000
+HOT_PATH_REPEATS = 5
+#: None is tracing off; otherwise the ratio of a parent-based trace-id-ratio sampler.
+HOT_PATH_SETTINGS: dict[str, float | None] = {"off": None, "0%": 0.0, "1%": 0.01, "100%": 1.0}
 
 
 def settings_env(sink: OtlpSink) -> dict[str, dict[str, str]]:
@@ -191,4 +209,121 @@ async def tracing_overhead(infra: IsolatedInfra) -> dict[str, Any]:
         "spans_exported": spans,
         "target_cost_at_1_percent": TARGET_COST_AT_ONE_PERCENT,
         "target_met": cost("1%") <= TARGET_COST_AT_ONE_PERCENT,
+    }
+
+
+# -- the hot path, in process ----------------------------------------------------------------------
+
+
+class _EncodingExporter:
+    """Encodes every batch as OTLP/protobuf, as the OTLP exporter does before its HTTP request,
+    and drops it: the export's CPU stays in the figure, the network does not."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        encode_spans(spans).SerializeToString()
+        self.spans += len(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+@contextmanager
+def _tracing_as(ratio: float | None) -> Iterator[_EncodingExporter | None]:
+    """Tracing's module state as configure_tracing leaves it, with a sampler of ``ratio`` (None:
+    off), restored afterwards; the provider is this benchmark's own, not the global one."""
+    if ratio is None:
+        yield None
+        return
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    exporter = _EncodingExporter()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
+    saved = (tracing.ENABLED, tracing._tracer, tracing._otel)
+    tracing._otel = tracing._bind_api()
+    tracing._tracer = provider.get_tracer("modyard")
+    tracing.ENABLED = True
+    try:
+        yield exporter
+    finally:
+        tracing.ENABLED, tracing._tracer, tracing._otel = saved
+        provider.shutdown()
+
+
+def _node_execution(headers: dict[str, Any], message_id: str, last: bool) -> dict[str, Any]:
+    """The tracing calls of one node execution, in the runtime's order and with its guards
+    (engine/worker.py, engine/ledger.py, bus/connection.py); returns the next node's headers."""
+    carried: dict[str, Any] = {}
+    if not tracing.ENABLED:
+        return carried
+    with tracing.consuming(
+        WORK_QUEUE, headers, routing_key=WORK_ROUTING_KEY, message_id=message_id, redelivered=False
+    ):
+        tracing.annotate_current(
+            {
+                tracing.WORKSPACE: "bench",
+                tracing.FLOW: "0b7c1d2e-0000-4000-8000-000000000000",
+                tracing.NODE: "shape",
+                "modyard.attempt": 1,
+            }
+        )
+        tracing.sampled_span_context()  # the ledger's lookup
+        tracing.sampled_span_context()  # the ledger's record
+        if not last:
+            with tracing.publishing(
+                WORK_EXCHANGE, WORK_ROUTING_KEY, None, message_id=message_id
+            ) as sent:
+                carried = sent or {}
+    return carried
+
+
+def _hot_path_round(flows: int) -> float:
+    """CPU seconds for ``flows`` runs of a NODES-node flow, each entering without a traceparent."""
+    message_ids = [uuid.UUID(int=n).hex for n in range(NODES)]
+    started = time.process_time()
+    for _ in range(flows):
+        headers: dict[str, Any] = {}
+        for node in range(NODES):
+            headers = _node_execution(headers, message_ids[node], node == NODES - 1)
+    return time.process_time() - started
+
+
+async def tracing_hot_path(_infra: IsolatedInfra | None = None) -> dict[str, Any]:
+    """µs of CPU per node execution spent in tracing's own calls, per setting (module docstring)."""
+    random.seed(24)  # the SDK draws trace ids from random: the same 1 % sample every run
+    rounds: dict[str, list[float]] = {name: [] for name in HOT_PATH_SETTINGS}
+    spans: dict[str, int] = dict.fromkeys(HOT_PATH_SETTINGS, 0)
+    settings = list(HOT_PATH_SETTINGS.items())
+    for repeat in range(HOT_PATH_REPEATS):
+        shift = repeat % len(settings)
+        for name, ratio in settings[shift:] + settings[:shift]:
+            with _tracing_as(ratio) as exporter:
+                _hot_path_round(HOT_PATH_FLOWS // 10)  # warm-up: imports, caches
+                seconds = _hot_path_round(HOT_PATH_FLOWS)
+            spans[name] += exporter.spans if exporter else 0
+            rounds[name].append(seconds * 1e6 / (HOT_PATH_FLOWS * NODES))
+    medians = {name: statistics.median(values) for name, values in rounds.items()}
+    return {
+        "benchmark": "tracing_hot_path",
+        "flow": f"{NODES} nodes, the first without a traceparent",
+        "executions_per_round": HOT_PATH_FLOWS * NODES,
+        "repeats": HOT_PATH_REPEATS,
+        "us_per_execution_median": {name: round(value, 3) for name, value in medians.items()},
+        "us_per_execution_rounds": {
+            name: [round(value, 3) for value in values] for name, values in rounds.items()
+        },
+        "us_over_off": {name: round(value - medians["off"], 3) for name, value in medians.items()},
+        "spans_exported": spans,
     }
