@@ -28,8 +28,8 @@ CONFIG = {"apiUrl": "", "token": "t0ken"}
 
 @pytest.fixture(scope="module")
 async def slingr(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
-    # A 1 s script limit (the setting's default is 20 s) under the call deadline of 4 s: the
-    # child stops the script itself, the supervisor never has to kill the child.
+    # A 1 s script limit (the setting's default is Slingr's 30 s): the child stops the script
+    # itself, the supervisor's deadline for the call (the limit + 5 s) never has to kill it.
     settings = runner_settings(slingr_timeout_seconds=1, slingr_heap_mb=24)
     isolation = await probe(settings)
     assert isolation.complete, isolation.missing
@@ -191,6 +191,25 @@ async def test_a_runaway_step_is_stopped_and_nothing_else(
     after = await step(slingr, module, "sign", {"text": "again"}, config=CONFIG)
     assert after["outputs"]["out"][0]["back"] == "again"
     await _bystander(slingr, bystander, 1)
+
+
+async def test_a_call_waiting_for_a_worker_past_the_limit_fails_alone(slingr: Harness) -> None:
+    # One more runaway call than the package has workers: the last one waits for a worker,
+    # and its limit counts from its arrival, so it never outlasts the supervisor's deadline.
+    module = add_package(slingr, "relay", as_name="relay-queued")
+    workers = slingr.settings.slingr_workers
+    replies = await asyncio.gather(
+        *(step(slingr, module, "spin", {}, config=CONFIG) for _ in range(workers + 1))
+    )
+    for reply in replies:
+        assert (reply["error"]["kind"], reply["error"]["retryable"]) == (
+            "err_script_timeout",
+            False,
+        ), reply
+        assert "did not finish within its 1 s limit" in reply["error"]["message"], reply
+    # Not the sandbox stopped by the supervisor: the same child answers the next call.
+    after = await step(slingr, module, "sign", {"text": "still"}, config=CONFIG)
+    assert after["outputs"]["out"][0]["back"] == "still"
 
 
 async def test_a_webhook_sync_listener_answers_with_its_return_value(slingr: Harness) -> None:

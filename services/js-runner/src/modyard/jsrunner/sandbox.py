@@ -84,6 +84,9 @@ class SandboxSpec:
     extra_args: tuple[str, ...] = ()
     #: Node options of this child's own (before the entry script).
     node_options: tuple[str, ...] = ()
+    #: The deadline of one call when not ``CALL_TIMEOUT_SECONDS`` (a Slingr child enforces its
+    #: scripts' own limit and gets a deadline after it, docs/slingr.md "Limits").
+    call_timeout_seconds: float | None = None
 
 
 def command(
@@ -327,14 +330,14 @@ class Child:
         self._calls[call_id] = pending
         try:
             self._send({**frame, "t": "call", "id": call_id})
+            deadline = self.spec.call_timeout_seconds or self._settings.call_timeout_seconds
             try:
-                async with asyncio.timeout(self._settings.call_timeout_seconds):
+                async with asyncio.timeout(deadline):
                     answer = await pending.future
             except TimeoutError:
-                self.kill(f"a call passed its {self._settings.call_timeout_seconds} s deadline")
+                self.kill(f"a call passed its {deadline:g} s deadline")
                 raise SandboxFailure(
-                    f"the component did not finish within {self._settings.call_timeout_seconds}"
-                    " s; its sandbox was stopped"
+                    f"the component did not finish within {deadline:g} s; its sandbox was stopped"
                 ) from None
         finally:
             self._calls.pop(call_id, None)

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from modyard.common.settings import ENV_FILES, ServiceSettings
+from modyard.contracts.js_calls import JS_CALL_ANSWER_SECONDS
 
 #: What an operator may allow one module beyond the default sandbox (Node permission flags).
 ALLOWABLE = {
@@ -90,9 +91,14 @@ class JsRunnerSettings(ServiceSettings):
     accept_weak_isolation: bool = False
 
     # -- Slingr packages (docs/slingr.md) --------------------------------------------------------
-    #: One flow step, listener or script call past this is stopped (Slingr's own limit is 30 s;
-    #: here it must stay below CALL_TIMEOUT_SECONDS, the runtime waits 30 s for an answer).
-    slingr_timeout_seconds: float = Field(default=20.0, gt=0)
+    #: One flow step, listener or script call past this is stopped (Slingr's own limit), counted
+    #: from the call's arrival in the package's child (a call waiting for a free worker too):
+    #: the child stops the worker and answers the classified, not retried ``ERR_SCRIPT_TIMEOUT``.
+    slingr_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: How much longer than that the runner waits for the child's answer before it kills the
+    #: whole child (which fails all its calls): the child's answer takes milliseconds, this is
+    #: for a child that stopped answering. The runtime waits longer still (docs/slingr.md).
+    slingr_stop_margin_seconds: float = Field(default=5.0, gt=0)
     #: Worker threads per Slingr package version: how many of its calls run at once.
     slingr_workers: int = Field(default=4, ge=1, le=64)
     #: V8 heap of one worker, MiB: a script past it fails alone, the package's other calls go on.
@@ -172,7 +178,20 @@ class JsRunnerSettings(ServiceSettings):
                 "MODYARD_JS_RUNNER_RSS_LIMIT_MB must be above MODYARD_JS_RUNNER_HEAP_MB (the heap "
                 "is part of the resident memory)"
             )
+        if self.slingr_call_timeout_seconds > JS_CALL_ANSWER_SECONDS:
+            raise ValueError(
+                "MODYARD_JS_RUNNER_SLINGR_TIMEOUT_SECONDS + MODYARD_JS_RUNNER_SLINGR_STOP_MARGIN_"
+                f"SECONDS is {self.slingr_call_timeout_seconds:g} s: keep it at most "
+                f"{JS_CALL_ANSWER_SECONDS:g} s, or the runtime gives up on a Slingr call "
+                "(and retries it) before the runner has stopped the script and reported it"
+            )
         return self
+
+    @property
+    def slingr_call_timeout_seconds(self) -> float:
+        """The deadline of one call to a Slingr package's child (the script's limit, then the
+        margin): the child answers a script past its limit itself well before it."""
+        return self.slingr_timeout_seconds + self.slingr_stop_margin_seconds
 
     @property
     def cache_path(self) -> Path:

@@ -15,14 +15,15 @@ from modyard.common.db.database import Database
 from modyard.common.db.secret_rotation import EncryptedColumn
 from modyard.common.egress.policy import EgressPolicy
 from modyard.common.observability.state_gauges import refresh_state_gauges
-from modyard.runtime import unprocessed
-from modyard.runtime.api import routers
+from modyard.runtime.apps.endpoints import router as apps_router
+from modyard.runtime.automations.endpoints import router as automations_router
 from modyard.runtime.automations.secret_config import SealedConfigColumn
 from modyard.runtime.automations.wiring import AutomationsRuntime
 from modyard.runtime.components.core import aclose_core_components
 from modyard.runtime.consumers import subscriptions_for
 from modyard.runtime.context import SLOT, RuntimeContext
 from modyard.runtime.deployer_client import DeployerClient
+from modyard.runtime.egress.endpoints import router as egress_router
 from modyard.runtime.egress.gate import RuntimeEgress
 from modyard.runtime.egress.gate import install as install_egress
 from modyard.runtime.engine.flow_cache import FlowCache
@@ -32,10 +33,17 @@ from modyard.runtime.engine.topology import RuntimeTopology
 from modyard.runtime.engine.worker import NodeWorker
 from modyard.runtime.executors import AmqpExecutor, HttpExecutor, JsExecutor, ModuleExecutors
 from modyard.runtime.failures import RetryPolicy
+from modyard.runtime.flows.endpoints import router as flows_router
 from modyard.runtime.flows.events import EventGuard
+from modyard.runtime.flows.hook_endpoints import router as hooks_router
 from modyard.runtime.installer_client import InstallerClient
+from modyard.runtime.listeners.endpoints import router as listeners_router
 from modyard.runtime.settings import RuntimeSettings
+from modyard.runtime.unprocessed import service as unprocessed
+from modyard.runtime.unprocessed.endpoints import router as unprocessed_router
 from modyard.runtime.webhooks.delivery import WebhookDeliverer
+from modyard.runtime.webhooks.endpoints import router as webhooks_router
+from modyard.runtime.worker_access.endpoints import router as workers_router
 
 
 def retry_policy(settings: RuntimeSettings) -> RetryPolicy:
@@ -81,6 +89,7 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
                 runner_user=settings.js_runner_broker_user
                 or unquote(urlsplit(settings.amqp_url).username or "guest"),
                 hooks_url=settings.hooks_public_url or settings.runtime_url,
+                timeout_seconds=settings.js_component_timeout_seconds,
             ),
         )
         ledger = ExecutionLedger(settings, max_size=settings.db_pool_size)
@@ -166,7 +175,18 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         title="modyard runtime",
         description="flows, triggers, executions, retries, the dead-letter store and system webhooks",
         migrations=Path(__file__).parent / "migrations",
-        routers=routers,
+        # Automations first: their endpoints are the hot path, and routes are matched in order.
+        routers=[
+            automations_router,
+            apps_router,
+            egress_router,
+            flows_router,
+            hooks_router,
+            listeners_router,
+            unprocessed_router,
+            webhooks_router,
+            workers_router,
+        ],
         subscriptions=subscriptions_for(lambda: buses[0], event_guard) + automations.subscriptions,
         resources=resources,
         encrypted_columns=(

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from modyard.common.settings import ENV_FILES, SecretKeysSettings
+from modyard.contracts.js_calls import JS_CALL_ANSWER_SECONDS
 
 
 class RuntimeSettings(SecretKeysSettings):
@@ -33,6 +34,11 @@ class RuntimeSettings(SecretKeysSettings):
     retry_multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
     #: How long a module worker may take to answer a component request.
     component_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: How long the runtime waits for the JavaScript runner's answer to a ``js`` call (past it
+    #: the call is retried): above what the runner takes to stop a Slingr script past its 30 s
+    #: limit and report it (``modyard.contracts.js_calls``; the runner's Appmixer deadline is
+    #: shorter). At least ``JS_CALL_ANSWER_SECONDS`` (38).
+    js_component_timeout_seconds: float = Field(default=40.0, gt=0)
     #: The JavaScript runner's request queue (``js`` components) and the broker user whose
     #: answers alone are taken; empty: this runtime's own user (development shares one).
     js_runner_queue: str = "js-runner.requests"
@@ -40,9 +46,10 @@ class RuntimeSettings(SecretKeysSettings):
     #: Where callers reach this runtime's webhook route (``/v1/hooks/…``), for the URL a webhook
     #: component registers with its vendor (``context.getWebhookUrl()``). Empty: ``runtime_url``.
     hooks_public_url: str = ""
-    #: How long a caller of a js webhook component waits for its ``context.response`` (past
-    #: it: 504); keep it below ``component_timeout_seconds``.
-    js_webhook_timeout_seconds: float = Field(default=25.0, gt=0)
+    #: How long a caller of a js webhook component or a Slingr listener waits for its answer
+    #: (past it: 504): at least ``JS_CALL_ANSWER_SECONDS`` (a Slingr listener's 30 s limit is
+    #: reported as its failure, 502), below ``js_component_timeout_seconds``.
+    js_webhook_timeout_seconds: float = Field(default=38.0, gt=0)
     #: The broker as module workers reach it, ``host[:port]``, when that differs from the runtime's
     #: ``amqp_url``: issued worker credentials name it. Empty: the host and port of ``amqp_url``.
     module_worker_broker_address: str = ""
@@ -62,3 +69,22 @@ class RuntimeSettings(SecretKeysSettings):
     webhook_max_attempts: int = Field(default=10, ge=1)
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
     default_page_size: int = Field(default=50, ge=1, le=500)
+
+    @model_validator(mode="after")
+    def _js_waits_outlast_the_runner(self) -> Self:
+        # The runner stops a Slingr script past its limit and answers within
+        # JS_CALL_ANSWER_SECONDS: a shorter wait here would give up (and retry) first.
+        if self.js_webhook_timeout_seconds < JS_CALL_ANSWER_SECONDS:
+            raise ValueError(
+                f"MODYARD_RUNTIME_JS_WEBHOOK_TIMEOUT_SECONDS is {self.js_webhook_timeout_seconds:g}"
+                f": set it to at least {JS_CALL_ANSWER_SECONDS:g} s, the longest the JavaScript "
+                "runner takes to stop a Slingr script past its limit and report it"
+            )
+        if self.js_component_timeout_seconds <= self.js_webhook_timeout_seconds:
+            raise ValueError(
+                "MODYARD_RUNTIME_JS_COMPONENT_TIMEOUT_SECONDS is "
+                f"{self.js_component_timeout_seconds:g}: set it above "
+                f"MODYARD_RUNTIME_JS_WEBHOOK_TIMEOUT_SECONDS ({self.js_webhook_timeout_seconds:g}"
+                "), so that a webhook's caller hears the component's own answer or a 504"
+            )
+        return self

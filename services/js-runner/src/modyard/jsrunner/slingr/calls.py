@@ -58,6 +58,7 @@ def spec(settings: JsRunnerSettings, module: ModuleVersion, base: SandboxSpec) -
         # workers inherit it (docs/slingr.md, "Sandbox"; test_slingr_steps' escape attempts).
         node_options=("--disable-warning=SecurityWarning",),
         extra_args=(json.dumps(limits, separators=(",", ":")),),
+        call_timeout_seconds=settings.slingr_call_timeout_seconds,
     )
 
 

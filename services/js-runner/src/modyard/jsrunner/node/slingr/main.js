@@ -17,7 +17,7 @@ const path = require('path');
 const { Worker } = require('worker_threads');
 
 const limits = Object.assign(
-    { timeoutMs: 20000, workers: 4, heapMb: 64, bufferBytes: 8 * 1024 * 1024 },
+    { timeoutMs: 30000, workers: 4, heapMb: 64, bufferBytes: 8 * 1024 * 1024 },
     JSON.parse(process.argv[4] || '{}')
 );
 
@@ -152,29 +152,49 @@ function onHostResult(frame) {
     answerWorker(slot, frame);
 }
 
+function timeLimit() {
+    return {
+        message: `the script did not finish within its ${limits.timeoutMs / 1000} s limit and was stopped`,
+        name: 'Error',
+        code: 'ERR_SCRIPT_TIMEOUT',
+    };
+}
+
+function expire(call) {
+    // Past the limit, counted from the call's arrival (waiting for a free worker counts): the
+    // supervisor's own deadline for the call comes a margin later, so the call always ends
+    // here, classified, rather than with the whole child killed.
+    const slot = slots.find((candidate) => candidate.call === call);
+    if (!slot) {
+        const index = queue.indexOf(call);
+        if (index < 0) return;
+        queue.splice(index, 1);
+        const error = timeLimit();
+        error.message += ` (it waited for one of the package's ${limits.workers} workers)`;
+        send({ t: 'failed', id: call.id, error });
+        return;
+    }
+    if (slot.gone) return;
+    // Stop the worker wherever it is (a loop, a host call's wait), fail the call.
+    slot.gone = true;
+    slot.worker.terminate();
+    replace(slot, timeLimit());
+}
+
 function pump() {
     while (queue.length) {
         const slot = slots.find((candidate) => !candidate.call && !candidate.gone);
         if (!slot) return;
         const call = queue.shift();
         slot.call = call;
-        call.timer = setTimeout(() => {
-            // Past the limit: stop the worker wherever it is (a loop, a wait), fail the call.
-            if (slot.call !== call || slot.gone) return;
-            slot.gone = true;
-            slot.worker.terminate();
-            replace(slot, {
-                message: `the script did not finish within its ${limits.timeoutMs / 1000} s limit and was stopped`,
-                name: 'Error',
-                code: 'ERR_SCRIPT_TIMEOUT',
-            });
-        }, limits.timeoutMs);
         slot.worker.postMessage({ t: 'call', call: call.frame });
     }
 }
 
 function onCall(frame) {
-    queue.push({ id: frame.id, frame });
+    const call = { id: frame.id, frame };
+    call.timer = setTimeout(() => expire(call), limits.timeoutMs);
+    queue.push(call);
     pump();
 }
 
