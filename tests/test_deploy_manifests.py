@@ -1529,6 +1529,17 @@ def test_dockerfile_final_stage_runs_non_root_without_build_tools() -> None:
         assert tool not in run_lines, tool
 
 
+def test_dockerfile_ships_third_party_bytecode_only_and_modyard_sources() -> None:
+    # make test-images checks the built images; this, that the step stays and spares modyard.
+    builder = _stages()[0]
+    step = builder[builder.index("compileall -b") :]
+    step = step[: step.index("\n\n")]
+    assert '-x "^$site/(modyard|pygments/lexers)/"' in step
+    assert "-name '*.py' ! -path './modyard/*'" in step
+    assert "-path ./modyard -prune -o -type d -name __pycache__" in step
+    assert step.rstrip().endswith("/app/.venv/bin/modyard-service --help > /dev/null")
+
+
 def test_dockerfile_entrypoint_receives_sigterm_directly() -> None:
     # Exec form, no shell in between: modyard-<service> is PID 1 and gets SIGTERM, on which
     # uvicorn stops accepting, finishes in-flight requests (10 s) and the lifespan closes the
