@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -196,3 +197,54 @@ def test_a_batched_statement_is_a_span_of_its_first_sampled_caller_linked_to_the
     assert statement["attributes"]["db.system.name"] == "postgresql"
     assert statement["attributes"]["db.collection.name"] == "node_executions"
     assert statement["attributes"]["db.operation.batch.size"] == 3
+
+
+_TRACE = "0af7651916cd43dd8448eb211c80319c"
+_SPAN = "b7ad6b7169203331"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"traceparent": f"00-{_TRACE}-{_SPAN}-00"},
+        {"traceparent": f"00-{_TRACE}-{_SPAN}-01"},
+        {"traceparent": f"00-{_TRACE}-{_SPAN}-03"},  # sampled, random trace id (W3C level 2)
+        {"traceparent": f"00-{_TRACE}-{_SPAN}-02".encode()},  # the lean wire's bytes
+        {"traceparent": f"00-{_TRACE}-{_SPAN}-01", "tracestate": "vendor=1,other=two"},
+        {"traceparent": f"00-{_TRACE.upper()}-{_SPAN}-01"},
+        {"traceparent": f"00-{'0' * 32}-{_SPAN}-01"},
+        {"traceparent": f"00-{_TRACE}-{'0' * 16}-01"},
+        {"traceparent": f"00-{_TRACE}-{_SPAN}-01-extra"},
+        {"traceparent": f"01-{_TRACE}-{_SPAN}-01-future"},
+        {"traceparent": f"ff-{_TRACE}-{_SPAN}-01"},
+        {"traceparent": f"  00-{_TRACE}-{_SPAN}-01 "},
+        {"traceparent": "00-0_f7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+        {"traceparent": ""},
+        {"traceparent": 42},
+    ],
+)
+def test_a_message_s_traceparent_reads_as_the_w3c_propagator_reads_it(
+    headers: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from modyard.common.observability import tracing
+
+    monkeypatch.setattr(tracing, "_otel", tracing._bind_api())
+    expected = trace.get_current_span(
+        TraceContextTextMapPropagator().extract(tracing._text_carrier(headers))
+    ).get_span_context()
+    context = tracing._remote_context(headers)
+    if not expected.is_valid:
+        assert context is None
+        return
+    assert context is not None
+    assert trace.get_current_span(context).get_span_context() == expected
+    # Written back, it is the header the propagator itself would write.
+    written: dict[str, Any] = {}
+    tracing._write_traceparent(written, expected)
+    propagated: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(propagated, context=context)
+    assert written == propagated
