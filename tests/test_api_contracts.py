@@ -20,10 +20,10 @@ from modyard.deployer import schemas as deployer_schemas
 from modyard.installer import schemas as installer_schemas
 from modyard.registry import schemas as registry_schemas
 from modyard.runtime import schemas as runtime_schemas
-from modyard.runtime.api import workers as runtime_workers
 from modyard.runtime.apps import schemas as app_schemas
 from modyard.runtime.automations import schemas as automation_schemas
 from modyard.runtime.webhooks import schemas as webhook_schemas
+from modyard.runtime.worker_access import endpoints as runtime_workers
 
 PAIRS: list[tuple[type[ApiModel], type[BaseModel]]] = [
     (registry_api.VersionSummary, registry_schemas.VersionSummary),

@@ -26,7 +26,7 @@ from runtime_env import module_archive, node_log_entries, registry_and_installer
 from modyard.common.auth import Role
 from modyard.runtime.app import create_app
 from modyard.runtime.settings import RuntimeSettings
-from modyard.runtime.worker_access import REPLIES_EXCHANGE
+from modyard.runtime.worker_access.service import REPLIES_EXCHANGE
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.polling import eventually
 from modyard.testing.services import auth_headers, in_process

@@ -25,8 +25,8 @@ from modyard.common.errors import install_problem_handlers
 from modyard.common.observability.middleware import RequestContextMiddleware
 from modyard.runtime.settings import RuntimeSettings
 from modyard.runtime.webhooks import EVENTS, notify
-from modyard.runtime.webhooks.api import router
 from modyard.runtime.webhooks.delivery import WebhookDeliverer
+from modyard.runtime.webhooks.endpoints import router
 from modyard.runtime.webhooks.models import WebhookDelivery
 from modyard.runtime.webhooks.payloads import (
     COMPONENT_ERROR,

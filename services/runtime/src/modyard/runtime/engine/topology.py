@@ -27,7 +27,7 @@ from aio_pika.abc import (
 from modyard.common.bus.connection import MessageCallback
 from modyard.common.bus.topology import DEAD_LETTER_EXCHANGE
 from modyard.runtime.failures import DELAY_TIERS
-from modyard.runtime.worker_access import REPLIES_EXCHANGE
+from modyard.runtime.worker_access.service import REPLIES_EXCHANGE
 
 WORK_EXCHANGE = "runtime.work"
 WORK_QUEUE = "runtime.work"

@@ -2,7 +2,7 @@
 messages, stopped flows, failing and recovered triggers), delivered signed, retried and recorded.
 
 The engine calls :func:`notify` inside its own transaction; :class:`WebhookDeliverer` sends in the
-background; :data:`router` is the ``/v1/system-webhooks`` API. See ``docs/system-webhooks.md``.
+background; ``endpoints.py`` is the ``/v1/system-webhooks`` API. See ``docs/system-webhooks.md``.
 """
 
 from __future__ import annotations

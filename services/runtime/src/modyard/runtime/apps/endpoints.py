@@ -21,7 +21,7 @@ from modyard.runtime.apps.schemas import (
     PublishOut,
     UnpublishOut,
 )
-from modyard.runtime.automations.api import automations_of, check_workspace
+from modyard.runtime.automations.endpoints import automations_of, check_workspace
 from modyard.runtime.automations.program import Program
 from modyard.runtime.automations.secret_config import MASK
 from modyard.runtime.context import SLOT, Context

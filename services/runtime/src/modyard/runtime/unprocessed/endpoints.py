@@ -10,11 +10,11 @@ from pydantic import BeforeValidator
 from modyard.common.auth import CurrentPrincipal, Principal
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, BadRequest, Forbidden, NotFound
-from modyard.runtime import unprocessed
 from modyard.runtime.context import Context
 from modyard.runtime.cursors import decode_cursor, encode_cursor
 from modyard.runtime.models import UnprocessedMessage
 from modyard.runtime.schemas import BulkResult, RetryBody, UnprocessedOut, UnprocessedPage
+from modyard.runtime.unprocessed import service as unprocessed
 
 router = APIRouter(
     prefix="/v1/unprocessed-messages", tags=["unprocessed-messages"], responses=PROBLEM_RESPONSES

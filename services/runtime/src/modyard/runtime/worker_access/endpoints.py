@@ -1,4 +1,4 @@
-"""Module workers' broker credentials (issue = rotate, revoke): see worker_access."""
+"""Module workers' broker credentials (issue = rotate, revoke): see the service module."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from modyard.common.auth import CurrentPrincipal, Principal
 from modyard.common.bus.management import BrokerManagement
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, Forbidden
-from modyard.runtime import worker_access
 from modyard.runtime.context import SLOT, Context
+from modyard.runtime.worker_access import service as worker_access
 
 router = APIRouter(
     prefix="/v1/workspaces/{ws}/installations/{slug}/worker-credentials",

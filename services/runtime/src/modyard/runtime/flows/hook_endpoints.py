@@ -1,3 +1,5 @@
+"""The /v1/hooks routes: requests that fire flows' webhook triggers."""
+
 from __future__ import annotations
 
 import json

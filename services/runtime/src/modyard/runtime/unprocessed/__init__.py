@@ -1,0 +1,1 @@
+"""The dead-letter store of unprocessed messages: the service and its endpoints."""
