@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import typer
+from modyard.common.lean_process import leave_out_terminal_rendering
 
-from modyard.backoffice.app import create_app
-from modyard.backoffice.settings import BackofficeSettings
-from modyard.common.service_cli import run_server
+# Before any other import: a service process renders nothing to a terminal (see lean_process).
+leave_out_terminal_rendering()
+
+import typer  # noqa: E402
+
+from modyard.backoffice.app import create_app  # noqa: E402
+from modyard.backoffice.settings import BackofficeSettings  # noqa: E402
+from modyard.common.service_cli import run_server  # noqa: E402
 
 cli = typer.Typer(help="modyard backoffice service", add_completion=False)
 

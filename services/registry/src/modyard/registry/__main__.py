@@ -1,7 +1,12 @@
 from __future__ import annotations
 
-from modyard.common.service_cli import service_cli
-from modyard.registry.app import create_app, service_spec
+from modyard.common.lean_process import leave_out_terminal_rendering
+
+# Before any other import: a service process renders nothing to a terminal (see lean_process).
+leave_out_terminal_rendering()
+
+from modyard.common.service_cli import service_cli  # noqa: E402
+from modyard.registry.app import create_app, service_spec  # noqa: E402
 
 
 def main() -> None:

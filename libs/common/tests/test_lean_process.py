@@ -1,0 +1,76 @@
+"""A service process leaves rich and pygments out (modyard.common.lean_process), and its command
+line, its logs and its errors still work without them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+PACKAGES = [
+    "registry",
+    "installer",
+    "runtime",
+    "appcell_gateway",
+    "deployer",
+    "backoffice",
+    "jsrunner",
+]
+
+
+def _python(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_a_service_entry_point_imports_no_terminal_rendering(package: str) -> None:
+    loaded = _python(
+        f"import sys, modyard.{package}.__main__, modyard.{package}.app as app; app.create_app(); "
+        "print(sorted(name for name in sys.modules if name.split('.')[0] in ('rich', 'pygments') "
+        "and sys.modules[name] is not None))"
+    )
+    assert loaded == "[]"
+
+
+def test_the_service_help_and_its_usage_errors_still_render() -> None:
+    help_text = subprocess.run(
+        [sys.executable, "-m", "modyard.registry", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "serve" in help_text
+    assert "migrate" in help_text
+    wrong = subprocess.run(
+        [sys.executable, "-m", "modyard.registry", "no-such-command"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert wrong.returncode == 2
+    assert "No such command 'no-such-command'" in wrong.stderr
+
+
+def test_structlog_console_logs_without_rich() -> None:
+    line = _python(
+        "import modyard.registry.__main__, structlog, sys; "
+        "from modyard.common.logging import configure_logging; "
+        "configure_logging(service='registry', level='INFO', json=False, stream=sys.stdout); "
+        "structlog.get_logger().info('started', port=1)"
+    )
+    assert "started" in line
+    assert "port=1" in line
+
+
+def test_the_cli_keeps_rich() -> None:
+    # Only a service's __main__ leaves rich out: the modyard CLI imports the same libraries and
+    # renders with it.
+    assert (
+        _python("import sys, modyard.sdk.cli; print(sys.modules.get('rich') is not None)") == "True"
+    )
