@@ -1,62 +1,13 @@
-"""ApiHawk AppCell cells (format ``appcell``, kind ``cell``), mapped from its installation files.
+"""ApiHawk AppCell cells (format ``appcell``, kind ``cell``): their installation files
+(``appcell.json``, ``plugin(s).json``, ``resources.json``, ``settings.json``, ``ui.json``, names
+matched ignoring case) → the canonical manifest.
 
-AppCell matches file names case-insensitively, and so does this adapter (``AppCell.json``,
-``Plugins.json`` …). A module is recognised by ``appcell.json``.
-
-``appcell.json`` (required)
-    ``name`` → ``Manifest.name`` (via :func:`module_name`) and ``label`` (as written);
-    ``version`` → ``Manifest.version``: the document describes versions but shows no field and
-    real cells carry none, so it comes from the publish request (``modyard publish --version
-    vX.Y.Z``, the ``version`` form field or query parameter); a SemVer ``version`` written here
-    is taken, and must agree with the request;
-    ``description``; ``license`` (an SPDX id, an array of ids meaning a choice, an
-    ``(A or B)`` / ``(A and B)`` expression, or ``proprietary``) → one canonical SPDX expression
-    in ``cell.license`` (``BSD-2-Clause OR BSD-3-Clause``; identifiers must be on the SPDX list
-    or ``LicenseRef-…``: see :mod:`modyard.modules.formats.licenses`);
-    ``type`` → ``cell.type`` (only ``plugin`` exists); ``support`` (known channels only) and
-    ``homepage`` → ``cell``; ``config`` (a list of names with no documented meaning) →
-    ``cell.extra.config``; ``require``: ``appcell`` → ``requires.platform``, ``etcd`` →
-    ``requires.storage = ["etcd"]`` with its range in ``requires.extra.storage_ranges``, any other
-    key (``ui`` …) → a ``service`` dependency. Ranges accept AppCell's ``>``, ``>=``, ``<``,
-    ``<=``, ``!=`` and ``^``; ``!=X`` becomes ``<X || >X`` since npm ranges have no ``!=``.
-
-``plugin.json`` or ``plugins.json`` (required, not both)
-    ``{"plugin": {Name: {"implements": [...], "actions": {key: [execution, ...]}}}}``. Every
-    ``implements`` URL is pinned (``cell.implements``, de-duplicated). Each execution becomes a
-    ``CellAction``: ``resource`` and ``action`` (taken from a ``action.Resource`` key when left
-    out), ``security`` (``protected`` by default, ``public`` or ``rbac::<permission>``),
-    ``payload``/``result`` (inline schema, or ``$payload``/``$result`` pinned), ``postpayload``
-    (inline instruction, or ``$postpayload`` pinned). A postpayload is an instruction for Billia
-    (``{"type": "overwrite", "data": {...}}``), not a JSON Schema, so it is checked for that shape
-    instead of with ``check_schema``. The plugin name and the action key go to ``extra``.
-    Each action's resource must be in ``resources.json`` and offer that action (REST verb or RPC
-    action), because the document requires every action to be described in both files.
-
-``resources.json`` (required when plugin actions exist)
-    ``{"resources": {Name: {identifier, payload|$payload, result|$result, rest, actions}}}`` →
-    ``CellResource`` (name in ``extra.name``: the model has no field for it). ``rest`` must use the
-    documented verbs; ``actions`` (RPC) names go to ``rpc`` and their schemas, pinned, to
-    ``extra.actions``. The document also shows an inline payload written as ``"payload": ""`` with
-    the schema's keywords beside it; that form is read as an inline schema made of those keywords
-    (its ``"definitions": []`` read as ``{}``, which is what JSON Schema requires).
-
-``settings.json`` (optional) → ``cell.settings`` as written (``settings``, ``settings.local``,
-    ``fields``, ``options``, each shape-checked). ``settings`` (the vendor credentials an operator
-    enters per installation, stored in vault_config) also becomes ``Manifest.config``: one string
-    property and field per key, secret when its name says password/secret/token/key. ``fields``
-    and ``options`` are Billia product fields and per-order options, not installation config.
-
-``ui.json`` (optional) → ``cell.ui`` with ``backendModules``/``frontendModules`` always lists.
-    A module URL that names a bundled file (same rule as schemas) gets its ``path`` and ``digest``
-    and is listed in ``Manifest.files``; others stay URLs, since browsers load them, not the
-    platform.
-
-Every bundled file pinned, including schemas reached through ``$ref``, is listed in
-``Manifest.files`` with its digest and role ``schema`` (or ``postpayload``); see
-:mod:`modyard.modules.formats.bundled_schemas`.
-
-All problems are collected. When every one is about schema references, the error is
-:class:`UnresolvedReference` (→ ``unresolvable-schema``); otherwise :class:`ManifestError`.
+The mapping, file by file, and what real cells may do beyond AppCell's document is specified in
+docs/formats/appcell.md, its one home; look-alike cells are in modyard.modules.examples. Schema
+references are pinned by :mod:`modyard.modules.formats.bundled_schemas`, licenses read by
+:mod:`modyard.modules.formats.licenses`. All problems are collected: when every one is about schema
+references the error is :class:`UnresolvedReference` (``unresolvable-schema``), otherwise
+:class:`ManifestError`.
 """
 
 from __future__ import annotations

@@ -1,59 +1,9 @@
-"""Prisme.ai apps (format ``prismeai``, kind ``app``): a workspace published as an app.
+"""Prisme.ai apps (format ``prismeai``, kind ``app``): a workspace, exported split or as one YAML
+document, published as an app → the canonical manifest.
 
-Layouts, both read the same way:
-
-* **split**, as Prisme.ai exports and versions a workspace: ``index.yml`` (name, slug, config …),
-  ``automations/<slug>.yml`` (one automation each), ``imports/<slug>.yml`` (one app instance each),
-  ``pages/*.yml`` and ``security.yml`` (carried as files);
-* **single file**, as the studio's "Edit source code" shows it: one YAML document whose
-  ``automations`` and ``imports`` map slugs to definitions (``index.yml``, or the only top-level
-  ``*.yml``/``*.yaml`` that is a workspace).
-
-Recognised by a top-level YAML mapping with a string ``name`` and ``automations``, ``imports`` or a
-``config`` with ``schema``/``value`` — or an ``index.yml`` with a ``name`` next to
-``automations/*.yml``. A plain YAML file, or ``modyard.yaml``, is not a workspace.
-
-Mapping:
-
-* ``slug`` (else ``name``) → ``Manifest.name`` via :func:`module_name`; ``name`` → ``label``;
-  ``description`` (a string, or Prisme.ai's ``{en: …, fr: …}``: English, else the first) →
-  ``description``; ``photo`` → ``icon``.
-* ``version``: exported workspaces and apps carry none (Prisme.ai numbers versions itself when it
-  publishes), so it comes from the publish request (``modyard publish --version vX.Y.Z``, the
-  ``version`` form field or query parameter). A ``version`` the workspace does write (SemVer, or
-  Prisme.ai's publish number ``N`` read as ``N.0.0``, the rule that reads ``appVersion`` of
-  imports too) is taken, and must agree with the request.
-* ``config.schema`` (a map of field name → JSON Schema, the notation of automation arguments) and
-  ``config.value`` (the app's own config, which an AppInstance falls back to for fields it leaves
-  undefined) → ``ConfigSpec``: an object schema whose properties carry ``config.value`` as
-  defaults, and one field per property (``secret: true`` or ``ui:widget: password`` → a secret
-  ``password`` field; a password widget holds text, so its ``type`` is ``string``). A secret
-  field's default is **not** copied anywhere in the manifest, which anyone who can read the module
-  can read. Each field's environment override, ``APP_CONFIG_<appSlug>_<field>`` (taking precedence
-  over ``config.value``, below the AppInstance's own configuration), is in its ``extra.env``.
-* ``automations`` → ``Automation`` (slug, name, description, ``private``, ``arguments`` checked as
-  JSON Schemas, ``when`` with ``events``/``endpoint``/``schedules`` checked, ``do`` **required**
-  (``do: []`` is fine), ``output``); other keys, the instructions called that are not native
-  (automations, ``<instance>.<automation>`` of imports) and the events emitted → ``extra``.
-* every automation that is not ``private`` → also an ``action`` ``Component`` of the same name
-  with executor ``automation`` (``extra.automation`` = its slug), ports ``in``/``out`` and its
-  ``arguments`` as the properties schema: a flow node can call an app instance's automation.
-* ``imports`` → ``AppImport`` (slug = the instance's key, ``app`` = module name of ``appSlug``,
-  ``version`` = ``appVersion`` as an exact version or npm range, none when ``latest``/absent
-  since instances then follow new versions) and a ``module`` dependency on the app. Its
-  ``config`` may be any value: a mapping → ``config``; anything else (typically a template such
-  as ``'{{config}}'``, evaluated in the importing app) → ``config_expression``, as written.
-* Pages (``pages/*.yml``) → files of role ``page``; the events their blocks name → ``EventSpec``s:
-  ``updateOn`` (the page listens: ``extra.pages[].listens``) and ``onInit``, ``onSubmit``,
-  ``onChange`` (the page emits), each a name or ``{event: name}``, located by page and JSON
-  pointer in ``extra.pages``; names computed from variables go to ``dynamic_events``.
-* ``emit`` instructions anywhere in ``do`` (inside ``conditions``, ``repeat``, ``all`` too) →
-  ``EventSpec`` per literal event name (``extra.emitted_by``); names computed from variables
-  (``'warmed.{{lang}}'``) cannot be listed and go to ``extra.prismeai.dynamic_events``.
-* Event and endpoint prefixing by the AppInstance slug and the isolation of instances are runtime
-  concerns: the manifest keeps the names as the app declares them.
-* Other workspace keys go to ``extra.prismeai.workspace``, except ``repositories`` (git
-  credentials, which must never be published).
+The mapping (layouts, detection, names, version, config, automations and their components, imports,
+pages and events, what is dropped) is specified in docs/formats/prismeai.md, its one home; look-alike
+workspaces are in libs/modules/tests/fixtures/prismeai/. Code-level notes sit where they apply.
 """
 
 from __future__ import annotations

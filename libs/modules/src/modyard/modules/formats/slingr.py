@@ -1,71 +1,10 @@
-"""Slingr packages (seed 001): a ``package.json`` descriptor plus scripts, listeners, flow steps and
-UI services.
+"""Slingr packages (seed 001; format ``slingr``, kind ``package``): a ``package.json`` descriptor
+plus scripts, listeners, flow steps and UI services → the canonical manifest.
 
-Detection: a top-level ``package.json`` whose ``configuration``, ``metadata``, ``events`` or
-``dependencies`` is a *list* (npm's ``dependencies`` is an object: never claimed), and which is not
-an Appmixer module. A descriptor that is not valid JSON is still claimed when it textually opens one
-of those lists, or when the archive has ``flowSteps/*/step.json`` or ``uiServices/*/uiService.json``,
-so that the publisher is told what is wrong with it instead of "unknown format".
-
-Mapping rules (format ``slingr``, kind ``package``):
-
-- ``name`` → ``module_name(name)``; ``label``, ``description``.
-- ``version``: Slingr packages carry none (releases are git tags), so it comes from the publish
-  request (``modyard publish --version vX.Y.Z``, the ``version`` form field or query parameter);
-  a descriptor that does write ``vX.Y.Z`` gives ``X.Y.Z``, and must agree with the request.
-- ``dependencies``: ``type`` ``service`` → ``service``, ``package`` → ``module`` (its name goes
-  through ``module_name`` like any module's); ``version`` ``vX.Y.Z`` (fixed), ``^vX.Y.Z``
-  (compatible), ``~vX.Y.Z`` (bug fixes) → the normalised npm range ``X.Y.Z``/``^X.Y.Z``/``~X.Y.Z``.
-- ``events`` → ``EventSpec`` (no schema: Slingr does not declare the payload).
-- ``configuration`` → ``ConfigSpec.fields`` and a JSON Schema (``ConfigSpec.json_schema``):
-  ``label``; ``multiplicity`` ``many`` (or ``true``) → ``multiple`` and an array schema;
-  ``required``/``visibility`` booleans (also ``"true"``/``"false"``) or ``@config.x`` references /
-  expressions kept as strings; ``defaultValue`` → ``default`` (checked against the field's schema);
-  ``typeOptions`` per type: ``fieldsGroup`` ``fields`` → nested ``fields`` and a nested object
-  (the group's values live under its name); ``dropDown``/``buttonsGroup`` ``possibleValues`` →
-  ``options`` and an ``enum``, ``allowCustom`` → ``allow_custom`` and any other string (a custom
-  value or a ``${PLACEHOLDER}``);
-  ``text`` ``validation`` (email/url/number; placeholders allowed) → ``format``/``pattern``, with
-  ``representation``/``numberOfRows`` kept in ``extra``; ``password`` → ``secret`` and
-  ``"writeOnly": true``, its ``defaultValue`` checked (a string) but **never published**;
-  ``toggle`` → boolean; ``keyValue`` → an object of strings (or Slingr's ``"k=v,…"`` text);
-  ``urlParams`` → ``{urlValue, paramsValue}``; ``json`` → an object, array or JSON text;
-  ``entity``, ``entityField``, ``entityEvent`` … → a string whose ``format`` names what it
-  holds (``slingr-entity``, ``slingr-entity-field`` …); ``script`` → JavaScript source
-  (``contentMediaType: application/javascript``, ``typeOptions.parameters`` in ``extra``); ``info`` ``value`` (HTML) → ``description``,
-  ``alertType`` in ``extra``; ``label`` and ``button`` (``color``, ``action`` in ``extra``) store
-  nothing, so they are not in the schema. A field is in the schema's ``required`` only when both
-  ``required`` and ``visibility`` are literally true: an expression is evaluated by the console.
-  ``showLabel``, ``value`` and unknown keys stay in ``extra``. ``userConfiguration`` (same
-  structure) goes to ``extra["userConfiguration"]`` as fields plus schema.
-- ``metadata`` → ``Manifest.files`` (role = the entry's type, archive path, name). A ``script`` or
-  ``listener`` path may be a ``.js`` file or a folder of them (one file entry each; a listener
-  file lists the ``listeners.<name>`` it defines in ``extra``). An entry's ``namespace`` (a
-  JavaScript identifier) is kept in ``extra.namespace``: a script's ``exports.fn`` is called as
-  ``pkg.<package>.<namespace>.fn``, so ``extra.address`` is ``pkg.<package>.<namespace>`` and
-  ``extra.functions`` lists the ``exports.<fn>`` the file defines. A ``flowStep`` or ``uiService``
-  path is the step's/service's folder (or a file in it). A path naming nothing is an issue.
-- Flow steps (``flowStep`` entries: ``step.json``, ``step.js``, optional ``icon.png``) → components
-  of role ``action``, ``Executor(type="js", entrypoint=".../step.js")``, ``icon`` = the ``icon.png``
-  path (checked to be an 18x18 PNG; a step without one gets the flow editor's default, as in
-  official packages), ``step.js`` checked to define ``step.<name>``; ``category`` and
-  other keys go to ``extra``. Step ``inputs`` become the
-  ``in`` port and ``outputs`` the ``out`` port, not properties: a step's inputs can be bound to the
-  flow's context at run time (``allowContextSelector``), i.e. they are per-message data. The raw
-  input/output definitions stay in ``Port.extra["fields"]`` (a password input's default left
-  out). Input types get the schemas of configuration fields: ``dropDown``/``choice``/
-  ``buttonsGroup`` keep their ``possibleValues`` (under ``typeOptions`` or ``options``) as an
-  ``enum``, ``keyValue``, ``urlParams``, ``json`` as above; a ``defaultValue`` is checked against
-  the input's schema (a one-element list for a single value is read as that value, as Slingr does).
-- UI services (``uiService.json`` + ``uiService.js``) → files of role ``uiService`` whose ``extra``
-  holds the descriptor's path and its configuration (places, dependencies, functions, events);
-  a dependency's ``file`` must be a URL or a file of the service's folder, ``placement`` head or
-  bottom. Flow step and UI service folders that ``metadata`` does not list are not part of the
-  package (Slingr takes only what the descriptor names).
-- Storage: Slingr declares none in the descriptor; packages use the app's key-value storage from
-  code. When a listed script, listener or flow step calls ``sys.storage.``, ``requires.storage``
-  gets ``kv`` and ``requires.extra["storage"]`` says whether values are stored encrypted.
-- Other top-level keys (e.g. a configuration builder) are kept in ``Manifest.extra``.
+The mapping (detection, names, version, dependencies, events, configuration fields and their
+schemas, metadata files, flow steps, UI services, storage) is specified in docs/formats/slingr.md,
+its one home; look-alike packages are in libs/modules/tests/fixtures/slingr/. Code-level notes sit
+where they apply.
 """
 
 from __future__ import annotations
