@@ -152,6 +152,16 @@ async def test_an_unknown_exception_code_is_not_retried(slingr: Harness) -> None
     assert reply["error"]["kind"] == "err_slingr_exception"
 
 
+async def test_a_step_that_throws_fails_without_retry(slingr: Harness) -> None:
+    # Its own TypeError would be thrown again on every try: not retried, named for the log.
+    module = add_package(slingr, "relay")
+    reply = await step(slingr, module, "crash", {}, config=CONFIG)
+    assert reply["error"]["retryable"] is False, reply
+    assert "Cannot read properties of undefined (reading 'length')" in reply["error"]["message"]
+    after = await step(slingr, module, "sign", {"text": "fine"}, config=CONFIG)
+    assert after["outputs"]["out"][0]["back"] == "fine"
+
+
 async def test_an_unsupported_member_fails_naming_it(slingr: Harness) -> None:
     module = add_package(slingr, "relay")
     reply = await step(slingr, module, "entities", {}, config=CONFIG)
