@@ -1,70 +1,10 @@
 """Dependency resolution: from ``module@range`` to the exact versions an installation locks.
 
-What it decides
----------------
-A workspace holds one version of each module, so resolution picks **one version per name** such
-that every requirement on that name holds at once: the root request (``root needs a@^1``), the
-dependencies of every chosen version (module and service dependencies alike, transitively), and
-the versions already installed in the workspace (``workspace has b@1.3.0``). Among the solutions
-it returns the newest one, preferring newer versions for names closer to the root (names are
-decided in breadth-first discovery order, each one's candidates tried newest first).
-
-- A range is npm-style (``^``, ``~``, ``x``, ``>=a <b``, ``a || b``; ``v1.2.3`` reads as ``1.2.3``)
-  as implemented by ``semantic_version.NpmSpec``, so a prerelease only matches a range that names
-  a prerelease of the same ``major.minor.patch``. A range that is a single version (``1.2.0``,
-  ``=v1.2.0``, ``1.2.0-rc.1``) means exactly that version: NpmSpec lets ``=1.2.0-rc.1`` match
-  ``1.2.0`` too, which is not what anybody pinning a release candidate asks for.
-- No range for the root means "the newest": stable versions newest first, then prereleases.
-- Yanked versions are never chosen, and neither is a version whose ``platform`` range excludes
-  this modyard's version. Versions (or dependency ranges) the index cannot parse are ignored: the
-  registry validates them at publish time, so they are damage, not choices.
-- A name listed in ``installed`` can only be the installed version (even if it has since been
-  yanked or its platform range no longer fits: it is reused, not chosen anew). This applies to
-  the root as well; to upgrade a module, or to add a second installation at another version,
-  the caller leaves its name out of ``installed``.
-- Cycles are harmless: a name is decided once, and a later requirement on a decided name only
-  checks the decided version.
-
-How
----
-A backtracking search with forward checking, conflict-directed backjumping and learned
-"nogoods" (a small cousin of the CDCL that SAT solvers and PubGrub use):
-
-- Deciding a name tries its candidates (the versions allowed by every requirement on it so far)
-  newest first. Trying a version adds its dependencies' ranges as requirements and checks each
-  at once: if the requirements on a dependency now exclude every usable version, that is a real
-  conflict between the requirers (the error explains it); if the dependency is already decided
-  at a version the new range excludes, the version tried clashes with that decision.
-- Every failure is recorded as a *nogood*: for a few names, a set of versions, such that no
-  solution has all of those names inside their sets at once. Sets are widened to every version
-  that fails for the same reason: if ``c@1.2.0`` clashes because it needs ``d@^1``, then every
-  version of ``c`` whose requirement on ``d`` lies within ``^1`` clashes the same way.
-- When every candidate of a name has failed, their nogoods combine (with the ranges of the
-  name's requirers) into a new nogood that no longer mentions that name. The search jumps
-  straight back to the latest decision it mentions, skipping unrelated decisions in between,
-  and keeps it: any later candidate that would complete a learned nogood is refused at once.
-  Plain backtracking rediscovers the same clash under every combination of unrelated choices,
-  which made an unsolvable graph of a few dozen names take exponential time; the benchmark's
-  index has graphs that this solves in a few hundred tries and plain backjumping did not
-  solve in 20,000.
-- Because nogoods only remove choices that cannot be part of any solution, the answer is the
-  same one plain newest-first backtracking in discovery order would find.
-- Each name's versions are numbered newest first and every range becomes a bit mask over them,
-  so "satisfies every range" is an ``&`` of integers. Parsed versions, parsed ranges and
-  range-versus-version answers are cached process-wide, since the same index entries recur
-  across resolutions.
-- A step budget bounds the search: module authors write these ranges, and a crafted index must
-  not make an install request spin.
-
-Index fetches are memoised (each name is fetched at most once per call), the dependencies of a
-version are fetched concurrently, and when a dependency's likely version is known its own
-dependencies are fetched in the background, so an HTTP index costs about one round trip per
-level of the graph rather than one per module. Exceptions from the index source propagate
-unchanged. An invalid ``range_`` or ``platform_version`` raises
-:class:`modyard.common.semver.InvalidVersion` (a ``ValueError``: the caller's 422).
-
-When no solution exists the error reported is the first real conflict met, which is the one on
-the newest versions: the answer to "why can't I have the newest?".
+One version per name, the newest solution that meets the root request, every chosen version's
+dependencies and what the workspace already has; found by a backtracking search with forward
+checking, conflict-directed backjumping and learned nogoods, under a step budget. What it decides
+and how are specified in docs/installer.md ("Dependency resolution"), their one home; the
+service's tests/test_resolution_oracle.py checks the answers against resolvelib.
 """
 
 from __future__ import annotations
