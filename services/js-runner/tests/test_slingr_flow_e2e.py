@@ -3,7 +3,8 @@ registry with ``version``, installed in two workspaces, its flow steps run by th
 the broker and the JavaScript runner. ``sys.storage`` lands in each installation's own storage
 at the installer; ``sys.events.triggerEvent`` starts a ``core.event`` flow of the same workspace
 only; the installation's listeners answer at ``/v1/listeners/{ws}/{installation}/{path}``
-(``webhookSync`` with its return value), not at another workspace's address."""
+(``webhookSync`` with its return value), not at another workspace's address; a step past its
+limit is the runner's failure, kept after one try."""
 
 from __future__ import annotations
 
@@ -268,3 +269,83 @@ async def test_a_package_calls_its_dependency_s_functions_with_the_dependency_s_
                 await eventually(logged, timeout=90)
             except AssertionError as late:
                 raise AssertionError(f"logged {seen!r}, wanted {wanted!r}") from late
+
+
+async def test_a_step_past_its_limit_is_the_runner_s_failure_and_not_retried(
+    infra: IsolatedInfra,
+) -> None:
+    """A step looping forever, in a flow whose policy retries failures: the runner stops it at
+    its limit (1 s here; 30 s by default) and reports ``err_script_timeout``, which the runtime,
+    still waiting (``JS_COMPONENT_TIMEOUT_SECONDS``, 40 s), keeps as unprocessed after one try."""
+    operator = auth_headers(CommonSettings(), Role.operator)
+    async with registry_and_installer(infra, "slingrspin") as stack:
+        runtime_app = stack.runtime()
+        runner_app = stack.runner(slingr_timeout_seconds=1)
+        async with (
+            in_process(runtime_app) as runtime,
+            in_process(runner_app),
+            httpx.AsyncClient(headers=operator, timeout=60) as client,
+        ):
+            published = await client.post(
+                f"{stack.registry_url}/v1/modules",
+                params={"version": f"1.1.{uuid.uuid4().int % 10**9}"},
+                content=package_zip(),
+                headers={"content-type": "application/zip"},
+            )
+            assert published.status_code == 201, published.text
+            await create_workspace(client, stack.installer_url, "sls")
+            await install(
+                client,
+                stack.installer_url,
+                "sls",
+                "relay",
+                "relay",
+                config={"apiUrl": "http://127.0.0.1:9", "token": "t"},
+            )
+            refs = await component_refs(client, stack.installer_url, "sls")
+            nodes, connections = _through(refs["spin"])
+            flow = await runtime.post(
+                "/v1/workspaces/sls/flows",
+                json={
+                    "name": "slingr-spin",
+                    "definition": {
+                        "nodes": nodes,
+                        "connections": connections,
+                        # A retryable failure would be tried again, up to 5 times.
+                        "retry_policy": {
+                            "base_delay_seconds": 1,
+                            "multiplier": 1,
+                            "max_attempts": 5,
+                        },
+                    },
+                },
+                headers=operator,
+            )
+            assert flow.status_code == 201, flow.text
+            flow_id = str(flow.json()["id"])
+
+            async def started() -> bool:
+                response = await runtime.post(
+                    f"/v1/workspaces/sls/flows/{flow_id}/start", headers=operator
+                )
+                return response.status_code == 200
+
+            await eventually(started, timeout=60)
+            hooked = await runtime.post(f"/v1/hooks/sls/{flow_id}/hook", json={})
+            assert hooked.status_code == 202, hooked.text
+
+            async def unprocessed() -> list[dict[str, Any]]:
+                response = await runtime.get(
+                    "/v1/unprocessed-messages", params={"flow": flow_id}, headers=operator
+                )
+                return list(response.json()["items"])
+
+            async def kept() -> bool:
+                return bool(await unprocessed())
+
+            await eventually(kept, timeout=90)
+            [item] = await unprocessed()
+            assert item["node_id"] == "node"
+            assert item["attempts"] == 1, item
+            assert "did not finish within its 1 s limit and was stopped" in str(item["errors"])
+            assert await node_logs(runtime_app, flow_id) == []
