@@ -5,8 +5,11 @@ fails here."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
-from pydantic import BaseModel
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, TypeAdapter
 
 from modyard.appcell_gateway import schemas as gateway_schemas
 from modyard.common import errors
@@ -21,6 +24,7 @@ from modyard.installer import schemas as installer_schemas
 from modyard.registry import schemas as registry_schemas
 from modyard.runtime import schemas as runtime_schemas
 from modyard.runtime.apps import schemas as app_schemas
+from modyard.runtime.automations import endpoints as automation_endpoints
 from modyard.runtime.automations import schemas as automation_schemas
 from modyard.runtime.webhooks import schemas as webhook_schemas
 from modyard.runtime.worker_access import endpoints as runtime_workers
@@ -62,6 +66,8 @@ PAIRS: list[tuple[type[ApiModel], type[BaseModel]]] = [
     (gateway_api.CellCredentials, gateway_schemas.CellCredentials),
     (gateway_api.ActionAnswer, gateway_schemas.ActionAnswer),
     (gateway_api.RequestEntry, gateway_schemas.RequestEntry),
+    (gateway_api.SlotBundle, gateway_schemas.SlotBundle),
+    (gateway_api.SlotBundles, gateway_schemas.SlotBundles),
 ]
 
 
@@ -85,3 +91,46 @@ def test_an_answer_keeps_what_the_service_sent() -> None:
     answer = installer_api.WorkspaceOut.model_validate(sent)
     assert answer.members[0].role == "owner"
     assert list(answer.as_json().items()) == list(sent.items())
+
+
+def test_a_slot_answer_reads_what_the_gateway_sends() -> None:
+    """The gateway's own model, sent as JSON, reads back field for field (its UUIDs as text)."""
+    sent = gateway_schemas.SlotBundles(
+        slot="billing.sidebar",
+        product="domains",
+        bundles=[
+            gateway_schemas.SlotBundle(kind="dependency", url="https://cdn.example/lib.js"),
+            gateway_schemas.SlotBundle(
+                kind="module",
+                name="sidebar",
+                path="ui/sidebar.js",
+                digest="sha256:00",
+                installation_id=uuid.uuid4(),
+                slot_filters=["billing.*"],
+            ),
+        ],
+    ).model_dump(mode="json")
+    answer = gateway_api.SlotBundles.model_validate(sent)
+    assert answer.bundles[1].slot_filters == ["billing.*"]
+    assert answer.as_json() == sent
+
+
+def test_automation_endpoints_declare_no_model_so_any_json_is_their_answer() -> None:
+    """``call_endpoint`` answers ``EndpointOutput`` (any JSON value) because the runtime's
+    endpoint routes send their automation's output as it is; a model added there belongs in
+    modyard.contracts.api too."""
+    routes = [
+        route
+        for route in automation_endpoints.router.routes
+        if isinstance(route, APIRoute) and route.path.endswith("/endpoints/{name}")
+    ]
+    assert {method for route in routes for method in route.methods} == {
+        "GET",
+        "POST",
+        "PUT",
+        "PATCH",
+        "DELETE",
+    }
+    assert {route.response_model for route in routes} == {None}
+    output = TypeAdapter(runtime_api.EndpointOutput)
+    assert output.validate_python([1, "two", {"three": None}]) == [1, "two", {"three": None}]

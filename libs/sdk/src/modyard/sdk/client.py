@@ -25,6 +25,7 @@ from modyard.contracts.api.gateway import (
     CellDetail,
     CellSummary,
     RequestEntry,
+    SlotBundles,
 )
 from modyard.contracts.api.installer import (
     AclRuleOut,
@@ -45,6 +46,7 @@ from modyard.contracts.api.runtime import (
     AutomationOut,
     BulkResult,
     DeliveryOut,
+    EndpointOutput,
     FlowOut,
     FlowValidation,
     PublishedApp,
@@ -572,8 +574,11 @@ class AutomationsClient(_ServiceAPI):
         path = f"/v1/workspaces/{workspace}/automations/{name}/run"
         return await self._answer(RunOut, "POST", path, json={"payload": payload})
 
-    async def call_endpoint(self, workspace: str, name: str, body: Any = None) -> Any:
-        return await self._json("POST", f"/v1/workspaces/{workspace}/endpoints/{name}", json=body)
+    async def call_endpoint(self, workspace: str, name: str, body: Any = None) -> EndpointOutput:
+        """POST ``body`` to the workspace's automation endpoint ``name``: its automation's output."""
+        path = f"/v1/workspaces/{workspace}/endpoints/{name}"
+        output: EndpointOutput = await self._json("POST", path, json=body)
+        return output
 
     async def publish(self, workspace: str, app_name: str) -> PublishOut:
         path = f"/v1/workspaces/{workspace}/publish"
@@ -632,9 +637,10 @@ class GatewayClient(_ServiceAPI):
 
     async def slot(
         self, slot: str, *, product: str | None = None, workspace: str | None = None
-    ) -> dict[str, Any]:
+    ) -> SlotBundles:
+        """The frontend bundles to load into ``slot``, dependencies first."""
         params = _filters(product=product, workspace=workspace)
-        return dict(await self._json("GET", f"/v1/ui/slots/{slot}", params=params))
+        return await self._answer(SlotBundles, "GET", f"/v1/ui/slots/{slot}", params=params)
 
 
 class DeployerClient(_ServiceAPI):

@@ -1,9 +1,11 @@
 """The appcell-gateway's answers: cells, their broker credentials, an action's answer, the
-request log."""
+request log, the frontend bundles of a UI slot."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from pydantic import Field
 
 from modyard.contracts.api import ApiModel, Timestamp
 
@@ -71,3 +73,23 @@ class RequestEntry(ApiModel):
     latency_ms: float
     detail: str | None
     created_at: Timestamp
+
+
+class SlotBundle(ApiModel):
+    #: 'dependency' (load first) or 'module'
+    kind: str
+    name: str | None = None
+    #: Where the browser loads it from.
+    url: str | None = None
+    #: The bundled file's path in the cell's archive, when the cell ships it.
+    path: str | None = None
+    digest: str | None = None
+    installation_id: str | None = None
+    slot_filters: list[str] = Field(default_factory=list)
+
+
+class SlotBundles(ApiModel):
+    slot: str
+    product: str | None
+    #: Dependencies first, then the modules, kept by their ``slotFilters``.
+    bundles: list[SlotBundle]

@@ -3,9 +3,9 @@ credentials."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from modyard.contracts.api import ApiModel, Timestamp
 
@@ -141,6 +141,11 @@ class SourceOut(ApiModel):
     workspace: str
     #: The slugs of the automations the source holds now.
     automations: list[str]
+
+
+#: What an automation endpoint (``/v1/workspaces/{ws}/endpoints/{name}``) answers: its
+#: automation's output as the automation returned it, any JSON value; the route declares no model.
+EndpointOutput: TypeAlias = JsonValue
 
 
 class RunOut(ApiModel):
