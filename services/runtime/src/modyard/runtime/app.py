@@ -89,6 +89,7 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
                 runner_user=settings.js_runner_broker_user
                 or unquote(urlsplit(settings.amqp_url).username or "guest"),
                 hooks_url=settings.hooks_public_url or settings.runtime_url,
+                timeout_seconds=settings.js_component_timeout_seconds,
             ),
         )
         ledger = ExecutionLedger(settings, max_size=settings.db_pool_size)

@@ -108,13 +108,16 @@ class AmqpExecutor:
         routing_key: str,
         user: str,
         not_listening: str,
+        timeout_seconds: float | None = None,
     ) -> Any:
-        """:meth:`request`'s answer as it came (the JavaScript runner's carries timers too)."""
+        """:meth:`request`'s answer as it came (the JavaScript runner's carries timers too),
+        waited for ``timeout_seconds`` (by default the module workers' timeout)."""
         module = installed.module
+        timeout = timeout_seconds or self._timeout
         with self._replies.expect(user) as (correlation_id, future):
             try:
-                await self._publish(request, routing_key, correlation_id)
-                return await asyncio.wait_for(future, self._timeout)
+                await self._publish(request, routing_key, correlation_id, timeout)
+                return await asyncio.wait_for(future, timeout)
             except InvalidReply as exc:
                 raise ComponentError(
                     "the module's worker answered with invalid JSON", retryable=False
@@ -125,11 +128,11 @@ class AmqpExecutor:
                 raise ComponentError("the message broker is not connected", retryable=True) from exc
             except TimeoutError as exc:
                 raise ComponentError(
-                    f"module {module!r} did not answer within {self._timeout} s", retryable=True
+                    f"module {module!r} did not answer within {timeout:g} s", retryable=True
                 ) from exc
 
     async def _publish(
-        self, request: dict[str, Any], routing_key: str, correlation_id: str
+        self, request: dict[str, Any], routing_key: str, correlation_id: str, timeout: float
     ) -> None:
         await self._bus.publish_message(
             json.dumps(request, default=str).encode(),
@@ -140,7 +143,7 @@ class AmqpExecutor:
             correlation_id=correlation_id,
             reply_to=self.reply_queue,
             headers={REPLY_EXCHANGE_HEADER: REPLIES_EXCHANGE},
-            expiration=self._timeout,
+            expiration=timeout,
         )
 
     @property
@@ -160,11 +163,20 @@ class JsExecutor:
     by the runner's broker user completes it (as for module workers)."""
 
     def __init__(
-        self, amqp: AmqpExecutor, *, queue: str, runner_user: str, hooks_url: str = ""
+        self,
+        amqp: AmqpExecutor,
+        *,
+        queue: str,
+        runner_user: str,
+        hooks_url: str = "",
+        timeout_seconds: float | None = None,
     ) -> None:
         self._amqp = amqp
         self._queue = queue
         self._user = runner_user
+        #: The runner's own deadlines end a call first (a Slingr script's limit is reported as
+        #: a not retried failure): this wait outlasts them (settings.js_component_timeout_seconds).
+        self._timeout = timeout_seconds
         #: Where this runtime's webhook route is reached from outside (getWebhookUrl).
         self._hooks_url = hooks_url.rstrip("/")
 
@@ -197,6 +209,7 @@ class JsExecutor:
             request,
             routing_key=self._queue,
             user=self._user,
+            timeout_seconds=self._timeout,
             not_listening=(
                 f"the JavaScript runner is not running (no queue {self._queue!r}): "
                 f"{installed.slug}.{installed.component} runs once modyard-js-runner is up"
@@ -228,6 +241,7 @@ class JsExecutor:
             request,
             routing_key=self._queue,
             user=self._user,
+            timeout_seconds=self._timeout,
             not_listening=f"the JavaScript runner is not running (no queue {self._queue!r})",
         )
         error = reply.get("error") if isinstance(reply, dict) else None
