@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -300,7 +300,26 @@ def link_to(headers: Mapping[str, Any] | None) -> Link | None:
     return trace.Link(span_context) if span_context.is_valid else None
 
 
-@contextmanager
+# The paths a trace the sampler left out takes return plain context managers (nullcontext,
+# _Current): no generator frame per message, since those are most messages at a low ratio.
+
+
+class _Current(AbstractContextManager[None]):
+    """``context`` is current inside the block: the context of a trace the sampler left out, for
+    what the handler sends on. No span to record or end."""
+
+    __slots__ = ("_context", "_token")
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+
+    def __enter__(self) -> None:
+        self._token = _otel.context.attach(self._context)
+
+    def __exit__(self, *_exc: object) -> None:
+        _otel.context.detach(self._token)
+
+
 def publishing(
     destination: str,
     routing_key: str,
@@ -309,38 +328,31 @@ def publishing(
     message_id: str | None = None,
     system: str = "rabbitmq",
     attributes: Mapping[str, Any] | None = None,
-) -> Iterator[dict[str, Any] | None]:
+) -> AbstractContextManager[dict[str, Any] | None]:
     """A PRODUCER span around one publish; yields the headers to send, with the span's
     ``traceparent`` (``headers`` itself, untouched, when tracing is off)."""
     if not ENABLED or _tracer is None:
-        yield headers
-        return
+        return nullcontext(headers)
     current = _otel.trace.get_current_span().get_span_context()
+    carried = dict(headers or {})
     if current.is_valid and not current.trace_flags.sampled:
         # A trace the sampler left out: a span would record nothing (parent-based sampling), so
         # only its context travels on, and the message costs one header.
-        carried = dict(headers or {})
         _write_traceparent(carried, current)
-        yield carried
-        return
+        return nullcontext(carried)
     name = f"publish {destination or routing_key or '(default)'}"
     producer = _tracer.start_span(name, kind=_otel.producer)
-    carried = dict(headers or {})
+    _write_traceparent(carried, producer.get_span_context())
     if not producer.is_recording():
         # A new trace the sampler left out: its context travels on; there is nothing to record,
         # end or make current (use_span's bookkeeping was most of what such a publish cost).
-        _write_traceparent(carried, producer.get_span_context())
-        yield carried
-        return
+        return nullcontext(carried)
     producer.set_attributes(
         _messaging("publish", destination, routing_key, message_id, system, attributes)
     )
-    with _otel.trace.use_span(producer, end_on_exit=True):
-        _write_traceparent(carried, producer.get_span_context())
-        yield carried
+    return _recording(producer, carried)
 
 
-@contextmanager
 def consuming(
     source: str,
     headers: Mapping[str, Any] | None,
@@ -350,40 +362,34 @@ def consuming(
     redelivered: bool = False,
     attributes: Mapping[str, Any] | None = None,
     kind: SpanKind | None = None,
-) -> Iterator[Span | None]:
+) -> AbstractContextManager[Span | None]:
     """A CONSUMER span (``process <queue>``) continuing the trace of the message's headers; yields
-    the span (None when tracing is off) to add attributes to."""
+    the span (None when tracing is off, or the sampler left the trace out) to add attributes to."""
     if not ENABLED or _tracer is None:
-        yield None
-        return
+        return nullcontext(None)
     context = _remote_context(headers)
     if context is None:
         context = _otel.empty  # no parent: a new trace, whatever the current context holds
     elif not _otel.trace.get_current_span(context).get_span_context().trace_flags.sampled:
         # Left out by the sampler where the trace started: carry its context on, record nothing.
-        token = _otel.context.attach(context)
-        try:
-            yield None
-        finally:
-            _otel.context.detach(token)
-        return
+        return _Current(context)
     consumer = _tracer.start_span(f"process {source}", context=context, kind=kind or _otel.consumer)
     if not consumer.is_recording():
-        # A new trace the sampler left out (a message without a parent): its context is current
-        # for what the handler sends on, with no span to record or end.
-        token = _otel.context.attach(_otel.trace.set_span_in_context(consumer, context))
-        try:
-            yield None
-        finally:
-            _otel.context.detach(token)
-        return
+        # A new trace the sampler left out (a message without a parent).
+        return _Current(_otel.trace.set_span_in_context(consumer, context))
     span_attributes = _messaging("process", source, routing_key, message_id, "rabbitmq", attributes)
     if redelivered:
         span_attributes["messaging.rabbitmq.message.redelivered"] = True
     consumer.set_attributes(span_attributes)
-    # As start_as_current_span: an escaping exception is recorded and sets the span's status.
-    with _otel.trace.use_span(consumer, end_on_exit=True):
-        yield consumer
+    return _recording(consumer, consumer)
+
+
+@contextmanager
+def _recording(recorded: Span, value: Any) -> Iterator[Any]:
+    """``recorded`` is the current span inside the block and ends with it; as
+    start_as_current_span, an escaping exception is recorded and sets the span's status."""
+    with _otel.trace.use_span(recorded, end_on_exit=True):
+        yield value
 
 
 @contextmanager
