@@ -299,14 +299,15 @@ def _node_execution(headers: dict[str, Any], message_id: str, last: bool) -> dic
     with tracing.consuming(
         WORK_QUEUE, headers, routing_key=WORK_ROUTING_KEY, message_id=message_id, redelivered=False
     ):
-        tracing.annotate_current(
-            {
-                tracing.WORKSPACE: "bench",
-                tracing.FLOW: "0b7c1d2e-0000-4000-8000-000000000000",
-                tracing.NODE: "shape",
-                "modyard.attempt": 1,
-            }
-        )
+        if tracing.recording():
+            tracing.annotate_current(
+                {
+                    tracing.WORKSPACE: "bench",
+                    tracing.FLOW: "0b7c1d2e-0000-4000-8000-000000000000",
+                    tracing.NODE: "shape",
+                    "modyard.attempt": 1,
+                }
+            )
         tracing.sampled_span_context()  # the ledger's lookup
         tracing.sampled_span_context()  # the ledger's record
         tracing.trace_id_exemplar()  # the node duration histogram's exemplar

@@ -406,6 +406,12 @@ def span(
         yield current
 
 
+def recording() -> bool:
+    """Whether the current span records: test it before building attributes for it (a trace the
+    sampler left out has nothing to put them on)."""
+    return ENABLED and bool(_otel.trace.get_current_span().is_recording())
+
+
 def annotate_current(attributes: Mapping[str, Any]) -> None:
     """Add attributes (workspace, flow, node…) to the current span."""
     if not ENABLED:

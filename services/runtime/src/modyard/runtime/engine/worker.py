@@ -140,7 +140,7 @@ class NodeWorker:
         except ValueError as exc:  # pydantic's ValidationError is one too
             await self._dead_letter(incoming, f"not a work message: {exc}"[:500])
             return
-        if tracing.ENABLED:
+        if tracing.recording():  # no attribute dict for a trace the sampler left out
             tracing.annotate_current(
                 {
                     tracing.WORKSPACE: message.workspace,
@@ -299,7 +299,7 @@ class NodeWorker:
                 f"{component!r} is not installed in {flow.workspace!r} (was its module removed?)",
                 retryable=True,
             )
-        if tracing.ENABLED:
+        if tracing.recording():  # no attribute dict for a trace the sampler left out
             tracing.annotate_current(
                 {
                     tracing.MODULE: installed.module,
