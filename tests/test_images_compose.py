@@ -638,7 +638,7 @@ def test_the_kubernetes_manifests_containers_migrate_once_and_become_ready(
         "jwt-secret": generated["jwt"],
         **{
             f"{service}-secret-keys": Fernet.generate_key().decode()
-            for service in ("installer", "runtime", "gateway", "deployer")
+            for service in ("installer", "runtime", "appcell-gateway", "deployer")
         },
     }
     resources = kustomize(DEV_OVERLAY)
