@@ -9,6 +9,7 @@ limit is the runner's failure, kept after one try."""
 from __future__ import annotations
 
 import io
+import json
 import uuid
 import zipfile
 from typing import Any
@@ -26,6 +27,7 @@ from stack_env import (
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
+from modyard.jsrunner.context import SLOT as RUNNER_SLOT
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.polling import eventually
 from modyard.testing.services import auth_headers, in_process
@@ -349,3 +351,82 @@ async def test_a_step_past_its_limit_is_the_runner_s_failure_and_not_retried(
             assert item["attempts"] == 1, item
             assert "did not finish within its 1 s limit and was stopped" in str(item["errors"])
             assert await node_logs(runtime_app, flow_id) == []
+
+
+async def test_a_slingr_step_reads_its_configuration_that_no_request_carries(
+    infra: IsolatedInfra,
+) -> None:
+    """The runtime's requests to the runner name the installation, never its configuration: the
+    runner reads it, decrypted, from the installer for each call and hands it to the child
+    alone. Two workspaces, two secrets: each step sees its own, no request holds either."""
+    operator = auth_headers(CommonSettings(), Role.operator)
+    secrets = {workspace: f"secret-{workspace}-{uuid.uuid4().hex}" for workspace in ("slc", "sle")}
+    async with registry_and_installer(infra, "slingrcfg") as stack:
+        runtime_app = stack.runtime(component_timeout_seconds=60)
+        runner_app = stack.runner()
+        async with (
+            in_process(runtime_app) as runtime,
+            in_process(runner_app),
+            httpx.AsyncClient(headers=operator, timeout=60) as client,
+        ):
+            # The requests as the runner takes them off its queue (the consumer's seam).
+            runner = RUNNER_SLOT.of(runner_app).runner
+            received: list[dict[str, Any]] = []
+            handle = runner.handle
+
+            async def recording(request: dict[str, Any]) -> dict[str, Any]:
+                received.append(request)
+                return await handle(request)
+
+            runner.handle = recording  # type: ignore[method-assign]
+            published = await client.post(
+                f"{stack.registry_url}/v1/modules",
+                params={"version": f"1.1.{uuid.uuid4().int % 10**9}"},
+                content=package_zip(),
+                headers={"content-type": "application/zip"},
+            )
+            assert published.status_code == 201, published.text
+            flows: dict[str, str] = {}
+            for workspace, secret in secrets.items():
+                await create_workspace(client, stack.installer_url, workspace)
+                await install(
+                    client,
+                    stack.installer_url,
+                    workspace,
+                    "relay",
+                    "relay",
+                    config={"apiUrl": "http://127.0.0.1:9", "token": secret},
+                )
+                refs = await component_refs(client, stack.installer_url, workspace)
+                flows[workspace] = await _flow(
+                    runtime, operator, workspace, *_through(refs["reveal"])
+                )
+            for workspace, secret in secrets.items():
+                hooked = await runtime.post(
+                    f"/v1/hooks/{workspace}/{flows[workspace]}/hook", json={"go": 1}
+                )
+                assert hooked.status_code == 202, hooked.text
+
+                async def revealed(workspace: str = workspace, secret: str = secret) -> bool:
+                    logs = await node_logs(runtime_app, flows[workspace])
+                    return logs == [{"token": secret, "authHeader": f"Bearer {secret}"}]
+
+                await eventually(revealed, timeout=90)
+            # A listener of the package reads it the same way.
+            installation = (
+                await client.get(f"{stack.installer_url}/v1/workspaces/slc/installations/relay")
+            ).json()["id"]
+            answered = await runtime.post(
+                f"/v1/listeners/slc/{installation}/ping", json={"message": "hi"}
+            )
+            assert answered.status_code == 200, answered.text
+            assert answered.json() == {"pong": "hi", "by": f"Bearer {secrets['slc']}"}
+
+            steps = [request for request in received if request.get("component") == "reveal"]
+            listeners = [request for request in received if request.get("port") == "listener"]
+            assert {request["workspace"] for request in steps} == set(secrets)
+            assert len(listeners) == 1
+            for request in received:
+                assert "config" not in request, request
+                text = json.dumps(request)
+                assert not any(secret in text for secret in secrets.values()), text

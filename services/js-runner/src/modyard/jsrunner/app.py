@@ -52,6 +52,7 @@ def service_spec(settings: JsRunnerSettings | None = None) -> ServiceSpec:
         runner.use_context_api(ContextApi(settings, app.state.database))
         # Slingr packages' sys.storage and sys.events (docs/slingr.md).
         slingr_storage = InstallerStorage(settings)
+        runner.slingr_configs = slingr_storage.effective_config
         pool.rpc = SlingrHost(slingr_storage, bus, runner.handle).wrap(pool.rpc)
         consumer = RequestConsumer(settings, bus, runner)
         bus.add_topology(consumer.declare)

@@ -147,6 +147,9 @@ class JsRunner:
         self._reads_state: dict[Path, bool] = {}
         #: Flow nodes' accounts, read from the installer (accounts.py).
         self.accounts = AccountsClient(settings)
+        #: Slingr installations' configurations, read from the installer for each call (set by
+        #: app.py; None: the runner alone, the request's own ``config``).
+        self.slingr_configs: slingr_run.ConfigSource | None = None
 
     def use_context_api(self, api: ContextApi) -> None:
         self.context_api = api
@@ -192,6 +195,7 @@ class JsRunner:
                 request,
                 allowance=allowance_of(request.get("egress")),
                 classify=classify,
+                configs=self.slingr_configs,
             )
         if request.get("port") == slingr_run.LISTENER_PORT:
             # The runtime's /v1/listeners address of an installation that is not a Slingr package.

@@ -157,6 +157,17 @@ FlowLog = Callable[[Any], Awaitable[None]]
 FlowEmit = Callable[[str, Any], Awaitable[None]]
 
 
+def sealed(installed: InstalledComponent, request: dict[str, Any]) -> dict[str, Any]:
+    """The request without the installation's decrypted configuration for a Slingr package:
+    the runner reads it from the installer right before the call and hands it only to the
+    package's child (docs/slingr.md, "Configuration"), so it is in no AMQP message, dead letter
+    or log. Appmixer components still get ``config`` in the request (``context.auth`` of a node
+    without an account)."""
+    if installed.spec.get("format") != "slingr":
+        return request
+    return {key: value for key, value in request.items() if key != "config"}
+
+
 class JsExecutor:
     """``js`` components (Appmixer's ``<Component>.js``) run by the JavaScript runner
     (services/js-runner): the request goes to the runner's queue, and only an answer published
@@ -203,7 +214,7 @@ class JsExecutor:
         (``context.response``; None when it did not). ``log`` and ``emit`` take the lines and
         events the runner says go to the flow's log and the bus with the node's success (a
         Slingr step's ``sys.logs`` and ``sys.events.triggerEvent``, docs/slingr.md)."""
-        request = {**request, **await self._context_of(installed, request)}
+        request = {**sealed(installed, request), **await self._context_of(installed, request)}
         reply = await self._amqp.reply(
             installed,
             request,
@@ -235,7 +246,7 @@ class JsExecutor:
         """``start``/``stop``: what the component's own method rejected with, None when it
         resolved (or exports none). Not running it at all (the runner down, the module not
         loadable here) raises :class:`ComponentError`: that is not the component's answer."""
-        request = {**request, **await self._context_of(installed, request)}
+        request = {**sealed(installed, request), **await self._context_of(installed, request)}
         reply = await self._amqp.reply(
             installed,
             request,

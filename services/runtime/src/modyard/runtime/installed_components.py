@@ -56,7 +56,9 @@ async def apply_installation_event(
             "version": data.version,
             "role": component.role,
             "executor": component.executor,
-            "spec": component.model_dump(mode="json"),
+            # The module's format too: a Slingr package's requests name its installation
+            # instead of carrying its configuration (executors.py JsExecutor).
+            "spec": {**component.model_dump(mode="json"), "format": data.format},
             "present": True,
         }
         await session.execute(

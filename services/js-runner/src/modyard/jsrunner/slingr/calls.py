@@ -27,7 +27,8 @@ class SlingrScope:
     package: str
     events: frozenset[str]
     #: The runtime's request the call answers (module, version, workspace, installation,
-    #: config, egress): package-event listeners run with the same.
+    #: egress; never the configuration, read again by each call): package-event listeners run
+    #: with the same.
     origin: dict[str, Any] = field(default_factory=dict)
     #: How many package events or dependency calls led to this call (bounded).
     depth: int = 0
@@ -93,7 +94,7 @@ def scope_of(
         ),
         origin={
             key: request[key]
-            for key in ("module", "version", "workspace", "installation", "config", "egress")
+            for key in ("module", "version", "workspace", "installation", "egress")
             if key in request
         },
         depth=depth
@@ -111,24 +112,26 @@ def scope_of(
 
 
 def step_frame(
-    module: ModuleVersion, component: JsComponent, request: dict[str, Any]
+    module: ModuleVersion, component: JsComponent, request: dict[str, Any], config: dict[str, Any]
 ) -> dict[str, Any]:
     """A flow step's call: the message's content are its inputs (over step.json's defaults and
-    the node's properties), the installation's configuration goes through
-    ``configurationBuilder`` in the child."""
+    the node's properties), the installation's configuration (``config``, read from the
+    installer for this call: run.py) goes through ``configurationBuilder`` in the child."""
     return {
         "kind": "step",
         "packageDir": str(module.directory),
         "entry": str(component.entry),
         "content": request.get("payload"),
         "properties": request.get("properties") or {},
-        "config": request.get("config") or {},
+        "config": config,
         "nodeId": request.get("node_id"),
         "flowId": request.get("flow_id"),
     }
 
 
-def listener_frame(module: ModuleVersion, request: dict[str, Any]) -> dict[str, Any]:
+def listener_frame(
+    module: ModuleVersion, request: dict[str, Any], config: dict[str, Any]
+) -> dict[str, Any]:
     """The package's listeners for one webhook or package event. A webhook's ``payload`` is the
     request (``method``, ``path``, ``headers``, ``query``, ``data``): each ``webhook`` listener
     matching its path runs, a ``webhookSync`` one's return value answers. A package event's is
@@ -137,11 +140,13 @@ def listener_frame(module: ModuleVersion, request: dict[str, Any]) -> dict[str, 
         "kind": "webhook",
         "packageDir": str(module.directory),
         "event": request.get("payload"),
-        "config": request.get("config") or {},
+        "config": config,
     }
 
 
-def function_frame(module: ModuleVersion, request: dict[str, Any]) -> dict[str, Any]:
+def function_frame(
+    module: ModuleVersion, request: dict[str, Any], config: dict[str, Any]
+) -> dict[str, Any]:
     """Another package's ``dependencies.<this>.functions.<namespace>.<fn>(…)``: ``payload`` is
     ``{"path": [namespace, fn] | [fn], "args": […]}``, run with this installation's config."""
     payload = request.get("payload") if isinstance(request.get("payload"), dict) else {}
@@ -151,5 +156,5 @@ def function_frame(module: ModuleVersion, request: dict[str, Any]) -> dict[str, 
         "packageDir": str(module.directory),
         "path": payload.get("path") or [],
         "args": payload.get("args") or [],
-        "config": request.get("config") or {},
+        "config": config,
     }

@@ -7,6 +7,7 @@ workspace hear. HTTP goes the ``context.httpRequest`` way (http_bridge.py, the e
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -25,6 +26,9 @@ from modyard.jsrunner.slingr.calls import SlingrScope
 from modyard.modules.manifest import module_name
 
 log = structlog.get_logger(__name__)
+
+#: How long an installation's configuration is reused (a changed one shows within this).
+CONFIG_CACHE_SECONDS = 5.0
 
 
 class SlingrError(Exception):
@@ -49,6 +53,7 @@ class InstallerStorage(ServiceClient):
             transport=transport,
         )
         self._ids: dict[tuple[str, str], str] = {}
+        self._configs: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
     async def _installation(self, workspace: str, slug: str) -> str:
         known = self._ids.get((workspace, slug))
@@ -114,12 +119,22 @@ class InstallerStorage(ServiceClient):
         return dict(response.json())
 
     async def effective_config(self, workspace: str, slug: str) -> dict[str, Any]:
+        """The installation's decrypted configuration, for one call's child (run.py); kept
+        CONFIG_CACHE_SECONDS in this process's memory only, as the runtime kept it before."""
+        key = (workspace, slug)
+        cached = self._configs.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return dict(cached[1])
         response = await self._http.get(
             f"/v1/workspaces/{quote(workspace)}/installations/{quote(slug)}/effective-config",
             headers=self._headers(),
         )
         response.raise_for_status()
-        return dict(response.json().get("config") or {})
+        config = dict(response.json().get("config") or {})
+        if len(self._configs) > 1000:
+            self._configs.clear()
+        self._configs[key] = (time.monotonic() + CONFIG_CACHE_SECONDS, config)
+        return dict(config)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -251,7 +266,7 @@ class SlingrHost:
     async def dependency(self, args: dict[str, Any], scope: SlingrScope) -> Any:
         """``dependencies.<package>.functions.<namespace>.<fn>(…)``: the function runs in the
         dependency's own child, with the configuration of the installation this one depends on
-        in the same workspace (installing a package installs its dependencies)."""
+        in the same workspace (read by run.py for that call) (installing a package installs its dependencies)."""
         package = str(args.get("package") or "")
         if package not in scope.packages:
             raise SlingrError(
@@ -294,7 +309,6 @@ class SlingrHost:
                     "args": args.get("args") or [],
                     "depth": scope.depth + 1,
                 },
-                "config": await self.storage.effective_config(workspace, installed["slug"]),
                 **({"egress": scope.origin["egress"]} if "egress" in scope.origin else {}),
             }
         )

@@ -1,11 +1,18 @@
 """One Slingr call on its package version's child: a flow step (its return value is the
 node's output on ``out``) or the package's HTTP listeners for one webhook request (a
-``webhookSync`` listener's return value answers the caller)."""
+``webhookSync`` listener's return value answers the caller).
+
+The installation's configuration never travels in the runtime's request (the AMQP message, the
+dead-letter store, logs): the request names the installation, and the configuration is read,
+decrypted, from the installer's service API right before the call and goes only to the child,
+as ``context.auth`` does for accounts (docs/slingr.md, "Configuration")."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import httpx
 
 from modyard.common.egress.policy import Allowance
 from modyard.jsrunner.context_api import CallScope
@@ -20,6 +27,43 @@ LISTENER_PORT = "listener"
 #: The request port of a dependent package's ``dependencies.<package>.functions`` call.
 FUNCTION_PORT = "function"
 
+#: The installation's effective (decrypted) configuration: ``(workspace, installation)`` →
+#: its values, from the installer (host.py ``InstallerStorage.effective_config``).
+ConfigSource = Callable[[str, str], Awaitable[dict[str, Any]]]
+
+
+class ConfigUnavailable(Exception):
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+async def config_of(request: dict[str, Any], configs: ConfigSource | None) -> dict[str, Any]:
+    """The configuration of the installation the request names, read now. Without an installer
+    (the runner alone: its unit harness and benchmark) or an installation, the request's own
+    ``config`` (which the runtime no longer sends for Slingr packages)."""
+    workspace = str(request.get("workspace") or "")
+    installation = str(request.get("installation") or "")
+    if configs is None or not workspace or not installation:
+        given = request.get("config")
+        return dict(given) if isinstance(given, dict) else {}
+    try:
+        return await configs(workspace, installation)
+    except httpx.HTTPStatusError as exc:
+        status = exc.response.status_code
+        if status == 404:
+            raise ConfigUnavailable(
+                f"installation {installation!r} is not installed in {workspace!r}", status=404
+            ) from exc
+        raise ConfigUnavailable(
+            f"the installer answered {status} for the configuration of {installation!r}",
+            status=status,
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise ConfigUnavailable(
+            f"the installer cannot be reached for the configuration of {installation!r}"
+        ) from exc
+
 
 async def handle(
     pool: ChildPool,
@@ -29,6 +73,7 @@ async def handle(
     *,
     allowance: Allowance | None,
     classify: Callable[[dict[str, Any]], dict[str, Any]],
+    configs: ConfigSource | None = None,
 ) -> dict[str, Any]:
     component_name = str(request.get("component") or "")
     port = str(request.get("port") or "in")
@@ -40,23 +85,31 @@ async def handle(
         component=component_name,
         message_id=str(request.get("message_id") or request.get("correlation_id") or ""),
     )
-    if port == LISTENER_PORT:
-        frame = calls.listener_frame(module, request)
-    elif port == FUNCTION_PORT:
-        frame = calls.function_frame(module, request)
-    elif port in ("start", "stop"):
+    if port in ("start", "stop"):
         return {"outputs": {}}  # flow steps have no start/stop: nothing to run
-    else:
-        component = module.components.get(component_name)
-        if component is None:
-            return {
-                "error": {
-                    "message": f"{module.name} {module.version} has no flow step "
-                    f"{component_name!r}",
-                    "retryable": False,
-                }
+    component = module.components.get(component_name)
+    if port not in (LISTENER_PORT, FUNCTION_PORT) and component is None:
+        return {
+            "error": {
+                "message": f"{module.name} {module.version} has no flow step {component_name!r}",
+                "retryable": False,
             }
-        frame = calls.step_frame(module, component, request)
+        }
+    try:
+        config = await config_of(request, configs)
+    except ConfigUnavailable as exc:
+        # A removed installation may come back (as the runtime's own lookup said before).
+        error: dict[str, Any] = {"message": exc.message, "retryable": True}
+        if exc.status is not None:
+            error["status"] = exc.status
+        return {"error": error}
+    if port == LISTENER_PORT:
+        frame = calls.listener_frame(module, request, config)
+    elif port == FUNCTION_PORT:
+        frame = calls.function_frame(module, request, config)
+    else:
+        assert component is not None
+        frame = calls.step_frame(module, component, request, config)
     # A flow step's events go back with its answer: the runtime records them with the node's
     # success, through its outbox, at the message's event depth (as core.emit's).
     slingr_scope = calls.scope_of(
@@ -81,8 +134,8 @@ async def handle(
             # them in its node logs), besides the runner's own log.
             reply["logs"] = [{"source": "sys.logs", **line} for line in logs]
         return reply
-    error = answer.get("error")
-    classified = classify(error if isinstance(error, dict) else {})
+    failed = answer.get("error")
+    classified = classify(failed if isinstance(failed, dict) else {})
     if classified.get("kind") == "unknown":
         # A script's own TypeError or Error fails the same way on every try (Slingr retries
         # nothing either); connection failures and 5xx statuses stay retried.

@@ -62,7 +62,8 @@ async def answer(
         return js_lifecycle.problem(
             503, "Service Unavailable", "js packages are not run here", "js-off"
         )
-    config = await context.installer.effective_config(installed.workspace, installed.slug)
+    # No configuration in the request: the runner reads it from the installer for the call
+    # (docs/slingr.md, "Configuration").
     request = {
         "message_id": uuid.uuid4().hex,
         "workspace": installed.workspace,
@@ -73,7 +74,6 @@ async def answer(
         "port": LISTENER_PORT,
         "payload": {**content, "path": "/" + path.strip("/")},
         "properties": {},
-        "config": config,
         "correlation_id": correlation_id,
     }
     try:
