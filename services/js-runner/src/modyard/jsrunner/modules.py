@@ -21,7 +21,7 @@ import re
 import shutil
 import stat
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -56,6 +56,10 @@ class JsComponent:
     auth_service: str | None
     #: component.json's ``state.persistent``: the node's state outlives the flow's stop.
     persistent_state: bool = False
+    #: The in port as the registry mapped it: its JSON Schema and the raw field definitions
+    #: (a Slingr step's inputs are converted to these types: slingr/inputs.py).
+    input_schema: dict[str, Any] = field(default_factory=dict)
+    input_fields: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,18 @@ def _writable_then_remove(root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def _input_port(component: dict[str, Any]) -> dict[str, Any]:
+    ports = component.get("in_ports") or []
+    port = ports[0] if ports and isinstance(ports[0], dict) else {}
+    schema = port.get("json_schema")
+    extra = port.get("extra")
+    fields = extra.get("fields") if isinstance(extra, dict) else None
+    return {
+        "input_schema": schema if isinstance(schema, dict) else {},
+        "input_fields": tuple(f for f in fields or () if isinstance(f, dict)),
+    }
+
+
 def _components(manifest: dict[str, Any], directory: Path) -> dict[str, JsComponent]:
     found = {}
     for component in manifest.get("components") or []:
@@ -111,6 +127,7 @@ def _components(manifest: dict[str, Any], directory: Path) -> dict[str, JsCompon
             entry=directory / PurePosixPath(executor["entrypoint"]),
             auth_service=str(service) if service else None,
             persistent_state=state.get("persistent") is True,
+            **_input_port(component),
         )
     return found
 

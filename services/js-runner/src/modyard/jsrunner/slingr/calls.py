@@ -12,6 +12,7 @@ from modyard.jsrunner.context_api import CallScope
 from modyard.jsrunner.modules import JsComponent, ModuleVersion
 from modyard.jsrunner.sandbox import SandboxSpec
 from modyard.jsrunner.settings import JsRunnerSettings
+from modyard.jsrunner.slingr import inputs
 
 SLINGR = "slingr"
 
@@ -121,8 +122,12 @@ def step_frame(
         "kind": "step",
         "packageDir": str(module.directory),
         "entry": str(component.entry),
-        "content": request.get("payload"),
-        "properties": request.get("properties") or {},
+        # step.json's defaults, the node's properties and the message, converted to the
+        # types the registry mapped (inputs.py; raises InputError).
+        "content": inputs.step_inputs(
+            component, request.get("properties") or {}, request.get("payload")
+        ),
+        "properties": {},
         "config": config,
         "nodeId": request.get("node_id"),
         "flowId": request.get("flow_id"),

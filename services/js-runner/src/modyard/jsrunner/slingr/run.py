@@ -20,6 +20,7 @@ from modyard.jsrunner.modules import ModuleVersion
 from modyard.jsrunner.pool import ChildPool
 from modyard.jsrunner.sandbox import SandboxFailure, SandboxSpec
 from modyard.jsrunner.slingr import calls
+from modyard.jsrunner.slingr.inputs import InputError
 
 #: The request port of a webhook for the package's listeners (the runtime's
 #: ``/v1/listeners/{ws}/{installation}/{path}``), instead of a flow step's message.
@@ -109,7 +110,10 @@ async def handle(
         frame = calls.function_frame(module, request, config)
     else:
         assert component is not None
-        frame = calls.step_frame(module, component, request, config)
+        try:
+            frame = calls.step_frame(module, component, request, config)
+        except InputError as exc:
+            return {"error": {"message": exc.message, "retryable": False, "kind": exc.code.lower()}}
     # A flow step's events go back with its answer: the runtime records them with the node's
     # success, through its outbox, at the message's event depth (as core.emit's).
     slingr_scope = calls.scope_of(
