@@ -105,6 +105,8 @@ class WireConnection(asyncio.Protocol):
     def __init__(self, *, confirms: bool) -> None:
         self._confirms = confirms
         self._transport: asyncio.Transport | None = None
+        #: Frames written in this turn of the event loop, sent together at its end (_flush).
+        self._outgoing: list[bytes] = []
         self._buffer = bytearray()
         self._rpc_lock = asyncio.Lock()
         self._rpc_reply: asyncio.Future[Frame] | None = None
@@ -309,7 +311,7 @@ class WireConnection(asyncio.Protocol):
             codec.marshal(ContentBody(body[start : start + step]), _CHANNEL)
             for start in range(0, len(body), step)
         ]
-        transport.write(b"".join(frames))
+        self._write(transport, b"".join(frames))
         if not self._confirms:
             return None
         self._delivery_tag += 1
@@ -345,6 +347,7 @@ class WireConnection(asyncio.Protocol):
         self.abort()
 
     def abort(self) -> None:
+        self._outgoing.clear()
         if self._transport is not None:
             self._transport.abort()
 
@@ -356,6 +359,7 @@ class WireConnection(asyncio.Protocol):
         self._last_received = asyncio.get_running_loop().time()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._outgoing.clear()
         self._lost(WireClosed(f"the connection to the broker was lost ({exc or 'closed'})"))
         self._transport = None
 
@@ -532,8 +536,26 @@ class WireConnection(asyncio.Protocol):
             raise WireClosed("the connection to the broker is closed")
         return transport
 
+    def _write(self, transport: asyncio.Transport, data: bytes) -> None:
+        # One send per turn of the event loop for everything written in it (the publishes, acks
+        # and heartbeats of all the requests handled in that turn), in the order written: on
+        # loopback a send costs the broker's side of the TCP work too, and was a third of the
+        # gateway's CPU when each publish sent at once (py-spy, bench gateway).
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self._flush, transport)
+        self._outgoing.append(data)
+
+    def _flush(self, transport: asyncio.Transport) -> None:
+        outgoing = self._outgoing
+        if not outgoing:
+            return
+        data = outgoing[0] if len(outgoing) == 1 else b"".join(outgoing)
+        outgoing.clear()
+        if transport is self._transport and not transport.is_closing():
+            transport.write(data)
+
     def _send(self, frame: Frame, *, channel: int = _CHANNEL) -> None:
-        self._open_transport().write(codec.marshal(frame, channel))
+        self._write(self._open_transport(), codec.marshal(frame, channel))
 
     async def _rpc(self, frame: Frame, expected: type[Frame], *, channel: int = _CHANNEL) -> Frame:
         return await self._rpc_raw(codec.marshal(frame, channel), expected)
@@ -544,7 +566,7 @@ class WireConnection(asyncio.Protocol):
             self._rpc_reply = reply
             if self.closed.done():
                 raise WireClosed("the connection to the broker is closed")
-            self._open_transport().write(data)
+            self._write(self._open_transport(), data)
             try:
                 answer = await reply
             finally:
@@ -567,7 +589,7 @@ class WireConnection(asyncio.Protocol):
                 self.abort()
                 return
             with contextlib.suppress(WireClosed):
-                self._open_transport().write(Heartbeat().marshal())
+                self._write(self._open_transport(), Heartbeat().marshal())
             self._heartbeat = loop.call_later(interval, beat)
 
         self._heartbeat = loop.call_later(interval, beat)
