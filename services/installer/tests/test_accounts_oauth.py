@@ -24,7 +24,7 @@ from accounts_env import Stack, accounts_stack, connector_zip, unique
 from oauth_provider import Provider, oauth_provider
 
 from modyard.common.auth import Role
-from modyard.jsrunner.accounts import AccountsClient
+from modyard.jsrunner.accounts.credentials import AccountsClient
 from modyard.runtime.app import create_app as create_runtime
 from modyard.runtime.settings import RuntimeSettings
 from modyard.testing.infra import IsolatedInfra

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 from jsrunner_env import Harness, loopback_server
 
-from modyard.jsrunner import auth_calls
+from modyard.jsrunner.accounts import auth_calls
 
 GOOD_KEY = "key-good-0001"
 

@@ -11,11 +11,13 @@ from fastapi import FastAPI
 from modyard.common.app_factory import Lifecycle, ServiceSpec, build_service_app
 from modyard.common.bus.connection import Bus
 from modyard.jsrunner import isolation as isolation_check
+from modyard.jsrunner.accounts.endpoints import router as auth_calls_router
 from modyard.jsrunner.ahead import AheadOfCalls
-from modyard.jsrunner.api import routers
+from modyard.jsrunner.children.endpoints import router as children_router
 from modyard.jsrunner.consumer import RequestConsumer
 from modyard.jsrunner.context import SLOT, RunnerContext
 from modyard.jsrunner.context_api import ContextApi
+from modyard.jsrunner.debug.endpoints import router as debug_router
 from modyard.jsrunner.http_bridge import HttpBridge
 from modyard.jsrunner.modules import ModuleStore
 from modyard.jsrunner.npm import InstallFailed
@@ -87,7 +89,7 @@ def service_spec(settings: JsRunnerSettings | None = None) -> ServiceSpec:
         title="modyard js-runner",
         description="Appmixer components in sandboxed Node.js processes, for the runtime's js executor",
         migrations=Path(__file__).parent / "migrations",
-        routers=routers,
+        routers=[children_router, debug_router, auth_calls_router],
         subscriptions=[ahead.subscription()],
         resources=resources,
     )

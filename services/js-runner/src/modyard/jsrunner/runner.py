@@ -20,7 +20,12 @@ from sqlalchemy.exc import DBAPIError
 
 from modyard.common.egress.policy import Allowance, parse_cidr, parse_host_pattern
 from modyard.jsrunner import state, timers
-from modyard.jsrunner.accounts import AccountAuth, AccountsClient, AccountUnavailable, refresh_helps
+from modyard.jsrunner.accounts.credentials import (
+    AccountAuth,
+    AccountsClient,
+    AccountUnavailable,
+    refresh_helps,
+)
 from modyard.jsrunner.context_api import CallScope, ContextApi
 from modyard.jsrunner.isolation import Isolation
 from modyard.jsrunner.modules import ModuleStore, ModuleUnavailable, ModuleVersion

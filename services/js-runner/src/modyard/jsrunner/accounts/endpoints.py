@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 
 from modyard.common.auth import Principal, Role, require_roles
 from modyard.common.errors import PROBLEM_RESPONSES
-from modyard.jsrunner import auth_calls
+from modyard.jsrunner.accounts import auth_calls
 from modyard.jsrunner.context import Context
 
 router = APIRouter(prefix="/v1/auth-calls", tags=["accounts"], responses=PROBLEM_RESPONSES)

@@ -1,0 +1,1 @@
+"""The sandboxed Node children as operators see them: GET /v1/sandbox."""
