@@ -16,16 +16,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import uvicorn
 from aiohttp import web
-from fastapi import FastAPI
 
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.jsrunner.app import create_app as create_runner
 from modyard.jsrunner.settings import JsRunnerSettings
 from modyard.testing.infra import IsolatedInfra
-from modyard.testing.services import auth_headers, free_port, service_process
+from modyard.testing.services import auth_headers, free_port, served, service_process
 
 CREATES = 30
 READS = 500
@@ -56,23 +54,6 @@ def _bundle() -> bytes:
         archive.writestr("core/Who/Who.js", "module.exports = { receive: async () => {} };")
         archive.writestr("auth.js", AUTH_JS)
     return buffer.getvalue()
-
-
-@asynccontextmanager
-async def _served(app: FastAPI, port: int) -> AsyncIterator[None]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.05)
-        yield
-    finally:
-        server.should_exit = True
-        await task
 
 
 @asynccontextmanager
@@ -120,7 +101,7 @@ async def accounts_load(infra: IsolatedInfra) -> dict[str, Any]:
             "MODYARD_INSTALLER_JS_RUNNER_URL": f"http://127.0.0.1:{runner_port}",
         }
         async with (
-            _served(runner_app, runner_port),
+            served(runner_app, port=runner_port),
             service_process("installer", installer_env) as installer,
             httpx.AsyncClient(base_url=installer.url, timeout=60) as client,
         ):

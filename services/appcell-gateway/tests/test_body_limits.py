@@ -7,17 +7,15 @@ or once the counted stream passes the cap (chunked), on the action lane and on F
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-import uvicorn
 from gateway_env import WS, Env
 from prometheus_client import REGISTRY
 
 from modyard.common.http_server import CoalescingHttpToolsProtocol
 from modyard.testing.large_bodies import CHUNK, post_large_body
-from modyard.testing.services import free_port
+from modyard.testing.services import served
 
 pytestmark = pytest.mark.infra
 
@@ -29,25 +27,8 @@ FIFTY_MB = 50 * 1024 * 1024
 @pytest.fixture(scope="module")
 async def port(env: Env) -> AsyncIterator[int]:
     """The gateway of ``env`` (its lifespan already running) behind uvicorn, as in production."""
-    server = uvicorn.Server(
-        uvicorn.Config(
-            env.app,
-            host=HOST,
-            port=free_port(),
-            lifespan="off",
-            log_config=None,
-            http=CoalescingHttpToolsProtocol,
-        )
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not serving.done(), "uvicorn did not start"
-        await asyncio.sleep(0.01)
-    try:
-        yield server.config.port
-    finally:
-        server.should_exit = True
-        await serving
+    async with served(env.app, lifespan="off", http=CoalescingHttpToolsProtocol) as bound:
+        yield bound
 
 
 def _read() -> float:

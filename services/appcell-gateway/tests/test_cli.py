@@ -11,13 +11,12 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import uvicorn
 from gateway_env import WS, Env
 from typer.testing import CliRunner
 
 from examples.resellerclub_cell.process import CWD, cell_command
 from modyard.sdk.cli import app as cli
-from modyard.testing.services import free_port
+from modyard.testing.services import served
 
 pytestmark = pytest.mark.infra
 
@@ -25,16 +24,8 @@ pytestmark = pytest.mark.infra
 @pytest.fixture(scope="module")
 async def gateway_url(env: Env) -> AsyncIterator[str]:
     """The in-process gateway also on a loopback socket, for the CLI."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(env.app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with served(env.app, lifespan="off") as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 async def _cli(gateway_url: str, *args: str) -> tuple[int, str]:

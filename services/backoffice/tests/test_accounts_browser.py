@@ -7,7 +7,6 @@ auth.js (in process, served on loopback), the backoffice is a real process."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 import uuid
@@ -17,9 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from aiohttp import web
-from fastapi import FastAPI
 from playwright.async_api import async_playwright, expect
 
 from modyard.common.auth import Role, mint_token
@@ -27,7 +24,7 @@ from modyard.common.settings import CommonSettings
 from modyard.jsrunner.app import create_app as create_runner
 from modyard.jsrunner.settings import JsRunnerSettings
 from modyard.testing.infra import IsolatedInfra
-from modyard.testing.services import free_port, service_process
+from modyard.testing.services import free_port, served, service_process
 
 # The provider and the look-alike connectors are the installer's accounts test fixtures.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "installer" / "tests"))
@@ -53,23 +50,6 @@ module.exports = {{
     }},
 }};
 """
-
-
-@asynccontextmanager
-async def served(app: FastAPI, port: int) -> AsyncIterator[None]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.05)
-        yield
-    finally:
-        server.should_exit = True
-        await task
 
 
 @asynccontextmanager
@@ -129,7 +109,7 @@ async def test_an_operator_sets_a_client_and_connects_an_oauth_account_in_chromi
                 "MODYARD_INSTALLER_OAUTH_CALLBACK_URL": f"{backoffice_url}/oauth/callback",
             }
             async with (
-                served(runner_app, runner_port),
+                served(runner_app, port=runner_port),
                 service_process("installer", installer_env, port=installer_port) as installer,
                 service_process(
                     "backoffice",

@@ -5,11 +5,9 @@ the registry (the console's upstreams here answer nothing)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-import uvicorn
 
 from modyard.backoffice.app import create_app
 from modyard.backoffice.console import TOKEN_COOKIE
@@ -17,7 +15,7 @@ from modyard.backoffice.csrf import CSRF_COOKIE, CSRF_HEADER, token_for
 from modyard.backoffice.settings import BackofficeSettings
 from modyard.common.auth import Role, mint_token
 from modyard.testing.large_bodies import post_large_body
-from modyard.testing.services import free_port
+from modyard.testing.services import served
 
 HOST = "127.0.0.1"
 FIFTY_MB = 50 * 1024 * 1024
@@ -44,18 +42,8 @@ async def console() -> AsyncIterator[tuple[int, BackofficeSettings]]:
         gateway_url=NOWHERE,
         max_upload_bytes=1024 * 1024,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=HOST, port=free_port(), log_config=None)
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not serving.done(), "uvicorn did not start"
-        await asyncio.sleep(0.01)
-    try:
-        yield server.config.port, settings
-    finally:
-        server.should_exit = True
-        await serving
+    async with served(create_app(settings)) as bound:
+        yield bound, settings
 
 
 def _headers(settings: BackofficeSettings, session: str) -> dict[str, str]:

@@ -25,36 +25,12 @@ from modyard.installer.context import SLOT
 from modyard.installer.settings import InstallerSettings
 from modyard.jsrunner.app import create_app as create_runner
 from modyard.jsrunner.settings import JsRunnerSettings
+from modyard.testing.accounts import API_KEY_AUTH_JS
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.services import auth_headers, in_process, service_process
 
 #: The runner's base layer and npm cache, shared with the runner's own tests.
 SHARED_CACHE = Path("/tmp/modyard-js-runner-test-cache")  # noqa: S108 - shared on purpose
-
-API_KEY_AUTH_JS = """'use strict';
-const profile = async (context) => {
-    const response = await context.httpRequest({
-        url: context.baseUrl + '/me',
-        headers: { Authorization: 'Bearer ' + context.apiKey },
-    });
-    return response.data;
-};
-module.exports = {
-    type: 'apiKey',
-    definition: {
-        auth: {
-            apiKey: { type: 'text', name: 'API Key', tooltip: 'Settings > API' },
-            baseUrl: { type: 'text', name: 'Base URL' },
-        },
-        accountNameFromProfileInfo: 'user.email',
-        requestProfileInfo: profile,
-        async validate(context) {
-            await profile(context);
-            return true;
-        },
-    },
-};
-"""
 
 ECHO_JS = """module.exports = {
     async receive(context) {

@@ -7,17 +7,12 @@ read by the runner from the installer (never in the AMQP message)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from aiohttp import web
-from fastapi import FastAPI
 from jsrunner_env import SHARED_CACHE, bundle_zip, loopback_server
 from stack_env import component_refs, node_logs, publish
 
@@ -34,6 +29,7 @@ from modyard.testing.services import (
     free_port,
     in_process,
     run_modyard,
+    served,
     service_process,
 )
 
@@ -93,24 +89,6 @@ def connector(name: str) -> bytes:
     return bundle_zip(documents, {"auth.js": AUTH_JS, "core/Whoami/Whoami.js": WHOAMI_JS})
 
 
-@asynccontextmanager
-async def served(app: FastAPI, port: int) -> AsyncIterator[None]:
-    """``app`` (its lifespan included) on a loopback port, in this event loop."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.05)
-        yield
-    finally:
-        server.should_exit = True
-        await task
-
-
 async def test_a_flow_runs_with_its_owners_account(infra: IsolatedInfra) -> None:
     started_with: list[str] = []
 
@@ -152,7 +130,7 @@ async def test_a_flow_runs_with_its_owners_account(infra: IsolatedInfra) -> None
             "MODYARD_INSTALLER_JS_RUNNER_URL": f"http://127.0.0.1:{runner_port}",
         }
         async with (
-            served(runner_app, runner_port),
+            served(runner_app, port=runner_port),
             service_process("installer", installer_env, port=installer_port) as installer,
         ):
             runtime_app = create_runtime(

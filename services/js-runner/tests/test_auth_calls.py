@@ -7,33 +7,9 @@ from aiohttp import web
 from jsrunner_env import Harness, loopback_server
 
 from modyard.jsrunner.accounts import auth_calls
+from modyard.testing.accounts import API_KEY_AUTH_JS
 
 GOOD_KEY = "key-good-0001"
-
-AUTH_JS = """'use strict';
-const profile = async (context) => {
-    const response = await context.httpRequest({
-        url: context.baseUrl + '/me',
-        headers: { Authorization: 'Bearer ' + context.apiKey },
-    });
-    return response.data;
-};
-module.exports = {
-    type: 'apiKey',
-    definition: {
-        auth: {
-            apiKey: { type: 'text', name: 'API Key', tooltip: 'Settings > API' },
-            baseUrl: { type: 'text', name: 'Base URL' },
-        },
-        accountNameFromProfileInfo: 'user.email',
-        requestProfileInfo: profile,
-        async validate(context) {
-            await profile(context);
-            return true;
-        },
-    },
-};
-"""
 
 ECHO = "module.exports = { receive: async (context) => context.sendJson(context.auth) };"
 
@@ -64,7 +40,7 @@ def call(module: str, method: str, **context: str) -> auth_calls.AuthCall:
 async def test_describe_gives_the_form_and_connect_validates_against_the_vendor(
     harness: Harness,
 ) -> None:
-    module = harness.module({"Echo": ECHO}, files={"auth.js": AUTH_JS})
+    module = harness.module({"Echo": ECHO}, files={"auth.js": API_KEY_AUTH_JS})
     described = await auth_calls.run(harness.runner, call(module, "describe"))
     assert described.ok, described
     assert described.result is not None
@@ -92,7 +68,7 @@ async def test_describe_gives_the_form_and_connect_validates_against_the_vendor(
 async def test_a_path_outside_the_module_or_an_unknown_member_is_refused(
     harness: Harness,
 ) -> None:
-    module = harness.module({"Echo": ECHO}, files={"auth.js": AUTH_JS})
+    module = harness.module({"Echo": ECHO}, files={"auth.js": API_KEY_AUTH_JS})
     outside = call(module, "describe")
     outside.path = "../auth.js"
     answer = await auth_calls.run(harness.runner, outside)

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -79,6 +79,44 @@ async def in_process(app: FastAPI, *, ready: bool = True) -> AsyncIterator[httpx
             if ready:
                 await wait_until_ready(client)
             yield client
+
+
+@asynccontextmanager
+async def served(
+    app: Any,
+    *,
+    port: int | None = None,
+    lifespan: Literal["auto", "on", "off"] = "on",
+    **config: Any,
+) -> AsyncIterator[int]:
+    """``app`` behind a real uvicorn on a loopback port, in this event loop; yields the port.
+
+    ``lifespan="off"`` when the app's lifespan already runs (an ``in_process`` app); other
+    uvicorn options (``http=…``) pass through.
+    """
+    import uvicorn  # only the tests that serve a socket need it
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port or free_port(),
+            lifespan=lifespan,
+            log_config=None,
+            **config,
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if serving.done():
+                serving.result()
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.02)
+        yield server.config.port
+    finally:
+        server.should_exit = True
+        await serving
 
 
 class ServiceProcess:
