@@ -157,13 +157,19 @@ FlowLog = Callable[[Any], Awaitable[None]]
 FlowEmit = Callable[[str, Any], Awaitable[None]]
 
 
+def carries_config(installed: InstalledComponent) -> bool:
+    """Whether the component's request carries the installation's decrypted configuration: all
+    but a Slingr package's (see ``sealed``), so the worker fetches it only for those."""
+    return installed.spec.get("format") != "slingr"
+
+
 def sealed(installed: InstalledComponent, request: dict[str, Any]) -> dict[str, Any]:
     """The request without the installation's decrypted configuration for a Slingr package:
     the runner reads it from the installer right before the call and hands it only to the
     package's child (docs/slingr.md, "Configuration"), so it is in no AMQP message, dead letter
     or log. Appmixer components still get ``config`` in the request (``context.auth`` of a node
     without an account)."""
-    if installed.spec.get("format") != "slingr":
+    if carries_config(installed):
         return request
     return {key: value for key, value in request.items() if key != "config"}
 

@@ -48,7 +48,7 @@ from modyard.runtime.engine.ledger import CONNECTION_ERRORS as LEDGER_CONNECTION
 from modyard.runtime.engine.ledger import ExecutionLedger
 from modyard.runtime.engine.messages import FailedAttempt, WorkMessage
 from modyard.runtime.engine.topology import WORK_DEAD_LETTER_QUEUE, WORK_QUEUE, delay_queue
-from modyard.runtime.executors import ModuleExecutors
+from modyard.runtime.executors import ModuleExecutors, carries_config
 from modyard.runtime.failures import DELAY_TIERS, classify_exception
 from modyard.runtime.flows.events import EventGuard
 from modyard.runtime.installer_client import InstallerClient
@@ -311,7 +311,12 @@ class NodeWorker:
             return await run_automation_node(
                 context, installed.slug, installed.component, message.payload
             )
-        config = await self._installer.effective_config(flow.workspace, installed.slug)
+        # A Slingr package's runner reads its configuration itself (executors.sealed): no fetch.
+        config = (
+            await self._installer.effective_config(flow.workspace, installed.slug)
+            if carries_config(installed)
+            else None
+        )
         return await self._executors.call(
             installed,
             {
