@@ -302,6 +302,48 @@ async def client_values(
     return client, values
 
 
+def _exchanged(connect: OAuthConnect, answer: dict[str, Any]) -> dict[str, Any]:
+    """The provider's tokens from the runner's answer to a code or verifier exchange."""
+    if not answer.get("ok"):
+        raise ValidationFailed(
+            f"{connect.service} refused the sign-in: {answer.get('message')}",
+            slug="oauth-exchange-failed",
+            vendor_message=answer.get("message"),
+        )
+    return dict(answer.get("result") or {})
+
+
+async def _store_connected(
+    session: AsyncSession,
+    context: InstallerContext,
+    workspace: Workspace,
+    principal: Principal,
+    connect: OAuthConnect,
+    *,
+    type_: str,
+    name: Any,
+    secrets: dict[str, Any],
+    expires_at: datetime | None,
+) -> Account:
+    """The account a finished sign-in (OAuth 2 or 1.0a) creates, owned by whoever signed in."""
+    account = Account(
+        workspace_id=workspace.id,
+        owner=principal.subject,
+        service=connect.service,
+        type=type_,
+        name=str(name or f"{connect.service} account")[:255],
+        secrets=context.secrets.encrypt_json(secrets),
+        status="valid",
+        expires_at=expires_at,
+        refreshes=0,
+    )
+    session.add(account)
+    await session.flush()
+    await session.refresh(account)
+    log.info("account_connected", workspace=workspace.slug, service=connect.service)
+    return account
+
+
 async def finish_connect(
     session: AsyncSession,
     context: InstallerContext,
@@ -360,28 +402,18 @@ async def finish_connect(
         # A definition written as a function (a vendor SDK's client) is built from these.
         init_data={**values, "callbackUrl": connect.redirect_uri},
     )
-    if not answer.get("ok"):
-        raise ValidationFailed(
-            f"{connect.service} refused the sign-in: {answer.get('message')}",
-            slug="oauth-exchange-failed",
-            vendor_message=answer.get("message"),
-        )
-    tokens = dict(answer.get("result") or {})
-    account = Account(
-        workspace_id=workspace.id,
-        owner=principal.subject,
-        service=connect.service,
-        type="oauth2",
-        name=str(tokens.get("name") or f"{connect.service} account")[:255],
-        secrets=context.secrets.encrypt_json(_secrets_of(tokens)),
-        status="valid",
+    tokens = _exchanged(connect, answer)
+    account = await _store_connected(
+        session,
+        context,
+        workspace,
+        principal,
+        connect,
+        type_="oauth2",
+        name=tokens.get("name"),
+        secrets=_secrets_of(tokens),
         expires_at=_expiry(tokens),
-        refreshes=0,
     )
-    session.add(account)
-    await session.flush()
-    await session.refresh(account)
-    log.info("account_connected", workspace=workspace.slug, service=connect.service)
     return account, connect.return_to
 
 
@@ -585,32 +617,21 @@ async def _finish_oauth1(
         {**init, **kept, "oauthVerifier": body.oauth_verifier},
         init_data=init,
     )
-    if not answer.get("ok"):
-        raise ValidationFailed(
-            f"{connect.service} refused the sign-in: {answer.get('message')}",
-            slug="oauth-exchange-failed",
-            vendor_message=answer.get("message"),
-        )
-    tokens = dict(answer.get("result") or {})
-    account = Account(
-        workspace_id=workspace.id,
-        owner=principal.subject,
-        service=connect.service,
-        type="oauth",
-        name=str(tokens.get("name") or f"{connect.service} account")[:255],
-        secrets=context.secrets.encrypt_json(
-            {
-                "accessToken": tokens.get("accessToken"),
-                "accessTokenSecret": tokens.get("accessTokenSecret"),
-            }
-        ),
-        status="valid",
-        refreshes=0,
+    tokens = _exchanged(connect, answer)
+    account = await _store_connected(
+        session,
+        context,
+        workspace,
+        principal,
+        connect,
+        type_="oauth",
+        name=tokens.get("name"),
+        secrets={
+            "accessToken": tokens.get("accessToken"),
+            "accessTokenSecret": tokens.get("accessTokenSecret"),
+        },
+        expires_at=None,
     )
-    session.add(account)
-    await session.flush()
-    await session.refresh(account)
-    log.info("account_connected", workspace=workspace.slug, service=connect.service)
     return account, connect.return_to
 
 
