@@ -22,7 +22,7 @@ from authlib.integrations.flask_oauth1.cache import (
 )
 from authlib.oauth1 import ClientMixin, TokenCredentialMixin
 from flask import Flask, jsonify
-from werkzeug.serving import make_server
+from oauth_provider import serving
 
 
 @dataclass(frozen=True)
@@ -169,12 +169,5 @@ def _app(state: Provider1) -> Flask:
 @contextmanager
 def oauth1_provider() -> Iterator[Provider1]:
     state = Provider1()
-    server = make_server("127.0.0.1", 0, _app(state), threaded=True)
-    state.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_app(state)) as state.url:
         yield state
-    finally:
-        server.shutdown()
-        thread.join()

@@ -221,14 +221,20 @@ def _app(state: Provider) -> Flask:
 
 
 @contextmanager
-def oauth_provider() -> Iterator[Provider]:
-    state = Provider()
-    server = make_server("127.0.0.1", 0, _app(state), threaded=True)
-    state.url = f"http://127.0.0.1:{server.server_port}"
+def serving(app: Flask) -> Iterator[str]:
+    """A provider's Flask app on a loopback port, in a thread; yields its URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield state
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         thread.join()
+
+
+@contextmanager
+def oauth_provider() -> Iterator[Provider]:
+    state = Provider()
+    with serving(_app(state)) as state.url:
+        yield state
