@@ -1,11 +1,24 @@
 """The runtime under load: a three-node flow of core components (transform → http → log) fed
 20,000 messages straight onto the work queue, once with no failures and once with 10% of the HTTP
-calls failing once (503, retried through the 1 s delay tier). Targets: ≥ 1,500 node executions/s,
-≥ 70% of that with failures, and every message logged exactly once (counted, and said so)."""
+calls failing once (503, retried through the 1 s delay tier). Targets (issue 23): ≥ 2,500 node
+executions/s with one runtime process, ≥ 85% of that with failures, and every message logged
+exactly once (counted, and said so). CPU per execution is split between the runtime, RabbitMQ
+and PostgreSQL, measured in the same window.
+
+The runtime runs with ``MODYARD_EGRESS_ALLOW_LOOPBACK=true`` because the flow's ``core.http``
+node calls a server on 127.0.0.1 (the benchmark may not leave the machine), which the default
+policy refuses. That does not flatter the figure: the policy check still runs for every call (the
+URL is parsed, the address resolved and checked against the platform's endpoints and the
+workspace's allow-list); only its verdict for loopback changes.
+
+``MODYARD_BENCH_RUNTIME_MESSAGES`` lowers the message count for quick iterations (e.g. 4000);
+published figures use the default.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 import uuid
@@ -16,18 +29,18 @@ import aio_pika
 import asyncpg
 import httpx
 
-from benchmarks.flow_load import publish_work, wait_for_node_logs
-from benchmarks.process_stats import cpu_seconds
+from benchmarks.flow_load import CpuSplit, publish_work, wait_for_node_logs
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.testing.infra import IsolatedInfra, asyncpg_dsn
 from modyard.testing.services import ServiceProcess, auth_headers, service_process
 
-MESSAGES = 20_000
+MESSAGES = int(os.environ.get("MODYARD_BENCH_RUNTIME_MESSAGES", "20000"))
 #: Runtime processes sharing the work queue (2 gave no more on this 2-core machine, where the
 #: broker and the database take the other core).
 PROCESSES = 1
 NODES = 3
+TARGET = 2500
 SCHEMA = "runtime_bench"
 
 
@@ -124,19 +137,20 @@ async def _run(
     ).raise_for_status()
 
     connection = await aio_pika.connect(infra.amqp_url)
-    cpu_before = sum(cpu_seconds(runtime.process.pid) for runtime in runtimes)
-    started = time.perf_counter()
-    async with connection:
-        await publish_work(
-            connection, "bench", flow_id, MESSAGES, lambda n: {"n": n, "sent": time.time()}
-        )
     database = await asyncpg.connect(
         asyncpg_dsn(infra.database_url), server_settings={"search_path": SCHEMA}
     )
+    cpu = CpuSplit([runtime.process.pid for runtime in runtimes])
     try:
+        await cpu.start(database)
+        started = time.perf_counter()
+        async with connection:
+            await publish_work(
+                connection, "bench", flow_id, MESSAGES, lambda n: {"n": n, "sent": time.time()}
+            )
         logged = await wait_for_node_logs(database, flow_id, MESSAGES, poll_seconds=0.5)
         elapsed = time.perf_counter() - started
-        cpu_used = sum(cpu_seconds(runtime.process.pid) for runtime in runtimes) - cpu_before
+        await cpu.stop(database)
         distinct = await database.fetchval(
             "SELECT count(DISTINCT entry->>'n') FROM node_logs WHERE flow_id = $1",
             uuid.UUID(flow_id),
@@ -172,10 +186,9 @@ async def _run(
         "failed_once": len(server.failed),
         "seconds": round(elapsed, 2),
         "node_executions_per_second": round(executions / elapsed),
-        # What one execution costs the runtime, whatever else runs on the machine.
-        "runtime_cpu_ms_per_execution": round(cpu_used * 1000 / executions, 3)
-        if executions
-        else None,
+        # What one execution costs each party, whatever else runs on the machine (RabbitMQ's
+        # and PostgreSQL's shared processes also serve the neighbours: an upper bound).
+        **cpu.per_execution_ms(executions),
         "end_to_end_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
         "end_to_end_p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000, 1)
         if latencies
@@ -189,6 +202,8 @@ async def runtime_load(infra: IsolatedInfra, processes: int = PROCESSES) -> dict
         **infra.env(),
         "MODYARD_RUNTIME_DB_SCHEMA": SCHEMA,
         "MODYARD_RUNTIME_LOG_LEVEL": "WARNING",
+        # core.http calls the benchmark's server on 127.0.0.1; the policy check still runs.
+        "MODYARD_EGRESS_ALLOW_LOOPBACK": "true",
     }
     async with AsyncExitStack() as stack:
         # Replicas share the work queue, as runtime pods do: scale by adding processes.
@@ -205,9 +220,9 @@ async def runtime_load(infra: IsolatedInfra, processes: int = PROCESSES) -> dict
         "runtime_processes": processes,
         "clean": clean,
         "ten_percent_failing_once": flaky,
-        "target_executions_per_second": 1500,
-        "targets_met": clean["node_executions_per_second"] >= 1500
-        and flaky["node_executions_per_second"] >= 0.7 * clean["node_executions_per_second"]
+        "target_executions_per_second": TARGET,
+        "targets_met": clean["node_executions_per_second"] >= TARGET
+        and flaky["node_executions_per_second"] >= 0.85 * clean["node_executions_per_second"]
         and clean["logged_exactly_once"]
         and flaky["logged_exactly_once"],
     }
