@@ -37,6 +37,7 @@ from modyard.common.observability.metrics import SECRET_KEYS
 from modyard.common.observability.middleware import RequestContextMiddleware
 from modyard.common.observability.queue_gauges import watch_queues
 from modyard.common.observability.secret_age import watch_secret_age
+from modyard.common.process_heap import settle_after_startup
 from modyard.common.settings import SecretKeysSettings, ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -213,6 +214,8 @@ async def _supervise(
     # Consumers write to the service's tables, so the bus starts only after migrations.
     bus.start()
     await bus.wait_ready()
+    # Ready: what start-up built stays for the process's life, what it dropped goes back (once).
+    settle_after_startup()
     lifecycle.tasks.append(
         asyncio.create_task(
             watch_queues(

@@ -40,6 +40,7 @@ from modyard.common.errors import install_problem_handlers
 from modyard.common.logging import configure_logging
 from modyard.common.observability import metrics
 from modyard.common.observability.middleware import RequestContextMiddleware
+from modyard.common.process_heap import settle_after_startup
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +59,8 @@ def create_app(settings: BackofficeSettings | None = None) -> FastAPI:
         # Revoked tokens and workspace removals, as every service follows them.
         denials = asyncio.create_task(follow_token_denials(app), name="token-denials")
         log.info("service_starting", port=settings.port)
+        # Ready (nothing to connect): start-up's objects frozen, what it freed given back.
+        settle_after_startup()
         try:
             yield
         finally:
