@@ -5,13 +5,20 @@ one's start-up does not slow the other's), twice: its first start on an empty sc
 and a restart on the schema it left (what every later start and every other replica does: no
 migration to run, alembic never imported). Ready is the time from spawning ``modyard-<service>
 serve`` to its first 200 on ``/readyz`` (imports, settings, migrations, broker topology); idle RSS is
-read a second after that. Targets (issue 23, for the restart): idle RSS < 80 MiB and ready < 2 s.
+read a second after that, split into anonymous memory (the process's own heap) and file-backed pages
+(shared libraries, shared with the host's other processes). Targets (issue 23, for the restart):
+idle RSS < 80 MiB and ready < 2 s.
+
+``MODYARD_BENCH_FOOTPRINT_SERVICES=registry,runtime`` measures only those processes (quick
+iterations); ``MODYARD_BENCH_FOOTPRINT_REQUESTS`` sets the burst's size (1,000).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,6 +33,18 @@ RSS_TARGET_MIB = 80
 READY_TARGET_SECONDS = 2.0
 
 
+def _rss_split_mib(pid: int) -> dict[str, float]:
+    """The process's resident memory by kind (``/proc/<pid>/status``: RssAnon, RssFile)."""
+    split: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("RssAnon", "RssFile"):
+            split[name.removeprefix("Rss").lower() + "_mib"] = round(
+                int(value.split()[0]) / 1024, 1
+            )
+    return split
+
+
 async def _one(infra: IsolatedInfra, service: str, requests: int) -> dict[str, Any]:
     env = {**infra.env(), "MODYARD_LOG_LEVEL": "WARNING", **_EXTRA_ENV.get(service, {})}
     started = time.perf_counter()
@@ -34,6 +53,7 @@ async def _one(infra: IsolatedInfra, service: str, requests: int) -> dict[str, A
         # Let the start-up's last tasks (first consumer ticks, the readiness probe) settle.
         await asyncio.sleep(1)
         idle_rss = rss_mib(process.process.pid)
+        idle_split = _rss_split_mib(process.process.pid)
         async with httpx.AsyncClient(base_url=process.url) as client:
             burst_started = time.perf_counter()
             for offset in range(0, requests, 50):
@@ -44,14 +64,17 @@ async def _one(infra: IsolatedInfra, service: str, requests: int) -> dict[str, A
         return {
             "ready_seconds": round(ready_after, 2),
             "idle_rss_mib": idle_rss,
+            "idle_rss_split": idle_split,
             "healthz_requests_per_second": round(requests / burst),
             "rss_after_burst_mib": rss_mib(process.process.pid),
         }
 
 
-async def idle_service(infra: IsolatedInfra, requests: int = 1000) -> dict[str, Any]:
+async def idle_service(infra: IsolatedInfra, requests: int | None = None) -> dict[str, Any]:
+    requests = requests or int(os.environ.get("MODYARD_BENCH_FOOTPRINT_REQUESTS", "1000"))
+    chosen = os.environ.get("MODYARD_BENCH_FOOTPRINT_SERVICES", "")
     services: dict[str, dict[str, Any]] = {}
-    for service in PROCESS_PACKAGES:
+    for service in chosen.split(",") if chosen else PROCESS_PACKAGES:
         first = await _one(infra, service, requests)
         services[service] = {
             **await _one(infra, service, requests),
