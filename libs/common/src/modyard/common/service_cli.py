@@ -93,6 +93,10 @@ def run_server(app: FastAPI, settings: ServiceSettings) -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        # Our RequestContextMiddleware writes the access line; uvicorn's logger is disabled
+        # (configure_logging), but with access_log on uvicorn still formats each request's
+        # client address and path for it (bench gateway: ~1.5 % of the gateway's CPU).
+        access_log=False,
         http=CoalescingHttpToolsProtocol,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
