@@ -41,6 +41,8 @@ from pamqp.common import FieldTable
 from pamqp.header import ContentHeader, ProtocolHeader
 from pamqp.heartbeat import Heartbeat
 
+from modyard.cell import frames
+
 log = structlog.get_logger(__name__)
 
 #: How often a lost broker connection is retried (services and the cell SDK).
@@ -305,13 +307,12 @@ class WireConnection(asyncio.Protocol):
                 _CHANNEL,
             )
             self._publish_frames[key] = method
-        frames = [method, codec.marshal(ContentHeader(0, len(body), properties), _CHANNEL)]
+        parts = [method, frames.content_header(_CHANNEL, len(body), properties)]
         step = self._max_body
-        frames += [
-            codec.marshal(ContentBody(body[start : start + step]), _CHANNEL)
-            for start in range(0, len(body), step)
+        parts += [
+            frames.body(_CHANNEL, body[start : start + step]) for start in range(0, len(body), step)
         ]
-        self._write(transport, b"".join(frames))
+        self._write(transport, b"".join(parts))
         if not self._confirms:
             return None
         self._delivery_tag += 1
@@ -322,7 +323,7 @@ class WireConnection(asyncio.Protocol):
         return confirmed
 
     def ack(self, delivery_tag: int) -> None:
-        self._send(spec.Basic.Ack(delivery_tag=delivery_tag))
+        self._write(self._open_transport(), frames.ack_frame(_CHANNEL, delivery_tag))
 
     def reject(self, delivery_tag: int, *, requeue: bool) -> None:
         self._send(spec.Basic.Reject(delivery_tag=delivery_tag, requeue=requeue))
@@ -375,24 +376,36 @@ class WireConnection(asyncio.Protocol):
             if end > available:
                 break
             try:
-                _, channel, frame = codec.unmarshal(bytes(buffer[offset:end]))
+                kind, channel, frame = _read_frame(bytes(buffer[offset:end]))
             except Exception as exc:  # a broken stream: nothing after it can be trusted
                 log.error("amqp_frame_unreadable", error=str(exc))
                 self._lost(WireClosed(f"unreadable frame from the broker: {exc}"))
                 self.abort()
                 return
             offset = end
-            self._on_frame(channel, frame)
+            # The frames of every request and reply first, read by modyard.cell.frames: a
+            # delivery is three of them (method, header, body), a confirm one.
+            if kind == _BODY:
+                self._on_body(frame)
+            elif kind == _HEADER:
+                self._on_header(*frame)
+            elif kind == _DELIVER:
+                self._incoming = _Incoming(frame)
+            elif kind == _ACK:
+                delivery_tag, multiple = frame
+                self._on_confirm(delivery_tag, multiple, None)
+            else:
+                self._on_frame(channel, frame)
         del buffer[:offset]
 
     # -- frames ----------------------------------------------------------------------------------
 
     def _on_frame(self, channel: int, frame: Any) -> None:
-        # The common frames first: a delivery is three of them, a confirm one.
+        # Every frame pamqp read (those of _read_frame's fast path can also come this way).
         if isinstance(frame, ContentBody):
             self._on_body(frame.value)
         elif isinstance(frame, ContentHeader):
-            self._on_header(frame)
+            self._on_header(frame.body_size, frame.properties)
         elif isinstance(frame, spec.Basic.Deliver | spec.Basic.Return):
             self._incoming = _Incoming(frame)
         elif isinstance(frame, spec.Basic.Ack):
@@ -420,13 +433,13 @@ class WireConnection(asyncio.Protocol):
         else:
             log.warning("amqp_unexpected_frame", frame=frame.name)
 
-    def _on_header(self, header: ContentHeader) -> None:
+    def _on_header(self, body_size: int, properties: Properties) -> None:
         incoming = self._incoming
         if incoming is None:
             return
-        incoming.properties = header.properties
-        incoming.size = header.body_size
-        if header.body_size == 0:
+        incoming.properties = properties
+        incoming.size = body_size
+        if body_size == 0:
             self._complete(b"")
         else:
             incoming.chunks = []
@@ -593,6 +606,28 @@ class WireConnection(asyncio.Protocol):
             self._heartbeat = loop.call_later(interval, beat)
 
         self._heartbeat = loop.call_later(interval, beat)
+
+
+_OTHER, _BODY, _HEADER, _DELIVER, _ACK = range(5)
+
+
+def _read_frame(data: bytes) -> tuple[int, int, Any]:
+    """One whole frame: its kind (which of the hot frames, else _OTHER), channel and value."""
+    frame_type, channel = data[0], int.from_bytes(data[1:3])
+    if data[-1] != frames.FRAME_END:
+        raise ValueError("a frame without its end octet")
+    if frame_type == frames.FRAME_BODY:
+        return _BODY, channel, data[7:-1]
+    if frame_type == frames.FRAME_HEADER:
+        return _HEADER, channel, frames.body_size_and_properties(data[7:-1])
+    if frame_type == frames.FRAME_METHOD:
+        index = frames.method_index(data[7:11])
+        if index == frames.BASIC_ACK:
+            return _ACK, channel, frames.ack(data[11:-1])
+        if index == frames.BASIC_DELIVER:
+            return _DELIVER, channel, frames.deliver(data[11:-1])
+    _, channel, frame = codec.unmarshal(data)
+    return _OTHER, channel, frame
 
 
 def _connection_close(reason: str) -> spec.Connection.Close:
