@@ -36,6 +36,37 @@ def test_a_service_entry_point_imports_no_terminal_rendering(package: str) -> No
     assert loaded == "[]"
 
 
+@pytest.mark.parametrize("package", PACKAGES)
+def test_a_started_service_has_not_loaded_cryptography(package: str) -> None:
+    # Its tokens are HMAC (PyJWT without cryptography) and its SecretBox is made at start-up but
+    # imports cryptography only when it first opens a secret (modyard.common.secrets).
+    loaded = _python(
+        f"import sys, modyard.{package}.__main__, modyard.{package}.app as app; app.create_app(); "
+        "import modyard.common.tokens; "
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'cryptography'))"
+    )
+    assert loaded == "[]"
+
+
+def test_hmac_tokens_and_secrets_still_work_in_a_lean_process() -> None:
+    out = _python(
+        "import sys, modyard.registry.__main__, jwt\n"
+        "from modyard.common.settings import CommonSettings\n"
+        "from modyard.common.tokens import Role, decode_token, mint_token\n"
+        "from modyard.common.secrets import SecretBox\n"
+        "settings = CommonSettings()\n"
+        "claims = decode_token(settings, mint_token(settings, subject='a', roles=(Role.operator,)))\n"
+        "before = 'cryptography' in sys.modules\n"
+        "box = SecretBox([SecretBox.generate_key()])\n"
+        "made = 'cryptography' in sys.modules\n"
+        "opened = box.decrypt_json(box.encrypt_json({'k': 1}))\n"
+        "print(claims.subject, jwt.algorithms.has_crypto, before, made, opened['k'], "
+        "'cryptography' in sys.modules)"
+    )
+    # PyJWT runs HMAC-only, the box imports cryptography when it first encrypts.
+    assert out == "a False False False 1 True"
+
+
 def test_the_service_help_and_its_usage_errors_still_render() -> None:
     help_text = subprocess.run(
         [sys.executable, "-m", "modyard.registry", "--help"],

@@ -9,7 +9,14 @@ two packages absent before anything imports them costs those libraries nothing (
 what it does without them, as when rich is not installed) and saves ~7 MiB of each process's
 resident memory and ~100 modules' import (``make bench ONLY=service_footprint``).
 
-Call :func:`leave_out_terminal_rendering` first thing in a service's ``__main__``, before any other
+PyJWT imports cryptography's asymmetric-key modules (RSA, EC, EdDSA, X.509 and the Rust extension
+with OpenSSL: ~60 modules, 7 to 8 MiB anonymous and ~6 MiB of library pages) whenever cryptography is
+installed, though the services' tokens are HMAC-signed (``jwt_algorithm`` accepts only HS256/384/
+512). :func:`import_hmac_only_jwt` imports PyJWT as if cryptography were not installed, which PyJWT
+supports (cryptography is its optional ``crypto`` extra); cryptography itself stays importable and
+is loaded by the first secret a :class:`~modyard.common.secrets.SecretBox` opens.
+
+Call :func:`lean_service_process` first thing in a service's ``__main__``, before any other
 import; never in a library module (the CLI, which imports the same libraries, wants rich).
 """
 
@@ -31,3 +38,22 @@ def leave_out_terminal_rendering() -> None:
         # import fallbacks catch it) and importlib.util.find_spec answer None; setdefault leaves
         # a package already imported alone.
         sys.modules.setdefault(package, None)  # type: ignore[arg-type]
+
+
+def import_hmac_only_jwt() -> None:
+    if "jwt" in sys.modules or "cryptography" in sys.modules:
+        return  # too late to change what PyJWT finds: it imports as usual
+    # None in sys.modules makes PyJWT's ``from cryptography import ...`` raise ModuleNotFoundError,
+    # the one it catches to run without cryptography (HMAC algorithms only); removed right after,
+    # so that a SecretBox imports cryptography when it needs it.
+    sys.modules["cryptography"] = None  # type: ignore[assignment]
+    try:
+        import jwt  # noqa: F401
+    finally:
+        del sys.modules["cryptography"]
+
+
+def lean_service_process() -> None:
+    """Everything a service process leaves out, before its first import (see the docstring)."""
+    leave_out_terminal_rendering()
+    import_hmac_only_jwt()

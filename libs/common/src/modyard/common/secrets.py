@@ -15,17 +15,28 @@ are raised ``from None`` so the original exception (and its traceback's locals) 
 :class:`SecretValue` holds a plaintext in memory for code that has to pass one around: its
 ``repr``, ``str`` and format show ``SecretValue('********')``, it refuses to be pickled, and the
 value is read only with :meth:`SecretValue.reveal`.
+
+cryptography (its Rust extension and OpenSSL, ~7 MiB of a process) is imported when a box first
+encrypts or decrypts, not when this module is imported or a box is made: every service makes its
+box at start-up, but most of them open a secret only on a few requests. The keys are still checked
+when the box is made (a Fernet key is 32 url-safe base64-encoded bytes), so a wrong key still stops
+the service at start-up.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
+import os
 from collections.abc import Sequence
-from typing import Any, Generic, NoReturn, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, final
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet, MultiFernet
 
 T = TypeVar("T")
 
@@ -90,6 +101,17 @@ def _plain_key(key: str | bytes | SecretStr) -> bytes:
     return key.encode("ascii", errors="replace") if isinstance(key, str) else key
 
 
+def _checked_key(key: bytes) -> bytes:
+    """``key`` if it is a Fernet key (what ``Fernet(key)`` checks, without importing it)."""
+    try:
+        raw = base64.urlsafe_b64decode(key)
+    except (binascii.Error, ValueError):
+        raise ValueError("not url-safe base64") from None
+    if len(raw) != 32:
+        raise ValueError("not 32 bytes")
+    return key
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, SecretValue):
         return value.reveal()
@@ -103,7 +125,7 @@ def _json_default(value: Any) -> Any:
 class SecretBox:
     """Encrypts JSON values under the first of its keys; decrypts under any of them."""
 
-    __slots__ = ("_current", "_fernet", "_key_count", "_setting")
+    __slots__ = ("_ciphers", "_key_count", "_keys", "_setting")
 
     def __init__(
         self, keys: Sequence[str | bytes | SecretStr], *, setting: str = KEYS_SETTING
@@ -117,19 +139,29 @@ class SecretBox:
                 f"no secret key is configured; set {setting} to one or more Fernet keys "
                 "(generate one with SecretBox.generate_key() or `modyard secret-key`)"
             )
-        fernets: list[Fernet] = []
+        checked: list[bytes] = []
         for position, key in enumerate(keys, start=1):
             try:
-                fernets.append(Fernet(_plain_key(key)))
+                checked.append(_checked_key(_plain_key(key)))
             except (ValueError, TypeError):
                 raise InvalidSecretKey(
                     f"key {position} of {len(keys)} in {setting} is not a Fernet key "
                     "(32 url-safe base64-encoded bytes); generate one with "
                     "SecretBox.generate_key() or `modyard secret-key`"
                 ) from None
-        self._current = fernets[0]
-        self._fernet = MultiFernet(fernets)
-        self._key_count = len(fernets)
+        self._keys = tuple(checked)
+        self._key_count = len(checked)
+        self._ciphers: tuple[Fernet, MultiFernet] | None = None
+
+    def _fernets(self) -> tuple[Fernet, MultiFernet]:
+        """The current key's Fernet and every key's MultiFernet, made on first use (see the
+        module's docstring: cryptography is imported here, not at start-up)."""
+        if self._ciphers is None:
+            from cryptography.fernet import Fernet, MultiFernet
+
+            fernets = [Fernet(key) for key in self._keys]
+            self._ciphers = (fernets[0], MultiFernet(fernets))
+        return self._ciphers
 
     @classmethod
     def from_setting(cls, value: str | SecretStr, *, setting: str = KEYS_SETTING) -> SecretBox:
@@ -140,7 +172,8 @@ class SecretBox:
     @staticmethod
     def generate_key() -> str:
         """A new random key, as text to put in the setting."""
-        return Fernet.generate_key().decode("ascii")
+        # What Fernet.generate_key() returns, without importing cryptography for it.
+        return base64.urlsafe_b64encode(os.urandom(32)).decode("ascii")
 
     @property
     def key_count(self) -> int:
@@ -150,11 +183,14 @@ class SecretBox:
         return f"SecretBox(keys={self._key_count})"
 
     def encrypt(self, data: bytes) -> str:
-        return self._fernet.encrypt(data).decode("ascii")
+        return self._fernets()[1].encrypt(data).decode("ascii")
 
     def decrypt(self, token: str | bytes) -> bytes:
+        fernet = self._fernets()[1]
+        from cryptography.fernet import InvalidToken  # loaded by _fernets
+
         try:
-            return self._fernet.decrypt(token)
+            return fernet.decrypt(token)
         except (InvalidToken, TypeError, ValueError):
             raise SecretUnreadable(
                 f"a stored secret cannot be decrypted with the {self._key_count} configured key(s): "
@@ -177,8 +213,11 @@ class SecretBox:
 
     def rotate(self, token: str | bytes) -> str:
         """The same secret encrypted under the current (first) key."""
+        fernet = self._fernets()[1]
+        from cryptography.fernet import InvalidToken  # loaded by _fernets
+
         try:
-            return self._fernet.rotate(token).decode("ascii")
+            return fernet.rotate(token).decode("ascii")
         except (InvalidToken, TypeError, ValueError):
             raise SecretUnreadable(
                 f"a stored secret cannot be rotated: none of the {self._key_count} configured key(s) "
@@ -187,8 +226,11 @@ class SecretBox:
 
     def needs_rotation(self, token: str | bytes) -> bool:
         """True when ``token`` was not written under the current key (it needs :meth:`rotate`)."""
+        current = self._fernets()[0]
+        from cryptography.fernet import InvalidToken  # loaded by _fernets
+
         try:
-            self._current.decrypt(token)
+            current.decrypt(token)
         except (InvalidToken, TypeError, ValueError):
             return True
         return False

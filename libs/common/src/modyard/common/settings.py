@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
@@ -70,7 +70,9 @@ class CommonSettings(BaseSettings):
     jwt_secret: SecretStr = SecretStr(DEVELOPMENT_JWT_SECRET)
     jwt_issuer: str = "modyard"
     jwt_audience: str = "modyard"
-    jwt_algorithm: str = "HS256"
+    #: HMAC only: the services share ``jwt_secret``, and their PyJWT runs without cryptography's
+    #: asymmetric keys (modyard.common.lean_process).
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
 
     #: Bearer token the CLI and SDK send; without it the CLI mints one from ``jwt_secret``.
     token: SecretStr | None = None

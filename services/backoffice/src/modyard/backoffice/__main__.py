@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from modyard.common.lean_process import leave_out_terminal_rendering
+from modyard.common.lean_process import lean_service_process
 
-# Before any other import: a service process renders nothing to a terminal (see lean_process).
-leave_out_terminal_rendering()
+# Before any other import: what a service process leaves out (see lean_process).
+lean_service_process()
 
 import typer  # noqa: E402
 

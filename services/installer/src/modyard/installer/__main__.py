@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from modyard.common.lean_process import leave_out_terminal_rendering
+from modyard.common.lean_process import lean_service_process
 
-# Before any other import: a service process renders nothing to a terminal (see lean_process).
-leave_out_terminal_rendering()
+# Before any other import: what a service process leaves out (see lean_process).
+lean_service_process()
 
 from modyard.common.service_cli import service_cli  # noqa: E402
 from modyard.installer.app import create_app, service_spec  # noqa: E402
