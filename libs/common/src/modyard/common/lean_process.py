@@ -16,6 +16,11 @@ installed, though the services' tokens are HMAC-signed (``jwt_algorithm`` accept
 supports (cryptography is its optional ``crypto`` extra); cryptography itself stays importable and
 is loaded by the first secret a :class:`~modyard.common.secrets.SecretBox` opens.
 
+FastAPI imports ``pydantic.v1`` (23 modules, ~2.6 MiB) only to ask whether a route's types are
+pydantic 1 models, and answers "no" when it cannot be imported (its path for a pydantic without
+v1); modyard has no pydantic 1 model, so a service process marks it absent
+(:data:`LEGACY_MODELS`).
+
 Call :func:`lean_service_process` first thing in a service's ``__main__``, before any other
 import; never in a library module (the CLI, which imports the same libraries, wants rich).
 """
@@ -27,6 +32,8 @@ import sys
 
 #: Top-level packages a service process never uses, though installed for the CLI.
 TERMINAL_RENDERING = ("rich", "pygments")
+#: Modules a service process never uses, though its libraries look for them.
+LEGACY_MODELS = ("pydantic.v1",)
 
 
 def leave_out_terminal_rendering() -> None:
@@ -56,4 +63,6 @@ def import_hmac_only_jwt() -> None:
 def lean_service_process() -> None:
     """Everything a service process leaves out, before its first import (see the docstring)."""
     leave_out_terminal_rendering()
+    for module in LEGACY_MODELS:
+        sys.modules.setdefault(module, None)  # type: ignore[arg-type]
     import_hmac_only_jwt()
