@@ -59,6 +59,16 @@ RUN case "$SERVICE" in \
     esac; \
     echo "$dist" > /tmp/dist
 
+# Installed as dependencies but never run by a served image, so left out of it (uv's
+# --no-install-package): rich and pygments with markdown-it-py and mdurl (typer requires rich for
+# the command line's colours; a service marks them absent in its process anyway:
+# modyard.common.lean_process, and the image sets TYPER_USE_RICH=0), watchfiles (uvicorn's
+# --reload) and websockets (uvicorn[standard]'s WebSocket server: no modyard service serves one).
+# About 9 MB per image.
+RUN echo "--no-install-package rich --no-install-package pygments" \
+      "--no-install-package markdown-it-py --no-install-package mdurl" \
+      "--no-install-package watchfiles --no-install-package websockets" > /tmp/never-served
+
 WORKDIR /src
 
 # Third-party dependencies first: this layer only changes with uv.lock / the pyproject files.
@@ -77,7 +87,8 @@ COPY services/backoffice/pyproject.toml services/backoffice/
 COPY services/js-runner/pyproject.toml services/js-runner/
 RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export SSL_CERT_FILE=/run/secrets/ca-bundle; fi; \
-    uv sync --frozen --no-dev --no-install-workspace --package "$(cat /tmp/dist)"
+    uv sync --frozen --no-dev --no-install-workspace --package "$(cat /tmp/dist)" \
+      $(cat /tmp/never-served)
 
 # Then the workspace packages themselves, installed as wheels (not editable) so that the runtime
 # stage needs nothing but /app/.venv.
@@ -85,7 +96,7 @@ COPY libs libs
 COPY services services
 RUN --mount=type=cache,target=/root/.cache/uv --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export SSL_CERT_FILE=/run/secrets/ca-bundle; fi; \
-    uv sync --frozen --no-dev --no-editable --package "$(cat /tmp/dist)" \
+    uv sync --frozen --no-dev --no-editable --package "$(cat /tmp/dist)" $(cat /tmp/never-served) \
     && ln -s "$(cat /tmp/dist)" /app/.venv/bin/modyard-service \
     && /app/.venv/bin/modyard-service --help > /dev/null
 
@@ -98,13 +109,12 @@ RUN if command -v strip > /dev/null; then \
 
 # Never used when serving: the third-party packages' own test suites and test harnesses
 # (sqlalchemy/alembic/mako .testing: pytest plugins), type stubs, C/Cython sources (cffi's
-# headers stay: it reads them at run time), the venv's activate scripts, and the bytecode of
-# pygments' 600 lexers (rich loads one only to colour a crash's traceback: compiled in memory
-# then). About 9 MB per image; modyard's own packages are left as built.
+# headers stay: it reads them at run time) and the venv's activate scripts. modyard's own
+# packages are left as built.
 RUN cd /app/.venv/lib/python3.11/site-packages \
     && find . -mindepth 2 -maxdepth 3 -type d \( -name tests -o -name test \) \
        ! -path './modyard/*' -prune -exec rm -rf {} + \
-    && rm -rf sqlalchemy/testing alembic/testing mako/testing pygments/lexers/__pycache__ \
+    && rm -rf sqlalchemy/testing alembic/testing mako/testing \
     && find . -type f \( -name '*.pyi' -o -name '*.pyx' -o -name '*.pxd' -o -name '*.c' \
        -o -name '*.cpp' -o -name '*.h' \) ! -path './cffi/*' ! -path './modyard/*' -delete \
     && rm -f /app/.venv/bin/activate* /app/.venv/bin/deactivate.bat /app/.venv/bin/pydoc.bat \
@@ -114,12 +124,11 @@ RUN cd /app/.venv/lib/python3.11/site-packages \
 # (`compileall -b`, which a sourceless import loads), the .py and __pycache__ dropped: about 32 MB
 # less per image. The price: a traceback through a third-party frame shows its file and line but
 # not the source line. modyard's own packages keep their sources (readable tracebacks where our
-# bugs are), and pygments' lexers stay source-only (above).
-# Compiled by absolute path: that is the file name a traceback shows.
+# bugs are). Compiled by absolute path: that is the file name a traceback shows.
 RUN site=/app/.venv/lib/python3.11/site-packages \
-    && /app/.venv/bin/python -m compileall -b -q -j 0 -x "^$site/(modyard|pygments/lexers)/" "$site" \
+    && /app/.venv/bin/python -m compileall -b -q -j 0 -x "^$site/modyard/" "$site" \
     && cd "$site" \
-    && find . -type f -name '*.py' ! -path './modyard/*' ! -path './pygments/lexers/*' -delete \
+    && find . -type f -name '*.py' ! -path './modyard/*' -delete \
     && find . -path ./modyard -prune -o -type d -name __pycache__ -prune -exec rm -rf {} + \
     && /app/.venv/bin/modyard-service --help > /dev/null
 
@@ -134,8 +143,10 @@ FROM ${NODE_IMAGE} AS node
 FROM ${BUILDER_IMAGE} AS node-files
 COPY --from=node /usr/local/bin/node /node/bin/node
 COPY --from=node /usr/local/lib/node_modules/npm /node/lib/node_modules/npm
+# The npm link is made here: the runtime bases of scripts/images.sh have no `ln` (nor coreutils).
 RUN if command -v strip > /dev/null; then strip /node/bin/node; fi \
     && rm -rf /node/lib/node_modules/npm/docs /node/lib/node_modules/npm/man \
+    && ln -s ../lib/node_modules/npm/bin/npm-cli.js /node/bin/npm \
     && /node/bin/node --version
 
 FROM ${BASE_IMAGE} AS js-runner
@@ -143,21 +154,24 @@ ARG SERVICE=js-runner
 
 # iproute2: `ip link set lo up` inside each child's network namespace (the SDK proxy listener);
 # mount: the tmpfs hiding the host's Unix sockets from each child; util-linux (unshare) is part of
-# every Debian base. No compiler: npm runs --ignore-scripts. A base that already has both
-# (scripts/images.sh makes one from Debian's packages, without apt) installs nothing.
+# every Debian base. No compiler: npm runs --ignore-scripts. The modyard user (uid/gid 10001).
+# scripts/images.sh's base has all of them already (and no apt, useradd or coreutils: only sh and
+# python are used here), so it installs and creates nothing but the cache directory.
 RUN if ! command -v ip > /dev/null || ! command -v mount > /dev/null; then \
       apt-get update \
       && apt-get install -y --no-install-recommends iproute2 mount ca-certificates \
       && rm -rf /var/lib/apt/lists/*; \
     fi \
-    && groupadd --system --gid 10001 modyard \
-    && useradd --system --uid 10001 --gid modyard --no-create-home --home-dir /nonexistent \
-       --shell /usr/sbin/nologin modyard \
-    && install -d -o 10001 -g 10001 -m 0700 /var/cache/modyard-js-runner
+    && if ! python -c 'import pwd; pwd.getpwuid(10001)' 2> /dev/null; then \
+      groupadd --system --gid 10001 modyard \
+      && useradd --system --uid 10001 --gid modyard --no-create-home --home-dir /nonexistent \
+         --shell /usr/sbin/nologin modyard; \
+    fi \
+    && python -c 'import os; d = "/var/cache/modyard-js-runner"; os.makedirs(d); os.chown(d, 10001, 10001); os.chmod(d, 0o700)'
 
-COPY --from=node-files /node/bin/node /usr/bin/node
+COPY --from=node-files /node/bin/ /usr/bin/
 COPY --from=node-files /node/lib/node_modules/npm /usr/lib/node_modules/npm
-RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/bin/npm && node --version && npm --version
+RUN node --version && npm --version
 COPY --from=builder /app/.venv /app/.venv
 
 # The module cache (installed module versions, base layer, npm cache, the children's proxy
@@ -165,6 +179,7 @@ COPY --from=builder /app/.venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    TYPER_USE_RICH=0 \
     MODYARD_SERVICE=js-runner \
     MODYARD_HOST=0.0.0.0 \
     MODYARD_JS_RUNNER_CACHE_DIR=/var/cache/modyard-js-runner \
@@ -184,9 +199,13 @@ CMD ["serve"]
 FROM ${BASE_IMAGE} AS runtime
 ARG SERVICE=registry
 
-RUN groupadd --system --gid 10001 modyard \
-    && useradd --system --uid 10001 --gid modyard --no-create-home --home-dir /nonexistent \
-       --shell /usr/sbin/nologin modyard
+# The modyard user (uid/gid 10001), unless the base has it: scripts/images.sh's bases do (they
+# keep no useradd, nor apt or coreutils: sh and python only).
+RUN if ! python -c 'import pwd; pwd.getpwuid(10001)' 2> /dev/null; then \
+      groupadd --system --gid 10001 modyard \
+      && useradd --system --uid 10001 --gid modyard --no-create-home --home-dir /nonexistent \
+         --shell /usr/sbin/nologin modyard; \
+    fi
 
 COPY --from=builder /app/.venv /app/.venv
 
@@ -194,6 +213,7 @@ COPY --from=builder /app/.venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    TYPER_USE_RICH=0 \
     MODYARD_SERVICE=${SERVICE} \
     MODYARD_HOST=0.0.0.0
 

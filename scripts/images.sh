@@ -127,37 +127,56 @@ import_rootfs() {
 
 # --- the Python base: Debian's CPython 3.11 ---------------------------------------------------
 # Runtime: python3.11 and CA certificates; libstdc++6 for C++ wheels (google-re2's, as the official
-# slim image has it); passwd for the Dockerfile's useradd. No glibc iconv modules (gconv, 9 MB):
-# Python's codecs are its own. The builder adds pip (to install uv) and binutils (the Dockerfile
-# strips the wheels' shared objects with it), never shipped: only /app/.venv leaves it.
-BASE_PACKAGES=python3.11,libstdc++6,ca-certificates,passwd,tzdata
-BUILDER_PACKAGES=$BASE_PACKAGES,python3-pip,binutils
+# slim image has it); netbase (/etc/services, /etc/protocols), as the official slim image has it;
+# passwd only to create the modyard user, then gone. No glibc iconv modules (gconv, 9 MB): Python's
+# codecs are its own. The builder adds pip (to install uv) and binutils (the Dockerfile strips the
+# wheels' shared objects with it), never shipped: only /app/.venv leaves it.
+BASE_PACKAGES=python3.11,libstdc++6,ca-certificates,passwd,tzdata,netbase
+BUILDER_PACKAGES=python3.11,libstdc++6,ca-certificates,passwd,tzdata,python3-pip,binutils
 # The Dockerfile's contract: CPython 3.11 at /usr/local/bin/python, as in the official images.
 PYTHON_HOOK='ln -sf /usr/bin/python3.11 "$1/usr/local/bin/python"; ln -sf /usr/bin/python3.11 "$1/usr/local/bin/python3"'
 PYTHON_CHANGES=(--change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin'
     --change 'ENV LANG=C.UTF-8' --change 'CMD ["python"]')
 
 NO_GCONV=--dpkgopt='path-exclude=/usr/lib/x86_64-linux-gnu/gconv/*'
-# The runtime base has no apt (nothing is installed into it after mmdebstrap), so perl, which only
-# dpkg's and debconf's maintainer scripts use, goes too (10 MB).
-NO_PERL='chroot "$1" dpkg --purge --force-remove-essential --force-depends perl-base >/dev/null'
-# Never used by a server: CPython's test-suite helpers and pydoc's topic index (help()), debconf's
-# backup of its template cache (about 3 MB).
+# Never used by a server: CPython's test-suite helpers and pydoc's topic index (help()).
 # Removed once installed (dpkg's path-exclude for them breaks the packages' byte-compiling).
-NO_EXTRAS='rm -rf "$1"/usr/lib/python3.11/test "$1"/usr/lib/python3.11/pydoc_data "$1"/var/cache/debconf/*-old'
+NO_EXTRAS='rm -rf "$1"/usr/lib/python3.11/test "$1"/usr/lib/python3.11/pydoc_data'
+# The services' user, made in the base (which keeps no useradd): the Dockerfile's runtime stages
+# then add none. Same uid/gid as the Dockerfile makes on a public base.
+MODYARD_USER='chroot "$1" groupadd --system --gid 10001 modyard && chroot "$1" useradd --system --uid 10001 --gid modyard --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin modyard'
+# Distroless-style runtime bases (deploy/images/base/slim.py): CPython, sh, env and the programs
+# named, the packages their libraries come from and the data packages; no dpkg, apt, perl, bash,
+# coreutils or passwd (about 40 MB). Its recipe is part of the cache key.
+SLIM=$ROOT/deploy/images/base/slim.py
+slim_hook() { printf 'python3 %q "$1" %s' "$SLIM" "$*"; }
+# Every service's: `sleep`, the Kubernetes Deployments' preStop hook (`sleep 5`: the endpoints
+# drop the pod before it gets SIGTERM).
+SERVICE_PROGRAMS="/usr/bin/sleep"
+# The js-runner's programs: `ip link set lo up` in each child's network namespace (the SDK proxy
+# listener), `unshare` into the child's namespaces, `mount` (the tmpfs that hides the host's Unix
+# sockets from each child) and `mkdir -p` (its mount points), `true` (the isolation probe).
+JS_PROGRAMS="$SERVICE_PROGRAMS /usr/sbin/ip /usr/bin/unshare /usr/bin/mount /usr/bin/mkdir /usr/bin/true"
+# The js-runner's base only (Node and npm take 94 MB of its 200): CPython's standard library as
+# bytecode only, each module's .pyc beside where its .py was (`compileall -b`: a sourceless
+# import loads it), 9 MB less. The price: a traceback through a standard-library frame (asyncio's)
+# names its file and line, not the source line. The other bases keep the sources.
+STDLIB_BYTECODE='chroot "$1" python3.11 -m compileall -b -q -j 1 -x "/lib-dynload/" /usr/lib/python3.11 && find "$1/usr/lib/python3.11" -name "*.py" -type f -delete && find "$1/usr/lib/python3.11" -name __pycache__ -type d -prune -exec rm -rf {} +'
 
 base() {
     local out tarball key
-    out=$(rootfs python "$BASE_PACKAGES" -- --customize-hook="$PYTHON_HOOK" "$NO_GCONV" \
-        --customize-hook="$NO_PERL" --customize-hook="$NO_EXTRAS")
+    out=$(rootfs python "$BASE_PACKAGES" "$SLIM" -- --customize-hook="$PYTHON_HOOK" "$NO_GCONV" \
+        --customize-hook="$NO_EXTRAS" --customize-hook="$MODYARD_USER" \
+        --customize-hook="$(slim_hook "$SERVICE_PROGRAMS")")
     read -r tarball key <<<"$out"
     BASE_IMAGE=modyard/python:3.11-$SUITE-$key
     import_rootfs "$tarball" "$BASE_IMAGE" "${PYTHON_CHANGES[@]}"
-    # The js-runner's: the same plus iproute2 (`ip link set lo up` in each child's namespace) and
-    # mount (the tmpfs that hides the host's Unix sockets from each child), since this base has no
-    # apt to install them with.
-    out=$(rootfs python-js "$BASE_PACKAGES,iproute2,mount" -- --customize-hook="$PYTHON_HOOK" \
-        "$NO_GCONV" --customize-hook="$NO_PERL" --customize-hook="$NO_EXTRAS")
+    # The js-runner's: the same plus iproute2 and mount (since this base has no apt to install
+    # them with) and the programs above kept.
+    out=$(rootfs python-js "$BASE_PACKAGES,iproute2,mount" "$SLIM" -- \
+        --customize-hook="$PYTHON_HOOK" "$NO_GCONV" --customize-hook="$NO_EXTRAS" \
+        --customize-hook="$MODYARD_USER" --customize-hook="$STDLIB_BYTECODE" \
+        --customize-hook="$(slim_hook "$JS_PROGRAMS")")
     read -r tarball key <<<"$out"
     JS_BASE_IMAGE=modyard/python-js:3.11-$SUITE-$key
     import_rootfs "$tarball" "$JS_BASE_IMAGE" "${PYTHON_CHANGES[@]}"

@@ -1446,6 +1446,11 @@ def _stages() -> list[str]:
     return re.split(r"^FROM ", _dockerfile(), flags=re.MULTILINE)[1:]
 
 
+def _stage(name: str) -> str:
+    (stage,) = [stage for stage in _stages() if stage.split("\n", 1)[0].endswith(f" AS {name}")]
+    return stage
+
+
 def _distribution_for(service_name: str) -> subprocess.CompletedProcess[str]:
     """Run the Dockerfile's own SERVICE -> distribution mapping in sh."""
     match = re.search(r'case "\$SERVICE" in(.*?)esac', _dockerfile(), re.DOTALL)
@@ -1534,10 +1539,40 @@ def test_dockerfile_ships_third_party_bytecode_only_and_modyard_sources() -> Non
     builder = _stages()[0]
     step = builder[builder.index("compileall -b") :]
     step = step[: step.index("\n\n")]
-    assert '-x "^$site/(modyard|pygments/lexers)/"' in step
+    assert '-x "^$site/modyard/"' in step
     assert "-name '*.py' ! -path './modyard/*'" in step
     assert "-path ./modyard -prune -o -type d -name __pycache__" in step
     assert step.rstrip().endswith("/app/.venv/bin/modyard-service --help > /dev/null")
+
+
+def test_dockerfile_leaves_the_command_line_and_reload_packages_out_of_both_syncs() -> None:
+    # Installed for the CLI and development, never run by a served image (issue 25): both uv
+    # syncs leave them out, else the second would install them back.
+    builder = _stages()[0]
+    listed = builder[
+        builder.index("> /tmp/never-served") - 400 : builder.index("> /tmp/never-served")
+    ]
+    for package in ("rich", "pygments", "markdown-it-py", "mdurl", "watchfiles", "websockets"):
+        assert f"--no-install-package {package}" in listed, package
+    syncs = [line for line in builder.splitlines() if "uv sync --frozen --no-dev" in line]
+    following = [builder[builder.index(line) :].split("\n", 2) for line in syncs]
+    assert len(syncs) == 2
+    assert all("$(cat /tmp/never-served)" in "\n".join(lines[:2]) for lines in following)
+    # typer then renders without rich (the services set it too: modyard.common.lean_process).
+    for stage in (_stages()[-1], _stage("js-runner")):
+        assert "TYPER_USE_RICH=0" in stage
+
+
+def test_dockerfile_final_stages_need_only_sh_and_python_on_a_base_that_has_the_user() -> None:
+    # scripts/images.sh's bases have the modyard user and no useradd, apt or coreutils: the
+    # final stages create the user only when the base lacks it (the public python:3.11-slim).
+    for stage in (_stages()[-1], _stage("js-runner")):
+        joined = stage.replace("\\\n", " ")  # a RUN's continued lines as one
+        run_lines = " ".join(re.findall(r"^RUN (.*)$", joined, re.MULTILINE))
+        assert "if ! python -c 'import pwd; pwd.getpwuid(10001)'" in run_lines
+        assert run_lines.index("pwd.getpwuid(10001)") < run_lines.index("useradd")
+        for coreutil in ("install -d", "ln -s", "chown ", "mkdir "):
+            assert coreutil not in run_lines, coreutil
 
 
 def test_dockerfile_entrypoint_receives_sigterm_directly() -> None:
@@ -1620,7 +1655,9 @@ def test_dockerfile_js_runner_target_adds_node_npm_and_ip_and_runs_non_root() ->
     files = next(stage for head, stage in stages.items() if head.endswith(" AS node-files"))
     assert "COPY --from=node /usr/local/bin/node /node/bin/node" in files
     assert "COPY --from=node /usr/local/lib/node_modules/npm /node/lib/node_modules/npm" in files
-    assert "COPY --from=node-files /node/bin/node /usr/bin/node" in runner
+    # node, and the npm link the node-files stage makes (the base may have no `ln`).
+    assert "COPY --from=node-files /node/bin/ /usr/bin/" in runner
+    assert "ln -s ../lib/node_modules/npm/bin/npm-cli.js /node/bin/npm" in files
     assert "COPY --from=node-files /node/lib/node_modules/npm /usr/lib/node_modules/npm" in runner
     assert "node --version && npm --version" in runner  # the build fails if either cannot run
     assert "iproute2" in runner
