@@ -3,12 +3,14 @@ cell keys, schema compilation and the install-time ``implements`` check."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import pytest
 
 from examples.resellerclub_cell.module_archive import module_zip
+from modyard.appcell_gateway import upstream
 from modyard.appcell_gateway.broker_admin import BrokerAdmin
 from modyard.appcell_gateway.cells.catalogue import CellInvalid, build_catalogue
 from modyard.appcell_gateway.cells.store import parse_key
@@ -16,8 +18,10 @@ from modyard.appcell_gateway.postpayload import render
 from modyard.appcell_gateway.problems import CellNotFound, SecurityRefused
 from modyard.appcell_gateway.security import enforce
 from modyard.appcell_gateway.settings import GatewaySettings
+from modyard.appcell_gateway.upstream import InstallerClient, UpstreamMissing
 from modyard.appcell_gateway.validation import SchemaCompileError, SchemaFiles
 from modyard.common.auth import Principal, Role
+from modyard.common.errors import ServiceUnavailable
 from modyard.common.templates import TemplateError
 from modyard.modules.archive import ArchiveLimits, read_archive
 from modyard.modules.formats.appcell import AppCellAdapter
@@ -185,3 +189,75 @@ async def test_cell_credentials_name_the_broker_as_cells_reach_it() -> None:
     finally:
         await own.close()
         await elsewhere.close()
+
+
+class _Clock:
+    now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class _Installer(InstallerClient):
+    """The installer client with its HTTP fetch replaced: each fetch waits for ``release``."""
+
+    def __init__(self, ttl: float) -> None:
+        super().__init__(GatewaySettings(settings_cache_seconds=ttl))
+        self.fetches = 0
+        self.answer: dict[str, Any] | Exception = {"password": "one"}
+        self.release = asyncio.Event()
+
+    async def _fetch(self, workspace: str, slug: str) -> dict[str, Any]:
+        self.fetches += 1
+        await self.release.wait()
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return dict(self.answer)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
+    clock = _Clock()
+    monkeypatch.setattr(upstream, "time", clock)
+    return clock
+
+
+async def test_cell_settings_are_refreshed_before_they_expire_without_a_request_waiting(
+    clock: _Clock,
+) -> None:
+    installer = _Installer(ttl=5)
+    installation = uuid.uuid4()
+    installer.release.set()
+    assert await installer.effective_config(installation, "ws", "rc") == {"password": "one"}
+    installer.release.clear()
+    installer.answer = {"password": "two"}
+    clock.now += 3  # past half the copy's time, before its expiry
+    # Answered from the copy at once, while the installer has not answered the refresh.
+    assert await installer.effective_config(installation, "ws", "rc") == {"password": "one"}
+    await asyncio.sleep(0)
+    assert installer.fetches == 2
+    installer.release.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert await installer.effective_config(installation, "ws", "rc") == {"password": "two"}
+    assert installer.fetches == 2
+    await installer.close()
+
+
+async def test_no_copy_of_cell_settings_is_used_past_its_expiry(clock: _Clock) -> None:
+    installer = _Installer(ttl=5)
+    installation = uuid.uuid4()
+    installer.release.set()
+    await installer.effective_config(installation, "ws", "rc")
+    installer.answer = ServiceUnavailable("the installer is down")
+    clock.now += 3
+    assert await installer.effective_config(installation, "ws", "rc") == {"password": "one"}
+    for _ in range(5):
+        await asyncio.sleep(0)  # the refresh ran, and failed
+    clock.now += 2  # the copy has expired
+    with pytest.raises(ServiceUnavailable):
+        await installer.effective_config(installation, "ws", "rc")
+    installer.answer = UpstreamMissing("removed")
+    with pytest.raises(UpstreamMissing):
+        await installer.effective_config(installation, "ws", "rc")
+    await installer.close()

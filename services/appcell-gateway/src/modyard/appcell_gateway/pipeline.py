@@ -13,9 +13,10 @@ INFO line and one row in the request log, whatever its outcome.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
+import os
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,16 @@ log = structlog.get_logger(__name__)
 _level = logging.getLogger(__name__)
 
 
+# A request's id for the cell, unique without a system call each (uuid4 reads the kernel's random
+# source every time, ~2.5 µs on the action call's path): 64 random bits per process, then a count.
+_ID_PREFIX = os.urandom(8).hex()
+_ids = itertools.count()
+
+
+def _unique_id() -> str:
+    return f"{_ID_PREFIX}{next(_ids):016x}"
+
+
 @dataclass(frozen=True)
 class CellRequest:
     cell: str
@@ -65,7 +76,7 @@ class CellRequest:
         """The id the cell sees for one execution: unique, or stable for an idempotency key
         (scoped by the caller, so that two callers' keys never meet)."""
         if self.idempotency_key is None:
-            return uuid.uuid4().hex
+            return _unique_id()
         scoped = f"{self.principal.subject}\n{self.cell}\n{self.idempotency_key}\n{execution}"
         return hashlib.sha256(scoped.encode()).hexdigest()[:32]
 

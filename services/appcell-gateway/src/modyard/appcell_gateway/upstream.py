@@ -10,10 +10,13 @@ import uuid
 from typing import Any
 
 import httpx
+import structlog
 
 from modyard.appcell_gateway.settings import GatewaySettings
 from modyard.common.errors import ServiceUnavailable
 from modyard.common.service_client import ServiceClient
+
+log = structlog.get_logger(__name__)
 
 
 class UpstreamMissing(LookupError):
@@ -51,7 +54,14 @@ class RegistryClient(ServiceClient):
 
 
 class InstallerClient(ServiceClient):
-    """Effective configurations, cached briefly per installation (see ``settings_cache_seconds``)."""
+    """Effective configurations, cached briefly per installation (see ``settings_cache_seconds``).
+
+    A cached configuration is fetched again in the background once half its time is gone, so
+    that under steady traffic no request waits for the installer: with a fetch on expiry, every
+    request arriving during it waited behind it (a stall of all callers of the cell, every
+    ``settings_cache_seconds``, in ``benchmarks/gateway.py``'s tail). No copy is used past its
+    expiry: a failed refresh leaves the next request after it to fetch, and to fail, as before.
+    """
 
     def __init__(self, settings: GatewaySettings) -> None:
         super().__init__(
@@ -64,19 +74,48 @@ class InstallerClient(ServiceClient):
         self._cache: dict[uuid.UUID, tuple[float, dict[str, Any]]] = {}
         # One fetch per installation at a time: a burst of requests shares it.
         self._inflight: dict[uuid.UUID, asyncio.Future[dict[str, Any]]] = {}
+        self._refreshes: set[asyncio.Task[None]] = set()
 
     def forget(self, installation_id: uuid.UUID) -> None:
         self._cache.pop(installation_id, None)
+
+    async def close(self) -> None:
+        for refresh in self._refreshes:
+            refresh.cancel()
+        await super().close()
 
     async def effective_config(
         self, installation_id: uuid.UUID, workspace: str, slug: str
     ) -> dict[str, Any]:
         cached = self._cache.get(installation_id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        if cached is not None:
+            expires, config = cached
+            left = expires - time.monotonic()
+            if left > 0:
+                if left < self._ttl / 2 and installation_id not in self._inflight:
+                    self._refresh_ahead(installation_id, workspace, slug)
+                return config
         running = self._inflight.get(installation_id)
         if running is not None:
             return await asyncio.shield(running)
+        return await self._load(installation_id, workspace, slug)
+
+    def _refresh_ahead(self, installation_id: uuid.UUID, workspace: str, slug: str) -> None:
+        async def refresh() -> None:
+            try:
+                await self._load(installation_id, workspace, slug)
+            except UpstreamMissing:
+                self.forget(installation_id)  # being removed: the next request learns it
+            except Exception as exc:  # the copy serves until it expires; then callers see why
+                log.warning(
+                    "cell_settings_refresh_failed", cell=f"{workspace}:{slug}", error=str(exc)[:300]
+                )
+
+        task = asyncio.create_task(refresh(), name=f"cell-settings-{workspace}:{slug}")
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
+
+    async def _load(self, installation_id: uuid.UUID, workspace: str, slug: str) -> dict[str, Any]:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._inflight[installation_id] = future
         try:
