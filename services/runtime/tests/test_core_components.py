@@ -686,3 +686,18 @@ async def test_http_an_answer_cut_off_midway_is_retried() -> None:
         with pytest.raises(ComponentError) as caught:
             await call({"url": f"http://127.0.0.1:{port}/"})
     assert (caught.value.retryable, caught.value.details["kind"]) == (True, "connection")
+
+
+def test_properties_checked_once_stay_checked_and_bad_ones_fail_every_time() -> None:
+    """Valid properties are remembered by identity (one check per flow load, not per message);
+    invalid ones are never remembered: every message sees the failure."""
+    transform = core_component("core.transform")
+    assert transform is not None
+    good = {"mapping": {"n": "{{ payload.total }}"}}
+    for _ in range(2):
+        assert asyncio.run(transform.run(context(good), "in", PAYLOAD)) == {"out": [{"n": 150}]}
+    bad: dict[str, Any] = {"mapping": {}, "extra": 1}
+    for _ in range(2):
+        with pytest.raises(ComponentError) as failure:
+            asyncio.run(transform.run(context(bad), "in", PAYLOAD))
+        assert failure.value.retryable is False

@@ -3,6 +3,7 @@ per message. A stop reaches every worker within ``ttl`` seconds."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,14 +31,33 @@ class FlowCache:
         self._policy = policy
         self._ttl = ttl
         self._entries: dict[uuid.UUID, tuple[float, RunnableFlow | None]] = {}
+        #: The read in progress per flow: when an entry expires under load, the prefetch's worth
+        #: of messages waiting for it share one read instead of each starting its own.
+        self._reading: dict[uuid.UUID, asyncio.Future[RunnableFlow | None]] = {}
 
     def forget(self, flow_id: uuid.UUID) -> None:
         self._entries.pop(flow_id, None)
+        self._reading.pop(flow_id, None)  # callers from now on read afresh
 
     async def get(self, flow_id: uuid.UUID) -> RunnableFlow | None:
         cached = self._entries.get(flow_id)
         if cached and cached[0] > time.monotonic():
             return cached[1]
+        reading = self._reading.get(flow_id)
+        if reading is not None:
+            # shield: a cancelled waiter must not cancel the read the others wait for.
+            return await asyncio.shield(reading)
+        reading = asyncio.ensure_future(self._read(flow_id))
+        self._reading[flow_id] = reading
+
+        def finished(_: object) -> None:
+            if self._reading.get(flow_id) is reading:
+                del self._reading[flow_id]
+
+        reading.add_done_callback(finished)
+        return await asyncio.shield(reading)
+
+    async def _read(self, flow_id: uuid.UUID) -> RunnableFlow | None:
         async with self._database.transaction() as session:
             flow = await session.get(Flow, flow_id)
             runnable = None if flow is None else self._runnable(flow)

@@ -109,8 +109,14 @@ class ExecutionLedger:
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
-        self._lookups: MicroBatcher[Lookup, dict[str, Any] | None] = MicroBatcher(self._lookup)
-        self._records = MicroBatcher(self._record)
+        # One statement of each kind in flight: with two, the second started as soon as one item
+        # waited, and batches under load averaged 2.3 items (bench runtime, 2026-12-06); a
+        # statement costs the runtime about 200 µs of CPU whatever its size (1 item: 447 µs per
+        # execution for lookup and record, 8 items: 67 µs). An idle worker still sends at once.
+        self._lookups: MicroBatcher[Lookup, dict[str, Any] | None] = MicroBatcher(
+            self._lookup, in_flight=1
+        )
+        self._records = MicroBatcher(self._record, in_flight=1)
 
     async def _connections(self) -> asyncpg.Pool:
         if self._pool is None:
