@@ -278,6 +278,20 @@ def test_a_service_image_is_small_non_root_probed_and_without_tooling(
     found = docker("run", "--rm", "--read-only", "--entrypoint", "python", image, "-c", shipped)
     stdlib = "pyc" if service == "js-runner" else "py"
     assert found == f"[] [] {stdlib} modyard", f"{image}: {found}"
+    # dpkg's status file stays, cut to the packages kept: what an image scanner reads.
+    status = docker(
+        "run",
+        "--rm",
+        "--read-only",
+        "--entrypoint",
+        "python",
+        image,
+        "-c",
+        "print(open('/var/lib/dpkg/status').read())",
+    )
+    packages = set(re.findall(r"^Package: (\S+)$", status, re.MULTILINE))
+    assert {"python3.11-minimal", "libssl3", "tzdata", "ca-certificates"} <= packages, packages
+    assert not {"dpkg", "perl-base", "bash", "passwd", "login"} & packages, packages
 
 
 # --- docker compose --------------------------------------------------------------------------
