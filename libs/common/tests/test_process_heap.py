@@ -18,8 +18,8 @@ def test_settling_freezes_what_start_up_left_and_logs_it() -> None:
         "with capture_logs() as logs:\n"
         "    settle_after_startup()\n"
         "frozen = gc.get_freeze_count()\n"
-        "after = gc.get_count()\n"
-        "print(frozen, logs[0]['event'], logs[0]['frozen'], logs[0]['trimmed'], after[2])\n"
+        "oldest = len(gc.get_objects(2))\n"
+        "print(frozen, logs[0]['event'], logs[0]['frozen'], logs[0]['trimmed'], oldest)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
@@ -31,7 +31,8 @@ def test_settling_freezes_what_start_up_left_and_logs_it() -> None:
     assert int(logged_frozen) > 50_000
     # This image's C library is glibc: the freed memory was given back.
     assert trimmed == "True"
-    assert oldest_generation == "0"
+    # Start-up's objects left the oldest generation (a full collection no longer walks them).
+    assert int(oldest_generation) < 100
 
 
 def test_returning_freed_memory_is_harmless_to_repeat() -> None:
