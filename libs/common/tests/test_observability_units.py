@@ -139,6 +139,86 @@ def test_a_trace_left_out_by_the_sampler_travels_on_without_spans_a_sampled_one_
     assert sampled["carried"]["keep"] == "me"
 
 
+_NESTED = """
+import json, os
+os.environ.update(OTEL_TRACES_EXPORTER="console", OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+                  OTEL_TRACES_SAMPLER_ARG="0")
+from modyard.common.observability import tracing
+tracing.configure_tracing("units")
+other = "1" * 32
+
+def hooks():
+    with tracing.publishing("x", "k", None) as carried:
+        pass
+    return {
+        "recording": tracing.recording(),
+        "sampled": tracing.sampled_span_context() is not None,
+        "exemplar": tracing.trace_id_exemplar(),
+        "carried": carried["traceparent"],
+        "injected": tracing.inject({})["traceparent"],
+    }
+
+seen = {}
+outer = "00-" + "0" * 31 + "1-" + "0" * 15 + "1-00"
+with tracing.consuming("q", {"traceparent": outer}):
+    seen["unsampled"] = hooks()
+    with tracing.consuming("q", {"traceparent": "00-" + other + "-" + "0" * 15 + "2-01"}):
+        seen["sampled inside"] = hooks()
+    with tracing.span("internal"):
+        seen["span inside"] = hooks()
+    with tracing.consuming("q", {}):  # a new trace the sampler (ratio 0) leaves out
+        seen["new trace inside"] = hooks()
+    seen["after"] = hooks()
+print("RESULT " + json.dumps(seen))
+"""
+
+
+def test_the_hooks_inside_a_trace_left_out_answer_for_the_innermost_context() -> None:
+    """A message of a trace the sampler left out answers the ledger's, the exemplar's and the
+    publish's questions from its own marker; a context made current inside it (a sampled message,
+    a span, a new trace) answers for itself, and the marker is back after it."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", _NESTED],
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    seen = json.loads(line.removeprefix("RESULT "))
+    unsampled = f"00-{1:032x}-{1:016x}-00"
+    for name in ("unsampled", "after"):
+        assert seen[name] == {
+            "recording": False,
+            "sampled": False,
+            "exemplar": None,
+            "carried": unsampled,
+            "injected": unsampled,
+        }
+    inside = seen["sampled inside"]
+    assert (inside["recording"], inside["sampled"]) == (True, True)
+    assert inside["exemplar"] == {"trace_id": "1" * 32}
+    # The publish's own span: same trace, a new span id, sampled.
+    version, trace_id, span_id, flags = inside["carried"].split("-")
+    assert (version, trace_id, flags) == ("00", "1" * 32, "01")
+    assert span_id != "0" * 15 + "2"
+    assert inside["injected"] == f"00-{'1' * 32}-{inside['injected'].split('-')[2]}-01"
+    # A span inside the left-out trace stays in it and records nothing (parent-based).
+    in_span = seen["span inside"]
+    assert (in_span["recording"], in_span["sampled"], in_span["exemplar"]) == (False, False, None)
+    assert in_span["carried"].split("-")[1] == f"{1:032x}"
+    assert in_span["carried"].endswith("-00")
+    # A new trace inside: its own trace id travels on, not the outer one.
+    new = seen["new trace inside"]
+    assert (new["recording"], new["sampled"], new["exemplar"]) == (False, False, None)
+    assert new["carried"].split("-")[1] not in (f"{1:032x}", "1" * 32)
+    assert new["carried"] == new["injected"]
+    assert int(new["carried"].split("-")[3], 16) & 1 == 0  # not sampled
+
+
 _BATCHED = """
 import json, os
 os.environ.update(OTEL_TRACES_EXPORTER="console")

@@ -27,6 +27,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -51,6 +52,13 @@ TRACESTATE = "tracestate"
 #: The one traceparent form this platform writes (version 00, nothing after the flags): read by
 #: hand on every message; anything else (another version, a tracestate) goes to the propagator.
 _VERSION_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+#: The ``traceparent`` of the trace the sampler left out whose message is being handled, set by
+#: consuming() next to OpenTelemetry's context (None otherwise, and inside any span of ours). Every
+#: hook a message passes (the ledger's, the exemplar's, the publish's) answers from this one lookup
+#: what OpenTelemetry's accessors answer in six to ten calls each (context, span, span context,
+#: flags): at 1 % sampling that is 99 % of messages, and in a real process, its caches full of
+#: other work, those calls cost several times what a micro-benchmark of them says.
+_unsampled: ContextVar[str | None] = ContextVar("modyard_unsampled_traceparent", default=None)
 #: Span attributes of our own, next to the semantic conventions' (``messaging.*``, ``http.*``…).
 WORKSPACE = "modyard.workspace"
 FLOW = "modyard.flow.id"
@@ -210,7 +218,11 @@ def shutdown() -> None:
 def inject(carrier: dict[str, Any]) -> dict[str, Any]:
     """Add the current context's ``traceparent``/``tracestate`` to ``carrier``."""
     if ENABLED:
-        _write_traceparent(carrier, _otel.trace.get_current_span().get_span_context())
+        unsampled = _unsampled.get()
+        if unsampled is not None:
+            carrier[TRACEPARENT] = unsampled
+        else:
+            _write_traceparent(carrier, _otel.trace.get_current_span().get_span_context())
     return carrier
 
 
@@ -219,12 +231,16 @@ def _write_traceparent(carrier: dict[str, Any], span_context: SpanContext) -> No
     (every message pays them): ``traceparent``, and ``tracestate`` when there is one."""
     if not span_context.is_valid:
         return
-    carrier[TRACEPARENT] = (
+    carrier[TRACEPARENT] = _traceparent(span_context)
+    if span_context.trace_state:
+        carrier[TRACESTATE] = span_context.trace_state.to_header()
+
+
+def _traceparent(span_context: SpanContext) -> str:
+    return (
         f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
         f"{span_context.trace_flags:02x}"
     )
-    if span_context.trace_state:
-        carrier[TRACESTATE] = span_context.trace_state.to_header()
 
 
 def current_traceparent() -> dict[str, str]:
@@ -245,16 +261,28 @@ def continuing(carrier: Mapping[str, Any] | None) -> Iterator[None]:
         yield
         return
     token = _otel.context.attach(context)
+    # OpenTelemetry's own accessors answer inside (rare paths: the outbox relay, deliveries).
+    unsampled = _unsampled.set(None)
     try:
         yield
     finally:
+        _unsampled.reset(unsampled)
         _otel.context.detach(token)
 
 
 def _remote_context(headers: Mapping[str, Any] | None) -> Any:
     """The context of the ``traceparent`` in ``headers`` (None if there is none, or it is
-    malformed). The common form is read here, in a fraction of the propagator's time: every
-    message of a trace the sampler left out pays this, and it is most of what they pay."""
+    malformed)."""
+    remote = _remote(headers)
+    return None if remote is None else remote[0]
+
+
+def _remote(headers: Mapping[str, Any] | None) -> tuple[Any, bool, str | None] | None:
+    """The context of the ``traceparent`` in ``headers``, whether its trace is sampled, and the
+    header to send on unchanged when it is not (None when it needs the propagator's writing: a
+    tracestate). None if there is none, or it is malformed. The common form is read here, in a
+    fraction of the propagator's time: every message of a trace the sampler left out pays this,
+    and it is most of what they pay."""
     if not headers:
         return None
     value = headers.get(TRACEPARENT)
@@ -265,16 +293,19 @@ def _remote_context(headers: Mapping[str, Any] | None) -> Any:
     match = None if headers.get(TRACESTATE) else _VERSION_00.fullmatch(value)
     if match is None:
         context = _otel.extract(_text_carrier(headers))
-        return (
-            context if _otel.trace.get_current_span(context).get_span_context().is_valid else None
-        )
+        span_context = _otel.trace.get_current_span(context).get_span_context()
+        if not span_context.is_valid:
+            return None
+        return context, span_context.trace_flags.sampled, None
     trace_id, span_id, flags = match.groups()
     span_context = _otel.SpanContext(
         int(trace_id, 16), int(span_id, 16), True, _otel.TraceFlags(int(flags, 16))
     )
     if not span_context.is_valid:  # all-zero ids: the propagator ignores them too
         return None
-    return _otel.trace.set_span_in_context(_otel.NonRecordingSpan(span_context), _otel.empty)
+    context = _otel.trace.set_span_in_context(_otel.NonRecordingSpan(span_context), _otel.empty)
+    # Our own form, lower-case hex: the header as _write_traceparent would write it again.
+    return context, span_context.trace_flags.sampled, value
 
 
 def _text_carrier(headers: Mapping[str, Any] | None) -> dict[str, str]:
@@ -306,17 +337,23 @@ def link_to(headers: Mapping[str, Any] | None) -> Link | None:
 
 class _Current(AbstractContextManager[None]):
     """``context`` is current inside the block: the context of a trace the sampler left out, for
-    what the handler sends on. No span to record or end."""
+    what the handler sends on (``traceparent``: the header that says so, None to let
+    OpenTelemetry's accessors answer, as for a tracestate). No span to record or end."""
 
-    __slots__ = ("_context", "_token")
+    __slots__ = ("_context", "_token", "_traceparent", "_unsampled_token")
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: Any, traceparent: str | None) -> None:
         self._context = context
+        self._traceparent = traceparent
 
     def __enter__(self) -> None:
+        # OpenTelemetry's context for whatever else runs inside (an HTTP client's span, a
+        # statement's): it stays in this trace and records nothing, as parent-based sampling asks.
         self._token = _otel.context.attach(self._context)
+        self._unsampled_token = _unsampled.set(self._traceparent)
 
     def __exit__(self, *_exc: object) -> None:
+        _unsampled.reset(self._unsampled_token)
         _otel.context.detach(self._token)
 
 
@@ -333,6 +370,13 @@ def publishing(
     ``traceparent`` (``headers`` itself, untouched, when tracing is off)."""
     if not ENABLED or _tracer is None:
         return nullcontext(headers)
+    unsampled = _unsampled.get()
+    if unsampled is not None:
+        # The message being handled belongs to a trace the sampler left out: its traceparent
+        # travels on unchanged (what W3C asks of a participant that records nothing).
+        carried = dict(headers) if headers else {}
+        carried[TRACEPARENT] = unsampled
+        return nullcontext(carried)
     current = _otel.trace.get_current_span().get_span_context()
     carried = dict(headers or {})
     if current.is_valid and not current.trace_flags.sampled:
@@ -367,16 +411,23 @@ def consuming(
     the span (None when tracing is off, or the sampler left the trace out) to add attributes to."""
     if not ENABLED or _tracer is None:
         return nullcontext(None)
-    context = _remote_context(headers)
-    if context is None:
+    remote = _remote(headers)
+    if remote is None:
         context = _otel.empty  # no parent: a new trace, whatever the current context holds
-    elif not _otel.trace.get_current_span(context).get_span_context().trace_flags.sampled:
-        # Left out by the sampler where the trace started: carry its context on, record nothing.
-        return _Current(context)
+    else:
+        context, sampled, traceparent = remote
+        if not sampled:
+            # Left out by the sampler where the trace started: carry its context on, record
+            # nothing.
+            return _Current(context, traceparent)
     consumer = _tracer.start_span(f"process {source}", context=context, kind=kind or _otel.consumer)
     if not consumer.is_recording():
         # A new trace the sampler left out (a message without a parent).
-        return _Current(_otel.trace.set_span_in_context(consumer, context))
+        started = consumer.get_span_context()
+        return _Current(
+            _otel.trace.set_span_in_context(consumer, context),
+            None if started.trace_state else _traceparent(started),
+        )
     span_attributes = _messaging("process", source, routing_key, message_id, "rabbitmq", attributes)
     if redelivered:
         span_attributes["messaging.rabbitmq.message.redelivered"] = True
@@ -388,8 +439,12 @@ def consuming(
 def _recording(recorded: Span, value: Any) -> Iterator[Any]:
     """``recorded`` is the current span inside the block and ends with it; as
     start_as_current_span, an escaping exception is recorded and sets the span's status."""
-    with _otel.trace.use_span(recorded, end_on_exit=True):
-        yield value
+    unsampled = _unsampled.set(None)
+    try:
+        with _otel.trace.use_span(recorded, end_on_exit=True):
+            yield value
+    finally:
+        _unsampled.reset(unsampled)
 
 
 @contextmanager
@@ -400,21 +455,27 @@ def span(
     if not ENABLED or _tracer is None:
         yield None
         return
-    with _tracer.start_as_current_span(
-        name, attributes=_clean(attributes or {}), links=links
-    ) as current:
-        yield current
+    unsampled = _unsampled.set(None)  # OpenTelemetry's accessors answer inside
+    try:
+        with _tracer.start_as_current_span(
+            name, attributes=_clean(attributes or {}), links=links
+        ) as current:
+            yield current
+    finally:
+        _unsampled.reset(unsampled)
 
 
 def recording() -> bool:
     """Whether the current span records: test it before building attributes for it (a trace the
     sampler left out has nothing to put them on)."""
-    return ENABLED and bool(_otel.trace.get_current_span().is_recording())
+    if not ENABLED or _unsampled.get() is not None:
+        return False
+    return bool(_otel.trace.get_current_span().is_recording())
 
 
 def annotate_current(attributes: Mapping[str, Any]) -> None:
     """Add attributes (workspace, flow, node…) to the current span."""
-    if not ENABLED:
+    if not ENABLED or _unsampled.get() is not None:
         return
     current = _otel.trace.get_current_span()
     if current.is_recording():
@@ -429,7 +490,7 @@ def set_attributes(target: Span | None, attributes: Mapping[str, Any]) -> None:
 def sampled_span_context() -> SpanContext | None:
     """The current span's context if the sampler kept its trace, else None: what a caller hands
     to work done for it later, elsewhere (a batched statement's parent or link)."""
-    if not ENABLED:
+    if not ENABLED or _unsampled.get() is not None:
         return None
     context = _otel.trace.get_current_span().get_span_context()
     return context if context.is_valid and context.trace_flags.sampled else None
@@ -464,19 +525,23 @@ def batched_statement(
     if len(callers) > 1:
         # The semantic conventions' batch size: set only for a batch of two or more.
         span_attributes["db.operation.batch.size"] = len(callers)
-    with _tracer.start_as_current_span(
-        f"{operation} {collection}",
-        context=parent,
-        kind=_otel.client,
-        attributes=_clean(span_attributes),
-        links=[_otel.Link(caller) for caller in unique.values()],
-    ):
-        yield
+    unsampled = _unsampled.set(None)  # a task that inherited a message's context may run this
+    try:
+        with _tracer.start_as_current_span(
+            f"{operation} {collection}",
+            context=parent,
+            kind=_otel.client,
+            attributes=_clean(span_attributes),
+            links=[_otel.Link(caller) for caller in unique.values()],
+        ):
+            yield
+    finally:
+        _unsampled.reset(unsampled)
 
 
 def trace_id_exemplar() -> dict[str, str] | None:
     """``{"trace_id": …}`` of the current sampled span, for a histogram's exemplar."""
-    if not ENABLED:
+    if not ENABLED or _unsampled.get() is not None:
         return None
     context = _otel.trace.get_current_span().get_span_context()
     if not context.is_valid or not context.trace_flags.sampled:
