@@ -32,7 +32,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
-import psutil
 from yarl import URL
 
 if TYPE_CHECKING:
@@ -337,6 +336,9 @@ def own_addresses() -> frozenset[IPAddress]:
     name resolves to. The host name alone is not enough: on many machines it resolves to
     127.0.x.1 only while the interfaces carry the addresses a port bound to 0.0.0.0 answers on.
     """
+    # Here, not at the top: every service's settings import this module, few make a policy.
+    import psutil
+
     texts: list[str] = []
     with contextlib.suppress(OSError):
         texts += [
