@@ -5,6 +5,15 @@ executions/s with one runtime process, ≥ 85% of that with failures, and every 
 exactly once (counted, and said so). CPU per execution is split between the runtime, RabbitMQ
 and PostgreSQL, measured in the same window.
 
+Then latency under a steady load (open loop): the same flow behind a webhook trigger, fed at a
+fixed rate at 25, 50 and 75 % of the most the webhook-fed flow sustained in the same run (the
+honest base: the queue-fed maximum leaves out the webhook's own cost), p50/p95/p99 from each 202
+to the last node's log row; target p99 < 50 ms at 50 %. The load generator is http_load's lean
+connection (httptools), so that the client does not eat the cores.
+
+Last, scale-out: the clean run again with a second runtime process on the same queues, and the
+ratio of the two (on two shared cores this shows contention, not a speed-up).
+
 The runtime runs with ``MODYARD_EGRESS_ALLOW_LOOPBACK=true`` because the flow's ``core.http``
 node calls a server on 127.0.0.1 (the benchmark may not leave the machine), which the default
 policy refuses. That does not flatter the figure: the policy check still runs for every call (the
@@ -12,14 +21,15 @@ URL is parsed, the address resolved and checked against the platform's endpoints
 workspace's allow-list); only its verdict for loopback changes.
 
 ``MODYARD_BENCH_RUNTIME_MESSAGES`` lowers the message count for quick iterations (e.g. 4000);
-published figures use the default; ``MODYARD_BENCH_RUNTIME_CLEAN_ONLY=1`` skips the run with
-failures. ``MODYARD_BENCH_RUNTIME_PROFILE=<dir>`` records a py-spy
+published figures use the default; ``MODYARD_BENCH_RUNTIME_PARTS=clean`` (a comma-separated
+subset of ``clean,flaky,open_loop,scale_out``) makes only some of the runs. ``MODYARD_BENCH_RUNTIME_PROFILE=<dir>`` records a py-spy
 profile (raw, for flame graphs) of each runtime process during the clean run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import statistics
@@ -28,25 +38,32 @@ import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
 import asyncpg
 import httpx
 
 from benchmarks.flow_load import CpuSplit, publish_work, wait_for_node_logs
+from benchmarks.http_load import _Connection
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.testing.infra import IsolatedInfra, asyncpg_dsn
 from modyard.testing.services import ServiceProcess, auth_headers, service_process
 
 MESSAGES = int(os.environ.get("MODYARD_BENCH_RUNTIME_MESSAGES", "20000"))
-#: Runtime processes sharing the work queue (2 gave no more on this 2-core machine, where the
-#: broker and the database take the other core).
-PROCESSES = 1
 NODES = 3
 TARGET = 2500
 PROFILE_DIR = os.environ.get("MODYARD_BENCH_RUNTIME_PROFILE")
-CLEAN_ONLY = os.environ.get("MODYARD_BENCH_RUNTIME_CLEAN_ONLY") == "1"
+#: Which runs to make (a comma-separated subset for quick iterations).
+PARTS = frozenset(
+    os.environ.get("MODYARD_BENCH_RUNTIME_PARTS", "clean,flaky,open_loop,scale_out").split(",")
+)
+#: The open loop's rates, as shares of the webhook-fed maximum, and how long each lasts.
+OPEN_LOOP_LEVELS = (0.25, 0.5, 0.75)
+#: Keep-alive connections the load generator may hold (the maximum's closed loops, too).
+OPEN_LOOP_CONNECTIONS = 32
+OPEN_LOOP_SECONDS = float(os.environ.get("MODYARD_BENCH_RUNTIME_OPEN_LOOP_SECONDS", "10"))
 SCHEMA = "runtime_bench"
 
 
@@ -102,6 +119,50 @@ class FlakyServer:
             self._server.close()
 
 
+async def _start_flow(
+    client: httpx.AsyncClient, runtime_url: str, http_port: int, *, webhook: bool
+) -> str:
+    """The benchmark's flow (transform → http → log, behind a webhook trigger when ``webhook``),
+    created and started; its id."""
+    nodes: dict[str, Any] = {
+        "shape": {
+            "component": "core.transform",
+            "properties": {"mapping": {"n": "{{ payload.n }}", "sent": "{{ payload.sent }}"}},
+        },
+        "call": {
+            "component": "core.http",
+            "properties": {
+                "method": "POST",
+                "url": f"http://127.0.0.1:{http_port}/n/{{{{ payload.n }}}}",
+                "body": "{{ payload }}",
+            },
+        },
+        "sink": {
+            "component": "core.log",
+            "properties": {"message": {"n": "{{ payload.body.n }}"}},
+        },
+    }
+    connections = [{"from": "shape", "to": "call"}, {"from": "call", "to": "sink"}]
+    if webhook:
+        nodes["hook"] = {"component": "core.webhook", "properties": {}}
+        connections.append({"from": "hook", "to": "shape"})
+    definition = {
+        "nodes": nodes,
+        "connections": connections,
+        "retry_policy": {"base_delay_seconds": 1, "multiplier": 1, "max_attempts": 5},
+    }
+    created = await client.post(
+        f"{runtime_url}/v1/workspaces/bench/flows",
+        json={"name": f"bench-{uuid.uuid4().hex[:6]}", "definition": definition},
+    )
+    created.raise_for_status()
+    flow_id = str(created.json()["id"])
+    (
+        await client.post(f"{runtime_url}/v1/workspaces/bench/flows/{flow_id}/start")
+    ).raise_for_status()
+    return flow_id
+
+
 async def _run(
     infra: IsolatedInfra,
     client: httpx.AsyncClient,
@@ -111,36 +172,7 @@ async def _run(
     runtime_url = runtimes[0].url
     server = FlakyServer(fail_every)
     await server.start()
-    definition = {
-        "nodes": {
-            "shape": {
-                "component": "core.transform",
-                "properties": {"mapping": {"n": "{{ payload.n }}", "sent": "{{ payload.sent }}"}},
-            },
-            "call": {
-                "component": "core.http",
-                "properties": {
-                    "method": "POST",
-                    "url": f"http://127.0.0.1:{server.port}/n/{{{{ payload.n }}}}",
-                    "body": "{{ payload }}",
-                },
-            },
-            "sink": {
-                "component": "core.log",
-                "properties": {"message": {"n": "{{ payload.body.n }}"}},
-            },
-        },
-        "connections": [{"from": "shape", "to": "call"}, {"from": "call", "to": "sink"}],
-        "retry_policy": {"base_delay_seconds": 1, "multiplier": 1, "max_attempts": 5},
-    }
-    created = await client.post(
-        f"{runtime_url}/v1/workspaces/bench/flows", json={"name": "bench", "definition": definition}
-    )
-    created.raise_for_status()
-    flow_id = created.json()["id"]
-    (
-        await client.post(f"{runtime_url}/v1/workspaces/bench/flows/{flow_id}/start")
-    ).raise_for_status()
+    flow_id = await _start_flow(client, runtime_url, server.port, webhook=False)
 
     connection = await aio_pika.connect(infra.amqp_url)
     database = await asyncpg.connect(
@@ -230,7 +262,161 @@ async def _profile(runtimes: list[ServiceProcess]) -> list[asyncio.subprocess.Pr
     return profilers
 
 
-async def runtime_load(infra: IsolatedInfra, processes: int = PROCESSES) -> dict[str, Any]:
+def _percentile(ordered: list[float], fraction: float) -> float | None:
+    if not ordered:
+        return None
+    return round(ordered[max(0, int(len(ordered) * fraction + 0.5) - 1)] * 1000, 1)
+
+
+async def _post_at_rate(
+    runtime_url: str,
+    path: str,
+    first: int,
+    count: int,
+    rate: float | None,
+    connections: int = OPEN_LOOP_CONNECTIONS,
+) -> tuple[dict[int, float], int, float]:
+    """POSTs ``{"n", "sent"}`` bodies for ``n`` in ``first…first+count-1`` at ``rate`` per
+    second on a fixed schedule (open loop: a slow answer delays no later request; a request
+    whose time has come takes an idle keep-alive connection or opens one, up to
+    ``connections``); ``rate=None``: as fast as ``connections`` closed loops go. The wall-clock
+    time each 202 arrived, by ``n``; how many were not accepted; the client's CPU seconds."""
+    target = urlsplit(runtime_url)
+    host, port = target.hostname or "127.0.0.1", target.port or 80
+    loop = asyncio.get_running_loop()
+    idle: list[_Connection] = []
+    accepted: dict[int, float] = {}
+    refused = 0
+    in_flight: set[asyncio.Task[None]] = set()
+    slots = asyncio.Semaphore(connections)
+
+    async def fire(n: int, connection: _Connection) -> None:
+        try:
+            await send(n, connection)
+        finally:
+            slots.release()
+
+    async def send(n: int, connection: _Connection) -> None:
+        nonlocal refused
+        body = json.dumps({"n": n, "sent": time.time()}).encode()
+        request = (
+            f"POST {path} HTTP/1.1\r\nHost: {target.netloc}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        try:
+            response = await connection.request(request, timeout=30)
+        except (ConnectionError, TimeoutError):
+            refused += 1
+            return
+        if response.status == 202:
+            accepted[n] = time.time()
+        else:
+            refused += 1
+        if connection.usable:
+            idle.append(connection)
+
+    cpu = time.process_time()
+    started = time.perf_counter()
+    for index in range(count):
+        if rate is not None:
+            delay = started + index / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await slots.acquire()  # never more than ``connections`` requests at once
+        if idle:
+            connection = idle.pop()
+        else:
+            _, connection = await loop.create_connection(_Connection, host, port)
+        task = asyncio.create_task(fire(first + index, connection))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+    await asyncio.gather(*in_flight)
+    for connection in idle:
+        connection.close()
+    return accepted, refused, time.process_time() - cpu
+
+
+async def _open_loop(
+    infra: IsolatedInfra, client: httpx.AsyncClient, runtime: ServiceProcess
+) -> dict[str, Any]:
+    """Messages through the flow's webhook at a fixed rate, at 25, 50 and 75 % of the most the
+    webhook-fed flow sustained (measured first, in the same run, with the webhook's own cost in
+    it: the honest base, not the queue-fed maximum); latency from each 202 to the last node's
+    log row (PostgreSQL's ``now()`` of the recording statement, same machine clock)."""
+    server = FlakyServer(None)
+    await server.start()
+    flow_id = await _start_flow(client, runtime.url, server.port, webhook=True)
+    path = f"/v1/hooks/bench/{flow_id}/hook"
+    database = await asyncpg.connect(
+        asyncpg_dsn(infra.database_url), server_settings={"search_path": SCHEMA}
+    )
+    try:
+        # The webhook-fed maximum: as fast as the runtime accepts and runs them.
+        base_count = max(1000, MESSAGES // 4)
+        cpu = CpuSplit([runtime.process.pid])
+        await cpu.start(database)
+        started = time.perf_counter()
+        accepted, refused, _ = await _post_at_rate(runtime.url, path, 0, base_count, None)
+        base_refused = refused
+        await wait_for_node_logs(database, flow_id, len(accepted), poll_seconds=0.2)
+        maximum = len(accepted) / (time.perf_counter() - started)
+        await cpu.stop(database)
+        # Per node execution, as the queue-fed runs report it (the webhook's own work included).
+        webhook_fed_cpu = cpu.per_execution_ms(len(accepted) * NODES)
+        levels = []
+        sent = base_count
+        expected = len(accepted)
+        for share in OPEN_LOOP_LEVELS:
+            rate = maximum * share
+            count = max(200, int(rate * OPEN_LOOP_SECONDS))
+            accepted, refused, client_cpu = await _post_at_rate(
+                runtime.url, path, sent, count, rate
+            )
+            sent += count
+            expected += len(accepted)
+            await wait_for_node_logs(database, flow_id, expected, poll_seconds=0.2)
+            logged = {
+                int(row["n"]): float(row["at"])
+                for row in await database.fetch(
+                    """SELECT (entry->>'n')::int AS n, extract(epoch FROM logged_at) AS at
+                        FROM node_logs WHERE flow_id = $1 AND (entry->>'n')::int >= $2""",
+                    uuid.UUID(flow_id),
+                    sent - count,
+                )
+            }
+            latencies = sorted(logged[n] - at for n, at in accepted.items() if n in logged)
+            levels.append(
+                {
+                    "share_of_maximum": share,
+                    "messages_per_second": round(rate, 1),
+                    "node_executions_per_second": round(rate * NODES),
+                    "messages": count,
+                    "accepted": len(accepted),
+                    "not_accepted": refused,
+                    "logged": len(latencies),
+                    "p50_ms": _percentile(latencies, 0.50),
+                    "p95_ms": _percentile(latencies, 0.95),
+                    "p99_ms": _percentile(latencies, 0.99),
+                    "client_cpu_ms_per_message": round(client_cpu * 1000 / count, 3),
+                }
+            )
+    finally:
+        await database.close()
+        await server.stop()
+    await client.post(f"{runtime.url}/v1/workspaces/bench/flows/{flow_id}/stop")
+    half = next(level for level in levels if level["share_of_maximum"] == 0.5)
+    return {
+        "webhook_fed_maximum_messages_per_second": round(maximum, 1),
+        "webhook_fed_maximum_node_executions_per_second": round(maximum * NODES),
+        "webhook_fed_not_accepted": base_refused,
+        "webhook_fed_cpu": webhook_fed_cpu,
+        "levels": levels,
+        "target_p99_ms_at_half": 50,
+        "target_met": half["p99_ms"] is not None and half["p99_ms"] < 50,
+    }
+
+
+async def runtime_load(infra: IsolatedInfra) -> dict[str, Any]:
     headers = auth_headers(CommonSettings(), Role.operator)
     env = {
         **infra.env(),
@@ -239,23 +425,41 @@ async def runtime_load(infra: IsolatedInfra, processes: int = PROCESSES) -> dict
         # core.http calls the benchmark's server on 127.0.0.1; the policy check still runs.
         "MODYARD_EGRESS_ALLOW_LOOPBACK": "true",
     }
+    clean = flaky = open_loop = two = None
     async with AsyncExitStack() as stack:
-        # Replicas share the work queue, as runtime pods do: scale by adding processes.
-        runtimes = [
-            await stack.enter_async_context(service_process("runtime", env))
-            for _ in range(processes)
-        ]
+        first = await stack.enter_async_context(service_process("runtime", env))
         client = await stack.enter_async_context(httpx.AsyncClient(headers=headers, timeout=60))
-        clean = await _run(infra, client, runtimes, None)
-        flaky = None if CLEAN_ONLY else await _run(infra, client, runtimes, 10)
+        if "clean" in PARTS or "scale_out" in PARTS:
+            clean = await _run(infra, client, [first], None)
+        if "flaky" in PARTS:
+            flaky = await _run(infra, client, [first], 10)
+        if "open_loop" in PARTS:
+            open_loop = await _open_loop(infra, client, first)
+        if "scale_out" in PARTS:
+            # A second replica on the same work queue, as runtime pods scale.
+            second = await stack.enter_async_context(service_process("runtime", env))
+            two = await _run(infra, client, [first, second], None)
+    scale_out = (
+        {
+            "clean_two_processes": two,
+            "ratio_to_one": round(
+                two["node_executions_per_second"] / clean["node_executions_per_second"], 2
+            ),
+        }
+        if two is not None and clean is not None
+        else None
+    )
     return {
         "benchmark": "runtime",
         "flow": "transform → http → log",
-        "runtime_processes": processes,
+        "runtime_processes": 1,
         "clean": clean,
         "ten_percent_failing_once": flaky,
+        "open_loop": open_loop,
+        "scale_out": scale_out,
         "target_executions_per_second": TARGET,
-        "targets_met": flaky is not None
+        "targets_met": clean is not None
+        and flaky is not None
         and clean["node_executions_per_second"] >= TARGET
         and flaky["node_executions_per_second"] >= 0.85 * clean["node_executions_per_second"]
         and clean["logged_exactly_once"]
