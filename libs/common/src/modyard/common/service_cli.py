@@ -1,89 +1,40 @@
-"""The command line of every service: ``modyard-<service> [serve|migrate|rotate-secrets]``."""
+"""The entry point of every service: ``modyard-<service> [serve|migrate|rotate-secrets]``.
+
+``modyard-<service>`` and ``modyard-<service> serve``, what every container runs, start the server
+without building the command line: typer (28 modules, ~1 MiB of every process) is imported only
+for the other commands and ``--help`` (:mod:`modyard.common.service_commands`).
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 
-import typer
 import uvicorn
 from fastapi import FastAPI
 
 from modyard.common.app_factory import ServiceSpec
-from modyard.common.db.database import Database
-from modyard.common.db.migrations import migrate
-from modyard.common.db.secret_rotation import RotationReport, rotate_secrets
 from modyard.common.http_server import CoalescingHttpToolsProtocol
-from modyard.common.logging import configure_logging
-from modyard.common.settings import SecretKeysSettings, ServiceSettings
+from modyard.common.settings import ServiceSettings
+
+#: The arguments that mean "serve" (no command runs ``serve``).
+SERVE_ARGUMENTS = ((), ("serve",))
 
 
-def service_cli(
-    spec_factory: Callable[[], ServiceSpec], app_factory: Callable[[], FastAPI]
-) -> typer.Typer:
-    spec = spec_factory()
-    name = spec.settings.service_name
-    cli = typer.Typer(help=f"modyard {name} service", no_args_is_help=False, add_completion=False)
+def main(
+    spec_factory: Callable[[], ServiceSpec],
+    app_factory: Callable[[], FastAPI],
+    argv: Sequence[str] | None = None,
+) -> None:
+    """A service's entry point: serve at once, or the full command line for anything else."""
+    arguments = tuple(sys.argv[1:] if argv is None else argv)
+    if arguments in SERVE_ARGUMENTS:
+        run_server(app_factory(), spec_factory().settings)
+        return
+    # The other commands and --help: typer, loaded for them only.
+    from modyard.common.service_commands import service_cli
 
-    @cli.callback(invoke_without_command=True)
-    def default(context: typer.Context) -> None:
-        if context.invoked_subcommand is None:
-            serve()
-
-    @cli.command()
-    def serve() -> None:
-        """Run the HTTP service (migrates on start-up unless MODYARD_<SERVICE>_MIGRATE_ON_STARTUP=false)."""
-        run_server(app_factory(), spec.settings)
-
-    @cli.command("migrate")
-    def migrate_command() -> None:
-        """Bring this service's database schema up to date, then exit."""
-        settings = spec.settings
-        configure_logging(service=name, level=settings.log_level, json=settings.log_json)
-
-        async def run() -> None:
-            database = Database(settings)
-            try:
-                await migrate(database, spec.migrations)
-            finally:
-                await database.dispose()
-
-        asyncio.run(run())
-        typer.echo(f"{name}: schema '{settings.db_schema}' is up to date")
-
-    @cli.command("rotate-secrets")
-    def rotate_secrets_command() -> None:
-        """Re-encrypt every stored secret under the first of this service's keys, so that the
-        keys after it can then be removed from MODYARD_<SERVICE>_SECRET_KEYS."""
-        settings = spec.settings
-        if not spec.encrypted_columns or not isinstance(settings, SecretKeysSettings):
-            typer.echo(f"{name} stores no encrypted secrets")
-            return
-        configure_logging(service=name, level=settings.log_level, json=settings.log_json)
-        box = settings.secret_box()
-
-        async def run() -> list[RotationReport]:
-            database = Database(settings)
-            try:
-                return await rotate_secrets(database, box, spec.encrypted_columns)
-            finally:
-                await database.dispose()
-
-        reports = asyncio.run(run())
-        for report in reports:
-            typer.echo(
-                f"{report.column}: {report.rotated} rotated, {report.current} already current, "
-                f"{report.unreadable} unreadable"
-            )
-        if any(report.unreadable for report in reports):
-            typer.echo(
-                f"some secrets open under none of the keys in {settings.secret_keys_setting}: "
-                "put their key back (after the first) and run this again",
-                err=True,
-            )
-            raise typer.Exit(1)
-
-    return cli
+    service_cli(spec_factory, app_factory)(list(arguments))
 
 
 def run_server(app: FastAPI, settings: ServiceSettings) -> None:

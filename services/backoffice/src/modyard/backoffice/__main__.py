@@ -7,35 +7,26 @@ from modyard.common.lean_process import lean_service_process
 # Before any other import: what a service process leaves out (see lean_process).
 lean_service_process()
 
-import typer  # noqa: E402
+import sys  # noqa: E402
 
 from modyard.backoffice.app import create_app  # noqa: E402
 from modyard.backoffice.settings import BackofficeSettings  # noqa: E402
-from modyard.common.service_cli import run_server  # noqa: E402
-
-cli = typer.Typer(help="modyard backoffice service", add_completion=False)
+from modyard.common.service_cli import SERVE_ARGUMENTS, run_server  # noqa: E402
 
 
-@cli.callback(invoke_without_command=True)
-def default(context: typer.Context) -> None:
-    if context.invoked_subcommand is None:
-        serve()
-
-
-@cli.command()
 def serve() -> None:
     """Run the web console."""
     run_server(create_app(), BackofficeSettings())
 
 
-@cli.command("migrate")
-def migrate() -> None:
-    """Nothing to do: the backoffice has no tables (kept so `modyard dev migrate` may call it)."""
-    typer.echo("backoffice: no schema")
-
-
 def main() -> None:
-    cli()
+    if tuple(sys.argv[1:]) in SERVE_ARGUMENTS:
+        serve()
+        return
+    # The other commands and --help: typer, loaded for them only (modyard.common.service_cli).
+    from modyard.backoffice.commands import command_line
+
+    command_line(serve)()
 
 
 if __name__ == "__main__":
