@@ -22,6 +22,7 @@ for; what the end-to-end figure adds beyond it is the machine, or work outside t
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import statistics
 import time
@@ -48,16 +49,17 @@ from modyard.testing.infra import IsolatedInfra, asyncpg_dsn
 from modyard.testing.otlp import OtlpSink
 from modyard.testing.services import ServiceProcess, auth_headers, service_process
 
-MESSAGES = 3_000
+# Smaller runs while iterating: MODYARD_BENCH_TRACING_{MESSAGES,ROUNDS,HOT_PATH_FLOWS}.
+MESSAGES = int(os.environ.get("MODYARD_BENCH_TRACING_MESSAGES", "3000"))
 WARM_UP = 400
 #: Seconds of the idle runtime's CPU measured before each round.
 IDLE_WINDOW = 2.0
 NODES = 3
-ROUNDS = 5
+ROUNDS = int(os.environ.get("MODYARD_BENCH_TRACING_ROUNDS", "5"))
 SCHEMA = "tracing_bench"
 TARGET_COST_AT_ONE_PERCENT = 0.05
 #: The hot path: flows of NODES nodes run per repetition, and repetitions per setting.
-HOT_PATH_FLOWS = 20_000
+HOT_PATH_FLOWS = int(os.environ.get("MODYARD_BENCH_TRACING_HOT_PATH_FLOWS", "20000"))
 HOT_PATH_REPEATS = 5
 #: None is tracing off; otherwise the ratio of a parent-based trace-id-ratio sampler.
 HOT_PATH_SETTINGS: dict[str, float | None] = {"off": None, "0%": 0.0, "1%": 0.01, "100%": 1.0}
