@@ -12,9 +12,10 @@ def test_settling_freezes_what_start_up_left_and_logs_it() -> None:
     code = (
         "import gc, modyard.registry.app as app\n"
         "from structlog.testing import capture_logs\n"
-        "from modyard.common.process_heap import settle_after_startup\n"
+        "from modyard.common.process_heap import serving_this_process, settle_after_startup\n"
         "app.create_app()\n"
         "assert gc.get_freeze_count() == 0\n"
+        "serving_this_process()\n"
         "with capture_logs() as logs:\n"
         "    settle_after_startup()\n"
         "frozen = gc.get_freeze_count()\n"
@@ -40,3 +41,18 @@ def test_returning_freed_memory_is_harmless_to_repeat() -> None:
 
     assert return_freed_memory() is True
     assert return_freed_memory() is True
+
+
+def test_an_app_started_inside_another_process_leaves_its_collector_alone() -> None:
+    # A test's in-process app runs the same lifespan: freezing there would keep the test
+    # process's objects (and every app it drops later) for good.
+    code = (
+        "import gc\n"
+        "from modyard.common.process_heap import settle_after_startup\n"
+        "settle_after_startup()\n"
+        "print(gc.get_freeze_count())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    ).stdout.strip()
+    assert out == "0"

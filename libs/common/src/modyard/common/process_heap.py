@@ -17,6 +17,11 @@ process is ready:
   malloc's heaps stay in the process's RSS until glibc gives them back; trimming once returns what
   start-up freed (imports' temporary parse data, migrations' checks, pydantic's schema build).
   Where the C library has no ``malloc_trim`` (musl, macOS) it is skipped.
+
+Only a process that serves the app does it (:func:`serving_this_process`, called by
+:func:`~modyard.common.service_cli.run_server`): an app whose lifespan runs inside another process
+(a test's ``in_process``) must leave that process's collector alone, or every object of it would
+be kept for good, the test apps dropped later and their cycles included.
 """
 
 from __future__ import annotations
@@ -30,6 +35,14 @@ from functools import cache
 import structlog
 
 log = structlog.get_logger(__name__)
+
+_serving = False
+
+
+def serving_this_process() -> None:
+    """This process runs to serve the app: it settles its heap when ready."""
+    global _serving
+    _serving = True
 
 
 @cache
@@ -54,7 +67,10 @@ def return_freed_memory() -> bool:
 
 def settle_after_startup() -> None:
     """Freeze what start-up left, give freed memory back (once, when the process is ready: each
-    call would freeze the objects created since the last)."""
+    call would freeze the objects created since the last); nothing in a process that does not
+    serve the app (see the module's docstring)."""
+    if not _serving:
+        return
     started = time.perf_counter()
     gc.freeze()
     trimmed = return_freed_memory()

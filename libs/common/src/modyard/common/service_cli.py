@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from modyard.common.app_factory import ServiceSpec
 from modyard.common.http_server import CoalescingHttpToolsProtocol
+from modyard.common.process_heap import serving_this_process
 from modyard.common.settings import ServiceSettings
 
 #: The arguments that mean "serve" (no command runs ``serve``).
@@ -39,6 +40,8 @@ def main(
 
 def run_server(app: FastAPI, settings: ServiceSettings) -> None:
     """uvicorn, as every modyard service runs it (the backoffice too)."""
+    # The process is the service's: it may freeze its heap once ready (process_heap).
+    serving_this_process()
     uvicorn.run(
         app,
         host=settings.host,
