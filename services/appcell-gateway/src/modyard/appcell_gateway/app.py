@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -93,10 +92,8 @@ def service_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
         lifecycle.tasks.append(
             asyncio.create_task(after_migrations(requests.run), name="request-log")
         )
-        # Everything loaded so far lives as long as the process: keep it out of the collector's
-        # full passes, which otherwise show as latency spikes on the request path.
-        gc.collect()
-        gc.freeze()
+        # No gc.freeze() of its own: the common start path freezes a serving process's heap once
+        # it is ready (process_heap), and leaves a test process's collector alone.
         dispatcher.start()
         try:
             yield
