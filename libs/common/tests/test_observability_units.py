@@ -328,3 +328,173 @@ def test_a_message_s_traceparent_reads_as_the_w3c_propagator_reads_it(
     propagated: dict[str, str] = {}
     TraceContextTextMapPropagator().inject(propagated, context=context)
     assert written == propagated
+
+
+def _run_traced(script: str) -> dict[str, Any]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    seen: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+    return seen
+
+
+_LAZY = """
+import asyncio, json, os
+os.environ.update(OTEL_TRACES_EXPORTER="console", OTEL_TRACES_SAMPLER=os.environ["SAMPLER"])
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from modyard.common.observability import tracing
+tracing.configure_tracing("units")
+finished = InMemorySpanExporter()
+trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(finished))
+raw = tracing._otel_current  # OpenTelemetry's own variable, read without building anything
+
+def current():
+    c = trace.get_current_span().get_span_context()
+    return [format(c.trace_id, "032x"), format(c.span_id, "016x"), int(c.trace_flags), c.is_remote]
+
+async def child():
+    return current()
+
+async def main():
+    seen = {}
+    with tracing.consuming("q", {"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-00"}):
+        seen["built before asked"] = len(raw.get()) > 0
+        seen["task"] = await asyncio.create_task(child())
+        seen["asked"] = current()
+        seen["built after asked"] = len(raw.get()) > 0
+        with tracing.span("inside") as inside:
+            seen["span"] = inside is not None and inside.is_recording()
+            seen["in span"] = current()
+        seen["back"] = current()
+    seen["after"] = current()
+    seen["after raw"] = len(raw.get())
+    seen["spans"] = [
+        [s.name, format(s.context.trace_id, "032x"), format(s.parent.span_id, "016x")]
+        for s in finished.get_finished_spans()
+    ]
+    return seen
+
+print("RESULT " + json.dumps(asyncio.run(main())))
+"""
+
+
+@pytest.mark.parametrize("sampler", ["parentbased_always_on", "always_on"])
+def test_an_unsampled_message_s_context_is_built_when_asked_and_a_span_inside_decides(
+    sampler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing is attached for a message of a trace the sampler left out until OpenTelemetry is
+    asked for the current context (a task started inside, a span); then it is that message's, and
+    a span inside stays in its trace and decides for itself: parent-based, it records nothing; an
+    always-on sampler records it as the message's child."""
+    monkeypatch.setenv("SAMPLER", sampler)
+    seen = _run_traced(_LAZY)
+    message = ["a" * 32, "b" * 16, 0, True]
+    assert seen["built before asked"] is False
+    assert seen["task"] == message
+    assert seen["asked"] == message
+    assert seen["back"] == message
+    assert seen["built after asked"] is True
+    assert seen["in span"][0] == "a" * 32
+    assert seen["in span"][1] != "b" * 16
+    assert seen["after"] == ["0" * 32, "0" * 16, 0, False]
+    assert seen["after raw"] == 0
+    if sampler == "always_on":
+        assert seen["span"] is True
+        assert seen["in span"][2] & 1 == 1
+        assert seen["spans"] == [["inside", "a" * 32, "b" * 16]]
+    else:
+        assert seen["span"] is False
+        assert seen["in span"][2] & 1 == 0
+        assert seen["spans"] == []
+
+
+_ROOT = """
+import json, os
+os.environ.update(OTEL_TRACES_EXPORTER="console", OTEL_TRACES_SAMPLER=os.environ["SAMPLER"],
+                  OTEL_TRACES_SAMPLER_ARG=os.environ["RATIO"])
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+from modyard.common.observability import tracing
+tracing.configure_tracing("units")
+finished = InMemorySpanExporter()
+trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(finished))
+configured = tracing._root_sampler.configured
+asked = []
+ask = configured.should_sample
+configured.should_sample = lambda *a, **k: asked.append(a[1]) or ask(*a, **k)
+started = []
+start = tracing._tracer.start_span
+tracing._tracer.start_span = lambda *a, **k: started.append(a[0]) or start(*a, **k)
+seen = {"carried": [], "consumed": []}
+for _ in range(200):
+    with tracing.consuming("q", {}) as span:
+        seen["consumed"].append(
+            [span is not None, tracing.inject({})["traceparent"]]
+        )
+    with tracing.publishing("x", "k", None) as carried:
+        seen["carried"].append(carried["traceparent"])
+bound = TraceIdRatioBased.get_bound_for_rate(float(os.environ["RATIO"]))
+seen["asked"] = len(asked)
+seen["started"] = len(started)
+seen["ratio_consistent"] = all(
+    (int(tp.split("-")[1], 16) & TraceIdRatioBased.TRACE_ID_LIMIT < bound) == recorded
+    for recorded, tp in seen["consumed"]
+)
+seen["exported"] = sorted({s.name for s in finished.get_finished_spans()})
+seen["exported_count"] = len(finished.get_finished_spans())
+print("RESULT " + json.dumps(seen))
+"""
+
+
+@pytest.mark.parametrize(
+    ("sampler", "ratio"),
+    [
+        ("parentbased_traceidratio", "0"),
+        ("parentbased_traceidratio", "1"),
+        ("parentbased_traceidratio", "0.5"),
+        ("traceidratio", "0.5"),
+        ("always_off", "0"),
+        ("always_on", "0"),
+    ],
+)
+def test_a_new_trace_s_root_decision_is_the_configured_sampler_s_asked_once(
+    sampler: str, ratio: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message or a publish without a parent asks the configured sampler once, with a fresh
+    trace id: a trace it drops gets an unsampled traceparent and no span is started; a trace it
+    keeps is started the normal way, with that trace id and that decision."""
+    monkeypatch.setenv("SAMPLER", sampler)
+    monkeypatch.setenv("RATIO", ratio)
+    seen = _run_traced(_ROOT)
+    kept = [recorded for recorded, _ in seen["consumed"]]
+    published_kept = [int(tp.split("-")[3], 16) & 1 == 1 for tp in seen["carried"]]
+    assert seen["asked"] == 400  # once per root: 200 consumed, 200 published
+    assert seen["started"] == sum(kept) + sum(published_kept)  # no span for a dropped root
+    assert seen["ratio_consistent"] is True or sampler.startswith("always")
+    for recorded, traceparent in seen["consumed"]:
+        version, trace_id, span_id, flags = traceparent.split("-")
+        assert (version, len(trace_id), len(span_id)) == ("00", 32, 16)
+        assert int(flags, 16) & 1 == (1 if recorded else 0)
+    if sampler == "always_on" or ratio == "1":
+        assert all(kept)
+        assert all(published_kept)
+        assert seen["exported_count"] == 400
+    elif sampler == "always_off" or ratio == "0":
+        assert not any(kept)
+        assert not any(published_kept)
+        assert seen["exported_count"] == 0
+    else:
+        assert 40 < sum(kept) < 160  # about half, decided by the trace id
+        assert seen["exported_count"] == sum(kept) + sum(published_kept)
