@@ -238,7 +238,9 @@ async def _run(
     }
 
 
-async def _profile(runtimes: list[ServiceProcess]) -> list[asyncio.subprocess.Process]:
+async def _profile(
+    runtimes: list[ServiceProcess], run: str = "queue"
+) -> list[asyncio.subprocess.Process]:
     """py-spy recording each runtime process until it is interrupted."""
     assert PROFILE_DIR is not None
     Path(PROFILE_DIR).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once
@@ -253,7 +255,7 @@ async def _profile(runtimes: list[ServiceProcess]) -> list[asyncio.subprocess.Pr
             "--format",
             "raw",
             "--output",
-            str(Path(PROFILE_DIR) / f"runtime-{index}.txt"),
+            str(Path(PROFILE_DIR) / f"runtime-{run}-{index}.txt"),
             stdout=asyncio.subprocess.DEVNULL,
         )
         for index, runtime in enumerate(runtimes)
@@ -354,6 +356,7 @@ async def _open_loop(
         # The webhook-fed maximum: as fast as the runtime accepts and runs them.
         base_count = max(1000, MESSAGES // 4)
         cpu = CpuSplit([runtime.process.pid])
+        profilers = await _profile([runtime], "webhook") if PROFILE_DIR else []
         await cpu.start(database)
         started = time.perf_counter()
         accepted, refused, _ = await _post_at_rate(runtime.url, path, 0, base_count, None)
@@ -361,6 +364,9 @@ async def _open_loop(
         await wait_for_node_logs(database, flow_id, len(accepted), poll_seconds=0.2)
         maximum = len(accepted) / (time.perf_counter() - started)
         await cpu.stop(database)
+        for profiler in profilers:
+            profiler.send_signal(signal.SIGINT)
+            await profiler.wait()
         # Per node execution, as the queue-fed runs report it (the webhook's own work included).
         webhook_fed_cpu = cpu.per_execution_ms(len(accepted) * NODES)
         levels = []
