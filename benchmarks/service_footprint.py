@@ -9,11 +9,11 @@ read a second after that, split into anonymous memory (the process's own heap) a
 (shared libraries, shared with the host's other processes). Targets (issue 23, for the restart):
 idle RSS < 80 MiB and ready < 2 s.
 
-The processes read and write their bytecode in a cache of the benchmark's own
-(``PYTHONPYCACHEPREFIX``, ``PYTHONDONTWRITEBYTECODE`` cleared): the images ship every module
-compiled, so a container never compiles one at start, whereas a development environment with
-``PYTHONDONTWRITEBYTECODE=1`` and no ``__pycache__`` compiles ~1,100 modules on every start (about
-0.9 s of CPU on the development machine). The first start fills the cache, the restart reads it.
+The processes read and write their bytecode in a cache (``service_process`` sets it:
+``modyard.testing.services.BYTECODE_ENV``): the images ship every module compiled, so a container
+never compiles one at start, whereas a development environment with ``PYTHONDONTWRITEBYTECODE=1``
+and no ``__pycache__`` compiles ~1,100 modules on every start (about 0.9 s of CPU on the
+development machine). The first start fills the cache, the restart reads it.
 
 ``MODYARD_BENCH_FOOTPRINT_SERVICES=registry,runtime`` measures only those processes (quick
 iterations); ``MODYARD_BENCH_FOOTPRINT_REQUESTS`` sets the burst's size (1,000).
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,8 +35,6 @@ from modyard.testing.services import PROCESS_PACKAGES, service_process
 
 #: What a process also needs to start beyond the database and the broker.
 _EXTRA_ENV = {"js-runner": {"MODYARD_LOG_LEVEL": "WARNING"}}
-#: Where the service processes keep their compiled modules, as an image has them (see above).
-BYTECODE_CACHE = Path(tempfile.gettempdir()) / "modyard-bench-bytecode"
 RSS_TARGET_MIB = 80
 READY_TARGET_SECONDS = 2.0
 
@@ -58,8 +55,6 @@ async def _one(infra: IsolatedInfra, service: str, requests: int) -> dict[str, A
     env = {
         **infra.env(),
         "MODYARD_LOG_LEVEL": "WARNING",
-        "PYTHONDONTWRITEBYTECODE": "",
-        "PYTHONPYCACHEPREFIX": str(BYTECODE_CACHE),
         **_EXTRA_ENV.get(service, {}),
     }
     started = time.perf_counter()
