@@ -33,8 +33,10 @@ import json
 import os
 import signal
 import statistics
+import sys
 import time
 import uuid
+from collections import Counter
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -289,6 +291,7 @@ async def _post_at_rate(
     idle: list[_Connection] = []
     accepted: dict[int, float] = {}
     refused = 0
+    reasons: Counter[str] = Counter()
     in_flight: set[asyncio.Task[None]] = set()
     slots = asyncio.Semaphore(connections)
 
@@ -307,13 +310,15 @@ async def _post_at_rate(
         ).encode() + body
         try:
             response = await connection.request(request, timeout=30)
-        except (ConnectionError, TimeoutError):
+        except (ConnectionError, TimeoutError) as exc:
             refused += 1
+            reasons[f"{type(exc).__name__}: {exc}"[:120]] += 1
             return
         if response.status == 202:
             accepted[n] = time.time()
         else:
             refused += 1
+            reasons[f"{response.status}: {response.body[:200]!r}"] += 1
         if connection.usable:
             idle.append(connection)
 
@@ -335,6 +340,8 @@ async def _post_at_rate(
     await asyncio.gather(*in_flight)
     for connection in idle:
         connection.close()
+    if reasons:  # said, so that a lost request can be told from a client artefact
+        print(f"runtime open loop: not accepted: {dict(reasons)}", file=sys.stderr, flush=True)
     return accepted, refused, time.process_time() - cpu
 
 
