@@ -225,10 +225,15 @@ def _install_lazy_context() -> None:
     from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 
     runtime = context._RUNTIME_CONTEXT
+    if getattr(runtime, "modyard_lazy", False):  # installed already (a benchmark's provider)
+        _otel_current = runtime._current_context  # type: ignore[attr-defined]
+        return
     if type(runtime) is not ContextVarsRuntimeContext:
         return
 
     class LazyRuntimeContext(ContextVarsRuntimeContext):
+        modyard_lazy = True
+
         def __init__(self, current: ContextVar[Any]) -> None:
             self._current_context = current
 
