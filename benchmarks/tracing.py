@@ -262,35 +262,16 @@ def _tracing_as(ratio: float | None) -> Iterator[_EncodingExporter | None]:
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     exporter = _EncodingExporter()
-    saved = (
-        tracing.ENABLED,
-        tracing._tracer,
-        tracing._otel,
-        tracing._ids,
-        tracing._root_sampler,
-        tracing._otel_current,
-    )
-    # As configure_tracing builds it: the root decision asked directly, the lazy context.
-    provider = TracerProvider(
-        sampler=ParentBased(TraceIdRatioBased(ratio)), id_generator=tracing._preset_ids()
-    )
-    provider.sampler = tracing._decided_sampler(provider.sampler)
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
+    saved = (tracing.ENABLED, tracing._tracer, tracing._otel)
     tracing._otel = tracing._bind_api()
-    tracing._install_lazy_context()
     tracing._tracer = provider.get_tracer("modyard")
     tracing.ENABLED = True
     try:
         yield exporter
     finally:
-        (
-            tracing.ENABLED,
-            tracing._tracer,
-            tracing._otel,
-            tracing._ids,
-            tracing._root_sampler,
-            tracing._otel_current,
-        ) = saved
+        tracing.ENABLED, tracing._tracer, tracing._otel = saved
         provider.shutdown()
 
 

@@ -59,20 +59,6 @@ _VERSION_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 #: flags): at 1 % sampling that is 99 % of messages, and in a real process, its caches full of
 #: other work, those calls cost several times what a micro-benchmark of them says.
 _unsampled: ContextVar[str | None] = ContextVar("modyard_unsampled_traceparent", default=None)
-#: The unsampled message (a :class:`_Current`) whose OpenTelemetry context is not built yet: it is
-#: built, and made current, the first time something asks OpenTelemetry for the current context
-#: (an HTTP client's or a statement's span, a component reading the current span), which most
-#: messages never do. See :class:`_LazyRuntimeContext`.
-_pending: ContextVar[Any] = ContextVar("modyard_pending_context", default=None)
-#: OpenTelemetry's current-context variable, when the runtime context is the SDK's default
-#: (contextvars): only then can the context of an unsampled message be built lazily.
-_otel_current: ContextVar[Any] | None = None
-#: The root sampling decision asked directly (see _dropped_root): the configured sampler, wrapped
-#: so that a trace it keeps is started with the same id and decision, and the provider's ids.
-_root_sampler: Any = None
-_ids: Any = None
-_ZERO_TRACE_ID = "0" * 32
-_ZERO_SPAN_ID = "0" * 16
 #: Span attributes of our own, next to the semantic conventions' (``messaging.*``, ``http.*``…).
 WORKSPACE = "modyard.workspace"
 FLOW = "modyard.flow.id"
@@ -117,10 +103,7 @@ def configure_tracing(service: str) -> bool:
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: f"modyard-{service}"}))
     # No sampler argument: the SDK reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG.
-    provider = TracerProvider(resource=resource, id_generator=_preset_ids())
-    # The configured sampler (OTEL_TRACES_SAMPLER) still makes every decision; the wrapper only
-    # hands the SDK the decision it already made for a new trace that _dropped_root kept.
-    provider.sampler = _decided_sampler(provider.sampler)
+    provider = TracerProvider(resource=resource)
     for exporter in _exporters():
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
@@ -132,7 +115,6 @@ def configure_tracing(service: str) -> bool:
     _tracer = trace.get_tracer("modyard")
     _service = service
     _otel = _bind_api()
-    _install_lazy_context()
     ENABLED = True
     log.info("tracing_enabled", service_name=resource.attributes.get(SERVICE_NAME))
     return True
@@ -142,7 +124,6 @@ def _bind_api() -> Any:
     from types import SimpleNamespace
 
     from opentelemetry import context, trace
-    from opentelemetry.sdk.trace.sampling import Decision
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     # Messages carry W3C trace context only (traceparent/tracestate, all that _text_carrier
@@ -162,90 +143,7 @@ def _bind_api() -> Any:
         client=trace.SpanKind.CLIENT,
         Link=trace.Link,
         NonRecordingSpan=trace.NonRecordingSpan,
-        DROP=Decision.DROP,
-        random_trace_id=getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0),
     )
-
-
-def _preset_ids() -> Any:
-    """The SDK's random ids, except that the next trace id can be set in advance: the one
-    _dropped_root drew and the sampler kept, so that the span then started has the id the
-    sampler decided on (a trace-id ratio sampler's decision is a function of it)."""
-    global _ids
-    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-
-    class PresetIds(RandomIdGenerator):
-        next_trace_id = 0
-
-        def generate_trace_id(self) -> int:
-            preset, self.next_trace_id = self.next_trace_id, 0
-            return preset or super().generate_trace_id()
-
-    _ids = PresetIds()
-    return _ids
-
-
-def _decided_sampler(configured: Any) -> Any:
-    """``configured`` (the sampler OTEL_TRACES_SAMPLER names), except that the decision
-    _dropped_root already asked it for a new trace it kept is handed back once, not asked again
-    (a sampler may be random: asking twice would keep a ratio's square)."""
-    global _root_sampler
-    from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
-
-    class DecidedSampler(Sampler):
-        def __init__(self) -> None:
-            self.configured = configured
-            self.decided: tuple[int, SamplingResult] | None = None
-
-        def should_sample(self, parent_context: Any, trace_id: int, *args: Any) -> SamplingResult:
-            decided, self.decided = self.decided, None
-            if decided is not None and decided[0] == trace_id:
-                return decided[1]
-            return self.configured.should_sample(parent_context, trace_id, *args)  # type: ignore[no-any-return]
-
-        def get_description(self) -> str:
-            return str(self.configured.get_description())
-
-    _root_sampler = DecidedSampler()
-    return _root_sampler
-
-
-def _install_lazy_context() -> None:
-    """Build an unsampled message's OpenTelemetry context only when something asks for it.
-
-    OpenTelemetry reads the current context through one runtime-context object
-    (``opentelemetry.context.get_current``); with the SDK's default (contextvars) it is replaced
-    by one that, while an unsampled message is handled (:data:`_pending`) and nothing else was
-    made current since, builds that message's context from its traceparent and makes it current.
-    Everything that starts a span (an HTTP client's, a statement's, :func:`span`) asks for it
-    first, so it stays in the trace and records nothing, as with the context attached up front.
-    Another runtime context (``OTEL_PYTHON_CONTEXT``) keeps the context attached up front."""
-    global _otel_current
-    from opentelemetry import context
-    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-
-    runtime = context._RUNTIME_CONTEXT
-    if getattr(runtime, "modyard_lazy", False):  # installed already (a benchmark's provider)
-        _otel_current = runtime._current_context  # type: ignore[attr-defined]
-        return
-    if type(runtime) is not ContextVarsRuntimeContext:
-        return
-
-    class LazyRuntimeContext(ContextVarsRuntimeContext):
-        modyard_lazy = True
-
-        def __init__(self, current: ContextVar[Any]) -> None:
-            self._current_context = current
-
-        def get_current(self) -> Any:
-            current = self._current_context.get()
-            pending = _pending.get()
-            if pending is None or pending.outer is not current:
-                return current
-            return pending.materialise(self._current_context)
-
-    context._RUNTIME_CONTEXT = LazyRuntimeContext(runtime._current_context)
-    _otel_current = runtime._current_context
 
 
 def _exporters() -> list[Any]:
@@ -376,10 +274,7 @@ def _remote_context(headers: Mapping[str, Any] | None) -> Any:
     """The context of the ``traceparent`` in ``headers`` (None if there is none, or it is
     malformed)."""
     remote = _remote(headers)
-    if remote is None:
-        return None
-    context, _sampled, traceparent = remote
-    return _context_of(traceparent or "") if context is None else context
+    return None if remote is None else remote[0]
 
 
 def _remote(headers: Mapping[str, Any] | None) -> tuple[Any, bool, str | None] | None:
@@ -403,38 +298,14 @@ def _remote(headers: Mapping[str, Any] | None) -> tuple[Any, bool, str | None] |
             return None
         return context, span_context.trace_flags.sampled, None
     trace_id, span_id, flags = match.groups()
-    if trace_id == _ZERO_TRACE_ID or span_id == _ZERO_SPAN_ID:
-        return None  # all-zero ids: the propagator ignores them too
-    # Our own form, lower-case hex: the header as _write_traceparent would write it again. No
-    # context yet (None): an unsampled message's is built only if something asks (_context_of).
-    return None, int(flags, 16) & 1 == 1, value
-
-
-def _context_of(traceparent: str, remote: bool = True) -> Any:
-    """OpenTelemetry's context of a traceparent in our own form (a non-recording span)."""
     span_context = _otel.SpanContext(
-        int(traceparent[3:35], 16),
-        int(traceparent[36:52], 16),
-        remote,
-        _otel.TraceFlags(int(traceparent[53:55], 16)),
+        int(trace_id, 16), int(span_id, 16), True, _otel.TraceFlags(int(flags, 16))
     )
-    return _otel.trace.set_span_in_context(_otel.NonRecordingSpan(span_context), _otel.empty)
-
-
-def _dropped_root(name: str, kind: SpanKind) -> str | None:
-    """The traceparent of a new trace the configured sampler drops, decided without starting a
-    span (the SDK's start_span is most of what such a message costs); None when the sampler keeps
-    it (or adds a tracestate), and then the next span started gets this trace id and decision."""
-    if _root_sampler is None:
+    if not span_context.is_valid:  # all-zero ids: the propagator ignores them too
         return None
-    trace_id = _ids.generate_trace_id()
-    result = _root_sampler.configured.should_sample(_otel.empty, trace_id, name, kind)
-    if result.decision is _otel.DROP and not result.trace_state:
-        # The flags the SDK gives such a span: not sampled, random trace id (W3C level 2).
-        return f"00-{trace_id:032x}-{_ids.generate_span_id():016x}-{_otel.random_trace_id:02x}"
-    _ids.next_trace_id = trace_id
-    _root_sampler.decided = (trace_id, result)
-    return None
+    context = _otel.trace.set_span_in_context(_otel.NonRecordingSpan(span_context), _otel.empty)
+    # Our own form, lower-case hex: the header as _write_traceparent would write it again.
+    return context, span_context.trace_flags.sampled, value
 
 
 def _text_carrier(headers: Mapping[str, Any] | None) -> dict[str, str]:
@@ -465,55 +336,25 @@ def link_to(headers: Mapping[str, Any] | None) -> Link | None:
 
 
 class _Current(AbstractContextManager[None]):
-    """The context of a trace the sampler left out is current inside the block, for what the
-    handler sends on (``traceparent``: the header that says so, None to let OpenTelemetry's
-    accessors answer, as for a tracestate). No span to record or end. ``context`` None: built
-    from ``traceparent`` (``remote``: whether it came in a message) only if something asks."""
+    """``context`` is current inside the block: the context of a trace the sampler left out, for
+    what the handler sends on (``traceparent``: the header that says so, None to let
+    OpenTelemetry's accessors answer, as for a tracestate). No span to record or end."""
 
-    __slots__ = (
-        "_context",
-        "_pending_token",
-        "_remote",
-        "_token",
-        "_traceparent",
-        "_unsampled_token",
-        "outer",
-    )
+    __slots__ = ("_context", "_token", "_traceparent", "_unsampled_token")
 
-    def __init__(self, context: Any, traceparent: str | None, remote: bool = True) -> None:
+    def __init__(self, context: Any, traceparent: str | None) -> None:
         self._context = context
         self._traceparent = traceparent
-        self._remote = remote
 
     def __enter__(self) -> None:
         # OpenTelemetry's context for whatever else runs inside (an HTTP client's span, a
         # statement's): it stays in this trace and records nothing, as parent-based sampling asks.
+        self._token = _otel.context.attach(self._context)
         self._unsampled_token = _unsampled.set(self._traceparent)
-        if self._context is None and _otel_current is not None:
-            self.outer = _otel_current.get()  # built on first ask while this is still current
-            self._pending_token = _pending.set(self)
-            self._token = None
-        else:
-            context = self._context
-            if context is None:
-                context = _context_of(self._traceparent or "", self._remote)
-            self._pending_token = _pending.set(None)
-            self._token = _otel.context.attach(context)
-
-    def materialise(self, current: ContextVar[Any]) -> Any:
-        """Build this message's context and make it current (OpenTelemetry asked for it)."""
-        context = _context_of(self._traceparent or "", self._remote)
-        current.set(context)
-        return context
 
     def __exit__(self, *_exc: object) -> None:
-        _pending.reset(self._pending_token)
         _unsampled.reset(self._unsampled_token)
-        if self._token is None:
-            # Whatever was made current inside (the built context) is no longer.
-            _otel_current.set(self.outer)  # type: ignore[union-attr]
-        else:
-            _otel.context.detach(self._token)
+        _otel.context.detach(self._token)
 
 
 def publishing(
@@ -544,11 +385,6 @@ def publishing(
         _write_traceparent(carried, current)
         return nullcontext(carried)
     name = f"publish {destination or routing_key or '(default)'}"
-    if not current.is_valid:
-        dropped = _dropped_root(name, _otel.producer)
-        if dropped is not None:  # a new trace the sampler drops: its context travels on
-            carried[TRACEPARENT] = dropped
-            return nullcontext(carried)
     producer = _tracer.start_span(name, kind=_otel.producer)
     _write_traceparent(carried, producer.get_span_context())
     if not producer.is_recording():
@@ -576,21 +412,15 @@ def consuming(
     if not ENABLED or _tracer is None:
         return nullcontext(None)
     remote = _remote(headers)
-    name = f"process {source}"
     if remote is None:
         context = _otel.empty  # no parent: a new trace, whatever the current context holds
-        dropped = _dropped_root(name, kind or _otel.consumer)
-        if dropped is not None:
-            return _Current(None, dropped, remote=False)
     else:
         context, sampled, traceparent = remote
         if not sampled:
             # Left out by the sampler where the trace started: carry its context on, record
             # nothing.
             return _Current(context, traceparent)
-        if context is None:
-            context = _context_of(traceparent or "")
-    consumer = _tracer.start_span(name, context=context, kind=kind or _otel.consumer)
+    consumer = _tracer.start_span(f"process {source}", context=context, kind=kind or _otel.consumer)
     if not consumer.is_recording():
         # A new trace the sampler left out (a message without a parent).
         started = consumer.get_span_context()
