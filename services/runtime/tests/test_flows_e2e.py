@@ -642,3 +642,51 @@ async def test_a_webhook_takes_the_body_size_its_node_declares_above_the_service
     )
     assert refused.status_code == 413, refused.text
     assert refused.json()["type"].endswith("/webhook-body-too-large")
+
+
+async def test_an_edited_flow_is_served_its_new_definition_by_the_next_webhook(env: Env) -> None:
+    """The webhook route keeps each flow's validated definition per revision
+    (engine/flow_cache.py): an edited flow is served its new definition by the very next webhook,
+    and a stop is refused at once."""
+    nodes, connections = three_nodes()
+    flow_id = await env.flow(nodes, connections)
+    assert (await env.start(flow_id)).status_code == 200
+    await env.hook(flow_id, {"id": 1, "amount": 2.0})  # the definition is now cached
+
+    async def shaped() -> bool:
+        return await env.logs(flow_id) == [{"order": 1, "total": 2.0}]
+
+    await eventually(shaped)
+
+    # Stopped: the very next webhook is refused, whatever the route remembers of the flow.
+    stopped = await env.client.post(
+        f"/v1/workspaces/{WS}/flows/{flow_id}/stop", headers=env.operator
+    )
+    assert stopped.status_code == 200, stopped.text
+    refused = await env.client.post(f"/v1/hooks/{WS}/{flow_id}/hook", json={"id": 9})
+    assert refused.status_code == 409
+    assert refused.json()["type"].endswith("flow-not-running")
+
+    # Edited: the trigger is renamed and wired straight to the sink, skipping the transform.
+    replaced = await env.client.put(
+        f"/v1/workspaces/{WS}/flows/{flow_id}",
+        json={
+            "name": f"flow-{uuid.uuid4().hex[:6]}",
+            "definition": {
+                "nodes": {"intake": nodes["hook"], "sink": nodes["sink"]},
+                "connections": [{"from": "intake", "to": "sink"}],
+            },
+        },
+        headers=env.operator,
+    )
+    assert replaced.status_code == 200, replaced.text
+    assert (await env.start(flow_id)).status_code == 200
+
+    gone = await env.client.post(f"/v1/hooks/{WS}/{flow_id}/hook", json={"id": 3})
+    assert gone.status_code == 404
+    await env.hook(flow_id, {"id": 2, "amount": 5.0}, node="intake")
+
+    async def raw() -> bool:
+        return await env.logs(flow_id) == [{"order": 1, "total": 2.0}, {"id": 2, "amount": 5.0}]
+
+    await eventually(raw)

@@ -1,5 +1,9 @@
 """Flows as the worker needs them, cached briefly: one database read per flow per second, not
-per message. A stop reaches every worker within ``ttl`` seconds."""
+per message. A stop reaches every worker within ``ttl`` seconds.
+
+Validated definitions are also kept by flow id and ``revision`` (bumped on every change of a flow,
+flows/service.py), for the worker and for the webhook route, which reads a flow's status on every
+request but validates its definition only when the revision is new to this process."""
 
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ from modyard.common.db.database import Database
 from modyard.runtime.failures import RetryPolicy
 from modyard.runtime.flows.definition import FlowDefinition
 from modyard.runtime.models import Flow
+
+#: Validated definitions kept per process; the oldest goes first beyond this many flows.
+MAX_DEFINITIONS = 1024
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,28 @@ class FlowCache:
         #: The read in progress per flow: when an entry expires under load, the prefetch's worth
         #: of messages waiting for it share one read instead of each starting its own.
         self._reading: dict[uuid.UUID, asyncio.Future[RunnableFlow | None]] = {}
+        #: flow id -> (revision, its definition validated): one entry per flow, the latest seen.
+        self._definitions: dict[uuid.UUID, tuple[int, FlowDefinition]] = {}
+
+    def cached_definition(self, flow_id: uuid.UUID, revision: int) -> FlowDefinition | None:
+        """The flow's definition at ``revision`` if it was validated before, else None."""
+        known = self._definitions.get(flow_id)
+        return known[1] if known is not None and known[0] == revision else None
+
+    def definition(
+        self, flow_id: uuid.UUID, revision: int, raw: dict[str, object]
+    ) -> FlowDefinition:
+        """``raw`` (the flow's definition column at ``revision``) validated, once per revision.
+        The revision is the key, not a time: an edited flow is never served its old definition."""
+        cached = self.cached_definition(flow_id, revision)
+        if cached is not None:
+            return cached
+        definition = FlowDefinition.model_validate(raw)
+        self._definitions.pop(flow_id, None)  # re-inserted last: the dict's order is its age
+        self._definitions[flow_id] = (revision, definition)
+        if len(self._definitions) > MAX_DEFINITIONS:
+            del self._definitions[next(iter(self._definitions))]
+        return definition
 
     def forget(self, flow_id: uuid.UUID) -> None:
         self._entries.pop(flow_id, None)
@@ -65,7 +94,7 @@ class FlowCache:
         return runnable
 
     def _runnable(self, flow: Flow) -> RunnableFlow:
-        definition = FlowDefinition.model_validate(flow.definition)
+        definition = self.definition(flow.id, flow.revision, flow.definition)
         return RunnableFlow(
             id=flow.id,
             workspace=flow.workspace,

@@ -7,6 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response, status
+from sqlalchemy import select
 
 from modyard.common.body_limit import body_limit
 from modyard.common.db.session import DbSession
@@ -18,11 +19,10 @@ from modyard.common.errors import (
     ValidationFailed,
 )
 from modyard.common.request_context import current_correlation_id
-from modyard.runtime.context import Context
+from modyard.runtime.context import SLOT
 from modyard.runtime.engine.dispatch import send
 from modyard.runtime.engine.messages import WorkMessage
 from modyard.runtime.flows import js_lifecycle
-from modyard.runtime.flows.definition import FlowDefinition
 from modyard.runtime.flows.triggers import DEFAULT_WEBHOOK_BODY_BYTES
 from modyard.runtime.models import Flow
 from modyard.runtime.schemas import HookAccepted
@@ -50,10 +50,9 @@ async def receive_other_methods(
     flow_id: uuid.UUID,
     node_id: NodeId,
     session: DbSession,
-    context: Context,
 ) -> Response:
     """A js webhook component (``webhook: true``) takes any method; ``core.webhook`` only POST."""
-    answer = await receive(request, ws, flow_id, node_id, session, context)
+    answer = await receive(request, ws, flow_id, node_id, session)
     if not isinstance(answer, Response):
         raise NotFound("There is no webhook component at this address.")  # pragma: no cover
     return answer
@@ -71,7 +70,6 @@ async def receive(
     flow_id: uuid.UUID,
     node_id: NodeId,
     session: DbSession,
-    context: Context,
 ) -> HookAccepted | Response:
     """A webhook trigger: the JSON body becomes a message of the flow (202 once it is queued).
     A js webhook component's node (flows/js_lifecycle.py) answers with what the component gave
@@ -79,22 +77,44 @@ async def receive(
 
     The flow id is the secret here, as with Appmixer's webhook URLs: no bearer token is needed.
     """
-    flow = await session.get(Flow, flow_id)
-    node = (
-        FlowDefinition.model_validate(flow.definition).nodes.get(node_id)
-        if flow and flow.workspace == ws
-        else None
-    )
+    # Read off the app, not through the ``Context`` dependency: ``ContextSlot.get`` is a plain
+    # function, which FastAPI runs in its thread pool, a thread hop per request (docs/runtime.md).
+    context = SLOT.of(request.app)
+    # Only the columns the answer needs, as a plain row: the ORM's identity map and a JSONB
+    # decode of the definition cost more than the rest of the route (docs/runtime.md). The
+    # status is read on every request, so a stop is refused at once; the definition is read and
+    # validated only when its revision is new to this process (engine/flow_cache.py).
+    row = (
+        await session.execute(
+            select(Flow.workspace, Flow.name, Flow.status, Flow.revision).where(Flow.id == flow_id)
+        )
+    ).one_or_none()
+    definition = None
+    if row is not None and row.workspace == ws:
+        definition = context.flows.cached_definition(flow_id, row.revision)
+        if definition is None:
+            fresh = (
+                await session.execute(
+                    select(Flow.revision, Flow.definition).where(Flow.id == flow_id)
+                )
+            ).one_or_none()
+            if fresh is not None:
+                definition = context.flows.definition(flow_id, fresh.revision, fresh.definition)
+    node = definition.nodes.get(node_id) if definition is not None else None
+    flow = None
     component = None
-    if flow is not None and node is not None and node.component != "core.webhook":
-        component = await js_lifecycle.webhook_component(session, flow, node_id, node.component)
-    if flow is None or node is None or (node.component != "core.webhook" and component is None):
+    if row is not None and node is not None and node.component != "core.webhook":
+        # A js webhook component (rare next to core.webhook): its helpers take the whole flow.
+        flow = await session.get(Flow, flow_id)
+        if flow is not None:
+            component = await js_lifecycle.webhook_component(session, flow, node_id, node.component)
+    if row is None or node is None or (node.component != "core.webhook" and component is None):
         raise NotFound("There is no webhook trigger at this address.")
     if component is None and request.method != "POST":
         raise NotFound("There is no webhook component at this address (core.webhook takes POST).")
-    if flow.status != "running":
+    if row.status != "running":
         raise Conflict(
-            f"Flow {flow.name!r} is stopped; start it to receive webhooks.", slug="flow-not-running"
+            f"Flow {row.name!r} is stopped; start it to receive webhooks.", slug="flow-not-running"
         )
     # The read is over: end its transaction before anything is queued. Ended after, a database
     # going away in between turned a queued message into a 503, and the caller's retry ran the
@@ -109,6 +129,7 @@ async def receive(
                 f"This webhook takes at most {limit} bytes.", slug="webhook-body-too-large"
             )
     if component is not None:
+        assert flow is not None  # read with the component
         content = js_lifecycle.webhook_content(
             request.method, request.headers, request.url.query, bytes(body)
         )
@@ -121,21 +142,21 @@ async def receive(
         raise ValidationFailed(f"The body is not JSON ({exc}).", slug="invalid-json") from exc
     message = WorkMessage(
         workspace=ws,
-        flow_id=str(flow.id),
+        flow_id=str(flow_id),
         node_id=node_id,
         port="out",
         payload=payload,
         correlation_id=current_correlation_id(),
     )
     # The trigger's output goes straight to the nodes it connects to (the trigger itself ran here).
-    definition = FlowDefinition.model_validate(flow.definition)
+    assert definition is not None  # node was found in it
     for index, connection in definition.outgoing(node_id, "out"):
         await send(
             context.bus,
             WorkMessage(
                 message_id=message.child_id(index, 0),
                 workspace=ws,
-                flow_id=str(flow.id),
+                flow_id=str(flow_id),
                 node_id=connection.target,
                 port=connection.target_port,
                 payload=payload,
