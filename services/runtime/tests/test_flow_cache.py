@@ -39,6 +39,7 @@ def _flow(status: str = "running") -> Any:
         name="f",
         owner="me",
         status=status,
+        revision=1,
         definition={"nodes": {"a": {"component": "core.log", "properties": {"message": "x"}}}},
     )
 
