@@ -2,11 +2,11 @@
 
 A service declares what its endpoints need besides a database session (its settings, clients,
 caches) as one dataclass, stores it on the app once (:meth:`ContextSlot.attach`) and reads it in a
-dependency (:meth:`ContextSlot.get`) typed as that class, so an endpoint never reads an untyped
+dependency (:meth:`ContextSlot.dependency`) typed as that class, so an endpoint never reads an untyped
 attribute back and asserts its type::
 
     SLOT = ContextSlot(RegistryContext)
-    Context = Annotated[RegistryContext, Depends(SLOT.get)]
+    Context = Annotated[RegistryContext, Depends(SLOT.dependency)]
 """
 
 from __future__ import annotations
@@ -35,5 +35,11 @@ class ContextSlot(Generic[T]):
         return context
 
     def get(self, request: Request) -> T:
-        """The dependency: the context of the app serving ``request``."""
+        """The context of the app serving ``request`` (from code that has the request)."""
+        return self.of(request.app)
+
+    async def dependency(self, request: Request) -> T:
+        """:meth:`get` as an endpoint's dependency. A coroutine on purpose: FastAPI runs a plain
+        function dependency in its thread pool, a hop to another thread and back on every request
+        for an attribute read."""
         return self.of(request.app)

@@ -10,7 +10,7 @@ from fastapi import Depends, Response
 from modyard.appcell_gateway.context import SLOT, GatewayContext
 from modyard.common.auth import CurrentPrincipal, Principal, Role, require_roles
 
-Context = Annotated[GatewayContext, Depends(SLOT.get)]
+Context = Annotated[GatewayContext, Depends(SLOT.dependency)]
 
 #: The request paths' caller: common auth, whose verified tokens are remembered briefly.
 Caller = CurrentPrincipal

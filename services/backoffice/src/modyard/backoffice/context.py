@@ -28,4 +28,4 @@ class BackofficeContext:
 
 
 SLOT = ContextSlot(BackofficeContext)
-Context = Annotated[BackofficeContext, Depends(SLOT.get)]
+Context = Annotated[BackofficeContext, Depends(SLOT.dependency)]

@@ -23,4 +23,4 @@ class DeployerContext:
 
 
 SLOT = ContextSlot(DeployerContext)
-Context = Annotated[DeployerContext, Depends(SLOT.get)]
+Context = Annotated[DeployerContext, Depends(SLOT.dependency)]

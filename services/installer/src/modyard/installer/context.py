@@ -37,4 +37,4 @@ class InstallerContext:
 
 
 SLOT = ContextSlot(InstallerContext)
-Context = Annotated[InstallerContext, Depends(SLOT.get)]
+Context = Annotated[InstallerContext, Depends(SLOT.dependency)]

@@ -19,4 +19,4 @@ class RunnerContext:
 
 
 SLOT = ContextSlot(RunnerContext)
-Context = Annotated[RunnerContext, Depends(SLOT.get)]
+Context = Annotated[RunnerContext, Depends(SLOT.dependency)]

@@ -17,4 +17,4 @@ class RegistryContext:
 
 
 SLOT = ContextSlot(RegistryContext)
-Context = Annotated[RegistryContext, Depends(SLOT.get)]
+Context = Annotated[RegistryContext, Depends(SLOT.dependency)]

@@ -38,4 +38,4 @@ class RuntimeContext:
 
 
 SLOT = ContextSlot(RuntimeContext)
-Context = Annotated[RuntimeContext, Depends(SLOT.get)]
+Context = Annotated[RuntimeContext, Depends(SLOT.dependency)]
