@@ -39,7 +39,7 @@ import aio_pika
 import httpx
 
 from benchmarks import http_load
-from benchmarks.process_stats import cpu_seconds
+from benchmarks.process_stats import cpu_seconds, py_spy_record
 from examples.resellerclub_cell.module_archive import module_zip
 from examples.resellerclub_cell.process import CWD, cell_command
 from modyard.common.auth import Role, mint_token
@@ -300,25 +300,7 @@ def _broker_pid() -> int | None:
 
 
 async def _profile(processes: dict[str, int]) -> list[asyncio.subprocess.Process]:
-    """py-spy recording each of the Python processes until it is interrupted."""
+    """py-spy recording each of the Python processes (not RabbitMQ's) until it is interrupted."""
     assert PROFILE_DIR is not None
-    Path(PROFILE_DIR).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once
-    profilers = [
-        await asyncio.create_subprocess_exec(
-            "py-spy",
-            "record",
-            "--pid",
-            str(pid),
-            "--rate",
-            "250",
-            "--format",
-            "raw",
-            "--output",
-            str(Path(PROFILE_DIR) / f"{name}.txt"),
-            stdout=asyncio.subprocess.DEVNULL,
-        )
-        for name, pid in processes.items()
-        if name != "rabbitmq"
-    ]
-    await asyncio.sleep(1)  # attached before the load starts
-    return profilers
+    python = {name: pid for name, pid in processes.items() if name != "rabbitmq"}
+    return await py_spy_record(PROFILE_DIR, python)

@@ -5,7 +5,9 @@ machine's cores, where throughput alone would also measure the neighbours."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
@@ -24,3 +26,29 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     user_ticks, system_ticks = int(fields[11]), int(fields[12])
     return (user_ticks + system_ticks) / _TICKS_PER_SECOND
+
+
+async def py_spy_record(
+    directory: str, processes: Mapping[str, int]
+) -> list[asyncio.subprocess.Process]:
+    """py-spy recording each named process (raw samples in ``directory/<name>.txt``) until it is
+    interrupted; the benchmarks' ``MODYARD_BENCH_<X>_PROFILE`` knobs. Attached before returning."""
+    Path(directory).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once
+    profilers = [
+        await asyncio.create_subprocess_exec(
+            "py-spy",
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--output",
+            str(Path(directory) / f"{name}.txt"),
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+        for name, pid in processes.items()
+    ]
+    await asyncio.sleep(1)  # attached before the load starts
+    return profilers

@@ -38,7 +38,6 @@ import time
 import uuid
 from collections import Counter
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,6 +47,7 @@ import httpx
 
 from benchmarks.flow_load import CpuSplit, publish_work, wait_for_node_logs
 from benchmarks.http_load import _Connection
+from benchmarks.process_stats import py_spy_record
 from modyard.common.auth import Role
 from modyard.common.settings import CommonSettings
 from modyard.testing.infra import IsolatedInfra, asyncpg_dsn
@@ -245,25 +245,8 @@ async def _profile(
 ) -> list[asyncio.subprocess.Process]:
     """py-spy recording each runtime process until it is interrupted."""
     assert PROFILE_DIR is not None
-    Path(PROFILE_DIR).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once
-    profilers = [
-        await asyncio.create_subprocess_exec(
-            "py-spy",
-            "record",
-            "--pid",
-            str(runtime.process.pid),
-            "--rate",
-            "250",
-            "--format",
-            "raw",
-            "--output",
-            str(Path(PROFILE_DIR) / f"runtime-{run}-{index}.txt"),
-            stdout=asyncio.subprocess.DEVNULL,
-        )
-        for index, runtime in enumerate(runtimes)
-    ]
-    await asyncio.sleep(1)  # attached before the load starts
-    return profilers
+    named = {f"runtime-{run}-{index}": r.process.pid for index, r in enumerate(runtimes)}
+    return await py_spy_record(PROFILE_DIR, named)
 
 
 def _percentile(ordered: list[float], fraction: float) -> float | None:

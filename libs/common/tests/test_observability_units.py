@@ -62,6 +62,23 @@ def _build_app(env: dict[str, str]) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+def _script_result(script: str) -> Any:
+    """Run ``script`` in a fresh interpreter with no OTEL_* variables; what it printed after
+    ``RESULT``, parsed (tracing's global provider and context stay out of this test process)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))
+
+
 def test_with_tracing_off_no_sdk_or_instrumentation_is_loaded() -> None:
     assert _build_app({}) == "False 0"
 
@@ -112,18 +129,7 @@ print("RESULT " + json.dumps(seen))
 
 
 def test_a_trace_left_out_by_the_sampler_travels_on_without_spans_a_sampled_one_with_them() -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    result = subprocess.run(
-        [sys.executable, "-c", _PROPAGATE],
-        env=clean,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
-    seen = json.loads(line.removeprefix("RESULT "))
+    seen = _script_result(_PROPAGATE)
     unsampled, sampled = seen["00"], seen["01"]
     # Unsampled: no span, the same context (trace, parent span, flags) passed on.
     assert unsampled["span"] is False
@@ -177,18 +183,7 @@ def test_the_hooks_inside_a_trace_left_out_answer_for_the_innermost_context() ->
     """A message of a trace the sampler left out answers the ledger's, the exemplar's and the
     publish's questions from its own marker; a context made current inside it (a sampled message,
     a span, a new trace) answers for itself, and the marker is back after it."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    result = subprocess.run(
-        [sys.executable, "-c", _NESTED],
-        env=clean,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
-    seen = json.loads(line.removeprefix("RESULT "))
+    seen = _script_result(_NESTED)
     unsampled = f"00-{1:032x}-{1:016x}-00"
     for name in ("unsampled", "after"):
         assert seen[name] == {
@@ -255,18 +250,7 @@ print("RESULT " + json.dumps({"sampled": [c is not None for c in callers], "span
 
 
 def test_a_batched_statement_is_a_span_of_its_first_sampled_caller_linked_to_the_others() -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    result = subprocess.run(
-        [sys.executable, "-c", _BATCHED],
-        env=clean,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
-    seen = json.loads(line.removeprefix("RESULT "))
+    seen = _script_result(_BATCHED)
     assert seen["sampled"] == [True, False, True]
     # One span only: the statement whose callers were all left out by the sampler has none.
     (statement,) = seen["spans"]
