@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -32,7 +33,10 @@ async def py_spy_record(
     directory: str, processes: Mapping[str, int]
 ) -> list[asyncio.subprocess.Process]:
     """py-spy recording each named process (raw samples in ``directory/<name>.txt``) until it is
-    interrupted; the benchmarks' ``MODYARD_BENCH_<X>_PROFILE`` knobs. Attached before returning."""
+    interrupted; the benchmarks' ``MODYARD_BENCH_<X>_PROFILE`` knobs. Attached before returning.
+    py-spy is a developer's tool, not a dependency of the project: ``uv tool install py-spy``."""
+    if shutil.which("py-spy") is None:
+        raise RuntimeError("profiling needs py-spy on PATH: `uv tool install py-spy`")
     Path(directory).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once
     profilers = [
         await asyncio.create_subprocess_exec(
