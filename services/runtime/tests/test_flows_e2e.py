@@ -690,3 +690,10 @@ async def test_an_edited_flow_is_served_its_new_definition_by_the_next_webhook(e
         return await env.logs(flow_id) == [{"order": 1, "total": 2.0}, {"id": 2, "amount": 5.0}]
 
     await eventually(raw)
+
+    # Cached or not, the definition is this workspace's: the same flow id under another
+    # workspace's address is no webhook, and nothing reaches the flow.
+    elsewhere = await env.client.post(f"/v1/hooks/other-{WS}/{flow_id}/intake", json={"id": 4})
+    assert elsewhere.status_code == 404
+    await asyncio.sleep(0.5)
+    assert await env.logs(flow_id) == [{"order": 1, "total": 2.0}, {"id": 2, "amount": 5.0}]
