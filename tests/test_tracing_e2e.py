@@ -10,6 +10,7 @@ import asyncio
 import io
 import json
 import os
+import secrets
 import sys
 import uuid
 import zipfile
@@ -514,10 +515,14 @@ async def test_a_retried_unprocessed_message_starts_a_trace_linked_to_the_attemp
 ) -> None:
     sink = traced.sink
     runtime = traced.cluster.url("runtime")
-    seen = len(sink.spans)
+    # The request names its own trace: an earlier test's webhook span can reach the sink late (the
+    # exporter sends in batches), so "the spans after this point" would not pick out this one.
+    original = secrets.token_hex(16)
     async with httpx.AsyncClient(timeout=30, headers=traced.cluster.operator) as client:
         sent = await client.post(
-            f"{runtime}/v1/hooks/{WS}/{traced.flow_id}/hook", json={"fatal_once": True}
+            f"{runtime}/v1/hooks/{WS}/{traced.flow_id}/hook",
+            json={"fatal_once": True},
+            headers={"traceparent": f"00-{original}-{secrets.token_hex(8)}-01"},
         )
         assert sent.status_code == 202
         found: list[dict[str, Any]] = []
@@ -534,14 +539,17 @@ async def test_a_retried_unprocessed_message_starts_a_trace_linked_to_the_attemp
             return bool(found)
 
         await eventually(stored, timeout=60)
-        hooks = [
-            span
-            for span in sink.spans[seen:]
-            if span.kind == "SERVER"
-            and str(span.attributes.get("url.path")).startswith("/v1/hooks/")
-        ]
-        assert len(hooks) == 1
-        original = hooks[0].trace_id
+
+        def hooks() -> list[ReceivedSpan]:
+            return [
+                span
+                for span in sink.trace(original)
+                if span.kind == "SERVER"
+                and str(span.attributes.get("url.path")).startswith("/v1/hooks/")
+            ]
+
+        await eventually(lambda: bool(hooks()), timeout=30)
+        assert len(hooks()) == 1
         retried = await client.post(f"{runtime}/v1/unprocessed-messages/{found[0]['id']}")
         assert retried.status_code == 202, retried.text
 
