@@ -41,12 +41,13 @@ def test_a_started_service_has_not_loaded_what_only_some_calls_use(package: str)
     # Its tokens are HMAC (PyJWT without cryptography) and its SecretBox is made at start-up but
     # imports cryptography only when it first opens a secret (modyard.common.secrets); FastAPI
     # looks for pydantic.v1 only to rule its models out; typer is for the other commands
-    # (modyard.common.service_cli), psutil for an egress policy's first look at the interfaces.
+    # (modyard.common.service_cli), psutil for an egress policy's first look at the interfaces,
+    # watchfiles for uvicorn's --reload only.
     loaded = _python(
         f"import sys, modyard.{package}.__main__, modyard.{package}.app as app; app.create_app(); "
-        "import modyard.common.tokens, modyard.common.service_cli; "
+        "import modyard.common.tokens, modyard.common.service_cli, uvicorn.supervisors; "
         "print(sorted(name for name in sys.modules if sys.modules[name] is not None and "
-        "(name.split('.')[0] in ('cryptography', 'typer', 'psutil') "
+        "(name.split('.')[0] in ('cryptography', 'typer', 'psutil', 'watchfiles') "
         "or name.startswith('pydantic.v1'))))"
     )
     assert loaded == "[]"

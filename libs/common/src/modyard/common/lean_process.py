@@ -16,6 +16,12 @@ installed, though the services' tokens are HMAC-signed (``jwt_algorithm`` accept
 supports (cryptography is its optional ``crypto`` extra); cryptography itself stays importable and
 is loaded by the first secret a :class:`~modyard.common.secrets.SecretBox` opens.
 
+uvicorn imports watchfiles, when it is installed, for its ``--reload`` supervisor (``uvicorn.
+supervisors`` picks its file watcher at import): a served process never reloads, and the images do not
+install watchfiles (the Dockerfile's ``--no-install-package``), so a development process leaves it out
+too (:data:`DEVELOPMENT_RELOAD`, ~1 MiB: its Rust extension and its modules) and measures as a
+container runs.
+
 FastAPI imports ``pydantic.v1`` (23 modules, ~2.6 MiB) only to ask whether a route's types are
 pydantic 1 models, and answers "no" when it cannot be imported (its path for a pydantic without
 v1); modyard has no pydantic 1 model, so a service process marks it absent
@@ -34,6 +40,8 @@ import sys
 TERMINAL_RENDERING = ("rich", "pygments")
 #: Modules a service process never uses, though its libraries look for them.
 LEGACY_MODELS = ("pydantic.v1",)
+#: uvicorn's --reload file watcher: never used by a served process, not installed in the images.
+DEVELOPMENT_RELOAD = ("watchfiles",)
 
 
 def leave_out_terminal_rendering() -> None:
@@ -63,6 +71,6 @@ def import_hmac_only_jwt() -> None:
 def lean_service_process() -> None:
     """Everything a service process leaves out, before its first import (see the docstring)."""
     leave_out_terminal_rendering()
-    for module in LEGACY_MODELS:
+    for module in (*LEGACY_MODELS, *DEVELOPMENT_RELOAD):
         sys.modules.setdefault(module, None)  # type: ignore[arg-type]
     import_hmac_only_jwt()
