@@ -23,7 +23,6 @@ py-spy profiles (raw, for flame graphs) of the gateway and the cell during (b).
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import signal
@@ -50,6 +49,9 @@ from modyard.testing.services import auth_headers, service_process
 
 REQUESTS = int(os.environ.get("MODYARD_BENCH_GATEWAY_REQUESTS", "20000"))
 PROFILE_DIR = os.environ.get("MODYARD_BENCH_GATEWAY_PROFILE")
+#: A file to write (b)'s requests to, one ``sent_seconds latency_ms`` line each: where the slow
+#: ones fall in time.
+TIMELINE = os.environ.get("MODYARD_BENCH_GATEWAY_TIMELINE")
 CLIENTS = 32
 RATIO_TARGET = 1.5
 P99_TARGET_MS = 20
@@ -147,9 +149,11 @@ async def _raw_echo(infra: IsolatedInfra) -> dict[str, Any]:
                     if answer != body:
                         mismatched += 1
 
-            started = time.perf_counter()
-            await asyncio.gather(*(client() for _ in range(CLIENTS)))
-            return _figures(latencies, time.perf_counter() - started, lost, mismatched)
+            with http_load.collector_paused():  # the same instrument as (b)'s
+                started = time.perf_counter()
+                await asyncio.gather(*(client() for _ in range(CLIENTS)))
+                elapsed = time.perf_counter() - started
+            return _figures(latencies, elapsed, lost, mismatched)
     finally:
         responder.terminate()
         await responder.wait()
@@ -160,6 +164,15 @@ async def _through_gateway(gateway_url: str, token: str, domains: list[str]) -> 
     # CPU is taken from the gateway and the cell, and it costs a fraction of aiohttp's per request.
     path = f"/v1/cells/{WS}:rc/plugins/NewResellerClub/actions/fetch"
     load = await http_load.run(gateway_url, path, token, domains, REQUESTS, timeout=30)
+    if TIMELINE:
+        first = min(load.starts, default=0.0)
+        Path(TIMELINE).write_text(  # noqa: ASYNC240 - after the load
+            f"# sent_seconds latency_ms; 0 is perf_counter {first:.6f} (CLOCK_MONOTONIC)\n"
+            + "".join(
+                f"{start - first:.6f} {latency * 1000:.3f}\n"
+                for start, latency in zip(load.starts, load.latencies, strict=True)
+            )
+        )
     figures = _figures(load.latencies, load.elapsed, load.lost, load.mismatched)
     figures["load_generator_cpu_ms_per_request"] = round(
         load.cpu_seconds * 1000 / max(1, load.answered), 3
@@ -171,9 +184,6 @@ async def gateway_load(infra: IsolatedInfra) -> dict[str, Any]:
     settings = CommonSettings()
     operator = auth_headers(settings, Role.operator)
     quiet = {"MODYARD_LOG_LEVEL": "WARNING"}
-    # The load generator's own collector pauses would show as the measured system's latency.
-    gc.collect()
-    gc.freeze()
     floor = await _raw_echo(infra)
     async with AsyncExitStack() as stack:
         registry = await stack.enter_async_context(
