@@ -7,7 +7,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -15,7 +14,7 @@ from sqlalchemy import text
 from modyard.common.db.database import Database
 from modyard.common.db.migrations import migrate
 from modyard.runtime.engine.batching import MicroBatcher
-from modyard.runtime.engine.ledger import ExecutionLedger
+from modyard.runtime.engine.ledger import ExecutionLedger, Recorded
 from modyard.runtime.settings import RuntimeSettings
 from modyard.testing.infra import IsolatedInfra
 
@@ -113,9 +112,10 @@ async def test_records_and_lookups_in_one_batch_answer_as_one_by_one(
             for n, message_id in enumerate(ids)
         )
     )
-    assert outputs == [{"out": [{"n": n}]} for n in range(50)]
+    assert [recorded.outputs for recorded in outputs] == [{"out": [{"n": n}]} for n in range(50)]
+    assert all(recorded.fresh for recorded in outputs)
     found = await asyncio.gather(*(executions.outputs(message_id) for message_id in ids))
-    assert found == outputs
+    assert found == [recorded.outputs for recorded in outputs]
     assert await executions.outputs(uuid.uuid4().hex) is None
     async with database.transaction() as session:
         lines = (
@@ -139,7 +139,7 @@ async def test_a_second_delivery_gets_the_first_outputs_and_logs_nothing(
     flow_id = uuid.uuid4()
     message_id = uuid.uuid4().hex
 
-    async def deliver(attempt: int) -> dict[str, Any]:
+    async def deliver(attempt: int) -> Recorded:
         return await executions.record(
             message_id=message_id,
             flow_id=flow_id,
@@ -151,8 +151,10 @@ async def test_a_second_delivery_gets_the_first_outputs_and_logs_nothing(
     # Two deliveries in the same batch, then a third in a later statement.
     same_batch = await asyncio.gather(deliver(1), deliver(2))
     later = await deliver(3)
-    assert list(same_batch) == [{"out": [{"attempt": 1}]}] * 2
-    assert later == {"out": [{"attempt": 1}]}
+    assert [recorded.outputs for recorded in same_batch] == [{"out": [{"attempt": 1}]}] * 2
+    assert later.outputs == {"out": [{"attempt": 1}]}
+    # Only the delivery that recorded them may take its children for new messages.
+    assert [recorded.fresh for recorded in (*same_batch, later)] == [True, False, False]
     async with database.transaction() as session:
         entries = (
             await session.scalars(

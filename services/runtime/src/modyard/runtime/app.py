@@ -102,6 +102,7 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
             ledger,
             source=settings.source,
             events=event_guard,
+            chain_limit=settings.work_chain_limit,
         )
         topology = RuntimeTopology(
             on_work=worker.on_message,

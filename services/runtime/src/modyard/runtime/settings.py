@@ -27,6 +27,11 @@ class RuntimeSettings(SecretKeysSettings):
     db_pool_pre_ping: bool = False
     #: Messages a worker handles at once (the work queue's prefetch).
     work_prefetch: int = Field(default=64, ge=1, le=10_000)
+    #: Nodes one delivery may run in process after its own, when the next node is a core
+    #: component (engine/worker.py, "Chaining"): each saves a publish, a delivery and an ack. 0
+    #: sends every node through the broker. The bound keeps a long or wide flow from holding a
+    #: delivery (and one prefetch slot) for the whole run.
+    work_chain_limit: int = Field(default=32, ge=0, le=1000)
     #: Global retry policy; flows may override it (``definition.retry_policy``).
     retry_max_attempts: int = Field(default=30, ge=1, le=1000)
     retry_base_delay_seconds: float = Field(default=1.0, gt=0)

@@ -78,6 +78,15 @@ class Success:
 
 
 @dataclass(frozen=True, slots=True)
+class Recorded:
+    #: What to send on: this call's outputs, or those of the delivery that recorded them first.
+    outputs: dict[str, Any]
+    #: This call recorded them: nobody can have sent the node's outputs on before, so the
+    #: messages derived from them are new (no ledger lookup needed before running them).
+    fresh: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Lookup:
     message_id: str
     caller: SpanContext | None = None
@@ -116,7 +125,7 @@ class ExecutionLedger:
         self._lookups: MicroBatcher[Lookup, dict[str, Any] | None] = MicroBatcher(
             self._lookup, in_flight=1
         )
-        self._records = MicroBatcher(self._record, in_flight=1)
+        self._records: MicroBatcher[Success, Recorded] = MicroBatcher(self._record, in_flight=1)
 
     async def _connections(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -167,9 +176,10 @@ class ExecutionLedger:
         node_id: str,
         outputs: dict[str, Any],
         logs: list[Any],
-    ) -> dict[str, Any]:
+    ) -> Recorded:
         """Record the success with its log lines; returns the outputs to send on (the first
-        recorded ones if another delivery of the same message won the race)."""
+        recorded ones if another delivery of the same message won the race), and whether this
+        call recorded them."""
         return await self._records.submit(
             Success(message_id, flow_id, node_id, outputs, logs, tracing.sampled_span_context())
         )
@@ -184,7 +194,7 @@ class ExecutionLedger:
         found: dict[str, dict[str, Any]] = {row["message_id"]: row["outputs"] for row in rows}
         return [found.get(lookup.message_id) for lookup in lookups]
 
-    async def _record(self, successes: Sequence[Success]) -> list[dict[str, Any]]:
+    async def _record(self, successes: Sequence[Success]) -> list[Recorded]:
         # Two deliveries of one message in one batch: the first is recorded, the other gets its
         # outputs, exactly as if it had lost the race in a later statement.
         first: dict[str, Success] = {}
@@ -213,9 +223,14 @@ class ExecutionLedger:
             for row in await self._fetch("SELECT", _LOOKUP, missed, callers=callers):
                 stored[row["message_id"]] = row["outputs"]
         return [
-            first[success.message_id].outputs
-            if success.message_id in recorded
-            else stored.get(success.message_id, {})
+            Recorded(first[success.message_id].outputs, fresh=True)
+            if success.message_id in recorded and first[success.message_id] is success
+            else Recorded(
+                first[success.message_id].outputs
+                if success.message_id in recorded
+                else stored.get(success.message_id, {}),
+                fresh=False,
+            )
             for success in successes
         ]
 

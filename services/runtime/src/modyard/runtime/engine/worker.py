@@ -8,6 +8,15 @@ the parent's), so they are deduplicated the same way downstream.
 
 A failure is retried through the delay tiers while the policy allows it (never a sleep here), then
 the message becomes an unprocessed message and the system webhooks are told.
+
+Chaining: a child bound for a core component (run in this process) is handled at once, inside the
+delivery of its parent, instead of going through the broker: the parent is acknowledged only
+after its chained descendants are recorded and their own outputs sent on. Should the process die
+in between, the parent comes back and the ledger answers every node that already ran, as for any
+redelivery; the children's ids are the same ones a published message would have carried. A failed
+chained node is retried through the delay tiers like any other, and ``work_chain_limit`` bounds
+how many nodes one delivery runs (the rest are published), so a long or wide flow still shares
+the worker with other runs.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -45,7 +55,7 @@ from modyard.runtime.components.core import core_component
 from modyard.runtime.engine.dispatch import send
 from modyard.runtime.engine.flow_cache import FlowCache, RunnableFlow
 from modyard.runtime.engine.ledger import CONNECTION_ERRORS as LEDGER_CONNECTION_ERRORS
-from modyard.runtime.engine.ledger import ExecutionLedger
+from modyard.runtime.engine.ledger import ExecutionLedger, Recorded
 from modyard.runtime.engine.messages import FailedAttempt, WorkMessage
 from modyard.runtime.engine.topology import WORK_DEAD_LETTER_QUEUE, WORK_QUEUE, delay_queue
 from modyard.runtime.executors import ModuleExecutors, carries_config
@@ -104,7 +114,10 @@ class NodeWorker:
         *,
         source: str,
         events: EventGuard | None = None,
+        chain_limit: int = 0,
     ) -> None:
+        #: How many nodes one delivery may run in process past its own (0: every node a message).
+        self._chain_limit = chain_limit
         self._events = events or EventGuard(max_depth=16, rate_per_second=100.0, burst=500)
         self._ledger = ledger
         self._database = database
@@ -151,7 +164,7 @@ class NodeWorker:
             )
         with bound_context(request_id=message.message_id, correlation_id=message.correlation_id):
             try:
-                await self.handle(message)
+                await self.handle(message, _Chain(self._chain_limit))
             except Exception as exc:
                 if not _not_the_message(exc):
                     raise
@@ -187,7 +200,12 @@ class NodeWorker:
             return
         await incoming.ack()
 
-    async def handle(self, message: WorkMessage) -> None:
+    async def handle(
+        self, message: WorkMessage, chain: _Chain | None = None, *, fresh: bool = False
+    ) -> None:
+        """Run the message's node and send its outputs on. ``fresh``: the message was derived
+        just now from outputs this delivery recorded, so the ledger cannot know it yet."""
+        chain = chain or _Chain(0)
         flow = await self._flows.get(uuid.UUID(message.flow_id))
         if flow is None:
             log.info("work_message_dropped_flow_deleted", flow_id=message.flow_id)
@@ -197,12 +215,12 @@ class NodeWorker:
             reason = "flow_stopped" if node is not None else "node_missing"
             await self._store_unprocessed(flow, message, node.component if node else "?", reason)
             return
-        done = await self._ledger.outputs(message.message_id)
+        done = None if fresh else await self._ledger.outputs(message.message_id)
         if done is not None:
             flow_metrics.node_succeeded(
                 flow.workspace, message.flow_id, message.node_id, 0.0, replayed=True
             )
-            await self._forward(flow, message, done, 0.0)
+            await self._forward(flow, message, done, 0.0, chain, fresh=False)
             return
         effects = SideEffects(workspace=flow.workspace, depth=message.depth, guard=self._events)
         started = time.perf_counter()
@@ -227,17 +245,17 @@ class NodeWorker:
         delay = result.seconds if isinstance(result, Delay) else 0.0
         outputs = result.outputs if isinstance(result, Delay) else result
         if effects.events:
-            outputs = await self._record_with_events(flow, message, outputs, effects)
+            recorded = await self._record_with_events(flow, message, outputs, effects)
         else:
             # The log lines commit with the node's success: a redelivery cannot log twice.
-            outputs = await self._ledger.record(
+            recorded = await self._ledger.record(
                 message_id=message.message_id,
                 flow_id=flow.id,
                 node_id=message.node_id,
                 outputs=outputs,
                 logs=effects.logs,
             )
-        await self._forward(flow, message, outputs, delay)
+        await self._forward(flow, message, recorded.outputs, delay, chain, fresh=recorded.fresh)
 
     async def _record_with_events(
         self,
@@ -245,7 +263,7 @@ class NodeWorker:
         message: WorkMessage,
         outputs: dict[str, Any],
         effects: SideEffects,
-    ) -> dict[str, Any]:
+    ) -> Recorded:
         """The same record, through the ORM session, because events go through the outbox."""
         async with self._database.transaction() as session:
             recorded = await session.scalar(
@@ -261,9 +279,9 @@ class NodeWorker:
                 stored: dict[str, Any] = (
                     await session.scalar(_EXECUTED, {"message_id": message.message_id})
                 ) or {}
-                return stored
+                return Recorded(stored, fresh=False)
             await effects.write(session, flow, message, self._source)
-        return outputs
+        return Recorded(outputs, fresh=True)
 
     async def _run(
         self,
@@ -343,7 +361,14 @@ class NodeWorker:
         )
 
     async def _forward(
-        self, flow: RunnableFlow, message: WorkMessage, outputs: dict[str, Any], delay: float
+        self,
+        flow: RunnableFlow,
+        message: WorkMessage,
+        outputs: dict[str, Any],
+        delay: float,
+        chain: _Chain,
+        *,
+        fresh: bool,
     ) -> None:
         # A message from before started_at existed, or the first of a run: the run starts now.
         started_at = time.time()
@@ -363,11 +388,45 @@ class NodeWorker:
             for index, connection in flow.definition.outgoing(message.node_id, port)
             for position, payload in enumerate(values)
         ]
-        await asyncio.gather(*(send(self._bus, child, delay_seconds=delay) for child in children))
+        await asyncio.gather(
+            *(
+                self._chained(child, chain, fresh=fresh)
+                if delay == 0 and self._runs_here(flow, child) and chain.take()
+                else send(self._bus, child, delay_seconds=delay)
+                for child in children
+            )
+        )
         if not children:
             flow_metrics.branch_finished(
                 flow.workspace, message.flow_id, message.started_at or started_at
             )
+
+    @staticmethod
+    def _runs_here(flow: RunnableFlow, child: WorkMessage) -> bool:
+        """A core component runs in this process: nothing is gained by a trip through the
+        broker. A module's runs elsewhere (its worker, the JS runner, a container)."""
+        node = flow.definition.nodes.get(child.node_id)
+        return node is not None and component_refs.is_core(node.component)
+
+    async def _chained(self, child: WorkMessage, chain: _Chain, *, fresh: bool) -> None:
+        # Its own node span below the parent's (not a CONSUMER: nothing was consumed), and its
+        # own message id in the log lines.
+        with (
+            tracing.span(
+                f"process {WORK_QUEUE}",
+                attributes={
+                    tracing.WORKSPACE: child.workspace,
+                    tracing.FLOW: child.flow_id,
+                    tracing.NODE: child.node_id,
+                    "modyard.attempt": child.attempt,
+                    "modyard.chained": True,
+                },
+            )
+            if tracing.recording()
+            else nullcontext(),
+            bound_context(request_id=child.message_id, correlation_id=child.correlation_id),
+        ):
+            await self.handle(child, chain, fresh=fresh)
 
     async def _failed(
         self,
@@ -472,6 +531,21 @@ _RECORD = (
     .on_conflict_do_nothing()
     .returning(_NODE_EXECUTIONS.c.message_id)
 )
+
+
+class _Chain:
+    """What is left of one delivery's budget of nodes run in process (shared by its branches)."""
+
+    __slots__ = ("remaining",)
+
+    def __init__(self, limit: int) -> None:
+        self.remaining = limit
+
+    def take(self) -> bool:
+        if self.remaining <= 0:
+            return False
+        self.remaining -= 1
+        return True
 
 
 @dataclass
