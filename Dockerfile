@@ -124,9 +124,11 @@ RUN cd /app/.venv/lib/python3.11/site-packages \
 # (`compileall -b`, which a sourceless import loads), the .py and __pycache__ dropped: about 32 MB
 # less per image. The price: a traceback through a third-party frame shows its file and line but
 # not the source line. modyard's own packages keep their sources (readable tracebacks where our
-# bugs are). Compiled by absolute path: that is the file name a traceback shows.
+# bugs are). Compiled by absolute path: that is the file name a traceback shows. At optimization
+# level 2 (`-o 2`, what `python -OO` compiles: no docstrings, no asserts), as a service process
+# compiles them from source (modyard.common.library_bytecode): ~4.5 MiB less resident memory.
 RUN site=/app/.venv/lib/python3.11/site-packages \
-    && /app/.venv/bin/python -m compileall -b -q -j 0 -x "^$site/modyard/" "$site" \
+    && /app/.venv/bin/python -m compileall -b -q -o 2 -j 0 -x "^$site/modyard/" "$site" \
     && cd "$site" \
     && find . -type f -name '*.py' ! -path './modyard/*' -delete \
     && find . -path ./modyard -prune -o -type d -name __pycache__ -prune -exec rm -rf {} + \

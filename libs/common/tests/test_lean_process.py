@@ -1,10 +1,15 @@
 """A service process leaves rich and pygments out (modyard.common.lean_process), and its command
-line, its logs and its errors still work without them."""
+line, its logs and its errors still work without them; it compiles third-party modules without
+their docstrings (modyard.common.library_bytecode) and serves the same OpenAPI."""
 
 from __future__ import annotations
 
+import importlib
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +115,55 @@ def test_the_cli_keeps_rich() -> None:
     assert (
         _python("import sys, modyard.sdk.cli; print(sys.modules.get('rich') is not None)") == "True"
     )
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_a_service_process_serves_the_same_openapi_without_library_docstrings(
+    package: str,
+) -> None:
+    # The third-party modules it imports are compiled at level 2 (modyard.common.library_bytecode);
+    # its OpenAPI descriptions come from modyard's own docstrings, which it keeps.
+    lean = _python(
+        f"import sys, json, modyard.{package}.__main__, modyard.{package}.app as app, sqlalchemy; "
+        "print(type(sqlalchemy.__spec__.loader).__name__, sqlalchemy.orm.Session.__doc__); "
+        "print(json.dumps(app.create_app().openapi(), sort_keys=True))"
+    )
+    loader_and_doc, _, openapi = lean.partition("\n")
+    assert loader_and_doc == "LibraryLoader None"
+    app = importlib.import_module(f"modyard.{package}.app")
+    assert json.loads(openapi) == app.create_app().openapi()
+
+
+def test_only_third_party_modules_lose_their_docstrings_and_asserts(tmp_path: Path) -> None:
+    code = (
+        "import sys, modyard.registry.__main__, email.message, sqlalchemy.orm, fastapi\n"
+        "import modyard.common.lean_process as lean\n"
+        "from sqlalchemy.util import langhelpers\n"
+        # stdlib and modyard keep theirs; SQLAlchemy's and FastAPI's are gone.
+        "print(email.message.Message.__doc__ is not None, lean.__doc__ is not None,\n"
+        "      sqlalchemy.orm.Session.__doc__, fastapi.FastAPI.__doc__)\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONDONTWRITEBYTECODE": "",
+        "PYTHONPYCACHEPREFIX": str(tmp_path),
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert run.stdout.strip() == "True True None None"
+    # Its cache is CPython's for level 2: a process without the hook, reading the same cache,
+    # still gets the libraries' docstrings.
+    assert sorted(tmp_path.rglob("session.cpython-311.opt-2.pyc"))
+    plain = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sqlalchemy.orm; print(bool(sqlalchemy.orm.Session.__doc__))",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert plain.stdout.strip() == "True"

@@ -27,6 +27,8 @@ pydantic 1 models, and answers "no" when it cannot be imported (its path for a p
 v1); modyard has no pydantic 1 model, so a service process marks it absent
 (:data:`LEGACY_MODELS`).
 
+Third-party modules' docstrings are left out too (:mod:`modyard.common.library_bytecode`).
+
 Call :func:`lean_service_process` first thing in a service's ``__main__``, before any other
 import; never in a library module (the CLI, which imports the same libraries, wants rich).
 """
@@ -35,6 +37,8 @@ from __future__ import annotations
 
 import os
 import sys
+
+from modyard.common.library_bytecode import install_import_hook
 
 #: Top-level packages a service process never uses, though installed for the CLI.
 TERMINAL_RENDERING = ("rich", "pygments")
@@ -70,6 +74,8 @@ def import_hmac_only_jwt() -> None:
 
 def lean_service_process() -> None:
     """Everything a service process leaves out, before its first import (see the docstring)."""
+    # First: every third-party module imported after this is compiled without its docstrings.
+    install_import_hook()
     leave_out_terminal_rendering()
     for module in (*LEGACY_MODELS, *DEVELOPMENT_RELOAD):
         sys.modules.setdefault(module, None)  # type: ignore[arg-type]
