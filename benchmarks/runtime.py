@@ -23,7 +23,7 @@ workspace's allow-list); only its verdict for loopback changes.
 ``MODYARD_BENCH_RUNTIME_MESSAGES`` lowers the message count for quick iterations (e.g. 4000);
 published figures use the default; ``MODYARD_BENCH_RUNTIME_PARTS=clean`` (a comma-separated
 subset of ``clean,flaky,open_loop,scale_out``) makes only some of the runs. ``MODYARD_BENCH_RUNTIME_PROFILE=<dir>`` records a py-spy
-profile (raw, for flame graphs) of each runtime process during the clean run.
+profile (raw, for flame graphs) of each runtime process during the clean and the failing runs.
 """
 
 from __future__ import annotations
@@ -182,7 +182,11 @@ async def _run(
     )
     cpu = CpuSplit([runtime.process.pid for runtime in runtimes])
     try:
-        profilers = await _profile(runtimes) if PROFILE_DIR and fail_every is None else []
+        profilers = (
+            await _profile(runtimes, "queue" if fail_every is None else "queue-failing")
+            if PROFILE_DIR
+            else []
+        )
         await cpu.start(database)
         started = time.perf_counter()
         async with connection:
