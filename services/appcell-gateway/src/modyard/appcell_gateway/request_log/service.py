@@ -11,6 +11,8 @@ spikes of the requests served meanwhile. Reading the log first flushes what this
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -25,6 +27,10 @@ from modyard.common.db.database import Database
 log = structlog.get_logger(__name__)
 
 CLEANUP_EVERY_SECONDS = 600.0
+# Row ids: a random prefix per process and a counter, as text PostgreSQL reads as a uuid. A
+# uuid4 per row cost a getrandom system call and uuid.UUID's checks (about 1.7 µs a request).
+_ID_PREFIX = os.urandom(8).hex()
+_ids = itertools.count()
 COLUMNS = (
     "id",
     "correlation_id",
@@ -62,7 +68,8 @@ class RequestLog:
         self._lock = asyncio.Lock()
 
     def record(self, **entry: Any) -> None:
-        entry.setdefault("id", uuid.uuid4())
+        if "id" not in entry:
+            entry["id"] = f"{_ID_PREFIX}{next(_ids):016x}"
         entry.setdefault("created_at", datetime.now(UTC))
         self._entries.append(entry)
         if len(self._entries) >= self._batch_size:
