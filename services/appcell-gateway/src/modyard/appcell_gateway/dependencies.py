@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Response
 
+from modyard.appcell_gateway import json_body
 from modyard.appcell_gateway.context import SLOT, GatewayContext
 from modyard.common.auth import CurrentPrincipal, Principal, Role, require_roles
 
@@ -21,4 +21,4 @@ ServiceOrOperator = Annotated[Principal, Depends(require_roles(Role.service))]
 def json_response(answer: dict[str, Any]) -> Response:
     """The pipeline's answer as it is: it was validated against the cell's schemas already, so
     the endpoint's ``response_model`` documents it without validating it a second time."""
-    return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json")
+    return Response(json_body.dumps(answer), media_type="application/json")

@@ -29,7 +29,6 @@ was asked (RabbitMQ vouches for ``user_id``); anything else is dropped as well.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from typing import Any
 
@@ -37,6 +36,7 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractExchange, AbstractRobustChannel, AbstractRobustConnection
 
+from modyard.appcell_gateway import json_body
 from modyard.appcell_gateway.broker_admin import REPLIES_EXCHANGE
 from modyard.appcell_gateway.problems import CellTimeout, CellUnavailable
 from modyard.cell.wire import Delivery, Properties, Wire, WireConnection
@@ -169,7 +169,7 @@ class Dispatcher:
                 confirmed = connection.publish(
                     "",
                     queue,
-                    json.dumps(body, separators=(",", ":")).encode(),
+                    json_body.dumps(body),
                     Properties(
                         content_type="application/json",
                         delivery_mode=TRANSIENT,

@@ -17,7 +17,6 @@ redelivered to another replica (the quorum queue's ``delivery-limit`` stops a po
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +26,7 @@ import structlog
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from modyard.appcell_gateway import json_body
 from modyard.appcell_gateway.dispatch import INGRESS_DEAD_LETTER_QUEUE
 from modyard.appcell_gateway.pipeline import CellRequest, Pipeline
 from modyard.common.auth import bearer_principal
@@ -92,7 +92,7 @@ class Ingress:
                 }
             await self._default_exchange().publish(
                 aio_pika.Message(
-                    json.dumps(body, separators=(",", ":")).encode(),
+                    json_body.dumps(body),
                     content_type="application/json" if status == 200 else PROBLEM_CONTENT_TYPE,
                     correlation_id=correlation_id,
                     headers={"status": status},

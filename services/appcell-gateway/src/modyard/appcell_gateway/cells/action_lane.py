@@ -13,7 +13,6 @@ problem answers. Every other request goes on to FastAPI.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -24,6 +23,7 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from modyard.appcell_gateway import json_body
 from modyard.appcell_gateway.cells import endpoints as cells
 from modyard.appcell_gateway.context import SLOT, GatewayContext
 from modyard.appcell_gateway.schemas import ActionCall
@@ -68,7 +68,7 @@ class ActionCallLane:
             response = problem_response(problem.to_detail(scope["path"]), problem.headers)
             await response(scope, receive, send)
             return
-        body = json.dumps(answer, separators=(",", ":")).encode()
+        body = json_body.dumps(answer)
         await send(
             {
                 "type": "http.response.start",
