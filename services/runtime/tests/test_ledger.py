@@ -14,8 +14,9 @@ from sqlalchemy import text
 from modyard.common.db.database import Database
 from modyard.common.db.migrations import migrate
 from modyard.runtime.engine.batching import MicroBatcher
-from modyard.runtime.engine.ledger import ExecutionLedger, Recorded
+from modyard.runtime.engine.ledger import ExecutionLedger, Notice, Recorded
 from modyard.runtime.settings import RuntimeSettings
+from modyard.runtime.webhooks.payloads import ALL_EVENTS, COMPONENT_ERROR, MESSAGE_UNPROCESSED
 from modyard.testing.infra import IsolatedInfra
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "modyard" / "runtime" / "migrations"
@@ -162,3 +163,53 @@ async def test_a_second_delivery_gets_the_first_outputs_and_logs_nothing(
             )
         ).all()
     assert entries == [{"attempt": 1}]
+
+
+@pytest.mark.infra
+async def test_failure_notices_reach_every_active_subscriber_in_one_statement(
+    ledger: tuple[ExecutionLedger, Database],
+) -> None:
+    executions, database = ledger
+    async with database.transaction() as session:
+        for events, active in (
+            ([COMPONENT_ERROR], True),
+            ([ALL_EVENTS], True),
+            ([COMPONENT_ERROR], False),  # paused: gets nothing
+            ([MESSAGE_UNPROCESSED], True),  # another event: gets nothing
+        ):
+            await session.execute(
+                text(
+                    "INSERT INTO system_webhooks (id, url, events, secret, active, created_by) "
+                    "VALUES (:id, 'http://127.0.0.1:9/hook', :events, 'x', :active, 'test')"
+                ),
+                {"id": uuid.uuid4(), "events": events, "active": active},
+            )
+    notices = [
+        Notice(
+            COMPONENT_ERROR,
+            {"id": str(uuid.uuid4()), "event": COMPONENT_ERROR, "data": {"n": n}},
+            {"traceparent": f"00-{n:032x}-{n:016x}-01"} if n else None,
+        )
+        for n in range(3)
+    ]
+    counts = await asyncio.gather(*(executions.notify(notice) for notice in notices))
+    assert all(count > 0 for count in counts)
+    async with database.transaction() as session:
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT d.event_id::text, d.payload, d.trace_context, w.events "
+                    "FROM webhook_deliveries d JOIN system_webhooks w ON w.id = d.webhook_id"
+                )
+            )
+        ).all()
+    # Each notice once per active subscriber of its event (the named one and the "*" one).
+    assert sorted((row[0], tuple(row[3])) for row in rows) == sorted(
+        (notice.payload["id"], tuple(events))
+        for notice in notices
+        for events in ([COMPONENT_ERROR], [ALL_EVENTS])
+    )
+    by_id = {row[0]: row for row in rows}
+    for notice in notices:
+        assert by_id[notice.payload["id"]][1] == notice.payload
+        assert by_id[notice.payload["id"]][2] == notice.trace_context

@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from modyard.common.observability import tracing
 from modyard.common.settings import ServiceSettings
 from modyard.runtime.engine.batching import MicroBatcher
+from modyard.runtime.webhooks.payloads import ALL_EVENTS
 
 if TYPE_CHECKING:
     from opentelemetry.trace import SpanContext
@@ -64,6 +65,29 @@ WITH recorded AS (
 )
 SELECT message_id FROM recorded
 """
+
+
+# A system webhook event (component.error…) for every active subscription to it, for many
+# events at once: what webhooks.service.notify does in a caller's transaction, for the worker's
+# failures, which have no transaction of their own to join. One statement, so atomic.
+_NOTIFY = """
+INSERT INTO webhook_deliveries (webhook_id, event, event_id, payload, trace_context)
+SELECT webhook.id, notice.event, notice.event_id, notice.payload, notice.trace_context
+FROM unnest($1::text[], $2::uuid[], $3::jsonb[], $4::jsonb[])
+    AS notice(event, event_id, payload, trace_context)
+JOIN system_webhooks AS webhook
+    ON webhook.active AND webhook.events && ARRAY[notice.event, $5]::varchar[]
+RETURNING webhook_deliveries.id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A system webhook event's payload (webhooks.payloads.build_payload) to enqueue."""
+
+    event: str
+    payload: dict[str, Any]
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +150,7 @@ class ExecutionLedger:
             self._lookup, in_flight=1
         )
         self._records: MicroBatcher[Success, Recorded] = MicroBatcher(self._record, in_flight=1)
+        self._notices: MicroBatcher[Notice, int] = MicroBatcher(self._notify, in_flight=1)
 
     async def _connections(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -184,6 +209,26 @@ class ExecutionLedger:
             Success(message_id, flow_id, node_id, outputs, logs, tracing.sampled_span_context())
         )
 
+    async def notify(self, notice: Notice) -> int:
+        """Enqueue the event for every active webhook subscribed to it (or to every event);
+        how many deliveries that made. Nothing to roll back with: the worker's failure path
+        has no transaction, so this costs one round trip, shared by the failures in flight."""
+        return await self._notices.submit(notice)
+
+    async def _notify(self, notices: Sequence[Notice]) -> list[int]:
+        pool = await self._connections()
+        rows = await pool.fetch(
+            _NOTIFY,
+            [notice.event for notice in notices],
+            [notice.payload["id"] for notice in notices],
+            [notice.payload for notice in notices],
+            [notice.trace_context for notice in notices],
+            ALL_EVENTS,
+        )
+        # The statement cannot tell which notice a row came from; the count that matters to the
+        # caller is whether anything was enqueued (to wake the deliverer).
+        return [len(rows)] * len(notices)
+
     async def _lookup(self, lookups: Sequence[Lookup]) -> list[dict[str, Any] | None]:
         rows = await self._fetch(
             "SELECT",
@@ -237,6 +282,7 @@ class ExecutionLedger:
     async def close(self) -> None:
         await self._lookups.close()
         await self._records.close()
+        await self._notices.close()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -55,7 +55,7 @@ from modyard.runtime.components.core import core_component
 from modyard.runtime.engine.dispatch import send
 from modyard.runtime.engine.flow_cache import FlowCache, RunnableFlow
 from modyard.runtime.engine.ledger import CONNECTION_ERRORS as LEDGER_CONNECTION_ERRORS
-from modyard.runtime.engine.ledger import ExecutionLedger, Recorded
+from modyard.runtime.engine.ledger import ExecutionLedger, Notice, Recorded
 from modyard.runtime.engine.messages import FailedAttempt, WorkMessage
 from modyard.runtime.engine.topology import WORK_DEAD_LETTER_QUEUE, WORK_QUEUE, delay_queue
 from modyard.runtime.executors import ModuleExecutors, carries_config
@@ -64,7 +64,7 @@ from modyard.runtime.flows.events import EventGuard
 from modyard.runtime.installer_client import InstallerClient
 from modyard.runtime.models import NodeExecution, NodeLog, UnprocessedMessage
 from modyard.runtime.webhooks import payloads
-from modyard.runtime.webhooks.service import notify
+from modyard.runtime.webhooks.service import build_payload, notify, wake_deliverer
 
 log = structlog.get_logger(__name__)
 
@@ -449,9 +449,11 @@ class NodeWorker:
                 status=error.status,
             ),
         ]
-        async with self._database.transaction() as session:
-            await notify(
-                session,
+        # Committed before the retry is sent, as the notification of a transaction would be;
+        # one statement, batched with the other failures in flight.
+        notice = Notice(
+            payloads.COMPONENT_ERROR,
+            build_payload(
                 payloads.COMPONENT_ERROR,
                 {
                     "workspace": flow.workspace,
@@ -462,7 +464,11 @@ class NodeWorker:
                     "attempt": message.attempt,
                     "message_id": message.message_id,
                 },
-            )
+            ),
+            tracing.current_traceparent() or None,
+        )
+        if await self._ledger.notify(notice):
+            wake_deliverer(self._database.engine)
         if flow.policy.should_retry(error, message.attempt):
             retry = message.model_copy(update={"attempt": message.attempt + 1, "errors": history})
             flow_metrics.node_retried(flow.workspace, message.flow_id, message.node_id)

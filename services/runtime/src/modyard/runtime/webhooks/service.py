@@ -55,6 +55,13 @@ def register_waker(engine: AsyncEngine, wake: Callable[[], None]) -> None:
     _wakers[engine] = wake
 
 
+def wake_deliverer(engine: AsyncEngine) -> None:
+    """Deliveries were enqueued outside a session (committed already): deliver them now."""
+    wake = _wakers.get(engine)
+    if wake is not None:
+        wake()
+
+
 def _wake_after_commit(session: AsyncSession) -> None:
     bind = session.bind
     wake = _wakers.get(bind) if isinstance(bind, AsyncEngine) else None
@@ -98,10 +105,9 @@ def build_payload(
     ).model_dump(mode="json")
 
 
-# Built once, with bound parameters: the same statement text for every event, so SQLAlchemy
-# compiles it once and asyncpg prepares it once per connection. (With the values as literals,
-# every failure of every node made a new statement that PostgreSQL parsed and planned afresh:
-# about 5 ms of its CPU each in bench runtime's failing run.)
+# Built once, values bound at execution: a statement built per event cost SQLAlchemy its
+# construction and a cache-key walk every time. (The worker's failures, which have no transaction
+# of their own, take the batched path instead: engine/ledger.py, ExecutionLedger.notify.)
 # On the tables, not the mapped classes: with a parameter dict, an ORM-enabled INSERT would be
 # taken for a bulk insert of that dict.
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
