@@ -85,7 +85,15 @@ def install_import_hook() -> None:
         (importlib.machinery.SourcelessFileLoader, importlib.machinery.BYTECODE_SUFFIXES),
     )
     hook.modyard_library_bytecode = True  # type: ignore[attr-defined]
-    # In place of the standard FileFinder hook (the last one: zipimport's comes first), and the
-    # finders it already made dropped, so that every directory gets one of the new finders.
-    sys.path_hooks[-1:] = [hook]
+    # In place of the standard FileFinder hook (zipimport's stays first), and the finders it
+    # already made dropped, so that every directory gets one of the new finders.
+    standard = [
+        index
+        for index, existing in enumerate(sys.path_hooks)
+        if getattr(existing, "__qualname__", "").startswith("FileFinder.path_hook")
+    ]
+    if standard:
+        sys.path_hooks[standard[0]] = hook
+    else:
+        sys.path_hooks.append(hook)
     sys.path_importer_cache.clear()
