@@ -12,8 +12,8 @@ execution is the figure that stays meaningful on a loaded machine; the runtime's
 slowed down by a neighbour would charge them to its executions. Target: ≤ 5 % cost at 1 %.
 
 :func:`tracing_hot_path` is the same question without the machine's noise: the tracing calls the
-runtime makes for one node execution (the consume path, the worker's and the ledger's hooks, the
-publish to the next node), run in this process many times with a real tracer provider and sampler
+runtime makes for one delivered message of the flow (the consume path, then each node's worker,
+ledger and metrics hooks, the second and third nodes chained in process), run in this process many times with a real tracer provider and sampler
 at 0 %, 1 % and 100 % and with tracing off, timed with ``time.process_time`` (every thread of the
 process: the batch processor's export work too). Its figure per execution, set against the
 runtime's CPU per execution with tracing off, is the part of the cost tracing's own code accounts
@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import statistics
 import time
 import uuid
@@ -37,21 +38,24 @@ import httpx
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from pamqp import commands, frame, header
 
 from benchmarks.flow_load import publish_work, wait_for_node_logs
-from benchmarks.process_stats import cpu_seconds
+from benchmarks.process_stats import cpu_seconds, py_spy_record
 from modyard.common.auth import Role
 from modyard.common.observability import tracing
 from modyard.common.settings import CommonSettings
-from modyard.runtime.engine.topology import WORK_EXCHANGE, WORK_QUEUE, WORK_ROUTING_KEY
+from modyard.runtime.engine.topology import WORK_QUEUE, WORK_ROUTING_KEY
 from modyard.testing.infra import IsolatedInfra, asyncpg_dsn
 from modyard.testing.otlp import OtlpSink
 from modyard.testing.services import ServiceProcess, auth_headers, service_process
 
-# Smaller runs while iterating: MODYARD_BENCH_TRACING_{MESSAGES,ROUNDS,HOT_PATH_FLOWS}.
-MESSAGES = int(os.environ.get("MODYARD_BENCH_TRACING_MESSAGES", "3000"))
-WARM_UP = 400
+# Smaller runs while iterating: MODYARD_BENCH_TRACING_{MESSAGES,ROUNDS,HOT_PATH_FLOWS}; a py-spy
+# profile (raw) of each round's measured part with MODYARD_BENCH_TRACING_PROFILE=<dir>.
+PROFILE_DIR = os.environ.get("MODYARD_BENCH_TRACING_PROFILE")
+#: Per round: with core nodes chained in process the runtime runs 3,000 messages in about two
+#: seconds, too short a window against the neighbours' bursts and the exporter's 1 s schedule.
+MESSAGES = int(os.environ.get("MODYARD_BENCH_TRACING_MESSAGES", "10000"))
+WARM_UP = 1000
 #: Seconds of the idle runtime's CPU measured before each round.
 IDLE_WINDOW = 2.0
 NODES = 3
@@ -136,7 +140,7 @@ async def _one_round(
 
 
 async def _round_with_retry(
-    infra: IsolatedInfra, client: httpx.AsyncClient, env: dict[str, str]
+    infra: IsolatedInfra, client: httpx.AsyncClient, env: dict[str, str], name: str = ""
 ) -> dict[str, float]:
     """One round in a runtime process of its own; a process that does not get ready in time (the
     shared machine under a neighbour's load) is replaced once."""
@@ -147,10 +151,19 @@ async def _round_with_retry(
                 idle_before = cpu_seconds(runtime.process.pid)
                 await asyncio.sleep(IDLE_WINDOW)
                 idle = (cpu_seconds(runtime.process.pid) - idle_before) / IDLE_WINDOW
-                return {
-                    **await _one_round(infra, client, runtime, idle_cpu_per_second=idle),
-                    "idle_cpu_per_second": idle,
-                }
+                profilers = (
+                    await py_spy_record(
+                        PROFILE_DIR,
+                        {f"runtime-{name.rstrip('%')}-{uuid.uuid4().hex[:6]}": runtime.process.pid},
+                    )
+                    if PROFILE_DIR
+                    else []
+                )
+                measured = await _one_round(infra, client, runtime, idle_cpu_per_second=idle)
+                for profiler in profilers:
+                    profiler.send_signal(signal.SIGINT)  # py-spy writes its profile and exits
+                    await profiler.wait()
+                return {**measured, "idle_cpu_per_second": idle}
         except TimeoutError:
             if attempt == 2:
                 raise
@@ -189,7 +202,9 @@ async def tracing_overhead(infra: IsolatedInfra) -> dict[str, Any]:
                 # A rotating order: no setting always runs right after the same other one.
                 shift = round_number % len(settings)
                 for name, otel in settings[shift:] + settings[:shift]:
-                    rounds[name].append(await _round_with_retry(infra, client, {**base, **otel}))
+                    rounds[name].append(
+                        await _round_with_retry(infra, client, {**base, **otel}, name)
+                    )
         spans = len(sink.spans)
     finally:
         await sink.close()
@@ -275,60 +290,52 @@ def _tracing_as(ratio: float | None) -> Iterator[_EncodingExporter | None]:
         provider.shutdown()
 
 
-def _wire(headers: dict[str, Any], message_id: str) -> dict[str, Any]:
-    """The message's properties as the bus sends them (bus/connection.py) and the next consumer
-    reads them back: what a traceparent header adds to both sides of the wire."""
-    properties = commands.Basic.Properties(
-        content_type="application/json",
-        delivery_mode=2,
-        message_id=message_id,
-        message_type="modyard.runtime.work",
-        headers=headers or None,
-        app_id="runtime",
-    )
-    _, _, received = frame.unmarshal(frame.marshal(header.ContentHeader(0, 256, properties), 1))
-    assert isinstance(received, header.ContentHeader)
-    return received.properties.headers or {}
-
-
-def _node_execution(headers: dict[str, Any], message_id: str, last: bool) -> dict[str, Any]:
-    """The tracing calls of one node execution, in the runtime's order and with its guards
-    (engine/worker.py, engine/ledger.py, flow_metrics, bus/connection.py), and the wire's work for
-    the headers it sends on; returns the next node's headers."""
-    carried: dict[str, Any] = {}
-    if not tracing.ENABLED:
-        return carried if last else _wire(carried, message_id)
-    with tracing.consuming(
-        WORK_QUEUE, headers, routing_key=WORK_ROUTING_KEY, message_id=message_id, redelivered=False
-    ):
-        if tracing.recording():
-            tracing.annotate_current(
-                {
-                    tracing.WORKSPACE: "bench",
-                    tracing.FLOW: "0b7c1d2e-0000-4000-8000-000000000000",
-                    tracing.NODE: "shape",
-                    "modyard.attempt": 1,
-                }
-            )
+def _node(index: int) -> None:
+    """The tracing calls of one node's run, in the runtime's order and with its guards
+    (engine/worker.py, engine/ledger.py, flow_metrics): the delivered node looks its message up
+    in the ledger, a chained one (derived from outputs just recorded) does not."""
+    if index == 0 and tracing.recording():
+        tracing.annotate_current(
+            {
+                tracing.WORKSPACE: "bench",
+                tracing.FLOW: "0b7c1d2e-0000-4000-8000-000000000000",
+                tracing.NODE: "shape",
+                "modyard.attempt": 1,
+            }
+        )
+    if index == 0:
         tracing.sampled_span_context()  # the ledger's lookup
-        tracing.sampled_span_context()  # the ledger's record
-        tracing.trace_id_exemplar()  # the node duration histogram's exemplar
-        if not last:
-            with tracing.publishing(
-                WORK_EXCHANGE, WORK_ROUTING_KEY, None, message_id=message_id
-            ) as sent:
-                carried = sent or {}
-    return carried if last else _wire(carried, message_id)
+    tracing.sampled_span_context()  # the ledger's record
+    tracing.trace_id_exemplar()  # the node duration histogram's exemplar
+
+
+def _flow_run(message_id: str) -> None:
+    """One delivered message of a NODES-node flow of core components: its node runs in the
+    delivery's CONSUMER span, the next ones chained in process below it (worker.py, Chaining),
+    each in an INTERNAL span when the trace is sampled."""
+    if not tracing.ENABLED:
+        return
+    with tracing.consuming(
+        WORK_QUEUE, None, routing_key=WORK_ROUTING_KEY, message_id=message_id, redelivered=False
+    ):
+        _node(0)
+        for index in range(1, NODES):
+            if tracing.recording():
+                with tracing.span(
+                    f"process {WORK_QUEUE}",
+                    attributes={tracing.NODE: f"node-{index}", "modyard.chained": True},
+                ):
+                    _node(index)
+            else:
+                _node(index)
 
 
 def _hot_path_round(flows: int) -> float:
     """CPU seconds for ``flows`` runs of a NODES-node flow, each entering without a traceparent."""
-    message_ids = [uuid.UUID(int=n).hex for n in range(NODES)]
+    message_id = uuid.UUID(int=1).hex
     started = time.process_time()
     for _ in range(flows):
-        headers: dict[str, Any] = {}
-        for node in range(NODES):
-            headers = _node_execution(headers, message_ids[node], node == NODES - 1)
+        _flow_run(message_id)
     return time.process_time() - started
 
 
