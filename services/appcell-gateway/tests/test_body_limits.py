@@ -70,7 +70,10 @@ async def test_an_authenticated_oversize_body_is_413_before_it_is_read(env: Env,
     assert chunked.status == 413, chunked.body
     assert chunked.json()["type"].endswith("/payload-too-large")
     assert chunked.sent < FIFTY_MB
-    assert _read() - before <= limit + CHUNK
+    # Cut within two of the client's chunks past the cap: the one that crossed it, and one more
+    # the server may already hold (uvicorn keeps reading until 64 KiB wait unread; a loaded
+    # machine let that happen once in CI-like runs: limit + 128 KiB read).
+    assert _read() - before <= limit + 2 * CHUNK
     # A body within the cap is still served.
     served = await env.call("fetch", {"domain": "warm.com"})
     assert served.status_code in (200, 404), served.text
