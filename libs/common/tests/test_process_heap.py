@@ -20,12 +20,13 @@ def test_settling_freezes_what_start_up_left_and_logs_it() -> None:
         "    settle_after_startup()\n"
         "frozen = gc.get_freeze_count()\n"
         "oldest = len(gc.get_objects(2))\n"
-        "print(frozen, logs[0]['event'], logs[0]['frozen'], logs[0]['trimmed'], oldest)\n"
+        "print(frozen, logs[0]['event'], logs[0]['frozen'], logs[0]['trimmed'], oldest,\n"
+        "      ','.join(map(str, gc.get_threshold())))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     ).stdout.split()
-    frozen, event, logged_frozen, trimmed, oldest_generation = out
+    frozen, event, logged_frozen, trimmed, oldest_generation, thresholds = out
     # The app and its libraries: tens of thousands of objects, none left in the oldest generation.
     assert int(frozen) > 50_000
     assert event == "heap_settled"
@@ -34,6 +35,8 @@ def test_settling_freezes_what_start_up_left_and_logs_it() -> None:
     assert trimmed == "True"
     # Start-up's objects left the oldest generation (a full collection no longer walks them).
     assert int(oldest_generation) < 100
+    # A serving process collects its young generation every 10,000 allocations, not 700.
+    assert thresholds == "10000,10,10"
 
 
 def test_returning_freed_memory_is_harmless_to_repeat() -> None:
@@ -50,9 +53,9 @@ def test_an_app_started_inside_another_process_leaves_its_collector_alone() -> N
         "import gc\n"
         "from modyard.common.process_heap import settle_after_startup\n"
         "settle_after_startup()\n"
-        "print(gc.get_freeze_count())\n"
+        "print(gc.get_freeze_count(), ','.join(map(str, gc.get_threshold())))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     ).stdout.strip()
-    assert out == "0"
+    assert out == "0 700,10,10"
