@@ -64,3 +64,27 @@ async def external_request(
     its own; headers given with the request win over ``default_headers``."""
     async with httpx.AsyncClient(headers=dict(default_headers), timeout=30) as client:
         return await client.request(method, url, **kwargs)
+
+
+async def running_flow(
+    client: httpx.AsyncClient,
+    headers: Mapping[str, str],
+    workspace: str,
+    definition: Mapping[str, Any],
+    *,
+    name: str = "flow",
+) -> str:
+    """A flow of ``definition`` created in ``workspace`` through the runtime's API and started;
+    its id. (Fails the test with the runtime's answer if either step is refused.)"""
+    created = await client.post(
+        f"/v1/workspaces/{workspace}/flows",
+        json={"name": f"{name}-{uuid.uuid4().hex[:6]}", "definition": dict(definition)},
+        headers=dict(headers),
+    )
+    assert created.status_code == 201, created.text
+    flow_id = str(created.json()["id"])
+    started = await client.post(
+        f"/v1/workspaces/{workspace}/flows/{flow_id}/start", headers=dict(headers)
+    )
+    assert started.status_code == 200, started.text
+    return flow_id

@@ -15,7 +15,7 @@ from typing import Any
 import aio_pika
 import httpx
 import pytest
-from runtime_env import node_log_entries, registry_and_installer
+from runtime_env import node_log_entries, registry_and_installer, running_flow
 from sqlalchemy import text
 
 from modyard.common.auth import Role
@@ -50,21 +50,8 @@ class Env:
         self.operator = auth_headers(settings, Role.operator)
 
     async def running_flow(self, nodes: dict[str, Any], connections: list[dict[str, str]]) -> str:
-        created = await self.client.post(
-            f"/v1/workspaces/{WS}/flows",
-            json={
-                "name": f"chain-{uuid.uuid4().hex[:6]}",
-                "definition": {"nodes": nodes, "connections": connections},
-            },
-            headers=self.operator,
-        )
-        assert created.status_code == 201, created.text
-        flow_id = str(created.json()["id"])
-        started = await self.client.post(
-            f"/v1/workspaces/{WS}/flows/{flow_id}/start", headers=self.operator
-        )
-        assert started.status_code == 200, started.text
-        return flow_id
+        definition = {"nodes": nodes, "connections": connections}
+        return await running_flow(self.client, self.operator, WS, definition, name="chain")
 
     async def hook(self, flow_id: str, payload: Any) -> None:
         response = await self.client.post(f"/v1/hooks/{WS}/{flow_id}/hook", json=payload)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,7 +20,7 @@ import aio_pika
 import aiormq
 import httpx
 import pytest
-from runtime_env import module_archive, node_log_entries, registry_and_installer
+from runtime_env import module_archive, node_log_entries, registry_and_installer, running_flow
 
 from modyard.common.auth import Role
 from modyard.runtime.app import create_app
@@ -82,18 +81,7 @@ class Env:
             },
             "connections": [{"from": "hook", "to": "echo"}, {"from": "echo", "to": "sink"}],
         }
-        created = await self.client.post(
-            f"/v1/workspaces/{workspace}/flows",
-            json={"name": f"iso-{uuid.uuid4().hex[:6]}", "definition": definition},
-            headers=self.operator,
-        )
-        assert created.status_code == 201, created.text
-        flow_id = str(created.json()["id"])
-        started = await self.client.post(
-            f"/v1/workspaces/{workspace}/flows/{flow_id}/start", headers=self.operator
-        )
-        assert started.status_code == 200, started.text
-        return flow_id
+        return await running_flow(self.client, self.operator, workspace, definition, name="iso")
 
     async def logs(self, flow_id: str) -> list[Any]:
         return await node_log_entries(self.app, flow_id)

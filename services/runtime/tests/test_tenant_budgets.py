@@ -9,13 +9,12 @@ merely slow: a regression shows as a hang, never as a flaky timing assertion.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
 import pytest
-from runtime_env import node_log_entries
+from runtime_env import node_log_entries, running_flow
 
 from modyard.common.auth import Role
 from modyard.common.expressions import MAX_COERCED_ITEMS, ExpressionError, evaluate_value
@@ -198,20 +197,8 @@ async def test_a_40000_digit_number_through_a_real_webhook_is_compared_at_once(e
         {"from": "check", "from_port": "true", "to": "yes"},
         {"from": "check", "from_port": "false", "to": "no"},
     ]
-    created = await env.client.post(
-        f"/v1/workspaces/{A}/flows",
-        json={
-            "name": f"digits-{uuid.uuid4().hex[:6]}",
-            "definition": {"nodes": nodes, "connections": connections},
-        },
-        headers=env.headers,
-    )
-    assert created.status_code == 201, created.text
-    flow_id = created.json()["id"]
-    started = await env.client.post(
-        f"/v1/workspaces/{A}/flows/{flow_id}/start", headers=env.headers
-    )
-    assert started.status_code == 200, started.text
+    definition = {"nodes": nodes, "connections": connections}
+    flow_id = await running_flow(env.client, env.headers, A, definition, name="digits")
     # No bearer token: the webhook is reachable by anyone who knows its address. Before the fix,
     # reading this string as a number took ~37 s of the event loop (quadratic backtracking).
     for n in ("1" * 40_000 + "x", "1"):
