@@ -277,16 +277,21 @@ def _tracing_as(ratio: float | None) -> Iterator[_EncodingExporter | None]:
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     exporter = _EncodingExporter()
-    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+    provider = TracerProvider(
+        sampler=ParentBased(TraceIdRatioBased(ratio)), id_generator=tracing._id_generator()
+    )
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
     saved = (tracing.ENABLED, tracing._tracer, tracing._otel)
+    saved_root = (tracing._root_sampler, tracing._ids, tracing._root_flags)
     tracing._otel = tracing._bind_api()
     tracing._tracer = provider.get_tracer("modyard")
+    tracing._bind_root_decision(provider)
     tracing.ENABLED = True
     try:
         yield exporter
     finally:
         tracing.ENABLED, tracing._tracer, tracing._otel = saved
+        tracing._root_sampler, tracing._ids, tracing._root_flags = saved_root
         provider.shutdown()
 
 

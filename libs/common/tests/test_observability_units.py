@@ -214,6 +214,58 @@ def test_the_hooks_inside_a_trace_left_out_answer_for_the_innermost_context() ->
     assert int(new["carried"].split("-")[3], 16) & 1 == 0  # not sampled
 
 
+_ROOTS = """
+import json, os, random
+os.environ.update(OTEL_TRACES_EXPORTER="console", OTEL_TRACES_SAMPLER="parentbased_traceidratio",
+                  OTEL_TRACES_SAMPLER_ARG="0.5")
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from modyard.common.observability import tracing
+tracing.configure_tracing("units")
+finished = InMemorySpanExporter()
+trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(finished))
+random.seed(7)
+kept, dropped = 0, []
+for _ in range(2000):
+    with tracing.consuming("q", None) as span:
+        if span is None:
+            dropped.append([tracing.inject({})["traceparent"], tracing.inject({})["traceparent"]])
+        else:
+            kept += 1
+exported = finished.get_finished_spans()
+trace.get_tracer_provider().shutdown()  # the console exporter's output done before the result
+print("RESULT " + json.dumps({
+    "kept": kept,
+    "exported": len(exported),
+    "exported_trace_ids_distinct": len({s.context.trace_id for s in exported}),
+    "exported_roots": sum(1 for s in exported if s.parent is None),
+    "dropped": dropped[:50],
+    "dropped_count": len(dropped),
+}))
+"""
+
+
+def test_new_traces_are_kept_at_the_samplers_ratio_and_dropped_ones_carry_their_context() -> None:
+    """A message without a traceparent gets its root decision without a span; the ones the
+    sampler keeps get a span of the very trace id it said yes to (asked again, it agrees), so the
+    ratio is the configured one (0.5), not its square."""
+    seen = _script_result(_ROOTS)
+    assert seen["kept"] + seen["dropped_count"] == 2000
+    assert 800 <= seen["kept"] <= 1200, seen["kept"]
+    assert seen["exported"] == seen["kept"] == seen["exported_trace_ids_distinct"]
+    assert seen["exported_roots"] == seen["kept"]
+    for first, again in seen["dropped"]:
+        # One context per message, sent on the same each time: a valid id, not sampled.
+        assert first == again
+        version, trace_id, span_id, flags = first.split("-")
+        assert version == "00"
+        assert int(trace_id, 16) != 0
+        assert int(span_id, 16) != 0
+        assert int(flags, 16) & 1 == 0
+    assert len({pair[0].split("-")[1] for pair in seen["dropped"]}) == len(seen["dropped"])
+
+
 _BATCHED = """
 import json, os
 os.environ.update(OTEL_TRACES_EXPORTER="console")

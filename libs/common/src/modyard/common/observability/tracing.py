@@ -58,7 +58,30 @@ _VERSION_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 #: what OpenTelemetry's accessors answer in six to ten calls each (context, span, span context,
 #: flags): at 1 % sampling that is 99 % of messages, and in a real process, its caches full of
 #: other work, those calls cost several times what a micro-benchmark of them says.
-_unsampled: ContextVar[str | None] = ContextVar("modyard_unsampled_traceparent", default=None)
+#: A message that started its trace here holds its SpanContext, formatted only if something sends
+#: it on (most messages of a run of core nodes never do).
+_unsampled: ContextVar[str | SpanContext | None] = ContextVar(
+    "modyard_unsampled_traceparent", default=None
+)
+#: The trace id the next root span of this task must take (:func:`consuming`'s root decision).
+_preset_trace_id: ContextVar[int | None] = ContextVar("modyard_preset_trace_id", default=None)
+#: The samplers OTEL_TRACES_SAMPLER names whose decision depends on the trace id and parent only:
+#: asked twice for the same trace id, they answer the same (see _root_decision).
+_DETERMINISTIC_SAMPLERS = frozenset(
+    {
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    }
+)
+#: The SDK tracer's sampler and id generator, for the root decision made without a span (None:
+#: a sampler we cannot ask twice, so every root goes through start_span).
+_root_sampler: Any = None
+_ids: Any = None
+_root_flags: Any = None
 #: Span attributes of our own, next to the semantic conventions' (``messaging.*``, ``http.*``…).
 WORKSPACE = "modyard.workspace"
 FLOW = "modyard.flow.id"
@@ -103,7 +126,7 @@ def configure_tracing(service: str) -> bool:
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: f"modyard-{service}"}))
     # No sampler argument: the SDK reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG.
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource, id_generator=_id_generator())
     for exporter in _exporters():
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
@@ -115,9 +138,41 @@ def configure_tracing(service: str) -> bool:
     _tracer = trace.get_tracer("modyard")
     _service = service
     _otel = _bind_api()
+    _bind_root_decision(provider)
     ENABLED = True
     log.info("tracing_enabled", service_name=resource.attributes.get(SERVICE_NAME))
     return True
+
+
+def _id_generator() -> Any:
+    """The SDK's random ids, except a trace id preset for this task (_preset_trace_id): the root
+    span of a trace whose sampling decision was already made with that id."""
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    class PresetTraceIds(RandomIdGenerator):
+        def generate_trace_id(self) -> int:
+            preset = _preset_trace_id.get()
+            return preset if preset is not None else super().generate_trace_id()
+
+    return PresetTraceIds()
+
+
+def _bind_root_decision(provider: Any) -> None:
+    """Let consuming() decide a new trace's sampling itself, with the provider's own sampler and
+    ids, when the sampler answers the same when asked again (the built-in ones): a dropped root
+    then costs no span (the SDK's start_span was half of what such a message paid)."""
+    global _root_sampler, _ids, _root_flags
+    from opentelemetry.trace import TraceFlags
+
+    name = os.environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
+    if name not in _DETERMINISTIC_SAMPLERS:
+        _root_sampler = None
+        return
+    _root_sampler, _ids = provider.sampler, provider.id_generator
+    # As start_span marks a root whose trace id is random (W3C trace context, level 2).
+    random_flag = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
+    is_random = getattr(_ids, "is_trace_id_random", lambda: False)()
+    _root_flags = TraceFlags(TraceFlags.DEFAULT | (random_flag if is_random else 0))
 
 
 def _bind_api() -> Any:
@@ -220,7 +275,7 @@ def inject(carrier: dict[str, Any]) -> dict[str, Any]:
     if ENABLED:
         unsampled = _unsampled.get()
         if unsampled is not None:
-            carrier[TRACEPARENT] = unsampled
+            carrier[TRACEPARENT] = _header(unsampled)
         else:
             _write_traceparent(carrier, _otel.trace.get_current_span().get_span_context())
     return carrier
@@ -234,6 +289,10 @@ def _write_traceparent(carrier: dict[str, Any], span_context: SpanContext) -> No
     carrier[TRACEPARENT] = _traceparent(span_context)
     if span_context.trace_state:
         carrier[TRACESTATE] = span_context.trace_state.to_header()
+
+
+def _header(unsampled: str | SpanContext) -> str:
+    return unsampled if isinstance(unsampled, str) else _traceparent(unsampled)
 
 
 def _traceparent(span_context: SpanContext) -> str:
@@ -342,7 +401,7 @@ class _Current(AbstractContextManager[None]):
 
     __slots__ = ("_context", "_token", "_traceparent", "_unsampled_token")
 
-    def __init__(self, context: Any, traceparent: str | None) -> None:
+    def __init__(self, context: Any, traceparent: str | SpanContext | None) -> None:
         self._context = context
         self._traceparent = traceparent
 
@@ -375,7 +434,7 @@ def publishing(
         # The message being handled belongs to a trace the sampler left out: its traceparent
         # travels on unchanged (what W3C asks of a participant that records nothing).
         carried = dict(headers) if headers else {}
-        carried[TRACEPARENT] = unsampled
+        carried[TRACEPARENT] = _header(unsampled)
         return nullcontext(carried)
     current = _otel.trace.get_current_span().get_span_context()
     carried = dict(headers or {})
@@ -411,22 +470,46 @@ def consuming(
     the span (None when tracing is off, or the sampler left the trace out) to add attributes to."""
     if not ENABLED or _tracer is None:
         return nullcontext(None)
+    name = f"process {source}"
+    kind = kind or _otel.consumer
     remote = _remote(headers)
+    preset = None
     if remote is None:
         context = _otel.empty  # no parent: a new trace, whatever the current context holds
+        if _root_sampler is not None:
+            # The root decision without a span: most roots are dropped at a low ratio, and
+            # start_span was half of what such a message cost (plus the context formatted
+            # for sending on, now only when something is sent).
+            trace_id = _ids.generate_trace_id()
+            decided = _root_sampler.should_sample(context, trace_id, name, kind)
+            if not decided.decision.is_sampled():
+                started = _otel.SpanContext(
+                    trace_id, _ids.generate_span_id(), False, _root_flags, decided.trace_state
+                )
+                return _Current(
+                    _otel.trace.set_span_in_context(_otel.NonRecordingSpan(started), context),
+                    None if started.trace_state else started,
+                )
+            # Kept: the span takes the trace id the sampler said yes to (asked again by
+            # start_span, a built-in sampler answers the same for the same id).
+            preset = _preset_trace_id.set(trace_id)
     else:
         context, sampled, traceparent = remote
         if not sampled:
             # Left out by the sampler where the trace started: carry its context on, record
             # nothing.
             return _Current(context, traceparent)
-    consumer = _tracer.start_span(f"process {source}", context=context, kind=kind or _otel.consumer)
+    try:
+        consumer = _tracer.start_span(name, context=context, kind=kind)
+    finally:
+        if preset is not None:
+            _preset_trace_id.reset(preset)
     if not consumer.is_recording():
         # A new trace the sampler left out (a message without a parent).
         started = consumer.get_span_context()
         return _Current(
             _otel.trace.set_span_in_context(consumer, context),
-            None if started.trace_state else _traceparent(started),
+            None if started.trace_state else started,
         )
     span_attributes = _messaging("process", source, routing_key, message_id, "rabbitmq", attributes)
     if redelivered:
