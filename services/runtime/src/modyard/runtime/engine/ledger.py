@@ -29,6 +29,7 @@ from modyard.common.observability import tracing
 from modyard.common.settings import ServiceSettings
 from modyard.runtime.engine.batching import MicroBatcher
 from modyard.runtime.webhooks.payloads import ALL_EVENTS
+from modyard.runtime.webhooks.service import ENQUEUE_MANY
 
 if TYPE_CHECKING:
     from opentelemetry.trace import SpanContext
@@ -64,20 +65,6 @@ WITH recorded AS (
     ORDER BY line.position
 )
 SELECT message_id FROM recorded
-"""
-
-
-# A system webhook event (component.error…) for every active subscription to it, for many
-# events at once: what webhooks.service.notify does in a caller's transaction, for the worker's
-# failures, which have no transaction of their own to join. One statement, so atomic.
-_NOTIFY = """
-INSERT INTO webhook_deliveries (webhook_id, event, event_id, payload, trace_context)
-SELECT webhook.id, notice.event, notice.event_id, notice.payload, notice.trace_context
-FROM unnest($1::text[], $2::uuid[], $3::jsonb[], $4::jsonb[])
-    AS notice(event, event_id, payload, trace_context)
-JOIN system_webhooks AS webhook
-    ON webhook.active AND webhook.events && ARRAY[notice.event, $5]::varchar[]
-RETURNING webhook_deliveries.id
 """
 
 
@@ -218,7 +205,7 @@ class ExecutionLedger:
     async def _notify(self, notices: Sequence[Notice]) -> list[int]:
         pool = await self._connections()
         rows = await pool.fetch(
-            _NOTIFY,
+            ENQUEUE_MANY,
             [notice.event for notice in notices],
             [notice.payload["id"] for notice in notices],
             [notice.payload for notice in notices],

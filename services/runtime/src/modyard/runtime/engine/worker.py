@@ -154,14 +154,7 @@ class NodeWorker:
             await self._dead_letter(incoming, f"not a work message: {exc}"[:500])
             return
         if tracing.recording():  # no attribute dict for a trace the sampler left out
-            tracing.annotate_current(
-                {
-                    tracing.WORKSPACE: message.workspace,
-                    tracing.FLOW: message.flow_id,
-                    tracing.NODE: message.node_id,
-                    "modyard.attempt": message.attempt,
-                }
-            )
+            tracing.annotate_current(_node_attributes(message))
         with bound_context(request_id=message.message_id, correlation_id=message.correlation_id):
             try:
                 await self.handle(message, _Chain(self._chain_limit))
@@ -414,13 +407,7 @@ class NodeWorker:
         with (
             tracing.span(
                 f"process {WORK_QUEUE}",
-                attributes={
-                    tracing.WORKSPACE: child.workspace,
-                    tracing.FLOW: child.flow_id,
-                    tracing.NODE: child.node_id,
-                    "modyard.attempt": child.attempt,
-                    "modyard.chained": True,
-                },
+                attributes={**_node_attributes(child), "modyard.chained": True},
             )
             if tracing.recording()
             else nullcontext(),
@@ -537,6 +524,16 @@ _RECORD = (
     .on_conflict_do_nothing()
     .returning(_NODE_EXECUTIONS.c.message_id)
 )
+
+
+def _node_attributes(message: WorkMessage) -> dict[str, Any]:
+    """A node run's span attributes, delivered or chained."""
+    return {
+        tracing.WORKSPACE: message.workspace,
+        tracing.FLOW: message.flow_id,
+        tracing.NODE: message.node_id,
+        "modyard.attempt": message.attempt,
+    }
 
 
 class _Chain:

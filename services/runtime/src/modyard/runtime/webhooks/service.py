@@ -128,6 +128,21 @@ _ENQUEUE = insert(_DELIVERIES).from_select(
 )
 
 
+# _ENQUEUE for many events at once, as asyncpg text ($1 event names, $2 ids, $3 payloads, $4
+# trace contexts, $5 ALL_EVENTS): the worker's failures, which have no transaction of their own
+# to join, send theirs batched on its pool (engine/ledger.py, ExecutionLedger.notify). Kept next
+# to _ENQUEUE so that the two change together.
+ENQUEUE_MANY = """
+INSERT INTO webhook_deliveries (webhook_id, event, event_id, payload, trace_context)
+SELECT webhook.id, notice.event, notice.event_id, notice.payload, notice.trace_context
+FROM unnest($1::text[], $2::uuid[], $3::jsonb[], $4::jsonb[])
+    AS notice(event, event_id, payload, trace_context)
+JOIN system_webhooks AS webhook
+    ON webhook.active AND webhook.events && ARRAY[notice.event, $5]::varchar[]
+RETURNING webhook_deliveries.id
+"""
+
+
 async def notify(session: AsyncSession, event: str, data: Mapping[str, Any] | BaseModel) -> int:
     """Enqueue ``event`` for every active webhook subscribed to it, in the caller's transaction.
 
