@@ -124,6 +124,14 @@ class CellRequestTimer:
         _traceback: TracebackType | None,
     ) -> None:
         outcome = "ok" if kind is None else kind.__name__
-        CELL_REQUESTS.labels(self._cell, self._action, outcome).observe(
-            time.perf_counter() - self._started, tracing.trace_id_exemplar()
-        )
+        key = (self._cell, self._action, outcome)
+        child = _cell_children.get(key)
+        if child is None:
+            child = _cell_children[key] = CELL_REQUESTS.labels(*key)
+        child.observe(time.perf_counter() - self._started, tracing.trace_id_exemplar())
+
+
+#: The histogram's child per (cell, action, outcome): ``labels()`` checks and joins its label
+#: values each call (1.5 µs, on every action call). Bounded like the series: cells and actions
+#: come through the ``_cells`` budget, outcomes are exception class names.
+_cell_children: dict[tuple[str, str, str], Histogram] = {}
