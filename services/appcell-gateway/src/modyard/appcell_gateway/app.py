@@ -44,6 +44,7 @@ def service_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
         cells = CellCache(database, refresh_seconds=settings.catalogue_refresh_seconds)
         requests = RequestLog(
             database,
+            database_url=settings.database_url,
             batch_size=settings.request_log_batch_size,
             flush_seconds=settings.request_log_flush_seconds,
             retention_hours=settings.request_log_retention_hours,

@@ -159,6 +159,24 @@ async def find_row(session: AsyncSession, key: str) -> Cell:
     return cell
 
 
+async def find_stamp(session: AsyncSession, key: str) -> tuple[uuid.UUID, int, str] | None:
+    """What :func:`find_row` would find, as ``(installation id, revision, status)`` only: the
+    periodic check of a compiled cell, without reading and decoding its catalogue's JSON (its
+    schema files), which is the bulk of a row."""
+    parsed = parse_key(key)
+    query = select(Cell.installation_id, Cell.revision, Cell.status)
+    if isinstance(parsed, uuid.UUID):
+        query = query.where(Cell.installation_id == parsed)
+    else:
+        query = (
+            query.where(Cell.workspace == parsed[0], Cell.slug == parsed[1], Cell.status != REMOVED)
+            .order_by(Cell.updated_at.desc())
+            .limit(1)
+        )
+    row = (await session.execute(query)).first()
+    return (row[0], row[1], row[2]) if row is not None else None
+
+
 # -- compiled cells -------------------------------------------------------------------------------
 
 
@@ -275,7 +293,12 @@ class CellCache:
 
         async def refresh() -> None:
             try:
-                await self._load(key)
+                async with self._database.transaction() as session:
+                    stamp = await find_stamp(session, key)
+                if stamp == (live.installation_id, live.revision, READY):
+                    live.checked_at = time.monotonic()
+                    return
+                await self._load(key)  # changed, gone or broken: the whole row says how
             except (CellNotFound, CellNotReady):
                 self.invalidate(live.installation_id)  # removed or broken since compiled here
             except Exception as exc:  # the database may be down: keep serving what we have
