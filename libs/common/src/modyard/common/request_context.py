@@ -7,8 +7,8 @@ CloudEvent), is put on every event published while handling it, and shows up in 
 
 from __future__ import annotations
 
+import random
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -26,7 +26,13 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """32 hex digits, like a uuid4's, for every request and consumed message without an id.
+
+    Not uuid4: it reads the kernel's random source each time (4.3 µs against 0.35 here, on
+    every request of every service). An id names a request in logs and headers and guards
+    nothing, so the process's Mersenne Twister will do; ``random`` reseeds it in a forked child,
+    so worker processes do not repeat each other's ids."""
+    return "%032x" % random.getrandbits(128)  # noqa: UP031 - faster than an f-string
 
 
 def sanitize_id(value: str | None) -> str | None:
