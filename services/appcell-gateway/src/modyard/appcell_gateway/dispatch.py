@@ -29,6 +29,7 @@ was asked (RabbitMQ vouches for ``user_id``); anything else is dropped as well.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from typing import Any
 
@@ -161,45 +162,77 @@ class Dispatcher:
         correlation_id: str,
         future: asyncio.Future[Any],
     ) -> Any:
+        # One wait for the caller: the reply's future. The broker's confirm (or its return of an
+        # unroutable request, or the connection's loss) and the timeout settle that future
+        # through callbacks, instead of ``asyncio.timeout`` around two awaits: each await is a
+        # turn of the event loop for the request's task, and the confirm always comes first.
         try:
             connection = self._wire.connection
             if connection is None:
                 raise BusUnavailable("the message broker is not connected")
-            async with asyncio.timeout(timeout):
-                confirmed = connection.publish(
-                    "",
-                    queue,
-                    json_body.dumps(body),
-                    Properties(
-                        content_type="application/json",
-                        delivery_mode=TRANSIENT,
-                        message_id=request_id,
-                        message_type=REQUEST_TYPE,
-                        correlation_id=correlation_id,
-                        reply_to=self.reply_queue,
-                        # The caller's trace continues in the cell (W3C traceparent).
-                        headers=tracing.inject({REPLY_EXCHANGE_HEADER: REPLIES_EXCHANGE}),
-                        expiration=str(int(timeout * 1000)),
-                        app_id="modyard-appcell-gateway",
-                    ),
-                    mandatory=True,
-                )
-                assert confirmed is not None, "the requests' connection confirms"
-                try:
-                    await confirmed
-                except MessageReturned:
-                    raise MessageReturned(
-                        f"the cell's queue {queue!r} does not exist any more"
-                    ) from None
-                return await future
-        except TimeoutError:
+            confirmed = connection.publish(
+                "",
+                queue,
+                json_body.dumps(body),
+                Properties(
+                    content_type="application/json",
+                    delivery_mode=TRANSIENT,
+                    message_id=request_id,
+                    message_type=REQUEST_TYPE,
+                    correlation_id=correlation_id,
+                    reply_to=self.reply_queue,
+                    # The caller's trace continues in the cell (W3C traceparent).
+                    headers=tracing.inject({REPLY_EXCHANGE_HEADER: REPLIES_EXCHANGE}),
+                    expiration=str(int(timeout * 1000)),
+                    app_id="modyard-appcell-gateway",
+                ),
+                mandatory=True,
+            )
+        except BusUnavailable as exc:
+            raise self._unavailable(exc) from exc
+        assert confirmed is not None, "the requests' connection confirms"
+        confirmed.add_done_callback(functools.partial(_fail_unless_taken, future, queue))
+        expiry = asyncio.get_running_loop().call_later(timeout, _expire, future)
+        try:
+            return await future
+        except _Expired:
             raise CellTimeout(
                 f"The cell did not answer within {timeout:g} s; its answer, if it comes, is "
                 "discarded. Retry later or check that the cell is running.",
                 timeout_seconds=timeout,
             ) from None
         except (MessageReturned, BusUnavailable) as exc:
-            raise CellUnavailable(
-                f"The request could not be handed to the cell ({exc}); retry shortly.",
-                retry_after_seconds=2,
-            ) from exc
+            raise self._unavailable(exc) from exc
+        finally:
+            expiry.cancel()
+
+    @staticmethod
+    def _unavailable(exc: Exception) -> CellUnavailable:
+        return CellUnavailable(
+            f"The request could not be handed to the cell ({exc}); retry shortly.",
+            retry_after_seconds=2,
+        )
+
+
+class _Expired(Exception):
+    """The reply did not come within the request's timeout."""
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(_Expired())
+
+
+def _fail_unless_taken(
+    future: asyncio.Future[Any], queue: str, confirmed: asyncio.Future[None]
+) -> None:
+    """The broker's confirm: nothing to do once a queue took the request; otherwise the caller
+    learns at once (the queue is gone, or the connection was lost before the broker said)."""
+    if confirmed.cancelled():
+        return
+    error = confirmed.exception()  # retrieved here, whatever happens to the caller
+    if error is None or future.done():
+        return
+    if isinstance(error, MessageReturned):
+        error = MessageReturned(f"the cell's queue {queue!r} does not exist any more")
+    future.set_exception(error)
