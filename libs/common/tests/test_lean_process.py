@@ -9,9 +9,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
+
+from modyard.testing.services import free_port
 
 PACKAGES = [
     "registry",
@@ -167,3 +171,52 @@ def test_only_third_party_modules_lose_their_docstrings_and_asserts(tmp_path: Pa
         check=True,
     )
     assert plain.stdout.strip() == "True"
+
+
+def test_a_served_app_loads_no_websocket_library_and_answers_an_upgrade_as_http() -> None:
+    # run_server, as every service serves: uvicorn without a WebSocket protocol (no modyard route
+    # is a WebSocket), so neither websockets nor uvicorn's WebSocket protocols are imported.
+    port = free_port()
+    code = (
+        "import sys\n"
+        "from fastapi import FastAPI\n"
+        "from modyard.common.service_cli import run_server\n"
+        "from modyard.common.settings import ServiceSettings\n"
+        "app = FastAPI()\n"
+        "@app.get('/loaded')\n"
+        "def loaded() -> list[str]:\n"
+        "    return sorted(name for name, module in sys.modules.items() if module is not None\n"
+        "        and (name.split('.')[0] in ('websockets', 'wsproto')\n"
+        "             or name.startswith('uvicorn.protocols.websockets')))\n"
+        f"run_server(app, ServiceSettings(host='127.0.0.1', port={port}))\n"
+    )
+    server = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        for _ in range(600):
+            try:
+                loaded = httpx.get(f"http://127.0.0.1:{port}/loaded", timeout=1)
+                break
+            except httpx.TransportError:
+                if server.poll() is not None:
+                    raise AssertionError("the server exited") from None
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the server never answered")
+        assert loaded.status_code == 200
+        assert loaded.json() == []
+        upgrade = httpx.get(
+            f"http://127.0.0.1:{port}/loaded",
+            headers={
+                "Connection": "Upgrade",
+                "Upgrade": "websocket",
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            },
+            timeout=5,
+        )
+        # Served as the plain GET it also is: no switch of protocols, no 5xx.
+        assert upgrade.status_code == 200
+        assert upgrade.json() == []
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
