@@ -364,3 +364,45 @@ def test_a_message_s_traceparent_reads_as_the_w3c_propagator_reads_it(
     propagated: dict[str, str] = {}
     TraceContextTextMapPropagator().inject(propagated, context=context)
     assert written == propagated
+
+
+def test_a_root_s_decision_from_its_trace_id_is_the_built_in_samplers_own() -> None:
+    """consuming() decides a message without a traceparent by a rule on its trace id instead of
+    asking the sampler (_root_rule): for each sampler OTEL_TRACES_SAMPLER names, the rule keeps
+    exactly the ids the sampler itself keeps; a sampler it does not know is asked as before."""
+    import random
+
+    from opentelemetry.sdk.trace import sampling
+
+    from modyard.common.observability.tracing import _root_rule
+
+    samplers = {
+        "always_on": sampling.ALWAYS_ON,
+        "always_off": sampling.ALWAYS_OFF,
+        "traceidratio": sampling.TraceIdRatioBased(0.3),
+        "parentbased_always_on": sampling.ParentBased(sampling.ALWAYS_ON),
+        "parentbased_always_off": sampling.ParentBased(sampling.ALWAYS_OFF),
+        "parentbased_traceidratio": sampling.ParentBased(sampling.TraceIdRatioBased(0.3)),
+    }
+    draw = random.Random(24)
+    ids = [draw.getrandbits(128) for _ in range(5000)]
+    # The edges of the ratio's bound, on both sides, in the low 64 bits the sampler reads.
+    bound = sampling.TraceIdRatioBased(0.3).bound
+    ids += [(7 << 64) | (bound - 1), (7 << 64) | bound, bound + 1]
+    for name, sampler in samplers.items():
+        rule = _root_rule(sampler)
+        assert rule is not None, name
+        expected = [
+            sampler.should_sample(None, tid, "process q").decision.is_sampled() for tid in ids
+        ]
+        assert [rule(tid) for tid in ids] == expected, name
+    ratio_rule = _root_rule(samplers["parentbased_traceidratio"])
+    assert ratio_rule is not None
+    kept = sum(ratio_rule(tid) for tid in ids[:5000])
+    assert 1300 <= kept <= 1700, kept  # about 30 %: the rule is not "keep all" by accident
+
+    class Custom(sampling.TraceIdRatioBased):
+        """Another sampler, however alike: asked itself."""
+
+    assert _root_rule(Custom(0.3)) is None
+    assert _root_rule(sampling.ParentBased(Custom(0.3))) is None

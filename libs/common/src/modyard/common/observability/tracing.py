@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -82,6 +82,8 @@ _DETERMINISTIC_SAMPLERS = frozenset(
 _root_sampler: Any = None
 _ids: Any = None
 _root_flags: Any = None
+#: The root sampler's decision as a test of the trace id (_root_rule), when it is a built-in one.
+_root_keeps: Callable[[int], bool] | None = None
 #: Span attributes of our own, next to the semantic conventions' (``messaging.*``, ``http.*``…).
 WORKSPACE = "modyard.workspace"
 FLOW = "modyard.flow.id"
@@ -161,18 +163,41 @@ def _bind_root_decision(provider: Any) -> None:
     """Let consuming() decide a new trace's sampling itself, with the provider's own sampler and
     ids, when the sampler answers the same when asked again (the built-in ones): a dropped root
     then costs no span (the SDK's start_span was half of what such a message paid)."""
-    global _root_sampler, _ids, _root_flags
+    global _root_sampler, _ids, _root_flags, _root_keeps
     from opentelemetry.trace import TraceFlags
 
     name = os.environ.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
     if name not in _DETERMINISTIC_SAMPLERS:
-        _root_sampler = None
+        _root_sampler = _root_keeps = None
         return
     _root_sampler, _ids = provider.sampler, provider.id_generator
+    _root_keeps = _root_rule(_root_sampler)
     # As start_span marks a root whose trace id is random (W3C trace context, level 2).
     random_flag = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
     is_random = getattr(_ids, "is_trace_id_random", lambda: False)()
     _root_flags = TraceFlags(TraceFlags.DEFAULT | (random_flag if is_random else 0))
+
+
+def _root_rule(sampler: Any) -> Callable[[int], bool] | None:
+    """What the built-in ``sampler`` decides for a trace without a parent, as a test of the trace
+    id alone: a ratio sampler keeps the ids whose low 64 bits are under its bound, a static one
+    all or none. Asking the sampler itself builds a result, a parent lookup and its trace state
+    for every message (a third of what a dropped root costs). None: a sampler this does not
+    know, asked as usual (a test holds each rule to the sampler's own answers)."""
+    from opentelemetry.sdk.trace import sampling
+
+    # ParentBased delegates a root to the sampler it was given (its only field for it).
+    root = (
+        getattr(sampler, "_root", sampler) if isinstance(sampler, sampling.ParentBased) else sampler
+    )
+    if root is sampling.ALWAYS_ON:
+        return lambda _trace_id: True
+    if root is sampling.ALWAYS_OFF:
+        return lambda _trace_id: False
+    if type(root) is sampling.TraceIdRatioBased:
+        limit, bound = root.TRACE_ID_LIMIT, root.bound
+        return lambda trace_id: trace_id & limit < bound
+    return None
 
 
 def _bind_api() -> Any:
@@ -481,10 +506,15 @@ def consuming(
             # start_span was half of what such a message cost (plus the context formatted
             # for sending on, now only when something is sent).
             trace_id = _ids.generate_trace_id()
-            decided = _root_sampler.should_sample(context, trace_id, name, kind)
-            if not decided.decision.is_sampled():
+            if _root_keeps is not None:
+                # A root's trace state is empty: there is no parent to take one from.
+                keep, trace_state = _root_keeps(trace_id), None
+            else:
+                decided = _root_sampler.should_sample(context, trace_id, name, kind)
+                keep, trace_state = decided.decision.is_sampled(), decided.trace_state
+            if not keep:
                 started = _otel.SpanContext(
-                    trace_id, _ids.generate_span_id(), False, _root_flags, decided.trace_state
+                    trace_id, _ids.generate_span_id(), False, _root_flags, trace_state
                 )
                 return _Current(
                     _otel.trace.set_span_in_context(_otel.NonRecordingSpan(started), context),
