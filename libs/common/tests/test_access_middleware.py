@@ -9,7 +9,7 @@ import json
 
 import httpx
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from prometheus_client import REGISTRY
 
 from modyard.common.errors import Conflict, install_problem_handlers
@@ -24,6 +24,11 @@ def make_app() -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=SERVICE)
+
+    @app.get("/stale-ids")
+    async def stale_ids() -> Response:
+        # An app that copies ids onto its answer: the request's own replace them.
+        return Response(headers={"X-Request-ID": "stale", "X-Correlation-ID": "stale"})
 
     @app.get("/items/{item}")
     async def item(item: str) -> dict[str, str]:
@@ -110,3 +115,20 @@ def test_the_ids_are_unbound_after_the_request_and_the_outer_ones_come_back() ->
         }
     assert current_request_id() is None
     assert structlog.contextvars.get_contextvars() == {}
+
+
+async def test_the_callers_ids_come_back_once_on_the_answer_and_a_new_id_is_made_without() -> None:
+    transport = httpx.ASGITransport(app=make_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        given = await client.get(
+            "/stale-ids", headers={"X-Request-ID": "req-1", "X-Correlation-ID": "corr-1"}
+        )
+        made = await client.get("/items/a")
+        unsafe = await client.get("/items/a", headers={"X-Request-ID": "bad id with spaces"})
+    assert given.headers.get_list("x-request-id") == ["req-1"]
+    assert given.headers.get_list("x-correlation-id") == ["corr-1"]
+    request_id = made.headers["x-request-id"]
+    assert len(request_id) == 32
+    int(request_id, 16)
+    assert made.headers["x-correlation-id"] == request_id
+    assert unsafe.headers["x-request-id"] not in {"bad id with spaces", request_id}
