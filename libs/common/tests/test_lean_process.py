@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modyard.testing.services import free_port
+from modyard.testing.services import free_port, service_process
 
 PACKAGES = [
     "registry",
@@ -128,7 +128,7 @@ def test_a_service_process_serves_the_same_openapi_without_library_docstrings(
     # The third-party modules it imports are compiled at level 2 (modyard.common.library_bytecode);
     # its OpenAPI descriptions come from modyard's own docstrings, which it keeps.
     lean = _python(
-        f"import sys, json, modyard.{package}.__main__, modyard.{package}.app as app, sqlalchemy; "
+        f"import sys, json, modyard.{package}.__main__, modyard.{package}.app as app, sqlalchemy.orm; "
         "print(type(sqlalchemy.__spec__.loader).__name__, sqlalchemy.orm.Session.__doc__); "
         "print(json.dumps(app.create_app().openapi(), sort_keys=True))"
     )
@@ -220,3 +220,29 @@ def test_a_served_app_loads_no_websocket_library_and_answers_an_upgrade_as_http(
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+def test_the_backoffice_imports_no_database_or_broker_layer() -> None:
+    # It owns no tables and no queue: neither its app nor the shared serving path (service_cli,
+    # errors, the version) pulls in the service app factory's database and broker layers.
+    loaded = _python(
+        "import sys, modyard.backoffice.__main__, modyard.backoffice.app as app; app.create_app(); "
+        "import modyard.common.service_cli; "
+        "print(sorted({name.split('.')[0] if not name.startswith('modyard.') else "
+        "'.'.join(name.split('.')[:3]) for name in sys.modules if sys.modules[name] is not None "
+        "and (name.split('.')[0] in ('sqlalchemy', 'asyncpg', 'aio_pika', 'aiormq', 'tenacity') "
+        "or name.startswith(('modyard.common.db', 'modyard.common.bus', "
+        "'modyard.common.app_factory', 'modyard.cell')))}))"
+    )
+    assert loaded == "[]"
+
+
+async def test_a_started_backoffice_maps_no_database_or_websocket_extension() -> None:
+    # The process as it serves (its lifespan run, ready): the C extensions SQLAlchemy, asyncpg and
+    # websockets bring along are not in its memory map; pydantic-core's is (the check reads the
+    # right process).
+    async with service_process("backoffice", {"MODYARD_LOG_LEVEL": "WARNING"}) as process:
+        maps = Path(f"/proc/{process.process.pid}/maps").read_text()  # noqa: ASYNC240 - tiny
+    assert "/pydantic_core/" in maps
+    for package in ("sqlalchemy", "asyncpg", "websockets"):
+        assert f"/{package}/" not in maps

@@ -41,10 +41,9 @@ from modyard.common.observability.queue_gauges import watch_queues
 from modyard.common.observability.secret_age import watch_secret_age
 from modyard.common.process_heap import settle_after_startup
 from modyard.common.settings import SecretKeysSettings, ServiceSettings
+from modyard.common.version import VERSION
 
 log = structlog.get_logger(__name__)
-
-VERSION = "0.1.0"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modyard.common.json_pointer import json_pointer
@@ -248,9 +247,15 @@ async def _handle_database(request: Request, exc: Exception) -> JSONResponse:
     return await _handle_problem(request, problem)
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+def install_problem_handlers(app: FastAPI, *, database: bool = True) -> None:
+    """``database=False`` for an app that owns no database (the backoffice)."""
     app.add_exception_handler(Problem, _handle_problem)
-    app.add_exception_handler(DBAPIError, _handle_database)
+    if database:
+        # Imported here, not at the top: SQLAlchemy is ~150 modules (~10 MiB of a process), and
+        # an app without a database would import it for this one exception class.
+        from sqlalchemy.exc import DBAPIError
+
+        app.add_exception_handler(DBAPIError, _handle_database)
     app.add_exception_handler(RequestValidationError, _handle_validation)
     app.add_exception_handler(StarletteHTTPException, _handle_http)
     app.add_exception_handler(Exception, _handle_unexpected)

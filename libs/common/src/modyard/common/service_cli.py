@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import uvicorn
 from fastapi import FastAPI
 
-from modyard.common.app_factory import ServiceSpec
 from modyard.common.http_server import CoalescingHttpToolsProtocol
 from modyard.common.process_heap import serving_this_process
 from modyard.common.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    # For the annotation only: the backoffice serves through run_server without the app factory,
+    # which imports the database and broker layers (SQLAlchemy, asyncpg, aio-pika) it never uses.
+    from modyard.common.app_factory import ServiceSpec
 
 #: The arguments that mean "serve" (no command runs ``serve``).
 SERVE_ARGUMENTS = ((), ("serve",))

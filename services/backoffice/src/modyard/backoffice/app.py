@@ -33,7 +33,6 @@ from modyard.backoffice.routes import (
 )
 from modyard.backoffice.security_headers import SecurityHeadersMiddleware
 from modyard.backoffice.settings import BackofficeSettings
-from modyard.common.app_factory import VERSION
 from modyard.common.auth import follow_token_denials, verified_tokens
 from modyard.common.body_limit import install_body_limit
 from modyard.common.errors import install_problem_handlers
@@ -41,6 +40,7 @@ from modyard.common.logging import configure_logging
 from modyard.common.observability import metrics
 from modyard.common.observability.middleware import RequestContextMiddleware
 from modyard.common.process_heap import settle_after_startup
+from modyard.common.version import VERSION
 
 log = structlog.get_logger(__name__)
 
@@ -82,7 +82,7 @@ def create_app(settings: BackofficeSettings | None = None) -> FastAPI:
     app.state.settings = settings
     context = BackofficeContext(settings=settings, tokens=verified_tokens(app))
     SLOT.attach(app, context)
-    install_problem_handlers(app)
+    install_problem_handlers(app, database=False)
     install_page_handlers(app)
     # Bodies are capped per route before anything reads them (the upload declares its own).
     install_body_limit(app, settings.service_name)
