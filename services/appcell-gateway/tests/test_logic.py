@@ -231,7 +231,11 @@ async def test_cell_settings_are_refreshed_before_they_expire_without_a_request_
     assert await installer.effective_config(installation, "ws", "rc") == {"password": "one"}
     installer.release.clear()
     installer.answer = {"password": "two"}
-    clock.now += 3  # past half the copy's time, before its expiry
+    clock.now += 3.5  # not yet in the copy's last second: no fetch
+    assert await installer.effective_config(installation, "ws", "rc") == {"password": "one"}
+    await asyncio.sleep(0)
+    assert installer.fetches == 1
+    clock.now += 1  # in its last second, before its expiry
     # Answered from the copy at once, while the installer has not answered the refresh.
     assert await installer.effective_config(installation, "ws", "rc") == {"password": "one"}
     await asyncio.sleep(0)
@@ -250,11 +254,11 @@ async def test_no_copy_of_cell_settings_is_used_past_its_expiry(clock: _Clock) -
     installer.release.set()
     await installer.effective_config(installation, "ws", "rc")
     installer.answer = ServiceUnavailable("the installer is down")
-    clock.now += 3
+    clock.now += 4.5
     assert await installer.effective_config(installation, "ws", "rc") == {"password": "one"}
     for _ in range(5):
         await asyncio.sleep(0)  # the refresh ran, and failed
-    clock.now += 2  # the copy has expired
+    clock.now += 0.5  # the copy has expired
     with pytest.raises(ServiceUnavailable):
         await installer.effective_config(installation, "ws", "rc")
     installer.answer = UpstreamMissing("removed")
