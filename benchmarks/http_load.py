@@ -100,6 +100,9 @@ class _Connection(asyncio.Protocol):
 
     async def request(self, data: bytes, timeout: float) -> _Response:
         assert self._transport is not None
+        if not self.usable or self._transport.is_closing():
+            # Written to a closed transport, a request vanishes and would count as a timeout.
+            raise ConnectionError("connection closed by the server before the request")
         waiter: asyncio.Future[_Response] = self._loop.create_future()
         self._waiter = waiter
         timer = self._loop.call_later(timeout, self._fail, TimeoutError())

@@ -317,6 +317,11 @@ async def _post_at_rate(
             if delay > 0:
                 await asyncio.sleep(delay)
         await slots.acquire()  # never more than ``connections`` requests at once
+        # An idle connection the server closed meanwhile (uvicorn's keep-alive ends after 5 s:
+        # after a burst, the connections at the bottom of the stack wait that long) is left; a
+        # request written to it was never read and counted, 30 s later, as not accepted.
+        while idle and not idle[-1].usable:
+            idle.pop()
         if idle:
             connection = idle.pop()
         else:

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
 
 from benchmarks import http_load
@@ -107,3 +109,34 @@ async def test_a_response_that_never_comes_is_lost() -> None:
 
     result = await run(hanging, requests=20, timeout=0.3)
     assert (result.answered, result.lost, result.mismatched) == (19, 1, 0)
+
+
+async def test_a_connection_the_server_closed_refuses_a_request_at_once() -> None:
+    """A keep-alive connection the server closed while it sat idle (uvicorn ends one after 5 s)
+    says so when a request is given to it, instead of swallowing the request: the runtime
+    benchmark's open loop counted such requests as webhooks not accepted, 30 s later."""
+
+    async def answer_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()  # the server's keep-alive timeout, while the client holds it idle
+
+    listening = await asyncio.start_server(answer_then_close, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    try:
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_connection(http_load._Connection, "127.0.0.1", port)
+        request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        first = await connection.request(request, timeout=5)
+        assert first.status == 202
+        assert connection.usable
+        await asyncio.sleep(0.3)  # the server closes it meanwhile
+        assert not connection.usable
+        # Refused as closed (not a TimeoutError after the request's 5 s, as before the check).
+        with pytest.raises(ConnectionError, match="before the request"):
+            await connection.request(request, timeout=5)
+    finally:
+        listening.close()
+        await listening.wait_closed()
