@@ -11,12 +11,21 @@ from collections.abc import Mapping
 
 from modyard.modules.formats.base import ModuleFiles
 
+#: The entries' modification time in fixture archives (zip's DOS time: no earlier than 1980).
+FIXED_TIME = (2026, 1, 1, 0, 0, 0)
+
 
 def make_zip(files: Mapping[str, bytes | str], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
         for name, content in files.items():
-            archive.writestr(name, content)
+            # A fixed time, not the clock's: the same files give the same bytes (and digest), so
+            # publishing a fixture again is the idempotent republish, not a conflicting version
+            # (two archives built either side of a 2 s boundary differed, and the second got 409).
+            entry = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+            # What writestr gives a name of its own: rw------- files, rwxrwxr-x directories.
+            entry.external_attr = (0o40775 << 16) | 0x10 if name.endswith("/") else 0o600 << 16
+            archive.writestr(entry, content, compression)
     return buffer.getvalue()
 
 
