@@ -513,3 +513,11 @@ async def test_a_second_deployer_sharing_the_namespace_destroys_nothing(
     assert after["State"]["Running"]
     await serves(f"http://127.0.0.1:{port}", "hello v1")
     assert (await deployer.call("DELETE", "/v1/deployments/shared")).status_code == 202
+
+    # The deletion runs after the 202: waited for, or the namespace's teardown raced it for the
+    # data volume ("volume is in use", 409).
+    async def gone() -> bool:
+        return (await deployer.call("GET", "/v1/deployments/shared")).status_code == 404
+
+    await eventually(gone, 30)
+    assert await deployer.containers("shared") == []
