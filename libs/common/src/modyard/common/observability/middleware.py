@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modyard.common.errors import internal_error
 from modyard.common.observability.metrics import HTTP_DURATION, HTTP_REQUESTS
+from modyard.common.raw_headers import first_values
 from modyard.common.request_context import (
     CORRELATION_ID_HEADER,
     REQUEST_ID_HEADER,
@@ -46,7 +47,11 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
         started_response = False
-        with bound_context(**_given_ids(scope)) as (request_id, correlation_id):
+        given_request_id, given_correlation_id = first_values(scope, _ID_HEADERS)
+        with bound_context(request_id=given_request_id, correlation_id=given_correlation_id) as (
+            request_id,
+            correlation_id,
+        ):
 
             async def send_with_ids(message: Message) -> None:
                 nonlocal status, started_response
@@ -98,20 +103,6 @@ class RequestContextMiddleware:
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 _CORRELATION_ID = CORRELATION_ID_HEADER.lower().encode()
 _ID_HEADERS = (_REQUEST_ID, _CORRELATION_ID)
-
-
-def _given_ids(scope: Scope) -> dict[str, str | None]:
-    """The caller's ids (the first of each header), in one pass over the raw headers, whose
-    names the server gives in lower case: starlette's ``Headers`` built and searched twice cost
-    1.6 µs against 0.2, on every request of every service."""
-    request_id = correlation_id = None
-    for name, value in scope["headers"]:
-        if name == _REQUEST_ID:
-            if request_id is None:
-                request_id = value.decode("latin-1")
-        elif name == _CORRELATION_ID and correlation_id is None:
-            correlation_id = value.decode("latin-1")
-    return {"request_id": request_id, "correlation_id": correlation_id}
 
 
 def _set_ids(message: Message, request_id: str, correlation_id: str) -> None:

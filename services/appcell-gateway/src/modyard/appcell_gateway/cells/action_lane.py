@@ -28,12 +28,17 @@ from modyard.appcell_gateway.context import SLOT, GatewayContext
 from modyard.appcell_gateway.schemas import ActionCall
 from modyard.common.auth import bearer_principal
 from modyard.common.errors import Problem, problem_response, validation_problem
+from modyard.common.raw_headers import first_values
 
 _ACTION_PATH = re.compile(
     r"/v1/cells/(?P<installation>[^/]+)/plugins/(?P<plugin>[^/]+)/actions/(?P<action>[^/]+)"
 )
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _IDEMPOTENCY_KEY = TypeAdapter(cells.IdempotencyKey)
+
+
+#: The two headers the lane reads (the first of each).
+_WANTED_HEADERS = (b"authorization", b"idempotency-key")
 
 
 class ActionCallLane:
@@ -81,7 +86,7 @@ class ActionCallLane:
         self, context: GatewayContext, scope: Scope, receive: Receive, match: re.Match[str]
     ) -> dict[str, Any]:
         # FastAPI's order: authentication first, then every path and body error in one 422.
-        authorization, idempotency_key = _wanted_headers(scope)
+        authorization, idempotency_key = first_values(scope, _WANTED_HEADERS)
         scheme, _, token = (authorization or "").partition(" ")
         principal = bearer_principal(context.tokens, scheme, token.strip())
         body = await _read_body(receive)
@@ -104,20 +109,6 @@ class ActionCallLane:
         if errors or path is None or call is None:
             raise validation_problem(errors)
         return await cells.run_action_call(context, principal, path, call, idempotency_key)
-
-
-def _wanted_headers(scope: Scope) -> tuple[str | None, str | None]:
-    """``Authorization`` and ``Idempotency-Key`` (the first of each), in one pass over the raw
-    headers (the server gives their names in lower case): starlette's ``Headers`` built and
-    searched twice cost 1.3 µs against 0.3, on every action call."""
-    authorization = idempotency_key = None
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            if authorization is None:
-                authorization = value.decode("latin-1")
-        elif name == b"idempotency-key" and idempotency_key is None:
-            idempotency_key = value.decode("latin-1")
-    return authorization, idempotency_key
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -27,10 +27,10 @@ from typing import Any
 import asyncpg
 import structlog
 from sqlalchemy import delete, select
-from sqlalchemy.engine import make_url
 
 from modyard.appcell_gateway.models import RequestRecord
 from modyard.common.db.database import Database
+from modyard.common.db.raw_connections import CONNECTION_ERRORS, asyncpg_dsn, keep_session
 
 log = structlog.get_logger(__name__)
 
@@ -58,22 +58,6 @@ COLUMNS = (
 )
 
 
-#: What a dropped or restarted database raises on a pooled connection: replace it, copy again.
-_CONNECTION_ERRORS = (
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InternalClientError,
-    OSError,
-)
-
-
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Nothing to reset on release: a COPY leaves no session state behind, and asyncpg still
-    rolls back an unfinished transaction (the default reset is one more round trip a flush)."""
-
-
 class RequestLog:
     def __init__(
         self,
@@ -85,11 +69,7 @@ class RequestLog:
         retention_hours: float,
     ) -> None:
         self._database = database
-        self._dsn = (
-            make_url(database_url)
-            .set(drivername="postgresql")
-            .render_as_string(hide_password=False)
-        )
+        self._dsn = asyncpg_dsn(database_url)
         self._pool: asyncpg.Pool | None = None
         self._batch_size = batch_size
         self._flush_seconds = flush_seconds
@@ -163,7 +143,7 @@ class RequestLog:
                     schema_name=self._database.schema,
                 )
                 return
-            except _CONNECTION_ERRORS:
+            except (*CONNECTION_ERRORS, OSError):
                 # After a database restart the pooled connection is dead: a new one, once.
                 await pool.expire_connections()
                 if attempt == 2:
@@ -175,7 +155,7 @@ class RequestLog:
                 self._dsn,
                 min_size=0,
                 max_size=1,
-                reset=_keep_session,
+                reset=keep_session,  # a COPY leaves no session state behind
                 server_settings={"application_name": "modyard-appcell-gateway-request-log"},
             )
         return self._pool

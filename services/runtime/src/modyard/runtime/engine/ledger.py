@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from modyard.common.db.raw_connections import CONNECTION_ERRORS, asyncpg_dsn, keep_session
 from modyard.common.observability import tracing
 from modyard.common.settings import ServiceSettings
 from modyard.runtime.engine.batching import MicroBatcher
@@ -34,17 +35,6 @@ from modyard.runtime.webhooks.service import ENQUEUE_MANY
 if TYPE_CHECKING:
     from opentelemetry.trace import SpanContext
 
-CONNECTION_ERRORS = (
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.CannotConnectNowError,
-    # 57P01 "terminating connection due to administrator command": a fast restart.
-    asyncpg.exceptions.OperatorInterventionError,
-    # "cannot switch to state …; another operation is in progress": a connection whose protocol
-    # state a restart left broken (tests/test_database_restart.py). It was not classified, so
-    # the worker let it escape and the message stayed unacknowledged.
-    asyncpg.exceptions.InternalClientError,
-)
 
 _LOOKUP = "SELECT message_id, outputs FROM node_executions WHERE message_id = ANY($1::text[])"
 # One statement, so atomic without an explicit transaction: each success is recorded with its
@@ -110,12 +100,6 @@ async def _json_codec(connection: asyncpg.Connection) -> None:
         )
 
 
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Nothing to reset on release: these statements leave no session state behind (no SET,
-    LISTEN, cursors or advisory locks), and asyncpg still rolls back an unfinished transaction.
-    The default reset query would be one more round trip per node execution."""
-
-
 class ExecutionLedger:
     def __init__(self, settings: ServiceSettings, *, max_size: int) -> None:
         url = make_url(settings.database_url)
@@ -124,7 +108,7 @@ class ExecutionLedger:
             "server.address": url.host or "",
             "server.port": url.port or 5432,
         }
-        self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._dsn = asyncpg_dsn(settings.database_url)
         self._schema = settings.db_schema
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
@@ -148,7 +132,7 @@ class ExecutionLedger:
                         min_size=1,
                         max_size=self._max_size,
                         init=_json_codec,
-                        reset=_keep_session,
+                        reset=keep_session,
                         server_settings={
                             "search_path": self._schema,
                             "application_name": "modyard-runtime-worker",

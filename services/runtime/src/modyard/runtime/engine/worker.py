@@ -44,6 +44,7 @@ from modyard.common.bus.outbox import record_event
 from modyard.common.bus.topology import DEAD_LETTER_EXCHANGE
 from modyard.common.db.availability import is_database_unavailable
 from modyard.common.db.database import Database
+from modyard.common.db.raw_connections import CONNECTION_ERRORS as LEDGER_CONNECTION_ERRORS
 from modyard.common.observability import flow_metrics, tracing
 from modyard.common.request_context import bound_context
 from modyard.contracts.events import payload as event_payload
@@ -54,7 +55,6 @@ from modyard.runtime.components.base import ComponentError, Delay, ExecutionCont
 from modyard.runtime.components.core import core_component
 from modyard.runtime.engine.dispatch import send
 from modyard.runtime.engine.flow_cache import FlowCache, RunnableFlow
-from modyard.runtime.engine.ledger import CONNECTION_ERRORS as LEDGER_CONNECTION_ERRORS
 from modyard.runtime.engine.ledger import ExecutionLedger, Notice, Recorded
 from modyard.runtime.engine.messages import FailedAttempt, WorkMessage
 from modyard.runtime.engine.topology import WORK_DEAD_LETTER_QUEUE, WORK_QUEUE, delay_queue
