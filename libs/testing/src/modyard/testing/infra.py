@@ -17,6 +17,9 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from modyard.common.bus.management import management_permissions
+from modyard.common.db.raw_connections import (
+    asyncpg_dsn as asyncpg_dsn,  # re-exported for the tests
+)
 from modyard.common.network import is_loopback, tcp_reachable
 from modyard.common.settings import CommonSettings
 
@@ -56,12 +59,6 @@ def missing_infrastructure(settings: CommonSettings) -> list[str]:
     if not tcp_reachable(amqp.hostname or "127.0.0.1", amqp.port or 5672):
         missing.append(f"RabbitMQ at {amqp.hostname}:{amqp.port}")
     return missing
-
-
-def asyncpg_dsn(sqlalchemy_url: str) -> str:
-    return (
-        make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
 
 
 @asynccontextmanager
