@@ -265,3 +265,42 @@ async def test_no_copy_of_cell_settings_is_used_past_its_expiry(clock: _Clock) -
     with pytest.raises(UpstreamMissing):
         await installer.effective_config(installation, "ws", "rc")
     await installer.close()
+
+
+async def test_settings_fetched_across_a_forget_are_not_kept(clock: _Clock) -> None:
+    # A fetch begun before the installation's event may have read the settings the event
+    # replaced: its answer goes to its own waiters, and is not kept for the cache's time.
+    installer = _Installer(ttl=60)
+    installation = uuid.uuid4()
+    before = asyncio.create_task(installer.effective_config(installation, "ws", "rc"))
+    await asyncio.sleep(0)
+    installer.forget(installation)
+    installer.release.set()
+    assert await before == {"password": "one"}
+    installer.answer = {"password": "two"}
+    assert await installer.effective_config(installation, "ws", "rc") == {"password": "two"}
+    assert installer.fetches == 2
+    # That one is kept: the copy serves until the next forget.
+    installer.answer = {"password": "three"}
+    assert await installer.effective_config(installation, "ws", "rc") == {"password": "two"}
+    assert installer.fetches == 2
+    installer.forget_all()
+    assert await installer.effective_config(installation, "ws", "rc") == {"password": "three"}
+    assert installer.fetches == 3
+    await installer.close()
+
+
+async def test_a_request_after_a_forget_does_not_wait_on_the_earlier_fetch(clock: _Clock) -> None:
+    installer = _Installer(ttl=60)
+    installation = uuid.uuid4()
+    before = asyncio.create_task(installer.effective_config(installation, "ws", "rc"))
+    await asyncio.sleep(0)
+    installer.forget(installation)
+    after = asyncio.create_task(installer.effective_config(installation, "ws", "rc"))
+    await asyncio.sleep(0)
+    assert installer.fetches == 2  # its own fetch, not the one begun before the event
+    installer.release.set()
+    await asyncio.gather(before, after)
+    assert await installer.effective_config(installation, "ws", "rc") == {"password": "one"}
+    assert installer.fetches == 2  # the later fetch's answer is kept
+    await installer.close()

@@ -6,11 +6,14 @@ import asyncio
 import logging
 from typing import Any
 
+import httpx
 import pytest
 from gateway_env import WS, Env
 
+from modyard.appcell_gateway.app import create_app
 from modyard.sdk.cell import Cell
 from modyard.testing.polling import eventually
+from modyard.testing.services import in_process
 
 pytestmark = pytest.mark.infra
 
@@ -187,6 +190,53 @@ async def test_settings_come_from_the_installation_at_every_request(env: Env) ->
         ).status_code == 200
 
     await eventually(accepted, timeout=15)
+
+
+async def test_a_configuration_change_reaches_every_replica_before_its_copy_expires(
+    env: Env,
+) -> None:
+    # Two more gateway processes (in this one) on the same schema and vhost, keeping the cell's
+    # settings for five minutes: the installation's ``configured`` event reaches one process of
+    # the three through the service's shared queue, and each through its own queue.
+    settings = env.settings.model_copy(update={"settings_cache_seconds": 300})
+    replicas: list[httpx.AsyncClient] = []
+
+    async def answers(client: httpx.AsyncClient) -> int:
+        response = await client.post(
+            f"/v1/cells/{RC}/plugins/NewResellerClub/actions/checkAvailability",
+            json={"payload": {"domain": "x-y.com"}},
+            headers=env.operator,
+        )
+        return response.status_code
+
+    async def configure(password: str) -> None:
+        patched = await env.external(
+            "PATCH",
+            f"{env.installer}/v1/workspaces/{WS}/installations/rc/config",
+            json={"config": {"password": password}},
+        )
+        assert patched.status_code == 200, patched.text
+
+    async with in_process(create_app(settings)) as one, in_process(create_app(settings)) as two:
+        replicas[:] = [one, two]
+        for client in replicas:
+            assert await answers(client) == 200  # each now holds the settings
+        await configure("wrong")
+        try:
+            for client in replicas:
+
+                async def refused(client: httpx.AsyncClient = client) -> bool:
+                    return await answers(client) == 401
+
+                await eventually(refused, timeout=15)
+        finally:
+            await configure("secret")
+        for client in replicas:
+
+            async def accepted(client: httpx.AsyncClient = client) -> bool:
+                return await answers(client) == 200
+
+            await eventually(accepted, timeout=15)
 
 
 # -- a misbehaving cell ---------------------------------------------------------------------------

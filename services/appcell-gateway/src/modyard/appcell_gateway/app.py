@@ -12,7 +12,7 @@ from modyard.appcell_gateway.broker_admin import BrokerAdmin
 from modyard.appcell_gateway.cells.action_lane import ActionCallLane
 from modyard.appcell_gateway.cells.endpoints import router as cells_router
 from modyard.appcell_gateway.cells.store import CellCache
-from modyard.appcell_gateway.consumers import subscriptions_for
+from modyard.appcell_gateway.consumers import installation_news, subscriptions_for
 from modyard.appcell_gateway.context import SLOT, GatewayContext
 from modyard.appcell_gateway.dispatch import Dispatcher
 from modyard.appcell_gateway.ingress import Ingress
@@ -84,6 +84,7 @@ def service_spec(settings: GatewaySettings | None = None) -> ServiceSpec:
         )
         contexts[:] = [context]
         SLOT.attach(app, context)
+        bus.add_topology(installation_news(context))
 
         async def after_migrations(work: Callable[[], Awaitable[None]]) -> None:
             # The request log writes to the gateway's tables: not before they exist.

@@ -30,9 +30,12 @@ class GatewaySettings(SecretKeysSettings):
     #: Seconds a process trusts its compiled copy of a cell before checking the stored revision
     #: (another replica may have handled an install or removal event).
     catalogue_refresh_seconds: float = Field(default=2.0, ge=0)
-    #: Seconds the installation's effective configuration is reused between requests; a
-    #: ``configured`` event handled by this process drops it at once.
-    settings_cache_seconds: float = Field(default=5.0, ge=0)
+    #: Seconds the installation's effective configuration is reused between requests. Every
+    #: process drops its copy at once on the installation's ``configured``, ``upgraded`` or
+    #: ``removed`` event (consumers.installation_news), and all copies after a lost broker
+    #: connection: this bounds only what no event announces, the installer's environment
+    #: overrides (``APP_CONFIG_…``, changed by restarting it) and its storage token.
+    settings_cache_seconds: float = Field(default=60.0, ge=0)
     #: Requests handled at once from the AMQP ingress queue (its prefetch).
     ingress_prefetch: int = Field(default=64, ge=1, le=10_000)
     #: Request log: rows written per batch, how often, and for how long they are kept. Small,

@@ -59,7 +59,8 @@ class RegistryClient(ServiceClient):
 
 
 class InstallerClient(ServiceClient):
-    """Effective configurations, cached briefly per installation (see ``settings_cache_seconds``).
+    """Effective configurations, cached per installation (see ``settings_cache_seconds``) until an
+    installation event drops them (:func:`~modyard.appcell_gateway.consumers.installation_news`).
 
     A cached configuration is fetched again in the background in the last second of its time
     (the last half, for a cache time under two seconds), so that under steady traffic no request
@@ -85,9 +86,20 @@ class InstallerClient(ServiceClient):
         # One fetch per installation at a time: a burst of requests shares it.
         self._inflight: dict[uuid.UUID, asyncio.Future[dict[str, Any]]] = {}
         self._refreshes: set[asyncio.Task[None]] = set()
+        #: Counts the forgets: a fetch begun before one may have read the settings the event
+        #: replaced, so its answer is not kept (see _load).
+        self._forgets = 0
 
     def forget(self, installation_id: uuid.UUID) -> None:
+        """Drop the copy, and leave a fetch in flight to its waiters: the next request fetches."""
+        self._forgets += 1
         self._cache.pop(installation_id, None)
+        self._inflight.pop(installation_id, None)
+
+    def forget_all(self) -> None:
+        self._forgets += 1
+        self._cache.clear()
+        self._inflight.clear()
 
     async def close(self) -> None:
         for refresh in self._refreshes:
@@ -128,6 +140,7 @@ class InstallerClient(ServiceClient):
     async def _load(self, installation_id: uuid.UUID, workspace: str, slug: str) -> dict[str, Any]:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._inflight[installation_id] = future
+        forgets = self._forgets
         try:
             config = await self._fetch(workspace, slug)
         except BaseException as exc:
@@ -136,10 +149,12 @@ class InstallerClient(ServiceClient):
             raise
         else:
             future.set_result(config)
-            self._cache[installation_id] = (time.monotonic() + self._ttl, config)
+            if self._forgets == forgets:
+                self._cache[installation_id] = (time.monotonic() + self._ttl, config)
             return config
         finally:
-            self._inflight.pop(installation_id, None)
+            if self._inflight.get(installation_id) is future:
+                del self._inflight[installation_id]
 
     async def _fetch(self, workspace: str, slug: str) -> dict[str, Any]:
         path = f"/v1/workspaces/{workspace}/installations/{slug}/effective-config"
