@@ -8,21 +8,14 @@ the schedule loop.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 
-from aio_pika.abc import (
-    AbstractExchange,
-    AbstractIncomingMessage,
-    AbstractRobustChannel,
-    AbstractRobustConnection,
-)
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.consumer import EventSubscription
 from modyard.common.bus.envelope import CloudEvent
-from modyard.common.bus.topology import EVENTS_EXCHANGE
+from modyard.common.bus.process_queue import process_queue
 from modyard.contracts.events import parse
 from modyard.contracts.events.installer import INSTALLATION_EVENTS
 from modyard.contracts.events.runtime import AUTOMATION_EVENT_EMITTED, AutomationEventEmitted
@@ -63,32 +56,20 @@ class AutomationsRuntime:
             raise RuntimeError("automations are not started yet")
         await self.tracker.on_installation(session, event)
 
-    async def _declare_waits(
-        self, channel: AbstractRobustChannel, connection: AbstractRobustConnection
-    ) -> dict[str, AbstractExchange]:
-        """This process's own queue of emitted events, for its ``wait`` instructions: the shared
-        ``runtime.events`` queue gives each event to one replica, a wait may be in any."""
-        consume = await connection.channel()
-        queue = await consume.declare_queue(
-            f"runtime.waits.{uuid.uuid4().hex[:12]}", exclusive=True, auto_delete=True
-        )
-        await queue.bind(EVENTS_EXCHANGE, routing_key=AUTOMATION_EVENT_EMITTED)
-        await queue.consume(self._on_wait_event, no_ack=True)
-        return {}
-
-    async def _on_wait_event(self, message: AbstractIncomingMessage) -> None:
+    def _on_wait_event(self, event: CloudEvent) -> None:
+        """An emitted event, heard by every runtime process on a queue of its own
+        (``runtime.waits.<id>``): the shared ``runtime.events`` queue gives each event to one
+        replica, and a ``wait`` may be in any."""
         if self.service is None:
-            return
-        try:
-            event = CloudEvent.model_validate_json(message.body)
-        except ValueError:
             return
         data = parse(AutomationEventEmitted, event.data)
         if data is not None:
             self.service.hub.publish(data.workspace, data.type, data.payload)
 
     async def start(self, app: FastAPI) -> None:
-        app.state.bus.add_topology(self._declare_waits)
+        app.state.bus.add_topology(
+            process_queue("runtime.waits", [AUTOMATION_EVENT_EMITTED], self._on_wait_event)
+        )
         box = self.settings.secret_box()
         programs = ProgramCache(app.state.database, box)
         self.service = AutomationService(
