@@ -187,6 +187,7 @@ async def _run(
             if PROFILE_DIR
             else []
         )
+        scans_before = await _scans(database)
         await cpu.start(database)
         started = time.perf_counter()
         async with connection:
@@ -199,6 +200,7 @@ async def _run(
         for profiler in profilers:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its profile and exits
             await profiler.wait()
+        scans = await _scans_since(database, scans_before)
         distinct = await database.fetchval(
             "SELECT count(DISTINCT entry->>'n') FROM node_logs WHERE flow_id = $1",
             uuid.UUID(flow_id),
@@ -237,11 +239,31 @@ async def _run(
         # What one execution costs each party, whatever else runs on the machine (RabbitMQ's
         # and PostgreSQL's shared processes also serve the neighbours: an upper bound).
         **cpu.per_execution_ms(executions),
+        "ledger_scans": scans,
         "end_to_end_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
         "end_to_end_p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000, 1)
         if latencies
         else None,
     }
+
+
+async def _scans(database: asyncpg.Connection) -> dict[str, int]:
+    """The ledger table's scans so far (pg_stat_user_tables: a backend reports its counts within
+    a second of its transaction, so a reading a second after the run's end is complete)."""
+    row = await database.fetchrow(
+        """SELECT seq_scan, seq_tup_read, idx_scan FROM pg_stat_user_tables
+            WHERE schemaname = $1 AND relname = 'node_executions'""",
+        SCHEMA,
+    )
+    return dict(row) if row is not None else {}
+
+
+async def _scans_since(database: asyncpg.Connection, before: dict[str, int]) -> dict[str, int]:
+    """What the run did to the ledger: a sequential scan there is a plan chosen on an empty
+    table's statistics (docs/runtime.md, the PostgreSQL spike), not a slow machine."""
+    await asyncio.sleep(1.1)  # the backends' counts flushed
+    after = await _scans(database)
+    return {name: after[name] - before.get(name, 0) for name in after}
 
 
 async def _profile(

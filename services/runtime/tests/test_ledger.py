@@ -18,6 +18,7 @@ from modyard.runtime.engine.ledger import ExecutionLedger, Notice, Recorded
 from modyard.runtime.settings import RuntimeSettings
 from modyard.runtime.webhooks.payloads import ALL_EVENTS, COMPONENT_ERROR, MESSAGE_UNPROCESSED
 from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "src" / "modyard" / "runtime" / "migrations"
 
@@ -213,3 +214,71 @@ async def test_failure_notices_reach_every_active_subscriber_in_one_statement(
     for notice in notices:
         assert by_id[notice.payload["id"]][1] == notice.payload
         assert by_id[notice.payload["id"]][2] == notice.trace_context
+
+
+@pytest.mark.infra
+async def test_lookups_use_the_index_on_a_table_that_grew_from_empty_before_any_analyze(
+    infra: IsolatedInfra,
+) -> None:
+    """A fresh install: the worker's first lookups find the ledger empty and never analyzed. A
+    cached generic plan made then is a sequential scan (PostgreSQL assumes ten pages of such a
+    table), kept until autovacuum's first ANALYZE, reading the whole growing table on every
+    lookup. The lookups are planned for their ids instead: none reads the table through."""
+    settings = RuntimeSettings(
+        database_url=infra.database_url,
+        amqp_url=infra.amqp_url,
+        db_schema=f"ledger_fresh_{uuid.uuid4().hex[:8]}",
+    )
+    database = Database(settings)
+    await migrate(database, MIGRATIONS)
+    ledger = ExecutionLedger(settings, max_size=4)
+    stats = text(
+        "SELECT seq_scan, seq_tup_read, idx_scan FROM pg_stat_user_tables "
+        "WHERE schemaname = :schema AND relname = 'node_executions'"
+    )
+    try:
+        async with database.transaction() as session:
+            started = (await session.execute(text("SELECT now()"))).scalar_one()
+        flow_id = uuid.uuid4()
+        # More lookups than the five custom plans PostgreSQL makes before it may cache a plan.
+        for _ in range(10):
+            assert (
+                await asyncio.gather(*(ledger.outputs(uuid.uuid4().hex) for _ in range(8)))
+                == [None] * 8
+            )
+        # Grown past what a sequential scan is the right plan for (a few thousand rows).
+        ids = [uuid.uuid4().hex for _ in range(12_000)]
+        await asyncio.gather(
+            *(
+                ledger.record(
+                    message_id=message_id, flow_id=flow_id, node_id="n", outputs={}, logs=[]
+                )
+                for message_id in ids
+            )
+        )
+        for offset in range(0, 80, 8):
+            found = await asyncio.gather(*(ledger.outputs(i) for i in ids[offset : offset + 8]))
+            assert found == [{}] * 8
+    finally:
+        await ledger.close()
+    try:
+        # A backend's table counts are complete once it has exited (it reports them then).
+        async def gone() -> bool:
+            async with database.transaction() as session:  # a new snapshot of the activity
+                return not (
+                    await session.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE backend_start >= :s "
+                            "AND application_name = 'modyard-runtime-worker'"
+                        ),
+                        {"s": started},
+                    )
+                ).scalar_one()
+
+        await eventually(gone)
+        async with database.transaction() as session:
+            scans = (await session.execute(stats, {"schema": settings.db_schema})).one()
+    finally:
+        await database.dispose()
+    assert scans.idx_scan > 0
+    assert scans.seq_tup_read == 0, scans

@@ -5,6 +5,16 @@ here (and only here), and sending the concurrent executions' lookups and inserts
 each (:mod:`~modyard.runtime.engine.batching`), is what lets one process run well over a thousand
 node executions per second; asyncpg prepares the statements once per connection.
 
+The lookups have a connection of their own, on which PostgreSQL plans each lookup for its ids
+(``plan_cache_mode = force_custom_plan``). With the cached generic plan, a connection that first
+looked when the table had never been analyzed (a fresh install; the benchmark's fresh database)
+kept a sequential scan, made for the ten pages PostgreSQL assumes of such a table, until the
+first autovacuum ANALYZE replanned it: up to a minute of lookups reading the whole growing table
+(4x the database's CPU per execution in some of the benchmark's first runs; 5.4 ms instead of
+0.2 ms per lookup at 30,000 rows). Planning a lookup costs the server about 12 µs a statement;
+the record statements keep their generic plan (a custom one costs 85-160 µs each, and they have
+no scan to choose).
+
 Each statement is a CLIENT span (``SELECT node_executions``, ``INSERT node_executions``) when one
 of the executions it serves is in a sampled trace: a child of the first such execution, linked to
 the others (:func:`~modyard.common.observability.tracing.batched_statement`). Not asyncpg's
@@ -112,6 +122,8 @@ class ExecutionLedger:
         self._schema = settings.db_schema
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        #: The lookups' own connection (one batch in flight), planned per statement.
+        self._lookup_pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
         # One statement of each kind in flight: with two, the second started as soon as one item
         # waited, and batches under load averaged 2.3 items (bench runtime, 2026-12-06); a
@@ -123,22 +135,35 @@ class ExecutionLedger:
         self._records: MicroBatcher[Success, Recorded] = MicroBatcher(self._record, in_flight=1)
         self._notices: MicroBatcher[Notice, int] = MicroBatcher(self._notify, in_flight=1)
 
+    def _open(self, max_size: int, **settings: str) -> asyncpg.Pool:
+        return asyncpg.create_pool(
+            self._dsn,
+            min_size=1,
+            max_size=max_size,
+            init=_json_codec,
+            reset=keep_session,
+            server_settings={
+                "search_path": self._schema,
+                "application_name": "modyard-runtime-worker",
+                **settings,
+            },
+        )
+
     async def _connections(self) -> asyncpg.Pool:
         if self._pool is None:
             async with self._opening:
                 if self._pool is None:
-                    self._pool = await asyncpg.create_pool(
-                        self._dsn,
-                        min_size=1,
-                        max_size=self._max_size,
-                        init=_json_codec,
-                        reset=keep_session,
-                        server_settings={
-                            "search_path": self._schema,
-                            "application_name": "modyard-runtime-worker",
-                        },
-                    )
+                    self._pool = await self._open(self._max_size)
         return self._pool
+
+    async def _lookup_connections(self) -> asyncpg.Pool:
+        if self._lookup_pool is None:
+            async with self._opening:
+                if self._lookup_pool is None:
+                    # A generic plan made while the table looked empty would stay a sequential
+                    # scan until the first ANALYZE (module docstring).
+                    self._lookup_pool = await self._open(1, plan_cache_mode="force_custom_plan")
+        return self._lookup_pool
 
     async def _fetch(
         self,
@@ -146,8 +171,9 @@ class ExecutionLedger:
         query: str,
         *args: Any,
         callers: Sequence[SpanContext | None] = (),
+        lookup: bool = False,
     ) -> list[asyncpg.Record]:
-        pool = await self._connections()
+        pool = await (self._lookup_connections() if lookup else self._connections())
         with tracing.batched_statement(
             operation, "node_executions", query, callers, attributes=self._server
         ):
@@ -206,6 +232,7 @@ class ExecutionLedger:
             _LOOKUP,
             list({lookup.message_id for lookup in lookups}),
             callers=[lookup.caller for lookup in lookups],
+            lookup=True,
         )
         found: dict[str, dict[str, Any]] = {row["message_id"]: row["outputs"] for row in rows}
         return [found.get(lookup.message_id) for lookup in lookups]
@@ -254,6 +281,7 @@ class ExecutionLedger:
         await self._lookups.close()
         await self._records.close()
         await self._notices.close()
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        for pool in (self._pool, self._lookup_pool):
+            if pool is not None:
+                await pool.close()
+        self._pool = self._lookup_pool = None
