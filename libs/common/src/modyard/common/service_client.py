@@ -13,6 +13,7 @@ import httpx
 
 from modyard.common.errors import ServiceUnavailable
 from modyard.common.settings import CommonSettings
+from modyard.common.tls import client_tls_context
 from modyard.common.tokens import Role, mint_token
 
 TOKEN_TTL_SECONDS = 300
@@ -44,7 +45,11 @@ class ServiceClient:
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                base_url=self._base_url, timeout=self._timeout, transport=self._transport
+                base_url=self._base_url,
+                timeout=self._timeout,
+                transport=self._transport,
+                # One context per process, not one CA bundle per client (modyard.common.tls).
+                verify=client_tls_context(),
             )
         return self._client
 

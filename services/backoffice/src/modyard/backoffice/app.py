@@ -40,6 +40,7 @@ from modyard.common.logging import configure_logging
 from modyard.common.observability import metrics
 from modyard.common.observability.middleware import RequestContextMiddleware
 from modyard.common.process_heap import settle_after_startup
+from modyard.common.tls import client_tls_context
 from modyard.common.version import VERSION
 
 log = structlog.get_logger(__name__)
@@ -54,7 +55,9 @@ def create_app(settings: BackofficeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One connection pool for every operator's calls (see console.SharedTransport).
-        transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=100))
+        transport = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=100), verify=client_tls_context()
+        )
         context.transport = transport
         # Revoked tokens and workspace removals, as every service follows them.
         denials = asyncio.create_task(follow_token_denials(app), name="token-denials")

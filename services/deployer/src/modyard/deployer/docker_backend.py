@@ -24,6 +24,7 @@ import httpx
 import structlog
 from aiodocker.events import DockerEvents
 
+from modyard.common.tls import client_tls_context
 from modyard.deployer.backend import (
     LABEL_DEPLOYMENT_ID,
     LABEL_DEPLOYMENT_NAME,
@@ -89,7 +90,9 @@ class DockerBackend:
         self._docker = aiodocker.Docker(url=settings.docker_host)
         self._namespace = settings.namespace
         # Registry checks of cached images (see registry_check); keep-alive makes them cheap.
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False)
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(5.0), follow_redirects=False, verify=client_tls_context()
+        )
         self._network_ready = False
 
     async def close(self) -> None:

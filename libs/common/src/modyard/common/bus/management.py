@@ -23,6 +23,7 @@ import httpx
 import structlog
 
 from modyard.common.settings import CommonSettings
+from modyard.common.tls import client_tls_context
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +72,7 @@ class BrokerManagement:
             base_url=settings.amqp_management_url,
             auth=(self.username, password),
             timeout=timeout,
+            verify=client_tls_context(),
         )
 
     async def close(self) -> None:
