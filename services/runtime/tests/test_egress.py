@@ -7,6 +7,7 @@ development does: even so, the platform's own endpoints must stay out of reach.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ipaddress
 import json
@@ -15,7 +16,8 @@ import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import Any, cast
 
 import aiohttp
 import httpx
@@ -39,6 +41,7 @@ from modyard.runtime.components.core.http import HttpComponent
 from modyard.runtime.deployer_client import DeployerClient
 from modyard.runtime.egress import gate
 from modyard.runtime.egress.gate import RuntimeEgress
+from modyard.runtime.egress.models import WorkspaceEgress
 from modyard.runtime.executors import HttpExecutor
 from modyard.runtime.models import InstalledComponent
 from modyard.runtime.settings import RuntimeSettings
@@ -607,3 +610,62 @@ async def test_an_executor_and_a_fetcher_without_a_gate_close_the_clients_they_b
         # The fallback opens new ones on next use.
         assert not gate.current().clients.client().closed
         await gate.release(None)
+
+
+# --- the allow-list's copy ---------------------------------------------------------------------
+
+
+class _SlowLists:
+    """A database whose allow-list reads wait until released, counted."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.lists: dict[str, list[str]] = {}
+        self.release = asyncio.Event()
+        self.began = asyncio.Event()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        self.reads += 1
+        lists = dict(self.lists)  # what the read sees is what was stored when it began
+        self.began.set()
+        await self.release.wait()
+
+        class Session:
+            async def get(self, _model: Any, workspace: str) -> Any:
+                hosts = lists.get(workspace)
+                return None if hosts is None else WorkspaceEgress(allow_cidrs=[], allow_hosts=hosts)
+
+        yield Session()
+
+
+async def test_executions_in_flight_share_one_read_of_an_expired_allow_list() -> None:
+    database = _SlowLists()
+    database.lists["ws"] = ["a.example"]
+    egress = RuntimeEgress(EgressPolicy.from_settings(CommonSettings()), cast(Database, database))
+    waiting = [asyncio.create_task(egress.allowance("ws")) for _ in range(100)]
+    await asyncio.sleep(0)
+    database.release.set()
+    allowances = await asyncio.gather(*waiting)
+    assert database.reads == 1
+    assert len({id(allowance) for allowance in allowances}) == 1
+    assert allowances[0] is not None
+    assert allowances[0].hosts
+    assert await egress.allowance("ws") is allowances[0]  # the copy, no read
+    assert database.reads == 1
+    await egress.aclose()
+
+
+async def test_a_list_put_during_a_read_is_the_one_used_next() -> None:
+    database = _SlowLists()
+    database.lists["ws"] = ["old.example"]
+    egress = RuntimeEgress(EgressPolicy.from_settings(CommonSettings()), cast(Database, database))
+    old_read = asyncio.create_task(egress.allowance("ws"))
+    await database.began.wait()
+    database.lists["ws"] = []  # the PUT: the list emptied, and this replica told so
+    egress.forget("ws")
+    database.release.set()
+    assert await old_read is not None  # it began before the PUT
+    assert await egress.allowance("ws") is None  # read again, not the old copy
+    assert database.reads == 2
+    await egress.aclose()
