@@ -131,3 +131,26 @@ async def test_log_lines_are_json_with_request_and_correlation_ids() -> None:
     assert access["status"] == 200
     assert access["route"] == "/things"
     assert len(access["request_id"]) == 32
+
+
+def test_a_logger_used_before_a_reconfiguration_names_the_new_service() -> None:
+    # structlog keeps a logger's processors from its first use: the service's name must still
+    # be the latest configuration's (a process hosting several apps in turn, as the tests do).
+    import io
+    import json
+
+    import structlog
+
+    from modyard.common.logging import configure_logging
+
+    logger = structlog.get_logger("modyard.test.reconfigured")
+    configure_logging(service="first", level="INFO", json=True, stream=io.StringIO())
+    logger.info("warm")  # cached now, with the first configuration's processors
+    stream = io.StringIO()
+    configure_logging(service="second", level="INFO", json=True, stream=stream)
+    try:
+        logger.info("after")
+    finally:
+        configure_logging(service="test", level="WARNING", json=False)
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    assert (line["event"], line["service"]) == ("after", "second")

@@ -17,12 +17,14 @@ from structlog.typing import Processor
 def configure_logging(
     *, service: str, level: str = "INFO", json: bool = True, stream: TextIO = sys.stdout
 ) -> None:
+    global _service_name
+    _service_name = service
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _add_service(service),
+        _add_service,
     ]
     renderer: Processor = (
         structlog.processors.JSONRenderer()
@@ -63,11 +65,16 @@ def configure_logging(
     logging.getLogger("aio_pika").setLevel(logging.WARNING)
 
 
-def _add_service(service: str) -> Processor:
-    def processor(
-        _logger: object, _name: str, event: structlog.typing.EventDict
-    ) -> structlog.typing.EventDict:
-        event.setdefault("service", service)
-        return event
+#: The service named on every line: read when a line is written, not when its logger was made.
+#: structlog caches each logger with the processors configured at its first use
+#: (``cache_logger_on_first_use``), so a closure over the name would keep the first
+#: configuration's name in those loggers after a later configure_logging (a process that hosts
+#: several apps in turn: the tests).
+_service_name = ""
 
-    return processor
+
+def _add_service(
+    _logger: object, _name: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    event.setdefault("service", _service_name)
+    return event
