@@ -17,12 +17,16 @@ development machine). The first start fills the cache, the restart reads it.
 
 ``MODYARD_BENCH_FOOTPRINT_SERVICES=registry,runtime`` measures only those processes (quick
 iterations); ``MODYARD_BENCH_FOOTPRINT_REQUESTS`` sets the burst's size (1,000).
+
+``more_service_clients``: what ten more service-to-service clients add to a fresh process's
+resident memory (each built its own TLS context with the whole CA bundle until 2026-12-07).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -80,6 +84,45 @@ async def _one(infra: IsolatedInfra, service: str, requests: int) -> dict[str, A
         }
 
 
+#: Run in a fresh interpreter: the resident memory N more ServiceClients add once their HTTP clients
+#: exist (after a first one, which pays for httpx's lazy imports and the process's TLS context).
+_CLIENTS_PROBE = """
+import gc, sys
+from modyard.common.service_client import ServiceClient
+from modyard.common.settings import CommonSettings
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+settings = CommonSettings()
+ServiceClient(settings, base_url="http://127.0.0.1:1", subject="first", timeout=1)._http
+gc.collect()
+before = rss()
+clients = [
+    ServiceClient(settings, base_url=f"http://127.0.0.1:{2 + i}", subject="more", timeout=1)
+    for i in range(int(sys.argv[1]))
+]
+for client in clients:
+    client._http
+gc.collect()
+print(rss() - before)
+"""
+
+
+async def _service_clients_mib(count: int = 10) -> dict[str, Any]:
+    """What ``count`` more service-to-service clients cost a process (each used to load its own
+    CA bundle: ~0.65 MiB; they now share one TLS context, modyard.common.tls)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _CLIENTS_PROBE, str(count), stdout=asyncio.subprocess.PIPE
+    )
+    stdout, _ = await process.communicate()
+    added = float(stdout)
+    return {
+        "clients": count,
+        "rss_added_mib": round(added, 2),
+        "mib_per_client": round(added / count, 3),
+    }
+
+
 async def idle_service(infra: IsolatedInfra, requests: int | None = None) -> dict[str, Any]:
     requests = requests or int(os.environ.get("MODYARD_BENCH_FOOTPRINT_REQUESTS", "1000"))
     chosen = os.environ.get("MODYARD_BENCH_FOOTPRINT_SERVICES", "")
@@ -94,6 +137,7 @@ async def idle_service(infra: IsolatedInfra, requests: int | None = None) -> dic
         "benchmark": "service_process_footprint",
         "healthz_requests": requests,
         "services": services,
+        "more_service_clients": await _service_clients_mib(),
         "max_idle_rss_mib": max(figures["idle_rss_mib"] for figures in services.values()),
         "max_ready_seconds": max(figures["ready_seconds"] for figures in services.values()),
         "targets": {"idle_rss_mib": RSS_TARGET_MIB, "ready_seconds": READY_TARGET_SECONDS},
