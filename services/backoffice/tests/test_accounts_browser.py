@@ -79,18 +79,20 @@ async def test_an_operator_sets_a_client_and_connects_an_oauth_account_in_chromi
     ws = f"bacc{uuid.uuid4().hex[:6]}"
     oauth_name, key_name = f"prov{uuid.uuid4().hex[:6]}.hub", f"keys{uuid.uuid4().hex[:6]}.crm"
     oauth_service, key_service = oauth_name.replace(".", ":"), key_name.replace(".", ":")
-    runner_port, installer_port, backoffice_port = free_port(), free_port(), free_port()
-    backoffice_url = f"http://127.0.0.1:{backoffice_port}"
     operator = mint_token(CommonSettings(), subject="ops@example.com", roles=[Role.operator])
     headers = {"Authorization": f"Bearer {operator}"}
     with oauth_provider() as provider:
-        client_app = provider.register(f"{backoffice_url}/oauth/callback")
         async with (
             vendor() as vendor_url,
             service_process(
                 "registry", {**infra.env(), "MODYARD_REGISTRY_DB_SCHEMA": "reg_bacc"}
             ) as registry,
         ):
+            # Picked once the servers that bind a port of their own are up: picked before, the
+            # vendor's server could be given one of them (a port free then is free to anyone).
+            runner_port, installer_port, backoffice_port = free_port(), free_port(), free_port()
+            backoffice_url = f"http://127.0.0.1:{backoffice_port}"
+            client_app = provider.register(f"{backoffice_url}/oauth/callback")
             runner_app = create_runner(
                 JsRunnerSettings(
                     database_url=infra.database_url,
