@@ -267,14 +267,22 @@ async def test_no_copy_of_cell_settings_is_used_past_its_expiry(clock: _Clock) -
     await installer.close()
 
 
-async def test_settings_fetched_across_a_forget_are_not_kept(clock: _Clock) -> None:
-    # A fetch begun before the installation's event may have read the settings the event
-    # replaced: its answer goes to its own waiters, and is not kept for the cache's time.
-    installer = _Installer(ttl=60)
+async def _forgotten_while_fetching(
+    installer: _Installer,
+) -> tuple[uuid.UUID, asyncio.Task[dict[str, Any]]]:
+    """A request whose fetch is in flight when the installation's event drops its settings."""
     installation = uuid.uuid4()
     before = asyncio.create_task(installer.effective_config(installation, "ws", "rc"))
     await asyncio.sleep(0)
     installer.forget(installation)
+    return installation, before
+
+
+async def test_settings_fetched_across_a_forget_are_not_kept(clock: _Clock) -> None:
+    # A fetch begun before the installation's event may have read the settings the event
+    # replaced: its answer goes to its own waiters, and is not kept for the cache's time.
+    installer = _Installer(ttl=60)
+    installation, before = await _forgotten_while_fetching(installer)
     installer.release.set()
     assert await before == {"password": "one"}
     installer.answer = {"password": "two"}
@@ -292,10 +300,7 @@ async def test_settings_fetched_across_a_forget_are_not_kept(clock: _Clock) -> N
 
 async def test_a_request_after_a_forget_does_not_wait_on_the_earlier_fetch(clock: _Clock) -> None:
     installer = _Installer(ttl=60)
-    installation = uuid.uuid4()
-    before = asyncio.create_task(installer.effective_config(installation, "ws", "rc"))
-    await asyncio.sleep(0)
-    installer.forget(installation)
+    installation, before = await _forgotten_while_fetching(installer)
     after = asyncio.create_task(installer.effective_config(installation, "ws", "rc"))
     await asyncio.sleep(0)
     assert installer.fetches == 2  # its own fetch, not the one begun before the event
