@@ -669,3 +669,24 @@ async def test_a_list_put_during_a_read_is_the_one_used_next() -> None:
     assert await egress.allowance("ws") is None  # read again, not the old copy
     assert database.reads == 2
     await egress.aclose()
+
+
+async def test_reads_of_two_workspaces_lists_at_once_give_each_its_own() -> None:
+    # The shared read is per workspace: an execution of one workspace waiting on a read that
+    # another workspace's execution began would get that workspace's allow-list.
+    database = _SlowLists()
+    database.lists["ws-a"] = ["a.example"]
+    database.lists["ws-b"] = ["b.example"]
+    egress = RuntimeEgress(EgressPolicy.from_settings(CommonSettings()), cast(Database, database))
+    first = asyncio.create_task(egress.allowance("ws-a"))
+    second = asyncio.create_task(egress.allowance("ws-b"))
+    await asyncio.sleep(0)
+    database.release.set()
+    allowance_a, allowance_b = await asyncio.gather(first, second)
+    assert database.reads == 2
+    assert allowance_a is not None
+    assert allowance_b is not None
+    assert (allowance_a.hosts, allowance_b.hosts) == (("a.example",), ("b.example",))
+    again = await egress.allowance("ws-b")  # the copies are per workspace too
+    assert again is allowance_b
+    await egress.aclose()
