@@ -42,8 +42,9 @@ def subscriptions_for(context: Callable[[], GatewayContext]) -> list[EventSubscr
             await store.install(session, gateway.cell_deps, data)
         elif event.type == INSTALLATION_REMOVED:
             await store.remove(session, gateway.cell_deps, data)
-        # This process's copies go at once (the other replicas' through installation_news).
-        gateway.installer.forget(installation_id)
+        # The compiled cell is dropped again after the row it is compiled from changed (the
+        # process queue's drop may come before it); every process's settings copy goes through
+        # installation_news.
         gateway.cells.invalidate(installation_id)
 
     return [EventSubscription("installations", [INSTALLATION_EVENTS], on_installation)]

@@ -86,18 +86,15 @@ class InstallerClient(ServiceClient):
         # One fetch per installation at a time: a burst of requests shares it.
         self._inflight: dict[uuid.UUID, asyncio.Future[dict[str, Any]]] = {}
         self._refreshes: set[asyncio.Task[None]] = set()
-        #: Counts the forgets: a fetch begun before one may have read the settings the event
-        #: replaced, so its answer is not kept (see _load).
-        self._forgets = 0
 
     def forget(self, installation_id: uuid.UUID) -> None:
-        """Drop the copy, and leave a fetch in flight to its waiters: the next request fetches."""
-        self._forgets += 1
+        """Drop the copy, and leave a fetch in flight to its waiters: it may have read the
+        settings the event replaced, so it is no longer the installation's fetch (see _load) and
+        the next request fetches anew."""
         self._cache.pop(installation_id, None)
         self._inflight.pop(installation_id, None)
 
     def forget_all(self) -> None:
-        self._forgets += 1
         self._cache.clear()
         self._inflight.clear()
 
@@ -140,7 +137,6 @@ class InstallerClient(ServiceClient):
     async def _load(self, installation_id: uuid.UUID, workspace: str, slug: str) -> dict[str, Any]:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._inflight[installation_id] = future
-        forgets = self._forgets
         try:
             config = await self._fetch(workspace, slug)
         except BaseException as exc:
@@ -149,7 +145,8 @@ class InstallerClient(ServiceClient):
             raise
         else:
             future.set_result(config)
-            if self._forgets == forgets:
+            # Kept only while still the installation's fetch: not forgotten since it began.
+            if self._inflight.get(installation_id) is future:
                 self._cache[installation_id] = (time.monotonic() + self._ttl, config)
             return config
         finally:
