@@ -72,8 +72,10 @@ def test_a_postpayload_whose_braces_do_not_close_is_refused_with_its_place() -> 
 
 
 def _principal(
-    *roles: Role, products: set[str] = frozenset(), permissions: set[str] = frozenset()
-) -> Principal:  # type: ignore[assignment]
+    *roles: Role,
+    products: frozenset[str] = frozenset(),
+    permissions: frozenset[str] = frozenset(),
+) -> Principal:
     return Principal(
         subject="s",
         roles=frozenset(roles),
