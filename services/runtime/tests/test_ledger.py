@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -282,3 +283,101 @@ async def test_lookups_use_the_index_on_a_table_that_grew_from_empty_before_any_
         await database.dispose()
     assert scans.idx_scan > 0
     assert scans.seq_tup_read == 0, scans
+
+
+@pytest.mark.infra
+async def test_notices_ride_on_the_statement_recording_the_successes_in_flight(
+    ledger: tuple[ExecutionLedger, Database],
+) -> None:
+    """A failure's notice and the successes in flight go in one statement: each gets its own
+    answer (the successes recorded, their lines written, the notice enqueued for its
+    subscribers), as if each had gone alone."""
+    executions, database = ledger
+    webhook = uuid.uuid4()
+    async with database.transaction() as session:
+        await session.execute(
+            text(
+                "INSERT INTO system_webhooks (id, url, events, secret, active, created_by) "
+                "VALUES (:id, 'http://127.0.0.1:9/hook', :events, 'x', true, 'test')"
+            ),
+            {"id": webhook, "events": [COMPONENT_ERROR]},
+        )
+    flow_id = uuid.uuid4()
+    ids = [uuid.uuid4().hex for _ in range(6)]
+    notices = [
+        Notice(COMPONENT_ERROR, {"id": str(uuid.uuid4()), "event": COMPONENT_ERROR, "n": n})
+        for n in range(3)
+    ]
+
+    def success(n: int, message_id: str) -> Any:
+        return executions.record(
+            message_id=message_id,
+            flow_id=flow_id,
+            node_id="call",
+            outputs={"out": [{"n": n}]},
+            logs=[{"n": n}],
+        )
+
+    # The first record goes alone; the rest (successes, a second delivery of one of them and
+    # the notices) queue behind it and go together.
+    answers = await asyncio.gather(
+        *(success(n, message_id) for n, message_id in enumerate(ids)),
+        success(99, ids[1]),
+        *(executions.notify(notice) for notice in notices),
+    )
+    recorded = answers[: len(ids) + 1]
+    counts = answers[len(ids) + 1 :]
+    assert [r.outputs for r in recorded] == [
+        *({"out": [{"n": n}]} for n in range(len(ids))),
+        {"out": [{"n": 1}]},  # the second delivery gets the first one's outputs
+    ]
+    assert [r.fresh for r in recorded] == [True] * len(ids) + [False]
+    assert all(isinstance(count, int) and count > 0 for count in counts)
+    async with database.transaction() as session:
+        delivered = (
+            await session.execute(
+                text(
+                    "SELECT event_id::text, payload FROM webhook_deliveries WHERE webhook_id = :w"
+                ),
+                {"w": webhook},
+            )
+        ).all()
+        logged = (
+            await session.scalars(
+                text("SELECT entry FROM node_logs WHERE flow_id = :f ORDER BY id"), {"f": flow_id}
+            )
+        ).all()
+    assert sorted(row[0] for row in delivered) == sorted(n.payload["id"] for n in notices)
+    assert {row[0]: row[1] for row in delivered} == {n.payload["id"]: n.payload for n in notices}
+    assert sorted(entry["n"] for entry in logged) == list(range(len(ids)))
+
+
+@pytest.mark.infra
+async def test_a_notice_beside_a_record_is_enqueued_for_exactly_its_subscribers(
+    ledger: tuple[ExecutionLedger, Database],
+) -> None:
+    executions, database = ledger
+    event_id = str(uuid.uuid4())
+    # trigger.recovered: only the "*" webhooks this module's other tests made (if any) want it.
+    notice = Notice("trigger.recovered", {"id": event_id, "event": "trigger.recovered"})
+    subscribers = text(
+        "SELECT count(*) FROM system_webhooks "
+        "WHERE active AND events && ARRAY['trigger.recovered', '*']::varchar[]"
+    )
+    async with database.transaction() as session:
+        wanted = await session.scalar(subscribers)
+    message_id = uuid.uuid4().hex
+    recorded, count = await asyncio.gather(
+        executions.record(
+            message_id=message_id, flow_id=uuid.uuid4(), node_id="n", outputs={}, logs=[]
+        ),
+        executions.notify(notice),
+    )
+    assert count == wanted
+    assert recorded.fresh
+    assert await executions.outputs(message_id) == {}
+    async with database.transaction() as session:
+        enqueued = await session.scalar(
+            text("SELECT count(*) FROM webhook_deliveries WHERE event_id = :e"), {"e": event_id}
+        )
+    assert enqueued == wanted

@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from modyard.runtime.webhooks.payloads import (
     FlowStoppedData,
     WebhookPayload,
 )
+from modyard.runtime.webhooks.service import build_engine_payload, build_payload
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.runtime_webhooks import WebhookReceiver, create_webhook_tables
 from modyard.testing.services import auth_headers, free_port
@@ -396,3 +398,60 @@ def test_every_event_is_documented_with_an_example_that_its_model_accepts() -> N
         payload = WebhookPayload.model_validate(body)
         assert payload.data == EXAMPLES[event], f"docs and payloads.EXAMPLES differ for {event}"
         EVENT_MODELS[event].model_validate(payload.data)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        # core.http's 503, as the benchmark's failures send it
+        {
+            "message": "POST http://127.0.0.1:9/n/10 answered 503 Service Unavailable",
+            "retryable": True,
+            "status": 503,
+            "details": {
+                "url": "http://127.0.0.1:9/n/10",
+                "body": '{"n": 10}',
+                "kind": "http_status",
+            },
+        },
+        # a classified exception: no status, no details
+        {"message": "boom", "retryable": False, "status": None, "details": None},
+        # details that are not JSON types yet (a tuple, a datetime, a UUID)
+        {
+            "message": "timeout",
+            "retryable": True,
+            "status": None,
+            "details": {
+                "kind": "timeout",
+                "hops": ("a", "b"),
+                "at": datetime(2026, 1, 2, tzinfo=UTC),
+                "id": uuid.UUID(int=7),
+            },
+        },
+    ],
+)
+@pytest.mark.parametrize("name", ["New leads", None])
+@pytest.mark.parametrize("microsecond", [0, 123456])
+def test_the_engines_component_error_body_is_the_validated_one(
+    error: dict[str, Any], name: str | None, microsecond: int
+) -> None:
+    """The worker's failures build their notice without the model's validation; subscribers get
+    exactly the body build_payload would have made of the same data."""
+    data = {
+        "workspace": "acme",
+        "flow": {"id": str(uuid.UUID(int=1)), "name": name},
+        "node": "call",
+        "component": "core.http",
+        "error": error,
+        "attempt": 2,
+        "message_id": "ab" * 16,
+    }
+    at = datetime(2026, 12, 7, 8, 30, 1, microsecond, tzinfo=UTC)
+    event_id = uuid.uuid4()
+    fast = build_engine_payload(COMPONENT_ERROR, data, event_id=event_id, created_at=at)
+    assert fast == build_payload(COMPONENT_ERROR, data, event_id=event_id, created_at=at)
+    assert json.dumps(fast) == json.dumps(
+        build_payload(COMPONENT_ERROR, data, event_id=event_id, created_at=at)
+    )
+    WebhookPayload.model_validate(fast)
+    EVENT_MODELS[COMPONENT_ERROR].model_validate(fast["data"])

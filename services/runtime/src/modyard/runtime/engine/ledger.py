@@ -30,7 +30,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -40,7 +40,7 @@ from modyard.common.observability import tracing
 from modyard.common.settings import ServiceSettings
 from modyard.runtime.engine.batching import MicroBatcher
 from modyard.runtime.webhooks.payloads import ALL_EVENTS
-from modyard.runtime.webhooks.service import ENQUEUE_MANY
+from modyard.runtime.webhooks.service import enqueue_many
 
 if TYPE_CHECKING:
     from opentelemetry.trace import SpanContext
@@ -50,7 +50,7 @@ _LOOKUP = "SELECT message_id, outputs FROM node_executions WHERE message_id = AN
 # One statement, so atomic without an explicit transaction: each success is recorded with its
 # log lines, and the lines are written only for the successes this statement recorded (a message
 # another delivery recorded first keeps that delivery's lines).
-_RECORD = """
+_RECORD_CTES = """
 WITH recorded AS (
     INSERT INTO node_executions (message_id, flow_id, node_id, outputs)
     SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::jsonb[])
@@ -63,9 +63,18 @@ WITH recorded AS (
         AS line(message_id, flow_id, node_id, entry, position)
     JOIN recorded USING (message_id)
     ORDER BY line.position
+)"""
+_RECORD = _RECORD_CTES + "\nSELECT message_id FROM recorded"
+# The same with the failures' webhook notices in flight ($9-$13, webhooks.service.enqueue_many):
+# a notice rides on the statement the worker sends anyway instead of a round trip of its own
+# (a statement costs the runtime about 200 µs of CPU whatever its size; failures, fewer than
+# successes, made batches of one or two notices). A NULL row per delivery enqueued.
+_RECORD_AND_NOTIFY = (
+    _RECORD_CTES  # noqa: S608 - constant text (enqueue_many formats parameter numbers only)
+    + ", notified AS ("
+    + enqueue_many(9)
+    + "    RETURNING 1\n)\nSELECT message_id FROM recorded UNION ALL SELECT NULL FROM notified"
 )
-SELECT message_id FROM recorded
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +141,10 @@ class ExecutionLedger:
         self._lookups: MicroBatcher[Lookup, dict[str, Any] | None] = MicroBatcher(
             self._lookup, in_flight=1
         )
-        self._records: MicroBatcher[Success, Recorded] = MicroBatcher(self._record, in_flight=1)
-        self._notices: MicroBatcher[Notice, int] = MicroBatcher(self._notify, in_flight=1)
+        # Successes and failures' notices share the statement (_RECORD_AND_NOTIFY).
+        self._records: MicroBatcher[Success | Notice, Recorded | int] = MicroBatcher(
+            self._record, in_flight=1
+        )
 
     def _open(self, max_size: int, **settings: str) -> asyncpg.Pool:
         return asyncpg.create_pool(
@@ -202,29 +213,20 @@ class ExecutionLedger:
         """Record the success with its log lines; returns the outputs to send on (the first
         recorded ones if another delivery of the same message won the race), and whether this
         call recorded them."""
-        return await self._records.submit(
-            Success(message_id, flow_id, node_id, outputs, logs, tracing.sampled_span_context())
+        # A Success's result is its Recorded (_record), a Notice's its count.
+        return cast(
+            Recorded,
+            await self._records.submit(
+                Success(message_id, flow_id, node_id, outputs, logs, tracing.sampled_span_context())
+            ),
         )
 
     async def notify(self, notice: Notice) -> int:
         """Enqueue the event for every active webhook subscribed to it (or to every event);
-        how many deliveries that made. Nothing to roll back with: the worker's failure path
-        has no transaction, so this costs one round trip, shared by the failures in flight."""
-        return await self._notices.submit(notice)
-
-    async def _notify(self, notices: Sequence[Notice]) -> list[int]:
-        pool = await self._connections()
-        rows = await pool.fetch(
-            ENQUEUE_MANY,
-            [notice.event for notice in notices],
-            [notice.payload["id"] for notice in notices],
-            [notice.payload for notice in notices],
-            [notice.trace_context for notice in notices],
-            ALL_EVENTS,
-        )
-        # The statement cannot tell which notice a row came from; the count that matters to the
-        # caller is whether anything was enqueued (to wake the deliverer).
-        return [len(rows)] * len(notices)
+        how many deliveries that made. Committed when this returns. Nothing to roll back with:
+        the worker's failure path has no transaction, so the notice goes in the next statement
+        recording the successes in flight (one alone when there are none)."""
+        return cast(int, await self._records.submit(notice))
 
     async def _lookup(self, lookups: Sequence[Lookup]) -> list[dict[str, Any] | None]:
         rows = await self._fetch(
@@ -237,7 +239,9 @@ class ExecutionLedger:
         found: dict[str, dict[str, Any]] = {row["message_id"]: row["outputs"] for row in rows}
         return [found.get(lookup.message_id) for lookup in lookups]
 
-    async def _record(self, successes: Sequence[Success]) -> list[Recorded]:
+    async def _record(self, items: Sequence[Success | Notice]) -> list[Recorded | int]:
+        successes = [item for item in items if isinstance(item, Success)]
+        notices = [item for item in items if isinstance(item, Notice)]
         # Two deliveries of one message in one batch: the first is recorded, the other gets its
         # outputs, exactly as if it had lost the race in a later statement.
         first: dict[str, Success] = {}
@@ -245,9 +249,7 @@ class ExecutionLedger:
             first.setdefault(success.message_id, success)
         unique = list(first.values())
         lines = [(success, entry) for success in unique for entry in success.logs]
-        rows = await self._fetch(
-            "INSERT",
-            _RECORD,
+        arguments: list[Any] = [
             [success.message_id for success in unique],
             [success.flow_id for success in unique],
             [success.node_id for success in unique],
@@ -256,9 +258,25 @@ class ExecutionLedger:
             [success.flow_id for success, _ in lines],
             [success.node_id for success, _ in lines],
             [entry for _, entry in lines],
+        ]
+        if notices:
+            arguments += [
+                [notice.event for notice in notices],
+                [notice.payload["id"] for notice in notices],
+                [notice.payload for notice in notices],
+                [notice.trace_context for notice in notices],
+                ALL_EVENTS,
+            ]
+        rows = await self._fetch(
+            "INSERT",
+            _RECORD_AND_NOTIFY if notices else _RECORD,
+            *arguments,
             callers=[success.caller for success in unique],
         )
-        recorded = {row["message_id"] for row in rows}
+        recorded = {row["message_id"] for row in rows if row["message_id"] is not None}
+        # The statement cannot tell which notice a delivery came from; what matters to the
+        # caller is whether anything was enqueued (to wake the deliverer).
+        enqueued = len(rows) - len(recorded)
         stored: dict[str, dict[str, Any]] = {}
         if missed := [key for key in first if key not in recorded]:
             # Recorded before, by another delivery: send on what that delivery produced.
@@ -266,21 +284,22 @@ class ExecutionLedger:
             for row in await self._fetch("SELECT", _LOOKUP, missed, callers=callers):
                 stored[row["message_id"]] = row["outputs"]
         return [
-            Recorded(first[success.message_id].outputs, fresh=True)
-            if success.message_id in recorded and first[success.message_id] is success
+            enqueued
+            if isinstance(item, Notice)
+            else Recorded(first[item.message_id].outputs, fresh=True)
+            if item.message_id in recorded and first[item.message_id] is item
             else Recorded(
-                first[success.message_id].outputs
-                if success.message_id in recorded
-                else stored.get(success.message_id, {}),
+                first[item.message_id].outputs
+                if item.message_id in recorded
+                else stored.get(item.message_id, {}),
                 fresh=False,
             )
-            for success in successes
+            for item in items
         ]
 
     async def close(self) -> None:
         await self._lookups.close()
         await self._records.close()
-        await self._notices.close()
         for pool in (self._pool, self._lookup_pool):
             if pool is not None:
                 await pool.close()

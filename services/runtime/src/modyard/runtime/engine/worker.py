@@ -65,7 +65,7 @@ from modyard.runtime.flows.events import EventGuard
 from modyard.runtime.installer_client import InstallerClient
 from modyard.runtime.models import NodeExecution, NodeLog, UnprocessedMessage
 from modyard.runtime.webhooks import payloads
-from modyard.runtime.webhooks.service import build_payload, notify, wake_deliverer
+from modyard.runtime.webhooks.service import build_engine_payload, notify, wake_deliverer
 
 log = structlog.get_logger(__name__)
 
@@ -446,10 +446,11 @@ class NodeWorker:
             ),
         ]
         # Committed before the retry is sent, as the notification of a transaction would be;
-        # one statement, batched with the other failures in flight.
+        # in the statement recording the successes in flight. The data is ours, of the
+        # event's model already: serialised without validating it again.
         notice = Notice(
             payloads.COMPONENT_ERROR,
-            build_payload(
+            build_engine_payload(
                 payloads.COMPONENT_ERROR,
                 {
                     "workspace": flow.workspace,

@@ -94,15 +94,45 @@ def _event_data(event: str, data: Mapping[str, Any] | BaseModel) -> dict[str, An
 
 
 def build_payload(
-    event: str, data: Mapping[str, Any] | BaseModel, *, event_id: uuid.UUID | None = None
+    event: str,
+    data: Mapping[str, Any] | BaseModel,
+    *,
+    event_id: uuid.UUID | None = None,
+    created_at: datetime | None = None,
 ) -> dict[str, Any]:
     """The JSON body every subscriber of ``event`` receives."""
     return WebhookPayload(
         id=event_id or uuid.uuid4(),
         event=event,
-        created_at=datetime.now(UTC),
+        created_at=created_at or datetime.now(UTC),
         data=_event_data(event, data),
     ).model_dump(mode="json")
+
+
+def build_engine_payload(
+    event: str,
+    data: dict[str, Any],
+    *,
+    event_id: uuid.UUID | None = None,
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    """:func:`build_payload` for ``data`` the engine assembled itself, already of the event's
+    model (its fields' types, nothing missing): the same body, made JSON by pydantic-core's
+    serialiser (the one ``model_dump(mode="json")`` uses) without validating it first, a third
+    of the cost. A worker's failures build one each; test_webhooks holds the two equal for every
+    shape the worker sends. Not for data from elsewhere: that is what the models are for."""
+    body: dict[str, Any] = to_jsonable_python(
+        {
+            "id": event_id or uuid.uuid4(),
+            "event": event,
+            "created_at": created_at or datetime.now(UTC),
+            "data": data,
+        },
+        # A component's details the serialiser cannot make JSON: their text, as build_payload's
+        # fallback sends them, rather than a failure that would fail the message's delivery.
+        fallback=str,
+    )
+    return body
 
 
 # Built once, values bound at execution: a statement built per event cost SQLAlchemy its
@@ -128,19 +158,23 @@ _ENQUEUE = insert(_DELIVERIES).from_select(
 )
 
 
-# _ENQUEUE for many events at once, as asyncpg text ($1 event names, $2 ids, $3 payloads, $4
-# trace contexts, $5 ALL_EVENTS): the worker's failures, which have no transaction of their own
-# to join, send theirs batched on its pool (engine/ledger.py, ExecutionLedger.notify). Kept next
-# to _ENQUEUE so that the two change together.
-ENQUEUE_MANY = """
+def enqueue_many(first: int = 1) -> str:
+    """_ENQUEUE for many events at once, as asyncpg text whose parameters start at ``$first``
+    (event names, ids, payloads, trace contexts, then ALL_EVENTS), without a RETURNING clause.
+
+    The worker's failures, which have no transaction of their own to join, send theirs in the
+    statement that records the node executions in flight (engine/ledger.py,
+    ExecutionLedger.notify). Kept next to _ENQUEUE so that the two change together."""
+    event, event_id, payload, trace_context, all_events = (f"${first + n}" for n in range(5))
+    # Only parameter numbers are formatted in: every value is bound.
+    return f"""
 INSERT INTO webhook_deliveries (webhook_id, event, event_id, payload, trace_context)
 SELECT webhook.id, notice.event, notice.event_id, notice.payload, notice.trace_context
-FROM unnest($1::text[], $2::uuid[], $3::jsonb[], $4::jsonb[])
+FROM unnest({event}::text[], {event_id}::uuid[], {payload}::jsonb[], {trace_context}::jsonb[])
     AS notice(event, event_id, payload, trace_context)
 JOIN system_webhooks AS webhook
-    ON webhook.active AND webhook.events && ARRAY[notice.event, $5]::varchar[]
-RETURNING webhook_deliveries.id
-"""
+    ON webhook.active AND webhook.events && ARRAY[notice.event, {all_events}]::varchar[]
+"""  # noqa: S608
 
 
 async def notify(session: AsyncSession, event: str, data: Mapping[str, Any] | BaseModel) -> int:
