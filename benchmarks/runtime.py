@@ -247,7 +247,10 @@ async def _run(
         # What one execution costs each party, whatever else runs on the machine (RabbitMQ's
         # and PostgreSQL's shared processes also serve the neighbours: an upper bound).
         **cpu.per_execution_ms(executions),
-        "ledger_scans": scans,
+        "ledger_scans": {name: n for name, n in scans.items() if name != "commits"},
+        # Statements the database committed (the worker's are single statements outside a
+        # transaction, so this counts its round trips), per message: a failure's share shows.
+        "commits_per_message": round(scans.get("commits", 0) / MESSAGES, 3),
         "end_to_end_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
         "end_to_end_p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000, 1)
         if latencies
@@ -256,10 +259,14 @@ async def _run(
 
 
 async def _scans(database: asyncpg.Connection) -> dict[str, int]:
-    """The ledger table's scans so far (pg_stat_user_tables: a backend reports its counts within
-    a second of its transaction, so a reading a second after the run's end is complete)."""
+    """The ledger table's scans and the database's commits so far (pg_stat_user_tables,
+    pg_stat_database: a backend reports its counts within a second of its transaction, so a
+    reading a second after the run's end is complete)."""
     row = await database.fetchrow(
-        """SELECT seq_scan, seq_tup_read, idx_scan FROM pg_stat_user_tables
+        """SELECT seq_scan, seq_tup_read, idx_scan,
+                (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())
+                    AS commits
+            FROM pg_stat_user_tables
             WHERE schemaname = $1 AND relname = 'node_executions'""",
         SCHEMA,
     )

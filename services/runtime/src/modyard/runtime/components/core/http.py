@@ -324,14 +324,13 @@ class HttpComponent(CoreComponent):
         text: str,
     ) -> ComponentError:
         status = response.status
-        details: dict[str, Any] = {"url": _shown(url), "body": text}
+        shown = _shown(url)  # yarl builds a URL for each of its with_*: once per failure
+        details: dict[str, Any] = {"url": shown, "body": text}
         retry_after = retry_after_seconds(headers.get("retry-after"))
         if retry_after is not None:
             details["retry_after_seconds"] = retry_after
         reason = f" {response.reason}" if response.reason else ""
-        return status_error(
-            status, f"{method} {_shown(url)} answered {status}{reason}", details=details
-        )
+        return status_error(status, f"{method} {shown} answered {status}{reason}", details=details)
 
     @staticmethod
     def _body(status: int, headers: Mapping[str, str], text: str, expect_json: bool) -> Any:
