@@ -26,8 +26,9 @@ class CountingDatabase:
     async def transaction(self) -> AsyncIterator[Any]:
         async def get(_model: Any, _flow_id: uuid.UUID) -> Any:
             self.reads += 1
+            row = SimpleNamespace(**vars(self.flow))  # the row as the read's query saw it
             await asyncio.sleep(0.05)
-            return self.flow
+            return row
 
         yield SimpleNamespace(get=get)
 
@@ -76,3 +77,28 @@ async def test_a_cancelled_waiter_leaves_the_read_to_the_others() -> None:
     assert flow is not None
     assert flow.status == "running"
     assert database.reads == 1
+
+
+async def test_a_read_in_flight_when_the_flow_changes_answers_its_waiter_but_is_not_kept() -> None:
+    database = CountingDatabase(_flow())
+    cache = FlowCache(cast(Database, database), RetryPolicy(), ttl=60)
+    before = asyncio.create_task(cache.get(database.flow.id))
+    await asyncio.sleep(0.01)  # the read has the running row
+    database.flow.status = "stopped"
+    cache.forget(database.flow.id)  # the stop's news
+    flow = await before
+    assert flow is not None
+    assert flow.status == "running"
+    after = await cache.get(database.flow.id)
+    assert after is not None
+    assert after.status == "stopped"
+    assert database.reads == 2
+
+
+async def test_forget_all_drops_every_copy() -> None:
+    database = CountingDatabase(_flow())
+    cache = FlowCache(cast(Database, database), RetryPolicy(), ttl=60)
+    await cache.get(database.flow.id)
+    cache.forget_all()
+    await cache.get(database.flow.id)
+    assert database.reads == 2

@@ -38,6 +38,7 @@ from modyard.runtime.flows.events import EventGuard
 from modyard.runtime.flows.hook_endpoints import router as hooks_router
 from modyard.runtime.installer_client import InstallerClient
 from modyard.runtime.listeners.endpoints import router as listeners_router
+from modyard.runtime.replica_news import ReplicaNews, drop_copies_on_news
 from modyard.runtime.settings import RuntimeSettings
 from modyard.runtime.unprocessed import service as unprocessed
 from modyard.runtime.unprocessed.endpoints import router as unprocessed_router
@@ -73,10 +74,17 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         lifecycle: Lifecycle = app.state.lifecycle
         # Every steerable outbound call (core.http, fetch, webhooks, the http executor) goes
         # through this gate: the deployment's egress policy and the workspaces' allow-lists.
-        egress = RuntimeEgress(EgressPolicy.from_settings(settings), database)
+        egress = RuntimeEgress(
+            EgressPolicy.from_settings(settings),
+            database,
+            cache_seconds=settings.egress_cache_seconds,
+        )
         install_egress(egress)
-        installer = InstallerClient(settings)
+        installer = InstallerClient(settings, config_cache_seconds=settings.config_cache_seconds)
         flows = FlowCache(database, retry_policy(settings), ttl=settings.flow_cache_seconds)
+        # Every process drops its copies on the change's event (automations add theirs below).
+        news = ReplicaNews()
+        drop_copies_on_news(news, flows, egress, installer)
         amqp = AmqpExecutor(bus, timeout_seconds=settings.component_timeout_seconds)
         management = BrokerManagement(settings, timeout=settings.management_timeout_seconds)
         deployer = DeployerClient(settings)
@@ -131,6 +139,7 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
                 executors=executors,
                 webhooks=deliverer,
                 management=management,
+                egress=egress,
             ),
         )
 
@@ -157,7 +166,8 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
                 name="unprocessed-gauge",
             ),
         ]
-        await automations.start(app)
+        await automations.start(app, news)
+        bus.add_topology(news.topology())
         try:
             yield
         finally:

@@ -12,6 +12,7 @@ from modyard.common.bus.management import BrokerManagement
 from modyard.common.service_context import ContextSlot
 from modyard.runtime.apps.registry_client import RegistryClient
 from modyard.runtime.automations.service import AutomationService
+from modyard.runtime.egress.gate import RuntimeEgress
 from modyard.runtime.engine.flow_cache import FlowCache
 from modyard.runtime.executors import ModuleExecutors
 from modyard.runtime.installer_client import InstallerClient
@@ -35,6 +36,9 @@ class RuntimeContext:
     #: the apps' publishing shares.
     automations: AutomationService | None = None
     registry: RegistryClient | None = None
+    #: This app's egress gate (gate.current() is the process's last installed one: with two apps
+    #: in one process, as in the replica tests, each drops its own copies).
+    egress: RuntimeEgress | None = None
 
 
 SLOT = ContextSlot(RuntimeContext)

@@ -9,8 +9,12 @@ import httpx
 
 from modyard.common.service_client import ServiceClient
 from modyard.common.settings import CommonSettings
+from modyard.common.single_flight import SingleFlight
 from modyard.runtime.components.base import ComponentError
 
+#: Seconds a process trusts its copy of an installation's effective config: the installer's
+#: ``installation.*`` events drop it in every runtime process (replica_news.py); this bounds what
+#: no event announces (a secret rotated at the installer, an environment override changed).
 CONFIG_CACHE_SECONDS = 5.0
 
 
@@ -19,11 +23,29 @@ class InstallerUnavailable(ConnectionError):
 
 
 class InstallerClient(ServiceClient):
-    def __init__(self, settings: CommonSettings, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        settings: CommonSettings,
+        *,
+        timeout: float = 10.0,
+        config_cache_seconds: float = CONFIG_CACHE_SECONDS,
+    ) -> None:
         super().__init__(
             settings, base_url=settings.installer_url, subject="runtime", timeout=timeout
         )
+        self._config_cache_seconds = config_cache_seconds
         self._configs: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        #: One fetch per installation at a time; one in flight when the installation changes
+        #: answers its waiters but is not kept (SingleFlight).
+        self._fetching: SingleFlight[tuple[str, str], dict[str, Any]] = SingleFlight("config")
+
+    def forget_config(self, workspace: str, slug: str) -> None:
+        self._configs.pop((workspace, slug), None)
+        self._fetching.forget((workspace, slug))
+
+    def forget_configs(self) -> None:
+        self._configs.clear()
+        self._fetching.forget_all()
 
     async def _get(self, path: str, **params: str) -> httpx.Response:
         try:
@@ -80,6 +102,13 @@ class InstallerClient(ServiceClient):
         cached = self._configs.get(key)
         if cached and cached[0] > time.monotonic():
             return cached[1]
+
+        def keep(config: dict[str, Any]) -> None:
+            self._configs[key] = (time.monotonic() + self._config_cache_seconds, config)
+
+        return await self._fetching.get(key, lambda: self._fetch_config(workspace, slug), keep)
+
+    async def _fetch_config(self, workspace: str, slug: str) -> dict[str, Any]:
         try:
             response = await self._get(
                 f"/v1/workspaces/{workspace}/installations/{slug}/effective-config"
@@ -98,6 +127,4 @@ class InstallerClient(ServiceClient):
                 retryable=True,
                 status=response.status_code,
             )
-        config = dict(response.json()["config"])
-        self._configs[key] = (time.monotonic() + CONFIG_CACHE_SECONDS, config)
-        return config
+        return dict(response.json()["config"])

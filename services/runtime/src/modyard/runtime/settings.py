@@ -60,8 +60,18 @@ class RuntimeSettings(SecretKeysSettings):
     module_worker_broker_address: str = ""
     #: Timeout of the broker's management API (worker users and queues).
     management_timeout_seconds: float = Field(default=10.0, gt=0)
-    #: Seconds a worker trusts its cached copy of a flow (a stop reaches it within this).
+    #: Seconds a process trusts its copies when no event says they changed: every change
+    #: through the runtime's API (or an installer event) drops them in every process at once,
+    #: once it committed (replica_news.py); these bound what no event announces, e.g. news
+    #: missed while the broker was away is covered by dropping every copy on reconnect.
+    #: A flow (its status and definition):
     flow_cache_seconds: float = Field(default=1.0, ge=0)
+    #: A workspace's automations program (its automations, app settings and app instances):
+    program_cache_seconds: float = Field(default=1.0, ge=0)
+    #: A workspace's egress allow-list:
+    egress_cache_seconds: float = Field(default=5.0, ge=0)
+    #: An installation's effective configuration, read from the installer:
+    config_cache_seconds: float = Field(default=5.0, ge=0)
     #: Off only where nothing may leave the machine (the API fuzzing test subscribes generated
     #: URLs): deliveries are still recorded, and stay pending.
     webhook_delivery_enabled: bool = True

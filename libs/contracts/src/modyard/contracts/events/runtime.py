@@ -1,5 +1,6 @@
-"""The runtime's events: what flows emit (``core.emit``), what automations emit (``emit``), and a
-workspace's app published or withdrawn."""
+"""The runtime's events: what flows emit (``core.emit``), what automations emit (``emit``), a
+workspace's app published or withdrawn, and the changes every runtime process drops its cached
+copy on (a flow, a workspace's automations, its egress allow-list)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ FLOW_EMITTED: Final = "modyard.runtime.flow.emitted"
 AUTOMATION_EVENT_EMITTED: Final = "modyard.runtime.automation_event.emitted"
 APP_PUBLISHED: Final = "modyard.runtime.app.published"
 APP_DELETED: Final = "modyard.runtime.app.deleted"
+#: A flow was started, stopped, replaced or deleted (its status or definition changed).
+FLOW_CHANGED: Final = "modyard.runtime.flow.changed"
+#: A workspace's automations, app settings or app instances changed: its program is rebuilt.
+AUTOMATIONS_CHANGED: Final = "modyard.runtime.automations.changed"
+#: A workspace's egress allow-list was replaced.
+EGRESS_CHANGED: Final = "modyard.runtime.egress.changed"
 
 
 class FlowEmitted(EventData):
@@ -48,3 +55,16 @@ class AppPublished(EventData):
 class AppDeleted(EventData):
     workspace: str
     app: str
+
+
+class FlowChanged(EventData):
+    workspace: str
+    flow_id: str
+
+
+class AutomationsChanged(EventData):
+    workspace: str
+
+
+class EgressChanged(EventData):
+    workspace: str

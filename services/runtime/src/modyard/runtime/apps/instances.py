@@ -28,6 +28,7 @@ from modyard.contracts.events.installer import (
     INSTALLATION_REMOVED,
     InstallationEvent,
 )
+from modyard.runtime import changes
 from modyard.runtime.apps import natives
 from modyard.runtime.apps.registry_client import RegistryClient
 from modyard.runtime.automations.models import AppInstance
@@ -52,6 +53,12 @@ class InstanceTracker:
         self.registry = registry
         self.installer = installer
         self.box = box
+
+    async def _changed(self, session: AsyncSession, workspace: str) -> None:
+        """Every runtime process rebuilds the workspace's program once the instance's row
+        commits (a drop on the installer's event itself could come before that commit)."""
+        programs = self.service.programs
+        await changes.automations_changed(session, workspace, lambda: programs.forget(workspace))
 
     async def _effective_config(self, workspace: str, slug: str) -> dict[str, Any]:
         # Not the installer client's cached read: a ``configured`` event must see the new values.
@@ -100,7 +107,7 @@ class InstanceTracker:
             .values(workspace=workspace, slug=slug, **values)
             .on_conflict_do_update(index_elements=["workspace", "slug"], set_=values)
         )
-        self.service.programs.forget(workspace)
+        await self._changed(session, workspace)
         native = {
             INSTALLATION_CREATED: natives.INSTALLED,
             INSTALLATION_CONFIGURED: natives.CONFIGURED,
@@ -127,7 +134,7 @@ class InstanceTracker:
                 (AppInstance.slug == slug) | AppInstance.slug.startswith(f"{slug}."),
             )
         )
-        self.service.programs.forget(workspace)
+        await self._changed(session, workspace)
         await natives.notify_instance(
             session, self.service.source, workspace, slug, natives.UNINSTALLED, payload
         )

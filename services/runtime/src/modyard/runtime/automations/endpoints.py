@@ -6,10 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response, status
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.auth import CurrentPrincipal, Principal
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, BadRequest, Forbidden
+from modyard.runtime import changes
 from modyard.runtime.automations import store
 from modyard.runtime.automations.models import AutomationWorkspace, StoredAutomation
 from modyard.runtime.automations.schemas import (
@@ -44,6 +46,14 @@ def automations_of(request: Request) -> AutomationService:
     if service is None:
         raise RuntimeError("the automations start with the app's lifespan")
     return service
+
+
+async def _changed(session: AsyncSession, request: Request, workspace: str) -> None:
+    """Every runtime process rebuilds the workspace's program once this commits (this one
+    right after the commit, for the caller's next request; not before it, or a call in between
+    would keep the old program for its TTL)."""
+    programs = automations_of(request).programs
+    await changes.automations_changed(session, workspace, lambda: programs.forget(workspace))
 
 
 def _out(row: StoredAutomation) -> AutomationOut:
@@ -106,7 +116,7 @@ async def save_automation(
     """Create or replace an automation; every expression is checked (422 with pointers)."""
     check_workspace(principal, ws)
     _, created = await store.save_automation(session, ws, slug, body.model_dump(exclude_none=True))
-    automations_of(request).programs.forget(ws)
+    await _changed(session, request, ws)
     if created:
         response.status_code = status.HTTP_201_CREATED
     return _out(await store.get_automation(session, ws, slug))
@@ -128,7 +138,7 @@ async def delete_automation(
 ) -> Response:
     check_workspace(principal, ws)
     await store.delete_automation(session, ws, slug)
-    automations_of(request).programs.forget(ws)
+    await _changed(session, request, ws)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -213,7 +223,7 @@ async def import_source(
     document (single-file source: name, description, photo, config, automations)."""
     check_workspace(principal, ws)
     names = await store.import_source(session, ws, body.model_dump(), request.app.state.secrets)
-    automations_of(request).programs.forget(ws)
+    await _changed(session, request, ws)
     return SourceOut(workspace=ws, automations=names)
 
 
@@ -245,5 +255,5 @@ async def save_settings(
         config_schema=body.config.schema_,
         config_value=body.config.value,
     )
-    automations_of(request).programs.forget(ws)
+    await _changed(session, request, ws)
     return _settings_out(row)

@@ -1,8 +1,9 @@
 """A workspace's :class:`Program` tree, built from the database and cached for a short while.
 
 Reading the tables on every endpoint call would cost more than running the automation; a
-workspace's tree is kept :data:`CACHE_SECONDS` and rebuilt after that, so that a saved
-automation or a new app instance takes effect within that time in every runtime process.
+workspace's tree is kept until an ``automations.changed`` event drops it in every runtime process
+(a saved automation, the app settings, an app instance: recorded with the change, heard once it
+committed, replica_news.py), and at most :data:`CACHE_SECONDS` for what no event announces.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.db.database import Database
 from modyard.common.secrets import SecretBox
+from modyard.common.single_flight import SingleFlight
 from modyard.common.templates import TemplateError, is_template, render
 from modyard.runtime.automations.definitions import (
     Automation,
@@ -195,34 +197,26 @@ class ProgramCache:
         self.box = box
         self.ttl = ttl
         self._programs: dict[str, tuple[float, Program]] = {}
-        self._loading: dict[str, asyncio.Task[Program]] = {}
-        #: Bumped by :meth:`forget`: a load begun before a change must not be kept after it.
-        self._generation: dict[str, int] = {}
+        #: One rebuild per workspace at a time; one in flight when the workspace changes answers
+        #: its waiters but is not kept (SingleFlight), so the next call rebuilds after the change.
+        self._loading: SingleFlight[str, Program] = SingleFlight("program")
 
     async def _load(self, workspace: str) -> Program:
-        generation = self._generation.get(workspace, 0)
-        try:
-            async with self.database.transaction() as session:
-                program = await load_program(session, workspace, self.box)
-            if self._generation.get(workspace, 0) == generation:
-                self._programs[workspace] = (time.monotonic() + self.ttl, program)
-            return program
-        finally:
-            self._loading.pop(workspace, None)
+        async with self.database.transaction() as session:
+            return await load_program(session, workspace, self.box)
 
     def _reload(self, workspace: str) -> asyncio.Task[Program]:
-        task = self._loading.get(workspace)
-        if task is None:
-            task = asyncio.create_task(self._load(workspace), name=f"program-{workspace}")
-            self._loading[workspace] = task
-        return task
+        def keep(program: Program) -> None:
+            self._programs[workspace] = (time.monotonic() + self.ttl, program)
+
+        return self._loading.start(workspace, lambda: self._load(workspace), keep)
 
     async def get(self, workspace: str, session: AsyncSession | None = None) -> Program:
         """The workspace's program; with ``session``, always read within it (fresh)."""
         if session is not None:
-            program = await load_program(session, workspace, self.box)
-            self._programs[workspace] = (time.monotonic() + self.ttl, program)
-            return program
+            # Not kept: the session may hold changes of its own not yet committed (or never),
+            # and a change announced during this read would not stop it being kept.
+            return await load_program(session, workspace, self.box)
         cached = self._programs.get(workspace)
         if cached is None:
             return await asyncio.shield(self._reload(workspace))
@@ -232,5 +226,8 @@ class ProgramCache:
 
     def forget(self, workspace: str) -> None:
         self._programs.pop(workspace, None)
-        self._generation[workspace] = self._generation.get(workspace, 0) + 1
-        self._loading.pop(workspace, None)
+        self._loading.forget(workspace)
+
+    def forget_all(self) -> None:
+        self._programs.clear()
+        self._loading.forget_all()

@@ -15,10 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.consumer import EventSubscription
 from modyard.common.bus.envelope import CloudEvent
-from modyard.common.bus.process_queue import process_queue
 from modyard.contracts.events import parse
 from modyard.contracts.events.installer import INSTALLATION_EVENTS
-from modyard.contracts.events.runtime import AUTOMATION_EVENT_EMITTED, AutomationEventEmitted
+from modyard.contracts.events.runtime import (
+    AUTOMATION_EVENT_EMITTED,
+    AUTOMATIONS_CHANGED,
+    AutomationEventEmitted,
+    AutomationsChanged,
+)
 from modyard.runtime.apps.instances import InstanceTracker
 from modyard.runtime.apps.registry_client import RegistryClient
 from modyard.runtime.automations import components
@@ -28,6 +32,7 @@ from modyard.runtime.automations.schedules import run_schedules
 from modyard.runtime.automations.service import AutomationService
 from modyard.runtime.context import SLOT
 from modyard.runtime.installer_client import InstallerClient
+from modyard.runtime.replica_news import ReplicaNews
 from modyard.runtime.settings import RuntimeSettings
 
 
@@ -58,20 +63,27 @@ class AutomationsRuntime:
 
     def _on_wait_event(self, event: CloudEvent) -> None:
         """An emitted event, heard by every runtime process on a queue of its own
-        (``runtime.waits.<id>``): the shared ``runtime.events`` queue gives each event to one
-        replica, and a ``wait`` may be in any."""
+        (``runtime.news.<id>``, replica_news.py): the shared ``runtime.events`` queue gives each
+        event to one replica, and a ``wait`` may be in any."""
         if self.service is None:
             return
         data = parse(AutomationEventEmitted, event.data)
         if data is not None:
             self.service.hub.publish(data.workspace, data.type, data.payload)
 
-    async def start(self, app: FastAPI) -> None:
-        app.state.bus.add_topology(
-            process_queue("runtime.waits", [AUTOMATION_EVENT_EMITTED], self._on_wait_event)
-        )
+    async def start(self, app: FastAPI, news: ReplicaNews) -> None:
+        """``news``: this process's queue of its own, declared once every part registered."""
         box = self.settings.secret_box()
-        programs = ProgramCache(app.state.database, box)
+        programs = ProgramCache(app.state.database, box, ttl=self.settings.program_cache_seconds)
+
+        def automations_changed(event: CloudEvent) -> None:
+            data = parse(AutomationsChanged, event.data)
+            if data is not None:
+                programs.forget(data.workspace)
+
+        news.on(AUTOMATION_EVENT_EMITTED, self._on_wait_event)
+        news.on(AUTOMATIONS_CHANGED, automations_changed)
+        news.on_reconnect(programs.forget_all)
         self.service = AutomationService(
             app.state.database, programs, source=self.settings.source, hub=EventHub()
         )

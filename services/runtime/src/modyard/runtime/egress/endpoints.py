@@ -10,6 +10,8 @@ from fastapi import APIRouter, Depends, Path
 from modyard.common.auth import CurrentPrincipal, Principal, Role, require_roles
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, Forbidden
+from modyard.runtime import changes
+from modyard.runtime.context import Context
 from modyard.runtime.egress import gate, service
 from modyard.runtime.egress.schemas import EgressAllowIn, EgressAllowOut
 
@@ -31,11 +33,14 @@ async def get_egress(
 
 @router.put("/egress", response_model=EgressAllowOut)
 async def put_egress(
-    ws: Workspace, body: EgressAllowIn, session: DbSession, principal: Operator
+    ws: Workspace, body: EgressAllowIn, session: DbSession, principal: Operator, context: Context
 ) -> EgressAllowOut:
     """Replace the workspace's allow-list (operators only). The platform's own endpoints and
-    loopback stay refused whatever it says; other replicas see it within seconds."""
+    loopback stay refused whatever it says; every replica uses it once it is committed."""
     row = await service.put_allow_list(session, ws, body, updated_by=principal.subject)
     out = service.describe(ws, row)
-    gate.current().forget(ws)
+    # Every process drops its copy on the event; this one right after the commit (before it,
+    # a call in between would keep the old list for its TTL).
+    egress = context.egress or gate.current()
+    await changes.egress_changed(session, ws, lambda: egress.forget(ws))
     return out

@@ -8,7 +8,6 @@ runs, as in unit tests). System webhooks are deployment-wide: they use the base 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any, Final
 
@@ -18,13 +17,15 @@ from modyard.common.db.database import Database
 from modyard.common.egress.aiohttp_client import EgressClient, EgressClients
 from modyard.common.egress.policy import Allowance, EgressPolicy, EgressRefused
 from modyard.common.settings import CommonSettings
+from modyard.common.single_flight import SingleFlight
 from modyard.runtime.components.base import ComponentError
 from modyard.runtime.egress.service import allowance_of, get_allow_list
 
 log = structlog.get_logger(__name__)
 
 USER_AGENT: Final = "modyard-runtime"
-#: Seconds a replica trusts its copy of a workspace's allow-list (a PUT reaches others within it).
+#: Seconds a replica trusts its copy of a workspace's allow-list: a PUT's ``egress.changed`` event
+#: drops it in every replica at once; this bounds what no event announced.
 ALLOWANCE_CACHE_SECONDS: Final = 5.0
 KIND_EGRESS_REFUSED: Final = "egress-refused"
 
@@ -45,8 +46,9 @@ class RuntimeEgress:
         self._cache: dict[str, tuple[float, Allowance | None]] = {}
         #: The read of a workspace's list in progress, shared by every call that needs it: when
         #: a copy expired under load, each execution in flight (hundreds) read the list itself,
-        #: one ORM transaction each (2 % of the runtime's CPU in bench runtime's clean run).
-        self._reading: dict[str, asyncio.Task[Allowance | None]] = {}
+        #: one ORM transaction each (2 % of the runtime's CPU in bench runtime's clean run). A
+        #: read in flight when the list is put answers its waiters but is not kept.
+        self._reading: SingleFlight[str, Allowance | None] = SingleFlight("allow-list")
 
     async def allowance(self, workspace: str | None) -> Allowance | None:
         """``workspace``'s own allow-list (cached a few seconds), ``None`` when it has none."""
@@ -55,33 +57,28 @@ class RuntimeEgress:
         cached = self._cache.get(workspace)
         if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
             return cached[1]
-        reading = self._reading.get(workspace)
-        if reading is None:
-            reading = asyncio.create_task(self._read(self._database, workspace))
-            self._reading[workspace] = reading
-        # A caller cancelled meanwhile leaves the read to the others.
-        return await asyncio.shield(reading)
-
-    async def _read(self, database: Database, workspace: str) -> Allowance | None:
+        database = self._database
         now = time.monotonic()
-        try:
-            async with database.transaction() as session:
-                allowance = allowance_of(await get_allow_list(session, workspace))
-        finally:
-            # Not forgotten meanwhile (a newer list put, maybe a newer read started).
-            current = self._reading.get(workspace) is asyncio.current_task()
-            if current:
-                del self._reading[workspace]
-        if current:
+
+        def keep(allowance: Allowance | None) -> None:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[workspace] = (now, allowance)
-        return allowance
+
+        return await self._reading.get(workspace, lambda: self._read(database, workspace), keep)
+
+    async def _read(self, database: Database, workspace: str) -> Allowance | None:
+        async with database.transaction() as session:
+            return allowance_of(await get_allow_list(session, workspace))
 
     def forget(self, workspace: str) -> None:
         self._cache.pop(workspace, None)
         # A read in progress may have the old list: later calls read again.
-        self._reading.pop(workspace, None)
+        self._reading.forget(workspace)
+
+    def forget_all(self) -> None:
+        self._cache.clear()
+        self._reading.forget_all()
 
     async def client(self, workspace: str | None, extra: Allowance | None = None) -> EgressClient:
         allowance = await self.allowance(workspace)

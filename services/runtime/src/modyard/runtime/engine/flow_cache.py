@@ -1,5 +1,7 @@
 """Flows as the worker needs them, cached briefly: one database read per flow per second, not
-per message. A stop reaches every worker within ``ttl`` seconds.
+per message. A change's ``flow.changed`` event drops the copy in every runtime process once the
+change committed (replica_news.py); ``ttl`` bounds what no event announced (an event missed while
+the broker connection was down is covered by dropping every copy on reconnect).
 
 Validated definitions are also kept by flow id and ``revision`` (bumped on every change of a flow,
 flows/service.py), for the worker and for the webhook route, which reads a flow's status on every
@@ -7,12 +9,12 @@ request but validates its definition only when the revision is new to this proce
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from dataclasses import dataclass
 
 from modyard.common.db.database import Database
+from modyard.common.single_flight import SingleFlight
 from modyard.runtime.failures import RetryPolicy
 from modyard.runtime.flows.definition import FlowDefinition
 from modyard.runtime.models import Flow
@@ -39,8 +41,9 @@ class FlowCache:
         self._ttl = ttl
         self._entries: dict[uuid.UUID, tuple[float, RunnableFlow | None]] = {}
         #: The read in progress per flow: when an entry expires under load, the prefetch's worth
-        #: of messages waiting for it share one read instead of each starting its own.
-        self._reading: dict[uuid.UUID, asyncio.Future[RunnableFlow | None]] = {}
+        #: of messages waiting for it share one read instead of each starting its own. A read
+        #: in flight when the flow changes answers its waiters but is not kept (SingleFlight).
+        self._reading: SingleFlight[uuid.UUID, RunnableFlow | None] = SingleFlight("flow")
         #: flow id -> (revision, its definition validated): one entry per flow, the latest seen.
         self._definitions: dict[uuid.UUID, tuple[int, FlowDefinition]] = {}
 
@@ -66,32 +69,27 @@ class FlowCache:
 
     def forget(self, flow_id: uuid.UUID) -> None:
         self._entries.pop(flow_id, None)
-        self._reading.pop(flow_id, None)  # callers from now on read afresh
+        self._reading.forget(flow_id)  # callers from now on read afresh
+
+    def forget_all(self) -> None:
+        """Every copy (validated definitions stay: they are keyed by revision, not by time)."""
+        self._entries.clear()
+        self._reading.forget_all()
 
     async def get(self, flow_id: uuid.UUID) -> RunnableFlow | None:
         cached = self._entries.get(flow_id)
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        reading = self._reading.get(flow_id)
-        if reading is not None:
-            # shield: a cancelled waiter must not cancel the read the others wait for.
-            return await asyncio.shield(reading)
-        reading = asyncio.ensure_future(self._read(flow_id))
-        self._reading[flow_id] = reading
 
-        def finished(_: object) -> None:
-            if self._reading.get(flow_id) is reading:
-                del self._reading[flow_id]
+        def keep(runnable: RunnableFlow | None) -> None:
+            self._entries[flow_id] = (time.monotonic() + self._ttl, runnable)
 
-        reading.add_done_callback(finished)
-        return await asyncio.shield(reading)
+        return await self._reading.get(flow_id, lambda: self._read(flow_id), keep)
 
     async def _read(self, flow_id: uuid.UUID) -> RunnableFlow | None:
         async with self._database.transaction() as session:
             flow = await session.get(Flow, flow_id)
-            runnable = None if flow is None else self._runnable(flow)
-        self._entries[flow_id] = (time.monotonic() + self._ttl, runnable)
-        return runnable
+            return None if flow is None else self._runnable(flow)
 
     def _runnable(self, flow: Flow) -> RunnableFlow:
         definition = self.definition(flow.id, flow.revision, flow.definition)

@@ -4,11 +4,13 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.auth import CurrentPrincipal, Principal
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, Forbidden
-from modyard.runtime.context import Context
+from modyard.runtime import changes
+from modyard.runtime.context import Context, RuntimeContext
 from modyard.runtime.flows import js_lifecycle, service
 from modyard.runtime.flows.definition import FlowIn
 from modyard.runtime.models import Flow
@@ -21,6 +23,14 @@ Workspace = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 def _check_workspace(principal: Principal, workspace: str) -> None:
     if not principal.can_access_workspace(workspace):
         raise Forbidden(f"Your token does not name workspace {workspace!r}.")
+
+
+def _drop_after_commit(session: AsyncSession, context: RuntimeContext, flow_id: uuid.UUID) -> None:
+    """This process's copy goes once the change commits, for the caller's next request (every
+    process drops it on the change's ``flow.changed`` event, a moment later). Not before the
+    commit: a message read between the two would keep the old flow for the copy's TTL."""
+    flows = context.flows
+    changes.after_commit(session, lambda: flows.forget(flow_id))
 
 
 def _out(flow: Flow) -> FlowOut:
@@ -115,7 +125,7 @@ async def start_flow(
         # js components' start() (webhook registration); a failure refuses the start (422) and
         # the transaction, the flow's status included, is rolled back.
         await js_lifecycle.start_components(session, context, flow)
-    context.flows.forget(flow.id)
+    _drop_after_commit(session, context, flow.id)
     return _out(flow)
 
 
@@ -133,5 +143,5 @@ async def stop_flow(
     flow = await service.stop_flow(session, flow)
     if was_running:
         await js_lifecycle.stop_components(session, context, flow)
-    context.flows.forget(flow.id)
+    _drop_after_commit(session, context, flow.id)
     return _out(flow)

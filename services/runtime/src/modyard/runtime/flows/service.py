@@ -24,7 +24,7 @@ from modyard.common.errors import (
     ValidationFailed,
 )
 from modyard.common.user_schemas import SchemaRefused, compile_user_schema
-from modyard.runtime import installed_components
+from modyard.runtime import changes, installed_components
 from modyard.runtime.components.core import core_component
 from modyard.runtime.engine.messages import WorkMessage
 from modyard.runtime.engine.scheduler import drop_flow_triggers, schedule_flow_triggers
@@ -108,6 +108,7 @@ async def replace_flow(session: AsyncSession, flow: Flow, body: FlowIn, caller: 
     flow.definition = body.definition.model_dump(mode="json", by_alias=True)
     flow.revision += 1
     await session.flush()
+    await changes.flow_changed(session, flow.workspace, flow.id)
     return flow
 
 
@@ -116,6 +117,7 @@ async def delete_flow(session: AsyncSession, flow: Flow) -> None:
         raise Conflict("Stop the flow before deleting it.", slug="flow-running")
     await session.delete(flow)
     await session.flush()
+    await changes.flow_changed(session, flow.workspace, flow.id)
 
 
 def component_resource(module: str, component: str) -> str:
@@ -302,6 +304,7 @@ async def start_flow(
         flow.revision += 1
         await session.flush()
         await schedule_flow_triggers(session, flow)
+        await changes.flow_changed(session, flow.workspace, flow.id)
     return flow
 
 
@@ -321,6 +324,8 @@ async def stop_flow(
     flow.revision += 1
     await session.flush()
     await drop_flow_triggers(session, flow.id)
+    # Every runtime process stops running it as soon as this commits, not when its copy expires.
+    await changes.flow_changed(session, flow.workspace, flow.id)
     if reason != BY_USER:
         await notify(
             session,
