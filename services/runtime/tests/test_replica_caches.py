@@ -22,12 +22,23 @@ from runtime_env import module_archive, registry_and_installer, running_flow
 from sqlalchemy import select
 
 from modyard.common.auth import Role
+from modyard.common.bus.envelope import new_event
 from modyard.common.db.messaging_tables import outbox
+from modyard.contracts.events import payload
+from modyard.contracts.events.runtime import (
+    AUTOMATIONS_CHANGED,
+    EGRESS_CHANGED,
+    FLOW_CHANGED,
+    AutomationsChanged,
+    EgressChanged,
+    FlowChanged,
+)
 from modyard.runtime import changes
 from modyard.runtime.app import create_app
 from modyard.runtime.context import SLOT, RuntimeContext
 from modyard.runtime.egress.gate import RuntimeEgress
 from modyard.runtime.egress.models import WorkspaceEgress
+from modyard.runtime.flows.events import heard_event, listen_problem
 from modyard.runtime.settings import RuntimeSettings
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.polling import eventually
@@ -264,3 +275,19 @@ async def test_the_serving_replica_drops_its_copy_after_the_commit_and_never_on_
         subjects = set(await session.scalars(select(outbox.c.envelope["subject"].astext)))
     assert str(flow_id) in subjects
     assert str(rolled_back) not in subjects
+
+
+@pytest.mark.parametrize(
+    ("kind", "data"),
+    [
+        (FLOW_CHANGED, FlowChanged(workspace=WS, flow_id=str(uuid.uuid4()))),
+        (AUTOMATIONS_CHANGED, AutomationsChanged(workspace=WS)),
+        (EGRESS_CHANGED, EgressChanged(workspace=WS)),
+    ],
+)
+def test_the_news_is_the_platforms_own_no_tenant_flow_hears_it(kind: str, data: Any) -> None:
+    # The runtime's shared queue binds every type for core.event triggers, and this news names
+    # a workspace: it must still not reach the workspace's flows.
+    event = new_event(source=changes.SOURCE, type=kind, data=payload(data))
+    assert heard_event(event) is None
+    assert listen_problem(kind) is not None
