@@ -29,9 +29,14 @@ class InstallerClient(ServiceClient):
         *,
         timeout: float = 10.0,
         config_cache_seconds: float = CONFIG_CACHE_SECONDS,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(
-            settings, base_url=settings.installer_url, subject="runtime", timeout=timeout
+            settings,
+            base_url=settings.installer_url,
+            subject="runtime",
+            timeout=timeout,
+            transport=transport,
         )
         self._config_cache_seconds = config_cache_seconds
         self._configs: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
