@@ -381,3 +381,57 @@ async def test_a_notice_beside_a_record_is_enqueued_for_exactly_its_subscribers(
             text("SELECT count(*) FROM webhook_deliveries WHERE event_id = :e"), {"e": event_id}
         )
     assert enqueued == wanted
+
+
+@pytest.mark.infra
+async def test_a_webhook_deleted_while_a_notice_is_enqueued_fails_nothing_recorded_beside_it(
+    ledger: tuple[ExecutionLedger, Database],
+) -> None:
+    """An operator deletes a subscriber while failures are being noticed: the statement waits
+    for the delete, skips that webhook and records the successes it carries (a foreign key
+    violation there would fail them all)."""
+    executions, database = ledger
+    webhook = uuid.uuid4()
+    async with database.transaction() as session:
+        await session.execute(
+            text(
+                "INSERT INTO system_webhooks (id, url, events, secret, active, created_by) "
+                "VALUES (:id, 'http://127.0.0.1:9/hook', :events, 'x', true, 'test')"
+            ),
+            {"id": webhook, "events": ["flow.stopped"]},
+        )
+    event_id = str(uuid.uuid4())
+    message_id = uuid.uuid4().hex
+    async with database.transaction() as deleting:
+        await deleting.execute(text("DELETE FROM system_webhooks WHERE id = :id"), {"id": webhook})
+        both = asyncio.gather(
+            executions.record(
+                message_id=message_id, flow_id=uuid.uuid4(), node_id="n", outputs={}, logs=[]
+            ),
+            executions.notify(Notice("flow.stopped", {"id": event_id, "event": "flow.stopped"})),
+        )
+
+        async def waiting_for_the_delete() -> bool:
+            async with database.transaction() as session:
+                waits = await session.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database() "
+                        "AND application_name = 'modyard-runtime-worker'"
+                    )
+                )
+            return bool(waits)
+
+        await eventually(waiting_for_the_delete, timeout=10)
+    recorded, _ = await both
+    assert recorded.fresh
+    assert await executions.outputs(message_id) == {}
+    async with database.transaction() as session:
+        assert (
+            await session.scalar(
+                text(
+                    "SELECT count(*) FROM webhook_deliveries WHERE event_id = :e AND webhook_id = :w"
+                ),
+                {"e": event_id, "w": webhook},
+            )
+        ) == 0

@@ -6,6 +6,7 @@ Against the real PostgreSQL (a schema of this module's own); receivers are real 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -41,6 +42,7 @@ from modyard.runtime.webhooks.payloads import (
 )
 from modyard.runtime.webhooks.service import build_engine_payload, build_payload
 from modyard.testing.infra import IsolatedInfra
+from modyard.testing.polling import eventually
 from modyard.testing.runtime_webhooks import WebhookReceiver, create_webhook_tables
 from modyard.testing.services import auth_headers, free_port
 
@@ -233,6 +235,38 @@ async def test_notify_without_subscribers_is_a_no_op_and_an_unknown_event_is_a_b
             await notify(session, "flow.exploded", {})
         # A payload that misses fields is still sent (a notification never fails the engine).
         assert await notify(session, TRIGGER_FAILING, {"workspace": "acme"}) == 1
+
+
+async def test_a_webhook_deleted_while_an_event_is_enqueued_is_skipped_not_a_failure(
+    api: Api,
+) -> None:
+    """An operator deletes a subscriber while a change notifies it: the change's transaction
+    waits for the delete and commits without that webhook's delivery (a foreign key violation
+    would have failed the change)."""
+    webhook = await api.subscribe("http://127.0.0.1:9/a", [FLOW_STOPPED])
+    async with api.database.transaction() as deleting:
+        await deleting.execute(
+            text("DELETE FROM system_webhooks WHERE id = :id"), {"id": uuid.UUID(webhook["id"])}
+        )
+
+        async def change() -> int:
+            async with api.database.transaction() as session:
+                return await notify(session, FLOW_STOPPED, flow_stopped())
+
+        changing = asyncio.ensure_future(change())
+
+        async def waiting_for_the_delete() -> bool:
+            async with api.database.transaction() as session:
+                waits = await session.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database()"
+                    )
+                )
+            return bool(waits)
+
+        await eventually(waiting_for_the_delete, timeout=10)
+    assert await changing == 0
 
 
 async def test_inactive_webhooks_get_nothing(api: Api) -> None:

@@ -152,7 +152,10 @@ _ENQUEUE = insert(_DELIVERIES).from_select(
         bindparam("trace_context", type_=JSONB),
     )
     .where(_WEBHOOKS.c.active.is_(True))
-    .where(_WEBHOOKS.c.events.op("&&")(bindparam("events", type_=ARRAY(String(64))))),
+    .where(_WEBHOOKS.c.events.op("&&")(bindparam("events", type_=ARRAY(String(64)))))
+    # A webhook deleted meanwhile is skipped, not a foreign key violation failing the caller's
+    # transaction (see enqueue_many).
+    .with_for_update(read=True, key_share=True, of=_WEBHOOKS),
     # Server defaults fill the rest: Python-side ones would be one value for every row.
     include_defaults=False,
 )
@@ -164,7 +167,11 @@ def enqueue_many(first: int = 1) -> str:
 
     The worker's failures, which have no transaction of their own to join, send theirs in the
     statement that records the node executions in flight (engine/ledger.py,
-    ExecutionLedger.notify). Kept next to _ENQUEUE so that the two change together."""
+    ExecutionLedger.notify). Kept next to _ENQUEUE so that the two change together.
+
+    ``FOR KEY SHARE``: a webhook deleted while the statement runs is skipped instead of failing
+    the foreign key check, which would fail the successes recorded by the same statement (the
+    check takes the same lock, so this costs nothing more)."""
     event, event_id, payload, trace_context, all_events = (f"${first + n}" for n in range(5))
     # Only parameter numbers are formatted in: every value is bound.
     return f"""
@@ -174,6 +181,7 @@ FROM unnest({event}::text[], {event_id}::uuid[], {payload}::jsonb[], {trace_cont
     AS notice(event, event_id, payload, trace_context)
 JOIN system_webhooks AS webhook
     ON webhook.active AND webhook.events && ARRAY[notice.event, {all_events}]::varchar[]
+FOR KEY SHARE OF webhook
 """  # noqa: S608
 
 
