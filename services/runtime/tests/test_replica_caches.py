@@ -14,12 +14,13 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from runtime_env import module_archive, registry_and_installer, running_flow
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from modyard.common.auth import Role
 from modyard.common.bus.envelope import new_event
@@ -39,6 +40,7 @@ from modyard.runtime.context import SLOT, RuntimeContext
 from modyard.runtime.egress.gate import RuntimeEgress
 from modyard.runtime.egress.models import WorkspaceEgress
 from modyard.runtime.flows.events import heard_event, listen_problem
+from modyard.runtime.models import Flow
 from modyard.runtime.settings import RuntimeSettings
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.polling import eventually
@@ -291,3 +293,49 @@ def test_the_news_is_the_platforms_own_no_tenant_flow_hears_it(kind: str, data: 
     event = new_event(source=changes.SOURCE, type=kind, data=payload(data))
     assert heard_event(event) is None
     assert listen_problem(kind) is not None
+
+
+async def test_a_replica_that_lost_its_broker_connection_drops_every_copy(
+    env: Env, infra: IsolatedInfra
+) -> None:
+    definition = {"nodes": {"hook": {"component": "core.webhook"}}}
+    flow_id = await running_flow(env.one.client, env.operator, WS, definition, name="lost")
+    key = uuid.UUID(flow_id)
+    for replica in env.replicas:
+        flow = await replica.context.flows.get(key)
+        assert flow is not None
+        assert flow.status == "running"
+    # Stopped behind the API's back: no event, as if its news went while the queue was gone.
+    async with env.one.app.state.database.transaction() as session:
+        await session.execute(update(Flow).where(Flow.id == key).values(status="stopped"))
+    held = await env.two.context.flows.get(key)
+    assert held is not None
+    assert held.status == "running"  # the copy, for its five minutes
+
+    async with httpx.AsyncClient(
+        base_url=infra.management_url, auth=(infra.amqp_user, infra.amqp_password)
+    ) as api:
+        # Both replicas' connections (the management API lists one within its next statistics).
+        names: list[str] = []
+
+        async def listed() -> bool:
+            answer = await api.get(f"/api/vhosts/{quote(infra.vhost, safe='')}/connections")
+            names[:] = [
+                c["name"]
+                for c in answer.json()
+                if c.get("client_properties", {}).get("connection_name") == "modyard-runtime"
+            ]
+            return bool(names)
+
+        await eventually(listed, timeout=HEARD_WITHIN)
+        for name in names:
+            closed = await api.delete(f"/api/connections/{quote(name, safe='')}")
+            assert closed.status_code in (200, 204)
+
+    async def dropped_in_both() -> bool:
+        flows = [await replica.context.flows.get(key) for replica in env.replicas]
+        return all(flow is not None and flow.status == "stopped" for flow in flows)
+
+    await eventually(dropped_in_both, timeout=2 * HEARD_WITHIN)
+    for replica in env.replicas:  # back on the bus for whatever runs next
+        await eventually(lambda replica=replica: replica.app.state.bus.is_connected)
