@@ -21,7 +21,8 @@ URL is parsed, the address resolved and checked against the platform's endpoints
 workspace's allow-list); only its verdict for loopback changes.
 
 ``MODYARD_BENCH_RUNTIME_MESSAGES`` lowers the message count for quick iterations (e.g. 4000);
-published figures use the default; ``MODYARD_BENCH_RUNTIME_PARTS=clean`` (a comma-separated
+published figures use the default (``MODYARD_BENCH_RUNTIME_FAIL_EVERY``, 10, likewise);
+``MODYARD_BENCH_RUNTIME_PARTS=clean`` (a comma-separated
 subset of ``clean,flaky,open_loop,scale_out``) makes only some of the runs. ``MODYARD_BENCH_RUNTIME_PROFILE=<dir>`` records a py-spy
 profile (raw, for flame graphs) of each runtime process during the clean and the failing runs.
 """
@@ -67,6 +68,9 @@ OPEN_LOOP_LEVELS = (0.25, 0.5, 0.75)
 OPEN_LOOP_CONNECTIONS = 32
 OPEN_LOOP_SECONDS = float(os.environ.get("MODYARD_BENCH_RUNTIME_OPEN_LOOP_SECONDS", "10"))
 SCHEMA = "runtime_bench"
+#: The failing run's first call fails for every FAIL_EVERY-th message (10: the issue's 10 %; 2,
+#: half of them, gives five times the failures to measure what one costs).
+FAIL_EVERY = int(os.environ.get("MODYARD_BENCH_RUNTIME_FAIL_EVERY", "10"))
 
 
 class FlakyServer:
@@ -474,7 +478,7 @@ async def runtime_load(infra: IsolatedInfra) -> dict[str, Any]:
         if "clean" in PARTS or "scale_out" in PARTS:
             clean = await _run(infra, client, [first], None)
         if "flaky" in PARTS:
-            flaky = await _run(infra, client, [first], 10)
+            flaky = await _run(infra, client, [first], FAIL_EVERY)
         if "open_loop" in PARTS:
             open_loop = await _open_loop(infra, client, first)
         if "scale_out" in PARTS:
