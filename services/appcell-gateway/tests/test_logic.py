@@ -217,6 +217,13 @@ class _Installer(InstallerClient):
         return dict(self.answer)
 
 
+async def _settle() -> None:
+    """Let the tasks started so far run up to their next wait (a fetch runs in a task of its
+    own, started by the request that needs it: a few turns of the loop)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
     clock = _Clock()
@@ -240,7 +247,7 @@ async def test_cell_settings_are_refreshed_before_they_expire_without_a_request_
     clock.now += 1  # in its last second, before its expiry
     # Answered from the copy at once, while the installer has not answered the refresh.
     assert await installer.effective_config(installation, "ws", "rc") == {"password": "one"}
-    await asyncio.sleep(0)
+    await _settle()
     assert installer.fetches == 2
     installer.release.set()
     for _ in range(5):
@@ -304,10 +311,33 @@ async def test_a_request_after_a_forget_does_not_wait_on_the_earlier_fetch(clock
     installer = _Installer(ttl=60)
     installation, before = await _forgotten_while_fetching(installer)
     after = asyncio.create_task(installer.effective_config(installation, "ws", "rc"))
-    await asyncio.sleep(0)
+    await _settle()
     assert installer.fetches == 2  # its own fetch, not the one begun before the event
     installer.release.set()
     await asyncio.gather(before, after)
     assert await installer.effective_config(installation, "ws", "rc") == {"password": "one"}
     assert installer.fetches == 2  # the later fetch's answer is kept
+    await installer.close()
+
+
+async def test_a_request_that_gives_up_leaves_the_shared_fetch_to_the_others(clock: _Clock) -> None:
+    # The first request of a burst starts the installation's fetch and the others wait for it;
+    # that first client hanging up (its request task cancelled) must not cancel theirs.
+    installer = _Installer(ttl=60)
+    installation = uuid.uuid4()
+    first = asyncio.create_task(installer.effective_config(installation, "ws", "rc"))
+    await asyncio.sleep(0)
+    others = [
+        asyncio.create_task(installer.effective_config(installation, "ws", "rc")) for _ in range(3)
+    ]
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    installer.release.set()
+    assert await asyncio.gather(*others) == [{"password": "one"}] * 3
+    assert first.cancelled()
+    assert installer.fetches == 1
+    # and the fetch's answer is kept as any other
+    assert await installer.effective_config(installation, "ws", "rc") == {"password": "one"}
+    assert installer.fetches == 1
     await installer.close()

@@ -15,6 +15,7 @@ import structlog
 from modyard.appcell_gateway.settings import GatewaySettings
 from modyard.common.errors import ServiceUnavailable
 from modyard.common.service_client import ServiceClient
+from modyard.common.single_flight import SingleFlight
 
 log = structlog.get_logger(__name__)
 
@@ -83,20 +84,20 @@ class InstallerClient(ServiceClient):
         #: How long before its expiry a copy in use is fetched again.
         self._refresh_within = min(REFRESH_MARGIN_SECONDS, self._ttl / 2)
         self._cache: dict[uuid.UUID, tuple[float, dict[str, Any]]] = {}
-        # One fetch per installation at a time: a burst of requests shares it.
-        self._inflight: dict[uuid.UUID, asyncio.Future[dict[str, Any]]] = {}
+        # One fetch per installation at a time, in a task of its own: a burst of requests shares
+        # it, and the first of them hanging up does not cancel it under the others.
+        self._fetches: SingleFlight[uuid.UUID, dict[str, Any]] = SingleFlight("cell-settings")
         self._refreshes: set[asyncio.Task[None]] = set()
 
     def forget(self, installation_id: uuid.UUID) -> None:
         """Drop the copy, and leave a fetch in flight to its waiters: it may have read the
-        settings the event replaced, so it is no longer the installation's fetch (see _load) and
-        the next request fetches anew."""
+        settings the event replaced, so it is kept by no one and the next request fetches anew."""
         self._cache.pop(installation_id, None)
-        self._inflight.pop(installation_id, None)
+        self._fetches.forget(installation_id)
 
     def forget_all(self) -> None:
         self._cache.clear()
-        self._inflight.clear()
+        self._fetches.forget_all()
 
     async def close(self) -> None:
         for refresh in self._refreshes:
@@ -111,12 +112,9 @@ class InstallerClient(ServiceClient):
             expires, config = cached
             left = expires - time.monotonic()
             if left > 0:
-                if left < self._refresh_within and installation_id not in self._inflight:
+                if left < self._refresh_within and not self._fetches.reading(installation_id):
                     self._refresh_ahead(installation_id, workspace, slug)
                 return config
-        running = self._inflight.get(installation_id)
-        if running is not None:
-            return await asyncio.shield(running)
         return await self._load(installation_id, workspace, slug)
 
     def _refresh_ahead(self, installation_id: uuid.UUID, workspace: str, slug: str) -> None:
@@ -135,23 +133,10 @@ class InstallerClient(ServiceClient):
         task.add_done_callback(self._refreshes.discard)
 
     async def _load(self, installation_id: uuid.UUID, workspace: str, slug: str) -> dict[str, Any]:
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._inflight[installation_id] = future
-        try:
-            config = await self._fetch(workspace, slug)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
-            raise
-        else:
-            future.set_result(config)
-            # Kept only while still the installation's fetch: not forgotten since it began.
-            if self._inflight.get(installation_id) is future:
-                self._cache[installation_id] = (time.monotonic() + self._ttl, config)
-            return config
-        finally:
-            if self._inflight.get(installation_id) is future:
-                del self._inflight[installation_id]
+        def keep(config: dict[str, Any]) -> None:
+            self._cache[installation_id] = (time.monotonic() + self._ttl, config)
+
+        return await self._fetches.get(installation_id, lambda: self._fetch(workspace, slug), keep)
 
     async def _fetch(self, workspace: str, slug: str) -> dict[str, Any]:
         path = f"/v1/workspaces/{workspace}/installations/{slug}/effective-config"
