@@ -298,16 +298,26 @@ def test_the_news_is_the_platforms_own_no_tenant_flow_hears_it(kind: str, data: 
 async def test_a_replica_that_lost_its_broker_connection_drops_every_copy(
     env: Env, infra: IsolatedInfra
 ) -> None:
-    definition = {"nodes": {"hook": {"component": "core.webhook"}}}
-    flow_id = await running_flow(env.one.client, env.operator, WS, definition, name="lost")
-    key = uuid.UUID(flow_id)
+    created = await env.one.client.post(
+        f"/v1/workspaces/{WS}/flows",
+        json={"name": "lost", "definition": {"nodes": {"hook": {"component": "core.webhook"}}}},
+        headers=env.operator,
+    )
+    assert created.status_code == 201, created.text
+    key = uuid.UUID(created.json()["id"])
+
+    async def set_status(status: str) -> None:
+        # Behind the API's back: no event, as if its news went while the queue was gone (and
+        # no start's event still on its way to drop a copy this test wants held).
+        async with env.one.app.state.database.transaction() as session:
+            await session.execute(update(Flow).where(Flow.id == key).values(status=status))
+
+    await set_status("running")
     for replica in env.replicas:
         flow = await replica.context.flows.get(key)
         assert flow is not None
         assert flow.status == "running"
-    # Stopped behind the API's back: no event, as if its news went while the queue was gone.
-    async with env.one.app.state.database.transaction() as session:
-        await session.execute(update(Flow).where(Flow.id == key).values(status="stopped"))
+    await set_status("stopped")
     held = await env.two.context.flows.get(key)
     assert held is not None
     assert held.status == "running"  # the copy, for its five minutes
