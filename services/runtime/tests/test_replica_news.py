@@ -18,6 +18,7 @@ from modyard.common.db.database import Database
 from modyard.common.egress.policy import EgressPolicy
 from modyard.common.settings import CommonSettings
 from modyard.contracts.events import EventData, payload
+from modyard.contracts.events.deployer import DEPLOYMENT_STATUS_CHANGED, DeploymentStatusChanged
 from modyard.contracts.events.installer import INSTALLATION_CONFIGURED, InstallationEvent
 from modyard.contracts.events.runtime import (
     EGRESS_CHANGED,
@@ -26,6 +27,7 @@ from modyard.contracts.events.runtime import (
     FlowChanged,
 )
 from modyard.runtime.components.base import ComponentError
+from modyard.runtime.deployer_client import DeployerClient
 from modyard.runtime.egress.gate import RuntimeEgress
 from modyard.runtime.egress.models import WorkspaceEgress
 from modyard.runtime.engine.flow_cache import FlowCache
@@ -87,6 +89,42 @@ class Installer:
         )
 
 
+class Deployer:
+    """The deployer's deployment endpoint, counting requests by deployment; each answer names
+    the deployment's current port."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, int] = {}
+        self.port = 8001
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        name = request.url.path.rsplit("/", 1)[1]
+        self.requests[name] = self.requests.get(name, 0) + 1
+        endpoint = f"http://127.0.0.1:{self.port}"
+        return httpx.Response(200, json={"name": name, "status": "running", "endpoint": endpoint})
+
+    def client(self) -> DeployerClient:
+        settings = CommonSettings(deployer_url="http://deployer.test")
+        return DeployerClient(settings, transport=httpx.MockTransport(self.handle))
+
+
+def status_changed(name: str, port: int) -> CloudEvent:
+    data = DeploymentStatusChanged(
+        id=str(uuid.uuid4()),
+        name=name,
+        image="registry.test/m",
+        tag="1",
+        status="running",
+        previous_status="starting",
+        desired="running",
+        reason=None,
+        restarts=0,
+        generation=2,
+        port=port,
+    )
+    return news_of(DEPLOYMENT_STATUS_CHANGED, data)
+
+
 def news_of(kind: str, data: EventData) -> CloudEvent:
     return new_event(source="/test", type=kind, data=payload(data))
 
@@ -114,8 +152,9 @@ async def test_each_event_drops_its_own_copy_and_a_reconnect_drops_every_copy() 
         EgressPolicy.from_settings(CommonSettings()), cast(Database, rows), cache_seconds=LONG
     )
     config = installer.client()
+    deployer = Deployer().client()
     news = ReplicaNews()
-    drop_copies_on_news(news, flows, egress, config)
+    drop_copies_on_news(news, flows, egress, config, deployer)
     flow_id = rows.flow.id
 
     async def read_everything() -> None:
@@ -149,6 +188,35 @@ async def test_each_event_drops_its_own_copy_and_a_reconnect_drops_every_copy() 
         assert installer.requests == 5
     finally:
         await config.close()
+        await deployer.close()
+        await egress.aclose()
+
+
+async def test_a_deployment_whose_status_changed_is_asked_for_again_and_no_other() -> None:
+    # A redeploy moves a container module to another port: every runtime process hears the
+    # deployer's status_changed and asks again, instead of failing its next call on the old port.
+    rows, deployer = Rows(), Deployer()
+    flows = FlowCache(cast(Database, rows), RetryPolicy(), ttl=LONG)
+    egress = RuntimeEgress(
+        EgressPolicy.from_settings(CommonSettings()), cast(Database, rows), cache_seconds=LONG
+    )
+    config, endpoints = Installer().client(), deployer.client()
+    news = ReplicaNews()
+    drop_copies_on_news(news, flows, egress, config, endpoints)
+    try:
+        assert await endpoints.endpoint("moved") == "http://127.0.0.1:8001"
+        assert await endpoints.endpoint("stays") == "http://127.0.0.1:8001"
+        deployer.port = 8002
+        news.hear(status_changed("moved", 8002))
+        assert await endpoints.endpoint("moved") == "http://127.0.0.1:8002"
+        assert await endpoints.endpoint("stays") == "http://127.0.0.1:8001"  # its copy
+        assert deployer.requests == {"moved": 2, "stays": 1}
+        news.reconnected()
+        assert await endpoints.endpoint("stays") == "http://127.0.0.1:8002"
+        assert deployer.requests == {"moved": 2, "stays": 2}
+    finally:
+        await config.close()
+        await endpoints.close()
         await egress.aclose()
 
 

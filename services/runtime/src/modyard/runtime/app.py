@@ -83,11 +83,11 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         installer = InstallerClient(settings, config_cache_seconds=settings.config_cache_seconds)
         flows = FlowCache(database, retry_policy(settings), ttl=settings.flow_cache_seconds)
         # Every process drops its copies on the change's event (automations add theirs below).
+        deployer = DeployerClient(settings)
         news = ReplicaNews()
-        drop_copies_on_news(news, flows, egress, installer)
+        drop_copies_on_news(news, flows, egress, installer, deployer)
         amqp = AmqpExecutor(bus, timeout_seconds=settings.component_timeout_seconds)
         management = BrokerManagement(settings, timeout=settings.management_timeout_seconds)
-        deployer = DeployerClient(settings)
         executors = ModuleExecutors(
             amqp,
             HttpExecutor(deployer, timeout_seconds=settings.component_timeout_seconds),

@@ -1,5 +1,7 @@
 """Where a deployed container module listens, as the deployer knows it (its HTTP API, as a
-``service`` principal). Endpoints are cached briefly: the ``http`` executor asks for every message."""
+``service`` principal). Endpoints are cached briefly: the ``http`` executor asks for every message.
+Every runtime process drops a deployment's copy when the deployer announces a change of its status
+(replica_news.py: a redeploy moves it), and one that just failed (``forget``)."""
 
 from __future__ import annotations
 
@@ -15,9 +17,19 @@ ENDPOINT_CACHE_SECONDS = 5.0
 
 
 class DeployerClient(ServiceClient):
-    def __init__(self, settings: CommonSettings, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        settings: CommonSettings,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         super().__init__(
-            settings, base_url=settings.deployer_url, subject="runtime", timeout=timeout
+            settings,
+            base_url=settings.deployer_url,
+            subject="runtime",
+            timeout=timeout,
+            transport=transport,
         )
         self._endpoints: dict[str, tuple[float, str]] = {}
 
@@ -60,5 +72,8 @@ class DeployerClient(ServiceClient):
         return str(endpoint)
 
     def forget(self, deployment: str) -> None:
-        """Ask the deployer again next time: the endpoint just failed."""
+        """Ask the deployer again next time: the endpoint just failed, or the deployment changed."""
         self._endpoints.pop(deployment, None)
+
+    def forget_all(self) -> None:
+        self._endpoints.clear()

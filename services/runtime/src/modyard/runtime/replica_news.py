@@ -2,7 +2,8 @@
 
 The service's ``runtime.events`` queue gives each event to one replica: right for work done once,
 wrong for what each process keeps in memory. Here every process hears the changes its cached
-copies were made of (a flow, a workspace's automations or allow-list, an installation's config)
+copies were made of (a flow, a workspace's automations or allow-list, an installation's config,
+a deployment's endpoint)
 and drops them, and the automations' emitted events that may wake one of its ``wait``s. The
 runtime's own change events go through the outbox, so they are heard once the change committed.
 
@@ -21,6 +22,7 @@ from modyard.common.bus.connection import TopologyHook
 from modyard.common.bus.envelope import CloudEvent
 from modyard.common.bus.process_queue import process_queue
 from modyard.contracts.events import parse
+from modyard.contracts.events.deployer import DEPLOYMENT_STATUS_CHANGED, DeploymentStatusChanged
 from modyard.contracts.events.installer import (
     INSTALLATION_CONFIGURED,
     INSTALLATION_CREATED,
@@ -34,6 +36,7 @@ from modyard.contracts.events.runtime import (
     EgressChanged,
     FlowChanged,
 )
+from modyard.runtime.deployer_client import DeployerClient
 from modyard.runtime.egress.gate import RuntimeEgress
 from modyard.runtime.engine.flow_cache import FlowCache
 from modyard.runtime.installer_client import InstallerClient
@@ -75,10 +78,14 @@ class ReplicaNews:
 
 
 def drop_copies_on_news(
-    news: ReplicaNews, flows: FlowCache, egress: RuntimeEgress, installer: InstallerClient
+    news: ReplicaNews,
+    flows: FlowCache,
+    egress: RuntimeEgress,
+    installer: InstallerClient,
+    deployer: DeployerClient,
 ) -> None:
-    """The engine's copies: a flow, a workspace's allow-list, an installation's effective config
-    (the automations add the workspaces' programs, automations/wiring.py)."""
+    """The engine's copies: a flow, a workspace's allow-list, an installation's effective config,
+    a deployment's endpoint (the automations add the workspaces' programs, automations/wiring.py)."""
 
     def flow_changed(event: CloudEvent) -> None:
         data = parse(FlowChanged, event.data)
@@ -96,7 +103,16 @@ def drop_copies_on_news(
         if data is not None:
             installer.forget_config(data.workspace, data.slug)
 
+    def deployment_changed(event: CloudEvent) -> None:
+        # Any status change: a redeploy moves the container (another port), a stop ends it.
+        # Modules name their deployment by name; the id is dropped too, in case one is by id.
+        data = parse(DeploymentStatusChanged, event.data)
+        if data is not None:
+            deployer.forget(data.name)
+            deployer.forget(data.id)
+
     news.on(FLOW_CHANGED, flow_changed)
+    news.on(DEPLOYMENT_STATUS_CHANGED, deployment_changed)
     news.on(EGRESS_CHANGED, egress_changed)
     for kind in (
         INSTALLATION_CREATED,
@@ -108,3 +124,4 @@ def drop_copies_on_news(
     news.on_reconnect(flows.forget_all)
     news.on_reconnect(egress.forget_all)
     news.on_reconnect(installer.forget_configs)
+    news.on_reconnect(deployer.forget_all)
