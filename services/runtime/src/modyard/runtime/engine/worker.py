@@ -390,14 +390,19 @@ class NodeWorker:
             for index, connection in flow.definition.outgoing(message.node_id, port)
             for position, payload in enumerate(values)
         ]
-        await asyncio.gather(
-            *(
-                self._chained(child, chain, fresh=fresh)
-                if delay == 0 and self._runs_here(flow, child) and chain.take()
-                else send(self._bus, child, delay_seconds=delay)
-                for child in children
-            )
-        )
+        steps = [
+            self._chained(child, chain, fresh=fresh)
+            if delay == 0 and self._runs_here(flow, child) and chain.take()
+            else send(self._bus, child, delay_seconds=delay)
+            for child in children
+        ]
+        if len(steps) == 1:
+            # One child (most nodes): awaited here, not wrapped in a task for gather (11 µs
+            # against 2, twice per message of the benchmark's flow). What a chained child binds
+            # in the context (its ids, its span) it resets on the way out.
+            await steps[0]
+        elif steps:
+            await asyncio.gather(*steps)
         if not children:
             flow_metrics.branch_finished(
                 flow.workspace, message.flow_id, message.started_at or started_at
