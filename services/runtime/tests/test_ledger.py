@@ -285,6 +285,20 @@ async def test_lookups_use_the_index_on_a_table_that_grew_from_empty_before_any_
     assert scans.seq_tup_read == 0, scans
 
 
+async def _subscribe(database: Database, events: list[str]) -> uuid.UUID:
+    """An operator's webhook subscribed to ``events`` (its URL is never called here)."""
+    webhook = uuid.uuid4()
+    async with database.transaction() as session:
+        await session.execute(
+            text(
+                "INSERT INTO system_webhooks (id, url, events, secret, active, created_by) "
+                "VALUES (:id, 'http://127.0.0.1:9/hook', :events, 'x', true, 'test')"
+            ),
+            {"id": webhook, "events": events},
+        )
+    return webhook
+
+
 @pytest.mark.infra
 async def test_notices_ride_on_the_statement_recording_the_successes_in_flight(
     ledger: tuple[ExecutionLedger, Database],
@@ -293,15 +307,7 @@ async def test_notices_ride_on_the_statement_recording_the_successes_in_flight(
     answer (the successes recorded, their lines written, the notice enqueued for its
     subscribers), as if each had gone alone."""
     executions, database = ledger
-    webhook = uuid.uuid4()
-    async with database.transaction() as session:
-        await session.execute(
-            text(
-                "INSERT INTO system_webhooks (id, url, events, secret, active, created_by) "
-                "VALUES (:id, 'http://127.0.0.1:9/hook', :events, 'x', true, 'test')"
-            ),
-            {"id": webhook, "events": [COMPONENT_ERROR]},
-        )
+    webhook = await _subscribe(database, [COMPONENT_ERROR])
     flow_id = uuid.uuid4()
     ids = [uuid.uuid4().hex for _ in range(6)]
     notices = [
@@ -391,15 +397,7 @@ async def test_a_webhook_deleted_while_a_notice_is_enqueued_fails_nothing_record
     for the delete, skips that webhook and records the successes it carries (a foreign key
     violation there would fail them all)."""
     executions, database = ledger
-    webhook = uuid.uuid4()
-    async with database.transaction() as session:
-        await session.execute(
-            text(
-                "INSERT INTO system_webhooks (id, url, events, secret, active, created_by) "
-                "VALUES (:id, 'http://127.0.0.1:9/hook', :events, 'x', true, 'test')"
-            ),
-            {"id": webhook, "events": ["flow.stopped"]},
-        )
+    webhook = await _subscribe(database, ["flow.stopped"])
     event_id = str(uuid.uuid4())
     message_id = uuid.uuid4().hex
     async with database.transaction() as deleting:
