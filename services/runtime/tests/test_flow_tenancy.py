@@ -8,10 +8,12 @@ broker, two workspaces (``ten-a``, ``ten-b``) and a user token for each.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aio_pika
 import httpx
 import pytest
 from runtime_env import external_request, module_archive, node_log_entries, registry_and_installer
@@ -19,6 +21,7 @@ from sqlalchemy import func, select
 
 from modyard.common.auth import Role
 from modyard.runtime.app import create_app
+from modyard.runtime.engine.topology import WORK_DEAD_LETTER_QUEUE
 from modyard.runtime.models import Flow
 from modyard.runtime.settings import RuntimeSettings
 from modyard.testing.infra import IsolatedInfra
@@ -376,3 +379,60 @@ async def test_a_workspace_emitting_beyond_its_rate_is_refused_and_others_are_no
 
     await eventually(b_heard)
     assert await env.unprocessed(other) == []
+
+
+# --- one workspace's unstorable data and another's executions ---------------------------------
+
+
+def logger_flow() -> tuple[dict[str, Any], list[dict[str, str]]]:
+    return (
+        {"hook": {"component": "core.webhook"}, "log": {"component": "core.log"}},
+        [{"from": "hook", "to": "log"}],
+    )
+
+
+async def test_text_postgresql_cannot_store_fails_its_own_execution_and_no_other_workspaces(
+    env: Env, infra: IsolatedInfra
+) -> None:
+    # A NUL character is valid JSON (\u0000) but PostgreSQL cannot store it in jsonb. The
+    # executions in flight are recorded in one statement: before, one workspace's payload with a
+    # NUL failed the recording of every execution beside it, other workspaces' too, and left them
+    # all unacknowledged on the worker (the statement's error was not "the database is away").
+    poisoned = await env.running(A, *logger_flow())
+    innocent = await env.running(B, *logger_flow())
+    sent = [{"n": n} for n in range(40)]
+    for payload in sent[:20]:
+        await env.hook(B, innocent, payload)
+    await env.hook(A, poisoned, {"text": "before\u0000after"})
+    for payload in sent[20:]:
+        await env.hook(B, innocent, payload)
+
+    async def all_logged() -> bool:
+        return len(await env.logs(innocent)) == len(sent)
+
+    await eventually(all_logged, timeout=30)
+    assert sorted(entry["n"] for entry in await env.logs(innocent)) == list(range(40))
+
+    # The poisoned message cannot be kept with the unprocessed ones (its payload is the text
+    # PostgreSQL refuses): the broker keeps it, as it came, with why, and nothing of it ran on.
+    connection = await aio_pika.connect(infra.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(WORK_DEAD_LETTER_QUEUE, passive=True)
+        found: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+        async def dead_lettered() -> bool:
+            while (message := await queue.get(fail=False)) is not None:
+                await message.ack()
+                if json.loads(message.body)["flow_id"] == poisoned:
+                    found.append(message)
+            return bool(found)
+
+        await eventually(dead_lettered, timeout=30)
+    [message] = found
+    assert json.loads(message.body)["payload"] == {"text": "before\u0000after"}
+    reason = str(message.headers["x-modyard-rejected-reason"])
+    assert reason.startswith("not_retryable: ")
+    assert "cannot store" in reason
+    assert await env.logs(poisoned) == []
+    assert await env.unprocessed(poisoned) == []

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
@@ -433,3 +434,32 @@ async def test_a_webhook_deleted_while_a_notice_is_enqueued_fails_nothing_record
                 {"e": event_id, "w": webhook},
             )
         ) == 0
+
+
+@pytest.mark.infra
+async def test_data_the_database_refuses_fails_its_own_record_and_none_beside_it(
+    ledger: tuple[ExecutionLedger, Database],
+) -> None:
+    """Outputs with a NUL character (valid JSON, refused by jsonb) in the same statement as other
+    messages' successes: those are recorded, the refusal reaches its own caller only."""
+    executions, _ = ledger
+    flow_id = uuid.uuid4()
+
+    def record(message_id: str, outputs: dict[str, Any]) -> Any:
+        return executions.record(
+            message_id=message_id, flow_id=flow_id, node_id="n", outputs=outputs, logs=[]
+        )
+
+    first, beside, refused = (f"{name}-{uuid.uuid4().hex}" for name in ("a", "b", "c"))
+    # The first goes alone; the next two wait for it and share the next statement.
+    results = await asyncio.gather(
+        record(first, {"out": [1]}),
+        record(beside, {"out": [2]}),
+        record(refused, {"out": ["before\x00after"]}),
+        return_exceptions=True,
+    )
+    assert results[0] == Recorded({"out": [1]}, fresh=True)
+    assert results[1] == Recorded({"out": [2]}, fresh=True)
+    assert isinstance(results[2], asyncpg.exceptions.UntranslatableCharacterError)
+    assert await executions.outputs(beside) == {"out": [2]}
+    assert await executions.outputs(refused) is None

@@ -18,16 +18,26 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
+class ItemFailed(Exception):
+    """A batch's result for one item that failed on its own (its data, not the batch): the
+    caller of that item gets ``error``, the others their results."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class MicroBatcher(Generic[Item, Result]):
     def __init__(
         self,
-        run: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]],
+        run: Callable[[Sequence[Item]], Awaitable[Sequence[Result | ItemFailed]]],
         *,
         max_batch: int = 500,
         in_flight: int = 2,
     ) -> None:
-        """``run`` gets a batch and returns one result per item, in order; ``in_flight``
-        batches may run at once (each on its own database connection)."""
+        """``run`` gets a batch and returns one result per item, in order (an
+        :class:`ItemFailed` for an item that failed alone); ``in_flight`` batches may run at
+        once (each on its own database connection)."""
         self._run = run
         self._max_batch = max_batch
         self._in_flight = in_flight
@@ -68,7 +78,11 @@ class MicroBatcher(Generic[Item, Result]):
                     raise
                 continue
             for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():  # a caller that was cancelled meanwhile
+                if future.done():  # a caller that was cancelled meanwhile
+                    continue
+                if isinstance(result, ItemFailed):
+                    future.set_exception(result.error)
+                else:
                     future.set_result(result)
 
     async def close(self) -> None:

@@ -38,7 +38,7 @@ from sqlalchemy.engine import make_url
 from modyard.common.db.raw_connections import CONNECTION_ERRORS, asyncpg_dsn, keep_session
 from modyard.common.observability import tracing
 from modyard.common.settings import ServiceSettings
-from modyard.runtime.engine.batching import MicroBatcher
+from modyard.runtime.engine.batching import ItemFailed, MicroBatcher
 from modyard.runtime.webhooks.payloads import ALL_EVENTS
 from modyard.runtime.webhooks.service import enqueue_many
 
@@ -239,7 +239,24 @@ class ExecutionLedger:
         found: dict[str, dict[str, Any]] = {row["message_id"]: row["outputs"] for row in rows}
         return [found.get(lookup.message_id) for lookup in lookups]
 
-    async def _record(self, items: Sequence[Success | Notice]) -> list[Recorded | int]:
+    async def _record(self, items: Sequence[Success | Notice]) -> list[Recorded | int | ItemFailed]:
+        try:
+            return list(await self._record_together(items))
+        except asyncpg.exceptions.DataError:
+            # One item's data the database refuses (a NUL character in a string, SQLSTATE class
+            # 22) fails the whole statement. The items of a batch are other messages, other
+            # workspaces' too: each goes again alone, so the refusal reaches its own caller only.
+            if len(items) == 1:
+                raise
+        answers: list[Recorded | int | ItemFailed] = []
+        for item in items:
+            try:
+                answers.extend(await self._record_together([item]))
+            except asyncpg.exceptions.DataError as exc:
+                answers.append(ItemFailed(exc))
+        return answers
+
+    async def _record_together(self, items: Sequence[Success | Notice]) -> list[Recorded | int]:
         successes = [item for item in items if isinstance(item, Success)]
         notices = [item for item in items if isinstance(item, Notice)]
         # Two deliveries of one message in one batch: the first is recorded, the other gets its

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import asyncpg
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy import Table, bindparam, insert, select
@@ -85,6 +86,34 @@ def _not_the_message(exc: BaseException) -> bool:
     return isinstance(
         exc, (BusUnavailable, DBAPIError, *LEDGER_CONNECTION_ERRORS)
     ) or is_database_unavailable(exc)
+
+
+#: Why an execution whose outputs, log lines or payload PostgreSQL refuses cannot run (no retry
+#: would change the data).
+UNSTORABLE = (
+    "the node's data holds text PostgreSQL cannot store (most likely a NUL character, \\u0000, "
+    "in a string); remove it where the data comes from"
+)
+
+
+def _unstorable(exc: BaseException) -> bool:
+    """PostgreSQL refused the data itself (SQLSTATE class 22, e.g. a NUL character in jsonb):
+    the message's fault, never "the database is away" (a retry would fail the same way)."""
+    if isinstance(exc, asyncpg.exceptions.DataError):
+        return True
+    return isinstance(exc, DBAPIError) and str(getattr(exc.orig, "sqlstate", "")).startswith("22")
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with every NUL character replaced (U+FFFD): for diagnostics (a failure's message
+    and details, which a component's exception text fills), never for the data a flow carries."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(item) for item in value]
+    return value
 
 
 _FAILURE_KINDS = frozenset(
@@ -246,17 +275,24 @@ class NodeWorker:
         )
         delay = result.seconds if isinstance(result, Delay) else 0.0
         outputs = result.outputs if isinstance(result, Delay) else result
-        if effects.events:
-            recorded = await self._record_with_events(flow, message, outputs, effects)
-        else:
-            # The log lines commit with the node's success: a redelivery cannot log twice.
-            recorded = await self._ledger.record(
-                message_id=message.message_id,
-                flow_id=flow.id,
-                node_id=message.node_id,
-                outputs=outputs,
-                logs=effects.logs,
-            )
+        try:
+            if effects.events:
+                recorded = await self._record_with_events(flow, message, outputs, effects)
+            else:
+                # The log lines commit with the node's success: a redelivery cannot log twice.
+                recorded = await self._ledger.record(
+                    message_id=message.message_id,
+                    flow_id=flow.id,
+                    node_id=message.node_id,
+                    outputs=outputs,
+                    logs=effects.logs,
+                )
+        except Exception as exc:
+            if not _unstorable(exc):
+                raise
+            unstorable = ComponentError(UNSTORABLE, retryable=False)
+            await self._failed(flow, message, node.component, unstorable)
+            return
         await self._forward(flow, message, recorded.outputs, delay, chain, fresh=recorded.fresh)
 
     async def _record_with_events(
@@ -437,6 +473,14 @@ class NodeWorker:
         error: ComponentError,
         seconds: float = 0.0,
     ) -> None:
+        # Its message and details go to PostgreSQL (the notice, the unprocessed message's
+        # errors): a component's exception text with a NUL in it must not fail them.
+        error = ComponentError(
+            _storable(error.message),
+            retryable=error.retryable,
+            status=error.status,
+            details=_storable(error.details),
+        )
         flow_metrics.node_failed(
             flow.workspace, message.flow_id, message.node_id, seconds, _failure_class(error)
         )
@@ -485,6 +529,34 @@ class NodeWorker:
         self, flow: RunnableFlow, message: WorkMessage, component: str, reason: str
     ) -> None:
         flow_metrics.node_unprocessed(flow.workspace, message.flow_id, message.node_id, reason)
+        try:
+            await self._keep_unprocessed(flow, message, component, reason)
+        except Exception as exc:
+            if not _unstorable(exc):
+                raise
+            # Its payload holds text PostgreSQL cannot store: the broker keeps it instead, bytes
+            # as they came, with the messages that can never be handled (runtime.work.dead).
+            await self._bus.publish_message(
+                message.model_dump_json().encode(),
+                exchange=DEAD_LETTER_EXCHANGE,
+                routing_key=WORK_DEAD_LETTER_QUEUE,
+                message_id=message.message_id,
+                message_type="modyard.runtime.work",
+                correlation_id=message.correlation_id,
+                headers={"x-modyard-rejected-reason": f"{reason}: {UNSTORABLE}"},
+                content_type="application/json",
+            )
+            log.warning(
+                "message_dead_lettered",
+                flow_id=str(flow.id),
+                node=message.node_id,
+                reason=reason,
+                detail=UNSTORABLE,
+            )
+
+    async def _keep_unprocessed(
+        self, flow: RunnableFlow, message: WorkMessage, component: str, reason: str
+    ) -> None:
         async with self._database.transaction() as session:
             stored = await session.scalar(
                 insert(UnprocessedMessage)
