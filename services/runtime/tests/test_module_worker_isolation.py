@@ -185,8 +185,12 @@ async def test_another_workspaces_worker_cannot_consume_or_publish_to_a_workers_
         await eventually(waiting)
         channel = await intruder.channel()
         queue = await channel.get_queue(mine["queue"], ensure=False)
+
+        async def ignore(_message: object) -> None:
+            return None
+
         with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
-            await queue.consume(lambda message: None, no_ack=True)
+            await queue.consume(ignore, no_ack=True)
         channel = await intruder.channel()
         queue = await channel.get_queue(mine["queue"], ensure=False)
         with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
