@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.models import AuthorizationCodeMixin, ClientMixin, TokenMixin
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -204,8 +205,13 @@ def _app(state: Provider) -> Flask:
 
     @app.get("/authorize")
     def authorize() -> Any:
-        # The user is signed in at the provider and consents.
-        return server.create_authorization_response(grant_user=USER)
+        # The user is signed in at the provider and consents to the request the grant validated
+        # (authlib's two steps; the one-step call without ``grant`` is deprecated).
+        try:
+            grant = server.get_consent_grant(end_user=USER)
+        except OAuth2Error as error:
+            return server.handle_error_response(None, error)
+        return server.create_authorization_response(grant_user=USER, grant=grant)
 
     @app.post("/token")
     def token() -> Any:
