@@ -21,6 +21,7 @@ from modyard.cell.wire import (
     WireClosed,
     WireConnection,
 )
+from modyard.testing.broker_connections import close_connections_named
 from modyard.testing.infra import IsolatedInfra
 
 pytestmark = pytest.mark.infra
@@ -363,17 +364,6 @@ async def test_aborting_fails_the_unconfirmed_publishes(connect: Opener) -> None
         await confirmed(pending)
 
 
-async def connection_named(api: httpx.AsyncClient, vhost: str, name: str) -> str:
-    """The broker's name of the connection whose client called itself ``name``."""
-    while True:
-        response = await api.get(f"/api/vhosts/{quote(vhost, safe='')}/connections")
-        response.raise_for_status()
-        for connection in response.json():
-            if connection.get("client_properties", {}).get("connection_name") == name:
-                return str(connection["name"])
-        await asyncio.sleep(0.1)
-
-
 async def test_wire_reconnects_and_runs_its_setup_again(
     infra: IsolatedInfra, connect: Opener
 ) -> None:
@@ -398,12 +388,7 @@ async def test_wire_reconnects_and_runs_its_setup_again(
         await confirmed(first.publish("", queue, b"before", Properties()))
         assert (await inbox.next()).body == b"before"
 
-        async with management(infra) as api:
-            # The management API lists a new connection with its next statistics (up to 5 s).
-            async with asyncio.timeout(8):
-                broker_name = await connection_named(api, infra.vhost, name)
-            response = await api.delete(f"/api/connections/{quote(broker_name, safe='')}")
-            assert response.status_code in (200, 204)
+        await close_connections_named(infra, name, timeout=8)
 
         await until(lambda: not wire.is_connected)
         assert wire.connection is None

@@ -7,15 +7,14 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import quote
 
-import httpx
 import pytest
 
 from modyard.common.bus.connection import Bus
 from modyard.common.bus.envelope import CloudEvent, new_event
 from modyard.common.bus.process_queue import process_queue
 from modyard.common.settings import ServiceSettings
+from modyard.testing.broker_connections import close_connections_named
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.polling import eventually
 
@@ -82,25 +81,7 @@ async def test_a_replica_learns_it_may_have_missed_events_and_hears_the_next(
     service = f"svc-{uuid.uuid4().hex[:8]}"
     kind = f"modyard.test{uuid.uuid4().hex[:8]}.thing.changed"
     replica = await replicas(service, kind)
-    async with httpx.AsyncClient(
-        base_url=infra.management_url, auth=(infra.amqp_user, infra.amqp_password)
-    ) as api:
-        # The management API lists a connection with its next statistics (up to 5 s).
-        names: list[str] = []
-
-        async def listed() -> bool:
-            connections = await api.get(f"/api/vhosts/{quote(infra.vhost, safe='')}/connections")
-            names[:] = [
-                c["name"]
-                for c in connections.json()
-                if c.get("client_properties", {}).get("connection_name") == f"modyard-{service}"
-            ]
-            return bool(names)
-
-        await eventually(listed, timeout=10)
-        for name in names:
-            closed = await api.delete(f"/api/connections/{quote(name, safe='')}")
-            assert closed.status_code in (200, 204)
+    await close_connections_named(infra, f"modyard-{service}")
     await eventually(lambda: replica.reconnects == 1, timeout=20)
     await eventually(lambda: replica.bus.is_connected)
     event = new_event(source="/test", type=kind, data={})

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -42,6 +41,7 @@ from modyard.runtime.egress.models import WorkspaceEgress
 from modyard.runtime.flows.events import heard_event, listen_problem
 from modyard.runtime.models import Flow
 from modyard.runtime.settings import RuntimeSettings
+from modyard.testing.broker_connections import close_connections_named
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.polling import eventually
 from modyard.testing.services import auth_headers, in_process
@@ -322,27 +322,11 @@ async def test_a_replica_that_lost_its_broker_connection_drops_every_copy(
     assert held is not None
     assert held.status == "running"  # the copy, for its five minutes
 
-    async with httpx.AsyncClient(
-        base_url=infra.management_url, auth=(infra.amqp_user, infra.amqp_password)
-    ) as api:
-        # Both replicas' connections (the management API lists one within its next statistics,
-        # each at its own moment: closing only the first listed would leave the other replica
-        # connected, holding its copy).
-        names: list[str] = []
-
-        async def listed() -> bool:
-            answer = await api.get(f"/api/vhosts/{quote(infra.vhost, safe='')}/connections")
-            names[:] = [
-                c["name"]
-                for c in answer.json()
-                if c.get("client_properties", {}).get("connection_name") == "modyard-runtime"
-            ]
-            return len(names) >= len(env.replicas)
-
-        await eventually(listed, timeout=HEARD_WITHIN)
-        for name in names:
-            closed = await api.delete(f"/api/connections/{quote(name, safe='')}")
-            assert closed.status_code in (200, 204)
+    # Both replicas' connections: closing only the first listed would leave the other replica
+    # connected, holding its copy.
+    await close_connections_named(
+        infra, "modyard-runtime", count=len(env.replicas), timeout=HEARD_WITHIN
+    )
 
     async def dropped_in_both() -> bool:
         flows = [await replica.context.flows.get(key) for replica in env.replicas]
