@@ -96,10 +96,13 @@ class Deployer:
     def __init__(self) -> None:
         self.requests: dict[str, int] = {}
         self.port = 8001
+        self.gate = asyncio.Event()
+        self.gate.set()
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         name = request.url.path.rsplit("/", 1)[1]
         self.requests[name] = self.requests.get(name, 0) + 1
+        await self.gate.wait()
         endpoint = f"http://127.0.0.1:{self.port}"
         return httpx.Response(200, json={"name": name, "status": "running", "endpoint": endpoint})
 
@@ -251,3 +254,21 @@ def test_a_failing_handler_leaves_the_other_handlers_their_news() -> None:
     event = news_of(EGRESS_CHANGED, EgressChanged(workspace="a"))
     news.hear(event)
     assert heard == [event.id]
+
+
+async def test_the_messages_that_miss_a_deployments_endpoint_together_ask_the_deployer_once() -> (
+    None
+):
+    deployer = Deployer()
+    endpoints = deployer.client()
+    try:
+        deployer.gate.clear()
+        asking = [asyncio.create_task(endpoints.endpoint("busy")) for _ in range(20)]
+        await asyncio.sleep(0.05)
+        deployer.gate.set()
+        assert await asyncio.gather(*asking) == ["http://127.0.0.1:8001"] * 20
+        assert deployer.requests == {"busy": 1}
+        assert await endpoints.endpoint("busy") == "http://127.0.0.1:8001"  # kept
+        assert deployer.requests == {"busy": 1}
+    finally:
+        await endpoints.close()

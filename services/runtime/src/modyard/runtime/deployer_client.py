@@ -11,6 +11,7 @@ import httpx
 
 from modyard.common.service_client import ServiceClient
 from modyard.common.settings import CommonSettings
+from modyard.common.single_flight import SingleFlight
 from modyard.runtime.components.base import ComponentError
 
 ENDPOINT_CACHE_SECONDS = 5.0
@@ -32,6 +33,7 @@ class DeployerClient(ServiceClient):
             transport=transport,
         )
         self._endpoints: dict[str, tuple[float, str]] = {}
+        self._asking: SingleFlight[str, str] = SingleFlight("deployment-endpoint")
 
     async def endpoint(self, deployment: str) -> str:
         """The base URL of the running deployment; while it is not running (or not there, or the
@@ -39,6 +41,14 @@ class DeployerClient(ServiceClient):
         cached = self._endpoints.get(deployment)
         if cached and cached[0] > time.monotonic():
             return cached[1]
+
+        def keep(endpoint: str) -> None:
+            self._endpoints[deployment] = (time.monotonic() + ENDPOINT_CACHE_SECONDS, endpoint)
+
+        # The messages of a burst that all miss share one request to the deployer.
+        return await self._asking.get(deployment, lambda: self._ask(deployment), keep)
+
+    async def _ask(self, deployment: str) -> str:
         try:
             response = await self._http.get(
                 f"/v1/deployments/{deployment}", headers=self._headers()
@@ -68,12 +78,13 @@ class DeployerClient(ServiceClient):
                 f"deployment {deployment!r} is {found.get('status', 'not running')}{reason}",
                 retryable=True,
             )
-        self._endpoints[deployment] = (time.monotonic() + ENDPOINT_CACHE_SECONDS, str(endpoint))
         return str(endpoint)
 
     def forget(self, deployment: str) -> None:
         """Ask the deployer again next time: the endpoint just failed, or the deployment changed."""
         self._endpoints.pop(deployment, None)
+        self._asking.forget(deployment)
 
     def forget_all(self) -> None:
         self._endpoints.clear()
+        self._asking.forget_all()
