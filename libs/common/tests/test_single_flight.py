@@ -1,4 +1,5 @@
-"""SingleFlight: one read per key shared by concurrent callers, and what a forget does to it."""
+"""SingleFlight: one read per key shared by concurrent callers, and what a forget does to it;
+ExpiringCopies: the copies kept from those reads, for a while."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import gc
 
 import pytest
 
-from modyard.common.single_flight import SingleFlight
+from modyard.common.single_flight import ExpiringCopies, SingleFlight
 
 
 async def settle() -> None:
@@ -168,3 +169,64 @@ async def test_a_failed_read_nobody_awaits_is_not_reported_as_unretrieved(
     del task
     gc.collect()
     assert "exception was never retrieved" not in caplog.text
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr("modyard.common.single_flight.time", clock)
+    return clock
+
+
+async def test_a_copy_serves_until_its_time_is_up_then_is_read_again(clock: Clock) -> None:
+    sources = {"a": Source("a1"), "b": Source("b1")}
+    copies: ExpiringCopies[str, str] = ExpiringCopies(
+        "test", lambda key: sources[key].read(), ttl=5
+    )
+    assert await asyncio.gather(*(copies.get("a") for _ in range(10))) == ["a1"] * 10
+    assert sources["a"].reads == 1  # the callers that missed together shared one read
+    sources["a"].value = "a2"
+    clock.now += 4.9
+    assert await copies.get("a") == "a1"
+    clock.now += 0.1
+    assert await copies.get("a") == "a2"
+    assert sources["a"].reads == 2
+    assert await copies.get("b") == "b1"
+
+
+async def test_a_forgotten_copy_is_read_again_and_the_others_stay(clock: Clock) -> None:
+    sources = {"a": Source("a1"), "b": Source("b1")}
+    copies: ExpiringCopies[str, str] = ExpiringCopies(
+        "test", lambda key: sources[key].read(), ttl=300
+    )
+    await copies.get("a")
+    await copies.get("b")
+    sources["a"].value, sources["b"].value = "a2", "b2"
+    copies.forget("a")
+    assert (await copies.get("a"), await copies.get("b")) == ("a2", "b1")
+    copies.forget_all()
+    assert await copies.get("b") == "b2"
+
+
+async def test_past_its_bound_every_copy_goes(clock: Clock) -> None:
+    reads: list[str] = []
+
+    async def read(key: str) -> str:
+        reads.append(key)
+        return key
+
+    copies: ExpiringCopies[str, str] = ExpiringCopies("test", read, ttl=300, max_entries=2)
+    for key in "abc":
+        await copies.get(key)
+    await copies.get("a")  # still there: three copies, one over the bound, none dropped yet
+    await copies.get("d")  # the fourth finds the bound passed: all go, then it is kept
+    await copies.get("a")
+    assert reads == ["a", "b", "c", "d", "a"]

@@ -22,6 +22,7 @@ which it does not do: the storage stays each cache's, this is only the sharing.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -84,6 +85,48 @@ class SingleFlight(Generic[K, V]):
         if current and keep is not None:
             keep(value)
         return value
+
+
+class ExpiringCopies(Generic[K, V]):
+    """A process's copies by key, each trusted ``ttl`` seconds once read, read once per key at a
+    time (:class:`SingleFlight`, with its forget rule). ``read(key)`` makes a copy; ``forget``
+    drops one (its change's event), ``forget_all`` every one (news may have been missed). Over
+    ``max_entries`` copies, all go: a bound on memory, not an eviction policy (the copies are
+    cheap to read again and few in practice)."""
+
+    def __init__(
+        self,
+        name: str,
+        read: Callable[[K], Awaitable[V]],
+        ttl: float,
+        *,
+        max_entries: int | None = None,
+    ) -> None:
+        self.ttl = ttl
+        self._read = read
+        self._max_entries = max_entries
+        self._copies: dict[K, tuple[float, V]] = {}
+        self._reads: SingleFlight[K, V] = SingleFlight(name)
+
+    async def get(self, key: K) -> V:
+        copy = self._copies.get(key)
+        if copy is not None and copy[0] > time.monotonic():
+            return copy[1]
+
+        def keep(value: V) -> None:
+            if self._max_entries is not None and len(self._copies) > self._max_entries:
+                self._copies.clear()
+            self._copies[key] = (time.monotonic() + self.ttl, value)
+
+        return await self._reads.get(key, lambda: self._read(key), keep)
+
+    def forget(self, key: K) -> None:
+        self._copies.pop(key, None)
+        self._reads.forget(key)
+
+    def forget_all(self) -> None:
+        self._copies.clear()
+        self._reads.forget_all()
 
 
 def _retrieve(task: asyncio.Task[object]) -> None:

@@ -5,13 +5,11 @@ Every runtime process drops a deployment's copy when the deployer announces a ch
 
 from __future__ import annotations
 
-import time
-
 import httpx
 
 from modyard.common.service_client import ServiceClient
 from modyard.common.settings import CommonSettings
-from modyard.common.single_flight import SingleFlight
+from modyard.common.single_flight import ExpiringCopies
 from modyard.runtime.components.base import ComponentError
 
 ENDPOINT_CACHE_SECONDS = 5.0
@@ -32,21 +30,15 @@ class DeployerClient(ServiceClient):
             timeout=timeout,
             transport=transport,
         )
-        self._endpoints: dict[str, tuple[float, str]] = {}
-        self._asking: SingleFlight[str, str] = SingleFlight("deployment-endpoint")
+        # The messages of a burst that miss a deployment's copy share one request.
+        self._endpoints: ExpiringCopies[str, str] = ExpiringCopies(
+            "deployment-endpoint", self._ask, ENDPOINT_CACHE_SECONDS
+        )
 
     async def endpoint(self, deployment: str) -> str:
         """The base URL of the running deployment; while it is not running (or not there, or the
         deployer cannot be reached) a retryable error that says which and why."""
-        cached = self._endpoints.get(deployment)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-
-        def keep(endpoint: str) -> None:
-            self._endpoints[deployment] = (time.monotonic() + ENDPOINT_CACHE_SECONDS, endpoint)
-
-        # The messages of a burst that all miss share one request to the deployer.
-        return await self._asking.get(deployment, lambda: self._ask(deployment), keep)
+        return await self._endpoints.get(deployment)
 
     async def _ask(self, deployment: str) -> str:
         try:
@@ -82,9 +74,7 @@ class DeployerClient(ServiceClient):
 
     def forget(self, deployment: str) -> None:
         """Ask the deployer again next time: the endpoint just failed, or the deployment changed."""
-        self._endpoints.pop(deployment, None)
-        self._asking.forget(deployment)
+        self._endpoints.forget(deployment)
 
     def forget_all(self) -> None:
-        self._endpoints.clear()
-        self._asking.forget_all()
+        self._endpoints.forget_all()

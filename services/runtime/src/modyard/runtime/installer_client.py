@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
 
 from modyard.common.service_client import ServiceClient
 from modyard.common.settings import CommonSettings
-from modyard.common.single_flight import SingleFlight
+from modyard.common.single_flight import ExpiringCopies
 from modyard.runtime.components.base import ComponentError
 
 #: Seconds a process trusts its copy of an installation's effective config: the installer's
@@ -38,19 +37,17 @@ class InstallerClient(ServiceClient):
             timeout=timeout,
             transport=transport,
         )
-        self._config_cache_seconds = config_cache_seconds
-        self._configs: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         #: One fetch per installation at a time; one in flight when the installation changes
-        #: answers its waiters but is not kept (SingleFlight).
-        self._fetching: SingleFlight[tuple[str, str], dict[str, Any]] = SingleFlight("config")
+        #: answers its waiters but is not kept.
+        self._configs: ExpiringCopies[tuple[str, str], dict[str, Any]] = ExpiringCopies(
+            "config", self._fetch_config, config_cache_seconds
+        )
 
     def forget_config(self, workspace: str, slug: str) -> None:
-        self._configs.pop((workspace, slug), None)
-        self._fetching.forget((workspace, slug))
+        self._configs.forget((workspace, slug))
 
     def forget_configs(self) -> None:
-        self._configs.clear()
-        self._fetching.forget_all()
+        self._configs.forget_all()
 
     async def _get(self, path: str, **params: str) -> httpx.Response:
         try:
@@ -103,17 +100,10 @@ class InstallerClient(ServiceClient):
 
     async def effective_config(self, workspace: str, slug: str) -> dict[str, Any]:
         """The installation's configuration for running it; a removed one is a retryable error."""
-        key = (workspace, slug)
-        cached = self._configs.get(key)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
+        return await self._configs.get((workspace, slug))
 
-        def keep(config: dict[str, Any]) -> None:
-            self._configs[key] = (time.monotonic() + self._config_cache_seconds, config)
-
-        return await self._fetching.get(key, lambda: self._fetch_config(workspace, slug), keep)
-
-    async def _fetch_config(self, workspace: str, slug: str) -> dict[str, Any]:
+    async def _fetch_config(self, key: tuple[str, str]) -> dict[str, Any]:
+        workspace, slug = key
         try:
             response = await self._get(
                 f"/v1/workspaces/{workspace}/installations/{slug}/effective-config"

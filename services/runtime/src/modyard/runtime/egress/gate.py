@@ -8,7 +8,6 @@ runs, as in unit tests). System webhooks are deployment-wide: they use the base 
 
 from __future__ import annotations
 
-import time
 from typing import Any, Final
 
 import structlog
@@ -17,7 +16,7 @@ from modyard.common.db.database import Database
 from modyard.common.egress.aiohttp_client import EgressClient, EgressClients
 from modyard.common.egress.policy import Allowance, EgressPolicy, EgressRefused
 from modyard.common.settings import CommonSettings
-from modyard.common.single_flight import SingleFlight
+from modyard.common.single_flight import ExpiringCopies
 from modyard.runtime.components.base import ComponentError
 from modyard.runtime.egress.service import allowance_of, get_allow_list
 
@@ -42,43 +41,31 @@ class RuntimeEgress:
         self.policy = policy
         self.clients = clients or EgressClients(policy, headers={"user-agent": USER_AGENT})
         self._database = database
-        self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, Allowance | None]] = {}
-        #: The read of a workspace's list in progress, shared by every call that needs it: when
-        #: a copy expired under load, each execution in flight (hundreds) read the list itself,
-        #: one ORM transaction each (2 % of the runtime's CPU in bench runtime's clean run). A
-        #: read in flight when the list is put answers its waiters but is not kept.
-        self._reading: SingleFlight[str, Allowance | None] = SingleFlight("allow-list")
+        #: Each workspace's list, read once at a time and shared by every call that needs it:
+        #: when a copy expired under load, each execution in flight (hundreds) read the list
+        #: itself, one ORM transaction each (2 % of the runtime's CPU in bench runtime's clean
+        #: run). A read in flight when the list is put answers its waiters but is not kept.
+        self._lists: ExpiringCopies[str, Allowance | None] = ExpiringCopies(
+            "allow-list", self._read, cache_seconds, max_entries=10_000
+        )
 
     async def allowance(self, workspace: str | None) -> Allowance | None:
         """``workspace``'s own allow-list (cached a few seconds), ``None`` when it has none."""
         if workspace is None or self._database is None:
             return None
-        cached = self._cache.get(workspace)
-        if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
-            return cached[1]
-        database = self._database
-        now = time.monotonic()
+        return await self._lists.get(workspace)
 
-        def keep(allowance: Allowance | None) -> None:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[workspace] = (now, allowance)
-
-        return await self._reading.get(workspace, lambda: self._read(database, workspace), keep)
-
-    async def _read(self, database: Database, workspace: str) -> Allowance | None:
-        async with database.transaction() as session:
+    async def _read(self, workspace: str) -> Allowance | None:
+        assert self._database is not None  # allowance() reads only with one
+        async with self._database.transaction() as session:
             return allowance_of(await get_allow_list(session, workspace))
 
     def forget(self, workspace: str) -> None:
-        self._cache.pop(workspace, None)
         # A read in progress may have the old list: later calls read again.
-        self._reading.forget(workspace)
+        self._lists.forget(workspace)
 
     def forget_all(self) -> None:
-        self._cache.clear()
-        self._reading.forget_all()
+        self._lists.forget_all()
 
     async def client(self, workspace: str | None, extra: Allowance | None = None) -> EgressClient:
         allowance = await self.allowance(workspace)

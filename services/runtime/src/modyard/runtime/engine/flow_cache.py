@@ -9,12 +9,11 @@ request but validates its definition only when the revision is new to this proce
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 
 from modyard.common.db.database import Database
-from modyard.common.single_flight import SingleFlight
+from modyard.common.single_flight import ExpiringCopies
 from modyard.runtime.failures import RetryPolicy
 from modyard.runtime.flows.definition import FlowDefinition
 from modyard.runtime.models import Flow
@@ -38,12 +37,12 @@ class FlowCache:
     def __init__(self, database: Database, policy: RetryPolicy, ttl: float = 1.0) -> None:
         self._database = database
         self._policy = policy
-        self._ttl = ttl
-        self._entries: dict[uuid.UUID, tuple[float, RunnableFlow | None]] = {}
-        #: The read in progress per flow: when an entry expires under load, the prefetch's worth
-        #: of messages waiting for it share one read instead of each starting its own. A read
-        #: in flight when the flow changes answers its waiters but is not kept (SingleFlight).
-        self._reading: SingleFlight[uuid.UUID, RunnableFlow | None] = SingleFlight("flow")
+        #: One read per flow at a time: when a copy expires under load, the prefetch's worth of
+        #: messages waiting for it share one read instead of each starting its own. A read in
+        #: flight when the flow changes answers its waiters but is not kept.
+        self._copies: ExpiringCopies[uuid.UUID, RunnableFlow | None] = ExpiringCopies(
+            "flow", self._read, ttl
+        )
         #: flow id -> (revision, its definition validated): one entry per flow, the latest seen.
         self._definitions: dict[uuid.UUID, tuple[int, FlowDefinition]] = {}
 
@@ -68,23 +67,14 @@ class FlowCache:
         return definition
 
     def forget(self, flow_id: uuid.UUID) -> None:
-        self._entries.pop(flow_id, None)
-        self._reading.forget(flow_id)  # callers from now on read afresh
+        self._copies.forget(flow_id)  # callers from now on read afresh
 
     def forget_all(self) -> None:
         """Every copy (validated definitions stay: they are keyed by revision, not by time)."""
-        self._entries.clear()
-        self._reading.forget_all()
+        self._copies.forget_all()
 
     async def get(self, flow_id: uuid.UUID) -> RunnableFlow | None:
-        cached = self._entries.get(flow_id)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-
-        def keep(runnable: RunnableFlow | None) -> None:
-            self._entries[flow_id] = (time.monotonic() + self._ttl, runnable)
-
-        return await self._reading.get(flow_id, lambda: self._read(flow_id), keep)
+        return await self._copies.get(flow_id)
 
     async def _read(self, flow_id: uuid.UUID) -> RunnableFlow | None:
         async with self._database.transaction() as session:
