@@ -13,11 +13,11 @@ import uuid
 from collections.abc import Callable
 from typing import Final
 
-from sqlalchemy import event as orm_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.envelope import new_event
 from modyard.common.bus.outbox import record_event
+from modyard.common.db.commit_hooks import after_commit
 from modyard.contracts.events import EventData, payload
 from modyard.contracts.events.runtime import (
     AUTOMATIONS_CHANGED,
@@ -30,11 +30,6 @@ from modyard.contracts.events.runtime import (
 
 #: The runtime's CloudEvents source (``RuntimeSettings().source``: the service's name is fixed).
 SOURCE: Final = "/modyard/runtime"
-
-
-def after_commit(session: AsyncSession, drop: Callable[[], None]) -> None:
-    """``drop()`` once ``session``'s transaction commits (not at all if it rolls back)."""
-    orm_event.listen(session.sync_session, "after_commit", lambda _s: drop(), once=True)
 
 
 async def _announce(

@@ -15,13 +15,13 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy import event as orm_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.backoff import Backoff
 from modyard.common.bus import topology
 from modyard.common.bus.connection import Bus
 from modyard.common.bus.envelope import CloudEvent
+from modyard.common.db.commit_hooks import after_commit
 from modyard.common.db.database import OUTBOX_WAKE_KEY, Database
 from modyard.common.db.messaging_tables import outbox, processed_events
 from modyard.common.observability.metrics import (
@@ -56,7 +56,7 @@ async def record_event(
     wake = session.info.get(OUTBOX_WAKE_KEY)
     if wake is not None and not session.info.get("modyard_outbox_hooked"):
         session.info["modyard_outbox_hooked"] = True
-        orm_event.listen(session.sync_session, "after_commit", lambda _s: wake(), once=True)
+        after_commit(session, wake)
 
 
 #: A row that failed to publish waits 2 s, 4 s, 8 s … up to MAX_RETRY_DELAY, jittered so that the

@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import Select, func, select
-from sqlalchemy import event as orm_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus.outbox import record_event
+from modyard.common.db.commit_hooks import after_commit
 from modyard.common.errors import BadRequest, Conflict, InvalidParam, NotFound, ValidationFailed
 from modyard.common.observability.metrics import DEPLOYMENTS
 from modyard.common.secrets import SecretBox
@@ -109,7 +109,7 @@ def wake_after_commit(
     session: AsyncSession, wake: Callable[[uuid.UUID], None], id: uuid.UUID
 ) -> None:
     """Tell the reconciler once the change is committed (before, it would read the old state)."""
-    orm_event.listen(session.sync_session, "after_commit", lambda _s: wake(id), once=True)
+    after_commit(session, lambda: wake(id))
 
 
 async def set_status(

@@ -7,9 +7,9 @@ from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.auth import CurrentPrincipal, Principal
+from modyard.common.db.commit_hooks import after_commit
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, Forbidden
-from modyard.runtime import changes
 from modyard.runtime.context import Context, RuntimeContext
 from modyard.runtime.flows import js_lifecycle, service
 from modyard.runtime.flows.definition import FlowIn
@@ -30,7 +30,7 @@ def _drop_after_commit(session: AsyncSession, context: RuntimeContext, flow_id: 
     process drops it on the change's ``flow.changed`` event, a moment later). Not before the
     commit: a message read between the two would keep the old flow for the copy's TTL."""
     flows = context.flows
-    changes.after_commit(session, lambda: flows.forget(flow_id))
+    after_commit(session, lambda: flows.forget(flow_id))
 
 
 def _out(flow: Flow) -> FlowOut:

@@ -17,11 +17,11 @@ import structlog
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 from sqlalchemy import Select, String, Table, bindparam, delete, insert, select, tuple_, update
-from sqlalchemy import event as orm_event
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from modyard.common.db.commit_hooks import after_commit
 from modyard.common.errors import BadRequest, Conflict, NotFound
 from modyard.common.observability import tracing
 from modyard.common.secrets import SecretBox
@@ -69,11 +69,11 @@ def _wake_after_commit(session: AsyncSession) -> None:
         return
     session.info[_WAKE_HOOKED] = True
 
-    def after_commit(_session: object) -> None:
+    def committed() -> None:
         session.info.pop(_WAKE_HOOKED, None)
         wake()
 
-    orm_event.listen(session.sync_session, "after_commit", after_commit, once=True)
+    after_commit(session, committed)
 
 
 def _event_data(event: str, data: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
