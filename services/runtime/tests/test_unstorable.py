@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncpg
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from modyard.runtime.components.base import without_nul
 from modyard.runtime.engine import worker
 
 
@@ -34,12 +35,12 @@ def test_a_database_away_or_another_error_is_not() -> None:
 
 def test_a_failures_text_loses_its_nul_characters_and_keeps_everything_else() -> None:
     details = {"body": "a\x00b", "list": ["\x00", 1, None], "n": 2, "key\x00": True}
-    assert worker._storable("before\x00after") == "before\ufffdafter"
-    assert worker._storable(details) == {
+    assert without_nul("before\x00after") == "before\ufffdafter"
+    assert without_nul(details) == {
         "body": "a\ufffdb",
         "list": ["\ufffd", 1, None],
         "n": 2,
         "key\ufffd": True,
     }
-    assert worker._storable("clean") == "clean"
-    assert worker._storable(None) is None
+    assert without_nul("clean") == "clean"
+    assert without_nul(None) is None

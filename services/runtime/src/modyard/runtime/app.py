@@ -82,8 +82,8 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
         install_egress(egress)
         installer = InstallerClient(settings, config_cache_seconds=settings.config_cache_seconds)
         flows = FlowCache(database, retry_policy(settings), ttl=settings.flow_cache_seconds)
-        # Every process drops its copies on the change's event (automations add theirs below).
         deployer = DeployerClient(settings)
+        # Every process drops its copies on the change's event (automations add theirs below).
         news = ReplicaNews()
         drop_copies_on_news(news, flows, egress, installer, deployer)
         amqp = AmqpExecutor(bus, timeout_seconds=settings.component_timeout_seconds)

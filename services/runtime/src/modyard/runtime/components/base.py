@@ -16,17 +16,32 @@ from typing import Any, ClassVar, Protocol
 Outputs = dict[str, list[Any]]
 
 
+def without_nul(value: Any) -> Any:
+    """``value`` with every NUL character replaced (U+FFFD): for a failure's message and details,
+    which a component's exception text fills and PostgreSQL keeps (a notice, an unprocessed
+    message's errors), never for the data a flow carries."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(item) for item in value]
+    return value
+
+
 class ComponentError(Exception):
     """A component failed. ``retryable`` decides between a retry tier and the dead-letter store."""
 
     def __init__(
         self, message: str, *, retryable: bool, status: int | None = None, details: Any = None
     ) -> None:
+        # Storable from the start, wherever the error is kept or shown (see without_nul).
+        message = without_nul(message)
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.status = status
-        self.details = details
+        self.details = without_nul(details)
 
     def to_json(self) -> dict[str, Any]:
         return {

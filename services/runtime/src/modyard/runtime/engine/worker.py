@@ -104,18 +104,6 @@ def _unstorable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and str(getattr(exc.orig, "sqlstate", "")).startswith("22")
 
 
-def _storable(value: Any) -> Any:
-    """``value`` with every NUL character replaced (U+FFFD): for diagnostics (a failure's message
-    and details, which a component's exception text fills), never for the data a flow carries."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    if isinstance(value, dict):
-        return {_storable(key): _storable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_storable(item) for item in value]
-    return value
-
-
 _FAILURE_KINDS = frozenset(
     {
         failures.KIND_HTTP_STATUS,
@@ -214,15 +202,13 @@ class NodeWorker:
         it acknowledges it; should the broker be away, the message goes back and waits."""
         log.error("work_message_rejected", message_id=incoming.message_id, reason=reason)
         try:
-            await self._bus.publish_message(
+            await self._file_dead(
                 incoming.body,
-                exchange=DEAD_LETTER_EXCHANGE,
-                routing_key=WORK_DEAD_LETTER_QUEUE,
                 message_id=incoming.message_id or uuid.uuid4().hex,
                 message_type=incoming.type,
                 correlation_id=incoming.correlation_id,
-                headers={"x-modyard-rejected-reason": reason},
                 content_type=incoming.content_type or "application/octet-stream",
+                reason=reason,
             )
         except (BusUnavailable, OSError, ConnectionError, TimeoutError) as exc:
             log.warning("work_message_requeued", error=str(exc)[:300])
@@ -230,6 +216,28 @@ class NodeWorker:
             await incoming.nack(requeue=True)
             return
         await incoming.ack()
+
+    async def _file_dead(
+        self,
+        body: bytes,
+        *,
+        message_id: str,
+        message_type: str | None,
+        correlation_id: str | None,
+        content_type: str,
+        reason: str,
+    ) -> None:
+        """``body`` on ``runtime.work.dead`` as it is, with why in ``x-modyard-rejected-reason``."""
+        await self._bus.publish_message(
+            body,
+            exchange=DEAD_LETTER_EXCHANGE,
+            routing_key=WORK_DEAD_LETTER_QUEUE,
+            message_id=message_id,
+            message_type=message_type,
+            correlation_id=correlation_id,
+            headers={"x-modyard-rejected-reason": reason},
+            content_type=content_type,
+        )
 
     async def handle(
         self, message: WorkMessage, chain: _Chain | None = None, *, fresh: bool = False
@@ -473,14 +481,6 @@ class NodeWorker:
         error: ComponentError,
         seconds: float = 0.0,
     ) -> None:
-        # Its message and details go to PostgreSQL (the notice, the unprocessed message's
-        # errors): a component's exception text with a NUL in it must not fail them.
-        error = ComponentError(
-            _storable(error.message),
-            retryable=error.retryable,
-            status=error.status,
-            details=_storable(error.details),
-        )
         flow_metrics.node_failed(
             flow.workspace, message.flow_id, message.node_id, seconds, _failure_class(error)
         )
@@ -536,15 +536,13 @@ class NodeWorker:
                 raise
             # Its payload holds text PostgreSQL cannot store: the broker keeps it instead, bytes
             # as they came, with the messages that can never be handled (runtime.work.dead).
-            await self._bus.publish_message(
+            await self._file_dead(
                 message.model_dump_json().encode(),
-                exchange=DEAD_LETTER_EXCHANGE,
-                routing_key=WORK_DEAD_LETTER_QUEUE,
                 message_id=message.message_id,
                 message_type="modyard.runtime.work",
                 correlation_id=message.correlation_id,
-                headers={"x-modyard-rejected-reason": f"{reason}: {UNSTORABLE}"},
                 content_type="application/json",
+                reason=f"{reason}: {UNSTORABLE}",
             )
             log.warning(
                 "message_dead_lettered",

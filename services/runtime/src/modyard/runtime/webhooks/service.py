@@ -161,7 +161,7 @@ _ENQUEUE = insert(_DELIVERIES).from_select(
 )
 
 
-def enqueue_many(first: int = 1) -> str:
+def enqueue_many(first: int) -> str:
     """_ENQUEUE for many events at once, as asyncpg text whose parameters start at ``$first``
     (event names, ids, payloads, trace contexts, then ALL_EVENTS), without a RETURNING clause.
 
