@@ -40,6 +40,7 @@ from modyard.runtime.egress.gate import RuntimeEgress
 from modyard.runtime.egress.models import WorkspaceEgress
 from modyard.runtime.flows.events import heard_event, listen_problem
 from modyard.runtime.models import Flow
+from modyard.runtime.replica_news import ReplicaNews
 from modyard.runtime.settings import RuntimeSettings
 from modyard.testing.broker_connections import close_connections_named
 from modyard.testing.infra import IsolatedInfra
@@ -254,9 +255,15 @@ async def test_the_serving_replica_drops_its_copy_after_the_commit_and_never_on_
     # the commit would see the old row and keep it for the whole TTL.
     database = env.one.app.state.database
     dropped: list[str] = []
+
+    def hearing(said: str) -> ReplicaNews:
+        news = ReplicaNews()
+        news.on(FLOW_CHANGED, lambda _event: dropped.append(said))
+        return news
+
     flow_id = uuid.uuid4()
     async with database.transaction() as session:
-        await changes.flow_changed(session, WS, flow_id, lambda: dropped.append("committed"))
+        await changes.flow_changed(session, WS, flow_id, hearing("committed"))
         assert dropped == []
     assert dropped == ["committed"]
 
@@ -267,7 +274,7 @@ async def test_the_serving_replica_drops_its_copy_after_the_commit_and_never_on_
 
     async def refused_change() -> None:
         async with database.transaction() as session:
-            await changes.flow_changed(session, WS, rolled_back, lambda: dropped.append("no"))
+            await changes.flow_changed(session, WS, rolled_back, hearing("no"))
             raise Refused
 
     with pytest.raises(Refused):

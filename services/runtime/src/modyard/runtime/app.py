@@ -140,6 +140,7 @@ def service_spec(settings: RuntimeSettings | None = None) -> ServiceSpec:
                 webhooks=deliverer,
                 management=management,
                 egress=egress,
+                news=news,
             ),
         )
 

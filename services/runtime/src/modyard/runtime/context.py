@@ -16,6 +16,7 @@ from modyard.runtime.egress.gate import RuntimeEgress
 from modyard.runtime.engine.flow_cache import FlowCache
 from modyard.runtime.executors import ModuleExecutors
 from modyard.runtime.installer_client import InstallerClient
+from modyard.runtime.replica_news import ReplicaNews
 from modyard.runtime.settings import RuntimeSettings
 from modyard.runtime.webhooks.delivery import WebhookDeliverer
 
@@ -39,6 +40,8 @@ class RuntimeContext:
     #: This app's egress gate (gate.current() is the process's last installed one: with two apps
     #: in one process, as in the replica tests, each drops its own copies).
     egress: RuntimeEgress | None = None
+    #: This app's news (replica_news.py): a change it serves is heard here right after the commit.
+    news: ReplicaNews | None = None
 
 
 SLOT = ContextSlot(RuntimeContext)

@@ -35,6 +35,7 @@ from modyard.runtime.automations.models import AppInstance
 from modyard.runtime.automations.programs import app_secret_fields
 from modyard.runtime.automations.service import AutomationService
 from modyard.runtime.installer_client import InstallerClient
+from modyard.runtime.replica_news import ReplicaNews
 
 log = structlog.get_logger(__name__)
 
@@ -48,17 +49,18 @@ class InstanceTracker:
         registry: RegistryClient,
         installer: InstallerClient,
         box: SecretBox,
+        news: ReplicaNews | None = None,
     ) -> None:
         self.service = service
         self.registry = registry
         self.installer = installer
         self.box = box
+        self.news = news
 
     async def _changed(self, session: AsyncSession, workspace: str) -> None:
         """Every runtime process rebuilds the workspace's program once the instance's row
         commits (a drop on the installer's event itself could come before that commit)."""
-        programs = self.service.programs
-        await changes.automations_changed(session, workspace, lambda: programs.forget(workspace))
+        await changes.automations_changed(session, workspace, self.news)
 
     async def _effective_config(self, workspace: str, slug: str) -> dict[str, Any]:
         # Not the installer client's cached read: a ``configured`` event must see the new values.

@@ -49,11 +49,8 @@ def automations_of(request: Request) -> AutomationService:
 
 
 async def _changed(session: AsyncSession, request: Request, workspace: str) -> None:
-    """Every runtime process rebuilds the workspace's program once this commits (this one
-    right after the commit, for the caller's next request; not before it, or a call in between
-    would keep the old program for its TTL)."""
-    programs = automations_of(request).programs
-    await changes.automations_changed(session, workspace, lambda: programs.forget(workspace))
+    """Every runtime process rebuilds the workspace's program once this commits."""
+    await changes.automations_changed(session, workspace, SLOT.get(request).news)
 
 
 def _out(row: StoredAutomation) -> AutomationOut:

@@ -89,7 +89,7 @@ class AutomationsRuntime:
         )
         self.registry = RegistryClient(self.settings)
         self.installer = InstallerClient(self.settings)
-        self.tracker = InstanceTracker(self.service, self.registry, self.installer, box)
+        self.tracker = InstanceTracker(self.service, self.registry, self.installer, box, news)
         context = SLOT.of(app)
         context.automations = self.service
         components.service = self.service

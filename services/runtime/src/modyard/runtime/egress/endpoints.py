@@ -12,7 +12,7 @@ from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, Forbidden
 from modyard.runtime import changes
 from modyard.runtime.context import Context
-from modyard.runtime.egress import gate, service
+from modyard.runtime.egress import service
 from modyard.runtime.egress.schemas import EgressAllowIn, EgressAllowOut
 
 router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["egress"], responses=PROBLEM_RESPONSES)
@@ -39,8 +39,5 @@ async def put_egress(
     loopback stay refused whatever it says; every replica uses it once it is committed."""
     row = await service.put_allow_list(session, ws, body, updated_by=principal.subject)
     out = service.describe(ws, row)
-    # Every process drops its copy on the event; this one right after the commit (before it,
-    # a call in between would keep the old list for its TTL).
-    egress = context.egress or gate.current()
-    await changes.egress_changed(session, ws, lambda: egress.forget(ws))
+    await changes.egress_changed(session, ws, context.news)
     return out

@@ -4,13 +4,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.auth import CurrentPrincipal, Principal
-from modyard.common.db.commit_hooks import after_commit
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, Forbidden
-from modyard.runtime.context import Context, RuntimeContext
+from modyard.runtime.context import Context
 from modyard.runtime.flows import js_lifecycle, service
 from modyard.runtime.flows.definition import FlowIn
 from modyard.runtime.models import Flow
@@ -23,14 +21,6 @@ Workspace = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 def _check_workspace(principal: Principal, workspace: str) -> None:
     if not principal.can_access_workspace(workspace):
         raise Forbidden(f"Your token does not name workspace {workspace!r}.")
-
-
-def _drop_after_commit(session: AsyncSession, context: RuntimeContext, flow_id: uuid.UUID) -> None:
-    """This process's copy goes once the change commits, for the caller's next request (every
-    process drops it on the change's ``flow.changed`` event, a moment later). Not before the
-    commit: a message read between the two would keep the old flow for the copy's TTL."""
-    flows = context.flows
-    after_commit(session, lambda: flows.forget(flow_id))
 
 
 def _out(flow: Flow) -> FlowOut:
@@ -71,24 +61,33 @@ async def get_flow(
 
 @router.put("/{flow_id}", response_model=FlowOut)
 async def replace_flow(
-    ws: Workspace, flow_id: uuid.UUID, body: FlowIn, session: DbSession, principal: CurrentPrincipal
+    ws: Workspace,
+    flow_id: uuid.UUID,
+    body: FlowIn,
+    session: DbSession,
+    context: Context,
+    principal: CurrentPrincipal,
 ) -> FlowOut:
     """Replace a stopped flow's name, description and definition; a user who changes it owns
     it from then on (only operators may name another ``owner``)."""
     _check_workspace(principal, ws)
     return _out(
         await service.replace_flow(
-            session, await service.get_flow(session, ws, flow_id), body, principal
+            session, await service.get_flow(session, ws, flow_id), body, principal, context.news
         )
     )
 
 
 @router.delete("/{flow_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def delete_flow(
-    ws: Workspace, flow_id: uuid.UUID, session: DbSession, principal: CurrentPrincipal
+    ws: Workspace,
+    flow_id: uuid.UUID,
+    session: DbSession,
+    context: Context,
+    principal: CurrentPrincipal,
 ) -> Response:
     _check_workspace(principal, ws)
-    await service.delete_flow(session, await service.get_flow(session, ws, flow_id))
+    await service.delete_flow(session, await service.get_flow(session, ws, flow_id), context.news)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -120,12 +119,11 @@ async def start_flow(
     _check_workspace(principal, ws)
     flow = await service.get_flow(session, ws, flow_id)
     was_running = flow.status == service.RUNNING
-    flow = await service.start_flow(session, context.installer, flow, principal)
+    flow = await service.start_flow(session, context.installer, flow, principal, context.news)
     if not was_running:
         # js components' start() (webhook registration); a failure refuses the start (422) and
         # the transaction, the flow's status included, is rolled back.
         await js_lifecycle.start_components(session, context, flow)
-    _drop_after_commit(session, context, flow.id)
     return _out(flow)
 
 
@@ -140,8 +138,7 @@ async def stop_flow(
     _check_workspace(principal, ws)
     flow = await service.get_flow(session, ws, flow_id)
     was_running = flow.status == service.RUNNING
-    flow = await service.stop_flow(session, flow)
+    flow = await service.stop_flow(session, flow, news=context.news)
     if was_running:
         await js_lifecycle.stop_components(session, context, flow)
-    _drop_after_commit(session, context, flow.id)
     return _out(flow)

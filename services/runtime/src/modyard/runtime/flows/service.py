@@ -35,6 +35,7 @@ from modyard.runtime.flows.events import HeardEvent, emit_problem, listen_proble
 from modyard.runtime.flows.triggers import TRIGGERS
 from modyard.runtime.installer_client import InstallerClient, InstallerUnavailable
 from modyard.runtime.models import Flow, InstalledComponent
+from modyard.runtime.replica_news import ReplicaNews
 from modyard.runtime.webhooks import payloads
 from modyard.runtime.webhooks.service import notify
 
@@ -91,7 +92,13 @@ async def create_flow(
     return flow
 
 
-async def replace_flow(session: AsyncSession, flow: Flow, body: FlowIn, caller: Principal) -> Flow:
+async def replace_flow(
+    session: AsyncSession,
+    flow: Flow,
+    body: FlowIn,
+    caller: Principal,
+    news: ReplicaNews | None = None,
+) -> Flow:
     if flow.status == RUNNING:
         raise Conflict(
             "Stop the flow before changing it; running flows keep their definition.",
@@ -108,16 +115,16 @@ async def replace_flow(session: AsyncSession, flow: Flow, body: FlowIn, caller: 
     flow.definition = body.definition.model_dump(mode="json", by_alias=True)
     flow.revision += 1
     await session.flush()
-    await changes.flow_changed(session, flow.workspace, flow.id)
+    await changes.flow_changed(session, flow.workspace, flow.id, news)
     return flow
 
 
-async def delete_flow(session: AsyncSession, flow: Flow) -> None:
+async def delete_flow(session: AsyncSession, flow: Flow, news: ReplicaNews | None = None) -> None:
     if flow.status == RUNNING:
         raise Conflict("Stop the flow before deleting it.", slug="flow-running")
     await session.delete(flow)
     await session.flush()
-    await changes.flow_changed(session, flow.workspace, flow.id)
+    await changes.flow_changed(session, flow.workspace, flow.id, news)
 
 
 def component_resource(module: str, component: str) -> str:
@@ -287,7 +294,11 @@ def _module_ports(installed: InstalledComponent) -> tuple[tuple[str, ...], tuple
 
 
 async def start_flow(
-    session: AsyncSession, installer: InstallerClient, flow: Flow, caller: Principal | None = None
+    session: AsyncSession,
+    installer: InstallerClient,
+    flow: Flow,
+    caller: Principal | None = None,
+    news: ReplicaNews | None = None,
 ) -> Flow:
     errors = await validate(session, installer, flow, caller)
     if errors:
@@ -304,7 +315,7 @@ async def start_flow(
         flow.revision += 1
         await session.flush()
         await schedule_flow_triggers(session, flow)
-        await changes.flow_changed(session, flow.workspace, flow.id)
+        await changes.flow_changed(session, flow.workspace, flow.id, news)
     return flow
 
 
@@ -314,8 +325,10 @@ async def stop_flow(
     *,
     reason: str = BY_USER,
     affected: Iterable[dict[str, Any]] = (),
+    news: ReplicaNews | None = None,
 ) -> Flow:
-    """Stop a flow; a stop by the system (any reason but ``by_user``) tells the owner's webhooks."""
+    """Stop a flow; a stop by the system (any reason but ``by_user``) tells the owner's webhooks.
+    ``news``: the serving process's own, which then drops its copy right after the commit."""
     if flow.status == STOPPED and flow.stop_reason == reason:
         return flow
     flow.status = STOPPED
@@ -325,7 +338,7 @@ async def stop_flow(
     await session.flush()
     await drop_flow_triggers(session, flow.id)
     # Every runtime process stops running it as soon as this commits, not when its copy expires.
-    await changes.flow_changed(session, flow.workspace, flow.id)
+    await changes.flow_changed(session, flow.workspace, flow.id, news)
     if reason != BY_USER:
         await notify(
             session,
