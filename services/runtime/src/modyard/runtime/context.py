@@ -38,7 +38,7 @@ class RuntimeContext:
     automations: AutomationService | None = None
     registry: RegistryClient | None = None
     #: This app's egress gate (gate.current() is the process's last installed one: with two apps
-    #: in one process, as in the replica tests, each drops its own copies).
+    #: in one process, as in the replica tests, this is each one's own).
     egress: RuntimeEgress | None = None
     #: This app's news (replica_news.py): a change it serves is heard here right after the commit.
     news: ReplicaNews | None = None
