@@ -127,6 +127,11 @@ def test_public_destinations_pass(url: str) -> None:
         "http://127.0.0.1:8001/",
         "http://127.0.0.1:8003/v1/flows",
         "http://127.0.0.1:8006/",
+        # The JavaScript runner, and RabbitMQ's epmd and distribution ports beside AMQP (they
+        # were missing until the 2026-12-07 tenancy probe).
+        "http://127.0.0.1:8007/metrics",
+        "http://127.0.0.1:4369/",
+        "http://127.0.0.1:25672/",
     ],
 )
 def test_platform_endpoints_stay_refused_with_loopback_allowed(url: str) -> None:

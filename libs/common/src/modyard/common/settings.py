@@ -95,6 +95,9 @@ class CommonSettings(BaseSettings):
     deployer_url: str = "http://127.0.0.1:8005"
     #: The operators' web console: no service calls it, but `modyard status` checks it here.
     backoffice_url: str = "http://127.0.0.1:8006"
+    #: The JavaScript runner: the installer runs modules' auth.js there (docs/accounts.md); every
+    #: service refuses it as an egress destination like the others.
+    js_runner_url: str = "http://127.0.0.1:8007"
 
     # Egress policy (modyard.common.egress): what outbound calls tenants and modules steer may
     # reach beyond public addresses. Comma-separated lists; the platform's own endpoints above
@@ -174,6 +177,7 @@ class CommonSettings(BaseSettings):
             "appcell-gateway": self.gateway_url,
             "deployer": self.deployer_url,
             "backoffice": self.backoffice_url,
+            "js-runner": self.js_runner_url,
         }
 
 

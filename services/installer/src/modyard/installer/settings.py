@@ -22,8 +22,6 @@ class InstallerSettings(SecretKeysSettings):
     platform_version: str = "1.0.0"
     registry_timeout_seconds: float = Field(default=10.0, gt=0)
     default_page_size: int = Field(default=50, ge=1, le=500)
-    #: The JavaScript runner, which runs modules' auth.js for accounts (docs/accounts.md).
-    js_runner_url: str = "http://127.0.0.1:8007"
     js_runner_timeout_seconds: float = Field(default=30.0, gt=0)
     #: Refresh an OAuth access token this long before it expires.
     oauth_refresh_margin_seconds: float = Field(default=60.0, ge=0)

@@ -60,6 +60,10 @@ METADATA_NAMES: Final = frozenset(
 SCHEMES: Final = ("http", "https")
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443, "amqp": 5672, "amqps": 5671}
 _DATABASE_PORT: Final = 5432
+#: RabbitMQ's node discovery (epmd) and its inter-node distribution port (the AMQP port + 20000),
+#: served on the broker's host beside AMQP: nodes and its CLI tools, never a tenant.
+_EPMD_PORT: Final = 4369
+_DISTRIBUTION_PORT_OFFSET: Final = 20000
 # A label WHATWG URL parsers (and inet_aton) read as a number: 127, 0x7f, 0177.
 _NUMERIC_LABEL: Final = re.compile(r"^(0[xX][0-9a-fA-F]*|[0-9]+)$")
 _CANONICAL_OCTET: Final = re.compile(r"^(0|[1-9][0-9]{0,2})$")
@@ -362,14 +366,15 @@ def own_addresses() -> frozenset[IPAddress]:
 
 
 def platform_endpoints(settings: CommonSettings, *, resolve: bool = True) -> PlatformEndpoints:
-    """The platform's endpoints as ``settings`` name them: the broker (AMQP and management),
-    the database, the image registry and every service."""
+    """The platform's endpoints as ``settings`` name them: the broker (AMQP, management, and its
+    Erlang node ports), the database, the image registry and every service."""
     urls: list[tuple[str, str, int]] = [
         ("the message broker", settings.amqp_url, 5672),
         ("the message broker's management API", settings.amqp_management_url, 80),
         ("the database", settings.database_url, _DATABASE_PORT),
         ("the image registry", settings.image_registry_url, 80),
     ]
+    urls += _broker_node_ports(settings.amqp_url)
     urls += [(f"the {name} service", url, 80) for name, url in settings.service_urls().items()]
     # A URL without an explicit port uses its scheme's.
     fixed = [
@@ -377,6 +382,26 @@ def platform_endpoints(settings: CommonSettings, *, resolve: bool = True) -> Pla
         for label, url, default in urls
     ]
     return PlatformEndpoints.from_urls(fixed, resolve=resolve)
+
+
+def _broker_node_ports(amqp_url: str) -> list[tuple[str, str, int]]:
+    """epmd and the distribution port on the broker's host (a node's cookie guards them, but a
+    tenant has no business knocking)."""
+    if not _parses(amqp_url):
+        return []
+    broker = URL(amqp_url)
+    if not broker.host:
+        return []
+    distribution = (broker.port or _DEFAULT_PORTS.get(broker.scheme, 5672)) + (
+        _DISTRIBUTION_PORT_OFFSET
+    )
+    return [
+        (label, str(URL.build(scheme="tcp", host=broker.host, port=port)), port)
+        for label, port in (
+            ("the message broker's node discovery (epmd)", _EPMD_PORT),
+            ("the message broker's distribution port", distribution),
+        )
+    ]
 
 
 def _parses(text: str) -> bool:
