@@ -205,3 +205,101 @@ def test_a_configuration_default_of_the_wrong_type_is_refused(chatter: ModuleFil
     (issue,) = refused(edited_json(chatter, "package.json", edit))
 
     assert (issue.file, issue.pointer) == ("package.json", "/configuration/2/defaultValue")
+
+
+# --- 5. shapes of the official packages (probe of slack, github, google-workspace, quickbooks) --
+
+BUILDER = b"""/* Configuration builder: configures the package's dependencies. */
+
+let configurationBuilder = function (config) {
+    config.oauth = {clientId: config.clientId};
+    return config;
+};
+"""
+
+
+def with_builder(files: ModuleFiles, path: str, source: bytes | None) -> ModuleFiles:
+    def edit(doc: dict[str, Any]) -> None:
+        doc["configurationBuilder"] = path
+
+    edited = edited_json(files, "package.json", edit)
+    return ModuleFiles({**edited, "configurationBuilder.js": source}) if source else edited
+
+
+def test_a_configuration_builder_file_is_listed(chatter: ModuleFiles) -> None:
+    # github-package: "configurationBuilder": "/configurationBuilder.js".
+    manifest = parsed(with_builder(chatter, "/configurationBuilder.js", BUILDER))
+
+    builder = script(manifest.files, "configurationBuilder.js")
+    assert (builder.role, builder.name) == ("configurationBuilder", "configurationBuilder")
+    assert manifest.extra["configurationBuilder"] == "/configurationBuilder.js"
+
+
+def test_an_inline_configuration_builder_still_parses(chatter: ModuleFiles) -> None:
+    source = "function (config) { config.x = 1; return config; }"
+    manifest = parsed(with_builder(chatter, source, None))
+
+    assert manifest.extra["configurationBuilder"] == source
+    assert not [f for f in manifest.files if f.role == "configurationBuilder"]
+
+
+def test_a_configuration_builder_path_naming_no_file_is_refused(chatter: ModuleFiles) -> None:
+    (issue,) = refused(with_builder(chatter, "/configBuilder.js", BUILDER))
+
+    assert (issue.file, issue.pointer) == ("package.json", "/configurationBuilder")
+    assert "'/configBuilder.js' names no file or folder in the archive" in issue.detail
+
+
+def test_a_configuration_builder_file_without_the_function_is_refused(
+    chatter: ModuleFiles,
+) -> None:
+    source = b"var build = function (config) { return config; };\n"
+    (issue,) = refused(with_builder(chatter, "/configurationBuilder.js", source))
+
+    assert (issue.file, issue.pointer) == ("configurationBuilder.js", "")
+    assert "does not declare configurationBuilder" in issue.detail
+
+
+def test_a_number_text_field_with_a_numeric_default_publishes_it_as_text(
+    chatter: ModuleFiles,
+) -> None:
+    # quickbooks-package: minorVersion, a text field validated as a number, defaultValue 69.
+    def edit(doc: dict[str, Any]) -> None:
+        doc["configuration"].append(
+            {
+                "name": "minorVersion",
+                "label": "Minor Version",
+                "description": "The API's minor version.",
+                "defaultValue": 69,
+                "type": "text",
+                "typeOptions": {"validation": "number"},
+            }
+        )
+
+    manifest = parsed(edited_json(chatter, "package.json", edit))
+
+    field = next(f for f in manifest.config.fields if f.name == "minorVersion")
+    assert (field.default, field.description) == ("69", "The API's minor version.")
+    assert "description" not in field.extra
+    schema = manifest.config.json_schema["properties"]["minorVersion"]
+    assert (schema["default"], schema["description"]) == ("69", "The API's minor version.")
+    assert Draft202012Validator(schema).is_valid("70")
+
+
+def test_an_info_field_s_value_stays_its_description(chatter: ModuleFiles) -> None:
+    def edit(doc: dict[str, Any]) -> None:
+        doc["configuration"].append(
+            {
+                "name": "help",
+                "label": "Help",
+                "type": "info",
+                "value": "<b>Paste the URL</b>",
+                "description": "shown on hover",
+            }
+        )
+
+    manifest = parsed(edited_json(chatter, "package.json", edit))
+
+    field = next(f for f in manifest.config.fields if f.name == "help")
+    assert field.description == "<b>Paste the URL</b>"
+    assert field.extra["description"] == "shown on hover"

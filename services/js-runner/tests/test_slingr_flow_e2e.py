@@ -430,3 +430,72 @@ async def test_a_slingr_step_reads_its_configuration_that_no_request_carries(
                 assert "config" not in request, request
                 text = json.dumps(request)
                 assert not any(secret in text for secret in secrets.values()), text
+
+
+async def test_label_fields_and_webhook_events_as_slingr_s_official_packages_read_them(
+    infra: IsolatedInfra,
+) -> None:
+    """The ``stack`` look-alike (slack/github shapes) installed: its ``webhooksUrl`` label
+    (``@config.WEBHOOK_URL``) is the installation's listener address, the literal and expression
+    labels have their values, and a webhook's ``event.data`` is Slingr's ``{body, headers,
+    parameters, requestInfo}``."""
+    operator = auth_headers(CommonSettings(), Role.operator)
+    public = "https://hooks.modyard.example"
+    async with registry_and_installer(infra, "slingrlbl") as stack:
+        runtime_app = stack.runtime(component_timeout_seconds=60)
+        runner_app = stack.runner(runtime_url=public)
+        async with (
+            in_process(runtime_app) as runtime,
+            in_process(runner_app),
+            httpx.AsyncClient(headers=operator, timeout=60) as client,
+        ):
+            published = await client.post(
+                f"{stack.registry_url}/v1/modules",
+                params={"version": f"1.2.{uuid.uuid4().int % 10**9}"},
+                content=package_zip("stack"),
+                headers={"content-type": "application/zip"},
+            )
+            assert published.status_code == 201, published.text
+            await create_workspace(client, stack.installer_url, "slf")
+            await install(
+                client,
+                stack.installer_url,
+                "slf",
+                "stack",
+                "stack",
+                config={"clientId": "cid-9", "apiKey": "k3y-eu2"},
+            )
+            installation = (
+                await client.get(f"{stack.installer_url}/v1/workspaces/slf/installations/stack")
+            ).json()["id"]
+            address = f"{public}/v1/listeners/slf/{installation}"
+            answers: list[httpx.Response] = []
+
+            async def answered() -> bool:
+                answers[:] = [
+                    await runtime.post(f"/v1/listeners/slf/{installation}/labels", json={})
+                ]
+                return answers[0].status_code == 200
+
+            await eventually(answered, timeout=60)
+            assert answers[0].json() == {
+                "hook": address,
+                "base": "https://api.stack.example/v2",
+                "dataCenter": "https://eu2.stack.example",
+                "url": f"{address}/labels",
+            }
+            event = await runtime.post(
+                f"/v1/listeners/slf/{installation}/stack",
+                params={"page": "4"},
+                json={"id": 11},
+                headers={"X-Stack-Event": "issue"},
+            )
+            assert event.status_code == 200, event.text
+            assert event.json() == {
+                "type": "webhook",
+                "id": 11,
+                "kind": "issue",
+                "page": "4",
+                "method": "POST",
+                "url": f"{address}/stack?page=4",
+            }

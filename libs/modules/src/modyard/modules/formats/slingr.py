@@ -67,7 +67,7 @@ _TOP_LEVEL_KEYS = frozenset(
 # Configuration fields: the keys mapped onto ConfigField, and each type's documented options.
 _FIELD_KEYS = frozenset(
     {"label", "name", "type", "multiplicity", "required", "visibility", "defaultValue"}
-    | {"typeOptions"}
+    | {"typeOptions", "description"}
 )
 _NOT_STORED = frozenset({"label", "info", "button"})
 _ALLOWED_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -126,6 +126,8 @@ class SlingrAdapter:
             user = _configuration(document["userConfiguration"], "/userConfiguration", issues)
             extra["userConfiguration"] = user.model_dump(by_alias=True, mode="json")
         contents = _metadata(files, document.get("metadata"), document.get("name"), issues)
+        if "configurationBuilder" in document:
+            _configuration_builder(files, document["configurationBuilder"], contents, issues)
         issues.raise_if_any()
         assert name is not None
         assert version is not None
@@ -390,7 +392,11 @@ def _config_field(item: Any, pointer: str, issues: IssueCollector) -> ConfigFiel
 
     remaining = dict(options)
     extra = {k: v for k, v in item.items() if k not in _FIELD_KEYS}
-    description = None
+    # The field's help text (slack, github, quickbooks, mailchimp write one); an info field's
+    # value is its text and wins.
+    description = _optional_str(item, "description")
+    if "description" in item and description is None:
+        extra["description"] = item["description"]
     nested: list[ConfigField] = []
     choices: list[ConfigOption] = []
     allow_custom = False
@@ -404,10 +410,18 @@ def _config_field(item: Any, pointer: str, issues: IssueCollector) -> ConfigFiel
         )
         allow_custom = remaining.pop("allowCustom", False) is True
     if kind == "info" and isinstance(item.get("value"), str):
+        if description is not None:
+            extra["description"] = description
         description = extra.pop("value")
     extra.update(remaining)
 
     secret = kind == "password"
+    default = item.get("defaultValue")
+    if kind == "text" and isinstance(default, int | float) and not isinstance(default, bool):
+        # quickbooks: {"type": "text", "defaultValue": 69, "typeOptions": {"validation":
+        # "number"}}. A text field holds text: the console shows and stores the number's text,
+        # as a step's text input takes it (inputs.py), so the default is published as "69".
+        default = str(default)
     config_field = ConfigField(
         name=name,
         type=kind,
@@ -415,7 +429,7 @@ def _config_field(item: Any, pointer: str, issues: IssueCollector) -> ConfigFiel
         description=description,
         required=_condition(item.get("required", False), f"{pointer}/required", issues) or False,
         visibility=_visibility(item, pointer, issues),
-        default=item.get("defaultValue"),
+        default=default,
         secret=secret,
         multiple=multiple,
         options=choices,
@@ -593,6 +607,53 @@ def _typed_value_schema(kind: str, url_values: list[str]) -> dict[str, Any]:
 
 def _kebab(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"-\1", name).lower()
+
+
+# --- configuration builder -----------------------------------------------------------------------
+
+_BUILDER_PATH = re.compile(r"^[^()\s]+$")
+_BUILDER_BINDING = re.compile(
+    r"\b(?:let|var|const|function)\s+configurationBuilder\b|^\s*configurationBuilder\s*=",
+    re.MULTILINE,
+)
+
+
+def _configuration_builder(
+    files: ModuleFiles, raw: Any, contents: _Contents, issues: IssueCollector
+) -> None:
+    """``configurationBuilder``: a function's source, or (as Slingr's own packages and its
+    skeleton write it) the path of a package file declaring ``configurationBuilder``; that file
+    is listed (role ``configurationBuilder``) and checked here, the runner runs it."""
+    pointer = "/configurationBuilder"
+    if not isinstance(raw, str) or not raw.strip():
+        issues.add(
+            DESCRIPTOR,
+            pointer,
+            f"is {raw!r}; write the path of the file declaring it (/configurationBuilder.js) "
+            'or a function\'s source ("function (config) { … return config; }")',
+        )
+        return
+    written = raw.strip()
+    if not _BUILDER_PATH.match(written) or "=>" in written:
+        return  # a function's source, evaluated by the runner
+    target = _resolve(files, written, pointer, issues)
+    if target is None:
+        return
+    if target not in files or not target.endswith(".js"):
+        issues.add(DESCRIPTOR, pointer, f"{written!r} must name a JavaScript (.js) file")
+        return
+    if not _BUILDER_BINDING.search(_text(files, target, issues)):
+        issues.add(
+            target,
+            "",
+            "does not declare configurationBuilder; add "
+            "let configurationBuilder = function (config) { … return config; }",
+        )
+        return
+    contents.files.append(
+        ModuleFile(role="configurationBuilder", path=target, name="configurationBuilder")
+    )
+    contents.code.append(target)
 
 
 # --- metadata: scripts, listeners, flow steps, UI services ----------------------------------------

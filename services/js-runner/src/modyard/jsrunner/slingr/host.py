@@ -130,11 +130,26 @@ class InstallerStorage(ServiceClient):
             headers=self._headers(),
         )
         response.raise_for_status()
-        config = dict(response.json().get("config") or {})
+        answer = response.json()
+        config = dict(answer.get("config") or {})
+        if answer.get("installation_id"):
+            self._ids[key] = str(answer["installation_id"])
         if len(self._configs) > 1000:
             self._configs.clear()
         self._configs[key] = (time.monotonic() + CONFIG_CACHE_SECONDS, config)
         return dict(config)
+
+    def listener_url(self, workspace: str, slug: str) -> str | None:
+        """The installation's listener address, ``{runtime}/v1/listeners/{ws}/{id}`` (Slingr's
+        ``WEBHOOK_URL``: what a user pastes into the vendor's console), known once its
+        configuration was read (``effective_config`` keeps the id). The runtime's address is the
+        runner's ``runtime_url`` setting (``MODYARD_JS_RUNNER_RUNTIME_URL``, else
+        ``MODYARD_RUNTIME_URL``): set it to the address callers reach."""
+        known = self._ids.get((workspace, slug))
+        if known is None:
+            return None
+        base = str(self._settings.runtime_url).rstrip("/")
+        return f"{base}/v1/listeners/{quote(workspace, safe='')}/{quote(known, safe='')}"
 
     async def close(self) -> None:
         if self._client is not None:

@@ -66,6 +66,19 @@ async def config_of(request: dict[str, Any], configs: ConfigSource | None) -> di
         ) from exc
 
 
+def listener_url_of(request: dict[str, Any], configs: ConfigSource | None) -> str | None:
+    """The installation's listener address (``WEBHOOK_URL``, ``event.data.requestInfo.url``),
+    from the installer client that read its configuration (host.py
+    ``InstallerStorage.listener_url``); None without one (the runner alone)."""
+    find = getattr(getattr(configs, "__self__", None), "listener_url", None)
+    workspace = str(request.get("workspace") or "")
+    installation = str(request.get("installation") or "")
+    if find is None or not workspace or not installation:
+        return None
+    found = find(workspace, installation)
+    return found if isinstance(found, str) else None
+
+
 async def handle(
     pool: ChildPool,
     module: ModuleVersion,
@@ -104,6 +117,7 @@ async def handle(
         if exc.status is not None:
             error["status"] = exc.status
         return {"error": error}
+    listener_url = listener_url_of(request, configs)
     if port == LISTENER_PORT:
         frame = calls.listener_frame(module, request, config)
     elif port == FUNCTION_PORT:
@@ -114,6 +128,7 @@ async def handle(
             frame = calls.step_frame(module, component, request, config)
         except InputError as exc:
             return {"error": {"message": exc.message, "retryable": False, "kind": exc.code.lower()}}
+    frame["listenerUrl"] = listener_url
     # A flow step's events go back with its answer: the runtime records them with the node's
     # success, through its outbox, at the message's event depth (as core.emit's).
     slingr_scope = calls.scope_of(

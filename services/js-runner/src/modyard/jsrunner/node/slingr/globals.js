@@ -122,6 +122,95 @@ const text = {
         }),
 };
 
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+const ABSOLUTE = /^[a-z][a-z0-9+.-]*:\/\//i;
+
+function shown(value) {
+    if (typeof value === 'string') return `'${value.length > 200 ? value.slice(0, 200) + '…' : value}'`;
+    try {
+        return String(JSON.stringify(value)).slice(0, 200);
+    } catch (err) {
+        return String(value);
+    }
+}
+
+// The `authorization` option, as Slingr's SDK reads it (platform-sdk-services,
+// rest/authentication: AuthenticationType basic, oauth2, digest, oauth, oauthTwitter,
+// awsSignature). basic and oauth2 set the header here; digest answers the server's challenge
+// (returns true: httpCall retries once with it); any other type throws naming it, so that a
+// request never goes out without the credentials the package meant to send.
+function authorize(auth, headers, where) {
+    if (auth === undefined || auth === null) return false;
+    if (typeof auth !== 'object') throw new TypeError(`${where}: authorization ${shown(auth)} must be an object such as {type: 'oauth2', accessToken}`);
+    const type = auth.type;
+    if (type === 'basic') {
+        headers.Authorization = 'Basic ' + Buffer.from(`${auth.username || ''}:${auth.password || ''}`).toString('base64');
+        return false;
+    }
+    if (type === 'oauth2') {
+        if (auth.accessToken === undefined || auth.accessToken === null || auth.accessToken === '') {
+            throw new Error(`${where}: authorization oauth2 has no accessToken; give {type: 'oauth2', accessToken, headerPrefix}`);
+        }
+        // OAuth2AuthenticationStrategy sends `headerPrefix + " " + accessToken`; the SDK has no
+        // default prefix (it would send "null …"), the generated scripts pass "Bearer" (github
+        // "token"): without one, "Bearer" (RFC 6750).
+        const prefix = auth.headerPrefix === undefined || auth.headerPrefix === null || auth.headerPrefix === '' ? 'Bearer' : String(auth.headerPrefix);
+        headers.Authorization = `${prefix} ${auth.accessToken}`;
+        return false;
+    }
+    if (type === 'digest') return true;
+    throw new Error(
+        `${where}: authorization type ${shown(type)} is not supported on modyard (basic, oauth2, digest); ` +
+            `set the Authorization header yourself (docs/slingr.md)`
+    );
+}
+
+function withParams(url, params) {
+    if (!params || typeof params !== 'object') return url;
+    const parsed = new URL(url);
+    for (const key of Object.keys(params)) {
+        const value = params[key];
+        for (const one of Array.isArray(value) ? value : [value]) parsed.searchParams.append(key, one === null || one === undefined ? '' : String(one));
+    }
+    return parsed.toString();
+}
+
+// RFC 7616 (MD5 and SHA-256, their -sess variants, qop auth or none) for a `digest` authorization.
+function digestHeader(challenge, auth, method, url, where) {
+    const fields = {};
+    const text = challenge.replace(/^\s*digest\s+/i, '');
+    const pattern = /([a-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/gi;
+    let match;
+    while ((match = pattern.exec(text))) fields[match[1].toLowerCase()] = match[2] !== undefined ? match[2].replace(/\\(.)/g, '$1') : match[3];
+    const algorithm = (fields.algorithm || 'MD5').toUpperCase();
+    const digest = { MD5: 'md5', 'MD5-SESS': 'md5', 'SHA-256': 'sha256', 'SHA-256-SESS': 'sha256' }[algorithm];
+    if (!digest || !fields.nonce) throw new Error(`${where}: the server's digest challenge (${shown(challenge)}) is not one modyard answers (MD5, SHA-256)`);
+    const h = (value) => crypto.createHash(digest).update(value).digest('hex');
+    const username = String(auth.username || '');
+    const cnonce = crypto.randomBytes(8).toString('hex');
+    const nc = '00000001';
+    let ha1 = h(`${username}:${fields.realm || ''}:${auth.password || ''}`);
+    if (algorithm.endsWith('-SESS')) ha1 = h(`${ha1}:${fields.nonce}:${cnonce}`);
+    const parsed = new URL(url);
+    const uri = parsed.pathname + parsed.search;
+    const ha2 = h(`${method}:${uri}`);
+    const qops = String(fields.qop || '').split(',').map((q) => q.trim());
+    const qop = qops.includes('auth') ? 'auth' : null;
+    const response = qop ? h(`${ha1}:${fields.nonce}:${nc}:${cnonce}:${qop}:${ha2}`) : h(`${ha1}:${fields.nonce}:${ha2}`);
+    const quote = (value) => `"${String(value).replace(/(["\\])/g, '\\$1')}"`;
+    const parts = [
+        `username=${quote(username)}`,
+        `realm=${quote(fields.realm || '')}`,
+        `nonce=${quote(fields.nonce)}`,
+        `uri=${quote(uri)}`,
+        `algorithm=${algorithm}`,
+        `response=${quote(response)}`,
+    ];
+    if (qop) parts.push(`qop=${qop}`, `nc=${nc}`, `cnonce=${quote(cnonce)}`);
+    if (fields.opaque !== undefined) parts.push(`opaque=${quote(fields.opaque)}`);
+    return 'Digest ' + parts.join(', ');
+}
+
 function createGlobals({ host, logLine, state, descriptor, pkg }) {
     // A host call's answer: the result, or its error thrown as a Slingr-shaped exception.
     function rpc(method, args) {
@@ -134,33 +223,61 @@ function createGlobals({ host, logLine, state, descriptor, pkg }) {
         return answer.result === undefined ? null : answer.result;
     }
 
-    function httpCall(method, options) {
-        const opts = typeof options === 'string' ? { url: options } : Object.assign({}, options);
-        const settings = opts.settings || {};
+    // Slingr's http service (its README, "Javascript API"): `get(options)` or the shortcut
+    // `get('/path')` / `post('/path', body)` (a path on the base URL; the second argument is the
+    // body of post/put/patch). Each option is read from `settings` first (the newer SDK's
+    // HttpRequest.fromJson), then from the top level (the README and slack's generated steps).
+    function httpCall(method, first, second) {
+        const where = `dependencies.http.${method.toLowerCase()}`;
+        let opts;
+        if (typeof first === 'string') {
+            opts = { path: first };
+            if (second !== undefined && BODY_METHODS.has(method)) opts.body = second;
+        } else if (first && typeof first === 'object' && !Array.isArray(first)) {
+            opts = Object.assign({}, first);
+        } else {
+            throw new TypeError(`${where}: ${shown(first)} is neither options ({url | path, …}) nor a path such as '/items'`);
+        }
+        const settings = opts.settings && typeof opts.settings === 'object' ? opts.settings : {};
+        const option = (name) => (settings[name] !== undefined && settings[name] !== null ? settings[name] : opts[name]);
         let url = opts.url;
-        if (!url && opts.path) {
-            const base = opts.baseUrl || (state.config && state.config.baseUrl);
-            if (!base) throw new Error('dependencies.http: `path` needs a base URL (`baseUrl` in the options or the configuration)');
-            url = String(base).replace(/\/+$/, '') + '/' + String(opts.path).replace(/^\/+/, '');
+        if (!url && opts.path !== undefined && opts.path !== null) {
+            const given = String(opts.path);
+            if (ABSOLUTE.test(given)) {
+                url = given; // a full URL given as the path (Slingr's "Allow External URLs")
+            } else {
+                const base = opts.baseUrl || (state.config && state.config.baseUrl);
+                if (!base) {
+                    throw new Error(`${where}: the path ${shown(given)} needs a base URL (\`baseUrl\` in the options or the configuration); or give a full \`url\``);
+                }
+                url = String(base).replace(/\/+$/, '') + '/' + given.replace(/^\/+/, '');
+            }
         }
-        if (!url) throw new Error('dependencies.http: give `url` (or `path` on a base URL)');
+        if (!url) throw new Error(`${where}: give \`url\` (or \`path\` on a base URL)`);
+        url = String(url);
+        if (!/^https?:\/\//i.test(url)) {
+            throw new Error(`${where}: ${shown(url)} is not an http(s) URL; give a full URL or a path on a base URL`);
+        }
         const headers = Object.assign({}, opts.headers || {});
-        const auth = opts.authorization || settings.authorization;
-        if (auth && auth.type === 'basic') {
-            headers.Authorization = 'Basic ' + Buffer.from(`${auth.username || ''}:${auth.password || ''}`).toString('base64');
-        } else if (auth && auth.type === 'bearer') {
-            headers.Authorization = 'Bearer ' + (auth.token || '');
-        }
-        const timeout = Number(settings.readTimeout || settings.connectionTimeout || opts.timeout || 0);
-        const answer = host('http', {
-            url: String(url),
+        const auth = option('authorization');
+        const digest = authorize(auth, headers, where);
+        const timeout = Number(option('readTimeout') || option('connectionTimeout') || opts.timeout || 0);
+        let request = {
+            url,
             method,
             headers,
             params: opts.params || null,
             data: opts.body === undefined ? null : opts.body,
             timeout,
-            followRedirects: settings.followRedirects !== false,
-        });
+            followRedirects: option('followRedirects') !== false,
+        };
+        if (digest) request = Object.assign(request, { url: withParams(url, request.params), params: null });
+        let answer = host('http', request);
+        const challenge = digest && answer.response && answer.response.status === 401 && answer.response.headers['www-authenticate'];
+        if (challenge && /^\s*digest\s/i.test(challenge)) {
+            request.headers = Object.assign({}, headers, { Authorization: digestHeader(challenge, auth, method, request.url, where) });
+            answer = host('http', request);
+        }
         if (answer.error) {
             const err = new Error(answer.error.message);
             err.name = 'HttpError';
@@ -186,13 +303,13 @@ function createGlobals({ host, logLine, state, descriptor, pkg }) {
             err.status = response.status;
             throw err;
         }
-        if (settings.fullResponse) return { status: response.status, headers: response.headers, body };
+        if (option('fullResponse')) return { status: response.status, headers: response.headers, body };
         return body;
     }
 
     const http = strict('dependencies.http', {});
     for (const method of ['get', 'post', 'put', 'patch', 'delete', 'head', 'options']) {
-        http[method] = (options) => httpCall(method.toUpperCase(), options);
+        http[method] = (options, body) => httpCall(method.toUpperCase(), options, body);
     }
 
     const logs = {};

@@ -79,11 +79,36 @@ function loadPackage(dir) {
             }
         }
     }
-    let builder = null;
-    if (typeof descriptor.configurationBuilder === 'string' && descriptor.configurationBuilder.trim()) {
-        builder = run(`(${descriptor.configurationBuilder})`, 'package.json#configurationBuilder');
+    return { dir, descriptor, state, run, listeners, scripts, builder: builderOf(dir, descriptor, run), steps: new Map() };
+}
+
+// `configurationBuilder`: the source of a function (`"function (config) {…}"`), or, as Slingr's
+// own packages write it (github, google-workspace, the skeleton package), the path of a package
+// file that declares it (`"/configurationBuilder.js"` holding `let configurationBuilder =
+// function (config) {…}`): that file runs in the package's context and its binding is the builder.
+// The registry checked that the file exists and declares it (formats/slingr.py).
+function builderOf(dir, descriptor, run) {
+    const given = descriptor.configurationBuilder;
+    if (typeof given !== 'string' || !given.trim()) return null;
+    const written = given.trim();
+    if (isBuilderPath(written)) {
+        const file = path.join(dir, written.replace(/^\/+/, ''));
+        const source = fs.readFileSync(file, 'utf8');
+        const found = run(
+            `(function () {${source}\n;return typeof configurationBuilder === 'function' ? configurationBuilder : undefined;})`,
+            file
+        )();
+        if (typeof found !== 'function') {
+            throw new TypeError(`${written} (package.json's configurationBuilder) must declare a function configurationBuilder(config)`);
+        }
+        return found;
     }
-    return { dir, descriptor, state, run, listeners, scripts, builder, steps: new Map() };
+    return run(`(${written})`, 'package.json#configurationBuilder');
+}
+
+// A path names a file (no parenthesis, arrow or space: no function's source has none of them).
+function isBuilderPath(text) {
+    return !/[()\s]|=>/.test(text);
 }
 
 function stepOf(pkgState, entry) {
@@ -110,11 +135,42 @@ function stepOf(pkgState, entry) {
     return found;
 }
 
-function configOf(pkgState, raw) {
-    const key = JSON.stringify(raw || {});
+// `label` fields store nothing (slingr-docs), yet official packages read their value at run
+// time: slack's SLACK_API_BASE_URL `"value": "https://slack.com/api"`, `webhooksUrl`'s
+// `"@config.WEBHOOK_URL"`, mailchimp's `"config.apiKey.substring(…) + \".api.mailchimp.com/3.0\""`.
+// A literal is the value; `@config.<name>` another setting's (WEBHOOK_URL: the installation's
+// listener URL); a value that reads `config.<name>` is an expression evaluated in the package's
+// context over the settings. One that throws is null, logged.
+function withLabels(pkgState, config, listenerUrl) {
+    const fields = Array.isArray(pkgState.descriptor.configuration) ? pkgState.descriptor.configuration : [];
+    const known = Object.assign({ WEBHOOK_URL: listenerUrl || null }, config);
+    for (const field of fields) {
+        if (!field || field.type !== 'label' || typeof field.name !== 'string' || !('value' in field)) continue;
+        if (config[field.name] !== undefined) continue;
+        let value = field.value;
+        const reference = typeof value === 'string' && /^\s*@config\.([A-Za-z_$][\w$]*)\s*$/.exec(value);
+        if (reference) {
+            value = known[reference[1]] === undefined ? null : known[reference[1]];
+        } else if (typeof value === 'string' && /\bconfig\.[A-Za-z_$]/.test(value)) {
+            try {
+                const evaluate = pkgState.run(`(function (config) { return (${value}\n); })`, `package.json#configuration/${field.name}`);
+                value = plain(evaluate(JSON.parse(JSON.stringify(known))));
+            } catch (err) {
+                logLine('warn', [`configuration label ${field.name}: its value ${JSON.stringify(value)} failed: ${(err && err.message) || err}`]);
+                value = null;
+            }
+        }
+        config[field.name] = value;
+        known[field.name] = value;
+    }
+    return config;
+}
+
+function configOf(pkgState, raw, listenerUrl) {
+    const key = JSON.stringify([raw || {}, listenerUrl || null]);
     let built = pkgState.state.configCache.get(key);
     if (built === undefined) {
-        built = JSON.parse(key);
+        built = withLabels(pkgState, JSON.parse(JSON.stringify(raw || {})), listenerUrl);
         if (pkgState.builder) {
             const answer = pkgState.builder(built);
             if (answer && typeof answer === 'object') built = answer;
@@ -151,13 +207,27 @@ function runWebhook(pkgState, request) {
         err.status = 404;
         throw err;
     }
+    // Slingr's http service (its README, "Events / Webhooks"): `event.data` holds the request,
+    // `{body, headers (lower case), parameters (the query), requestInfo: {method, url, encoding}}`
+    // (official listeners read event.data.body, .headers['x-github-event'], .parameters).
+    const headers = {};
+    for (const [name, value] of Object.entries(request.headers || {})) headers[String(name).toLowerCase()] = value;
+    const parameters = plain(request.query || {});
+    const base = pkgState.state.call && pkgState.state.call.listenerUrl;
+    const query = new URLSearchParams(parameters).toString();
     const event = {
         type: 'webhook',
-        data: plain(request.data),
-        method: request.method,
-        path,
-        headers: plain(request.headers || {}),
-        query: plain(request.query || {}),
+        data: {
+            body: plain(request.data),
+            headers,
+            parameters,
+            requestInfo: {
+                method: String(request.method || 'POST').toUpperCase(),
+                url: (base ? String(base).replace(/\/+$/, '') : '') + path + (query ? '?' + query : ''),
+                path,
+                encoding: 'UTF-8',
+            },
+        },
     };
     let response = null;
     for (const name of listening) {
@@ -218,7 +288,7 @@ function onCall(call) {
     try {
         if (!loaded || loaded.dir !== call.packageDir) loaded = loadPackage(call.packageDir);
         loaded.state.call = call;
-        loaded.state.config = configOf(loaded, call.config);
+        loaded.state.config = configOf(loaded, call.config, call.listenerUrl);
         if (call.kind === 'function') {
             runFunction(loaded, call.path || [], call.args || []);
             return;
