@@ -109,10 +109,12 @@ def test_package_identity_and_v_prefixed_version(manifest: Manifest) -> None:
 
 def test_dependencies_map_types_and_update_policies_to_npm_ranges(manifest: Manifest) -> None:
     assert manifest.dependencies == [
-        Dependency(name="http", range="1.2.6", type="service"),
         Dependency(name="oauth", range="^1.0.15", type="module"),
         Dependency(name="utils", range="~2.3.0", type="module"),
     ]
+    # The http service is the platform's own (dependencies.http): kept with its range, never a
+    # module the installer would look for.
+    assert manifest.requires.extra["slingr_services"] == {"http": "1.2.6"}
 
 
 def test_events_are_declared_without_schema(manifest: Manifest) -> None:
@@ -451,8 +453,9 @@ def test_step_outputs_become_the_out_port_schema_and_options(manifest: Manifest)
 
 def test_encrypted_app_storage_use_is_a_storage_requirement(manifest: Manifest) -> None:
     assert manifest.requires.storage == ["kv"]
-    assert manifest.requires.extra == {
-        "storage": {"encrypted": True, "used_by": ["scripts/functions.js"]}
+    assert manifest.requires.extra["storage"] == {
+        "encrypted": True,
+        "used_by": ["scripts/functions.js"],
     }
 
 
@@ -462,7 +465,7 @@ def test_package_without_storage_calls_requires_none(package: ModuleFiles) -> No
     manifest = ADAPTER.parse(changed(package, {"scripts/functions.js": functions}))
 
     assert manifest.requires.storage == []
-    assert manifest.requires.extra == {}
+    assert "storage" not in manifest.requires.extra
 
 
 def test_metadata_path_may_name_a_file_inside_a_flow_step_folder(package: ModuleFiles) -> None:

@@ -118,7 +118,9 @@ class SlingrAdapter:
 
         name = _package_name(document, issues)
         version = _version(document, version, issues)
-        dependencies = _dependencies(document.get("dependencies"), issues)
+        dependencies, platform_services = _module_dependencies(
+            _dependencies(document.get("dependencies"), issues)
+        )
         events = _events(document.get("events"), issues)
         config = _configuration(document.get("configuration"), "/configuration", issues)
         extra = {k: v for k, v in document.items() if k not in _TOP_LEVEL_KEYS}
@@ -141,7 +143,7 @@ class SlingrAdapter:
                 label=_optional_str(document, "label"),
                 description=_optional_str(document, "description"),
                 dependencies=dependencies,
-                requires=_requirements(files, contents),
+                requires=_requirements(files, contents, platform_services),
                 config=config,
                 components=contents.components,
                 events=events,
@@ -268,7 +270,18 @@ def _version(document: dict[str, Any], requested: str | None, issues: IssueColle
     )
 
 
+#: Slingr services the platform provides itself: every official package declares
+#: ``{"type": "service", "name": "http", …}`` for ``dependencies.http``, which the JavaScript runner
+#: gives every package. As a module dependency it would name a module nobody publishes, and the
+#: installer would refuse every such package (409 unresolvable-dependency).
+PLATFORM_SERVICES = frozenset({"http"})
+#: ``requires.extra`` key of the platform services a package declares, with their ranges.
+PLATFORM_SERVICES_KEY = "slingr_services"
+
+
 def _dependencies(raw: Any, issues: IssueCollector) -> list[Dependency]:
+    """Every dependency as declared, platform services included (:func:`_module_dependencies`
+    takes those out)."""
     dependencies: list[Dependency] = []
     seen: set[tuple[str, str]] = set()
     for index, item in enumerate(_list(raw, "/dependencies", "dependencies", issues)):
@@ -298,6 +311,18 @@ def _dependencies(raw: Any, issues: IssueCollector) -> list[Dependency]:
         seen.add((kind, name))
         dependencies.append(Dependency(name=name, range=version_range, type=kind))
     return dependencies
+
+
+def _module_dependencies(
+    declared: list[Dependency],
+) -> tuple[list[Dependency], dict[str, str]]:
+    """(what the installer resolves, the platform services and their ranges)."""
+    provided = {
+        dependency.name: dependency.range
+        for dependency in declared
+        if dependency.type == "service" and dependency.name in PLATFORM_SERVICES
+    }
+    return [d for d in declared if d.name not in provided or d.type != "service"], provided
 
 
 def _dependency_range(raw: Any, pointer: str, issues: IssueCollector) -> str | None:
@@ -1010,14 +1035,17 @@ def _check_ui_dependencies(
             )
 
 
-def _requirements(files: ModuleFiles, contents: _Contents) -> Requirements:
+def _requirements(
+    files: ModuleFiles, contents: _Contents, platform_services: dict[str, str]
+) -> Requirements:
+    extra: dict[str, Any] = {PLATFORM_SERVICES_KEY: platform_services} if platform_services else {}
     users = [p for p in contents.code if _STORAGE_USE.search(files[p].decode("utf-8", "replace"))]
     if not users:
-        return Requirements()
+        return Requirements(extra=extra)
     encrypted = any(_ENCRYPTED_STORAGE.search(files[p].decode("utf-8", "replace")) for p in users)
     return Requirements(
         storage=[STORAGE_KIND],
-        extra={"storage": {"encrypted": encrypted, "used_by": users}},
+        extra={**extra, "storage": {"encrypted": encrypted, "used_by": users}},
     )
 
 
