@@ -108,14 +108,30 @@ def test_appcell_json_maps_to_the_module_header(cell: ModuleFiles) -> None:
     assert manifest.cell.extra["plugin_names"] == ["NewResellerClub"]
 
 
-def test_require_maps_appcell_to_the_platform_etcd_to_storage_and_ui_to_a_service(
+def test_require_maps_appcell_to_the_platform_etcd_to_storage_and_ui_to_a_capability(
     cell: ModuleFiles,
 ) -> None:
     manifest = parse(cell)
     assert manifest.requires.platform == ">=1"
     assert manifest.requires.storage == ["etcd"]
-    assert manifest.requires.extra == {"storage_ranges": {"etcd": ">=3.0"}}
-    assert [(d.name, d.range, d.type) for d in manifest.dependencies] == [("ui", "^1.0", "service")]
+    # ui is the platform's UI (seed 003: "the minimum required versions of AppCell, the UI and
+    # the etcd storage"), not a module named 'ui' the installer would look for in the registry.
+    assert manifest.requires.capabilities == ["ui"]
+    assert manifest.requires.extra == {
+        "storage_ranges": {"etcd": ">=3.0"},
+        "capability_ranges": {"ui": "^1.0"},
+    }
+    assert manifest.dependencies == []
+
+
+def test_require_of_another_name_is_still_a_service_dependency(cell: ModuleFiles) -> None:
+    manifest = parse(
+        edited(cell, "AppCell.json", lambda doc: doc["require"].update(resellerClubCell="^2.0"))
+    )
+    assert [(d.name, d.range, d.type) for d in manifest.dependencies] == [
+        ("resellerClubCell", "^2.0", "service")
+    ]
+    assert manifest.requires.capabilities == ["ui"]
 
 
 def test_implements_urls_are_pinned_to_the_platforms_core_schemas(cell: ModuleFiles) -> None:
@@ -450,7 +466,14 @@ def test_an_unresolvable_payload_url_is_an_unresolved_reference(cell: ModuleFile
 def test_a_bundled_schema_that_does_not_compile_is_an_unresolved_reference(
     cell: ModuleFiles,
 ) -> None:
-    broken = ModuleFiles({**cell, "schema/domain/renew.payload.json": b'{"type": 12}'})
+    # Declaring $schema makes the plugin's payload file a JSON Schema (without it, a template).
+    broken = ModuleFiles(
+        {
+            **cell,
+            "schema/domain/renew.payload.json": b'{"$schema": "http://json-schema.org/draft-07/'
+            b'schema#", "type": 12}',
+        }
+    )
     with pytest.raises(UnresolvedReference) as raised:
         parse(broken)
     (issue,) = raised.value.issues

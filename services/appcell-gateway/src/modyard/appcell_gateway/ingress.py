@@ -1,7 +1,7 @@
 """AMQP ingress: requests a billing system publishes to the ``appcell.requests`` exchange.
 
-A request is a JSON message ``{"installation", "plugin", "action", "payload",
-"customer_product_id"?}`` with ``reply_to``, ``correlation_id`` and the caller's token in the
+A request is a JSON message ``{"installation", "plugin", "action", "payload", "data"?,
+"customer_product_id"?}`` (``data``: what an AppCell payload template is compiled from) with ``reply_to``, ``correlation_id`` and the caller's token in the
 ``authorization`` header (``Bearer <jwt>``), the same token the HTTP API takes. The answer goes to
 ``reply_to`` through the default exchange with the same ``correlation_id``: the body the HTTP API
 would return (``{status, result, postpayload}``, or the problem), its HTTP status in the header
@@ -50,6 +50,8 @@ class IngressRequest(BaseModel):
     plugin: str = Field(min_length=1, max_length=255)
     action: str = Field(min_length=1, max_length=255)
     payload: Any = None
+    #: What an AppCell payload template is compiled from (docs/gateway.md, step 3).
+    data: dict[str, Any] | None = None
     customer_product_id: str | None = Field(default=None, max_length=255)
 
 
@@ -150,6 +152,7 @@ class Ingress:
                 plugin=request.plugin,
                 action=request.action,
                 payload=request.payload,
+                data=request.data,
                 customer_product_id=request.customer_product_id,
                 principal=principal,
                 ingress="amqp",

@@ -1,10 +1,12 @@
 """The request pipeline, the same for HTTP and AMQP ingress:
 
 find the cell (403 unless the caller's workspace owns it) and the plugin action → enforce its
-security → validate the payload (422, every error as a JSON pointer) → read the installation's
-settings → send ``{action, resource, payload, settings}`` to the cell and wait (504 on timeout)
-→ validate the result (502 naming the violation) → render the postpayload →
-``{status, result, postpayload}``.
+security → compile the payload from the action's AppCell template and the request's ``data``, if
+it has one → validate the payload (422, every error as a JSON pointer; field by field for a
+compiled one) → read the installation's settings → send ``{action, resource, payload, settings}``
+to the cell and wait (504 on timeout) → read the reply (the SDK's ``{result}``/``{error}`` or
+AppCell's ``{status, result|detail}``) and validate the result (502 naming the violation) → render
+the postpayload → ``{status, result, postpayload, for-update?}``. See docs/gateway.md.
 
 Every step is logged (DEBUG) with the request's correlation id and every request ends with one
 INFO line and one row in the request log, whatever its outcome.
@@ -36,9 +38,11 @@ from modyard.appcell_gateway.request_log.service import RequestLog
 from modyard.appcell_gateway.upstream import InstallerClient, UpstreamMissing
 from modyard.common.auth import Principal
 from modyard.common.errors import InvalidParam, Problem
+from modyard.common.json_pointer import escape_token
 from modyard.common.observability import tracing
 from modyard.common.observability.flow_metrics import CellRequestTimer
 from modyard.common.templates import TemplateError
+from modyard.modules.formats import appcell_payload as payload_template
 
 log = structlog.get_logger(__name__)
 # structlog runs its processors before the level is checked: on the hot path, ask first.
@@ -67,6 +71,9 @@ class CellRequest:
     correlation_id: str
     #: Where the payload sits in the caller's message, for error pointers.
     payload_pointer: str = "/body/payload"
+    #: The data an AppCell payload template is compiled from (Billia's ``product``, ``order``,
+    #: ``customer`` …), as the caller sends it.
+    data: Any = None
     #: The caller's own id for this request (an AMQP message's ``message_id``, an HTTP
     #: ``Idempotency-Key``): the same request sent again reaches the cell with the same request
     #: ids, and the cell answers it from its replay memory instead of running the action twice.
@@ -147,8 +154,13 @@ class Pipeline:
         index: int,
         steps: _Steps | None,
     ) -> dict[str, Any]:
+        payload = request.payload
+        if execution.payload_template is not None:
+            payload = self._compiled_payload(execution, request)
         if execution.payload is not None:
-            violations = execution.payload.violations(request.payload)
+            violations = execution.payload.violations(
+                payload, fields_only=execution.payload_template is not None
+            )
             if violations:
                 errors = [
                     InvalidParam(pointer=request.payload_pointer + v.pointer, detail=v.message)
@@ -185,7 +197,7 @@ class Pipeline:
                 },
             ),
         ):
-            reply = await self._call(live, execution, request, request_id, settings)
+            reply = await self._call(live, execution, request, request_id, settings, payload)
         if steps:
             steps("cell_answered")
         result = self._result(reply, execution)
@@ -194,7 +206,12 @@ class Pipeline:
         rendered = (
             self._postpayload(execution, result) if execution.postpayload is not None else None
         )
-        return {"status": "success", "result": result, "postpayload": rendered}
+        answer = {"status": "success", "result": result, "postpayload": rendered}
+        if isinstance(reply, dict) and reply.get(FOR_UPDATE) is not None:
+            # AppCell's cells may answer what Billia updates on the product (``{"option":
+            # {...}}``) beside their result; it is passed on as it is.
+            answer[FOR_UPDATE] = reply[FOR_UPDATE]
+        return answer
 
     async def _call(
         self,
@@ -203,6 +220,7 @@ class Pipeline:
         request: CellRequest,
         request_id: str,
         settings: Any,
+        payload: Any,
     ) -> Any:
         return await self._dispatcher.call(
             live.queue,
@@ -213,7 +231,7 @@ class Pipeline:
                 "plugin": request.plugin,
                 "action": execution.action,
                 "resource": execution.resource,
-                "payload": request.payload,
+                "payload": payload,
                 "settings": settings,
                 "customer_product_id": request.customer_product_id,
             },
@@ -221,6 +239,58 @@ class Pipeline:
             user=live.user,
             timeout=self._timeout,
         )
+
+    @staticmethod
+    def _compiled_payload(execution: Execution, request: CellRequest) -> dict[str, Any]:
+        """AppCell's payload: the action's template compiled over the request's ``data`` (and
+        ``customer_product_id``); the fields the caller sends in ``payload`` are taken as they are
+        instead of their placeholders."""
+        template = execution.payload_template or {}
+        given = request.payload
+        data_pointer = request.payload_pointer.removesuffix("/payload") + "/data"
+        if given is not None and not isinstance(given, dict):
+            raise InvalidPayload(
+                f"{execution.resource}.{execution.action} compiles its payload from a template: "
+                "send its fields as an object in 'payload', or the data in 'data'.",
+                errors=[InvalidParam(pointer=request.payload_pointer, detail="must be an object")],
+            )
+        if request.data is not None and not isinstance(request.data, dict):
+            raise InvalidPayload(
+                "'data' must be an object (the product, order, customer … the template reads).",
+                errors=[InvalidParam(pointer=data_pointer, detail="must be an object")],
+            )
+        given = given or {}
+        scope = dict(request.data or {})
+        if request.customer_product_id is not None:
+            scope.setdefault("customer_product_id", request.customer_product_id)
+        try:
+            rendered = payload_template.render(
+                {key: value for key, value in template.items() if key not in given}, scope
+            )
+        except payload_template.TemplateProblem as exc:
+            raise InvalidCellResult(
+                f"The payload template of {execution.resource}.{execution.action} cannot be "
+                f"compiled: {exc}. Its publisher must fix the template.",
+            ) from None
+        if rendered.missing:
+            errors = [
+                InvalidParam(
+                    pointer=data_pointer + _data_pointer(missing.path),
+                    detail=f"is read by the payload template for {missing.pointer}; send it in "
+                    f"data, or send the field {missing.pointer.split('/')[1]!r} in payload",
+                )
+                for missing in rendered.missing
+            ]
+            raise InvalidPayload(
+                f"The payload of {execution.resource}.{execution.action} is compiled from its "
+                "template, which reads data the request lacks: "
+                + ", ".join(e.pointer for e in errors)
+                + ".",
+                errors=errors,
+            )
+        compiled = dict(rendered.value)
+        compiled.update(given)
+        return compiled
 
     def _postpayload(self, execution: Execution, result: Any) -> Any:
         try:
@@ -233,9 +303,12 @@ class Pipeline:
             ) from None
 
     def _result(self, reply: Any, execution: Execution) -> Any:
+        if isinstance(reply, dict) and "status" in reply and "error" not in reply:
+            reply = _appcell_reply(reply)
         if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
             raise InvalidCellResult(
-                "The cell answered neither {'result': …} nor {'error': …}.",
+                "The cell answered neither {'result': …} nor {'error': …} (nor AppCell's "
+                "{'status': 200, 'result': …} or {'status': 4xx/5xx, 'detail': …}).",
                 errors=[InvalidParam(pointer="", detail="expected an object with 'result'")],
             )
         if "error" in reply:
@@ -309,6 +382,39 @@ class Pipeline:
             status=status,
             latency_ms=latency_ms,
         )
+
+
+#: What an AppCell cell may answer beside its result: data Billia writes to the product.
+FOR_UPDATE = "for-update"
+
+
+def _appcell_reply(reply: dict[str, Any]) -> dict[str, Any]:
+    """AppCell's own reply body (MicroCell's ProcessCommand: ``{"status": 200, "result": …,
+    "for-update"?: …}``, or ``{"status": <code>, "detail": …, "title": …}`` on failure) in the
+    SDK's shape: a 2xx with its ``result``, a 4xx/5xx as ``{"error": …}``, anything else as
+    unreadable (the caller's 502 says which)."""
+    status = reply["status"]
+    if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status < 600:
+        return {"unreadable": True}
+    if 200 <= status < 300:
+        return reply if "result" in reply else {"unreadable": True}
+    if status < 400:
+        return {"unreadable": True}
+    detail, title = reply.get("detail"), reply.get("title")
+    message = detail if isinstance(detail, str) and detail else title
+    return {
+        "error": {
+            "message": message if isinstance(message, str) and message else None,
+            "status": status,
+            "retryable": status in (429, 502, 503, 504),
+        }
+    }
+
+
+def _data_pointer(path: str) -> str:
+    """``product.option.domain`` / ``order.lines[0].sku`` as a JSON pointer under ``data``."""
+    steps = path.replace("[", ".").replace("]", "").split(".")
+    return "".join("/" + escape_token(step) for step in steps)
 
 
 class _Steps:

@@ -13,6 +13,11 @@ class ActionCall(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     payload: Any = Field(default=None, description="What the action's payload schema describes")
+    data: dict[str, Any] | None = Field(
+        default=None,
+        description="The data an AppCell payload template is compiled from (product, order, "
+        "customer …); fields sent in 'payload' are taken as they are",
+    )
     customer_product_id: str | None = Field(
         default=None,
         max_length=255,
@@ -26,6 +31,14 @@ class ActionAnswer(BaseModel):
     postpayload: Any = Field(
         default=None, description="What the billing system writes afterwards (rendered), if any"
     )
+    for_update: Any = Field(
+        default=None,
+        alias="for-update",
+        description="What an AppCell cell answered for the billing system to update on the "
+        "product (its 'for-update'), only when it answered one",
+    )
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
 
 class CellSummary(BaseModel):
@@ -46,7 +59,8 @@ class CellSummary(BaseModel):
 class CellDetail(CellSummary):
     label: str | None = None
     #: plugin → {implements, actions: {key: [{resource, action, security, payload, result,
-    #: postpayload}]}}, schemas as documents with the reference they came from
+    #: postpayload, payload_template, result_example}]}}, schemas as documents with the reference
+    #: they came from
     plugin_actions: dict[str, Any]
     resources: dict[str, Any]
     settings: dict[str, Any]

@@ -42,12 +42,21 @@ class CompiledSchema:
         self._validator = validator
         self.document = document
 
-    def violations(self, instance: Any) -> list[Violation]:
+    def violations(self, instance: Any, *, fields_only: bool = False) -> list[Violation]:
+        """Every error; with ``fields_only``, AppCell's "field by field" reading: the fields the
+        instance has are checked, its top-level ``required`` is not (a payload template names
+        the fields its action sends, e.g. a fetch sends only ``domain`` of a resource whose schema
+        requires what a registration needs)."""
         if self._validator.is_valid(instance):  # the fast path allocates no error objects
             return []
         return [
             Violation(json_pointer(*error.instance_path), str(error.message))
             for error in self._validator.iter_errors(instance)
+            if not (
+                fields_only
+                and not list(error.instance_path)
+                and isinstance(error.kind, jsonschema_rs.ValidationErrorKind.Required)
+            )
         ]
 
 

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from modyard.common.json_pointer import json_pointer
 from modyard.common.semver import InvalidVersion, normalize_range, normalize_version
+from modyard.modules.formats.appcell_payload import template_problem
 from modyard.modules.formats.base import (
     IssueCollector,
     ManifestError,
@@ -59,6 +60,9 @@ SETTINGS_FILE = "settings.json"
 UI_FILE = "ui.json"
 
 CELL_TYPES = frozenset({"plugin"})
+#: ``require`` keys naming a feature of the AppCell platform rather than a module: ``ui`` is the
+#: platform's UI (its Controller routes and frontend slots), which the gateway provides.
+PLATFORM_FEATURES = frozenset({"ui"})
 SUPPORT_CHANNELS = frozenset(
     {"email", "issues", "forum", "wiki", "irc", "source", "docs", "rss", "chat"}
 )
@@ -402,6 +406,12 @@ class _CellReader:
                 # The installer provisions etcd credentials and an access prefix for the cell.
                 requires.storage.append("etcd")
                 requires.extra.setdefault("storage_ranges", {})["etcd"] = version_range
+            elif name in PLATFORM_FEATURES:
+                # A feature of the platform that runs the cell (seed 003: "the minimum required
+                # versions of AppCell, the UI and the etcd storage"; MicroCell asks which of
+                # "appcell, etcd, ui" a cell needs), not a module to install beside it.
+                requires.capabilities.append(name)
+                requires.extra.setdefault("capability_ranges", {})[name] = version_range
             else:
                 dependencies.append(Dependency(name=name, range=version_range, type="service"))
         return requires, dependencies
@@ -513,14 +523,18 @@ class _CellReader:
         except ValueError as exc:
             self.issues.add(path, f"{at}/security", str(exc))
             valid = False
-        payload = self._schema_ref(execution, "payload", path, at)
-        result = self._schema_ref(execution, "result", path, at)
+        payload, template = self._plugin_document(execution, "payload", path, at)
+        result, example = self._plugin_document(execution, "result", path, at)
         postpayload = self._postpayload(execution, path, at)
         if not valid:
             return None
         known = {"resource", "action", "security", "payload", "$payload", "result", "$result"}
         known |= {"postpayload", "$postpayload"}
         extra = {k: v for k, v in execution.items() if k not in known}
+        if template is not None:
+            extra["payload_template"] = template
+        if example is not None:
+            extra["result_example"] = example
         return CellAction(
             resource=str(resource),
             action=str(action),
@@ -581,6 +595,56 @@ class _CellReader:
             return None
         self.bundle.check_inline(inline, source_file=path, pointer=f"{at}/{key}")
         return CellSchemaRef(inline=inline)
+
+    def _plugin_document(
+        self, holder: dict[str, Any], key: str, path: str, at: str
+    ) -> tuple[CellSchemaRef | None, dict[str, Any] | None]:
+        """A plugin action's ``payload``/``result``: ``(schema, None)`` when the document declares
+        ``$schema`` (a JSON Schema, as cells written for modyard have), else ``(None, document)``:
+        AppCell's payload template or example result (see modyard.modules.formats.appcell_payload),
+        pinned with the role ``payload-template``/``result-example`` and never read as a schema;
+        the resource's schemas validate the action (docs/formats/appcell.md)."""
+        reference, inline = holder.get("$" + key), holder.get(key)
+        role = "payload-template" if key == "payload" else "result-example"
+        if reference is not None and inline not in (None, ""):
+            return self._schema_ref(holder, key, path, at), None  # reports "given twice"
+        if reference is not None:
+            if not isinstance(reference, str) or _declares_schema(self._peek(reference)):
+                return self._schema_ref(holder, key, path, at), None
+            pointer = f"{at}/${key}"
+            located = self.bundle.pin_document(
+                reference, source_file=path, pointer=pointer, role=role
+            )
+            if located is None:
+                return None, None
+            pinned, document = located
+            problem = _document_problem(key, document)
+            if problem:
+                self.references.add(
+                    path, pointer, f"resolves to {pinned.path}, which {problem}; fix the file"
+                )
+                return None, None
+            return None, {"pinned": pinned.model_dump()}
+        if inline in (None, "") or _declares_schema(inline):
+            return self._schema_ref(holder, key, path, at), None
+        problem = _document_problem(key, inline)
+        if problem:
+            self.issues.add(path, f"{at}/{key}", problem)
+            return None, None
+        return None, {"inline": inline}
+
+    def _peek(self, reference: str) -> Any:
+        """The bundled document a reference names, or None (pinning then reports why)."""
+        try:
+            found, _ = self.bundle.resolve(reference)
+        except (AmbiguousReference, ValueError):
+            return None
+        if found is None:
+            return None
+        try:
+            return self.files.json(found)
+        except ManifestError:
+            return None
 
     def _postpayload(self, holder: dict[str, Any], path: str, at: str) -> CellSchemaRef | None:
         reference, inline = holder.get("$postpayload"), holder.get("postpayload")
@@ -790,6 +854,23 @@ class _CellReader:
         role = "ui-backend" if kind == "backendModules" else "ui-frontend"
         files.append(ModuleFile(role=role, path=bundled, extra={"digest": digest}))
         return {**module, "path": bundled, "digest": digest}
+
+
+def _declares_schema(document: Any) -> bool:
+    return isinstance(document, dict) and "$schema" in document
+
+
+def _document_problem(key: str, document: Any) -> str | None:
+    """Why a payload template cannot be compiled (an example result is any JSON)."""
+    if key != "payload":
+        return None
+    if not isinstance(document, dict):
+        return (
+            "must be an object of the payload's fields, a template such as "
+            '{"domain": "{{product.option.domain}}"}'
+        )
+    problem = template_problem(document)
+    return None if problem is None else f"is a payload template that cannot be compiled: {problem}"
 
 
 def _postpayload_problem(document: Any) -> str | None:

@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from modyard.appcell_gateway.validation import ARCHIVE_BASE, SchemaCompileError, SchemaFiles
+from modyard.common.semver import InvalidVersion, satisfies
 from modyard.modules.archive import ArchiveLimits, read_archive
 from modyard.modules.formats.appcell_platform import platform_schema_at
 from modyard.modules.formats.base import ModuleFiles
@@ -21,7 +22,12 @@ from modyard.modules.formats.bundled_schemas import digest_bytes
 from modyard.modules.manifest import CellAction, CellResource, CellSchemaRef, Manifest
 
 PLUGIN_FILES = ("plugin.json", "plugins.json")
-SCHEMA_ROLES = frozenset({"schema", "postpayload"})
+#: Pinned files the catalogue carries: schemas, postpayloads, and AppCell's payload templates and
+#: example results (docs/formats/appcell.md), which are data, never compiled as schemas.
+SCHEMA_ROLES = frozenset({"schema", "postpayload", "payload-template", "result-example"})
+#: The version of AppCell's UI platform the gateway provides (``ui.json``'s Controller routes and
+#: frontend slots, docs/gateway.md "UI"); a cell's ``require.ui`` range is checked against it.
+UI_PLATFORM_VERSION = "1.0.0"
 
 
 class CellInvalid(ValueError):
@@ -63,6 +69,7 @@ def build_catalogue(manifest: Manifest, archive: bytes) -> dict[str, Any]:
     cell = manifest.cell
     if cell is None:
         raise CellInvalid(f"{manifest.name} is not a cell (kind {manifest.kind.value})")
+    _check_platform_features(manifest)
     documents, files = bundled_documents(manifest, archive)
     schema_files = SchemaFiles(documents, cell_name=manifest.label)
     resources = {_resource_name(resource): _resource(resource) for resource in cell.resources}
@@ -103,6 +110,23 @@ def build_catalogue(manifest: Manifest, archive: bytes) -> dict[str, Any]:
     }
     check_catalogue(catalogue)
     return catalogue
+
+
+def _check_platform_features(manifest: Manifest) -> None:
+    """``require.ui`` (a range on AppCell's UI platform, ``requires.capability_ranges``) must
+    admit the UI the gateway provides."""
+    ranges = manifest.requires.extra.get("capability_ranges") or {}
+    wanted = ranges.get("ui") if isinstance(ranges, dict) else None
+    if "ui" in manifest.requires.capabilities and isinstance(wanted, str):
+        try:
+            admitted = satisfies(UI_PLATFORM_VERSION, wanted)
+        except InvalidVersion:
+            admitted = False
+        if not admitted:
+            raise CellInvalid(
+                f"appcell.json requires ui {wanted}, but this platform provides AppCell's UI "
+                f"{UI_PLATFORM_VERSION}; require a range that admits it (e.g. '^1.0')"
+            )
 
 
 def check_catalogue(catalogue: dict[str, Any]) -> None:
@@ -190,6 +214,8 @@ def _execution(
     action: CellAction, resource: dict[str, Any] | None, files: SchemaFiles
 ) -> dict[str, Any]:
     def effective(part: str) -> dict[str, Any] | None:
+        # An action's own payload/result is a schema only when it declares $schema; a template or
+        # an example (extra) leaves the resource's schemas to validate it.
         own = schema_spec(getattr(action, part))
         if own is not None or resource is None:
             return own
@@ -202,6 +228,11 @@ def _execution(
             return inherited
         return None
 
+    template = _document(action.extra.get("payload_template"), files)
+    if template is not None and not isinstance(template, dict):
+        raise CellInvalid(
+            f"the payload template of {action.resource}.{action.action} is not an object of fields"
+        )
     postpayload: Any = None
     if action.postpayload is not None:
         if action.postpayload.inline is not None:
@@ -215,4 +246,20 @@ def _execution(
         "payload": effective("payload"),
         "result": effective("result"),
         "postpayload": postpayload,
+        # AppCell's template: the gateway compiles the payload from it and the request's data,
+        # then validates that against the resource's schema field by field (pipeline step 3).
+        "payload_template": template,
+        "result_example": _document(action.extra.get("result_example"), files),
     }
+
+
+def _document(spec: Any, files: SchemaFiles) -> Any:
+    """A template or example as the manifest keeps it (``{"inline": …}`` or ``{"pinned": …}``)."""
+    if not isinstance(spec, dict):
+        return None
+    if "inline" in spec:
+        return spec["inline"]
+    pinned = spec.get("pinned")
+    if isinstance(pinned, dict) and isinstance(pinned.get("path"), str):
+        return files.document(ARCHIVE_BASE + pinned["path"])
+    return None

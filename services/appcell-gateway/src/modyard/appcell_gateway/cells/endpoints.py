@@ -88,6 +88,7 @@ async def run_action_call(
             plugin=path.plugin,
             action=path.action,
             payload=call.payload,
+            data=call.data,
             customer_product_id=call.customer_product_id,
             principal=principal,
             ingress="http",

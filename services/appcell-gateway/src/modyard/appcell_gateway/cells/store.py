@@ -188,6 +188,8 @@ class Execution:
     payload: CompiledSchema | None
     result: CompiledSchema | None
     postpayload: Any
+    #: AppCell's payload template (docs/formats/appcell.md), compiled from the request's data.
+    payload_template: dict[str, Any] | None = None
 
 
 @dataclass
@@ -226,6 +228,7 @@ def compile_cell(row: Cell) -> LiveCell:
                     payload=compiled(execution.get("payload")),
                     result=compiled(execution.get("result")),
                     postpayload=execution.get("postpayload"),
+                    payload_template=execution.get("payload_template"),
                 )
                 for execution in executions
             ]
