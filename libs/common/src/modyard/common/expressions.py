@@ -38,6 +38,30 @@ become ``None``, as ``JSON.stringify`` makes them ``null``.
 ``utils.isPlaceHolder(x)`` is true when ``x`` is a string ``${NAME}`` (Slingr's environment
 placeholders); ``utils.isEmpty(x)`` when ``x`` is undefined, null, ``""``, ``[]`` or ``{}``.
 
+**The prismeai dialect** (``dialect="prismeai"``; only the automations runtime asks for it, so
+the installer, flows and the AppCell gateway keep the grammar above unchanged) is a strict
+superset for Prisme.ai's conditions and ``{% … %}`` expressions (docs "Expression Syntax",
+prismeai/prismeai-mcp ``llmDoc/01-automations.md``; its evaluator, the runtime's
+``deps/condition-eval``). Every text the grammar above reads means the same in it; it adds:
+
+- ``{{ expression }}`` as a group (``{{a}} >= 1``), and computed keys ``obj[{{key}}]``,
+  ``list[{{i}} + 1]``, ``obj.{{key}}`` (Prisme.ai resolves the inner placeholder first);
+- ``and``/``or`` (any case) for ``&&``/``||``, ``not x`` for ``!x`` (unless a variable is named
+  ``not``), ``=`` and ``equals`` for ``==``, ``not equals``;
+- ``a matches b`` (``b`` a regular expression, as JavaScript's ``String.match`` makes one of a
+  string; or ``regex("…")``; or a list, any item), ``not matches``; ``a in b`` (``b`` a list, an
+  object's keys, or ``"x,y"`` text), ``not in``; postfix ``exists``/``not exists``;
+- arithmetic ``+ - * / %`` (JavaScript's: ``+`` joins when a side is text), binding tighter than
+  comparisons, ``*`` tighter than ``+``; list literals ``[1, 'a']``; ``.field``/``[key]`` after a
+  call or a parenthesis;
+- the functions of :mod:`modyard.common.expression_functions` (``isArray``, ``round``,
+  ``split``, ``date(…).hour``…). An unknown function is refused when the expression is read.
+
+Word operators are operators only where an operator may stand, so a variable named ``in`` or
+``matches`` still reads as a variable. Evaluation keeps the budgets below, and one evaluation
+produces at most :data:`MAX_PRODUCED_CHARS` characters of text; a function given values it
+cannot use raises :class:`ExpressionError` while evaluating (Prisme.ai fails the run too).
+
 Anything else (another name such as ``__import__``, ``;``, an assignment, an unbalanced
 parenthesis) raises :class:`ExpressionError`, a ``ValueError`` that says what was expected and at
 which character: the installer answers it with a 4xx when a module is published or configured,
@@ -53,7 +77,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 #: A Slingr environment placeholder, ``${NAME}``: a value set per environment of the app,
 #: allowed where the field says so. The one definition (the Slingr adapter imports it).
@@ -69,8 +93,20 @@ MAX_NESTING: Final = 32
 #: comparisons could join a 200,000-item webhook body: 12 s of the event loop without this.
 MAX_COERCED_ITEMS: Final = 100_000
 
+#: The expression dialects. ``modyard`` (the default) is the grammar above, shared by the
+#: installer's conditions, flows' ``core.condition``/``core.transform`` and the AppCell gateway.
+#: ``prismeai`` is a strict superset used only by the automations runtime (see below).
+Dialect = Literal["modyard", "prismeai"]
+MODYARD: Final = "modyard"
+PRISMEAI: Final = "prismeai"
+#: Characters one Prisme.ai evaluation may produce as text (``+`` on strings, ``join``,
+#: ``json``, ``replace``…): a loop doubling a string must not fill the memory.
+MAX_PRODUCED_CHARS: Final = 8 * 1024 * 1024
+
 _PLACEHOLDER = re.compile(PLACEHOLDER_PATTERN)
 _NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+_DIGITS = re.compile(r"[0-9]+")
+_NAME_END = re.compile(r"[A-Za-z0-9_$]")
 _NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # JavaScript's StringToNumber for decimal text (Python's float() also takes "inf", "1_0", …).
 # Unambiguous on purpose: each digit can be read one way only, so a failing match gives back at
@@ -84,6 +120,11 @@ _PUNCTUATION = (
     "===", "!==", "==", "!=", "<=", ">=", "&&", "||",
     "!", "<", ">", "(", ")", "[", "]", ".", "@", "-", ",",
 )  # fmt: skip
+# Prisme.ai adds "{{ }}" groups, arithmetic and "=" (equality, not assignment).
+_PRISMEAI_PUNCTUATION = (
+    "===", "!==", "{{", "}}", "==", "!=", "<=", ">=", "&&", "||",
+    "!", "<", ">", "(", ")", "[", "]", ".", "@", "-", ",", "+", "*", "/", "%", "=",
+)  # fmt: skip
 _BINDING_POWER: Final = {
     "||": 1,
     "&&": 2,
@@ -96,6 +137,25 @@ _BINDING_POWER: Final = {
     ">": 4,
     ">=": 4,
 }
+_PRISMEAI_BINDING_POWER: Final = {
+    **_BINDING_POWER,
+    "=": 3,
+    "matches": 3,
+    "not matches": 3,
+    "in": 3,
+    "not in": 3,
+    "not equals": 3,
+    "exists": 3,
+    "not exists": 3,
+    "+": 5,
+    "-": 5,
+    "*": 6,
+    "/": 6,
+    "%": 6,
+}
+# Prisme.ai's word operators (case-insensitive there too) and what they mean here.
+_WORD_OPERATORS: Final = {"and": "&&", "or": "||", "equals": "==", "matches": "matches", "in": "in"}
+_NEGATABLE: Final = ("in", "matches", "equals", "exists")
 _KEYWORDS: Final[dict[str, Any]] = {"true": True, "false": False, "null": None}
 _FUNCTIONS: Final = ("isPlaceHolder", "isEmpty")
 #: Words that can never be a caller's name: they already mean something in the grammar.
@@ -103,8 +163,14 @@ RESERVED_NAMES: Final = frozenset({*_KEYWORDS, "undefined", "utils"})
 _ESCAPES: Final = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
 
 
-def _what_is_allowed(names: tuple[str, ...]) -> str:
+def _what_is_allowed(names: tuple[str, ...], dialect: Dialect = MODYARD) -> str:
     references = ", ".join(f"{name}.<field>" for name in names)
+    if dialect == PRISMEAI:
+        return (
+            f"an expression uses {{{{name}}}} or {references}, true, false, null, numbers, "
+            "'strings', [lists], ! not && and || or == = != === !== < <= > >= + - * / %, "
+            "matches, in, not in, exists, parentheses and the functions of docs/automations.md"
+        )
     return (
         f"an expression uses {references}, @{names[0]}.<field>, true, false, null, numbers, "
         "'strings', ! && || == != === !== < <= > >=, parentheses and "
@@ -141,6 +207,9 @@ class _Undefined:
 
 
 UNDEFINED: Final = _Undefined()
+#: What :func:`modyard.common.expression_functions.check_call` sees for an argument known only
+#: when the expression runs.
+DYNAMIC: Final = object()
 
 
 # --- JavaScript semantics -------------------------------------------------------------------------
@@ -157,6 +226,12 @@ def truthy(value: Any) -> bool:
     return True  # true, and every object or array, even empty ones
 
 
+class EvaluationProblem(Exception):
+    """A Prisme.ai function given what it cannot use (``split(3, ",")``), raised while evaluating;
+    :func:`evaluate_value` turns it into an :class:`ExpressionError`, as Prisme.ai fails the run
+    with ``InvalidExpressionSyntax``."""
+
+
 class _CoercionBudget(Exception):
     """Raised inside an evaluation past :data:`MAX_COERCED_ITEMS`; :func:`evaluate_value` turns
     it into an :class:`ExpressionError`."""
@@ -164,6 +239,22 @@ class _CoercionBudget(Exception):
 
 # Items left to coerce in the current evaluate_value (None: no budget, the installer's calls).
 _COERCION_LEFT: ContextVar[list[int] | None] = ContextVar("coercion_left", default=None)
+
+
+# Characters left to produce in the current evaluate_value (None: no budget).
+_CHARS_LEFT: ContextVar[list[int] | None] = ContextVar("chars_left", default=None)
+
+
+def spend_chars(count: int) -> None:
+    """Count ``count`` characters produced by the current evaluation against
+    :data:`MAX_PRODUCED_CHARS` (Prisme.ai's string operators and functions call it)."""
+    left = _CHARS_LEFT.get()
+    if left is not None:
+        left[0] -= count
+        if left[0] < 0:
+            raise EvaluationProblem(
+                f"the expression produces more than {MAX_PRODUCED_CHARS} characters of text"
+            )
 
 
 def _spend_coercion(value: list[Any] | tuple[Any, ...]) -> None:
@@ -192,7 +283,8 @@ def _kind(value: Any) -> str:
     return "object"
 
 
-def _to_string(value: Any) -> str:
+def to_string(value: Any) -> str:
+    """JavaScript's ToString."""
     if value is UNDEFINED:
         return "undefined"
     if value is None:
@@ -215,7 +307,7 @@ def _to_primitive(value: Any) -> Any:
     if isinstance(value, list | tuple):
         _spend_coercion(value)
         return ",".join(
-            "" if item is None or item is UNDEFINED else _to_string(item) for item in value
+            "" if item is None or item is UNDEFINED else to_string(item) for item in value
         )
     if isinstance(value, Mapping):
         return "[object Object]"
@@ -327,16 +419,29 @@ class _Literal(_Node):
 class _Reference(_Node):
     #: One of the allowed names (a key of the scope).
     root: str
-    #: Keys below ``root``; an ``int`` comes from ``[0]``.
-    path: tuple[str | int, ...]
+    #: Keys below ``root``; an ``int`` comes from ``[0]``, a node from Prisme.ai's computed
+    #: ``[{{key}}]``/``[expression]``.
+    path: tuple[str | int | _Node, ...]
 
     def evaluate(self, scope: Mapping[str, Any]) -> Any:
-        current: Any = scope.get(self.root, UNDEFINED)
-        for key in self.path:
-            current = _member(current, key)
-            if current is UNDEFINED:
-                break
-        return current
+        return _walk(scope.get(self.root, UNDEFINED), self.path, scope)
+
+
+def _walk(current: Any, path: tuple[str | int | _Node, ...], scope: Mapping[str, Any]) -> Any:
+    for key in path:
+        if isinstance(key, _Node):
+            key = property_key(key.evaluate(scope))
+        current = _member(current, key)
+        if current is UNDEFINED:
+            break
+    return current
+
+
+def property_key(value: Any) -> str | int:
+    """A computed key as JavaScript reads ``object[value]``: an integral number indexes."""
+    if _is_number(value) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    return to_string(value)
 
 
 def _member(value: Any, key: str | int) -> Any:
@@ -395,7 +500,118 @@ class _Binary(_Node):
             return _loose_equals(left, right)
         if operator == "!=":
             return not _loose_equals(left, right)
-        return _compare(operator, left, right)
+        if operator in _COMPARISONS:
+            return _compare(operator, left, right)
+        return _prismeai_binary(operator, left, right)
+
+
+_COMPARISONS: Final = frozenset({"<", "<=", ">", ">="})
+
+
+def _prismeai_binary(operator: str, left: Any, right: Any) -> Any:
+    from modyard.common import expression_functions as functions  # here: it imports this module
+
+    if operator == "=":
+        return _loose_equals(left, right)
+    if operator == "not equals":
+        return not _loose_equals(left, right)
+    if operator in ("matches", "not matches"):
+        return functions.matches(left, right) is (operator == "matches")
+    if operator in ("in", "not in"):
+        return functions.contains(right, left) is (operator == "in")
+    return _arithmetic(operator, left, right)
+
+
+def _arithmetic(operator: str, left: Any, right: Any) -> Any:
+    """JavaScript's ``+ - * / %``: ``+`` joins text when either side is text."""
+    if operator == "+":
+        left, right = _to_primitive(left), _to_primitive(right)
+        if isinstance(left, str) or isinstance(right, str):
+            text = to_string(left) + to_string(right)
+            spend_chars(len(text))
+            return text
+    a, b = _to_number(left), _to_number(right)
+    try:
+        if operator == "+":
+            result = a + b
+        elif operator == "-":
+            result = a - b
+        elif operator == "*":
+            result = a * b
+        elif operator == "/":
+            result = _divide(a, b)
+        elif b == 0 or math.isinf(a) or math.isnan(b):
+            result = math.nan
+        else:
+            result = a if math.isinf(b) else math.fmod(a, b)  # the dividend's sign, as in JS
+    except OverflowError:
+        result = math.inf
+    return as_number(result)
+
+
+def _divide(a: float, b: float) -> float:
+    if b != 0:
+        return a / b
+    if a == 0 or math.isnan(a):
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)  # 1 / -0 is -Infinity
+
+
+def as_number(value: float) -> int | float:
+    """An integral result as an ``int`` (JSON shows ``2``, as JavaScript does, not ``2.0``)."""
+    if isinstance(value, int):
+        return value
+    if math.isfinite(value) and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Postfix(_Node):
+    """Prisme.ai's ``x exists`` / ``x not exists``: neither undefined nor null."""
+
+    negated: bool
+    operand: _Node
+
+    def evaluate(self, scope: Mapping[str, Any]) -> Any:
+        value = self.operand.evaluate(scope)
+        return (value is UNDEFINED or value is None) is self.negated
+
+
+@dataclass(frozen=True, slots=True)
+class _Array(_Node):
+    items: tuple[_Node, ...]
+
+    def evaluate(self, scope: Mapping[str, Any]) -> Any:
+        return [to_json_value(item.evaluate(scope)) for item in self.items]
+
+
+@dataclass(frozen=True, slots=True)
+class _Member(_Node):
+    """Keys read below a value that is not a name: ``split(…)[0]``, ``({{a}}).length``."""
+
+    target: _Node
+    path: tuple[str | int | _Node, ...]
+
+    def evaluate(self, scope: Mapping[str, Any]) -> Any:
+        return _walk(self.target.evaluate(scope), self.path, scope)
+
+
+@dataclass(frozen=True, slots=True)
+class _Function(_Node):
+    """A Prisme.ai helper (``round``, ``split``, ``date(…).hour``…), see
+    :mod:`modyard.common.expression_functions`."""
+
+    name: str
+    arguments: tuple[_Node, ...]
+    #: ``date(x).hour``, ``URL(x).hostname``: the field these functions answer.
+    field: str | None
+
+    def evaluate(self, scope: Mapping[str, Any]) -> Any:
+        from modyard.common import expression_functions as functions  # here: it imports this module
+
+        values = [argument.evaluate(scope) for argument in self.arguments]
+        return functions.call(self.name, values, self.field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,10 +643,13 @@ class _Token:
         return repr(str(self.value))
 
 
-def _tokenize(text: str) -> Iterator[_Token]:
+def _tokenize(text: str, punctuation: tuple[str, ...] = _PUNCTUATION) -> Iterator[_Token]:
     # A generator: the parser pulls tokens one at a time, so the first problem in reading order
     # is the one reported ("lambda: 1" fails at "lambda", not at ":").
     index = 0
+    # Prisme.ai's paths: after "a." digits are a key ("items.0.name"), never a number like "0.".
+    prismeai = punctuation is _PRISMEAI_PUNCTUATION
+    after_dot = False
     while index < len(text):
         char = text[index]
         if char.isspace():
@@ -440,7 +659,26 @@ def _tokenize(text: str) -> Iterator[_Token]:
             value, index_after = _read_string(text, index)
             yield _Token("string", value, index)
             index = index_after
+            after_dot = False
             continue
+        if prismeai and after_dot and char.isdigit():
+            match = _DIGITS.match(text, index)
+            assert match is not None
+            yield _Token("number", int(match.group()), index)
+            index = match.end()
+            after_dot = False
+            continue
+        if (
+            prismeai
+            and char == "."
+            and index > 0
+            and (text[index - 1] in "]})" or _NAME_END.match(text[index - 1]))
+        ):
+            yield _Token("punct", ".", index)
+            index += 1
+            after_dot = True
+            continue
+        after_dot = False
         if char.isdigit() or (char == "." and text[index + 1 : index + 2].isdigit()):
             match = _NUMBER.match(text, index)
             assert match is not None  # the text at index starts with a digit or ".<digit>"
@@ -454,7 +692,7 @@ def _tokenize(text: str) -> Iterator[_Token]:
             yield _Token("name", match.group(), index)
             index = match.end()
             continue
-        punct = next((p for p in _PUNCTUATION if text.startswith(p, index)), None)
+        punct = next((p for p in punctuation if text.startswith(p, index)), None)
         if punct is None:
             hint = " (statements are not allowed)" if char == ";" else ""
             if char == "=":
@@ -486,12 +724,20 @@ def _read_string(text: str, start: int) -> tuple[str, int]:
 
 
 class _Parser:
-    def __init__(self, text: str, names: tuple[str, ...]) -> None:
+    def __init__(self, text: str, names: tuple[str, ...], dialect: Dialect = MODYARD) -> None:
         self.text = text
         self.names = names
-        self.tokens = _tokenize(text)
+        self.prismeai = dialect == PRISMEAI
+        self.tokens = _tokenize(text, _PRISMEAI_PUNCTUATION if self.prismeai else _PUNCTUATION)
         self.token = next(self.tokens)
+        self.lookahead: _Token | None = None
         self.depth = 0
+        self.powers = _PRISMEAI_BINDING_POWER if self.prismeai else _BINDING_POWER
+
+    def peek(self) -> _Token:
+        if self.lookahead is None:
+            self.lookahead = next(self.tokens) if self.token.kind != "end" else self.token
+        return self.lookahead
 
     def fail(self, reason: str, token: _Token | None = None) -> ExpressionError:
         where = token or self.token
@@ -499,7 +745,9 @@ class _Parser:
 
     def advance(self) -> _Token:
         token = self.token
-        if token.kind != "end":
+        if self.lookahead is not None:
+            self.token, self.lookahead = self.lookahead, None
+        elif token.kind != "end":
             self.token = next(self.tokens)
         return token
 
@@ -530,16 +778,52 @@ class _Parser:
     def expression(self, min_power: int) -> _Node:
         self.nested()
         left = self.unary()
-        while self.token.kind == "punct":
-            power = _BINDING_POWER.get(self.token.value)
-            if power is None or power <= min_power:
+        while True:
+            operator = self.operator()
+            power = self.powers.get(operator) if operator is not None else None
+            if operator is None or power is None or power <= min_power:
                 break
-            operator = self.advance().value
+            self.advance()
+            if operator.startswith("not "):
+                self.advance()
+            if operator.endswith("exists"):
+                left = _Postfix(operator.startswith("not "), left)
+                continue
             left = _Binary(operator, left, self.expression(power))
         self.depth -= 1
         return left
 
+    def operator(self) -> str | None:
+        """The binary operator at the current token, if it is one (Prisme.ai's words too)."""
+        token = self.token
+        if token.kind == "punct":
+            return str(token.value)
+        if not self.prismeai or token.kind != "name":
+            return None
+        word = str(token.value).lower()
+        if word in _WORD_OPERATORS:
+            return _WORD_OPERATORS[word]
+        if word == "exists":
+            return "exists"
+        if word == "not":
+            following = self.peek()
+            if following.kind == "name" and str(following.value).lower() in _NEGATABLE:
+                return "not " + str(following.value).lower()
+        return None
+
     def unary(self) -> _Node:
+        token = self.token
+        if (
+            self.prismeai
+            and token.kind == "name"
+            and str(token.value).lower() == "not"
+            and "not" not in self.names  # Prisme.ai's "not (…)", unless a variable is "not"
+        ):
+            self.advance()
+            self.nested()
+            operand = self.unary()
+            self.depth -= 1
+            return _Unary("!", operand)
         if self.at("!") or self.at("-"):
             operator = self.advance().value
             self.nested()
@@ -557,7 +841,17 @@ class _Parser:
             self.advance()
             node = self.expression(0)
             self.expect(")", "to close the '(' opened before")
-            return node
+            return self.members(node)
+        if self.prismeai and self.at("{{"):
+            # Prisme.ai's placeholder inside a condition or {% %}: a group.
+            self.advance()
+            if self.at("}}"):
+                raise self.fail("the placeholder {{ }} is empty")
+            node = self.expression(0)
+            self.expect("}}", "to close the '{{' opened before")
+            return self.members(node)
+        if self.prismeai and self.at("["):
+            return self.array()
         if self.at("@"):
             self.advance()
             if not (self.token.kind == "name" and self.token.value in self.names):
@@ -573,41 +867,125 @@ class _Parser:
             if token.value == "undefined":
                 self.advance()
                 return _Literal(UNDEFINED)
+            if self.prismeai and self.peek().kind == "punct" and self.peek().value == "(":
+                return self.function()
             if token.value in self.names:
                 return self.reference()
             if token.value == "utils":
                 return self.call()
-            raise self.fail(f"unknown name {token.value!r}; {_what_is_allowed(self.names)}")
+            dialect: Dialect = PRISMEAI if self.prismeai else MODYARD
+            raise self.fail(
+                f"unknown name {token.value!r}; {_what_is_allowed(self.names, dialect)}"
+            )
         if token.kind == "end":
             raise self.fail("the expression ends where a value was expected")
         raise self.fail(f"unexpected {token.describe()} where a value was expected")
 
     def reference(self) -> _Reference:
         root = self.advance().value
-        path: list[str | int] = []
+        path = self.path()
+        if self.at("("):
+            if self.prismeai:
+                raise self.fail("only the functions listed in docs/automations.md can be called")
+            raise self.fail("only utils.isPlaceHolder(...) and utils.isEmpty(...) can be called")
+        return _Reference(root, tuple(path))
+
+    def path(self) -> list[str | int | _Node]:
+        path: list[str | int | _Node] = []
         while True:
             if self.at("."):
                 self.advance()
+                if self.prismeai and self.at("{{"):  # Prisme.ai's a.{{key}}
+                    path.append(self.primary())
+                    continue
+                if self.prismeai and self.token.kind == "number":  # Prisme.ai's items.0
+                    path.append(self.advance().value)
+                    continue
                 if self.token.kind != "name":
                     raise self.fail(
                         f"expected a field name after '.', found {self.token.describe()}"
                     )
-                path.append(self.advance().value)
+                name = self.advance()
+                path.append(self.hyphenated(name) if self.prismeai else name.value)
             elif self.at("["):
                 self.advance()
                 key = self.token
                 if key.kind == "string" or (key.kind == "number" and isinstance(key.value, int)):
                     path.append(self.advance().value)
+                elif self.prismeai:  # a computed key: obj[{{key}}], list[{{i}} + 1]
+                    path.append(self.expression(0))
                 else:
                     raise self.fail(
                         f"expected a 'name' or an index inside [ ], found {key.describe()}"
                     )
                 self.expect("]", "to close the '['")
             else:
+                return path
+
+    def hyphenated(self, name: _Token) -> str:
+        """A key written ``headers.x-api-key`` (no spaces): Prisme.ai reads a placeholder as a
+        path, so the hyphens belong to the key; ``a.b - c`` (spaced) stays a subtraction."""
+        key = str(name.value)
+        end = name.position + len(key)
+        while self.at("-") and self.token.position == end:
+            following = self.peek()
+            if following.kind not in ("name", "number") or following.position != end + 1:
                 break
-        if self.at("("):
-            raise self.fail("only utils.isPlaceHolder(...) and utils.isEmpty(...) can be called")
-        return _Reference(root, tuple(path))
+            self.advance()
+            part = self.advance()
+            text = self.text[part.position : part.position + len(str(part.value))]
+            if part.kind == "number" and not text.isdigit():
+                raise self.fail(f"unexpected {text!r} in the key {key}-…", part)
+            key = f"{key}-{text}"
+            end = part.position + len(text)
+        return key
+
+    def members(self, node: _Node) -> _Node:
+        if not self.prismeai:
+            return node
+        path = self.path()
+        return _Member(node, tuple(path)) if path else node
+
+    def array(self) -> _Node:
+        self.advance()
+        items: list[_Node] = []
+        while not self.at("]"):
+            items.append(self.expression(0))
+            if not self.at(","):
+                break
+            self.advance()
+        self.expect("]", "to close the list opened with '['")
+        return self.members(_Array(tuple(items)))
+
+    def function(self) -> _Node:
+        from modyard.common import expression_functions as functions  # here: it imports this module
+
+        name_token = self.advance()
+        name = str(name_token.value)
+        problem = functions.unknown(name)
+        if problem is not None:
+            raise self.fail(problem, name_token)
+        self.advance()  # "("
+        arguments: list[_Node] = []
+        while not self.at(")"):
+            arguments.append(self.expression(0))
+            if not self.at(","):
+                break
+            self.advance()
+        self.expect(")", f"to close the call of {name}(...)")
+        field: str | None = None
+        if functions.has_fields(name) and self.at("."):
+            self.advance()
+            if self.token.kind != "name":
+                raise self.fail(f"expected a field name after {name}(...).")
+            field = str(self.advance().value)
+        try:
+            functions.check_call(
+                name, [a.value if isinstance(a, _Literal) else DYNAMIC for a in arguments], field
+            )
+        except EvaluationProblem as exc:
+            raise self.fail(str(exc), name_token) from None
+        return self.members(_Function(name, tuple(arguments), field))
 
     def call(self) -> _Call:
         utils = self.advance()
@@ -632,7 +1010,7 @@ class _Parser:
 
 
 @lru_cache(maxsize=4096)
-def _parse(text: str, names: tuple[str, ...] = CONFIG_NAMES) -> _Node:
+def _parse(text: str, names: tuple[str, ...] = CONFIG_NAMES, dialect: Dialect = MODYARD) -> _Node:
     # Errors are raised, hence not cached; valid texts are parsed once per process and set of
     # names (the names decide what parses: "payload.x" is junk to the installer).
     if len(text) > MAX_EXPRESSION_LENGTH:
@@ -641,7 +1019,7 @@ def _parse(text: str, names: tuple[str, ...] = CONFIG_NAMES) -> _Node:
             text=text,
             position=MAX_EXPRESSION_LENGTH,
         )
-    return _Parser(text, names).parse()
+    return _Parser(text, names, dialect).parse()
 
 
 # --- public API -----------------------------------------------------------------------------------
@@ -675,17 +1053,20 @@ def _checked_name_tuple(names: tuple[str, ...]) -> tuple[str, ...]:
     return checked
 
 
-def check_expression(text: str, *, names: Iterable[str] = CONFIG_NAMES) -> None:
+def check_expression(
+    text: str, *, names: Iterable[str] = CONFIG_NAMES, dialect: Dialect = MODYARD
+) -> None:
     """Raise :class:`ExpressionError` unless ``text`` is an expression this module can evaluate.
 
     ``names`` are the names it may refer to (``config`` for the installer's conditions).
+    ``dialect="prismeai"`` reads the automations' superset (see the module doc).
     """
     if not isinstance(text, str):
         raise ExpressionError(
             "a condition is true, false or an expression", text=repr(text), position=0
         )
     if _literal_condition(text) is None:
-        _parse(text, _checked_names(names))
+        _parse(text, _checked_names(names), dialect)
 
 
 def evaluate(text: str, config: Mapping[str, Any]) -> Any:
@@ -724,7 +1105,7 @@ def to_json_value(value: Any) -> Any:
     return value
 
 
-def evaluate_value(text: str, scope: Mapping[str, Any]) -> Any:
+def evaluate_value(text: str, scope: Mapping[str, Any], *, dialect: Dialect = MODYARD) -> Any:
     """The value of the expression ``text``, whose names are the keys of ``scope``.
 
     Unlike :func:`evaluate_condition` the value is not read as a boolean: ``payload.items`` gives
@@ -734,10 +1115,13 @@ def evaluate_value(text: str, scope: Mapping[str, Any]) -> Any:
     """
     if not isinstance(text, str):
         raise ExpressionError("an expression is text", text=repr(text), position=0)
-    node = _parse(text, _checked_names(scope))
+    node = _parse(text, _checked_names(scope), dialect)
     token = _COERCION_LEFT.set([MAX_COERCED_ITEMS])
+    chars = _CHARS_LEFT.set([MAX_PRODUCED_CHARS])
     try:
         return to_json_value(node.evaluate(scope))
+    except EvaluationProblem as exc:
+        raise ExpressionError(str(exc), text=text, position=0) from None
     except (_CoercionBudget, RecursionError):
         # RecursionError: a list nested hundreds deep, joined as JavaScript would.
         raise ExpressionError(
@@ -747,23 +1131,34 @@ def evaluate_value(text: str, scope: Mapping[str, Any]) -> Any:
             position=0,
         ) from None
     finally:
+        _CHARS_LEFT.reset(chars)
         _COERCION_LEFT.reset(token)
 
 
 __all__ = [
     "CONFIG_NAMES",
+    "DYNAMIC",
     "MAX_COERCED_ITEMS",
     "MAX_EXPRESSION_LENGTH",
     "MAX_NESTING",
+    "MAX_PRODUCED_CHARS",
+    "MODYARD",
     "PLACEHOLDER_PATTERN",
+    "PRISMEAI",
     "RESERVED_NAMES",
     "UNDEFINED",
+    "Dialect",
+    "EvaluationProblem",
     "ExpressionError",
+    "as_number",
     "check_expression",
     "evaluate",
     "evaluate_condition",
     "evaluate_value",
     "is_placeholder",
+    "property_key",
+    "spend_chars",
     "to_json_value",
+    "to_string",
     "truthy",
 ]

@@ -25,6 +25,12 @@ Rules:
   with the JSON pointer of the string inside the template and the character position inside that
   string. :func:`check_template` does so without a scope, when a flow is started, so that a
   message never meets a template that cannot be read.
+- ``dialect="prismeai"`` (the automations runtime only; other callers are unchanged) reads
+  Prisme.ai's templates: ``{% expression %}`` is evaluated like a placeholder (a string that is
+  exactly one keeps the value's type: ``'{% {{counter}} + 1 %}'`` is a number), it ends at its
+  first ``%}`` outside quotes (a ``{%`` that nothing closes is text, as on Prisme.ai); placeholders nest (``{{obj[{{key}}]}}`` is one placeholder whose
+  key is the inner one's value, as Prisme.ai's ``interpolate`` resolves the inner first), and
+  expressions are read in the prismeai dialect of :mod:`modyard.common.expressions`.
 - A template nests at most :data:`MAX_DEPTH` levels, and one rendering produces at most
   :data:`MAX_RENDERED_CHARS` characters of interpolated text: a template repeating
   ``{{ payload }}`` inside a string must not turn one large message into gigabytes.
@@ -38,7 +44,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
-from modyard.common.expressions import ExpressionError, check_expression, evaluate_value
+from modyard.common.expressions import (
+    MODYARD,
+    PRISMEAI,
+    Dialect,
+    ExpressionError,
+    check_expression,
+    evaluate_value,
+)
 from modyard.common.json_pointer import escape_token
 
 #: Deeper templates are refused (they also keep the recursive walk far from the stack limit).
@@ -48,6 +61,9 @@ MAX_RENDERED_CHARS: Final = 8 * 1024 * 1024
 
 _OPEN: Final = "{{"
 _CLOSE: Final = "}}"
+# Prisme.ai's {% expression %} (the prismeai dialect only).
+_OPEN_EXPRESSION: Final = "{%"
+_CLOSE_EXPRESSION: Final = "%}"
 
 
 class TemplateError(ValueError):
@@ -71,6 +87,12 @@ class _Placeholder:
     expression: str
     #: Where that text starts in the template string.
     offset: int
+    #: ``"{{"`` or, in the prismeai dialect, ``"{%"``.
+    kind: str = _OPEN
+
+    def shown(self) -> str:
+        close = _CLOSE if self.kind == _OPEN else _CLOSE_EXPRESSION
+        return f"{self.kind}{self.expression}{close}"
 
 
 #: A parsed string: literal text and placeholders, in order.
@@ -78,31 +100,46 @@ _Segments = tuple[str | _Placeholder, ...]
 
 
 @lru_cache(maxsize=4096)
-def _segments(text: str) -> _Segments:
+def _segments(text: str, dialect: Dialect = MODYARD) -> _Segments:
     """Split ``text`` into literal parts and placeholders; raise ``TemplateError`` (no pointer)."""
     parts: list[str | _Placeholder] = []
     index = 0
+    prismeai = dialect == PRISMEAI
     while True:
         start = text.find(_OPEN, index)
+        kind = _OPEN
+        if prismeai:
+            expression = text.find(_OPEN_EXPRESSION, index)
+            if expression >= 0 and (start < 0 or expression < start):
+                start, kind = expression, _OPEN_EXPRESSION
         if start < 0:
             if index < len(text):
                 parts.append(text[index:])
             return tuple(parts)
         if start > index:
             parts.append(text[index:start])
-        inner = start + len(_OPEN)
-        end = _find_close(text, inner)
+        inner = start + len(kind)
+        close = _CLOSE if kind == _OPEN else _CLOSE_EXPRESSION
+        end = _find_close(text, inner, close, nested=prismeai and kind == _OPEN)
+        if end < 0 and kind == _OPEN_EXPRESSION:
+            # Prisme.ai leaves a "{%" that no "%}" closes as it is: it is text.
+            parts.append(text[start:inner])
+            index = inner
+            continue
         if end < 0:
-            raise TemplateError("'{{' is not closed by '}}'", position=start)
-        parts.append(_Placeholder(text[inner:end], inner))
-        index = end + len(_CLOSE)
+            raise TemplateError(f"'{kind}' is not closed by '{close}'", position=start)
+        parts.append(_Placeholder(text[inner:end], inner, kind))
+        index = end + len(close)
 
 
-def _find_close(text: str, index: int) -> int:
+def _find_close(text: str, index: int, close: str = _CLOSE, *, nested: bool = False) -> int:
     # Skips quoted strings, so that "{{ '}}' }}" is one placeholder; the expression grammar has no
     # braces, so the first "}}" outside quotes is the end. An unclosed quote runs to the end of
-    # the text and the placeholder is reported unclosed.
+    # the text and the placeholder is reported unclosed. ``nested`` (the prismeai dialect):
+    # "{{obj[{{key}}]}}" is one placeholder holding another, as Prisme.ai resolves the inner one
+    # first; "{% … %}" ends at its first "%}" outside quotes.
     quote: str | None = None
+    depth = 0
     while index < len(text):
         char = text[index]
         if quote is not None:
@@ -113,15 +150,23 @@ def _find_close(text: str, index: int) -> int:
                 quote = None
         elif char in "'\"":
             quote = char
-        elif text.startswith(_CLOSE, index):
-            return index
+        elif nested and text.startswith(_OPEN, index):
+            depth += 1
+            index += len(_OPEN)
+            continue
+        elif text.startswith(close, index):
+            if depth == 0:
+                return index
+            depth -= 1
+            index += len(close)
+            continue
         index += 1
     return -1
 
 
-def _parsed(text: str, pointer: str) -> _Segments:
+def _parsed(text: str, pointer: str, dialect: Dialect = MODYARD) -> _Segments:
     try:
-        return _segments(text)
+        return _segments(text, dialect)
     except TemplateError as exc:
         raise TemplateError(exc.reason, pointer=pointer, position=exc.position) from None
 
@@ -129,46 +174,51 @@ def _parsed(text: str, pointer: str) -> _Segments:
 def _expression_error(
     exc: ExpressionError, placeholder: _Placeholder, pointer: str
 ) -> TemplateError:
-    reason = f"{exc.reason} in {{{{{placeholder.expression}}}}}"
+    reason = f"{exc.reason} in {placeholder.shown()}"
     return TemplateError(reason, pointer=pointer, position=placeholder.offset + exc.position)
 
 
-def _check_string(text: str, pointer: str, names: tuple[str, ...]) -> None:
-    for part in _parsed(text, pointer):
+def _check_string(text: str, pointer: str, names: tuple[str, ...], dialect: Dialect) -> None:
+    for part in _parsed(text, pointer, dialect):
         if isinstance(part, _Placeholder):
             try:
                 if not part.expression.strip():
                     raise ExpressionError(
                         "the expression is empty", text=part.expression, position=0
                     )
-                check_expression(part.expression, names=names)
+                check_expression(part.expression, names=names, dialect=dialect)
             except ExpressionError as exc:
                 raise _expression_error(exc, part, pointer) from None
 
 
-def check_template(template: Any, *, names: Iterable[str], pointer: str = "") -> None:
+def check_template(
+    template: Any, *, names: Iterable[str], pointer: str = "", dialect: Dialect = MODYARD
+) -> None:
     """Raise :class:`TemplateError` unless every string of ``template`` can be rendered over a
-    scope with ``names``. ``pointer`` is where ``template`` sits (prefixed to error pointers)."""
-    _walk_check(template, pointer, tuple(names), 0)
+    scope with ``names``. ``pointer`` is where ``template`` sits (prefixed to error pointers).
+    ``dialect="prismeai"``: the automations' ``{% %}``, nested ``{{ }}`` and expressions."""
+    _walk_check(template, pointer, tuple(names), 0, dialect)
 
 
-def _walk_check(template: Any, pointer: str, names: tuple[str, ...], depth: int) -> None:
+def _walk_check(
+    template: Any, pointer: str, names: tuple[str, ...], depth: int, dialect: Dialect
+) -> None:
     if depth > MAX_DEPTH:
         raise TemplateError(f"the template nests deeper than {MAX_DEPTH} levels", pointer=pointer)
     if isinstance(template, str):
-        _check_string(template, pointer, names)
+        _check_string(template, pointer, names, dialect)
     elif isinstance(template, Mapping):
         for key, value in template.items():
-            _walk_check(value, f"{pointer}/{escape_token(key)}", names, depth + 1)
+            _walk_check(value, f"{pointer}/{escape_token(key)}", names, depth + 1, dialect)
     elif isinstance(template, list | tuple):
         for index, value in enumerate(template):
-            _walk_check(value, f"{pointer}/{index}", names, depth + 1)
+            _walk_check(value, f"{pointer}/{index}", names, depth + 1, dialect)
 
 
-def is_template(text: str) -> bool:
+def is_template(text: str, *, dialect: Dialect = MODYARD) -> bool:
     """Whether ``text`` holds a placeholder (``False`` for junk too: check it first)."""
     try:
-        return any(isinstance(part, _Placeholder) for part in _segments(text))
+        return any(isinstance(part, _Placeholder) for part in _segments(text, dialect))
     except TemplateError:
         return False
 
@@ -178,10 +228,13 @@ Evaluate = Callable[[str], Any]
 
 
 class _Renderer:
-    def __init__(self, scope: Mapping[str, Any], evaluate: Evaluate | None) -> None:
+    def __init__(
+        self, scope: Mapping[str, Any], evaluate: Evaluate | None, dialect: Dialect = MODYARD
+    ) -> None:
         self.scope = scope
         self.evaluate_text = evaluate
         self.budget = MAX_RENDERED_CHARS
+        self.dialect = dialect
 
     def value(self, template: Any, pointer: str, depth: int) -> Any:
         if depth > MAX_DEPTH:
@@ -210,12 +263,12 @@ class _Renderer:
                 )
             if self.evaluate_text is not None:
                 return self.evaluate_text(placeholder.expression)
-            return evaluate_value(placeholder.expression, self.scope)
+            return evaluate_value(placeholder.expression, self.scope, dialect=self.dialect)
         except ExpressionError as exc:
             raise _expression_error(exc, placeholder, pointer) from None
 
     def string(self, text: str, pointer: str) -> Any:
-        parts = _parsed(text, pointer)
+        parts = _parsed(text, pointer, self.dialect)
         if len(parts) == 1 and isinstance(parts[0], _Placeholder):
             return self.evaluate(parts[0], pointer)
         return self.interpolate(parts, pointer)
@@ -293,6 +346,7 @@ def render(
     *,
     pointer: str = "",
     evaluate: Evaluate | None = None,
+    dialect: Dialect = MODYARD,
 ) -> Any:
     """``template`` with its placeholders replaced, evaluated over ``scope`` (see the module doc).
 
@@ -300,13 +354,15 @@ def render(
     ``pointer`` is where ``template`` sits, for the errors. ``evaluate``, when given, turns each
     placeholder's text into its value instead of the expression language.
     """
-    return _Renderer(scope, evaluate).value(template, pointer, 0)
+    return _Renderer(scope, evaluate, dialect).value(template, pointer, 0)
 
 
-def render_text(template: str, scope: Mapping[str, Any], *, pointer: str = "") -> str:
+def render_text(
+    template: str, scope: Mapping[str, Any], *, pointer: str = "", dialect: Dialect = MODYARD
+) -> str:
     """``template`` rendered as text even when it is a single placeholder (URLs, headers)."""
-    renderer = _Renderer(scope, None)
-    return renderer.interpolate(_parsed(template, pointer), pointer)
+    renderer = _Renderer(scope, None, dialect)
+    return renderer.interpolate(_parsed(template, pointer, dialect), pointer)
 
 
 __all__ = [
