@@ -391,3 +391,53 @@ def test_several_candidate_workspace_files_are_ambiguous(toolbox: ModuleFiles) -
     twice = ModuleFiles({**toolbox, "other.yml": toolbox["toolbox.yml"]})
     ((_, _, detail),) = issues_of(twice)
     assert "other.yml, toolbox.yml" in detail
+
+
+# -- forms the runtime runs, and those it does not ------------------------------------------------
+
+
+def test_localized_names_disabled_and_try_branches(nlu: ModuleFiles) -> None:
+    def change(document: Any) -> None:
+        document["name"] = {"fr": "Réentraîner", "en": "nlu/Retrain"}
+        document["disabled"] = True
+        document["validateArguments"] = True
+        document["do"] = [
+            {
+                "try": {
+                    "do": [{"Custom Code.run": {}}, {"emit": {"event": "retrain.done"}}],
+                    "catch": [{"emit": {"event": "retrain.failed"}}],
+                }
+            }
+        ]
+
+    manifest = parse(edited(nlu, "automations/retrain.yml", change))
+    retrain = automation(manifest, "retrain")
+    assert retrain.name == "nlu/Retrain"
+    assert retrain.extra["localized_name"] == {"fr": "Réentraîner", "en": "nlu/Retrain"}
+    assert (retrain.extra["disabled"], retrain.extra["validateArguments"]) == (True, True)
+    # try's branches are walked: their calls and events are known; try is no call.
+    assert retrain.extra["calls"] == ["Custom Code.run"]
+    assert retrain.extra["emits"] == ["retrain.done", "retrain.failed"]
+
+
+def test_instructions_and_endpoints_the_runtime_cannot_run_are_refused_by_name(
+    nlu: ModuleFiles,
+) -> None:
+    def change(document: Any) -> None:
+        document["when"] = {"endpoint": "v1/users/{id}"}
+        document["do"] = [{"rateLimit": {"limit": 1}}, {"runWorkflow": {}}]
+
+    found = issues_of(edited(nlu, "automations/retrain.yml", change))
+    assert [pointer for _, pointer, _ in found] == [
+        "/when/endpoint",
+        "/do/0/rateLimit",
+        "/do/1/runWorkflow",
+    ]
+    assert ":id" in found[0][2]
+    assert "rateLimit" in found[1][2]
+
+    def with_parameters(document: Any) -> None:
+        document["when"] = {"endpoint": "v1/users/:id"}
+
+    manifest = parse(edited(nlu, "automations/retrain.yml", with_parameters))
+    assert automation(manifest, "retrain").when == {"endpoint": "v1/users/:id"}

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from modyard.runtime.automations.definitions import DefinitionError, compile_automation
+from modyard.modules.formats.prismeai import ENDPOINT_NAME, NATIVE_INSTRUCTIONS
+from modyard.runtime.automations.definitions import (
+    ENDPOINT,
+    INSTRUCTIONS,
+    DefinitionError,
+    compile_automation,
+)
 from modyard.runtime.automations.interpreter import (
     MAX_REPEAT,
     ArgumentsInvalid,
@@ -99,14 +105,34 @@ async def test_delete_removes_a_variable_or_key() -> None:
     assert output == {"keep": 1}
 
 
-async def test_unset_declared_variable_reads_null_and_unknown_name_is_refused() -> None:
+async def test_unset_declared_variable_reads_null_and_an_undeclared_name_is_undefined() -> None:
     assert await run({"main": {"output": "{{later}}", "do": [
         {"conditions": {"false": [{"set": {"name": "later", "value": 1}}]}}
     ]}}) is None  # fmt: skip
+    # Prisme.ai reads a name nobody sets as undefined ('{{installations}} > 1' takes the
+    # default branch): kept as a hint, not refused.
+    automation = compile_automation(
+        "x",
+        {
+            "output": {"count": "{{nowhere}}", "branch": "{{branch}}"},
+            "do": [
+                {
+                    "conditions": {
+                        "{{installations}} > 1": [{"set": {"name": "branch", "value": "many"}}],
+                        "default": [{"set": {"name": "branch", "value": "default"}}],
+                    }
+                }
+            ],
+        },
+    )
+    assert automation.undeclared == {"nowhere", "installations"}
+    program = Program(workspace="ws", automations={"x": automation})
+    result = await Interpreter(FakeHost()).run(program, automation)
+    assert result.output == {"count": None, "branch": "default"}
+    # Junk is still refused, with its pointer.
     with pytest.raises(DefinitionError) as caught:
-        compile_automation("x", {"output": "{{nowhere}}", "do": []})
+        compile_automation("x", {"output": "{{nowhere +}}", "do": []})
     assert caught.value.problems[0][0] == "/output"
-    assert "nowhere" in caught.value.problems[0][1]
 
 
 async def test_emit_renders_payload_and_masks_secrets() -> None:
@@ -345,7 +371,11 @@ async def test_call_arguments_are_validated_against_the_schema() -> None:
         await run(
             {
                 "main": {"do": [{"greet": {"name": 42}}]},
-                "greet": {"arguments": {"name": {"type": "string"}}, "do": []},
+                "greet": {
+                    "validateArguments": True,
+                    "arguments": {"name": {"type": "string"}},
+                    "do": [],
+                },
             }
         )
     assert caught.value.problems == [("/name", "42 is not of type 'string'")]
@@ -355,8 +385,35 @@ async def test_call_arguments_are_validated_against_the_schema() -> None:
 async def test_run_arguments_are_validated_too() -> None:
     with pytest.raises(ArgumentsInvalid):
         await run(
-            {"main": {"arguments": {"n": {"type": "number"}}, "do": []}}, arguments={"n": "x"}
+            {"main": {"validateArguments": True, "arguments": {"n": {"type": "number"}}, "do": []}},
+            arguments={"n": "x"},
         )
+
+
+async def test_arguments_are_only_checked_with_validate_arguments_and_undefined_is_left_out() -> (
+    None
+):
+    # Prisme.ai: "validateArguments — when true, the runtime rejects calls whose inputs do not
+    # match"; a call's argument computed to undefined is not sent (JSON drops it).
+    automations = {
+        "main": {
+            "output": {"loose": "{{loose}}", "strict": "{{strict}}"},
+            "do": [
+                {"loose": {"count": 3, "output": "loose"}},
+                {"strict": {"apiVersion": "{{config.apiVersion}}", "output": "strict"}},
+            ],
+        },
+        "loose": {"arguments": {"count": {"type": "string"}}, "output": "{{count}}", "do": []},
+        "strict": {
+            "validateArguments": True,
+            "arguments": {"apiVersion": {"type": "string"}},
+            "output": "v={{apiVersion}}",
+            "do": [],
+        },
+    }
+    assert await run(automations) == {"loose": 3, "strict": "v="}
+    with pytest.raises(ArgumentsInvalid):
+        await run(automations, config={"apiVersion": 2})
 
 
 async def test_unknown_instruction_is_refused_at_run_time() -> None:
@@ -430,3 +487,150 @@ async def test_a_failure_inside_all_is_reported_with_its_pointer() -> None:
     with pytest.raises(AutomationError) as caught:
         await run({"main": {"do": [{"all": [{"comment": {}}, {"fetch": {"url": "ftp://x"}}]}]}})
     assert caught.value.pointer == "/do/0/all/1/fetch/url"
+
+
+async def test_set_name_with_brackets_appends() -> None:
+    # Prisme.ai's Set > Array: ``name: users[]`` adds the value to the list.
+    output = await run(
+        {
+            "main": {
+                "output": {"users": "{{users}}", "tags": "{{doc.tags}}"},
+                "do": [
+                    {"set": {"name": "users[]", "value": {"id": 1}}},
+                    {"set": {"name": "users[]", "value": {"id": 2}}},
+                    {"set": {"name": "doc.tags[]", "value": "a"}},
+                ],
+            }
+        }
+    )
+    assert output == {"users": [{"id": 1}, {"id": 2}], "tags": ["a"]}
+
+
+async def test_without_output_an_automation_returns_an_empty_object() -> None:
+    # Prisme.ai's runtime: ``automation.output ? interpolate(output) : {}``.
+    assert await run({"main": {"do": []}}) == {}
+    assert await run({"main": {"output": "{{missing}}", "do": []}}) is None
+
+
+async def test_localized_name_and_argument_titles_are_read_in_english() -> None:
+    automation = compile_automation(
+        "updateProfile",
+        {
+            "name": {"fr": "Mettre à jour le profil", "en": "users/profile/Update profile"},
+            "description": {"fr": "Met à jour"},
+            "arguments": {
+                "lang": {"type": "string", "title": {"fr": "Langue", "en": "Language"}},
+                "tags": {"type": "array", "items": {"type": "string", "title": {"fr": "Tag"}}},
+            },
+            "do": [],
+        },
+    )
+    assert automation.name == "users/profile/Update profile"
+    assert automation.description == "Met à jour"
+    # Saved as written: the translations stay.
+    assert automation.source()["name"]["fr"] == "Mettre à jour le profil"
+    assert automation.arguments["lang"]["title"] == {"fr": "Langue", "en": "Language"}
+
+
+async def test_a_disabled_automation_is_never_called() -> None:
+    with pytest.raises(AutomationError) as caught:
+        await run({"main": {"do": [{"off": {}}]}, "off": {"disabled": True, "do": []}})
+    assert caught.value.status == 404
+    assert "disabled" in caught.value.message
+    program = program_with({"off": {"disabled": True, "when": {"events": ["e"]}, "do": []}})
+    assert list(program.listeners("e")) == []
+
+
+async def test_prismeai_run_fields_and_scopes() -> None:
+    program = program_with({"main": {"output": {
+        "run": {
+            "automationSlug": "{{run.automationSlug}}",
+            "appSlug": "{{run.appSlug}}",
+            "appInstanceSlug": "{{run.appInstanceSlug}}",
+        },
+        "global": "{{global}}",
+        "source": "{{source}}",
+        "query": "{{query}}",
+    }, "do": []}})  # fmt: skip
+    program.path, program.app_slug = ("helpdesk", "Counters"), "Collection"
+    result = await Interpreter(FakeHost(), api_url="https://yard.example/").run(
+        program,
+        program.automations["main"],
+        inputs={"source": {"automationSlug": "other"}, "query": {"page": "2"}},
+    )
+    assert result.output["run"] == {
+        "automationSlug": "main",
+        "appSlug": "Collection",
+        "appInstanceSlug": "Counters",
+    }
+    assert result.output["global"] == {
+        "workspaceId": "ws",
+        "workspaceSlug": "ws",
+        "apiUrl": "https://yard.example/v1",
+        "endpointsUrl": "https://yard.example/v1/workspaces/ws/endpoints",
+        "endpoints": {},
+    }
+    assert result.output["source"] == {"automationSlug": "other"}
+    assert result.output["query"] == {"page": "2"}
+    with pytest.raises(DefinitionError) as caught:
+        compile_automation("x", {"do": [{"set": {"name": "global.apiUrl", "value": 1}}]})
+    assert "read-only" in caught.value.problems[0][1]
+
+
+async def test_try_runs_catch_with_the_error() -> None:
+    output = await run(
+        {
+            "main": {
+                "output": {"caught": "{{caught}}", "after": "{{after}}"},
+                "do": [
+                    {
+                        "try": {
+                            "do": [{"nowhere": {}}, {"set": {"name": "after", "value": "no"}}],
+                            "catch": [{"set": {"name": "caught", "value": "{{$error.message}}"}}],
+                        }
+                    },
+                    {"set": {"name": "after", "value": "yes"}},
+                ],
+            }
+        }
+    )
+    assert "'nowhere' is neither an instruction" in output["caught"]
+    assert output["after"] == "yes"
+    with pytest.raises(DefinitionError) as caught:
+        compile_automation("x", {"do": [{"try": {"catch": []}}]})
+    assert caught.value.problems[0][0] == "/do/0/try/do"
+
+
+def test_the_prismeai_format_and_the_runtime_agree_on_instructions() -> None:
+    # An instruction the format takes as native but the runtime would run as a call (or the
+    # reverse) is a module that packs and then fails: the two lists are one.
+    assert NATIVE_INSTRUCTIONS == INSTRUCTIONS
+    assert ENDPOINT_NAME.pattern == ENDPOINT.pattern
+
+
+def test_endpoints_with_path_parameters_match_their_paths() -> None:
+    program = program_with(
+        {
+            "user": {"when": {"endpoint": "v1/users/:id"}, "do": []},
+            "me": {"when": {"endpoint": "v1/users/me"}, "do": []},
+            "model": {"when": {"endpoint": "models/*model_id"}, "do": []},
+        }
+    )
+
+    def found(path: str) -> tuple[str, dict[str, str]] | None:
+        match = program.endpoint(path)
+        return None if match is None else (match[1].slug, match[2])
+
+    assert found("v1/users/42") == ("user", {"id": "42"})
+    assert found("v1/users/me") == ("me", {})  # an exact name first
+    assert found("models/org/llama") == ("model", {"model_id": "org/llama"})
+    assert found("v1/users/42/more") is None
+    assert found("v1/users") is None
+    with pytest.raises(DefinitionError):
+        compile_automation("x", {"when": {"endpoint": "v1/users/{id}"}, "do": []})
+
+
+async def test_wait_with_a_timeout_alone_pauses() -> None:
+    started = asyncio.get_running_loop().time()
+    assert await run({"main": {"output": "done", "do": [{"wait": {"timeout": 0.2}}]}}) == "done"
+    assert asyncio.get_running_loop().time() - started >= 0.2

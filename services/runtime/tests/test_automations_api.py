@@ -4,6 +4,7 @@ saving (checked), direct runs, endpoints, event triggers through the broker, wai
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ import yaml
 import modyard.modules.examples
 from modyard.common.auth import Role
 from modyard.runtime.app import create_app
-from modyard.runtime.automations.models import AutomationWorkspace
+from modyard.runtime.automations.models import AppInstance, AutomationWorkspace
 from modyard.runtime.automations.schedules import run_due
 from modyard.runtime.automations.service import AutomationService
 from modyard.runtime.context import SLOT
@@ -72,6 +73,7 @@ async def test_saved_automation_runs_with_validated_arguments(env: Env) -> None:
     saved = await env.save(
         "greet",
         {
+            "validateArguments": True,
             "arguments": {"name": {"type": "string"}},
             "output": {"greeting": "Hello {{name}}", "by": "{{run.user.id}}"},
             "do": [],
@@ -92,7 +94,7 @@ async def test_saved_automation_runs_with_validated_arguments(env: Env) -> None:
 async def test_an_automation_that_cannot_run_is_refused_with_pointers(env: Env) -> None:
     response = await env.save(
         "broken",
-        {"do": [{"set": {"name": "x", "value": "{{ nowhere.field }}"}}, {"emit": {}}]},
+        {"do": [{"set": {"name": "x", "value": "{{ nowhere.field + }}"}}, {"emit": {}}]},
     )
     assert response.status_code == 422
     pointers = [error["pointer"] for error in response.json()["errors"]]
@@ -126,6 +128,100 @@ async def test_endpoint_serves_an_automation_with_body_and_query(env: Env) -> No
     assert taken.json()["type"].endswith("/endpoint-taken")
     metrics = (await env.client.get("/metrics")).text
     assert 'modyard_automation_runs_total{outcome="ok",trigger="endpoint"}' in metrics
+
+
+async def test_endpoint_inputs_http_response_and_global_as_prismeai(env: Env) -> None:
+    saved = await env.save(
+        "accept",
+        {
+            "when": {"endpoint": True},
+            "output": {
+                "page": "{{query.page}}",
+                "agent": '{{headers["agent-id"]}}',
+                "auth": "{{headers.authorization}}",
+                "method": "{{method}}",
+                "path": "{{pathParams}}",
+                "ws": "{{global.workspaceId}}",
+                "api": "{{global.apiUrl}}",
+                "self": "{{global.endpoints.accept}}",
+            },
+            "do": [{"set": {"name": "$http", "value": {"status": 202, "headers": {"x-id": 7}}}}],
+        },
+    )
+    assert saved.status_code == 201, saved.text
+    response = await env.client.post(
+        f"/v1/workspaces/{WS}/endpoints/accept?page=2",
+        json={},
+        headers={**env.headers, "agent-id": "a1"},
+    )
+    assert response.status_code == 202, response.text
+    assert response.headers["x-id"] == "7"
+    # Where callers reach the runtime (MODYARD_HOOKS_PUBLIC_URL, else MODYARD_RUNTIME_URL).
+    assert env.service.api_url
+    base = env.service.api_url.rstrip("/") + "/v1"
+    assert response.json() == {
+        "page": "2",
+        "agent": "a1",
+        "auth": None,  # the caller's credentials are never handed to an automation
+        "method": "POST",
+        "path": {},
+        "ws": WS,
+        "api": base,
+        "self": f"{base}/workspaces/{WS}/endpoints/accept",
+    }
+    # Prisme.ai's path endpoints: ``v1/users/:id`` serves v1/users/42 with pathParams.id.
+    saved = await env.save(
+        "getUser",
+        {"when": {"endpoint": "v1/users/:id"}, "output": "{{pathParams.id}}", "do": []},
+    )
+    assert saved.status_code == 201, saved.text
+    user = await env.client.get(f"/v1/workspaces/{WS}/endpoints/v1/users/42", headers=env.headers)
+    assert user.status_code == 200, user.text
+    assert user.json() == "42"
+    # Without output, Prisme.ai answers {} (not null).
+    await env.save("quiet", {"when": {"endpoint": True}, "do": []})
+    quiet = await env.client.get(f"/v1/workspaces/{WS}/endpoints/quiet", headers=env.headers)
+    assert quiet.status_code == 200
+    assert quiet.json() == {}
+
+
+async def test_a_disabled_automation_is_kept_but_never_runs(
+    env: Env, receiver: FetchReceiver
+) -> None:
+    saved = await env.save(
+        "paused",
+        {
+            "disabled": True,
+            "when": {"endpoint": True, "events": ["pause.me"]},
+            "output": "should not run",
+            "do": [{"fetch": {"url": f"{receiver.url}/paused", "method": "POST"}}],
+        },
+    )
+    assert saved.status_code == 201, saved.text
+    assert saved.json()["disabled"] is True
+    endpoint = await env.client.post(f"/v1/workspaces/{WS}/endpoints/paused", headers=env.headers)
+    assert endpoint.status_code == 404
+    assert endpoint.json()["type"].endswith("/automation-disabled")
+    assert "disabled" in endpoint.json()["detail"]
+    direct = await env.run("paused")
+    assert direct.status_code == 404
+    assert direct.json()["type"].endswith("/automation-disabled")
+    await env.save("caller", {"do": [{"paused": {}}]})
+    called = await env.run("caller")
+    assert called.status_code == 404
+    assert "disabled" in called.json()["detail"]
+    # An enabled listener of the same event hears it; the disabled one never does.
+    await env.save(
+        "awake",
+        {
+            "when": {"events": ["pause.me"]},
+            "do": [{"fetch": {"url": f"{receiver.url}/awake", "method": "POST", "body": {}}}],
+        },
+    )
+    await env.save("pauser", {"do": [{"emit": {"event": "pause.me"}}]})
+    assert (await env.run("pauser")).status_code == 200
+    await receiver.wait_for("awake")
+    assert receiver.seen("paused") == []
 
 
 async def test_emitted_events_trigger_listeners_through_the_broker(
@@ -233,12 +329,23 @@ async def test_schedules_run_once_per_minute_whatever_the_number_of_runtimes(
         },
         ws="sched",
     )
+    # A disabled automation's schedules never fire.
+    await env.save(
+        "paused-nightly",
+        {
+            "disabled": True,
+            "when": {"schedules": ["0 3 * * *"]},
+            "do": [{"fetch": {"url": f"{receiver.url}/paused-nightly", "method": "post"}}],
+        },
+        ws="sched",
+    )
     three = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
     # Two runtimes at the same minute: one claims it.
     counts = await asyncio.gather(run_due(env.service, three), run_due(env.service, three))
     assert sorted(counts) == [0, 1]
     assert await run_due(env.service, three.replace(minute=1)) == 0  # not due
     assert receiver.seen("nightly") == [{"trigger": "schedule"}]
+    assert receiver.seen("paused-nightly") == []
 
 
 async def test_settings_mask_secret_values(env: Env) -> None:
@@ -302,7 +409,7 @@ async def test_a_prismeai_workspace_source_is_imported_whole(env: Env) -> None:
     settings = await env.client.get("/v1/workspaces/toolbox-src/app-settings", headers=env.headers)
     assert settings.json()["label"] == "Toolbox"
 
-    broken = {"automations": {"a": {"do": [{"set": {"name": "x", "value": "{{ nope }}"}}]}}}
+    broken = {"automations": {"a": {"do": [{"set": {"name": "x", "value": "{{ nope ) }}"}}]}}}
     refused = await env.client.put(
         "/v1/workspaces/toolbox-src/source", json=broken, headers=env.headers
     )
@@ -311,3 +418,48 @@ async def test_a_prismeai_workspace_source_is_imported_whole(env: Env) -> None:
     # Nothing changed.
     listed = await env.client.get("/v1/workspaces/toolbox-src/automations", headers=env.headers)
     assert [item["slug"] for item in listed.json()["items"]] == ["execute", "privateAutomation"]
+
+
+async def test_an_instance_shows_the_automations_it_cannot_run(env: Env) -> None:
+    """An app version may hold an automation this runtime cannot compile (published by an older
+    adapter, or by hand): the instance's other automations run, and the unusable one is
+    listed on the instance with its problems (and logged), never dropped silently."""
+    manifest = {
+        "extra": {"prismeai": {"slug": "Collection"}},
+        "automations": [
+            {
+                "slug": "find",
+                "output": {"app": "{{run.appSlug}}", "instance": "{{run.appInstanceSlug}}"},
+                "do": [],
+            },
+            {"slug": "byId", "when": {"endpoint": "v1/users/{id}"}, "do": []},
+            {"slug": "off", "do": [], "extra": {"disabled": True}},
+        ],
+    }
+    async with env.app.state.database.transaction() as session:
+        session.add(
+            AppInstance(
+                workspace="apps-unusable",
+                slug="Counters",
+                installation_id=uuid.uuid4(),
+                module="collection",
+                version="1.0.0",
+                manifest=manifest,
+                config={},
+            )
+        )
+    env.service.programs.forget("apps-unusable")
+    listed = await env.client.get("/v1/workspaces/apps-unusable/apps", headers=env.headers)
+    assert listed.status_code == 200, listed.text
+    (instance,) = listed.json()["items"]
+    assert [(a["slug"], a["disabled"]) for a in instance["automations"]] == [
+        ("find", False),
+        ("off", True),
+    ]
+    (unusable,) = instance["unusable"]
+    assert unusable["slug"] == "byId"
+    assert unusable["problems"][0]["pointer"] == "/when/endpoint"
+    ran = await env.run("Counters.find", ws="apps-unusable")
+    assert ran.status_code == 200, ran.text
+    assert ran.json()["output"] == {"app": "Collection", "instance": "Counters"}
+    assert (await env.run("Counters.off", ws="apps-unusable")).status_code == 404

@@ -146,6 +146,7 @@ async def test_a_remote_or_file_ref_in_arguments_is_refused_at_save_and_never_fe
         B,
         "inside",
         {
+            "validateArguments": True,
             # Arguments are the properties of one schema: an $anchor names a part of it.
             "arguments": {
                 "x": {"$defs": {"n": {"$anchor": "count", "type": "integer"}}, "$ref": "#count"}
@@ -168,7 +169,12 @@ async def test_a_redos_pattern_in_arguments_is_matched_in_linear_time(env: Env) 
     saved = await env.save(
         A,
         "redos",
-        {"arguments": {"s": {"type": "string", "pattern": "^(a+)+$"}}, "output": "ok", "do": []},
+        {
+            "validateArguments": True,
+            "arguments": {"s": {"type": "string", "pattern": "^(a+)+$"}},
+            "output": "ok",
+            "do": [],
+        },
     )
     assert saved.status_code == 201, saved.text
     # Python's re backtracks 2^50000 ways here; RE2 answers at once.

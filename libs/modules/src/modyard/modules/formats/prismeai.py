@@ -52,6 +52,8 @@ from modyard.modules.manifest import (
 INDEX_FILES = ("index.yml", "index.yaml")
 YAML_SUFFIXES = (".yml", ".yaml")
 NATIVE_MANIFESTS = frozenset({"modyard.yml", "modyard.yaml"})
+#: The instructions modyard's runtime runs (``modyard.runtime.automations.definitions``
+#: ``INSTRUCTIONS``: the two lists must agree, a test says so); any other key is a call.
 NATIVE_INSTRUCTIONS = frozenset(
     {
         "emit",
@@ -63,11 +65,21 @@ NATIVE_INSTRUCTIONS = frozenset(
         "break",
         "wait",
         "all",
-        "createUserTopic",
-        "joinUserTopic",
         "comment",
-        "rateLimit",
+        "try",
     }
+)
+#: Prisme.ai instructions the runtime does not run: refused when the app is packed, by name,
+#: rather than published and failing at run time as a call to a missing automation.
+UNSUPPORTED_INSTRUCTIONS = frozenset(
+    {"rateLimit", "createUserTopic", "joinUserTopic", "runWorkflow", "run", "auth"}
+)
+#: Endpoint names the runtime serves (``when.endpoint``, at most 128 characters): segments of
+#: ``[A-Za-z0-9_.-]`` joined by ``/``, a segment ``:id`` or a last ``*rest`` a path parameter
+#: (the runtime's ``ENDPOINT``: the two patterns must agree, a test says so).
+ENDPOINT_NAME = re.compile(
+    r"(?:[A-Za-z0-9_.-]+|:[A-Za-z_][A-Za-z0-9_]*)(?:/(?:[A-Za-z0-9_.-]+|:[A-Za-z_][A-Za-z0-9_]*))*"
+    r"(?:/\*[A-Za-z_][A-Za-z0-9_]*)?"
 )
 AUTOMATION_KEYS = frozenset(
     {"slug", "name", "description", "private", "arguments", "when", "do", "output"}
@@ -385,9 +397,8 @@ class _WorkspaceReader:
             self.issues.add(file, at, "must be a mapping (name, when, do, output …)")
             return None
         ok = True
-        name = document.get("name")
-        if name is not None and not isinstance(name, str):
-            self.issues.add(file, f"{at}/name", "must be a string")
+        name, localized_name = self._description(file, document.get("name"), f"{at}/name")
+        if document.get("name") is not None and name is None:
             ok = False
         private = document.get("private", False)
         if not isinstance(private, bool):
@@ -417,6 +428,13 @@ class _WorkspaceReader:
         if not ok:
             return None
         extra = {k: v for k, v in document.items() if k not in AUTOMATION_KEYS}
+        for flag in ("disabled", "validateArguments"):
+            if flag in extra and not isinstance(extra[flag], bool | None):
+                self.issues.add(file, f"{at}/{flag}", "must be true or false")
+                return None
+        if localized_name:
+            # Prisme.ai's ``name: {fr, en}``: the manifest's name is the English one.
+            extra["localized_name"] = localized_name
         if calls:
             extra["calls"] = sorted(set(calls))
         if emitted:
@@ -444,8 +462,16 @@ class _WorkspaceReader:
             self.issues.add(file, f"{at}/events", "must be a list of event names")
             ok = False
         endpoint = when.get("endpoint", False)
-        if not isinstance(endpoint, bool) and not (isinstance(endpoint, str) and endpoint):
-            self.issues.add(file, f"{at}/endpoint", "must be true/false or an endpoint path")
+        if not isinstance(endpoint, bool) and not (
+            isinstance(endpoint, str) and len(endpoint) <= 128 and ENDPOINT_NAME.fullmatch(endpoint)
+        ):
+            self.issues.add(
+                file,
+                f"{at}/endpoint",
+                "must be true/false or an endpoint path of at most 128 characters: segments of "
+                "[A-Za-z0-9_.-] joined by '/', a segment ':id' or a last '*rest' a path "
+                "parameter (v1/users/:id)",
+            )
             ok = False
         schedules = when.get("schedules", [])
         if not isinstance(schedules, list):
@@ -486,6 +512,15 @@ class _WorkspaceReader:
                 ok = self._instructions(file, nested_at, nested, slug, emitted, calls) and ok
             if name == "emit":
                 ok = self._emit(file, inner, arguments, slug, emitted) and ok
+            elif name in UNSUPPORTED_INSTRUCTIONS:
+                self.issues.add(
+                    file,
+                    inner,
+                    f"the Prisme.ai instruction {name!r} is not supported by modyard's runtime "
+                    f"(it runs {', '.join(sorted(NATIVE_INSTRUCTIONS))} and calls); remove it "
+                    "or replace it with an automation of your own",
+                )
+                ok = False
             elif name not in NATIVE_INSTRUCTIONS:
                 calls.append(str(name))
         return ok
@@ -636,12 +671,16 @@ def _is_secret(schema: dict[str, Any]) -> bool:
 
 
 def _nested_instructions(name: str, arguments: Any, at: str) -> Iterator[tuple[str, Any]]:
-    """The instruction lists inside ``conditions``, ``repeat`` and ``all``."""
+    """The instruction lists inside ``conditions``, ``repeat``, ``try`` and ``all``."""
     if name == "conditions" and isinstance(arguments, dict):
         for condition, branch in arguments.items():
             yield at + json_pointer(condition), branch
     elif name == "repeat" and isinstance(arguments, dict) and "do" in arguments:
         yield at + "/do", arguments["do"]
+    elif name == "try" and isinstance(arguments, dict):
+        for key in ("do", "catch"):
+            if arguments.get(key) is not None:
+                yield f"{at}/{key}", arguments[key]
     elif name == "all":
         yield at, arguments
 
@@ -656,7 +695,14 @@ def _automation_components(automations: list[Automation]) -> list[Component]:
             description=automation.description,
             in_ports=[Port(name="in")],
             out_ports=[Port(name="out")],
-            properties_schema={"type": "object", "properties": dict(automation.arguments)}
+            properties_schema={
+                "type": "object",
+                # Localized titles read in English: a flow editor shows JSON Schema strings.
+                "properties": {
+                    name: _plain_schema(schema) if isinstance(schema, dict) else schema
+                    for name, schema in automation.arguments.items()
+                },
+            }
             if automation.arguments
             else None,
             executor=Executor(type=ExecutorType.automation, extra={"automation": automation.slug}),

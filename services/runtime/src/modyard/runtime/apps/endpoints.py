@@ -15,11 +15,13 @@ from modyard.runtime.apps.schemas import (
     AppInstanceOut,
     AppInstancePage,
     InstanceAutomation,
+    Problem,
     PublishedApp,
     PublishedAppPage,
     PublishIn,
     PublishOut,
     UnpublishOut,
+    UnusableAutomation,
 )
 from modyard.runtime.automations.endpoints import automations_of, check_workspace
 from modyard.runtime.automations.program import Program
@@ -108,10 +110,20 @@ def _instance_out(program: Program) -> AppInstanceOut:
             InstanceAutomation(
                 slug=automation.slug,
                 private=automation.private,
+                disabled=automation.disabled,
                 endpoint=program.full_name(automation.endpoint) if automation.endpoint else None,
                 events=[program.full_name(event) for event in automation.events],
             )
             for automation in program.automations.values()
+        ],
+        unusable=[
+            UnusableAutomation(
+                slug=slug,
+                problems=[
+                    Problem(pointer=pointer or "/", detail=reason) for pointer, reason in found
+                ],
+            )
+            for slug, found in program.unusable.items()
         ],
     )
 

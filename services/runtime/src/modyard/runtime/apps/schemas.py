@@ -44,8 +44,19 @@ class PublishedAppPage(BaseModel):
 class InstanceAutomation(BaseModel):
     slug: str
     private: bool
+    disabled: bool = Field(default=False, description="disabled: true: never run")
     endpoint: str | None = Field(description="Full endpoint name, e.g. functions.execute")
     events: list[str] = Field(description="Full names of the events it listens to")
+
+
+class Problem(BaseModel):
+    pointer: str = Field(description="JSON pointer into the automation")
+    detail: str
+
+
+class UnusableAutomation(BaseModel):
+    slug: str
+    problems: list[Problem]
 
 
 class AppInstanceOut(BaseModel):
@@ -56,6 +67,10 @@ class AppInstanceOut(BaseModel):
     parent: str | None
     config: dict[str, Any] = Field(description="Effective config, secrets masked")
     automations: list[InstanceAutomation]
+    unusable: list[UnusableAutomation] = Field(
+        default_factory=list,
+        description="Automations of the app version this runtime cannot run, and why",
+    )
 
 
 class AppInstancePage(BaseModel):

@@ -1,11 +1,15 @@
 """Automation definitions as users write them (Prisme.ai's YAML), checked once when saved.
 
-A definition is ``{name, private, arguments, when, do, output}``. Checking it compiles it: every
-``{{ }}`` expression is parsed over the names the automation can see (the scopes ``payload``,
-``body``, ``config``, ``run``, ``user`` and the variables it declares — its arguments, the names it
-``set``s or ``delete``s, the ``output`` of fetches, waits and calls, ``item``/``$index`` in
-loops), so that an unknown name or junk is a 422 with its JSON pointer when the automation is
-saved, never a surprise at run time. A variable declared but not yet set reads as ``null``.
+A definition is ``{name, private, disabled, validateArguments, arguments, when, do, output}``.
+Checking it compiles it: every ``{{ }}`` expression is parsed over the names the automation can
+see (the read-only scopes ``payload``, ``body``, ``config``, ``run``, ``user``, ``global``, the
+trigger's inputs ``query``, ``headers``, ``method``, ``pathParams``, ``source`` and ``$http``,
+and the variables it declares — its arguments, the names it ``set``s or ``delete``s, the
+``output`` of fetches, waits and calls, ``item``/``$index`` in loops), so that junk is a 422 with
+its JSON pointer when the automation is saved, never a surprise at run time. A plain name the
+automation never sets reads as undefined (``null``), as on Prisme.ai, where
+``'{{installations}} > 1'`` over a variable nobody set simply takes the ``default`` branch: it is
+kept in :attr:`Automation.undeclared` (a lint hint), not refused.
 """
 
 from __future__ import annotations
@@ -17,20 +21,50 @@ from typing import Any, Final
 
 from jsonschema.protocols import Validator
 
-from modyard.common.expressions import MAX_EXPRESSION_LENGTH, ExpressionError, check_expression
+from modyard.common.expressions import (
+    PRISMEAI,
+    RESERVED_NAMES,
+    ExpressionError,
+    check_expression,
+)
 from modyard.common.json_pointer import escape_token
 from modyard.common.templates import TemplateError, check_template
 from modyard.common.user_schemas import SchemaRefused, compile_user_schema
 
 #: The scopes every expression sees; variables may not take these names.
-SCOPES: Final = ("payload", "body", "config", "run", "user")
+SCOPES: Final = ("payload", "body", "config", "run", "user", "global")
+#: What a trigger hands the automation it starts, as Prisme.ai does: an endpoint's ``query``,
+#: ``headers``, ``method`` and ``pathParams`` (beside ``body``), an event's ``source``, and
+#: ``$http`` (an endpoint's response status and headers, when the automation sets it). Ordinary
+#: variables: undefined (``null``) when the trigger gives none, and ``set`` may change them.
+INPUT_VARIABLES: Final = ("query", "headers", "method", "pathParams", "source", "$http")
 #: Variables a ``repeat`` sets for each element.
 LOOP_VARIABLES: Final = ("item", "$index")
 INSTRUCTIONS: Final = frozenset(
-    {"set", "delete", "emit", "fetch", "conditions", "repeat", "break", "wait", "all", "comment"}
+    {
+        "set",
+        "delete",
+        "emit",
+        "fetch",
+        "conditions",
+        "repeat",
+        "break",
+        "wait",
+        "all",
+        "comment",
+        "try",
+    }
 )
+#: An endpoint name: segments of ``[A-Za-z0-9_.-]`` joined by ``/``; a segment ``:name`` is a
+#: path parameter, a last ``*name`` takes the rest of the path (Prisme.ai's ``v1/users/:id``).
+ENDPOINT: Final = re.compile(
+    r"(?:[A-Za-z0-9_.-]+|:[A-Za-z_][A-Za-z0-9_]*)(?:/(?:[A-Za-z0-9_.-]+|:[A-Za-z_][A-Za-z0-9_]*))*"
+    r"(?:/\*[A-Za-z_][A-Za-z0-9_]*)?"
+)
+#: More unknown names than this in one automation is junk, not forgetfulness.
+MAX_UNDECLARED: Final = 256
+_UNKNOWN_NAME = re.compile(r"unknown name '([A-Za-z_$][A-Za-z0-9_$]*)'")
 _VARIABLE = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
-_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
 
 class DefinitionError(ValueError):
@@ -57,6 +91,15 @@ class Automation:
     variables: frozenset[str] = frozenset()
     #: Checks the arguments: nothing fetched, patterns on RE2 (see ``modyard.common.user_schemas``).
     validator: Validator | None = None
+    #: ``disabled: true``: kept (listed, saved, published) but never run by any trigger or call.
+    disabled: bool = False
+    #: ``validateArguments: true``: calls and triggers are checked against ``arguments``;
+    #: otherwise the schemas only document them, as on Prisme.ai.
+    validate_arguments: bool = False
+    #: Plain names it reads but never sets or receives (undefined when read; a lint hint).
+    undeclared: frozenset[str] = frozenset()
+    #: A localized ``name`` as written (``{fr, en}``); ``name`` is its English text.
+    localized_name: dict[str, str] | None = None
 
     @property
     def events(self) -> list[str]:
@@ -70,17 +113,49 @@ class Automation:
             return self.slug
         return endpoint if isinstance(endpoint, str) and endpoint else None
 
+    def match_endpoint(self, path: str, prefix: str) -> dict[str, str] | None:
+        """The path parameters when ``path`` (from the workspace) is this automation's endpoint
+        below ``prefix`` (its instance's ``a.b.``); ``None`` when it is not."""
+        endpoint = self.endpoint
+        if endpoint is None or not path.startswith(prefix):
+            return None
+        rest = path[len(prefix) :]
+        if rest == endpoint:
+            return {}
+        if ":" not in endpoint and "*" not in endpoint:
+            return None
+        wanted, given = endpoint.split("/"), rest.split("/")
+        params: dict[str, str] = {}
+        for index, segment in enumerate(wanted):
+            if segment.startswith("*"):
+                tail = given[index:]
+                if not tail or not all(tail):
+                    return None
+                params[segment[1:]] = "/".join(tail)
+                return params
+            if index >= len(given) or not given[index]:
+                return None
+            if segment.startswith(":"):
+                params[segment[1:]] = given[index]
+            elif segment != given[index]:
+                return None
+        return params if len(given) == len(wanted) else None
+
     @property
     def schedules(self) -> list[str]:
         return [str(cron) for cron in self.when.get("schedules") or []]
 
     def source(self) -> dict[str, Any]:
         """The definition as it was saved."""
-        out: dict[str, Any] = {"name": self.name, "do": self.do}
+        out: dict[str, Any] = {"name": self.localized_name or self.name, "do": self.do}
         if self.description:
             out["description"] = self.description
         if self.private:
             out["private"] = True
+        if self.disabled:
+            out["disabled"] = True
+        if self.validate_arguments:
+            out["validateArguments"] = True
         if self.arguments:
             out["arguments"] = self.arguments
         if self.when:
@@ -88,23 +163,6 @@ class Automation:
         if self.output is not None:
             out["output"] = self.output
         return out
-
-
-def condition_expression(text: str) -> str:
-    """A ``conditions`` key as one expression: ``{{a}} < {{b}}`` reads ``(a) < (b)``.
-
-    Prisme.ai writes conditions with placeholders around references; the operators between them
-    are the expression grammar's own.
-    """
-    # The lazy pattern rescans the rest of the text for each unclosed "{{": quadratic in the
-    # length, so a text longer than any expression may be is refused before it is searched.
-    if len(text) > 2 * MAX_EXPRESSION_LENGTH:
-        raise ExpressionError(
-            f"the condition is longer than {2 * MAX_EXPRESSION_LENGTH} characters",
-            text=text,
-            position=2 * MAX_EXPRESSION_LENGTH,
-        )
-    return _PLACEHOLDER.sub(lambda match: f"({match.group(1)})", text).strip()
 
 
 def _declared(instructions: Any, names: set[str]) -> None:
@@ -133,6 +191,10 @@ def _declared(instructions: Any, names: set[str]) -> None:
         elif name == "repeat":
             names.update(LOOP_VARIABLES)
             _declared(args.get("do"), names)
+        elif name == "try":
+            names.add("$error")
+            _declared(args.get("do"), names)
+            _declared(args.get("catch"), names)
 
 
 def _problems(
@@ -178,10 +240,21 @@ def _instruction_problems(
             where = f"{at}/{escape_token(condition)}"
             if condition != "default":
                 try:
-                    check_expression(condition_expression(str(condition)), names=names)
+                    check_expression(str(condition), names=names, dialect=PRISMEAI)
                 except ExpressionError as exc:
                     yield where, f"the condition cannot be read: {exc}"
             yield from _problems(branch, where, names, depth + 1)
+        return
+    if name == "try":
+        unknown = sorted(str(key) for key in args if key not in ("do", "catch"))
+        if unknown:
+            yield at, f"try takes do and catch (instruction lists), not {', '.join(unknown)}"
+        if "do" not in args:
+            yield f"{at}/do", "is required by try: the instructions to try"
+        else:
+            yield from _problems(args.get("do"), f"{at}/do", names, depth + 1)
+        if args.get("catch") is not None:
+            yield from _problems(args["catch"], f"{at}/catch", names, depth + 1)
         return
     if name == "repeat":
         if "on" not in args and "until" not in args:
@@ -190,15 +263,48 @@ def _instruction_problems(
         templated = {key: value for key, value in args.items() if key != "do"}
     elif name == "wait":
         events = args.get("oneOf")
-        if not isinstance(events, list) or not events:
-            yield f"{at}/oneOf", "is required by wait: a list of {event: name}"
+        # Without oneOf, a wait is a pause of ``timeout`` seconds (Prisme.ai's
+        # ``wait: {timeout: 120}``).
+        if ("oneOf" in args or "timeout" not in args) and (
+            not isinstance(events, list) or not events
+        ):
+            yield f"{at}/oneOf", "is required by wait (or a timeout alone): a list of {event: name}"
         templated = dict(args)
     else:
         templated = dict(args)
     try:
-        check_template(templated, names=names, pointer=at)
+        check_template(templated, names=names, pointer=at, dialect=PRISMEAI)
     except TemplateError as exc:
         yield exc.pointer, exc.reason
+
+
+def localized_text(value: Any) -> str | None:
+    """Prisme.ai's localized text (``{fr: …, en: …}``) read in English, else its first language;
+    a plain string as it is (as the ``prismeai`` format reads descriptions)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and value and all(isinstance(v, str) for v in value.values()):
+        return str(value.get("en") or next(iter(value.values())))
+    return None
+
+
+def plain_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """An argument's schema with localized ``title``/``description`` read as :func:`localized_text`
+    (JSON Schema wants strings there; Prisme.ai shows the user's language)."""
+    plain: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("title", "description") and isinstance(value, Mapping):
+            text = localized_text(value)
+            plain[key] = text if text is not None else value
+        elif key in ("properties", "patternProperties") and isinstance(value, Mapping):
+            plain[key] = {
+                k: plain_schema(v) if isinstance(v, Mapping) else v for k, v in value.items()
+            }
+        elif key == "items" and isinstance(value, Mapping):
+            plain[key] = plain_schema(value)
+        else:
+            plain[key] = value
+    return plain
 
 
 def _arguments_validator(arguments: Any) -> tuple[Validator | None, list[tuple[str, str]]]:
@@ -207,7 +313,13 @@ def _arguments_validator(arguments: Any) -> tuple[Validator | None, list[tuple[s
         return None, []
     if not isinstance(arguments, Mapping):
         return None, [("", "must map argument names to JSON Schemas")]
-    schema = {"type": "object", "properties": dict(arguments)}
+    schema = {
+        "type": "object",
+        "properties": {
+            name: plain_schema(value) if isinstance(value, Mapping) else value
+            for name, value in arguments.items()
+        },
+    }
     try:
         return compile_user_schema(schema), []
     except SchemaRefused as exc:
@@ -215,6 +327,44 @@ def _arguments_validator(arguments: Any) -> tuple[Validator | None, list[tuple[s
         return None, [
             (pointer.removeprefix("/properties"), reason) for pointer, reason in exc.problems
         ]
+
+
+def _expression_problems(
+    do: Any, output: Any, at: str, declared: set[str]
+) -> tuple[list[tuple[str, str]], frozenset[str]]:
+    """The problems of the expressions, and the plain names read but never declared.
+
+    Prisme.ai reads such a name as undefined; so does modyard: each unknown name the grammar
+    reports is added to what the automation sees and the check runs again (one name per
+    expression per round), up to :data:`MAX_UNDECLARED` names. Other junk stays a problem.
+    """
+    undeclared: set[str] = set()
+    while True:
+        names = tuple(sorted({*SCOPES, *declared, *undeclared}))
+        problems = list(_problems(do, f"{at}/do", names))
+        if output is not None:
+            try:
+                check_template(output, names=names, pointer=f"{at}/output", dialect=PRISMEAI)
+            except TemplateError as exc:
+                problems.append((exc.pointer, exc.reason))
+        unknown = {
+            match.group(1)
+            for _, reason in problems
+            if (match := _UNKNOWN_NAME.search(reason)) is not None
+        } - {*names, *RESERVED_NAMES}
+        if not unknown or len(undeclared) + len(unknown) > MAX_UNDECLARED:
+            return problems, frozenset(undeclared)
+        undeclared |= unknown
+
+
+def _flag(document: Mapping[str, Any], key: str, at: str, problems: list[tuple[str, str]]) -> bool:
+    value = document.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        problems.append((f"{at}/{key}", "must be true or false"))
+        return False
+    return value
 
 
 def compile_automation(slug: str, document: Any, *, at: str = "") -> Automation:
@@ -231,12 +381,16 @@ def compile_automation(slug: str, document: Any, *, at: str = "") -> Automation:
                 problems.append(
                     (
                         f"{at}/arguments/{escape_token(argument)}",
-                        "argument names are identifiers other than payload/body/config/run/user",
+                        "argument names are identifiers other than " + "/".join(SCOPES),
                     )
                 )
-    private = document.get("private", False)
-    if not isinstance(private, bool):
-        problems.append((f"{at}/private", "must be true or false"))
+    private = _flag(document, "private", at, problems)
+    disabled = _flag(document, "disabled", at, problems)
+    validate = _flag(document, "validateArguments", at, problems)
+    raw_name = document.get("name")
+    name = localized_text(raw_name)
+    if raw_name is not None and name is None:
+        problems.append((f"{at}/name", "must be a string or a map of language → text"))
     when = document.get("when") or {}
     if not isinstance(when, Mapping):
         problems.append((f"{at}/when", "must be a mapping of events, endpoint and schedules"))
@@ -246,9 +400,15 @@ def compile_automation(slug: str, document: Any, *, at: str = "") -> Automation:
         problems.append((f"{at}/when/events", "must be a list of event names"))
     endpoint = when.get("endpoint", False)
     if not isinstance(endpoint, bool) and not (
-        isinstance(endpoint, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", endpoint)
+        isinstance(endpoint, str) and len(endpoint) <= 128 and ENDPOINT.fullmatch(endpoint)
     ):
-        problems.append((f"{at}/when/endpoint", "must be true, false or a name of [A-Za-z0-9_.-]"))
+        problems.append(
+            (
+                f"{at}/when/endpoint",
+                "must be true, false or a name of [A-Za-z0-9_.-] segments joined by '/', where "
+                "a segment ':id' or a last '*rest' is a path parameter (v1/users/:id)",
+            )
+        )
     schedules = when.get("schedules", [])
     if not isinstance(schedules, list) or not all(
         isinstance(s, str) and len(s.split()) == 5 for s in schedules
@@ -261,39 +421,41 @@ def compile_automation(slug: str, document: Any, *, at: str = "") -> Automation:
         problems.append((f"{at}/do", "is required: the instructions (write 'do: []' for none)"))
         do = []
     declared: set[str] = set(arguments) if isinstance(arguments, Mapping) else set()
+    declared.update(INPUT_VARIABLES)
     _declared(do, declared)
-    declared -= set(SCOPES)
-    names = tuple(sorted({*SCOPES, *(n for n in declared if _VARIABLE.match(n))}))
-    problems += list(_problems(do, f"{at}/do", names))
+    declared = {n for n in declared if n not in SCOPES and _VARIABLE.match(n)}
     output = document.get("output")
-    if output is not None:
-        try:
-            check_template(output, names=names, pointer=f"{at}/output")
-        except TemplateError as exc:
-            problems.append((exc.pointer, exc.reason))
+    expression_problems, undeclared = _expression_problems(do, output, at, declared)
+    problems += expression_problems
     if problems:
         raise DefinitionError(problems)
-    name = document.get("name")
     description = document.get("description")
     return Automation(
         slug=slug,
-        name=name if isinstance(name, str) and name else slug,
+        name=name or slug,
         do=list(do),
         private=private,
         arguments=dict(arguments),
         when=dict(when),
         output=output,
-        description=description if isinstance(description, str) else None,
-        variables=frozenset(declared),
+        description=localized_text(description),
+        variables=frozenset(declared | undeclared),
         validator=validator,
+        disabled=disabled,
+        validate_arguments=validate,
+        undeclared=undeclared,
+        localized_name=dict(raw_name) if isinstance(raw_name, Mapping) else None,
     )
 
 
 __all__ = [
+    "ENDPOINT",
+    "INPUT_VARIABLES",
     "INSTRUCTIONS",
     "SCOPES",
     "Automation",
     "DefinitionError",
     "compile_automation",
-    "condition_expression",
+    "localized_text",
+    "plain_schema",
 ]

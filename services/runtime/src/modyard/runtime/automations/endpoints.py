@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Path, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -13,6 +14,7 @@ from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, BadRequest, Forbidden
 from modyard.runtime import changes
 from modyard.runtime.automations import store
+from modyard.runtime.automations.definitions import localized_text
 from modyard.runtime.automations.models import AutomationWorkspace, StoredAutomation
 from modyard.runtime.automations.schemas import (
     AutomationIn,
@@ -34,6 +36,8 @@ Workspace = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 Slug = Annotated[str, Path(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_ -]{0,127}$")]
 # Endpoint and run names may be an instance's: "nlu.french.embed".
 Name = Annotated[str, Path(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_ .-]{0,254}$")]
+# An endpoint's may be a path ("v1/users/42" for the endpoint "v1/users/:id").
+EndpointPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_ .:/@~+=,-]{0,511}$")]
 
 
 def check_workspace(principal: Principal, workspace: str) -> None:
@@ -57,9 +61,11 @@ def _out(row: StoredAutomation) -> AutomationOut:
     definition = row.definition
     return AutomationOut(
         slug=row.slug,
-        name=definition.get("name") or row.slug,
-        description=definition.get("description"),
+        name=localized_text(definition.get("name")) or row.slug,
+        description=localized_text(definition.get("description")),
         private=bool(definition.get("private")),
+        disabled=bool(definition.get("disabled")),
+        validateArguments=bool(definition.get("validateArguments")),
         arguments=definition.get("arguments") or {},
         when=definition.get("when") or {},
         do=definition.get("do") or [],
@@ -167,10 +173,17 @@ async def run_automation(
 
 
 async def call_endpoint(
-    ws: Workspace, name: Name, request: Request, session: DbSession, principal: CurrentPrincipal
+    ws: Workspace,
+    name: EndpointPath,
+    request: Request,
+    session: DbSession,
+    principal: CurrentPrincipal,
 ) -> Response:
     """Run the automation serving endpoint ``name`` (``functions.execute`` for an instance's):
-    the JSON body is ``body`` (its fields also the arguments), the query ``payload.query``."""
+    the JSON body is ``body`` (its fields also the arguments); ``query``, ``headers``,
+    ``method`` and ``pathParams`` are given as Prisme.ai gives them (the query also as
+    ``payload.query``). What the automation sets in ``$http`` (``status``, ``headers``) shapes
+    the response."""
     check_workspace(principal, ws)
     service = automations_of(request)
     target = await service.endpoint(ws, name)
@@ -192,15 +205,64 @@ async def call_endpoint(
         body=body,
         user={"id": principal.subject},
         trigger={"type": "endpoint", "endpoint": name},
+        inputs={
+            "query": dict(request.query_params),
+            "headers": {
+                key: value
+                for key, value in request.headers.items()
+                if key.lower() not in _PRIVATE_HEADERS
+            },
+            "method": request.method,
+            "pathParams": dict(target.path_params),
+        },
     )
-    return JSONResponse(result.output)
+    status_code, headers = _http_response(result.http)
+    if status_code in (204, 304):
+        return Response(status_code=status_code, headers=headers)
+    return JSONResponse(result.output, status_code=status_code, headers=headers)
+
+
+#: The caller's credentials stay with the runtime: an app's automation never reads them.
+_PRIVATE_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization"})
+_HEADER_NAME: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
+#: Headers the server writes itself.
+_SERVER_HEADERS: Final = frozenset(
+    {"content-length", "content-type", "transfer-encoding", "connection", "set-cookie"}
+)
+
+
+def _http_response(http: Any) -> tuple[int, dict[str, str]]:
+    """The status and headers an automation set in ``$http`` (Prisme.ai:
+    ``set: {name: $http, value: {status: 202, headers: {...}}}``). A status outside 200-599 or
+    a header that is not text (or would break the response) is ignored: the run succeeded."""
+    if not isinstance(http, dict):
+        return 200, {}
+    status_code = http.get("status")
+    if isinstance(status_code, bool) or not isinstance(status_code, int):
+        status_code = 200
+    if not 200 <= status_code <= 599:
+        status_code = 200
+    headers: dict[str, str] = {}
+    if isinstance(http.get("headers"), dict):
+        for key, value in http["headers"].items():
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                continue
+            text, name = str(value), str(key)
+            if (
+                name.lower() in _SERVER_HEADERS
+                or _HEADER_NAME.fullmatch(name) is None
+                or any(c in text for c in "\r\n\0")
+            ):
+                continue
+            headers[name] = text
+    return status_code, headers
 
 
 # One route per method: a single multi-method route gives every method the same operationId,
 # which OpenAPI forbids (generated clients and schemathesis tell operations apart by it).
 for _method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
     router.add_api_route(
-        "/endpoints/{name}",
+        "/endpoints/{name:path}",
         call_endpoint,
         methods=[_method],
         operation_id=f"call_endpoint_{_method.lower()}",

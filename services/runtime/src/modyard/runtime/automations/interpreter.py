@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
-from modyard.common.expressions import ExpressionError, evaluate_value, truthy
+from modyard.common.expressions import PRISMEAI, ExpressionError, evaluate_value, truthy
 from modyard.common.json_pointer import escape_token
 from modyard.common.templates import (
     TemplateError,
@@ -35,7 +35,11 @@ from modyard.common.templates import (
     render_text,
 )
 from modyard.runtime.automations.budgets import AutomationBudgets, default_budgets, setting_name
-from modyard.runtime.automations.definitions import SCOPES, Automation, condition_expression
+from modyard.runtime.automations.definitions import (
+    INPUT_VARIABLES,
+    SCOPES,
+    Automation,
+)
 from modyard.runtime.automations.fetch import Fetcher, FetchFailed, checked_url
 from modyard.runtime.automations.program import (
     AutomationNotFound,
@@ -56,6 +60,7 @@ MAX_WAIT_SECONDS: Final = 300.0
 DEFAULT_FETCH_SECONDS: Final = 10.0
 FETCH_METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _PATH_PART = re.compile(r"[^.\[\]]+|\[\d+\]")
+INPUTS: Final = frozenset(INPUT_VARIABLES)
 
 
 class AutomationError(Exception):
@@ -147,6 +152,10 @@ class _Frame:
             scope["config"] = self.program.config
             scope["run"] = self.run
             scope["user"] = self.run.get("user")
+            globals_ = self.state.globals
+            if id(self.program) not in globals_:
+                globals_[id(self.program)] = self.program.global_context(self.state.api_url)
+            scope["global"] = globals_[id(self.program)]
             self._scope = scope
         return self._scope
 
@@ -163,6 +172,8 @@ class RunResult:
     output: Any
     emitted: list[dict[str, Any]] = field(default_factory=list)
     duration_ms: float = 0.0
+    #: What the automation set in ``$http`` (``status``, ``headers``): an endpoint's response.
+    http: dict[str, Any] | None = None
 
 
 @dataclass
@@ -174,6 +185,10 @@ class _Run:
     trigger: dict[str, Any]
     user: Any
     budgets: AutomationBudgets
+    #: The public base URL of this runtime (``global.apiUrl``), when known.
+    api_url: str | None = None
+    #: ``global`` of each program of the run, built once.
+    globals: dict[int, dict[str, Any]] = field(default_factory=dict)
     steps: int = 0
     emitted: list[dict[str, Any]] = field(default_factory=list)
     #: Seconds spent evaluating so far, and since when the current evaluation runs (or None).
@@ -207,7 +222,11 @@ class _Computing:
 
 
 def validate_arguments(automation: Automation, arguments: Mapping[str, Any]) -> None:
-    if automation.validator is None:
+    """Check ``arguments`` against the automation's schemas when it says
+    ``validateArguments: true``. Prisme.ai's docs: "when true, the runtime rejects calls whose
+    inputs do not match" (and its guide keeps it for entry points): without it the schemas only
+    describe the arguments, and a call passing ``3`` for a string argument runs."""
+    if automation.validator is None or not automation.validate_arguments:
         return
     errors = sorted(automation.validator.iter_errors(dict(arguments)), key=lambda e: e.path)
     if errors:
@@ -222,13 +241,29 @@ def _secrets_of(program: Program) -> set[str]:
     return {secret for each in program.programs() for secret in each.secrets}
 
 
+def disabled(automation: Automation, pointer: str = "") -> AutomationError:
+    return AutomationError(
+        f"automation {automation.slug!r} is disabled (disabled: true): no trigger or call runs "
+        "it; remove 'disabled' to run it",
+        pointer=pointer,
+        automation=automation.slug,
+        status=404,
+    )
+
+
 class Interpreter:
     def __init__(
-        self, host: Host, fetcher: Fetcher | None = None, budgets: AutomationBudgets | None = None
+        self,
+        host: Host,
+        fetcher: Fetcher | None = None,
+        budgets: AutomationBudgets | None = None,
+        *,
+        api_url: str | None = None,
     ) -> None:
         self.host = host
         self.fetcher = fetcher or Fetcher()
         self.budgets = budgets or default_budgets()
+        self.api_url = api_url
 
     async def run(
         self,
@@ -242,15 +277,21 @@ class Interpreter:
         trigger: Mapping[str, Any] | None = None,
         correlation_id: str | None = None,
         secrets_from: Program | None = None,
+        inputs: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Run ``automation`` of ``program`` (already resolved, its caller allowed to).
 
-        ``arguments`` are checked against its schema and become variables; ``secrets_from`` is
-        the workspace's program, whose secrets (its instances' too) are masked.
+        ``arguments`` are checked against its schema (``validateArguments: true``) and become
+        variables; ``inputs`` are the trigger's (:data:`INPUT_VARIABLES`: an endpoint's
+        ``query``, ``headers``…, an event's ``source``); ``secrets_from`` is the workspace's
+        program, whose secrets (its instances' too) are masked.
         """
+        if automation.disabled:
+            raise disabled(automation)
         started = time.perf_counter()
         arguments = dict(arguments or {})
         validate_arguments(automation, arguments)
+        variables = {**arguments, **{k: v for k, v in (inputs or {}).items() if k in INPUTS}}
         state = _Run(
             host=self.host,
             fetcher=self.fetcher,
@@ -259,15 +300,17 @@ class Interpreter:
             trigger=dict(trigger or {"type": "direct"}),
             user=user,
             budgets=self.budgets,
+            api_url=self.api_url,
         )
+        http: dict[str, Any] = {}
         try:
             # The wall-clock budget also ends a run sitting in a wait or a fetch.
             async with asyncio.timeout(self.budgets.max_run_seconds):
                 output = await self._automation(
-                    state, program, automation, arguments, payload, body, 0
+                    state, program, automation, variables, payload, body, 0, http
                 )
         except _Break:
-            output = None
+            output = {}
         except TimeoutError:
             exc = BudgetExceeded(
                 f"the run took longer than {self.budgets.max_run_seconds:g} s",
@@ -284,6 +327,7 @@ class Interpreter:
             output=state.redactor(output),
             emitted=state.emitted,
             duration_ms=(time.perf_counter() - started) * 1000,
+            http=state.redactor(http.get("$http")) if isinstance(http.get("$http"), dict) else None,
         )
 
     async def _automation(
@@ -295,10 +339,17 @@ class Interpreter:
         payload: Any,
         body: Any,
         depth: int,
+        http: dict[str, Any] | None = None,
     ) -> Any:
+        context = program.run_context()
         run = {
-            **program.run_context(),
+            **context,
             "automation": automation.slug,
+            # Prisme.ai's names of the same facts.
+            "automationSlug": automation.slug,
+            "appSlug": program.app_slug,
+            "appInstanceSlug": program.slug,
+            "appInstanceFullSlug": ".".join(program.path) or None,
             "correlationId": state.correlation_id,
             "date": datetime.now(UTC).isoformat(),
             "depth": depth,
@@ -311,8 +362,12 @@ class Interpreter:
         except _Break as stop:
             if stop.scope == "all":
                 raise
+        finally:
+            if http is not None and "$http" in frame.variables:
+                http["$http"] = frame.variables["$http"]
         if automation.output is None:
-            return None
+            # Prisme.ai: ``automation.output ? interpolate(output) : {}``.
+            return {}
         return self._sized(frame, self._render(frame, automation.output, "/output"), "/output")
 
     # -- helpers -----------------------------------------------------------------------------
@@ -341,22 +396,22 @@ class Interpreter:
     def _render(self, frame: _Frame, template: Any, pointer: str) -> Any:
         if template is None or isinstance(template, bool | int | float):
             return template
-        if isinstance(template, str) and "{{" not in template:
+        if isinstance(template, str) and "{{" not in template and "{%" not in template:
             return template
         try:
             with _Computing(frame.state):
-                return render(template, frame.scope(), pointer=pointer)
+                return render(template, frame.scope(), pointer=pointer, dialect=PRISMEAI)
         except TemplateError as exc:
             raise self._fail(frame, exc.reason, exc.pointer) from None
 
     def _text(self, frame: _Frame, template: Any, pointer: str) -> str:
         if not isinstance(template, str):
             return "" if template is None else str(template)
-        if "{{" not in template:
+        if "{{" not in template and "{%" not in template:
             return template
         try:
             with _Computing(frame.state):
-                return render_text(template, frame.scope(), pointer=pointer)
+                return render_text(template, frame.scope(), pointer=pointer, dialect=PRISMEAI)
         except TemplateError as exc:
             raise self._fail(frame, exc.reason, exc.pointer) from None
 
@@ -444,13 +499,15 @@ class Interpreter:
                 state.parallel -= len(branches)
         elif name == "comment":
             return
+        elif name == "try":
+            await self._try(state, frame, args, at)
         else:
             await self._call(state, frame, name, args or {}, at)
 
     # -- variables -----------------------------------------------------------------------------
 
     def _path(self, frame: _Frame, args: Mapping[str, Any], at: str) -> list[str | int]:
-        text = self._text(frame, args.get("name"), f"{at}/name")
+        text = self._text(frame, args.get("name"), f"{at}/name").removesuffix("[]")
         parts: list[str | int] = [
             int(part[1:-1]) if part.startswith("[") else part for part in _PATH_PART.findall(text)
         ]
@@ -472,6 +529,10 @@ class Interpreter:
             container = child
         last = parts[-1]
         mode = args.get("type")
+        name = args.get("name")
+        if isinstance(name, str) and name.rstrip().endswith("[]") and mode != "merge":
+            # Prisme.ai's ``name: users[]``: append the value to the list.
+            mode = "push"
         current = _get(container, last)
         built = not _is_placeholder(args.get("value"))
         if mode in ("push", "merge"):
@@ -533,6 +594,13 @@ class Interpreter:
         await state.host.emit(frame.program, full, payload, frame.run)
 
     async def _wait(self, state: _Run, frame: _Frame, args: Mapping[str, Any], at: str) -> None:
+        if "oneOf" not in args:
+            # A pause: ``wait: {timeout: 2}`` (bounded as any wait, and by the run's budget).
+            pause = self._render(frame, args.get("timeout"), f"{at}/timeout")
+            if not isinstance(pause, int | float) or isinstance(pause, bool) or pause <= 0:
+                raise self._fail(frame, "timeout is a number of seconds", f"{at}/timeout")
+            await asyncio.sleep(min(float(pause), MAX_WAIT_SECONDS))
+            return
         rendered = self._render(frame, {"oneOf": args.get("oneOf")}, at)["oneOf"]
         events: list[str] = []
         filters: list[dict[str, Any]] = []
@@ -624,7 +692,7 @@ class Interpreter:
             where = f"{at}/{escape_token(condition)}"
             try:
                 with _Computing(state):
-                    value = evaluate_value(condition_expression(str(condition)), frame.scope())
+                    value = evaluate_value(str(condition), frame.scope(), dialect=PRISMEAI)
             except ExpressionError as exc:
                 raise self._fail(frame, str(exc), where) from None
             if truthy(value):
@@ -671,6 +739,27 @@ class Interpreter:
         finally:
             frame.loops -= 1
 
+    async def _try(self, state: _Run, frame: _Frame, args: Mapping[str, Any], at: str) -> None:
+        """``try: {do, catch}``: a failure in ``do`` runs ``catch`` with ``$error`` (its
+        ``message``, ``automation`` and ``pointer``; Prisme.ai's docs: "catch: instructions
+        executed if an error occurs, with access to $error"). Budgets are not caught: a run past
+        one ends, whatever it tries."""
+        try:
+            await self._block(state, frame, list(args.get("do") or []), f"{at}/do")
+        except BudgetExceeded:
+            raise
+        except AutomationError as exc:
+            frame.bind(
+                "$error",
+                {
+                    "message": state.redactor.text(exc.message),
+                    "automation": exc.automation,
+                    "pointer": exc.pointer,
+                    "status": exc.status,
+                },
+            )
+            await self._block(state, frame, list(args.get("catch") or []), f"{at}/catch")
+
     # -- calls -----------------------------------------------------------------------------------
 
     async def _call(
@@ -690,11 +779,21 @@ class Interpreter:
                 at,
                 status=404,
             ) from None
+        if automation.disabled:
+            raise disabled(automation, at)
         if frame.depth + 1 > MAX_CALL_DEPTH:
             raise self._fail(frame, f"calls nest deeper than {MAX_CALL_DEPTH}", at)
-        arguments = self._sized(
-            frame, self._render(frame, {k: v for k, v in args.items() if k != "output"}, at), at
-        )
+        written = {k: v for k, v in args.items() if k != "output"}
+        arguments = self._sized(frame, self._render(frame, written, at), at)
+        # An argument computed to undefined (``'{{config.apiVersion}}'`` unset) is left out, as
+        # Prisme.ai's JSON serialisation of the call leaves it out: the callee reads it as
+        # undefined, and a schema's ``type: string`` does not refuse it. (The templates give
+        # undefined as null: a computed null is left out too; a literal ``null`` is passed.)
+        arguments = {
+            key: value
+            for key, value in arguments.items()
+            if value is not None or not (isinstance(written[key], str) and "{{" in written[key])
+        }
         # Prisme.ai lets a call set the callee's body and payload (``parse: {body: {...}}``);
         # otherwise the callee sees the caller's.
         body = arguments.pop("body", frame.body)

@@ -49,6 +49,11 @@ class Program:
     app_version: str | None = None
     #: Whether the instance stays on its version (``imports`` with ``appVersion``).
     pinned: bool = False
+    #: The app's own slug (Prisme.ai's ``appSlug``, e.g. ``Collection``), for an instance.
+    app_slug: str | None = None
+    #: Automations of the app version that cannot run here, by slug: ``(pointer, reason)``
+    #: problems. Shown on the instance (``GET /v1/workspaces/{ws}/apps``) and logged.
+    unusable: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     @property
     def is_instance(self) -> bool:
@@ -101,17 +106,50 @@ class Program:
         full = event
         for program in self.programs():
             for automation in program.automations.values():
+                if automation.disabled:
+                    continue  # registered, never run (Prisme.ai's ``disabled: true``)
                 if any(program.full_name(name) == full for name in automation.events):
                     yield program, automation
 
-    def endpoint(self, name: str) -> tuple[Program, Automation] | None:
-        """The automation served as endpoint ``name`` (full name, from the workspace)."""
+    def endpoint(self, name: str) -> tuple[Program, Automation, dict[str, str]] | None:
+        """The automation served as endpoint ``name`` (full name, from the workspace) and its
+        path parameters: an exact name first, else the first endpoint with parameters
+        (``v1/users/:id``) that matches."""
+        templated: tuple[Program, Automation, dict[str, str]] | None = None
         for program in self.programs():
+            prefix = program.full_name("")
             for automation in program.automations.values():
-                endpoint = automation.endpoint
-                if endpoint is not None and program.full_name(endpoint) == name:
-                    return program, automation
-        return None
+                params = automation.match_endpoint(name, prefix)
+                if params is None:
+                    continue
+                if not params and program.full_name(automation.endpoint or "") == name:
+                    return program, automation, {}
+                if templated is None:
+                    templated = (program, automation, params)
+        return templated
+
+    def global_context(self, api_url: str | None) -> dict[str, Any]:
+        """Prisme.ai's read-only ``global``: the facts of the workspace the run is in.
+
+        ``workspaceId``/``workspaceSlug`` are the workspace's name (modyard has one name for
+        both); ``apiUrl`` this runtime's public base URL + ``/v1`` (``None`` when not known);
+        ``endpoints`` maps each endpoint of this program (its own name, as the automation
+        writes it) to its URL; ``endpointsUrl`` is their base.
+        """
+        base = api_url.rstrip("/") + "/v1" if api_url else None
+        endpoints_url = f"{base}/workspaces/{self.workspace}/endpoints" if base else None
+        endpoints = {
+            automation.endpoint: f"{endpoints_url}/{self.full_name(automation.endpoint)}"
+            for automation in self.automations.values()
+            if automation.endpoint is not None and endpoints_url
+        }
+        return {
+            "workspaceId": self.workspace,
+            "workspaceSlug": self.workspace,
+            "apiUrl": base,
+            "endpointsUrl": endpoints_url,
+            "endpoints": endpoints,
+        }
 
     def run_context(self) -> dict[str, Any]:
         """What ``run.appInstance`` says: ``None`` in the workspace itself."""

@@ -39,30 +39,41 @@ log = structlog.get_logger(__name__)
 CACHE_SECONDS: Final = 1.0
 
 
-def _compiled(owner: str, definitions: Iterable[tuple[str, Any]]) -> dict[str, Automation]:
+def _compiled(
+    owner: str, definitions: Iterable[tuple[str, Any]]
+) -> tuple[dict[str, Automation], dict[str, list[tuple[str, str]]]]:
+    """The automations that compile, and the problems of those that do not.
+
+    An app version published before a check existed (or by a registry that does not run the
+    runtime's checks) may hold an automation this runtime cannot run: its other automations
+    still run, and the unusable one is logged and shown on the instance
+    (``GET /v1/workspaces/{ws}/apps``, ``unusable``), never dropped silently.
+    """
     automations: dict[str, Automation] = {}
+    unusable: dict[str, list[tuple[str, str]]] = {}
     for slug, definition in definitions:
         try:
             automations[slug] = compile_automation(slug, definition)
         except DefinitionError as exc:
-            # An app version published before a check existed: its other automations still run.
+            unusable[slug] = exc.problems
             log.warning("automation.unusable", owner=owner, automation=slug, problems=str(exc))
-    return automations
+    return automations, unusable
+
+
+_MANIFEST_KEYS: Final = ("name", "description", "private", "arguments", "when", "do", "output")
+#: Prisme.ai keys the ``prismeai`` format keeps in an automation's ``extra``.
+_EXTRA_KEYS: Final = ("disabled", "validateArguments")
 
 
 def app_definitions(manifest: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """An app version's automations (the registry's canonical manifest) as definitions."""
-    return [
-        (
-            str(item["slug"]),
-            {
-                key: item[key]
-                for key in ("name", "description", "private", "arguments", "when", "do", "output")
-                if item.get(key) is not None
-            },
-        )
-        for item in manifest.get("automations") or []
-    ]
+    definitions: list[tuple[str, dict[str, Any]]] = []
+    for item in manifest.get("automations") or []:
+        definition = {key: item[key] for key in _MANIFEST_KEYS if item.get(key) is not None}
+        extra = item.get("extra") or {}
+        definition.update({key: extra[key] for key in _EXTRA_KEYS if extra.get(key) is not None})
+        definitions.append((str(item["slug"]), definition))
+    return definitions
 
 
 def app_config_value(manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -129,9 +140,13 @@ def build_program(
     config = unsealed_config(
         settings.config_schema if settings else {}, settings.config_value if settings else {}, box
     )
+    own_automations, own_unusable = _compiled(
+        workspace, ((row.slug, row.definition) for row in automations)
+    )
     root = Program(
         workspace=workspace,
-        automations=_compiled(workspace, ((row.slug, row.definition) for row in automations)),
+        automations=own_automations,
+        unusable=own_unusable,
         config=config,
         secrets=frozenset(
             str(config[name])
@@ -166,9 +181,12 @@ def build_program(
         if passed is not None:
             # The parent's secrets may now be in this config: they stay masked here too.
             secret_values |= parent.secrets
+        compiled, unusable = _compiled(row.slug, app_definitions(row.manifest))
         parent.instances[path[-1]] = Program(
             workspace=workspace,
-            automations=_compiled(row.slug, app_definitions(row.manifest)),
+            automations=compiled,
+            unusable=unusable,
+            app_slug=app_slug(row.manifest) or None,
             config=merged,
             secrets=frozenset(secret_values),
             path=path,

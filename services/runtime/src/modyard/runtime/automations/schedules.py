@@ -66,6 +66,8 @@ async def run_due(service: AutomationService, minute: datetime) -> int:
             root = await service.programs.get(workspace, session)
             for program in root.programs():
                 for automation in program.automations.values():
+                    if automation.disabled:
+                        continue  # registered, never run (Prisme.ai's ``disabled: true``)
                     if not any(is_due(cron, minute) for cron in automation.schedules):
                         continue
                     try:

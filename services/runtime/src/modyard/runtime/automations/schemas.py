@@ -16,9 +16,17 @@ class AutomationIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    name: str | None = Field(default=None, max_length=255)
-    description: str | None = None
+    name: str | dict[str, str] | None = Field(
+        default=None, description="Text, or Prisme.ai's localized {fr: …, en: …}"
+    )
+    description: str | dict[str, str] | None = None
     private: bool = False
+    disabled: bool = Field(
+        default=False, description="Kept but never run by any trigger, endpoint or call"
+    )
+    validateArguments: bool = Field(
+        default=False, description="Check calls and triggers against the arguments' schemas"
+    )
     arguments: dict[str, Any] = Field(default_factory=dict)
     when: dict[str, Any] = Field(default_factory=dict)
     do: list[Any] = Field(description="The instructions (an empty list is fine)")
@@ -30,6 +38,8 @@ class AutomationOut(BaseModel):
     name: str
     description: str | None
     private: bool
+    disabled: bool = False
+    validateArguments: bool = False
     arguments: dict[str, Any]
     when: dict[str, Any]
     do: list[Any]

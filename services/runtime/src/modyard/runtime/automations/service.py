@@ -8,7 +8,7 @@ transaction of its own, so that whatever answers it can see them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -122,21 +122,51 @@ def problem(exc: AutomationError) -> ValidationFailed | NotFound | Forbidden:
     )
 
 
+def _check_enabled(workspace: str, name: str, automation: Automation) -> None:
+    if automation.disabled:
+        raise NotFound(
+            f"Automation {name!r} of workspace {workspace!r} is disabled (disabled: true): no "
+            "trigger, endpoint or call runs it. Remove 'disabled' (or set it to false) to run it.",
+            slug="automation-disabled",
+        )
+
+
+def _event_source(workspace: str, emitted_by: Mapping[str, Any] | None) -> dict[str, Any]:
+    """An event's ``source`` with Prisme.ai's names: who emitted it (``workspaceId``,
+    ``appInstanceFullSlug``, ``automationSlug``, ``correlationId``)."""
+    emitted_by = emitted_by or {}
+    return {
+        "workspaceId": workspace,
+        "appInstanceFullSlug": emitted_by.get("appInstance"),
+        "automationSlug": emitted_by.get("automation"),
+        "correlationId": emitted_by.get("correlationId"),
+    }
+
+
 @dataclass
 class Target:
     program: Program
     automation: Automation
     root: Program
+    #: An endpoint's path parameters (``v1/users/:id`` called as ``v1/users/42``: ``{id: 42}``).
+    path_params: dict[str, str] = field(default_factory=dict)
 
 
 class AutomationService:
     def __init__(
-        self, database: Database, programs: ProgramCache, *, source: str, hub: EventHub
+        self,
+        database: Database,
+        programs: ProgramCache,
+        *,
+        source: str,
+        hub: EventHub,
+        api_url: str | None = None,
     ) -> None:
         self.database = database
         self.programs = programs
         self.source = source
         self.hub = hub
+        self.api_url = api_url
         self.fetcher = Fetcher()
 
     async def aclose(self) -> None:
@@ -155,6 +185,7 @@ class AutomationService:
                 "named <instance>.<automation>).",
                 slug="automation-not-found",
             ) from None
+        _check_enabled(workspace, name, automation)
         return Target(program, automation, root)
 
     async def endpoint(self, workspace: str, name: str) -> Target:
@@ -166,7 +197,8 @@ class AutomationService:
                 "'when: {endpoint: true}' (an app instance's are <instance>.<automation>).",
                 slug="endpoint-not-found",
             )
-        return Target(found[0], found[1], root)
+        _check_enabled(workspace, name, found[1])
+        return Target(found[0], found[1], root, found[2])
 
     async def run(
         self,
@@ -181,12 +213,15 @@ class AutomationService:
         trigger: Mapping[str, Any],
         depth: int = 0,
         correlation_id: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
     ) -> RunResult:
-        """Run and record its events in ``session``; failures are raised as 4xx problems."""
+        """Run and record its events in ``session``; failures are raised as 4xx problems.
+        ``inputs``: the trigger's (``query``, ``headers``, ``method``, ``pathParams``,
+        ``source``), as Prisme.ai gives them to the automation it starts."""
         host = _Host(self, workspace, depth)
         kind = str(trigger.get("type", "direct"))
         try:
-            result = await Interpreter(host, self.fetcher).run(
+            result = await Interpreter(host, self.fetcher, api_url=self.api_url).run(
                 target.program,
                 target.automation,
                 arguments=arguments,
@@ -196,6 +231,7 @@ class AutomationService:
                 trigger=trigger,
                 correlation_id=correlation_id,
                 secrets_from=target.root,
+                inputs=inputs,
             )
         except AutomationError as exc:
             AUTOMATION_RUNS.labels(kind, "failed").inc()
@@ -225,6 +261,7 @@ class AutomationService:
             depth=data.depth,
             event_id=event.id,
             correlation_id=event.correlationid,
+            source=data.source,
         )
 
     async def deliver(
@@ -239,6 +276,7 @@ class AutomationService:
         depth: int = 0,
         event_id: str | None = None,
         correlation_id: str | None = None,
+        source: Mapping[str, Any] | None = None,
     ) -> int:
         """Run the automations listening to ``name`` (a full name); how many ran.
 
@@ -259,6 +297,7 @@ class AutomationService:
                     trigger={"type": "event", "event": seen_as, "id": event_id},
                     depth=depth,
                     correlation_id=correlation_id,
+                    inputs={"source": _event_source(workspace, source)},
                 )
                 ran += 1
             except (ValidationFailed, NotFound, Forbidden) as exc:

@@ -85,7 +85,12 @@ class AutomationsRuntime:
         news.on(AUTOMATIONS_CHANGED, automations_changed)
         news.on_reconnect(programs.forget_all)
         self.service = AutomationService(
-            app.state.database, programs, source=self.settings.source, hub=EventHub()
+            app.state.database,
+            programs,
+            source=self.settings.source,
+            hub=EventHub(),
+            # ``global.apiUrl``: where callers reach this runtime (as for webhooks).
+            api_url=self.settings.hooks_public_url or self.settings.runtime_url,
         )
         self.registry = RegistryClient(self.settings)
         self.installer = InstallerClient(self.settings)
