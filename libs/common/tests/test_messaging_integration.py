@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from modyard.common.bus import topology
 from modyard.common.bus.connection import Bus, BusUnavailable
-from modyard.common.bus.consumer import EventSubscription, IdempotentConsumer
+from modyard.common.bus.consumer import EventRefused, EventSubscription, IdempotentConsumer
 from modyard.common.bus.envelope import CloudEvent, new_event
 from modyard.common.bus.outbox import OutboxRelay, record_event
 from modyard.common.db.database import Database
@@ -229,6 +229,30 @@ async def test_failing_handler_is_dead_lettered_after_the_delivery_limit(
     async with consumer.database.transaction() as session:
         # The failed attempts rolled back their processed-event records too.
         assert await session.scalar(select(func.count()).select_from(processed_events)) == 0
+
+
+async def test_a_refused_event_is_dead_lettered_on_its_first_delivery(
+    make_node: Callable[..., Any], infra: IsolatedInfra
+) -> None:
+    kind = unique_type()
+    consumer = await make_node([kind], fail_with=EventRefused("the installer answered 422"))
+    producer = await make_node()
+    await producer.bus.publish(new_event(source="/test", type=kind, data={}))
+    dead_queue = topology.dead_letter_queue(consumer.settings.service_name)
+
+    async def dead_lettered() -> bool:
+        return await queue_depth(infra, dead_queue) == 1
+
+    await eventually(dead_lettered, timeout=15)
+    labels = {"service": consumer.settings.service_name, "consumer": "-", "type": kind}
+    outcomes = {
+        outcome: REGISTRY.get_sample_value(
+            "modyard_events_consumed_total", {**labels, "outcome": outcome}
+        )
+        for outcome in ("refused", "failed")
+    }
+    # Once, not delivery-limit times.
+    assert outcomes == {"refused": 1.0, "failed": None}
 
 
 async def test_events_wait_in_the_outbox_while_the_broker_is_away(

@@ -18,6 +18,7 @@ from modyard.installer.app import create_app
 from modyard.installer.context import SLOT
 from modyard.installer.settings import InstallerSettings
 from modyard.modules.examples import example_files
+from modyard.testing.archives import make_zip
 from modyard.testing.infra import IsolatedInfra
 from modyard.testing.polling import eventually
 from modyard.testing.services import (
@@ -249,10 +250,8 @@ async def test_two_instances_keep_their_own_config_and_secrets_stay_hidden(
     assert first.json()["config"] == {"apiKey": "********"}
     assert second.json()["config"] == {"apiKey": "********", "region": "us"}
 
-    SLOT.of(env.app).environ = {
-        "APP_CONFIG_CONF_EU_RETRIES": "7",
-        "APP_CONFIG_CONF_US_REGION": "eu",
-    }
+    # The variables name the module (conf-mod), so they reach both of its installations.
+    SLOT.of(env.app).environ = {"APP_CONFIG_CONF_MOD_REGION": "eu"}
     try:
         eu = (
             await env.call(
@@ -270,7 +269,7 @@ async def test_two_instances_keep_their_own_config_and_secrets_stay_hidden(
         ).json()
     finally:
         SLOT.of(env.app).environ = {}
-    assert eu["config"] == {"apiKey": SECRET, "region": "eu", "retries": 7}
+    assert eu["config"] == {"apiKey": SECRET, "region": "eu", "retries": 3}
     # The instance's own value beats the environment, which beats the module's default.
     assert us["config"] == {"apiKey": "other-key", "region": "us", "retries": 3}
 
@@ -451,11 +450,7 @@ async def test_cell_storage_is_seeded_and_reachable_only_with_its_credential(env
             archive.writestr(path, data)
     await env.publish(buffer.getvalue())
     await env.workspace("cells")
-    missing_service = await env.install("cells", module="newresellerclubcell")
-    assert missing_service.status_code == 409
-    assert missing_service.json()["type"].endswith("/unresolvable-dependency")
-    # The cell requires the platform's ui service (`require.ui`), published as a module.
-    await env.publish(native_module("ui", "1.0.0"))
+    # `require.ui` is the AppCell UI platform (a capability), not a module the registry must hold.
     installed = await env.install(
         "cells", module="newresellerclubcell", config={"userid": "1", "password": "pw"}
     )
@@ -574,3 +569,114 @@ async def test_routes_acl_rules_are_refused_since_nothing_would_enforce_them(env
     assert "components" in problem["errors"][0]["detail"]
     assert (await env.call("GET", "/v1/acl/routes")).status_code == 422
     assert (await env.call("GET", "/v1/acl/components")).json() == before
+
+
+COLLECTION_APP = {  # a look-alike of Prisme.ai's Collection app: one instance per collection
+    "index.yml": "name: Collection\nslug: Collection\n"
+    "config:\n  schema:\n    collectionName:\n      type: string\n  value: {}\n",
+    "automations/find.yml": "slug: find\noutput: '{{config.collectionName}}'\ndo: []\n",
+}
+CUSTOM_CODE_APP = {  # Prisme.ai's standard app, imported (and called) as 'Custom Code'
+    "index.yml": "name: Custom Code\nslug: Custom Code\n",
+    "automations/run.yml": "slug: run\noutput: ran\ndo: []\n",
+}
+
+
+def store_app(*imports: str) -> dict[str, str]:
+    known = {
+        "Counters": "appSlug: Collection\nslug: Counters\nconfig:\n  collectionName: Counters\n",
+        "Messages": "appSlug: Collection\nslug: Messages\nconfig:\n  collectionName: Messages\n",
+        "Custom Code": "appSlug: Custom Code\nslug: Custom Code\n",
+        "Bad": "appSlug: Collection\nslug: Bad/Slug\n",
+    }
+    return {
+        "index.yml": "name: Store\nslug: store\n",
+        **{f"imports/{name}.yml": known[name] for name in imports},
+        "automations/hello.yml": "slug: hello\noutput: hi\ndo: []\n",
+    }
+
+
+async def publish_app(env: Env, files: dict[str, str], version: str) -> None:
+    async with httpx.AsyncClient(base_url=env.registry.url, headers=env.operator) as registry:
+        response = await registry.post(
+            "/v1/modules",
+            params={"version": version},
+            content=make_zip(files),
+            headers={"content-type": "application/zip"},
+        )
+        # 409: an earlier test of this module published it already.
+        assert response.status_code in (200, 201, 409), response.text
+
+
+async def test_each_import_is_its_own_nested_instance_even_of_one_app(env: Env) -> None:
+    """Two imports of one app (Prisme.ai's Collection, one instance per collection) are two
+    nested instances with their own config; a slug with a space (``Custom Code``) is addressed
+    on every installation path; upgrade and removal follow all of them."""
+    await publish_app(env, COLLECTION_APP, "1.0.0")
+    await publish_app(env, CUSTOM_CODE_APP, "1.0.0")
+    await publish_app(env, store_app("Counters", "Messages", "Custom Code"), "1.0.0")
+    await env.workspace("store-ws")
+    # The workspace already has a Collection of its own: the imports are new instances anyway.
+    assert (await env.install("store-ws", module="collection")).status_code == 201
+    installed = await env.install("store-ws", module="store")
+    assert installed.status_code == 201, installed.text
+    assert sorted(installed.json()["also_installed"]) == [
+        "store.Counters",
+        "store.Custom Code",
+        "store.Messages",
+    ]
+    assert installed.json()["dependencies"] == [
+        "store.Counters",
+        "store.Custom Code",
+        "store.Messages",
+    ]
+    base = "/v1/workspaces/store-ws/installations"
+    for name in ("Counters", "Messages"):
+        nested = (await env.call("GET", f"{base}/store.{name}")).json()
+        assert (nested["module"], nested["parent"]) == ("collection", "store")
+        effective = await env.call(
+            "GET", f"{base}/store.{name}/effective-config", headers=env.service
+        )
+        assert effective.status_code == 200, effective.text
+        assert effective.json()["config"]["collectionName"] == name
+
+    code = f"{base}/store.Custom%20Code"
+    assert (await env.call("GET", code)).json()["parent"] == "store"
+    assert (
+        await env.call("GET", f"{code}/effective-config", headers=env.service)
+    ).status_code == 200
+    assert (await env.call("PATCH", f"{code}/config", json={"config": {}})).status_code == 200
+    grant = await env.call("POST", f"{code}/acl/grant-users")
+    assert grant.status_code == 201, grant.text
+    assert (await env.call("GET", f"{base}/store.Custom%21Code")).status_code == 422
+
+    # 1.1.0 drops Messages: the upgrade removes it and keeps the others.
+    await publish_app(env, store_app("Counters", "Custom Code"), "1.1.0")
+    upgraded = await env.call("POST", f"{base}/store/upgrade", json={})
+    assert upgraded.status_code == 200, upgraded.text
+    assert upgraded.json()["dependencies"] == ["store.Counters", "store.Custom Code"]
+    assert (await env.call("GET", f"{base}/store.Messages")).status_code == 404
+    removed = [item["slug"] for item in await env.outbox("modyard.installer.installation.removed")]
+    assert "store.Messages" in removed
+    # 1.2.0 imports Messages again: it comes back with the import's config.
+    await publish_app(env, store_app("Counters", "Messages", "Custom Code"), "1.2.0")
+    assert (await env.call("POST", f"{base}/store/upgrade", json={})).status_code == 200
+    back = await env.call("GET", f"{base}/store.Messages/effective-config", headers=env.service)
+    assert back.json()["config"]["collectionName"] == "Messages"
+
+    assert (await env.call("DELETE", f"{base}/store")).status_code == 204
+    left = (await env.call("GET", base)).json()["items"]
+    assert [item["slug"] for item in left] == ["collection"]
+
+
+async def test_an_import_slug_the_api_could_not_address_is_refused(env: Env) -> None:
+    await publish_app(env, COLLECTION_APP, "1.0.0")
+    await publish_app(
+        env, {**store_app("Bad"), "index.yml": "name: Bad\nslug: badstore\n"}, "1.0.0"
+    )
+    await env.workspace("bad-store")
+    refused = await env.install("bad-store", module="badstore")
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["type"].endswith("/invalid-import-slug")
+    assert "'Bad/Slug'" in refused.json()["errors"][0]["detail"]
+    assert (await env.call("GET", "/v1/workspaces/bad-store/installations")).json() == {"items": []}

@@ -847,8 +847,8 @@ def test_ignored_variables_are_logged_by_name_never_by_value(nlu: ConfigSpec) ->
     assert SECRET not in repr(logs)
 
 
-def test_an_installation_slug_is_needed(nlu: ConfigSpec) -> None:
-    with pytest.raises(ValueError, match="slug"):
+def test_a_module_name_is_needed(nlu: ConfigSpec) -> None:
+    with pytest.raises(ValueError, match="module name"):
         env_overrides("", nlu, {})
 
 
@@ -882,21 +882,24 @@ def test_environment_overrides_a_default_but_not_an_instance_value(toolbox: Conf
     }
 
 
-def test_two_installations_of_one_module_keep_their_own_configuration(weather: ConfigSpec) -> None:
+def test_a_modules_variables_reach_every_installation_of_it_under_their_own_values(
+    weather: ConfigSpec,
+) -> None:
+    # The variables name the module, not an installation: installations that need their own
+    # values (another key, other units) carry them in their own configuration, which wins.
     environ = {
-        "APP_SECRET_WEATHER_PARIS_APIKEY": "key-paris",
-        "APP_SECRET_WEATHER_OSLO_APIKEY": "key-oslo",
-        "APP_CONFIG_WEATHER_OSLO_UNITS": "imperial",
+        "APP_SECRET_WEATHER_APIKEY": "key-operator",
+        "APP_CONFIG_WEATHER_UNITS": "imperial",
+        "APP_SECRET_WEATHER_PARIS_APIKEY": "named-like-an-installation",
     }
-    paris = effective_config(weather, {"units": "metric"}, "weather-paris", environ)
-    oslo = effective_config(weather, {}, "weather-oslo", environ)
-    other = effective_config(weather, {"apiKey": "own"}, "weather", environ)
-    assert paris == {"apiKey": "key-paris", "units": "metric"}
-    assert oslo == {"apiKey": "key-oslo", "units": "imperial"}
-    assert other == {"apiKey": "own", "units": "metric"}
-    assert (
-        config_errors(weather, {}, overrides=env_overrides("weather-paris", weather, environ)) == []
-    )
+    paris = effective_config(weather, {"units": "metric"}, "weather", environ)
+    oslo = effective_config(weather, {}, "weather", environ)
+    own = effective_config(weather, {"apiKey": "own"}, "weather", environ)
+    assert paris == {"apiKey": "key-operator", "units": "metric"}
+    assert oslo == {"apiKey": "key-operator", "units": "imperial"}
+    assert own == {"apiKey": "own", "units": "imperial"}
+    assert config_errors(weather, {}, overrides=env_overrides("weather", weather, environ)) == []
+    # Another module's name (or an installation's slug) reads nothing of them.
     assert pointers(
         config_errors(weather, {}, overrides=env_overrides("weather-lyon", weather, environ))
     ) == ["/apiKey"]

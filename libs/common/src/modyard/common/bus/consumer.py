@@ -11,7 +11,9 @@ Failures are sorted by cause:
   queue at once;
 - the database being unreachable is not the message's fault: the message is held and retried with
   backoff, without counting towards the queue's ``delivery-limit``;
-- a handler error is requeued; after ``delivery-limit`` deliveries the broker dead-letters it.
+- a handler error is requeued; after ``delivery-limit`` deliveries the broker dead-letters it;
+- a handler that raises :class:`EventRefused` knows the event can never succeed (another
+  service answered it with a 4xx): it is dead-lettered at once, logged with the reason.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ from modyard.common.observability.metrics import EVENTS_CONSUMED
 from modyard.common.request_context import bound_context
 
 log = structlog.get_logger(__name__)
+
+
+class EventRefused(Exception):
+    """The event can never be handled (redelivering it would meet the same answer): the message
+    goes to the dead-letter queue at once, with nothing of its transaction kept."""
+
 
 EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 
@@ -108,6 +116,11 @@ class IdempotentConsumer:
                     outcomes = await self.process(event)
                 except asyncio.CancelledError:
                     raise
+                except EventRefused as exc:
+                    EVENTS_CONSUMED.labels(self._service, "-", event.type, "refused").inc()
+                    log.error("event_refused", event_type=event.type, reason=str(exc)[:500])
+                    await message.reject(requeue=False)
+                    return
                 except Exception as exc:
                     if is_database_unavailable(exc):
                         log.warning("event_held_database_unavailable", error=str(exc)[:300])

@@ -11,9 +11,9 @@ from modyard.common.errors import PROBLEM_RESPONSES, Forbidden
 from modyard.installer.acl import service as access
 from modyard.installer.acl.rules import AclType, Subject
 from modyard.installer.installations.queries import get_installation
+from modyard.installer.installations.steps import INSTALLATION_SLUG_PATTERN
 from modyard.installer.models import AclRule
 from modyard.installer.schemas import (
-    SLUG_PATTERN,
     WORKSPACE_PATTERN,
     AclRuleIn,
     AclRuleOut,
@@ -64,7 +64,7 @@ async def delete_rule(
 )
 async def grant_users(
     ws: Annotated[str, Path(pattern=WORKSPACE_PATTERN)],
-    slug: Annotated[str, Path(pattern=SLUG_PATTERN)],
+    slug: Annotated[str, Path(pattern=INSTALLATION_SLUG_PATTERN)],
     session: DbSession,
     principal: Operator,
 ) -> AclRuleOut:

@@ -1,4 +1,13 @@
-"""Environment overrides (``APP_CONFIG_…``/``APP_SECRET_…``) and the effective configuration."""
+"""Environment overrides (``APP_CONFIG_…``/``APP_SECRET_…``) and the effective configuration.
+
+The variables name the **module** an installation runs, not the installation: as in Prisme.ai
+("environment variables built using the target app slug"), an operator gives every installation of
+one module its settings, in every workspace. They were keyed by the installation's slug before, and
+a slug is the tenant's own choice: any workspace could name an installation of *any* module like
+another workspace's and be handed its secrets. A module's name is the publisher's (publishing takes
+an operator or a service), so a tenant cannot aim a variable at its own installation this way; what
+one workspace's installation needs alone goes in its own (sealed) configuration.
+"""
 
 from __future__ import annotations
 
@@ -34,10 +43,10 @@ def env_name_part(text: str) -> str:
     return _NOT_ENV_CHARACTER.sub("_", text).upper()
 
 
-def env_variable(slug: str, path: Sequence[str], *, secret: bool) -> str:
-    """``APP_CONFIG_<SLUG>_<KEY>`` (``APP_SECRET_…`` for a secret), members joined by ``_``."""
+def env_variable(module: str, path: Sequence[str], *, secret: bool) -> str:
+    """``APP_CONFIG_<MODULE>_<KEY>`` (``APP_SECRET_…`` for a secret), members joined by ``_``."""
     prefix = SECRET_PREFIX if secret else CONFIG_PREFIX
-    return prefix + "_".join(env_name_part(part) for part in (slug, *path))
+    return prefix + "_".join(env_name_part(part) for part in (module, *path))
 
 
 @dataclass(frozen=True)
@@ -126,7 +135,7 @@ def _set(target: dict[str, Any], path: Path, value: Any) -> None:
 def _read_settings(
     env: _Environment,
     result: EnvOverrides,
-    slug: str,
+    module: str,
     settings: Mapping[str, Setting],
     secrets: frozenset[Path],
     prefix: Path,
@@ -135,8 +144,8 @@ def _read_settings(
         path = (*prefix, name)
         pointer = json_pointer(*path)
         secret = any(path[:length] in secrets for length in range(1, len(path) + 1))
-        wanted = env_variable(slug, path, secret=secret)
-        unwanted = env_variable(slug, path, secret=not secret)
+        wanted = env_variable(module, path, secret=secret)
+        unwanted = env_variable(module, path, secret=not secret)
         wrong = env.get(unwanted, pointer)
         if wrong is not None:
             reason = (
@@ -172,20 +181,22 @@ def _read_settings(
                 _set(result.values, path, value)
                 result.sources[pointer] = found[0]
         if setting.is_group and not setting.multiple:
-            _read_settings(env, result, slug, setting.members, secrets, path)
+            _read_settings(env, result, module, setting.members, secrets, path)
 
 
-def read_env_overrides(slug: str, spec: ConfigSpec, environ: Mapping[str, str]) -> EnvOverrides:
-    """The settings the environment gives installation ``slug``, with notes on what was ignored.
+def read_env_overrides(module: str, spec: ConfigSpec, environ: Mapping[str, str]) -> EnvOverrides:
+    """The settings the environment gives every installation of ``module`` (its name), with notes
+    on what was ignored (the module's docstring says why the module and not the installation).
 
-    Each setting has exactly one variable: ``APP_CONFIG_<SLUG>_<KEY>``, or ``APP_SECRET_<SLUG>_<KEY>``
-    for a secret. SLUG and KEY are upper-cased with every character outside ``[A-Za-z0-9]``
-    turned into ``_``; a group member's KEY is the group's and the member's joined by ``_``
+    Each setting has exactly one variable: ``APP_CONFIG_<MODULE>_<KEY>``, or
+    ``APP_SECRET_<MODULE>_<KEY>`` for a secret. MODULE and KEY are upper-cased with every character
+    outside ``[A-Za-z0-9]`` turned into ``_`` (module ``acme.crm`` is ``ACME_CRM``); a group
+    member's KEY is the group's and the member's joined by ``_``
     (``APP_CONFIG_CRM_ADVANCED_APIURL`` for ``advanced.apiUrl``), and the group itself can be set
     whole as a JSON object (``APP_CONFIG_CRM_ADVANCED='{"apiUrl": …}'``; its members' own variables
     win over it). Members of multiple groups have no variables of their own (set the list whole).
     Variable names match case-insensitively after that normalisation, so Prisme.ai's
-    ``APP_CONFIG_<appSlug>_<field>`` spelling works when the installation is named like the app.
+    ``APP_CONFIG_<appSlug>_<field>`` spelling works.
 
     A secret set through ``APP_CONFIG_…`` (or a plain setting through ``APP_SECRET_…``) is ignored
     with a note: operators keep secrets in variables named as secrets (and sourced from a secret
@@ -194,24 +205,24 @@ def read_env_overrides(slug: str, spec: ConfigSpec, environ: Mapping[str, str]) 
     booleans — also ``True``/``FALSE`` —, lists, objects); text that is not JSON is kept as a string
     where the setting accepts strings, else ignored with a note.
 
-    Names can collide (installation ``a`` setting ``b_c`` and installation ``a-b`` setting ``c``
-    both read ``APP_CONFIG_A_B_C``); operators should keep such slugs apart.
+    Names can collide (module ``a`` setting ``b_c`` and module ``a-b`` setting ``c`` both read
+    ``APP_CONFIG_A_B_C``); operators publish modules and keep such names apart.
     """
-    if not slug:
-        raise ValueError("an installation slug is needed to read its environment overrides")
+    if not module:
+        raise ValueError("a module name is needed to read its environment overrides")
     result = EnvOverrides()
     env = _Environment(environ, result)
-    _read_settings(env, result, slug, spec_settings(spec), secret_paths(spec), ())
+    _read_settings(env, result, module, spec_settings(spec), secret_paths(spec), ())
     return result
 
 
-def env_overrides(slug: str, spec: ConfigSpec, environ: Mapping[str, str]) -> dict[str, Any]:
+def env_overrides(module: str, spec: ConfigSpec, environ: Mapping[str, str]) -> dict[str, Any]:
     """:func:`read_env_overrides`' values; its notes are logged (variable names, never values)."""
-    result = read_env_overrides(slug, spec, environ)
+    result = read_env_overrides(module, spec, environ)
     for note in result.notes:
         log.warning(
             "config.env_variable_ignored",
-            installation=slug,
+            module=module,
             variable=note.variable,
             pointer=note.pointer,
             reason=note.reason,
@@ -222,15 +233,16 @@ def env_overrides(slug: str, spec: ConfigSpec, environ: Mapping[str, str]) -> di
 def effective_config(
     spec: ConfigSpec,
     instance: Mapping[str, Any],
-    slug: str,
+    module: str,
     environ: Mapping[str, str],
 ) -> dict[str, Any]:
-    """What the runtime runs installation ``slug`` with: instance > environment > defaults.
+    """What the runtime runs an installation of ``module`` with: instance > environment >
+    defaults.
 
     Not validated (the environment may have changed since the configuration was): call
     :func:`config_errors` on the result to find out.
     """
     settings = spec_settings(spec)
     return layered(
-        settings, [default_values(settings), env_overrides(slug, spec, environ), instance]
+        settings, [default_values(settings), env_overrides(module, spec, environ), instance]
     )

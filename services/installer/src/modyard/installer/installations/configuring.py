@@ -52,7 +52,7 @@ async def configure(
         merge_patch(current, dict(patch)), current, secret_paths(manifest.config)
     )
     plain, secret_values = validated_config(
-        manifest, wanted, pointer="/body/config", slug=installation.slug, context=context
+        manifest, wanted, pointer="/body/config", context=context
     )
     store_config(context, installation, plain, secret_values)
     await session.flush()

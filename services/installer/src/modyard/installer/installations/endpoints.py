@@ -14,8 +14,8 @@ from modyard.installer.configuration.environment import effective_config
 from modyard.installer.context import Context
 from modyard.installer.installations import configuring, installing, queries, removing, upgrading
 from modyard.installer.installations.queries import full_config
+from modyard.installer.installations.steps import INSTALLATION_SLUG_PATTERN
 from modyard.installer.schemas import (
-    SLUG_PATTERN,
     WORKSPACE_PATTERN,
     ConfigPatch,
     EffectiveConfig,
@@ -42,9 +42,10 @@ async def service_only(principal: CurrentPrincipal) -> Principal:
 
 Service = Annotated[Principal, Depends(service_only)]
 WorkspaceSlug = Annotated[str, Path(pattern=WORKSPACE_PATTERN)]
-# An app's import keeps its Prisme.ai slug (camelCase: ``helpdesk.knowledgeBase``), so an
-# existing installation is addressed with capitals too; new slugs still follow SLUG_PATTERN.
-Slug = Annotated[str, Path(pattern=SLUG_PATTERN.replace("a-z0-9", "a-zA-Z0-9"))]
+# An app's import keeps its Prisme.ai slug (``helpdesk.knowledgeBase``, ``prompt-store.Custom
+# Code``), so an existing installation is addressed with capitals and spaces too (``%20`` in the
+# URL): every slug the installer creates; new slugs still follow SLUG_PATTERN.
+Slug = Annotated[str, Path(pattern=INSTALLATION_SLUG_PATTERN)]
 
 
 @router.post(
@@ -170,8 +171,9 @@ async def remove(
 async def get_effective_config(
     ws: WorkspaceSlug, slug: Slug, session: DbSession, context: Context, principal: Service
 ) -> EffectiveConfig:
-    """The configuration the runtime runs with: instance values, then ``APP_CONFIG_<slug>_<KEY>``
-    / ``APP_SECRET_…`` environment variables, then the module's defaults. Service role only."""
+    """The configuration the runtime runs with: instance values, then ``APP_CONFIG_<MODULE>_<KEY>``
+    / ``APP_SECRET_…`` environment variables (the installed module's, never the installation's
+    slug: see ``configuration.environment``), then the module's defaults. Service role only."""
     workspace = await workspaces.get_workspace(session, ws, principal)
     installation = await queries.get_installation(session, workspace, slug)
     spec = ConfigSpec.model_validate(installation.manifest.get("config") or {})
@@ -184,7 +186,7 @@ async def get_effective_config(
         installation_id=installation.id,
         slug=installation.slug,
         config=effective_config(
-            spec, full_config(context, installation), installation.slug, context.environ
+            spec, full_config(context, installation), installation.module, context.environ
         ),
         storage_token=token,
     )

@@ -15,12 +15,15 @@ from modyard.installer.installations.queries import list_installations
 from modyard.installer.installations.steps import (
     add_dependency,
     announce_created,
+    create_imports,
     fetch_manifests,
     free_slug,
     is_import,
     lock_workspace,
+    nested_slug,
     new_installation,
     record_edges,
+    record_import_edges,
     resolve,
     store_config,
     validated_config,
@@ -89,6 +92,16 @@ async def install(
         ],
     )
     root_manifest = manifests[result.root.name]
+    # An imported app is a new instance even where the workspace already has that module.
+    imported_modules = {item.app for item in root_manifest.imports}
+    manifests |= await fetch_manifests(
+        context,
+        [
+            m
+            for m in result.modules.values()
+            if m.name in imported_modules and m.name not in manifests
+        ],
+    )
     if root_manifest.format is ModuleFormat.prismeai and "." in slug:
         # An app instance's dots name its imports (<slug>.<import>): the runtime would take
         # 'acme.nlu' for an import of 'acme', and removing 'acme' would remove it too.
@@ -102,8 +115,10 @@ async def install(
             raise problem
         slug = slug.replace(".", "-")
         _check_slug_free(workspace, existing, slug)
+    for item in root_manifest.imports:
+        _check_slug_free(workspace, existing, nested_slug(slug, item, root_manifest.name))
     plain, secret_values = validated_config(
-        root_manifest, request.config, pointer="/body/config", slug=slug, context=context
+        root_manifest, request.config, pointer="/body/config", context=context
     )
 
     root = new_installation(
@@ -121,14 +136,9 @@ async def install(
 
     by_module: dict[str, Installation] = {name: item for name, item in shared.items()}
     created: list[Installation] = []
-    imports = {item.app: item for item in root_manifest.imports}
     for name in result.modules:
-        if name == result.root.name or (name in by_module and name not in imports):
+        if name == result.root.name or name in by_module or name in imported_modules:
             continue
-        imported = imports.get(name)
-        dependency_slug = (
-            f"{slug}.{imported.slug}" if imported else await free_slug(session, workspace, name)
-        )
         dependency = add_dependency(
             session,
             context,
@@ -136,16 +146,25 @@ async def install(
             result,
             name,
             manifests[name],
-            slug=dependency_slug,
+            slug=await free_slug(session, workspace, name),
             parent=root,
-            config=imported.config if imported else {},
+            config={},
             actor=actor,
         )
         by_module[name] = dependency
         created.append(dependency)
+    # One nested instance per import, not per imported module: Prisme.ai apps import the same
+    # app several times (one ``Collection`` instance per collection, each with its own config).
+    nested = create_imports(
+        session, context, workspace, result, manifests, root, root_manifest.imports, actor=actor
+    )
+    for instance in reversed(nested):
+        by_module[instance.module] = instance  # the root's edge to each goes in below
+    created.extend(nested)
     await session.flush()
 
     await record_edges(session, result, by_module, root)
+    await record_import_edges(session, result, by_module, root, nested)
     await announce_created(session, context, workspace, [root, *created])
     log.info(
         "installation_created",

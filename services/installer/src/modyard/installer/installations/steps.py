@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets as token_generator
 import uuid
 from collections.abc import Mapping, Sequence
@@ -30,7 +31,7 @@ from modyard.installer.events import (
     installation_event,
 )
 from modyard.installer.models import Installation, InstallationDependency, StorageItem, Workspace
-from modyard.modules.manifest import Manifest
+from modyard.modules.manifest import AppImport, Manifest
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +45,43 @@ async def lock_workspace(session: AsyncSession, workspace: Workspace) -> None:
 
 def is_import(item: Installation) -> bool:
     return "." in item.slug and item.installed_as_dependency
+
+
+#: What an app's import may be called. Prisme.ai's own app-instance slug rule (its workspaces
+#: service's ``SLUG_VALIDATION_REGEXP``, ``^[a-zA-Z0-9 _-]*$``) allows capitals and spaces, and its
+#: standard apps are imported so (``Custom Code``, called as ``Custom Code.run``), so the nested
+#: instance keeps the slug as written. Dots are left out: they separate an instance from the ones
+#: nested in it (``<root>.<import>``).
+IMPORT_SLUG_PATTERN = r"^[A-Za-z0-9_-](?:[A-Za-z0-9 _-]*[A-Za-z0-9_-])?$"
+#: Longest installation slug (the ``installations.slug`` column).
+MAX_SLUG_LENGTH = 128
+#: Every slug an installation may have: a new root's (``SLUG_PATTERN``) or a nested instance's
+#: ``<root>.<import>``. The API's paths that address an existing installation accept exactly these.
+INSTALLATION_SLUG_PATTERN = rf"^[a-zA-Z0-9][a-zA-Z0-9 ._-]{{0,{MAX_SLUG_LENGTH - 1}}}$"
+
+
+def nested_slug(root_slug: str, imported: AppImport, module: str) -> str:
+    """The slug of the instance ``root_slug`` holds for its import ``imported`` (a 422 when that
+    import's slug could not be addressed: the module has to be published with another)."""
+    slug = f"{root_slug}.{imported.slug}"
+    problem, pointer = None, "/body/module"
+    if not re.fullmatch(IMPORT_SLUG_PATTERN, imported.slug):
+        problem = (
+            f"{module} imports {imported.app} as {imported.slug!r}: an import's slug is made of "
+            "letters, digits, spaces, '_' and '-' (no dots, no leading or trailing space); "
+            "publish a version of the app with another slug."
+        )
+    elif len(slug) > MAX_SLUG_LENGTH:
+        problem = (
+            f"The nested instance {slug!r} would be longer than {MAX_SLUG_LENGTH} characters; "
+            "install the app under a shorter slug (slug field)."
+        )
+        pointer = "/body/slug"
+    if problem is not None:
+        error = ValidationFailed(problem, slug="invalid-import-slug")
+        error.errors = [InvalidParam(pointer=pointer, detail=problem)]
+        raise error
+    return slug
 
 
 async def resolve(
@@ -108,7 +146,6 @@ def validated_config(
     values: Mapping[str, Any],
     *,
     pointer: str,
-    slug: str,
     context: InstallerContext,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The given values (plain, secret) once they validate as the runtime will see them.
@@ -116,7 +153,7 @@ def validated_config(
     Only what was given is stored: defaults and ``APP_CONFIG_*`` overrides are applied when the
     effective configuration is computed, so that an override can still beat a default.
     """
-    overrides = env_overrides(slug, manifest.config, context.environ)
+    overrides = env_overrides(manifest.name, manifest.config, context.environ)
     try:
         stored = validate_config(manifest.config, values, overrides=overrides)
     except ConfigInvalid as exc:
@@ -197,6 +234,36 @@ def add_dependency(
     return dependency
 
 
+def create_imports(
+    session: AsyncSession,
+    context: InstallerContext,
+    workspace: Workspace,
+    result: resolver.Resolution,
+    manifests: Mapping[str, Manifest],
+    root: Installation,
+    imports: Sequence[AppImport],
+    *,
+    actor: str,
+) -> list[Installation]:
+    """One nested instance ``<root>.<import>`` per import of ``root``'s app, with the import's
+    config, each on the version of the imported app the lock holds."""
+    return [
+        add_dependency(
+            session,
+            context,
+            workspace,
+            result,
+            item.app,
+            manifests[item.app],
+            slug=nested_slug(root.slug, item, root.module),
+            parent=root,
+            config=item.config,
+            actor=actor,
+        )
+        for item in imports
+    ]
+
+
 def sub_lock(result: resolver.Resolution, name: str) -> dict[str, Any]:
     """The part of the lock reachable from ``name``."""
     full = result.to_lock()
@@ -261,6 +328,41 @@ async def record_edges(
                         installation_id=source.id, depends_on_id=target.id, range=dependency.range
                     )
                 )
+    await session.flush()
+
+
+async def record_import_edges(
+    session: AsyncSession,
+    result: resolver.Resolution,
+    by_module: Mapping[str, Installation],
+    root: Installation,
+    nested: Sequence[Installation],
+) -> None:
+    """Edges of the nested instances :func:`record_edges` cannot tell apart (one module, several
+    instances): the root needs each of them, and each needs what its module depends on."""
+    needs = {dep.name: dep.range for dep in result.modules[result.root.name].dependencies}
+    wanted = [(root, item, needs.get(item.module, "*")) for item in nested]
+    for item in nested:
+        for dependency in result.modules[item.module].dependencies:
+            target = by_module.get(dependency.name)
+            if target is not None:
+                wanted.append((item, target, dependency.range))
+    await session.flush()
+    for source, target, range_ in wanted:
+        if source.id == target.id:
+            continue
+        exists = await session.scalar(
+            select(InstallationDependency.id).where(
+                InstallationDependency.installation_id == source.id,
+                InstallationDependency.depends_on_id == target.id,
+            )
+        )
+        if exists is None:
+            session.add(
+                InstallationDependency(
+                    installation_id=source.id, depends_on_id=target.id, range=range_
+                )
+            )
     await session.flush()
 
 

@@ -14,6 +14,7 @@ from modyard.common.semver import parse_version, satisfies
 from modyard.installer import publishers
 from modyard.installer.context import InstallerContext
 from modyard.installer.events import (
+    INSTALLATION_REMOVED,
     INSTALLATION_UPGRADED,
     MAJOR_UPGRADE_REASON,
     components_of,
@@ -23,10 +24,14 @@ from modyard.installer.installations.queries import full_config, list_installati
 from modyard.installer.installations.steps import (
     add_dependency,
     announce_created,
+    create_imports,
     fetch_manifests,
     free_slug,
+    is_import,
     lock_workspace,
+    nested_slug,
     record_edges,
+    record_import_edges,
     resolve,
     store_config,
     validated_config,
@@ -51,7 +56,12 @@ async def upgrade(
     others = [
         item for item in await list_installations(session, workspace) if item.id != installation.id
     ]
-    installed = {item.module: item.version for item in others if item.module != installation.module}
+    # Its own nested instances (imports) stay on their version; other apps' are theirs alone.
+    nested = {
+        item.slug: item for item in others if item.parent_id == installation.id and is_import(item)
+    }
+    shared = [item for item in others if not is_import(item) or item.slug in nested]
+    installed = {item.module: item.version for item in shared if item.module != installation.module}
     result = await resolve(
         context, installation.module, version, installed, root_field="/body/version"
     )
@@ -76,18 +86,38 @@ async def upgrade(
         [m for m in result.modules.values() if m.name == target.name or m.name not in installed],
     )
     manifest = manifests[target.name]
+    imports = {
+        nested_slug(installation.slug, item, manifest.name): item for item in manifest.imports
+    }
+    new_imports = [item for slug, item in imports.items() if slug not in nested]
+    imported_modules = {item.app for item in manifest.imports}
+    manifests |= await fetch_manifests(
+        context,
+        [
+            result.modules[name]
+            for name in {item.app for item in new_imports}
+            if name not in manifests
+        ],
+    )
+    taken = {item.slug for item in others} - set(nested)
+    for slug in imports:
+        if slug in taken:
+            raise Conflict(
+                f"{installation.module} {target.version} imports an app as {slug!r}, but "
+                f"workspace {workspace.slug!r} has an installation of that slug; remove it first.",
+                slug="slug-taken",
+            )
     plain, secret_values = validated_config(
         manifest,
         full_config(context, installation),
         pointer="/config",
-        slug=installation.slug,
         context=context,
     )
 
-    by_module = {item.module: item for item in others}
+    by_module = {item.module: item for item in shared}
     created: list[Installation] = []
     for name in result.modules:
-        if name == target.name or name in by_module:
+        if name == target.name or name in by_module or name in imported_modules:
             continue
         dependency = add_dependency(
             session,
@@ -104,6 +134,25 @@ async def upgrade(
         by_module[name] = dependency
         created.append(dependency)
 
+    # The nested instances follow the new version's imports: new ones are created (with the
+    # import's config), dropped ones removed; kept ones keep their config and version.
+    added = create_imports(
+        session, context, workspace, result, manifests, installation, new_imports, actor="installer"
+    )
+    created.extend(added)
+    dropped = [item for slug, item in nested.items() if slug not in imports]
+    for item in dropped:
+        await record_event(
+            session,
+            installation_event(
+                INSTALLATION_REMOVED, context.settings.source, workspace.slug, item, forced=False
+            ),
+        )
+        await session.delete(item)
+    current = [item for slug, item in nested.items() if slug in imports] + added
+    for item in reversed(current):
+        by_module[item.module] = item
+
     installation.version = manifest.version
     installation.digest = target.digest
     installation.manifest = manifest.model_dump(mode="json", by_alias=True)
@@ -116,6 +165,7 @@ async def upgrade(
         )
     )
     await record_edges(session, result, by_module, installation)
+    await record_import_edges(session, result, by_module, installation, current)
     await announce_created(session, context, workspace, created)
     extra: dict[str, Any] = {
         "previous_version": previous,

@@ -5,7 +5,10 @@ An installation of a ``prismeai`` module is an app instance: its slug is the ins
 names imported instances so). The runtime keeps the app version's automations and config from the
 registry and the instance's effective config from the installer (instance > environment
 ``APP_CONFIG_…`` > the app's own config, layered by the installer), secrets encrypted, and sends
-the instance its native events.
+the instance its native events. Import slugs keep Prisme.ai's capitals and spaces
+(``prompt-store.Custom Code``); one app imported twice is two instances. A 4xx from the installer
+for an instance's configuration is final: the event is dead-lettered at once (``EventRefused``),
+not redelivered up to the queue's delivery limit.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modyard.common.bus.consumer import EventRefused
 from modyard.common.bus.envelope import CloudEvent
 from modyard.common.errors import ServiceUnavailable
 from modyard.common.secrets import SecretBox
@@ -71,6 +75,25 @@ class InstanceTracker:
             raise ServiceUnavailable("the installer cannot be reached") from exc
         if response.status_code == 404:
             return {}
+        if response.is_client_error:
+            # A refusal is final: redelivering the event would meet it again (the bus's delivery
+            # limit would only delay the dead letter), so it is dead-lettered now, with why.
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            detail = str(body.get("detail")) if isinstance(body, dict) else response.text[:300]
+            log.error(
+                "app_instance.config_refused",
+                workspace=workspace,
+                slug=slug,
+                status=response.status_code,
+                detail=detail,
+            )
+            raise EventRefused(
+                f"the installer answered {response.status_code} for the effective configuration "
+                f"of {slug!r} in {workspace!r}: {detail}"
+            )
         response.raise_for_status()
         return dict(response.json()["config"])
 
