@@ -21,7 +21,7 @@ from modyard.jsrunner.context import SLOT as RUNNER_SLOT
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accounts_env import Stack, accounts_stack, connector_zip, unique
-from oauth_provider import Provider, oauth_provider
+from oauth_provider import USER, Provider, oauth_provider
 
 from modyard.common.auth import Role
 from modyard.jsrunner.accounts.credentials import AccountsClient
@@ -170,6 +170,8 @@ async def test_connect_refresh_and_invalidation(stack: Stack, provider: Provider
     path = f"/v1/workspaces/{ws}/accounts/{account['id']}"
     first = (await client.get(f"{path}/credentials", headers=services)).json()["auth"]
     assert set(first) >= {"accessToken", "refreshToken", "tokenType"}
+    # The profile from sign-in, for components' context.auth.profileInfo (Appmixer's).
+    assert first["profileInfo"] == USER
     assert first["accessToken"] not in connected.text
     assert (await client.post(f"{path}/test", headers=ann)).json()["valid"] is True
     assert provider.refreshes == 0
@@ -194,6 +196,7 @@ async def test_connect_refresh_and_invalidation(stack: Stack, provider: Provider
     )
     assert after_401.status_code == 200, after_401.text
     renewed = after_401.json()["auth"]["accessToken"]
+    assert after_401.json()["auth"]["profileInfo"] == USER  # a refresh keeps the profile
     assert renewed != current
     late = await client.post(f"{path}/refresh", json={"failed_token": current}, headers=services)
     assert late.json()["auth"]["accessToken"] == renewed

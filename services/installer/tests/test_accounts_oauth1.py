@@ -163,7 +163,14 @@ async def test_an_oauth_1_account_is_connected_and_handed_to_components(
             f"{path}/credentials", headers=stack.headers("runtime", role=Role.service)
         )
     ).json()["auth"]
-    assert set(auth) == {"accessToken", "accessTokenSecret", "consumerKey", "consumerSecret"}
+    assert set(auth) == {
+        "accessToken",
+        "accessTokenSecret",
+        "consumerKey",
+        "consumerSecret",
+        "profileInfo",  # requestProfileInfo's answer at sign-in (context.auth.profileInfo)
+    }
+    assert set(auth["profileInfo"]) == {"id", "username"}
     assert auth["consumerKey"] == consumer.client_id
     assert auth["accessToken"] in provider.tokens
     assert auth["accessTokenSecret"] not in connected.text

@@ -69,7 +69,12 @@ WHOAMI_JS = """module.exports = {
             url: context.auth.baseUrl + '/me',
             headers: { Authorization: 'Bearer ' + context.auth.apiKey },
         });
-        await context.sendJson({ seenAs: response.data.email }, 'out');
+        // The service configuration stays context.config; context.auth has both (Appmixer).
+        await context.sendJson({
+            seenAs: response.data.email,
+            config: context.config,
+            signingSecret: context.auth.signingSecret,
+        }, 'out');
     }
 };
 """
@@ -173,13 +178,14 @@ async def _scenario(
         json={"slug": ws, "name": ws, "members": ["ann@acme.test", "bob@acme.test"]},
     )
     assert created.status_code == 201, created.text
+    service = name.replace(".", ":")
     installed = await client.post(
-        f"{installer}/v1/workspaces/{ws}/installations", json={"module": name, "slug": "crm"}
+        f"{installer}/v1/workspaces/{ws}/installations",
+        json={"module": name, "slug": "crm", "config": {service: {"signingSecret": "s-3"}}},
     )
     assert installed.status_code == 201, installed.text
     granted = await client.post(f"{installer}/v1/workspaces/{ws}/installations/crm/acl/grant-users")
     assert granted.status_code == 201, granted.text
-    service = name.replace(".", ":")
     accounts = {}
     for who, headers, key in ((("ann", ann, "key-ann-secret-1")), ("bob", bob, "key-bob-secret-2")):
         account = await client.post(
@@ -253,7 +259,13 @@ async def _scenario(
     assert hooked.status_code == 202, hooked.text
 
     async def recorded() -> bool:
-        return await node_logs(runtime_app, flow_id) == [{"seenAs": "ann@vendor.test"}]
+        return await node_logs(runtime_app, flow_id) == [
+            {
+                "seenAs": "ann@vendor.test",
+                "config": {"signingSecret": "s-3"},
+                "signingSecret": "s-3",
+            }
+        ]
 
     await eventually(recorded, timeout=90)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 
 from aiohttp import web
 from jsrunner_env import Harness, loopback_server
@@ -17,9 +18,14 @@ module.exports = {
             correlationId: message.correlationId,
             properties: context.properties,
             auth: context.auth,
-            configIsAuth: context.config === context.auth,
+            config: context.config,
+            id: context.id,
             flowId: context.flowId,
             componentId: context.componentId,
+            // The shared lib.js helpers' label lookup, as connectors write it (flows have nodes).
+            label: context.componentId
+                && (context.flowDescriptor[context.componentId].label || context.componentId),
+            descriptor: context.flowDescriptor,
         }, 'out');
     }
 };
@@ -104,6 +110,7 @@ async def test_receive_gets_the_message_properties_and_auth_and_send_json_answer
         config={"acme:crm": {"apiKey": "k-1"}, "other": {"apiKey": "nope"}},
         flow_id="flow-1",
         node_id="node-1",
+        message_id="m-1",
     )
     assert reply == {
         "outputs": {
@@ -114,9 +121,20 @@ async def test_receive_gets_the_message_properties_and_auth_and_send_json_answer
                     "correlationId": "corr-1",
                     "properties": {"limit": 3},
                     "auth": {"apiKey": "k-1"},
-                    "configIsAuth": True,
+                    # Without an account, auth is the service configuration, as config is.
+                    "config": {"apiKey": "k-1"},
+                    # The message's id: the same on every redelivery (Each keys state by it).
+                    "id": "m-1",
                     "flowId": "flow-1",
                     "componentId": "node-1",
+                    "label": "node-1",
+                    "descriptor": {
+                        "node-1": {
+                            "type": f"{module}.Echo",
+                            "label": None,
+                            "config": {"properties": {"limit": 3}, "transform": {}},
+                        }
+                    },
                 }
             ]
         }
@@ -286,3 +304,91 @@ module.exports = { async receive(context) {
     module = harness.module({"Slow": slow})
     replies = await asyncio.gather(*(harness.call(module, "Slow", {"n": n}) for n in range(20)))
     assert [reply["outputs"]["out"][0]["n"] for reply in replies] == list(range(20))
+
+
+#: Bodies as connectors send them (utils.ai's transcription posts form-data with a file, others
+#: post Buffers, URLSearchParams or use axios' Basic `auth`), and binary downloads (the speech
+#: component reads `responseType: 'stream'` and stores it with saveFileStream).
+HTTP_BODIES = """
+const FormData = require('form-data');
+const { Readable } = require('stream');
+module.exports = { async receive(context) {
+    const { url, mode } = context.messages.in.content;
+    const post = (data, config) => context.httpRequest.post(url, data, config);
+    if (mode === 'form') {
+        const form = new FormData();
+        form.append('model', 'whisper-1');
+        form.append('file', Readable.from([Buffer.from([0, 1, 2, 255])]), { filename: 'a.bin', knownLength: 4 });
+        return context.sendJson((await post(form, { headers: form.getHeaders() })).data, 'out');
+    }
+    if (mode === 'buffer') return context.sendJson((await post(Buffer.from([0, 1, 2, 255]))).data, 'out');
+    if (mode === 'search') return context.sendJson((await post(new URLSearchParams({ a: '1', b: 'x y' }))).data, 'out');
+    if (mode === 'basic') {
+        const config = { auth: { username: 'ann', password: 'pä:ss' }, headers: { Authorization: 'nope' } };
+        return context.sendJson((await context.httpRequest.get(url, config)).data, 'out');
+    }
+    const got = {};
+    for (const responseType of ['arraybuffer', 'stream', 'text']) {
+        const { data } = await context.httpRequest({ url, responseType });
+        const bytes = Buffer.isBuffer(data) ? data : typeof data === 'string' ? null : Buffer.concat(await data.toArray());
+        got[responseType] = { buffer: Buffer.isBuffer(data), stream: typeof data.pipe === 'function', bytes: bytes && [...bytes] };
+    }
+    return context.sendJson(got, 'out');
+} };
+"""
+
+
+async def test_http_request_sends_binary_form_and_basic_bodies_and_reads_bytes_intact(
+    harness: Harness,
+) -> None:
+    async def handle(request: web.Request) -> web.Response:
+        if request.path == "/bin":
+            return web.Response(body=bytes([0, 1, 2, 200, 255]), content_type="audio/mpeg")
+        seen: dict[str, object] = {
+            "type": request.headers.get("Content-Type", "").split(";")[0],
+            "auth": request.headers.get("Authorization"),
+        }
+        if request.path == "/form":
+            form = await request.post()
+            upload = form["file"]
+            assert isinstance(upload, web.FileField)
+            seen["fields"] = {"model": form["model"], "file": list(upload.file.read())}
+            seen["filename"] = upload.filename
+        else:
+            seen["body"] = list(await request.read())
+        return web.json_response(seen)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    async with loopback_server(app) as base:
+        module = harness.module({"Bodies": HTTP_BODIES})
+
+        async def sent(mode: str, path: str) -> dict[str, object]:
+            reply = await harness.call(module, "Bodies", {"url": f"{base}{path}", "mode": mode})
+            assert "outputs" in reply, reply
+            answer: dict[str, object] = reply["outputs"]["out"][0]
+            return answer
+
+        assert await sent("form", "/form") == {
+            "type": "multipart/form-data",
+            "auth": None,
+            "fields": {"model": "whisper-1", "file": [0, 1, 2, 255]},
+            "filename": "a.bin",
+        }
+        assert await sent("buffer", "/b") == {
+            "type": "application/octet-stream",
+            "auth": None,
+            "body": [0, 1, 2, 255],
+        }
+        assert await sent("search", "/s") == {
+            "type": "application/x-www-form-urlencoded",
+            "auth": None,
+            "body": list(b"a=1&b=x+y"),
+        }
+        basic = await sent("basic", "/a")
+        assert basic["auth"] == "Basic " + base64.b64encode("ann:pä:ss".encode()).decode()
+        assert await sent("bin", "/bin") == {
+            "arraybuffer": {"buffer": True, "stream": False, "bytes": [0, 1, 2, 200, 255]},
+            "stream": {"buffer": False, "stream": True, "bytes": [0, 1, 2, 200, 255]},
+            "text": {"buffer": False, "stream": False, "bytes": None},
+        }

@@ -245,3 +245,54 @@ async def _rows(persistent: PersistentHarness, workspace: str) -> list[tuple[obj
             .order_by(state_table.c.scope, state_table.c.owner, state_table.c.key)
         )
         return [tuple(row) for row in rows]
+
+
+#: A look-alike of utils.controls.Each's bookkeeping: its progress is kept under context.id.
+EACH = """
+module.exports = { async receive(context) {
+    const seen = await context.stateGet(context.id);
+    await context.stateSet(context.id, { index: 1 });
+    const kept = await context.stateGet(context.id);
+    await context.stateUnset(context.id);
+    return context.sendJson({ id: context.id, seen: seen || null, kept }, 'out');
+} };
+"""
+
+
+async def test_each_keeps_its_progress_under_context_id_the_messages_id(
+    persistent: PersistentHarness,
+) -> None:
+    module = persistent.module({"Each": EACH})
+    reply = await persistent.call(
+        module, "Each", {"list": [1]}, workspace="wsa", flow_id="f", node_id="n", message_id="m-7"
+    )
+    assert reply == {"outputs": {"out": [{"id": "m-7", "seen": None, "kept": {"index": 1}}]}}
+
+
+#: Connectors keep their polling logic in a shared lib.js: the component's file never names
+#: the node's state, the helper reads context.state and saves it.
+POLL_LIB = """
+module.exports = {
+    async poll(context) {
+        const known = Array.isArray(context.state.known) ? context.state.known : [];
+        const item = context.messages.in.content.id;
+        await context.saveState({ known: known.concat(known.includes(item) ? [] : [item]) });
+        return context.sendJson({ item, isNew: !known.includes(item) }, 'out');
+    }
+};
+"""
+POLL = """
+const lib = require('../lib');
+module.exports = { receive: (context) => lib.poll(context) };
+"""
+
+
+async def test_state_is_loaded_when_only_a_shared_helper_of_the_module_reads_it(
+    persistent: PersistentHarness,
+) -> None:
+    module = persistent.module({"Poll": POLL}, files={"lib.js": POLL_LIB})
+    answers = [
+        (await persistent.run(module, "Poll", {"id": item}, node_id="poller"))["outputs"]["out"][0]
+        for item in (1, 2, 1)
+    ]
+    assert [answer["isNew"] for answer in answers] == [True, True, False]

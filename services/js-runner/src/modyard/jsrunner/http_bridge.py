@@ -9,6 +9,7 @@ time; never headers or bodies).
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -69,7 +70,14 @@ class HttpBridge:
         }
         data = request.get("data")
         body: bytes | None = None
-        if isinstance(data, str):
+        raw = request.get("dataBase64")
+        if isinstance(raw, str):
+            # Bytes the child serialized (a Buffer, a stream, form-data's multipart body).
+            try:
+                body = base64.b64decode(raw, validate=True)
+            except ValueError:
+                return _error("httpRequest body bytes are not base64", "ERR_BAD_OPTION")
+        elif isinstance(data, str):
             body = data.encode()
         elif data is not None:
             body = json.dumps(data).encode()
@@ -109,15 +117,19 @@ class HttpBridge:
                             "ERR_RESPONSE_TOO_LARGE",
                         )
                     chunks.append(chunk)
-                charset = response.charset or "utf-8"
-                return {
-                    "response": {
-                        "status": response.status,
-                        "statusText": response.reason or "",
-                        "headers": {k.lower(): v for k, v in response.headers.items()},
-                        "body": b"".join(chunks).decode(charset, errors="replace"),
-                    }
+                content = b"".join(chunks)
+                answer: dict[str, Any] = {
+                    "status": response.status,
+                    "statusText": response.reason or "",
+                    "headers": {k.lower(): v for k, v in response.headers.items()},
                 }
+                if request.get("binary"):
+                    # responseType arraybuffer / blob / stream: the bytes as they came.
+                    answer["bodyBase64"] = base64.b64encode(content).decode("ascii")
+                else:
+                    charset = response.charset or "utf-8"
+                    answer["body"] = content.decode(charset, errors="replace")
+                return {"response": answer}
         except EgressRefused as exc:
             status = "refused"
             return {"error": {"message": exc.detail, "code": "EGRESS_REFUSED", "rule": exc.rule}}

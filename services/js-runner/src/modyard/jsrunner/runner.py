@@ -11,6 +11,7 @@ is retried, anything unknown is retried (Appmixer's default).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Final
@@ -134,6 +135,61 @@ def auth_of(config: Any, service: str | None) -> dict[str, Any]:
     return dict(config)
 
 
+#: At most this many of a module's files are read for ``state`` (the official connectors'
+#: largest modules have a few hundred).
+_SHARED_FILES_READ: Final = 2000
+
+
+def _names_state(path: Path) -> bool:
+    try:
+        return re.search(r"\bstate\b", path.read_text(errors="replace")) is not None
+    except OSError:
+        return False
+
+
+def _own_js_files(directory: Path, skipped: set[Path]) -> list[Path]:
+    """The module's own ``.js`` files but ``skipped`` (dependencies' ``node_modules`` not
+    walked), at most :data:`_SHARED_FILES_READ`."""
+    found: list[Path] = []
+    for root, folders, files in os.walk(directory):
+        folders[:] = sorted(name for name in folders if name != "node_modules")
+        for name in sorted(files):
+            path = Path(root) / name
+            if name.endswith(".js") and path not in skipped:
+                found.append(path)
+                if len(found) >= _SHARED_FILES_READ:
+                    return found
+    return found
+
+
+def merged_auth(service_config: dict[str, Any], account: AccountAuth | None) -> dict[str, Any]:
+    """``context.auth``: the service configuration's key/values with the node's account over
+    them, as Appmixer gives both in ``context.auth`` (docs.appmixer.com, "Component Definition
+    → Configuration": Backoffice values "will be available at context.config as well"); the
+    configuration alone for a node without an account."""
+    if account is None:
+        return dict(service_config)
+    return {**service_config, **account.auth}
+
+
+def flow_descriptor(request: dict[str, Any], component: str) -> dict[str, Any]:
+    """``context.flowDescriptor``: the calling node's entry, as Appmixer's flow descriptor has
+    it (``type``, ``label``, ``config.properties``; ``config.transform`` empty: modyard maps
+    inputs in the flow, not per component). Connectors read ``flowDescriptor[componentId]``
+    (the shared lib.js ``sendArrayOutput`` its ``label``, utils.controls.Each its
+    ``config.transform``); other nodes are not included."""
+    node_id = str(request.get("node_id") or "")
+    if not node_id:
+        return {}
+    return {
+        node_id: {
+            "type": component,
+            "label": request.get("node_label"),
+            "config": {"properties": request.get("properties") or {}, "transform": {}},
+        }
+    }
+
+
 class JsRunner:
     def __init__(
         self,
@@ -150,6 +206,7 @@ class JsRunner:
         #: database (the runner-alone benchmark), where they reject.
         self.context_api: ContextApi | None = None
         self._reads_state: dict[Path, bool] = {}
+        self._shared_state: dict[Path, bool] = {}
         #: Flow nodes' accounts, read from the installer (accounts.py).
         self.accounts = AccountsClient(settings)
         #: Slingr installations' configurations, read from the installer for each call (set by
@@ -160,16 +217,23 @@ class JsRunner:
         self.context_api = api
         self.pool.rpc = api.answer
 
-    def _reads_state_property(self, entry: Path) -> bool:
-        """Whether the component's file names ``state`` (``context.state``): its node state is
-        then loaded before each call, as Appmixer does; others skip that query."""
+    def _reads_state_property(self, module: ModuleVersion, entry: Path) -> bool:
+        """Whether the component's file, or a file of the module that is no component's own
+        (a shared ``lib.js`` the component requires: connectors keep polling logic there),
+        names ``state`` (``context.state``): its node state is then loaded before each call,
+        as Appmixer does; others skip that query. ``node_modules`` is not read."""
         known = self._reads_state.get(entry)
         if known is None:
-            try:
-                known = re.search(r"\bstate\b", entry.read_text(errors="replace")) is not None
-            except OSError:
-                known = False
+            known = _names_state(entry) or self._shared_names_state(module)
             self._reads_state[entry] = known
+        return known
+
+    def _shared_names_state(self, module: ModuleVersion) -> bool:
+        known = self._shared_state.get(module.directory)
+        if known is None:
+            entries = {component.entry for component in module.components.values()}
+            known = any(_names_state(path) for path in _own_js_files(module.directory, entries))
+            self._shared_state[module.directory] = known
         return known
 
     def spec(self, module: ModuleVersion) -> SandboxSpec:
@@ -245,7 +309,7 @@ class JsRunner:
             elif (
                 self.context_api is not None
                 and scope.workspace
-                and self._reads_state_property(component.entry)
+                and self._reads_state_property(module, component.entry)
             ):
                 extra["state"] = await state.load_all(self.context_api, scope)
         except (DBAPIError, OSError) as exc:
@@ -256,6 +320,7 @@ class JsRunner:
                     "retryable": True,
                 }
             }
+        service_config = auth_of(request.get("config"), component.auth_service)
         frame = {
             "entry": str(component.entry),
             "method": LIFECYCLE.get(port, "receive"),
@@ -265,10 +330,15 @@ class JsRunner:
             "content": request.get("payload"),
             "correlationId": request.get("correlation_id"),
             "properties": request.get("properties") or {},
-            "auth": account.auth
-            if account is not None
-            else auth_of(request.get("config"), component.auth_service),
+            "auth": merged_auth(service_config, account),
+            # context.config: the service configuration alone, account or not (Appmixer).
+            "config": service_config,
             "nodeId": request.get("node_id"),
+            # context.id: the message's id, the same on every redelivery (Each keys its
+            # progress by it: stateGet(context.id)).
+            "contextId": scope.message_id or None,
+            # context.flowDescriptor: this node's own entry (the runner sees no other node).
+            "flowDescriptor": flow_descriptor(request, component_name),
             "flowId": request.get("flow_id"),
             # staticCache entries are kept apart per workspace (the child serves several).
             "cacheScope": scope.workspace,
@@ -289,7 +359,7 @@ class JsRunner:
                 assert account is not None
                 account = await self.accounts.refresh(scope.workspace, account)
                 answer, _logs = await child.call(
-                    {**frame, "auth": account.auth},
+                    {**frame, "auth": merged_auth(service_config, account)},
                     scope,
                     allowance=allowance_of(request.get("egress")),
                     workspace=scope.workspace,

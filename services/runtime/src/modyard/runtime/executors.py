@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -35,6 +36,7 @@ from modyard.runtime.egress import gate
 from modyard.runtime.engine.dispatch import send
 from modyard.runtime.engine.messages import WorkMessage
 from modyard.runtime.failures import DELAY_TIERS, classify_exception, status_error
+from modyard.runtime.flows.definition import FlowDefinition
 from modyard.runtime.models import InstalledComponent
 from modyard.runtime.worker_access.service import (
     REPLIES_EXCHANGE,
@@ -248,9 +250,14 @@ class JsExecutor:
         response = reply.get("response") if isinstance(reply, dict) else None
         return outputs, response if isinstance(response, dict) else None
 
-    async def lifecycle(self, installed: InstalledComponent, request: dict[str, Any]) -> str | None:
-        """``start``/``stop``: what the component's own method rejected with, None when it
-        resolved (or exports none). Not running it at all (the runner down, the module not
+    async def lifecycle(
+        self, installed: InstalledComponent, request: dict[str, Any]
+    ) -> LifecycleAnswer:
+        """``start``/``stop``: what the component's own method rejected with (``refused``, None
+        when it resolved or exports none), and what it sent (``context.sendJson``) and set
+        (``context.setTimeout``) meanwhile: Appmixer's Timer and Scheduler send their first
+        message and set their first timer in ``start()``. The caller delivers those once the
+        flow runs (:meth:`deliver`). Not running it at all (the runner down, the module not
         loadable here) raises :class:`ComponentError`: that is not the component's answer."""
         request = {**sealed(installed, request), **await self._context_of(installed, request)}
         reply = await self._amqp.reply(
@@ -263,13 +270,34 @@ class JsExecutor:
         )
         error = reply.get("error") if isinstance(reply, dict) else None
         if not isinstance(error, dict):
-            return None
+            outputs = outputs_of(installed.module, reply)
+            timers = reply.get("timeouts") if isinstance(reply, dict) else None
+            return LifecycleAnswer(
+                None, outputs, [t for t in timers if isinstance(t, dict)] if timers else []
+            )
         message = str(error.get("message") or "the component failed")
         # The runner classifies the component's own rejections (kind: http_status, connection,
         # cancelled, unknown, a sandbox code); "sandbox" and no kind are the runner's failures.
         if error.get("kind") and error.get("kind") != "sandbox":
-            return message
+            return LifecycleAnswer(message)
         raise ComponentError(message, retryable=bool(error.get("retryable", True)))
+
+    async def deliver(
+        self, request: dict[str, Any], answer: LifecycleAnswer, definition: FlowDefinition
+    ) -> None:
+        """What ``start()`` sent and set, once its flow runs: the outputs go to the node's
+        connections (message ids derived from the start request's, as a webhook's are), the
+        timers are parked as :meth:`call`'s are."""
+        origin = WorkMessage(
+            message_id=str(request["message_id"]),
+            workspace=str(request["workspace"]),
+            flow_id=str(request["flow_id"]),
+            node_id=str(request["node_id"]),
+            correlation_id=request.get("correlation_id"),
+        )
+        await forward(self._amqp.bus, definition, origin, answer.outputs)
+        if answer.timers:
+            await self._park(request, answer.timers)
 
     async def _context_of(
         self, installed: InstalledComponent, request: dict[str, Any]
@@ -316,6 +344,39 @@ class JsExecutor:
             # Under half a second (the runner fires that early) it goes straight back.
             delay = 0.0 if seconds < 0.5 else float(fitting[-1] if fitting else DELAY_TIERS[0])
             await send(self._amqp.bus, message, delay_seconds=delay)
+
+
+@dataclass(frozen=True)
+class LifecycleAnswer:
+    """A ``js`` component's ``start``/``stop`` answer (:meth:`JsExecutor.lifecycle`)."""
+
+    #: What the component's method rejected with; None: it resolved (or exports none).
+    refused: str | None
+    outputs: Outputs = field(default_factory=dict)
+    #: ``context.setTimeout`` timers it set, as the runner answers them (id, ms, round).
+    timers: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def forward(
+    bus: Bus, definition: FlowDefinition, origin: WorkMessage, outputs: Outputs
+) -> None:
+    """``origin``'s node's outputs, one message per connection and value (ids derived from
+    ``origin``'s, so a repeated delivery re-creates the same messages)."""
+    for port, values in outputs.items():
+        for index, connection in definition.outgoing(origin.node_id, port):
+            for position, payload in enumerate(values):
+                await send(
+                    bus,
+                    WorkMessage(
+                        message_id=origin.child_id(index, position),
+                        workspace=origin.workspace,
+                        flow_id=origin.flow_id,
+                        node_id=connection.target,
+                        port=connection.target_port,
+                        payload=payload,
+                        correlation_id=origin.correlation_id,
+                    ),
+                )
 
 
 def hook_url(base: str, workspace: str, flow_id: str, node_id: str) -> str:

@@ -276,11 +276,18 @@ def _claims(context: InstallerContext, state: str) -> dict[str, Any]:
 
 
 def _secrets_of(tokens: dict[str, Any]) -> dict[str, Any]:
-    return {
+    """What the account keeps of a token answer: the tokens, and the profile auth.js's
+    ``requestProfileInfo`` gave at sign-in (components read ``context.auth.profileInfo``:
+    GitHub's ``profileInfo.login``, Harvest's ``profileInfo.accountId``…). A refresh answer
+    has no profile: the one from sign-in stays."""
+    kept = {
         key: tokens.get(key)
         for key in ("accessToken", "refreshToken", "tokenType", "scope")
         if tokens.get(key) is not None
     }
+    if isinstance(tokens.get("profileInfo"), dict):
+        kept["profileInfo"] = tokens["profileInfo"]
+    return kept
 
 
 def _expiry(tokens: dict[str, Any]) -> datetime | None:
@@ -629,6 +636,11 @@ async def _finish_oauth1(
         secrets={
             "accessToken": tokens.get("accessToken"),
             "accessTokenSecret": tokens.get("accessTokenSecret"),
+            **(
+                {"profileInfo": tokens["profileInfo"]}
+                if isinstance(tokens.get("profileInfo"), dict)
+                else {}
+            ),
         },
         expires_at=None,
     )

@@ -48,12 +48,21 @@ async function profileOf(definition, context) {
 }
 
 async function nameOf(definition, context) {
+    return (await identify(definition, context)).name;
+}
+
+// The account's profile (requestProfileInfo) and its name: OAuth accounts keep the profile,
+// which components read as context.auth.profileInfo (as Appmixer stores it with the account).
+async function identify(definition, context) {
     const profileInfo = await profileOf(definition, context);
     const rule = definition.accountNameFromProfileInfo;
     let name;
     if (typeof rule === 'function') name = await rule.call(definition, Object.assign({}, context, { profileInfo }));
     else if (typeof rule === 'string' && profileInfo) name = pathGet(profileInfo, rule);
-    return name === undefined || name === null ? null : String(name).slice(0, 255);
+    return {
+        name: name === undefined || name === null ? null : String(name).slice(0, 255),
+        profileInfo: profileInfo === undefined ? null : profileInfo,
+    };
 }
 
 async function validate(definition, context, member) {
@@ -126,8 +135,11 @@ async function exchange(definition, context) {
                   code_verifier: context.codeVerifier,
               });
     const tokens = tokensOf(answer);
-    const name = await nameOf(definition, Object.assign({}, context, { accessToken: tokens.accessToken }));
-    return Object.assign(tokens, { name });
+    const { name, profileInfo } = await identify(
+        definition,
+        Object.assign({}, context, { accessToken: tokens.accessToken })
+    );
+    return Object.assign(tokens, { name, profileInfo });
 }
 
 // OAuth 1.0a (Appmixer's `type: 'oauth'`): the connector's own functions do the signed calls
@@ -157,8 +169,8 @@ async function oauth1Finish(definition, context) {
     const accessTokenSecret = found.accessTokenSecret || found.oauth_token_secret;
     if (!accessToken) throw new Error('the provider gave no access token');
     const tokens = { accessToken: String(accessToken), accessTokenSecret: String(accessTokenSecret || '') };
-    const name = await nameOf(definition, Object.assign({}, context, tokens));
-    return Object.assign(tokens, { name });
+    const { name, profileInfo } = await identify(definition, Object.assign({}, context, tokens));
+    return Object.assign(tokens, { name, profileInfo });
 }
 
 class InvalidTokenError extends Error {

@@ -13,6 +13,7 @@
 // argv: node bootstrap.js <require path>[:<require path>...]
 
 const Module = require('module');
+const { Readable } = require('stream');
 const { startProxy } = require('./proxy');
 const { extendContext, lifecycleMethod } = require('./lifecycle');
 const { runAuthCall } = require('./auth_calls');
@@ -90,7 +91,16 @@ function axiosError(message, code, response) {
     return err;
 }
 
-function parseBody(text, headers, responseType) {
+// responseType values whose body is bytes: axios gives a Buffer for 'arraybuffer' (and 'blob'
+// in Node), a readable stream for 'stream'.
+const BINARY_RESPONSES = new Set(['arraybuffer', 'blob', 'stream']);
+
+function parseBody(response, headers, responseType) {
+    if (BINARY_RESPONSES.has(responseType)) {
+        const bytes = Buffer.from(response.bodyBase64 || '', 'base64');
+        return responseType === 'stream' ? Readable.from([bytes]) : bytes;
+    }
+    const text = response.body || '';
     if (responseType === 'text') return text;
     const type = String(headers['content-type'] || '');
     if (type.includes('json') || responseType === 'json' || /^\s*[[{]/.test(text)) {
@@ -103,13 +113,71 @@ function parseBody(text, headers, responseType) {
     return text;
 }
 
+function hasHeader(headers, name) {
+    return Object.keys(headers).some((key) => key.toLowerCase() === name);
+}
+
+function collect(stream) {
+    return new Promise((resolve, reject) => {
+        const chunks = [];
+        stream.on('data', (chunk) => chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)));
+        stream.on('end', () => resolve(Buffer.concat(chunks)));
+        stream.on('error', reject);
+        if (typeof stream.resume === 'function') stream.resume();
+    });
+}
+
+// The request body as axios sends it: a string as is, bytes (Buffer, typed arrays, ArrayBuffer,
+// a readable stream) raw, URLSearchParams form-urlencoded, form-data's FormData multipart (its
+// boundary header), anything else as JSON. Bytes travel base64 in the frame.
+async function requestBody(data, headers) {
+    if (data === undefined || data === null) return {};
+    if (typeof data === 'string') return { data };
+    if (data instanceof URLSearchParams) {
+        if (!hasHeader(headers, 'content-type')) {
+            headers['Content-Type'] = 'application/x-www-form-urlencoded;charset=utf-8';
+        }
+        return { data: data.toString() };
+    }
+    if (typeof data.getBoundary === 'function' && typeof data.getHeaders === 'function') {
+        for (const [name, value] of Object.entries(data.getHeaders())) {
+            if (!hasHeader(headers, name.toLowerCase())) headers[name] = value;
+        }
+        return { dataBase64: (await collect(data)).toString('base64') };
+    }
+    let bytes = null;
+    if (Buffer.isBuffer(data) || ArrayBuffer.isView(data)) {
+        bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    } else if (data instanceof ArrayBuffer) {
+        bytes = Buffer.from(data);
+    } else if (typeof data.pipe === 'function' && typeof data.on === 'function') {
+        bytes = await collect(data);
+    }
+    if (bytes !== null) {
+        if (!hasHeader(headers, 'content-type')) headers['Content-Type'] = 'application/octet-stream';
+        return { dataBase64: bytes.toString('base64') };
+    }
+    return { data };
+}
+
 function makeHttpRequest(callId) {
-    const request = (configOrUrl, maybeConfig) => {
+    const request = async (configOrUrl, maybeConfig) => {
         const config =
             typeof configOrUrl === 'string'
                 ? Object.assign({}, maybeConfig, { url: configOrUrl })
                 : Object.assign({}, configOrUrl);
-        if (!config.url) return Promise.reject(axiosError('httpRequest needs a url', 'ERR_INVALID_URL'));
+        if (!config.url) throw axiosError('httpRequest needs a url', 'ERR_INVALID_URL');
+        const headers = Object.assign({}, config.headers || {});
+        if (config.auth && typeof config.auth === 'object') {
+            // axios: HTTP Basic from `auth`, over any Authorization header given.
+            for (const key of Object.keys(headers)) {
+                if (key.toLowerCase() === 'authorization') delete headers[key];
+            }
+            const { username = '', password = '' } = config.auth;
+            headers.Authorization =
+                'Basic ' + Buffer.from(`${username}:${password}`, 'utf8').toString('base64');
+        }
+        const body = await requestBody(config.data, headers);
         const rid = nextRid++;
         return new Promise((resolve, reject) => {
             httpPending.set(rid, { resolve, reject, config });
@@ -120,9 +188,11 @@ function makeHttpRequest(callId) {
                 request: {
                     url: String(config.url),
                     method: String(config.method || 'get').toUpperCase(),
-                    headers: config.headers || {},
+                    headers,
                     params: config.params || null,
-                    data: config.data === undefined ? null : config.data,
+                    data: body.data === undefined ? null : body.data,
+                    dataBase64: body.dataBase64,
+                    binary: BINARY_RESPONSES.has(config.responseType) || undefined,
                     timeout: config.timeout || 0,
                 },
             });
@@ -151,7 +221,7 @@ function onHttpResult(frame) {
         status: frame.response.status,
         statusText: frame.response.statusText || '',
         headers,
-        data: parseBody(frame.response.body || '', headers, pending.config.responseType),
+        data: parseBody(frame.response, headers, pending.config.responseType),
         config: pending.config,
     };
     const validate = pending.config.validateStatus || ((status) => status >= 200 && status < 300);
@@ -193,10 +263,13 @@ function makeContext(call, outputs) {
     const context = {
         messages,
         properties: call.properties || {},
+        // The account over the service configuration; config: the configuration alone.
         auth,
-        config: auth,
+        config: call.config || {},
+        id: call.contextId || null,
         componentId: call.nodeId || null,
         flowId: call.flowId || null,
+        flowDescriptor: call.flowDescriptor || {},
         CancelError,
         httpRequest: makeHttpRequest(call.id),
         log: (...args) => logFrame('info', args, call.id),

@@ -1,7 +1,7 @@
 """Polling and schedule triggers.
 
-When a flow starts, each of its polling triggers (a module component with a ``polling_interval``)
-and ``core.schedule`` nodes gets a :class:`~modyard.runtime.models.TriggerState` row due now. The
+When a flow starts, each of its polling triggers (a module component with role ``trigger``; of
+Appmixer's, only ``tick: true`` ones: :func:`polled`) and ``core.schedule`` nodes gets a :class:`~modyard.runtime.models.TriggerState` row due now. The
 scheduler takes due rows with ``FOR UPDATE SKIP LOCKED`` (so replicas share them), runs the trigger
 and sends its outputs into the flow. A polling trigger whose component fails keeps polling: its
 state turns ``failing`` (one ``trigger.failing`` webhook) and back to ``ok`` on the first success
@@ -30,7 +30,7 @@ from modyard.runtime.engine.messages import WorkMessage
 from modyard.runtime.executors import ModuleExecutors
 from modyard.runtime.flows.definition import FlowDefinition
 from modyard.runtime.installer_client import InstallerClient
-from modyard.runtime.models import Flow, TriggerState
+from modyard.runtime.models import Flow, InstalledComponent, TriggerState
 from modyard.runtime.webhooks import payloads
 from modyard.runtime.webhooks.service import notify
 
@@ -43,6 +43,18 @@ BATCH = 50
 def next_cron(expression: str, after: datetime) -> datetime:
     value: datetime = croniter(expression, after).get_next(datetime)
     return value
+
+
+def polled(installed: InstalledComponent) -> bool:
+    """Whether the scheduler calls the trigger's ``tick``: a module component with role
+    ``trigger`` (every ``polling_interval_seconds``, by default 60), except an Appmixer (``js``)
+    one without ``tick: true`` (no ``polling_interval_seconds``). Appmixer ticks only those:
+    its Timer, Scheduler and OnStart start flows from ``start()`` and their timers, webhook
+    triggers from their requests, and none of them exports ``tick()`` (component.json
+    ``tick``: "the component's tick() method is called at the polling interval")."""
+    if installed.role != "trigger":
+        return False
+    return installed.executor != "js" or bool(installed.spec.get("polling_interval_seconds"))
 
 
 async def schedule_flow_triggers(session: AsyncSession, flow: Flow) -> int:
@@ -60,7 +72,7 @@ async def schedule_flow_triggers(session: AsyncSession, flow: Flow) -> int:
                 installed = await installed_components.find(session, flow.workspace, node.component)
             except installed_components.AmbiguousComponent:
                 installed = None  # validation refuses the flow before it starts
-            if installed is not None and installed.role == "trigger":
+            if installed is not None and polled(installed):
                 due = now
         if due is not None:
             session.add(

@@ -2,7 +2,8 @@
 webhook components answering their caller.
 
 - **start / stop.** Starting a flow calls each ``js`` node's ``start`` (where a component
-  registers its webhook URL with the vendor) before the flow runs; one rejecting refuses the start
+  registers its webhook URL with the vendor, or, as Appmixer's Timer and Scheduler, sends its
+  first message and sets its first ``context.setTimeout``: both go on once the start commits); one rejecting refuses the start
   with a 422 naming the node and the component's own error, after the nodes already started are
   stopped again. One that cannot run at all (the runner down, a module npm cannot install) is
   logged and does not keep the flow from starting: its messages report it, as before. Stopping a flow calls ``stop`` on each (best effort: a failure is logged, the
@@ -28,13 +29,14 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import JSONResponse, Response
 
+from modyard.common.db.commit_hooks import after_commit
 from modyard.common.errors import InvalidParam, ValidationFailed
 from modyard.runtime import installed_components
 from modyard.runtime.components.base import ComponentError
 from modyard.runtime.context import RuntimeContext
 from modyard.runtime.engine.dispatch import send
 from modyard.runtime.engine.messages import WorkMessage
-from modyard.runtime.executors import JsExecutor
+from modyard.runtime.executors import JsExecutor, LifecycleAnswer
 from modyard.runtime.flows.definition import FlowDefinition
 from modyard.runtime.models import Flow, InstalledComponent
 
@@ -100,26 +102,67 @@ async def _lifecycle(
     properties: Mapping[str, Any],
     installed: InstalledComponent,
     method: str,
-) -> str | None:
-    """What the component's ``method`` rejected with (None: it resolved). Raises
-    :class:`ComponentError` when it could not run at all."""
+) -> tuple[dict[str, Any], LifecycleAnswer]:
+    """The request and the component's answer to ``method`` (``refused`` None: it resolved).
+    Raises :class:`ComponentError` when it could not run at all."""
     js = _js(context)
     if js is None:
-        return None
+        return {}, LifecycleAnswer(None)
     config = await context.installer.effective_config(flow.workspace, installed.slug)
-    return await js.lifecycle(
-        installed, _request(flow, node_id, properties, installed, method, None, config)
-    )
+    request = _request(flow, node_id, properties, installed, method, None, config)
+    return request, await js.lifecycle(installed, request)
+
+
+#: Deliveries of start() outputs and timers waiting for their flow's commit (kept referenced).
+_DELIVERIES: set[asyncio.Task[None]] = set()
+
+
+def _deliver_after_commit(
+    session: AsyncSession,
+    context: RuntimeContext,
+    flow: Flow,
+    answers: list[tuple[dict[str, Any], LifecycleAnswer]],
+) -> None:
+    """What the nodes' ``start()`` sent and set, once the start commits (the worker takes a
+    message only for a running flow; a refused start rolls back and delivers nothing)."""
+    js = _js(context)
+    pending = [(request, answer) for request, answer in answers if answer.outputs or answer.timers]
+    if js is None or not pending:
+        return
+    definition = FlowDefinition.model_validate(flow.definition)
+
+    async def deliver() -> None:
+        for request, answer in pending:
+            try:
+                await js.deliver(request, answer, definition)
+            except Exception as exc:  # the broker away: logged, as a lost webhook would be
+                log.warning(
+                    "js_component_start_outputs_lost",
+                    flow_id=str(flow.id),
+                    node=request.get("node_id"),
+                    error=str(exc)[:300],
+                )
+
+    def committed() -> None:
+        task = asyncio.get_running_loop().create_task(deliver())
+        _DELIVERIES.add(task)
+        task.add_done_callback(_DELIVERIES.discard)
+
+    after_commit(session, committed)
 
 
 async def start_components(session: AsyncSession, context: RuntimeContext, flow: Flow) -> None:
     """``start`` of every js node; the first that rejects stops those started and refuses the
     start (422). One that cannot run at all (the runner down, its module not installable here)
-    does not keep the flow from starting: it is logged, and its messages report it as before."""
+    does not keep the flow from starting: it is logged, and its messages report it as before.
+    What the started nodes sent and set in ``start()`` goes on once the start commits."""
     started: list[tuple[str, dict[str, Any], InstalledComponent]] = []
+    answers: list[tuple[dict[str, Any], LifecycleAnswer]] = []
     for node_id, properties, installed in await _js_nodes(session, flow):
         try:
-            refused = await _lifecycle(context, flow, node_id, properties, installed, "start")
+            request, answer = await _lifecycle(
+                context, flow, node_id, properties, installed, "start"
+            )
         except ComponentError as exc:
             log.warning(
                 "js_component_start_not_run",
@@ -129,6 +172,7 @@ async def start_components(session: AsyncSession, context: RuntimeContext, flow:
                 error=exc.message[:500],
             )
             continue
+        refused = answer.refused
         if refused is not None:
             for done in reversed(started):
                 await _stop_quietly(context, flow, *done)
@@ -146,6 +190,8 @@ async def start_components(session: AsyncSession, context: RuntimeContext, flow:
             ]
             raise problem
         started.append((node_id, properties, installed))
+        answers.append((request, answer))
+    _deliver_after_commit(session, context, flow, answers)
 
 
 async def _stop_quietly(
@@ -156,7 +202,10 @@ async def _stop_quietly(
     installed: InstalledComponent,
 ) -> None:
     try:
-        refused = await _lifecycle(context, flow, node_id, properties, installed, "stop")
+        _request_sent, answer = await _lifecycle(
+            context, flow, node_id, properties, installed, "stop"
+        )
+        refused = answer.refused
     except ComponentError as exc:
         refused = exc.message
     if refused is not None:
