@@ -129,6 +129,9 @@ async def handle(
         except InputError as exc:
             return {"error": {"message": exc.message, "retryable": False, "kind": exc.code.lower()}}
     frame["listenerUrl"] = listener_url
+    # Whose package this is: a worker keeps one context per installation (node/slingr/worker.js),
+    # so script-level state a package builds from its configuration never serves another.
+    frame["tenant"] = [scope.workspace, str(request.get("installation") or "")]
     # A flow step's events go back with its answer: the runtime records them with the node's
     # success, through its outbox, at the message's event depth (as core.emit's).
     slingr_scope = calls.scope_of(

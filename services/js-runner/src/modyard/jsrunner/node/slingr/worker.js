@@ -37,9 +37,31 @@ function logLine(level, args) {
     parentPort.postMessage({ t: 'log', level, msg: msg.slice(0, 8192) });
 }
 
-// -- the package, loaded once per worker (a child serves one package version) ---------------
+// -- the package, loaded once per installation in each worker --------------------------------
+//
+// A child serves one package version to every workspace. On Slingr each app has its own package
+// runtime, so packages keep what they build from their configuration in script-level variables
+// (a client, an auth header, a token with its expiry). One context shared by every caller would
+// hand one installation's — one workspace's — credentials to the next caller's call (found by
+// the 2026-12-07 tenancy probe): each installation gets a context of its own, loaded on its first
+// call, the least recently used dropped past MAX_CONTEXTS.
 
-let loaded = null;
+const MAX_CONTEXTS = 16;
+const contexts = new Map(); // "<packageDir>\0<workspace>\0<installation>" → loaded package
+
+function packageFor(call) {
+    const tenant = Array.isArray(call.tenant) ? call.tenant : ['', ''];
+    const key = [call.packageDir, String(tenant[0] || ''), String(tenant[1] || '')].join('\0');
+    let found = contexts.get(key);
+    if (found) {
+        contexts.delete(key); // re-inserted below: the Map's order is the use order
+    } else {
+        found = loadPackage(call.packageDir);
+        while (contexts.size >= MAX_CONTEXTS) contexts.delete(contexts.keys().next().value);
+    }
+    contexts.set(key, found);
+    return found;
+}
 
 function readJson(file) {
     return JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -285,8 +307,9 @@ function plain(value) {
 }
 
 function onCall(call) {
+    let loaded = null;
     try {
-        if (!loaded || loaded.dir !== call.packageDir) loaded = loadPackage(call.packageDir);
+        loaded = packageFor(call);
         loaded.state.call = call;
         loaded.state.config = configOf(loaded, call.config, call.listenerUrl);
         if (call.kind === 'function') {
