@@ -55,6 +55,7 @@ def service_spec(settings: JsRunnerSettings | None = None) -> ServiceSpec:
         # Slingr packages' sys.storage and sys.events (docs/slingr.md).
         slingr_storage = InstallerStorage(settings)
         runner.slingr_configs = slingr_storage.effective_config
+        runner.slingr_listeners = slingr_storage.listener_url
         pool.rpc = SlingrHost(slingr_storage, bus, runner.handle).wrap(pool.rpc)
         consumer = RequestConsumer(settings, bus, runner)
         bus.add_topology(consumer.declare)

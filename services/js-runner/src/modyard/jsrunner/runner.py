@@ -212,6 +212,8 @@ class JsRunner:
         #: Slingr installations' configurations, read from the installer for each call (set by
         #: app.py; None: the runner alone, the request's own ``config``).
         self.slingr_configs: slingr_run.ConfigSource | None = None
+        #: Their listener addresses (``WEBHOOK_URL``), known once a configuration was read.
+        self.slingr_listeners: slingr_run.ListenerSource | None = None
 
     def use_context_api(self, api: ContextApi) -> None:
         self.context_api = api
@@ -265,6 +267,7 @@ class JsRunner:
                 allowance=allowance_of(request.get("egress")),
                 classify=classify,
                 configs=self.slingr_configs,
+                listeners=self.slingr_listeners,
             )
         if request.get("port") == slingr_run.LISTENER_PORT:
             # The runtime's /v1/listeners address of an installation that is not a Slingr package.

@@ -31,6 +31,9 @@ FUNCTION_PORT = "function"
 #: The installation's effective (decrypted) configuration: ``(workspace, installation)`` →
 #: its values, from the installer (host.py ``InstallerStorage.effective_config``).
 ConfigSource = Callable[[str, str], Awaitable[dict[str, Any]]]
+#: An installation's listener address: ``(workspace, installation)`` → URL, None while unknown
+#: (host.py ``InstallerStorage.listener_url``).
+ListenerSource = Callable[[str, str], str | None]
 
 
 class ConfigUnavailable(Exception):
@@ -66,17 +69,14 @@ async def config_of(request: dict[str, Any], configs: ConfigSource | None) -> di
         ) from exc
 
 
-def listener_url_of(request: dict[str, Any], configs: ConfigSource | None) -> str | None:
-    """The installation's listener address (``WEBHOOK_URL``, ``event.data.requestInfo.url``),
-    from the installer client that read its configuration (host.py
-    ``InstallerStorage.listener_url``); None without one (the runner alone)."""
-    find = getattr(getattr(configs, "__self__", None), "listener_url", None)
+def listener_url_of(request: dict[str, Any], listeners: ListenerSource | None) -> str | None:
+    """The installation's listener address (``WEBHOOK_URL``, ``event.data.requestInfo.url``);
+    None without an installer (the runner alone) or an installation."""
     workspace = str(request.get("workspace") or "")
     installation = str(request.get("installation") or "")
-    if find is None or not workspace or not installation:
+    if listeners is None or not workspace or not installation:
         return None
-    found = find(workspace, installation)
-    return found if isinstance(found, str) else None
+    return listeners(workspace, installation)
 
 
 async def handle(
@@ -88,6 +88,7 @@ async def handle(
     allowance: Allowance | None,
     classify: Callable[[dict[str, Any]], dict[str, Any]],
     configs: ConfigSource | None = None,
+    listeners: ListenerSource | None = None,
 ) -> dict[str, Any]:
     component_name = str(request.get("component") or "")
     port = str(request.get("port") or "in")
@@ -117,7 +118,7 @@ async def handle(
         if exc.status is not None:
             error["status"] = exc.status
         return {"error": error}
-    listener_url = listener_url_of(request, configs)
+    listener_url = listener_url_of(request, listeners)
     if port == LISTENER_PORT:
         frame = calls.listener_frame(module, request, config)
     elif port == FUNCTION_PORT:
