@@ -39,7 +39,7 @@ EVENTS_RETURNED = Counter(
 )
 EVENTS_CONSUMED = Counter(
     "modyard_events_consumed_total",
-    "Events taken off a queue, by outcome (processed, duplicate, failed, rejected)",
+    "Events taken off a queue, by outcome (processed, duplicate, failed, refused, rejected)",
     ["service", "consumer", "type", "outcome"],
 )
 OUTBOX_PENDING = Gauge(
