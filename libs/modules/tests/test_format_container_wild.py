@@ -187,3 +187,66 @@ def test_a_secret_flag_that_is_not_a_boolean_is_refused(document: dict[str, Any]
     (issue,) = refused({**document, "env": {"GITLAB_TOKEN": {"secret": "yes", "default": "x"}}})
     assert (issue.file, issue.pointer) == ("(body)", "/env/GITLAB_TOKEN/secret")
     assert "true or false" in issue.detail
+
+
+# -- OneEntry's module form: tag, registry host, port, a version from the release tag -----------
+
+FORM = {
+    "name": "test-module",
+    "image": "registry.gitlab.com/oneentry-skd-js/test-module",
+    "tag": "prod-v1.0.10",
+    "registry_host": "https://registry.gitlab.com/",
+    "port": 3000,
+    "env": [{"name": "DEVELOPER_API_HOST", "value": "https://example.oneentry.cloud"}],
+}
+
+
+def test_the_forms_fields_name_the_images_parts_and_the_tag_gives_the_version() -> None:
+    manifest = parse(dict(FORM))
+    assert manifest.version == "1.0.10"
+    assert manifest.container is not None
+    assert (manifest.container.image, manifest.container.default_tag) == (
+        "registry.gitlab.com/oneentry-skd-js/test-module",
+        "prod-v1.0.10",
+    )
+    assert manifest.container.ports == [3000]
+    assert env(manifest) == [("DEVELOPER_API_HOST", False, "https://example.oneentry.cloud")]
+
+
+@pytest.mark.parametrize(
+    ("tag", "version"),
+    [("1.4.0", "1.4.0"), ("v2.0.1", "2.0.1"), ("release-v0.3.9", "0.3.9")],
+)
+def test_a_release_tag_gives_the_version(tag: str, version: str) -> None:
+    assert parse({**FORM, "tag": tag}).version == version
+
+
+def test_the_request_version_wins_over_the_tag_and_the_documents_over_both() -> None:
+    requested = parse_container_document(dict(FORM), file="(body)", version="1.0.11")
+    assert requested.version == "1.0.11"
+    written = parse_container_document({**FORM, "version": "1.0.9"}, file="(body)", version=None)
+    assert written.version == "1.0.9"
+
+
+@pytest.mark.parametrize(
+    ("change", "pointer", "words"),
+    [
+        ({"tag": "main"}, "/version", "tag the image with it"),
+        ({"image": FORM["image"] + ":prod-v1.0.9"}, "/tag", "the image says 'prod-v1.0.9'"),
+        ({"registry_host": "ghcr.io"}, "/registry_host", "registry.gitlab.com"),
+        ({"port": 70000}, "/port", "1-65535"),
+        ({"token": "glpat-x"}, "/token", "the deployer takes when you deploy"),
+        ({"token_id": "deploy"}, "/token_id", "never carries"),
+        (
+            {"env": [{"name": "A", "value": "x", "default": "y"}]},
+            "/env/0/value",
+            "keep one",
+        ),
+    ],
+)
+def test_form_fields_that_disagree_are_refused_saying_what_to_change(
+    change: dict[str, Any], pointer: str, words: str
+) -> None:
+    issues = refused({**FORM, **change})
+    assert [issue.pointer for issue in issues] == [pointer]
+    assert words in issues[0].detail

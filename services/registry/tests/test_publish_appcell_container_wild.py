@@ -213,3 +213,46 @@ async def test_a_defective_container_is_a_422_naming_the_pointer_and_stores_noth
     (error,) = response.json()["errors"]
     assert (error["file"], error["pointer"]) == ("(body)", pointer)
     assert await registry.modules() == before
+
+
+async def test_a_container_in_oneentrys_form_publishes_with_its_release_tags_version(
+    registry: Registry,
+) -> None:
+    document = {
+        "name": "oneentry-form-module",
+        "image": "registry.gitlab.com/oneentry-skd-js/test-module",
+        "tag": "prod-v1.0.10",
+        "registry_host": "registry.gitlab.com",
+        "port": 3000,
+        "env": [{"name": "DEVELOPER_API_HOST", "value": "https://example.oneentry.cloud"}],
+    }
+    response = await registry.client.post("/v1/modules", json=document, headers=registry.operator)
+    assert response.status_code == 201, response.text
+    manifest = response.json()["manifest"]
+    assert manifest["version"] == "1.0.10"
+    assert (manifest["container"]["default_tag"], manifest["container"]["ports"]) == (
+        "prod-v1.0.10",
+        [3000],
+    )
+    # Without a release tag, the request names the version.
+    untagged = {**document, "name": "oneentry-form-untagged", "tag": "main"}
+    refused = await registry.client.post("/v1/modules", json=untagged, headers=registry.operator)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["pointer"] == "/version"
+    named = await registry.client.post(
+        "/v1/modules?version=v2.1.0", json=untagged, headers=registry.operator
+    )
+    assert named.status_code == 201, named.text
+    assert named.json()["manifest"]["version"] == "2.1.0"
+
+
+async def test_registry_credentials_in_a_container_document_are_refused_and_not_stored(
+    registry: Registry,
+) -> None:
+    document = {**container_document(), "name": "acme-with-token", "token": "glpat-secret"}
+    before = await registry.modules()
+    response = await registry.client.post("/v1/modules", json=document, headers=registry.operator)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["pointer"] == "/token"
+    assert "glpat-secret" not in response.text
+    assert await registry.modules() == before

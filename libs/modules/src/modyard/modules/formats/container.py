@@ -11,7 +11,18 @@ Published as a JSON body to ``POST /v1/modules`` (no archive), or as a native ``
     A list of variables (``{"name", "description", "required", "secret", "default"}``), or, as the
     deployer and OneEntry's module form take it, a mapping of names to default values (a value may
     also be an object of those fields). Values given as numbers or booleans are kept as text, as the
-    process sees them.
+    process sees them. A list entry may give its value as ``value`` (Kubernetes' spelling) instead
+    of ``default``.
+``tag``, ``registry_host``, ``port``
+    OneEntry's module form and the deployer name the image's parts so: ``tag`` is the image's tag
+    when the reference has none (the same tag as the reference's is fine; a digest takes none),
+    ``registry_host`` must repeat the reference's host (``https://`` and a trailing ``/`` are
+    tolerated), ``port`` is ``ports: [port]``. ``token_id``/``token`` are refused: registry
+    credentials are the deployer's, given when deploying, never stored with the module.
+``version``
+    SemVer. OneEntry's releases are git tags and its images carry them (``prod-v1.0.10``), so a
+    document without one takes the publish request's (``?version=``), else the image tag's
+    ``X.Y.Z`` when the tag is ``X.Y.Z``, ``vX.Y.Z`` or ``<word>-vX.Y.Z``.
 Secrets
     A variable is secret when it says so (``"secret": true``) or, when it says nothing, when its name
     says so (``*_TOKEN``, ``*PASSWORD*``, ``*SECRET*``, ``*_KEY`` …). A secret's default is never
@@ -46,6 +57,12 @@ _SECRET_NAME = re.compile(
     re.IGNORECASE,
 )
 _ENV_FIELDS = {"name", "description", "required", "secret", "default"}
+#: Kubernetes' ``{name, value}`` spelling of a variable's default.
+_ENV_VALUE_ALIAS = "value"
+#: An image tag that carries a release's version: ``1.0.10``, ``v1.0.10``, ``prod-v1.0.10``.
+_VERSION_TAG = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_]*-)?v?(?P<version>\d+\.\d+\.\d+)$")
+#: Registry credentials, which belong to the deployer (and are refused here, never stored).
+_CREDENTIAL_KEYS = {"token", "token_id"}
 
 _MANIFEST_KEYS = {
     "name",
@@ -61,6 +78,8 @@ _MANIFEST_KEYS = {
     "extra",
 }
 _CONTAINER_KEYS = {"image", "default_tag", "env", "ports"}
+#: The form's and the deployer's names for the image's parts (module docstring).
+_FORM_KEYS = {"tag", "registry_host", "port"}
 
 
 def split_image(reference: str) -> tuple[str, str | None]:
@@ -138,6 +157,12 @@ def _variable(
         issues.add(file, at, "must be an object with a 'name' (and description, secret, default)")
         return None
     ok = True
+    if _ENV_VALUE_ALIAS in entry:
+        if "default" in entry:
+            issues.add(file, f"{at}/{_ENV_VALUE_ALIAS}", "and default both set it; keep one")
+            return None
+        value = entry[_ENV_VALUE_ALIAS]
+        entry = {k: v for k, v in entry.items() if k != _ENV_VALUE_ALIAS} | {"default": value}
     for key in sorted(set(entry) - _ENV_FIELDS):
         issues.add(
             file,
@@ -185,14 +210,30 @@ def _variable(
 
 
 def parse_container_document(
-    document: dict[str, Any], *, file: str, format: ModuleFormat = ModuleFormat.container
+    document: dict[str, Any],
+    *,
+    file: str,
+    format: ModuleFormat = ModuleFormat.container,
+    version: str | None = None,
 ) -> Manifest:
+    """The manifest of a container document. ``version`` is the publish request's (normalised),
+    taken when the document names none (the module's docstring)."""
     collector = IssueCollector()
-    unknown = set(document) - _MANIFEST_KEYS - _CONTAINER_KEYS - {"kind", "format"}
-    for key in sorted(unknown):
-        collector.add(file, f"/{key}", "is not a field of a container module")
+    known = _MANIFEST_KEYS | _CONTAINER_KEYS | _FORM_KEYS | {"kind", "format"}
+    for key in sorted(set(document) - known):
+        if key in _CREDENTIAL_KEYS:
+            collector.add(
+                file,
+                f"/{key}",
+                "is a registry credential, which the deployer takes when you deploy "
+                "(POST /v1/deployments: token_id and token) and the module never carries; "
+                "leave it out",
+            )
+        else:
+            collector.add(file, f"/{key}", "is not a field of a container module")
     container: dict[str, Any] = {key: document[key] for key in _CONTAINER_KEYS if key in document}
     image = container.get("image")
+    tag: str | None = None
     if not isinstance(image, str):
         collector.add(file, "/image", "is required: the image reference, host/user/repo:tag")
     else:
@@ -202,6 +243,8 @@ def parse_container_document(
             collector.add(file, "/image", str(exc))
         else:
             container["image"] = name
+            tag = _form_tag(document, tag, digest, file, collector)
+            _check_registry_host(document, name, file, collector)
             if digest is not None:
                 container["digest"] = digest
             if "default_tag" not in container:
@@ -209,10 +252,24 @@ def parse_container_document(
                     container["default_tag"] = tag
                 elif digest is not None:
                     container["default_tag"] = None  # the digest alone says what runs
+    _form_port(document, container, file, collector)
     if "env" in container:
         container["env"] = env_variables(container["env"], file=file, issues=collector)
-    collector.raise_if_any()
     fields = {key: document[key] for key in _MANIFEST_KEYS if key in document}
+    if "version" not in fields:
+        released = _VERSION_TAG.match(tag or "")
+        if version is not None:
+            fields["version"] = version
+        elif released is not None:
+            fields["version"] = released["version"]
+        else:
+            collector.add(
+                file,
+                "/version",
+                'is required: name it here ("version": "1.0.10"), in the publish request '
+                "(?version=1.0.10), or tag the image with it (…:prod-v1.0.10 or …:1.0.10)",
+            )
+    collector.raise_if_any()
     try:
         return Manifest.model_validate(
             {
@@ -229,6 +286,74 @@ def parse_container_document(
         raise
 
 
+def _form_tag(
+    document: dict[str, Any],
+    tag: str | None,
+    digest: str | None,
+    file: str,
+    collector: IssueCollector,
+) -> str | None:
+    """The image's tag, ``tag`` (the form's field) taken into account."""
+    written = document.get("tag")
+    if written is None:
+        return tag
+    if not isinstance(written, str) or not re.fullmatch(r"[\w][\w.-]{0,127}", written):
+        collector.add(file, "/tag", "must be an image tag (letters, digits, '_', '.', '-')")
+        return tag
+    if digest is not None:
+        collector.add(file, "/tag", "the image is pinned by digest; leave tag out")
+    elif tag is not None and tag != written:
+        collector.add(
+            file,
+            "/tag",
+            f"is {written!r} but the image says {tag!r}; write one of them, or the same in both",
+        )
+    elif document.get("default_tag") not in (None, written):
+        collector.add(file, "/tag", "and default_tag differ; keep one")
+    return written
+
+
+def _check_registry_host(
+    document: dict[str, Any], repository: str, file: str, collector: IssueCollector
+) -> None:
+    """``registry_host`` repeats the reference's host (the deployer's rule: the token only goes
+    to the registry the image comes from)."""
+    written = document.get("registry_host")
+    if written is None:
+        return
+    first, _, rest = repository.partition("/")
+    host = first if rest and ("." in first or ":" in first or first == "localhost") else None
+    given = str(written).strip()
+    for scheme in ("https://", "http://"):
+        if given.lower().startswith(scheme):
+            given = given[len(scheme) :]
+    given = given.rstrip("/")
+    if host is None or given.lower() != host.lower():
+        collector.add(
+            file,
+            "/registry_host",
+            f"must repeat the image's host ({host or 'the image names none'}); "
+            "the deployer sends the registry token only to the registry the image comes from",
+        )
+
+
+def _form_port(
+    document: dict[str, Any], container: dict[str, Any], file: str, collector: IssueCollector
+) -> None:
+    """``port`` (one port, the form's and the deployer's) as ``ports``."""
+    port = document.get("port")
+    if port is None:
+        return
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        collector.add(file, "/port", "must be a port number (1-65535)")
+        return
+    ports = container.get("ports")
+    if ports is None:
+        container["ports"] = [port]
+    elif isinstance(ports, list) and port not in ports:
+        collector.add(file, "/port", f"is {port} but ports lists {ports}; keep one of them")
+
+
 class ContainerAdapter:
     """For archives holding only ``container.json`` (the JSON body, zipped)."""
 
@@ -237,7 +362,7 @@ class ContainerAdapter:
     def detect(self, files: ModuleFiles) -> bool:
         return files.find("container.json") is not None
 
-    def parse(self, files: ModuleFiles) -> Manifest:
+    def parse(self, files: ModuleFiles, *, version: str | None = None) -> Manifest:
         path = files.find("container.json")
         assert path is not None
         document = files.json(path)
@@ -245,4 +370,4 @@ class ContainerAdapter:
             collector = IssueCollector()
             collector.add(path, "", "must be a JSON object")
             collector.raise_if_any()
-        return parse_container_document(document, file=path)
+        return parse_container_document(document, file=path, version=version)

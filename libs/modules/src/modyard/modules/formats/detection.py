@@ -61,12 +61,17 @@ _VERSION_FILES = {
 
 def parse_module(files: ModuleFiles, *, version: str | None = None) -> Manifest:
     """The canonical manifest of the files. ``version`` is the one the publish request names
-    (normalised): formats whose files may carry none (Slingr, Prisme.ai, AppCell) take it from
-    there; for every format, a version in the files that disagrees with it is refused."""
+    (normalised): formats whose files may carry none (Slingr, Prisme.ai, AppCell, a container
+    document) take it from there; for every format, a version in the files that disagrees with
+    it is refused."""
     adapter = detect_adapter(files)
     if isinstance(adapter, SlingrAdapter | PrismeAiAdapter | AppCellAdapter):
         return adapter.parse(files, version=version)
-    manifest = adapter.parse(files)
+    if isinstance(adapter, ContainerAdapter):
+        # A container.json without a version takes the request's (OneEntry's are git tags).
+        manifest = adapter.parse(files, version=version)
+    else:
+        manifest = adapter.parse(files)
     if version is not None and manifest.version != version:
         file = _VERSION_FILES.get(adapter.format, "(module)")
         raise ManifestError(

@@ -98,7 +98,7 @@ async def publish_module(
     )
     requested = requested_version(version_query, upload.version)
     if upload.kind == "json":
-        prepared = json_to_publish(upload.data, settings)
+        prepared = json_to_publish(upload.data, settings, version=requested)
         check_requested_version(prepared.manifest, requested)
         media_type = JSON_MEDIA_TYPE
     else:

@@ -93,19 +93,24 @@ def _parse_files(files: ModuleFiles, version: str | None) -> Manifest:
     return _with_usable_patterns(manifest)
 
 
-def json_to_publish(data: bytes, settings: RegistrySettings) -> Publishable:
+def json_to_publish(
+    data: bytes, settings: RegistrySettings, *, version: str | None = None
+) -> Publishable:
     """A container module sent as a JSON body, ready to store: re-serialised without its secrets'
-    defaults when it carries any, else as sent."""
-    manifest = manifest_from_json(data, settings)
+    defaults when it carries any, else as sent. ``version`` is the request's, for a document
+    that names none."""
+    manifest = manifest_from_json(data, settings, version=version)
     document = json.loads(data)
     removed = find_in_document(document, BODY, manifest, top_level=True)
     if not removed:
         return Publishable(manifest, data)
     stored = without(document, removed)
-    return Publishable(_container_manifest(stored), serialise_json(stored), tuple(removed))
+    return Publishable(_container_manifest(stored, version), serialise_json(stored), tuple(removed))
 
 
-def manifest_from_json(data: bytes, settings: RegistrySettings) -> Manifest:
+def manifest_from_json(
+    data: bytes, settings: RegistrySettings, *, version: str | None = None
+) -> Manifest:
     """The canonical manifest of a container module sent as a JSON body."""
     if len(data) > settings.max_container_manifest_bytes:
         raise PayloadTooLarge(
@@ -124,12 +129,12 @@ def manifest_from_json(data: bytes, settings: RegistrySettings) -> Manifest:
             "(multipart field 'archive').",
             slug="unsupported-manifest",
         )
-    return _container_manifest(document)
+    return _container_manifest(document, version)
 
 
-def _container_manifest(document: dict[str, Any]) -> Manifest:
+def _container_manifest(document: dict[str, Any], version: str | None = None) -> Manifest:
     try:
-        manifest = parse_container_document(document, file=BODY)
+        manifest = parse_container_document(document, file=BODY, version=version)
     except ManifestError as exc:
         raise _manifest_problem(exc) from exc
     return _with_usable_patterns(manifest)
