@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from modyard.common.json_pointer import json_pointer
+from modyard.common.localized_text import localized_text, plain_schema
 from modyard.common.semver import InvalidVersion, normalize_range, normalize_version
 from modyard.modules.formats import safe_yaml
 from modyard.modules.formats.base import (
@@ -308,8 +309,9 @@ class _WorkspaceReader:
     ) -> tuple[str | None, dict[str, str] | None]:
         if value is None or isinstance(value, str):
             return value or None, None
-        if isinstance(value, dict) and value and all(isinstance(v, str) for v in value.values()):
-            return str(value.get("en") or next(iter(value.values()))), dict(value)
+        text = localized_text(value)
+        if text is not None:
+            return text, dict(value)
         self.issues.add(path, pointer, "must be a string or a map of language → text")
         return None, None
 
@@ -347,7 +349,7 @@ class _WorkspaceReader:
                     "type: string, or use another widget",
                 )
                 continue
-            prop = _plain_schema(field_schema)
+            prop = plain_schema(field_schema)
             if secret:
                 prop["writeOnly"] = True
             if name in value and not secret:
@@ -363,7 +365,7 @@ class _WorkspaceReader:
         ), (defaults)
 
     def _argument_schema(self, path: str, at: str, schema: Any) -> bool:
-        problem = schema_problem(_plain_schema(schema) if isinstance(schema, dict) else schema)
+        problem = schema_problem(plain_schema(schema) if isinstance(schema, dict) else schema)
         if problem is not None:
             self.issues.add(path, at, f"is not a valid JSON Schema: {problem}")
             return False
@@ -699,7 +701,7 @@ def _automation_components(automations: list[Automation]) -> list[Component]:
                 "type": "object",
                 # Localized titles read in English: a flow editor shows JSON Schema strings.
                 "properties": {
-                    name: _plain_schema(schema) if isinstance(schema, dict) else schema
+                    name: plain_schema(schema) if isinstance(schema, dict) else schema
                     for name, schema in automation.arguments.items()
                 },
             }
@@ -747,25 +749,8 @@ def _is_cron(schedule: Any) -> bool:
     return len(parts) == 5 and all(_CRON_FIELD.match(part) for part in parts)
 
 
-def _plain_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """A field schema with Prisme.ai's localized titles/descriptions read in English."""
-    plain: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in ("title", "description") and isinstance(value, dict):
-            plain[key] = str(value.get("en") or next(iter(value.values()), ""))
-        elif key in ("properties", "patternProperties") and isinstance(value, dict):
-            plain[key] = {
-                k: _plain_schema(v) if isinstance(v, dict) else v for k, v in value.items()
-            }
-        elif key == "items" and isinstance(value, dict):
-            plain[key] = _plain_schema(value)
-        else:
-            plain[key] = value
-    return plain
-
-
 def _config_field(name: str, schema: dict[str, Any], default: Any) -> ConfigField:
-    plain = _plain_schema(schema)
+    plain = plain_schema(schema)
     secret = _is_secret(schema)
     nested = plain.get("properties") if isinstance(plain.get("properties"), dict) else None
     options = [ConfigOption(value=value) for value in plain.get("enum", [])]

@@ -28,6 +28,7 @@ from modyard.common.expressions import (
     check_expression,
 )
 from modyard.common.json_pointer import escape_token
+from modyard.common.localized_text import localized_text, plain_schema
 from modyard.common.templates import TemplateError, check_template
 from modyard.common.user_schemas import SchemaRefused, compile_user_schema
 
@@ -278,35 +279,6 @@ def _instruction_problems(
         yield exc.pointer, exc.reason
 
 
-def localized_text(value: Any) -> str | None:
-    """Prisme.ai's localized text (``{fr: …, en: …}``) read in English, else its first language;
-    a plain string as it is (as the ``prismeai`` format reads descriptions)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Mapping) and value and all(isinstance(v, str) for v in value.values()):
-        return str(value.get("en") or next(iter(value.values())))
-    return None
-
-
-def plain_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """An argument's schema with localized ``title``/``description`` read as :func:`localized_text`
-    (JSON Schema wants strings there; Prisme.ai shows the user's language)."""
-    plain: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in ("title", "description") and isinstance(value, Mapping):
-            text = localized_text(value)
-            plain[key] = text if text is not None else value
-        elif key in ("properties", "patternProperties") and isinstance(value, Mapping):
-            plain[key] = {
-                k: plain_schema(v) if isinstance(v, Mapping) else v for k, v in value.items()
-            }
-        elif key == "items" and isinstance(value, Mapping):
-            plain[key] = plain_schema(value)
-        else:
-            plain[key] = value
-    return plain
-
-
 def _arguments_validator(arguments: Any) -> tuple[Validator | None, list[tuple[str, str]]]:
     """The validator of ``arguments`` and its problems as ``(pointer below arguments, reason)``."""
     if not arguments:
@@ -456,6 +428,4 @@ __all__ = [
     "Automation",
     "DefinitionError",
     "compile_automation",
-    "localized_text",
-    "plain_schema",
 ]

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from modyard.common.auth import CurrentPrincipal, Principal
 from modyard.common.db.session import DbSession
 from modyard.common.errors import PROBLEM_RESPONSES, BadRequest, Forbidden
+from modyard.common.localized_text import localized_text
 from modyard.runtime import changes
 from modyard.runtime.automations import store
-from modyard.runtime.automations.definitions import localized_text
 from modyard.runtime.automations.models import AutomationWorkspace, StoredAutomation
 from modyard.runtime.automations.schemas import (
     AutomationIn,
