@@ -314,21 +314,27 @@ async def record_edges(
             continue
         for dependency in locked.dependencies:
             target = by_module.get(dependency.name)
-            if target is None or target.id == source.id:
-                continue
-            exists = await session.scalar(
-                select(InstallationDependency.id).where(
-                    InstallationDependency.installation_id == source.id,
-                    InstallationDependency.depends_on_id == target.id,
-                )
-            )
-            if exists is None:
-                session.add(
-                    InstallationDependency(
-                        installation_id=source.id, depends_on_id=target.id, range=dependency.range
-                    )
-                )
+            if target is not None:
+                await _add_edge(session, source, target, dependency.range)
     await session.flush()
+
+
+async def _add_edge(
+    session: AsyncSession, source: Installation, target: Installation, range_: str
+) -> None:
+    """``source`` needs ``target`` (within ``range_``), recorded once."""
+    if source.id == target.id:
+        return
+    exists = await session.scalar(
+        select(InstallationDependency.id).where(
+            InstallationDependency.installation_id == source.id,
+            InstallationDependency.depends_on_id == target.id,
+        )
+    )
+    if exists is None:
+        session.add(
+            InstallationDependency(installation_id=source.id, depends_on_id=target.id, range=range_)
+        )
 
 
 async def record_import_edges(
@@ -349,20 +355,7 @@ async def record_import_edges(
                 wanted.append((item, target, dependency.range))
     await session.flush()
     for source, target, range_ in wanted:
-        if source.id == target.id:
-            continue
-        exists = await session.scalar(
-            select(InstallationDependency.id).where(
-                InstallationDependency.installation_id == source.id,
-                InstallationDependency.depends_on_id == target.id,
-            )
-        )
-        if exists is None:
-            session.add(
-                InstallationDependency(
-                    installation_id=source.id, depends_on_id=target.id, range=range_
-                )
-            )
+        await _add_edge(session, source, target, range_)
     await session.flush()
 
 
