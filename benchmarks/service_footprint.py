@@ -7,7 +7,10 @@ migration to run, alembic never imported). Ready is the time from spawning ``mod
 serve`` to its first 200 on ``/readyz`` (imports, settings, migrations, broker topology); idle RSS is
 read a second after that, split into anonymous memory (the process's own heap) and file-backed pages
 (shared libraries, shared with the host's other processes). Targets (issue 23, for the restart):
-idle RSS < 80 MiB and ready < 2 s.
+idle RSS < 80 MiB and ready < 2 s. ``within_budget`` checks the budget decided on 2026-12-07
+instead (docs/operations.md, "The 80 MiB line and the data layer"): < 100 MiB for a process with a
+database and a broker (SQLAlchemy's ~16 MiB included), < 80 MiB for one without; the issue's line
+stays in ``targets_met``.
 
 The processes read and write their bytecode in a cache (``service_process`` sets it:
 ``modyard.testing.services.BYTECODE_ENV``): the images ship every module compiled, so a container
@@ -41,6 +44,15 @@ from modyard.testing.services import PROCESS_PACKAGES, service_process
 _EXTRA_ENV = {"js-runner": {"MODYARD_LOG_LEVEL": "WARNING"}}
 RSS_TARGET_MIB = 80
 READY_TARGET_SECONDS = 2.0
+#: The budget a process is held to (docs/operations.md): with a database and a broker, and without.
+RSS_BUDGET_WITH_DATA_MIB = 100
+RSS_BUDGET_WITHOUT_DATA_MIB = 80
+#: The processes that own no tables and no queue.
+WITHOUT_DATA = frozenset({"backoffice"})
+
+
+def rss_budget_mib(service: str) -> int:
+    return RSS_BUDGET_WITHOUT_DATA_MIB if service in WITHOUT_DATA else RSS_BUDGET_WITH_DATA_MIB
 
 
 def _rss_split_mib(pid: int) -> dict[str, float]:
@@ -145,5 +157,11 @@ async def idle_service(infra: IsolatedInfra, requests: int | None = None) -> dic
             figures["idle_rss_mib"] < RSS_TARGET_MIB
             and figures["ready_seconds"] < READY_TARGET_SECONDS
             for figures in services.values()
+        ),
+        "rss_budget_mib": {service: rss_budget_mib(service) for service in services},
+        "within_budget": all(
+            figures["idle_rss_mib"] < rss_budget_mib(service)
+            and figures["ready_seconds"] < READY_TARGET_SECONDS
+            for service, figures in services.items()
         ),
     }
