@@ -29,7 +29,8 @@ def test_backoffice_url_defaults_to_8006_and_follows_its_setting(
     monkeypatch.setenv("MODYARD_BACKOFFICE_URL", "http://console.internal:9006")
     urls = CommonSettings().service_urls()
     assert urls["backoffice"] == "http://console.internal:9006"
-    assert list(urls) == [*SERVICES, "backoffice"] == list(STATUS_SERVICES)
+    assert list(urls) == [*SERVICES, "backoffice", "js-runner"]
+    assert list(STATUS_SERVICES) == [*SERVICES, "backoffice"]
 
 
 async def test_service_checks_report_a_backoffice_that_does_not_answer_as_down() -> None:

@@ -22,7 +22,6 @@ from modyard.dev.rabbitmq import RabbitMQ
 from modyard.dev.runner import RunOptions, Supervisor, default_on_ready
 from modyard.dev.services import (
     BACKOFFICE_URL,
-    JS_RUNNER_URL,
     ScriptNotFoundError,
     Service,
     script_path,
@@ -234,7 +233,6 @@ def run_services(
         urls={
             **infra.effective_settings(run).service_urls(),
             "backoffice": os.environ.get("MODYARD_BACKOFFICE_URL", BACKOFFICE_URL),
-            "js-runner": os.environ.get("MODYARD_JS_RUNNER_URL", JS_RUNNER_URL),
         },
         console=console,
         options=RunOptions(

@@ -35,10 +35,7 @@ RULES = Path("deploy") / "monitoring" / "alerts.yml"
 
 def scrape_targets(settings: CommonSettings) -> dict[str, str]:
     """``host:port`` of each service's metrics, by job name (``modyard-<service>``)."""
-    urls = dict(settings.service_urls())
-    js_runner = getattr(settings, "js_runner_url", None)
-    if isinstance(js_runner, str) and js_runner:
-        urls["js-runner"] = js_runner
+    urls = dict(settings.service_urls())  # the JavaScript runner's included
     targets: dict[str, str] = {}
     for service, url in urls.items():
         parts = urlsplit(url)

@@ -35,9 +35,6 @@ SERVICES: tuple[Service, ...] = (
 #: Where the backoffice listens unless MODYARD_BACKOFFICE_URL says otherwise (the default of
 #: ``CommonSettings.backoffice_url`` too).
 BACKOFFICE_URL = "http://127.0.0.1:8006"
-#: Where the JavaScript runner listens unless MODYARD_JS_RUNNER_URL says otherwise (its settings'
-#: default port).
-JS_RUNNER_URL = "http://127.0.0.1:8007"
 
 
 class ScriptNotFoundError(RuntimeError):
