@@ -93,6 +93,13 @@ def test_an_answer_keeps_what_the_service_sent() -> None:
     assert list(answer.as_json().items()) == list(sent.items())
 
 
+def test_an_action_answer_keeps_the_cells_for_update_under_its_wire_name() -> None:
+    sent = {"status": "success", "result": {"id": 7}, "for-update": {"expires": "2027-01-01"}}
+    answer = gateway_api.ActionAnswer.model_validate(sent)
+    assert answer.for_update == {"expires": "2027-01-01"}
+    assert answer.as_json() == sent
+
+
 def test_a_slot_answer_reads_what_the_gateway_sends() -> None:
     """The gateway's own model, sent as JSON, reads back field for field (its UUIDs as text)."""
     sent = gateway_schemas.SlotBundles(
@@ -122,7 +129,7 @@ def test_automation_endpoints_declare_no_model_so_any_json_is_their_answer() -> 
     routes = [
         route
         for route in automation_endpoints.router.routes
-        if isinstance(route, APIRoute) and route.path.endswith("/endpoints/{name}")
+        if isinstance(route, APIRoute) and route.path.endswith("/endpoints/{name:path}")
     ]
     assert {method for route in routes for method in route.methods} == {
         "GET",

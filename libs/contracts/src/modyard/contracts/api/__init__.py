@@ -24,4 +24,4 @@ class ApiModel(BaseModel):
 
     def as_json(self) -> dict[str, Any]:
         """The answer as the API sent it (what ``--json`` prints)."""
-        return self.model_dump(mode="json", exclude_unset=True)
+        return self.model_dump(mode="json", exclude_unset=True, by_alias=True)

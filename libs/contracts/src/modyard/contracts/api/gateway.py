@@ -55,6 +55,9 @@ class ActionAnswer(ApiModel):
     result: Any
     #: What the billing system writes afterwards (rendered), if any.
     postpayload: Any = None
+    #: What an AppCell cell answered for the billing system to update on the product (its
+    #: ``for-update``, the name it has on the wire).
+    for_update: Any = Field(default=None, alias="for-update")
 
 
 class RequestEntry(ApiModel):

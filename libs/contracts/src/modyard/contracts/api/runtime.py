@@ -130,6 +130,10 @@ class AutomationOut(ApiModel):
     name: str
     description: str | None
     private: bool
+    #: Kept but never run by any trigger, endpoint or call.
+    disabled: bool = False
+    #: Calls and triggers are checked against the arguments' schemas.
+    validateArguments: bool = False
     arguments: dict[str, Any]
     #: ``endpoint``, ``events``, ``schedules``.
     when: dict[str, Any]
@@ -180,10 +184,23 @@ class PublishedApp(ApiModel):
 class InstanceAutomation(ApiModel):
     slug: str
     private: bool
+    #: ``disabled: true``: never run.
+    disabled: bool = False
     #: Full endpoint name, e.g. functions.execute.
     endpoint: str | None
     #: Full names of the events it listens to.
     events: list[str]
+
+
+class AutomationProblem(ApiModel):
+    #: JSON pointer into the automation.
+    pointer: str
+    detail: str
+
+
+class UnusableAutomation(ApiModel):
+    slug: str
+    problems: list[AutomationProblem]
 
 
 class AppInstanceOut(ApiModel):
@@ -196,3 +213,5 @@ class AppInstanceOut(ApiModel):
     #: Effective config, secrets masked.
     config: dict[str, Any]
     automations: list[InstanceAutomation]
+    #: Automations of the app version this runtime cannot run, and why.
+    unusable: list[UnusableAutomation] = Field(default_factory=list)
