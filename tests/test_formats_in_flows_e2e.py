@@ -259,22 +259,24 @@ async def test_slingr_package_step_runs_in_a_flow(env: Env, tmp_path: Path) -> N
     configuration, and its return value goes on to the log."""
     original = FORMAT_FIXTURES / "slingr" / "chatter"
     await env.publish(original, "--version", "v0.9.0")
-    refused = await env.external(
+    # Its dependency on Slingr's `http` service, as every official package declares it, is the
+    # platform's own (the runner's dependencies.http): it installs unedited, nothing to resolve.
+    installed = await env.external(
         "POST",
         f"{env.installer}/v1/workspaces/{WS}/installations",
-        json={"module": "chatter", "version": "0.9.0", "config": {"apiToken": "t"}},
+        json={
+            "module": "chatter",
+            "version": "0.9.0",
+            "slug": "chatter-unedited",
+            "config": {"apiToken": "t"},
+        },
     )
-    assert refused.status_code == 409, refused.text
-    assert refused.json()["module"] == "http"
-    assert "publish http" in refused.json()["detail"]
+    assert installed.status_code == 201, installed.text
+    assert installed.json()["dependencies"] == []
+    assert list(installed.json()["lock"]["modules"]) == ["chatter"]
 
     package = tmp_path / "chatter"
     shutil.copytree(original, package)
-    document = json.loads((package / "package.json").read_text())
-    # Its dependency on Slingr's `http` service is a module the registry must hold (refused
-    # above, in words, while it does not); this copy runs without it.
-    document["dependencies"] = []
-    (package / "package.json").write_text(json.dumps(document))
     # The fixture's step posts to the vendor's API (a label field, stored nowhere): this copy's
     # step formats the text with the package's script instead.
     (package / "flowSteps" / "sendChatter" / "step.js").write_text(

@@ -374,3 +374,10 @@ def test_the_refusal_is_an_rfc9457_problem_naming_the_rule() -> None:
     assert "MODYARD_EGRESS_ALLOW_CIDRS" in problem["detail"]
     assert not isinstance(refused.value, OSError)  # never mistaken for a transient failure
     assert isinstance(aiohttp.ClientError(), Exception)
+
+
+def test_a_broker_on_a_high_port_has_no_derived_distribution_port() -> None:
+    # AMQP on 59905 (a test's own broker): 79905 is no port, and the policy must still build.
+    high = policy(amqp_url="amqp://u:p@127.0.0.1:59905/v", egress_allow_loopback=True)
+    assert rule_of(lambda: high.check_url("http://127.0.0.1:59905/")) == "platform-endpoint"
+    assert rule_of(lambda: high.check_url("http://127.0.0.1:4369/")) == "platform-endpoint"

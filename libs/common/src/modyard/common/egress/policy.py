@@ -401,6 +401,8 @@ def _broker_node_ports(amqp_url: str) -> list[tuple[str, str, int]]:
             ("the message broker's node discovery (epmd)", _EPMD_PORT),
             ("the message broker's distribution port", distribution),
         )
+        # A broker on a port above 45535 has its distribution port set otherwise (not derived).
+        if port < 65536
     ]
 
 
