@@ -22,6 +22,11 @@ from typing import Any
 
 from aiohttp import web
 
+from modyard.jsrunner.http_bridge import HttpBridge
+from modyard.jsrunner.isolation import probe
+from modyard.jsrunner.modules import ModuleStore
+from modyard.jsrunner.pool import ChildPool
+from modyard.jsrunner.registry_client import RegistryClient
 from modyard.jsrunner.runner import JsRunner
 from modyard.jsrunner.settings import JsRunnerSettings
 
@@ -117,3 +122,23 @@ class Harness:
                 **extra,
             }
         )
+
+
+@asynccontextmanager
+async def running_harness(settings: JsRunnerSettings, root: Path) -> AsyncIterator[Harness]:
+    """A runner as the service builds it (every isolation layer, the module store's base, the
+    HTTP bridge and the child pool), closed when the block ends; modules live under ``root``."""
+    isolation = await probe(settings)
+    assert isolation.complete, isolation.missing  # this machine has every layer
+    registry = RegistryClient(settings)
+    store = ModuleStore(settings, registry)
+    await store.prepare_base()
+    bridge = HttpBridge(settings)
+    pool = ChildPool(settings, isolation, bridge.perform_for)
+    pool.proxy_clients = bridge.clients
+    try:
+        yield Harness(JsRunner(settings, isolation, store, pool), settings, root)
+    finally:
+        await pool.close()
+        await bridge.aclose()
+        await registry.close()

@@ -9,15 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from jsrunner_env import Harness, runner_settings
+from jsrunner_env import Harness, runner_settings, running_harness
 from slingr_env import add_package, step
-
-from modyard.jsrunner.http_bridge import HttpBridge
-from modyard.jsrunner.isolation import probe
-from modyard.jsrunner.modules import ModuleStore
-from modyard.jsrunner.pool import ChildPool
-from modyard.jsrunner.registry_client import RegistryClient
-from modyard.jsrunner.runner import JsRunner
 
 CONFIG = {"apiUrl": "", "token": "t0ken"}
 
@@ -25,19 +18,8 @@ CONFIG = {"apiUrl": "", "token": "t0ken"}
 @pytest.fixture(scope="module")
 async def slingr(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
     settings = runner_settings()
-    isolation = await probe(settings)
-    assert isolation.complete, isolation.missing
-    registry = RegistryClient(settings)
-    store = ModuleStore(settings, registry)
-    bridge = HttpBridge(settings)
-    pool = ChildPool(settings, isolation, bridge.perform_for)
-    runner = JsRunner(settings, isolation, store, pool)
-    try:
-        yield Harness(runner, settings, tmp_path_factory.mktemp("slingr-inputs"))
-    finally:
-        await pool.close()
-        await bridge.aclose()
-        await registry.close()
+    async with running_harness(settings, tmp_path_factory.mktemp("slingr-inputs")) as harness:
+        yield harness
 
 
 async def typed(slingr: Harness, inputs: Any, **properties: Any) -> dict[str, Any]:

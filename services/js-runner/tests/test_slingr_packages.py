@@ -13,15 +13,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from jsrunner_env import Harness, loopback_server, runner_settings
+from jsrunner_env import Harness, loopback_server, runner_settings, running_harness
 from slingr_env import add_package, step
-
-from modyard.jsrunner.http_bridge import HttpBridge
-from modyard.jsrunner.isolation import probe
-from modyard.jsrunner.modules import ModuleStore
-from modyard.jsrunner.pool import ChildPool
-from modyard.jsrunner.registry_client import RegistryClient
-from modyard.jsrunner.runner import JsRunner
 
 CONFIG = {"clientId": "cid-1", "apiKey": "k3y-us6"}
 DIGEST_USER, DIGEST_PASSWORD, REALM, NONCE = "ann", "s3cret", "stack", "n0nce"
@@ -30,20 +23,8 @@ DIGEST_USER, DIGEST_PASSWORD, REALM, NONCE = "ann", "s3cret", "stack", "n0nce"
 @pytest.fixture(scope="module")
 async def slingr(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
     settings = runner_settings(slingr_timeout_seconds=3, slingr_heap_mb=32)
-    isolation = await probe(settings)
-    assert isolation.complete, isolation.missing
-    registry = RegistryClient(settings)
-    store = ModuleStore(settings, registry)
-    await store.prepare_base()
-    bridge = HttpBridge(settings)
-    pool = ChildPool(settings, isolation, bridge.perform_for)
-    runner = JsRunner(settings, isolation, store, pool)
-    try:
-        yield Harness(runner, settings, tmp_path_factory.mktemp("slingr-packages"))
-    finally:
-        await pool.close()
-        await bridge.aclose()
-        await registry.close()
+    async with running_harness(settings, tmp_path_factory.mktemp("slingr-packages")) as harness:
+        yield harness
 
 
 def _digest_ok(header: str, method: str) -> bool:

@@ -13,15 +13,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from jsrunner_env import Harness, loopback_server, runner_settings
+from jsrunner_env import Harness, loopback_server, runner_settings, running_harness
 from slingr_env import add_package, step
-
-from modyard.jsrunner.http_bridge import HttpBridge
-from modyard.jsrunner.isolation import probe
-from modyard.jsrunner.modules import ModuleStore
-from modyard.jsrunner.pool import ChildPool
-from modyard.jsrunner.registry_client import RegistryClient
-from modyard.jsrunner.runner import JsRunner
 
 CONFIG = {"apiUrl": "", "token": "t0ken"}
 
@@ -31,20 +24,8 @@ async def slingr(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harn
     # A 1 s script limit (the setting's default is Slingr's 30 s): the child stops the script
     # itself, the supervisor's deadline for the call (the limit + 5 s) never has to kill it.
     settings = runner_settings(slingr_timeout_seconds=1, slingr_heap_mb=24)
-    isolation = await probe(settings)
-    assert isolation.complete, isolation.missing
-    registry = RegistryClient(settings)
-    store = ModuleStore(settings, registry)
-    await store.prepare_base()
-    bridge = HttpBridge(settings)
-    pool = ChildPool(settings, isolation, bridge.perform_for)
-    runner = JsRunner(settings, isolation, store, pool)
-    try:
-        yield Harness(runner, settings, tmp_path_factory.mktemp("slingr"))
-    finally:
-        await pool.close()
-        await bridge.aclose()
-        await registry.close()
+    async with running_harness(settings, tmp_path_factory.mktemp("slingr")) as harness:
+        yield harness
 
 
 @pytest.fixture(scope="module")

@@ -14,38 +14,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from jsrunner_env import Harness, runner_settings
+from jsrunner_env import Harness, runner_settings, running_harness
 from slingr_env import add_package, step
-
-from modyard.jsrunner.http_bridge import HttpBridge
-from modyard.jsrunner.isolation import probe
-from modyard.jsrunner.modules import ModuleStore
-from modyard.jsrunner.pool import ChildPool
-from modyard.jsrunner.registry_client import RegistryClient
-from modyard.jsrunner.runner import JsRunner
 
 
 @pytest.fixture(scope="module")
 async def slingr(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Harness]:
     # One worker thread: every call meets the same worker, as the probe's calls did.
     settings = runner_settings(slingr_workers=1)
-    isolation = await probe(settings)
-    assert isolation.complete, isolation.missing
-    registry = RegistryClient(settings)
-    store = ModuleStore(settings, registry)
-    await store.prepare_base()
-    bridge = HttpBridge(settings)
-    pool = ChildPool(settings, isolation, bridge.perform_for)
-    try:
-        yield Harness(
-            JsRunner(settings, isolation, store, pool),
-            settings,
-            tmp_path_factory.mktemp("slingr-tenancy"),
-        )
-    finally:
-        await pool.close()
-        await bridge.aclose()
-        await registry.close()
+    async with running_harness(settings, tmp_path_factory.mktemp("slingr-tenancy")) as harness:
+        yield harness
 
 
 async def _whoami(slingr: Harness, module: str, workspace: str, token: str) -> dict[str, Any]:
