@@ -137,6 +137,11 @@ async def test_publishing_needs_the_publisher_role_and_followers_need_an_allowan
     await eventually(own_followed)
     # The installer moves every follower of a version in one transaction: this is final.
     assert await env.installed(USE, "tool") == "1.0.0"
+    # Published again from a workspace that installed it, the app lists itself among its
+    # imports: an app cannot contain itself, so no instance nests inside it (one level deeper
+    # with each version, and a read racing the upgrade that made one was a 500).
+    listed = await env.external("GET", f"{env.installer}/v1/workspaces/{PUB}/installations")
+    assert [item["slug"] for item in listed.json()["items"]] == ["tool"]
 
     # Only an operator allows a publisher.
     body = {"publisher": PUB}

@@ -15,6 +15,7 @@ from modyard.installer.installations.queries import list_installations
 from modyard.installer.installations.steps import (
     add_dependency,
     announce_created,
+    app_imports,
     create_imports,
     fetch_manifests,
     free_slug,
@@ -93,7 +94,8 @@ async def install(
     )
     root_manifest = manifests[result.root.name]
     # An imported app is a new instance even where the workspace already has that module.
-    imported_modules = {item.app for item in root_manifest.imports}
+    imports = app_imports(root_manifest)
+    imported_modules = {item.app for item in imports}
     manifests |= await fetch_manifests(
         context,
         [
@@ -115,7 +117,7 @@ async def install(
             raise problem
         slug = slug.replace(".", "-")
         _check_slug_free(workspace, existing, slug)
-    for item in root_manifest.imports:
+    for item in imports:
         _check_slug_free(workspace, existing, nested_slug(slug, item, root_manifest.name))
     plain, secret_values = validated_config(
         root_manifest, request.config, pointer="/body/config", context=context
@@ -156,7 +158,7 @@ async def install(
     # One nested instance per import, not per imported module: Prisme.ai apps import the same
     # app several times (one ``Collection`` instance per collection, each with its own config).
     nested = create_imports(
-        session, context, workspace, result, manifests, root, root_manifest.imports, actor=actor
+        session, context, workspace, result, manifests, root, imports, actor=actor
     )
     for instance in reversed(nested):
         by_module[instance.module] = instance  # the root's edge to each goes in below

@@ -86,11 +86,17 @@ async def describe(
             {**installation.config, **_secret_placeholders(installation, spec)}, secret_paths(spec)
         ),
         lock=installation.lock,
+        # The edges are read after the slugs: one to an installation another transaction
+        # created in between is not named yet (the next read names it), never a 500.
         dependencies=sorted(
-            slugs[e.depends_on_id] for e in edges if e.installation_id == installation.id
+            slugs[e.depends_on_id]
+            for e in edges
+            if e.installation_id == installation.id and e.depends_on_id in slugs
         ),
         dependents=sorted(
-            slugs[e.installation_id] for e in edges if e.depends_on_id == installation.id
+            slugs[e.installation_id]
+            for e in edges
+            if e.depends_on_id == installation.id and e.installation_id in slugs
         ),
         created_at=installation.created_at,
         updated_at=installation.updated_at,

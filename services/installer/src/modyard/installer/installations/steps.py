@@ -47,6 +47,14 @@ def is_import(item: Installation) -> bool:
     return "." in item.slug and item.installed_as_dependency
 
 
+def app_imports(manifest: Manifest) -> list[AppImport]:
+    """The imports an installation of ``manifest`` holds as nested instances. An import of the app
+    itself is left out: a workspace that installed its own published app carries that instance
+    among its imports when it publishes again, and an app cannot contain itself (each version
+    would nest one level deeper)."""
+    return [item for item in manifest.imports if item.app != manifest.name]
+
+
 #: What an app's import may be called. Prisme.ai's own app-instance slug rule (its workspaces
 #: service's ``SLUG_VALIDATION_REGEXP``, ``^[a-zA-Z0-9 _-]*$``) allows capitals and spaces, and its
 #: standard apps are imported so (``Custom Code``, called as ``Custom Code.run``), so the nested

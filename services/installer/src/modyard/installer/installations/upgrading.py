@@ -24,6 +24,7 @@ from modyard.installer.installations.queries import full_config, list_installati
 from modyard.installer.installations.steps import (
     add_dependency,
     announce_created,
+    app_imports,
     create_imports,
     fetch_manifests,
     free_slug,
@@ -87,10 +88,10 @@ async def upgrade(
     )
     manifest = manifests[target.name]
     imports = {
-        nested_slug(installation.slug, item, manifest.name): item for item in manifest.imports
+        nested_slug(installation.slug, item, manifest.name): item for item in app_imports(manifest)
     }
     new_imports = [item for slug, item in imports.items() if slug not in nested]
-    imported_modules = {item.app for item in manifest.imports}
+    imported_modules = {item.app for item in imports.values()}
     manifests |= await fetch_manifests(
         context,
         [
